@@ -1,0 +1,135 @@
+"""The main job: deploy with AWS credentials, or synthesize offline without them.
+
+    python -m scripts.deploy [-c key=value ...] [any other `cdk deploy` options]
+
+With credentials: bootstrap the environment if needed, choose the data bucket (create, or reuse
+one when the account is at its S3 bucket quota; see scripts/choose_bucket.py), record that
+choice in cdk.context.json, then `cdk deploy`. Without credentials: `cdk synth` into cdk.out/,
+making no AWS call, and say what a deploy needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from scripts import choose_bucket
+from stacks.config import AppConfig, ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+CDK = ["npx", "--no-install", "cdk"]
+Runner = Callable[[Sequence[str], dict[str, str]], int]
+
+
+def _run(command: Sequence[str], env: dict[str, str]) -> int:
+    return subprocess.run(list(command), cwd=ROOT, env=env, check=False).returncode
+
+
+def context_from(args: Sequence[str], root: Path = ROOT) -> dict[str, Any]:
+    """cdk.json's context, then cdk.context.json, then `-c key=value` arguments (as the CLI merges them)."""
+    context: dict[str, Any] = {}
+    for name in ("cdk.json", "cdk.context.json"):
+        path = root / name
+        if path.exists():
+            data = json.loads(path.read_text())
+            context.update(data.get("context", {}) if name == "cdk.json" else data)
+    for flag, value in zip(args, list(args[1:]) + [""]):
+        if flag in ("-c", "--context") and "=" in value:
+            key, _, text = value.partition("=")
+            context[key] = text
+    return context
+
+
+def has_credentials(session: Any) -> bool:
+    try:
+        return session.get_credentials() is not None
+    except BotoCoreError:
+        return False
+
+
+def synth_offline(args: Sequence[str], run: Runner, environ: dict[str, str]) -> int:
+    print("No AWS credentials found: synthesizing offline (no AWS call is made).")
+    code = run([*CDK, "synth", "--quiet", *args], environ)
+    if code == 0:
+        print(
+            "\nTemplates written to cdk.out/ and checked by cdk-nag.\n"
+            "To deploy, give this shell AWS credentials (aws configure, AWS_PROFILE or the\n"
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY variables) and a region (AWS_REGION), then\n"
+            "run the same command again. The account needs SageMaker quota for the configured\n"
+            "GPU instance types: run `npx cdk synth` to see them, and the README's costs section."
+        )
+    return code
+
+
+def choose_data_bucket(config: AppConfig, session: Any, account: str, region: str, root: Path = ROOT) -> str:
+    """Make sure cdk.context.json holds a bucket decision; return a line saying what it is."""
+    if config.storage.bucket_name:
+        session.client("s3").head_bucket(Bucket=config.storage.bucket_name)  # exists and is ours to use
+        return f"Using the configured bucket {config.storage.bucket_name} (it is not reconfigured)."
+    context_file = root / "cdk.context.json"
+    decision = choose_bucket.recorded(context_file, config.stack_name, account, region)
+    if decision is None:
+        decision = choose_bucket.decide(
+            stack_name=config.stack_name,
+            margin=config.storage.bucket_quota_margin,
+            s3=session.client("s3"),
+            service_quotas=session.client("service-quotas"),
+            tagging=session.client("resourcegroupstaggingapi"),
+            cloudformation=session.client("cloudformation"),
+        )
+        key = choose_bucket.record(context_file, config.stack_name, account, region, decision)
+        return f"Bucket: {decision.action} ({decision.reason}); recorded in cdk.context.json as {key}."
+    return f"Bucket: {decision.action} ({decision.reason}), as recorded earlier in cdk.context.json."
+
+
+def deploy(args: Sequence[str], session: Any, run: Runner, environ: dict[str, str], root: Path = ROOT) -> int:
+    config = AppConfig.load(context_from(args, root).get, environ)
+    account = session.client("sts").get_caller_identity()["Account"]
+    region = session.region_name
+    if not region:
+        print("No AWS region set: export AWS_REGION (for example us-east-1) and run again.", file=sys.stderr)
+        return 2
+    try:
+        print(choose_data_bucket(config, session, account, region, root))
+    except choose_bucket.NoBucketAvailable as error:
+        print(str(error), file=sys.stderr)
+        return 3
+    env = {**environ, "CDK_DEPLOY_ACCOUNT": account, "CDK_DEPLOY_REGION": region}
+    try:
+        session.client("cloudformation").describe_stacks(StackName="CDKToolkit")
+    except ClientError:
+        print(f"Bootstrapping aws://{account}/{region} for CDK (once per account and region).")
+        code = run([*CDK, "bootstrap", f"aws://{account}/{region}"], env)
+        if code:
+            return code
+    return run([*CDK, "deploy", *args], env)
+
+
+def main(
+    args: Optional[Sequence[str]] = None,
+    session: Any = None,
+    run: Runner = _run,
+    environ: Optional[dict[str, str]] = None,
+) -> int:
+    args = list(sys.argv[1:] if args is None else args)
+    environ = dict(os.environ if environ is None else environ)
+    environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    session = session or boto3.Session()
+    try:
+        if not has_credentials(session):
+            return synth_offline(args, run, environ)
+        return deploy(args, session, run, environ)
+    except ConfigError as error:
+        print(f"Configuration error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""Typed, frozen settings read once from CDK context.
+
+Every setting has a default (see the README's configuration table) and can be overridden in
+`cdk.json` or on the command line (`npx cdk deploy -c bucketName=my-bucket`). Values given on
+the command line arrive as strings, so every parser accepts both the typed value and its text.
+A bad value raises `ConfigError`, which names the key and what is allowed; `app.py` turns it
+into a one-line message and a failed synth.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional
+
+# Tag put on the bucket this project creates; the deploy-time bucket chooser finds earlier
+# buckets of this project by it when the account is at its S3 bucket quota.
+PROJECT_TAG_KEY = "dreambooth-pipeline:role"
+PROJECT_TAG_VALUE = "data-bucket"
+
+# Key prefix of the deploy-time bucket decision recorded in cdk.context.json, in the style of
+# CDK's own lookups ("vpc-provider:account=...:region=...").
+BUCKET_DECISION_CONTEXT_PREFIX = "dreambooth-bucket"
+
+
+def bucket_decision_key(stack_name: str, account: str, region: str) -> str:
+    return f"{BUCKET_DECISION_CONTEXT_PREFIX}:stack={stack_name}:account={account}:region={region}"
+
+
+class ConfigError(ValueError):
+    """A context value is missing, of the wrong type or out of range."""
+
+    def __init__(self, key: str, value: Any, allowed: str):
+        super().__init__(f"Invalid value {value!r} for context key '{key}': {allowed}.")
+        self.key = key
+
+
+Context = Callable[[str], Any]
+
+# SageMaker instance families with an NVIDIA GPU large enough for Stable Diffusion 2.1 base.
+GPU_INSTANCE_FAMILIES = ("g4dn", "g5", "g6", "g6e", "p3", "p4d", "p5")
+_INSTANCE_TYPE = re.compile(r"^ml\.(?P<family>[a-z0-9]+)\.(?P<size>\d*x?large)$")
+_BUCKET_NAME = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+
+
+def _int(ctx: Context, key: str, default: int, minimum: int, maximum: int) -> int:
+    raw = ctx(key)
+    if raw is None:
+        return default
+    allowed = f"expected a whole number from {minimum} to {maximum}"
+    if isinstance(raw, bool):
+        raise ConfigError(key, raw, allowed)
+    try:
+        value = int(raw) if isinstance(raw, int) else int(str(raw).strip())
+    except ValueError:
+        raise ConfigError(key, raw, allowed) from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(key, raw, allowed)
+    return value
+
+
+def _bool(ctx: Context, key: str, default: bool) -> bool:
+    raw = ctx(key)
+    if raw is None:
+        return default
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("true", "yes", "1"):
+        return True
+    if text in ("false", "no", "0"):
+        return False
+    raise ConfigError(key, raw, "expected true or false")
+
+
+def _optional_str(ctx: Context, key: str, pattern: re.Pattern[str], allowed: str) -> Optional[str]:
+    raw = ctx(key)
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str) or not pattern.match(raw):
+        raise ConfigError(key, raw, allowed)
+    return raw
+
+
+def _instance_type(ctx: Context, key: str, default: str) -> str:
+    raw = ctx(key)
+    if raw is None:
+        return default
+    match = _INSTANCE_TYPE.match(raw) if isinstance(raw, str) else None
+    if not match or match.group("family") not in GPU_INSTANCE_FAMILIES:
+        raise ConfigError(
+            key,
+            raw,
+            "expected a SageMaker GPU instance type such as ml.g4dn.2xlarge "
+            f"(families: {', '.join(GPU_INSTANCE_FAMILIES)})",
+        )
+    return raw
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """The data bucket (datasets/, models/, generated/)."""
+
+    bucket_name: Optional[str] = None
+    """Existing bucket to use instead of creating one. It is never created, deleted or reconfigured."""
+    bucket_quota_margin: int = 2
+    """At deploy time, reuse an earlier bucket when fewer than this many more buckets may be created."""
+    generated_expiry_days: int = 30
+    """Days after which generated images expire (0 keeps them forever)."""
+    noncurrent_version_expiry_days: int = 30
+    """Days after which overwritten or deleted object versions expire."""
+    abort_multipart_days: int = 7
+    """Days after which incomplete multipart uploads are aborted."""
+    access_log_bucket_name: Optional[str] = None
+    """Existing bucket that receives S3 server access logs (none by default: see README)."""
+
+    @classmethod
+    def from_context(cls, ctx: Context) -> "StorageConfig":
+        bucket_rule = "expected an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)"
+        return cls(
+            bucket_name=_optional_str(ctx, "bucketName", _BUCKET_NAME, bucket_rule),
+            bucket_quota_margin=_int(ctx, "bucketQuotaMargin", 2, 0, 1000),
+            generated_expiry_days=_int(ctx, "generatedExpiryDays", 30, 0, 3650),
+            noncurrent_version_expiry_days=_int(ctx, "noncurrentVersionExpiryDays", 30, 1, 3650),
+            abort_multipart_days=_int(ctx, "abortIncompleteUploadDays", 7, 1, 365),
+            access_log_bucket_name=_optional_str(ctx, "accessLogBucketName", _BUCKET_NAME, bucket_rule),
+        )
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """The fine-tuning job (used by the training pipeline)."""
+
+    instance_type: str = "ml.g4dn.2xlarge"
+
+    @classmethod
+    def from_context(cls, ctx: Context) -> "TrainingConfig":
+        return cls(instance_type=_instance_type(ctx, "trainingInstanceType", cls.instance_type))
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """The SageMaker endpoint that serves the live model."""
+
+    instance_type: str = "ml.g4dn.2xlarge"
+
+    @classmethod
+    def from_context(cls, ctx: Context) -> "ServingConfig":
+        return cls(instance_type=_instance_type(ctx, "endpointInstanceType", cls.instance_type))
+
+
+@dataclass(frozen=True)
+class NotificationConfig:
+    email: Optional[str] = None
+    """Address subscribed to the pipeline's SNS topic (none by default)."""
+
+    @classmethod
+    def from_context(cls, ctx: Context) -> "NotificationConfig":
+        return cls(email=_optional_str(ctx, "notificationEmail", _EMAIL, "expected an e-mail address"))
+
+
+@dataclass(frozen=True)
+class DeploymentEnv:
+    """Where the stack goes, from the usual CDK environment variables."""
+
+    account: Optional[str] = None
+    region: Optional[str] = None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> "DeploymentEnv":
+        account = environ.get("CDK_DEPLOY_ACCOUNT") or environ.get("CDK_DEFAULT_ACCOUNT")
+        region = environ.get("CDK_DEPLOY_REGION") or environ.get("CDK_DEFAULT_REGION")
+        return cls(account=account or None, region=region or None)
+
+
+@dataclass(frozen=True)
+class BucketDecision:
+    """What the deploy-time quota check decided, as recorded in cdk.context.json."""
+
+    action: str  # "create" or "reuse"
+    reason: str
+    bucket_name: Optional[str] = None
+
+    def to_context(self) -> dict[str, str]:
+        value = {"action": self.action, "reason": self.reason}
+        if self.bucket_name:
+            value["bucketName"] = self.bucket_name
+        return value
+
+    @classmethod
+    def from_context(cls, key: str, raw: Any) -> "BucketDecision":
+        allowed = 'expected {"action": "create"} or {"action": "reuse", "bucketName": "<bucket>"}'
+        if not isinstance(raw, Mapping) or raw.get("action") not in ("create", "reuse"):
+            raise ConfigError(key, raw, allowed)
+        name = raw.get("bucketName")
+        if raw["action"] == "reuse" and not (isinstance(name, str) and _BUCKET_NAME.match(name)):
+            raise ConfigError(key, raw, allowed)
+        return cls(action=raw["action"], reason=str(raw.get("reason", "")), bucket_name=name)
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    stack_name: str
+    env: DeploymentEnv
+    storage: StorageConfig
+    training: TrainingConfig
+    serving: ServingConfig
+    notifications: NotificationConfig
+    existing_bucket_name: Optional[str] = None
+    """The bucket taken over instead of created: `bucketName`, or the recorded quota decision."""
+    bucket_source: str = "created"
+    """How the bucket was chosen: created, configured (bucketName) or reused (quota decision)."""
+
+    @classmethod
+    def load(cls, ctx: Context, environ: Mapping[str, str] = os.environ) -> "AppConfig":
+        """Read and check every setting. `ctx` is `app.node.try_get_context`."""
+        stack_name = _optional_str(
+            ctx, "stackName", _STACK_NAME, "expected a CloudFormation stack name (letters, digits, hyphens)"
+        )
+        stack_name = stack_name or "DreamBoothPipeline"
+        env = DeploymentEnv.from_environ(environ)
+        storage = StorageConfig.from_context(ctx)
+        existing, source = storage.bucket_name, "configured"
+        if existing is None and env.account and env.region:
+            key = bucket_decision_key(stack_name, env.account, env.region)
+            raw = ctx(key)
+            decision = BucketDecision.from_context(key, raw) if raw is not None else None
+            if decision and decision.action == "reuse":
+                existing, source = decision.bucket_name, "reused"
+        return cls(
+            stack_name=stack_name,
+            env=env,
+            storage=storage,
+            training=TrainingConfig.from_context(ctx),
+            serving=ServingConfig.from_context(ctx),
+            notifications=NotificationConfig.from_context(ctx),
+            existing_bucket_name=existing,
+            bucket_source=source if existing else "created",
+        )

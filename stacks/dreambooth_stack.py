@@ -1,0 +1,42 @@
+"""The one stack: data bucket, training pipeline and HTTPS API, wired together here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from stacks.config import AppConfig
+from stacks.constructs.data_bucket import DataBucket
+
+
+class DreamBoothStack(Stack):
+    """Composes the constructs; each construct does one architectural task.
+
+    Props:
+      config: the whole typed configuration (`AppConfig.load`). Its `existing_bucket_name` is
+        the bucket taken over instead of created: `bucketName`, or the deploy-time quota choice.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config
+
+        self.data = DataBucket(
+            self, "Data", config=config.storage, existing_bucket_name=config.existing_bucket_name
+        )
+        # The training pipeline (S3 -> EventBridge -> Step Functions -> SageMaker) and the HTTPS
+        # API plug in here as their own constructs, wired to `self.data.bucket`.
+
+        CfnOutput(self, "BucketName", value=self.data.bucket.bucket_name,
+                  description="Upload datasets under datasets/<name>/ in this bucket.")
+        CfnOutput(self, "BucketCreatedByStack", value=str(self.data.created).lower(),
+                  description="false when an existing bucket was reused (it is never modified beyond EventBridge).")
