@@ -9,6 +9,7 @@ from constructs import Construct
 
 from stacks.config import AppConfig
 from stacks.constructs.data_bucket import DataBucket
+from stacks.constructs.training_pipeline import TrainingPipeline
 
 
 class DreamBoothStack(Stack):
@@ -33,8 +34,12 @@ class DreamBoothStack(Stack):
         self.data = DataBucket(
             self, "Data", config=config.storage, existing_bucket_name=config.existing_bucket_name
         )
-        # The training pipeline (S3 -> EventBridge -> Step Functions -> SageMaker) and the HTTPS
-        # API plug in here as their own constructs, wired to `self.data.bucket`.
+        # Uploads under datasets/ -> validated JumpStart fine-tune -> model live on the endpoint.
+        self.pipeline = TrainingPipeline(
+            self, "Pipeline", bucket=self.data.bucket, training=config.training,
+            serving=config.serving, notifications=config.notifications,
+        )
+        # The HTTPS API plugs in here as its own construct, wired to `self.data.bucket`.
 
         CfnOutput(self, "BucketName", value=self.data.bucket.bucket_name,
                   description="Upload datasets under datasets/<name>/ in this bucket.")
