@@ -25,6 +25,10 @@ from stacks.config import AppConfig, ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 CDK = ["npx", "--no-install", "cdk"]
+class BucketNotUsable(RuntimeError):
+    """The configured bucketName does not exist or cannot be reached with these credentials."""
+
+
 Runner = Callable[[Sequence[str], dict[str, str]], int]
 
 
@@ -71,7 +75,13 @@ def synth_offline(args: Sequence[str], run: Runner, environ: dict[str, str]) -> 
 def choose_data_bucket(config: AppConfig, session: Any, account: str, region: str, root: Path = ROOT) -> str:
     """Make sure cdk.context.json holds a bucket decision; return a line saying what it is."""
     if config.storage.bucket_name:
-        session.client("s3").head_bucket(Bucket=config.storage.bucket_name)  # exists and is ours to use
+        try:
+            session.client("s3").head_bucket(Bucket=config.storage.bucket_name)
+        except ClientError as error:
+            raise BucketNotUsable(
+                f"The configured bucket {config.storage.bucket_name!r} cannot be used: {error}. "
+                "Check the name (bucketName), the region and your permissions."
+            ) from None
         return f"Using the configured bucket {config.storage.bucket_name} (it is not reconfigured)."
     context_file = root / "cdk.context.json"
     decision = choose_bucket.recorded(context_file, config.stack_name, account, region)
@@ -126,7 +136,7 @@ def main(
         if not has_credentials(session):
             return synth_offline(args, run, environ)
         return deploy(args, session, run, environ)
-    except ConfigError as error:
+    except (ConfigError, BucketNotUsable) as error:
         print(f"Configuration error: {error}", file=sys.stderr)
         return 2
 
