@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 from botocore.exceptions import ClientError
 
-from stacks.config import PROJECT_TAG_KEY, PROJECT_TAG_VALUE, BucketDecision, bucket_decision_key
+from stacks.config import PROJECT_TAG_KEY, PROJECT_TAG_VALUE, STACK_TAG_KEY, BucketDecision, bucket_decision_key
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,6 @@ S3_SERVICE_CODE = "s3"
 BUCKET_QUOTA_CODE = "L-DC2B2D3D"  # "General purpose buckets", per account
 # AWS's documented default for accounts that never asked for more (raised from 100 in 2024).
 DOCUMENTED_DEFAULT_BUCKET_QUOTA = 10_000
-CFN_STACK_NAME_TAG = "aws:cloudformation:stack-name"
 
 
 class NoBucketAvailable(RuntimeError):
@@ -102,7 +101,7 @@ def decide(
         return BucketDecision(action="create", reason=f"{summary}: room to create one")
 
     candidates = project_buckets(tagging)
-    own = [name for name, tags in candidates if tags.get(CFN_STACK_NAME_TAG) == stack_name]
+    own = [name for name, tags in candidates if tags.get(STACK_TAG_KEY) == stack_name]
     if own and _stack_exists(cloudformation, stack_name):
         # This stack already owns its bucket: keep it; nothing new is created.
         return BucketDecision(action="create", reason=f"{summary}: the stack already owns {own[0]}")
@@ -110,8 +109,8 @@ def decide(
     free = [
         name
         for name, tags in candidates
-        if tags.get(CFN_STACK_NAME_TAG) in (None, stack_name)
-        or not _stack_exists(cloudformation, tags[CFN_STACK_NAME_TAG])
+        if tags.get(STACK_TAG_KEY) in (None, stack_name)
+        or not _stack_exists(cloudformation, tags[STACK_TAG_KEY])
     ]
     if free:
         chosen = (own or free)[0]

@@ -25,6 +25,10 @@ from stacks.config import AppConfig, ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 CDK = ["npx", "--no-install", "cdk"]
+class BucketNotUsable(RuntimeError):
+    """The configured bucketName does not exist or cannot be reached with these credentials."""
+
+
 Runner = Callable[[Sequence[str], dict[str, str]], int]
 
 
@@ -54,7 +58,7 @@ def has_credentials(session: Any) -> bool:
         return False
 
 
-def synth_offline(args: Sequence[str], run: Runner, environ: dict[str, str]) -> int:
+def synth_offline(args: Sequence[str], run: Runner, environ: dict[str, str], config: AppConfig) -> int:
     print("No AWS credentials found: synthesizing offline (no AWS call is made).")
     code = run([*CDK, "synth", "--quiet", *args], environ)
     if code == 0:
@@ -62,8 +66,9 @@ def synth_offline(args: Sequence[str], run: Runner, environ: dict[str, str]) -> 
             "\nTemplates written to cdk.out/ and checked by cdk-nag.\n"
             "To deploy, give this shell AWS credentials (aws configure, AWS_PROFILE or the\n"
             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY variables) and a region (AWS_REGION), then\n"
-            "run the same command again. The account needs SageMaker quota for the configured\n"
-            "GPU instance types: run `npx cdk synth` to see them, and the README's costs section."
+            "run the same command again. The account needs SageMaker quota (Service Quotas >\n"
+            f"Amazon SageMaker) for {config.training.instance_type} training job usage and\n"
+            f"{config.serving.instance_type} endpoint usage."
         )
     return code
 
@@ -71,7 +76,13 @@ def synth_offline(args: Sequence[str], run: Runner, environ: dict[str, str]) -> 
 def choose_data_bucket(config: AppConfig, session: Any, account: str, region: str, root: Path = ROOT) -> str:
     """Make sure cdk.context.json holds a bucket decision; return a line saying what it is."""
     if config.storage.bucket_name:
-        session.client("s3").head_bucket(Bucket=config.storage.bucket_name)  # exists and is ours to use
+        try:
+            session.client("s3").head_bucket(Bucket=config.storage.bucket_name)
+        except ClientError as error:
+            raise BucketNotUsable(
+                f"The configured bucket {config.storage.bucket_name!r} cannot be used: {error}. "
+                "Check the name (bucketName), the region and your permissions."
+            ) from None
         return f"Using the configured bucket {config.storage.bucket_name} (it is not reconfigured)."
     context_file = root / "cdk.context.json"
     decision = choose_bucket.recorded(context_file, config.stack_name, account, region)
@@ -89,8 +100,9 @@ def choose_data_bucket(config: AppConfig, session: Any, account: str, region: st
     return f"Bucket: {decision.action} ({decision.reason}), as recorded earlier in cdk.context.json."
 
 
-def deploy(args: Sequence[str], session: Any, run: Runner, environ: dict[str, str], root: Path = ROOT) -> int:
-    config = AppConfig.load(context_from(args, root).get, environ)
+def deploy(
+    args: Sequence[str], session: Any, run: Runner, environ: dict[str, str], config: AppConfig, root: Path = ROOT
+) -> int:
     account = session.client("sts").get_caller_identity()["Account"]
     region = session.region_name
     if not region:
@@ -117,16 +129,18 @@ def main(
     session: Any = None,
     run: Runner = _run,
     environ: Optional[dict[str, str]] = None,
+    root: Path = ROOT,
 ) -> int:
     args = list(sys.argv[1:] if args is None else args)
     environ = dict(os.environ if environ is None else environ)
     environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     session = session or boto3.Session()
     try:
+        config = AppConfig.load(context_from(args, root).get, environ)
         if not has_credentials(session):
-            return synth_offline(args, run, environ)
-        return deploy(args, session, run, environ)
-    except ConfigError as error:
+            return synth_offline(args, run, environ, config)
+        return deploy(args, session, run, environ, config, root)
+    except (ConfigError, BucketNotUsable) as error:
         print(f"Configuration error: {error}", file=sys.stderr)
         return 2
 

@@ -18,6 +18,8 @@ from typing import Any, Callable, Mapping, Optional
 # buckets of this project by it when the account is at its S3 bucket quota.
 PROJECT_TAG_KEY = "dreambooth-pipeline:role"
 PROJECT_TAG_VALUE = "data-bucket"
+# Second tag on that bucket: the stack that created it, so a live deployment's bucket is never taken.
+STACK_TAG_KEY = "dreambooth-pipeline:stack"
 
 # Key prefix of the deploy-time bucket decision recorded in cdk.context.json, in the style of
 # CDK's own lookups ("vpc-provider:account=...:region=...").

@@ -8,7 +8,7 @@ from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Tags, Valida
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.config import PROJECT_TAG_KEY, PROJECT_TAG_VALUE, StorageConfig
+from stacks.config import PROJECT_TAG_KEY, PROJECT_TAG_VALUE, STACK_TAG_KEY, StorageConfig
 
 DATASETS_PREFIX = "datasets/"
 MODELS_PREFIX = "models/"
@@ -72,10 +72,11 @@ class DataBucket(Construct):
             auto_delete_objects=False,
         )
         Tags.of(bucket).add(PROJECT_TAG_KEY, PROJECT_TAG_VALUE)
+        Tags.of(bucket).add(STACK_TAG_KEY, Stack.of(self).stack_name)
         if not config.access_log_bucket_name:
             Validations.of(bucket).acknowledge(
                 Acknowledgment(
-                    id="AwsSolutions-S1",
+                    id="AwsSolutions::AwsSolutions-S1",
                     reason=(
                         "Server access logs need a second bucket, and this project is often deployed "
                         "into accounts at their bucket quota. Set accessLogBucketName to an existing "

@@ -1,0 +1,46 @@
+# Two commands on a fresh machine (see README): `make deploy` and `make test`.
+# Each creates what it needs: .venv (runtime + test tools), .venv-checkov, node_modules (CDK CLI).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: deploy synth test destroy clean
+
+## deploy: with AWS credentials, deploy (quota-aware bucket choice first); without, synthesize offline.
+deploy: $(VENV)/.runtime node_modules/.installed
+	$(PY) -m scripts.deploy $(ARGS)
+
+## test: the whole suite, gates included (cdk-nag, cfn-lint, checkov, moto).
+test: $(VENV)/.dev .venv-checkov/.installed node_modules/.installed
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+synth: $(VENV)/.runtime node_modules/.installed
+	npx --no-install cdk synth --quiet $(ARGS)
+
+destroy: $(VENV)/.runtime node_modules/.installed
+	npx --no-install cdk destroy $(ARGS)
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+# checkov pins an old boto3, so it gets a virtualenv of its own.
+.venv-checkov/.installed: requirements-checkov.txt
+	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install -q -r requirements-checkov.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+clean:
+	rm -rf $(VENV) .venv-checkov node_modules cdk.out
