@@ -165,7 +165,8 @@ class DeployWorkflow(Construct):
         create_model = catch(tasks.SageMakerCreateModel(
             self, "CreateModel",
             model_name=sfn.JsonPath.string_at("$.modelId"),
-            role=hosting_role,
+            # Immutable: CDK's task would otherwise add s3:GetObject on "*" and more to the role.
+            role=iam.Role.from_role_arn(self, "HostingRoleRef", hosting_role.role_arn, mutable=False),
             primary_container=tasks.ContainerDefinition(
                 image=tasks.DockerImage.from_registry(inference_image),
                 mode=tasks.Mode.SINGLE_MODEL,

@@ -48,24 +48,21 @@ class SageMakerRoles(Construct):
         self.training_role.add_to_principal_policy(
             iam.PolicyStatement(actions=["s3:GetObject"], resources=list(jumpstart_object_arns))
         )
-        self._container_basics(self.training_role, "TrainingJobs")
+        self._container_basics(self.training_role, "TrainingJobs", "huggingface-pytorch-training")
         acknowledge_prefix_grants(self.training_role, bucket, DATASETS_PREFIX, MODELS_PREFIX, writes=True)
 
         self.hosting_role = iam.Role(
             self, "Hosting", assumed_by=principal, description="SageMaker endpoint model of the DreamBooth pipeline"
         )
         bucket.grant_read(self.hosting_role, f"{MODELS_PREFIX}*")
-        self._container_basics(self.hosting_role, "Endpoints")
+        self._container_basics(self.hosting_role, "Endpoints", "huggingface-pytorch-inference")
         acknowledge_prefix_grants(self.hosting_role, bucket, MODELS_PREFIX)
 
-    def _container_basics(self, role: iam.Role, log_kind: str) -> None:
+    def _container_basics(self, role: iam.Role, log_kind: str, repository: str) -> None:
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                resources=[
-                    f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:{DLC_REGISTRY_ACCOUNT}:repository/huggingface-pytorch-training",
-                    f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:{DLC_REGISTRY_ACCOUNT}:repository/huggingface-pytorch-inference",
-                ],
+                resources=[f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:{DLC_REGISTRY_ACCOUNT}:repository/{repository}"],
             )
         )
         role.add_to_principal_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))

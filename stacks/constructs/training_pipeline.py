@@ -124,7 +124,6 @@ class TrainingPipeline(Construct):
                 arn_format=_COLON_ARN),
         )
         self.deploy_state_machine = self._state_machine("DeployStateMachine", deploy.definition, deploy_name)
-        self._restrict_pass_role(self.deploy_state_machine, self.roles.hosting_role)
         sagemaker_arn = arn_prefix(self, "sagemaker")
         acknowledge(
             self.deploy_state_machine.role,
@@ -277,14 +276,6 @@ class TrainingPipeline(Construct):
             "AwsSolutions-IAM5[Resource::*]",
         )
         return machine
-
-    @staticmethod
-    def _restrict_pass_role(machine: sfn.StateMachine, role: iam.IRole) -> None:
-        """CDK's SageMaker tasks grant iam:PassRole on the role; add that it goes only to SageMaker."""
-        machine.role.add_to_principal_policy(iam.PolicyStatement(
-            effect=iam.Effect.DENY, actions=["iam:PassRole"], resources=[role.role_arn],
-            conditions={"StringNotEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-        ))
 
     def _cleanup(self, machines: list[tuple[sfn.StateMachine, str]]) -> CustomResource:
         function = self._function("Cleanup", "cleanup.handler", {}, timeout_s=300,
