@@ -16,8 +16,9 @@ What the harness adds to moto, and says so:
   served by `SageMakerSyncService`, which creates the job and polls DescribeTrainingJob, as the
   real integration does.
 - Step Functions: `states:startExecution` converts field names between ASL and boto3, and
-  aws-sdk task results reach the state as JSON (timestamps as strings), as on AWS; moto's port
-  of the interpreter skips both (see `_patch_sfn_integration`).
+  aws-sdk tasks map field names (ExecutionArn <-> executionArn) and hand results to the state
+  as JSON (timestamps as strings, PascalCase names), as AWS does; moto's port of the
+  interpreter skips these conversions (see `_patch_sfn_integration`).
 - SageMaker: durations, failures and UpdateEndpoint come from `SageMakerSimulator`.
 - EventBridge: moto does not deliver S3 events to Lambda targets. `upload()` builds the event S3
   sends, checks it against the synthesized rule's pattern with moto's event-pattern matcher, and
@@ -30,6 +31,7 @@ import base64
 import importlib.util
 import io
 import json
+import logging
 import os
 import sys
 import threading
@@ -200,6 +202,14 @@ def _sagemaker_sync_service_class() -> type:
     return SageMakerSyncService
 
 
+def _pascal_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k[:1].upper() + k[1:]: _pascal_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_pascal_keys(v) for v in value]
+    return value
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -294,6 +304,11 @@ class PipelineHarness:
             "stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False},
         }))
         self._stack.enter_context(self.simulator)
+        # moto's interpreter logs every IsPresent miss as an ERROR and every SageMaker task as
+        # "unsupported": noise here, since the harness serves those tasks.
+        parser_log = logging.getLogger("moto.stepfunctions.parser")
+        self._stack.callback(parser_log.setLevel, parser_log.level)
+        parser_log.setLevel(logging.CRITICAL)
         self._patch_moto()
         self._deploy()
         return self
@@ -375,8 +390,16 @@ class PipelineHarness:
         original_sdk_eval = StateTaskServiceAwsSdk._eval_service_task
 
         def sdk_eval(service, env, resource_runtime_part, normalised_parameters, state_credentials):
+            # Field names: ASL uses the API's names with a capital first letter (ExecutionArn),
+            # boto3 the model's own (executionArn for Step Functions); AWS maps between them.
+            model = boto3.client(service._get_boto_service_name(), region_name=REGION).meta
+            operation = model.service_model.operation_model(
+                model.method_to_api_mapping[service._get_boto_service_action()])
+            members = {name.lower(): name for name in operation.input_shape.members}
+            for key in list(normalised_parameters):
+                normalised_parameters[members.get(key.lower(), key)] = normalised_parameters.pop(key)
             original_sdk_eval(service, env, resource_runtime_part, normalised_parameters, state_credentials)
-            env.stack[-1] = json.loads(json.dumps(env.stack[-1], default=_json_default))
+            env.stack[-1] = _pascal_keys(json.loads(json.dumps(env.stack[-1], default=_json_default)))
 
         self._stack.enter_context(mock.patch.object(StateTaskServiceAwsSdk, "_eval_service_task", sdk_eval))
         self._stack.enter_context(mock.patch.object(StateTaskServiceSfn, "_eval_service_task", eval_service_task))
@@ -482,6 +505,10 @@ class PipelineHarness:
     @property
     def deploy_machine_arn(self) -> str:
         return self.arns[self.logical_id("AWS::StepFunctions::StateMachine", "Deploy")]
+
+    @property
+    def bucket(self) -> str:
+        return BUCKET_NAME
 
     @property
     def registry_table(self) -> str:

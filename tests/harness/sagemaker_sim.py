@@ -74,7 +74,7 @@ class SageMakerSimulator:
             "describe_training_job": self._describe_training_job(backend_cls.describe_training_job),
             "create_endpoint": self._create_endpoint(backend_cls.create_endpoint),
             "describe_endpoint": self._describe_endpoint(backend_cls.describe_endpoint),
-            "update_endpoint": self._update_endpoint,
+            "update_endpoint": lambda backend, **kwargs: self._update_endpoint(backend, **kwargs),
             "delete_endpoint": self._delete_endpoint(backend_cls.delete_endpoint),
         }
         for name, replacement in patches.items():
