@@ -6,7 +6,8 @@ the training state machine is running for the dataset. That execution has a dete
 name, `<dataset>-<generation>`: a retried or duplicated event asks to start the same name
 again, which Step Functions refuses, so one burst of uploads gives one execution. The
 execution waits until `quietUntil`, and ends the generation (`active = false`) only if
-`quietUntil` has not moved meanwhile; uploads after that open the next generation.
+`quietUntil` has not moved meanwhile and has really passed; uploads after that open the next
+generation.
 """
 
 from __future__ import annotations
@@ -25,10 +26,22 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def window_end(now: datetime, quiet_window_s: int) -> str:
+    """`now + window`, rounded up to a whole second and written with `.000Z`.
+
+    Whole seconds: a Wait state's timestamp is honoured to the second. The `.000` keeps plain
+    string comparison right against Step Functions' own times ("...T10:00:05.123Z").
+    """
+    end = now.astimezone(timezone.utc) + timedelta(seconds=quiet_window_s)
+    if end.microsecond:
+        end = end.replace(microsecond=0) + timedelta(seconds=1)
+    return end.strftime("%Y-%m-%dT%H:%M:%S") + ".000Z"
+
+
 def record_upload(dynamodb: Any, table: str, dataset: str, now: datetime, quiet_window_s: int) -> int:
     """Push the quiet window forward and return the generation that covers this upload."""
     key = {"pk": {"S": ITEM_PREFIX + dataset}}
-    until = iso(now + timedelta(seconds=quiet_window_s))
+    until = window_end(now, quiet_window_s)
     try:
         dynamodb.update_item(
             TableName=table,

@@ -158,6 +158,7 @@ class DeployWorkflow(Construct):
             result_path="$.model",
         )
         catch(read_model)
+        take_over.next(read_model)
         mark_deploying = catch(self._registry_update(
             "MarkDeploying", "SET #status = :deploying, updatedAt = :now REMOVE failureReason",
             {":deploying": S(STATUS_DEPLOYING)},
@@ -277,7 +278,7 @@ class DeployWorkflow(Construct):
         self.definition = acquire
         acquire.next(read_model).next(
             has_model.when(sfn.Condition.is_present("$.model.Item.artifactUri.S"), mark_deploying)
-            .otherwise(fail_with("UnknownModel", "no trained model with this modelId in the registry"))
+            .otherwise(self._unknown_model_chain())
         )
         mark_deploying.next(
             already_created.when(sfn.Condition.is_present("$.model.Item.endpointConfigName.S"), describe)
@@ -310,6 +311,17 @@ class DeployWorkflow(Construct):
             expression_attribute_values={":me": _str("$$.Execution.Id"), ":model": _str("$.modelId"),
                                          ":now": _str(_NOW)},
             result_path=_DISCARD,
+        )
+
+    def _unknown_model_chain(self) -> sfn.IChainable:
+        """No registry write for an id that is not in the registry: report it and stop."""
+        return (
+            self._publish("NotifyUnknownModel", "DreamBooth: deployment refused",
+                          sfn.JsonPath.format("No trained model {} in the registry: nothing was deployed; the live "
+                                              "model (if any) is unchanged.", sfn.JsonPath.string_at("$.modelId")))
+            .next(self._release_lock("ReleaseLockUnknownModel"))
+            .next(sfn.Fail(self, "UnknownModel", error="UnknownModel",
+                           cause="no trained model with this modelId in the registry"))
         )
 
     def _release_lock(self, state_id: str) -> tasks.DynamoUpdateItem:

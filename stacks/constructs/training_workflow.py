@@ -106,10 +106,12 @@ class TrainingWorkflow(Construct):
             self, "CloseUploadWindow", table=state_table,
             key={"pk": S(sfn.JsonPath.format(DATASET_ITEM_PREFIX + "{}", sfn.JsonPath.string_at("$.dataset")))},
             update_expression="SET active = :false",
-            condition_expression="quietUntil = :waited AND generation = :generation",
+            # Unchanged and really over (a Wait may wake a little early): else wait again.
+            condition_expression="quietUntil = :waited AND quietUntil <= :now AND generation = :generation",
             expression_attribute_values={
                 ":false": tasks.DynamoAttributeValue.from_boolean(False),
                 ":waited": _str("$.window.quietUntil"),
+                ":now": _str(_NOW),
                 ":generation": tasks.DynamoAttributeValue.number_from_string(
                     sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.generation"))),
             },

@@ -18,7 +18,8 @@ What the harness adds to moto, and says so:
 - Step Functions: `states:startExecution` converts field names between ASL and boto3, and
   aws-sdk tasks map field names (ExecutionArn <-> executionArn) and hand results to the state
   as JSON (timestamps as strings, PascalCase names), as AWS does; moto's port of the
-  interpreter skips these conversions (see `_patch_sfn_integration`).
+  interpreter skips these conversions; a Wait on a timestamp waits until that moment (moto's
+  truncates to whole seconds and wakes early). See `_patch_sfn_integration`.
 - SageMaker: durations, failures and UpdateEndpoint come from `SageMakerSimulator`.
 - EventBridge: moto does not deliver S3 events to Lambda targets. `upload()` builds the event S3
   sends, checks it against the synthesized rule's pattern with moto's event-pattern matcher, and
@@ -32,6 +33,7 @@ import importlib.util
 import io
 import json
 import logging
+import math
 import os
 import sys
 import threading
@@ -266,7 +268,7 @@ class Run:
 
     @property
     def entered_states(self) -> list[str]:
-        return [e["stateEnteredEventDetails"]["name"] for e in self.events if "stateEnteredEventDetails" in e]
+        return [e["stateEnteredEventDetails"].get("name", "?") for e in self.events if "stateEnteredEventDetails" in e]
 
     @property
     def transitions(self) -> int:
@@ -402,6 +404,23 @@ class PipelineHarness:
             env.stack[-1] = _pascal_keys(json.loads(json.dumps(env.stack[-1], default=_json_default)))
 
         self._stack.enter_context(mock.patch.object(StateTaskServiceAwsSdk, "_eval_service_task", sdk_eval))
+
+        # moto's Wait on a timestamp truncates to whole seconds and compares with local time, so
+        # it wakes up to a second early; AWS waits until the timestamp.
+        from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
+
+        def wait_seconds(wait, env):
+            wait.string.eval(env=env)
+            text = env.stack.pop()
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            # moto's waiting loop counts whole seconds: sleep the fraction here, return the rest.
+            remaining = (moment - datetime.now(timezone.utc)).total_seconds()
+            if remaining <= 0:
+                return 0
+            time.sleep(remaining - math.floor(remaining))
+            return math.floor(remaining)
+
+        self._stack.enter_context(mock.patch.object(Timestamp, "_get_wait_seconds", wait_seconds))
         self._stack.enter_context(mock.patch.object(StateTaskServiceSfn, "_eval_service_task", eval_service_task))
 
     # ---- deployment of the template's pipeline resources into moto ----
@@ -627,7 +646,7 @@ class PipelineHarness:
             if not running:
                 return
             time.sleep(0.2)
-        raise TimeoutError(f"executions still running after {timeout_s}s: {[e['name'] for e in running]}")
+        raise TimeoutError(f"executions still running after {timeout_s}s: {[e['executionArn'] for e in running]}")
 
     def runs(self, machine_arn: str) -> list[Run]:
         sfn = self.client("stepfunctions")
@@ -636,7 +655,8 @@ class PipelineHarness:
             described = sfn.describe_execution(executionArn=execution["executionArn"])
             history = sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
             result.append(Run(
-                arn=execution["executionArn"], name=execution["name"], status=described["status"],
+                arn=execution["executionArn"], name=execution["executionArn"].rsplit(":", 1)[-1],
+                status=described["status"],
                 input=json.loads(described.get("input") or "{}"),
                 output=json.loads(described["output"]) if described.get("output") else None,
                 error=described.get("error"), cause=described.get("cause"), events=history,

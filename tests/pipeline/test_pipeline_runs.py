@@ -218,3 +218,86 @@ def test_a_folder_name_that_cannot_be_a_dataset_is_reported_once(synthesized):
         (note,) = h.notifications()
         assert note["subject"] == "DreamBooth: dataset folder name not accepted"
         assert "'my dog' is not allowed" in note["message"]
+
+
+def test_uploads_spread_over_the_quiet_window_give_one_training_with_every_file(synthesized):
+    import time
+
+    with harness(synthesized) as h:
+        # Given files arriving 1.2 s apart, each within the 2 s quiet window of the one before...
+        for name, body in DOG_PHOTOS.items():
+            h.upload(f"datasets/doppler/{name}", body)
+            time.sleep(1.2)
+        h.wait_until_idle(60)
+
+        # ...one execution waited for the window to go quiet, extended at least once, and
+        # trained on all of them.
+        (run,) = h.training_runs()
+        assert run.status == "SUCCEEDED" and "WindowWasExtended" in run.entered_states
+        assert h.simulator.count("create_training_job") == 1
+        (model,) = h.models().values()
+        assert int(model["imageCount"]) == len(DOG_PHOTOS)
+
+
+def test_deploy_state_machine_puts_a_retired_model_back_live(synthesized):
+    """The API's rollback: start the deploy state machine with {"modelId": ...} of an older model."""
+    with harness(synthesized) as h:
+        first = train_and_deploy(h, "doppler", DOG_PHOTOS)
+        second = train_and_deploy(h, "doppler", {"dog9.jpg": jpeg_bytes(700, 700)})
+        creates_before = h.simulator.count("create_training_job")
+
+        h.client("stepfunctions").start_execution(stateMachineArn=h.deploy_machine_arn,
+                                                  input=json.dumps({"modelId": first}))
+        h.wait_until_idle(60)
+
+        models = h.models()
+        assert (models[first]["status"], models[second]["status"]) == ("live", "retired")
+        assert h.live_pointer()["liveModelId"] == first
+        assert h.client("sagemaker").describe_endpoint(EndpointName=h.endpoint_name)["EndpointConfigName"] == first
+        assert h.simulator.count("create_training_job") == creates_before  # no training involved
+        assert "CreateModel" not in h.deploy_runs()[-1].entered_states  # its SageMaker model is reused
+
+
+def test_unknown_model_id_is_refused_by_the_deploy_state_machine(synthesized):
+    with harness(synthesized) as h:
+        h.client("stepfunctions").start_execution(stateMachineArn=h.deploy_machine_arn,
+                                                  input=json.dumps({"modelId": "nope-20260101000000"}))
+        h.wait_until_idle(30)
+        (run,) = h.deploy_runs()
+        assert run.status == "FAILED" and "UnknownModel" in run.entered_states
+        assert "No trained model nope-20260101000000 in the registry" in h.notifications()[-1]["message"]
+        assert h.simulator.count("create_endpoint") == 0
+        assert h.registry() == {}  # nothing recorded for an id that was never trained
+
+
+def test_a_lock_left_by_a_dead_deployment_is_taken_over(synthesized):
+    with harness(synthesized) as h:
+        # Given a lock held by a deploy execution that no longer runs (stopped by an operator)...
+        sfn = h.client("stepfunctions")
+        dead = sfn.start_execution(stateMachineArn=h.deploy_machine_arn, name="dead",
+                                   input=json.dumps({"modelId": "ghost"}))["executionArn"]
+        h.wait_until_idle(30)
+        h.client("dynamodb").put_item(TableName=h.state_table, Item={
+            "pk": {"S": "deploy-lock"}, "owner": {"S": dead}, "modelId": {"S": "ghost"}})
+
+        # ...the next deployment does not wait forever.
+        model_id = train_and_deploy(h, "doppler", DOG_PHOTOS)
+
+        run = h.deploy_runs()[-1]
+        assert run.status == "SUCCEEDED" and "TakeOverLock" in run.entered_states
+        assert h.models()[model_id]["status"] == "live"
+
+
+def test_failed_endpoint_creation_is_reported_and_the_next_deployment_recovers(synthesized):
+    with harness(synthesized, endpoint_s=1, fail_endpoint_create="CapacityError: insufficient ml.g4dn.2xlarge") as h:
+        failed = train_and_deploy(h, "doppler", DOG_PHOTOS)
+        assert h.models()[failed]["status"] == "failed"
+        assert "insufficient ml.g4dn.2xlarge" in h.models()[failed]["failureReason"]
+        assert h.live_pointer() is None
+        assert "deployment failed" in h.notifications()[-1]["subject"]
+
+        # When capacity is back, the next model replaces the failed endpoint.
+        h.simulator.fail_endpoint_create = None
+        recovered = train_and_deploy(h, "doppler", {"dog9.jpg": jpeg_bytes(640, 640)})
+        assert h.models()[recovered]["status"] == "live"
+        assert h.simulator.count("delete_endpoint") == 1 and h.simulator.count("create_endpoint") == 2
