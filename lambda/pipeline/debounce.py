@@ -87,7 +87,7 @@ def start_debounce(sfn: Any, state_machine_arn: str, dataset: str, generation: i
         sfn.start_execution(
             stateMachineArn=state_machine_arn,
             name=execution_name(dataset, generation),
-            input=json.dumps({"dataset": dataset, "generation": generation}),
+            input=json.dumps({"dataset": dataset, "generation": generation, "extensions": {"count": 0}}),
         )
         return True
     except ClientError as error:

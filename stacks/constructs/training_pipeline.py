@@ -148,6 +148,7 @@ class TrainingPipeline(Construct):
             training_image=self.artifacts.training_image, base_model_uri=self.artifacts.base_model_uri,
             metric_definitions=lock.metric_definitions, instance_type=training.instance_type,
             max_runtime_s=training.max_runtime_minutes * 60,
+            quiet_window_s=training.quiet_window_s,
             # Imported by name so that the grant reads `execution:<name>*` rather than a split ARN.
             deploy_state_machine=sfn.StateMachine.from_state_machine_name(self, "DeployByName", deploy_name),
         )

@@ -1,6 +1,6 @@
 """The training state machine: one execution per burst of uploads to one dataset.
 
-Input `{"dataset": "<name>", "generation": <n>}` (started by the upload listener under the
+Input `{"dataset": "<name>", "generation": <n>, "extensions": {"count": 0}}` (started by the upload listener under the
 deterministic name `<dataset>-<n>`). Steps: wait until the dataset's quiet window has passed
 (re-reading it: later uploads push it forward), close the upload generation, snapshot the
 dataset, claim the snapshot (a conditional put: a snapshot already trained on ends the run
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from aws_cdk import Aws, Stack
+from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -54,6 +54,7 @@ class TrainingWorkflow(Construct):
       training_image / base_model_uri: from the JumpStart lock.
       metric_definitions: regexes SageMaker applies to the training log.
       instance_type / max_runtime_s: training resources and hard time limit.
+      quiet_window_s: the debounce window (the input carries `extensions.count`, starting at 0).
       deploy_state_machine: run (and waited for) once the model is trained.
     """
 
@@ -73,6 +74,7 @@ class TrainingWorkflow(Construct):
         metric_definitions: Sequence[dict[str, str]],
         instance_type: str,
         max_runtime_s: int,
+        quiet_window_s: int,
         deploy_state_machine: sfn.IStateMachine,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -95,7 +97,9 @@ class TrainingWorkflow(Construct):
             return state
 
         # ---- quiet-window debounce ----
-        start = sfn.Pass(self, "Start", result=sfn.Result.from_object({"count": 0}), result_path="$.extensions")
+        # The first upload started this execution: wait one window before reading, so that the
+        # rest of a burst of uploads is already recorded and usually no extension is needed.
+        start = sfn.Wait(self, "WaitOneQuietWindow", time=sfn.WaitTime.duration(Duration.seconds(quiet_window_s)))
         read_window = tasks.DynamoGetItem(
             self, "ReadUploadWindow", table=state_table, consistent_read=True,
             key={"pk": S(sfn.JsonPath.format(DATASET_ITEM_PREFIX + "{}", sfn.JsonPath.string_at("$.dataset")))},

@@ -1,0 +1,116 @@
+"""Benchmark: what the pipeline adds on top of SageMaker's own work, on the offline harness.
+
+    python -m scripts.bench_pipeline [--training-s 20] [--endpoint-s 30] [--quiet-window-s 10]
+                                     [--poll-s <endpointPollSeconds from cdk.json>] [--runs 1]
+
+Runs the synthesized state machines on moto (tests/harness) with simulated SageMaker durations,
+uploads a small dataset, and prints for each run:
+- added wall time: from the last upload to the model being live, minus the quiet window, the
+  training time and the endpoint creation time (target: at most 15 s);
+- state transitions: states entered by the training and deploy executions (target: at most 60);
+and, because transitions grow with the endpoint's creation time, the count this configuration
+would give for longer (real) endpoint creation times.
+
+Time is real: a run takes about quiet window + training + endpoint + a few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+TARGET_ADDED_S = 15.0
+TARGET_TRANSITIONS = 60
+# States a deploy execution enters once per DescribeEndpoint poll (Wait, Check, Choice, Count).
+STATES_PER_POLL = 4
+
+
+def one_run(training_s: float, endpoint_s: float, quiet_window_s: int, poll_s: int, first: bool) -> dict:
+    from tests.harness import PipelineHarness, SageMakerSimulator
+    from tests.pipeline.conftest import jpeg_bytes
+
+    context = {"quietWindowSeconds": quiet_window_s, "endpointPollSeconds": poll_s}
+    simulator = SageMakerSimulator(training_s=training_s, endpoint_s=endpoint_s)
+    with PipelineHarness(context=context, simulator=simulator) as h:
+        if not first:  # measure an update: put a first model live, then time the second
+            h.upload_dataset("bench", {f"a{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)})
+            h.wait_until_idle(quiet_window_s + training_s + endpoint_s + 120)
+            simulator.timeline.clear()
+        started = len(h.training_runs()), len(h.deploy_runs())
+        h.upload_dataset("bench", {f"b{i}.jpg": jpeg_bytes(600 + i, 600) for i in range(3)})
+        last_upload = time.time()
+        h.wait_until_idle(quiet_window_s + training_s + endpoint_s + 120)
+        (train,) = h.training_runs()[started[0]:]
+        (deploy,) = h.deploy_runs()[started[1]:]
+        assert (train.status, deploy.status) == ("SUCCEEDED", "SUCCEEDED"), (train.error, deploy.error)
+        # Live once the deploy execution has pointed the registry at it and notified (its end).
+        live_after_s = deploy.stopped.timestamp() - last_upload
+        added = live_after_s - quiet_window_s - training_s - endpoint_s
+        polls = deploy.entered_states.count("CheckEndpoint")
+        return {
+            "kind": "create" if first else "update",
+            "live_after_s": round(live_after_s, 2),
+            "added_s": round(added, 2),
+            "transitions": train.transitions + deploy.transitions,
+            "training_transitions": train.transitions,
+            "deploy_transitions": deploy.transitions,
+            "polls": polls,
+        }
+
+
+def projected_transitions(measured: dict, measured_endpoint_s: float, endpoint_s: float, poll_s: int) -> int:
+    """Transitions for another endpoint creation time: only the number of polls changes."""
+    fixed = measured["transitions"] - STATES_PER_POLL * measured["polls"]
+    return fixed + STATES_PER_POLL * max(1, math.ceil(endpoint_s / poll_s))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    cdk_context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--training-s", type=float, default=20.0, help="simulated training job duration")
+    parser.add_argument("--endpoint-s", type=float, default=30.0, help="simulated endpoint creation/update duration")
+    parser.add_argument("--quiet-window-s", type=int, default=10, help="quiet window (quietWindowSeconds)")
+    parser.add_argument("--poll-s", type=int, default=int(cdk_context.get("endpointPollSeconds", 30)),
+                        help="DescribeEndpoint interval (endpointPollSeconds; default: cdk.json)")
+    parser.add_argument("--runs", type=int, default=1, help="runs of each kind (create, update)")
+    args = parser.parse_args(argv)
+
+    print(f"Simulated SageMaker: training {args.training_s:g} s, endpoint {args.endpoint_s:g} s; "
+          f"quiet window {args.quiet_window_s} s; endpoint polled every {args.poll_s} s")
+    results = []
+    for first in (True, False):
+        for _ in range(args.runs):
+            result = one_run(args.training_s, args.endpoint_s, args.quiet_window_s, args.poll_s, first)
+            results.append(result)
+            print(f"  {result['kind']:6}  live {result['live_after_s']:7.2f} s after the last upload;  "
+                  f"added beyond quiet window + SageMaker: {result['added_s']:6.2f} s;  "
+                  f"state transitions: {result['transitions']} "
+                  f"(training {result['training_transitions']}, deploy {result['deploy_transitions']}, "
+                  f"{result['polls']} polls)")
+    worst_added = max(r["added_s"] for r in results)
+    worst_transitions = max(r["transitions"] for r in results)
+    print(f"Added wall time: max {worst_added:.2f} s, mean {statistics.mean(r['added_s'] for r in results):.2f} s "
+          f"(target <= {TARGET_ADDED_S:g} s): {'met' if worst_added <= TARGET_ADDED_S else 'NOT met'}")
+    print(f"State transitions per run: max {worst_transitions} (target <= {TARGET_TRANSITIONS}): "
+          f"{'met' if worst_transitions <= TARGET_TRANSITIONS else 'NOT met'}")
+    print(f"Projected transitions per run at a {args.poll_s} s poll for longer endpoint creation times:")
+    worst = max(results, key=lambda r: r["transitions"])
+    for endpoint_s in (60, 300, 600):
+        count = projected_transitions(worst, args.endpoint_s, endpoint_s, args.poll_s)
+        print(f"  endpoint {endpoint_s:4d} s -> {count} transitions "
+              f"({'within' if count <= TARGET_TRANSITIONS else 'over'} the target)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
