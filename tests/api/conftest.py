@@ -97,7 +97,7 @@ class Harness:
     mode: str = "sync"  # "sync": the worker runs during Invoke; "defer": only on run_deferred()
     invocations: list[dict] = field(default_factory=list)
     deferred: list[dict] = field(default_factory=list)
-    model_errors: list[str] = field(default_factory=list)
+    model_errors: list[Optional[str]] = field(default_factory=list)
 
     @property
     def ddb(self):
@@ -143,8 +143,9 @@ class Harness:
         self.queue_results(*(jumpstart_answer(i) for i in images))
         return images
 
-    def queue_model_error(self, message: str) -> None:
-        self.model_errors.append(message)
+    def queue_model_error(self, message: str, after_calls: int = 0) -> None:
+        """Make InvokeEndpoint call number `after_calls` + 1 (from now) raise ModelError."""
+        self.model_errors.extend([None] * after_calls + [message])
 
     def run_deferred(self) -> list[dict]:
         results = []
@@ -211,6 +212,7 @@ def harness(api_module, worker_module, monkeypatch):
         h = Harness(ApiGatewayAdapter(api_module.lambda_handler), api_module, worker_module)
 
         def invoke(backend, function_name, qualifier, body, headers, response_headers):
+            backend.get_function(function_name, qualifier)  # moto's own "function not found"
             event = json.loads(body) if body else {}
             h.invocations.append({"function": function_name, "event": event,
                                   "type": headers.get("x-amz-invocation-type")})
@@ -224,8 +226,9 @@ def harness(api_module, worker_module, monkeypatch):
         original_invoke_endpoint = SageMakerRuntimeBackend.invoke_endpoint
 
         def invoke_endpoint(backend, endpoint_name, unique_repr):
-            if h.model_errors:
-                raise ModelError(h.model_errors.pop(0))
+            message = h.model_errors[0] if h.model_errors else None
+            if h.model_errors and h.model_errors.pop(0) is not None:
+                raise ModelError(message)
             return original_invoke_endpoint(backend, endpoint_name, unique_repr)
 
         monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
