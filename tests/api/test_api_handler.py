@@ -72,8 +72,8 @@ def test_generation_with_wait_returns_the_finished_result_and_stores_jpegs(live)
     # And the presigned URLs serve those bytes
     assert requests.get(body["images"][1]["url"], timeout=5).content == images[1]
     # And every endpoint call asked for base64 JPEG, one image each, seed + i
-    assert [r.headers["Accept"] for r in sent] == ["application/json;jpeg"] * 2
-    assert {r.headers["Content-Type"] for r in sent} == {"application/json"}
+    assert [r.headers["Accept"] for r in sent] == [b"application/json;jpeg"] * 2
+    assert {r.headers["Content-Type"] for r in sent} == {b"application/json"}
     payloads = [json.loads(r.body) for r in sent]
     assert [p["seed"] for p in payloads] == [42, 43]
     assert {(p["num_images_per_prompt"], p["width"], p["height"], p["num_inference_steps"], p["negative_prompt"])
