@@ -9,6 +9,7 @@ from constructs import Construct
 
 from stacks.config import AppConfig
 from stacks.constructs.data_bucket import DataBucket
+from stacks.constructs.inference_api import InferenceApi
 
 
 class DreamBoothStack(Stack):
@@ -35,6 +36,15 @@ class DreamBoothStack(Stack):
         )
         # The training pipeline (S3 -> EventBridge -> Step Functions -> SageMaker) and the HTTPS
         # API plug in here as their own constructs, wired to `self.data.bucket`.
+
+        # The HTTPS API serves what the pipeline registers and deploys.
+        pipeline = getattr(self, "pipeline", None)
+        if pipeline is not None:
+            self.api = InferenceApi(
+                self, "Api", bucket=self.data.bucket, registry_table=pipeline.registry_table,
+                deploy_state_machine=pipeline.deploy_state_machine, endpoint_name=pipeline.endpoint_name,
+                config=config.api,
+            )
 
         CfnOutput(self, "BucketName", value=self.data.bucket.bucket_name,
                   description="Upload datasets under datasets/<name>/ in this bucket.")
