@@ -75,6 +75,24 @@ def api_gateway_model_schema(openapi: dict[str, Any], name: str) -> dict[str, An
             **openapi["components"]["schemas"][name]}
 
 
+def nag_resource(scope: Construct, value: str) -> str:
+    """`value` as cdk-nag writes it in a granular finding id (Ref -> <Id>, GetAtt -> <Id.Attr>)."""
+
+    def render(part: Any) -> str:
+        if isinstance(part, str):
+            return part
+        if "Ref" in part:
+            return f"<{part['Ref']}>"
+        if "Fn::GetAtt" in part:
+            return f"<{'.'.join(part['Fn::GetAtt'])}>"
+        if "Fn::Join" in part:
+            separator, parts = part["Fn::Join"]
+            return separator.join(render(p) for p in parts)
+        raise ValueError(f"cannot render {part!r}")
+
+    return render(Stack.of(scope).resolve(value))
+
+
 def max_images(openapi: dict[str, Any]) -> int:
     return openapi["components"]["schemas"]["GenerationRequest"]["properties"]["num_images"]["maximum"]
 
@@ -210,7 +228,7 @@ class InferenceApi(Construct):
             )
             Validations.of(self.invoke_policy).acknowledge(
                 Acknowledgment(
-                    id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<ApiF70053CD>/*/*/*]",
+                    id=f"AwsSolutions-IAM5[Resource::{nag_resource(self, self.api.arn_for_execute_api())}]",
                     reason=(
                         "Grants calling every route and method of this one API (its id is in the ARN); "
                         "that is exactly what a user of the API needs in IAM auth mode."
@@ -309,7 +327,7 @@ class InferenceApi(Construct):
         worker.grant_invoke(api)
         Validations.of(api.role).acknowledge(
             Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::<{Stack.of(self).get_logical_id(worker.node.default_child)}.Arn>:*]",
+                id=f"AwsSolutions-IAM5[Resource::{nag_resource(self, worker.function_arn)}:*]",
                 reason="grant_invoke covers the worker function and its own versions and aliases (ARN:*), nothing else.",
             )
         )
@@ -317,12 +335,11 @@ class InferenceApi(Construct):
         deploy_state_machine.grant(api, "states:ListExecutions")
         api.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:DescribeEndpoint"], resources=[endpoint_arn]))
         worker.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=[endpoint_arn]))
+        generated_arn = nag_resource(self, bucket.arn_for_objects(GENERATED_KEYS))
         for function in (api, worker):
             Validations.of(function.role).acknowledge(
                 Acknowledgment(
-                    id=f"AwsSolutions-IAM5[Resource::<{Stack.of(self).get_logical_id(bucket.node.default_child)}.Arn>/generated/*]"
-                    if isinstance(bucket, s3.Bucket)
-                    else f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{bucket.bucket_name}/generated/*]",
+                    id=f"AwsSolutions-IAM5[Resource::{generated_arn}]",
                     reason=(
                         "Generated images live under generated/<generation id>/, one folder per request "
                         "with ids minted at run time: the grant is limited to that prefix."
@@ -487,14 +504,14 @@ class InferenceApi(Construct):
              "Execution logging needs the account-wide API Gateway CloudWatch role, which this stack must not "
              "overwrite; every request is recorded in the stage's JSON access log and traced in X-Ray instead."),
         ]
+        acknowledgments.append(
+            ("AwsSolutions-COG4",
+             "No Cognito user pool: callers are scripts, a CLI and a page holding the API key, or IAM principals "
+             "signing with SigV4 (apiAuth=iam); there are no end-user sign-ins to manage."))
         if self.config.auth == "apiKey":
-            acknowledgments += [
+            acknowledgments.append(
                 ("AwsSolutions-APIG4",
                  "Callers authenticate with the usage plan's API key (api_key_required on every method); "
-                 "set apiAuth=iam to require SigV4-signed IAM callers instead."),
-                ("AwsSolutions-COG4",
-                 "No Cognito user pool: callers are scripts and a CLI holding the API key (or IAM principals "
-                 "with apiAuth=iam); there are no end-user sign-ins to manage."),
-            ]
+                 "set apiAuth=iam to require SigV4-signed IAM callers instead."))
         for rule, reason in acknowledgments:
             Validations.of(api).acknowledge(Acknowledgment(id=rule, reason=reason))

@@ -38,6 +38,8 @@ class ApiTestStack(cdk.Stack):
             logs=sfn.LogOptions(destination=logs.LogGroup(self, "DeployLogs", removal_policy=cdk.RemovalPolicy.DESTROY),
                                 level=sfn.LogLevel.ALL),
         )
+        # cfn-lint W3005 on CDK's DependsOn next to the role GetAtt, in this stand-in only.
+        deploy.node.default_child.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
         cdk.Validations.of(deploy).acknowledge(cdk.Acknowledgment(
             id="AwsSolutions-IAM5[Resource::*]",
             reason="Test stand-in for the pipeline's deployment state machine: X-Ray and log delivery need *.",
