@@ -206,6 +206,50 @@ class NotificationConfig:
         return cls(email=_optional_str(ctx, "notificationEmail", _EMAIL, "expected an e-mail address"))
 
 
+API_AUTH_MODES = ("apiKey", "iam")
+# API Gateway ends a synchronous request at 29 s: a waiting POST must answer before that.
+API_MAX_WAIT_LIMIT_S = 25
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """The HTTPS API (API Gateway REST API in front of the live model)."""
+
+    auth: str = "apiKey"
+    """apiKey: an API key with a usage plan (x-api-key header); iam: SigV4-signed requests."""
+    rate_limit_rps: int = 5
+    """Steady requests per second allowed (usage plan and stage throttle); beyond it: 429."""
+    burst_limit: int = 10
+    """Requests allowed in a burst above the steady rate."""
+    daily_quota: int = 1000
+    """Requests per API key per day (apiKey mode only); beyond it: 429 until the next UTC day."""
+    max_wait_s: int = 20
+    """Longest a POST /generations may wait for its result before answering 202 (at most 25)."""
+    generation_ttl_days: int = 7
+    """Days a generation record is kept (DynamoDB TTL); images follow generatedExpiryDays."""
+    image_url_expiry_s: int = 3600
+    """Lifetime of the presigned image URLs the API hands out."""
+
+    @classmethod
+    def from_context(cls, ctx: Context) -> "ApiConfig":
+        auth = ctx("apiAuth")
+        if auth is None:
+            auth = cls.auth
+        if auth not in API_AUTH_MODES:
+            raise ConfigError("apiAuth", auth, f"expected one of {', '.join(API_AUTH_MODES)}")
+        rate = _int(ctx, "apiRateLimit", cls.rate_limit_rps, 1, 10000)
+        burst = _int(ctx, "apiBurstLimit", cls.burst_limit, 1, 5000)
+        return cls(
+            auth=auth,
+            rate_limit_rps=rate,
+            burst_limit=burst,
+            daily_quota=_int(ctx, "apiDailyQuota", cls.daily_quota, 1, 10_000_000),
+            max_wait_s=_int(ctx, "apiMaxWaitSeconds", cls.max_wait_s, 0, API_MAX_WAIT_LIMIT_S),
+            generation_ttl_days=_int(ctx, "generationTtlDays", cls.generation_ttl_days, 1, 365),
+            image_url_expiry_s=_int(ctx, "imageUrlExpirySeconds", cls.image_url_expiry_s, 60, 43200),
+        )
+
+
 @dataclass(frozen=True)
 class DeploymentEnv:
     """Where the stack goes, from the usual CDK environment variables."""
@@ -257,6 +301,7 @@ class AppConfig:
     """The bucket taken over instead of created: `bucketName`, or the recorded quota decision."""
     bucket_source: str = "created"
     """How the bucket was chosen: created, configured (bucketName) or reused (quota decision)."""
+    api: ApiConfig = ApiConfig()
 
     @classmethod
     def load(cls, ctx: Context, environ: Mapping[str, str] = os.environ) -> "AppConfig":
@@ -283,4 +328,5 @@ class AppConfig:
             notifications=NotificationConfig.from_context(ctx),
             existing_bucket_name=existing,
             bucket_source=source if existing else "created",
+            api=ApiConfig.from_context(ctx),
         )
