@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence
 
 import boto3
 
-from scripts import preflight
+from scripts import costs, preflight
 from scripts.deploy import ROOT, context_from
 from stacks.config import AppConfig, ConfigError
 from stacks.constructs.jumpstart_lock import JumpStartLock
@@ -34,6 +34,29 @@ def cmd_preflight(args: argparse.Namespace, session: Any) -> int:
     return EXIT_OK if all(c.ok for c in checks) else EXIT_FAILED
 
 
+def cmd_cost(args: argparse.Namespace, session: Any) -> int:
+    config = _config(args)
+    region = args.region or session.region_name or "us-east-1"
+    try:
+        result = costs.estimate(costs.Pricing.load(), region, config.training.instance_type,
+                                config.serving.instance_type, args.training_minutes)
+    except costs.NoPrice as error:
+        print(f"Cannot estimate: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return EXIT_OK
+    print(
+        f"Region {result.region}, prices as of {result.prices_as_of} (on-demand list prices; see "
+        "scripts/pricing_table.json)\n"
+        f"One training run:  ${result.training_run_usd:.2f}  "
+        f"({result.training_minutes:g} min on {result.training_instance_type})\n"
+        f"Endpoint:          ${result.endpoint_hourly_usd:.2f} per hour, ${result.endpoint_daily_usd:.2f} per day "
+        f"while it runs ({result.endpoint_instance_type})"
+    )
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="dreambooth", description=__doc__.splitlines()[0])
     top.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -47,6 +70,16 @@ def parser() -> argparse.ArgumentParser:
                     "region), and that the JumpStart lock file covers the region. Changes nothing.",
     )
     check.set_defaults(run=cmd_preflight)
+    cost = commands.add_parser(
+        "cost", help="estimated cost of a training run and of the endpoint per hour",
+        description="Estimate the cost of one training run and of the endpoint per hour for the configured "
+                    "instance types, from the dated pricing table in scripts/pricing_table.json. "
+                    "Makes no AWS call.",
+    )
+    cost.add_argument("--region", help="region to price (default: the session's region, else us-east-1)")
+    cost.add_argument("--training-minutes", type=float, metavar="MIN",
+                      help=f"length of a training run (default {costs.DEFAULT_TRAINING_MINUTES:g})")
+    cost.set_defaults(run=cmd_cost)
     return top
 
 
