@@ -73,9 +73,10 @@ def snapshot(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def validate(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """A snapshot -> the verdict, with the prompts and hyperparameters training will use."""
-    dataset = event["dataset"]
-    verdict = judge(event)
+    """{"snapshot": <snapshot>} -> the verdict, with the prompts and hyperparameters training will use."""
+    snapshot = event["snapshot"]
+    dataset = snapshot["dataset"]
+    verdict = judge(snapshot)
     for warning in verdict.warnings:
         logger.warning("dataset file skipped", dataset=dataset, detail=warning)
     logger.info("dataset judged", dataset=dataset, valid=verdict.valid, reason=verdict.reason,
@@ -85,7 +86,7 @@ def validate(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         prompts = {"instance_prompt": verdict.instance_prompt}
         if verdict.class_prompt:
             prompts["class_prompt"] = verdict.class_prompt
-        training_input_uri = s3_dataset.stage(s3, settings.bucket, dict(event), verdict.image_names, prompts)
+        training_input_uri = s3_dataset.stage(s3, settings.bucket, snapshot, verdict.image_names, prompts)
     return {
         "trainingInputUri": training_input_uri,
         "valid": verdict.valid,

@@ -231,21 +231,30 @@ class DeployWorkflow(Construct):
         catch(check)
         count = sfn.Pass(self, "CountPoll", parameters={"count.$": "States.MathAdd($.polls.count, 1)"},
                          result_path="$.polls")
+        with_reason = sfn.Pass(
+            self, "AddSageMakerReason",
+            parameters={"reason": sfn.JsonPath.format("{}: {}", sfn.JsonPath.string_at("$.failure.summary"),
+                                                      sfn.JsonPath.string_at("$.endpoint.detail.FailureReason"))},
+            result_path="$.failure",
+        ).next(failure_chain)
+        without_reason = sfn.Pass(
+            self, "NoSageMakerReason", parameters={"reason.$": "$.failure.summary"}, result_path="$.failure",
+        ).next(failure_chain)
+        has_reason = sfn.Choice(self, "HasSageMakerReason").when(
+            sfn.Condition.is_present("$.endpoint.detail.FailureReason"), with_reason
+        ).otherwise(without_reason)
         rolled_back = sfn.Pass(
             self, "EndpointKeptOldModel",
-            parameters={"reason": sfn.JsonPath.format(
-                "the endpoint did not switch to the new model and still serves {} ({})",
-                sfn.JsonPath.string_at("$.endpoint.config"),
-                sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$.endpoint.failureReasons")))},
+            parameters={"summary": sfn.JsonPath.format(
+                "the endpoint update did not take effect; the endpoint still serves {}",
+                sfn.JsonPath.string_at("$.endpoint.config"))},
             result_path="$.failure",
-        ).next(failure_chain)
+        ).next(has_reason)
         endpoint_failed = sfn.Pass(
             self, "EndpointFailedReason",
-            parameters={"reason": sfn.JsonPath.format(
-                "endpoint {} failed: {}", endpoint_name,
-                sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$.endpoint.failureReasons")))},
+            parameters={"summary": f"endpoint {endpoint_name} failed"},
             result_path="$.failure",
-        ).next(failure_chain)
+        ).next(has_reason)
         timed_out = fail_with(
             "EndpointTooSlow",
             f"the endpoint was not InService after {poll_interval_s * max_polls} seconds",
@@ -286,9 +295,9 @@ class DeployWorkflow(Construct):
             self, state_id, service="sagemaker", action="describeEndpoint",
             parameters={"EndpointName": self._endpoint_name},
             iam_resources=[self._endpoint_arn()],
-            # `..FailureReason` gives [] when SageMaker sets none (a missing path would stop the run).
-            result_selector={"status.$": "$.EndpointStatus", "config.$": "$.EndpointConfigName",
-                             "failureReasons.$": "$..FailureReason"},
+            # `detail` keeps the optional fields (FailureReason) for the failure messages: selecting
+            # a missing field would stop the execution with an uncatchable States.Runtime error.
+            result_selector={"status.$": "$.EndpointStatus", "config.$": "$.EndpointConfigName", "detail.$": "$"},
             result_path=result_path,
         )
 

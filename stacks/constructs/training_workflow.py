@@ -171,7 +171,7 @@ class TrainingWorkflow(Construct):
         )
         validate = tasks.LambdaInvoke(
             self, "ValidateDataset", lambda_function=validate_function,
-            payload=sfn.TaskInput.from_json_path_at("$.snapshot"),
+            payload=sfn.TaskInput.from_object({"snapshot": sfn.JsonPath.object_at("$.snapshot")}),
             payload_response_only=True, result_path="$.validation",
             retry_on_service_exceptions=True,
         )

@@ -1,0 +1,694 @@
+"""Run the synthesized training pipeline on moto: the real template, the real handlers.
+
+`PipelineHarness` synthesizes the app (cdk-nag included), then "deploys" the template's pipeline
+resources into moto: the bucket, the DynamoDB tables, the SNS topic (with an SQS queue
+subscribed, to read notifications), the Lambda functions and both state machines. State machine
+definitions are taken from the template and only their CloudFormation intrinsics (Ref,
+Fn::GetAtt, Fn::Join, Fn::FindInMap, ...) are resolved to the moto resources; nothing is
+rewritten by hand.
+
+What the harness adds to moto, and says so:
+- Lambda: moto runs functions in Docker; here moto's docker-less Lambda backend (which only
+  echoes payloads) is patched to import the function's handler from its synthesized asset
+  directory and call it in-process,
+  with the function's environment from the template (see `_invoke_in_process`).
+- Step Functions: `sagemaker:createTrainingJob.sync` (moto refuses `.sync` for SageMaker) is
+  served by `SageMakerSyncService`, which creates the job and polls DescribeTrainingJob, as the
+  real integration does.
+- Step Functions: `states:startExecution` converts field names between ASL and boto3, and
+  aws-sdk tasks map field names (ExecutionArn <-> executionArn) and hand results to the state
+  as JSON (timestamps as strings, PascalCase names), as AWS does; moto's port of the
+  interpreter skips these conversions (see `_patch_sfn_integration`).
+- SageMaker: durations, failures and UpdateEndpoint come from `SageMakerSimulator`.
+- EventBridge: moto does not deliver S3 events to Lambda targets. `upload()` builds the event S3
+  sends, checks it against the synthesized rule's pattern with moto's event-pattern matcher, and
+  invokes the listener function as EventBridge would.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import uuid
+import zipfile
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Optional
+from unittest import mock
+
+import boto3
+from moto import mock_aws
+
+from tests.harness.sagemaker_sim import SageMakerSimulator
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+BUCKET_NAME = "dreambooth-harness-data"
+_ENV_LOCK = threading.RLock()
+
+
+# ---------------------------------------------------------------------------------------------
+# Synthesis and intrinsic resolution
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Synthesized:
+    template: dict[str, Any]
+    assembly_dir: Path
+    stack_name: str
+
+    def resources(self, type_: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.template["Resources"].items() if v["Type"] == type_}
+
+    def asset_dir(self, function_logical_id: str) -> Path:
+        """The directory `cdk synth` staged for a function's code asset."""
+        code = self.template["Resources"][function_logical_id]["Properties"]["Code"]
+        object_key = code["S3Key"]
+        manifest = json.loads((self.assembly_dir / f"{self.stack_name}.assets.json").read_text())
+        for asset in manifest["files"].values():
+            if any(dest["objectKey"] == object_key for dest in asset["destinations"].values()):
+                return self.assembly_dir / asset["source"]["path"]
+        raise KeyError(f"no asset for {function_logical_id}")
+
+
+def synthesize(context: Optional[Mapping[str, Any]] = None, outdir: Optional[Path] = None) -> Synthesized:
+    """Synthesize the real app (cdk.json context + `context`) into `outdir`, cdk-nag included."""
+    import tempfile
+
+    from stacks.application import build_app
+    from tests.conftest import ROOT
+
+    cdk_json = json.loads((ROOT / "cdk.json").read_text())["context"]
+    outdir = outdir or Path(tempfile.mkdtemp(prefix="pipeline-harness-"))
+    app, stack = build_app({**cdk_json, **(context or {})}, environ={}, outdir=str(outdir))
+    app.synth()
+    template = json.loads((outdir / f"{stack.stack_name}.template.json").read_text())
+    return Synthesized(template=template, assembly_dir=outdir, stack_name=stack.stack_name)
+
+
+class Resolver:
+    """Resolves CloudFormation intrinsics against the physical ids chosen for moto."""
+
+    def __init__(self, template: dict[str, Any], refs: dict[str, str], arns: dict[str, str], stack_name: str):
+        self.template = template
+        self.refs = refs
+        self.arns = arns
+        self.pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
+                       "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": stack_name,
+                       "AWS::NoValue": None}
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, arg), = value.items()
+            if key == "Ref":
+                if arg in self.pseudo:
+                    return self.pseudo[arg]
+                return self.refs[arg]
+            if key == "Fn::GetAtt":
+                logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+                if attribute == "Arn":
+                    return self.arns[logical]
+                if attribute == "Name":
+                    return self.refs[logical]
+                raise KeyError(f"GetAtt {logical}.{attribute} is not resolvable in the harness")
+            if key == "Fn::Join":
+                separator, parts = arg
+                return separator.join(str(self(p)) for p in self(parts))
+            if key == "Fn::FindInMap":
+                mapping, first, second = (self(a) for a in arg)
+                return self.template["Mappings"][mapping][first][second]
+            if key == "Fn::Select":
+                index, items = arg
+                return self(items)[int(self(index))]
+            if key == "Fn::Split":
+                separator, text = arg
+                return self(text).split(separator)
+            if key == "Fn::Sub":
+                raise KeyError("Fn::Sub is not used by the pipeline template")
+        return {k: self(v) for k, v in value.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Step Functions: the .sync SageMaker integration moto lacks
+# ---------------------------------------------------------------------------------------------
+
+def _sagemaker_sync_service_class() -> type:
+    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_unsupported import (
+        StateTaskServiceUnsupported,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+    from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+
+    class SageMakerSyncService(StateTaskServiceUnsupported):
+        """`sagemaker:*` tasks; `createTrainingJob.sync` polls DescribeTrainingJob like AWS does."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._supported_integration_patterns = {ResourceCondition.WaitForTaskToken, ResourceCondition.Sync}
+
+        def _build_sync_resolver(self, env, resource_runtime_part, normalised_parameters, state_credentials):
+            if self._get_boto_service_action() != "create_training_job":
+                raise RuntimeError(f"harness: no .sync for {self.resource.resource_arn}")
+            client = boto_client_for(service="sagemaker", region=resource_runtime_part.region,
+                                     state_credentials=state_credentials)
+            env.stack.pop()  # the CreateTrainingJob answer
+            name = normalised_parameters["TrainingJobName"]
+
+            def resolve():
+                job = client.describe_training_job(TrainingJobName=name)
+                job.pop("ResponseMetadata", None)
+                status = job["TrainingJobStatus"]
+                if status in ("InProgress", "Stopping"):
+                    return None
+                job = json.loads(json.dumps(job, default=_json_default))
+                if status == "Completed":
+                    return job
+                raise FailureEventException(FailureEvent(
+                    env=env,
+                    error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
+                    event_type=HistoryEventType.TaskFailed,
+                    event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                        resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type(),
+                        error=StatesErrorNameType.StatesTaskFailed.to_name(), cause=to_json_str(job),
+                    )),
+                ))
+
+            return resolve
+
+    return SageMakerSyncService
+
+
+def _pascal_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k[:1].upper() + k[1:]: _pascal_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_pascal_keys(v) for v in value]
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value))
+
+
+# ---------------------------------------------------------------------------------------------
+# Lambda in-process
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class FunctionSpec:
+    name: str
+    logical_id: str
+    code_dir: Path
+    handler: str
+    environment: dict[str, str]
+    module: Any = None
+    invocations: int = 0
+
+
+class _Context:
+    def __init__(self, spec: FunctionSpec):
+        self.function_name = spec.name
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = 256
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{spec.name}"
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{spec.name}"
+        self.log_stream_name = "harness"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+# ---------------------------------------------------------------------------------------------
+# The harness
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Run:
+    """One finished execution with its history."""
+
+    arn: str
+    name: str
+    status: str
+    input: dict[str, Any]
+    output: Optional[dict[str, Any]]
+    error: Optional[str]
+    cause: Optional[str]
+    events: list[dict[str, Any]]
+    started: datetime
+    stopped: Optional[datetime]
+
+    @property
+    def entered_states(self) -> list[str]:
+        return [e["stateEnteredEventDetails"]["name"] for e in self.events if "stateEnteredEventDetails" in e]
+
+    @property
+    def transitions(self) -> int:
+        return len(self.entered_states)
+
+
+@dataclass
+class PipelineHarness:
+    """Context manager: moto running the synthesized pipeline. See the module docstring.
+
+    Usage:
+        with PipelineHarness(context={"quietWindowSeconds": 2}) as h:
+            h.upload_dataset("doppler", images)
+            runs = h.wait_for_training_runs()
+    """
+
+    context: Mapping[str, Any] = field(default_factory=dict)
+    simulator: SageMakerSimulator = field(default_factory=SageMakerSimulator)
+    synthesized: Optional[Synthesized] = None
+
+    def __post_init__(self) -> None:
+        self._stack = ExitStack()
+        self.functions: dict[str, FunctionSpec] = {}
+
+    # ---- lifecycle ----
+
+    def __enter__(self) -> "PipelineHarness":
+        defaults = {"quietWindowSeconds": 2, "endpointPollSeconds": 1}
+        self.synthesized = self.synthesized or synthesize({**defaults, **self.context})
+        self._stack.enter_context(mock.patch.dict(os.environ, {
+            "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_NAMESPACE": "harness", "POWERTOOLS_LOG_LEVEL": "WARNING",
+        }))
+        self._stack.enter_context(mock_aws(config={
+            "stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False},
+        }))
+        self._stack.enter_context(self.simulator)
+        # moto's interpreter logs every IsPresent miss as an ERROR and every SageMaker task as
+        # "unsupported": noise here, since the harness serves those tasks.
+        parser_log = logging.getLogger("moto.stepfunctions.parser")
+        self._stack.callback(parser_log.setLevel, parser_log.level)
+        parser_log.setLevel(logging.CRITICAL)
+        self._patch_moto()
+        self._deploy()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self._stop_running_executions()
+        finally:
+            self._stack.close()
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=REGION)
+
+    def _patch_moto(self) -> None:
+        from moto.awslambda_simple.models import LambdaSimpleBackend
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+            state_task_service_factory as factory,
+        )
+
+        original_factory = factory.state_task_service_for
+        sync_service = _sagemaker_sync_service_class()
+
+        def service_for(service_name: str):
+            if service_name == "sagemaker":
+                return sync_service()
+            return original_factory(service_name)
+
+        self._stack.enter_context(mock.patch.object(factory, "state_task_service_for", service_for))
+        self._patch_sfn_integration()
+        harness = self
+
+        def invoke_in_process(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any,
+                              response_headers: Any) -> bytes:
+            name = backend.get_function(function_name, qualifier).function_name
+            result, errored, _ = harness._invoke_in_process(name, body)
+            if errored:
+                response_headers["x-amz-function-error"] = "Unhandled"
+            return result.encode()
+
+        # moto's docker-less Lambda backend echoes the payload; this runs the real handler instead.
+        self._stack.enter_context(mock.patch.object(LambdaSimpleBackend, "invoke", invoke_in_process))
+
+    def _patch_sfn_integration(self) -> None:
+        """moto's `states:startExecution` passes ASL's field names (Input, StateMachineArn) to boto3,
+        which expects input, stateMachineArn, and hands boto3's answer back unconverted; AWS (and
+        LocalStack, which moto's interpreter comes from) convert both ways. Added here."""
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+            StateTaskServiceSfn,
+        )
+
+        original_normalise = StateTaskServiceSfn._normalise_parameters
+
+        def normalise_parameters(service, parameters, boto_service_name=None, service_action_name=None):
+            original_normalise(service, parameters, boto_service_name, service_action_name)
+            for key in list(parameters):
+                if key[:1].isupper():
+                    parameters[key[0].lower() + key[1:]] = parameters.pop(key)
+
+        def normalise_response(service, response, boto_service_name=None, service_action_name=None):
+            if isinstance(response, dict) and service_action_name is None:
+                for key in list(response):
+                    value = response.pop(key)
+                    response[key[0].upper() + key[1:]] = value.isoformat() if isinstance(value, datetime) else value
+
+        original_eval = StateTaskServiceSfn._eval_service_task
+
+        def eval_service_task(service, env, resource_runtime_part, normalised_parameters, state_credentials):
+            original_eval(service, env, resource_runtime_part, normalised_parameters, state_credentials)
+            normalise_response(service, env.stack[-1])
+
+        self._stack.enter_context(mock.patch.object(StateTaskServiceSfn, "_normalise_parameters", normalise_parameters))
+
+        # AWS hands aws-sdk results to the state as JSON (timestamps as strings); moto leaves
+        # Python datetimes in the state, which then cannot be serialized.
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
+            StateTaskServiceAwsSdk,
+        )
+
+        original_sdk_eval = StateTaskServiceAwsSdk._eval_service_task
+
+        def sdk_eval(service, env, resource_runtime_part, normalised_parameters, state_credentials):
+            # Field names: ASL uses the API's names with a capital first letter (ExecutionArn),
+            # boto3 the model's own (executionArn for Step Functions); AWS maps between them.
+            model = boto3.client(service._get_boto_service_name(), region_name=REGION).meta
+            operation = model.service_model.operation_model(
+                model.method_to_api_mapping[service._get_boto_service_action()])
+            members = {name.lower(): name for name in operation.input_shape.members}
+            for key in list(normalised_parameters):
+                normalised_parameters[members.get(key.lower(), key)] = normalised_parameters.pop(key)
+            original_sdk_eval(service, env, resource_runtime_part, normalised_parameters, state_credentials)
+            env.stack[-1] = _pascal_keys(json.loads(json.dumps(env.stack[-1], default=_json_default)))
+
+        self._stack.enter_context(mock.patch.object(StateTaskServiceAwsSdk, "_eval_service_task", sdk_eval))
+        self._stack.enter_context(mock.patch.object(StateTaskServiceSfn, "_eval_service_task", eval_service_task))
+
+    # ---- deployment of the template's pipeline resources into moto ----
+
+    def _deploy(self) -> None:
+        synth = self.synthesized
+        assert synth is not None
+        template = synth.template
+        refs: dict[str, str] = {}
+        arns: dict[str, str] = {}
+        for logical, resource in template["Resources"].items():
+            props = resource.get("Properties", {})
+            kind = resource["Type"]
+            if kind == "AWS::DynamoDB::Table":
+                refs[logical], arns[logical] = logical, f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{logical}"
+            elif kind == "AWS::SNS::Topic":
+                refs[logical] = arns[logical] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{logical}"
+            elif kind == "AWS::IAM::Role":
+                refs[logical], arns[logical] = logical, f"arn:aws:iam::{ACCOUNT}:role/{logical}"
+            elif kind == "AWS::Lambda::Function":
+                refs[logical], arns[logical] = logical, f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical}"
+            elif kind == "AWS::StepFunctions::StateMachine":
+                name = props.get("StateMachineName", logical)
+                refs[logical] = arns[logical] = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
+            elif kind == "AWS::S3::Bucket":
+                refs[logical], arns[logical] = BUCKET_NAME, f"arn:aws:s3:::{BUCKET_NAME}"
+            elif kind == "AWS::Events::Rule":
+                refs[logical] = arns[logical] = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{logical}"
+        self.resolve = Resolver(template, refs, arns, synth.stack_name)
+        self.refs, self.arns = refs, arns
+
+        s3 = self.client("s3")
+        s3.create_bucket(Bucket=BUCKET_NAME)
+        s3.put_bucket_versioning(Bucket=BUCKET_NAME, VersioningConfiguration={"Status": "Enabled"})
+
+        dynamodb = self.client("dynamodb")
+        for logical, resource in synth.resources("AWS::DynamoDB::Table").items():
+            props = resource["Properties"]
+            dynamodb.create_table(TableName=logical, KeySchema=props["KeySchema"],
+                                  AttributeDefinitions=props["AttributeDefinitions"], BillingMode="PAY_PER_REQUEST")
+
+        sns, sqs = self.client("sns"), self.client("sqs")
+        self.notification_queues: dict[str, str] = {}
+        for logical in synth.resources("AWS::SNS::Topic"):
+            sns.create_topic(Name=logical)
+            queue_url = sqs.create_queue(QueueName=f"{logical}-inbox")["QueueUrl"]
+            queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            sns.subscribe(TopicArn=arns[logical], Protocol="sqs", Endpoint=queue_arn)
+            self.notification_queues[logical] = queue_url
+
+        iam = self.client("iam")
+        trust = json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+        for logical in synth.resources("AWS::IAM::Role"):
+            iam.create_role(RoleName=logical, AssumeRolePolicyDocument=trust)
+
+        lambda_ = self.client("lambda")
+        dummy_zip = io.BytesIO()
+        with zipfile.ZipFile(dummy_zip, "w") as archive:
+            archive.writestr("placeholder.py", "")
+        for logical, resource in synth.resources("AWS::Lambda::Function").items():
+            props = resource["Properties"]
+            if "S3Key" not in props.get("Code", {}):
+                continue
+            code_dir = synth.asset_dir(logical)
+            if not (code_dir / "dataset_rules.py").exists():
+                continue  # CDK's own helpers (bucket notifications), not part of the pipeline
+            environment = {k: str(self.resolve(v)) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
+            lambda_.create_function(
+                FunctionName=logical, Runtime="python3.12", Role=arns[self._role_of(props)],
+                Handler=props["Handler"], Code={"ZipFile": dummy_zip.getvalue()},
+                Environment={"Variables": environment}, Timeout=int(props.get("Timeout", 30)),
+            )
+            self.functions[logical] = FunctionSpec(logical, logical, code_dir, props["Handler"], environment)
+
+        sfn = self.client("stepfunctions")
+        self.state_machines: dict[str, str] = {}
+        for logical, resource in synth.resources("AWS::StepFunctions::StateMachine").items():
+            props = resource["Properties"]
+            definition = self.resolve(props["DefinitionString"])
+            json.loads(definition)  # fully resolved
+            name = props.get("StateMachineName", logical)
+            sfn.create_state_machine(name=name, definition=definition, roleArn=arns[self._role_of(props, "RoleArn")])
+            self.state_machines[logical] = arns[logical]
+
+    @staticmethod
+    def _role_of(props: Mapping[str, Any], key: str = "Role") -> str:
+        return props[key]["Fn::GetAtt"][0]
+
+    # ---- handles on the pipeline's resources ----
+
+    def logical_id(self, type_: str, contains: str) -> str:
+        assert self.synthesized is not None
+        (match,) = [k for k in self.synthesized.resources(type_) if contains in k]
+        return match
+
+    @property
+    def training_machine_arn(self) -> str:
+        return self.arns[self.logical_id("AWS::StepFunctions::StateMachine", "Training")]
+
+    @property
+    def deploy_machine_arn(self) -> str:
+        return self.arns[self.logical_id("AWS::StepFunctions::StateMachine", "Deploy")]
+
+    @property
+    def bucket(self) -> str:
+        return BUCKET_NAME
+
+    @property
+    def registry_table(self) -> str:
+        return self.logical_id("AWS::DynamoDB::Table", "RegistryModels")
+
+    @property
+    def state_table(self) -> str:
+        return self.logical_id("AWS::DynamoDB::Table", "PipelineState")
+
+    @property
+    def endpoint_name(self) -> str:
+        assert self.synthesized is not None
+        return f"{self.synthesized.stack_name[:59]}-sd"
+
+    def function_named(self, contains: str) -> FunctionSpec:
+        (match,) = [spec for logical, spec in self.functions.items() if contains in logical]
+        return match
+
+    # ---- running handlers in-process ----
+
+    def _invoke_in_process(self, function_name: str, event: Any) -> tuple[str, bool, str]:
+        spec = self.functions[function_name]
+        payload = json.loads(event) if isinstance(event, (str, bytes)) else event
+        handler = self._load_handler(spec)
+        spec.invocations += 1
+        try:
+            result = handler(payload, _Context(spec))
+        except Exception as error:  # what Lambda returns for an unhandled error
+            return json.dumps({"errorMessage": str(error), "errorType": type(error).__name__}), True, ""
+        return json.dumps(result), False, ""
+
+    def _load_handler(self, spec: FunctionSpec) -> Callable[..., Any]:
+        module_name, _, function_name = spec.handler.rpartition(".")
+        if spec.module is None:
+            with _ENV_LOCK, mock.patch.dict(os.environ, spec.environment):
+                if str(spec.code_dir) not in sys.path:
+                    sys.path.insert(0, str(spec.code_dir))
+                # A fresh module per function: each reads its own environment at import, as on Lambda.
+                file = spec.code_dir / f"{module_name}.py"
+                module_spec = importlib.util.spec_from_file_location(f"harness_{spec.name}_{module_name}", file)
+                module = importlib.util.module_from_spec(module_spec)
+                sys.modules[module_spec.name] = module
+                module_spec.loader.exec_module(module)
+                spec.module = module
+        return getattr(spec.module, function_name)
+
+    def invoke(self, contains: str, payload: Any) -> Any:
+        """Invoke a pipeline function through moto's Lambda API (which runs it in-process)."""
+        spec = self.function_named(contains)
+        response = self.client("lambda").invoke(FunctionName=spec.name, Payload=json.dumps(payload).encode())
+        body = json.loads(response["Payload"].read())
+        if response.get("FunctionError"):
+            raise RuntimeError(f"{spec.name} failed: {body}")
+        return body
+
+    # ---- uploads and events ----
+
+    def s3_event(self, key: str, *, size: int, etag: str, when: Optional[datetime] = None) -> dict[str, Any]:
+        """The EventBridge event S3 sends for an object created in the bucket."""
+        when = when or datetime.now(timezone.utc)
+        return {
+            "version": "0", "id": str(uuid.uuid4()), "detail-type": "Object Created", "source": "aws.s3",
+            "account": ACCOUNT, "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": REGION,
+            "resources": [f"arn:aws:s3:::{BUCKET_NAME}"],
+            "detail": {"version": "0", "bucket": {"name": BUCKET_NAME},
+                       "object": {"key": key, "size": size, "etag": etag, "sequencer": uuid.uuid4().hex[:18]},
+                       "request-id": uuid.uuid4().hex[:16], "requester": ACCOUNT, "reason": "PutObject"},
+        }
+
+    def deliver(self, event: Mapping[str, Any]) -> Optional[dict[str, Any]]:
+        """Deliver one event as EventBridge would: only if the synthesized rule matches it."""
+        assert self.synthesized is not None
+        (rule,) = self.synthesized.resources("AWS::Events::Rule").values()
+        pattern = self.resolve(rule["Properties"]["EventPattern"])
+        # moto's TestEventPattern API is a stub; its rule matcher (used for PutEvents) is real.
+        from moto.events.models import EventPattern
+
+        if not EventPattern.load(json.dumps(pattern)).matches_event(dict(event)):
+            return None
+        (target,) = rule["Properties"]["Targets"]
+        function = self.resolve(target["Arn"]).rsplit(":", 1)[1]
+        response = self.client("lambda").invoke(FunctionName=function, Payload=json.dumps(event).encode())
+        body = json.loads(response["Payload"].read())
+        if response.get("FunctionError"):
+            raise RuntimeError(f"upload listener failed: {body}")
+        return body
+
+    def put(self, key: str, body: bytes) -> dict[str, Any]:
+        """Put an object without notifying (tests that control delivery use `deliver`)."""
+        response = self.client("s3").put_object(Bucket=BUCKET_NAME, Key=key, Body=body)
+        return self.s3_event(key, size=len(body), etag=response["ETag"].strip('"'))
+
+    def upload(self, key: str, body: bytes) -> Optional[dict[str, Any]]:
+        return self.deliver(self.put(key, body))
+
+    def upload_dataset(self, dataset: str, files: Mapping[str, bytes]) -> list[dict[str, Any]]:
+        """Upload files under datasets/<dataset>/, each followed by its event; returns the events."""
+        events = []
+        for name, body in files.items():
+            event = self.put(f"datasets/{dataset}/{name}", body)
+            self.deliver(event)
+            events.append(event)
+        return events
+
+    # ---- reading results ----
+
+    def executions(self, machine_arn: str) -> list[dict[str, Any]]:
+        return self.client("stepfunctions").list_executions(stateMachineArn=machine_arn)["executions"]
+
+    def wait_until_idle(self, timeout_s: float = 60.0) -> None:
+        """Wait until no execution of either state machine is running."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            running = [e for arn in (self.training_machine_arn, self.deploy_machine_arn)
+                       for e in self.executions(arn) if e["status"] == "RUNNING"]
+            if not running:
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"executions still running after {timeout_s}s: {[e['name'] for e in running]}")
+
+    def runs(self, machine_arn: str) -> list[Run]:
+        sfn = self.client("stepfunctions")
+        result = []
+        for execution in sorted(self.executions(machine_arn), key=lambda e: e["startDate"]):
+            described = sfn.describe_execution(executionArn=execution["executionArn"])
+            history = sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
+            result.append(Run(
+                arn=execution["executionArn"], name=execution["name"], status=described["status"],
+                input=json.loads(described.get("input") or "{}"),
+                output=json.loads(described["output"]) if described.get("output") else None,
+                error=described.get("error"), cause=described.get("cause"), events=history,
+                started=described["startDate"], stopped=described.get("stopDate"),
+            ))
+        return result
+
+    def training_runs(self) -> list[Run]:
+        return self.runs(self.training_machine_arn)
+
+    def deploy_runs(self) -> list[Run]:
+        return self.runs(self.deploy_machine_arn)
+
+    def registry(self) -> dict[str, dict[str, Any]]:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        deserialize = TypeDeserializer().deserialize
+        items = self.client("dynamodb").scan(TableName=self.registry_table)["Items"]
+        return {item["modelId"]["S"]: {k: deserialize(v) for k, v in item.items()} for item in items}
+
+    def models(self) -> dict[str, dict[str, Any]]:
+        from tests.harness import LIVE_POINTER_ID
+
+        return {k: v for k, v in self.registry().items() if k != LIVE_POINTER_ID}
+
+    def live_pointer(self) -> Optional[dict[str, Any]]:
+        from tests.harness import LIVE_POINTER_ID
+
+        return self.registry().get(LIVE_POINTER_ID)
+
+    def notifications(self) -> list[dict[str, str]]:
+        """Every message published to the pipeline's topic so far (drained from its SQS inbox)."""
+        sqs = self.client("sqs")
+        self._received = getattr(self, "_received", [])
+        for queue_url in self.notification_queues.values():
+            while True:
+                messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+                if not messages:
+                    break
+                for message in messages:
+                    body = json.loads(message["Body"])
+                    self._received.append({"subject": body.get("Subject", ""), "message": body["Message"]})
+                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return list(self._received)
+
+    def _stop_running_executions(self) -> None:
+        sfn = self.client("stepfunctions")
+        for arn in getattr(self, "state_machines", {}).values():
+            for execution in self.executions(arn):
+                if execution["status"] == "RUNNING":
+                    sfn.stop_execution(executionArn=execution["executionArn"])
+
+
+def as_base64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

@@ -1,0 +1,230 @@
+"""What moto's SageMaker lacks for this pipeline, added on top of moto's own backend.
+
+moto marks training jobs Completed and endpoints InService the moment they are created, and has
+no UpdateEndpoint. `SageMakerSimulator` patches moto's backend so that:
+
+- training jobs stay InProgress for `training_s` seconds, then complete (with a
+  `train_avg_loss` metric and a model.tar.gz written to their S3 output path) or fail with
+  `fail_training`;
+- endpoints stay Creating for `endpoint_s` seconds, then go InService, or Failed with
+  `fail_endpoint_create`;
+- UpdateEndpoint exists: the endpoint is Updating for `endpoint_s` seconds while the old config
+  keeps serving, then serves the new config, or (with `fail_endpoint_update`) rolls back to the
+  old one, InService with a FailureReason, as SageMaker does.
+
+Everything it simulates is recorded in `timeline` (seconds since start, event, detail), so tests
+can check what served when.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any, Optional
+from unittest import mock
+
+import boto3
+from moto.sagemaker import models as sm_models
+from moto.sagemaker import responses as sm_responses
+from moto.sagemaker.exceptions import ValidationError
+
+
+@dataclass
+class SageMakerSimulator:
+    training_s: float = 0.0
+    endpoint_s: float = 0.0
+    train_loss: Optional[float] = 0.0421
+    fail_training: Optional[str] = None
+    fail_endpoint_create: Optional[str] = None
+    fail_endpoint_update: Optional[str] = None
+    region: str = "us-east-1"
+    timeline: list[tuple[float, str, str]] = field(default_factory=list)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._start = time.monotonic()
+        self._lock = threading.RLock()
+        self._jobs: dict[str, float] = {}  # name -> ready at
+        self._endpoints: dict[str, dict[str, Any]] = {}  # name -> pending operation
+        self._stack: Optional[ExitStack] = None
+
+    # ---- reading the record ----
+
+    def log(self, event: str, detail: str) -> None:
+        with self._lock:
+            self.timeline.append((round(time.monotonic() - self._start, 3), event, detail))
+
+    def count(self, call: str) -> int:
+        return sum(1 for name, _ in self.calls if name == call)
+
+    def serving_history(self, endpoint_name: str) -> list[Optional[str]]:
+        """The config that served at each DescribeEndpoint the pipeline made (None = nothing served)."""
+        return [detail.split("serving=")[1] or None for _, event, detail in self.timeline
+                if event == "describe" and detail.startswith(endpoint_name + " ")]
+
+    # ---- patching moto ----
+
+    def __enter__(self) -> "SageMakerSimulator":
+        backend_cls = sm_models.SageMakerModelBackend
+        self._stack = ExitStack()
+        patches = {
+            "create_training_job": self._create_training_job(backend_cls.create_training_job),
+            "describe_training_job": self._describe_training_job(backend_cls.describe_training_job),
+            "create_endpoint": self._create_endpoint(backend_cls.create_endpoint),
+            "describe_endpoint": self._describe_endpoint(backend_cls.describe_endpoint),
+            "update_endpoint": lambda backend, **kwargs: self._update_endpoint(backend, **kwargs),
+            "delete_endpoint": self._delete_endpoint(backend_cls.delete_endpoint),
+        }
+        for name, replacement in patches.items():
+            self._stack.enter_context(mock.patch.object(backend_cls, name, replacement, create=True))
+        self._stack.enter_context(
+            mock.patch.object(sm_responses.SageMakerResponse, "update_endpoint", _update_endpoint_response, create=True)
+        )
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        assert self._stack is not None
+        self._stack.close()
+
+    # -- training jobs --
+
+    def _create_training_job(self, original: Any) -> Any:
+        sim = self
+
+        def create_training_job(backend: Any, **kwargs: Any) -> Any:
+            job = original(backend, **kwargs)
+            with sim._lock:
+                sim.calls.append(("create_training_job", job.training_job_name))
+                sim._jobs[job.training_job_name] = time.monotonic() + sim.training_s
+                job.training_job_status = "InProgress"
+                job.secondary_status = "Training"
+                job.final_metric_data_list = []
+            sim.log("training-started", job.training_job_name)
+            return job
+
+        return create_training_job
+
+    def _describe_training_job(self, original: Any) -> Any:
+        sim = self
+
+        def describe_training_job(backend: Any, training_job_name: str) -> dict[str, Any]:
+            job = backend.training_jobs.get(training_job_name)
+            with sim._lock:
+                ready_at = sim._jobs.get(training_job_name)
+                if job is not None and ready_at is not None and job.training_job_status == "InProgress" \
+                        and time.monotonic() >= ready_at:
+                    sim._finish_job(job)
+            return original(backend, training_job_name)
+
+        return describe_training_job
+
+    def _finish_job(self, job: Any) -> None:
+        if self.fail_training:
+            job.training_job_status = "Failed"
+            job.secondary_status = "Failed"
+            job.failure_reason = self.fail_training
+            self.log("training-failed", job.training_job_name)
+            return
+        job.training_job_status = "Completed"
+        job.secondary_status = "Completed"
+        if self.train_loss is not None:
+            job.final_metric_data_list = [
+                {"MetricName": "train_avg_loss", "Value": self.train_loss, "Timestamp": job.creation_time}
+            ]
+        bucket, _, key = job.model_artifacts["S3ModelArtifacts"][len("s3://"):].partition("/")
+        boto3.client("s3", region_name=self.region).put_object(Bucket=bucket, Key=key, Body=b"simulated model")
+        self.log("training-completed", job.training_job_name)
+
+    # -- endpoints --
+
+    def _create_endpoint(self, original: Any) -> Any:
+        sim = self
+
+        def create_endpoint(backend: Any, endpoint_name: str, endpoint_config_name: str, tags: Any) -> Any:
+            endpoint = original(backend, endpoint_name, endpoint_config_name, tags)
+            with sim._lock:
+                sim.calls.append(("create_endpoint", endpoint_config_name))
+                endpoint.endpoint_status = "Creating"
+                sim._endpoints[endpoint_name] = {"kind": "create", "config": endpoint_config_name,
+                                                 "ready_at": time.monotonic() + sim.endpoint_s}
+            sim.log("endpoint-creating", f"{endpoint_name} {endpoint_config_name}")
+            return endpoint
+
+        return create_endpoint
+
+    def _update_endpoint(self, backend: Any, endpoint_name: str, endpoint_config_name: str) -> Any:
+        with self._lock:
+            endpoint = backend.endpoints.get(endpoint_name)
+            if endpoint is None:
+                raise ValidationError(message=f"Could not find endpoint '{endpoint_name}'.")
+            if endpoint.endpoint_status != "InService":
+                raise ValidationError(
+                    message=f"Cannot update in-progress endpoint '{endpoint_name}' ({endpoint.endpoint_status}).")
+            backend.describe_endpoint_config(endpoint_config_name)  # raises when it does not exist
+            self.calls.append(("update_endpoint", endpoint_config_name))
+            endpoint.endpoint_status = "Updating"
+            endpoint.failure_reason = None
+            self._endpoints[endpoint_name] = {"kind": "update", "config": endpoint_config_name,
+                                              "ready_at": time.monotonic() + self.endpoint_s}
+        self.log("endpoint-updating", f"{endpoint_name} {endpoint.endpoint_config_name}->{endpoint_config_name}")
+        return endpoint
+
+    def _describe_endpoint(self, original: Any) -> Any:
+        sim = self
+
+        def describe_endpoint(backend: Any, endpoint_name: str) -> dict[str, Any]:
+            with sim._lock:
+                endpoint = backend.endpoints.get(endpoint_name)
+                pending = sim._endpoints.get(endpoint_name)
+                if endpoint is not None and pending and time.monotonic() >= pending["ready_at"]:
+                    sim._finish_endpoint(endpoint, pending)
+                    del sim._endpoints[endpoint_name]
+                if endpoint is not None:
+                    serving = "" if endpoint.endpoint_status in ("Creating", "Failed") else endpoint.endpoint_config_name
+                    sim.log("describe", f"{endpoint_name} status={endpoint.endpoint_status} serving={serving}")
+            return original(backend, endpoint_name)
+
+        return describe_endpoint
+
+    def _finish_endpoint(self, endpoint: Any, pending: dict[str, Any]) -> None:
+        if pending["kind"] == "create":
+            if self.fail_endpoint_create:
+                endpoint.endpoint_status = "Failed"
+                endpoint.failure_reason = self.fail_endpoint_create
+                self.log("endpoint-failed", endpoint.endpoint_name)
+            else:
+                endpoint.endpoint_status = "InService"
+                self.log("endpoint-in-service", f"{endpoint.endpoint_name} {endpoint.endpoint_config_name}")
+            return
+        if self.fail_endpoint_update:
+            endpoint.endpoint_status = "InService"  # SageMaker rolls back to the previous config
+            endpoint.failure_reason = self.fail_endpoint_update
+            self.log("endpoint-update-rolled-back", f"{endpoint.endpoint_name} {endpoint.endpoint_config_name}")
+        else:
+            endpoint.endpoint_config_name = pending["config"]
+            endpoint.endpoint_status = "InService"
+            self.log("endpoint-updated", f"{endpoint.endpoint_name} {pending['config']}")
+
+    def _delete_endpoint(self, original: Any) -> Any:
+        sim = self
+
+        def delete_endpoint(backend: Any, endpoint_name: str) -> None:
+            original(backend, endpoint_name)
+            sim.calls.append(("delete_endpoint", endpoint_name))
+            sim._endpoints.pop(endpoint_name, None)
+            sim.log("endpoint-deleted", endpoint_name)
+
+        return delete_endpoint
+
+
+def _update_endpoint_response(self: Any) -> Any:
+    """moto has no UpdateEndpoint action: this one answers it like SageMaker does."""
+    from moto.core.responses import ActionResult
+
+    endpoint = self.sagemaker_backend.update_endpoint(
+        endpoint_name=self._get_param("EndpointName"),
+        endpoint_config_name=self._get_param("EndpointConfigName"),
+    )
+    return ActionResult({"EndpointArn": endpoint.arn})

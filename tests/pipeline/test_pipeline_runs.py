@@ -1,0 +1,220 @@
+"""The synthesized pipeline, run on moto's Step Functions interpreter (tests/harness).
+
+Each test uploads files as a user would, lets EventBridge's event reach the listener, and waits
+for the state machines to finish; SageMaker's behaviour (durations, failures, UpdateEndpoint)
+comes from the harness's simulator. Quiet window 2 s, endpoint polling every 1 s.
+"""
+
+from __future__ import annotations
+
+import json
+from itertools import chain
+
+import pytest
+
+from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
+from tests.pipeline.conftest import jpeg_bytes, png_bytes
+
+DOG_PHOTOS = {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}
+CAT_PHOTOS = {f"cat{i}.png": png_bytes(600, 600 + i) for i in range(3)}
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory):
+    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1},
+                      outdir=tmp_path_factory.mktemp("assembly"))
+
+
+def harness(synthesized, **simulator) -> PipelineHarness:
+    return PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(**simulator))
+
+
+def train_and_deploy(h: PipelineHarness, dataset: str, files: dict[str, bytes]) -> str:
+    """Upload, wait for the pipeline to settle, return the id of the model that run registered."""
+    before = set(h.models())
+    h.upload_dataset(dataset, files)
+    h.wait_until_idle(60)
+    (model_id,) = set(h.models()) - before
+    return model_id
+
+
+def test_first_model_creates_the_endpoint_and_goes_live(synthesized):
+    with harness(synthesized) as h:
+        model_id = train_and_deploy(h, "doppler", {**DOG_PHOTOS, "dataset_info.json": json.dumps(
+            {"instance_prompt": "a photo of Doppler dog", "max_steps": 250}).encode()})
+
+        (train,) = h.training_runs()
+        (deploy,) = h.deploy_runs()
+        assert (train.status, deploy.status) == ("SUCCEEDED", "SUCCEEDED")
+        assert h.simulator.count("create_endpoint") == 1 and h.simulator.count("update_endpoint") == 0
+
+        model = h.models()[model_id]
+        assert model_id.startswith("doppler-") and len(model_id) == len("doppler-") + 14
+        assert model["status"] == "live"
+        assert model["instancePrompt"] == "a photo of Doppler dog"
+        assert model["hyperparameters"]["max_steps"] == "250"
+        assert float(model["trainLoss"]) == pytest.approx(0.0421)
+        assert model["artifactUri"] == (
+            f"s3://{h.bucket}/models/doppler/{model_id[-14:]}/{model_id}/output/model.tar.gz")
+        assert model["sagemakerModelName"] == model["endpointConfigName"] == model_id
+        assert h.live_pointer()["liveModelId"] == model_id
+        assert h.live_pointer()["endpointName"] == h.endpoint_name
+
+        job = h.client("sagemaker").describe_training_job(TrainingJobName=model_id)
+        assert job["HyperParameters"]["sagemaker_program"] == "transfer_learning.py"
+        assert job["HyperParameters"]["sagemaker_submit_directory"].startswith("s3://jumpstart-cache-prod-")
+        assert job["StoppingCondition"]["MaxRuntimeInSeconds"] == 120 * 60
+        assert job["ResourceConfig"]["InstanceType"] == "ml.g4dn.2xlarge"
+        channel = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in job["InputDataConfig"]}
+        staged = channel["training"]
+        # The job reads a staged copy of exactly the judged snapshot, prompts included.
+        listing = h.client("s3").list_objects_v2(Bucket=h.bucket, Prefix=staged.split(h.bucket + "/")[1])
+        staged_names = sorted(o["Key"].rsplit("/", 1)[1] for o in listing["Contents"])
+        assert staged_names == sorted([*DOG_PHOTOS, "dataset_info.json"])
+        info = h.client("s3").get_object(Bucket=h.bucket, Key=staged.split(h.bucket + "/")[1] + "dataset_info.json")
+        assert json.loads(info["Body"].read()) == {"instance_prompt": "a photo of Doppler dog"}
+
+        (note,) = h.notifications()
+        assert note["subject"] == "DreamBooth: new model is live"
+        assert '"a photo of Doppler dog"' in note["message"] and model_id in note["message"]
+
+
+def test_second_model_updates_the_endpoint_without_a_gap_in_service(synthesized):
+    with harness(synthesized, endpoint_s=2.5) as h:
+        first = train_and_deploy(h, "doppler", DOG_PHOTOS)
+        # Given a live model, when the same dataset gets one more photo later...
+        second = train_and_deploy(h, "doppler", {"dog9.jpg": jpeg_bytes(700, 700)})
+
+        # ...a new version is trained and put on the same endpoint by UpdateEndpoint.
+        assert first != second
+        assert h.simulator.count("create_endpoint") == 1 and h.simulator.count("update_endpoint") == 1
+        models = h.models()
+        assert (models[first]["status"], models[second]["status"]) == ("retired", "live")
+        assert h.live_pointer()["liveModelId"] == second
+        # Every look at the endpoint after the first creation saw a model serving: the old one
+        # until the new one was InService.
+        history = h.simulator.serving_history(h.endpoint_name)
+        served = history[history.index(first):]
+        assert None not in served
+        assert served[0] == first and served[-1] == second
+        assert served.count(first) >= 2  # polled during the update, old model still serving
+        assert "endpoint-deleted" not in [event for _, event, _ in h.simulator.timeline]
+
+
+def test_invalid_dataset_creates_no_training_job(synthesized):
+    with harness(synthesized) as h:
+        h.upload_dataset("doppler", {"dog0.jpg": jpeg_bytes(), "notes.jpg": b"not an image",
+                                     ".DS_Store": b"\0\0\0\1Bud1"})
+        h.wait_until_idle(60)
+
+        (run,) = h.training_runs()
+        assert run.status == "FAILED" and run.error == "DatasetRejected"
+        assert h.simulator.count("create_training_job") == 0
+        assert h.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
+        assert h.deploy_runs() == []
+        (model,) = h.models().values()
+        assert model["status"] == "failed"
+        assert "notes.jpg: not a PNG or JPEG image" in model["failureReason"]
+        assert "1 usable images; at least 3 are needed" in model["failureReason"]
+        (note,) = h.notifications()
+        assert note["subject"] == "DreamBooth: dataset rejected, no training started"
+        assert "notes.jpg: not a PNG or JPEG image" in note["message"]
+        assert "skipped .DS_Store" in note["message"]
+        # The user's files are untouched.
+        keys = [o["Key"] for o in h.client("s3").list_objects_v2(Bucket=h.bucket)["Contents"]]
+        assert sorted(keys) == ["datasets/doppler/.DS_Store", "datasets/doppler/dog0.jpg",
+                                "datasets/doppler/notes.jpg"]
+
+
+def test_training_failure_leaves_the_live_model_untouched(synthesized):
+    with harness(synthesized) as h:
+        live = train_and_deploy(h, "doppler", DOG_PHOTOS)
+        h.simulator.fail_training = "AlgorithmError: CUDA out of memory"
+        failed = train_and_deploy(h, "doppler", {"dog9.jpg": jpeg_bytes(640, 640)})
+
+        assert h.training_runs()[-1].error == "TrainingFailed"
+        assert len(h.deploy_runs()) == 1
+        models = h.models()
+        assert models[live]["status"] == "live" and h.live_pointer()["liveModelId"] == live
+        assert models[failed]["status"] == "failed"
+        assert "CUDA out of memory" in models[failed]["failureReason"]
+        assert "artifactUri" not in models[failed]
+        note = h.notifications()[-1]
+        assert note["subject"] == "DreamBooth: training failed" and "CUDA out of memory" in note["message"]
+        endpoint = h.client("sagemaker").describe_endpoint(EndpointName=h.endpoint_name)
+        assert endpoint["EndpointConfigName"] == live
+
+
+def test_endpoint_update_failure_keeps_the_previous_model_live(synthesized):
+    with harness(synthesized, endpoint_s=1.5) as h:
+        live = train_and_deploy(h, "doppler", DOG_PHOTOS)
+        h.simulator.fail_endpoint_update = "The primary container for production variant AllTraffic did not pass the ping health check."
+        failed = train_and_deploy(h, "doppler", {"dog9.jpg": jpeg_bytes(640, 640)})
+
+        deploy = h.deploy_runs()[-1]
+        assert deploy.status == "FAILED" and h.training_runs()[-1].status == "FAILED"
+        models = h.models()
+        assert models[live]["status"] == "live" and h.live_pointer()["liveModelId"] == live
+        assert models[failed]["status"] == "failed"
+        assert "did not pass the ping health check" in models[failed]["failureReason"]
+        assert f"still serves {live}" in models[failed]["failureReason"]
+        assert h.client("sagemaker").describe_endpoint(EndpointName=h.endpoint_name)["EndpointConfigName"] == live
+        assert None not in h.simulator.serving_history(h.endpoint_name)[1:]
+        note = h.notifications()[-1]
+        assert note["subject"] == "DreamBooth: deployment failed" and "still serving" in note["message"]
+        lock = h.client("dynamodb").get_item(TableName=h.state_table, Key={"pk": {"S": "deploy-lock"}})["Item"]
+        assert "owner" not in lock  # released for the next deployment
+
+
+def test_ten_duplicate_events_start_one_training(synthesized):
+    with harness(synthesized) as h:
+        events = [h.put(f"datasets/doppler/{name}", body) for name, body in DOG_PHOTOS.items()]
+        # Given each upload's event delivered ten times, in shuffled order...
+        for event in chain.from_iterable([events[::-1], events] * 5):
+            h.deliver(event)
+        h.wait_until_idle(60)
+        # ...and all of them retried once more after the training finished:
+        for event in events * 10:
+            h.deliver(event)
+        h.wait_until_idle(60)
+
+        assert h.simulator.count("create_training_job") == 1
+        assert len(h.models()) == 1 and len(h.deploy_runs()) == 1
+        runs = h.training_runs()
+        assert runs[0].status == "SUCCEEDED" and "TrainModel" in runs[0].entered_states
+        for late in runs[1:]:  # the late retries opened a new window, found the same snapshot
+            assert late.status == "SUCCEEDED" and late.entered_states[-1] == "SnapshotAlreadyTrained"
+        assert len(runs) <= 2
+
+
+def test_two_datasets_uploaded_at_once_are_both_trained_and_deployed_one_after_the_other(synthesized):
+    with harness(synthesized, endpoint_s=1.5) as h:
+        for (dog, dog_body), (cat, cat_body) in zip(DOG_PHOTOS.items(), CAT_PHOTOS.items()):
+            h.upload(f"datasets/doppler/{dog}", dog_body)
+            h.upload(f"datasets/whiskers/{cat}", cat_body)
+        h.wait_until_idle(90)
+
+        assert h.simulator.count("create_training_job") == 2
+        models = h.models()
+        assert sorted(m["dataset"] for m in models.values()) == ["doppler", "whiskers"]
+        assert sorted(m["status"] for m in models.values()) == ["live", "retired"]
+        assert all(run.status == "SUCCEEDED" for run in h.deploy_runs())
+        # Serialized: the second endpoint operation started only after the first one finished.
+        ops = [(t, event) for t, event, _ in h.simulator.timeline
+               if event in ("endpoint-creating", "endpoint-updating", "endpoint-in-service", "endpoint-updated")]
+        assert [event for _, event in ops] == ["endpoint-creating", "endpoint-in-service",
+                                               "endpoint-updating", "endpoint-updated"]
+        assert h.live_pointer()["liveModelId"] == next(k for k, m in models.items() if m["status"] == "live")
+
+
+def test_a_folder_name_that_cannot_be_a_dataset_is_reported_once(synthesized):
+    with harness(synthesized) as h:
+        for name, body in DOG_PHOTOS.items():
+            h.upload(f"datasets/my dog/{name}", body)
+        h.upload("datasets/_pipeline/doppler/1/dog0.jpg", jpeg_bytes())  # the pipeline's own staging
+        h.upload("elsewhere/dog0.jpg", jpeg_bytes())  # not under datasets/: the rule does not match
+
+        assert h.training_runs() == []
+        (note,) = h.notifications()
+        assert note["subject"] == "DreamBooth: dataset folder name not accepted"
+        assert "'my dog' is not allowed" in note["message"]

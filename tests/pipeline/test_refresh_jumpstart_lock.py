@@ -1,0 +1,74 @@
+"""The lock refresh script, run through the sagemaker SDK's local-metadata mode (no AWS)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timezone
+
+import pytest
+
+from scripts import refresh_jumpstart_lock as refresh
+from stacks.constructs.jumpstart_lock import LOCK_FILE, JumpStartLock
+from tests.conftest import ROOT
+
+FIXTURE = ROOT / "tests" / "fixtures" / "jumpstart"
+
+
+@pytest.fixture
+def local_metadata(monkeypatch):
+    monkeypatch.setenv("AWS_JUMPSTART_MANIFEST_LOCAL_ROOT_DIR_OVERRIDE", str(FIXTURE))
+    monkeypatch.setenv("AWS_JUMPSTART_SPECS_LOCAL_ROOT_DIR_OVERRIDE", str(FIXTURE))
+
+
+def test_refresh_rewrites_the_lock_from_jumpstart_metadata(local_metadata, tmp_path):
+    lock_path = tmp_path / "jumpstart.lock.json"
+    shutil.copy(LOCK_FILE, lock_path)
+    before = json.loads(lock_path.read_text())
+
+    lock = refresh.refresh(lock_path, ["eu-west-1", "us-east-1"], "*", now=datetime(2026, 11, 25, tzinfo=timezone.utc))
+
+    assert lock["model_version"] == "9.9.1"
+    assert lock["resolved_at"] == "2026-11-25T00:00:00Z"
+    assert "resolved with sagemaker.core" in lock["source"]
+    eu = lock["regions"]["eu-west-1"]
+    assert eu == {
+        "training_image_uri": "763104351884.dkr.ecr.eu-west-1.amazonaws.com/huggingface-pytorch-training:9.9.1-fixture-gpu",
+        "training_script_uri": "s3://jumpstart-cache-prod-eu-west-1/source-directory-tarballs/stabilityai/"
+                               "transfer_learning/txt2img/fixture/sourcedir.tar.gz",
+        "base_model_uri": "s3://jumpstart-cache-prod-eu-west-1/stabilityai-training/fixture-train-model.tar.gz",
+        "inference_image_uri": "763104351884.dkr.ecr.eu-west-1.amazonaws.com/huggingface-pytorch-inference:9.9.1-fixture-gpu",
+    }
+    # Defaults from the spec, without the container wiring the pipeline sets itself.
+    assert lock["hyperparameters"] == {"epochs": "7", "learning_rate": "3e-06", "with_prior_preservation": "False",
+                                       "seed": "42"}
+    assert lock["metric_definitions"] == [{"Name": "train_avg_loss", "Regex": "fixture train_avg_loss=([0-9\\.]+)"}]
+    # Regions not asked for and the project's own choices are kept.
+    assert lock["regions"]["ap-south-1"] == before["regions"]["ap-south-1"]
+    assert lock["project_hyperparameters"] == before["project_hyperparameters"]
+    # And the stack can read what it wrote.
+    loaded = JumpStartLock.load(lock_path)
+    assert loaded.hyperparameters["max_steps"] == "400" and loaded.hyperparameters["seed"] == "42"
+
+
+def test_without_metadata_the_script_fails_clearly_and_leaves_the_lock_alone(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("AWS_JUMPSTART_MANIFEST_LOCAL_ROOT_DIR_OVERRIDE", str(tmp_path / "empty"))
+    monkeypatch.setenv("AWS_JUMPSTART_SPECS_LOCAL_ROOT_DIR_OVERRIDE", str(tmp_path / "empty"))
+    (tmp_path / "empty").mkdir()
+    lock_path = tmp_path / "jumpstart.lock.json"
+    shutil.copy(LOCK_FILE, lock_path)
+
+    assert refresh.main(["--lock", str(lock_path), "--region", "us-east-1"]) == 1
+
+    assert lock_path.read_text() == LOCK_FILE.read_text()
+    assert "Could not resolve JumpStart metadata" in capsys.readouterr().err
+
+
+def test_the_committed_lock_says_where_its_values_come_from():
+    lock = json.loads(LOCK_FILE.read_text())
+    if lock["resolved_at"] is None:
+        assert "NOT resolved from JumpStart" in lock["source"] and "JUMPSTART.md" in lock["source"]
+    else:
+        assert "resolved with sagemaker.core" in lock["source"]
+    for region, entry in lock["regions"].items():
+        assert region in entry["training_image_uri"] and f"jumpstart-cache-prod-{region}/" in entry["base_model_uri"]

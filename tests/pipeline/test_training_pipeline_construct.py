@@ -1,0 +1,199 @@
+"""What the TrainingPipeline construct synthesizes: trigger, roles, state machines, cleanup."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk import assertions
+from aws_cdk.assertions import Match, Template
+
+from stacks.constructs.jumpstart_lock import JumpStartLock
+from tests.conftest import synth_stack
+
+
+@pytest.fixture(scope="module")
+def template(created_stack) -> Template:
+    return Template.from_stack(created_stack)
+
+
+@pytest.fixture(scope="module")
+def resources(template) -> dict:
+    return template.to_json()["Resources"]
+
+
+def by_type(resources: dict, type_: str) -> dict:
+    return {k: v for k, v in resources.items() if v["Type"] == type_}
+
+
+def definition_text(resources: dict, name_fragment: str) -> str:
+    """A state machine's definition with every intrinsic replaced by <>, for reading."""
+    machines = by_type(resources, "AWS::StepFunctions::StateMachine")
+    (machine,) = [m for m in machines.values() if m["Properties"]["StateMachineName"].endswith(name_fragment)]
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    return "".join(p if isinstance(p, str) else "<>" for p in parts)
+
+
+def states(resources: dict, name_fragment: str) -> dict:
+    return json.loads(definition_text(resources, name_fragment).replace('"<>"', '"X"').replace("<>", "X"))["States"]
+
+
+def policy_statements(resources: dict, role_fragment: str) -> list[dict]:
+    out = []
+    for policy in by_type(resources, "AWS::IAM::Policy").values():
+        roles = json.dumps(policy["Properties"]["Roles"])
+        if role_fragment in roles:
+            out.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return out
+
+
+def test_uploads_under_datasets_reach_the_listener(template, resources):
+    template.has_resource_properties("AWS::Events::Rule", {
+        "EventPattern": {
+            "source": ["aws.s3"], "detail-type": ["Object Created"],
+            "detail": {"bucket": {"name": [Match.any_value()]}, "object": {"key": [{"prefix": "datasets/"}]}},
+        },
+        "Targets": [Match.object_like({"RetryPolicy": {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 7200}})],
+    })
+    (listener,) = [f for k, f in by_type(resources, "AWS::Lambda::Function").items() if "UploadListener" in k]
+    assert listener["Properties"]["Environment"]["Variables"]["QUIET_WINDOW_SECONDS"] == "120"
+
+
+def test_training_uses_the_sync_integration_with_a_gpu_and_a_time_limit(resources):
+    train = states(resources, "-train")["TrainModel"]
+    assert train["Resource"] == "arn:X:states:::sagemaker:createTrainingJob.sync"
+    params = train["Parameters"]
+    assert params["ResourceConfig"]["InstanceType"] == "ml.g4dn.2xlarge"
+    assert params["StoppingCondition"] == {"MaxRuntimeInSeconds": 7200}
+    assert params["OutputDataConfig"] == {"S3OutputPath.$": "$.snapshot.outputUri"}
+    assert {c["ChannelName"] for c in params["InputDataConfig"]} == {"training", "model"}
+    # No Lambda pollers and no long fixed waits in either machine.
+    for fragment in ("-train", "-deploy"):
+        for name, state in states(resources, fragment).items():
+            if state["Type"] == "Wait":
+                assert state.get("Seconds", 0) <= 300 or "TimestampPath" in state, name
+
+
+def test_configured_instance_types_and_runtime_reach_the_template():
+    stack = synth_stack({"trainingInstanceType": "ml.g5.2xlarge", "endpointInstanceType": "ml.g5.xlarge",
+                         "trainingMaxRuntimeMinutes": 90, "endpointPollSeconds": 15})
+    resources = Template.from_stack(stack).to_json()["Resources"]
+    assert states(resources, "-train")["TrainModel"]["Parameters"]["ResourceConfig"]["InstanceType"] == "ml.g5.2xlarge"
+    assert states(resources, "-train")["TrainModel"]["Parameters"]["StoppingCondition"]["MaxRuntimeInSeconds"] == 5400
+    deploy = states(resources, "-deploy")
+    assert deploy["CreateEndpointConfig"]["Parameters"]["ProductionVariants"][0]["InstanceType"] == "ml.g5.xlarge"
+    assert deploy["WaitForEndpoint"]["Seconds"] == 15
+    # A bounded number of polls: endpointMaxWaitMinutes (60) / 15 s.
+    choice = deploy["IsNewModelServing"]["Choices"]
+    assert {"Variable": "$.polls.count", "NumericGreaterThanEquals": 240, "Next": "EndpointTooSlow"} in choice
+
+
+def test_jumpstart_values_come_from_the_lock_file_by_region(template):
+    lock = JumpStartLock.load()
+    mappings = template.to_json()["Mappings"]
+    (mapping,) = mappings.values()
+    assert set(mapping) == set(lock.regions)
+    assert mapping["eu-west-1"]["TrainingImage"] == lock.regions["eu-west-1"]["training_image_uri"]
+    assert mapping["eu-west-1"]["BaseModelObject"] == (
+        "jumpstart-cache-prod-eu-west-1/stabilityai-training/train-model-txt2img-stabilityai-stable-diffusion-v2-1-base.tar.gz")
+
+
+def test_training_role_reads_only_datasets_and_jumpstart_and_writes_only_models(resources):
+    statements = policy_statements(resources, "SageMakerRolesTraining")
+    s3 = [s for s in statements if any(a.startswith("s3:") for a in _actions(s))]
+    reads = [json.dumps(s["Resource"]) for s in s3 if "s3:GetObject*" in _actions(s) or "s3:GetObject" in _actions(s)]
+    writes = [json.dumps(s["Resource"]) for s in s3 if "s3:PutObject" in _actions(s)]
+    assert any("/datasets/*" in r for r in reads) and not any("/models/" in r for r in reads)
+    assert any("BaseModelObject" in r for r in reads)
+    assert any("ScriptObject" in r for r in reads)
+    assert len(writes) == 1 and "/models/*" in writes[0] and "/datasets/" not in writes[0]
+    assert not any(r == '"*"' for r in reads + writes)
+    for statement in statements:
+        assert "s3:*" not in _actions(statement) and "iam:PassRole" not in _actions(statement)
+
+
+def test_state_machines_pass_only_the_sagemaker_roles_and_only_to_sagemaker(resources):
+    for fragment, role in (("TrainingStateMachineRole", "SageMakerRolesTraining"),
+                           ("DeployStateMachineRole", "SageMakerRolesHosting")):
+        passes = [s for s in policy_statements(resources, fragment) if "iam:PassRole" in _actions(s)]
+        assert passes, fragment
+        for statement in passes:
+            assert role in json.dumps(statement["Resource"]) and "*" not in json.dumps(statement["Resource"])
+            assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    # The hosting role is left as written: CDK's CreateModel task adds nothing to it.
+    hosting = policy_statements(resources, "SageMakerRolesHosting")
+    assert not any(s["Resource"] == "*" and "s3:GetObject" in _actions(s) for s in hosting)
+
+
+def test_state_machines_log_everything_and_are_traced(template):
+    template.resource_properties_count_is("AWS::StepFunctions::StateMachine", {
+        "LoggingConfiguration": Match.object_like({"Level": "ALL", "IncludeExecutionData": True}),
+        "TracingConfiguration": {"Enabled": True},
+    }, 2)
+
+
+def test_registry_table_matches_the_api_contract(template, created_stack):
+    pipeline = created_stack.pipeline
+    template.has_resource_properties("AWS::DynamoDB::Table", {
+        "KeySchema": [{"AttributeName": "modelId", "KeyType": "HASH"}],
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+    })
+    assert pipeline.endpoint_name == "DreamBoothPipeline-sd"
+    for attribute in ("registry_table", "deploy_state_machine", "training_state_machine", "topic"):
+        assert getattr(pipeline, attribute) is not None
+
+
+def test_email_subscription_only_when_configured(template):
+    template.resource_count_is("AWS::SNS::Subscription", 0)
+    with_email = Template.from_stack(synth_stack({"notificationEmail": "me@example.com"}))
+    with_email.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "me@example.com"})
+    template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
+
+
+def test_cleanup_custom_resource_targets_the_endpoint_and_the_registry(template, resources):
+    template.has_resource_properties("Custom::DreamBoothSageMakerCleanup", {
+        "EndpointName": "DreamBoothPipeline-sd",
+        "RegistryTableName": {"Ref": Match.string_like_regexp("PipelineRegistryModels")},
+        "StateMachineArns": Match.any_value(),
+    })
+    statements = policy_statements(resources, "PipelineCleanupRole")
+    actions = {a for s in statements for a in _actions(s)}
+    assert {"sagemaker:DeleteEndpoint", "sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"} <= actions
+    assert not any(a.startswith("s3:") for a in actions)  # never anything in the bucket
+
+
+def test_function_environments_are_what_the_handlers_read(resources, monkeypatch):
+    import importlib
+    import sys
+
+    from tests.pipeline.conftest import LAMBDA_DIR  # noqa: F401 (puts lambda/pipeline on sys.path)
+
+    functions = {k: v for k, v in by_type(resources, "AWS::Lambda::Function").items() if k.startswith("Pipeline")}
+    seen = set()
+    for logical, function in functions.items():
+        module_name = function["Properties"]["Handler"].rsplit(".", 1)[0]
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value if isinstance(value, str) else "resolved-at-deploy")
+        sys.modules.pop(module_name, None)
+        module = importlib.import_module(module_name)  # reads and checks its environment at import
+        if hasattr(module, "Settings"):
+            module.Settings.from_environ()
+        seen.add(module_name)
+        assert function["Properties"]["Layers"], logical
+        assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
+    assert seen == {"dataset_tasks", "upload_listener", "cleanup"}
+
+
+def _actions(statement: dict) -> list[str]:
+    actions = statement["Action"]
+    return actions if isinstance(actions, list) else [actions]
+
+
+def test_quiet_window_and_limits_are_configurable():
+    stack = synth_stack({"quietWindowSeconds": "30", "datasetMinImages": 5, "datasetMaxImages": 20})
+    functions = Template.from_stack(stack).find_resources("AWS::Lambda::Function")
+    variables = {k: v["Properties"].get("Environment", {}).get("Variables", {}) for k, v in functions.items()}
+    assert any(v.get("QUIET_WINDOW_SECONDS") == "30" for v in variables.values())
+    assert any(v.get("MIN_IMAGES") == "5" and v.get("MAX_IMAGES") == "20" for v in variables.values())
+    assertions.Template.from_stack(stack)  # synthesizes cleanly
