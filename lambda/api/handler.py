@@ -31,8 +31,7 @@ metrics = Metrics()
 app = APIGatewayRestResolver(strip_prefixes=None)
 
 settings = Settings.from_environ(os.environ)
-clients = Clients()
-clients.dynamodb  # every request reads DynamoDB: pay for the client during init, not on a request
+clients = Clients()  # each client is created on first use (see scripts/bench_api.py for the cost)
 endpoint = EndpointWatcher(lambda: clients.sagemaker, settings.endpoint_name)
 generations = Generations(settings, clients, endpoint)
 registry = Registry(settings, clients, endpoint)
