@@ -335,3 +335,10 @@ def test_the_committed_openapi_document_is_served(harness):
 def test_unknown_route_is_404_json(harness):
     answer = harness.api.call("DELETE", "/models")
     assert answer.status == 404 and answer.json()["error"]["code"] == "NotFound"
+
+
+def test_answers_carry_cors_headers_for_the_web_page(live):
+    answer = live.api.call("GET", "/status", headers={"origin": "https://studio.example.com"})
+    assert answer.status == 200
+    assert answer.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Retry-After" in answer.headers["Access-Control-Expose-Headers"]
