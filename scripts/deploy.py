@@ -58,7 +58,7 @@ def has_credentials(session: Any) -> bool:
         return False
 
 
-def synth_offline(args: Sequence[str], run: Runner, environ: dict[str, str]) -> int:
+def synth_offline(args: Sequence[str], run: Runner, environ: dict[str, str], config: AppConfig) -> int:
     print("No AWS credentials found: synthesizing offline (no AWS call is made).")
     code = run([*CDK, "synth", "--quiet", *args], environ)
     if code == 0:
@@ -66,8 +66,9 @@ def synth_offline(args: Sequence[str], run: Runner, environ: dict[str, str]) -> 
             "\nTemplates written to cdk.out/ and checked by cdk-nag.\n"
             "To deploy, give this shell AWS credentials (aws configure, AWS_PROFILE or the\n"
             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY variables) and a region (AWS_REGION), then\n"
-            "run the same command again. The account needs SageMaker quota for the configured\n"
-            "GPU instance types: run `npx cdk synth` to see them, and the README's costs section."
+            "run the same command again. The account needs SageMaker quota (Service Quotas >\n"
+            f"Amazon SageMaker) for {config.training.instance_type} training job usage and\n"
+            f"{config.serving.instance_type} endpoint usage."
         )
     return code
 
@@ -99,8 +100,9 @@ def choose_data_bucket(config: AppConfig, session: Any, account: str, region: st
     return f"Bucket: {decision.action} ({decision.reason}), as recorded earlier in cdk.context.json."
 
 
-def deploy(args: Sequence[str], session: Any, run: Runner, environ: dict[str, str], root: Path = ROOT) -> int:
-    config = AppConfig.load(context_from(args, root).get, environ)
+def deploy(
+    args: Sequence[str], session: Any, run: Runner, environ: dict[str, str], config: AppConfig, root: Path = ROOT
+) -> int:
     account = session.client("sts").get_caller_identity()["Account"]
     region = session.region_name
     if not region:
@@ -127,15 +129,17 @@ def main(
     session: Any = None,
     run: Runner = _run,
     environ: Optional[dict[str, str]] = None,
+    root: Path = ROOT,
 ) -> int:
     args = list(sys.argv[1:] if args is None else args)
     environ = dict(os.environ if environ is None else environ)
     environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     session = session or boto3.Session()
     try:
+        config = AppConfig.load(context_from(args, root).get, environ)
         if not has_credentials(session):
-            return synth_offline(args, run, environ)
-        return deploy(args, session, run, environ)
+            return synth_offline(args, run, environ, config)
+        return deploy(args, session, run, environ, config, root)
     except (ConfigError, BucketNotUsable) as error:
         print(f"Configuration error: {error}", file=sys.stderr)
         return 2

@@ -133,15 +133,49 @@ class StorageConfig:
         )
 
 
+def _text(ctx: Context, key: str, default: str, max_length: int, allow_empty: bool = False) -> str:
+    raw = ctx(key)
+    if raw is None:
+        return default
+    allowed = f"expected text of at most {max_length} characters" + ("" if allow_empty else ", not empty")
+    if not isinstance(raw, str) or len(raw) > max_length or (not allow_empty and not raw.strip()):
+        raise ConfigError(key, raw, allowed)
+    return raw.strip()
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
-    """The fine-tuning job (used by the training pipeline)."""
+    """The fine-tuning job and the dataset checks in front of it (used by the training pipeline)."""
 
     instance_type: str = "ml.g4dn.2xlarge"
+    max_runtime_minutes: int = 120
+    """Hard limit on one training job (SageMaker StoppingCondition.MaxRuntimeInSeconds)."""
+    quiet_window_s: int = 120
+    """Training starts once no file has arrived under datasets/<name>/ for this long."""
+    default_instance_prompt: str = "a photo of sks {dataset}"
+    """Prompt used when a dataset has no dataset_info.json; `{dataset}` becomes the dataset name."""
+    default_class_prompt: str = ""
+    """Class prompt used when dataset_info.json gives none (only needed with prior preservation)."""
+    min_images: int = 3
+    max_images: int = 100
+    max_image_mb: int = 20
 
     @classmethod
     def from_context(cls, ctx: Context) -> "TrainingConfig":
-        return cls(instance_type=_instance_type(ctx, "trainingInstanceType", cls.instance_type))
+        min_images = _int(ctx, "datasetMinImages", cls.min_images, 1, 1000)
+        max_images = _int(ctx, "datasetMaxImages", cls.max_images, 1, 1000)
+        if max_images < min_images:
+            raise ConfigError("datasetMaxImages", max_images, f"expected at least datasetMinImages ({min_images})")
+        return cls(
+            instance_type=_instance_type(ctx, "trainingInstanceType", cls.instance_type),
+            max_runtime_minutes=_int(ctx, "trainingMaxRuntimeMinutes", cls.max_runtime_minutes, 10, 28 * 24 * 60),
+            quiet_window_s=_int(ctx, "quietWindowSeconds", cls.quiet_window_s, 1, 3600),
+            default_instance_prompt=_text(ctx, "defaultInstancePrompt", cls.default_instance_prompt, 300),
+            default_class_prompt=_text(ctx, "defaultClassPrompt", cls.default_class_prompt, 300, allow_empty=True),
+            min_images=min_images,
+            max_images=max_images,
+            max_image_mb=_int(ctx, "datasetMaxImageMegabytes", cls.max_image_mb, 1, 200),
+        )
 
 
 @dataclass(frozen=True)
@@ -149,10 +183,18 @@ class ServingConfig:
     """The SageMaker endpoint that serves the live model."""
 
     instance_type: str = "ml.g4dn.2xlarge"
+    endpoint_poll_s: int = 30
+    """Interval between DescribeEndpoint calls while an endpoint is created or updated."""
+    endpoint_max_wait_minutes: int = 60
+    """A deployment that is not InService after this long is reported as failed."""
 
     @classmethod
     def from_context(cls, ctx: Context) -> "ServingConfig":
-        return cls(instance_type=_instance_type(ctx, "endpointInstanceType", cls.instance_type))
+        return cls(
+            instance_type=_instance_type(ctx, "endpointInstanceType", cls.instance_type),
+            endpoint_poll_s=_int(ctx, "endpointPollSeconds", cls.endpoint_poll_s, 1, 300),
+            endpoint_max_wait_minutes=_int(ctx, "endpointMaxWaitMinutes", cls.endpoint_max_wait_minutes, 5, 240),
+        )
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from constructs import Construct
 from stacks.config import AppConfig
 from stacks.constructs.data_bucket import DataBucket
 from stacks.constructs.inference_api import InferenceApi
+from stacks.constructs.training_pipeline import TrainingPipeline
 
 
 class DreamBoothStack(Stack):
@@ -34,17 +35,17 @@ class DreamBoothStack(Stack):
         self.data = DataBucket(
             self, "Data", config=config.storage, existing_bucket_name=config.existing_bucket_name
         )
-        # The training pipeline (S3 -> EventBridge -> Step Functions -> SageMaker) and the HTTPS
-        # API plug in here as their own constructs, wired to `self.data.bucket`.
-
+        # Uploads under datasets/ -> validated JumpStart fine-tune -> model live on the endpoint.
+        self.pipeline = TrainingPipeline(
+            self, "Pipeline", bucket=self.data.bucket, training=config.training,
+            serving=config.serving, notifications=config.notifications,
+        )
         # The HTTPS API serves what the pipeline registers and deploys.
-        pipeline = getattr(self, "pipeline", None)
-        if pipeline is not None:
-            self.api = InferenceApi(
-                self, "Api", bucket=self.data.bucket, registry_table=pipeline.registry_table,
-                deploy_state_machine=pipeline.deploy_state_machine, endpoint_name=pipeline.endpoint_name,
-                config=config.api,
-            )
+        self.api = InferenceApi(
+            self, "Api", bucket=self.data.bucket, registry_table=self.pipeline.registry_table,
+            deploy_state_machine=self.pipeline.deploy_state_machine,
+            endpoint_name=self.pipeline.endpoint_name, config=config.api,
+        )
 
         CfnOutput(self, "BucketName", value=self.data.bucket.bucket_name,
                   description="Upload datasets under datasets/<name>/ in this bucket.")

@@ -55,12 +55,13 @@ def test_without_credentials_it_synthesizes_and_says_what_a_deploy_needs(capsys)
     assert command[-3:] == ["cdk", "synth", "--quiet"]
     out = capsys.readouterr().out
     assert "No AWS credentials" in out and "cdk.out/" in out and "AWS_REGION" in out
+    assert "ml.g4dn.2xlarge training job usage" in out
 
 
 def test_under_quota_records_create_then_deploys(project, session, s3_quota):  # noqa: F811
     s3_quota(100)
     run = Recorder()
-    assert deploy.deploy([], session, run, {}, root=project) == 0
+    assert deploy.main([], session=session, run=run, environ={}, root=project) == 0
     context = json.loads((project / "cdk.context.json").read_text())
     (decision,) = context.values()
     assert decision["action"] == "create"
@@ -72,7 +73,7 @@ def test_at_quota_with_nothing_to_reuse_deploys_nothing(project, session, s3_quo
     s3_quota(4)
     make_buckets(session, 4)
     run = Recorder()
-    assert deploy.deploy([], session, run, {}, root=project) == 3
+    assert deploy.main([], session=session, run=run, environ={}, root=project) == 3
     assert run.commands == []
     assert not (project / "cdk.context.json").exists()
     assert "Options:" in capsys.readouterr().err
@@ -83,7 +84,7 @@ def test_explicit_bucket_is_checked_and_no_quota_decision_is_made(project, sessi
     session.client("cloudformation").create_stack(
         StackName="CDKToolkit", TemplateBody=json.dumps({"Resources": {"T": {"Type": "AWS::SNS::Topic"}}}))
     run = Recorder()
-    assert deploy.deploy(["-c", "bucketName=my-photos"], session, run, {}, root=project) == 0
+    assert deploy.main(["-c", "bucketName=my-photos"], session=session, run=run, environ={}, root=project) == 0
     assert not (project / "cdk.context.json").exists()
     # Already bootstrapped: straight to deploy, with the user's arguments passed on.
     assert [c[0][3:] for c in run.commands] == [["deploy", "-c", "bucketName=my-photos"]]
@@ -91,7 +92,7 @@ def test_explicit_bucket_is_checked_and_no_quota_decision_is_made(project, sessi
 
 def test_missing_explicit_bucket_is_a_clear_error(project, session, capsys):
     run = Recorder()
-    code = deploy.main(["-c", "bucketName=not-there"], session=session, run=run, environ={})
+    code = deploy.main(["-c", "bucketName=not-there"], session=session, run=run, environ={}, root=project)
     assert code == 2 and run.commands == []
     assert "not-there" in capsys.readouterr().err
 
@@ -103,11 +104,12 @@ def test_recorded_decision_is_reused_without_asking_again(project, session, s3_q
     (project / "cdk.context.json").write_text(json.dumps({key: {"action": "create", "reason": "earlier"}}))
     run = Recorder()
     # ...but the recorded choice stands, as CDK's own lookups do
-    assert deploy.deploy([], session, run, {}, root=project) == 0
+    assert deploy.main([], session=session, run=run, environ={}, root=project) == 0
     assert run.commands[-1][0][3] == "deploy"
 
 
-def test_bad_configuration_fails_before_any_command(capsys, session):
+def test_bad_configuration_fails_before_any_command(capsys, session, project):
     run = Recorder()
-    assert deploy.main(["-c", "trainingInstanceType=ml.t3.medium"], session=session, run=run, environ={}) == 2
+    assert deploy.main(["-c", "trainingInstanceType=ml.t3.medium"], session=session, run=run, environ={},
+                       root=project) == 2
     assert run.commands == [] and "trainingInstanceType" in capsys.readouterr().err

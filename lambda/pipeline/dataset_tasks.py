@@ -1,0 +1,130 @@
+"""Two Step Functions tasks over one dataset: take its snapshot, then judge it.
+
+Both return plain JSON for the state machine; a bad dataset is a normal result
+(`valid: false` with the reasons), not an error, so the state machine can report it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import boto3
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+import dataset_rules as rules
+import s3_dataset
+
+logger = Logger()
+tracer = Tracer()
+s3 = boto3.client("s3")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Environment set by the TrainingPipeline construct."""
+
+    bucket: str
+    default_instance_prompt: str
+    default_class_prompt: str
+    default_hyperparameters: dict[str, str]
+    training_instance_type: str
+    training_script_uri: str
+    limits: rules.Limits
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
+        return cls(
+            bucket=environ["BUCKET_NAME"],
+            default_instance_prompt=environ["DEFAULT_INSTANCE_PROMPT"],
+            default_class_prompt=environ.get("DEFAULT_CLASS_PROMPT", ""),
+            default_hyperparameters=json.loads(environ["DEFAULT_HYPERPARAMETERS"]),
+            training_instance_type=environ["TRAINING_INSTANCE_TYPE"],
+            training_script_uri=environ["TRAINING_SCRIPT_URI"],
+            limits=rules.Limits(
+                min_images=int(environ["MIN_IMAGES"]),
+                max_images=int(environ["MAX_IMAGES"]),
+                max_image_bytes=int(environ["MAX_IMAGE_BYTES"]),
+            ),
+        )
+
+
+settings = Settings.from_environ()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def snapshot(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """{"dataset": name} -> the snapshot: objects, hash, model id, input and output URIs."""
+    result = s3_dataset.take_snapshot(s3, settings.bucket, event["dataset"])
+    logger.info(
+        "dataset snapshot",
+        dataset=result["dataset"],
+        snapshot_hash=result["snapshotHash"],
+        object_count=result["objectCount"],
+        model_id=result["modelId"],
+    )
+    return result
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def validate(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """A snapshot -> the verdict, with the prompts and hyperparameters training will use."""
+    dataset = event["dataset"]
+    verdict = judge(event)
+    for warning in verdict.warnings:
+        logger.warning("dataset file skipped", dataset=dataset, detail=warning)
+    logger.info("dataset judged", dataset=dataset, valid=verdict.valid, reason=verdict.reason,
+                image_count=verdict.image_count)
+    training_input_uri = ""
+    if verdict.valid:
+        prompts = {"instance_prompt": verdict.instance_prompt}
+        if verdict.class_prompt:
+            prompts["class_prompt"] = verdict.class_prompt
+        training_input_uri = s3_dataset.stage(s3, settings.bucket, dict(event), verdict.image_names, prompts)
+    return {
+        "trainingInputUri": training_input_uri,
+        "valid": verdict.valid,
+        "reason": verdict.reason or "ok",
+        "warnings": verdict.warnings,
+        "warningText": "; ".join(verdict.warnings) or "none",
+        "imageCount": verdict.image_count,
+        "instancePrompt": verdict.instance_prompt,
+        "classPrompt": verdict.class_prompt,
+        "hyperparameters": _training_hyperparameters(verdict),
+        "hyperparametersItem": {name: {"S": value} for name, value in verdict.hyperparameters.items()},
+    }
+
+
+def judge(snapshot: Mapping[str, Any]) -> rules.Verdict:
+    if snapshot.get("truncated"):
+        return rules.Verdict(valid=False, reasons=[f"more than {s3_dataset.MAX_OBJECTS} files in the dataset folder"])
+    files, info = s3_dataset.load_files(s3, settings.bucket, dict(snapshot), settings.limits.max_image_bytes)
+    return rules.evaluate(
+        snapshot["dataset"],
+        files,
+        read_info=(lambda: info) if info is not None else None,
+        default_instance_prompt=settings.default_instance_prompt,
+        default_class_prompt=settings.default_class_prompt,
+        default_hyperparameters=settings.default_hyperparameters,
+        training_instance_type=settings.training_instance_type,
+        limits=settings.limits,
+    )
+
+
+# The JumpStart training script is wired in through these two hyperparameters.
+SCRIPT_ENTRY_POINT = "transfer_learning.py"
+
+
+def _training_hyperparameters(verdict: rules.Verdict) -> dict[str, str]:
+    # The JumpStart script reads the prompts from dataset_info.json in the training channel
+    # (written by `stage`); the tuning knobs arrive as hyperparameters.
+    return {
+        **verdict.hyperparameters,
+        "sagemaker_program": SCRIPT_ENTRY_POINT,
+        "sagemaker_submit_directory": settings.training_script_uri,
+    }

@@ -1,0 +1,121 @@
+"""Reads one dataset from S3: its snapshot (the exact objects) and the bytes the rules need."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+import dataset_rules as rules
+
+# A listing bigger than this is refused: it keeps the snapshot well inside Step Functions'
+# 256 KiB payload limit, and no sensible DreamBooth dataset comes near it.
+MAX_OBJECTS = 500
+
+
+def take_snapshot(s3: Any, bucket: str, dataset: str, now: Optional[datetime] = None) -> dict[str, Any]:
+    """List `datasets/<dataset>/` and name the model version this snapshot would become."""
+    prefix = f"{rules.DATASETS_PREFIX}{dataset}/"
+    objects: list[dict[str, Any]] = []
+    truncated = False
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            if item["Key"].endswith("/"):
+                continue  # "folder" placeholder objects made by consoles
+            if len(objects) >= MAX_OBJECTS:
+                truncated = True
+                break
+            objects.append({"key": item["Key"], "etag": item["ETag"].strip('"'), "size": item["Size"]})
+    now = now or datetime.now(timezone.utc)
+    version = now.strftime("%Y%m%d%H%M%S")
+    return {
+        "dataset": dataset,
+        "snapshotHash": rules.snapshot_hash((o["key"], o["etag"], o["size"]) for o in objects),
+        "objects": objects,
+        "objectCount": len(objects),
+        "truncated": truncated,
+        "version": version,
+        "modelId": f"{dataset}-{version}",
+        "createdAt": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "outputUri": f"s3://{bucket}/models/{dataset}/{version}/",
+    }
+
+
+def stage(s3: Any, bucket: str, snapshot: dict[str, Any], image_names: list[str], info: dict[str, str]) -> str:
+    """Copy the accepted images and a dataset_info.json with the prompts used to the staging prefix.
+
+    The training channel then holds exactly the judged snapshot (files uploaded later, or skipped
+    ones such as .DS_Store, never reach the job), and the user's folder is never written to.
+    Returns the channel's S3 URI.
+    """
+    source_prefix = f"{rules.DATASETS_PREFIX}{snapshot['dataset']}/"
+    target_prefix = staging_prefix(snapshot["dataset"], snapshot["version"])
+    etags = {obj["key"]: obj["etag"] for obj in snapshot["objects"]}
+
+    def copy(name: str) -> None:
+        key = source_prefix + name
+        s3.copy_object(
+            Bucket=bucket,
+            Key=target_prefix + name,
+            CopySource={"Bucket": bucket, "Key": key},
+            CopySourceIfMatch=etags[key],
+        )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(copy, image_names))
+    s3.put_object(
+        Bucket=bucket,
+        Key=target_prefix + rules.DATASET_INFO_FILE,
+        Body=json.dumps(info, indent=2).encode(),
+        ContentType="application/json",
+    )
+    return f"s3://{bucket}/{target_prefix}"
+
+
+def staging_prefix(dataset: str, version: str) -> str:
+    return f"{rules.STAGING_PREFIX}{dataset}/{version}/"
+
+
+def read_head(s3: Any, bucket: str, key: str, size: int, etag: str) -> bytes:
+    if size == 0:
+        return b""
+    response = s3.get_object(
+        Bucket=bucket, Key=key, Range=f"bytes=0-{min(size, rules.HEADER_BYTES) - 1}", IfMatch=etag
+    )
+    return response["Body"].read()
+
+
+def load_files(
+    s3: Any, bucket: str, snapshot: dict[str, Any], max_image_bytes: int
+) -> tuple[list[rules.DatasetFile], Optional[bytes]]:
+    """Header bytes of every snapshot object, exactly as snapshotted (If-Match on the ETag)."""
+    prefix = f"{rules.DATASETS_PREFIX}{snapshot['dataset']}/"
+    info_bytes: Optional[bytes] = None
+    candidates, files = [], []
+    for obj in snapshot["objects"]:
+        name = obj["key"][len(prefix):]
+        if name == rules.DATASET_INFO_FILE:
+            info_bytes = _read_whole(s3, bucket, obj)
+        elif rules.is_hidden_or_nested(name) or not name.lower().endswith(rules.IMAGE_SUFFIXES):
+            files.append(rules.DatasetFile(name=name, size=obj["size"]))
+        elif obj["size"] > max_image_bytes:
+            files.append(rules.DatasetFile(name=name, size=obj["size"]))  # refused on size, unread
+        else:
+            candidates.append((name, obj))
+
+    def head(item: tuple[str, dict[str, Any]]) -> rules.DatasetFile:
+        name, obj = item
+        return rules.DatasetFile(
+            name=name, size=obj["size"], header=read_head(s3, bucket, obj["key"], obj["size"], obj["etag"])
+        )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        files.extend(pool.map(head, candidates))
+    return files, info_bytes
+
+
+def _read_whole(s3: Any, bucket: str, obj: dict[str, Any]) -> bytes:
+    if obj["size"] > rules.MAX_DATASET_INFO_BYTES:
+        return b" " * (rules.MAX_DATASET_INFO_BYTES + 1)  # the rules report the size
+    return s3.get_object(Bucket=bucket, Key=obj["key"], IfMatch=obj["etag"])["Body"].read()

@@ -1,0 +1,395 @@
+"""The deploy state machine: put one registered model on the endpoint without downtime.
+
+Input `{"modelId": "<id>"}`. Steps: take the deployment lock (one deployment at a time),
+create the SageMaker model and endpoint config (once per model), create the endpoint or update
+it (SageMaker keeps the old model serving until the new one is InService), poll
+DescribeEndpoint every `poll_interval_s` (bounded by `max_polls`), then mark the model live,
+retire the previous one, point `__live__` at it, notify, release the lock. Any failure marks
+the model failed with the reason, notifies, releases the lock and leaves the live model as it was.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Aws, Duration
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from stacks.constructs.model_registry import (
+    DEPLOY_LOCK_ID,
+    LIVE_POINTER_ID,
+    STATUS_DEPLOYING,
+    STATUS_FAILED,
+    STATUS_LIVE,
+    STATUS_RETIRED,
+)
+
+VARIANT_NAME = "AllTraffic"
+# Environment of the JumpStart inference container (see ../shared/JUMPSTART.md).
+INFERENCE_ENVIRONMENT = {
+    "SAGEMAKER_PROGRAM": "inference.py",
+    "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+    "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+    "MMS_MAX_RESPONSE_SIZE": "20000000",
+}
+
+S = tasks.DynamoAttributeValue.from_string
+_DISCARD = sfn.JsonPath.DISCARD
+_NOW = "$$.State.EnteredTime"
+
+
+def _str(path: str) -> tasks.DynamoAttributeValue:
+    return S(sfn.JsonPath.string_at(path))
+
+
+class DeployWorkflow(Construct):
+    """Builds the deploy chain; `definition` is the first state (see module docstring).
+
+    Props:
+      registry_table / state_table: see ModelRegistry.
+      topic: where outcomes are published.
+      endpoint_name: the one endpoint (created at run time).
+      hosting_role: role the SageMaker model runs with.
+      inference_image: container image URI (from the JumpStart lock).
+      instance_type: endpoint instance type.
+      poll_interval_s / max_polls: DescribeEndpoint cadence and bound.
+      lock_owner_arn_pattern: ARN pattern of this state machine's executions (to tell a live
+        lock holder from a dead one).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        registry_table: dynamodb.ITable,
+        state_table: dynamodb.ITable,
+        topic: sns.ITopic,
+        endpoint_name: str,
+        hosting_role: iam.IRole,
+        inference_image: str,
+        instance_type: str,
+        poll_interval_s: int,
+        max_polls: int,
+        lock_owner_arn_pattern: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._registry = registry_table
+        self._state = state_table
+        self._topic = topic
+        self._endpoint_name = endpoint_name
+        self.poll_interval_s = poll_interval_s
+        self.max_polls = max_polls
+
+        release_after_failure = self._release_lock("ReleaseLockAfterFailure")
+        fail = sfn.Fail(self, "DeploymentFailed", error="DeploymentFailed", cause="See the model's failureReason")
+        failure_chain = (
+            self._registry_update(
+                "MarkFailed",
+                "SET #status = :failed, failureReason = :reason, updatedAt = :now",
+                {":failed": S(STATUS_FAILED), ":reason": _str("$.failure.reason")},
+            )
+            .next(self._publish("NotifyFailure", "DreamBooth: deployment failed",
+                                sfn.JsonPath.format("Model {} could not be put live: {}. The previously live model "
+                                                    "(if any) is still serving.", sfn.JsonPath.string_at("$.modelId"),
+                                                    sfn.JsonPath.string_at("$.failure.reason"))))
+            .next(release_after_failure)
+            .next(fail)
+        )
+        self._failure_chain = failure_chain
+
+        def fail_with(state_id: str, reason: str) -> sfn.Pass:
+            return sfn.Pass(self, state_id, parameters={"reason": reason}, result_path="$.failure").next(failure_chain)
+
+        caught_error = sfn.Pass(
+            self,
+            "DescribeError",
+            parameters={"reason": sfn.JsonPath.format("{}: {}", sfn.JsonPath.string_at("$.error.Error"),
+                                                      sfn.JsonPath.string_at("$.error.Cause"))},
+            result_path="$.failure",
+        ).next(failure_chain)
+
+        def catch(state: Any) -> Any:
+            state.add_catch(caught_error, errors=["States.ALL"], result_path="$.error")
+            return state
+
+        # ---- the lock ----
+        acquire = self._acquire_lock()
+        read_lock = tasks.DynamoGetItem(
+            self, "ReadLock", table=state_table, key={"pk": S(DEPLOY_LOCK_ID)}, consistent_read=True,
+            result_selector={"owner.$": "$.Item.owner.S"}, result_path="$.lock",
+        )
+        describe_owner = tasks.CallAwsService(
+            self, "DescribeLockOwner", service="sfn", action="describeExecution",
+            parameters={"ExecutionArn": sfn.JsonPath.string_at("$.lock.owner")},
+            iam_resources=[lock_owner_arn_pattern], iam_action="states:DescribeExecution",
+            result_selector={"status.$": "$.Status"}, result_path="$.lockOwner",
+        )
+        take_over = tasks.DynamoUpdateItem(
+            self, "TakeOverLock", table=state_table, key={"pk": S(DEPLOY_LOCK_ID)},
+            update_expression="SET #owner = :me, modelId = :model, since = :now",
+            condition_expression="#owner = :dead",
+            expression_attribute_names={"#owner": "owner"},
+            expression_attribute_values={":me": _str("$$.Execution.Id"), ":model": _str("$.modelId"),
+                                         ":now": _str(_NOW), ":dead": _str("$.lock.owner")},
+            result_path=_DISCARD,
+        )
+        wait_for_lock = sfn.Wait(self, "WaitForOtherDeployment",
+                                 time=sfn.WaitTime.duration(Duration.seconds(poll_interval_s)))
+        take_over.add_catch(acquire, errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
+        describe_owner.add_catch(take_over, errors=["States.TaskFailed"], result_path=_DISCARD)
+        read_lock.add_catch(acquire, errors=["States.ALL"], result_path=_DISCARD)  # lock released meanwhile
+        acquire.add_catch(read_lock, errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
+        read_lock.next(describe_owner).next(
+            sfn.Choice(self, "IsLockHolderRunning")
+            .when(sfn.Condition.string_equals("$.lockOwner.status", "RUNNING"), wait_for_lock.next(acquire))
+            .otherwise(take_over)
+        )
+
+        # ---- the model ----
+        read_model = tasks.DynamoGetItem(
+            self, "ReadModel", table=registry_table, key={"modelId": _str("$.modelId")}, consistent_read=True,
+            result_path="$.model",
+        )
+        catch(read_model)
+        mark_deploying = catch(self._registry_update(
+            "MarkDeploying", "SET #status = :deploying, updatedAt = :now REMOVE failureReason",
+            {":deploying": S(STATUS_DEPLOYING)},
+        ))
+        create_model = catch(tasks.SageMakerCreateModel(
+            self, "CreateModel",
+            model_name=sfn.JsonPath.string_at("$.modelId"),
+            # Immutable: CDK's task would otherwise add s3:GetObject on "*" and more to the role.
+            role=iam.Role.from_role_arn(self, "HostingRoleRef", hosting_role.role_arn, mutable=False),
+            primary_container=tasks.ContainerDefinition(
+                image=tasks.DockerImage.from_registry(inference_image),
+                mode=tasks.Mode.SINGLE_MODEL,
+                model_s3_location=tasks.S3Location.from_json_expression("$.model.Item.artifactUri.S"),
+                environment_variables=sfn.TaskInput.from_object(
+                    {**INFERENCE_ENVIRONMENT, "SAGEMAKER_REGION": Aws.REGION}
+                ),
+            ),
+            result_path=_DISCARD,
+        ))
+        create_config = catch(tasks.SageMakerCreateEndpointConfig(
+            self, "CreateEndpointConfig",
+            endpoint_config_name=sfn.JsonPath.string_at("$.modelId"),
+            production_variants=[tasks.ProductionVariant(
+                instance_type=ec2.InstanceType(instance_type.removeprefix("ml.")),
+                model_name=sfn.JsonPath.string_at("$.modelId"),
+                variant_name=VARIANT_NAME,
+                initial_instance_count=1,
+            )],
+            result_path=_DISCARD,
+        ))
+        record_names = catch(self._registry_update(
+            "RecordSageMakerNames", "SET sagemakerModelName = :name, endpointConfigName = :name, updatedAt = :now",
+            {":name": _str("$.modelId")},
+        ))
+
+        # ---- the endpoint ----
+        describe = self._describe_endpoint("DescribeEndpoint", "$.endpoint")
+        create_endpoint = catch(tasks.SageMakerCreateEndpoint(
+            self, "CreateEndpoint", endpoint_name=endpoint_name,
+            endpoint_config_name=sfn.JsonPath.string_at("$.modelId"), result_path=_DISCARD,
+        ))
+        update_endpoint = catch(tasks.SageMakerUpdateEndpoint(
+            self, "UpdateEndpoint", endpoint_name=endpoint_name,
+            endpoint_config_name=sfn.JsonPath.string_at("$.modelId"), result_path=_DISCARD,
+        ))
+        delete_failed = catch(tasks.CallAwsService(
+            self, "DeleteFailedEndpoint", service="sagemaker", action="deleteEndpoint",
+            parameters={"EndpointName": endpoint_name},
+            iam_resources=[self._endpoint_arn()], result_path=_DISCARD,
+        ))
+        start_polls = sfn.Pass(self, "StartPolling", result=sfn.Result.from_object({"count": 0}), result_path="$.polls")
+        wait_busy = sfn.Wait(self, "WaitForBusyEndpoint", time=sfn.WaitTime.duration(Duration.seconds(poll_interval_s)))
+        no_endpoint = sfn.Choice(self, "IsEndpointMissing").when(
+            sfn.Condition.string_matches("$.endpointError.Cause", "*Could not find endpoint*"), create_endpoint
+        ).otherwise(caught_error_for(self, "$.endpointError", failure_chain))
+        describe.add_catch(no_endpoint, errors=["States.TaskFailed"], result_path="$.endpointError")
+        describe.next(
+            sfn.Choice(self, "WhatIsTheEndpointDoing")
+            .when(sfn.Condition.string_equals("$.endpoint.status", "InService"), update_endpoint)
+            .when(sfn.Condition.string_equals("$.endpoint.status", "Failed"), delete_failed)
+            .otherwise(wait_busy)
+        )
+        wait_busy.next(describe)
+        delete_failed.next(wait_busy)
+        create_endpoint.next(start_polls)
+        update_endpoint.next(start_polls)
+
+        # ---- polling until the endpoint runs the new config ----
+        wait = sfn.Wait(self, "WaitForEndpoint", time=sfn.WaitTime.duration(Duration.seconds(poll_interval_s)))
+        check = self._describe_endpoint("CheckEndpoint", "$.endpoint")
+        catch(check)
+        count = sfn.Pass(self, "CountPoll", parameters={"count.$": "States.MathAdd($.polls.count, 1)"},
+                         result_path="$.polls")
+        rolled_back = sfn.Pass(
+            self, "EndpointKeptOldModel",
+            parameters={"reason": sfn.JsonPath.format(
+                "the endpoint did not switch to the new model and still serves {} ({})",
+                sfn.JsonPath.string_at("$.endpoint.config"),
+                sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$.endpoint.failureReasons")))},
+            result_path="$.failure",
+        ).next(failure_chain)
+        endpoint_failed = sfn.Pass(
+            self, "EndpointFailedReason",
+            parameters={"reason": sfn.JsonPath.format(
+                "endpoint {} failed: {}", endpoint_name,
+                sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$.endpoint.failureReasons")))},
+            result_path="$.failure",
+        ).next(failure_chain)
+        timed_out = fail_with(
+            "EndpointTooSlow",
+            f"the endpoint was not InService after {poll_interval_s * max_polls} seconds",
+        )
+        go_live = self._go_live_chain()
+        start_polls.next(wait).next(check).next(
+            sfn.Choice(self, "IsNewModelServing")
+            .when(sfn.Condition.and_(sfn.Condition.string_equals("$.endpoint.status", "InService"),
+                                     sfn.Condition.string_equals_json_path("$.endpoint.config", "$.modelId")), go_live)
+            .when(sfn.Condition.string_equals("$.endpoint.status", "InService"), rolled_back)
+            .when(sfn.Condition.string_equals("$.endpoint.status", "Failed"), endpoint_failed)
+            .when(sfn.Condition.number_greater_than_equals("$.polls.count", max_polls), timed_out)
+            .otherwise(count)
+        )
+        count.next(wait)
+
+        # ---- the whole chain ----
+        has_model = sfn.Choice(self, "IsModelTrained")
+        already_created = sfn.Choice(self, "HasSageMakerModel")
+        self.definition = acquire
+        acquire.next(read_model).next(
+            has_model.when(sfn.Condition.is_present("$.model.Item.artifactUri.S"), mark_deploying)
+            .otherwise(fail_with("UnknownModel", "no trained model with this modelId in the registry"))
+        )
+        mark_deploying.next(
+            already_created.when(sfn.Condition.is_present("$.model.Item.endpointConfigName.S"), describe)
+            .otherwise(create_model)
+        )
+        create_model.next(create_config).next(record_names).next(describe)
+
+    # ---- helpers ----
+
+    def _endpoint_arn(self) -> str:
+        return f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:endpoint/{self._endpoint_name.lower()}"
+
+    def _describe_endpoint(self, state_id: str, result_path: str) -> tasks.CallAwsService:
+        return tasks.CallAwsService(
+            self, state_id, service="sagemaker", action="describeEndpoint",
+            parameters={"EndpointName": self._endpoint_name},
+            iam_resources=[self._endpoint_arn()],
+            # `..FailureReason` gives [] when SageMaker sets none (a missing path would stop the run).
+            result_selector={"status.$": "$.EndpointStatus", "config.$": "$.EndpointConfigName",
+                             "failureReasons.$": "$..FailureReason"},
+            result_path=result_path,
+        )
+
+    def _acquire_lock(self) -> tasks.DynamoUpdateItem:
+        return tasks.DynamoUpdateItem(
+            self, "AcquireLock", table=self._state, key={"pk": S(DEPLOY_LOCK_ID)},
+            update_expression="SET #owner = :me, modelId = :model, since = :now",
+            condition_expression="attribute_not_exists(#owner) OR #owner = :me",
+            expression_attribute_names={"#owner": "owner"},
+            expression_attribute_values={":me": _str("$$.Execution.Id"), ":model": _str("$.modelId"),
+                                         ":now": _str(_NOW)},
+            result_path=_DISCARD,
+        )
+
+    def _release_lock(self, state_id: str) -> tasks.DynamoUpdateItem:
+        release = tasks.DynamoUpdateItem(
+            self, state_id, table=self._state, key={"pk": S(DEPLOY_LOCK_ID)},
+            update_expression="REMOVE #owner",
+            condition_expression="#owner = :me",
+            expression_attribute_names={"#owner": "owner"},
+            expression_attribute_values={":me": _str("$$.Execution.Id")},
+            result_path=_DISCARD,
+        )
+        # Not holding the lock any more (taken over after a stop) is not a failure of this deployment.
+        release.add_catch(sfn.Pass(self, f"{state_id}NotHeld"), errors=["DynamoDB.ConditionalCheckFailedException"],
+                          result_path=_DISCARD)
+        return release
+
+    def _registry_update(self, state_id: str, expression: str, values: dict[str, Any],
+                         model_path: str = "$.modelId") -> tasks.DynamoUpdateItem:
+        names = {"#status": "status"} if "#status" in expression else None
+        return tasks.DynamoUpdateItem(
+            self, state_id, table=self._registry, key={"modelId": _str(model_path)},
+            update_expression=expression,
+            expression_attribute_names=names,
+            expression_attribute_values={**values, ":now": _str(_NOW)},
+            result_path=_DISCARD,
+        )
+
+    def _publish(self, state_id: str, subject: str, message: str) -> tasks.SnsPublish:
+        return tasks.SnsPublish(self, state_id, topic=self._topic, subject=subject,
+                                message=sfn.TaskInput.from_text(message), result_path=_DISCARD)
+
+    def _go_live_chain(self) -> sfn.IChainable:
+        read_live = tasks.DynamoGetItem(
+            self, "ReadLivePointer", table=self._registry, key={"modelId": S(LIVE_POINTER_ID)},
+            consistent_read=True, result_path="$.live",
+        )
+        retire = self._registry_update(
+            "RetirePreviousModel", "SET #status = :retired, updatedAt = :now",
+            {":retired": S(STATUS_RETIRED)}, model_path="$.live.Item.liveModelId.S",
+        )
+        mark_live = self._registry_update(
+            "MarkLive", "SET #status = :live, endpointName = :endpoint, updatedAt = :now REMOVE failureReason",
+            {":live": S(STATUS_LIVE), ":endpoint": S(self._endpoint_name)},
+        )
+        point = tasks.DynamoPutItem(
+            self, "PointLiveModel", table=self._registry,
+            item={"modelId": S(LIVE_POINTER_ID), "liveModelId": _str("$.modelId"),
+                  "endpointName": S(self._endpoint_name), "endpointConfigName": _str("$.modelId"),
+                  "updatedAt": _str(_NOW)},
+            result_path=_DISCARD,
+        )
+        notify = self._publish(
+            "NotifyLive", "DreamBooth: new model is live",
+            sfn.JsonPath.format(
+                "Model {} (dataset {}) is live on endpoint {}. Put the phrase \"{}\" in your prompts to get "
+                "your subject, e.g. \"{} on a beach at sunset\".",
+                sfn.JsonPath.string_at("$.modelId"), sfn.JsonPath.string_at("$.model.Item.dataset.S"),
+                self._endpoint_name, sfn.JsonPath.string_at("$.model.Item.instancePrompt.S"),
+                sfn.JsonPath.string_at("$.model.Item.instancePrompt.S"),
+            ),
+        )
+        release = self._release_lock("ReleaseLock")
+        done = sfn.Succeed(self, "ModelIsLive")
+        for state in (read_live, retire, mark_live, point, notify):
+            state.add_catch(
+                sfn.Pass(self, f"{state.node.id}Error",
+                         parameters={"reason": sfn.JsonPath.format(
+                             "the endpoint serves the new model, but recording it failed: {}",
+                             sfn.JsonPath.string_at("$.error.Cause"))},
+                         result_path="$.failure").next(self._failure_chain),
+                errors=["States.ALL"], result_path="$.error",
+            )
+        had_other = sfn.Choice(self, "WasAnotherModelLive").when(
+            sfn.Condition.and_(
+                sfn.Condition.is_present("$.live.Item.liveModelId.S"),
+                sfn.Condition.not_(sfn.Condition.string_equals_json_path("$.live.Item.liveModelId.S", "$.modelId")),
+            ),
+            retire,
+        ).otherwise(mark_live)
+        retire.next(mark_live)
+        read_live.next(had_other)
+        mark_live.next(point).next(notify).next(release).next(done)
+        return read_live
+
+
+def caught_error_for(scope: Construct, path: str, failure_chain: sfn.IChainable) -> sfn.IChainable:
+    return sfn.Pass(
+        scope, "EndpointLookupError",
+        parameters={"reason": sfn.JsonPath.format("could not look up the endpoint: {}",
+                                                  sfn.JsonPath.string_at(f"{path}.Cause"))},
+        result_path="$.failure",
+    ).next(failure_chain)

@@ -1,0 +1,34 @@
+"""Acknowledging cdk-nag findings whose ids contain the stack's region or account.
+
+cdk-nag prints a resource as the synthesized template shows it: a concrete region when the
+stack has one (`cdk synth` with a configured region), `<AWS::Region>` when it is environment-
+agnostic (tests). These helpers build the id the way cdk-nag will print it.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, Stack, Token, Validations
+from constructs import IConstruct
+
+
+def region_text(scope: IConstruct) -> str:
+    region = Stack.of(scope).region
+    return "<AWS::Region>" if Token.is_unresolved(region) else region
+
+
+def account_text(scope: IConstruct) -> str:
+    account = Stack.of(scope).account
+    return "<AWS::AccountId>" if Token.is_unresolved(account) else account
+
+
+def arn_prefix(scope: IConstruct, service: str) -> str:
+    """`arn:<AWS::Partition>:<service>:<region>:<account>:` as cdk-nag prints it."""
+    partition = "<AWS::Partition>"
+    stack = Stack.of(scope)
+    if not Token.is_unresolved(stack.partition):
+        partition = stack.partition
+    return f"arn:{partition}:{service}:{region_text(scope)}:{account_text(scope)}:"
+
+
+def acknowledge(scope: IConstruct, reason: str, *finding_ids: str) -> None:
+    Validations.of(scope).acknowledge(*(Acknowledgment(id=f, reason=reason) for f in finding_ids))

@@ -1,0 +1,113 @@
+"""Execution roles that SageMaker assumes: one for training jobs, one for the hosted model."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from aws_cdk import Aws, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.constructs.data_bucket import DATASETS_PREFIX, MODELS_PREFIX
+from stacks.constructs.nag import acknowledge
+
+# AWS's account that publishes the Deep Learning Containers used by JumpStart.
+DLC_REGISTRY_ACCOUNT = "763104351884"
+
+
+class SageMakerRoles(Construct):
+    """Least-privilege roles for the JumpStart fine-tune and for the endpoint's model.
+
+    Props:
+      bucket: the data bucket.
+      jumpstart_object_arns: the exact JumpStart S3 objects the training job reads
+        (training script and base model), from the lock file.
+
+    Attributes:
+      training_role: reads only `datasets/*` and the JumpStart objects, writes only `models/*`.
+      hosting_role: reads only `models/*` (the trained artifact).
+    Both may pull the Deep Learning Container images and write their own logs and metrics.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bucket: s3.IBucket,
+        jumpstart_object_arns: Sequence[str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        principal = iam.ServicePrincipal("sagemaker.amazonaws.com")
+        self.training_role = iam.Role(
+            self, "Training", assumed_by=principal, description="SageMaker training job of the DreamBooth pipeline"
+        )
+        bucket.grant_read(self.training_role, f"{DATASETS_PREFIX}*")
+        bucket.grant_put(self.training_role, f"{MODELS_PREFIX}*")
+        self.training_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=list(jumpstart_object_arns))
+        )
+        self._container_basics(self.training_role, "TrainingJobs", "huggingface-pytorch-training")
+        acknowledge_prefix_grants(self.training_role, bucket, DATASETS_PREFIX, MODELS_PREFIX, writes=True)
+
+        self.hosting_role = iam.Role(
+            self, "Hosting", assumed_by=principal, description="SageMaker endpoint model of the DreamBooth pipeline"
+        )
+        bucket.grant_read(self.hosting_role, f"{MODELS_PREFIX}*")
+        self._container_basics(self.hosting_role, "Endpoints", "huggingface-pytorch-inference")
+        acknowledge_prefix_grants(self.hosting_role, bucket, MODELS_PREFIX)
+
+    def _container_basics(self, role: iam.Role, log_kind: str, repository: str) -> None:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                resources=[f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:{DLC_REGISTRY_ACCOUNT}:repository/{repository}"],
+            )
+        )
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[
+                    f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:/aws/sagemaker/{log_kind}",
+                    f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:/aws/sagemaker/{log_kind}:*",
+                ],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}},
+            )
+        )
+        acknowledge(
+            role,
+            "ecr:GetAuthorizationToken and cloudwatch:PutMetricData support no resource-level "
+            "permissions; metrics are limited to SageMaker's namespaces by a condition.",
+            "AwsSolutions-IAM5[Resource::*]",
+        )
+        acknowledge(
+            role,
+            "SageMaker names a log stream per job or endpoint instance at run time, inside its fixed log group.",
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:"
+            f"log-group:/aws/sagemaker/{log_kind}:*]",
+        )
+
+
+def acknowledge_prefix_grants(role: iam.IRole, bucket: s3.IBucket, *prefixes: str, writes: bool = False) -> None:
+    """The findings that `bucket.grant_read(role, "<prefix>*")` / `grant_put` always raise."""
+    bucket_ref = f"<{Stack.of(bucket).get_logical_id(bucket.node.default_child)}.Arn>" if bucket.node.default_child \
+        else f"arn:<AWS::Partition>:s3:::{bucket.bucket_name}"
+    findings = ["AwsSolutions-IAM5[Action::s3:GetBucket*]", "AwsSolutions-IAM5[Action::s3:GetObject*]",
+                "AwsSolutions-IAM5[Action::s3:List*]"]
+    if writes:
+        findings.append("AwsSolutions-IAM5[Action::s3:Abort*]")
+    findings += [f"AwsSolutions-IAM5[Resource::{bucket_ref}/{prefix}*]" for prefix in prefixes]
+    acknowledge(
+        role,
+        "Access limited to the named key prefixes of the data bucket; the action groups are the "
+        "ones CDK's grant_read/grant_put use (get, list, abort an unfinished multipart upload).",
+        *findings,
+    )

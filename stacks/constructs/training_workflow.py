@@ -1,0 +1,345 @@
+"""The training state machine: one execution per burst of uploads to one dataset.
+
+Input `{"dataset": "<name>", "generation": <n>}` (started by the upload listener under the
+deterministic name `<dataset>-<n>`). Steps: wait until the dataset's quiet window has passed
+(re-reading it: later uploads push it forward), close the upload generation, snapshot the
+dataset, claim the snapshot (a conditional put: a snapshot already trained on ends the run
+quietly), register the model version, validate the dataset (an invalid one ends the run with a
+notification; no training job is created), train with `createTrainingJob.sync`, record the
+artifact and loss, and run the deploy state machine.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from aws_cdk import Aws, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from stacks.constructs.model_registry import (
+    DATASET_ITEM_PREFIX,
+    SNAPSHOT_ITEM_PREFIX,
+    STATUS_FAILED,
+    STATUS_TRAINING,
+    STATUS_VALIDATING,
+)
+
+S = tasks.DynamoAttributeValue.from_string
+_DISCARD = sfn.JsonPath.DISCARD
+_NOW = "$$.State.EnteredTime"
+# After this many extensions of the quiet window (uploads that never stop), train on what is there.
+MAX_QUIET_WINDOW_EXTENSIONS = 100
+TRAINING_VOLUME_GB = 50
+TRAINING_JOB_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
+
+
+def _str(path: str) -> tasks.DynamoAttributeValue:
+    return S(sfn.JsonPath.string_at(path))
+
+
+class TrainingWorkflow(Construct):
+    """Builds the training chain; `definition` is the first state (see module docstring).
+
+    Props:
+      registry_table / state_table: see ModelRegistry.
+      topic: where rejections and failures are published.
+      snapshot_function / validate_function: the dataset Lambdas.
+      training_role: role the SageMaker training job runs with.
+      training_image / base_model_uri: from the JumpStart lock.
+      metric_definitions: regexes SageMaker applies to the training log.
+      instance_type / max_runtime_s: training resources and hard time limit.
+      deploy_state_machine: run (and waited for) once the model is trained.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        registry_table: dynamodb.ITable,
+        state_table: dynamodb.ITable,
+        topic: sns.ITopic,
+        snapshot_function: lambda_.IFunction,
+        validate_function: lambda_.IFunction,
+        training_role: iam.IRole,
+        training_image: str,
+        base_model_uri: str,
+        metric_definitions: Sequence[dict[str, str]],
+        instance_type: str,
+        max_runtime_s: int,
+        deploy_state_machine: sfn.IStateMachine,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._registry = registry_table
+        self._state = state_table
+        self._topic = topic
+        self.training_role = training_role
+
+        fail_chain = self._failure_chain()
+
+        def catch(state: Any, stage: str) -> Any:
+            state.add_catch(
+                sfn.Pass(self, f"{state.node.id}Error",
+                         parameters={"reason": sfn.JsonPath.format(
+                             stage + " failed: {}: {}", sfn.JsonPath.string_at("$.error.Error"),
+                             sfn.JsonPath.string_at("$.error.Cause"))},
+                         result_path="$.failure").next(fail_chain),
+                errors=["States.ALL"], result_path="$.error",
+            )
+            return state
+
+        # ---- quiet-window debounce ----
+        start = sfn.Pass(self, "Start", result=sfn.Result.from_object({"count": 0}), result_path="$.extensions")
+        read_window = tasks.DynamoGetItem(
+            self, "ReadUploadWindow", table=state_table, consistent_read=True,
+            key={"pk": S(sfn.JsonPath.format(DATASET_ITEM_PREFIX + "{}", sfn.JsonPath.string_at("$.dataset")))},
+            result_selector={"quietUntil.$": "$.Item.quietUntil.S"}, result_path="$.window",
+        )
+        wait_quiet = sfn.Wait(self, "WaitForQuietWindow", time=sfn.WaitTime.timestamp_path("$.window.quietUntil"))
+        close_window = tasks.DynamoUpdateItem(
+            self, "CloseUploadWindow", table=state_table,
+            key={"pk": S(sfn.JsonPath.format(DATASET_ITEM_PREFIX + "{}", sfn.JsonPath.string_at("$.dataset")))},
+            update_expression="SET active = :false",
+            condition_expression="quietUntil = :waited AND generation = :generation",
+            expression_attribute_values={
+                ":false": tasks.DynamoAttributeValue.from_boolean(False),
+                ":waited": _str("$.window.quietUntil"),
+                ":generation": tasks.DynamoAttributeValue.number_from_string(
+                    sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.generation"))),
+            },
+            result_path=_DISCARD,
+        )
+        force_close = tasks.DynamoUpdateItem(
+            self, "ForceCloseUploadWindow", table=state_table,
+            key={"pk": S(sfn.JsonPath.format(DATASET_ITEM_PREFIX + "{}", sfn.JsonPath.string_at("$.dataset")))},
+            update_expression="SET active = :false",
+            expression_attribute_values={":false": tasks.DynamoAttributeValue.from_boolean(False)},
+            result_path=_DISCARD,
+        )
+        extended = sfn.Pass(self, "WindowWasExtended",
+                            parameters={"count.$": "States.MathAdd($.extensions.count, 1)"}, result_path="$.extensions")
+        close_window.add_catch(extended, errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
+        snapshot = tasks.LambdaInvoke(
+            self, "TakeSnapshot", lambda_function=snapshot_function,
+            payload=sfn.TaskInput.from_object({"dataset": sfn.JsonPath.string_at("$.dataset")}),
+            payload_response_only=True, result_path="$.snapshot",
+            retry_on_service_exceptions=True,
+        )
+        extended.next(
+            sfn.Choice(self, "UploadsKeepComing")
+            .when(sfn.Condition.number_greater_than_equals("$.extensions.count", MAX_QUIET_WINDOW_EXTENSIONS),
+                  force_close)
+            .otherwise(read_window)
+        )
+        force_close.next(snapshot)
+        start.next(read_window).next(wait_quiet).next(close_window).next(snapshot)
+        self.definition = start
+
+        # ---- one training per snapshot ----
+        claim = tasks.DynamoPutItem(
+            self, "ClaimSnapshot", table=state_table,
+            item={
+                "pk": S(sfn.JsonPath.format(SNAPSHOT_ITEM_PREFIX + "{}#{}", sfn.JsonPath.string_at("$.dataset"),
+                                            sfn.JsonPath.string_at("$.snapshot.snapshotHash"))),
+                "modelId": _str("$.snapshot.modelId"),
+                "claimedAt": _str(_NOW),
+                "execution": _str("$$.Execution.Id"),
+            },
+            condition_expression="attribute_not_exists(pk)",
+            result_path=_DISCARD,
+        )
+        claim.add_catch(sfn.Succeed(self, "SnapshotAlreadyTrained", comment="duplicate or replayed upload events"),
+                        errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
+        register = tasks.DynamoPutItem(
+            self, "RegisterModel", table=registry_table,
+            item={
+                "modelId": _str("$.snapshot.modelId"),
+                "dataset": _str("$.dataset"),
+                "status": S(STATUS_VALIDATING),
+                "snapshotHash": _str("$.snapshot.snapshotHash"),
+                "createdAt": _str("$.snapshot.createdAt"),
+                "updatedAt": _str(_NOW),
+            },
+            condition_expression="attribute_not_exists(modelId)",
+            result_path=_DISCARD,
+        )
+        validate = tasks.LambdaInvoke(
+            self, "ValidateDataset", lambda_function=validate_function,
+            payload=sfn.TaskInput.from_json_path_at("$.snapshot"),
+            payload_response_only=True, result_path="$.validation",
+            retry_on_service_exceptions=True,
+        )
+        catch(snapshot, "taking the dataset snapshot")
+        catch(claim, "claiming the snapshot")
+        catch(register, "registering the model")
+        catch(validate, "validating the dataset")
+
+        reject = self._registry_update(
+            "MarkInvalid",
+            "SET #status = :failed, failureReason = :reason, imageCount = :images, updatedAt = :now",
+            {":failed": S(STATUS_FAILED),
+             ":reason": S(sfn.JsonPath.format("invalid dataset: {}", sfn.JsonPath.string_at("$.validation.reason"))),
+             ":images": tasks.DynamoAttributeValue.number_from_string(
+                 sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.validation.imageCount")))},
+        ).next(self._publish(
+            "NotifyInvalid", "DreamBooth: dataset rejected, no training started",
+            sfn.JsonPath.format(
+                "Dataset {} was not trained (model {}): {}. Skipped files: {}. Fix the files under "
+                "datasets/{}/ and upload again; nothing was deleted and no GPU time was used.",
+                sfn.JsonPath.string_at("$.dataset"), sfn.JsonPath.string_at("$.snapshot.modelId"),
+                sfn.JsonPath.string_at("$.validation.reason"), sfn.JsonPath.string_at("$.validation.warningText"),
+                sfn.JsonPath.string_at("$.dataset")),
+        )).next(sfn.Fail(self, "DatasetRejected", error="DatasetRejected", cause="see the model's failureReason"))
+
+        mark_training = catch(self._registry_update(
+            "MarkTraining",
+            "SET #status = :training, instancePrompt = :instance, classPrompt = :class, hyperparameters = :hp, "
+            "trainingJobName = :job, imageCount = :images, skippedFiles = :skipped, updatedAt = :now",
+            {":training": S(STATUS_TRAINING),
+             ":instance": _str("$.validation.instancePrompt"),
+             ":class": _str("$.validation.classPrompt"),
+             ":hp": tasks.DynamoAttributeValue.map_from_json_path("$.validation.hyperparametersItem"),
+             ":job": _str("$.snapshot.modelId"),
+             ":images": tasks.DynamoAttributeValue.number_from_string(
+                 sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.validation.imageCount"))),
+             ":skipped": _str("$.validation.warningText")},
+        ), "recording the training start")
+
+        train = self._training_task(training_image, base_model_uri, metric_definitions, instance_type, max_runtime_s)
+        catch(train, "training")
+        record_with_loss = catch(self._registry_update(
+            "RecordTrainedModel",
+            "SET artifactUri = :artifact, trainLoss = :loss, #status = :deploying, updatedAt = :now",
+            {":artifact": _str("$.training.artifactUri"),
+             ":loss": tasks.DynamoAttributeValue.number_from_string(
+                 sfn.JsonPath.format("{}", sfn.JsonPath.array_get_item(
+                     sfn.JsonPath.list_at("$.training.trainLoss"), 0))),
+             ":deploying": S("deploying")},
+        ), "recording the trained model")
+        record_without_loss = catch(self._registry_update(
+            "RecordTrainedModelWithoutLoss",
+            "SET artifactUri = :artifact, #status = :deploying, updatedAt = :now",
+            {":artifact": _str("$.training.artifactUri"), ":deploying": S("deploying")},
+        ), "recording the trained model")
+        deploy = tasks.StepFunctionsStartExecution(
+            self, "DeployModel", state_machine=deploy_state_machine,
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            input=sfn.TaskInput.from_object({"modelId": sfn.JsonPath.string_at("$.snapshot.modelId")}),
+            name=sfn.JsonPath.format("deploy-{}", sfn.JsonPath.string_at("$.snapshot.modelId")),
+            associate_with_parent=True,
+            result_path=_DISCARD,
+        )
+        # The deploy state machine records and announces its own failures.
+        deploy.add_catch(sfn.Fail(self, "DeploymentFailed", error="DeploymentFailed",
+                                  cause="see the deploy execution and the model's failureReason"),
+                         errors=["States.ALL"], result_path="$.error")
+        snapshot.next(claim).next(register).next(validate).next(
+            sfn.Choice(self, "IsDatasetValid")
+            .when(sfn.Condition.boolean_equals("$.validation.valid", True), mark_training)
+            .otherwise(reject)
+        )
+        mark_training.next(train).next(
+            sfn.Choice(self, "HasTrainLoss")
+            .when(sfn.Condition.is_present("$.training.trainLoss[0]"), record_with_loss)
+            .otherwise(record_without_loss)
+        )
+        record_with_loss.next(deploy)
+        record_without_loss.next(deploy)
+        deploy.next(sfn.Succeed(self, "Done"))
+
+    def _training_task(self, image: str, base_model_uri: str, metric_definitions: Sequence[dict[str, str]],
+                       instance_type: str, max_runtime_s: int) -> sfn.CustomState:
+        # CustomState: the L2 SageMakerCreateTrainingJob cannot take the hyperparameter map from
+        # the state, and the hyperparameters differ per dataset. IAM is granted below.
+        state = sfn.CustomState(self, "TrainModel", state_json={
+            "Type": "Task",
+            "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createTrainingJob.sync",
+            "Parameters": {
+                "TrainingJobName.$": "$.snapshot.modelId",
+                "RoleArn": self.training_role.role_arn,
+                "AlgorithmSpecification": {
+                    "TrainingImage": image,
+                    "TrainingInputMode": "File",
+                    "MetricDefinitions": list(metric_definitions),
+                },
+                "HyperParameters.$": "$.validation.hyperparameters",
+                "InputDataConfig": [
+                    {"ChannelName": "training",
+                     "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri.$": "$.validation.trainingInputUri",
+                                                     "S3DataDistributionType": "FullyReplicated"}}},
+                    {"ChannelName": "model", "ContentType": "application/x-sagemaker-model",
+                     "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": base_model_uri,
+                                                     "S3DataDistributionType": "FullyReplicated"}}},
+                ],
+                "OutputDataConfig": {"S3OutputPath.$": "$.snapshot.outputUri"},
+                "ResourceConfig": {"InstanceCount": 1, "InstanceType": instance_type,
+                                   "VolumeSizeInGB": TRAINING_VOLUME_GB},
+                "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_s},
+                "Tags": [{"Key": "dreambooth-pipeline:dataset", "Value.$": "$.dataset"}],
+            },
+            # Keep describeTrainingJob's datetimes out of the state; `trainLoss` is [] without the metric.
+            "ResultSelector": {
+                "artifactUri.$": "$.ModelArtifacts.S3ModelArtifacts",
+                "trainLoss.$": "$.FinalMetricDataList[?(@.MetricName == 'train_avg_loss')].Value",
+            },
+            "ResultPath": "$.training",
+        })
+        return state
+
+    def grant_training(self, role: iam.IRole) -> None:
+        """What the state machine's role needs for `createTrainingJob.sync`."""
+        stack = Stack.of(self)
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
+                     "sagemaker:AddTags"],
+            resources=[stack.format_arn(service="sagemaker", resource="training-job", resource_name="*")],
+        ))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["sagemaker:ListTags"], resources=["*"],
+        ))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+            resources=[stack.format_arn(service="events", resource="rule", resource_name=TRAINING_JOB_RULE)],
+        ))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["iam:PassRole"], resources=[self.training_role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        ))
+
+    def _registry_update(self, state_id: str, expression: str, values: dict[str, Any]) -> tasks.DynamoUpdateItem:
+        return tasks.DynamoUpdateItem(
+            self, state_id, table=self._registry, key={"modelId": _str("$.snapshot.modelId")},
+            update_expression=expression,
+            expression_attribute_names={"#status": "status"} if "#status" in expression else None,
+            expression_attribute_values={**values, ":now": _str(_NOW)},
+            result_path=_DISCARD,
+        )
+
+    def _publish(self, state_id: str, subject: str, message: str) -> tasks.SnsPublish:
+        return tasks.SnsPublish(self, state_id, topic=self._topic, subject=subject,
+                                message=sfn.TaskInput.from_text(message), result_path=_DISCARD)
+
+    def _failure_chain(self) -> sfn.IChainable:
+        """Registry -> failed with the reason, notify, fail. Needs `$.failure.reason`."""
+        has_model = sfn.Choice(self, "WasModelRegistered")
+        mark = self._registry_update(
+            "MarkTrainingFailed", "SET #status = :failed, failureReason = :reason, updatedAt = :now",
+            {":failed": S(STATUS_FAILED), ":reason": _str("$.failure.reason")},
+        )
+        notify = self._publish(
+            "NotifyTrainingFailure", "DreamBooth: training failed",
+            sfn.JsonPath.format("Dataset {}: {}. The live model (if any) is unchanged.",
+                                sfn.JsonPath.string_at("$.dataset"), sfn.JsonPath.string_at("$.failure.reason")),
+        )
+        fail = sfn.Fail(self, "TrainingFailed", error="TrainingFailed", cause="see the notification and the registry")
+        mark.add_catch(notify, errors=["States.ALL"], result_path=_DISCARD)
+        has_model.when(sfn.Condition.is_present("$.snapshot.modelId"), mark).otherwise(notify)
+        mark.next(notify)
+        notify.next(fail)
+        return has_model

@@ -1,0 +1,34 @@
+"""Pipeline tests import the Lambda code as the runtime does: from lambda/pipeline on sys.path."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+from tests.conftest import ROOT
+
+LAMBDA_DIR = ROOT / "lambda" / "pipeline"
+if str(LAMBDA_DIR) not in sys.path:
+    sys.path.insert(0, str(LAMBDA_DIR))
+
+
+def png_bytes(width: int = 512, height: int = 512, color=(200, 30, 30)) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def jpeg_bytes(width: int = 512, height: int = 512, *, exif_padding: int = 0, progressive: bool = False) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    image = Image.new("RGB", (width, height), (30, 120, 200))
+    extra = {}
+    if exif_padding:
+        exif = Image.Exif()
+        exif[0x010E] = "x" * exif_padding  # ImageDescription: pushes the frame header far back
+        extra["exif"] = exif.tobytes()
+    image.save(buffer, "JPEG", progressive=progressive, **extra)
+    return buffer.getvalue()
