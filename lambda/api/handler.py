@@ -155,4 +155,7 @@ def unexpected_error(error: Exception) -> Response:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: Any) -> dict:
-    return app.resolve(event, context)
+    response = app.resolve(event, context)
+    # One data point per request and status class (2xx/4xx/5xx), so no flush is ever empty.
+    metrics.add_metric(name=f"Responses{str(response.get('statusCode', 0))[0]}xx", unit=MetricUnit.Count, value=1)
+    return response
