@@ -342,3 +342,17 @@ def test_answers_carry_cors_headers_for_the_web_page(live):
     assert answer.status == 200
     assert answer.headers["Access-Control-Allow-Origin"] == "*"
     assert "Retry-After" in answer.headers["Access-Control-Expose-Headers"]
+
+
+def test_a_recorded_api_gateway_event_is_handled(live):
+    # A full REST proxy event as API Gateway sends it (tests/events), straight to the handler.
+    from tests.api.adapter import lambda_context
+    from tests.conftest import ROOT
+
+    live.mode = "defer"
+    event = json.loads((ROOT / "tests" / "events" / "api_post_generations.json").read_text())
+    result = live.api_module.lambda_handler(event, lambda_context())
+    assert result["statusCode"] == 202
+    body = json.loads(result["body"])
+    assert body["parameters"]["seed"] == 42 and body["parameters"]["num_images"] == 2
+    assert live.invocations[0]["event"] == {"generationId": body["id"]}
