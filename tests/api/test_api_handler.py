@@ -12,7 +12,7 @@ import pytest
 import requests
 from moto.sagemaker.models import sagemaker_backends
 
-from tests.api.conftest import ACCOUNT, BUCKET, ENDPOINT, REGION, WORKER, create_endpoint, jumpstart_answer
+from tests.api.conftest import ACCOUNT, BUCKET, ENDPOINT, REGION, WORKER, create_endpoint
 from tests.api.lambda_loader import API_CODE
 
 MODEL = "dog-20261120100000"
