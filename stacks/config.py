@@ -45,6 +45,7 @@ GPU_INSTANCE_FAMILIES = ("g4dn", "g5", "g6", "g6e", "p3", "p4d", "p5")
 _INSTANCE_TYPE = re.compile(r"^ml\.(?P<family>[a-z0-9]+)\.(?P<size>\d*x?large)$")
 _BUCKET_NAME = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 
 
@@ -229,6 +230,8 @@ class ApiConfig:
     """Days a generation record is kept (DynamoDB TTL); images follow generatedExpiryDays."""
     image_url_expiry_s: int = 3600
     """Lifetime of the presigned image URLs the API hands out."""
+    cors_allow_origin: Optional[str] = "*"
+    """Origin a web page may call the API from ("*": any; none: no CORS). The key or signature is still required."""
 
     @classmethod
     def from_context(cls, ctx: Context) -> "ApiConfig":
@@ -247,7 +250,19 @@ class ApiConfig:
             max_wait_s=_int(ctx, "apiMaxWaitSeconds", cls.max_wait_s, 0, API_MAX_WAIT_LIMIT_S),
             generation_ttl_days=_int(ctx, "generationTtlDays", cls.generation_ttl_days, 1, 365),
             image_url_expiry_s=_int(ctx, "imageUrlExpirySeconds", cls.image_url_expiry_s, 60, 43200),
+            cors_allow_origin=cls._cors_origin(ctx),
         )
+
+    @classmethod
+    def _cors_origin(cls, ctx: Context) -> Optional[str]:
+        raw = ctx("apiCorsAllowOrigin")
+        if raw is None:
+            return cls.cors_allow_origin
+        if raw in ("", "none"):
+            return None
+        if raw == "*" or (isinstance(raw, str) and _ORIGIN.match(raw)):
+            return raw
+        raise ConfigError("apiCorsAllowOrigin", raw, 'expected "*", an origin such as https://example.com, or "none"')
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,9 @@ from settings import Settings
 
 REQUEST_SCHEMA = "GenerationRequest"
 SEED_LIMIT = 2**32
+# Guidance scale is kept to this many decimals: finer steps change nothing in the image, and
+# DynamoDB numbers cannot hold the tiniest floats JSON allows (e.g. 5e-324).
+GUIDANCE_DECIMALS = 4
 POLL_INTERVAL_S = 0.25
 # A worker that has not recorded anything this long after its own timeout has died.
 STALE_GRACE_S = 60
@@ -46,6 +49,7 @@ class GenerationRequest:
     @classmethod
     def from_body(cls, body: Any) -> "GenerationRequest":
         values = {**spec.defaults(REQUEST_SCHEMA), **spec.validate(REQUEST_SCHEMA, body)}
+        values["guidance_scale"] = round(float(values["guidance_scale"]), GUIDANCE_DECIMALS)
         return cls(**values)
 
 

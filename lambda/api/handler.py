@@ -13,7 +13,7 @@ import os
 from typing import Any, Optional
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
@@ -26,13 +26,17 @@ from generations import GenerationRequest, Generations
 from registry import Registry
 from settings import Settings
 
+settings = Settings.from_environ(os.environ)
 logger = Logger()
 metrics = Metrics()
-app = APIGatewayRestResolver(strip_prefixes=None)
-
-settings = Settings.from_environ(os.environ)
-clients = Clients()
-clients.dynamodb  # every request reads DynamoDB: pay for the client during init, not on a request
+# Browsers (the web page) call with x-api-key or SigV4 headers and read Location / Retry-After.
+CORS_ALLOW_HEADERS = ["content-type", "x-api-key", "authorization", "x-amz-date", "x-amz-security-token"]
+CORS_EXPOSE_HEADERS = ["Location", "Retry-After"]
+cors = (CORSConfig(allow_origin=settings.cors_allow_origin, allow_headers=CORS_ALLOW_HEADERS,
+                   expose_headers=CORS_EXPOSE_HEADERS, max_age=600)
+        if settings.cors_allow_origin else None)
+app = APIGatewayRestResolver(cors=cors)
+clients = Clients()  # each client is created on first use (see scripts/bench_api.py for the cost)
 endpoint = EndpointWatcher(lambda: clients.sagemaker, settings.endpoint_name)
 generations = Generations(settings, clients, endpoint)
 registry = Registry(settings, clients, endpoint)
@@ -151,4 +155,7 @@ def unexpected_error(error: Exception) -> Response:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: Any) -> dict:
-    return app.resolve(event, context)
+    response = app.resolve(event, context)
+    # One data point per request and status class (2xx/4xx/5xx), so no flush is ever empty.
+    metrics.add_metric(name=f"Responses{str(response.get('statusCode', 0))[0]}xx", unit=MetricUnit.Count, value=1)
+    return response

@@ -45,6 +45,8 @@ class Settings:
     image_url_expiry_s: int = 3600
     worker_timeout_s: int = 300
     worker_max_event_age_s: int = 900
+    cors_allow_origin: str = ""
+    """Origin allowed to call from a browser ("*" for any); empty: no CORS headers."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> "Settings":
@@ -60,4 +62,5 @@ class Settings:
             image_url_expiry_s=_positive_int(environ, env.IMAGE_URL_EXPIRY_S, 3600),
             worker_timeout_s=_positive_int(environ, env.WORKER_TIMEOUT_S, 300),
             worker_max_event_age_s=_positive_int(environ, env.WORKER_MAX_EVENT_AGE_S, 900),
+            cors_allow_origin=environ.get(env.CORS_ALLOW_ORIGIN, "").strip(),
         )

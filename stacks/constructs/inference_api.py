@@ -38,6 +38,7 @@ POWERTOOLS_ACCOUNT = "017000801446"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 
 STAGE_NAME = "v1"
+CORS_ALLOW_HEADERS = ["content-type", "x-api-key", "authorization", "x-amz-date", "x-amz-security-token"]
 GENERATIONS_KEY = "generationId"
 GENERATIONS_TTL_ATTRIBUTE = "expiresAt"
 GENERATED_KEYS = "generated/*"
@@ -204,6 +205,7 @@ class InferenceApi(Construct):
                 names.IMAGE_URL_EXPIRY_S: str(config.image_url_expiry_s),
                 names.WORKER_TIMEOUT_S: str(worker_timeout_s),
                 names.WORKER_MAX_EVENT_AGE_S: str(int(WORKER_MAX_EVENT_AGE.to_seconds())),
+                names.CORS_ALLOW_ORIGIN: config.cors_allow_origin or "",
             },
         )
 
@@ -393,6 +395,13 @@ class InferenceApi(Construct):
                 throttling_rate_limit=config.rate_limit_rps,
                 throttling_burst_limit=config.burst_limit,
             ),
+            # Preflight answers for the web page; the routes themselves still need the key/signature.
+            default_cors_preflight_options=apigw.CorsOptions(
+                allow_origins=[config.cors_allow_origin],
+                allow_methods=sorted({verb.upper() for ops in self._openapi["paths"].values() for verb in ops}),
+                allow_headers=CORS_ALLOW_HEADERS,
+                max_age=Duration.minutes(10),
+            ) if config.cors_allow_origin else None,
         )
         validator = apigw.RequestValidator(
             self, "Validator", rest_api=api, validate_request_body=True, validate_request_parameters=True
@@ -422,7 +431,7 @@ class InferenceApi(Construct):
                     request_models=request_models,
                     request_parameters=parameters or None,
                 )
-        self._gateway_responses(api)
+        self._gateway_responses(api, config.cors_allow_origin)
         self._acknowledge_api(api)
         return api
 
@@ -446,7 +455,7 @@ class InferenceApi(Construct):
         return apigw.Model.from_model_name(self, f"{name}ModelRef", model.ref)
 
     @staticmethod
-    def _gateway_responses(api: apigw.RestApi) -> None:
+    def _gateway_responses(api: apigw.RestApi, cors_origin: Optional[str]) -> None:
         """API Gateway's own refusals, as JSON in the same shape as the Lambda's errors."""
 
         def body(code: str, message: str) -> dict[str, str]:
@@ -481,6 +490,8 @@ class InferenceApi(Construct):
                 type=response_type,
                 status_code=status,
                 templates=body(code, message),
+                # So that a browser page can read API Gateway's own refusals (403, 429, ...) too.
+                response_headers={"Access-Control-Allow-Origin": f"'{cors_origin}'"} if cors_origin else None,
             )
 
     def _usage_plan(self) -> None:

@@ -12,7 +12,7 @@ import pytest
 import requests
 from moto.sagemaker.models import sagemaker_backends
 
-from tests.api.conftest import ACCOUNT, BUCKET, ENDPOINT, REGION, WORKER, create_endpoint, jumpstart_answer
+from tests.api.conftest import ACCOUNT, BUCKET, ENDPOINT, REGION, WORKER, create_endpoint
 from tests.api.lambda_loader import API_CODE
 
 MODEL = "dog-20261120100000"
@@ -335,3 +335,24 @@ def test_the_committed_openapi_document_is_served(harness):
 def test_unknown_route_is_404_json(harness):
     answer = harness.api.call("DELETE", "/models")
     assert answer.status == 404 and answer.json()["error"]["code"] == "NotFound"
+
+
+def test_answers_carry_cors_headers_for_the_web_page(live):
+    answer = live.api.call("GET", "/status", headers={"origin": "https://studio.example.com"})
+    assert answer.status == 200
+    assert answer.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Retry-After" in answer.headers["Access-Control-Expose-Headers"]
+
+
+def test_a_recorded_api_gateway_event_is_handled(live):
+    # A full REST proxy event as API Gateway sends it (tests/events), straight to the handler.
+    from tests.api.adapter import lambda_context
+    from tests.conftest import ROOT
+
+    live.mode = "defer"
+    event = json.loads((ROOT / "tests" / "events" / "api_post_generations.json").read_text())
+    result = live.api_module.lambda_handler(event, lambda_context())
+    assert result["statusCode"] == 202
+    body = json.loads(result["body"])
+    assert body["parameters"]["seed"] == 42 and body["parameters"]["num_images"] == 2
+    assert live.invocations[0]["event"] == {"generationId": body["id"]}

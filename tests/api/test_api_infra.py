@@ -283,3 +283,25 @@ def test_checkov_findings_are_fixed_or_reviewed(synthesized):
                 used.add(match)
     assert unexplained == []
     assert [e["check"] + " " + e["resource"] for i, e in enumerate(exceptions) if i not in used] == []
+
+
+def test_browsers_get_cors_preflight_and_cors_headers_on_refusals():
+    _, stack = build(ApiConfig(cors_allow_origin="https://studio.example.com"))
+    template = Template.from_stack(stack)
+    options = [m for m in template.find_resources("AWS::ApiGateway::Method").values()
+               if m["Properties"]["HttpMethod"] == "OPTIONS"]
+    assert options and all(m["Properties"]["Integration"]["Type"] == "MOCK" for m in options)
+    assert "'https://studio.example.com'" in json.dumps(options)
+    for response in template.find_resources("AWS::ApiGateway::GatewayResponse").values():
+        assert response["Properties"]["ResponseParameters"] == {
+            "gatewayresponse.header.Access-Control-Allow-Origin": "'https://studio.example.com'"}
+    (handler,) = [f for f in template.find_resources("AWS::Lambda::Function").values()
+                  if f["Properties"].get("Handler") == "handler.lambda_handler"]
+    assert handler["Properties"]["Environment"]["Variables"]["CORS_ALLOW_ORIGIN"] == "https://studio.example.com"
+
+
+def test_without_cors_there_is_no_preflight(key_template):
+    _, stack = build(ApiConfig(cors_allow_origin=None))
+    template = Template.from_stack(stack)
+    assert not [m for m in template.find_resources("AWS::ApiGateway::Method").values()
+                if m["Properties"]["HttpMethod"] == "OPTIONS"]
