@@ -45,6 +45,7 @@ GPU_INSTANCE_FAMILIES = ("g4dn", "g5", "g6", "g6e", "p3", "p4d", "p5")
 _INSTANCE_TYPE = re.compile(r"^ml\.(?P<family>[a-z0-9]+)\.(?P<size>\d*x?large)$")
 _BUCKET_NAME = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 
 
@@ -206,6 +207,64 @@ class NotificationConfig:
         return cls(email=_optional_str(ctx, "notificationEmail", _EMAIL, "expected an e-mail address"))
 
 
+API_AUTH_MODES = ("apiKey", "iam")
+# API Gateway ends a synchronous request at 29 s: a waiting POST must answer before that.
+API_MAX_WAIT_LIMIT_S = 25
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """The HTTPS API (API Gateway REST API in front of the live model)."""
+
+    auth: str = "apiKey"
+    """apiKey: an API key with a usage plan (x-api-key header); iam: SigV4-signed requests."""
+    rate_limit_rps: int = 5
+    """Steady requests per second allowed (usage plan and stage throttle); beyond it: 429."""
+    burst_limit: int = 10
+    """Requests allowed in a burst above the steady rate."""
+    daily_quota: int = 1000
+    """Requests per API key per day (apiKey mode only); beyond it: 429 until the next UTC day."""
+    max_wait_s: int = 20
+    """Longest a POST /generations may wait for its result before answering 202 (at most 25)."""
+    generation_ttl_days: int = 7
+    """Days a generation record is kept (DynamoDB TTL); images follow generatedExpiryDays."""
+    image_url_expiry_s: int = 3600
+    """Lifetime of the presigned image URLs the API hands out."""
+    cors_allow_origin: Optional[str] = "*"
+    """Origin a web page may call the API from ("*": any; none: no CORS). The key or signature is still required."""
+
+    @classmethod
+    def from_context(cls, ctx: Context) -> "ApiConfig":
+        auth = ctx("apiAuth")
+        if auth is None:
+            auth = cls.auth
+        if auth not in API_AUTH_MODES:
+            raise ConfigError("apiAuth", auth, f"expected one of {', '.join(API_AUTH_MODES)}")
+        rate = _int(ctx, "apiRateLimit", cls.rate_limit_rps, 1, 10000)
+        burst = _int(ctx, "apiBurstLimit", cls.burst_limit, 1, 5000)
+        return cls(
+            auth=auth,
+            rate_limit_rps=rate,
+            burst_limit=burst,
+            daily_quota=_int(ctx, "apiDailyQuota", cls.daily_quota, 1, 10_000_000),
+            max_wait_s=_int(ctx, "apiMaxWaitSeconds", cls.max_wait_s, 0, API_MAX_WAIT_LIMIT_S),
+            generation_ttl_days=_int(ctx, "generationTtlDays", cls.generation_ttl_days, 1, 365),
+            image_url_expiry_s=_int(ctx, "imageUrlExpirySeconds", cls.image_url_expiry_s, 60, 43200),
+            cors_allow_origin=cls._cors_origin(ctx),
+        )
+
+    @classmethod
+    def _cors_origin(cls, ctx: Context) -> Optional[str]:
+        raw = ctx("apiCorsAllowOrigin")
+        if raw is None:
+            return cls.cors_allow_origin
+        if raw in ("", "none"):
+            return None
+        if raw == "*" or (isinstance(raw, str) and _ORIGIN.match(raw)):
+            return raw
+        raise ConfigError("apiCorsAllowOrigin", raw, 'expected "*", an origin such as https://example.com, or "none"')
+
+
 @dataclass(frozen=True)
 class DeploymentEnv:
     """Where the stack goes, from the usual CDK environment variables."""
@@ -257,6 +316,7 @@ class AppConfig:
     """The bucket taken over instead of created: `bucketName`, or the recorded quota decision."""
     bucket_source: str = "created"
     """How the bucket was chosen: created, configured (bucketName) or reused (quota decision)."""
+    api: ApiConfig = ApiConfig()
 
     @classmethod
     def load(cls, ctx: Context, environ: Mapping[str, str] = os.environ) -> "AppConfig":
@@ -283,4 +343,5 @@ class AppConfig:
             notifications=NotificationConfig.from_context(ctx),
             existing_bucket_name=existing,
             bucket_source=source if existing else "created",
+            api=ApiConfig.from_context(ctx),
         )

@@ -9,6 +9,7 @@ from constructs import Construct
 
 from stacks.config import AppConfig
 from stacks.constructs.data_bucket import DataBucket
+from stacks.constructs.inference_api import InferenceApi
 from stacks.constructs.training_pipeline import TrainingPipeline
 
 
@@ -39,7 +40,12 @@ class DreamBoothStack(Stack):
             self, "Pipeline", bucket=self.data.bucket, training=config.training,
             serving=config.serving, notifications=config.notifications,
         )
-        # The HTTPS API plugs in here as its own construct, wired to `self.data.bucket`.
+        # The HTTPS API serves what the pipeline registers and deploys.
+        self.api = InferenceApi(
+            self, "Api", bucket=self.data.bucket, registry_table=self.pipeline.registry_table,
+            deploy_state_machine=self.pipeline.deploy_state_machine,
+            endpoint_name=self.pipeline.endpoint_name, config=config.api,
+        )
 
         CfnOutput(self, "BucketName", value=self.data.bucket.bucket_name,
                   description="Upload datasets under datasets/<name>/ in this bucket.")

@@ -1,7 +1,8 @@
 """Quota-aware bucket choice, against moto's S3, tagging, CloudFormation and Service Quotas.
 
-moto's Service Quotas only knows VPC quotas; `s3_quota` teaches it an applied S3 bucket quota,
-the one thing the harness adds. Everything else is moto answering the real API calls.
+moto's Service Quotas only knows VPC quotas; `s3_quota` teaches it an applied S3 bucket quota
+(tests/quota_harness.py), the one thing the harness adds. Everything else is moto answering the
+real API calls.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import json
 import boto3
 import pytest
 from moto import mock_aws
-from moto.servicequotas.models import ServiceQuotasBackend
 
 from scripts import choose_bucket
 from scripts.choose_bucket import BUCKET_QUOTA_CODE, NoBucketAvailable, decide
+from tests.quota_harness import QuotaHarness
 from stacks.config import PROJECT_TAG_KEY, PROJECT_TAG_VALUE, STACK_TAG_KEY, bucket_decision_key
 
 STACK = "DreamBoothPipeline"
@@ -28,16 +29,10 @@ def aws():
 
 @pytest.fixture
 def s3_quota(monkeypatch):
+    harness = QuotaHarness().install(monkeypatch)
+
     def set_quota(value: int) -> None:
-        original = ServiceQuotasBackend.get_service_quota
-
-        def get_service_quota(self, service_code, quota_code):
-            if (service_code, quota_code) == ("s3", BUCKET_QUOTA_CODE):
-                return {"ServiceCode": "s3", "QuotaCode": quota_code, "QuotaName": "General purpose buckets",
-                        "Value": float(value), "Unit": "None", "Adjustable": True, "GlobalQuota": True}
-            return original(self, service_code, quota_code)
-
-        monkeypatch.setattr(ServiceQuotasBackend, "get_service_quota", get_service_quota)
+        harness.set("s3", BUCKET_QUOTA_CODE, "General purpose buckets", value)
 
     return set_quota
 

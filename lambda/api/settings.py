@@ -1,0 +1,66 @@
+"""Settings of the API and worker functions, read and checked once per container."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import env
+
+
+class SettingsError(RuntimeError):
+    """A required environment variable is missing or malformed (a deployment defect)."""
+
+
+def _required(environ: Mapping[str, str], name: str) -> str:
+    value = environ.get(name, "").strip()
+    if not value:
+        raise SettingsError(f"environment variable {name} is not set")
+    return value
+
+
+def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"environment variable {name}={raw!r} is not a whole number") from None
+    if value < 0:
+        raise SettingsError(f"environment variable {name}={raw!r} is negative")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    generations_table: str
+    registry_table: str
+    bucket_name: str
+    endpoint_name: str
+    deploy_state_machine_arn: str = ""
+    worker_function_name: str = ""
+    max_wait_s: int = 20
+    generation_ttl_days: int = 7
+    image_url_expiry_s: int = 3600
+    worker_timeout_s: int = 300
+    worker_max_event_age_s: int = 900
+    cors_allow_origin: str = ""
+    """Origin allowed to call from a browser ("*" for any); empty: no CORS headers."""
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> "Settings":
+        return cls(
+            generations_table=_required(environ, env.GENERATIONS_TABLE),
+            registry_table=_required(environ, env.REGISTRY_TABLE),
+            bucket_name=_required(environ, env.BUCKET_NAME),
+            endpoint_name=_required(environ, env.ENDPOINT_NAME),
+            deploy_state_machine_arn=environ.get(env.DEPLOY_STATE_MACHINE_ARN, ""),
+            worker_function_name=environ.get(env.WORKER_FUNCTION_NAME, ""),
+            max_wait_s=_positive_int(environ, env.MAX_WAIT_S, 20),
+            generation_ttl_days=_positive_int(environ, env.GENERATION_TTL_DAYS, 7),
+            image_url_expiry_s=_positive_int(environ, env.IMAGE_URL_EXPIRY_S, 3600),
+            worker_timeout_s=_positive_int(environ, env.WORKER_TIMEOUT_S, 300),
+            worker_max_event_age_s=_positive_int(environ, env.WORKER_MAX_EVENT_AGE_S, 900),
+            cors_allow_origin=environ.get(env.CORS_ALLOW_ORIGIN, "").strip(),
+        )

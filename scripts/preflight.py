@@ -1,0 +1,118 @@
+"""Checks to run before a deploy: will this account and region be able to train and serve?
+
+Each check returns a `Check` with what it found and, when it fails, the fix. Nothing here
+changes anything in the account.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Optional
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from scripts import choose_bucket
+from stacks.config import AppConfig
+from stacks.constructs.jumpstart_lock import JumpStartLock
+
+SAGEMAKER_SERVICE_CODE = "sagemaker"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_credentials(session: Any) -> tuple[Check, Optional[str]]:
+    """Who we are; the account id when it worked."""
+    try:
+        identity = session.client("sts").get_caller_identity()
+    except (ClientError, BotoCoreError) as error:
+        return Check("credentials", False, f"no usable AWS credentials ({error})",
+                     "run `aws configure`, set AWS_PROFILE, or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"), None
+    return Check("credentials", True, f"account {identity['Account']} as {identity['Arn']}"), identity["Account"]
+
+
+def check_region(session: Any, lock: JumpStartLock) -> Check:
+    region = session.region_name
+    if not region:
+        return Check("region", False, "no region set", "export AWS_REGION=us-east-1 (or another region)")
+    if region not in lock.regions:
+        return Check(
+            "region", False, f"{region} is not in the JumpStart lock file (stacks/jumpstart.lock.json)",
+            "pick one of: " + ", ".join(sorted(lock.regions))
+            + "; or, with credentials, add it: python -m scripts.refresh_jumpstart_lock --region " + region,
+        )
+    return Check("region", True, f"{region} (covered by the JumpStart lock file)")
+
+
+def check_bucket_quota(session: Any, config: AppConfig) -> Check:
+    if config.storage.bucket_name:
+        return Check("s3 bucket", True, f"using the configured bucket {config.storage.bucket_name}")
+    try:
+        decision = choose_bucket.decide(
+            stack_name=config.stack_name, margin=config.storage.bucket_quota_margin,
+            s3=session.client("s3"), service_quotas=session.client("service-quotas"),
+            tagging=session.client("resourcegroupstaggingapi"), cloudformation=session.client("cloudformation"),
+        )
+    except choose_bucket.NoBucketAvailable as error:
+        first_line, _, options = str(error).partition("Options:")
+        return Check("s3 bucket", False, first_line.strip(), options.strip().replace("\n", " "))
+    return Check("s3 bucket", True, f"{decision.action}: {decision.reason}")
+
+
+def _sagemaker_quotas(service_quotas: Any) -> dict[str, float]:
+    """Quota name -> applied value, for every SageMaker quota in the region."""
+    found: dict[str, float] = {}
+    for page in service_quotas.get_paginator("list_service_quotas").paginate(ServiceCode=SAGEMAKER_SERVICE_CODE):
+        for quota in page["Quotas"]:
+            found[quota["QuotaName"]] = quota["Value"]
+    return found
+
+
+def check_instance_quotas(session: Any, config: AppConfig) -> list[Check]:
+    wanted = [
+        ("training instance", f"{config.training.instance_type} for training job usage", "trainingInstanceType"),
+        ("endpoint instance", f"{config.serving.instance_type} for endpoint usage", "endpointInstanceType"),
+    ]
+    try:
+        quotas = _sagemaker_quotas(session.client("service-quotas"))
+    except (ClientError, BotoCoreError) as error:
+        return [Check(name, False, f"cannot read SageMaker quotas ({error})",
+                      "allow servicequotas:ListServiceQuotas, or check the quota in the console") for name, _, _ in wanted]
+    checks = []
+    for name, quota_name, key in wanted:
+        value = quotas.get(quota_name)
+        if value is None:
+            checks.append(Check(name, False, f"'{quota_name}' is not offered in {session.region_name}",
+                                f"choose another region or set {key} to a type offered there"))
+        elif value < 1:
+            checks.append(Check(name, False, f"quota '{quota_name}' is {value:g}",
+                                f"request at least 1 in Service Quotas > Amazon SageMaker > '{quota_name}'"))
+        else:
+            checks.append(Check(name, True, f"quota '{quota_name}' is {value:g}"))
+    return checks
+
+
+def run(session: Any, config: AppConfig, lock: JumpStartLock) -> list[Check]:
+    credentials, account = check_credentials(session)
+    checks = [credentials, check_region(session, lock)]
+    if account is None or not session.region_name:
+        return checks
+    checks.append(check_bucket_quota(session, config))
+    checks.extend(check_instance_quotas(session, config))
+    return checks
+
+
+def render(checks: Iterable[Check]) -> str:
+    rows = [("check", "result", "detail")] + [(c.name, "PASS" if c.ok else "FAIL", c.detail) for c in checks]
+    width = [max(len(r[i]) for r in rows) for i in range(2)]
+    lines = [f"{r[0]:<{width[0]}}  {r[1]:<{width[1]}}  {r[2]}" for r in rows]
+    fixes = [f"- {c.name}: {c.fix}" for c in checks if not c.ok and c.fix]
+    return "\n".join(lines + (["", "To fix:"] + fixes if fixes else []))

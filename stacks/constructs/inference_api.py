@@ -1,0 +1,528 @@
+"""The HTTPS front door: API Gateway REST API + Lambda over the live SageMaker endpoint.
+
+Routes, request models and validation all come from the committed OpenAPI document
+(lambda/api/openapi.json): every documented path becomes an API Gateway method, and every request
+body schema becomes an API Gateway model verbatim (JSON Schema draft 4), the same schema the Lambda
+validates against. Generations run in a worker function invoked asynchronously, so no request
+depends on the model answering within API Gateway's 29 s, and answers carry image URLs, never
+image bytes (far below Lambda's 6 MB and API Gateway's 10 MB).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Optional
+
+from aws_cdk import Acknowledgment, Aws, CfnOutput, Duration, RemovalPolicy, Stack, Token, Validations
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from stacks.config import ApiConfig
+
+CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "api"
+OPENAPI_PATH = CODE_DIR / "openapi.json"
+
+# Powertools for AWS Lambda comes from AWS's public layer (no bundling); same pin as the pipeline.
+POWERTOOLS_LAYER_VERSION = 21
+POWERTOOLS_ACCOUNT = "017000801446"
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+
+STAGE_NAME = "v1"
+CORS_ALLOW_HEADERS = ["content-type", "x-api-key", "authorization", "x-amz-date", "x-amz-security-token"]
+GENERATIONS_KEY = "generationId"
+GENERATIONS_TTL_ATTRIBUTE = "expiresAt"
+GENERATED_KEYS = "generated/*"
+# API Gateway cuts synchronous integrations at 29 s; the API function must answer before.
+API_GATEWAY_LIMIT_S = 29
+API_FUNCTION_MARGIN_S = 3
+# One InvokeEndpoint per image, each cut by the client at MODEL_READ_TIMEOUT_S (SageMaker: 60 s).
+MODEL_READ_TIMEOUT_S = 70
+WORKER_OVERHEAD_S = 50
+WORKER_MAX_EVENT_AGE = Duration.minutes(15)
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+# In a gateway response: use API Gateway's own message for the error.
+CONTEXT_MESSAGE = "$context.error.message"
+
+
+def load_env_names() -> ModuleType:
+    """lambda/api/env.py: the environment variable names, defined once for construct and handler."""
+    spec = importlib.util.spec_from_file_location("inference_api_env", CODE_DIR / "env.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_openapi() -> dict[str, Any]:
+    return json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+
+
+def api_gateway_model_schema(openapi: dict[str, Any], name: str) -> dict[str, Any]:
+    """A request schema of the OpenAPI document as an API Gateway model (JSON Schema draft 4).
+
+    The request schemas keep to keywords draft 4 and OpenAPI 3.0 share, so the model is the
+    schema itself plus the dialect and a title: nothing is rewritten, nothing can drift.
+    """
+    return {"$schema": "http://json-schema.org/draft-04/schema#", "title": name,
+            **openapi["components"]["schemas"][name]}
+
+
+def nag_resource(scope: Construct, value: str) -> str:
+    """`value` as cdk-nag writes it in a granular finding id (Ref -> <Id>, GetAtt -> <Id.Attr>)."""
+
+    def render(part: Any) -> str:
+        if isinstance(part, str):
+            return part
+        if "Ref" in part:
+            return f"<{part['Ref']}>"
+        if "Fn::GetAtt" in part:
+            return f"<{'.'.join(part['Fn::GetAtt'])}>"
+        if "Fn::Join" in part:
+            separator, parts = part["Fn::Join"]
+            return separator.join(render(p) for p in parts)
+        raise ValueError(f"cannot render {part!r}")
+
+    return render(Stack.of(scope).resolve(value))
+
+
+def max_images(openapi: dict[str, Any]) -> int:
+    return openapi["components"]["schemas"]["GenerationRequest"]["properties"]["num_images"]["maximum"]
+
+
+class InferenceApi(Construct):
+    """Authenticated text-to-image REST API over the live model.
+
+    Props:
+      bucket: the data bucket; images are written under generated/<id>/ and served through
+        presigned URLs. The functions get put (worker) and read (API) on generated/* only.
+      registry_table: the training pipeline's model registry (partition key modelId); read only.
+      deploy_state_machine: the pipeline's deployment (input {"modelId": id}); PUT /models/live
+        starts it, nothing else.
+      endpoint_name: the SageMaker endpoint serving the live model (created at run time by the
+        pipeline, never by CloudFormation).
+      config: `ApiConfig` (auth mode, usage plan limits, max wait, TTL, URL lifetime; see
+        stacks/config.py for defaults).
+
+    Attributes:
+      api: the RestApi; url: its base URL (stage v1).
+      api_function, worker_function: the two Lambda functions.
+      generations_table: generation records, expiring by TTL on `expiresAt`.
+      api_key: the key of the usage plan (apiKey mode), else None.
+      usage_plan: the usage plan (apiKey mode), else None.
+      invoke_policy: a managed policy granting execute-api:Invoke (iam mode), else None.
+      access_logs: the stage's access log group.
+      failed_dispatches: queue receiving worker events Lambda could not deliver or run.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bucket: s3.IBucket,
+        registry_table: dynamodb.ITable,
+        deploy_state_machine: sfn.IStateMachine,
+        endpoint_name: str,
+        config: ApiConfig,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.config = config
+        self._openapi = load_openapi()
+        names = load_env_names()
+        stack = Stack.of(self)
+
+        self.generations_table = dynamodb.Table(
+            self,
+            "Generations",
+            partition_key=dynamodb.Attribute(name=GENERATIONS_KEY, type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute=GENERATIONS_TTL_ATTRIBUTE,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            # Records expire within days and the images stay in the bucket: nothing to keep.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+
+        self._powertools = lambda_.LayerVersion.from_layer_version_arn(
+            self,
+            "Powertools",
+            f"arn:{Aws.PARTITION}:lambda:{stack.region}:{POWERTOOLS_ACCOUNT}:layer:"
+            f"AWSLambdaPowertoolsPythonV3-python313-x86_64:{POWERTOOLS_LAYER_VERSION}",
+        )
+        self._code = lambda_.Code.from_asset(str(CODE_DIR), exclude=["__pycache__", "*.pyc"])
+        endpoint_arn = self._endpoint_arn(endpoint_name)
+        common_env = {
+            names.GENERATIONS_TABLE: self.generations_table.table_name,
+            names.REGISTRY_TABLE: registry_table.table_name,
+            names.BUCKET_NAME: bucket.bucket_name,
+            names.ENDPOINT_NAME: endpoint_name,
+            "POWERTOOLS_METRICS_NAMESPACE": "DreamBoothPipeline",
+        }
+
+        worker_timeout_s = max_images(self._openapi) * MODEL_READ_TIMEOUT_S + WORKER_OVERHEAD_S
+        self.failed_dispatches = sqs.Queue(
+            self,
+            "FailedDispatches",
+            enforce_ssl=True,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            retention_period=Duration.days(14),
+        )
+        self.worker_function = self._function(
+            "Worker",
+            handler="worker.lambda_handler",
+            description="Runs one generation on the SageMaker endpoint and stores its images.",
+            timeout=Duration.seconds(worker_timeout_s),
+            memory_mb=256,
+            environment={**common_env, "POWERTOOLS_SERVICE_NAME": "generation-worker"},
+            dead_letter_queue=self.failed_dispatches,
+        )
+        self.worker_function.configure_async_invoke(retry_attempts=0, max_event_age=WORKER_MAX_EVENT_AGE)
+
+        self.api_function = self._function(
+            "Handler",
+            handler="handler.lambda_handler",
+            description="Text-to-image API: validates, records, dispatches and reports generations.",
+            timeout=Duration.seconds(min(config.max_wait_s + API_FUNCTION_MARGIN_S, API_GATEWAY_LIMIT_S - 1)),
+            memory_mb=512,
+            environment={
+                **common_env,
+                "POWERTOOLS_SERVICE_NAME": "inference-api",
+                names.DEPLOY_STATE_MACHINE_ARN: deploy_state_machine.state_machine_arn,
+                names.WORKER_FUNCTION_NAME: self.worker_function.function_name,
+                names.MAX_WAIT_S: str(config.max_wait_s),
+                names.GENERATION_TTL_DAYS: str(config.generation_ttl_days),
+                names.IMAGE_URL_EXPIRY_S: str(config.image_url_expiry_s),
+                names.WORKER_TIMEOUT_S: str(worker_timeout_s),
+                names.WORKER_MAX_EVENT_AGE_S: str(int(WORKER_MAX_EVENT_AGE.to_seconds())),
+                names.CORS_ALLOW_ORIGIN: config.cors_allow_origin or "",
+            },
+        )
+
+        self._grant(bucket, registry_table, deploy_state_machine, endpoint_arn)
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
+        )
+        self.api = self._rest_api()
+        self.url = self.api.url
+        self.api_key: Optional[apigw.IApiKey] = None
+        self.usage_plan: Optional[apigw.UsagePlan] = None
+        self.invoke_policy: Optional[iam.ManagedPolicy] = None
+        if config.auth == "apiKey":
+            self._usage_plan()
+        else:
+            self.invoke_policy = iam.ManagedPolicy(
+                self,
+                "InvokePolicy",
+                description="Attach to the users or roles that may call the DreamBooth API (apiAuth=iam).",
+                statements=[iam.PolicyStatement(actions=["execute-api:Invoke"],
+                                                resources=[self.api.arn_for_execute_api()])],
+            )
+            Validations.of(self.invoke_policy).acknowledge(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::{nag_resource(self, self.api.arn_for_execute_api())}]",
+                    reason=(
+                        "Grants calling every route and method of this one API (its id is in the ARN); "
+                        "that is exactly what a user of the API needs in IAM auth mode."
+                    ),
+                )
+            )
+
+        CfnOutput(self, "Url", value=self.api.url, description="Base URL of the text-to-image API.")
+        if self.api_key is not None:
+            CfnOutput(
+                self,
+                "ApiKeyId",
+                value=self.api_key.key_id,
+                description="Read the key with: aws apigateway get-api-key --include-value --api-key <this id>",
+            )
+        if self.invoke_policy is not None:
+            CfnOutput(self, "InvokePolicyArn", value=self.invoke_policy.managed_policy_arn,
+                      description="Attach to callers of the API (IAM auth mode).")
+
+    def _endpoint_arn(self, endpoint_name: str) -> str:
+        # SageMaker writes endpoint names in lower case inside ARNs.
+        name = endpoint_name if Token.is_unresolved(endpoint_name) else endpoint_name.lower()
+        return f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:endpoint/{name}"
+
+    def _function(
+        self,
+        construct_id: str,
+        *,
+        handler: str,
+        description: str,
+        timeout: Duration,
+        memory_mb: int,
+        environment: dict[str, str],
+        dead_letter_queue: Optional[sqs.IQueue] = None,
+    ) -> lambda_.Function:
+        log_group = logs.LogGroup(
+            self, f"{construct_id}Logs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
+        )
+        # An own role instead of the default one, which carries the AWSLambdaBasicExecutionRole
+        # managed policy: this one may write to its own log group only.
+        role = iam.Role(self, f"{construct_id}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                        description=description)
+        log_group.grant_write(role)
+        function = lambda_.Function(
+            self,
+            construct_id,
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.X86_64,
+            code=self._code,
+            handler=handler,
+            description=description,
+            timeout=timeout,
+            memory_size=memory_mb,
+            environment=environment,
+            layers=[self._powertools],
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            role=role,
+            dead_letter_queue=dead_letter_queue,
+        )
+        # cfn-lint W3005: CDK's Function adds a DependsOn on its role next to the GetAtt of it.
+        function.node.default_child.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        Validations.of(function).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-L1",
+                reason=(
+                    "Pinned to python3.13 on purpose: AWS publishes the Powertools layer these functions "
+                    "use (AWSLambdaPowertoolsPythonV3-python313) for it; move both together."
+                ),
+            )
+        )
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason=(
+                    "X-Ray active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no "
+                    "resource-level permissions, so CDK grants them on * (the only wildcard here)."
+                ),
+            )
+        )
+        return function
+
+    def _grant(
+        self,
+        bucket: s3.IBucket,
+        registry_table: dynamodb.ITable,
+        deploy_state_machine: sfn.IStateMachine,
+        endpoint_arn: str,
+    ) -> None:
+        api, worker = self.api_function, self.worker_function
+        self.generations_table.grant(api, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+        self.generations_table.grant(worker, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        registry_table.grant(api, "dynamodb:GetItem", "dynamodb:Scan")
+        bucket.grant_read(api, GENERATED_KEYS)  # presigned URLs are signed with the API's role
+        bucket.grant_put(worker, GENERATED_KEYS)
+        worker.grant_invoke(api)
+        Validations.of(api.role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{nag_resource(self, worker.function_arn)}:*]",
+                reason="grant_invoke covers the worker function and its own versions and aliases (ARN:*), nothing else.",
+            )
+        )
+        deploy_state_machine.grant_start_execution(api)
+        deploy_state_machine.grant(api, "states:ListExecutions")
+        api.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:DescribeEndpoint"], resources=[endpoint_arn]))
+        worker.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=[endpoint_arn]))
+        generated_arn = nag_resource(self, bucket.arn_for_objects(GENERATED_KEYS))
+        for function in (api, worker):
+            Validations.of(function.role).acknowledge(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::{generated_arn}]",
+                    reason=(
+                        "Generated images live under generated/<generation id>/, one folder per request "
+                        "with ids minted at run time: the grant is limited to that prefix."
+                    ),
+                )
+            )
+        Validations.of(api.role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Action::s3:GetObject*]",
+                reason="CDK's grant_read bundle (GetObject and its version/ACL/attribute variants) on generated/* only.",
+            )
+        )
+        Validations.of(api.role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Action::s3:GetBucket*]",
+                reason="CDK's grant_read bundle includes bucket-level GetBucket* reads on the data bucket only.",
+            )
+        )
+        Validations.of(api.role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Action::s3:List*]",
+                reason="CDK's grant_read bundle includes List* on the data bucket only (no other bucket).",
+            )
+        )
+        Validations.of(worker.role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Action::s3:Abort*]",
+                reason="CDK's grant_put bundle lets the worker abort its own uploads, on generated/* only.",
+            )
+        )
+
+    def _rest_api(self) -> apigw.RestApi:
+        config = self.config
+        api = apigw.RestApi(
+            self,
+            "Api",
+            description="DreamBooth Pipeline text-to-image API (routes from lambda/api/openapi.json).",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=False,
+            api_key_source_type=apigw.ApiKeySourceType.HEADER,
+            deploy_options=apigw.StageOptions(
+                stage_name=STAGE_NAME,
+                tracing_enabled=True,
+                metrics_enabled=True,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True, http_method=True, ip=True, protocol=True, request_time=True,
+                    resource_path=True, response_length=True, status=True, user=True,
+                ),
+                # Stage-wide ceiling in both auth modes; the usage plan adds per-key limits and quota.
+                throttling_rate_limit=config.rate_limit_rps,
+                throttling_burst_limit=config.burst_limit,
+            ),
+            # Preflight answers for the web page; the routes themselves still need the key/signature.
+            default_cors_preflight_options=apigw.CorsOptions(
+                allow_origins=[config.cors_allow_origin],
+                allow_methods=sorted({verb.upper() for ops in self._openapi["paths"].values() for verb in ops}),
+                allow_headers=CORS_ALLOW_HEADERS,
+                max_age=Duration.minutes(10),
+            ) if config.cors_allow_origin else None,
+        )
+        validator = apigw.RequestValidator(
+            self, "Validator", rest_api=api, validate_request_body=True, validate_request_parameters=True
+        )
+        integration = apigw.LambdaIntegration(self.api_function, proxy=True, allow_test_invoke=False)
+        models: dict[str, apigw.IModel] = {}
+        for path, operations in self._openapi["paths"].items():
+            resource = api.root.resource_for_path(path)
+            for verb, operation in operations.items():
+                request_models = None
+                body_ref = (operation.get("requestBody", {}).get("content", {})
+                            .get("application/json", {}).get("schema", {}).get("$ref"))
+                if body_ref:
+                    name = body_ref.rsplit("/", 1)[-1]
+                    if name not in models:
+                        models[name] = self._model(api, name)
+                    request_models = {"application/json": models[name]}
+                parameters = {f"method.request.path.{p['name']}": True for p in self._parameters(operation)}
+                resource.add_method(
+                    verb.upper(),
+                    integration,
+                    operation_name=operation["operationId"],
+                    api_key_required=config.auth == "apiKey",
+                    authorization_type=(apigw.AuthorizationType.IAM if config.auth == "iam"
+                                        else apigw.AuthorizationType.NONE),
+                    request_validator=validator,
+                    request_models=request_models,
+                    request_parameters=parameters or None,
+                )
+        self._gateway_responses(api, config.cors_allow_origin)
+        self._acknowledge_api(api)
+        return api
+
+    def _parameters(self, operation: dict[str, Any]) -> list[dict[str, Any]]:
+        refs = operation.get("parameters", [])
+        components = self._openapi["components"]["parameters"]
+        resolved = [components[p["$ref"].rsplit("/", 1)[-1]] if "$ref" in p else p for p in refs]
+        return [p for p in resolved if p.get("in") == "path"]
+
+    def _model(self, api: apigw.RestApi, name: str) -> apigw.IModel:
+        # L1 on purpose: the schema goes into the template exactly as the document has it.
+        model = apigw.CfnModel(
+            self,
+            f"{name}Model",
+            rest_api_id=api.rest_api_id,
+            content_type="application/json",
+            name=name,
+            description=f"components.schemas.{name} of lambda/api/openapi.json",
+            schema=api_gateway_model_schema(self._openapi, name),
+        )
+        return apigw.Model.from_model_name(self, f"{name}ModelRef", model.ref)
+
+    @staticmethod
+    def _gateway_responses(api: apigw.RestApi, cors_origin: Optional[str]) -> None:
+        """API Gateway's own refusals, as JSON in the same shape as the Lambda's errors."""
+
+        def body(code: str, message: str) -> dict[str, str]:
+            # $context.error.messageString is API Gateway's message already quoted as a JSON string.
+            text = "$context.error.messageString" if message == CONTEXT_MESSAGE else json.dumps(message)
+            return {"application/json": (
+                f'{{"error":{{"code":"{code}","message":{text},"request_id":"$context.requestId"}}}}'
+            )}
+
+        responses = (
+            (apigw.ResponseType.BAD_REQUEST_BODY, "400", "BadRequest",
+             "invalid request body: $context.error.validationErrorString"),
+            (apigw.ResponseType.BAD_REQUEST_PARAMETERS, "400", "BadRequest",
+             "invalid request parameters: $context.error.validationErrorString"),
+            (apigw.ResponseType.INVALID_API_KEY, "403", "Forbidden", "missing or invalid API key (x-api-key header)"),
+            (apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, "403", "Forbidden",
+             "missing credentials (x-api-key header or SigV4 signature), or no such route"),
+            (apigw.ResponseType.ACCESS_DENIED, "403", "Forbidden", CONTEXT_MESSAGE),
+            (apigw.ResponseType.INVALID_SIGNATURE, "403", "Forbidden", CONTEXT_MESSAGE),
+            (apigw.ResponseType.EXPIRED_TOKEN, "403", "Forbidden", CONTEXT_MESSAGE),
+            (apigw.ResponseType.THROTTLED, "429", "TooManyRequests", "rate or burst limit exceeded; slow down"),
+            (apigw.ResponseType.QUOTA_EXCEEDED, "429", "TooManyRequests", "daily quota of this API key used up"),
+            (apigw.ResponseType.REQUEST_TOO_LARGE, "413", "PayloadTooLarge", "request body too large"),
+            (apigw.ResponseType.INTEGRATION_TIMEOUT, "504", "GatewayTimeout",
+             "the API did not answer in time; a started generation continues: poll GET /generations/{id}"),
+            (apigw.ResponseType.DEFAULT_4_XX, None, "ClientError", CONTEXT_MESSAGE),
+            (apigw.ResponseType.DEFAULT_5_XX, None, "ServerError", "internal error; quote the request id"),
+        )
+        for response_type, status, code, message in responses:
+            api.add_gateway_response(
+                f"{code}{response_type.response_type}",
+                type=response_type,
+                status_code=status,
+                templates=body(code, message),
+                # So that a browser page can read API Gateway's own refusals (403, 429, ...) too.
+                response_headers={"Access-Control-Allow-Origin": f"'{cors_origin}'"} if cors_origin else None,
+            )
+
+    def _usage_plan(self) -> None:
+        config = self.config
+        self.api_key = self.api.add_api_key("ApiKey", description="Key of the DreamBooth API usage plan.")
+        self.usage_plan = self.api.add_usage_plan(
+            "UsagePlan",
+            description="Rate, burst and daily quota of the DreamBooth API.",
+            throttle=apigw.ThrottleSettings(rate_limit=config.rate_limit_rps, burst_limit=config.burst_limit),
+            quota=apigw.QuotaSettings(limit=config.daily_quota, period=apigw.Period.DAY),
+            api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
+        )
+        self.usage_plan.add_api_key(self.api_key)
+
+    def _acknowledge_api(self, api: apigw.RestApi) -> None:
+        acknowledgments = [
+            ("AwsSolutions-APIG3",
+             "No WAF web ACL by default: it costs a fixed monthly fee per ACL, and this API already has per-key "
+             "throttling and a daily quota. Associate a web ACL with the v1 stage if the API is exposed widely."),
+            ("AwsSolutions-APIG6",
+             "Execution logging needs the account-wide API Gateway CloudWatch role, which this stack must not "
+             "overwrite; every request is recorded in the stage's JSON access log and traced in X-Ray instead."),
+        ]
+        acknowledgments.append(
+            ("AwsSolutions-COG4",
+             "No Cognito user pool: callers are scripts, a CLI and a page holding the API key, or IAM principals "
+             "signing with SigV4 (apiAuth=iam); there are no end-user sign-ins to manage."))
+        if self.config.auth == "apiKey":
+            acknowledgments.append(
+                ("AwsSolutions-APIG4",
+                 "Callers authenticate with the usage plan's API key (api_key_required on every method); "
+                 "set apiAuth=iam to require SigV4-signed IAM callers instead."))
+        for rule, reason in acknowledgments:
+            Validations.of(api).acknowledge(Acknowledgment(id=rule, reason=reason))

@@ -1,0 +1,358 @@
+"""The API and worker handlers against moto, through the API Gateway adapter."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import time
+
+import boto3
+import pytest
+import requests
+from moto.sagemaker.models import sagemaker_backends
+
+from tests.api.conftest import ACCOUNT, BUCKET, ENDPOINT, REGION, WORKER, create_endpoint
+from tests.api.lambda_loader import API_CODE
+
+MODEL = "dog-20261120100000"
+
+
+@pytest.fixture
+def live(harness):
+    """A live model on an in-service endpoint."""
+    harness.live_model(MODEL)
+    create_endpoint(MODEL)
+    return harness
+
+
+def capture_endpoint_requests(harness) -> list:
+    """Record the HTTP requests the worker sends to SageMaker runtime (method, headers, body)."""
+    sent = []
+    client = harness.worker_module.worker.clients.sagemaker_runtime
+    client.meta.events.register("before-send.sagemaker-runtime.InvokeEndpoint",
+                                lambda request, **_: sent.append(request))
+    return sent
+
+
+def set_endpoint_status(status: str) -> None:
+    # moto marks endpoints InService at once; tests of the other states set it on moto's record.
+    sagemaker_backends[ACCOUNT][REGION].endpoints[ENDPOINT].endpoint_status = status
+
+
+def field_errors(answer) -> dict[str, str]:
+    return {f["field"]: f["message"] for f in answer.json()["error"]["fields"]}
+
+
+# --- POST /generations -------------------------------------------------------------------------
+
+def test_generation_with_wait_returns_the_finished_result_and_stores_jpegs(live):
+    # Given two canned JPEG answers from the endpoint
+    images = live.queue_images(2)
+    sent = capture_endpoint_requests(live)
+    # When a client asks for two images and waits
+    answer = live.api.call("POST", "/generations", {"prompt": "a Doppler dog on a beach", "num_images": 2,
+                                                    "seed": 42, "steps": 30, "width": 640, "height": 384,
+                                                    "negative_prompt": "blurry", "wait": 10})
+    # Then the finished generation comes back directly
+    assert answer.status == 200, answer.text
+    body = answer.json()
+    assert body["status"] == "succeeded" and body["model_id"] == MODEL
+    assert body["parameters"] == {"num_images": 2, "width": 640, "height": 384, "steps": 30,
+                                  "guidance_scale": 7.5, "seed": 42, "negative_prompt": "blurry"}
+    assert [i["seed"] for i in body["images"]] == [42, 43]
+    assert set(body["timings"]) == {"queued_ms", "model_ms", "total_ms"}
+    # And each image went to generated/<id>/ as the JPEG the model returned
+    s3 = boto3.client("s3", region_name=REGION)
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="generated/")["Contents"])
+    assert keys == [f"generated/{body['id']}/0.jpg", f"generated/{body['id']}/1.jpg"]
+    stored = [s3.get_object(Bucket=BUCKET, Key=k) for k in keys]
+    assert [o["Body"].read() for o in stored] == images
+    assert {o["ContentType"] for o in stored} == {"image/jpeg"}
+    # And the presigned URLs serve those bytes
+    assert requests.get(body["images"][1]["url"], timeout=5).content == images[1]
+    # And every endpoint call asked for base64 JPEG, one image each, seed + i
+    assert [r.headers["Accept"] for r in sent] == [b"application/json;jpeg"] * 2
+    assert {r.headers["Content-Type"] for r in sent} == {b"application/json"}
+    payloads = [json.loads(r.body) for r in sent]
+    assert [p["seed"] for p in payloads] == [42, 43]
+    assert {(p["num_images_per_prompt"], p["width"], p["height"], p["num_inference_steps"], p["negative_prompt"])
+            for p in payloads} == {(1, 640, 384, 30, "blurry")}
+
+
+def test_generation_without_wait_answers_202_at_once_and_is_dispatched_asynchronously(live):
+    live.mode = "defer"
+    live.queue_images(1)
+    answer = live.api.call("POST", "/generations", {"prompt": "a dog"})
+    assert answer.status == 202
+    body = answer.json()
+    assert body["status"] == "queued" and body["images"] == []
+    assert answer.headers["Location"] == f"/generations/{body['id']}"
+    assert live.invocations == [{"function": WORKER, "event": {"generationId": body["id"]}, "type": "Event"}]
+    # The record exists with a TTL before the worker runs
+    item = live.generation_item(body["id"])
+    assert int(item["expiresAt"]["N"]) - time.time() == pytest.approx(7 * 86400, abs=60)
+    assert live.api.call("GET", f"/generations/{body['id']}").json()["status"] == "queued"
+    # When the worker runs, GET shows the result
+    assert live.run_deferred() == [{"generationId": body["id"], "status": "succeeded"}]
+    done = live.api.call("GET", f"/generations/{body['id']}").json()
+    assert done["status"] == "succeeded" and len(done["images"]) == 1
+    assert 0 <= body["parameters"]["seed"] < 2**32 and done["parameters"]["seed"] == body["parameters"]["seed"]
+
+
+def test_wait_gives_up_with_202_when_the_result_is_not_ready(live):
+    live.mode = "defer"
+    started = time.monotonic()
+    answer = live.api.call("POST", "/generations", {"prompt": "a dog", "wait": 1})
+    assert answer.status == 202 and answer.json()["status"] == "queued"
+    assert 0.9 <= time.monotonic() - started < 5
+
+
+def test_wait_is_capped_by_the_configured_maximum(live):
+    live.mode = "defer"
+    generations = live.api_module.generations
+    generations.settings = dataclasses.replace(generations.settings, max_wait_s=1)
+    started = time.monotonic()
+    answer = live.api.call("POST", "/generations", {"prompt": "a dog", "wait": 25})
+    assert answer.status == 202
+    assert time.monotonic() - started < 5
+
+
+def test_model_error_becomes_a_failed_generation_with_the_reason(live):
+    live.queue_model_error("CUDA out of memory")
+    answer = live.api.call("POST", "/generations", {"prompt": "a dog", "wait": 5})
+    assert answer.status == 200
+    body = answer.json()
+    assert body["status"] == "failed"
+    assert "ModelError" in body["error"] and "CUDA out of memory" in body["error"]
+    assert body["images"] == []
+
+
+@pytest.mark.parametrize("model_body, reason", [
+    (json.dumps({"generated_images": [[[[0, 0, 0]]]]}), "not a base64 string"),
+    ("<html>oops</html>", "not JSON"),
+    (json.dumps({"predictions": []}), "no generated_images"),
+    (json.dumps({"generated_images": [base64.b64encode(b"\x89PNG\r\n\x1a\n....").decode()]}), "not a JPEG"),
+])
+def test_unexpected_model_output_fails_the_generation(live, model_body, reason):
+    live.queue_results(model_body)
+    body = live.api.call("POST", "/generations", {"prompt": "a dog", "wait": 5}).json()
+    assert body["status"] == "failed" and reason in body["error"]
+
+
+def test_an_error_on_a_later_image_fails_the_generation_and_keeps_the_earlier_image(live):
+    live.queue_images(1)
+    live.queue_model_error("endpoint restarted", after_calls=1)
+    body = live.api.call("POST", "/generations", {"prompt": "a dog", "num_images": 3, "wait": 5}).json()
+    assert body["status"] == "failed" and "endpoint restarted" in body["error"]
+    assert [i["seed"] for i in body["images"]] == [body["parameters"]["seed"]]
+
+
+def test_worker_runs_a_generation_only_once(live):
+    live.mode = "defer"
+    live.queue_images(1)
+    generation_id = live.api.call("POST", "/generations", {"prompt": "a dog"}).json()["id"]
+    event = live.deferred[0]
+    live.deferred.append(dict(event))  # Lambda may deliver an asynchronous event twice
+    sent = capture_endpoint_requests(live)
+    assert [r["status"] for r in live.run_deferred()] == ["succeeded", "skipped"]
+    assert len(sent) == 1
+    assert live.api.call("GET", f"/generations/{generation_id}").json()["status"] == "succeeded"
+
+
+def test_a_worker_that_died_reads_as_failed(live):
+    live.mode = "defer"
+    generation_id = live.api.call("POST", "/generations", {"prompt": "a dog"}).json()["id"]
+    live.ddb.update_item(
+        TableName="test-generations", Key={"generationId": {"S": generation_id}},
+        UpdateExpression="SET #s = :r, startedAt = :t", ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":r": {"S": "running"}, ":t": {"S": "2026-01-01T00:00:00.000Z"}})
+    body = live.api.call("GET", f"/generations/{generation_id}").json()
+    assert body["status"] == "failed" and "worker stopped" in body["error"]
+
+
+def test_dispatch_failure_answers_503_and_records_the_failure(live):
+    boto3.client("lambda", region_name=REGION).delete_function(FunctionName=WORKER)
+    answer = live.api.call("POST", "/generations", {"prompt": "a dog"})
+    assert answer.status == 503 and answer.headers["Retry-After"] == "5"
+    items = live.ddb.scan(TableName="test-generations")["Items"]
+    assert [i["status"]["S"] for i in items] == ["failed"]
+    assert "could not start the worker" in items[0]["error"]["S"]
+
+
+def test_no_model_trained_yet_is_409(harness):
+    answer = harness.api.call("POST", "/generations", {"prompt": "a dog"})
+    assert answer.status == 409
+    assert "no model has been trained" in answer.json()["error"]["message"]
+
+
+def test_unknown_model_is_404_and_a_model_that_is_not_live_is_409(live):
+    assert live.api.call("POST", "/generations", {"prompt": "a", "model_id": "cat-20260101000000"}).status == 404
+    live.put_model("cat-20260101000000", status="retired")
+    answer = live.api.call("POST", "/generations", {"prompt": "a", "model_id": "cat-20260101000000"})
+    assert answer.status == 409 and "PUT /models/live" in answer.json()["error"]["message"]
+    live.queue_images(1)
+    assert live.api.call("POST", "/generations", {"prompt": "a", "model_id": MODEL}).status == 202
+
+
+def test_absent_endpoint_is_503_with_retry_after(harness):
+    harness.live_model(MODEL)
+    answer = harness.api.call("POST", "/generations", {"prompt": "a dog"})
+    assert answer.status == 503 and answer.headers["Retry-After"] == "60"
+    assert "does not exist" in answer.json()["error"]["message"]
+    assert harness.ddb.scan(TableName="test-generations")["Items"] == []
+
+
+@pytest.mark.parametrize("status, retry_after", [("Creating", "60"), ("Updating", "60"), ("Failed", "300")])
+def test_endpoint_not_in_service_is_503_with_retry_after(live, status, retry_after):
+    set_endpoint_status(status)
+    answer = live.api.call("POST", "/generations", {"prompt": "a dog"})
+    assert answer.status == 503 and answer.headers["Retry-After"] == retry_after
+    assert live.invocations == []
+
+
+def test_response_stays_small_whatever_num_images_is(live):
+    live.queue_images(4)
+    answer = live.api.call("POST", "/generations", {"prompt": "a dog", "num_images": 4, "width": 1024,
+                                                    "height": 1024, "wait": 10})
+    assert answer.json()["status"] == "succeeded" and len(answer.json()["images"]) == 4
+    assert len(answer.text.encode()) < 16 * 1024  # URLs, never image bytes
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("body, expected", [
+    ({}, {"prompt": "is required"}),
+    ({"prompt": "   "}, {"prompt": "must match the pattern \\S"}),
+    ({"prompt": "a", "num_images": 5}, {"num_images": "must be at most 4"}),
+    ({"prompt": "a", "num_images": 0}, {"num_images": "must be at least 1"}),
+    ({"prompt": "a", "width": 500}, {"width": "must be a multiple of 8"}),
+    ({"prompt": "a", "height": 2048}, {"height": "must be at most 1024"}),
+    ({"prompt": "a", "steps": "many"}, {"steps": "must be an integer"}),
+    ({"prompt": "a", "num_images": 2.0}, {"num_images": "must be an integer"}),
+    ({"prompt": "a", "guidance_scale": True}, {"guidance_scale": "must be a number"}),
+    ({"prompt": "a", "wait": 30}, {"wait": "must be at most 25"}),
+    ({"prompt": "a", "seed": -1}, {"seed": "must be at least 0"}),
+    ({"prompt": "a", "colour": "red"}, {"colour": "is not an allowed field"}),
+    ({"prompt": 7, "num_images": 9, "model_id": "../etc"},
+     {"prompt": "must be a string", "num_images": "must be at most 4",
+      "model_id": "must match the pattern ^[A-Za-z0-9][A-Za-z0-9._-]*$"}),
+    ([1, 2], {"body": "must be a JSON object"}),
+])
+def test_bad_input_gets_400_naming_each_field(live, body, expected):
+    answer = live.api.call("POST", "/generations", body)
+    assert answer.status == 400
+    assert field_errors(answer) == expected
+    assert live.invocations == [] and live.ddb.scan(TableName="test-generations")["Items"] == []
+
+
+@pytest.mark.parametrize("raw", ["", "{", "NaN", '{"prompt": "a", "guidance_scale": Infinity}', b"\xff\xfe\x00"])
+def test_unparseable_body_is_400(live, raw):
+    answer = live.api.call("POST", "/generations", raw)
+    assert answer.status == 400 and answer.json()["error"]["fields"][0]["field"] == "body"
+
+
+def test_unknown_generation_is_404(live):
+    assert live.api.call("GET", "/generations/3f1c2a4e-0000-4000-8000-000000000000").status == 404
+    assert live.api.call("GET", "/generations/not-a-uuid").status == 404
+
+
+def test_unexpected_errors_are_500_without_a_trace(live, monkeypatch):
+    def boom():
+        raise RuntimeError("secret internals /var/task/registry.py line 12")
+
+    monkeypatch.setattr(live.api_module.registry, "list_models", boom)
+    answer = live.api.call("GET", "/models")
+    assert answer.status == 500
+    assert answer.json()["error"]["code"] == "InternalError"
+    assert "secret" not in answer.text and "Traceback" not in answer.text and "request_id" in answer.text
+
+
+# --- models, live switch, status, document -----------------------------------------------------
+
+def test_models_are_listed_newest_first_with_the_live_flag(live):
+    live.put_model("cat-20261121000000", status="retired", createdAt={"S": "2026-11-21T00:00:00Z"})
+    live.put_model("cow-20261122000000", status="training", createdAt={"S": "2026-11-22T00:00:00Z"})
+    body = live.api.call("GET", "/models").json()
+    assert [m["model_id"] for m in body["models"]] == ["cow-20261122000000", "cat-20261121000000", MODEL]
+    assert [m["live"] for m in body["models"]] == [False, False, True] and body["live_model_id"] == MODEL
+    one = live.api.call("GET", f"/models/{MODEL}")
+    assert one.status == 200 and one.json()["train_loss"] == pytest.approx(0.123)
+    assert live.api.call("GET", "/models/nope-1").status == 404
+    assert live.api.call("GET", "/models/__live__").status == 404
+
+
+def test_switching_the_live_model_runs_the_deployment_state_machine(live):
+    live.put_model("cat-20261121000000", status="retired")
+    answer = live.api.call("PUT", "/models/live", {"model_id": "cat-20261121000000"})
+    assert answer.status == 202 and answer.json()["state"] == "started"
+    execution = boto3.client("stepfunctions", region_name=REGION).describe_execution(
+        executionArn=answer.json()["execution_arn"])
+    assert json.loads(execution["input"]) == {"modelId": "cat-20261121000000"}
+    # A second switch while that deployment runs is refused
+    again = live.api.call("PUT", "/models/live", {"model_id": MODEL})
+    assert again.status == 409 and "already in progress" in again.json()["error"]["message"]
+
+
+def test_switching_to_the_model_already_live_starts_nothing(live):
+    answer = live.api.call("PUT", "/models/live", {"model_id": MODEL})
+    assert (answer.status, answer.json()["state"]) == (200, "already_live")
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    machine = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
+    assert sfn.list_executions(stateMachineArn=machine)["executions"] == []
+
+
+@pytest.mark.parametrize("body, status", [
+    ({"model_id": "ghost-20260101000000"}, 404),
+    ({"model_id": "cow-20261122000000"}, 409),
+    ({"modelId": "x"}, 400),
+    ({}, 400),
+])
+def test_bad_live_switches_are_refused(live, body, status):
+    live.put_model("cow-20261122000000", status="training")
+    assert live.api.call("PUT", "/models/live", body).status == status
+
+
+def test_status_reports_endpoint_training_and_live_model(harness):
+    body = harness.api.call("GET", "/status").json()
+    assert body == {"endpoint": {"name": ENDPOINT, "state": "none"}, "live_model": None, "training": []}
+    harness.live_model(MODEL)
+    harness.put_model("cow-20261122000000", status="training")
+    create_endpoint(MODEL)
+    set_endpoint_status("Updating")
+    body = harness.api.call("GET", "/status").json()
+    assert body["endpoint"]["state"] == "updating" and body["endpoint"]["sagemaker_status"] == "Updating"
+    assert body["live_model"]["model_id"] == MODEL
+    assert [m["model_id"] for m in body["training"]] == ["cow-20261122000000"]
+
+
+def test_the_committed_openapi_document_is_served(harness):
+    answer = harness.api.call("GET", "/openapi.json")
+    assert answer.status == 200
+    assert answer.text == (API_CODE / "openapi.json").read_text()
+
+
+def test_unknown_route_is_404_json(harness):
+    answer = harness.api.call("DELETE", "/models")
+    assert answer.status == 404 and answer.json()["error"]["code"] == "NotFound"
+
+
+def test_answers_carry_cors_headers_for_the_web_page(live):
+    answer = live.api.call("GET", "/status", headers={"origin": "https://studio.example.com"})
+    assert answer.status == 200
+    assert answer.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Retry-After" in answer.headers["Access-Control-Expose-Headers"]
+
+
+def test_a_recorded_api_gateway_event_is_handled(live):
+    # A full REST proxy event as API Gateway sends it (tests/events), straight to the handler.
+    from tests.api.adapter import lambda_context
+    from tests.conftest import ROOT
+
+    live.mode = "defer"
+    event = json.loads((ROOT / "tests" / "events" / "api_post_generations.json").read_text())
+    result = live.api_module.lambda_handler(event, lambda_context())
+    assert result["statusCode"] == 202
+    body = json.loads(result["body"])
+    assert body["parameters"]["seed"] == 42 and body["parameters"]["num_images"] == 2
+    assert live.invocations[0]["event"] == {"generationId": body["id"]}

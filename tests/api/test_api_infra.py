@@ -1,0 +1,307 @@
+"""InferenceApi as synthesized: key requirement, throttling, request validation, access logging,
+tracing, the async worker, least-privilege grants, and the cdk-nag / cfn-lint / checkov gates."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import subprocess
+
+import pytest
+import yaml
+from aws_cdk.assertions import Capture, Match, Template
+
+from stacks.config import ApiConfig
+from stacks.constructs.inference_api import (
+    API_GATEWAY_LIMIT_S, OPENAPI_PATH, api_gateway_model_schema, load_env_names, load_openapi,
+)
+from tests.api.lambda_loader import API_CODE, load
+from tests.api.stack_fixture import ENDPOINT_NAME, build
+from tests.conftest import ROOT
+
+# Non-default limits, so that the assertions prove the template follows the configuration.
+KEY_CONFIG = ApiConfig(rate_limit_rps=7, burst_limit=3, daily_quota=123, max_wait_s=15)
+IAM_CONFIG = ApiConfig(auth="iam", rate_limit_rps=9, burst_limit=4)
+OPENAPI = load_openapi()
+OPERATIONS = [(path, verb.upper()) for path, ops in OPENAPI["paths"].items() for verb in ops]
+
+
+@pytest.fixture(scope="module")
+def key_template() -> Template:
+    _, stack = build(KEY_CONFIG)
+    return Template.from_stack(stack)
+
+
+@pytest.fixture(scope="module")
+def iam_template() -> Template:
+    _, stack = build(IAM_CONFIG, existing_bucket="existing-photos-bucket")
+    return Template.from_stack(stack)
+
+
+def api_methods(template: Template) -> dict:
+    return {k: v for k, v in template.find_resources("AWS::ApiGateway::Method").items()
+            if v["Properties"]["HttpMethod"] != "OPTIONS"}
+
+
+def function_with_handler(template: Template, handler: str) -> dict:
+    (function,) = [f for f in template.find_resources("AWS::Lambda::Function").values()
+                   if f["Properties"].get("Handler") == handler]
+    return function["Properties"]
+
+
+def test_every_documented_operation_is_a_method_and_nothing_else(key_template):
+    methods = api_methods(key_template)
+    assert sorted(m["Properties"]["OperationName"] for m in methods.values()) == sorted(
+        op["operationId"] for ops in OPENAPI["paths"].values() for op in ops.values())
+    assert len(methods) == len(OPERATIONS) == 7
+
+
+def test_api_key_is_required_on_every_method(key_template):
+    for method in api_methods(key_template).values():
+        assert method["Properties"]["ApiKeyRequired"] is True
+        assert method["Properties"]["AuthorizationType"] == "NONE"
+
+
+def test_usage_plan_carries_rate_burst_and_daily_quota_from_config_and_holds_the_key(key_template):
+    plan = Capture()
+    key_template.has_resource_properties("AWS::ApiGateway::UsagePlan", {
+        "Throttle": {"RateLimit": 7, "BurstLimit": 3},
+        "Quota": {"Limit": 123, "Period": "DAY"},
+        "ApiStages": [Match.object_like({"ApiId": Match.any_value(), "Stage": Match.any_value()})],
+    })
+    key_template.resource_count_is("AWS::ApiGateway::ApiKey", 1)
+    key_template.has_resource_properties("AWS::ApiGateway::UsagePlanKey", {
+        "KeyType": "API_KEY", "UsagePlanId": {"Ref": plan}, "KeyId": {"Ref": Match.string_like_regexp("ApiApiKey")}})
+    assert plan.as_string() in key_template.find_resources("AWS::ApiGateway::UsagePlan")
+
+
+def test_stage_throttles_and_throttled_requests_get_429(key_template):
+    key_template.has_resource_properties("AWS::ApiGateway::Stage", {
+        "MethodSettings": Match.array_with([Match.object_like({
+            "HttpMethod": "*", "ResourcePath": "/*", "ThrottlingRateLimit": 7, "ThrottlingBurstLimit": 3})]),
+    })
+    for response_type in ("THROTTLED", "QUOTA_EXCEEDED"):
+        key_template.has_resource_properties("AWS::ApiGateway::GatewayResponse", {
+            "ResponseType": response_type, "StatusCode": "429"})
+
+
+def test_iam_mode_signs_requests_instead_of_keys(iam_template):
+    for method in api_methods(iam_template).values():
+        assert method["Properties"]["AuthorizationType"] == "AWS_IAM"
+        assert method["Properties"].get("ApiKeyRequired") in (None, False)
+    iam_template.resource_count_is("AWS::ApiGateway::UsagePlan", 0)
+    iam_template.resource_count_is("AWS::ApiGateway::ApiKey", 0)
+    iam_template.has_resource_properties("AWS::IAM::ManagedPolicy", {"PolicyDocument": {"Statement": [
+        Match.object_like({"Action": "execute-api:Invoke", "Effect": "Allow"})]}})
+    iam_template.has_resource_properties("AWS::ApiGateway::Stage", {"MethodSettings": Match.array_with([
+        Match.object_like({"ThrottlingRateLimit": 9, "ThrottlingBurstLimit": 4})])})
+
+
+def test_request_bodies_are_validated_against_models_equal_to_the_openapi_schemas(key_template):
+    validators = key_template.find_resources("AWS::ApiGateway::RequestValidator", {"Properties": {
+        "ValidateRequestBody": True, "ValidateRequestParameters": True}})
+    assert len(validators) == 1
+    (validator_id,) = validators
+    models = key_template.find_resources("AWS::ApiGateway::Model")
+    by_name = {m["Properties"]["Name"]: (logical_id, m["Properties"]) for logical_id, m in models.items()}
+    assert set(by_name) == {"GenerationRequest", "SwitchLiveRequest"}
+    for name, (_, props) in by_name.items():
+        # The model is the document's schema, keyword for keyword.
+        assert props["Schema"] == api_gateway_model_schema(OPENAPI, name)
+        schema = dict(props["Schema"])
+        assert schema.pop("$schema") == "http://json-schema.org/draft-04/schema#" and schema.pop("title") == name
+        assert schema == OPENAPI["components"]["schemas"][name]
+    bodies = {"createGeneration": "GenerationRequest", "switchLiveModel": "SwitchLiveRequest"}
+    for method in api_methods(key_template).values():
+        props = method["Properties"]
+        assert props["RequestValidatorId"] == {"Ref": validator_id}
+        if props["OperationName"] in bodies:
+            model_id = by_name[bodies[props["OperationName"]]][0]
+            assert props["RequestModels"] == {"application/json": {"Ref": model_id}}
+        else:
+            assert "RequestModels" not in props
+
+
+def test_path_ids_are_required_parameters(key_template):
+    for method in api_methods(key_template).values():
+        if method["Properties"]["OperationName"] in ("getGeneration", "getModel"):
+            assert method["Properties"]["RequestParameters"] == {"method.request.path.id": True}
+
+
+def test_api_gateway_refusals_are_json_with_the_right_status(key_template):
+    expected = {"BAD_REQUEST_BODY": "400", "BAD_REQUEST_PARAMETERS": "400", "INVALID_API_KEY": "403",
+                "MISSING_AUTHENTICATION_TOKEN": "403", "ACCESS_DENIED": "403", "THROTTLED": "429",
+                "QUOTA_EXCEEDED": "429", "INTEGRATION_TIMEOUT": "504"}
+    responses = {r["Properties"]["ResponseType"]: r["Properties"]
+                 for r in key_template.find_resources("AWS::ApiGateway::GatewayResponse").values()}
+    assert {t: responses[t].get("StatusCode") for t in expected} == expected
+    assert "$context.error.validationErrorString" in responses["BAD_REQUEST_BODY"]["ResponseTemplates"]["application/json"]
+    for response in responses.values():
+        template = response["ResponseTemplates"]["application/json"]
+        # Once API Gateway fills the variables in, every body is JSON in the Lambda's error shape.
+        filled = template.replace("$context.error.messageString", '"quoted message"')
+        filled = re.sub(r"\$context\.[A-Za-z.]+", "x", filled)
+        assert set(json.loads(filled)["error"]) == {"code", "message", "request_id"}
+
+
+def test_access_logging_and_tracing_are_on(key_template):
+    log_group = Capture()
+    key_template.has_resource_properties("AWS::ApiGateway::Stage", {
+        "StageName": "v1",
+        "TracingEnabled": True,
+        "AccessLogSetting": {"DestinationArn": {"Fn::Join": ["", Match.array_with([{"Ref": log_group}])]},
+                             "Format": Match.string_like_regexp(r"\$context\.requestId.*\$context\.status")},
+    })
+    assert key_template.to_json()["Resources"][log_group.as_string()]["Type"] == "AWS::Logs::LogGroup"
+    for handler in ("handler.lambda_handler", "worker.lambda_handler"):
+        assert function_with_handler(key_template, handler)["TracingConfig"] == {"Mode": "Active"}
+
+
+def test_functions_use_python_313_powertools_layer_and_plain_assets(key_template):
+    for handler in ("handler.lambda_handler", "worker.lambda_handler"):
+        props = function_with_handler(key_template, handler)
+        assert props["Runtime"] == "python3.13"
+        (layer,) = props["Layers"]
+        assert "017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:" in json.dumps(layer)
+        assert set(props["Code"]) == {"S3Bucket", "S3Key"}  # an asset zip, no container image
+
+
+def test_api_function_answers_before_api_gateway_gives_up(key_template):
+    props = function_with_handler(key_template, "handler.lambda_handler")
+    assert KEY_CONFIG.max_wait_s < props["Timeout"] < API_GATEWAY_LIMIT_S
+    assert props["Environment"]["Variables"]["MAX_WAIT_SECONDS"] == "15"
+
+
+def test_worker_is_asynchronous_without_retries_and_has_a_dead_letter_queue(key_template):
+    worker = function_with_handler(key_template, "worker.lambda_handler")
+    assert worker["Timeout"] >= 4 * 60  # four images, each up to InvokeEndpoint's 60 s
+    queue = worker["DeadLetterConfig"]["TargetArn"]["Fn::GetAtt"][0]
+    assert key_template.to_json()["Resources"][queue]["Type"] == "AWS::SQS::Queue"
+    key_template.has_resource_properties("AWS::Lambda::EventInvokeConfig", {
+        "MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 900})
+
+
+def test_generations_table_expires_records_by_ttl(key_template):
+    key_template.has_resource_properties("AWS::DynamoDB::Table", {
+        "KeySchema": [{"AttributeName": "generationId", "KeyType": "HASH"}],
+        "TimeToLiveSpecification": {"AttributeName": "expiresAt", "Enabled": True},
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        "BillingMode": "PAY_PER_REQUEST",
+    })
+
+
+def policy_statements(template: Template, role_prefix: str) -> list[dict]:
+    statements = []
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        roles = json.dumps(policy["Properties"]["Roles"])
+        if role_prefix in roles:
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return statements
+
+
+def actions_of(statements: list[dict]) -> set[str]:
+    found = set()
+    for s in statements:
+        found.update([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    return found
+
+
+def test_only_the_worker_may_invoke_the_endpoint_and_only_that_endpoint(key_template):
+    worker = policy_statements(key_template, "ApiWorkerRole")
+    api = policy_statements(key_template, "ApiHandlerRole")
+    (invoke,) = [s for s in worker if s["Action"] == "sagemaker:InvokeEndpoint"]
+    assert json.dumps(invoke["Resource"]).endswith(f':endpoint/{ENDPOINT_NAME.lower()}"]]}}')
+    assert "sagemaker:InvokeEndpoint" not in actions_of(api)
+    assert {"sagemaker:DescribeEndpoint", "states:StartExecution", "states:ListExecutions",
+            "lambda:InvokeFunction", "dynamodb:PutItem"} <= actions_of(api)
+    assert not any(a.startswith("dynamodb:Delete") or a == "s3:DeleteObject*" for a in actions_of(api + worker))
+
+
+def test_environment_names_match_what_the_handlers_read(key_template):
+    # The construct names the variables from lambda/api/env.py; the handlers' settings parse them.
+    settings = load(API_CODE, "settings", {})
+    for handler in ("handler.lambda_handler", "worker.lambda_handler"):
+        variables = function_with_handler(key_template, handler)["Environment"]["Variables"]
+        plain = {k: v if isinstance(v, str) else "resolved-at-deploy" for k, v in variables.items()}
+        settings.Settings.from_environ(plain)  # raises on a missing or malformed variable
+    names = load_env_names()
+    api_vars = function_with_handler(key_template, "handler.lambda_handler")["Environment"]["Variables"]
+    assert {getattr(names, n) for n in dir(names) if n.isupper()} <= set(api_vars)
+
+
+def test_openapi_document_is_valid_openapi_3():
+    from openapi_spec_validator import validate
+
+    validate(json.loads(OPENAPI_PATH.read_text()))
+
+
+# --- gates ------------------------------------------------------------------------------------
+
+VARIANTS = {"apiKey": (KEY_CONFIG, None), "iam-imported-bucket": (IAM_CONFIG, "existing-photos-bucket")}
+CHECKOV = os.environ.get("CHECKOV", str(ROOT / ".venv-checkov" / "bin" / "checkov"))
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory):
+    out = {}
+    for name, (config, bucket) in VARIANTS.items():
+        outdir = tmp_path_factory.mktemp(name)
+        app, _ = build(config, outdir=str(outdir), existing_bucket=bucket)
+        app.synth()  # cdk-nag is registered: an unacknowledged finding raises here
+        out[name] = outdir / "ApiTestStack.template.json"
+    return out
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_cdk_nag_reports_no_unacknowledged_finding(synthesized, variant):
+    report = json.loads((synthesized[variant].parent / "validation-report.json").read_text())
+    (nag,) = [p for p in report["pluginReports"] if p["pluginName"] == "AwsSolutions"]
+    assert nag["violations"] == [] and nag["conclusion"] == "success"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_cfn_lint_reports_nothing(synthesized, variant):
+    result = subprocess.run([str(ROOT / ".venv" / "bin" / "cfn-lint"), "--format", "parseable",
+                             str(synthesized[variant])], capture_output=True, text=True, check=False)
+    assert (result.returncode, result.stdout) == (0, ""), result.stdout + result.stderr
+
+
+def test_checkov_findings_are_fixed_or_reviewed(synthesized):
+    from tests.test_gates import checkov_failures
+
+    exceptions = yaml.safe_load((ROOT / "tests" / "api" / "checkov_exceptions.yaml").read_text())
+    used, unexplained = set(), []
+    for variant, template in synthesized.items():
+        for check_id, resource in checkov_failures(template):
+            match = next((i for i, e in enumerate(exceptions)
+                          if e["check"] == check_id and fnmatch.fnmatch(resource, e["resource"])), None)
+            if match is None:
+                unexplained.append(f"{variant}: {check_id} on {resource}")
+            else:
+                used.add(match)
+    assert unexplained == []
+    assert [e["check"] + " " + e["resource"] for i, e in enumerate(exceptions) if i not in used] == []
+
+
+def test_browsers_get_cors_preflight_and_cors_headers_on_refusals():
+    _, stack = build(ApiConfig(cors_allow_origin="https://studio.example.com"))
+    template = Template.from_stack(stack)
+    options = [m for m in template.find_resources("AWS::ApiGateway::Method").values()
+               if m["Properties"]["HttpMethod"] == "OPTIONS"]
+    assert options and all(m["Properties"]["Integration"]["Type"] == "MOCK" for m in options)
+    assert "'https://studio.example.com'" in json.dumps(options)
+    for response in template.find_resources("AWS::ApiGateway::GatewayResponse").values():
+        assert response["Properties"]["ResponseParameters"] == {
+            "gatewayresponse.header.Access-Control-Allow-Origin": "'https://studio.example.com'"}
+    (handler,) = [f for f in template.find_resources("AWS::Lambda::Function").values()
+                  if f["Properties"].get("Handler") == "handler.lambda_handler"]
+    assert handler["Properties"]["Environment"]["Variables"]["CORS_ALLOW_ORIGIN"] == "https://studio.example.com"
+
+
+def test_without_cors_there_is_no_preflight(key_template):
+    _, stack = build(ApiConfig(cors_allow_origin=None))
+    template = Template.from_stack(stack)
+    assert not [m for m in template.find_resources("AWS::ApiGateway::Method").values()
+                if m["Properties"]["HttpMethod"] == "OPTIONS"]

@@ -1,0 +1,99 @@
+"""`dreambooth preflight` against moto, with the Service Quotas moto lacks added by the harness."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from scripts import cli
+from scripts.choose_bucket import BUCKET_QUOTA_CODE
+from tests.quota_harness import QuotaHarness
+
+
+@pytest.fixture
+def quotas(monkeypatch):
+    return QuotaHarness().install(monkeypatch)
+
+
+@pytest.fixture
+def session():
+    with mock_aws():
+        yield boto3.Session(region_name="us-east-1")
+
+
+def give_sagemaker(quotas, training=1, endpoint=1, instance="ml.g4dn.2xlarge"):
+    quotas.set("sagemaker", "L-TRAIN", f"{instance} for training job usage", training)
+    quotas.set("sagemaker", "L-ENDPOINT", f"{instance} for endpoint usage", endpoint)
+
+
+def run(session, capsys, *args):
+    code = cli.main(["--json", *args, "preflight"], session=session)
+    return code, json.loads(capsys.readouterr().out)
+
+
+def by_name(report):
+    return {c["name"]: c for c in report["checks"]}
+
+
+def test_all_green(session, quotas, capsys):
+    quotas.set("s3", BUCKET_QUOTA_CODE, "General purpose buckets", 100)
+    give_sagemaker(quotas)
+    code, report = run(session, capsys)
+    assert code == 0 and report["ok"] is True
+    assert set(by_name(report)) == {"credentials", "region", "s3 bucket", "training instance", "endpoint instance"}
+
+
+def test_zero_gpu_quota_fails_with_the_fix(session, quotas, capsys):
+    give_sagemaker(quotas, training=0)
+    code, report = run(session, capsys)
+    training = by_name(report)["training instance"]
+    assert code == 1 and training["ok"] is False
+    assert "ml.g4dn.2xlarge for training job usage" in training["fix"] and "Service Quotas" in training["fix"]
+    assert by_name(report)["endpoint instance"]["ok"] is True
+
+
+def test_instance_type_not_offered_in_region(session, quotas, capsys):
+    give_sagemaker(quotas)
+    code, report = run(session, capsys, "-c", "endpointInstanceType=ml.p5.48xlarge")
+    endpoint = by_name(report)["endpoint instance"]
+    assert code == 1 and "not offered in us-east-1" in endpoint["detail"]
+    assert "endpointInstanceType" in endpoint["fix"]
+
+
+def test_full_bucket_quota_is_reported(session, quotas, capsys):
+    quotas.set("s3", BUCKET_QUOTA_CODE, "General purpose buckets", 3)
+    give_sagemaker(quotas)
+    for i in range(3):
+        session.client("s3").create_bucket(Bucket=f"someone-elses-{i}")
+    code, report = run(session, capsys)
+    bucket = by_name(report)["s3 bucket"]
+    assert code == 1 and "3 of 3 buckets" in bucket["detail"] and "bucketName" in bucket["fix"]
+
+
+def test_region_outside_the_lock_file(quotas, capsys):
+    with mock_aws():
+        code, report = run(boto3.Session(region_name="af-south-1"), capsys)
+    region = by_name(report)["region"]
+    assert code == 1 and "not in the JumpStart lock file" in region["detail"]
+    assert "us-east-1" in region["fix"]
+
+
+def test_text_output_is_a_table_with_fixes(session, quotas, capsys):
+    give_sagemaker(quotas, endpoint=0)
+    assert cli.main(["preflight"], session=session) == 1
+    out = capsys.readouterr().out
+    assert "endpoint instance  FAIL" in out and "To fix:" in out
+
+
+def test_bad_configuration_is_a_usage_error(session, capsys):
+    assert cli.main(["-c", "trainingInstanceType=ml.t2.micro", "preflight"], session=session) == 2
+    assert "trainingInstanceType" in capsys.readouterr().err
+
+
+def test_every_command_has_help(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["preflight", "--help"])
+    assert done.value.code == 0 and "JumpStart lock file" in capsys.readouterr().out
