@@ -183,8 +183,9 @@ class ServingConfig:
     """The SageMaker endpoint that serves the live model."""
 
     instance_type: str = "ml.g4dn.2xlarge"
-    endpoint_poll_s: int = 30
-    """Interval between DescribeEndpoint calls while an endpoint is created or updated."""
+    endpoint_poll_s: int = 180
+    """Longest wait between DescribeEndpoint checks while an endpoint is created or updated
+    (SageMaker's state-change event usually ends the wait sooner)."""
     endpoint_max_wait_minutes: int = 60
     """A deployment that is not InService after this long is reported as failed."""
 

@@ -16,6 +16,7 @@ from aws_cdk import Aws, Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
@@ -31,6 +32,8 @@ from stacks.constructs.model_registry import (
 )
 
 VARIANT_NAME = "AllTraffic"
+# A deployment waiting for another one retries the lock at least this often.
+LOCK_RETRY_S = 30
 # Environment of the JumpStart inference container (see ../shared/JUMPSTART.md).
 INFERENCE_ENVIRONMENT = {
     "SAGEMAKER_PROGRAM": "inference.py",
@@ -58,7 +61,9 @@ class DeployWorkflow(Construct):
       hosting_role: role the SageMaker model runs with.
       inference_image: container image URI (from the JumpStart lock).
       instance_type: endpoint instance type.
-      poll_interval_s / max_polls: DescribeEndpoint cadence and bound.
+      poll_interval_s / max_polls: DescribeEndpoint cadence when no state-change event comes, and
+        the bound on the number of checks.
+      park_function: stores the wait's task token for the endpoint state-change handler.
       lock_owner_arn_pattern: ARN pattern of this state machine's executions (to tell a live
         lock holder from a dead one).
     """
@@ -78,6 +83,7 @@ class DeployWorkflow(Construct):
         poll_interval_s: int,
         max_polls: int,
         lock_owner_arn_pattern: str,
+        park_function: lambda_.IFunction,
     ) -> None:
         super().__init__(scope, construct_id)
         self._registry = registry_table
@@ -141,7 +147,7 @@ class DeployWorkflow(Construct):
             result_path=_DISCARD,
         )
         wait_for_lock = sfn.Wait(self, "WaitForOtherDeployment",
-                                 time=sfn.WaitTime.duration(Duration.seconds(poll_interval_s)))
+                                 time=sfn.WaitTime.duration(Duration.seconds(min(poll_interval_s, LOCK_RETRY_S))))
         take_over.add_catch(acquire, errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
         describe_owner.add_catch(take_over, errors=["States.TaskFailed"], result_path=_DISCARD)
         read_lock.add_catch(acquire, errors=["States.ALL"], result_path=_DISCARD)  # lock released meanwhile
@@ -226,10 +232,26 @@ class DeployWorkflow(Construct):
         create_endpoint.next(start_polls)
         update_endpoint.next(start_polls)
 
-        # ---- polling until the endpoint runs the new config ----
-        wait = sfn.Wait(self, "WaitForEndpoint", time=sfn.WaitTime.duration(Duration.seconds(poll_interval_s)))
+        # ---- waiting until the endpoint runs the new config ----
+        # A task token parked for SageMaker's "Endpoint State Change" event wakes the wait as soon
+        # as the endpoint settles; the token times out after `poll_interval_s`, so DescribeEndpoint
+        # is also checked at that bounded interval (a lost event costs one interval).
         check = self._describe_endpoint("CheckEndpoint", "$.endpoint")
         catch(check)
+        wait = tasks.LambdaInvoke(
+            self, "WaitForEndpoint", lambda_function=park_function,
+            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+            payload=sfn.TaskInput.from_object({"taskToken": sfn.JsonPath.task_token, "endpointName": endpoint_name}),
+            task_timeout=sfn.Timeout.duration(Duration.seconds(poll_interval_s)),
+            result_path=_DISCARD,
+        )
+        wait.add_catch(check, errors=["States.Timeout"], result_path=_DISCARD)
+        # If parking itself fails, fall back to plain polling rather than failing the deployment.
+        wait.add_catch(
+            sfn.Wait(self, "PollEndpointInstead", time=sfn.WaitTime.duration(Duration.seconds(poll_interval_s)))
+            .next(check),
+            errors=["States.ALL"], result_path=_DISCARD,
+        )
         count = sfn.Pass(self, "CountPoll", parameters={"count.$": "States.MathAdd($.polls.count, 1)"},
                          result_path="$.polls")
         with_reason = sfn.Pass(

@@ -112,6 +112,33 @@ class TrainingPipeline(Construct):
 
         # ---- deploy state machine ----
         deploy_name = f"{name_prefix}-deploy"
+        deploy_arn = stack.format_arn(service="states", resource="stateMachine", resource_name=deploy_name,
+                                      arn_format=_COLON_ARN)
+        waiter_environment = {"STATE_TABLE_NAME": self.state_table.table_name}
+        self.park_function = self._function("EndpointWaitPark", "endpoint_waiter.park", waiter_environment,
+                                            timeout_s=30, description="Parks a deployment's wait for its endpoint")
+        self.endpoint_event_function = self._function(
+            "EndpointStateChange", "endpoint_waiter.on_state_change", waiter_environment, timeout_s=30,
+            description="Wakes the deployment waiting for the endpoint when SageMaker reports a state change")
+        self.state_table.grant(self.park_function, "dynamodb:PutItem")
+        self.state_table.grant(self.endpoint_event_function, "dynamodb:GetItem")
+        self.park_function.add_to_role_policy(iam.PolicyStatement(
+            actions=["sagemaker:DescribeEndpoint"],
+            resources=[stack.format_arn(service="sagemaker", resource="endpoint",
+                                        resource_name=self.endpoint_name.lower())]))
+        for waiter in (self.park_function, self.endpoint_event_function):
+            waiter.add_to_role_policy(iam.PolicyStatement(actions=["states:SendTaskSuccess"], resources=[deploy_arn]))
+        self.endpoint_rule = events.Rule(
+            self, "EndpointStateChanged",
+            description="SageMaker state changes of the pipeline's endpoint",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=["SageMaker Endpoint State Change"],
+                detail={"EndpointName": [self.endpoint_name]},
+            ),
+        )
+        self.endpoint_rule.add_target(targets.LambdaFunction(self.endpoint_event_function, retry_attempts=4,
+                                                             max_event_age=Duration.hours(1)))
         max_polls = max(1, serving.endpoint_max_wait_minutes * 60 // serving.endpoint_poll_s)
         deploy = DeployWorkflow(
             self, "Deploy",
@@ -122,6 +149,7 @@ class TrainingPipeline(Construct):
             lock_owner_arn_pattern=stack.format_arn(
                 service="states", resource="execution", resource_name=f"{deploy_name}:*",
                 arn_format=_COLON_ARN),
+            park_function=self.park_function,
         )
         self.deploy_state_machine = self._state_machine("DeployStateMachine", deploy.definition, deploy_name)
         sagemaker_arn = arn_prefix(self, "sagemaker")
@@ -137,6 +165,11 @@ class TrainingPipeline(Construct):
             "DescribeExecution on this state machine's own executions: a waiting deployment checks "
             "whether the lock holder still runs.",
             f"AwsSolutions-IAM5[Resource::{arn_prefix(self, 'states')}execution:{deploy_name}:*]",
+        )
+        acknowledge(
+            self.deploy_state_machine.role,
+            "CDK's LambdaInvoke task grants the function and its versions (`<arn>:*`).",
+            f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(self.park_function.node.default_child)}.Arn>:*]",
         )
 
         # ---- training state machine ----

@@ -288,6 +288,8 @@ class PipelineHarness:
     context: Mapping[str, Any] = field(default_factory=dict)
     simulator: SageMakerSimulator = field(default_factory=SageMakerSimulator)
     synthesized: Optional[Synthesized] = None
+    deliver_endpoint_events: bool = True
+    """False simulates lost SageMaker events: deployments then rely on their bounded polling."""
 
     def __post_init__(self) -> None:
         self._stack = ExitStack()
@@ -305,6 +307,7 @@ class PipelineHarness:
         self._stack.enter_context(mock_aws(config={
             "stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False},
         }))
+        self.simulator.on_endpoint_settled = self._on_endpoint_settled
         self._stack.enter_context(self.simulator)
         # moto's interpreter logs every IsPresent miss as an ERROR and every SageMaker task as
         # "unsupported": noise here, since the harness serves those tasks.
@@ -600,22 +603,38 @@ class PipelineHarness:
         }
 
     def deliver(self, event: Mapping[str, Any]) -> Optional[dict[str, Any]]:
-        """Deliver one event as EventBridge would: only if the synthesized rule matches it."""
+        """Deliver one event as EventBridge would: to the target of each synthesized rule it matches."""
         assert self.synthesized is not None
-        (rule,) = self.synthesized.resources("AWS::Events::Rule").values()
-        pattern = self.resolve(rule["Properties"]["EventPattern"])
         # moto's TestEventPattern API is a stub; its rule matcher (used for PutEvents) is real.
         from moto.events.models import EventPattern
 
-        if not EventPattern.load(json.dumps(pattern)).matches_event(dict(event)):
-            return None
-        (target,) = rule["Properties"]["Targets"]
-        function = self.resolve(target["Arn"]).rsplit(":", 1)[1]
-        response = self.client("lambda").invoke(FunctionName=function, Payload=json.dumps(event).encode())
-        body = json.loads(response["Payload"].read())
-        if response.get("FunctionError"):
-            raise RuntimeError(f"upload listener failed: {body}")
-        return body
+        answer = None
+        for rule in self.synthesized.resources("AWS::Events::Rule").values():
+            pattern = self.resolve(rule["Properties"]["EventPattern"])
+            if not EventPattern.load(json.dumps(pattern)).matches_event(dict(event)):
+                continue
+            (target,) = rule["Properties"]["Targets"]
+            function = self.resolve(target["Arn"]).rsplit(":", 1)[1]
+            response = self.client("lambda").invoke(FunctionName=function, Payload=json.dumps(event).encode())
+            answer = json.loads(response["Payload"].read())
+            if response.get("FunctionError"):
+                raise RuntimeError(f"{function} failed: {answer}")
+        return answer
+
+    def endpoint_event(self, endpoint_name: str, status: str) -> dict[str, Any]:
+        """The EventBridge event SageMaker sends when an endpoint changes state."""
+        return {
+            "version": "0", "id": str(uuid.uuid4()), "detail-type": "SageMaker Endpoint State Change",
+            "source": "aws.sagemaker", "account": ACCOUNT, "region": REGION,
+            "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "resources": [f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{endpoint_name.lower()}"],
+            "detail": {"EndpointName": endpoint_name, "EndpointStatus": status,
+                       "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{endpoint_name.lower()}"},
+        }
+
+    def _on_endpoint_settled(self, endpoint_name: str, status: str) -> None:
+        if self.deliver_endpoint_events:
+            self.deliver(self.endpoint_event(endpoint_name, status))
 
     def put(self, key: str, body: bytes) -> dict[str, Any]:
         """Put an object without notifying (tests that control delivery use `deliver`)."""

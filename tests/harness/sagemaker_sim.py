@@ -7,7 +7,8 @@ no UpdateEndpoint. `SageMakerSimulator` patches moto's backend so that:
   `train_avg_loss` metric and a model.tar.gz written to their S3 output path) or fail with
   `fail_training`;
 - endpoints stay Creating for `endpoint_s` seconds, then go InService, or Failed with
-  `fail_endpoint_create`;
+  `fail_endpoint_create`, and announce it through `on_endpoint_settled` (SageMaker's
+  "Endpoint State Change" event);
 - UpdateEndpoint exists: the endpoint is Updating for `endpoint_s` seconds while the old config
   keeps serving, then serves the new config, or (with `fail_endpoint_update`) rolls back to the
   old one, InService with a FailureReason, as SageMaker does.
@@ -22,7 +23,7 @@ import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 from unittest import mock
 
 import boto3
@@ -42,6 +43,8 @@ class SageMakerSimulator:
     region: str = "us-east-1"
     timeline: list[tuple[float, str, str]] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)
+    on_endpoint_settled: Optional[Callable[[str, str], None]] = None
+    """Called (endpoint name, status) when an endpoint settles, as SageMaker's EventBridge event."""
 
     def __post_init__(self) -> None:
         self._start = time.monotonic()
@@ -49,6 +52,7 @@ class SageMakerSimulator:
         self._jobs: dict[str, float] = {}  # name -> ready at
         self._endpoints: dict[str, dict[str, Any]] = {}  # name -> pending operation
         self._stack: Optional[ExitStack] = None
+        self._timers: list[threading.Timer] = []
 
     # ---- reading the record ----
 
@@ -86,7 +90,27 @@ class SageMakerSimulator:
 
     def __exit__(self, *exc: Any) -> None:
         assert self._stack is not None
+        for timer in self._timers:
+            timer.cancel()
         self._stack.close()
+
+    def _settle_later(self, backend: Any, endpoint_name: str) -> None:
+        """Endpoints settle on their own after `endpoint_s`, and announce it like SageMaker does."""
+        def settle() -> None:
+            with self._lock:
+                endpoint = backend.endpoints.get(endpoint_name)
+                pending = self._endpoints.pop(endpoint_name, None)
+                if endpoint is None or pending is None:
+                    return  # already settled by a DescribeEndpoint, or deleted
+                self._finish_endpoint(endpoint, pending)
+                status = endpoint.endpoint_status
+            if self.on_endpoint_settled:
+                self.on_endpoint_settled(endpoint_name, status)
+
+        timer = threading.Timer(self.endpoint_s, settle)
+        timer.daemon = True
+        self._timers.append(timer)
+        timer.start()
 
     # -- training jobs --
 
@@ -150,6 +174,7 @@ class SageMakerSimulator:
                 sim._endpoints[endpoint_name] = {"kind": "create", "config": endpoint_config_name,
                                                  "ready_at": time.monotonic() + sim.endpoint_s}
             sim.log("endpoint-creating", f"{endpoint_name} {endpoint_config_name}")
+            sim._settle_later(backend, endpoint_name)
             return endpoint
 
         return create_endpoint
@@ -169,6 +194,7 @@ class SageMakerSimulator:
             self._endpoints[endpoint_name] = {"kind": "update", "config": endpoint_config_name,
                                               "ready_at": time.monotonic() + self.endpoint_s}
         self.log("endpoint-updating", f"{endpoint_name} {endpoint.endpoint_config_name}->{endpoint_config_name}")
+        self._settle_later(backend, endpoint_name)
         return endpoint
 
     def _describe_endpoint(self, original: Any) -> Any:

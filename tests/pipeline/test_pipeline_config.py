@@ -16,7 +16,7 @@ def test_defaults():
     assert (training.quiet_window_s, training.max_runtime_minutes, training.instance_type) == (120, 120, "ml.g4dn.2xlarge")
     assert (training.min_images, training.max_images, training.max_image_mb) == (3, 100, 20)
     assert training.default_instance_prompt == "a photo of sks {dataset}" and training.default_class_prompt == ""
-    assert (serving.endpoint_poll_s, serving.endpoint_max_wait_minutes) == (30, 60)
+    assert (serving.endpoint_poll_s, serving.endpoint_max_wait_minutes) == (180, 60)
 
 
 def test_command_line_strings_are_accepted():

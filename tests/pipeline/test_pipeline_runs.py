@@ -159,7 +159,8 @@ def test_endpoint_update_failure_keeps_the_previous_model_live(synthesized):
         assert "did not pass the ping health check" in models[failed]["failureReason"]
         assert f"still serves {live}" in models[failed]["failureReason"]
         assert h.client("sagemaker").describe_endpoint(EndpointName=h.endpoint_name)["EndpointConfigName"] == live
-        assert None not in h.simulator.serving_history(h.endpoint_name)[1:]
+        history = h.simulator.serving_history(h.endpoint_name)
+        assert None not in history[history.index(live):]  # from the first InService on, always served
         note = h.notifications()[-1]
         assert note["subject"] == "DreamBooth: deployment failed" and "still serving" in note["message"]
         lock = h.client("dynamodb").get_item(TableName=h.state_table, Key={"pk": {"S": "deploy-lock"}})["Item"]
@@ -301,3 +302,22 @@ def test_failed_endpoint_creation_is_reported_and_the_next_deployment_recovers(s
         recovered = train_and_deploy(h, "doppler", {"dog9.jpg": jpeg_bytes(640, 640)})
         assert h.models()[recovered]["status"] == "live"
         assert h.simulator.count("delete_endpoint") == 1 and h.simulator.count("create_endpoint") == 2
+
+
+def test_the_endpoint_event_wakes_the_deployment_and_polling_covers_a_lost_event(synthesized):
+    import time
+
+    # Given a long poll interval, the deployment still goes live right after the endpoint does,
+    # woken by SageMaker's state-change event...
+    slow_poll = synthesize({"quietWindowSeconds": 1, "endpointPollSeconds": 30})
+    with PipelineHarness(synthesized=slow_poll, simulator=SageMakerSimulator(endpoint_s=2)) as h:
+        started = time.monotonic()
+        train_and_deploy(h, "doppler", DOG_PHOTOS)
+        assert time.monotonic() - started < 20
+        assert h.deploy_runs()[-1].entered_states.count("CheckEndpoint") == 1
+    # ...and when the event is lost, the bounded poll (every 1 s here) finds the endpoint ready.
+    with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(endpoint_s=2),
+                         deliver_endpoint_events=False) as h:
+        model_id = train_and_deploy(h, "doppler", DOG_PHOTOS)
+        assert h.models()[model_id]["status"] == "live"
+        assert h.deploy_runs()[-1].entered_states.count("CheckEndpoint") >= 2

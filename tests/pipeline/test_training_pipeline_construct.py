@@ -82,7 +82,8 @@ def test_configured_instance_types_and_runtime_reach_the_template():
     assert states(resources, "-train")["TrainModel"]["Parameters"]["StoppingCondition"]["MaxRuntimeInSeconds"] == 5400
     deploy = states(resources, "-deploy")
     assert deploy["CreateEndpointConfig"]["Parameters"]["ProductionVariants"][0]["InstanceType"] == "ml.g5.xlarge"
-    assert deploy["WaitForEndpoint"]["Seconds"] == 15
+    assert deploy["WaitForEndpoint"]["TimeoutSeconds"] == 15
+    assert deploy["WaitForEndpoint"]["Resource"] == "arn:X:states:::lambda:invoke.waitForTaskToken"
     # A bounded number of polls: endpointMaxWaitMinutes (60) / 15 s.
     choice = deploy["IsNewModelServing"]["Choices"]
     assert {"Variable": "$.polls.count", "NumericGreaterThanEquals": 240, "Next": "EndpointTooSlow"} in choice
@@ -182,7 +183,7 @@ def test_function_environments_are_what_the_handlers_read(resources, monkeypatch
         seen.add(module_name)
         assert function["Properties"]["Layers"], logical
         assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
-    assert seen == {"dataset_tasks", "upload_listener", "cleanup"}
+    assert seen == {"dataset_tasks", "upload_listener", "cleanup", "endpoint_waiter"}
 
 
 def _actions(statement: dict) -> list[str]:
@@ -197,3 +198,18 @@ def test_quiet_window_and_limits_are_configurable():
     assert any(v.get("QUIET_WINDOW_SECONDS") == "30" for v in variables.values())
     assert any(v.get("MIN_IMAGES") == "5" and v.get("MAX_IMAGES") == "20" for v in variables.values())
     assertions.Template.from_stack(stack)  # synthesizes cleanly
+
+
+def test_endpoint_state_changes_wake_the_waiting_deployment(template, resources):
+    template.has_resource_properties("AWS::Events::Rule", {
+        "EventPattern": {"source": ["aws.sagemaker"], "detail-type": ["SageMaker Endpoint State Change"],
+                         "detail": {"EndpointName": ["DreamBoothPipeline-sd"]}},
+    })
+    wait = states(resources, "-deploy")["WaitForEndpoint"]
+    assert wait["Resource"] == "arn:X:states:::lambda:invoke.waitForTaskToken"
+    assert wait["TimeoutSeconds"] == 180  # endpointPollSeconds: the bounded fallback poll
+    assert [c["ErrorEquals"] for c in wait["Catch"]] == [["States.Timeout"], ["States.ALL"]]
+    for fragment in ("EndpointWaitParkRole", "EndpointStateChangeRole"):
+        sends = [s for s in policy_statements(resources, fragment) if "states:SendTaskSuccess" in _actions(s)]
+        (statement,) = sends
+        assert "stateMachine:DreamBoothPipeline-deploy" in json.dumps(statement["Resource"])

@@ -1,0 +1,53 @@
+"""Two small handlers around endpoint_wait: park a deployment's task token, wake it on an event."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import boto3
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+import endpoint_wait
+
+logger = Logger()
+tracer = Tracer()
+dynamodb = boto3.client("dynamodb")
+sagemaker = boto3.client("sagemaker")
+sfn = boto3.client("stepfunctions")
+
+
+@dataclass(frozen=True)
+class Settings:
+    state_table: str
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
+        return cls(state_table=environ["STATE_TABLE_NAME"])
+
+
+settings = Settings.from_environ()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def park(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Step Functions task (waitForTaskToken): {"taskToken", "endpointName"}."""
+    woken = endpoint_wait.park(dynamodb, sagemaker, sfn, table=settings.state_table,
+                               endpoint=event["endpointName"], token=event["taskToken"])
+    logger.info("deployment waiting for its endpoint", endpoint=event["endpointName"], already_settled=woken)
+    return {"woken": woken}
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def on_state_change(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """EventBridge "SageMaker Endpoint State Change"."""
+    detail = event["detail"]
+    woken = endpoint_wait.wake(dynamodb, sfn, table=settings.state_table,
+                               endpoint=detail["EndpointName"], status=detail["EndpointStatus"])
+    logger.info("endpoint state change", endpoint=detail["EndpointName"], status=detail["EndpointStatus"],
+                woke_deployment=woken)
+    return {"woken": woken}
