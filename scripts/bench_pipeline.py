@@ -3,7 +3,8 @@
     python -m scripts.bench_pipeline [--training-s 20] [--endpoint-s 30] [--quiet-window-s 10]
                                      [--poll-s <endpointPollSeconds from cdk.json>] [--runs 1]
 
-Runs the synthesized state machines on moto (tests/harness) with simulated SageMaker durations,
+Runs the synthesized state machines on moto (tests/harness) with simulated SageMaker durations
+(SageMaker's endpoint state-change events delivered, unless --lose-endpoint-events),
 uploads a small dataset, and prints for each run:
 - added wall time: from the last upload to the model being live, minus the quiet window, the
   training time and the endpoint creation time (target: at most 15 s);
@@ -31,17 +32,18 @@ if str(ROOT) not in sys.path:
 
 TARGET_ADDED_S = 15.0
 TARGET_TRANSITIONS = 60
-# States a deploy execution enters once per DescribeEndpoint poll (Wait, Check, Choice, Count).
+# States a deploy execution enters per endpoint check (wait, DescribeEndpoint, Choice, count).
 STATES_PER_POLL = 4
 
 
-def one_run(training_s: float, endpoint_s: float, quiet_window_s: int, poll_s: int, first: bool) -> dict:
+def one_run(training_s: float, endpoint_s: float, quiet_window_s: int, poll_s: int, first: bool,
+            events: bool = True) -> dict:
     from tests.harness import PipelineHarness, SageMakerSimulator
     from tests.pipeline.conftest import jpeg_bytes
 
     context = {"quietWindowSeconds": quiet_window_s, "endpointPollSeconds": poll_s}
     simulator = SageMakerSimulator(training_s=training_s, endpoint_s=endpoint_s)
-    with PipelineHarness(context=context, simulator=simulator) as h:
+    with PipelineHarness(context=context, simulator=simulator, deliver_endpoint_events=events) as h:
         if not first:  # measure an update: put a first model live, then time the second
             h.upload_dataset("bench", {f"a{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)})
             h.wait_until_idle(quiet_window_s + training_s + endpoint_s + 120)
@@ -68,10 +70,15 @@ def one_run(training_s: float, endpoint_s: float, quiet_window_s: int, poll_s: i
         }
 
 
-def projected_transitions(measured: dict, measured_endpoint_s: float, endpoint_s: float, poll_s: int) -> int:
-    """Transitions for another endpoint creation time: only the number of polls changes."""
+def projected_transitions(measured: dict, endpoint_s: float, poll_s: int, events: bool) -> int:
+    """Transitions for another endpoint creation time: only the number of checks changes.
+
+    With state-change events: one check per poll interval that passes, plus the one the event
+    triggers. Without: one per poll interval, rounded up.
+    """
     fixed = measured["transitions"] - STATES_PER_POLL * measured["polls"]
-    return fixed + STATES_PER_POLL * max(1, math.ceil(endpoint_s / poll_s))
+    checks = math.floor(endpoint_s / poll_s) + 1 if events else max(1, math.ceil(endpoint_s / poll_s))
+    return fixed + STATES_PER_POLL * checks
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -83,30 +90,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--poll-s", type=int, default=int(cdk_context.get("endpointPollSeconds", 30)),
                         help="DescribeEndpoint interval (endpointPollSeconds; default: cdk.json)")
     parser.add_argument("--runs", type=int, default=1, help="runs of each kind (create, update)")
+    parser.add_argument("--lose-endpoint-events", action="store_true",
+                        help="drop SageMaker's endpoint state-change events (polling alone)")
     args = parser.parse_args(argv)
 
+    events = not args.lose_endpoint_events
     print(f"Simulated SageMaker: training {args.training_s:g} s, endpoint {args.endpoint_s:g} s; "
-          f"quiet window {args.quiet_window_s} s; endpoint polled every {args.poll_s} s")
+          f"quiet window {args.quiet_window_s} s; endpoint checked on its state-change event "
+          f"{'(delivered)' if events else '(LOST)'} or every {args.poll_s} s")
     results = []
     for first in (True, False):
         for _ in range(args.runs):
-            result = one_run(args.training_s, args.endpoint_s, args.quiet_window_s, args.poll_s, first)
+            result = one_run(args.training_s, args.endpoint_s, args.quiet_window_s, args.poll_s, first, events)
             results.append(result)
             print(f"  {result['kind']:6}  live {result['live_after_s']:7.2f} s after the last upload;  "
                   f"added beyond quiet window + SageMaker: {result['added_s']:6.2f} s;  "
                   f"state transitions: {result['transitions']} "
                   f"(training {result['training_transitions']}, deploy {result['deploy_transitions']}, "
-                  f"{result['polls']} polls)")
+                  f"{result['polls']} endpoint checks)")
     worst_added = max(r["added_s"] for r in results)
     worst_transitions = max(r["transitions"] for r in results)
     print(f"Added wall time: max {worst_added:.2f} s, mean {statistics.mean(r['added_s'] for r in results):.2f} s "
           f"(target <= {TARGET_ADDED_S:g} s): {'met' if worst_added <= TARGET_ADDED_S else 'NOT met'}")
     print(f"State transitions per run: max {worst_transitions} (target <= {TARGET_TRANSITIONS}): "
           f"{'met' if worst_transitions <= TARGET_TRANSITIONS else 'NOT met'}")
-    print(f"Projected transitions per run at a {args.poll_s} s poll for longer endpoint creation times:")
+    print(f"Projected transitions per run for longer endpoint creation times (poll {args.poll_s} s, "
+          f"events {'delivered' if events else 'lost'}):")
     worst = max(results, key=lambda r: r["transitions"])
-    for endpoint_s in (60, 300, 600):
-        count = projected_transitions(worst, args.endpoint_s, endpoint_s, args.poll_s)
+    for endpoint_s in (60, 300, 600, 900):
+        count = projected_transitions(worst, endpoint_s, args.poll_s, events)
         print(f"  endpoint {endpoint_s:4d} s -> {count} transitions "
               f"({'within' if count <= TARGET_TRANSITIONS else 'over'} the target)")
     return 0
