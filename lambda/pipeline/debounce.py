@@ -81,8 +81,37 @@ def execution_name(dataset: str, generation: int) -> str:
     return f"{dataset}-{generation}"
 
 
-def start_debounce(sfn: Any, state_machine_arn: str, dataset: str, generation: int) -> bool:
-    """Start the generation's execution; False when it already exists (a duplicate event)."""
+def start_debounce(dynamodb: Any, sfn: Any, table: str, state_machine_arn: str, dataset: str,
+                   generation: int) -> str:
+    """Make sure the generation's execution runs. Returns "started", "covered" or "restarted".
+
+    "covered": the execution already runs (a duplicate or later upload of the same burst).
+    "restarted": the generation's execution ended without closing its window (stopped by an
+    operator, failed early); the next generation is opened so that the dataset is not stuck.
+    """
+    if _start(sfn, state_machine_arn, dataset, generation):
+        return "started"
+    execution_arn = state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + execution_name(dataset, generation)
+    if sfn.describe_execution(executionArn=execution_arn)["status"] == "RUNNING":
+        return "covered"
+    try:
+        dynamodb.update_item(
+            TableName=table,
+            Key={"pk": {"S": ITEM_PREFIX + dataset}},
+            UpdateExpression="SET active = :true, generation = :next",
+            ConditionExpression="generation = :current",
+            ExpressionAttributeValues={":true": {"BOOL": True}, ":next": {"N": str(generation + 1)},
+                                       ":current": {"N": str(generation)}},
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise  # another upload opened it first; starting it again below is harmless
+    _start(sfn, state_machine_arn, dataset, generation + 1)
+    return "restarted"
+
+
+def _start(sfn: Any, state_machine_arn: str, dataset: str, generation: int) -> bool:
+    """StartExecution; False when that name exists and is not a running twin (same input)."""
     try:
         sfn.start_execution(
             stateMachineArn=state_machine_arn,

@@ -70,6 +70,7 @@ def on_upload(key: str, now: datetime) -> dict[str, Any]:
             )
         return {"action": "rejected", "dataset": dataset, "reason": problem}
     generation = debounce.record_upload(dynamodb, settings.state_table, dataset, now, settings.quiet_window_s)
-    started = debounce.start_debounce(sfn, settings.state_machine_arn, dataset, generation)
-    logger.info("upload recorded", dataset=dataset, key=key, generation=generation, started=started)
-    return {"action": "started" if started else "extended", "dataset": dataset, "generation": generation}
+    action = debounce.start_debounce(dynamodb, sfn, settings.state_table, settings.state_machine_arn, dataset,
+                                     generation)
+    logger.info("upload recorded", dataset=dataset, key=key, generation=generation, action=action)
+    return {"action": action, "dataset": dataset, "generation": generation}

@@ -2,7 +2,8 @@
 
 S3 "Object Created" (EventBridge) -> upload listener Lambda (quiet-window debounce) -> training
 state machine (snapshot, validation, JumpStart fine-tune with `createTrainingJob.sync`) ->
-deploy state machine (model, endpoint config, create-or-update endpoint, registry, SNS).
+deploy state machine (model, endpoint config, create-or-update endpoint, wait for the endpoint's
+state-change event or a bounded poll, registry, SNS).
 See docs/pipeline.md for the upload contract and the design.
 """
 
@@ -26,7 +27,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.config import NotificationConfig, ServingConfig, TrainingConfig
-from stacks.constructs.data_bucket import DATASETS_PREFIX, MODELS_PREFIX
+from stacks.constructs.data_bucket import DATASETS_PREFIX
 from stacks.constructs.deploy_workflow import DeployWorkflow
 from stacks.constructs.jumpstart_lock import JumpStartArtifacts, JumpStartLock
 from stacks.constructs.model_registry import ModelRegistry
@@ -51,9 +52,12 @@ class TrainingPipeline(Construct):
       removal_policy: for the registry tables (default DESTROY; the bucket is never touched).
 
     Attributes:
-      registry_table, state_table, topic, training_state_machine, deploy_state_machine,
+      registry_table (model registry, see model_registry.py), state_table (bookkeeping), topic,
+      training_state_machine, deploy_state_machine (input {"modelId": ...}),
       endpoint_name (created at run time, `<stack name>-sd`), upload_rule, upload_function,
-      snapshot_function, validate_function, cleanup (custom resource), roles (SageMakerRoles).
+      snapshot_function, validate_function, park_function / endpoint_event_function /
+      endpoint_rule (the endpoint state-change wake-up), cleanup (custom resource),
+      roles (SageMakerRoles), artifacts (JumpStart lock values by region).
     """
 
     def __init__(
@@ -219,6 +223,16 @@ class TrainingPipeline(Construct):
         )
         self.state_table.grant(self.upload_function, "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:PutItem")
         self.training_state_machine.grant_start_execution(self.upload_function)
+        train_executions = stack.format_arn(service="states", resource="execution",
+                                            resource_name=f"{name_prefix}-train:*", arn_format=_COLON_ARN)
+        self.upload_function.add_to_role_policy(
+            iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[train_executions]))
+        acknowledge(
+            self.upload_function.role,
+            "Executions are named per dataset and generation at run time; the listener checks whether "
+            "its dataset's execution still runs.",
+            f"AwsSolutions-IAM5[Resource::{arn_prefix(self, 'states')}execution:{name_prefix}-train:*]",
+        )
         # The topic's key is AWS-managed (alias/aws/sns): its key policy already lets SNS use it
         # for callers in this account, so publishing needs no KMS statement.
         self.upload_function.add_to_role_policy(

@@ -28,7 +28,6 @@ What the harness adds to moto, and says so:
 
 from __future__ import annotations
 
-import base64
 import importlib.util
 import io
 import json
@@ -44,7 +43,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 from unittest import mock
 
 import boto3
@@ -729,7 +728,3 @@ class PipelineHarness:
             for execution in self.executions(arn):
                 if execution["status"] == "RUNNING":
                     sfn.stop_execution(executionArn=execution["executionArn"])
-
-
-def as_base64(data: bytes) -> str:
-    return base64.b64encode(data).decode()

@@ -321,3 +321,28 @@ def test_the_endpoint_event_wakes_the_deployment_and_polling_covers_a_lost_event
         model_id = train_and_deploy(h, "doppler", DOG_PHOTOS)
         assert h.models()[model_id]["status"] == "live"
         assert h.deploy_runs()[-1].entered_states.count("CheckEndpoint") >= 2
+
+
+def test_a_stopped_upload_window_does_not_block_the_dataset(synthesized):
+    import time
+
+    with harness(synthesized) as h:
+        # Given the dataset's waiting execution stopped by an operator before its window closed...
+        h.upload("datasets/doppler/dog0.jpg", DOG_PHOTOS["dog0.jpg"])
+        (waiting,) = h.executions(h.training_machine_arn)
+        sfn = h.client("stepfunctions")
+        for _ in range(50):  # moto cannot stop an execution before its first state has begun
+            events = sfn.get_execution_history(executionArn=waiting["executionArn"])["events"]
+            if any(e["type"] == "WaitStateEntered" for e in events):
+                break
+            time.sleep(0.1)
+        sfn.stop_execution(executionArn=waiting["executionArn"])
+        # ...the next upload opens a new window instead of finding the old one still "active".
+        answer = h.upload("datasets/doppler/dog1.jpg", DOG_PHOTOS["dog1.jpg"])
+        assert answer["action"] == "restarted"
+        h.upload("datasets/doppler/dog2.jpg", DOG_PHOTOS["dog2.jpg"])
+        h.wait_until_idle(60)
+
+        assert [run.status for run in h.training_runs()] == ["ABORTED", "SUCCEEDED"]
+        (model,) = h.models().values()
+        assert model["status"] == "live" and int(model["imageCount"]) == 3
