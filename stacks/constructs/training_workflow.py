@@ -25,6 +25,7 @@ from constructs import Construct
 from stacks.constructs.model_registry import (
     DATASET_ITEM_PREFIX,
     SNAPSHOT_ITEM_PREFIX,
+    STATUS_DEPLOYING,
     STATUS_FAILED,
     STATUS_TRAINING,
     STATUS_VALIDATING,
@@ -226,12 +227,12 @@ class TrainingWorkflow(Construct):
              ":loss": tasks.DynamoAttributeValue.number_from_string(
                  sfn.JsonPath.format("{}", sfn.JsonPath.array_get_item(
                      sfn.JsonPath.list_at("$.training.trainLoss"), 0))),
-             ":deploying": S("deploying")},
+             ":deploying": S(STATUS_DEPLOYING)},
         ), "recording the trained model")
         record_without_loss = catch(self._registry_update(
             "RecordTrainedModelWithoutLoss",
             "SET artifactUri = :artifact, #status = :deploying, updatedAt = :now",
-            {":artifact": _str("$.training.artifactUri"), ":deploying": S("deploying")},
+            {":artifact": _str("$.training.artifactUri"), ":deploying": S(STATUS_DEPLOYING)},
         ), "recording the trained model")
         deploy = tasks.StepFunctionsStartExecution(
             self, "DeployModel", state_machine=deploy_state_machine,
