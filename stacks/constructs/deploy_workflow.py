@@ -93,8 +93,8 @@ class DeployWorkflow(Construct):
         self.poll_interval_s = poll_interval_s
         self.max_polls = max_polls
 
-        release_after_failure = self._release_lock("ReleaseLockAfterFailure")
         fail = sfn.Fail(self, "DeploymentFailed", error="DeploymentFailed", cause="See the model's failureReason")
+        release_after_failure = self._release_lock("ReleaseLockAfterFailure", then=fail)
         failure_chain = (
             self._registry_update(
                 "MarkFailed",
@@ -106,7 +106,6 @@ class DeployWorkflow(Construct):
                                                     "(if any) is still serving.", sfn.JsonPath.string_at("$.modelId"),
                                                     sfn.JsonPath.string_at("$.failure.reason"))))
             .next(release_after_failure)
-            .next(fail)
         )
         self._failure_chain = failure_chain
 
@@ -341,12 +340,12 @@ class DeployWorkflow(Construct):
             self._publish("NotifyUnknownModel", "DreamBooth: deployment refused",
                           sfn.JsonPath.format("No trained model {} in the registry: nothing was deployed; the live "
                                               "model (if any) is unchanged.", sfn.JsonPath.string_at("$.modelId")))
-            .next(self._release_lock("ReleaseLockUnknownModel"))
-            .next(sfn.Fail(self, "UnknownModel", error="UnknownModel",
-                           cause="no trained model with this modelId in the registry"))
+            .next(self._release_lock("ReleaseLockUnknownModel", then=sfn.Fail(
+                self, "UnknownModel", error="UnknownModel", cause="no trained model with this modelId in the registry")))
         )
 
-    def _release_lock(self, state_id: str) -> tasks.DynamoUpdateItem:
+    def _release_lock(self, state_id: str, then: sfn.State) -> tasks.DynamoUpdateItem:
+        """Release the lock, then go on to `then` (also when the lock is no longer held)."""
         release = tasks.DynamoUpdateItem(
             self, state_id, table=self._state, key={"pk": S(DEPLOY_LOCK_ID)},
             update_expression="REMOVE #owner",
@@ -355,9 +354,10 @@ class DeployWorkflow(Construct):
             expression_attribute_values={":me": _str("$$.Execution.Id")},
             result_path=_DISCARD,
         )
-        # Not holding the lock any more (taken over after a stop) is not a failure of this deployment.
-        release.add_catch(sfn.Pass(self, f"{state_id}NotHeld"), errors=["DynamoDB.ConditionalCheckFailedException"],
-                          result_path=_DISCARD)
+        # Not holding the lock any more (taken over after a stop) changes nothing for this deployment.
+        release.add_catch(sfn.Pass(self, f"{state_id}NotHeld").next(then),
+                          errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
+        release.next(then)
         return release
 
     def _registry_update(self, state_id: str, expression: str, values: dict[str, Any],
@@ -405,8 +405,8 @@ class DeployWorkflow(Construct):
                 sfn.JsonPath.string_at("$.model.Item.instancePrompt.S"),
             ),
         )
-        release = self._release_lock("ReleaseLock")
         done = sfn.Succeed(self, "ModelIsLive")
+        release = self._release_lock("ReleaseLock", then=done)
         for state in (read_live, retire, mark_live, point, notify):
             state.add_catch(
                 sfn.Pass(self, f"{state.node.id}Error",
@@ -425,7 +425,7 @@ class DeployWorkflow(Construct):
         ).otherwise(mark_live)
         retire.next(mark_live)
         read_live.next(had_other)
-        mark_live.next(point).next(notify).next(release).next(done)
+        mark_live.next(point).next(notify).next(release)
         return read_live
 
 

@@ -213,3 +213,13 @@ def test_endpoint_state_changes_wake_the_waiting_deployment(template, resources)
         sends = [s for s in policy_statements(resources, fragment) if "states:SendTaskSuccess" in _actions(s)]
         (statement,) = sends
         assert "stateMachine:DreamBoothPipeline-deploy" in json.dumps(statement["Resource"])
+
+
+def test_releasing_the_lock_never_changes_how_a_deployment_ends(resources):
+    deploy = states(resources, "-deploy")
+    for release, end in (("ReleaseLock", "ModelIsLive"), ("ReleaseLockAfterFailure", "DeploymentFailed"),
+                         ("ReleaseLockUnknownModel", "UnknownModel")):
+        assert deploy[release]["Next"] == end
+        (caught,) = deploy[release]["Catch"]  # the lock was taken over meanwhile
+        assert deploy[caught["Next"]]["Next"] == end
+    assert (deploy["DeploymentFailed"]["Type"], deploy["UnknownModel"]["Type"]) == ("Fail", "Fail")
