@@ -6,7 +6,6 @@ import json
 
 import boto3
 import pytest
-from botocore.credentials import Credentials
 from moto import mock_aws
 
 from scripts import deploy

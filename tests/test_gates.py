@@ -14,11 +14,16 @@ import yaml
 from stacks.application import build_app
 from tests.conftest import ROOT
 
-# Each variant synthesizes differently: created bucket, a taken-over bucket, access logs on.
+# Each variant synthesizes differently: created or taken-over bucket, access logs on, IAM auth,
+# and as a real deploy synthesizes it, with a concrete account and region (ARNs become literal).
+DEPLOY_ENV = {"CDK_DEFAULT_ACCOUNT": "123456789012", "CDK_DEFAULT_REGION": "us-east-1"}
 VARIANTS = {
-    "created": {},
-    "imported": {"bucketName": "existing-photos-bucket"},
-    "access-logs": {"accessLogBucketName": "my-log-bucket", "notificationEmail": "me@example.com"},
+    "created": ({}, {}),
+    "imported": ({"bucketName": "existing-photos-bucket"}, {}),
+    "access-logs": ({"accessLogBucketName": "my-log-bucket", "notificationEmail": "me@example.com"}, {}),
+    "iam-auth": ({"apiAuth": "iam"}, {}),
+    "deploy-env-created": ({}, DEPLOY_ENV),
+    "deploy-env-imported": ({"bucketName": "existing-photos-bucket"}, DEPLOY_ENV),
 }
 CHECKOV = Path(os.environ.get("CHECKOV", ROOT / ".venv-checkov" / "bin" / "checkov"))
 
@@ -28,9 +33,9 @@ def synthesized(tmp_path_factory):
     """{variant: cloud assembly dir}, synthesized as `cdk synth` does, cdk-nag registered."""
     cdk_json = json.loads((ROOT / "cdk.json").read_text())["context"]
     out = {}
-    for name, context in VARIANTS.items():
+    for name, (context, environ) in VARIANTS.items():
         outdir = tmp_path_factory.mktemp(name)
-        app, _ = build_app({**cdk_json, **context}, environ={}, outdir=str(outdir))
+        app, _ = build_app({**cdk_json, **context}, environ=environ, outdir=str(outdir))
         app.synth()  # raises if cdk-nag reports an unacknowledged finding
         out[name] = outdir
     return out

@@ -28,6 +28,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.config import ApiConfig
+from stacks.constructs.nag import nag_resource
 
 CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "api"
 OPENAPI_PATH = CODE_DIR / "openapi.json"
@@ -74,24 +75,6 @@ def api_gateway_model_schema(openapi: dict[str, Any], name: str) -> dict[str, An
     """
     return {"$schema": "http://json-schema.org/draft-04/schema#", "title": name,
             **openapi["components"]["schemas"][name]}
-
-
-def nag_resource(scope: Construct, value: str) -> str:
-    """`value` as cdk-nag writes it in a granular finding id (Ref -> <Id>, GetAtt -> <Id.Attr>)."""
-
-    def render(part: Any) -> str:
-        if isinstance(part, str):
-            return part
-        if "Ref" in part:
-            return f"<{part['Ref']}>"
-        if "Fn::GetAtt" in part:
-            return f"<{'.'.join(part['Fn::GetAtt'])}>"
-        if "Fn::Join" in part:
-            separator, parts = part["Fn::Join"]
-            return separator.join(render(p) for p in parts)
-        raise ValueError(f"cannot render {part!r}")
-
-    return render(Stack.of(scope).resolve(value))
 
 
 def max_images(openapi: dict[str, Any]) -> int:

@@ -7,6 +7,8 @@ agnostic (tests). These helpers build the id the way cdk-nag will print it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Acknowledgment, Stack, Token, Validations
 from constructs import IConstruct
 
@@ -28,6 +30,24 @@ def arn_prefix(scope: IConstruct, service: str) -> str:
     if not Token.is_unresolved(stack.partition):
         partition = stack.partition
     return f"arn:{partition}:{service}:{region_text(scope)}:{account_text(scope)}:"
+
+
+def nag_resource(scope: IConstruct, value: str) -> str:
+    """`value` as cdk-nag writes it in a granular finding id (Ref -> <Id>, GetAtt -> <Id.Attr>)."""
+
+    def render(part: Any) -> str:
+        if isinstance(part, str):
+            return part
+        if "Ref" in part:
+            return f"<{part['Ref']}>"
+        if "Fn::GetAtt" in part:
+            return f"<{'.'.join(part['Fn::GetAtt'])}>"
+        if "Fn::Join" in part:
+            separator, parts = part["Fn::Join"]
+            return separator.join(render(p) for p in parts)
+        raise ValueError(f"cannot render {part!r}")
+
+    return render(Stack.of(scope).resolve(value))
 
 
 def acknowledge(scope: IConstruct, reason: str, *finding_ids: str) -> None:

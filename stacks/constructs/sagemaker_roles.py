@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from aws_cdk import Aws, Stack
+from aws_cdk import Aws
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.constructs.data_bucket import DATASETS_PREFIX, MODELS_PREFIX
-from stacks.constructs.nag import acknowledge
+from stacks.constructs.nag import acknowledge, nag_resource
 
 # AWS's account that publishes the Deep Learning Containers used by JumpStart.
 DLC_REGISTRY_ACCOUNT = "763104351884"
@@ -98,13 +98,12 @@ class SageMakerRoles(Construct):
 
 def acknowledge_prefix_grants(role: iam.IRole, bucket: s3.IBucket, *prefixes: str, writes: bool = False) -> None:
     """The findings that `bucket.grant_read(role, "<prefix>*")` / `grant_put` always raise."""
-    bucket_ref = f"<{Stack.of(bucket).get_logical_id(bucket.node.default_child)}.Arn>" if bucket.node.default_child \
-        else f"arn:<AWS::Partition>:s3:::{bucket.bucket_name}"
     findings = ["AwsSolutions-IAM5[Action::s3:GetBucket*]", "AwsSolutions-IAM5[Action::s3:GetObject*]",
                 "AwsSolutions-IAM5[Action::s3:List*]"]
     if writes:
         findings.append("AwsSolutions-IAM5[Action::s3:Abort*]")
-    findings += [f"AwsSolutions-IAM5[Resource::{bucket_ref}/{prefix}*]" for prefix in prefixes]
+    findings += [f"AwsSolutions-IAM5[Resource::{nag_resource(role, bucket.arn_for_objects(prefix + '*'))}]"
+                 for prefix in prefixes]
     acknowledge(
         role,
         "Access limited to the named key prefixes of the data bucket; the action groups are the "

@@ -3,14 +3,10 @@ tracing, the async worker, least-privilege grants, and the cdk-nag / cfn-lint / 
 
 from __future__ import annotations
 
-import fnmatch
 import json
-import os
 import re
-import subprocess
 
 import pytest
-import yaml
 from aws_cdk.assertions import Capture, Match, Template
 
 from stacks.config import ApiConfig
@@ -19,7 +15,6 @@ from stacks.constructs.inference_api import (
 )
 from tests.api.lambda_loader import API_CODE, load
 from tests.api.stack_fixture import ENDPOINT_NAME, build
-from tests.conftest import ROOT
 
 # Non-default limits, so that the assertions prove the template follows the configuration.
 KEY_CONFIG = ApiConfig(rate_limit_rps=7, burst_limit=3, daily_quota=123, max_wait_s=15)
@@ -237,52 +232,8 @@ def test_openapi_document_is_valid_openapi_3():
     validate(json.loads(OPENAPI_PATH.read_text()))
 
 
-# --- gates ------------------------------------------------------------------------------------
-
-VARIANTS = {"apiKey": (KEY_CONFIG, None), "iam-imported-bucket": (IAM_CONFIG, "existing-photos-bucket")}
-CHECKOV = os.environ.get("CHECKOV", str(ROOT / ".venv-checkov" / "bin" / "checkov"))
-
-
-@pytest.fixture(scope="module")
-def synthesized(tmp_path_factory):
-    out = {}
-    for name, (config, bucket) in VARIANTS.items():
-        outdir = tmp_path_factory.mktemp(name)
-        app, _ = build(config, outdir=str(outdir), existing_bucket=bucket)
-        app.synth()  # cdk-nag is registered: an unacknowledged finding raises here
-        out[name] = outdir / "ApiTestStack.template.json"
-    return out
-
-
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_cdk_nag_reports_no_unacknowledged_finding(synthesized, variant):
-    report = json.loads((synthesized[variant].parent / "validation-report.json").read_text())
-    (nag,) = [p for p in report["pluginReports"] if p["pluginName"] == "AwsSolutions"]
-    assert nag["violations"] == [] and nag["conclusion"] == "success"
-
-
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_cfn_lint_reports_nothing(synthesized, variant):
-    result = subprocess.run([str(ROOT / ".venv" / "bin" / "cfn-lint"), "--format", "parseable",
-                             str(synthesized[variant])], capture_output=True, text=True, check=False)
-    assert (result.returncode, result.stdout) == (0, ""), result.stdout + result.stderr
-
-
-def test_checkov_findings_are_fixed_or_reviewed(synthesized):
-    from tests.test_gates import checkov_failures
-
-    exceptions = yaml.safe_load((ROOT / "tests" / "api" / "checkov_exceptions.yaml").read_text())
-    used, unexplained = set(), []
-    for variant, template in synthesized.items():
-        for check_id, resource in checkov_failures(template):
-            match = next((i for i, e in enumerate(exceptions)
-                          if e["check"] == check_id and fnmatch.fnmatch(resource, e["resource"])), None)
-            if match is None:
-                unexplained.append(f"{variant}: {check_id} on {resource}")
-            else:
-                used.add(match)
-    assert unexplained == []
-    assert [e["check"] + " " + e["resource"] for i, e in enumerate(exceptions) if i not in used] == []
+# The cdk-nag / cfn-lint / checkov gates run over the whole stack in tests/test_gates.py, in both
+# auth modes and with a created and an imported bucket.
 
 
 def test_browsers_get_cors_preflight_and_cors_headers_on_refusals():
