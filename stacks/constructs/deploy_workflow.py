@@ -23,6 +23,10 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from stacks.constructs.model_registry import (
+    DISCARD as _DISCARD,
+    NOW as _NOW,
+    S,
+    str_at as _str,
     DEPLOY_LOCK_ID,
     LIVE_POINTER_ID,
     STATUS_DEPLOYING,
@@ -42,13 +46,6 @@ INFERENCE_ENVIRONMENT = {
     "MMS_MAX_RESPONSE_SIZE": "20000000",
 }
 
-S = tasks.DynamoAttributeValue.from_string
-_DISCARD = sfn.JsonPath.DISCARD
-_NOW = "$$.State.EnteredTime"
-
-
-def _str(path: str) -> tasks.DynamoAttributeValue:
-    return S(sfn.JsonPath.string_at(path))
 
 
 class DeployWorkflow(Construct):

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
+
+# Shared by the training and deploy workflows when their states write registry items.
+S = tasks.DynamoAttributeValue.from_string
+DISCARD = sfn.JsonPath.DISCARD
+NOW = "$$.State.EnteredTime"
+
+
+def str_at(path: str) -> tasks.DynamoAttributeValue:
+    """A string attribute taken from the state at `path`."""
+    return S(sfn.JsonPath.string_at(path))
+
 
 # Registry item that points at the live model (see docs/pipeline.md for the item layout).
 LIVE_POINTER_ID = "__live__"

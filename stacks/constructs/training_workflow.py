@@ -23,6 +23,10 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from stacks.constructs.model_registry import (
+    DISCARD as _DISCARD,
+    NOW as _NOW,
+    S,
+    str_at as _str,
     DATASET_ITEM_PREFIX,
     SNAPSHOT_ITEM_PREFIX,
     STATUS_DEPLOYING,
@@ -31,17 +35,10 @@ from stacks.constructs.model_registry import (
     STATUS_VALIDATING,
 )
 
-S = tasks.DynamoAttributeValue.from_string
-_DISCARD = sfn.JsonPath.DISCARD
-_NOW = "$$.State.EnteredTime"
 # After this many extensions of the quiet window (uploads that never stop), train on what is there.
 MAX_QUIET_WINDOW_EXTENSIONS = 100
 TRAINING_VOLUME_GB = 50
 TRAINING_JOB_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
-
-
-def _str(path: str) -> tasks.DynamoAttributeValue:
-    return S(sfn.JsonPath.string_at(path))
 
 
 class TrainingWorkflow(Construct):
