@@ -28,7 +28,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.config import ApiConfig
-from stacks.constructs.nag import nag_resource
+from stacks.constructs.data_bucket import GENERATED_PREFIX
+from stacks.constructs.nag import acknowledge_prefix_grants, nag_resource
 
 CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "api"
 OPENAPI_PATH = CODE_DIR / "openapi.json"
@@ -42,7 +43,7 @@ STAGE_NAME = "v1"
 CORS_ALLOW_HEADERS = ["content-type", "x-api-key", "authorization", "x-amz-date", "x-amz-security-token"]
 GENERATIONS_KEY = "generationId"
 GENERATIONS_TTL_ATTRIBUTE = "expiresAt"
-GENERATED_KEYS = "generated/*"
+GENERATED_KEYS = GENERATED_PREFIX + "*"
 # API Gateway cuts synchronous integrations at 29 s; the API function must answer before.
 API_GATEWAY_LIMIT_S = 29
 API_FUNCTION_MARGIN_S = 3
@@ -320,41 +321,9 @@ class InferenceApi(Construct):
         deploy_state_machine.grant(api, "states:ListExecutions")
         api.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:DescribeEndpoint"], resources=[endpoint_arn]))
         worker.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=[endpoint_arn]))
-        generated_arn = nag_resource(self, bucket.arn_for_objects(GENERATED_KEYS))
-        for function in (api, worker):
-            Validations.of(function.role).acknowledge(
-                Acknowledgment(
-                    id=f"AwsSolutions-IAM5[Resource::{generated_arn}]",
-                    reason=(
-                        "Generated images live under generated/<generation id>/, one folder per request "
-                        "with ids minted at run time: the grant is limited to that prefix."
-                    ),
-                )
-            )
-        Validations.of(api.role).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Action::s3:GetObject*]",
-                reason="CDK's grant_read bundle (GetObject and its version/ACL/attribute variants) on generated/* only.",
-            )
-        )
-        Validations.of(api.role).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Action::s3:GetBucket*]",
-                reason="CDK's grant_read bundle includes bucket-level GetBucket* reads on the data bucket only.",
-            )
-        )
-        Validations.of(api.role).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Action::s3:List*]",
-                reason="CDK's grant_read bundle includes List* on the data bucket only (no other bucket).",
-            )
-        )
-        Validations.of(worker.role).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Action::s3:Abort*]",
-                reason="CDK's grant_put bundle lets the worker abort its own uploads, on generated/* only.",
-            )
-        )
+        # CDK's grant_read / grant_put bundles, on generated/ only (one folder per generation id).
+        acknowledge_prefix_grants(api.role, bucket, GENERATED_PREFIX)
+        acknowledge_prefix_grants(worker.role, bucket, GENERATED_PREFIX, reads=False, writes=True)
 
     def _rest_api(self) -> apigw.RestApi:
         config = self.config

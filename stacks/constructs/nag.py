@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Acknowledgment, Stack, Token, Validations
+from aws_cdk import aws_s3 as s3
 from constructs import IConstruct
 
 
@@ -52,3 +53,23 @@ def nag_resource(scope: IConstruct, value: str) -> str:
 
 def acknowledge(scope: IConstruct, reason: str, *finding_ids: str) -> None:
     Validations.of(scope).acknowledge(*(Acknowledgment(id=f, reason=reason) for f in finding_ids))
+
+
+def acknowledge_prefix_grants(
+    role: IConstruct, bucket: s3.IBucket, *prefixes: str, reads: bool = True, writes: bool = False
+) -> None:
+    """The findings that `bucket.grant_read(role, "<prefix>*")` (reads) / `grant_put` (writes) always raise."""
+    findings = []
+    if reads:
+        findings += ["AwsSolutions-IAM5[Action::s3:GetBucket*]", "AwsSolutions-IAM5[Action::s3:GetObject*]",
+                     "AwsSolutions-IAM5[Action::s3:List*]"]
+    if writes:
+        findings.append("AwsSolutions-IAM5[Action::s3:Abort*]")
+    findings += [f"AwsSolutions-IAM5[Resource::{nag_resource(role, bucket.arn_for_objects(prefix + '*'))}]"
+                 for prefix in prefixes]
+    acknowledge(
+        role,
+        "Access limited to the named key prefixes of the data bucket; the action groups are the "
+        "ones CDK's grant_read/grant_put use (get, list, abort an unfinished multipart upload).",
+        *findings,
+    )

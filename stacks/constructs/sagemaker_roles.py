@@ -10,7 +10,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.constructs.data_bucket import DATASETS_PREFIX, MODELS_PREFIX
-from stacks.constructs.nag import acknowledge, nag_resource
+from stacks.constructs.nag import acknowledge, acknowledge_prefix_grants
 
 # AWS's account that publishes the Deep Learning Containers used by JumpStart.
 DLC_REGISTRY_ACCOUNT = "763104351884"
@@ -94,19 +94,3 @@ class SageMakerRoles(Construct):
             "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:"
             f"log-group:/aws/sagemaker/{log_kind}:*]",
         )
-
-
-def acknowledge_prefix_grants(role: iam.IRole, bucket: s3.IBucket, *prefixes: str, writes: bool = False) -> None:
-    """The findings that `bucket.grant_read(role, "<prefix>*")` / `grant_put` always raise."""
-    findings = ["AwsSolutions-IAM5[Action::s3:GetBucket*]", "AwsSolutions-IAM5[Action::s3:GetObject*]",
-                "AwsSolutions-IAM5[Action::s3:List*]"]
-    if writes:
-        findings.append("AwsSolutions-IAM5[Action::s3:Abort*]")
-    findings += [f"AwsSolutions-IAM5[Resource::{nag_resource(role, bucket.arn_for_objects(prefix + '*'))}]"
-                 for prefix in prefixes]
-    acknowledge(
-        role,
-        "Access limited to the named key prefixes of the data bucket; the action groups are the "
-        "ones CDK's grant_read/grant_put use (get, list, abort an unfinished multipart upload).",
-        *findings,
-    )

@@ -31,8 +31,8 @@ from stacks.constructs.data_bucket import DATASETS_PREFIX
 from stacks.constructs.deploy_workflow import DeployWorkflow
 from stacks.constructs.jumpstart_lock import JumpStartArtifacts, JumpStartLock
 from stacks.constructs.model_registry import ModelRegistry
-from stacks.constructs.nag import acknowledge, arn_prefix
-from stacks.constructs.sagemaker_roles import SageMakerRoles, acknowledge_prefix_grants
+from stacks.constructs.nag import acknowledge, acknowledge_prefix_grants, arn_prefix
+from stacks.constructs.sagemaker_roles import SageMakerRoles
 from stacks.constructs.training_workflow import TrainingWorkflow
 
 LAMBDA_CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "pipeline"
