@@ -25,6 +25,7 @@ from errors import ApiError, NotFound, Unavailable
 from generations import GenerationRequest, Generations
 from registry import Registry
 from settings import Settings
+from web import WebPage
 
 settings = Settings.from_environ(os.environ)
 logger = Logger()
@@ -40,6 +41,7 @@ clients = Clients()  # each client is created on first use (see scripts/bench_ap
 endpoint = EndpointWatcher(lambda: clients.sagemaker, settings.endpoint_name)
 generations = Generations(settings, clients, endpoint)
 registry = Registry(settings, clients, endpoint)
+page = WebPage(settings.api_auth)  # files read on the first GET /, not at import
 
 THROTTLING_CODES = frozenset({
     "ThrottlingException", "Throttling", "TooManyRequestsException", "ProvisionedThroughputExceededException",
@@ -114,6 +116,26 @@ def get_status() -> Response:
 @app.get("/openapi.json")
 def get_openapi() -> Response:
     return Response(status_code=200, content_type="application/json", body=spec.SPEC_TEXT)
+
+
+@app.get("/")
+def get_web_page() -> Response:
+    return _web("/")
+
+
+@app.get("/web/app.js")
+def get_web_script() -> Response:
+    return _web("/web/app.js")
+
+
+@app.get("/web/app.css")
+def get_web_style() -> Response:
+    return _web("/web/app.css")
+
+
+def _web(route: str) -> Response:
+    return Response(status_code=200, content_type=page.content_type(route), body=page.body(route),
+                    headers=page.headers(route))
 
 
 @app.not_found

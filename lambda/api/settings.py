@@ -32,6 +32,13 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _one_of(environ: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = environ.get(name, "").strip() or default
+    if value not in allowed:
+        raise SettingsError(f"environment variable {name}={value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     generations_table: str
@@ -47,6 +54,8 @@ class Settings:
     worker_max_event_age_s: int = 900
     cors_allow_origin: str = ""
     """Origin allowed to call from a browser ("*" for any); empty: no CORS headers."""
+    api_auth: str = "apiKey"
+    """How API Gateway authenticates callers ("apiKey" or "iam"); the web page needs apiKey."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> "Settings":
@@ -63,4 +72,5 @@ class Settings:
             worker_timeout_s=_positive_int(environ, env.WORKER_TIMEOUT_S, 300),
             worker_max_event_age_s=_positive_int(environ, env.WORKER_MAX_EVENT_AGE_S, 900),
             cors_allow_origin=environ.get(env.CORS_ALLOW_ORIGIN, "").strip(),
+            api_auth=_one_of(environ, env.API_AUTH, ("apiKey", "iam"), "apiKey"),
         )

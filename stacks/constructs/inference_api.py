@@ -78,6 +78,11 @@ def api_gateway_model_schema(openapi: dict[str, Any], name: str) -> dict[str, An
             **openapi["components"]["schemas"][name]}
 
 
+def is_public(operation: dict[str, Any]) -> bool:
+    """An operation the document marks `security: []`: the web page's files, open to anyone."""
+    return operation.get("security") == []
+
+
 def max_images(openapi: dict[str, Any]) -> int:
     return openapi["components"]["schemas"]["GenerationRequest"]["properties"]["num_images"]["maximum"]
 
@@ -190,6 +195,7 @@ class InferenceApi(Construct):
                 names.WORKER_TIMEOUT_S: str(worker_timeout_s),
                 names.WORKER_MAX_EVENT_AGE_S: str(int(WORKER_MAX_EVENT_AGE.to_seconds())),
                 names.CORS_ALLOW_ORIGIN: config.cors_allow_origin or "",
+                names.API_AUTH: config.auth,
             },
         )
 
@@ -372,20 +378,35 @@ class InferenceApi(Construct):
                         models[name] = self._model(api, name)
                     request_models = {"application/json": models[name]}
                 parameters = {f"method.request.path.{p['name']}": True for p in self._parameters(operation)}
-                resource.add_method(
+                public = is_public(operation)
+                method = resource.add_method(
                     verb.upper(),
                     integration,
                     operation_name=operation["operationId"],
-                    api_key_required=config.auth == "apiKey",
-                    authorization_type=(apigw.AuthorizationType.IAM if config.auth == "iam"
+                    api_key_required=config.auth == "apiKey" and not public,
+                    authorization_type=(apigw.AuthorizationType.IAM if config.auth == "iam" and not public
                                         else apigw.AuthorizationType.NONE),
                     request_validator=validator,
                     request_models=request_models,
                     request_parameters=parameters or None,
                 )
+                if public:
+                    self._acknowledge_public_method(method, verb, path)
         self._gateway_responses(api, config.cors_allow_origin)
         self._acknowledge_api(api)
         return api
+
+    @staticmethod
+    def _acknowledge_public_method(method: apigw.Method, verb: str, path: str) -> None:
+        reason = (
+            f"{verb.upper()} {path} serves the web page's static files (lambda/api/web), which hold no secret and read "
+            "no data: the user types the API key into the page, and every data route the page calls still "
+            "requires the key (or SigV4). The stage throttle still applies."
+        )
+        Validations.of(method).acknowledge(
+            Acknowledgment(id="AwsSolutions-APIG4", reason=reason),
+            Acknowledgment(id="AwsSolutions-COG4", reason=reason),
+        )
 
     def _parameters(self, operation: dict[str, Any]) -> list[dict[str, Any]]:
         refs = operation.get("parameters", [])
@@ -474,7 +495,8 @@ class InferenceApi(Construct):
         if self.config.auth == "apiKey":
             acknowledgments.append(
                 ("AwsSolutions-APIG4",
-                 "Callers authenticate with the usage plan's API key (api_key_required on every method); "
+                 "Callers authenticate with the usage plan's API key (api_key_required on every method but the "
+                 "web page's three static files, acknowledged on those methods); "
                  "set apiAuth=iam to require SigV4-signed IAM callers instead."))
         for rule, reason in acknowledgments:
             Validations.of(api).acknowledge(Acknowledgment(id=rule, reason=reason))

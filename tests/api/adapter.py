@@ -27,6 +27,9 @@ RESOURCES = (
     ("/models", re.compile(r"^/models$")),
     ("/status", re.compile(r"^/status$")),
     ("/openapi.json", re.compile(r"^/openapi\.json$")),
+    ("/", re.compile(r"^/$")),
+    ("/web/app.js", re.compile(r"^/web/app\.js$")),
+    ("/web/app.css", re.compile(r"^/web/app\.css$")),
 )
 
 
