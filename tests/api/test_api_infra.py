@@ -11,7 +11,7 @@ from aws_cdk.assertions import Capture, Match, Template
 
 from stacks.config import ApiConfig
 from stacks.constructs.inference_api import (
-    API_GATEWAY_LIMIT_S, OPENAPI_PATH, api_gateway_model_schema, load_env_names, load_openapi,
+    API_GATEWAY_LIMIT_S, OPENAPI_PATH, api_gateway_model_schema, is_public, load_env_names, load_openapi,
 )
 from tests.api.lambda_loader import API_CODE, load
 from tests.api.stack_fixture import ENDPOINT_NAME, build
@@ -50,13 +50,25 @@ def test_every_documented_operation_is_a_method_and_nothing_else(key_template):
     methods = api_methods(key_template)
     assert sorted(m["Properties"]["OperationName"] for m in methods.values()) == sorted(
         op["operationId"] for ops in OPENAPI["paths"].values() for op in ops.values())
-    assert len(methods) == len(OPERATIONS) == 7
+    assert len(methods) == len(OPERATIONS) == 10
 
 
-def test_api_key_is_required_on_every_method(key_template):
-    for method in api_methods(key_template).values():
-        assert method["Properties"]["ApiKeyRequired"] is True
+WEB_OPERATIONS = {"getWebPage", "getWebScript", "getWebStyle"}
+
+
+def test_the_openapi_document_marks_exactly_the_web_page_public():
+    public = {op["operationId"] for ops in OPENAPI["paths"].values() for op in ops.values() if is_public(op)}
+    assert public == WEB_OPERATIONS
+    assert OPENAPI["security"] == [{"apiKey": []}]  # everything else inherits the key requirement
+
+
+def test_api_key_is_required_on_every_method_but_the_web_page(key_template):
+    methods = api_methods(key_template).values()
+    for method in methods:
+        public = method["Properties"]["OperationName"] in WEB_OPERATIONS
+        assert method["Properties"]["ApiKeyRequired"] is (not public)
         assert method["Properties"]["AuthorizationType"] == "NONE"
+    assert {m["Properties"]["OperationName"] for m in methods if not m["Properties"]["ApiKeyRequired"]} == WEB_OPERATIONS
 
 
 def test_usage_plan_carries_rate_burst_and_daily_quota_from_config_and_holds_the_key(key_template):
@@ -84,8 +96,12 @@ def test_stage_throttles_and_throttled_requests_get_429(key_template):
 
 def test_iam_mode_signs_requests_instead_of_keys(iam_template):
     for method in api_methods(iam_template).values():
-        assert method["Properties"]["AuthorizationType"] == "AWS_IAM"
+        public = method["Properties"]["OperationName"] in WEB_OPERATIONS
+        assert method["Properties"]["AuthorizationType"] == ("NONE" if public else "AWS_IAM")
         assert method["Properties"].get("ApiKeyRequired") in (None, False)
+    # The page learns the mode (it cannot sign requests, and says so).
+    variables = function_with_handler(iam_template, "handler.lambda_handler")["Environment"]["Variables"]
+    assert variables["API_AUTH"] == "iam"
     iam_template.resource_count_is("AWS::ApiGateway::UsagePlan", 0)
     iam_template.resource_count_is("AWS::ApiGateway::ApiKey", 0)
     iam_template.has_resource_properties("AWS::IAM::ManagedPolicy", {"PolicyDocument": {"Statement": [

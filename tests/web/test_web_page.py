@@ -1,0 +1,264 @@
+"""The web page in headless Chromium, against the real API handler on a local server (moto behind it)."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from PIL import Image, ImageChops, ImageStat
+from playwright.sync_api import expect
+
+from tests.api.conftest import ACCOUNT, ENDPOINT, REGION, create_endpoint, jumpstart_answer
+from tests.web.conftest import VIEWPORT, screenshot
+
+MODEL = "dog-20261120100000"
+KEY = "local-test-key-7f3a"
+PROMPT = "a photo of sks dog on the beach"
+# Two images in colours that appear nowhere else on the page, so the screenshot can be searched for them.
+COLOURS = [(230, 30, 140), (20, 170, 90)]
+
+
+def jpeg(colour: tuple[int, int, int], size: int = 64) -> bytes:
+    image = Image.new("RGB", (size, size), colour)
+    for x in range(size):  # a stripe, so that the image is not one flat colour
+        image.putpixel((x, x), (255, 255, 255))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def set_endpoint_status(status: str) -> None:
+    from moto.sagemaker.models import sagemaker_backends
+
+    # moto marks endpoints InService at once; the other states are set on moto's record.
+    sagemaker_backends[ACCOUNT][REGION].endpoints[ENDPOINT].endpoint_status = status
+
+
+def save_key(page) -> None:
+    page.get_by_label("API key (kept in this browser only)").fill(KEY)
+    page.get_by_role("button", name="Save key").click()
+    expect(page.locator("#key-saved")).to_be_visible()
+
+
+def fact(card, name: str):
+    return card.locator(f'dd[data-fact="{name}"]')
+
+
+def near(pixel: tuple[int, ...], colour: tuple[int, int, int], tolerance: int = 24) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel, colour))
+
+
+def test_key_generate_gallery_status_and_reload(harness, local_api, page):
+    # Given a live model on an in-service endpoint that will answer with two images, and a model training
+    harness.live_model(MODEL)
+    harness.put_model("cow-20261122000000", status="training")
+    create_endpoint(MODEL)
+    harness.queue_results(*(jumpstart_answer(jpeg(c)) for c in COLOURS))
+
+    # When the page is opened with no key saved
+    answer = page.goto(local_api.url)
+    assert answer.status == 200 and answer.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in answer.headers["content-security-policy"]
+    expect(page.get_by_role("button", name="Generate")).to_be_disabled()
+    expect(page.locator("#progress")).to_have_text("Save the API key to start.")
+    empty_shot = screenshot(page, "empty")
+    assert local_api.data_calls() == []  # nothing is asked of the API without a key
+
+    # And the key is entered once
+    save_key(page)
+    expect(page.locator("#key-tail")).to_have_text("ends in …7f3a")
+
+    # Then the status panel shows the endpoint, the live model and the training
+    expect(page.locator("#endpoint-state")).to_have_text(f"{ENDPOINT}: in service")
+    expect(page.locator("#live-model")).to_contain_text(MODEL)
+    expect(page.locator("#live-prompt")).to_have_text("a photo of a Doppler dog")
+    expect(page.locator("#training")).to_have_text("cow-20261122000000: training (since 2026-11-20T11:00:00Z)")
+
+    # When a prompt is generated with chosen parameters
+    page.get_by_label("Prompt", exact=True).fill(PROMPT)
+    page.get_by_label("Images").select_option("2")
+    page.get_by_label("Size (width × height)").select_option("768x512")
+    page.get_by_label("Steps").fill("30")
+    page.get_by_label("Guidance").fill("8.5")
+    page.get_by_label("Seed (empty: random)").fill("42")
+    page.get_by_role("button", name="Generate").click()
+
+    # Then the gallery shows both images, loaded, with their parameters
+    card = page.locator("article.generation")
+    expect(card).to_have_count(1)
+    expect(card).to_have_attribute("data-status", "succeeded")
+    expect(page.locator("#progress")).to_have_text("Done: 2 image(s).")
+    expect(card.get_by_role("heading")).to_have_text(PROMPT)
+    images = card.get_by_role("img")
+    expect(images).to_have_count(2)
+    for index, seed in enumerate((42, 43)):
+        expect(images.nth(index)).to_have_attribute("alt", f"Image {index + 1} of 2 for “{PROMPT}”, seed {seed}")
+        # Loaded and decoded (the CSP lets presigned S3 URLs through): the JPEGs are 64 px wide
+        expect(images.nth(index)).to_have_js_property("naturalWidth", 64)
+    expect(fact(card, "seed")).to_have_text("42 to 43")
+    expect(fact(card, "steps")).to_have_text("30")
+    expect(fact(card, "guidance")).to_have_text("8.5")
+    expect(fact(card, "size")).to_have_text("768 × 512")
+    expect(fact(card, "model")).to_have_text(MODEL)
+
+    # And the API got the parameters as typed, and every data call carried the key
+    (generation,) = harness.ddb.scan(TableName="test-generations")["Items"]
+    assert generation["prompt"]["S"] == PROMPT
+    posts = [c for c in local_api.data_calls() if c[0] == "POST"]
+    assert posts == [("POST", "/generations", KEY)]
+    assert {c[2] for c in local_api.data_calls()} == {KEY}
+
+    # And the screenshot shows the two images in the gallery, which the empty page did not have
+    shot = screenshot(page, "gallery")
+    check_gallery_screenshot(page, shot, empty_shot)
+    assert page.errors == []
+
+    # When the page is reloaded
+    calls_before = len(local_api.data_calls())
+    page.reload()
+
+    # Then the key is still there, and the gallery comes back with freshly signed image links
+    expect(page.locator("#key-saved")).to_be_visible()
+    expect(page.locator("#key-form")).to_be_hidden()
+    expect(page.get_by_role("button", name="Generate")).to_be_enabled()
+    expect(page.locator("article.generation img")).to_have_count(2)
+    reloaded = local_api.data_calls()[calls_before:]
+    assert ("GET", f"/generations/{generation['generationId']['S']}", KEY) in reloaded
+
+    # When the key is forgotten, it is gone from the browser
+    page.get_by_role("button", name="Forget key").click()
+    expect(page.get_by_label("API key (kept in this browser only)")).to_be_visible()
+    assert page.evaluate("localStorage.getItem('dreambooth.apiKey')") is None
+    assert page.errors == []
+
+
+def check_gallery_screenshot(page, shot, empty_shot) -> None:
+    image = Image.open(shot)
+    image.load()  # decodes the whole PNG
+    empty = Image.open(empty_shot)
+    assert image.format == "PNG" and image.size == (VIEWPORT["width"], VIEWPORT["height"]) == empty.size
+    box = page.locator("#gallery-section").bounding_box()
+    assert box and box["width"] > 200 and box["height"] > 100
+    region = tuple(round(v) for v in (box["x"], box["y"], box["x"] + box["width"],
+                                      min(box["y"] + box["height"], VIEWPORT["height"])))
+    gallery, before = image.convert("RGB").crop(region), empty.convert("RGB").crop(region)
+    # Not blank, and not what the empty page showed there
+    assert max(ImageStat.Stat(gallery).stddev) > 10
+    assert ImageChops.difference(gallery, before).getbbox() is not None
+    # Each image's colour fills a good part of the gallery (a 14rem-wide image each)
+    pixels = list(gallery.get_flattened_data())
+    for colour in COLOURS:
+        share = sum(near(p, colour) for p in pixels) / len(pixels)
+        assert share > 0.02, (colour, share)
+        assert not any(near(p, colour) for p in before.get_flattened_data())
+
+
+def test_unavailable_endpoint_says_so_counts_down_and_retries(harness, local_api, page):
+    # Given a live model whose endpoint is being created (the API answers 503, Retry-After: 60)
+    harness.live_model(MODEL)
+    create_endpoint(MODEL)
+    set_endpoint_status("Creating")
+    page.clock.install()
+    page.goto(local_api.url)
+    save_key(page)
+    expect(page.locator("#endpoint-state")).to_have_text(f"{ENDPOINT}: being created")
+
+    # When a prompt is generated
+    page.get_by_label("Prompt", exact=True).fill(PROMPT)
+    page.get_by_label("Images").select_option("1")
+    page.get_by_role("button", name="Generate").click()
+
+    # Then the page says why and when it retries
+    expect(page.locator("#progress")).to_contain_text("The endpoint is being created, retrying in 60 s.")
+    expect(page.locator("#progress")).to_contain_text(f"endpoint {ENDPOINT} is creating")
+    expect(page.get_by_role("button", name="Stop waiting")).to_be_visible()
+    assert [c[:2] for c in local_api.data_calls()].count(("POST", "/generations")) == 1
+    page.clock.run_for(10_000)
+    expect(page.locator("#progress")).to_contain_text("retrying in 50 s")
+
+    # When the endpoint comes into service and the minute is over
+    set_endpoint_status("InService")
+    harness.queue_results(jumpstart_answer(jpeg(COLOURS[0])))
+    page.clock.run_for(50_000)
+
+    # Then the same request is sent again and its image shows
+    expect(page.locator("#progress")).to_have_text("Done: 1 image(s).")
+    expect(page.locator("article.generation img")).to_have_count(1)
+    assert [c[:2] for c in local_api.data_calls()].count(("POST", "/generations")) == 2
+    expect(page.locator("#endpoint-state")).to_have_text(f"{ENDPOINT}: in service")
+    assert page.errors == []
+
+
+def test_stop_waiting_ends_the_retries(harness, local_api, page):
+    harness.live_model(MODEL)  # no endpoint at all: 503, Retry-After 60
+    page.clock.install()
+    page.goto(local_api.url)
+    save_key(page)
+    page.get_by_label("Prompt", exact=True).fill(PROMPT)
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#progress")).to_contain_text("There is no endpoint yet, retrying in 60 s.")
+
+    page.get_by_role("button", name="Stop waiting").click()
+
+    expect(page.locator("#progress")).to_contain_text("Stopped waiting.")
+    page.clock.run_for(120_000)
+    assert [c[:2] for c in local_api.data_calls()].count(("POST", "/generations")) == 1
+    expect(page.get_by_role("button", name="Generate")).to_be_enabled()
+
+
+def test_errors_are_shown_from_the_api_error_body(harness, local_api, page):
+    # Given a live model, and a prompt the browser accepts but the API refuses (blank)
+    harness.live_model(MODEL)
+    create_endpoint(MODEL)
+    page.goto(local_api.url)
+    save_key(page)
+    page.get_by_label("Prompt", exact=True).fill("   ")
+    page.get_by_role("button", name="Generate").click()
+
+    # Then the API's message and the offending field are shown, with the request id
+    alert = page.locator("#error")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("BadRequest:")
+    expect(alert.locator("li")).to_have_text(re.compile(r"^prompt: .+"))
+    expect(alert).to_contain_text("Request id:")
+    expect(page.locator("article.generation")).to_have_count(0)
+    assert harness.ddb.scan(TableName="test-generations")["Items"] == []
+
+
+def test_a_failed_generation_shows_the_reason(harness, local_api, page):
+    harness.live_model(MODEL)
+    create_endpoint(MODEL)
+    harness.queue_model_error("CUDA out of memory")
+    page.goto(local_api.url)
+    save_key(page)
+    page.get_by_label("Prompt", exact=True).fill(PROMPT)
+    page.get_by_label("Images").select_option("1")
+    page.get_by_role("button", name="Generate").click()
+
+    card = page.locator("article.generation")
+    expect(card).to_have_attribute("data-status", "failed")
+    expect(card.locator("p.error")).to_contain_text("CUDA out of memory")
+    expect(page.locator("#progress")).to_contain_text("The generation failed:")
+
+
+@pytest.fixture
+def iam_api(api_module):
+    """The handler as deployed with apiAuth=iam (the page needs no AWS call to say so)."""
+    from tests.api.adapter import ApiGatewayAdapter
+    from tests.api.conftest import FUNCTION_ENV
+    from tests.api.lambda_loader import API_CODE, load
+    from tests.web.conftest import LocalApi
+
+    module = load(API_CODE, "handler", {**FUNCTION_ENV, "API_AUTH": "iam"})
+    with LocalApi(ApiGatewayAdapter(module.lambda_handler).wsgi_app) as server:
+        yield server
+
+
+def test_in_iam_mode_the_page_says_it_cannot_sign(iam_api, page):
+    page.goto(iam_api.url)
+    expect(page.get_by_role("alert").filter(has_text="apiAuth=iam")).to_be_visible()
+    page.get_by_label("API key (kept in this browser only)").fill(KEY)
+    page.get_by_role("button", name="Save key").click()
+    expect(page.get_by_role("button", name="Generate")).to_be_disabled()
+    assert iam_api.data_calls() == []
