@@ -6,6 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: deploy synth test destroy clean
 
@@ -14,7 +15,7 @@ deploy: $(VENV)/.runtime node_modules/.installed
 	$(PY) -m scripts.deploy $(ARGS)
 
 ## test: the whole suite, gates included (cdk-nag, cfn-lint, checkov, moto).
-test: $(VENV)/.dev .venv-checkov/.installed node_modules/.installed
+test: $(VENV)/.dev .venv-checkov/.installed node_modules/.installed $(CHROMIUM)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 synth: $(VENV)/.runtime node_modules/.installed
@@ -37,6 +38,13 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
 	.venv-checkov/bin/python -m pip install -q -r requirements-checkov.txt
 	touch $@
+
+# The web page tests (tests/web) drive Debian's Chromium through Playwright, which never downloads a
+# browser of its own. Installed as root (the development machines and CI run as root).
+$(CHROMIUM):
+	@test "$$(id -u)" = 0 || { echo "tests/web need Debian's chromium: run 'apt-get install chromium' as root"; exit 1; }
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
