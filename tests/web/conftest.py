@@ -112,8 +112,13 @@ def page(browser):
     context.close()
 
 
-def screenshot(page, name: str) -> Path:
+def screenshot_path(name: str) -> Path:
     SCREENSHOTS.mkdir(exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
+    return SCREENSHOTS / f"{name}.png"
+
+
+def screenshot(page, name: str) -> Path:
+    """The viewport, as a person sees it."""
+    path = screenshot_path(name)
     page.screenshot(path=str(path), full_page=False)
     return path

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 
+import boto3
 import pytest
 from PIL import Image, ImageChops, ImageStat
 from playwright.sync_api import expect
 
 from tests.api.conftest import ACCOUNT, ENDPOINT, REGION, create_endpoint, jumpstart_answer
-from tests.web.conftest import VIEWPORT, screenshot
+from tests.web.conftest import VIEWPORT, screenshot, screenshot_path
 
 MODEL = "dog-20261120100000"
 KEY = "local-test-key-7f3a"
@@ -73,7 +75,7 @@ def test_key_generate_gallery_status_and_reload(harness, local_api, page):
     expect(page.locator("#endpoint-state")).to_have_text(f"{ENDPOINT}: in service")
     expect(page.locator("#live-model")).to_contain_text(MODEL)
     expect(page.locator("#live-prompt")).to_have_text("a photo of a Doppler dog")
-    expect(page.locator("#training")).to_have_text("cow-20261122000000: training (since 2026-11-20T11:00:00Z)")
+    expect(page.locator("#training")).to_have_text("cow-20261122000000: training (since 2026-11-20 11:00 UTC)")
 
     # When a prompt is generated with chosen parameters
     page.get_by_label("Prompt", exact=True).fill(PROMPT)
@@ -262,3 +264,34 @@ def test_in_iam_mode_the_page_says_it_cannot_sign(iam_api, page):
     page.get_by_role("button", name="Save key").click()
     expect(page.get_by_role("button", name="Generate")).to_be_disabled()
     assert iam_api.data_calls() == []
+
+
+def test_models_are_listed_and_one_can_be_put_live(harness, local_api, page):
+    # Given a live model, a retired one with a trained artifact, and one still training
+    harness.live_model(MODEL)
+    harness.put_model("cat-20261121000000", status="retired")
+    harness.put_model("cow-20261122000000", status="training")
+    create_endpoint(MODEL)
+    page.goto(local_api.url)
+    save_key(page)
+
+    # Then the models table lists all three, and only the retired one can be put live
+    rows = page.locator("#models tbody tr")
+    expect(rows).to_have_count(3)
+    expect(page.locator(f'#models tr[data-model="{MODEL}"] td').nth(1)).to_have_text("live")
+    expect(page.get_by_role("button", name=re.compile(r"^Make .* live$"))).to_have_count(1)
+
+    # When it is put live (and the confirmation accepted)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Make cat-20261121000000 live").click()
+
+    # Then the deployment state machine was started for it, with the key, and the page says so
+    expect(page.locator("#switch-result")).to_have_text(
+        "Deploying cat-20261121000000: the endpoint is being updated; the current model serves until it is done.")
+    assert ("PUT", "/models/live", KEY) in local_api.data_calls()
+    (execution,) = boto3.client("stepfunctions", region_name=REGION).list_executions(
+        stateMachineArn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:test-deploy")["executions"]
+    assert json.loads(boto3.client("stepfunctions", region_name=REGION).describe_execution(
+        executionArn=execution["executionArn"])["input"]) == {"modelId": "cat-20261121000000"}
+    page.locator("#status-section").screenshot(path=str(screenshot_path("status")))
+    assert page.errors == []

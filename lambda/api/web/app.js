@@ -19,6 +19,7 @@
     asleep: "asleep (the next generation wakes it up)",
     waking: "waking up",
   };
+  const NOT_DEPLOYABLE = ["validating", "training", "deploying"];
   const UNAVAILABLE = {
     asleep: "The endpoint is waking up",
     waking: "The endpoint is waking up",
@@ -164,12 +165,71 @@
     try {
       const { data } = await call("GET", "status");
       renderStatus(data);
+      renderModels((await call("GET", "models")).data);
       showError($("status-error"), null);
       return data;
     } catch (error) {
       showError($("status-error"), error);
       return null;
     }
+  }
+
+  // "2026-11-20T11:00:00Z" -> "2026-11-20 11:00" (UTC, as the registry records it)
+  function shortTime(iso) {
+    return iso ? iso.replace("T", " ").slice(0, 16) : "";
+  }
+
+  function cell(row, text) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    row.append(td);
+    return td;
+  }
+
+  function renderModels(listing) {
+    const body = $("models").tBodies[0];
+    body.replaceChildren();
+    for (const model of listing.models) {
+      const row = document.createElement("tr");
+      row.dataset.model = model.model_id;
+      row.className = model.live ? "live" : "";
+      cell(row, model.model_id);
+      cell(row, model.live ? "live" : model.status);
+      cell(row, shortTime(model.updated_at || model.created_at));
+      const action = cell(row, "");
+      if (!model.live && model.artifact_uri && !NOT_DEPLOYABLE.includes(model.status)) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.textContent = "Make live";
+        button.setAttribute("aria-label", `Make ${model.model_id} live`);
+        button.addEventListener("click", () => makeLive(model.model_id));
+        action.append(button);
+      }
+      body.append(row);
+    }
+    if (!listing.models.length) {
+      const row = document.createElement("tr");
+      cell(row, "no model trained yet").colSpan = 4;
+      body.append(row);
+    }
+  }
+
+  // PUT /models/live: the pipeline's deployment updates the endpoint; the live model serves meanwhile.
+  async function makeLive(modelId) {
+    if (!window.confirm(`Put ${modelId} live? The endpoint is updated in a few minutes; the current model serves until then.`)) {
+      return;
+    }
+    showError($("status-error"), null);
+    try {
+      const { data } = await call("PUT", "models/live", { model_id: modelId });
+      $("switch-result").textContent = data.state === "already_live"
+        ? `${modelId} is already live.`
+        : `Deploying ${modelId}: the endpoint is being updated; the current model serves until it is done.`;
+    } catch (error) {
+      $("switch-result").textContent = "";
+      showError($("status-error"), error);
+    }
+    refreshStatus();
   }
 
   function renderStatus(status) {
@@ -181,14 +241,14 @@
     const live = status.live_model;
     $("live-model").textContent = live
       ? [live.model_id, live.train_loss !== undefined ? `train loss ${live.train_loss}` : null,
-         live.updated_at ? `since ${live.updated_at}` : null].filter(Boolean).join(" · ")
+         live.updated_at ? `since ${shortTime(live.updated_at)} UTC` : null].filter(Boolean).join(" · ")
       : "none yet: upload photos under datasets/<name>/ to train one";
     $("live-prompt").textContent = (live && live.instance_prompt) || "–";
     const list = $("training");
     list.replaceChildren();
     for (const model of status.training) {
       const item = document.createElement("li");
-      item.textContent = `${model.model_id}: ${model.status}` + (model.updated_at ? ` (since ${model.updated_at})` : "");
+      item.textContent = `${model.model_id}: ${model.status}` + (model.updated_at ? ` (since ${shortTime(model.updated_at)} UTC)` : "");
       list.append(item);
     }
     if (!status.training.length) {
