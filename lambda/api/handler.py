@@ -134,7 +134,8 @@ def get_web_style() -> Response:
 
 
 def _web(route: str) -> Response:
-    return Response(status_code=200, content_type=page.content_type(route), body=page.body(route),
+    page_path = app.current_event.get("requestContext", {}).get("path")
+    return Response(status_code=200, content_type=page.content_type(route), body=page.body(route, page_path),
                     headers=page.headers(route))
 
 

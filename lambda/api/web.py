@@ -8,11 +8,16 @@ and every call it makes sends that key, so these three routes need none (see ope
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 WEB_DIR = Path(__file__).with_name("web")
 AUTH_PLACEHOLDER = "{{API_AUTH}}"
+BASE_PLACEHOLDER = "{{BASE}}"
+# Path segments of a stage or base-path mapping; anything else falls back to relative links.
+_PAGE_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)*/?")
 
 # The page's script and style come from this origin only; no inline script or style. Images are
 # presigned S3 URLs (https://<bucket>.s3[.<region>].amazonaws.com/...); fetch() goes to this API only.
@@ -42,6 +47,13 @@ ASSETS = {
 }
 
 
+def base_path(page_path: Optional[str]) -> str:
+    """"/v1/" for a page asked for as "/v1" or "/v1/"; "" (links stay relative) when unknown or odd."""
+    if not page_path or not _PAGE_PATH.fullmatch(page_path):
+        return ""
+    return page_path if page_path.endswith("/") else page_path + "/"
+
+
 class WebPage:
     """Serves ASSETS from `directory`; the page learns the API's auth mode from its <html> tag."""
 
@@ -50,11 +62,18 @@ class WebPage:
         self._directory = directory
         self._cache: dict[str, str] = {}
 
-    def body(self, route: str) -> str:
+    def body(self, route: str, page_path: Optional[str] = None) -> str:
+        """The file; for the page, with the auth mode and the absolute folder of its own files.
+
+        `page_path` is the path the browser asked for the page by (API Gateway's
+        requestContext.path: "/v1/", or "/v1" when the slash was left off, where relative links
+        would point outside the stage).
+        """
         if route not in self._cache:
             text = (self._directory / ASSETS[route].file).read_text(encoding="utf-8")
             self._cache[route] = text.replace(AUTH_PLACEHOLDER, self._api_auth) if route == "/" else text
-        return self._cache[route]
+        text = self._cache[route]
+        return text.replace(BASE_PLACEHOLDER, base_path(page_path)) if route == "/" else text
 
     @staticmethod
     def content_type(route: str) -> str:

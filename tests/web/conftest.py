@@ -34,6 +34,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 VIEWPORT = {"width": 1280, "height": 900}
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"  # gitignored
 S3_URLS = "https://*.amazonaws.com/**"
+STAGE = "/prod"  # the stage tests/api/adapter.py writes into requestContext.path
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -43,18 +44,28 @@ class _QuietHandler(WSGIRequestHandler):
 
 @dataclass
 class LocalApi:
-    """The real handler behind http://127.0.0.1:<port>/."""
+    """The real handler behind http://127.0.0.1:<port>/prod/, as API Gateway serves a stage.
+
+    The stage prefix is taken off the path before the handler sees it (the adapter puts it back in
+    requestContext.path, as API Gateway does), so the page is tested under a prefix as deployed.
+    """
 
     app: Callable
     seen: list[tuple[str, str, Optional[str]]] = field(default_factory=list)  # method, path, x-api-key
 
     def __post_init__(self) -> None:
-        self.server: WSGIServer = make_server("127.0.0.1", 0, self._logged, handler_class=_QuietHandler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/"
+        self.server: WSGIServer = make_server("127.0.0.1", 0, self._staged, handler_class=_QuietHandler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}{STAGE}/"
         self._thread = threading.Thread(target=self.server.serve_forever, name="local-api", daemon=True)
 
-    def _logged(self, environ: dict, start_response: Callable) -> list[bytes]:
-        self.seen.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), environ.get("HTTP_X_API_KEY")))
+    def _staged(self, environ: dict, start_response: Callable) -> list[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path != STAGE and not path.startswith(STAGE + "/"):
+            # What API Gateway answers outside its stages (MISSING_AUTHENTICATION_TOKEN)
+            start_response("403 Forbidden", [("Content-Type", "application/json")])
+            return [b'{"error":{"code":"Forbidden","message":"no such stage"}}']
+        environ["PATH_INFO"] = path[len(STAGE):] or "/"
+        self.seen.append((environ["REQUEST_METHOD"], environ["PATH_INFO"], environ.get("HTTP_X_API_KEY")))
         return self.app(environ, start_response)
 
     def __enter__(self) -> "LocalApi":

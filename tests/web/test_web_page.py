@@ -156,6 +156,16 @@ def check_gallery_screenshot(page, shot, empty_shot) -> None:
         assert not any(near(p, colour) for p in before.get_flattened_data())
 
 
+def test_the_page_works_when_opened_without_the_trailing_slash(harness, local_api, page):
+    harness.live_model(MODEL)
+    create_endpoint(MODEL)
+    page.goto(local_api.url.rstrip("/"))  # http://127.0.0.1:<port>/prod
+    save_key(page)
+    expect(page.locator("#endpoint-state")).to_have_text(f"{ENDPOINT}: in service")
+    assert ("GET", "/status", KEY) in local_api.data_calls()
+    assert page.errors == []
+
+
 def test_unavailable_endpoint_says_so_counts_down_and_retries(harness, local_api, page):
     # Given a live model whose endpoint is being created (the API answers 503, Retry-After: 60)
     harness.live_model(MODEL)
@@ -295,3 +305,25 @@ def test_models_are_listed_and_one_can_be_put_live(harness, local_api, page):
         executionArn=execution["executionArn"])["input"]) == {"modelId": "cat-20261121000000"}
     page.locator("#status-section").screenshot(path=str(screenshot_path("status")))
     assert page.errors == []
+
+
+@pytest.mark.parametrize("state", ["asleep", "waking"])
+def test_a_sleeping_endpoint_is_said_to_be_waking_up(harness, local_api, page, state):
+    # The endpoint states `asleep` and `waking` come with the endpoint wake-up work; the handler on
+    # this branch cannot report them yet, so the test answers GET /status with one (the 503 on
+    # POST /generations is the real handler's, for an endpoint that is being created).
+    harness.live_model(MODEL)
+    create_endpoint(MODEL)
+    set_endpoint_status("Creating")
+    status = {"endpoint": {"name": ENDPOINT, "state": state}, "live_model": None, "training": []}
+    page.route(f"{local_api.url}status", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps(status)))
+    page.clock.install()
+    page.goto(local_api.url)
+    save_key(page)
+    page.get_by_label("Prompt", exact=True).fill(PROMPT)
+    page.get_by_role("button", name="Generate").click()
+
+    expect(page.locator("#progress")).to_contain_text("The endpoint is waking up, retrying in 60 s.")
+    expect(page.locator("#endpoint-state")).to_contain_text(
+        "asleep (the next generation wakes it up)" if state == "asleep" else "waking up")

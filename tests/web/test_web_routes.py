@@ -51,7 +51,19 @@ def test_the_page_files_are_served_as_shipped(fresh_handler, route, content_type
     assert answer.headers["Content-Type"] == f"{content_type}; charset=utf-8"
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
     shipped = (API_CODE / "web" / route.replace("/web/", "").replace("/", "index.html")).read_text()
-    assert answer.text == shipped.replace("{{API_AUTH}}", "apiKey")
+    # The adapter asks as API Gateway does for stage "prod": requestContext.path is "/prod/"
+    assert answer.text == shipped.replace("{{API_AUTH}}", "apiKey").replace("{{BASE}}", "/prod/")
+
+
+@pytest.mark.parametrize("page_path, base", [
+    ("/v1/", "/v1/"), ("/v1", "/v1/"), ("/", "/"), ("/api/v1", "/api/v1/"),
+    (None, ""), ("", ""), ("//evil.example/", ""), ('/v1/"><script>', ""), ("/v1/%2F", ""),
+])
+def test_the_page_links_its_files_from_the_folder_it_was_asked_for_by(page_path, base):
+    web = load(API_CODE, "web", {})
+    assert web.base_path(page_path) == base
+    page = web.WebPage("apiKey")
+    assert f'<script src="{base}web/app.js" defer></script>' in page.body("/", page_path)
 
 
 def test_the_page_has_a_strict_content_security_policy_and_no_inline_code(fresh_handler):
@@ -68,8 +80,8 @@ def test_the_page_has_a_strict_content_security_policy_and_no_inline_code(fresh_
     assert markup.script_text == ""  # no inline <script> or <style> body
     for tag, attrs in markup.tags:
         assert "style" not in attrs and not any(name.startswith("on") for name in attrs), (tag, attrs)
-    assert ("script", {"src": "web/app.js", "defer": None}) in markup.tags
-    assert ("link", {"rel": "stylesheet", "href": "web/app.css"}) in markup.tags
+    assert ("script", {"src": "/prod/web/app.js", "defer": None}) in markup.tags
+    assert ("link", {"rel": "stylesheet", "href": "/prod/web/app.css"}) in markup.tags
 
 
 def test_every_control_has_a_label():
