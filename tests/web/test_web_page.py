@@ -64,6 +64,9 @@ def test_key_generate_gallery_status_and_reload(harness, local_api, page):
     assert "script-src 'self'" in answer.headers["content-security-policy"]
     expect(page.get_by_role("button", name="Generate")).to_be_disabled()
     expect(page.locator("#progress")).to_have_text("Save the API key to start.")
+    expect(page.get_by_role("button", name="Forget key")).to_be_hidden()
+    expect(page.get_by_role("button", name="Stop waiting")).to_be_hidden()
+    expect(page.locator("#iam-notice")).to_be_hidden()
     empty_shot = screenshot(page, "empty")
     assert local_api.data_calls() == []  # nothing is asked of the API without a key
 
@@ -131,6 +134,8 @@ def test_key_generate_gallery_status_and_reload(harness, local_api, page):
     # When the key is forgotten, it is gone from the browser
     page.get_by_role("button", name="Forget key").click()
     expect(page.get_by_label("API key (kept in this browser only)")).to_be_visible()
+    expect(page.get_by_role("button", name="Forget key")).to_be_hidden()
+    expect(page.get_by_role("button", name="Generate")).to_be_disabled()
     assert page.evaluate("localStorage.getItem('dreambooth.apiKey')") is None
     assert page.errors == []
 
