@@ -332,3 +332,27 @@ def test_a_sleeping_endpoint_is_said_to_be_waking_up(harness, local_api, page, s
     expect(page.locator("#progress")).to_contain_text("The endpoint is waking up, retrying in 60 s.")
     expect(page.locator("#endpoint-state")).to_contain_text(
         "asleep (the next generation wakes it up)" if state == "asleep" else "waking up")
+
+
+def test_a_generation_still_running_at_reload_is_followed_until_it_ends(harness, local_api, page):
+    # Given a generation made in this browser whose worker has not run yet
+    harness.live_model(MODEL)
+    create_endpoint(MODEL)
+    harness.mode = "defer"
+    harness.queue_results(jumpstart_answer(jpeg(COLOURS[1])))
+    generation_id = harness.api.call("POST", "/generations", {"prompt": PROMPT}).json()["id"]
+    page.goto(local_api.url)
+    save_key(page)
+    page.evaluate(f"localStorage.setItem('dreambooth.generations', JSON.stringify(['{generation_id}']))")
+
+    # When the page is reloaded, it shows the generation as queued
+    page.reload()
+    card = page.locator(f'article[data-id="{generation_id}"]')
+    expect(card).to_have_attribute("data-status", "queued")
+    expect(card.locator(".placeholder")).to_have_count(1)
+
+    # And once the worker has run, the image appears without another reload
+    harness.run_deferred()
+    expect(card).to_have_attribute("data-status", "succeeded", timeout=15_000)
+    expect(card.get_by_role("img")).to_have_js_property("naturalWidth", 64)
+    assert page.errors == []

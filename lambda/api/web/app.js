@@ -34,7 +34,8 @@
   const iamMode = document.documentElement.dataset.apiAuth === "iam";
   const $ = (id) => document.getElementById(id);
   let statusTimer = null;
-  let cancelWait = null;
+  let cancelWait = null; // ends the current cancellable sleep
+  let stopRequested = false; // "Stop waiting" was pressed during this generation
 
   class ApiError extends Error {
     constructor(status, body, retryAfter) {
@@ -82,7 +83,14 @@
 
   function sleep(ms, cancellable) {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(resolve, ms);
+      if (cancellable && stopRequested) {
+        reject(new Cancelled("stopped waiting"));
+        return;
+      }
+      const timer = setTimeout(() => {
+        cancelWait = null;
+        resolve();
+      }, ms);
       if (cancellable) {
         cancelWait = () => {
           clearTimeout(timer);
@@ -303,6 +311,7 @@
   $("generate-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     showError($("error"), null);
+    stopRequested = false;
     $("generate").disabled = true;
     $("cancel").hidden = false;
     try {
@@ -334,6 +343,7 @@
   });
 
   $("cancel").addEventListener("click", () => {
+    stopRequested = true; // a request in flight finishes; the next wait ends at once
     if (cancelWait) cancelWait();
   });
 
@@ -436,13 +446,15 @@
     $("gallery-empty").hidden = true;
   }
 
-  // Brings back the generations made in this browser (their image links are signed anew).
+  // Brings back the generations made in this browser (their image links are signed anew);
+  // one still queued or running is looked at again until it ends.
   async function loadGallery() {
     const ids = history();
     for (const id of ids.slice().reverse()) {
       try {
         const { data } = await call("GET", `generations/${id}`);
         renderGeneration(data);
+        if (data.status === "queued" || data.status === "running") followLater(id);
       } catch (error) {
         if (error.status === 404) {
           forget(id); // expired (generationTtlDays)
@@ -452,6 +464,18 @@
         }
       }
     }
+  }
+
+  function followLater(id) {
+    setTimeout(async () => {
+      try {
+        const { data } = await call("GET", `generations/${id}`);
+        renderGeneration(data);
+        if (data.status === "queued" || data.status === "running") followLater(id);
+      } catch (error) {
+        if (error.status === 503) followLater(id);
+      }
+    }, POLL_MS * 2);
   }
 
   function start() {
