@@ -3,9 +3,10 @@
 Routes, request models and validation all come from the committed OpenAPI document
 (lambda/api/openapi.json): every documented path becomes an API Gateway method, and every request
 body schema becomes an API Gateway model verbatim (JSON Schema draft 4), the same schema the Lambda
-validates against. Generations run in a worker function invoked asynchronously, so no request
-depends on the model answering within API Gateway's 29 s, and answers carry image URLs, never
-image bytes (far below Lambda's 6 MB and API Gateway's 10 MB).
+validates against. The web page's three static files, marked `security: []` in the document, are
+the only methods served without a key or signature. Generations run in a worker function invoked
+asynchronously, so no request depends on the model answering within API Gateway's 29 s, and
+answers carry image URLs, never image bytes (far below Lambda's 6 MB and API Gateway's 10 MB).
 """
 
 from __future__ import annotations
@@ -399,9 +400,9 @@ class InferenceApi(Construct):
     @staticmethod
     def _acknowledge_public_method(method: apigw.Method, verb: str, path: str) -> None:
         reason = (
-            f"{verb.upper()} {path} serves the web page's static files (lambda/api/web), which hold no secret and read "
-            "no data: the user types the API key into the page, and every data route the page calls still "
-            "requires the key (or SigV4). The stage throttle still applies."
+            f"{verb.upper()} {path} serves the web page's static files (lambda/api/web), which hold no "
+            "secret and read no data: the user types the API key into the page, and every data route the "
+            "page calls still requires the key (or SigV4). The stage throttle still applies."
         )
         Validations.of(method).acknowledge(
             Acknowledgment(id="AwsSolutions-APIG4", reason=reason),
