@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -20,14 +21,13 @@ from typing import Any, Optional, Sequence
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from scripts import costs, dataset_upload, preflight, stack_outputs
+from scripts import costs, dataset_upload, stack_outputs
 from scripts.api_client import ApiClient, ApiError, ApiUnreachable
 from scripts.follow import Clock, Follower, Outcome, elapsed_text
 from scripts.generation import Generator, Saved, TimedOut, save_images
 from scripts.progress import ByteProgress
 from scripts.deploy import ROOT, context_from
 from stacks.config import AppConfig, ConfigError
-from stacks.constructs.jumpstart_lock import JumpStartLock
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_DEPLOYED = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130
@@ -37,13 +37,24 @@ GENERATE_TIMEOUT_S = 600
 POLL_S = 15.0
 
 
+def _jumpstart_lock() -> Any:
+    # Imported on demand: the module also holds CDK constructs, and importing aws_cdk starts a Node
+    # process (about a second, plus jsii's Node end-of-life banner) that the API commands do not need.
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    from stacks.constructs.jumpstart_lock import JumpStartLock
+
+    return JumpStartLock.load()
+
+
 def _config(args: argparse.Namespace) -> AppConfig:
     context_args = [item for pair in (args.context or []) for item in ("-c", pair)]
     return AppConfig.load(context_from(context_args, ROOT).get, {})
 
 
 def cmd_preflight(args: argparse.Namespace, session: Any, clock: Any = None) -> int:
-    checks = preflight.run(session, _config(args), JumpStartLock.load())
+    from scripts import preflight
+
+    checks = preflight.run(session, _config(args), _jumpstart_lock())
     if args.json:
         print(json.dumps({"ok": all(c.ok for c in checks), "checks": [c.to_dict() for c in checks]}, indent=2))
     else:
@@ -113,7 +124,7 @@ def cmd_upload(args: argparse.Namespace, session: Any, clock: Clock) -> int:
     if problem:
         print(f"--name: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    settings = dataset_upload.Settings.from_config(_config(args), JumpStartLock.load().hyperparameters)
+    settings = dataset_upload.Settings.from_config(_config(args), _jumpstart_lock().hyperparameters)
     try:
         plan = dataset_upload.prepare(Path(args.directory), args.name, prompt=args.prompt,
                                       class_prompt=args.class_prompt, settings=settings, resize=args.resize)
