@@ -188,7 +188,13 @@ def _upload_plan(args: argparse.Namespace, session: Any, clock: Clock, plan: dat
     _say(f"Uploaded {len(uploaded)} files to {prefix}; following the pipeline (Ctrl-C stops following, "
          "not the training)")
     follower = Follower(client, timeout_s=args.timeout, poll_s=args.poll_seconds, clock=clock, say=_say)
-    return _outcome_exit(args, follower.training(plan.dataset, known), summary)
+    try:
+        outcome = follower.training(plan.dataset, known)
+    except KeyboardInterrupt:
+        print("Stopped following; the upload is complete and the pipeline goes on: `dreambooth status`.",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return _outcome_exit(args, outcome, summary)
 
 
 def cmd_status(args: argparse.Namespace, session: Any, clock: Clock) -> int:

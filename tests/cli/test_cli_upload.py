@@ -192,3 +192,20 @@ def test_no_wait_needs_no_api(run, photos):
     code, _, err = run("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--no-wait")
     assert code == 0, err
     assert run.api.requests == []
+
+
+def test_progress_is_a_byte_bar_on_a_terminal():
+    import io as _io
+
+    from scripts.progress import ByteProgress
+
+    stream = _io.StringIO()
+    progress = ByteProgress(2 * 1_048_576, 2, stream, tty=True)
+    progress("a.jpg", 1_048_576)
+    progress.file_done("a.jpg")
+    progress("b.jpg", 1_048_576)
+    progress.close()
+    frames = stream.getvalue().split("\r")
+    assert frames[1].startswith("[" + "#" * 15 + "." * 15 + "]  50%  1.0 MB / 2.0 MB  a.jpg")
+    assert frames[2].startswith("[" + "#" * 30 + "] 100%  2.0 MB / 2.0 MB  b.jpg")
+    assert "uploaded" not in stream.getvalue()  # the per-file lines are for logs, not terminals
