@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scripts import costs, dataset_upload, stack_outputs
@@ -172,12 +173,13 @@ def _upload_plan(args: argparse.Namespace, session: Any, clock: Clock, plan: dat
         progress.close()
         print(str(error), file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, S3UploadFailedError, ClientError, BotoCoreError, OSError) as error:
         progress.close()
-        print(f"Interrupted: part of the dataset may be in s3://{bucket}/{dataset_upload.dataset_prefix(plan.dataset)} "
+        what = "Interrupted" if isinstance(error, KeyboardInterrupt) else f"Upload failed ({error})"
+        print(f"{what}: part of the dataset may be in s3://{bucket}/{dataset_upload.dataset_prefix(plan.dataset)} "
               "without dataset_info.json; the pipeline judges what is there once its quiet window passes. "
               "Nothing was deleted.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED if isinstance(error, KeyboardInterrupt) else EXIT_FAILED
     progress.close()
     summary.update(bucket=bucket, uploaded=uploaded)
     prefix = f"s3://{bucket}/{dataset_upload.dataset_prefix(plan.dataset)}"
@@ -384,6 +386,9 @@ def main(argv: Optional[Sequence[str]] = None, session: Any = None, clock: Optio
         return EXIT_FAILED
     except (ClientError, BotoCoreError) as error:
         print(f"AWS error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as error:  # a local file or folder (e.g. --out names a file)
+        print(f"File error: {error}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)

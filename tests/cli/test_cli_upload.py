@@ -209,3 +209,21 @@ def test_progress_is_a_byte_bar_on_a_terminal():
     assert frames[1].startswith("[" + "#" * 15 + "." * 15 + "]  50%  1.0 MB / 2.0 MB  a.jpg")
     assert frames[2].startswith("[" + "#" * 30 + "] 100%  2.0 MB / 2.0 MB  b.jpg")
     assert "uploaded" not in stream.getvalue()  # the per-file lines are for logs, not terminals
+
+
+def test_a_failed_upload_says_what_may_be_in_the_bucket_and_deletes_nothing(run, photos):
+    # Given S3 refusing the third file (the botocore boundary: a handler answering for the call)
+    calls = []
+
+    def refuse_third(params, **_):
+        calls.append(params["Key"])
+        if len(calls) == 3:
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "PutObject")
+
+    run.session.events.register("before-parameter-build.s3.PutObject", refuse_third)
+    code, _, err = run("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--no-wait")
+    assert code == 1
+    assert "Upload failed" in err and "without dataset_info.json" in err and "Nothing was deleted" in err
+    assert sorted(bucket_keys()) == ["datasets/dog/dog0.jpg", "datasets/dog/dog1.jpg"]
