@@ -227,3 +227,29 @@ def test_a_failed_upload_says_what_may_be_in_the_bucket_and_deletes_nothing(run,
     assert code == 1
     assert "Upload failed" in err and "without dataset_info.json" in err and "Nothing was deleted" in err
     assert sorted(bucket_keys()) == ["datasets/dog/dog0.jpg", "datasets/dog/dog1.jpg"]
+
+
+def test_what_the_cli_uploads_passes_the_pipelines_own_reading_of_the_bucket(run, photos, monkeypatch):
+    # Given a folder with its own dataset_info.json, uploaded with --resize
+    (photos / "dataset_info.json").write_text(json.dumps({"hyperparameters": {"max_steps": 250}}))
+    write_image(photos / "big.png", size=(2000, 1500), fmt="PNG")
+    code, body, err = run.json("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--resize", "--no-wait")
+    assert code == 0, err
+    # When the pipeline's validation reads the bucket as its Lambda does (snapshot, If-Match heads)
+    monkeypatch.syspath_prepend(str(dataset_upload.RULES_FILE.parent))
+    import dataset_rules as pipeline_rules
+    import s3_dataset
+
+    s3 = boto3.client("s3", region_name=REGION)
+    snapshot = s3_dataset.take_snapshot(s3, BUCKET, "dog")
+    files, info = s3_dataset.load_files(s3, BUCKET, snapshot, 20 * 1_048_576)
+    verdict = pipeline_rules.evaluate("dog", files, read_info=lambda: info,
+                                      default_instance_prompt="a photo of sks {dataset}", default_class_prompt="",
+                                      default_hyperparameters={"max_steps": "400"},
+                                      training_instance_type="ml.g4dn.2xlarge")
+    # Then it accepts the same images with the prompt and overrides the CLI showed
+    assert verdict.valid, verdict.reasons
+    assert verdict.image_names == body["images"] == ["big.png", "dog0.jpg", "dog1.jpg", "dog2.jpg"]
+    assert verdict.instance_prompt == body["instance_prompt"] == PROMPT
+    assert verdict.hyperparameters["max_steps"] == "250"
+    assert verdict.warnings == []  # nothing the pipeline would skip was uploaded
