@@ -9,6 +9,8 @@ BAR_WIDTH = 30
 
 
 def _mb(count: int) -> str:
+    if count < 1_048_576:
+        return f"{count / 1024:.0f} KB"
     return f"{count / 1_048_576:.1f} MB"
 
 
