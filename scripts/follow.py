@@ -55,7 +55,7 @@ def elapsed_text(seconds: float) -> str:
 _PHASE_TEXT = {
     WAITING: "uploaded; the pipeline starts once no file has arrived for its quiet window (quietWindowSeconds)",
     "validating": "checking the dataset",
-    "training": "training on SageMaker (typically 10-30 minutes)",
+    "training": "training on SageMaker (takes minutes; at most trainingMaxRuntimeMinutes)",
     "deploying": "deploying to the endpoint (the previous model keeps serving)",
     LIVE: "live",
     FAILED: "failed",
