@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import quote
 
@@ -16,7 +15,7 @@ REQUEST_TIMEOUT_S = 35  # above API Gateway's 29 s integration limit
 DOWNLOAD_CHUNK_BYTES = 64 * 1024
 
 
-@dataclass
+@dataclass(eq=False)  # exceptions stay hashable
 class ApiError(Exception):
     """An error answer: the API's `error.message` (or API Gateway's `message`) and its status."""
 

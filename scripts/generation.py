@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from scripts.api_client import ApiClient, ApiError, ApiUnreachable
 from scripts.follow import Clock, elapsed_text

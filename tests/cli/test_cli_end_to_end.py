@@ -10,7 +10,6 @@ notifications, this test delivering an "Object Created" event for each object th
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import boto3

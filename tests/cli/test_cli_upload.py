@@ -7,7 +7,6 @@ import io
 import json
 
 import boto3
-import pytest
 from PIL import Image
 
 from scripts import dataset_upload
