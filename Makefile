@@ -24,9 +24,11 @@ synth: $(VENV)/.runtime node_modules/.installed
 destroy: $(VENV)/.runtime node_modules/.installed
 	npx --no-install cdk destroy $(ARGS)
 
-$(VENV)/.runtime: requirements.txt
+$(VENV)/.runtime: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
+	# the `dreambooth` command (.venv/bin/dreambooth -> scripts/cli.py); dependencies come from requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt

@@ -1,23 +1,50 @@
 """`dreambooth`: the user's command line. Every command has --help; --json prints machine-readable output.
 
-Exit codes: 0 success, 1 a check or operation failed, 2 bad usage or configuration.
+Commands: preflight, cost (before a deploy); upload, status, models, use, generate (with a deployed
+stack, found from its CloudFormation outputs: BucketName, ApiUrl, ApiKeyId).
+
+Exit codes: 0 success; 1 a check or operation failed (dataset refused, training or generation
+failed, timed out, API error); 2 bad usage or configuration (bad option, bad request field, no
+AWS credentials or region); 3 the stack is not deployed or lacks an output the command needs.
+Progress goes to stderr; results (text, or JSON with --json) to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from scripts import costs, preflight
+from scripts import costs, dataset_upload, stack_outputs
+from scripts.api_client import ApiClient, ApiError, ApiUnreachable
+from scripts.follow import Clock, Follower, Outcome, elapsed_text
+from scripts.generation import Generator, Saved, TimedOut, save_images
+from scripts.progress import ByteProgress
 from scripts.deploy import ROOT, context_from
 from stacks.config import AppConfig, ConfigError
-from stacks.constructs.jumpstart_lock import JumpStartLock
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_DEPLOYED = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130
+TRAINING_TIMEOUT_S = 4 * 3600
+SWITCH_TIMEOUT_S = 90 * 60
+GENERATE_TIMEOUT_S = 600
+POLL_S = 15.0
+
+
+def _jumpstart_lock() -> Any:
+    # Imported on demand: the module also holds CDK constructs, and importing aws_cdk starts a Node
+    # process (about a second, plus jsii's Node end-of-life banner) that the API commands do not need.
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    from stacks.constructs.jumpstart_lock import JumpStartLock
+
+    return JumpStartLock.load()
 
 
 def _config(args: argparse.Namespace) -> AppConfig:
@@ -25,8 +52,10 @@ def _config(args: argparse.Namespace) -> AppConfig:
     return AppConfig.load(context_from(context_args, ROOT).get, {})
 
 
-def cmd_preflight(args: argparse.Namespace, session: Any) -> int:
-    checks = preflight.run(session, _config(args), JumpStartLock.load())
+def cmd_preflight(args: argparse.Namespace, session: Any, clock: Any = None) -> int:
+    from scripts import preflight
+
+    checks = preflight.run(session, _config(args), _jumpstart_lock())
     if args.json:
         print(json.dumps({"ok": all(c.ok for c in checks), "checks": [c.to_dict() for c in checks]}, indent=2))
     else:
@@ -34,7 +63,7 @@ def cmd_preflight(args: argparse.Namespace, session: Any) -> int:
     return EXIT_OK if all(c.ok for c in checks) else EXIT_FAILED
 
 
-def cmd_cost(args: argparse.Namespace, session: Any) -> int:
+def cmd_cost(args: argparse.Namespace, session: Any, clock: Any = None) -> int:
     config = _config(args)
     region = args.region or session.region_name or "us-east-1"
     try:
@@ -57,39 +86,313 @@ def cmd_cost(args: argparse.Namespace, session: Any) -> int:
     return EXIT_OK
 
 
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2, default=str) if args.json else text)
+
+
+def _stack_name(args: argparse.Namespace) -> str:
+    return args.stack or _config(args).stack_name
+
+
+def _deployment(args: argparse.Namespace, session: Any) -> stack_outputs.Deployment:
+    return stack_outputs.find(session, _stack_name(args))
+
+
+def _client(args: argparse.Namespace, session: Any, deployment: Optional[stack_outputs.Deployment] = None) -> ApiClient:
+    return stack_outputs.api_client(session, deployment or _deployment(args, session))
+
+
+def _outcome_exit(args: argparse.Namespace, outcome: Outcome, extra: dict[str, Any]) -> int:
+    model = outcome.model or {}
+    if outcome.ok:
+        text = (f"Model {model.get('model_id')} is live after {elapsed_text(outcome.elapsed_s)}. "
+                f"Use its prompt phrase in your prompts: \"{model.get('instance_prompt', '')}\"")
+    else:
+        text = f"Failed: {outcome.reason}"
+        if not args.json:
+            print(text, file=sys.stderr)
+    _emit(args, {**extra, **outcome.to_dict()}, text if outcome.ok else "")
+    return EXIT_OK if outcome.ok else EXIT_FAILED
+
+
+def cmd_upload(args: argparse.Namespace, session: Any, clock: Clock) -> int:
+    rules = dataset_upload.rules()
+    problem = rules.dataset_name_problem(args.name)
+    if problem:
+        print(f"--name: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    settings = dataset_upload.Settings.from_config(_config(args), _jumpstart_lock().hyperparameters)
+    try:
+        plan = dataset_upload.prepare(Path(args.directory), args.name, prompt=args.prompt,
+                                      class_prompt=args.class_prompt, settings=settings, resize=args.resize)
+    except dataset_upload.DatasetRefused as refused:
+        if args.json:
+            print(json.dumps({"ok": False, "uploaded": [], "reasons": refused.reasons,
+                              "warnings": refused.warnings}, indent=2))
+        else:
+            print("The pipeline would refuse this dataset; nothing was uploaded:", file=sys.stderr)
+            for reason in refused.reasons:
+                print(f"  - {reason}", file=sys.stderr)
+            for warning in refused.warnings:
+                print(f"  (warning) {warning}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        return _upload_plan(args, session, clock, plan)
+    finally:
+        plan.cleanup()
+
+
+def _upload_plan(args: argparse.Namespace, session: Any, clock: Clock, plan: dataset_upload.Plan) -> int:
+    for warning in plan.warnings:
+        _say(f"warning: {warning}")
+    summary = {"ok": True, "dataset": plan.dataset, "images": [name for name, _ in plan.images],
+               "warnings": plan.warnings, "resized": plan.resized, "instance_prompt": plan.instance_prompt,
+               "class_prompt": plan.class_prompt}
+    _say(f"{len(plan.images)} images{' (cropped and resized to 512x512)' if plan.resized else ''}, "
+         f"prompt \"{plan.instance_prompt}\"")
+    if args.dry_run:
+        _emit(args, {**summary, "uploaded": []},
+              f"Dataset {plan.dataset} passes the pipeline's checks (dry run: nothing uploaded).")
+        return EXIT_OK
+
+    deployment = _deployment(args, session)
+    bucket = deployment.bucket
+    client = known = None
+    if not args.no_wait:  # before uploading: the API must answer, and older models are not ours
+        client = _client(args, session, deployment)
+        known = {m["model_id"] for m in client.models().get("models", [])}
+    progress = ByteProgress(plan.total_bytes, len(plan.images) + 1, sys.stderr, tty=sys.stderr.isatty())
+    uploaded: list[str] = []
+    try:
+        uploaded = dataset_upload.upload(plan, session.client("s3"), bucket, progress)
+    except dataset_upload.DatasetExists as error:
+        progress.close()
+        print(str(error), file=sys.stderr)
+        return EXIT_FAILED
+    except (KeyboardInterrupt, S3UploadFailedError, ClientError, BotoCoreError, OSError) as error:
+        progress.close()
+        what = "Interrupted" if isinstance(error, KeyboardInterrupt) else f"Upload failed ({error})"
+        print(f"{what}: part of the dataset may be in s3://{bucket}/{dataset_upload.dataset_prefix(plan.dataset)} "
+              "without dataset_info.json; the pipeline judges what is there once its quiet window passes. "
+              "Nothing was deleted.", file=sys.stderr)
+        return EXIT_INTERRUPTED if isinstance(error, KeyboardInterrupt) else EXIT_FAILED
+    progress.close()
+    summary.update(bucket=bucket, uploaded=uploaded)
+    prefix = f"s3://{bucket}/{dataset_upload.dataset_prefix(plan.dataset)}"
+    if args.no_wait:
+        _emit(args, summary, f"Uploaded {len(uploaded)} files to {prefix}. Training starts once the pipeline's "
+                             "quiet window passes; follow it with `dreambooth status`.")
+        return EXIT_OK
+    _say(f"Uploaded {len(uploaded)} files to {prefix}; following the pipeline (Ctrl-C stops following, "
+         "not the training)")
+    follower = Follower(client, timeout_s=args.timeout, poll_s=args.poll_seconds, clock=clock, say=_say)
+    try:
+        outcome = follower.training(plan.dataset, known)
+    except KeyboardInterrupt:
+        print("Stopped following; the upload is complete and the pipeline goes on: `dreambooth status`.",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return _outcome_exit(args, outcome, summary)
+
+
+def cmd_status(args: argparse.Namespace, session: Any, clock: Clock) -> int:
+    status = _client(args, session).status()
+    endpoint = status.get("endpoint") or {}
+    lines = [f"Endpoint {endpoint.get('name', '?')}: {endpoint.get('state', 'unknown')}"
+             + (f" ({endpoint['failure_reason']})" if endpoint.get("failure_reason") else "")]
+    live = status.get("live_model")
+    if live:
+        lines.append(f"Live model: {live.get('model_id')} (dataset {live.get('dataset')}); prompt phrase: "
+                     f"\"{live.get('instance_prompt', '')}\"")
+    else:
+        lines.append("Live model: none yet")
+    training = status.get("training") or []
+    lines.append("In progress: " + (", ".join(f"{m.get('model_id')} {m.get('status')}" for m in training) or "nothing"))
+    _emit(args, status, "\n".join(lines))
+    return EXIT_OK
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows)
+
+
+def cmd_models(args: argparse.Namespace, session: Any, clock: Clock) -> int:
+    answer = _client(args, session).models()
+    models = answer.get("models", [])
+    rows = [["MODEL", "DATASET", "STATUS", "LIVE", "CREATED", "PROMPT / REASON"]]
+    for m in models:
+        rows.append([m.get("model_id", ""), m.get("dataset", ""), m.get("status", ""), "*" if m.get("live") else "",
+                     m.get("created_at", ""), m.get("failure_reason") or m.get("instance_prompt", "")])
+    _emit(args, answer, _table(rows) if models else "No models yet: upload a dataset with `dreambooth upload`.")
+    return EXIT_OK
+
+
+def cmd_use(args: argparse.Namespace, session: Any, clock: Clock) -> int:
+    client = _client(args, session)
+    before = client.model(args.model)
+    status, answer = client.switch_live(args.model)
+    if status == 200 or args.no_wait:
+        state = answer.get("state")
+        _emit(args, answer, f"Model {args.model} is already live." if state == "already_live" else
+              f"Deployment of {args.model} started; follow it with `dreambooth status`.")
+        return EXIT_OK
+    _say(f"Deploying {args.model}; the current model keeps serving until it is in service")
+    follower = Follower(client, timeout_s=args.timeout, poll_s=args.poll_seconds, clock=clock, say=_say)
+    return _outcome_exit(args, follower.switch(args.model, before), {"switch": answer})
+
+
+def cmd_generate(args: argparse.Namespace, session: Any, clock: Clock) -> int:
+    client = _client(args, session)
+    request: dict[str, Any] = {"prompt": args.prompt, "num_images": args.num_images}
+    for name in ("seed", "negative_prompt", "steps", "guidance_scale", "width", "height"):
+        if getattr(args, name) is not None:
+            request[name] = getattr(args, name)
+    generator = Generator(client, timeout_s=args.timeout, clock=clock, say=_say)
+    try:
+        generation = generator.run(request)
+    except TimedOut as error:
+        print(f"Timed out: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    out_dir = Path(args.out) if args.out else Path("generated") / generation["id"]
+    saved = Saved(generation, save_images(client, generation, out_dir))
+    if not saved.ok:
+        print(f"Generation {generation['id']} failed: {generation.get('error') or 'no reason given'}", file=sys.stderr)
+    _emit(args, saved.to_dict(), "\n".join(str(path) for path in saved.paths))
+    return EXIT_OK if saved.ok else EXIT_FAILED
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="dreambooth", description=__doc__.splitlines()[0])
+    # --json and --stack are accepted before or after the command (`dreambooth models --json`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print JSON instead of text (progress still goes to stderr)")
+    common.add_argument("--stack", default=argparse.SUPPRESS,
+                        help="CloudFormation stack to use (default: stackName from cdk.json / -c)")
+    top = argparse.ArgumentParser(prog="dreambooth", description=__doc__.split("\n\n")[0],
+                                  epilog="Exit codes: 0 ok, 1 failed, 2 usage or configuration error, "
+                                         "3 stack not deployed or output missing.")
     top.add_argument("--json", action="store_true", help="print JSON instead of text")
+    top.add_argument("--stack", help="CloudFormation stack to use (default: stackName from cdk.json / -c)")
     top.add_argument("-c", "--context", action="append", metavar="KEY=VALUE",
                      help="configuration override, as with cdk -c (repeatable)")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    check = commands.add_parser(
-        "preflight", help="check credentials, region, bucket and SageMaker quotas before a deploy",
-        description="Check credentials and region, S3 bucket quota headroom, SageMaker quotas for the "
-                    "configured training and endpoint instance types (and that they are offered in the "
-                    "region), and that the JumpStart lock file covers the region. Changes nothing.",
-    )
-    check.set_defaults(run=cmd_preflight)
-    cost = commands.add_parser(
-        "cost", help="estimated cost of a training run and of the endpoint per hour",
-        description="Estimate the cost of one training run and of the endpoint per hour for the configured "
-                    "instance types, from the dated pricing table in scripts/pricing_table.json. "
-                    "Makes no AWS call.",
-    )
+
+    def command(name: str, help_text: str, description: str, run: Any) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=description, parents=[common])
+        sub.set_defaults(run=run)
+        return sub
+
+    command("preflight", "check credentials, region, bucket and SageMaker quotas before a deploy",
+            "Check credentials and region, S3 bucket quota headroom, SageMaker quotas for the "
+            "configured training and endpoint instance types (and that they are offered in the "
+            "region), and that the JumpStart lock file covers the region. Changes nothing.", cmd_preflight)
+    cost = command("cost", "estimated cost of a training run and of the endpoint per hour",
+                   "Estimate the cost of one training run and of the endpoint per hour for the configured "
+                   "instance types, from the dated pricing table in scripts/pricing_table.json. "
+                   "Makes no AWS call.", cmd_cost)
     cost.add_argument("--region", help="region to price (default: the session's region, else us-east-1)")
     cost.add_argument("--training-minutes", type=float, metavar="MIN",
                       help=f"length of a training run (default {costs.DEFAULT_TRAINING_MINUTES:g})")
-    cost.set_defaults(run=cmd_cost)
+
+    upload = command(
+        "upload", "check a folder of photos, upload it as a dataset, follow the training",
+        "Check DIR with the pipeline's own dataset rules (lambda/pipeline/dataset_rules.py): a folder the "
+        "pipeline would refuse is refused here and nothing is uploaded; other files are skipped with a "
+        "warning. Then upload the images to datasets/NAME/ in the stack's bucket, write dataset_info.json "
+        "last, and follow the pipeline until the new model is live (exit 0) or failed (exit 1). A dataset "
+        "name that already has files in the bucket is refused: nothing in the bucket is ever overwritten "
+        "or deleted.", cmd_upload)
+    upload.add_argument("directory", metavar="DIR", help="folder with 3-100 JPEG or PNG photos")
+    upload.add_argument("--name", required=True, help="dataset name: " + dataset_upload.rules().DATASET_NAME_RULE)
+    upload.add_argument("--prompt", help="instance prompt, e.g. \"a photo of sks dog\" (default: DIR's "
+                                         "dataset_info.json, else defaultInstancePrompt)")
+    upload.add_argument("--class-prompt", help="class prompt, e.g. \"a photo of a dog\"")
+    upload.add_argument("--resize", action="store_true",
+                        help="centre-crop and resize the images to 512x512 (copies in a temporary folder; "
+                             "your files are not changed)")
+    upload.add_argument("--dry-run", action="store_true", help="only check the folder; no AWS call")
+    upload.add_argument("--no-wait", action="store_true", help="return once uploaded, without following")
+    upload.add_argument("--timeout", type=_positive, default=TRAINING_TIMEOUT_S, metavar="S",
+                        help=f"stop following after S seconds (default {TRAINING_TIMEOUT_S}); training goes on")
+    upload.add_argument("--poll-seconds", type=_positive, default=POLL_S, metavar="S",
+                        help=f"seconds between checks (default {POLL_S:g})")
+
+    command("status", "endpoint state, live model, trainings in progress",
+            "Show GET /status: the endpoint's state, the live model and its prompt phrase, and the models "
+            "still validating, training or deploying.", cmd_status)
+    command("models", "list the trained models (newest first)",
+            "List GET /models as a table (newest first; * marks the live model).", cmd_models)
+    use = command("use", "put another trained model live",
+                  "Switch the live model (PUT /models/live) and follow until it serves. The current model "
+                  "keeps serving until the new one is in service; a failed switch leaves it live (exit 1).",
+                  cmd_use)
+    use.add_argument("model", metavar="MODEL", help="model id, as listed by `dreambooth models`")
+    use.add_argument("--no-wait", action="store_true", help="return once the deployment started")
+    use.add_argument("--timeout", type=_positive, default=SWITCH_TIMEOUT_S, metavar="S",
+                     help=f"stop following after S seconds (default {SWITCH_TIMEOUT_S})")
+    use.add_argument("--poll-seconds", type=_positive, default=POLL_S, metavar="S",
+                     help=f"seconds between checks (default {POLL_S:g})")
+
+    generate = command(
+        "generate", "make images with the live model and save them",
+        "Ask the API for images (POST /generations), wait for them, download them into --out (default "
+        "./generated/<id>/) without overwriting any file, and print their paths. While the endpoint is "
+        "being created, updated or woken up (503 with Retry-After) it waits and retries until --timeout.",
+        cmd_generate)
+    generate.add_argument("prompt", metavar="PROMPT", help="what to draw; include the model's prompt phrase")
+    generate.add_argument("-n", "--num-images", type=int, default=1, metavar="N", help="1-4 images (default 1)")
+    generate.add_argument("--seed", type=int, help="image i uses seed + i (default: random)")
+    generate.add_argument("--negative-prompt", help="what to avoid")
+    generate.add_argument("--steps", type=int, help="denoising steps, 1-150 (default 50)")
+    generate.add_argument("--guidance-scale", type=float, help="0-30 (default 7.5)")
+    generate.add_argument("--width", type=int, help="256-1024, multiple of 8 (default 512)")
+    generate.add_argument("--height", type=int, help="256-1024, multiple of 8 (default 512)")
+    generate.add_argument("--out", metavar="DIR", help="folder for the images (default ./generated/<id>/)")
+    generate.add_argument("--timeout", type=_positive, default=GENERATE_TIMEOUT_S, metavar="S",
+                          help=f"give up after S seconds (default {GENERATE_TIMEOUT_S})")
     return top
 
 
-def main(argv: Optional[Sequence[str]] = None, session: Any = None) -> int:
+def main(argv: Optional[Sequence[str]] = None, session: Any = None, clock: Optional[Clock] = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return args.run(args, session or boto3.Session())
+        return args.run(args, session or boto3.Session(), clock or Clock())
     except ConfigError as error:
         print(f"Configuration error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except stack_outputs.NoAwsAccess as error:
+        print(f"AWS configuration: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except stack_outputs.NotDeployed as error:
+        print(f"Not deployed: {error}", file=sys.stderr)
+        return EXIT_NOT_DEPLOYED
+    except ApiError as error:
+        print(f"API error: {error}", file=sys.stderr)
+        return EXIT_USAGE if error.status == 400 else EXIT_FAILED
+    except ApiUnreachable as error:
+        print(f"API not reachable: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except (ClientError, BotoCoreError) as error:
+        print(f"AWS error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as error:  # a local file or folder (e.g. --out names a file)
+        print(f"File error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -51,3 +51,14 @@ class DreamBoothStack(Stack):
                   description="Upload datasets under datasets/<name>/ in this bucket.")
         CfnOutput(self, "BucketCreatedByStack", value=str(self.data.created).lower(),
                   description="false when an existing bucket was reused (it is never modified beyond EventBridge).")
+        self._stable_api_output_ids()
+
+    # Output name -> the API construct's output child. The CLI (scripts/stack_outputs.py) reads these
+    # names with DescribeStacks; without the override they would carry a hash of the construct path.
+    API_OUTPUTS = {"ApiUrl": "Url", "ApiKeyId": "ApiKeyId", "InvokePolicyArn": "InvokePolicyArn"}
+
+    def _stable_api_output_ids(self) -> None:
+        for logical_id, child_id in self.API_OUTPUTS.items():
+            output = self.api.node.try_find_child(child_id)
+            if isinstance(output, CfnOutput):
+                output.override_logical_id(logical_id)

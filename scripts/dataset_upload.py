@@ -1,0 +1,251 @@
+"""`dreambooth upload`: check a local folder with the pipeline's own rules, then upload it.
+
+The rules are not copied: `rules()` loads lambda/pipeline/dataset_rules.py, the module the
+pipeline's validation Lambda imports, from its place in the Lambda asset folder. A folder the
+pipeline would refuse is refused here before anything is uploaded, with the same reasons; files
+the pipeline would skip are skipped here with the same warning (and not uploaded).
+
+Upload contract (docs/pipeline.md): images under `datasets/<name>/`, then `dataset_info.json`
+last, so the pipeline's quiet window starts after a complete dataset. The CLI never deletes or
+overwrites anything in the bucket: a dataset name that already has files is refused (upload
+under another name to train on other photos). The user's own files are only read; `--resize`
+writes its 512 px copies to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES_FILE = ROOT / "lambda" / "pipeline" / "dataset_rules.py"
+_RULES_MODULE = "dreambooth_pipeline_dataset_rules"
+RESIZE_PX = 512
+# Limits no photo reaches, used to judge originals that --resize will shrink anyway.
+_NO_SIZE_LIMIT = 1 << 62
+
+
+def rules() -> ModuleType:
+    """lambda/pipeline/dataset_rules.py, loaded by path (the Lambda imports it as `dataset_rules`)."""
+    module = sys.modules.get(_RULES_MODULE)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(_RULES_MODULE, RULES_FILE)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[_RULES_MODULE] = module  # dataclasses look their module up while it executes
+        spec.loader.exec_module(module)
+    return module
+
+
+class DatasetRefused(Exception):
+    """The folder cannot be uploaded; `reasons` say why, in the pipeline's words."""
+
+    def __init__(self, reasons: list[str], warnings: Optional[list[str]] = None):
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+        self.warnings = warnings or []
+
+
+class DatasetExists(Exception):
+    """The bucket already holds files under this dataset name."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the pipeline's validator is configured with (from the same cdk context as the deploy)."""
+
+    default_instance_prompt: str
+    default_class_prompt: str
+    default_hyperparameters: dict[str, str]
+    training_instance_type: str
+    min_images: int
+    max_images: int
+    max_image_bytes: int
+
+    @classmethod
+    def from_config(cls, config: Any, lock_hyperparameters: dict[str, str]) -> "Settings":
+        training = config.training
+        return cls(training.default_instance_prompt, training.default_class_prompt, dict(lock_hyperparameters),
+                   training.instance_type, training.min_images, training.max_images,
+                   training.max_image_mb * 1024 * 1024)
+
+    def limits(self) -> Any:
+        return rules().Limits(min_images=self.min_images, max_images=self.max_images,
+                              max_image_bytes=self.max_image_bytes)
+
+
+@dataclass
+class Plan:
+    """A checked dataset, ready to upload: images (local paths, maybe resized copies), then the info file."""
+
+    dataset: str
+    images: list[tuple[str, Path]]
+    dataset_info: bytes
+    instance_prompt: str
+    class_prompt: str
+    warnings: list[str] = field(default_factory=list)
+    resized: bool = False
+    temp_dir: Optional[Path] = None
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(path.stat().st_size for _, path in self.images) + len(self.dataset_info)
+
+    def cleanup(self) -> None:
+        if self.temp_dir is not None:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+            self.temp_dir = None
+
+
+def _scan(directory: Path) -> tuple[list[Any], dict[str, Path], Optional[bytes]]:
+    """The folder as the pipeline would list it under datasets/<name>/: names relative to it."""
+    r = rules()
+    files, paths, info = [], {}, None
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        name = path.relative_to(directory).as_posix()
+        if name == r.DATASET_INFO_FILE:
+            info = path.read_bytes()
+            continue
+        size = path.stat().st_size
+        header = b""
+        if not r.is_hidden_or_nested(name) and name.lower().endswith(r.IMAGE_SUFFIXES):
+            with path.open("rb") as handle:
+                header = handle.read(r.HEADER_BYTES)
+        files.append(r.DatasetFile(name=name, size=size, header=header))
+        paths[name] = path
+    return files, paths, info
+
+
+def _dataset_info(base: Optional[bytes], prompt: Optional[str], class_prompt: Optional[str]) -> bytes:
+    """The folder's own dataset_info.json (if any) with the prompts given on the command line."""
+    data: dict[str, Any] = {}
+    if base is not None:
+        try:
+            data = json.loads(base.decode("utf-8-sig"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            rules().parse_dataset_info(base)  # raises the pipeline's own message
+        if not isinstance(data, dict):
+            rules().parse_dataset_info(base)
+    if prompt is not None:
+        data["instance_prompt"] = prompt
+    if class_prompt is not None:
+        data["class_prompt"] = class_prompt
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _judge(dataset: str, files: list[Any], info: bytes, settings: Settings, limits: Any) -> Any:
+    return rules().evaluate(
+        dataset, files, read_info=lambda: info,
+        default_instance_prompt=settings.default_instance_prompt,
+        default_class_prompt=settings.default_class_prompt,
+        default_hyperparameters=settings.default_hyperparameters,
+        training_instance_type=settings.training_instance_type,
+        limits=limits,
+    )
+
+
+def prepare(directory: Path, dataset: str, *, prompt: Optional[str], class_prompt: Optional[str],
+            settings: Settings, resize: bool = False) -> Plan:
+    """Judge the folder as the pipeline would; DatasetRefused with every reason when it would refuse it."""
+    r = rules()
+    if not directory.is_dir():
+        raise DatasetRefused([f"{directory} is not a folder"])
+    try:
+        files, paths, base_info = _scan(directory)
+        info = _dataset_info(base_info, prompt, class_prompt)
+    except r.DatasetError as error:
+        raise DatasetRefused([str(error)]) from None
+    except OSError as error:
+        raise DatasetRefused([f"cannot read {error.filename}: {error.strerror}"]) from None
+
+    limits = settings.limits()
+    if resize:
+        # Originals only need to be real images of a usable size; the copies must pass every limit.
+        limits = dataclasses.replace(limits, max_image_bytes=_NO_SIZE_LIMIT, max_side_px=_NO_SIZE_LIMIT)
+    verdict = _judge(dataset, files, info, settings, limits)
+    if not verdict.valid:
+        raise DatasetRefused(verdict.reasons, verdict.warnings)
+    images = [(name, paths[name]) for name in verdict.image_names]
+    plan = Plan(dataset, images, info, verdict.instance_prompt, verdict.class_prompt, list(verdict.warnings))
+    if not resize:
+        return plan
+
+    temp_dir = Path(tempfile.mkdtemp(prefix="dreambooth-resized-"))
+    try:
+        copies = [(name, center_crop(path, temp_dir / name)) for name, path in images]
+        resized_files = []
+        for name, copy in copies:
+            with copy.open("rb") as handle:
+                resized_files.append(r.DatasetFile(name=name, size=copy.stat().st_size,
+                                                   header=handle.read(r.HEADER_BYTES)))
+        verdict = _judge(dataset, resized_files, info, settings, settings.limits())
+        if not verdict.valid:
+            raise DatasetRefused(verdict.reasons, plan.warnings)
+    except BaseException:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        raise
+    plan.images, plan.resized, plan.temp_dir = copies, True, temp_dir
+    return plan
+
+
+def center_crop(source: Path, target: Path, size: int = RESIZE_PX) -> Path:
+    """A `size` x `size` centre crop of `source` written to `target`, in the source's format."""
+    from PIL import Image, ImageOps
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(source) as image:
+        image_format = image.format
+        upright = ImageOps.exif_transpose(image)
+        mode = "RGBA" if image_format == "PNG" and "A" in upright.getbands() else "RGB"
+        square = ImageOps.fit(upright.convert(mode), (size, size), Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+    with target.open("xb") as handle:  # a fresh temporary folder: never an existing file
+        if image_format == "PNG":
+            square.save(handle, format="PNG", optimize=True)
+        else:
+            square.save(handle, format="JPEG", quality=95)
+    return target
+
+
+def dataset_prefix(dataset: str) -> str:
+    return f"{rules().DATASETS_PREFIX}{dataset}/"
+
+
+def existing_objects(s3: Any, bucket: str, dataset: str) -> int:
+    answer = s3.list_objects_v2(Bucket=bucket, Prefix=dataset_prefix(dataset), MaxKeys=10)
+    return int(answer.get("KeyCount", 0))
+
+
+def upload(plan: Plan, s3: Any, bucket: str, progress: Any) -> list[str]:
+    """Images first, dataset_info.json last. Refuses (DatasetExists) a name that already has files.
+
+    `progress(name, bytes_sent)` is called as bytes go out, `progress.file_done(name)` after each file.
+    """
+    prefix = dataset_prefix(plan.dataset)
+    found = existing_objects(s3, bucket, plan.dataset)
+    if found:
+        raise DatasetExists(
+            f"s3://{bucket}/{prefix} already holds files; the CLI never overwrites or deletes files in "
+            f"the bucket. Upload under a new name (e.g. --name {plan.dataset}-2) to train on these photos."
+        )
+    keys = []
+    for name, path in plan.images:
+        key = prefix + name
+        with path.open("rb") as handle:
+            content_type = "image/png" if handle.read(4) == b"\x89PNG" else "image/jpeg"
+        s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type},
+                       Callback=lambda sent, _name=name: progress(_name, sent))
+        progress.file_done(name)
+        keys.append(key)
+    info_key = prefix + rules().DATASET_INFO_FILE
+    s3.put_object(Bucket=bucket, Key=info_key, Body=plan.dataset_info, ContentType="application/json")
+    progress(rules().DATASET_INFO_FILE, len(plan.dataset_info))
+    progress.file_done(rules().DATASET_INFO_FILE)
+    keys.append(info_key)
+    return keys

@@ -1,0 +1,254 @@
+"""`dreambooth upload`: the pipeline's rules before any upload, the upload order, following the training."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+
+import boto3
+from PIL import Image
+
+from scripts import dataset_upload
+from tests.api.conftest import BUCKET, REGION
+from tests.cli.conftest import bucket_keys, put_order, write_image
+
+PROMPT = "a photo of sks dog"
+
+
+def read_object(key: str) -> bytes:
+    return boto3.client("s3", region_name=REGION).get_object(Bucket=BUCKET, Key=key)["Body"].read()
+
+
+def test_the_cli_uses_the_pipeline_validators_own_module():
+    import sys
+
+    sys.path.insert(0, str(dataset_upload.RULES_FILE.parent))
+    try:
+        import dataset_rules as pipeline_rules
+    finally:
+        sys.path.remove(str(dataset_upload.RULES_FILE.parent))
+    cli_rules = dataset_upload.rules()
+    assert cli_rules.__file__ == pipeline_rules.__file__
+    assert cli_rules.HYPERPARAMETER_RULES.keys() == pipeline_rules.HYPERPARAMETER_RULES.keys()
+
+
+def test_a_dataset_the_pipeline_would_refuse_is_refused_and_nothing_is_uploaded(run, photos):
+    # Given a folder with a text file posing as a JPEG and only two real photos
+    (photos / "dog0.jpg").write_text("not really a photo")
+    # When uploading it
+    code, out, err = run("upload", str(photos), "--name", "dog", "--prompt", PROMPT)
+    # Then the pipeline's reasons are shown, the command fails, and the bucket holds nothing
+    assert code == 1
+    assert "dog0.jpg: not a PNG or JPEG image" in err
+    assert "2 usable images; at least 3 are needed" in err
+    assert bucket_keys() == []
+
+
+def test_refusal_in_json_lists_every_reason_and_the_skipped_files(run, photos):
+    (photos / "huge.png").write_bytes(b"")
+    write_image(photos / "tiny.png", size=(100, 100), fmt="PNG")
+    code, body, _ = run.json("upload", str(photos), "--name", "dog", "--prompt", "x")
+    assert code == 1
+    assert body["ok"] is False and body["uploaded"] == []
+    assert any(r.startswith("tiny.png: 100x100 is too small") for r in body["reasons"])
+    assert any(r.startswith("huge.png: not a PNG or JPEG") for r in body["reasons"])
+    assert "instance_prompt must be 3-300 characters long" in body["reasons"]
+    assert body["warnings"] == ["skipped .DS_Store: not a .jpg, .jpeg or .png file in the dataset folder"]
+    assert bucket_keys() == []
+
+
+def test_bad_dataset_name_is_a_usage_error(run, photos):
+    code, _, err = run("upload", str(photos), "--name", "my dog", "--prompt", PROMPT, "--no-wait")
+    assert code == 2
+    assert "letters, digits or hyphens" in err
+    assert bucket_keys() == []
+
+
+def test_upload_sends_images_first_and_dataset_info_last_and_skips_what_the_pipeline_skips(run, photos):
+    order = put_order(run.session)
+    code, body, err = run.json("upload", str(photos), "--name", "dog", "--prompt", PROMPT,
+                               "--class-prompt", "a photo of a dog", "--no-wait")
+    assert code == 0, err
+    assert order[-1] == "datasets/dog/dataset_info.json"
+    assert sorted(order[:-1]) == ["datasets/dog/dog0.jpg", "datasets/dog/dog1.jpg", "datasets/dog/dog2.jpg"]
+    assert sorted(bucket_keys()) == sorted(order)  # .DS_Store stayed home
+    assert json.loads(read_object("datasets/dog/dataset_info.json")) == {
+        "instance_prompt": PROMPT, "class_prompt": "a photo of a dog"}
+    assert read_object("datasets/dog/dog1.jpg") == (photos / "dog1.jpg").read_bytes()
+    assert body["uploaded"] == order and body["bucket"] == BUCKET and body["resized"] is False
+    assert "skipped .DS_Store" in err
+    assert "uploaded 4/4 dataset_info.json" in err  # plain progress lines: stderr is not a terminal
+
+
+def test_the_folders_own_dataset_info_keeps_its_hyperparameters_and_gets_the_command_line_prompt(run, photos):
+    (photos / "dataset_info.json").write_text(json.dumps({"instance_prompt": "old words", "max_steps": 300}))
+    code, _, err = run("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--no-wait")
+    assert code == 0, err
+    assert json.loads(read_object("datasets/dog/dataset_info.json")) == {"instance_prompt": PROMPT, "max_steps": 300}
+
+
+def test_a_hyperparameter_the_pipeline_refuses_is_refused_before_upload(run, photos):
+    (photos / "dataset_info.json").write_text(json.dumps({"hyperparameters": {"max_stepz": 300}}))
+    code, _, err = run("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--no-wait")
+    assert code == 1
+    assert "hyperparameter 'max_stepz' cannot be overridden" in err
+    assert bucket_keys() == []
+
+
+def test_an_existing_dataset_is_never_overwritten(run, photos):
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket=BUCKET, Key="datasets/dog/dog0.jpg", Body=b"their photo")
+    code, _, err = run("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--no-wait")
+    assert code == 1
+    assert "already holds files" in err and "--name dog-2" in err
+    assert bucket_keys() == ["datasets/dog/dog0.jpg"]
+    assert read_object("datasets/dog/dog0.jpg") == b"their photo"
+
+
+def test_resize_uploads_512_px_centre_crops_and_leaves_the_originals_alone(run, photos):
+    write_image(photos / "wide.png", size=(3000, 1000), fmt="PNG")
+    before = {p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in photos.iterdir()}
+    code, body, err = run.json("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--resize", "--no-wait")
+    assert code == 0, err
+    after = {p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in photos.iterdir()}
+    assert after == before
+    assert body["resized"] is True
+    for name, fmt in (("dog0.jpg", "JPEG"), ("wide.png", "PNG")):
+        with Image.open(io.BytesIO(read_object(f"datasets/dog/{name}"))) as image:
+            assert (image.size, image.format) == ((512, 512), fmt)
+
+
+def test_resize_accepts_photos_above_the_size_limits_because_the_copies_are_within_them(run, photos):
+    write_image(photos / "panorama.jpg", size=(9000, 600))
+    code, _, err = run("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--no-wait")
+    assert code == 1 and "longer side must be at most 8192 px" in err
+    code, _, err = run("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--no-wait", "--resize")
+    assert code == 0, err
+    assert "datasets/dog/panorama.jpg" in bucket_keys()
+
+
+def test_dry_run_checks_without_any_aws_call(run, photos):
+    calls = []
+    run.session.events.register("before-call", lambda model, **_: calls.append(model.name))
+    code, body, _ = run.json("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--dry-run")
+    assert code == 0 and body["ok"] is True and body["uploaded"] == []
+    assert body["images"] == ["dog0.jpg", "dog1.jpg", "dog2.jpg"]
+    assert calls == [] and bucket_keys() == []
+
+
+# ---- following the training --------------------------------------------------------------------
+
+MODEL_ID = "dog-20261125110000"
+
+
+def test_upload_follows_the_pipeline_until_the_model_is_live(run, harness, photos):
+    from tests.api.conftest import create_endpoint
+
+    # Given the pipeline moving on between the CLI's polls (an older model of another dataset exists)
+    harness.put_model("cat-20261120100000", status="retired")
+    run.clock.at_sleep(2, lambda: harness.put_model(MODEL_ID, status="validating", dataset={"S": "dog"}))
+    run.clock.at_sleep(3, lambda: harness.put_model(MODEL_ID, status="training", dataset={"S": "dog"}))
+    run.clock.at_sleep(4, lambda: harness.put_model(MODEL_ID, status="deploying", dataset={"S": "dog"}))
+
+    def live() -> None:
+        harness.put_model(MODEL_ID, status="live", dataset={"S": "dog"})
+        harness.set_live(MODEL_ID)
+        create_endpoint(MODEL_ID)
+
+    run.clock.at_sleep(6, live)
+    # When uploading and following
+    code, body, err = run.json("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--poll-seconds", "30")
+    # Then every phase was shown with its elapsed time, and the command ends when the model is live
+    assert code == 0, err
+    assert [p["phase"] for p in body["phases"]] == ["waiting", "validating", "training", "deploying", "live"]
+    assert [p["elapsed_s"] for p in body["phases"]] == [0, 60, 90, 120, 180]
+    assert body["ok"] is True and body["model"]["model_id"] == MODEL_ID
+    assert "[  1m30s] training on SageMaker" in err
+    assert run.clock.sleeps == [30.0] * 6
+
+
+def test_upload_reports_a_rejected_dataset_with_the_pipelines_reason(run, harness, photos):
+    reason = "invalid dataset: dog1.jpg: damaged JPEG: marker expected"
+    run.clock.at_sleep(1, lambda: harness.put_model(MODEL_ID, status="failed", dataset={"S": "dog"},
+                                                    failureReason={"S": reason}))
+    code, out, err = run("upload", str(photos), "--name", "dog", "--prompt", PROMPT)
+    assert code == 1
+    assert f"Failed: {reason}" in err
+
+
+def test_following_stops_at_the_timeout_and_says_the_training_goes_on(run, photos):
+    code, body, err = run.json("upload", str(photos), "--name", "dog", "--prompt", PROMPT,
+                               "--timeout", "100", "--poll-seconds", "30")
+    assert code == 1
+    assert body["ok"] is False and body["phase"] == "waiting"
+    assert "timed out after 1m40s while waiting" in body["reason"]
+    assert sum(run.clock.sleeps) == 100
+    assert len(bucket_keys("datasets/dog/")) == 4  # the upload itself stands
+
+
+def test_no_wait_needs_no_api(run, photos):
+    code, _, err = run("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--no-wait")
+    assert code == 0, err
+    assert run.api.requests == []
+
+
+def test_progress_is_a_byte_bar_on_a_terminal():
+    import io as _io
+
+    from scripts.progress import ByteProgress
+
+    stream = _io.StringIO()
+    progress = ByteProgress(2 * 1_048_576, 2, stream, tty=True)
+    progress("a.jpg", 1_048_576)
+    progress.file_done("a.jpg")
+    progress("b.jpg", 1_048_576)
+    progress.close()
+    frames = stream.getvalue().split("\r")
+    assert frames[1].startswith("[" + "#" * 15 + "." * 15 + "]  50%  1.0 MB / 2.0 MB  a.jpg")
+    assert frames[2].startswith("[" + "#" * 30 + "] 100%  2.0 MB / 2.0 MB  b.jpg")
+    assert "uploaded" not in stream.getvalue()  # the per-file lines are for logs, not terminals
+
+
+def test_a_failed_upload_says_what_may_be_in_the_bucket_and_deletes_nothing(run, photos):
+    # Given S3 refusing the third file (the botocore boundary: a handler answering for the call)
+    calls = []
+
+    def refuse_third(params, **_):
+        calls.append(params["Key"])
+        if len(calls) == 3:
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "PutObject")
+
+    run.session.events.register("before-parameter-build.s3.PutObject", refuse_third)
+    code, _, err = run("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--no-wait")
+    assert code == 1
+    assert "Upload failed" in err and "without dataset_info.json" in err and "Nothing was deleted" in err
+    assert sorted(bucket_keys()) == ["datasets/dog/dog0.jpg", "datasets/dog/dog1.jpg"]
+
+
+def test_what_the_cli_uploads_passes_the_pipelines_own_reading_of_the_bucket(run, photos, monkeypatch):
+    # Given a folder with its own dataset_info.json, uploaded with --resize
+    (photos / "dataset_info.json").write_text(json.dumps({"hyperparameters": {"max_steps": 250}}))
+    write_image(photos / "big.png", size=(2000, 1500), fmt="PNG")
+    code, body, err = run.json("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--resize", "--no-wait")
+    assert code == 0, err
+    # When the pipeline's validation reads the bucket as its Lambda does (snapshot, If-Match heads)
+    monkeypatch.syspath_prepend(str(dataset_upload.RULES_FILE.parent))
+    import dataset_rules as pipeline_rules
+    import s3_dataset
+
+    s3 = boto3.client("s3", region_name=REGION)
+    snapshot = s3_dataset.take_snapshot(s3, BUCKET, "dog")
+    files, info = s3_dataset.load_files(s3, BUCKET, snapshot, 20 * 1_048_576)
+    verdict = pipeline_rules.evaluate("dog", files, read_info=lambda: info,
+                                      default_instance_prompt="a photo of sks {dataset}", default_class_prompt="",
+                                      default_hyperparameters={"max_steps": "400"},
+                                      training_instance_type="ml.g4dn.2xlarge")
+    # Then it accepts the same images with the prompt and overrides the CLI showed
+    assert verdict.valid, verdict.reasons
+    assert verdict.image_names == body["images"] == ["big.png", "dog0.jpg", "dog1.jpg", "dog2.jpg"]
+    assert verdict.instance_prompt == body["instance_prompt"] == PROMPT
+    assert verdict.hyperparameters["max_steps"] == "250"
+    assert verdict.warnings == []  # nothing the pipeline would skip was uploaded
