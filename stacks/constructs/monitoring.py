@@ -176,7 +176,7 @@ class Monitoring(Construct):
         # ---- API ----
         if api is not None:
             errors = api.stage.metric_server_error(period=ALARM_PERIOD, statistic="Sum")
-            requests = api.stage.metric_count(period=ALARM_PERIOD, statistic="SampleCount")
+            requests = api.stage.metric_count(period=ALARM_PERIOD, statistic="Sum")
             rate = cw.MathExpression(
                 expression="IF(requests > 0, 100 * errors / requests, 0)",
                 using_metrics={"errors": errors, "requests": requests},
@@ -249,7 +249,7 @@ class Monitoring(Construct):
                     label="dispatches failed (queue)"))
             dashboard.add_widgets(
                 cw.GraphWidget(title="API requests and errors", width=8,
-                               left=[stage.metric_count(statistic="SampleCount", label="requests"),
+                               left=[stage.metric_count(statistic="Sum", label="requests"),
                                      stage.metric_client_error(statistic="Sum", label="4xx"),
                                      stage.metric_server_error(statistic="Sum", label="5xx")]),
                 cw.GraphWidget(title="API latency (ms)", width=8,
