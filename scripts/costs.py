@@ -72,3 +72,79 @@ def estimate(
         prices_as_of=pricing.as_of,
         prices_source=pricing.source,
     )
+
+
+# ---- one fine-tune + deploy + N images, and the idle cost, for a workflow ----
+
+# Timings from ../shared/JUMPSTART.md (public JumpStart notebooks and projects; not measured here).
+ENDPOINT_CREATION_MINUTES = 10.0
+""""Endpoint creation up to 10 minutes"; counted as billed time (conservative)."""
+SECONDS_PER_IMAGE = 15.0
+"""One 512x512 image with 50-60 steps took about 15 s on a g4dn endpoint in one public project."""
+# The idle shutdown's window (config key idleMinutes, built on the `idle` branch): the endpoint is
+# deleted this long after the last request, and created again by the next one. 0 = never sleep.
+DEFAULT_IDLE_MINUTES = 60
+HOURS_PER_DAY = 24
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """How a fine-tune is trained and served."""
+
+    name: str
+    training_instance_type: str
+    endpoint_instance_type: str
+    idle_minutes: Optional[float]
+    """Endpoint deleted this many minutes after the last image; None (or 0): left running."""
+    training_minutes: float = DEFAULT_TRAINING_MINUTES
+
+    @property
+    def sleeps(self) -> bool:
+        return bool(self.idle_minutes)
+
+
+@dataclass(frozen=True)
+class WorkflowCost:
+    workflow: Workflow
+    images: int
+    training_usd: float
+    endpoint_hourly_usd: float
+    endpoint_busy_minutes: float
+    """Creation plus generation time, billed while the endpoint works."""
+    idle_window_minutes: float
+    """Endpoint time after the last image until it is deleted (0 for a workflow that never deletes it)."""
+    session_usd: float
+    """One fine-tune + deploy + `images` images, including the idle window before shutdown."""
+    idle_hourly_usd: float
+    """Per hour once the idle window has passed: 0 when the endpoint is deleted."""
+    idle_daily_usd: float
+    first_day_usd: float
+    """The first 24 hours from the start of training: the session plus idle hours until then."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def workflow_cost(pricing: Pricing, region: str, workflow: Workflow, images: int = 10,
+                  seconds_per_image: float = SECONDS_PER_IMAGE,
+                  endpoint_creation_minutes: float = ENDPOINT_CREATION_MINUTES) -> WorkflowCost:
+    """Instance time times list price; everything else (S3, Lambda, ...) is negligible (see the table)."""
+    training_usd = pricing.hourly(region, "training", workflow.training_instance_type) * workflow.training_minutes / 60
+    hourly = pricing.hourly(region, "hosting", workflow.endpoint_instance_type)
+    busy_minutes = endpoint_creation_minutes + images * seconds_per_image / 60
+    window = float(workflow.idle_minutes) if workflow.sleeps else 0.0
+    session = training_usd + hourly * (busy_minutes + window) / 60
+    idle_hourly = 0.0 if workflow.sleeps else hourly
+    elapsed_hours = (workflow.training_minutes + busy_minutes + window) / 60
+    first_day = session + idle_hourly * max(0.0, HOURS_PER_DAY - elapsed_hours)
+    return WorkflowCost(
+        workflow=workflow, images=images, training_usd=training_usd, endpoint_hourly_usd=hourly,
+        endpoint_busy_minutes=busy_minutes, idle_window_minutes=window, session_usd=session,
+        idle_hourly_usd=idle_hourly, idle_daily_usd=idle_hourly * HOURS_PER_DAY, first_day_usd=first_day,
+    )
+
+
+def fixed_monthly_usd(path: Path = PRICING_TABLE) -> dict[str, float]:
+    """What the stack costs per month whether or not anything runs (dashboard, alarms, key), by item."""
+    items = json.loads(path.read_text()).get("fixed_monthly", {}).get("items", {})
+    return {name: float(item["usd_per_month"]) * int(item.get("count", 1)) for name, item in items.items()}

@@ -40,6 +40,9 @@ class ConfigError(ValueError):
 
 Context = Callable[[str], Any]
 
+# SageMaker's longest training job (MaxRuntimeInSeconds / MaxWaitTimeInSeconds): 28 days.
+MAX_TRAINING_MINUTES = 28 * 24 * 60
+
 # SageMaker instance families with an NVIDIA GPU large enough for Stable Diffusion 2.1 base.
 GPU_INSTANCE_FAMILIES = ("g4dn", "g5", "g6", "g6e", "p3", "p4d", "p5")
 _INSTANCE_TYPE = re.compile(r"^ml\.(?P<family>[a-z0-9]+)\.(?P<size>\d*x?large)$")
@@ -159,6 +162,11 @@ class TrainingConfig:
     min_images: int = 3
     max_images: int = 100
     max_image_mb: int = 20
+    spot: bool = False
+    """Managed spot training (EnableManagedSpotTraining): cheaper, but capacity may never come."""
+    spot_max_wait_minutes: int = 240
+    """Spot only: longest the job may take, waiting for capacity included (MaxWaitTimeInSeconds).
+    At least max_runtime_minutes; default twice max_runtime_minutes."""
 
     @classmethod
     def from_context(cls, ctx: Context) -> "TrainingConfig":
@@ -166,9 +174,19 @@ class TrainingConfig:
         max_images = _int(ctx, "datasetMaxImages", cls.max_images, 1, 1000)
         if max_images < min_images:
             raise ConfigError("datasetMaxImages", max_images, f"expected at least datasetMinImages ({min_images})")
+        max_runtime = _int(ctx, "trainingMaxRuntimeMinutes", cls.max_runtime_minutes, 10, MAX_TRAINING_MINUTES)
+        max_wait = _int(ctx, "spotMaxWaitMinutes", min(2 * max_runtime, MAX_TRAINING_MINUTES), 10,
+                        MAX_TRAINING_MINUTES)
+        if max_wait < max_runtime:
+            # SageMaker refuses MaxWaitTimeInSeconds < MaxRuntimeInSeconds: say so at synth instead.
+            raise ConfigError("spotMaxWaitMinutes", ctx("spotMaxWaitMinutes"),
+                              f"expected at least trainingMaxRuntimeMinutes ({max_runtime}): the wait for spot "
+                              "capacity comes on top of the run time")
         return cls(
             instance_type=_instance_type(ctx, "trainingInstanceType", cls.instance_type),
-            max_runtime_minutes=_int(ctx, "trainingMaxRuntimeMinutes", cls.max_runtime_minutes, 10, 28 * 24 * 60),
+            max_runtime_minutes=max_runtime,
+            spot=_bool(ctx, "spotTraining", cls.spot),
+            spot_max_wait_minutes=max_wait,
             quiet_window_s=_int(ctx, "quietWindowSeconds", cls.quiet_window_s, 1, 3600),
             default_instance_prompt=_text(ctx, "defaultInstancePrompt", cls.default_instance_prompt, 300),
             default_class_prompt=_text(ctx, "defaultClassPrompt", cls.default_class_prompt, 300, allow_empty=True),
@@ -206,6 +224,45 @@ class NotificationConfig:
     @classmethod
     def from_context(cls, ctx: Context) -> "NotificationConfig":
         return cls(email=_optional_str(ctx, "notificationEmail", _EMAIL, "expected an e-mail address"))
+
+
+# The values CloudWatch Logs accepts for a log group's retention (RetentionInDays).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                      2557, 2922, 3288, 3653)
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    """Log retention, the CloudWatch dashboard and the alarms sent to the notifications topic."""
+
+    log_retention_days: int = 30
+    """Retention of every log group the stack creates (Lambda, state machines, API access log)."""
+    api_5xx_percent: int = 5
+    """Alarm when more than this percentage of API requests in 5 minutes answered 5xx."""
+    endpoint_5xx_errors: int = 1
+    """Alarm when the endpoint answered at least this many 5xx errors (Invocation5XXErrors) in 5 minutes."""
+    endpoint_stuck_minutes: int = 30
+    """Alarm when a deployment has waited this long for the endpoint to leave Creating/Updating."""
+
+    @classmethod
+    def from_context(cls, ctx: Context, serving: "ServingConfig") -> "MonitoringConfig":
+        retention = _int(ctx, "logRetentionDays", cls.log_retention_days, 1, 3653)
+        if retention not in LOG_RETENTION_DAYS:
+            raise ConfigError("logRetentionDays", ctx("logRetentionDays"),
+                              f"expected one of CloudWatch Logs' retention values: "
+                              f"{', '.join(map(str, LOG_RETENTION_DAYS))}")
+        limit = serving.endpoint_max_wait_minutes - 1
+        stuck = _int(ctx, "alarmEndpointStuckMinutes", min(cls.endpoint_stuck_minutes, limit), 1, 240)
+        if stuck > limit:
+            raise ConfigError("alarmEndpointStuckMinutes", ctx("alarmEndpointStuckMinutes"),
+                              f"expected at most {limit}: below endpointMaxWaitMinutes "
+                              f"({serving.endpoint_max_wait_minutes}), when the deployment gives up on its own")
+        return cls(
+            log_retention_days=retention,
+            api_5xx_percent=_int(ctx, "alarmApi5xxPercent", cls.api_5xx_percent, 1, 100),
+            endpoint_5xx_errors=_int(ctx, "alarmEndpoint5xxErrors", cls.endpoint_5xx_errors, 1, 100000),
+            endpoint_stuck_minutes=stuck,
+        )
 
 
 API_AUTH_MODES = ("apiKey", "iam")
@@ -318,6 +375,7 @@ class AppConfig:
     bucket_source: str = "created"
     """How the bucket was chosen: created, configured (bucketName) or reused (quota decision)."""
     api: ApiConfig = ApiConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @classmethod
     def load(cls, ctx: Context, environ: Mapping[str, str] = os.environ) -> "AppConfig":
@@ -327,6 +385,7 @@ class AppConfig:
         )
         stack_name = stack_name or "DreamBoothPipeline"
         env = DeploymentEnv.from_environ(environ)
+        serving = ServingConfig.from_context(ctx)
         storage = StorageConfig.from_context(ctx)
         existing, source = storage.bucket_name, "configured"
         if existing is None and env.account and env.region:
@@ -340,9 +399,10 @@ class AppConfig:
             env=env,
             storage=storage,
             training=TrainingConfig.from_context(ctx),
-            serving=ServingConfig.from_context(ctx),
+            serving=serving,
             notifications=NotificationConfig.from_context(ctx),
             existing_bucket_name=existing,
             bucket_source=source if existing else "created",
             api=ApiConfig.from_context(ctx),
+            monitoring=MonitoringConfig.from_context(ctx, serving),
         )

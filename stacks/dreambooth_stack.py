@@ -9,7 +9,9 @@ from constructs import Construct
 
 from stacks.config import AppConfig
 from stacks.constructs.data_bucket import DataBucket
+from stacks.constructs.deploy_workflow import VARIANT_NAME
 from stacks.constructs.inference_api import InferenceApi
+from stacks.constructs.monitoring import ApiMetricsSource, Monitoring, manage_function_logs
 from stacks.constructs.training_pipeline import TrainingPipeline
 
 
@@ -39,13 +41,26 @@ class DreamBoothStack(Stack):
         self.pipeline = TrainingPipeline(
             self, "Pipeline", bucket=self.data.bucket, training=config.training,
             serving=config.serving, notifications=config.notifications,
+            log_retention_days=config.monitoring.log_retention_days,
         )
         # The HTTPS API serves what the pipeline registers and deploys.
         self.api = InferenceApi(
             self, "Api", bucket=self.data.bucket, registry_table=self.pipeline.registry_table,
             deploy_state_machine=self.pipeline.deploy_state_machine,
             endpoint_name=self.pipeline.endpoint_name, config=config.api,
+            log_retention_days=config.monitoring.log_retention_days,
         )
+        # Dashboard and alarms (to the pipeline's notifications topic) over all of the above.
+        self.monitoring = Monitoring(
+            self, "Monitoring", topic=self.pipeline.topic, topic_key=self.pipeline.topic_key,
+            training_state_machine=self.pipeline.training_state_machine,
+            deploy_state_machine=self.pipeline.deploy_state_machine,
+            endpoint_name=self.pipeline.endpoint_name, variant_name=VARIANT_NAME,
+            api=ApiMetricsSource(stage=self.api.api.deployment_stage, failed_dispatches=self.api.failed_dispatches),
+            config=config.monitoring,
+        )
+        # Last: CDK's own functions (S3 notifications handler) get a log group with retention too.
+        manage_function_logs(self, config.monitoring.log_retention_days)
 
         CfnOutput(self, "BucketName", value=self.data.bucket.bucket_name,
                   description="Upload datasets under datasets/<name>/ in this bucket.")

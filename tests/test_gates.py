@@ -101,3 +101,18 @@ def test_checkov_findings_are_all_fixed_or_reviewed(synthesized):
     assert unexplained == [], "checkov findings neither fixed nor in tests/checkov_exceptions.yaml"
     stale = [f"{e['check']} {e['resource']}" for i, e in enumerate(exceptions) if i not in used]
     assert stale == [], "entries in tests/checkov_exceptions.yaml that match no finding any more"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_log_group_has_retention_and_every_function_logs_to_one(synthesized, variant):
+    """No log group kept forever, and no Lambda left to create an unmanaged /aws/lambda/<name> group."""
+    for template in templates(synthesized[variant]):
+        resources = json.loads(template.read_text())["Resources"]
+        groups = {k: v["Properties"] for k, v in resources.items() if v["Type"] == "AWS::Logs::LogGroup"}
+        assert groups
+        assert {k: p.get("RetentionInDays") for k, p in groups.items()} == {k: 30 for k in groups}
+        functions = {k: v["Properties"] for k, v in resources.items() if v["Type"] == "AWS::Lambda::Function"}
+        assert functions
+        for name, props in functions.items():
+            target = props.get("LoggingConfig", {}).get("LogGroup")
+            assert target in [{"Ref": k} for k in groups], f"{name} logs to {target!r}, not a managed group"

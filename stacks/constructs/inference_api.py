@@ -30,6 +30,7 @@ from constructs import Construct
 
 from stacks.config import ApiConfig
 from stacks.constructs.data_bucket import GENERATED_PREFIX
+from stacks.constructs.monitoring import METRICS_NAMESPACE, retention
 from stacks.constructs.nag import acknowledge_prefix_grants, nag_resource
 
 CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "api"
@@ -52,7 +53,6 @@ API_FUNCTION_MARGIN_S = 3
 MODEL_READ_TIMEOUT_S = 70
 WORKER_OVERHEAD_S = 50
 WORKER_MAX_EVENT_AGE = Duration.minutes(15)
-LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 # In a gateway response: use API Gateway's own message for the error.
 CONTEXT_MESSAGE = "$context.error.message"
 
@@ -101,6 +101,7 @@ class InferenceApi(Construct):
         pipeline, never by CloudFormation).
       config: `ApiConfig` (auth mode, usage plan limits, max wait, TTL, URL lifetime; see
         stacks/config.py for defaults).
+      log_retention_days: retention of the functions' and the access log's groups (default 30).
 
     Attributes:
       api: the RestApi; url: its base URL (stage v1).
@@ -123,9 +124,11 @@ class InferenceApi(Construct):
         deploy_state_machine: sfn.IStateMachine,
         endpoint_name: str,
         config: ApiConfig,
+        log_retention_days: int = 30,
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
+        self._log_retention = retention(log_retention_days)
         self._openapi = load_openapi()
         names = load_env_names()
         stack = Stack.of(self)
@@ -157,7 +160,7 @@ class InferenceApi(Construct):
             names.REGISTRY_TABLE: registry_table.table_name,
             names.BUCKET_NAME: bucket.bucket_name,
             names.ENDPOINT_NAME: endpoint_name,
-            "POWERTOOLS_METRICS_NAMESPACE": "DreamBoothPipeline",
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         }
 
         worker_timeout_s = max_images(self._openapi) * MODEL_READ_TIMEOUT_S + WORKER_OVERHEAD_S
@@ -202,7 +205,7 @@ class InferenceApi(Construct):
 
         self._grant(bucket, registry_table, deploy_state_machine, endpoint_arn)
         self.access_logs = logs.LogGroup(
-            self, "AccessLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
+            self, "AccessLogs", retention=self._log_retention, removal_policy=RemovalPolicy.DESTROY
         )
         self.api = self._rest_api()
         self.url = self.api.url
@@ -258,7 +261,7 @@ class InferenceApi(Construct):
         dead_letter_queue: Optional[sqs.IQueue] = None,
     ) -> lambda_.Function:
         log_group = logs.LogGroup(
-            self, f"{construct_id}Logs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
+            self, f"{construct_id}Logs", retention=self._log_retention, removal_policy=RemovalPolicy.DESTROY
         )
         # An own role instead of the default one, which carries the AWSLambdaBasicExecutionRole
         # managed policy: this one may write to its own log group only.

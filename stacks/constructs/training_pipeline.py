@@ -31,6 +31,7 @@ from stacks.constructs.data_bucket import DATASETS_PREFIX
 from stacks.constructs.deploy_workflow import DeployWorkflow
 from stacks.constructs.jumpstart_lock import JumpStartArtifacts, JumpStartLock
 from stacks.constructs.model_registry import ModelRegistry
+from stacks.constructs.monitoring import METRICS_NAMESPACE, retention
 from stacks.constructs.nag import acknowledge, acknowledge_prefix_grants, arn_prefix
 from stacks.constructs.sagemaker_roles import SageMakerRoles
 from stacks.constructs.training_workflow import TrainingWorkflow
@@ -38,7 +39,6 @@ from stacks.constructs.training_workflow import TrainingWorkflow
 LAMBDA_CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "pipeline"
 POWERTOOLS_LAYER_VERSION = 21
 STAGING_PREFIX = DATASETS_PREFIX + "_pipeline/"
-LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 _COLON_ARN = ArnFormat.COLON_RESOURCE_NAME
 
 
@@ -50,6 +50,7 @@ class TrainingPipeline(Construct):
       training / serving / notifications: typed settings (see stacks/config.py for defaults).
       lock: the JumpStart lock (default: stacks/jumpstart.lock.json).
       removal_policy: for the registry tables (default DESTROY; the bucket is never touched).
+      log_retention_days: retention of every log group created here (default 30; a CloudWatch value).
 
     Attributes:
       registry_table (model registry, see model_registry.py), state_table (bookkeeping), topic,
@@ -57,7 +58,8 @@ class TrainingPipeline(Construct):
       endpoint_name (created at run time, `<stack name>-sd`), upload_rule, upload_function,
       snapshot_function, validate_function, park_function / endpoint_event_function /
       endpoint_rule (the endpoint state-change wake-up), cleanup (custom resource),
-      roles (SageMakerRoles), artifacts (JumpStart lock values by region).
+      roles (SageMakerRoles), artifacts (JumpStart lock values by region), topic_key (the
+      topic's customer-managed KMS key: CloudWatch alarms cannot publish with the AWS-managed one).
     """
 
     def __init__(
@@ -71,10 +73,12 @@ class TrainingPipeline(Construct):
         notifications: NotificationConfig,
         lock: Optional[JumpStartLock] = None,
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
+        log_retention_days: int = 30,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         stack = Stack.of(self)
+        self._log_retention = retention(log_retention_days)
         lock = lock or JumpStartLock.load()
         self.endpoint_name = f"{stack.stack_name[:59]}-sd"
         name_prefix = stack.stack_name[:60]
@@ -185,6 +189,8 @@ class TrainingPipeline(Construct):
             training_image=self.artifacts.training_image, base_model_uri=self.artifacts.base_model_uri,
             metric_definitions=lock.metric_definitions, instance_type=training.instance_type,
             max_runtime_s=training.max_runtime_minutes * 60,
+            spot_max_wait_s=training.spot_max_wait_minutes * 60 if training.spot else None,
+            metrics_namespace=METRICS_NAMESPACE,
             quiet_window_s=training.quiet_window_s,
             # Imported by name so that the grant reads `execution:<name>*` rather than a split ARN.
             deploy_state_machine=sfn.StateMachine.from_state_machine_name(self, "DeployByName", deploy_name),
@@ -211,6 +217,8 @@ class TrainingPipeline(Construct):
             *(f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(fn.node.default_child)}.Arn>:*]"
               for fn in (self.snapshot_function, self.validate_function)),
         )
+        for machine in (self.training_state_machine, self.deploy_state_machine):
+            self._grant_topic_key(machine.role)
 
         # ---- trigger ----
         self.upload_function = self._function(
@@ -237,6 +245,7 @@ class TrainingPipeline(Construct):
         # for callers in this account, so publishing needs no KMS statement.
         self.upload_function.add_to_role_policy(
             iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn]))
+        self._grant_topic_key(self.upload_function.role)
         self.upload_rule = events.Rule(
             self, "DatasetUploaded",
             description="Files arriving under datasets/ in the data bucket",
@@ -257,19 +266,32 @@ class TrainingPipeline(Construct):
     # ---- building blocks ----
 
     def _topic(self, notifications: NotificationConfig) -> sns.Topic:
+        # A customer-managed key, not alias/aws/sns: the AWS-managed key's policy cannot be changed
+        # and does not let CloudWatch alarms use it, so alarms could never publish to the topic.
+        self.topic_key = kms.Key(
+            self, "NotificationsKey", enable_key_rotation=True, removal_policy=RemovalPolicy.DESTROY,
+            pending_window=Duration.days(7),
+            description="Encrypts the DreamBooth pipeline's notifications topic",
+        )
         topic = sns.Topic(
             self, "Notifications",
             display_name="DreamBooth pipeline",
             enforce_ssl=True,
-            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+            master_key=self.topic_key,
         )
         if notifications.email:
             topic.add_subscription(subscriptions.EmailSubscription(notifications.email))
         return topic
 
+    def _grant_topic_key(self, role: Optional[iam.IRole]) -> None:
+        """What a publisher needs on the topic's key (SNS encrypts with a data key made for it)."""
+        assert role is not None
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self.topic_key.key_arn]))
+
     def _function(self, construct_id: str, handler: str, environment: dict[str, str], *, timeout_s: int,
                   description: str, memory_mb: int = 256) -> lambda_.Function:
-        log_group = logs.LogGroup(self, f"{construct_id}Logs", retention=LOG_RETENTION,
+        log_group = logs.LogGroup(self, f"{construct_id}Logs", retention=self._log_retention,
                                   removal_policy=RemovalPolicy.DESTROY)
         role = iam.Role(self, f"{construct_id}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                         description=description)
@@ -280,7 +302,8 @@ class TrainingPipeline(Construct):
             handler=handler,
             code=lambda_.Code.from_asset(str(LAMBDA_CODE_DIR)),
             layers=[self._layer],
-            environment={**environment, "POWERTOOLS_SERVICE_NAME": "dreambooth-pipeline"},
+            environment={**environment, "POWERTOOLS_SERVICE_NAME": "dreambooth-pipeline",
+                         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE},
             timeout=Duration.seconds(timeout_s),
             memory_size=memory_mb,
             tracing=lambda_.Tracing.ACTIVE,
@@ -308,7 +331,7 @@ class TrainingPipeline(Construct):
         return function
 
     def _state_machine(self, construct_id: str, definition: sfn.IChainable, name: str) -> sfn.StateMachine:
-        log_group = logs.LogGroup(self, f"{construct_id}Logs", retention=LOG_RETENTION,
+        log_group = logs.LogGroup(self, f"{construct_id}Logs", retention=self._log_retention,
                                   removal_policy=RemovalPolicy.DESTROY)
         machine = sfn.StateMachine(
             self, construct_id,
@@ -320,7 +343,8 @@ class TrainingPipeline(Construct):
         _ignore_implied_dependency(machine)
         acknowledge(
             machine.role,
-            "X-Ray tracing and sagemaker:ListTags support no resource-level permissions.",
+            "X-Ray tracing, sagemaker:ListTags and cloudwatch:PutMetricData (held to the pipeline's namespace by "
+            "a condition) support no resource-level permissions.",
             "AwsSolutions-IAM5[Resource::*]",
         )
         return machine

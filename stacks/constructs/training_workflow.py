@@ -6,12 +6,16 @@ deterministic name `<dataset>-<n>`). Steps: wait until the dataset's quiet windo
 dataset, claim the snapshot (a conditional put: a snapshot already trained on ends the run
 quietly), register the model version, validate the dataset (an invalid one ends the run with a
 notification; no training job is created), train with `createTrainingJob.sync`, record the
-artifact and loss, and run the deploy state machine.
+artifact and loss, publish the training metrics (time, billable time, loss) to CloudWatch, and
+run the deploy state machine.
+
+With managed spot training, a job SageMaker stops because spot capacity never came (or kept
+being taken back) within the wait limit is reported as such, with the way out (on-demand).
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
@@ -39,6 +43,18 @@ from stacks.constructs.model_registry import (
 MAX_QUIET_WINDOW_EXTENSIONS = 100
 TRAINING_VOLUME_GB = 50
 TRAINING_JOB_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
+# Custom metrics the training state machine publishes itself (aws-sdk PutMetricData, no Lambda).
+TRAINING_METRICS_SERVICE = "dreambooth-pipeline"
+METRIC_TRAINING_SECONDS = "TrainingSeconds"
+METRIC_BILLABLE_SECONDS = "BillableTrainingSeconds"
+METRIC_TRAIN_LOSS = "TrainLoss"
+# DescribeTrainingJob's SecondaryStatus of a spot job SageMaker stopped for want of capacity
+# (MaxWaitTimeExceeded) or after interruptions (Interrupted). The .sync task fails with the whole
+# DescribeTrainingJob answer as its Cause (JSON), so the Cause is matched for them, with or
+# without a space after the colon. An interruption that the job survived shows only in
+# SecondaryStatusTransitions, which these patterns do not match.
+SPOT_STOP_PATTERNS = ("*MaxWaitTimeExceeded*", '*"SecondaryStatus":"Interrupted"*',
+                      '*"SecondaryStatus": "Interrupted"*')
 
 
 class TrainingWorkflow(Construct):
@@ -52,6 +68,10 @@ class TrainingWorkflow(Construct):
       training_image / base_model_uri: from the JumpStart lock.
       metric_definitions: regexes SageMaker applies to the training log.
       instance_type / max_runtime_s: training resources and hard time limit.
+      spot_max_wait_s: None (default) trains on demand; a number turns managed spot training on,
+        with this MaxWaitTimeInSeconds (>= max_runtime_s).
+      metrics_namespace: CloudWatch namespace of the training metrics (TrainingSeconds,
+        BillableTrainingSeconds, TrainLoss; dimension service=dreambooth-pipeline).
       quiet_window_s: the debounce window (the input carries `extensions.count`, starting at 0).
       deploy_state_machine: run (and waited for) once the model is trained.
     """
@@ -74,8 +94,13 @@ class TrainingWorkflow(Construct):
         max_runtime_s: int,
         quiet_window_s: int,
         deploy_state_machine: sfn.IStateMachine,
+        metrics_namespace: str,
+        spot_max_wait_s: Optional[int] = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        if spot_max_wait_s is not None and spot_max_wait_s < max_runtime_s:
+            raise ValueError("spot_max_wait_s must be at least max_runtime_s (SageMaker refuses it otherwise)")
+        self._metrics_namespace = metrics_namespace
         self._registry = registry_table
         self._state = state_table
         self._topic = topic
@@ -215,7 +240,10 @@ class TrainingWorkflow(Construct):
              ":skipped": _str("$.validation.warningText")},
         ), "recording the training start")
 
-        train = self._training_task(training_image, base_model_uri, metric_definitions, instance_type, max_runtime_s)
+        train = self._training_task(training_image, base_model_uri, metric_definitions, instance_type, max_runtime_s,
+                                    spot_max_wait_s)
+        if spot_max_wait_s is not None:
+            self._catch_spot_stop(train, spot_max_wait_s, fail_chain)
         catch(train, "training")
         record_with_loss = catch(self._registry_update(
             "RecordTrainedModel",
@@ -253,12 +281,63 @@ class TrainingWorkflow(Construct):
             .when(sfn.Condition.is_present("$.training.trainLoss[0]"), record_with_loss)
             .otherwise(record_without_loss)
         )
-        record_with_loss.next(deploy)
-        record_without_loss.next(deploy)
+        record_with_loss.next(self._publish_metrics(deploy, with_loss=True))
+        record_without_loss.next(self._publish_metrics(deploy, with_loss=False))
         deploy.next(sfn.Succeed(self, "Done"))
 
+    def _catch_spot_stop(self, train: sfn.CustomState, max_wait_s: int, fail_chain: sfn.IChainable) -> None:
+        """A spot job stopped for want of capacity: say so plainly and point to on-demand training."""
+        minutes = max_wait_s // 60
+        spot_stop = sfn.Pass(
+            self, "SpotCapacityNeverCame",
+            parameters={"reason": sfn.JsonPath.format(
+                "no spot capacity: SageMaker stopped training job {} because managed spot capacity did not "
+                f"come (or was taken back) within spotMaxWaitMinutes ({minutes} min), so nothing was trained "
+                "or deployed. To train on demand, deploy again with -c spotTraining=false (or raise "
+                "spotMaxWaitMinutes), then add a file to the dataset folder (or replace one with changed "
+                "content) to start a new run",
+                sfn.JsonPath.string_at("$.snapshot.modelId"))},
+            result_path="$.failure",
+        ).next(fail_chain)
+        choice = sfn.Choice(self, "WasSpotCapacityMissing")
+        choice.when(sfn.Condition.or_(*(sfn.Condition.string_matches("$.error.Cause", pattern)
+                                        for pattern in SPOT_STOP_PATTERNS)), spot_stop)
+        choice.otherwise(sfn.Pass(
+            self, "TrainModelSpotError",
+            parameters={"reason": sfn.JsonPath.format(
+                "training failed: {}: {}", sfn.JsonPath.string_at("$.error.Error"),
+                sfn.JsonPath.string_at("$.error.Cause"))},
+            result_path="$.failure",
+        ).next(fail_chain))
+        train.add_catch(choice, errors=["States.TaskFailed"], result_path="$.error")
+
+    def _publish_metrics(self, then: sfn.IChainable, *, with_loss: bool) -> sfn.IChainable:
+        """PutMetricData with the job's training and billable seconds (and loss); never fails the run."""
+        suffix = "" if with_loss else "WithoutLoss"
+        dimensions = [{"Name": "service", "Value": TRAINING_METRICS_SERVICE}]
+        data = [
+            {"MetricName": METRIC_TRAINING_SECONDS, "Unit": "Seconds", "Dimensions": dimensions,
+             "Value.$": "$.training.seconds"},
+            {"MetricName": METRIC_BILLABLE_SECONDS, "Unit": "Seconds", "Dimensions": dimensions,
+             "Value.$": "$.training.billableSeconds"},
+        ]
+        if with_loss:
+            data.append({"MetricName": METRIC_TRAIN_LOSS, "Unit": "None", "Dimensions": dimensions,
+                         "Value.$": "$.training.trainLoss[0]"})
+        publish = sfn.CustomState(self, f"PublishTrainingMetrics{suffix}", state_json={
+            "Type": "Task",
+            "Resource": f"arn:{Aws.PARTITION}:states:::aws-sdk:cloudwatch:putMetricData",
+            "Parameters": {"Namespace": self._metrics_namespace, "MetricData": data},
+            # PutMetricData answers {}: kept beside the training result (a null ResultPath is dropped
+            # from a CustomState's JSON by CDK, which would replace the whole state with {}).
+            "ResultPath": "$.training.metricsPublished",
+            "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "MaxAttempts": 2, "BackoffRate": 2}],
+        })
+        publish.add_catch(then, errors=["States.ALL"], result_path=_DISCARD)
+        return publish.next(then)
+
     def _training_task(self, image: str, base_model_uri: str, metric_definitions: Sequence[dict[str, str]],
-                       instance_type: str, max_runtime_s: int) -> sfn.CustomState:
+                       instance_type: str, max_runtime_s: int, spot_max_wait_s: Optional[int]) -> sfn.CustomState:
         # CustomState: the L2 SageMakerCreateTrainingJob cannot take the hyperparameter map from
         # the state, and the hyperparameters differ per dataset. IAM is granted below.
         state = sfn.CustomState(self, "TrainModel", state_json={
@@ -284,13 +363,18 @@ class TrainingWorkflow(Construct):
                 "OutputDataConfig": {"S3OutputPath.$": "$.snapshot.outputUri"},
                 "ResourceConfig": {"InstanceCount": 1, "InstanceType": instance_type,
                                    "VolumeSizeInGB": TRAINING_VOLUME_GB},
-                "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_s},
+                "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_s,
+                                      **({"MaxWaitTimeInSeconds": spot_max_wait_s} if spot_max_wait_s else {})},
+                **({"EnableManagedSpotTraining": True} if spot_max_wait_s else {}),
                 "Tags": [{"Key": "dreambooth-pipeline:dataset", "Value.$": "$.dataset"}],
             },
             # Keep describeTrainingJob's datetimes out of the state; `trainLoss` is [] without the metric.
             "ResultSelector": {
                 "artifactUri.$": "$.ModelArtifacts.S3ModelArtifacts",
                 "trainLoss.$": "$.FinalMetricDataList[?(@.MetricName == 'train_avg_loss')].Value",
+                # DescribeTrainingJob leaves these out only for jobs that failed, which never get here.
+                "seconds.$": "$.TrainingTimeInSeconds",
+                "billableSeconds.$": "$.BillableTimeInSeconds",
             },
             "ResultPath": "$.training",
         })
@@ -310,6 +394,11 @@ class TrainingWorkflow(Construct):
         role.add_to_principal_policy(iam.PolicyStatement(
             actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
             resources=[stack.format_arn(service="events", resource="rule", resource_name=TRAINING_JOB_RULE)],
+        ))
+        # PutMetricData has no resource-level permissions; the namespace condition narrows it.
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["cloudwatch:PutMetricData"], resources=["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": self._metrics_namespace}},
         ))
         role.add_to_principal_policy(iam.PolicyStatement(
             actions=["iam:PassRole"], resources=[self.training_role.role_arn],

@@ -4,8 +4,9 @@ moto marks training jobs Completed and endpoints InService the moment they are c
 no UpdateEndpoint. `SageMakerSimulator` patches moto's backend so that:
 
 - training jobs stay InProgress for `training_s` seconds, then complete (with a
-  `train_avg_loss` metric and a model.tar.gz written to their S3 output path) or fail with
-  `fail_training`;
+  `train_avg_loss` metric, TrainingTimeInSeconds / BillableTimeInSeconds and a model.tar.gz
+  written to their S3 output path), fail with `fail_training`, or are stopped by SageMaker
+  with `stop_training` as SecondaryStatus (e.g. "MaxWaitTimeExceeded": spot capacity never came);
 - endpoints stay Creating for `endpoint_s` seconds, then go InService, or Failed with
   `fail_endpoint_create`, and announce it through `on_endpoint_settled` (SageMaker's
   "Endpoint State Change" event);
@@ -38,6 +39,8 @@ class SageMakerSimulator:
     endpoint_s: float = 0.0
     train_loss: Optional[float] = 0.0421
     fail_training: Optional[str] = None
+    stop_training: Optional[str] = None
+    """SecondaryStatus of a job SageMaker stops (status Stopped), e.g. MaxWaitTimeExceeded, Interrupted."""
     fail_endpoint_create: Optional[str] = None
     fail_endpoint_update: Optional[str] = None
     region: str = "us-east-1"
@@ -145,6 +148,11 @@ class SageMakerSimulator:
         return describe_training_job
 
     def _finish_job(self, job: Any) -> None:
+        if self.stop_training:
+            job.training_job_status = "Stopped"
+            job.secondary_status = self.stop_training
+            self.log("training-stopped", f"{job.training_job_name} {self.stop_training}")
+            return
         if self.fail_training:
             job.training_job_status = "Failed"
             job.secondary_status = "Failed"
@@ -153,6 +161,7 @@ class SageMakerSimulator:
             return
         job.training_job_status = "Completed"
         job.secondary_status = "Completed"
+        job.training_time_in_seconds = job.billable_time_in_seconds = max(1, round(self.training_s))
         if self.train_loss is not None:
             job.final_metric_data_list = [
                 {"MetricName": "train_avg_loss", "Value": self.train_loss, "Timestamp": job.creation_time}

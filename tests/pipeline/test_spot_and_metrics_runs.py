@@ -1,0 +1,89 @@
+"""Managed spot training and the training metrics, on the synthesized pipeline (tests/harness).
+
+The stack is synthesized with `spotTraining=true`; SageMaker's behaviour comes from the harness's
+simulator: a completed job, a job SageMaker stops because spot capacity never came
+(SecondaryStatus MaxWaitTimeExceeded), one stopped after interruptions, and an ordinary failure.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
+from tests.pipeline.conftest import jpeg_bytes
+
+PHOTOS = {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}
+MAX_WAIT_MINUTES = 300
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory):
+    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1, "spotTraining": "true",
+                       "spotMaxWaitMinutes": MAX_WAIT_MINUTES}, outdir=tmp_path_factory.mktemp("spot"))
+
+
+def run(h: PipelineHarness, files: dict[str, bytes]) -> str:
+    before = set(h.models())
+    h.upload_dataset("doppler", files)
+    h.wait_until_idle(60)
+    (model_id,) = set(h.models()) - before
+    return model_id
+
+
+def metric_values(h: PipelineHarness, name: str) -> list[float]:
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime.now(timezone.utc)
+    answer = h.client("cloudwatch").get_metric_statistics(
+        Namespace="DreamBoothPipeline", MetricName=name,
+        Dimensions=[{"Name": "service", "Value": "dreambooth-pipeline"}],
+        StartTime=now - timedelta(hours=1), EndTime=now + timedelta(minutes=5), Period=3600,
+        Statistics=["Maximum", "SampleCount"])
+    return [p["Maximum"] for p in answer["Datapoints"]]
+
+
+def test_a_spot_job_asks_for_spot_with_the_wait_limit_and_publishes_its_metrics(synthesized):
+    with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(training_s=1.2)) as h:
+        model_id = run(h, PHOTOS)
+
+        job = h.client("sagemaker").describe_training_job(TrainingJobName=model_id)
+        assert job["EnableManagedSpotTraining"] is True
+        assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 120 * 60,
+                                            "MaxWaitTimeInSeconds": MAX_WAIT_MINUTES * 60}
+        assert h.models()[model_id]["status"] == "live"
+        # The training state machine published the job's times and loss (aws-sdk PutMetricData).
+        assert metric_values(h, "TrainingSeconds") == [1.0]
+        assert metric_values(h, "BillableTrainingSeconds") == [1.0]
+        assert metric_values(h, "TrainLoss") == [pytest.approx(0.0421)]
+
+
+@pytest.mark.parametrize("secondary_status", ["MaxWaitTimeExceeded", "Interrupted"])
+def test_spot_capacity_that_never_came_is_said_plainly_and_the_live_model_stays(synthesized, secondary_status):
+    with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator()) as h:
+        live = run(h, PHOTOS)
+        # When SageMaker stops the next job for want of spot capacity
+        h.simulator.stop_training = secondary_status
+        stopped = run(h, {"dog9.jpg": jpeg_bytes(640, 640)})
+
+        # Then the notification says so and points to on-demand training; nothing else changed
+        note = h.notifications()[-1]
+        assert note["subject"] == "DreamBooth: training failed"
+        assert "no spot capacity" in note["message"]
+        assert "spotTraining=false" in note["message"] and f"({MAX_WAIT_MINUTES} min)" in note["message"]
+        models = h.models()
+        assert models[stopped]["status"] == "failed" and "no spot capacity" in models[stopped]["failureReason"]
+        assert models[live]["status"] == "live" and h.live_pointer()["liveModelId"] == live
+        assert len(h.deploy_runs()) == 1
+        assert h.training_runs()[-1].error == "TrainingFailed"
+
+
+def test_an_ordinary_failure_of_a_spot_job_is_not_blamed_on_spot(synthesized):
+    with PipelineHarness(synthesized=synthesized,
+                         simulator=SageMakerSimulator(fail_training="AlgorithmError: CUDA out of memory")) as h:
+        failed = run(h, PHOTOS)
+
+        note = h.notifications()[-1]
+        assert note["subject"] == "DreamBooth: training failed"
+        assert "CUDA out of memory" in note["message"] and "spot capacity" not in note["message"]
+        assert h.models()[failed]["status"] == "failed"
+        assert metric_values(h, "TrainingSeconds") == []

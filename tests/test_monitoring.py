@@ -1,0 +1,207 @@
+"""The Monitoring construct as synthesized: alarms, their topic, the dashboard; spot in the template."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from stacks.constructs import monitoring
+from stacks.constructs.deploy_workflow import VARIANT_NAME
+from tests.conftest import ROOT, synth_stack
+
+sys.path.insert(0, str(ROOT / "lambda" / "pipeline"))
+import endpoint_wait  # noqa: E402  (the Lambda module, as the runtime imports it)
+
+
+@pytest.fixture(scope="module")
+def template(created_stack) -> Template:
+    return Template.from_stack(created_stack)
+
+
+@pytest.fixture(scope="module")
+def resources(template) -> dict:
+    return template.to_json()["Resources"]
+
+
+def logical_id(resources: dict, type_: str, fragment: str) -> str:
+    (found,) = [k for k, v in resources.items() if v["Type"] == type_ and fragment in k]
+    return found
+
+
+def alarm(resources: dict, name: str) -> dict:
+    (found,) = [v["Properties"] for k, v in resources.items()
+                if v["Type"] == "AWS::CloudWatch::Alarm" and k.startswith(f"Monitoring{name}")]
+    return found
+
+
+def topic_ref(resources: dict) -> dict:
+    return {"Ref": logical_id(resources, "AWS::SNS::Topic", "Notifications")}
+
+
+def test_every_alarm_goes_to_the_topic_and_treats_missing_data_as_fine(resources):
+    alarms = [v["Properties"] for v in resources.values() if v["Type"] == "AWS::CloudWatch::Alarm"]
+    assert len(alarms) == 5
+    for props in alarms:
+        assert props["AlarmActions"] == [topic_ref(resources)]
+        assert props["TreatMissingData"] == "notBreaching" and props["EvaluationPeriods"] == 1
+
+
+@pytest.mark.parametrize("name, machine", [("TrainingFailed", "TrainingStateMachine"),
+                                           ("DeployFailed", "DeployStateMachine")])
+def test_a_failed_execution_of_either_state_machine_alarms(resources, name, machine):
+    props = alarm(resources, name)
+    assert (props["Namespace"], props["MetricName"], props["Statistic"]) == ("AWS/States", "ExecutionsFailed", "Sum")
+    assert props["Dimensions"] == [{"Name": "StateMachineArn",
+                                    "Value": {"Ref": logical_id(resources, "AWS::StepFunctions::StateMachine",
+                                                                machine)}}]
+    assert (props["ComparisonOperator"], props["Threshold"], props["Period"]) == (
+        "GreaterThanOrEqualToThreshold", 1, 300)
+
+
+def test_endpoint_errors_alarm_on_the_pipelines_endpoint_and_variant(resources):
+    props = alarm(resources, "EndpointErrors")
+    assert (props["Namespace"], props["MetricName"], props["Statistic"]) == (
+        "AWS/SageMaker", "Invocation5XXErrors", "Sum")
+    assert props["Dimensions"] == [{"Name": "EndpointName", "Value": "DreamBoothPipeline-sd"},
+                                   {"Name": "VariantName", "Value": VARIANT_NAME}]
+    assert (props["ComparisonOperator"], props["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
+
+
+def test_a_stuck_endpoint_alarms_on_the_waiters_minutes_metric(resources):
+    props = alarm(resources, "EndpointStuck")
+    # The names the handler emits are the names the alarm watches.
+    assert props["MetricName"] == endpoint_wait.METRIC_TRANSITION_MINUTES == monitoring.METRIC_ENDPOINT_TRANSITION_MINUTES
+    assert monitoring.METRIC_ENDPOINT_IN_SERVICE == endpoint_wait.METRIC_IN_SERVICE
+    assert (props["Namespace"], props["Statistic"]) == ("DreamBoothPipeline", "Maximum")
+    assert props["Dimensions"] == [{"Name": "service", "Value": "dreambooth-pipeline"}]
+    assert (props["ComparisonOperator"], props["Threshold"]) == ("GreaterThanOrEqualToThreshold", 30)
+
+
+def test_api_5xx_rate_is_errors_over_requests_of_the_stage(resources):
+    props = alarm(resources, "Api5xxRate")
+    metrics = {m["Id"]: m for m in props["Metrics"]}
+    (expression,) = [m for m in props["Metrics"] if "Expression" in m]
+    assert expression["Expression"] == "IF(requests > 0, 100 * errors / requests, 0)" and expression["ReturnData"]
+    stage = {"Ref": logical_id(resources, "AWS::ApiGateway::Stage", "ApiDeploymentStage")}
+    for metric_id, name in (("errors", "5XXError"), ("requests", "Count")):
+        stat = metrics[metric_id]["MetricStat"]
+        assert (stat["Metric"]["Namespace"], stat["Metric"]["MetricName"], stat["Stat"]) == (
+            "AWS/ApiGateway", name, "Sum")
+        assert {"Name": "Stage", "Value": stage} in stat["Metric"]["Dimensions"]
+        assert [d["Name"] for d in stat["Metric"]["Dimensions"]] == ["ApiName", "Stage"]
+    assert (props["ComparisonOperator"], props["Threshold"]) == ("GreaterThanThreshold", 5)
+
+
+def test_thresholds_come_from_the_configuration():
+    resources = Template.from_stack(synth_stack({
+        "alarmApi5xxPercent": "12", "alarmEndpoint5xxErrors": 7, "alarmEndpointStuckMinutes": 45,
+        "endpointMaxWaitMinutes": 90})).to_json()["Resources"]
+    assert alarm(resources, "Api5xxRate")["Threshold"] == 12
+    assert alarm(resources, "EndpointErrors")["Threshold"] == 7
+    assert alarm(resources, "EndpointStuck")["Threshold"] == 45
+
+
+def test_cloudwatch_alarms_may_use_the_topic_and_its_key_and_nothing_else_may(template, resources):
+    key = logical_id(resources, "AWS::KMS::Key", "NotificationsKey")
+    # A customer-managed key: CloudWatch cannot use the AWS-managed alias/aws/sns.
+    template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": {"Fn::GetAtt": [key, "Arn"]}})
+    assert resources[key]["Properties"]["EnableKeyRotation"] is True
+    only_this_accounts_alarms = {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnLike": {"aws:SourceArn": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":cloudwatch:",
+                                                         {"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"},
+                                                         ":alarm:*"]]}},
+    }
+    key_statements = resources[key]["Properties"]["KeyPolicy"]["Statement"]
+    (for_cloudwatch,) = [s for s in key_statements if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+    assert sorted(for_cloudwatch["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert for_cloudwatch["Condition"] == only_this_accounts_alarms
+    template.has_resource_properties("AWS::SNS::TopicPolicy", {"PolicyDocument": {"Statement": Match.array_with([
+        {"Action": "sns:Publish", "Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"},
+         "Resource": topic_ref(resources), "Condition": only_this_accounts_alarms, "Sid": Match.any_value()},
+    ])}})
+
+
+@pytest.mark.parametrize("publisher", ["TrainingStateMachineRole", "DeployStateMachineRole", "UploadListenerRole"])
+def test_every_publisher_may_encrypt_with_the_topic_key(resources, publisher):
+    key = logical_id(resources, "AWS::KMS::Key", "NotificationsKey")
+    statements = [s for v in resources.values() if v["Type"] == "AWS::IAM::Policy"
+                  and publisher in json.dumps(v["Properties"]["Roles"])
+                  for s in v["Properties"]["PolicyDocument"]["Statement"]]
+    arn = {"Fn::GetAtt": [key, "Arn"]}
+
+    def listed(value):
+        return value if isinstance(value, list) else [value]
+
+    assert any({"kms:GenerateDataKey", "kms:Decrypt"} <= set(listed(s["Action"])) and arn in listed(s["Resource"])
+               and s["Effect"] == "Allow" for s in statements)
+
+
+def test_dashboard_charts_every_area(resources):
+    (dashboard,) = [v["Properties"] for v in resources.values() if v["Type"] == "AWS::CloudWatch::Dashboard"]
+    body = json.dumps(dashboard["DashboardBody"])
+    for title in ("Training executions", "Deploy executions", "Training time (s) and loss",
+                  "Endpoint invocations and errors", "Endpoint model latency", "Endpoint state",
+                  "API requests and errors", "API latency", "Generations", "Alarms"):
+        assert title in body, title
+    for metric in ("ExecutionsStarted", "ExecutionsFailed", "ExecutionsTimedOut", "TrainingSeconds",
+                   "BillableTrainingSeconds", "TrainLoss", "Invocations", "Invocation4XXErrors",
+                   "Invocation5XXErrors", "ModelLatency", "EndpointInService", "EndpointTransitionMinutes",
+                   "4XXError", "5XXError", "Latency", "GenerationsRequested", "GenerationsSucceeded",
+                   "GenerationsFailed", "ApproximateNumberOfMessagesVisible"):
+        assert f'\\"{metric}\\"' in body, metric
+
+
+def test_training_metrics_are_published_by_the_state_machine_within_its_namespace(resources):
+    machine = resources[logical_id(resources, "AWS::StepFunctions::StateMachine", "TrainingStateMachine")]
+    text = "".join(p if isinstance(p, str) else "<>" for p in machine["Properties"]["DefinitionString"]["Fn::Join"][1])
+    publish = json.loads(text.replace('"<>"', '"X"').replace("<>", "X"))["States"]["PublishTrainingMetrics"]
+    assert publish["Resource"].endswith(":states:::aws-sdk:cloudwatch:putMetricData")
+    assert publish["Parameters"]["Namespace"] == monitoring.METRICS_NAMESPACE
+    assert [m["MetricName"] for m in publish["Parameters"]["MetricData"]] == [
+        "TrainingSeconds", "BillableTrainingSeconds", "TrainLoss"]
+    # A failure to publish never fails the run: it goes on to the deployment.
+    assert publish["Catch"][0]["Next"] == publish["Next"] == "DeployModel"
+    statements = [s for v in resources.values() if v["Type"] == "AWS::IAM::Policy"
+                  and "TrainingStateMachineRole" in json.dumps(v["Properties"]["Roles"])
+                  for s in v["Properties"]["PolicyDocument"]["Statement"]]
+    assert {"Action": "cloudwatch:PutMetricData", "Effect": "Allow", "Resource": "*",
+            "Condition": {"StringEquals": {"cloudwatch:namespace": "DreamBoothPipeline"}}} in statements
+
+
+def train_state(stack) -> tuple[dict, dict]:
+    resources = Template.from_stack(stack).to_json()["Resources"]
+    machine = resources[logical_id(resources, "AWS::StepFunctions::StateMachine", "TrainingStateMachine")]
+    text = "".join(p if isinstance(p, str) else "<>" for p in machine["Properties"]["DefinitionString"]["Fn::Join"][1])
+    states = json.loads(text.replace('"<>"', '"X"').replace("<>", "X"))["States"]
+    return states["TrainModel"], states
+
+
+def test_on_demand_by_default(created_stack):
+    train, states = train_state(created_stack)
+    assert "EnableManagedSpotTraining" not in train["Parameters"]
+    assert train["Parameters"]["StoppingCondition"] == {"MaxRuntimeInSeconds": 7200}
+    assert "WasSpotCapacityMissing" not in states
+
+
+def test_spot_training_sets_the_wait_limit_and_recognises_a_spot_stop():
+    train, states = train_state(synth_stack({"spotTraining": True, "trainingMaxRuntimeMinutes": 60}))
+    assert train["Parameters"]["EnableManagedSpotTraining"] is True
+    # Default wait: twice the run time.
+    assert train["Parameters"]["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
+    assert train["Catch"][0] == {"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.error",
+                                 "Next": "WasSpotCapacityMissing"}
+    (rule,) = states["WasSpotCapacityMissing"]["Choices"]
+    assert {c["StringMatches"] for c in rule["Or"]} == {
+        "*MaxWaitTimeExceeded*", '*"SecondaryStatus":"Interrupted"*', '*"SecondaryStatus": "Interrupted"*'}
+    assert rule["Next"] == "SpotCapacityNeverCame"
+
+
+def test_log_retention_comes_from_the_configuration():
+    resources = Template.from_stack(synth_stack({"logRetentionDays": 90})).to_json()["Resources"]
+    retentions = {v["Properties"].get("RetentionInDays") for v in resources.values()
+                  if v["Type"] == "AWS::Logs::LogGroup"}
+    assert retentions == {90}
