@@ -29,6 +29,7 @@ import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 from unittest import mock
 from urllib.parse import unquote
@@ -69,6 +70,8 @@ class SageMakerSimulator:
 
     def __post_init__(self) -> None:
         self._start = time.monotonic()
+        self.started_at = datetime.now(timezone.utc)
+        """Wall-clock time of offset 0 in `timeline`."""
         self._lock = threading.RLock()
         self._jobs: dict[str, float] = {}  # name -> ready at
         self._endpoints: dict[str, dict[str, Any]] = {}  # name -> pending operation
