@@ -104,8 +104,9 @@ def _write_new(path: Path, data: bytes) -> Path:
 
 
 def run(out_root: Path = DEFAULT_OUT, *, training_s: float = 2.0, endpoint_s: float = 2.0,
-        synthesized: Any = None, timeout_s: float = 180.0) -> Rehearsal:
+        synthesized: Any = None, timeout_s: Optional[float] = None) -> Rehearsal:
     """Run the whole rehearsal in this process and return what happened (nothing printed)."""
+    timeout_s = timeout_s or 120 + training_s + 2 * endpoint_s
     import requests
 
     from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
@@ -127,7 +128,10 @@ def run(out_root: Path = DEFAULT_OUT, *, training_s: float = 2.0, endpoint_s: fl
             photos = sample_photos()
             info = json.dumps({"instance_prompt": INSTANCE_PROMPT}).encode()
             h.upload_dataset(DATASET, {**photos, "dataset_info.json": info})
-            h.wait_until_idle(timeout_s)
+            try:
+                h.wait_until_idle(timeout_s)
+            except TimeoutError as error:
+                problems.append(f"the pipeline did not settle: {error}")
 
             for name, runs in (("training", h.training_runs()), ("deployment", h.deploy_runs())):
                 if not runs or runs[-1].status != "SUCCEEDED":
@@ -145,7 +149,10 @@ def run(out_root: Path = DEFAULT_OUT, *, training_s: float = 2.0, endpoint_s: fl
                 problems.append(f"POST /generations answered {created.status}: {created.text}")
             else:
                 generation_id = created.json()["id"]
-                h.wait_until_idle(timeout_s)
+                try:
+                    h.wait_until_idle(timeout_s)
+                except TimeoutError as error:
+                    problems.append(f"the worker did not finish: {error}")
                 generation = h.api("GET", f"/generations/{generation_id}").json()
                 h.record("api", f"GET /generations/{{id}}: {len(generation.get('images', []))} presigned image URLs")
                 if generation.get("status") != "succeeded":
@@ -209,8 +216,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--training-seconds", type=float, default=2.0, help="simulated training duration")
     parser.add_argument("--endpoint-seconds", type=float, default=2.0, help="simulated endpoint create/update duration")
     args = parser.parse_args(argv)
-    if args.training_seconds < 0 or args.endpoint_seconds < 0:
-        parser.error("durations must not be negative")
+    if not (0 <= args.training_seconds <= 600 and 0 <= args.endpoint_seconds <= 600):
+        parser.error("--training-seconds and --endpoint-seconds must be between 0 and 600")
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out} exists and is not a folder")
     if not args.json:
         print("Offline rehearsal: synthesizing, then running the whole flow on the emulator "
               "(moto + simulated SageMaker, no AWS account; about a minute)...", flush=True)
