@@ -26,6 +26,7 @@ import io
 import json
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -112,10 +113,10 @@ def run(out_root: Path = DEFAULT_OUT, *, training_s: float = 2.0, endpoint_s: fl
     from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
 
     problems: list[str] = []
-    with mock.patch.dict(os.environ, EMULATOR_ENV):
+    with mock.patch.dict(os.environ, EMULATOR_ENV), tempfile.TemporaryDirectory(prefix="rehearsal-synth-") as scratch:
         os.environ.pop("AWS_PROFILE", None)  # restored when the patch ends
         synth_started = time.monotonic()
-        synthesized = synthesized or synthesize(REHEARSAL_CONTEXT)
+        synthesized = synthesized or synthesize(REHEARSAL_CONTEXT, outdir=Path(scratch))  # removed afterwards
         synth_s = time.monotonic() - synth_started
         simulator = SageMakerSimulator(training_s=training_s, endpoint_s=endpoint_s)
         out_dir = new_out_dir(out_root)
