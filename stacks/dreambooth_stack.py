@@ -12,6 +12,10 @@ from stacks.constructs.data_bucket import DataBucket
 from stacks.constructs.inference_api import InferenceApi
 from stacks.constructs.training_pipeline import TrainingPipeline
 
+# A wake-up runs the deploy state machine, which gives up after endpointMaxWaitMinutes; beyond
+# that plus this margin (lock waits, SageMaker's deletion of a failed endpoint) it is retried.
+WAKE_MARGIN_S = 600
+
 
 class DreamBoothStack(Stack):
     """Composes the constructs; each construct does one architectural task.
@@ -45,6 +49,8 @@ class DreamBoothStack(Stack):
             self, "Api", bucket=self.data.bucket, registry_table=self.pipeline.registry_table,
             deploy_state_machine=self.pipeline.deploy_state_machine,
             endpoint_name=self.pipeline.endpoint_name, config=config.api,
+            idle_minutes=config.serving.idle_minutes,
+            wake_timeout_s=config.serving.endpoint_max_wait_minutes * 60 + WAKE_MARGIN_S,
         )
 
         CfnOutput(self, "BucketName", value=self.data.bucket.bucket_name,
