@@ -21,6 +21,8 @@ cloudwatch = boto3.client("cloudwatch")
 sfn = boto3.client("stepfunctions")
 autoscaling = boto3.client("application-autoscaling")
 sns = boto3.client("sns")
+# Read once per container, as the function was configured (the two handlers get different variables).
+ENVIRON = dict(os.environ)
 
 
 @dataclass(frozen=True)
@@ -43,13 +45,20 @@ def _idle_settings(environ: Mapping[str, str]) -> endpoint_sleep.IdleSettings:
     )
 
 
+def scheduled_time(event: Mapping[str, Any]) -> datetime:
+    """The moment the schedule fired (the event's `time`); a late or retried delivery then judges
+    idleness as of that moment, never later. Without a readable time: now."""
+    fired = endpoint_sleep.parse_iso(event.get("time")) if isinstance(event, Mapping) else None
+    return fired or datetime.now(timezone.utc)
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def check_idle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """EventBridge schedule: put the endpoint to sleep when it has been idle long enough."""
-    check = endpoint_sleep.IdleCheck(_idle_settings(os.environ), dynamodb=dynamodb, sagemaker=sagemaker,
+    check = endpoint_sleep.IdleCheck(_idle_settings(ENVIRON), dynamodb=dynamodb, sagemaker=sagemaker,
                                      cloudwatch=cloudwatch, sfn=sfn, autoscaling=autoscaling, sns=sns)
-    decision = check.run(datetime.now(timezone.utc), context.aws_request_id)
+    decision = check.run(scheduled_time(event), context.aws_request_id)
     logger.info("idle check", action=decision.action, detail=decision.detail, last_used_at=decision.last_used_at)
     return {"action": decision.action, "detail": decision.detail, "lastUsedAt": decision.last_used_at}
 
@@ -63,7 +72,7 @@ def scaling(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         removed = endpoint_sleep.deregister_scaling(autoscaling, endpoint)
         logger.info("autoscaling deregistered before the update", endpoint=endpoint, removed=removed)
         return {"deregistered": removed}
-    settings = ScalingSettings.from_environ(os.environ)
+    settings = ScalingSettings.from_environ(ENVIRON)
     applied = endpoint_sleep.register_scaling(
         autoscaling, endpoint, min_instances=settings.min_instances, max_instances=settings.max_instances,
         target_invocations=settings.target_invocations)
