@@ -1,7 +1,9 @@
-"""Offline rehearsal of the pipeline: the synthesized state machines on moto (see pipeline_harness)."""
+"""Offline rehearsal of the stack: the synthesized pipeline and API on moto (see pipeline_harness)."""
 
 from stacks.constructs.model_registry import LIVE_POINTER_ID
-from tests.harness.pipeline_harness import PipelineHarness, Run, synthesize
-from tests.harness.sagemaker_sim import SageMakerSimulator
+from tests.api.adapter import Answer
+from tests.harness.pipeline_harness import AsyncInvocation, PipelineHarness, Run, synthesize
+from tests.harness.sagemaker_sim import SageMakerSimulator, placeholder_jpeg
 
-__all__ = ["LIVE_POINTER_ID", "PipelineHarness", "Run", "SageMakerSimulator", "synthesize"]
+__all__ = ["LIVE_POINTER_ID", "Answer", "AsyncInvocation", "PipelineHarness", "Run", "SageMakerSimulator",
+           "placeholder_jpeg", "synthesize"]

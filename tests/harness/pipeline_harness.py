@@ -1,17 +1,28 @@
-"""Run the synthesized training pipeline on moto: the real template, the real handlers.
+"""Run the synthesized stack on moto: the real template, the real handlers, pipeline and API.
 
-`PipelineHarness` synthesizes the app (cdk-nag included), then "deploys" the template's pipeline
-resources into moto: the bucket, the DynamoDB tables, the SNS topic (with an SQS queue
-subscribed, to read notifications), the Lambda functions and both state machines. State machine
-definitions are taken from the template and only their CloudFormation intrinsics (Ref,
+`PipelineHarness` synthesizes the app (cdk-nag included), then "deploys" the template's
+resources into moto: the bucket, the DynamoDB tables (the API's generations table with its TTL
+setting), the SNS topic (with an SQS queue subscribed, to read notifications), the project's
+Lambda functions (pipeline functions, the API function and the generation worker, each with its
+environment from the template) and both state machines. State machine definitions and function
+environments are taken from the template and only their CloudFormation intrinsics (Ref,
 Fn::GetAtt, Fn::Join, Fn::FindInMap, ...) are resolved to the moto resources; nothing is
-rewritten by hand.
+rewritten by hand. `api()` calls the real API function as API Gateway's Lambda proxy
+integration does (tests/api/adapter.py builds the event).
 
 What the harness adds to moto, and says so:
 - Lambda: moto runs functions in Docker; here moto's docker-less Lambda backend (which only
   echoes payloads) is patched to import the function's handler from its synthesized asset
-  directory and call it in-process,
-  with the function's environment from the template (see `_invoke_in_process`).
+  directory and call it in-process, with the function's environment from the template, each
+  function with its own copy of its modules, as separate Lambda functions have (see
+  `_invoke_in_process`). An asynchronous invocation (InvocationType=Event, how the API function
+  starts the worker) answers 202 at once and runs the function on a background thread;
+  `wait_until_idle` waits for those too, and `async_invocations` records their results.
+- API Gateway: moto does not execute AWS_PROXY integrations. `api()` builds the REST proxy event
+  (tests/api/adapter.py) and calls the API function's handler in-process; it does not
+  authenticate, throttle or validate request models (asserted on the template in tests/api).
+- SageMaker runtime: InvokeEndpoint is answered by `SageMakerSimulator` with placeholder JPEGs,
+  only while the simulated endpoint serves a model (see sagemaker_sim.py).
 - Step Functions: `sagemaker:createTrainingJob.sync` (moto refuses `.sync` for SageMaker) is
   served by `SageMakerSyncService`, which creates the job and polls DescribeTrainingJob, as the
   real integration does.
@@ -31,13 +42,11 @@ What the harness adds to moto, and says so:
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import logging
 import math
 import os
-import sys
 import threading
 import time
 import uuid
@@ -52,12 +61,15 @@ from unittest import mock
 import boto3
 from moto import mock_aws
 
+from tests.api.adapter import Answer, ApiGatewayAdapter
+from tests.api.lambda_loader import load
 from tests.harness.sagemaker_sim import SageMakerSimulator
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 BUCKET_NAME = "dreambooth-harness-data"
 _ENV_LOCK = threading.RLock()
+LAMBDA_ROOT = Path(__file__).resolve().parents[2] / "lambda"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,6 +84,18 @@ class Synthesized:
 
     def resources(self, type_: str) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in self.template["Resources"].items() if v["Type"] == type_}
+
+    def project_code(self, function_logical_id: str) -> Optional[str]:
+        """Which lambda/<dir> of this repository a function's asset is ("pipeline", "api"), or None
+        for code CDK adds itself (bucket notifications and the like)."""
+        code = self.template["Resources"][function_logical_id]["Properties"].get("Code", {})
+        if "S3Key" not in code:
+            return None
+        staged = {p.name for p in self.asset_dir(function_logical_id).glob("*.py")}
+        for source in sorted(LAMBDA_ROOT.iterdir()):
+            if source.is_dir() and staged and staged == {p.name for p in source.glob("*.py")}:
+                return source.name
+        return None
 
     def asset_dir(self, function_logical_id: str) -> Path:
         """The directory `cdk synth` staged for a function's code asset."""
@@ -206,6 +230,18 @@ def _sagemaker_sync_service_class() -> type:
     return SageMakerSyncService
 
 
+def _getatt_targets(value: Any) -> set[str]:
+    """Logical ids named by Fn::GetAtt anywhere inside a template value."""
+    if isinstance(value, list):
+        return set().union(*(_getatt_targets(v) for v in value)) if value else set()
+    if isinstance(value, dict):
+        if set(value) == {"Fn::GetAtt"}:
+            arg = value["Fn::GetAtt"]
+            return {arg[0] if isinstance(arg, list) else arg.split(".", 1)[0]}
+        return set().union(*(_getatt_targets(v) for v in value.values())) if value else set()
+    return set()
+
+
 def _pascal_keys(value: Any) -> Any:
     if isinstance(value, dict):
         return {k[:1].upper() + k[1:]: _pascal_keys(v) for k, v in value.items()}
@@ -231,8 +267,23 @@ class FunctionSpec:
     code_dir: Path
     handler: str
     environment: dict[str, str]
+    source: str = "pipeline"
+    """The lambda/<dir> the function's code comes from."""
     module: Any = None
     invocations: int = 0
+
+
+@dataclass
+class AsyncInvocation:
+    """One InvocationType=Event invocation, run on a background thread as Lambda would."""
+
+    function: str
+    payload: Any
+    started: datetime
+    finished: Optional[datetime] = None
+    result: Any = None
+    error: Optional[str] = None
+    """Lambda's error answer (errorType: errorMessage) when the function raised."""
 
 
 class _Context:
@@ -279,12 +330,16 @@ class Run:
 
 @dataclass
 class PipelineHarness:
-    """Context manager: moto running the synthesized pipeline. See the module docstring.
+    """Context manager: moto running the synthesized pipeline and API. See the module docstring.
 
     Usage:
         with PipelineHarness(context={"quietWindowSeconds": 2}) as h:
             h.upload_dataset("doppler", images)
-            runs = h.wait_for_training_runs()
+            h.wait_until_idle(60)
+            runs = h.training_runs()
+            answer = h.api("POST", "/generations", {"prompt": "Doppler on the beach"})  # -> Answer
+            h.wait_until_idle(30)           # the worker, started asynchronously, has finished
+            h.api("GET", f"/generations/{answer.json()['id']}")
     """
 
     context: Mapping[str, Any] = field(default_factory=dict)
@@ -296,6 +351,10 @@ class PipelineHarness:
     def __post_init__(self) -> None:
         self._stack = ExitStack()
         self.functions: dict[str, FunctionSpec] = {}
+        self.async_invocations: list[AsyncInvocation] = []
+        self._async_threads: list[threading.Thread] = []
+        self.activity: list[tuple[datetime, str, str]] = []
+        """What the harness did on the stack's behalf: (UTC time, component, what happened)."""
 
     # ---- lifecycle ----
 
@@ -323,8 +382,12 @@ class PipelineHarness:
     def __exit__(self, *exc: Any) -> None:
         try:
             self._stop_running_executions()
+            self._join_async(timeout_s=30)  # none may outlive moto and reach for real AWS
         finally:
             self._stack.close()
+
+    def record(self, component: str, what: str) -> None:
+        self.activity.append((datetime.now(timezone.utc), component, what))
 
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION)
@@ -350,6 +413,9 @@ class PipelineHarness:
         def invoke_in_process(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any,
                               response_headers: Any) -> bytes:
             name = backend.get_function(function_name, qualifier).function_name
+            if (headers or {}).get("x-amz-invocation-type") == "Event":
+                harness._invoke_async(name, body)
+                return b""  # Lambda's 202 to an asynchronous invocation carries no payload
             result, errored, _ = harness._invoke_in_process(name, body)
             if errored:
                 response_headers["x-amz-function-error"] = "Unhandled"
@@ -483,6 +549,8 @@ class PipelineHarness:
             props = resource["Properties"]
             dynamodb.create_table(TableName=logical, KeySchema=props["KeySchema"],
                                   AttributeDefinitions=props["AttributeDefinitions"], BillingMode="PAY_PER_REQUEST")
+            if props.get("TimeToLiveSpecification"):
+                dynamodb.update_time_to_live(TableName=logical, TimeToLiveSpecification=props["TimeToLiveSpecification"])
 
         sns, sqs = self.client("sns"), self.client("sqs")
         self.notification_queues: dict[str, str] = {}
@@ -505,18 +573,17 @@ class PipelineHarness:
             archive.writestr("placeholder.py", "")
         for logical, resource in synth.resources("AWS::Lambda::Function").items():
             props = resource["Properties"]
-            if "S3Key" not in props.get("Code", {}):
-                continue
+            source = synth.project_code(logical)
+            if source is None:
+                continue  # CDK's own helpers (bucket notifications), not the project's code
             code_dir = synth.asset_dir(logical)
-            if not (code_dir / "dataset_rules.py").exists():
-                continue  # CDK's own helpers (bucket notifications), not part of the pipeline
             environment = {k: str(self.resolve(v)) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
             lambda_.create_function(
                 FunctionName=logical, Runtime="python3.12", Role=arns[self._role_of(props)],
                 Handler=props["Handler"], Code={"ZipFile": dummy_zip.getvalue()},
                 Environment={"Variables": environment}, Timeout=int(props.get("Timeout", 30)),
             )
-            self.functions[logical] = FunctionSpec(logical, logical, code_dir, props["Handler"], environment)
+            self.functions[logical] = FunctionSpec(logical, logical, code_dir, props["Handler"], environment, source)
 
         sfn = self.client("stepfunctions")
         self.state_machines: dict[str, str] = {}
@@ -568,6 +635,27 @@ class PipelineHarness:
         (match,) = [spec for logical, spec in self.functions.items() if contains in logical]
         return match
 
+    @property
+    def api_function(self) -> FunctionSpec:
+        """The function behind the REST API's methods (their AWS_PROXY integration's target)."""
+        assert self.synthesized is not None
+        targets = set()
+        for method in self.synthesized.resources("AWS::ApiGateway::Method").values():
+            integration = method["Properties"].get("Integration", {})
+            if integration.get("Type") == "AWS_PROXY":
+                targets.update(_getatt_targets(integration["Uri"]))
+        (logical,) = targets
+        return self.functions[logical]
+
+    @property
+    def worker_function(self) -> FunctionSpec:
+        """The function the API function starts asynchronously (its WORKER_FUNCTION_NAME)."""
+        return self.functions[self.api_function.environment["WORKER_FUNCTION_NAME"]]
+
+    @property
+    def generations_table(self) -> str:
+        return self.api_function.environment["GENERATIONS_TABLE"]
+
     # ---- running handlers in-process ----
 
     def _invoke_in_process(self, function_name: str, event: Any) -> tuple[str, bool, str]:
@@ -581,20 +669,54 @@ class PipelineHarness:
             return json.dumps({"errorMessage": str(error), "errorType": type(error).__name__}), True, ""
         return json.dumps(result), False, ""
 
+    def _invoke_async(self, function_name: str, body: Any) -> None:
+        payload = json.loads(body) if isinstance(body, (str, bytes)) and body else (body or {})
+        record = AsyncInvocation(function_name, payload, datetime.now(timezone.utc))
+        self.async_invocations.append(record)
+        self.record("lambda", f"{function_name} invoked asynchronously (Event): {json.dumps(payload)}")
+
+        def run() -> None:
+            result, errored, _ = self._invoke_in_process(function_name, payload)
+            record.result = json.loads(result)
+            if errored:
+                record.error = f"{record.result.get('errorType')}: {record.result.get('errorMessage')}"
+            record.finished = datetime.now(timezone.utc)
+            self.record("lambda", f"{function_name} finished: {record.error or result}")
+
+        thread = threading.Thread(target=run, name=f"async-{function_name}", daemon=True)
+        self._async_threads.append(thread)
+        thread.start()
+
+    def _join_async(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        for thread in list(self._async_threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._async_threads)
+
     def _load_handler(self, spec: FunctionSpec) -> Callable[..., Any]:
         module_name, _, function_name = spec.handler.rpartition(".")
         if spec.module is None:
-            with _ENV_LOCK, mock.patch.dict(os.environ, spec.environment):
-                if str(spec.code_dir) not in sys.path:
-                    sys.path.insert(0, str(spec.code_dir))
-                # A fresh module per function: each reads its own environment at import, as on Lambda.
-                file = spec.code_dir / f"{module_name}.py"
-                module_spec = importlib.util.spec_from_file_location(f"harness_{spec.name}_{module_name}", file)
-                module = importlib.util.module_from_spec(module_spec)
-                sys.modules[module_spec.name] = module
-                module_spec.loader.exec_module(module)
-                spec.module = module
+            with _ENV_LOCK:
+                # A fresh copy of the code per function (its plain module names kept out of
+                # sys.modules): each reads its own environment at import, as on Lambda.
+                spec.module = load(spec.code_dir, module_name, spec.environment)
         return getattr(spec.module, function_name)
+
+    # ---- the API, as API Gateway's Lambda proxy integration calls it ----
+
+    def api(self, method: str, path: str, body: Any = None, *, headers: Optional[dict[str, str]] = None,
+            query: Optional[str] = None) -> Answer:
+        """Call the real API function with the REST proxy event API Gateway would send.
+
+        `body` may be a dict (sent as JSON), str or bytes. A POST /generations starts the
+        worker asynchronously (see the module docstring); `wait_until_idle` waits for it.
+        """
+        spec = self.api_function
+        handler = self._load_handler(spec)
+        spec.invocations += 1
+        answer = ApiGatewayAdapter(handler).call(method, path, body, headers=headers, query=query)
+        self.record("api", f"{method.upper()} {path}{'?' + query if query else ''} -> {answer.status}")
+        return answer
 
     def invoke(self, contains: str, payload: Any) -> Any:
         """Invoke a pipeline function through moto's Lambda API (which runs it in-process)."""
@@ -634,6 +756,7 @@ class PipelineHarness:
                 continue
             (target,) = rule["Properties"]["Targets"]
             function = self.resolve(target["Arn"]).rsplit(":", 1)[1]
+            self.record("eventbridge", f"{event['detail-type']} ({event['source']}) -> {function}")
             response = self.client("lambda").invoke(FunctionName=function, Payload=json.dumps(event).encode())
             answer = json.loads(response["Payload"].read())
             if response.get("FunctionError"):
@@ -658,10 +781,17 @@ class PipelineHarness:
     def put(self, key: str, body: bytes) -> dict[str, Any]:
         """Put an object without notifying (tests that control delivery use `deliver`)."""
         response = self.client("s3").put_object(Bucket=BUCKET_NAME, Key=key, Body=body)
+        self.record("s3", f"PutObject {key} ({len(body)} bytes)")
         return self.s3_event(key, size=len(body), etag=response["ETag"].strip('"'))
 
     def upload(self, key: str, body: bytes) -> Optional[dict[str, Any]]:
         return self.deliver(self.put(key, body))
+
+    def generation_images(self, generation_id: str) -> dict[str, bytes]:
+        """The images the worker stored for a generation (S3 key -> bytes)."""
+        s3 = self.client("s3")
+        listing = s3.list_objects_v2(Bucket=BUCKET_NAME, Prefix=f"generated/{generation_id}/").get("Contents", [])
+        return {o["Key"]: s3.get_object(Bucket=BUCKET_NAME, Key=o["Key"])["Body"].read() for o in listing}
 
     def upload_dataset(self, dataset: str, files: Mapping[str, bytes]) -> list[dict[str, Any]]:
         """Upload files under datasets/<dataset>/, each followed by its event; returns the events."""
@@ -678,15 +808,16 @@ class PipelineHarness:
         return self.client("stepfunctions").list_executions(stateMachineArn=machine_arn)["executions"]
 
     def wait_until_idle(self, timeout_s: float = 60.0) -> None:
-        """Wait until no execution of either state machine is running."""
+        """Wait until no execution of either state machine and no asynchronous invocation is running."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            running = [e for arn in (self.training_machine_arn, self.deploy_machine_arn)
+            running = [e["executionArn"] for arn in (self.training_machine_arn, self.deploy_machine_arn)
                        for e in self.executions(arn) if e["status"] == "RUNNING"]
+            running += [t.name for t in self._async_threads if t.is_alive()]
             if not running:
                 return
             time.sleep(0.2)
-        raise TimeoutError(f"executions still running after {timeout_s}s: {[e['executionArn'] for e in running]}")
+        raise TimeoutError(f"still running after {timeout_s}s: {running}")
 
     def runs(self, machine_arn: str) -> list[Run]:
         sfn = self.client("stepfunctions")

@@ -11,7 +11,13 @@ no UpdateEndpoint. `SageMakerSimulator` patches moto's backend so that:
   "Endpoint State Change" event);
 - UpdateEndpoint exists: the endpoint is Updating for `endpoint_s` seconds while the old config
   keeps serving, then serves the new config, or (with `fail_endpoint_update`) rolls back to the
-  old one, InService with a FailureReason, as SageMaker does.
+  old one, InService with a FailureReason, as SageMaker does;
+- InvokeEndpoint (sagemaker-runtime) answers like the JumpStart Stable Diffusion model does for
+  `Accept: application/json;jpeg` ({"generated_images": [<base64 JPEG>], "prompt": ...}), but with
+  a PLACEHOLDER image: a flat colour with "PLACEHOLDER", the model, prompt and seed written on it
+  (no model runs). It answers only while the endpoint exists and serves a config whose model
+  exists (InService, or Updating while the old config keeps serving); otherwise it raises
+  SageMaker's ValidationError, as the real runtime does for an endpoint that cannot serve.
 
 Everything it simulates is recorded in `timeline` (seconds since start, event, detail), so tests
 can check what served when.
@@ -25,11 +31,26 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 from unittest import mock
+from urllib.parse import unquote
 
 import boto3
+from moto.core.exceptions import JsonRESTError
 from moto.sagemaker import models as sm_models
 from moto.sagemaker import responses as sm_responses
 from moto.sagemaker.exceptions import ValidationError
+from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+PLACEHOLDER_ACCEPT = "application/json;jpeg"
+"""The only answer format the simulated model produces (the API's worker asks for it)."""
+
+
+class RuntimeValidationError(JsonRESTError):
+    """What sagemaker-runtime answers when an endpoint cannot take an invocation."""
+
+    code = 400
+
+    def __init__(self, message: str):
+        super().__init__("ValidationError", message)
 
 
 @dataclass
@@ -86,6 +107,17 @@ class SageMakerSimulator:
         self._stack.enter_context(
             mock.patch.object(sm_responses.SageMakerResponse, "update_endpoint", _update_endpoint_response, create=True)
         )
+        sim = self
+
+        def invoke_endpoint(response: Any) -> Any:
+            # moto reads EndpointName from the query, but boto3 puts it in the path.
+            name = unquote(response.path.rstrip("/").split("/")[-2])
+            body = response.body.decode() if isinstance(response.body, bytes) else (response.body or "")
+            answer, content_type = sim._invoke_endpoint(response.sagemakerruntime_backend, name,
+                                                         response.headers.get("Accept"), body)
+            return 200, {"Content-Type": content_type, "x-Amzn-Invoked-Production-Variant": "AllTraffic"}, answer
+
+        self._stack.enter_context(mock.patch.object(SageMakerRuntimeResponse, "invoke_endpoint", invoke_endpoint))
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -243,6 +275,85 @@ class SageMakerSimulator:
             sim.log("endpoint-deleted", endpoint_name)
 
         return delete_endpoint
+
+
+    # -- InvokeEndpoint --
+
+    def _invoke_endpoint(self, runtime: Any, endpoint_name: str, accept: Optional[str], body: str) -> tuple[str, str]:
+        import base64
+        import json
+
+        backend = sm_models.sagemaker_backends[runtime.account_id][runtime.region_name]
+        with self._lock:
+            endpoint = backend.endpoints.get(endpoint_name)
+            if endpoint is not None:
+                # Settle a pending create/update that is due, as a DescribeEndpoint would.
+                pending = self._endpoints.get(endpoint_name)
+                if pending and time.monotonic() >= pending["ready_at"]:
+                    self._finish_endpoint(endpoint, pending)
+                    del self._endpoints[endpoint_name]
+            status = endpoint.endpoint_status if endpoint is not None else None
+            config_name = endpoint.endpoint_config_name if endpoint is not None else None
+        self.calls.append(("invoke_endpoint", endpoint_name))
+        if endpoint is None:
+            self.log("invoke-refused", f"{endpoint_name} does not exist")
+            raise RuntimeValidationError(f"Endpoint {endpoint_name} of account {runtime.account_id} not found.")
+        if status not in ("InService", "Updating"):
+            self.log("invoke-refused", f"{endpoint_name} status={status}")
+            raise RuntimeValidationError(f"Endpoint {endpoint_name} is not in service (status: {status}).")
+        config = backend.endpoint_configs.get(config_name)
+        models = [v.get("ModelName") for v in (config.production_variants if config else [])]
+        if not models or any(m not in backend._models for m in models):
+            self.log("invoke-refused", f"{endpoint_name} config {config_name} has no model")
+            raise RuntimeValidationError(f"Endpoint {endpoint_name} serves no model (config {config_name}).")
+        if accept != PLACEHOLDER_ACCEPT:
+            raise RuntimeValidationError(f"the simulated model answers Accept: {PLACEHOLDER_ACCEPT} only, not {accept!r}")
+        try:
+            payload = json.loads(body or "{}")
+        except ValueError:
+            raise RuntimeValidationError("the simulated model expects a JSON body") from None
+        prompt = str(payload.get("prompt", ""))
+        seed = payload.get("seed")
+        count = max(1, int(payload.get("num_images_per_prompt", 1)))
+        images = [placeholder_jpeg(prompt, None if seed is None else int(seed) + i, models[0],
+                                   width=int(payload.get("width", 512)), height=int(payload.get("height", 512)))
+                  for i in range(count)]
+        self.log("invoke-endpoint", f"{endpoint_name} model={models[0]} seed={seed} images={count} (placeholder)")
+        answer = json.dumps({"generated_images": [base64.b64encode(i).decode() for i in images], "prompt": prompt})
+        return answer, "application/json"
+
+
+PLACEHOLDER_MAX_SIDE = 512
+
+
+def placeholder_jpeg(prompt: str, seed: Optional[int], model: str, *, width: int = 512, height: int = 512) -> bytes:
+    """A JPEG that is plainly not a generated image: a flat colour (from the seed) with text on it.
+
+    Scaled down to at most PLACEHOLDER_MAX_SIDE pixels a side, keeping the requested aspect ratio.
+    """
+    import io
+    import textwrap
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    scale = min(1.0, PLACEHOLDER_MAX_SIDE / max(width, height, 1))
+    size = (max(64, int(width * scale)), max(64, int(height * scale)))
+    tone = (seed or 0) * 2654435761 % 2**24
+    background = (64 + (tone >> 16) % 128, 64 + (tone >> 8) % 128, 64 + tone % 128)
+    image = Image.new("RGB", size, background)
+    draw = ImageDraw.Draw(image)
+    font_px = max(10, size[0] // 26)
+    font = ImageFont.load_default(size=font_px)
+    lines = ["PLACEHOLDER", "SageMaker emulated: no model ran", f"model: {model}", f"seed: {seed}", "prompt:"]
+    lines += textwrap.wrap(prompt, width=max(10, int((size[0] - 16) / (font_px * 0.55))))[:6]
+    y = 8
+    for line in lines:
+        draw.text((8, y), line, fill=(255, 255, 255), font=font)
+        y += int(font_px * 1.4)
+    draw.rectangle((0, 0, size[0] - 1, size[1] - 1), outline=(255, 255, 255), width=3)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=80)
+    return buffer.getvalue()
 
 
 def _update_endpoint_response(self: Any) -> Any:
