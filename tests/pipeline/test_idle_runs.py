@@ -5,11 +5,14 @@ real idle-check and scaling handlers (tests/harness). The schedule is fired by h
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from tests.api.adapter import ApiGatewayAdapter
+from tests.api.lambda_loader import load
 from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
 from tests.pipeline.conftest import jpeg_bytes
 
@@ -230,3 +233,55 @@ def test_idle_minutes_zero_creates_no_idle_check(tmp_path):
     assert not [r for r in rules if "ScheduleExpression" in r["Properties"]]
     handlers = [f["Properties"]["Handler"] for f in assembly.resources("AWS::Lambda::Function").values()]
     assert "idle_tasks.check_idle" not in handlers and "idle_tasks.scaling" in handlers
+
+
+def api_containers(h: PipelineHarness, count: int) -> list[ApiGatewayAdapter]:
+    """`count` separate containers of the API function (fresh module copies), as Lambda runs
+    concurrent requests: nothing is shared between them but AWS (moto)."""
+    spec = h.api_function
+    return [ApiGatewayAdapter(load(spec.code_dir, "handler", spec.environment).lambda_handler) for _ in range(count)]
+
+
+def test_requests_to_a_sleeping_endpoint_wake_it_once_and_it_serves_the_same_model(synthesized):
+    with harness(synthesized, endpoint_s=1.5) as h:
+        model_id = deploy(h, "doppler", DOG_PHOTOS)
+        before = h.api("POST", "/generations", {"prompt": "Doppler on the beach", "seed": 7, "wait": 10})
+        assert before.status == 200 and before.json()["model_id"] == model_id
+        assert fire_idle_check(h, timedelta(hours=2))["action"] == "slept"
+        assert h.api("GET", "/status").json()["endpoint"]["state"] == "asleep"
+
+        # When ten requests arrive at once, each in its own API container
+        containers = api_containers(h, 10)
+        barrier = threading.Barrier(len(containers))
+        answers: list = [None] * len(containers)
+
+        def request(index: int) -> None:
+            barrier.wait()
+            answers[index] = containers[index].call("POST", "/generations", {"prompt": "Doppler in the snow"})
+
+        threads = [threading.Thread(target=request, args=(i,)) for i in range(len(containers))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        # Then all are told the endpoint is waking up, with Retry-After, and nothing is generated
+        for answer in answers:
+            assert answer.status == 503, answer.text
+            assert answer.headers["Retry-After"] == "60" and answer.json()["error"]["code"] == "EndpointWaking"
+        assert sum("is now waking up" in a.json()["error"]["message"] for a in answers) == 1
+        assert h.api("GET", "/status").json()["endpoint"]["state"] == "waking"
+        # And exactly one wake-up ran
+        h.wait_until_idle(60)
+        wakes = [run for run in h.deploy_runs() if run.input.get("wake")]
+        assert len(wakes) == 1 and wakes[0].status == "SUCCEEDED"
+        assert wakes[0].input["modelId"] == model_id and wakes[0].name.startswith("wake-")
+        assert h.simulator.count("create_endpoint") == 2
+
+        # The woken endpoint serves the same model
+        status = h.api("GET", "/status").json()
+        assert status["endpoint"]["state"] == "in_service" and status["live_model"]["model_id"] == model_id
+        after = h.api("POST", "/generations", {"prompt": "Doppler in the snow", "seed": 9, "wait": 10})
+        assert after.status == 200, after.text
+        assert after.json()["status"] == "succeeded" and after.json()["model_id"] == model_id
+        served = [d for _, e, d in h.simulator.timeline if e == "invoke-endpoint"]
+        assert served[-1].startswith(f"{h.endpoint_name} model={model_id} seed=9")
