@@ -377,6 +377,11 @@ class PipelineHarness:
         parser_log.setLevel(logging.CRITICAL)
         self._patch_moto()
         self._deploy()
+        # Every function's code is imported now, before anything runs: importing applies the
+        # function's environment to os.environ for a moment, which a boto3 client being created
+        # on an execution's thread (it reads os.environ for proxies) must never see half-done.
+        for spec in self.functions.values():
+            self._load_handler(spec)
         return self
 
     def __exit__(self, *exc: Any) -> None:
