@@ -447,6 +447,7 @@ class TrainingPipeline(Construct):
             acknowledge(function.role, "Executions are named at run time; only this state machine's are stopped.",
                         f"AwsSolutions-IAM5[Resource::{arn_prefix(self, 'states')}execution:{name}:*]")
         self.registry_table.grant(function, "dynamodb:Scan")
+        self._grant_autoscaling(function, register=False)  # deregisters the endpoint's scalable target
         resource = CustomResource(
             self, "SageMakerCleanup",
             service_token=function.function_arn,
