@@ -9,8 +9,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: deploy synth test destroy clean
 
-## deploy: with AWS credentials, deploy (quota-aware bucket choice first); without, synthesize offline.
-deploy: $(VENV)/.runtime node_modules/.installed
+## deploy: with AWS credentials, deploy (quota-aware bucket choice first); without, synthesize offline
+## and rehearse the whole flow on the emulator (scripts/rehearse.py: needs moto etc., hence .dev).
+deploy: $(VENV)/.dev node_modules/.installed
 	$(PY) -m scripts.deploy $(ARGS)
 
 ## test: the whole suite, gates included (cdk-nag, cfn-lint, checkov, moto).

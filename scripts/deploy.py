@@ -5,7 +5,9 @@
 With credentials: bootstrap the environment if needed, choose the data bucket (create, or reuse
 one when the account is at its S3 bucket quota; see scripts/choose_bucket.py), record that
 choice in cdk.context.json, then `cdk deploy`. Without credentials: `cdk synth` into cdk.out/,
-making no AWS call, and say what a deploy needs.
+making no AWS call, then the offline rehearsal (scripts/rehearse.py: the whole flow on the
+emulator, SageMaker simulated, placeholder images), and say what a deploy needs.
+`--no-rehearsal` skips the rehearsal (it is not passed on to cdk).
 """
 
 from __future__ import annotations
@@ -58,13 +60,24 @@ def has_credentials(session: Any) -> bool:
         return False
 
 
-def synth_offline(args: Sequence[str], run: Runner, environ: dict[str, str], config: AppConfig) -> int:
+NO_REHEARSAL = "--no-rehearsal"
+REHEARSE = [sys.executable, "-m", "scripts.rehearse"]
+
+
+def synth_offline(args: Sequence[str], run: Runner, environ: dict[str, str], config: AppConfig,
+                  rehearse: bool = True) -> int:
     print("No AWS credentials found: synthesizing offline (no AWS call is made).")
     code = run([*CDK, "synth", "--quiet", *args], environ)
     if code == 0:
+        print("\nTemplates written to cdk.out/ and checked by cdk-nag.")
+        if rehearse:
+            print(f"\nNext, the offline rehearsal (skip it with {NO_REHEARSAL}).", flush=True)
+            code = run(REHEARSE, environ)
+            if code:
+                print(f"\nThe rehearsal failed (exit status {code}); the templates in cdk.out/ are as synthesized.",
+                      file=sys.stderr)
         print(
-            "\nTemplates written to cdk.out/ and checked by cdk-nag.\n"
-            "To deploy, give this shell AWS credentials (aws configure, AWS_PROFILE or the\n"
+            "\nTo deploy, give this shell AWS credentials (aws configure, AWS_PROFILE or the\n"
             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY variables) and a region (AWS_REGION), then\n"
             "run the same command again. The account needs SageMaker quota (Service Quotas >\n"
             f"Amazon SageMaker) for {config.training.instance_type} training job usage and\n"
@@ -132,13 +145,15 @@ def main(
     root: Path = ROOT,
 ) -> int:
     args = list(sys.argv[1:] if args is None else args)
+    rehearse = NO_REHEARSAL not in args
+    args = [a for a in args if a != NO_REHEARSAL]
     environ = dict(os.environ if environ is None else environ)
     environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     session = session or boto3.Session()
     try:
         config = AppConfig.load(context_from(args, root).get, environ)
         if not has_credentials(session):
-            return synth_offline(args, run, environ, config)
+            return synth_offline(args, run, environ, config, rehearse)
         return deploy(args, session, run, environ, config, root)
     except (ConfigError, BucketNotUsable) as error:
         print(f"Configuration error: {error}", file=sys.stderr)

@@ -47,14 +47,43 @@ def session():
         yield boto3.Session(region_name="us-east-1")
 
 
-def test_without_credentials_it_synthesizes_and_says_what_a_deploy_needs(capsys):
+def test_without_credentials_it_synthesizes_rehearses_and_says_what_a_deploy_needs(capsys):
     run = Recorder()
     assert deploy.main([], session=NoCredentials(), run=run, environ={}) == 0
-    (command, _), = run.commands
-    assert command[-3:] == ["cdk", "synth", "--quiet"]
+    (synth, _), (rehearsal, _) = run.commands
+    assert synth[-3:] == ["cdk", "synth", "--quiet"]
+    assert rehearsal[1:] == ["-m", "scripts.rehearse"]
     out = capsys.readouterr().out
     assert "No AWS credentials" in out and "cdk.out/" in out and "AWS_REGION" in out
+    assert "offline rehearsal" in out and "--no-rehearsal" in out
     assert "ml.g4dn.2xlarge training job usage" in out
+
+
+def test_no_rehearsal_skips_it_and_is_not_passed_to_cdk():
+    run = Recorder()
+    assert deploy.main(["--no-rehearsal", "-c", "quietWindowSeconds=5"], session=NoCredentials(), run=run,
+                       environ={}) == 0
+    (synth, _), = run.commands
+    assert synth[-4:] == ["synth", "--quiet", "-c", "quietWindowSeconds=5"] and "--no-rehearsal" not in synth
+
+
+def test_a_failed_rehearsal_fails_the_command_and_says_so(capsys):
+    def run(command, env):
+        return 1 if command[1:] == ["-m", "scripts.rehearse"] else 0
+
+    assert deploy.main([], session=NoCredentials(), run=run, environ={}) == 1
+    assert "rehearsal failed" in capsys.readouterr().err
+
+
+def test_a_failed_synth_does_not_rehearse():
+    commands = []
+
+    def run(command, env):
+        commands.append(command)
+        return 1
+
+    assert deploy.main([], session=NoCredentials(), run=run, environ={}) == 1
+    assert len(commands) == 1
 
 
 def test_under_quota_records_create_then_deploys(project, session, s3_quota):  # noqa: F811

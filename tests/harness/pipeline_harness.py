@@ -53,7 +53,7 @@ import uuid
 import zipfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 from unittest import mock
@@ -248,6 +248,10 @@ def _pascal_keys(value: Any) -> Any:
     if isinstance(value, list):
         return [_pascal_keys(v) for v in value]
     return value
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 def _json_default(value: Any) -> Any:
@@ -720,7 +724,12 @@ class PipelineHarness:
         handler = self._load_handler(spec)
         spec.invocations += 1
         answer = ApiGatewayAdapter(handler).call(method, path, body, headers=headers, query=query)
-        self.record("api", f"{method.upper()} {path}{'?' + query if query else ''} -> {answer.status}")
+        try:
+            shown = answer.json()
+        except ValueError:
+            shown = None
+        state = f" {shown['status']}" if isinstance(shown, dict) and isinstance(shown.get("status"), str) else ""
+        self.record("api", f"{method.upper()} {path}{'?' + query if query else ''} -> {answer.status}{state}")
         return answer
 
     def invoke(self, contains: str, payload: Any) -> Any:
@@ -874,9 +883,45 @@ class PipelineHarness:
                     break
                 for message in messages:
                     body = json.loads(message["Body"])
-                    self._received.append({"subject": body.get("Subject", ""), "message": body["Message"]})
+                    self._received.append({"subject": body.get("Subject", ""), "message": body["Message"],
+                                           "time": body.get("Timestamp", "")})
                     sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         return list(self._received)
+
+    def timeline(self, *, describes: bool = False) -> list[tuple[datetime, str, str]]:
+        """Everything that happened, in time order: (UTC time, component, what happened).
+
+        Merges the harness's own `activity` (S3 puts, EventBridge deliveries, asynchronous
+        invocations, API calls), both state machines' execution histories (started, each state
+        entered, how it ended), what the SageMaker simulator did (DescribeEndpoint polls only
+        with `describes=True`) and the SNS notifications.
+        """
+        entries = list(self.activity)
+        for component, runs in (("training-sm", self.training_runs()), ("deploy-sm", self.deploy_runs())):
+            for run in runs:
+                for event in run.events:
+                    kind = event["type"]
+                    if kind == "ExecutionStarted":
+                        what = f"execution {run.name} started"
+                    elif "stateEnteredEventDetails" in event:
+                        what = f"state {event['stateEnteredEventDetails'].get('name', '?')}"
+                    elif kind in ("ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"):
+                        what = f"execution {run.name} {kind[len('Execution'):].lower()}"
+                        if kind == "ExecutionFailed" and run.error:
+                            what += f" ({run.error})"
+                    else:
+                        continue
+                    entries.append((_utc(event["timestamp"]), component, what))
+        simulator = self.simulator
+        for offset, event, detail in simulator.timeline:
+            if event == "describe" and not describes:
+                continue
+            entries.append((simulator.started_at + timedelta(seconds=offset), "sagemaker (simulated)",
+                            f"{event} {detail}"))
+        for note in self.notifications():
+            when = datetime.fromisoformat(note["time"].replace("Z", "+00:00")) if note["time"] else None
+            entries.append((when or datetime.now(timezone.utc), "sns", f"notification: {note['subject']}"))
+        return sorted(entries, key=lambda entry: entry[0])
 
     def _stop_running_executions(self) -> None:
         sfn = self.client("stepfunctions")

@@ -29,6 +29,7 @@ import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 from unittest import mock
 from urllib.parse import unquote
@@ -69,6 +70,8 @@ class SageMakerSimulator:
 
     def __post_init__(self) -> None:
         self._start = time.monotonic()
+        self.started_at = datetime.now(timezone.utc)
+        """Wall-clock time of offset 0 in `timeline`."""
         self._lock = threading.RLock()
         self._jobs: dict[str, float] = {}  # name -> ready at
         self._endpoints: dict[str, dict[str, Any]] = {}  # name -> pending operation
@@ -312,11 +315,17 @@ class SageMakerSimulator:
             payload = json.loads(body or "{}")
         except ValueError:
             raise RuntimeValidationError("the simulated model expects a JSON body") from None
-        prompt = str(payload.get("prompt", ""))
-        seed = payload.get("seed")
-        count = max(1, int(payload.get("num_images_per_prompt", 1)))
-        images = [placeholder_jpeg(prompt, None if seed is None else int(seed) + i, models[0],
-                                   width=int(payload.get("width", 512)), height=int(payload.get("height", 512)))
+        try:
+            prompt = str(payload["prompt"])
+            seed = None if payload.get("seed") is None else int(payload["seed"])
+            count = int(payload.get("num_images_per_prompt", 1))
+            width, height = int(payload.get("width", 512)), int(payload.get("height", 512))
+        except (KeyError, TypeError, ValueError) as error:
+            raise RuntimeValidationError(f"the simulated model cannot read this request ({error!r})") from None
+        if not 1 <= count <= PLACEHOLDER_MAX_IMAGES or min(width, height) < 1:
+            raise RuntimeValidationError(
+                f"the simulated model draws 1-{PLACEHOLDER_MAX_IMAGES} images of a positive size per call")
+        images = [placeholder_jpeg(prompt, None if seed is None else seed + i, models[0], width=width, height=height)
                   for i in range(count)]
         self.log("invoke-endpoint", f"{endpoint_name} model={models[0]} seed={seed} images={count} (placeholder)")
         answer = json.dumps({"generated_images": [base64.b64encode(i).decode() for i in images], "prompt": prompt})
@@ -324,6 +333,7 @@ class SageMakerSimulator:
 
 
 PLACEHOLDER_MAX_SIDE = 512
+PLACEHOLDER_MAX_IMAGES = 8
 
 
 def placeholder_jpeg(prompt: str, seed: Optional[int], model: str, *, width: int = 512, height: int = 512) -> bytes:

@@ -116,3 +116,5 @@ def test_the_simulated_endpoint_answers_only_once_in_service(synthesized):
         assert base64.b64decode(image) == placeholder_jpeg("x", 3, model_id)
         with pytest.raises(ClientError, match="answers Accept: application/json;jpeg only"):
             runtime.invoke_endpoint(**{**request, "Accept": "application/json"})
+        with pytest.raises(ClientError, match="cannot read this request"):
+            runtime.invoke_endpoint(**{**request, "Body": b'{"seed": 3}'})
