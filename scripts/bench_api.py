@@ -100,6 +100,11 @@ def canned_answers(generation: dict) -> Callable[..., Any]:
             key = next(iter(body["Key"].values()))["S"]
             item = generation if body["TableName"] == FUNCTION_ENV["GENERATIONS_TABLE"] else registry.get(key)
             return _answer(200, item_json(item) if item else b"{}")
+        if operation == "UpdateItem" and json.loads(request.body).get("ReturnValues") == "ALL_NEW":
+            # The API records lastUsedAt on the live pointer and reads it back in the same call.
+            key = next(iter(json.loads(request.body)["Key"].values()))["S"]
+            item = registry[key]
+            return _answer(200, json.dumps({"Attributes": {k: ser.serialize(v) for k, v in item.items()}}).encode())
         if operation in ("PutItem", "UpdateItem"):
             return _answer(200, b"{}")
         if operation == "Invoke":

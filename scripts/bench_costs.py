@@ -6,8 +6,8 @@
 For each workflow it prints the cost of one fine-tune + deploy + N images, and what the idle
 endpoint costs per hour and per day afterwards:
 - this project: training on `trainingInstanceType`, the endpoint on `endpointInstanceType`
-  (cdk.json and -c overrides, as `cdk synth` reads them), deleted `idleMinutes` after the last
-  request (the idle shutdown of the `idle` branch; 60 unless configured, 0 = never sleeps);
+  (cdk.json and -c overrides, as `cdk synth` reads them), deleted by the idle shutdown at worst
+  `idleMinutes` + the idle check's interval after the last request (`idleMinutes` 0: never);
 - the manual workflow: training on ml.g4dn.16xlarge, the same endpoint type, left running.
 Figures are instance time times the dated list prices of scripts/pricing_table.json, with the
 timings of ../shared/JUMPSTART.md (scripts/costs.py). Target: $0.00 per hour once idle.
@@ -23,24 +23,17 @@ from typing import Any, Optional, Sequence
 
 from scripts import costs
 from scripts.deploy import ROOT, context_from
-from stacks.config import AppConfig, ConfigError
+from stacks.config import IDLE_CHECK_INTERVAL_MINUTES, AppConfig, ConfigError
 
 MANUAL_TRAINING_INSTANCE = "ml.g4dn.16xlarge"
-IDLE_MINUTES_KEY = "idleMinutes"
 
 
-def idle_minutes(context: dict[str, Any], override: Optional[int]) -> int:
-    """`idleMinutes` from the context, read here until the config defines it (0 = never sleep)."""
-    raw = override if override is not None else context.get(IDLE_MINUTES_KEY)
-    if raw is None:
-        return costs.DEFAULT_IDLE_MINUTES
-    try:
-        value = int(str(raw).strip()) if not isinstance(raw, bool) else -1
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise ConfigError(IDLE_MINUTES_KEY, raw, "expected a whole number of minutes, 0 or more (0: never sleep)")
-    return value
+def idle_window(config: AppConfig, override: Optional[int]) -> int:
+    """Minutes an unused endpoint keeps billing: idleMinutes plus the idle check's interval (0: never sleeps)."""
+    idle = config.serving.idle_minutes if override is None else override
+    if idle < 0:
+        raise ConfigError("--idle-minutes", idle, "expected a whole number of minutes, 0 or more (0: never sleep)")
+    return idle + IDLE_CHECK_INTERVAL_MINUTES if idle else 0
 
 
 def workflows(config: AppConfig, idle: int) -> list[costs.Workflow]:
@@ -89,14 +82,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("-c", "--context", action="append", metavar="KEY=VALUE",
                         help="configuration override, as with cdk -c (repeatable)")
     parser.add_argument("--images", type=int, default=10, help="images generated in the session (default 10)")
-    parser.add_argument("--idle-minutes", type=int, help=f"override {IDLE_MINUTES_KEY} (0: never sleep)")
+    parser.add_argument("--idle-minutes", type=int, help="override idleMinutes (0: never sleep)")
     parser.add_argument("--region", default="us-east-1", help="region to price (default us-east-1)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     args = parser.parse_args(argv)
     context = context_from([item for pair in (args.context or []) for item in ("-c", pair)], ROOT)
     try:
         config = AppConfig.load(context.get, {})
-        idle = idle_minutes(context, args.idle_minutes)
+        idle = idle_window(config, args.idle_minutes)
         pricing = costs.Pricing.load()
         results = [costs.workflow_cost(pricing, args.region, w, images=args.images) for w in workflows(config, idle)]
     except (ConfigError, costs.NoPrice) as error:

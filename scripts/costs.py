@@ -81,9 +81,6 @@ ENDPOINT_CREATION_MINUTES = 10.0
 """"Endpoint creation up to 10 minutes"; counted as billed time (conservative)."""
 SECONDS_PER_IMAGE = 15.0
 """One 512x512 image with 50-60 steps took about 15 s on a g4dn endpoint in one public project."""
-# The idle shutdown's window (config key idleMinutes, built on the `idle` branch): the endpoint is
-# deleted this long after the last request, and created again by the next one. 0 = never sleep.
-DEFAULT_IDLE_MINUTES = 60
 HOURS_PER_DAY = 24
 
 

@@ -196,6 +196,15 @@ class TrainingConfig:
         )
 
 
+# Longest configurable idle time (one week) and largest endpoint fleet.
+MAX_IDLE_MINUTES = 7 * 24 * 60
+MAX_ENDPOINT_INSTANCES = 20
+
+
+IDLE_CHECK_INTERVAL_MINUTES = 5
+"""How often the idle check runs: an endpoint unused for idleMinutes is deleted at most this much later."""
+
+
 @dataclass(frozen=True)
 class ServingConfig:
     """The SageMaker endpoint that serves the live model."""
@@ -206,13 +215,32 @@ class ServingConfig:
     (SageMaker's state-change event usually ends the wait sooner)."""
     endpoint_max_wait_minutes: int = 60
     """A deployment that is not InService after this long is reported as failed."""
+    idle_minutes: int = 60
+    """The endpoint is deleted (model and endpoint config kept) after this long without a
+    generation request or invocation; the next request wakes it. 0: never."""
+    min_instances: int = 1
+    """Instances the endpoint is created with, and the autoscaling minimum."""
+    max_instances: int = 1
+    """Autoscaling maximum (1: no scaling out)."""
+    target_invocations_per_instance: int = 4
+    """Autoscaling target: InvokeEndpoint calls per instance per minute (one call = one image)."""
 
     @classmethod
     def from_context(cls, ctx: Context) -> "ServingConfig":
+        min_instances = _int(ctx, "endpointMinInstances", cls.min_instances, 1, MAX_ENDPOINT_INSTANCES)
+        max_instances = _int(ctx, "endpointMaxInstances", cls.max_instances, 1, MAX_ENDPOINT_INSTANCES)
+        if max_instances < min_instances:
+            raise ConfigError("endpointMaxInstances", max_instances,
+                              f"expected at least endpointMinInstances ({min_instances})")
         return cls(
             instance_type=_instance_type(ctx, "endpointInstanceType", cls.instance_type),
             endpoint_poll_s=_int(ctx, "endpointPollSeconds", cls.endpoint_poll_s, 1, 300),
             endpoint_max_wait_minutes=_int(ctx, "endpointMaxWaitMinutes", cls.endpoint_max_wait_minutes, 5, 240),
+            idle_minutes=_int(ctx, "idleMinutes", cls.idle_minutes, 0, MAX_IDLE_MINUTES),
+            min_instances=min_instances,
+            max_instances=max_instances,
+            target_invocations_per_instance=_int(ctx, "endpointTargetInvocationsPerInstance",
+                                                 cls.target_invocations_per_instance, 1, 10000),
         )
 
 

@@ -14,6 +14,10 @@ from stacks.constructs.inference_api import InferenceApi
 from stacks.constructs.monitoring import ApiMetricsSource, Monitoring, manage_function_logs
 from stacks.constructs.training_pipeline import TrainingPipeline
 
+# A wake-up runs the deploy state machine, which gives up after endpointMaxWaitMinutes; beyond
+# that plus this margin (lock waits, SageMaker's deletion of a failed endpoint) it is retried.
+WAKE_MARGIN_S = 600
+
 
 class DreamBoothStack(Stack):
     """Composes the constructs; each construct does one architectural task.
@@ -49,6 +53,8 @@ class DreamBoothStack(Stack):
             deploy_state_machine=self.pipeline.deploy_state_machine,
             endpoint_name=self.pipeline.endpoint_name, config=config.api,
             log_retention_days=config.monitoring.log_retention_days,
+            idle_minutes=config.serving.idle_minutes,
+            wake_timeout_s=config.serving.endpoint_max_wait_minutes * 60 + WAKE_MARGIN_S,
         )
         # Dashboard and alarms (to the pipeline's notifications topic) over all of the above.
         self.monitoring = Monitoring(

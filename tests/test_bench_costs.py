@@ -5,7 +5,7 @@ import json
 import pytest
 
 from scripts import bench_costs, costs
-from stacks.config import ConfigError
+from stacks.config import IDLE_CHECK_INTERVAL_MINUTES, ConfigError
 
 PRICING = costs.Pricing(as_of="t", source="s", regions={"r": {
     "training": {"small": 1.2, "big": 6.0}, "hosting": {"gpu": 0.6}}})
@@ -56,12 +56,13 @@ def test_benchmark_compares_the_defaults_with_the_manual_workflow(capsys):
     pricing = costs.Pricing.load()
     assert ours["workflow"]["training_instance_type"] == "ml.g4dn.2xlarge"
     assert manual["workflow"]["training_instance_type"] == "ml.g4dn.16xlarge"
-    assert ours["workflow"]["idle_minutes"] == costs.DEFAULT_IDLE_MINUTES
+    # The default idleMinutes (60) plus the idle check's interval: the worst case is billed.
+    assert ours["workflow"]["idle_minutes"] == 60 + IDLE_CHECK_INTERVAL_MINUTES
     # The target: nothing per hour once the idle window has passed; the manual endpoint bills on.
     assert ours["idle_hourly_usd"] == 0.0 and ours["idle_daily_usd"] == 0.0
     assert manual["idle_hourly_usd"] == pricing.hourly("us-east-1", "hosting", "ml.g4dn.2xlarge")
     expected = costs.workflow_cost(pricing, "us-east-1", costs.Workflow(
-        "this project", "ml.g4dn.2xlarge", "ml.g4dn.2xlarge", idle_minutes=costs.DEFAULT_IDLE_MINUTES))
+        "this project", "ml.g4dn.2xlarge", "ml.g4dn.2xlarge", idle_minutes=60 + IDLE_CHECK_INTERVAL_MINUTES))
     assert ours["session_usd"] == pytest.approx(expected.session_usd) and ours["images"] == 10
 
 
@@ -75,15 +76,19 @@ def test_idle_minutes_and_instance_types_follow_the_configuration(capsys):
 def test_text_report_names_the_target_and_the_price_date(capsys):
     assert bench_costs.main(["--idle-minutes", "15"]) == 0
     out = capsys.readouterr().out
-    assert "deleted after 15 min idle" in out and "left running" in out
+    assert "deleted after 20 min idle" in out and "left running" in out
     assert "$0.00 per hour for this project (target $0.00)" in out and "as of 2025" in out
 
 
-@pytest.mark.parametrize("raw", ["-1", "soon", True])
-def test_a_bad_idle_window_is_refused_naming_the_key(raw):
-    with pytest.raises(ConfigError) as error:
-        bench_costs.idle_minutes({"idleMinutes": raw}, None)
-    assert error.value.key == "idleMinutes"
+@pytest.mark.parametrize("raw", ["-1", "soon"])
+def test_a_bad_idle_window_is_refused_naming_the_key(raw, capsys):
+    assert bench_costs.main(["-c", f"idleMinutes={raw}"]) == 2
+    assert "idleMinutes" in capsys.readouterr().err
+
+
+def test_a_negative_override_is_refused(capsys):
+    assert bench_costs.main(["--idle-minutes", "-1"]) == 2
+    assert "--idle-minutes" in capsys.readouterr().err
 
 
 def test_bad_configuration_exits_2(capsys):

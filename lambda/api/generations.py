@@ -22,6 +22,7 @@ from endpoint import EndpointWatcher
 from errors import Conflict, NotFound, Unavailable
 from records import FAILED, LIVE_POINTER_ID, QUEUED, RUNNING, TERMINAL
 from settings import Settings
+from wake import Wakeup, sleep_state
 
 REQUEST_SCHEMA = "GenerationRequest"
 SEED_LIMIT = 2**32
@@ -63,9 +64,17 @@ class Generations:
     new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
     new_seed: Callable[[], int] = field(default=lambda: secrets.randbelow(SEED_LIMIT))
 
+    def __post_init__(self) -> None:
+        self.wakeup = Wakeup(self.settings, self.clients, self.clock)
+
     def create(self, request: GenerationRequest) -> tuple[int, dict[str, Any]]:
-        """Record and dispatch a generation; answer (202, queued) or (200, finished) within `wait`."""
-        model_id = self._resolve_model(request.model_id)
+        """Record and dispatch a generation; answer (202, queued) or (200, finished) within `wait`.
+
+        A sleeping endpoint (deleted after idleMinutes) is woken: 503 EndpointWaking, nothing recorded."""
+        pointer = self.wakeup.touch()
+        model_id = self._resolve_model(request.model_id, pointer)
+        if sleep_state(pointer):
+            self.wakeup.wake(pointer)
         self.endpoint.state().require_in_service()
         now = self.clock()
         generation_id = self.new_id()
@@ -136,8 +145,7 @@ class Generations:
             body["error"] = error
         return body
 
-    def _resolve_model(self, requested: Optional[str]) -> str:
-        pointer = self._registry_item(LIVE_POINTER_ID)
+    def _resolve_model(self, requested: Optional[str], pointer: Optional[dict[str, Any]]) -> str:
         live = pointer.get("liveModelId") if pointer else None
         if requested is None:
             if not live:

@@ -15,10 +15,11 @@ from typing import Any, Optional
 import records
 import spec
 from aws import Clients
-from endpoint import EndpointWatcher
+from endpoint import IN_SERVICE, EndpointWatcher
 from errors import Conflict, NotFound
 from records import LIVE_POINTER_ID
 from settings import Settings
+from wake import WAKE_FAILED, WAKING, sleep_state
 
 SWITCH_SCHEMA = "SwitchLiveRequest"
 IN_PROGRESS = ("validating", "training", "deploying")
@@ -90,15 +91,38 @@ class Registry:
         return 202, {"model_id": model_id, "state": "started", "execution_arn": execution["executionArn"]}
 
     def status(self) -> dict[str, Any]:
-        live = self._live_model_id()
+        pointer = self._pointer()
+        live = self._live_model_id(pointer=pointer)
         live_item = self._get(live) if live else None
         training = self._scan(in_progress_only=True)
         training.sort(key=lambda i: str(i.get("createdAt", "")), reverse=True)
         return {
-            "endpoint": self.endpoint.state(fresh=True).to_json(),
+            "endpoint": self._endpoint_json(pointer),
             "live_model": present_model(live_item, live) if live_item else None,
             "training": [present_model(i, live) for i in training],
         }
+
+    def _endpoint_json(self, pointer: Optional[dict[str, Any]]) -> dict[str, Any]:
+        """SageMaker's view of the endpoint, with the registry's sleep state when it is not serving."""
+        state = self.endpoint.state(fresh=True)
+        body = state.to_json()
+        sleeping = sleep_state(pointer)
+        if sleeping and state.state != IN_SERVICE:
+            body["state"] = "waking" if sleeping == WAKING else "asleep"
+            body.pop("failure_reason", None)
+            if pointer.get("asleepSince"):
+                body["asleep_since"] = str(pointer["asleepSince"])
+            if sleeping == WAKE_FAILED and pointer.get("wakeFailureReason"):
+                body["wake_failure_reason"] = str(pointer["wakeFailureReason"])
+        if pointer and pointer.get("lastUsedAt"):
+            body["last_used_at"] = str(pointer["lastUsedAt"])
+        return body
+
+    def _pointer(self) -> Optional[dict[str, Any]]:
+        answer = self.clients.dynamodb.get_item(
+            TableName=self.settings.registry_table, Key=records.key("modelId", LIVE_POINTER_ID), ConsistentRead=True,
+        )
+        return records.from_item(answer["Item"]) if "Item" in answer else None
 
     def _get(self, model_id: str) -> Optional[dict[str, Any]]:
         if model_id == LIVE_POINTER_ID or not _MODEL_ID.fullmatch(model_id):
@@ -108,15 +132,12 @@ class Registry:
         )
         return records.from_item(answer["Item"]) if "Item" in answer else None
 
-    def _live_model_id(self, items: Optional[list[dict[str, Any]]] = None) -> Optional[str]:
+    def _live_model_id(self, items: Optional[list[dict[str, Any]]] = None,
+                       pointer: Optional[dict[str, Any]] = None) -> Optional[str]:
         if items is not None:
             pointer = next((i for i in items if i["modelId"] == LIVE_POINTER_ID), None)
-        else:
-            answer = self.clients.dynamodb.get_item(
-                TableName=self.settings.registry_table, Key=records.key("modelId", LIVE_POINTER_ID),
-                ConsistentRead=True,
-            )
-            pointer = records.from_item(answer["Item"]) if "Item" in answer else None
+        elif pointer is None:
+            pointer = self._pointer()
         live = pointer.get("liveModelId") if pointer else None
         return live if isinstance(live, str) and live else None
 

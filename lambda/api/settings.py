@@ -56,6 +56,13 @@ class Settings:
     """Origin allowed to call from a browser ("*" for any); empty: no CORS headers."""
     api_auth: str = "apiKey"
     """How API Gateway authenticates callers ("apiKey" or "iam"); the web page needs apiKey."""
+    idle_minutes: int = 60
+    """The pipeline deletes the endpoint after this long without use (0: never); for messages."""
+    wake_timeout_s: int = 4200
+    """A wake-up not finished after this long is considered lost: the next request starts another."""
+
+    def idle_text(self) -> str:
+        return f"{self.idle_minutes} minutes" if self.idle_minutes else "a while"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> "Settings":
@@ -73,4 +80,6 @@ class Settings:
             worker_max_event_age_s=_positive_int(environ, env.WORKER_MAX_EVENT_AGE_S, 900),
             cors_allow_origin=environ.get(env.CORS_ALLOW_ORIGIN, "").strip(),
             api_auth=_one_of(environ, env.API_AUTH, ("apiKey", "iam"), "apiKey"),
+            idle_minutes=_positive_int(environ, env.IDLE_MINUTES, 60),
+            wake_timeout_s=_positive_int(environ, env.WAKE_TIMEOUT_S, 4200),
         )

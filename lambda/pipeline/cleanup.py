@@ -21,6 +21,7 @@ logger = Logger()
 sagemaker = boto3.client("sagemaker")
 sfn = boto3.client("stepfunctions")
 dynamodb = boto3.client("dynamodb")
+autoscaling = boto3.client("application-autoscaling")
 
 
 @logger.inject_lambda_context
@@ -34,6 +35,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> None:
                 table=properties["RegistryTableName"],
                 endpoint_name=properties["EndpointName"],
                 state_machine_arns=properties["StateMachineArns"],
+                autoscaling=autoscaling,
             )
             logger.info("deleted run-time SageMaker resources", **deleted)
             data = {name: ",".join(values)[:1000] for name, values in deleted.items()}

@@ -3,9 +3,17 @@
 Input `{"modelId": "<id>"}`. Steps: take the deployment lock (one deployment at a time),
 create the SageMaker model and endpoint config (once per model), create the endpoint or update
 it (SageMaker keeps the old model serving until the new one is InService), poll
-DescribeEndpoint every `poll_interval_s` (bounded by `max_polls`), then mark the model live,
-retire the previous one, point `__live__` at it, notify, release the lock. Any failure marks
-the model failed with the reason, notifies, releases the lock and leaves the live model as it was.
+DescribeEndpoint every `poll_interval_s` (bounded by `max_polls`), then apply autoscaling, mark
+the model live, retire the previous one, point `__live__` at it, notify, release the lock. Any
+failure marks the model failed with the reason, notifies, releases the lock and leaves the live
+model as it was.
+
+Wake mode, input `{"modelId": "<live id>", "wake": true}` (started by the API when the endpoint
+was deleted for idleness, see lambda/pipeline/endpoint_sleep.py): the same chain re-creates the
+endpoint from the kept endpoint config, only if `__live__` still says asleep for that model
+(otherwise it ends at once: a deployment already brought the endpoint back). The model's own
+status is not touched; a failure is recorded on `__live__` (`endpointState = wake_failed`, with
+the reason) instead of failing the model, so a later request can try again.
 """
 
 from __future__ import annotations
@@ -35,6 +43,10 @@ from stacks.constructs.model_registry import (
     STATUS_RETIRED,
 )
 
+# `endpointState` of the `__live__` pointer while the endpoint sleeps (lambda/pipeline/endpoint_sleep.py).
+WAKE_FAILED = "wake_failed"
+IDLE_LOCK_PATTERN = "idle-check:*"
+
 VARIANT_NAME = "AllTraffic"
 # A deployment waiting for another one retries the lock at least this often.
 LOCK_RETRY_S = 30
@@ -63,6 +75,9 @@ class DeployWorkflow(Construct):
       park_function: stores the wait's task token for the endpoint state-change handler.
       lock_owner_arn_pattern: ARN pattern of this state machine's executions (to tell a live
         lock holder from a dead one).
+      scaling_function: registers the endpoint variant's autoscaling after InService
+        ({"action": "register"}) and removes it before an UpdateEndpoint ({"action": "deregister"}).
+      initial_instance_count: instances of a new endpoint config (the autoscaling minimum). Default 1.
     """
 
     def __init__(
@@ -81,6 +96,8 @@ class DeployWorkflow(Construct):
         max_polls: int,
         lock_owner_arn_pattern: str,
         park_function: lambda_.IFunction,
+        scaling_function: lambda_.IFunction,
+        initial_instance_count: int = 1,
     ) -> None:
         super().__init__(scope, construct_id)
         self._registry = registry_table
@@ -89,6 +106,7 @@ class DeployWorkflow(Construct):
         self._endpoint_name = endpoint_name
         self.poll_interval_s = poll_interval_s
         self.max_polls = max_polls
+        self._scaling_function = scaling_function
 
         fail = sfn.Fail(self, "DeploymentFailed", error="DeploymentFailed", cause="See the model's failureReason")
         release_after_failure = self._release_lock("ReleaseLockAfterFailure", then=fail)
@@ -104,6 +122,23 @@ class DeployWorkflow(Construct):
                                                     sfn.JsonPath.string_at("$.failure.reason"))))
             .next(release_after_failure)
         )
+        wake_failure_chain = (
+            tasks.DynamoUpdateItem(
+                self, "MarkWakeFailed", table=registry_table, key={"modelId": S(LIVE_POINTER_ID)},
+                update_expression="SET endpointState = :failed, wakeFailureReason = :reason",
+                expression_attribute_values={":failed": S(WAKE_FAILED), ":reason": _str("$.failure.reason")},
+                result_path=_DISCARD,
+            )
+            .next(self._publish("NotifyWakeFailure", "DreamBooth: endpoint could not be woken up",
+                                sfn.JsonPath.format("Endpoint {} could not be re-created for model {}: {}. It stays "
+                                                    "asleep; the next generation request tries again.",
+                                                    endpoint_name, sfn.JsonPath.string_at("$.modelId"),
+                                                    sfn.JsonPath.string_at("$.failure.reason"))))
+            .next(self._release_lock("ReleaseLockAfterWakeFailure", then=sfn.Fail(
+                self, "WakeFailed", error="WakeFailed", cause="See wakeFailureReason on the __live__ registry item")))
+        )
+        failure_chain = sfn.Choice(self, "IsWakeFailure").when(
+            sfn.Condition.is_present("$.wake"), wake_failure_chain).otherwise(failure_chain)
         self._failure_chain = failure_chain
 
         def fail_with(state_id: str, reason: str) -> sfn.Pass:
@@ -117,6 +152,8 @@ class DeployWorkflow(Construct):
             result_path="$.failure",
         ).next(failure_chain)
 
+        self._caught_error = caught_error
+
         def catch(state: Any) -> Any:
             state.add_catch(caught_error, errors=["States.ALL"], result_path="$.error")
             return state
@@ -125,7 +162,7 @@ class DeployWorkflow(Construct):
         acquire = self._acquire_lock()
         read_lock = tasks.DynamoGetItem(
             self, "ReadLock", table=state_table, key={"pk": S(DEPLOY_LOCK_ID)}, consistent_read=True,
-            result_selector={"owner.$": "$.Item.owner.S"}, result_path="$.lock",
+            result_selector={"owner.$": "$.Item.owner.S", "item.$": "$.Item"}, result_path="$.lock",
         )
         describe_owner = tasks.CallAwsService(
             self, "DescribeLockOwner", service="sfn", action="describeExecution",
@@ -148,7 +185,21 @@ class DeployWorkflow(Construct):
         describe_owner.add_catch(take_over, errors=["States.TaskFailed"], result_path=_DISCARD)
         read_lock.add_catch(acquire, errors=["States.ALL"], result_path=_DISCARD)  # lock released meanwhile
         acquire.add_catch(read_lock, errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
-        read_lock.next(describe_owner).next(
+        # The idle check (lambda/pipeline/endpoint_sleep.py) holds the lock for seconds while it
+        # deletes an idle endpoint; it is waited for until its `idleUntil`, then taken over.
+        read_clock = sfn.Pass(self, "ReadClock", parameters={"now.$": "$$.State.EnteredTime"}, result_path="$.clock")
+        read_lock.next(
+            sfn.Choice(self, "IsIdleCheckHolding")
+            .when(sfn.Condition.and_(sfn.Condition.is_present("$.lock.item.idleUntil.S"),
+                                     sfn.Condition.string_matches("$.lock.owner", IDLE_LOCK_PATTERN)),
+                  read_clock.next(
+                      sfn.Choice(self, "IsIdleCheckLockFresh")
+                      .when(sfn.Condition.timestamp_greater_than_json_path("$.lock.item.idleUntil.S", "$.clock.now"),
+                            wait_for_lock)
+                      .otherwise(take_over)))
+            .otherwise(describe_owner)
+        )
+        describe_owner.next(
             sfn.Choice(self, "IsLockHolderRunning")
             .when(sfn.Condition.string_equals("$.lockOwner.status", "RUNNING"), wait_for_lock.next(acquire))
             .otherwise(take_over)
@@ -187,7 +238,7 @@ class DeployWorkflow(Construct):
                 instance_type=ec2.InstanceType(instance_type.removeprefix("ml.")),
                 model_name=sfn.JsonPath.string_at("$.modelId"),
                 variant_name=VARIANT_NAME,
-                initial_instance_count=1,
+                initial_instance_count=initial_instance_count,
             )],
             result_path=_DISCARD,
         ))
@@ -206,6 +257,10 @@ class DeployWorkflow(Construct):
             self, "UpdateEndpoint", endpoint_name=endpoint_name,
             endpoint_config_name=sfn.JsonPath.string_at("$.modelId"), result_path=_DISCARD,
         ))
+        # An update that changes the instance type fails while the variant is a scalable target:
+        # autoscaling is removed first and registered again once the new config is InService.
+        remove_scaling = catch(self._scaling_task("RemoveAutoscaling", "deregister"))
+        remove_scaling.next(update_endpoint)
         delete_failed = catch(tasks.CallAwsService(
             self, "DeleteFailedEndpoint", service="sagemaker", action="deleteEndpoint",
             parameters={"EndpointName": endpoint_name},
@@ -217,9 +272,13 @@ class DeployWorkflow(Construct):
             sfn.Condition.string_matches("$.endpointError.Cause", "*Could not find endpoint*"), create_endpoint
         ).otherwise(caught_error_for(self, "$.endpointError", failure_chain))
         describe.add_catch(no_endpoint, errors=["States.TaskFailed"], result_path="$.endpointError")
+        go_live = self._go_live_chain()
         describe.next(
             sfn.Choice(self, "WhatIsTheEndpointDoing")
-            .when(sfn.Condition.string_equals("$.endpoint.status", "InService"), update_endpoint)
+            .when(sfn.Condition.and_(sfn.Condition.string_equals("$.endpoint.status", "InService"),
+                                     sfn.Condition.string_equals_json_path("$.endpoint.config", "$.modelId")),
+                  go_live)
+            .when(sfn.Condition.string_equals("$.endpoint.status", "InService"), remove_scaling)
             .when(sfn.Condition.string_equals("$.endpoint.status", "Failed"), delete_failed)
             .otherwise(wait_busy)
         )
@@ -278,7 +337,6 @@ class DeployWorkflow(Construct):
             "EndpointTooSlow",
             f"the endpoint was not InService after {poll_interval_s * max_polls} seconds",
         )
-        go_live = self._go_live_chain()
         start_polls.next(wait).next(check).next(
             sfn.Choice(self, "IsNewModelServing")
             .when(sfn.Condition.and_(sfn.Condition.string_equals("$.endpoint.status", "InService"),
@@ -294,8 +352,11 @@ class DeployWorkflow(Construct):
         has_model = sfn.Choice(self, "IsModelTrained")
         already_created = sfn.Choice(self, "HasSageMakerModel")
         self.definition = acquire
+        trained = sfn.Condition.is_present("$.model.Item.artifactUri.S")
         acquire.next(read_model).next(
-            has_model.when(sfn.Condition.is_present("$.model.Item.artifactUri.S"), mark_deploying)
+            has_model.when(sfn.Condition.and_(trained, sfn.Condition.is_present("$.wake")),
+                           self._wake_check(describe))
+            .when(trained, mark_deploying)
             .otherwise(self._unknown_model_chain())
         )
         mark_deploying.next(
@@ -305,6 +366,31 @@ class DeployWorkflow(Construct):
         create_model.next(create_config).next(record_names).next(describe)
 
     # ---- helpers ----
+
+    def _wake_check(self, recreate: sfn.IChainable) -> sfn.IChainable:
+        """Wake mode: go on only while `__live__` still says this model's endpoint sleeps."""
+        read = tasks.DynamoGetItem(
+            self, "ReadSleepState", table=self._registry, key={"modelId": S(LIVE_POINTER_ID)},
+            consistent_read=True, result_path="$.sleep",
+        )
+        read.add_catch(self._caught_error, errors=["States.ALL"], result_path="$.error")
+        awake = self._release_lock("ReleaseLockAlreadyAwake", then=sfn.Succeed(
+            self, "AlreadyAwake", comment="A deployment brought the endpoint back meanwhile: nothing to wake."))
+        return read.next(
+            sfn.Choice(self, "IsStillAsleep")
+            .when(sfn.Condition.and_(
+                sfn.Condition.is_present("$.sleep.Item.endpointState.S"),
+                sfn.Condition.is_present("$.sleep.Item.liveModelId.S"),
+                sfn.Condition.string_equals_json_path("$.sleep.Item.liveModelId.S", "$.modelId")), recreate)
+            .otherwise(awake)
+        )
+
+    def _scaling_task(self, state_id: str, action: str) -> tasks.LambdaInvoke:
+        return tasks.LambdaInvoke(
+            self, state_id, lambda_function=self._scaling_function,
+            payload=sfn.TaskInput.from_object({"action": action, "endpointName": self._endpoint_name}),
+            result_path=_DISCARD,
+        )
 
     def _endpoint_arn(self) -> str:
         return f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:endpoint/{self._endpoint_name.lower()}"
@@ -402,9 +488,25 @@ class DeployWorkflow(Construct):
                 sfn.JsonPath.string_at("$.model.Item.instancePrompt.S"),
             ),
         )
+        notify_awake = self._publish(
+            "NotifyAwake", "DreamBooth: endpoint awake again",
+            sfn.JsonPath.format("Endpoint {} was re-created after its idle shutdown and serves model {} again.",
+                                self._endpoint_name, sfn.JsonPath.string_at("$.modelId")),
+        )
         done = sfn.Succeed(self, "ModelIsLive")
         release = self._release_lock("ReleaseLock", then=done)
-        for state in (read_live, retire, mark_live, point, notify):
+        apply_scaling = self._scaling_task("ApplyAutoscaling", "register")
+        # The new model serves either way: a scaling failure is reported, not a failed deployment.
+        apply_scaling.add_catch(
+            self._publish("NotifyAutoscalingFailed", "DreamBooth: autoscaling not applied",
+                          sfn.JsonPath.format("Model {} serves on endpoint {}, but its autoscaling could not be "
+                                              "registered: {}", sfn.JsonPath.string_at("$.modelId"),
+                                              self._endpoint_name, sfn.JsonPath.string_at("$.error.Cause")))
+            .next(read_live),
+            errors=["States.ALL"], result_path="$.error",
+        )
+        apply_scaling.next(read_live)
+        for state in (read_live, retire, mark_live, point, notify, notify_awake):
             state.add_catch(
                 sfn.Pass(self, f"{state.node.id}Error",
                          parameters={"reason": sfn.JsonPath.format(
@@ -422,8 +524,12 @@ class DeployWorkflow(Construct):
         ).otherwise(mark_live)
         retire.next(mark_live)
         read_live.next(had_other)
-        mark_live.next(point).next(notify).next(release)
-        return read_live
+        mark_live.next(point).next(
+            sfn.Choice(self, "WasItAWakeUp").when(sfn.Condition.is_present("$.wake"), notify_awake)
+            .otherwise(notify))
+        notify.next(release)
+        notify_awake.next(release)
+        return apply_scaling
 
 
 def caught_error_for(scope: Construct, path: str, failure_chain: sfn.IChainable) -> sfn.IChainable:

@@ -102,6 +102,9 @@ class InferenceApi(Construct):
       config: `ApiConfig` (auth mode, usage plan limits, max wait, TTL, URL lifetime; see
         stacks/config.py for defaults).
       log_retention_days: retention of the functions' and the access log's groups (default 30).
+      idle_minutes: the pipeline's idle shutdown (for the API's messages). Default 60.
+      wake_timeout_s: a wake-up of the sleeping endpoint not finished after this long is retried
+        by the next request. Default 4200 (the deploy state machine gives up after its max wait).
 
     Attributes:
       api: the RestApi; url: its base URL (stage v1).
@@ -125,6 +128,8 @@ class InferenceApi(Construct):
         endpoint_name: str,
         config: ApiConfig,
         log_retention_days: int = 30,
+        idle_minutes: int = 60,
+        wake_timeout_s: int = 4200,
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
@@ -200,6 +205,8 @@ class InferenceApi(Construct):
                 names.WORKER_MAX_EVENT_AGE_S: str(int(WORKER_MAX_EVENT_AGE.to_seconds())),
                 names.CORS_ALLOW_ORIGIN: config.cors_allow_origin or "",
                 names.API_AUTH: config.auth,
+                names.IDLE_MINUTES: str(idle_minutes),
+                names.WAKE_TIMEOUT_S: str(wake_timeout_s),
             },
         )
 
@@ -317,7 +324,8 @@ class InferenceApi(Construct):
         api, worker = self.api_function, self.worker_function
         self.generations_table.grant(api, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
         self.generations_table.grant(worker, "dynamodb:GetItem", "dynamodb:UpdateItem")
-        registry_table.grant(api, "dynamodb:GetItem", "dynamodb:Scan")
+        # UpdateItem: `lastUsedAt` and the wake-up claim on the `__live__` pointer (lambda/api/wake.py).
+        registry_table.grant(api, "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem")
         bucket.grant_read(api, GENERATED_KEYS)  # presigned URLs are signed with the API's role
         bucket.grant_put(worker, GENERATED_KEYS)
         worker.grant_invoke(api)

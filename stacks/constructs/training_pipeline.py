@@ -26,7 +26,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from stacks.config import NotificationConfig, ServingConfig, TrainingConfig
+from stacks.config import IDLE_CHECK_INTERVAL_MINUTES, NotificationConfig, ServingConfig, TrainingConfig
 from stacks.constructs.data_bucket import DATASETS_PREFIX
 from stacks.constructs.deploy_workflow import DeployWorkflow
 from stacks.constructs.jumpstart_lock import JumpStartArtifacts, JumpStartLock
@@ -39,6 +39,7 @@ from stacks.constructs.training_workflow import TrainingWorkflow
 LAMBDA_CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "pipeline"
 POWERTOOLS_LAYER_VERSION = 21
 STAGING_PREFIX = DATASETS_PREFIX + "_pipeline/"
+AUTOSCALING_SLR_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
 _COLON_ARN = ArnFormat.COLON_RESOURCE_NAME
 
 
@@ -57,7 +58,8 @@ class TrainingPipeline(Construct):
       training_state_machine, deploy_state_machine (input {"modelId": ...}),
       endpoint_name (created at run time, `<stack name>-sd`), upload_rule, upload_function,
       snapshot_function, validate_function, park_function / endpoint_event_function /
-      endpoint_rule (the endpoint state-change wake-up), cleanup (custom resource),
+      endpoint_rule (the endpoint state-change wake-up), scaling_function (autoscaling after InService),
+      idle_function / idle_rule (scheduled idle shutdown; None when idleMinutes is 0), cleanup (custom resource),
       roles (SageMakerRoles), artifacts (JumpStart lock values by region), topic_key (the
       topic's customer-managed KMS key: CloudWatch alarms cannot publish with the AWS-managed one).
     """
@@ -148,6 +150,12 @@ class TrainingPipeline(Construct):
         self.endpoint_rule.add_target(targets.LambdaFunction(self.endpoint_event_function, retry_attempts=4,
                                                              max_event_age=Duration.hours(1)))
         max_polls = max(1, serving.endpoint_max_wait_minutes * 60 // serving.endpoint_poll_s)
+        self.scaling_function = self._function(
+            "EndpointAutoscaling", "idle_tasks.scaling",
+            {"MIN_INSTANCES": str(serving.min_instances), "MAX_INSTANCES": str(serving.max_instances),
+             "TARGET_INVOCATIONS_PER_INSTANCE": str(serving.target_invocations_per_instance)},
+            timeout_s=60, description="Registers (or removes) the endpoint variant's autoscaling")
+        self._grant_autoscaling(self.scaling_function, register=True)
         deploy = DeployWorkflow(
             self, "Deploy",
             registry_table=self.registry_table, state_table=self.state_table, topic=self.topic,
@@ -158,6 +166,8 @@ class TrainingPipeline(Construct):
                 service="states", resource="execution", resource_name=f"{deploy_name}:*",
                 arn_format=_COLON_ARN),
             park_function=self.park_function,
+            scaling_function=self.scaling_function,
+            initial_instance_count=serving.min_instances,
         )
         self.deploy_state_machine = self._state_machine("DeployStateMachine", deploy.definition, deploy_name)
         sagemaker_arn = arn_prefix(self, "sagemaker")
@@ -177,8 +187,10 @@ class TrainingPipeline(Construct):
         acknowledge(
             self.deploy_state_machine.role,
             "CDK's LambdaInvoke task grants the function and its versions (`<arn>:*`).",
-            f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(self.park_function.node.default_child)}.Arn>:*]",
+            *(f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(fn.node.default_child)}.Arn>:*]"
+              for fn in (self.park_function, self.scaling_function)),
         )
+        self.idle_function, self.idle_rule = self._idle_shutdown(serving, deploy_name)
 
         # ---- training state machine ----
         workflow = TrainingWorkflow(
@@ -262,6 +274,91 @@ class TrainingPipeline(Construct):
         # ---- cleanup on `cdk destroy` ----
         self.cleanup = self._cleanup([(self.training_state_machine, f"{name_prefix}-train"),
                                       (self.deploy_state_machine, deploy_name)])
+
+    # ---- idle shutdown and autoscaling ----
+
+    def _endpoint_arns(self) -> tuple[str, str]:
+        stack = Stack.of(self)
+        return (stack.format_arn(service="sagemaker", resource="endpoint", resource_name=self.endpoint_name.lower()),
+                stack.format_arn(service="sagemaker", resource="endpoint-config", resource_name="*"))
+
+    def _grant_autoscaling(self, function: lambda_.Function, *, register: bool) -> None:
+        """Application Auto Scaling on the endpoint's variant (register, or only deregister)."""
+        stack = Stack.of(self)
+        endpoint_arn, config_arns = self._endpoint_arns()
+        actions = ["application-autoscaling:DeregisterScalableTarget", "application-autoscaling:DescribeScalableTargets",
+                   "application-autoscaling:DescribeScalingPolicies", "application-autoscaling:DeleteScalingPolicy"]
+        if register:
+            actions += ["application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy"]
+        # Scalable targets get a generated id in their ARN, unknown before registration.
+        function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=["*"]))
+        # What Application Auto Scaling checks and does with the caller's permissions for a
+        # SageMaker variant and its target-tracking alarms.
+        function.add_to_role_policy(iam.PolicyStatement(
+            actions=["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig",
+                     "sagemaker:UpdateEndpointWeightsAndCapacities"],
+            resources=[endpoint_arn, config_arns]))
+        alarms = stack.format_arn(service="cloudwatch", resource="alarm",
+                                  resource_name=f"TargetTracking-endpoint/{self.endpoint_name}/*",
+                                  arn_format=_COLON_ARN)
+        function.add_to_role_policy(iam.PolicyStatement(
+            actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"],
+            resources=[alarms]))
+        findings = [
+            "AwsSolutions-IAM5[Resource::*]",
+            f"AwsSolutions-IAM5[Resource::{arn_prefix(self, 'sagemaker')}endpoint-config/*]",
+            f"AwsSolutions-IAM5[Resource::{arn_prefix(self, 'cloudwatch')}alarm:TargetTracking-endpoint/"
+            f"{self.endpoint_name}/*]",
+        ]
+        if register:
+            # The service-linked role Application Auto Scaling uses for SageMaker variants, created
+            # on first registration; nothing else may be created.
+            function.add_to_role_policy(iam.PolicyStatement(
+                actions=["iam:CreateServiceLinkedRole"],
+                resources=[f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/aws-service-role/"
+                           f"{AUTOSCALING_SLR_SERVICE}/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"],
+                conditions={"StringLike": {"iam:AWSServiceName": AUTOSCALING_SLR_SERVICE}}))
+        acknowledge(
+            function.role,
+            "Application Auto Scaling names scalable targets with generated ids (no resource-level "
+            "permission is possible before registration); endpoint configs are named per model version; "
+            "the target-tracking alarms are named by Application Auto Scaling under this endpoint's prefix.",
+            *findings,
+        )
+
+    def _idle_shutdown(self, serving: ServingConfig, deploy_name: str
+                       ) -> tuple[Optional[lambda_.Function], Optional[events.Rule]]:
+        """Scheduled idle check that deletes an unused endpoint (none when idleMinutes is 0)."""
+        if serving.idle_minutes <= 0:
+            return None, None
+        stack = Stack.of(self)
+        deploy_arn = stack.format_arn(service="states", resource="stateMachine", resource_name=deploy_name,
+                                      arn_format=_COLON_ARN)
+        function = self._function(
+            "IdleCheck", "idle_tasks.check_idle",
+            {"REGISTRY_TABLE_NAME": self.registry_table.table_name, "STATE_TABLE_NAME": self.state_table.table_name,
+             "ENDPOINT_NAME": self.endpoint_name, "DEPLOY_STATE_MACHINE_ARN": deploy_arn,
+             "IDLE_MINUTES": str(serving.idle_minutes), "TOPIC_ARN": self.topic.topic_arn},
+            timeout_s=60, description="Deletes the endpoint (model and config kept) after idleMinutes without use")
+        self.registry_table.grant(function, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        self.state_table.grant(function, "dynamodb:UpdateItem")
+        endpoint_arn, _ = self._endpoint_arns()
+        function.add_to_role_policy(iam.PolicyStatement(
+            actions=["sagemaker:DeleteEndpoint"], resources=[endpoint_arn]))
+        function.add_to_role_policy(iam.PolicyStatement(actions=["states:ListExecutions"], resources=[deploy_arn]))
+        function.add_to_role_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn]))
+        # GetMetricStatistics supports no resource-level permissions; the Resource::* finding is
+        # acknowledged in _grant_autoscaling with the others on this role.
+        function.add_to_role_policy(iam.PolicyStatement(actions=["cloudwatch:GetMetricStatistics"], resources=["*"]))
+        self._grant_autoscaling(function, register=False)
+        rule = events.Rule(
+            self, "IdleCheckSchedule",
+            description=f"Checks every {IDLE_CHECK_INTERVAL_MINUTES} minutes whether the endpoint has been idle "
+                        f"for {serving.idle_minutes} minutes",
+            schedule=events.Schedule.rate(Duration.minutes(IDLE_CHECK_INTERVAL_MINUTES)),
+        )
+        rule.add_target(targets.LambdaFunction(function, retry_attempts=0))
+        return function, rule
 
     # ---- building blocks ----
 
@@ -372,6 +469,7 @@ class TrainingPipeline(Construct):
             acknowledge(function.role, "Executions are named at run time; only this state machine's are stopped.",
                         f"AwsSolutions-IAM5[Resource::{arn_prefix(self, 'states')}execution:{name}:*]")
         self.registry_table.grant(function, "dynamodb:Scan")
+        self._grant_autoscaling(function, register=False)  # deregisters the endpoint's scalable target
         resource = CustomResource(
             self, "SageMakerCleanup",
             service_token=function.function_arn,

@@ -273,3 +273,11 @@ def test_without_cors_there_is_no_preflight(key_template):
     template = Template.from_stack(stack)
     assert not [m for m in template.find_resources("AWS::ApiGateway::Method").values()
                 if m["Properties"]["HttpMethod"] == "OPTIONS"]
+
+
+def test_api_may_update_the_registry_for_last_use_and_wake_up_but_not_write_models(key_template):
+    api = policy_statements(key_template, "ApiHandlerRole")
+    registry = [s for s in api if "Registry" in json.dumps(s["Resource"])]
+    assert actions_of(registry) == {"dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem"}
+    variables = function_with_handler(key_template, "handler.lambda_handler")["Environment"]["Variables"]
+    assert (variables["IDLE_MINUTES"], variables["WAKE_TIMEOUT_SECONDS"]) == ("60", "4200")

@@ -30,7 +30,10 @@ What the harness adds to moto, and says so:
   aws-sdk tasks map field names (ExecutionArn <-> executionArn) and hand results to the state
   as JSON (timestamps as strings, PascalCase names), as AWS does; moto's port of the
   interpreter skips these conversions; a Wait on a timestamp waits until that moment (moto's
-  truncates to whole seconds and wakes early). See `_patch_sfn_integration`.
+  truncates to whole seconds and wakes early); Timestamp* Choice rules compare RFC 3339
+  timestamps with fractions (moto's parse only whole seconds). See `_patch_sfn_integration`.
+- EventBridge schedule rules (the idle check) match no event: `deliver()` skips them; tests fire
+  the scheduled function with the event's `time` themselves.
 - SageMaker: durations, failures and UpdateEndpoint come from `SageMakerSimulator`.
 - EventBridge: moto does not deliver S3 events to Lambda targets. `upload()` builds the event S3
   sends, checks it against the synthesized rule's pattern with moto's event-pattern matcher, and
@@ -378,6 +381,11 @@ class PipelineHarness:
         parser_log.setLevel(logging.CRITICAL)
         self._patch_moto()
         self._deploy()
+        # Every function's code is imported now, before anything runs: importing applies the
+        # function's environment to os.environ for a moment, which a boto3 client being created
+        # on an execution's thread (it reads os.environ for proxies) must never see half-done.
+        for spec in self.functions.values():
+            self._load_handler(spec)
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -495,6 +503,21 @@ class PipelineHarness:
             return math.floor(remaining)
 
         self._stack.enter_context(mock.patch.object(Timestamp, "_get_wait_seconds", wait_seconds))
+
+        # moto's Timestamp* Choice comparisons parse only "...:SSZ" (no fraction), and its own
+        # $$.State.EnteredTime is written "...+00:00": AWS compares RFC 3339 timestamps with
+        # fractional seconds, e.g. the deployment lock's idleUntil with the entered time.
+        from moto.stepfunctions.parser.asl.component.state.choice.comparison.operator.implementations.is_operator import (
+            IsTimestamp,
+        )
+
+        def string_to_timestamp(string: Any) -> Optional[datetime]:
+            try:
+                return datetime.fromisoformat(str(string).replace("Z", "+00:00")).astimezone(timezone.utc)
+            except ValueError:
+                return None
+
+        self._stack.enter_context(mock.patch.object(IsTimestamp, "string_to_timestamp", staticmethod(string_to_timestamp)))
         self._stack.enter_context(mock.patch.object(StateTaskServiceSfn, "_eval_service_task", eval_service_task))
 
     # ---- deployment of the template's pipeline resources into moto ----
@@ -740,6 +763,8 @@ class PipelineHarness:
 
         answer = None
         for rule in self.synthesized.resources("AWS::Events::Rule").values():
+            if "EventPattern" not in rule["Properties"]:
+                continue  # a schedule: fires on time, matches no event
             pattern = self.resolve(rule["Properties"]["EventPattern"])
             if not EventPattern.load(json.dumps(pattern)).matches_event(dict(event)):
                 continue

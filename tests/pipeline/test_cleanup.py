@@ -155,3 +155,17 @@ def test_handler_reports_a_failure_instead_of_hanging_the_stack(cleanup_handler)
 
     ((_, _, body),) = sent
     assert body["Status"] == "FAILED" and "ResourceNotFoundException" in body["Reason"]
+
+
+def test_clean_up_removes_the_endpoints_autoscaling(aws):
+    import sagemaker_cleanup
+    from endpoint_sleep import register_scaling
+
+    sagemaker, dynamodb, _ = world()
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    autoscaling = boto3.client("application-autoscaling", region_name=REGION)
+    register_scaling(autoscaling, "Stack-sd", min_instances=1, max_instances=2, target_invocations=4)
+    deleted = sagemaker_cleanup.clean_up(sagemaker, sfn, dynamodb, table="registry", endpoint_name="Stack-sd",
+                                         state_machine_arns=[], autoscaling=autoscaling)
+    assert deleted["scalableTargets"] == ["endpoint/Stack-sd/variant/AllTraffic"]
+    assert autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []

@@ -180,10 +180,15 @@ def test_function_environments_are_what_the_handlers_read(resources, monkeypatch
         module = importlib.import_module(module_name)  # reads and checks its environment at import
         if hasattr(module, "Settings"):
             module.Settings.from_environ()
+        if module_name == "idle_tasks":  # two handlers, each reading its own variables
+            if function["Properties"]["Handler"].endswith(".check_idle"):
+                module._idle_settings(module.ENVIRON)
+            else:
+                module.ScalingSettings.from_environ(module.ENVIRON)
         seen.add(module_name)
         assert function["Properties"]["Layers"], logical
         assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
-    assert seen == {"dataset_tasks", "upload_listener", "cleanup", "endpoint_waiter"}
+    assert seen == {"dataset_tasks", "upload_listener", "cleanup", "endpoint_waiter", "idle_tasks"}
 
 
 def _actions(statement: dict) -> list[str]:
@@ -223,3 +228,62 @@ def test_releasing_the_lock_never_changes_how_a_deployment_ends(resources):
         (caught,) = deploy[release]["Catch"]  # the lock was taken over meanwhile
         assert deploy[caught["Next"]]["Next"] == end
     assert (deploy["DeploymentFailed"]["Type"], deploy["UnknownModel"]["Type"]) == ("Fail", "Fail")
+
+
+def _role_of(resources: dict, handler: str) -> str:
+    (function,) = [f for f in by_type(resources, "AWS::Lambda::Function").values()
+                   if f["Properties"]["Handler"] == handler]
+    return function["Properties"]["Role"]["Fn::GetAtt"][0]
+
+
+def test_idle_check_runs_every_five_minutes_with_the_configured_idle_time(template, resources):
+    template.has_resource_properties("AWS::Events::Rule", {
+        "ScheduleExpression": "rate(5 minutes)",
+        "Targets": [Match.object_like({"RetryPolicy": {"MaximumRetryAttempts": 0}})],
+    })
+    (idle,) = [f for f in by_type(resources, "AWS::Lambda::Function").values()
+               if f["Properties"]["Handler"] == "idle_tasks.check_idle"]
+    assert idle["Properties"]["Environment"]["Variables"]["IDLE_MINUTES"] == "60"
+
+
+def test_idle_check_may_delete_only_the_endpoint(resources):
+    statements = policy_statements(resources, _role_of(resources, "idle_tasks.check_idle"))
+    deletes = [s for s in statements if "sagemaker:DeleteEndpoint" in json.dumps(s["Action"])]
+    (delete,) = deletes
+    assert delete["Action"] == "sagemaker:DeleteEndpoint"
+    assert json.dumps(delete["Resource"]).endswith(':endpoint/dreamboothpipeline-sd"]]}')
+    actions = json.dumps([s["Action"] for s in statements])
+    for forbidden in ("DeleteModel", "DeleteEndpointConfig", "RegisterScalableTarget", "CreateServiceLinkedRole"):
+        assert forbidden not in actions
+
+
+def test_autoscaling_may_create_only_its_service_linked_role(resources):
+    statements = policy_statements(resources, _role_of(resources, "idle_tasks.scaling"))
+    (slr,) = [s for s in statements if s["Action"] == "iam:CreateServiceLinkedRole"]
+    assert slr["Condition"] == {"StringLike": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}}
+    assert "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint" in json.dumps(slr["Resource"])
+    (alarms,) = [s for s in statements if "cloudwatch:PutMetricAlarm" in s["Action"]]
+    assert "alarm:TargetTracking-endpoint/DreamBoothPipeline-sd/*" in json.dumps(alarms["Resource"])
+
+
+def test_deploy_applies_autoscaling_after_in_service_and_removes_it_before_an_update(resources):
+    deploy = states(resources, "-deploy")
+    assert deploy["CreateEndpointConfig"]["Parameters"]["ProductionVariants"][0]["InitialInstanceCount"] == 1
+    assert deploy["WhatIsTheEndpointDoing"]["Choices"][1]["Next"] == "RemoveAutoscaling"
+    assert deploy["RemoveAutoscaling"]["Next"] == "UpdateEndpoint"
+    assert deploy["RemoveAutoscaling"]["Parameters"]["Payload"] == {"action": "deregister", "endpointName": "DreamBoothPipeline-sd"}
+    assert deploy["IsNewModelServing"]["Choices"][0]["Next"] == "ApplyAutoscaling"
+    assert deploy["ApplyAutoscaling"]["Parameters"]["Payload"]["action"] == "register"
+    assert deploy["ApplyAutoscaling"]["Catch"][0]["Next"] == "NotifyAutoscalingFailed"
+
+
+def test_scaling_limits_and_initial_count_come_from_config():
+    stack = synth_stack({"endpointMinInstances": 2, "endpointMaxInstances": 4, "endpointTargetInvocationsPerInstance": 9})
+    resources = Template.from_stack(stack).to_json()["Resources"]
+    (scaling,) = [f for f in by_type(resources, "AWS::Lambda::Function").values()
+                  if f["Properties"]["Handler"] == "idle_tasks.scaling"]
+    variables = scaling["Properties"]["Environment"]["Variables"]
+    assert (variables["MIN_INSTANCES"], variables["MAX_INSTANCES"], variables["TARGET_INVOCATIONS_PER_INSTANCE"]) == (
+        "2", "4", "9")
+    assert states(resources, "-deploy")["CreateEndpointConfig"]["Parameters"]["ProductionVariants"][0][
+        "InitialInstanceCount"] == 2
