@@ -126,23 +126,17 @@ class Worker:
 
     def _claim(self, generation_id: str) -> dict[str, Any] | None:
         """Move queued -> running; None when the record is gone or another delivery took it."""
-        try:
-            answer = self.clients.dynamodb.update_item(
-                TableName=self.settings.generations_table,
-                Key=records.key("generationId", generation_id),
-                UpdateExpression="SET #s = :running, startedAt = :now",
-                ConditionExpression="#s = :queued",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=records.to_item(
-                    {":running": RUNNING, ":queued": QUEUED, ":now": records.iso(self.clock())}
-                ),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return None
-            raise
-        return records.from_item(answer["Attributes"])
+        return records.update_if(
+            self.clients.dynamodb,
+            TableName=self.settings.generations_table,
+            Key=records.key("generationId", generation_id),
+            UpdateExpression="SET #s = :running, startedAt = :now",
+            ConditionExpression="#s = :queued",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=records.to_item(
+                {":running": RUNNING, ":queued": QUEUED, ":now": records.iso(self.clock())}
+            ),
+        )
 
     def _finish(self, generation_id: str, status: str, keys: list[str], model_ms: int, error: str | None) -> str:
         values = {":status": status, ":keys": keys, ":ms": model_ms, ":now": records.iso(self.clock())}

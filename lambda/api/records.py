@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, Optional
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -60,3 +61,14 @@ def iso(epoch_s: float) -> str:
 
 def parse_iso(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def update_if(dynamodb: Any, **request: Any) -> Optional[dict[str, Any]]:
+    """UpdateItem with a ConditionExpression: the item as updated, or None when the condition failed."""
+    try:
+        answer = dynamodb.update_item(ReturnValues="ALL_NEW", **request)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return None
+        raise
+    return from_item(answer["Attributes"])

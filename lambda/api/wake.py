@@ -53,19 +53,13 @@ class Wakeup:
 
     def touch(self) -> Optional[dict[str, Any]]:
         """Record a use of the live model; return the `__live__` pointer (None when nothing is live)."""
-        try:
-            answer = self.clients.dynamodb.update_item(
-                TableName=self.settings.registry_table, Key=records.key("modelId", LIVE_POINTER_ID),
-                UpdateExpression="SET lastUsedAt = :now",
-                ConditionExpression="attribute_exists(modelId)",  # never create a pointer
-                ExpressionAttributeValues=records.to_item({":now": records.iso(self.clock())}),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return None
-            raise
-        return records.from_item(answer["Attributes"])
+        return records.update_if(
+            self.clients.dynamodb,
+            TableName=self.settings.registry_table, Key=records.key("modelId", LIVE_POINTER_ID),
+            UpdateExpression="SET lastUsedAt = :now",
+            ConditionExpression="attribute_exists(modelId)",  # never create a pointer
+            ExpressionAttributeValues=records.to_item({":now": records.iso(self.clock())}),
+        )
 
     def wake(self, pointer: dict[str, Any]) -> None:
         """Start the wake-up unless one is under way; always raise EndpointWaking (503)."""
@@ -83,22 +77,17 @@ class Wakeup:
 
     def _claim(self, model_id: Any, attempt: int, stale: str, now: float) -> bool:
         same_attempt = "wakeAttempt = :attempt" if attempt else "(attribute_not_exists(wakeAttempt) OR wakeAttempt = :attempt)"
-        try:
-            self.clients.dynamodb.update_item(
-                TableName=self.settings.registry_table, Key=records.key("modelId", LIVE_POINTER_ID),
-                UpdateExpression="SET endpointState = :waking, wakeAttempt = :next, wakeRequestedAt = :now",
-                ConditionExpression=(f"liveModelId = :model AND {same_attempt} AND (endpointState IN (:asleep, :failed) "
-                                     "OR (endpointState = :waking AND wakeRequestedAt < :stale))"),
-                ExpressionAttributeValues=records.to_item({
-                    ":waking": WAKING, ":asleep": ASLEEP, ":failed": WAKE_FAILED, ":model": model_id,
-                    ":attempt": attempt, ":next": attempt + 1, ":now": records.iso(now), ":stale": stale,
-                }),
-            )
-            return True
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
+        return records.update_if(
+            self.clients.dynamodb,
+            TableName=self.settings.registry_table, Key=records.key("modelId", LIVE_POINTER_ID),
+            UpdateExpression="SET endpointState = :waking, wakeAttempt = :next, wakeRequestedAt = :now",
+            ConditionExpression=(f"liveModelId = :model AND {same_attempt} AND (endpointState IN (:asleep, :failed) "
+                                 "OR (endpointState = :waking AND wakeRequestedAt < :stale))"),
+            ExpressionAttributeValues=records.to_item({
+                ":waking": WAKING, ":asleep": ASLEEP, ":failed": WAKE_FAILED, ":model": model_id,
+                ":attempt": attempt, ":next": attempt + 1, ":now": records.iso(now), ":stale": stale,
+            }),
+        ) is not None
 
     def _start(self, pointer: dict[str, Any], attempt: int) -> None:
         episode = str(pointer.get("sleepEpisode") or "unknown")

@@ -9,7 +9,7 @@ import json
 import boto3
 from PIL import Image
 
-from scripts import dataset_upload
+from scripts.cli import dataset_upload
 from tests.api.conftest import BUCKET, REGION
 from tests.cli.conftest import bucket_keys, put_order, write_image
 
@@ -196,7 +196,7 @@ def test_no_wait_needs_no_api(run, photos):
 def test_progress_is_a_byte_bar_on_a_terminal():
     import io as _io
 
-    from scripts.progress import ByteProgress
+    from scripts.cli.progress import ByteProgress
 
     stream = _io.StringIO()
     progress = ByteProgress(2 * 1_048_576, 2, stream, tty=True)

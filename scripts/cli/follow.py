@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from scripts.api_client import ApiClient, ApiError, ApiUnreachable
+from scripts.cli.api_client import ApiClient, ApiError, ApiUnreachable
 
 WAITING = "waiting"  # uploaded; the pipeline waits for quiet, then snapshots (no registry item yet)
 LIVE, FAILED, RETIRED = "live", "failed", "retired"

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from scripts.api_client import ApiClient, ApiError, ApiUnreachable
-from scripts.follow import Clock, elapsed_text
+from scripts.cli.api_client import ApiClient, ApiError, ApiUnreachable
+from scripts.cli.follow import Clock, elapsed_text
 
 MAX_RETRY_WAIT_S = 60.0
 DEFAULT_RETRY_WAIT_S = 5.0

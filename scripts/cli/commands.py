@@ -22,11 +22,12 @@ import boto3
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
-from scripts import costs, dataset_upload, stack_outputs
-from scripts.api_client import ApiClient, ApiError, ApiUnreachable
-from scripts.follow import Clock, Follower, Outcome, elapsed_text
-from scripts.generation import Generator, Saved, TimedOut, save_images
-from scripts.progress import ByteProgress
+from scripts import costs
+from scripts.cli import dataset_upload, stack_outputs
+from scripts.cli.api_client import ApiClient, ApiError, ApiUnreachable
+from scripts.cli.follow import Clock, Follower, Outcome, elapsed_text
+from scripts.cli.generation import Generator, Saved, TimedOut, save_images
+from scripts.cli.progress import ByteProgress
 from scripts.deploy import ROOT, context_from
 from stacks.config import AppConfig, ConfigError
 
@@ -53,7 +54,7 @@ def _config(args: argparse.Namespace) -> AppConfig:
 
 
 def cmd_preflight(args: argparse.Namespace, session: Any, clock: Any = None) -> int:
-    from scripts import preflight
+    from scripts.cli import preflight
 
     checks = preflight.run(session, _config(args), _jumpstart_lock())
     if args.json:
@@ -394,6 +395,3 @@ def main(argv: Optional[Sequence[str]] = None, session: Any = None, clock: Optio
         print("Interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
 
-
-if __name__ == "__main__":
-    sys.exit(main())

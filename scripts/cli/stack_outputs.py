@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-from scripts.api_client import ApiClient, SigV4Signer
+from scripts.cli.api_client import ApiClient, SigV4Signer
 
 BUCKET_OUTPUT, API_URL_OUTPUT, API_KEY_OUTPUT = "BucketName", "ApiUrl", "ApiKeyId"
 _API_REGION = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com")

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Optional
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RULES_FILE = ROOT / "lambda" / "pipeline" / "dataset_rules.py"
 _RULES_MODULE = "dreambooth_pipeline_dataset_rules"
 RESIZE_PX = 512

@@ -1,0 +1,5 @@
+import sys
+
+from scripts.cli.commands import main
+
+sys.exit(main())
