@@ -19,10 +19,10 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scripts import choose_bucket
+from scripts.aws_session import user_session
 from stacks.config import AppConfig, ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,7 +149,7 @@ def main(
     args = [a for a in args if a != NO_REHEARSAL]
     environ = dict(os.environ if environ is None else environ)
     environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    session = session or boto3.Session()
+    session = session or user_session()
     try:
         config = AppConfig.load(context_from(args, root).get, environ)
         if not has_credentials(session):

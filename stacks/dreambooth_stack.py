@@ -74,7 +74,7 @@ class DreamBoothStack(Stack):
                   description="false when an existing bucket was reused (it is never modified beyond EventBridge).")
         self._stable_api_output_ids()
 
-    # Output name -> the API construct's output child. The CLI (scripts/stack_outputs.py) reads these
+    # Output name -> the API construct's output child. The CLI (scripts/cli/stack_outputs.py) reads these
     # names with DescribeStacks; without the override they would carry a hash of the construct path.
     API_OUTPUTS = {"ApiUrl": "Url", "ApiKeyId": "ApiKeyId", "InvokePolicyArn": "InvokePolicyArn"}
 

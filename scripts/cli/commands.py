@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-import boto3
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -28,6 +27,7 @@ from scripts.cli.api_client import ApiClient, ApiError, ApiUnreachable
 from scripts.cli.follow import Clock, Follower, Outcome, elapsed_text
 from scripts.cli.generation import Generator, Saved, TimedOut, save_images
 from scripts.cli.progress import ByteProgress
+from scripts.aws_session import user_session
 from scripts.deploy import ROOT, context_from
 from stacks.config import AppConfig, ConfigError
 
@@ -369,7 +369,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None, session: Any = None, clock: Optional[Clock] = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return args.run(args, session or boto3.Session(), clock or Clock())
+        return args.run(args, session or user_session(), clock or Clock())
     except ConfigError as error:
         print(f"Configuration error: {error}", file=sys.stderr)
         return EXIT_USAGE

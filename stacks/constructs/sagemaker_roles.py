@@ -23,6 +23,7 @@ class SageMakerRoles(Construct):
       bucket: the data bucket.
       jumpstart_object_arns: the exact JumpStart S3 objects the training job reads
         (training script and base model), from the lock file.
+      endpoint_name: the pipeline's endpoint, whose log group the hosting role writes to.
 
     Attributes:
       training_role: reads only `datasets/*` and the JumpStart objects, writes only `models/*`.
@@ -37,6 +38,7 @@ class SageMakerRoles(Construct):
         *,
         bucket: s3.IBucket,
         jumpstart_object_arns: Sequence[str],
+        endpoint_name: str,
     ) -> None:
         super().__init__(scope, construct_id)
         principal = iam.ServicePrincipal("sagemaker.amazonaws.com")
@@ -55,7 +57,8 @@ class SageMakerRoles(Construct):
             self, "Hosting", assumed_by=principal, description="SageMaker endpoint model of the DreamBooth pipeline"
         )
         bucket.grant_read(self.hosting_role, f"{MODELS_PREFIX}*")
-        self._container_basics(self.hosting_role, "Endpoints", "huggingface-pytorch-inference")
+        # SageMaker writes an endpoint's container logs to /aws/sagemaker/Endpoints/<endpoint name>.
+        self._container_basics(self.hosting_role, f"Endpoints/{endpoint_name}", "huggingface-pytorch-inference")
         acknowledge_prefix_grants(self.hosting_role, bucket, MODELS_PREFIX)
 
     def _container_basics(self, role: iam.Role, log_kind: str, repository: str) -> None:

@@ -91,7 +91,8 @@ class TrainingPipeline(Construct):
         self.state_table = registry.state_table
         self.topic = self._topic(notifications)
         self.roles = SageMakerRoles(self, "SageMakerRoles", bucket=bucket,
-                                    jumpstart_object_arns=self.artifacts.object_arns)
+                                    jumpstart_object_arns=self.artifacts.object_arns,
+                                    endpoint_name=self.endpoint_name)
 
         self._layer = lambda_.LayerVersion.from_layer_version_arn(
             self, "Powertools",

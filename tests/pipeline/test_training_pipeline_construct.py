@@ -126,6 +126,17 @@ def test_state_machines_pass_only_the_sagemaker_roles_and_only_to_sagemaker(reso
     assert not any(s["Resource"] == "*" and "s3:GetObject" in _actions(s) for s in hosting)
 
 
+def test_sagemaker_containers_may_write_to_the_log_groups_sagemaker_uses(resources, created_stack):
+    def log_groups(role: str) -> str:
+        return json.dumps([s["Resource"] for s in policy_statements(resources, role)
+                           if "logs:PutLogEvents" in _actions(s)])
+
+    # Training jobs share one group; an endpoint's containers log to a group named after the endpoint.
+    assert "log-group:/aws/sagemaker/TrainingJobs:*" in log_groups("SageMakerRolesTraining")
+    endpoint_group = f"log-group:/aws/sagemaker/Endpoints/{created_stack.stack_name}-sd:*"
+    assert endpoint_group in log_groups("SageMakerRolesHosting")
+
+
 def test_state_machines_log_everything_and_are_traced(template):
     template.resource_properties_count_is("AWS::StepFunctions::StateMachine", {
         "LoggingConfiguration": Match.object_like({"Level": "ALL", "IncludeExecutionData": True}),
