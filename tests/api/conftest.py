@@ -28,6 +28,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.exceptions import JsonRESTError
 from moto.sagemakerruntime.models import SageMakerRuntimeBackend
 
+from tests.harness.atomic_dynamodb import atomic_dynamodb
 from tests.api.adapter import ApiGatewayAdapter, lambda_context
 from tests.api.lambda_loader import API_CODE, load
 
@@ -208,7 +209,7 @@ def wire(module: Any) -> None:
 
 @pytest.fixture
 def harness(api_module, worker_module, monkeypatch):
-    with mock_aws(config={"lambda": {"use_docker": False}}):
+    with mock_aws(config={"lambda": {"use_docker": False}}), atomic_dynamodb():
         _create_resources()
         h = Harness(ApiGatewayAdapter(api_module.lambda_handler), api_module, worker_module)
 
