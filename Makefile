@@ -28,7 +28,7 @@ destroy: $(VENV)/.runtime node_modules/.installed
 $(VENV)/.runtime: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
-	# the `dreambooth` command (.venv/bin/dreambooth -> scripts/cli.py); dependencies come from requirements.txt
+	# the `dreambooth` command (.venv/bin/dreambooth -> scripts/cli/, main() in commands.py); dependencies come from requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 

@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scripts import costs
@@ -35,7 +34,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_DEPLOYED = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130
 TRAINING_TIMEOUT_S = 4 * 3600
 SWITCH_TIMEOUT_S = 90 * 60
-GENERATE_TIMEOUT_S = 600
+# Long enough for a request that wakes a sleeping endpoint (5-10+ minutes) to see it answer.
+GENERATE_TIMEOUT_S = 1800
 POLL_S = 15.0
 
 
@@ -167,23 +167,29 @@ def _upload_plan(args: argparse.Namespace, session: Any, clock: Clock, plan: dat
         client = _client(args, session, deployment)
         known = {m["model_id"] for m in client.models().get("models", [])}
     progress = ByteProgress(plan.total_bytes, len(plan.images) + 1, sys.stderr, tty=sys.stderr.isatty())
-    uploaded: list[str] = []
     try:
-        uploaded = dataset_upload.upload(plan, session.client("s3"), bucket, progress)
+        result = dataset_upload.upload(plan, session.client("s3"), bucket, progress, say=_say)
     except dataset_upload.DatasetExists as error:
         progress.close()
         print(str(error), file=sys.stderr)
         return EXIT_FAILED
-    except (KeyboardInterrupt, S3UploadFailedError, ClientError, BotoCoreError, OSError) as error:
+    except dataset_upload.UploadFailed as failed:
         progress.close()
-        what = "Interrupted" if isinstance(error, KeyboardInterrupt) else f"Upload failed ({error})"
-        print(f"{what}: part of the dataset may be in s3://{bucket}/{dataset_upload.dataset_prefix(plan.dataset)} "
-              "without dataset_info.json; the pipeline judges what is there once its quiet window passes. "
-              "Nothing was deleted.", file=sys.stderr)
-        return EXIT_INTERRUPTED if isinstance(error, KeyboardInterrupt) else EXIT_FAILED
+        print(_upload_failed_text(bucket, plan, failed), file=sys.stderr)
+        return EXIT_INTERRUPTED if failed.interrupted else EXIT_FAILED
     progress.close()
-    summary.update(bucket=bucket, uploaded=uploaded)
+    uploaded = result.keys
+    summary.update(bucket=bucket, uploaded=uploaded, staging_prefix=result.staging, staging_left=result.staging_left)
     prefix = f"s3://{bucket}/{dataset_upload.dataset_prefix(plan.dataset)}"
+    if result.staging_left:
+        _say(f"warning: could not delete {len(result.staging_left)} staging objects under "
+             f"s3://{bucket}/{result.staging}; they trigger nothing and are safe to delete")
+    if result.interrupted:
+        if args.json:
+            _emit(args, summary, "")
+        print(f"Interrupted: the upload finished first ({len(uploaded)} files in {prefix}); the pipeline "
+              "goes on: `dreambooth status`.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if args.no_wait:
         _emit(args, summary, f"Uploaded {len(uploaded)} files to {prefix}. Training starts once the pipeline's "
                              "quiet window passes; follow it with `dreambooth status`.")
@@ -198,6 +204,20 @@ def _upload_plan(args: argparse.Namespace, session: Any, clock: Clock, plan: dat
               file=sys.stderr)
         return EXIT_INTERRUPTED
     return _outcome_exit(args, outcome, summary)
+
+
+def _upload_failed_text(bucket: str, plan: dataset_upload.Plan, failed: dataset_upload.UploadFailed) -> str:
+    what = "Interrupted" if failed.interrupted else f"Upload failed ({failed.cause})"
+    prefix = f"s3://{bucket}/{dataset_upload.dataset_prefix(plan.dataset)}"
+    staging = f"s3://{bucket}/{failed.staging}"
+    leftovers = (f"Up to {len(failed.staged)} staging objects of this run may remain under {staging} (outside "
+                 f"datasets/: they trigger nothing and are safe to delete: aws s3 rm --recursive {staging}).")
+    if failed.phase == "staging":
+        return (f"{what} while uploading to the staging area: nothing was written under {prefix}, so no training "
+                f"starts. {leftovers} Nothing was deleted. Run the same command again to upload.")
+    return (f"{what} while copying into {prefix}: {len(failed.copied)} of {len(plan.images)} images are there, "
+            f"without dataset_info.json; the pipeline judges what is there once its quiet window passes. "
+            f"{leftovers} Nothing was deleted or overwritten.")
 
 
 def cmd_status(args: argparse.Namespace, session: Any, clock: Clock) -> int:
@@ -362,7 +382,8 @@ def parser() -> argparse.ArgumentParser:
     generate.add_argument("--height", type=int, help="256-1024, multiple of 8 (default 512)")
     generate.add_argument("--out", metavar="DIR", help="folder for the images (default ./generated/<id>/)")
     generate.add_argument("--timeout", type=_positive, default=GENERATE_TIMEOUT_S, metavar="S",
-                          help=f"give up after S seconds (default {GENERATE_TIMEOUT_S})")
+                          help=f"give up after S seconds (default {GENERATE_TIMEOUT_S}: waking a sleeping endpoint "
+                               "takes 5-10 minutes or more)")
     return top
 
 

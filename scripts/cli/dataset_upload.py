@@ -5,10 +5,20 @@ pipeline's validation Lambda imports, from its place in the Lambda asset folder.
 pipeline would refuse is refused here before anything is uploaded, with the same reasons; files
 the pipeline would skip are skipped here with the same warning (and not uploaded).
 
-Upload contract (docs/pipeline.md): images under `datasets/<name>/`, then `dataset_info.json`
-last, so the pipeline's quiet window starts after a complete dataset. The CLI never deletes or
-overwrites anything in the bucket: a dataset name that already has files is refused (upload
-under another name to train on other photos). The user's own files are only read; `--resize`
+Upload contract (docs/pipeline.md): images under `datasets/<name>/`, `dataset_info.json` last.
+The pipeline trains once no file has arrived under `datasets/<name>/` for its quiet window, so the
+images are first uploaded (the slow part, with the progress bar) to a staging prefix outside
+`datasets/` that the pipeline's EventBridge rule does not match, `uploads/<name>/<token>/`; only
+when every image is there are they copied server-side into `datasets/<name>/` (seconds apart,
+well inside the quiet window; a Ctrl-C then waits for the copies), `dataset_info.json` is written
+last, and this run's staging objects are deleted. An upload that stops while staging (slow link,
+network error, Ctrl-C) leaves nothing under `datasets/`, so no training starts; only its staging
+objects may remain, which trigger nothing and are safe to delete.
+
+The CLI never deletes or overwrites anything under `datasets/`: a dataset name that already has
+files is refused (upload under another name to train on other photos), and every copy and the
+info file are conditional writes (If-None-Match: *) that S3 refuses if the key exists. The only
+deletes are the staging objects this run created. The user's own files are only read; `--resize`
 writes its 512 px copies to a temporary folder.
 """
 
@@ -17,18 +27,30 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import secrets
 import shutil
+import signal
 import sys
 import tempfile
+import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Optional
+from typing import Any, Callable, Iterator, Optional
+
+from boto3.exceptions import S3UploadFailedError
+from botocore.exceptions import BotoCoreError, ClientError
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_FILE = ROOT / "lambda" / "pipeline" / "dataset_rules.py"
 _RULES_MODULE = "dreambooth_pipeline_dataset_rules"
 RESIZE_PX = 512
+# Outside datasets/: the pipeline's "Object Created" rule matches only keys under datasets/.
+STAGING_ROOT = "uploads/"
+# What an upload can die of (a KeyboardInterrupt included): reported, never a traceback.
+UPLOAD_ERRORS = (KeyboardInterrupt, S3UploadFailedError, ClientError, BotoCoreError, OSError)
 # Limits no photo reaches, used to judge originals that --resize will shrink anyway.
 _NO_SIZE_LIMIT = 1 << 62
 
@@ -222,30 +244,142 @@ def existing_objects(s3: Any, bucket: str, dataset: str) -> int:
     return int(answer.get("KeyCount", 0))
 
 
-def upload(plan: Plan, s3: Any, bucket: str, progress: Any) -> list[str]:
-    """Images first, dataset_info.json last. Refuses (DatasetExists) a name that already has files.
+def staging_prefix(dataset: str, token: str) -> str:
+    return f"{STAGING_ROOT}{dataset}/{token}/"
 
-    `progress(name, bytes_sent)` is called as bytes go out, `progress.file_done(name)` after each file.
+
+def new_token() -> str:
+    """Unique per run, readable: when it was started, then random."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
+
+
+class StagingIncomplete(Exception):
+    """A staged image is missing or has another size than the local file (checked before any copy)."""
+
+
+def _check_staged(s3: Any, bucket: str, staging: str, plan: Plan) -> None:
+    found: dict[str, int] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=staging):
+        found.update({o["Key"][len(staging):]: o["Size"] for o in page.get("Contents", [])})
+    wrong = [name for name, path in plan.images if found.get(name) != path.stat().st_size]
+    if wrong:
+        raise StagingIncomplete(f"{len(wrong)} staged images missing or incomplete, e.g. {wrong[0]}")
+
+
+class UploadFailed(Exception):
+    """The upload stopped. `phase` is "staging" (nothing under datasets/) or "copying".
+
+    `staged`: staging keys that may exist (safe to delete); `copied`: keys already under datasets/.
+    """
+
+    def __init__(self, cause: BaseException, *, phase: str, staging: str, staged: list[str], copied: list[str]):
+        super().__init__(str(cause))
+        self.cause, self.phase, self.staging, self.staged, self.copied = cause, phase, staging, staged, copied
+
+    @property
+    def interrupted(self) -> bool:
+        return isinstance(self.cause, KeyboardInterrupt)
+
+
+@dataclass
+class Uploaded:
+    """keys: what is now under datasets/<name>/ (dataset_info.json last); staging_left: staging keys
+    that could not be deleted; interrupted: Ctrl-C came during the copies, which were finished first."""
+
+    keys: list[str]
+    staging: str
+    staging_left: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+
+@contextmanager
+def _finish_before_interrupt(say: Callable[[str], None]) -> Iterator[list[bool]]:
+    """Ctrl-C inside the block is remembered (flag[0]) instead of raised: the copies take seconds, and
+    stopping between them would leave part of a dataset under datasets/ for the pipeline to train on."""
+    flag = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def remember(signum: int, frame: Any) -> None:
+        if not flag[0]:
+            say("Ctrl-C: finishing the copies into datasets/ first (a few seconds)")
+        flag[0] = True
+
+    previous = signal.signal(signal.SIGINT, remember)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _delete_staging(s3: Any, bucket: str, keys: list[str]) -> list[str]:
+    """Deletes exactly these keys (this run's staging objects); returns those still there."""
+    left = []
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start:start + 1000]
+        try:
+            answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})
+            left += [error["Key"] for error in answer.get("Errors", [])]
+        except (ClientError, BotoCoreError):
+            left += chunk
+    return left
+
+
+def upload(plan: Plan, s3: Any, bucket: str, progress: Any, *, say: Callable[[str], None] = lambda _: None,
+           token: Optional[str] = None) -> Uploaded:
+    """Images to staging, then copied into datasets/<name>/, dataset_info.json last, staging deleted.
+
+    Refuses (DatasetExists) a name that already has files, before uploading and again before copying.
+    Raises UploadFailed when staging or copying stops. `progress(name, bytes_sent)` is called as bytes
+    go out, `progress.file_done(name)` after each file.
     """
     prefix = dataset_prefix(plan.dataset)
-    found = existing_objects(s3, bucket, plan.dataset)
-    if found:
-        raise DatasetExists(
-            f"s3://{bucket}/{prefix} already holds files; the CLI never overwrites or deletes files in "
-            f"the bucket. Upload under a new name (e.g. --name {plan.dataset}-2) to train on these photos."
-        )
-    keys = []
-    for name, path in plan.images:
-        key = prefix + name
-        with path.open("rb") as handle:
-            content_type = "image/png" if handle.read(4) == b"\x89PNG" else "image/jpeg"
-        s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type},
-                       Callback=lambda sent, _name=name: progress(_name, sent))
-        progress.file_done(name)
-        keys.append(key)
-    info_key = prefix + rules().DATASET_INFO_FILE
-    s3.put_object(Bucket=bucket, Key=info_key, Body=plan.dataset_info, ContentType="application/json")
-    progress(rules().DATASET_INFO_FILE, len(plan.dataset_info))
-    progress.file_done(rules().DATASET_INFO_FILE)
-    keys.append(info_key)
-    return keys
+    staging = staging_prefix(plan.dataset, token or new_token())
+
+    def refuse_if_taken() -> None:
+        if existing_objects(s3, bucket, plan.dataset):
+            raise DatasetExists(
+                f"s3://{bucket}/{prefix} already holds files; the CLI never overwrites or deletes files in "
+                f"the bucket. Upload under a new name (e.g. --name {plan.dataset}-2) to train on these photos."
+            )
+
+    refuse_if_taken()
+    staged: list[str] = []
+    try:
+        for name, path in plan.images:
+            key = staging + name
+            with path.open("rb") as handle:
+                content_type = "image/png" if handle.read(4) == b"\x89PNG" else "image/jpeg"
+            staged.append(key)  # before the call: an interrupted call may still leave the object
+            s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type},
+                           Callback=lambda sent, _name=name: progress(_name, sent))
+            progress.file_done(name)
+        _check_staged(s3, bucket, staging, plan)  # every image is there, whole, before anything is copied
+        try:
+            refuse_if_taken()  # someone may have used the name while the photos went up
+        except DatasetExists:
+            _delete_staging(s3, bucket, staged)  # this run's own staging objects, nothing else
+            raise
+    except (*UPLOAD_ERRORS, StagingIncomplete) as error:
+        raise UploadFailed(error, phase="staging", staging=staging, staged=staged, copied=[]) from error
+
+    say(f"all {len(plan.images)} images staged; copying them into {prefix}")
+    keys: list[str] = []
+    with _finish_before_interrupt(say) as interrupted:
+        try:
+            for name, _ in plan.images:
+                # IfNoneMatch: S3 refuses (412) a copy onto an existing key: nothing is overwritten.
+                s3.copy_object(Bucket=bucket, Key=prefix + name, CopySource={"Bucket": bucket, "Key": staging + name},
+                               IfNoneMatch="*")
+                keys.append(prefix + name)
+            info_key = prefix + rules().DATASET_INFO_FILE
+            s3.put_object(Bucket=bucket, Key=info_key, Body=plan.dataset_info, ContentType="application/json",
+                          IfNoneMatch="*")
+            keys.append(info_key)
+        except UPLOAD_ERRORS as error:
+            raise UploadFailed(error, phase="copying", staging=staging, staged=staged, copied=keys) from error
+        progress(rules().DATASET_INFO_FILE, len(plan.dataset_info))
+        progress.file_done(rules().DATASET_INFO_FILE)
+        left = _delete_staging(s3, bucket, staged)
+    return Uploaded(keys, staging, left, interrupted[0])

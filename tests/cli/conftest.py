@@ -178,10 +178,19 @@ def bucket_keys(prefix: str = "") -> list[str]:
 
 
 def put_order(session: Any) -> list[str]:
-    """Keys in the order the session's S3 clients write them (recorded at botocore's boundary)."""
+    """Keys in the order the session's S3 clients write them (recorded at botocore's boundary).
+
+    Uploads and puts are recorded as the key, server-side copies as "copy <key>", deletes as
+    "delete <key>" (one per key of a DeleteObjects call).
+    """
     order: list[str] = []
-    session.events.register("before-parameter-build.s3.PutObject", lambda params, **_: order.append(params["Key"]))
-    session.events.register("before-parameter-build.s3.CreateMultipartUpload", lambda params, **_: order.append(params["Key"]))
+    events = session.events
+    events.register("before-parameter-build.s3.PutObject", lambda params, **_: order.append(params["Key"]))
+    events.register("before-parameter-build.s3.CreateMultipartUpload", lambda params, **_: order.append(params["Key"]))
+    events.register("before-parameter-build.s3.CopyObject", lambda params, **_: order.append("copy " + params["Key"]))
+    events.register("before-parameter-build.s3.DeleteObject", lambda params, **_: order.append("delete " + params["Key"]))
+    events.register("before-parameter-build.s3.DeleteObjects",
+                    lambda params, **_: order.extend("delete " + o["Key"] for o in params["Delete"]["Objects"]))
     return order
 
 

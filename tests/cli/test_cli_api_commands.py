@@ -275,3 +275,10 @@ def test_the_dreambooth_console_script_is_the_cli():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["scripts"] == {"dreambooth": "scripts.cli:main"}
     assert "scripts" in project["tool"]["setuptools"]["packages"]
+
+
+def test_generate_waits_long_enough_by_default_for_a_sleeping_endpoint_to_wake():
+    from scripts.cli.commands import parser
+
+    # Waking a sleeping endpoint takes 5-10 minutes or more: the default must not give up as it comes up
+    assert parser().parse_args(["generate", "a photo"]).timeout == 1800

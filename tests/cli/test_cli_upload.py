@@ -65,20 +65,123 @@ def test_bad_dataset_name_is_a_usage_error(run, photos):
     assert bucket_keys() == []
 
 
-def test_upload_sends_images_first_and_dataset_info_last_and_skips_what_the_pipeline_skips(run, photos):
+IMAGES = ["dog0.jpg", "dog1.jpg", "dog2.jpg"]
+
+
+def test_upload_stages_every_image_then_copies_them_then_writes_dataset_info_last(run, photos):
     order = put_order(run.session)
     code, body, err = run.json("upload", str(photos), "--name", "dog", "--prompt", PROMPT,
                                "--class-prompt", "a photo of a dog", "--no-wait")
     assert code == 0, err
-    assert order[-1] == "datasets/dog/dataset_info.json"
-    assert sorted(order[:-1]) == ["datasets/dog/dog0.jpg", "datasets/dog/dog1.jpg", "datasets/dog/dog2.jpg"]
-    assert sorted(bucket_keys()) == sorted(order)  # .DS_Store stayed home
+    staging = body["staging_prefix"]
+    assert staging.startswith("uploads/dog/") and staging.endswith("/") and staging.count("/") == 3
+    # Then: every image to staging (outside datasets/, which the pipeline's rule matches), then the
+    # copies into datasets/dog/, then dataset_info.json, then this run's staging objects deleted
+    assert order == ([staging + n for n in IMAGES] + [f"copy datasets/dog/{n}" for n in IMAGES]
+                     + ["datasets/dog/dataset_info.json"] + [f"delete {staging}{n}" for n in IMAGES])
+    assert sorted(bucket_keys()) == [f"datasets/dog/{n}" for n in ["dataset_info.json"] + IMAGES]  # .DS_Store stayed home
     assert json.loads(read_object("datasets/dog/dataset_info.json")) == {
         "instance_prompt": PROMPT, "class_prompt": "a photo of a dog"}
     assert read_object("datasets/dog/dog1.jpg") == (photos / "dog1.jpg").read_bytes()
-    assert body["uploaded"] == order and body["bucket"] == BUCKET and body["resized"] is False
+    head = boto3.client("s3", region_name=REGION).head_object(Bucket=BUCKET, Key="datasets/dog/dog1.jpg")
+    assert head["ContentType"] == "image/jpeg"  # the copy keeps the staged object's metadata
+    assert body["uploaded"] == [f"datasets/dog/{n}" for n in IMAGES] + ["datasets/dog/dataset_info.json"]
+    assert body["bucket"] == BUCKET and body["resized"] is False and body["staging_left"] == []
     assert "skipped .DS_Store" in err
     assert "uploaded 4/4 dataset_info.json" in err  # plain progress lines: stderr is not a terminal
+
+
+def test_copies_and_dataset_info_are_conditional_writes(run, photos):
+    # Given a record of the write requests' parameters
+    writes = []
+    for operation in ("CopyObject", "PutObject"):
+        run.session.events.register(f"before-parameter-build.s3.{operation}",
+                                    lambda params, model, **_: writes.append((model.name, params["Key"],
+                                                                              params.get("IfNoneMatch"))))
+    code, _, err = run("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--no-wait")
+    assert code == 0, err
+    # Then every write under datasets/ asks S3 to refuse it if the key exists
+    into_datasets = [w for w in writes if w[1].startswith("datasets/")]
+    assert len(into_datasets) == 4 and all(w[2] == "*" for w in into_datasets)
+    assert {w[0] for w in into_datasets} == {"CopyObject", "PutObject"}
+
+
+def test_a_dataset_that_appears_while_staging_is_not_overwritten(run, photos):
+    # Given someone else uploading datasets/dog/ while the photos go up to staging
+    s3 = boto3.client("s3", region_name=REGION)
+    staged = []
+
+    def meanwhile(params, **_):
+        staged.append(params["Key"])
+        if len(staged) == 3:
+            s3.put_object(Bucket=BUCKET, Key="datasets/dog/dog0.jpg", Body=b"their photo")
+
+    run.session.events.register("before-parameter-build.s3.PutObject", meanwhile)
+    code, _, err = run("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--no-wait")
+    # Then the name is refused before any copy (moto 5.2.5 ignores IfNoneMatch on CopyObject, so this
+    # check, not S3, is what the test sees), and their photo is untouched
+    assert code == 1 and "already holds files" in err
+    assert bucket_keys() == ["datasets/dog/dog0.jpg"]  # this run's staging objects deleted
+    assert read_object("datasets/dog/dog0.jpg") == b"their photo"
+
+
+def test_s3_refuses_a_conditional_put_onto_an_existing_key(run, photos):
+    # moto honours IfNoneMatch on PutObject (not on CopyObject): dataset_info.json is never overwritten
+    from botocore.exceptions import ClientError
+
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket=BUCKET, Key="datasets/dog/dataset_info.json", Body=b"{}")
+    try:
+        s3.put_object(Bucket=BUCKET, Key="datasets/dog/dataset_info.json", Body=b"x", IfNoneMatch="*")
+    except ClientError as error:
+        assert error.response["Error"]["Code"] == "PreconditionFailed"
+    else:
+        raise AssertionError("moto overwrote a key despite IfNoneMatch")
+    assert read_object("datasets/dog/dataset_info.json") == b"{}"
+
+
+def test_an_upload_interrupted_while_staging_leaves_nothing_under_datasets(run, photos):
+    import os
+    import signal
+
+    # Given Ctrl-C (a real SIGINT, as the terminal sends it to the main thread) after the second image
+    # went up (the old upload put images straight into datasets/)
+    order = put_order(run.session)
+
+    def ctrl_c(params, **_):
+        if len(order) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    run.session.events.register("before-parameter-build.s3.PutObject", ctrl_c)
+    code, out, err = run("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--no-wait")
+    # Then nothing is under datasets/dog/ (no event the pipeline listens to, so no training), and the
+    # message says which staging objects may remain and that they are safe to delete
+    assert code == 130
+    assert bucket_keys("datasets/") == []
+    staged = bucket_keys("uploads/dog/")
+    assert [k.rsplit("/", 1)[1] for k in staged] == ["dog0.jpg", "dog1.jpg"]
+    staging = staged[0].rsplit("/", 1)[0] + "/"
+    assert "Interrupted while uploading to the staging area: nothing was written under" in err
+    assert "so no training starts" in err and f"s3://{BUCKET}/{staging}" in err and "safe to delete" in err
+    assert "Up to 3 staging objects" in err
+
+
+def test_ctrl_c_during_the_copies_finishes_them_and_dataset_info_first(run, photos):
+    import os
+    import signal
+
+    # Given Ctrl-C (a real SIGINT) during the first copy into datasets/
+    order = put_order(run.session)
+    run.session.events.register("before-parameter-build.s3.CopyObject",
+                                lambda **_: os.kill(os.getpid(), signal.SIGINT) if len(order) == 4 else None)
+    code, body, err = run.json("upload", str(photos), "--name", "dog", "--prompt", PROMPT)
+    # Then the dataset is complete before the command stops (exit 130, without following)
+    assert code == 130
+    assert "finishing the copies" in err and "the upload finished first" in err
+    assert sorted(bucket_keys()) == [f"datasets/dog/{n}" for n in ["dataset_info.json"] + IMAGES]
+    assert body["uploaded"][-1] == "datasets/dog/dataset_info.json"
+    assert run.api.requests[-1]["path"].endswith("/models")  # only the check before the upload
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_the_folders_own_dataset_info_keeps_its_hyperparameters_and_gets_the_command_line_prompt(run, photos):
@@ -210,7 +313,7 @@ def test_progress_is_a_byte_bar_on_a_terminal():
     assert "uploaded" not in stream.getvalue()  # the per-file lines are for logs, not terminals
 
 
-def test_a_failed_upload_says_what_may_be_in_the_bucket_and_deletes_nothing(run, photos):
+def test_a_failed_staging_upload_leaves_nothing_under_datasets_and_deletes_nothing(run, photos):
     # Given S3 refusing the third file (the botocore boundary: a handler answering for the call)
     calls = []
 
@@ -224,8 +327,45 @@ def test_a_failed_upload_says_what_may_be_in_the_bucket_and_deletes_nothing(run,
     run.session.events.register("before-parameter-build.s3.PutObject", refuse_third)
     code, _, err = run("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--no-wait")
     assert code == 1
-    assert "Upload failed" in err and "without dataset_info.json" in err and "Nothing was deleted" in err
-    assert sorted(bucket_keys()) == ["datasets/dog/dog0.jpg", "datasets/dog/dog1.jpg"]
+    assert "Upload failed" in err and "nothing was written under" in err and "Nothing was deleted" in err
+    assert bucket_keys("datasets/") == []
+    assert [k.rsplit("/", 1)[1] for k in bucket_keys("uploads/dog/")] == ["dog0.jpg", "dog1.jpg"]
+
+
+def test_nothing_is_copied_unless_every_image_is_staged_whole(run, photos):
+    # Given a staged image gone by the time the CLI checks staging (an upload that reported success
+    # without its object: the check does not trust the transfer's own word)
+    s3 = boto3.client("s3", region_name=REGION)
+
+    def lose_one(params, **_):
+        if params.get("Prefix", "").startswith("uploads/"):
+            s3.delete_object(Bucket=BUCKET, Key=params["Prefix"] + "dog1.jpg")
+
+    run.session.events.register("before-parameter-build.s3.ListObjectsV2", lose_one)
+    code, _, err = run("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--no-wait")
+    assert code == 1
+    assert "staged images missing or incomplete, e.g. dog1.jpg" in err and "nothing was written under" in err
+    assert bucket_keys("datasets/") == []
+
+
+def test_a_failed_copy_says_how_much_of_the_dataset_is_there(run, photos):
+    # Given S3 refusing the second copy into datasets/ (e.g. the key appeared meanwhile: 412)
+    copies = []
+
+    def refuse_second(params, **_):
+        copies.append(params["Key"])
+        if len(copies) == 2:
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "PreconditionFailed", "Message": "pre-conditions"}}, "CopyObject")
+
+    run.session.events.register("before-parameter-build.s3.CopyObject", refuse_second)
+    code, _, err = run("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--no-wait")
+    assert code == 1
+    assert "while copying into" in err and "1 of 3 images are there, without dataset_info.json" in err
+    assert "Nothing was deleted or overwritten" in err
+    assert bucket_keys("datasets/") == ["datasets/dog/dog0.jpg"]
+    assert len(bucket_keys("uploads/dog/")) == 3  # left for the user, named in the message
 
 
 def test_what_the_cli_uploads_passes_the_pipelines_own_reading_of_the_bucket(run, photos, monkeypatch):
