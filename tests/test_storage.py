@@ -58,9 +58,17 @@ def test_lifecycle_rules(created):
                                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}}),
             Match.object_like({"Id": "expire-noncurrent-versions",
                                "NoncurrentVersionExpiration": {"NoncurrentDays": 30}}),
+            Match.object_like({"Id": "expire-abandoned-staging-uploads", "Prefix": "uploads/", "ExpirationInDays": 7}),
             Match.object_like({"Id": "expire-generated-images", "Prefix": "generated/", "ExpirationInDays": 30}),
         ])}},
     )
+
+
+def test_the_cli_stages_uploads_where_the_bucket_expires_abandoned_ones():
+    from scripts.cli.dataset_upload import STAGING_ROOT
+    from stacks.constructs.data_bucket import DATASETS_PREFIX, UPLOADS_PREFIX
+
+    assert STAGING_ROOT == UPLOADS_PREFIX and not STAGING_ROOT.startswith(DATASETS_PREFIX)
 
 
 def test_generated_expiry_is_configurable_and_can_be_off():

@@ -13,6 +13,9 @@ from stacks.config import PROJECT_TAG_KEY, PROJECT_TAG_VALUE, STACK_TAG_KEY, Sto
 DATASETS_PREFIX = "datasets/"
 MODELS_PREFIX = "models/"
 GENERATED_PREFIX = "generated/"
+# The CLI stages an upload here (outside datasets/, so nothing starts) before copying it into place.
+UPLOADS_PREFIX = "uploads/"
+ABANDONED_UPLOAD_DAYS = 7
 
 # Fixed construct id under which aws-cdk-lib puts its bucket-notifications handler in a stack.
 NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
@@ -118,6 +121,12 @@ class DataBucket(Construct):
                 id="expire-noncurrent-versions",
                 noncurrent_version_expiration=Duration.days(config.noncurrent_version_expiry_days),
                 expired_object_delete_marker=True,
+            ),
+            # Staging objects an interrupted `dreambooth upload` left behind (it deletes its own on success).
+            s3.LifecycleRule(
+                id="expire-abandoned-staging-uploads",
+                prefix=UPLOADS_PREFIX,
+                expiration=Duration.days(ABANDONED_UPLOAD_DAYS),
             ),
         ]
         if config.generated_expiry_days:
