@@ -15,6 +15,12 @@ Races are closed with two conditional writes:
 - the pointer is marked asleep only if `lastUsedAt` did not move past the cutoff. The API's
   `lastUsedAt` update returns the new item, so a request either lands before the mark (and the
   sleep is called off) or sees the mark (and wakes the endpoint).
+
+The lock's expiry is on the wall clock (`clock`), idleness is judged as of the event's time.
+Two endpoints the registry does not call awake are handled too (same lock, never during a
+deployment, models and configs kept): one InService after its wake-up was marked failed is
+recorded awake (then the idle rules apply); one InService with no live model recorded is deleted
+after the idle window.
 """
 
 from __future__ import annotations

@@ -289,7 +289,8 @@ class TrainingPipeline(Construct):
         actions = ["application-autoscaling:DeregisterScalableTarget"]
         if register:
             actions += ["application-autoscaling:DescribeScalableTargets",
-                        "application-autoscaling:DescribeScalingPolicies", "application-autoscaling:DeleteScalingPolicy",
+                        "application-autoscaling:DescribeScalingPolicies",
+                        "application-autoscaling:DeleteScalingPolicy",
                         "application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy"]
         # Scalable targets get a generated id in their ARN, unknown before registration.
         function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=["*"]))

@@ -265,7 +265,8 @@ def test_idle_check_gets_only_what_its_code_calls_and_its_star_is_acknowledged_e
     for unused in ("sagemaker:UpdateEndpointWeightsAndCapacities", "cloudwatch:PutMetricAlarm",
                    "sagemaker:DescribeEndpointConfig", "application-autoscaling:RegisterScalableTarget",
                    "application-autoscaling:PutScalingPolicy", "application-autoscaling:DeleteScalingPolicy",
-                   "application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingPolicies"):
+                   "application-autoscaling:DescribeScalableTargets",
+                   "application-autoscaling:DescribeScalingPolicies"):
         assert unused not in actions, unused
     assert {"sagemaker:DescribeEndpoint", "sagemaker:DeleteEndpoint", "cloudwatch:GetMetricStatistics",
             "application-autoscaling:DeregisterScalableTarget", "states:ListExecutions", "sns:Publish"} <= actions
