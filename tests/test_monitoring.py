@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import sys
 
@@ -125,19 +126,33 @@ def test_cloudwatch_alarms_may_use_the_topic_and_its_key_and_nothing_else_may(te
     ])}})
 
 
-@pytest.mark.parametrize("publisher", ["TrainingStateMachineRole", "DeployStateMachineRole", "UploadListenerRole"])
-def test_every_publisher_may_encrypt_with_the_topic_key(resources, publisher):
-    key = logical_id(resources, "AWS::KMS::Key", "NotificationsKey")
-    statements = [s for v in resources.values() if v["Type"] == "AWS::IAM::Policy"
-                  and publisher in json.dumps(v["Properties"]["Roles"])
-                  for s in v["Properties"]["PolicyDocument"]["Statement"]]
-    arn = {"Fn::GetAtt": [key, "Arn"]}
+def _listed(value):
+    return value if isinstance(value, list) else [value]
 
-    def listed(value):
-        return value if isinstance(value, list) else [value]
 
-    assert any({"kms:GenerateDataKey", "kms:Decrypt"} <= set(listed(s["Action"])) and arn in listed(s["Resource"])
-               and s["Effect"] == "Allow" for s in statements)
+def test_every_publisher_may_encrypt_with_the_topic_key(resources):
+    """Publishers are read from the template: every role with a statement allowing sns:Publish on
+    the topic must be allowed kms:GenerateDataKey* and kms:Decrypt on the topic's key."""
+    topic = topic_ref(resources)
+    key_arn = {"Fn::GetAtt": [logical_id(resources, "AWS::KMS::Key", "NotificationsKey"), "Arn"]}
+    by_role: dict[str, list] = {}
+    for value in resources.values():
+        if value["Type"] == "AWS::IAM::Policy":
+            for role in value["Properties"]["Roles"]:
+                by_role.setdefault(role["Ref"], []).extend(value["Properties"]["PolicyDocument"]["Statement"])
+
+    def allows(statement, action, resource):
+        return (statement["Effect"] == "Allow" and resource in _listed(statement["Resource"])
+                and any(fnmatch.fnmatchcase(action, pattern) for pattern in _listed(statement["Action"])))
+
+    publishers = {role for role, statements in by_role.items()
+                  if any(allows(s, "sns:Publish", topic) for s in statements)}
+    assert {"TrainingStateMachineRole", "DeployStateMachineRole", "UploadListenerRole", "IdleCheckRole"} <= {
+        next((n for n in ("TrainingStateMachineRole", "DeployStateMachineRole", "UploadListenerRole",
+                          "IdleCheckRole") if n in role), role) for role in publishers}
+    for role in publishers:
+        for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+            assert any(allows(s, action, key_arn) for s in by_role[role]), (role, action)
 
 
 def test_dashboard_charts_every_area(resources):

@@ -15,13 +15,19 @@ Races are closed with two conditional writes:
 - the pointer is marked asleep only if `lastUsedAt` did not move past the cutoff. The API's
   `lastUsedAt` update returns the new item, so a request either lands before the mark (and the
   sleep is called off) or sees the mark (and wakes the endpoint).
+
+The lock's expiry is on the wall clock (`clock`), idleness is judged as of the event's time.
+Two endpoints the registry does not call awake are handled too (same lock, never during a
+deployment, models and configs kept): one InService after its wake-up was marked failed is
+recorded awake (then the idle rules apply); one InService with no live model recorded is deleted
+after the idle window.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from botocore.exceptions import ClientError
 
@@ -34,6 +40,11 @@ IDLE_LOCK_S = 300
 
 # `endpointState` on the live pointer; absent = awake (the deploy state machine's PutItem drops it).
 ASLEEP, WAKING, WAKE_FAILED = "asleep", "waking", "wake_failed"
+
+# CloudWatch refuses a GetMetricStatistics request for more data points than this.
+MAX_DATAPOINTS = 1440
+# The metric window reaches this far before the idle window (the metric's own delay).
+METRIC_MARGIN_MINUTES = 5
 
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 SCALING_POLICY_NAME = "invocations-per-instance"
@@ -63,6 +74,16 @@ def resource_id(endpoint: str) -> str:
     return f"endpoint/{endpoint}/variant/{VARIANT_NAME}"
 
 
+def metric_period_s(window: timedelta) -> int:
+    """The smallest period (a multiple of 60 s) giving at most MAX_DATAPOINTS points over `window`."""
+    minutes = max(1, -(-int(window.total_seconds()) // 60))
+    return 60 * max(1, -(-minutes // MAX_DATAPOINTS))
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 @dataclass(frozen=True)
 class IdleSettings:
     registry_table: str
@@ -75,7 +96,9 @@ class IdleSettings:
 
 @dataclass(frozen=True)
 class Decision:
-    action: str  # slept, disabled, no_live_model, asleep, no_endpoint, busy, deploying, in_use
+    # slept, disabled, no_live_model, asleep, no_endpoint, busy, deploying, in_use,
+    # orphan_deleted (an endpoint no live model is recorded for)
+    action: str
     detail: str = ""
     last_used_at: Optional[str] = None
 
@@ -93,8 +116,9 @@ class IdleCheck:
     """One run of the scheduled idle check (see module docstring)."""
 
     def __init__(self, settings: IdleSettings, *, dynamodb: Any, sagemaker: Any, cloudwatch: Any, sfn: Any,
-                 autoscaling: Any, sns: Any = None):
+                 autoscaling: Any, sns: Any = None, clock: Callable[[], datetime] = _utcnow):
         self.settings = settings
+        self.clock = clock  # the wall clock: lock expiry (the event's time may be late)
         self.dynamodb, self.sagemaker, self.cloudwatch = dynamodb, sagemaker, cloudwatch
         self.sfn, self.autoscaling, self.sns = sfn, autoscaling, sns
 
@@ -105,9 +129,14 @@ class IdleCheck:
         pointer = self._pointer()
         model_id = _string(pointer or {}, "liveModelId")
         if not pointer or not model_id:
-            return Decision("no_live_model")
-        if _string(pointer, "endpointState"):
-            return Decision("asleep", _string(pointer, "endpointState") or "")
+            return self._orphan(pointer, now, request_id)
+        state = _string(pointer, "endpointState")
+        if state == WAKE_FAILED:
+            pointer = self._recover_wake(pointer, model_id, request_id)
+            if pointer is None:
+                return Decision("asleep", WAKE_FAILED)
+        elif state:
+            return Decision("asleep", state)
         endpoint = self._describe()
         if endpoint is None:
             return Decision("no_endpoint")
@@ -135,6 +164,69 @@ class IdleCheck:
         self._notify(model_id, endpoint["EndpointConfigName"], last_used)
         return Decision("slept", endpoint["EndpointConfigName"],
                         last_used_at=iso(last_used) if last_used else None)
+
+    def _recover_wake(self, pointer: dict[str, Any], model_id: str, request_id: str) -> Optional[dict[str, Any]]:
+        """A wake-up marked failed (e.g. it timed out) whose endpoint SageMaker finished anyway:
+        InService with the live model's kept config and no deployment running. Recorded awake (the
+        sleep fields go, under the lock and only if the pointer is unchanged), so the idle rules
+        apply to it from here on. The pointer as it now is, or None when it stays wake_failed."""
+        config = _string(pointer, "endpointConfigName") or model_id
+        endpoint = self._describe()
+        if (endpoint is None or endpoint["EndpointStatus"] != "InService"
+                or endpoint["EndpointConfigName"] != config or self._deployment_running()):
+            return None
+        if not self._take_lock(request_id, self.clock()):
+            return None
+        try:
+            attempt = pointer.get("wakeAttempt", {"N": "0"})
+            self.dynamodb.update_item(
+                TableName=self.settings.registry_table, Key={"modelId": {"S": LIVE_POINTER_ID}},
+                UpdateExpression=("REMOVE endpointState, asleepSince, sleepEpisode, wakeAttempt, "
+                                  "wakeFailureReason, wakeRequestedAt"),
+                ConditionExpression=("liveModelId = :model AND endpointState = :failed AND "
+                                     "(attribute_not_exists(wakeAttempt) OR wakeAttempt = :attempt)"),
+                ExpressionAttributeValues={":model": {"S": model_id}, ":failed": {"S": WAKE_FAILED},
+                                           ":attempt": attempt if "N" in attempt else {"N": "0"}},
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return None  # a request claimed a new wake-up meanwhile: that run decides
+            raise
+        finally:
+            self._release_lock(request_id)
+        return self._pointer()
+
+    def _orphan(self, pointer: Optional[dict[str, Any]], now: datetime, request_id: str) -> Decision:
+        """An InService endpoint with no live model recorded (a first deployment that timed out
+        while SageMaker went on creating it) serves nothing the registry knows: deleted after the
+        idle window, when no deployment runs. Its model and config are kept."""
+        endpoint = self._describe()
+        if endpoint is None or endpoint["EndpointStatus"] != "InService" or self._deployment_running():
+            return Decision("no_live_model")
+        last_used = self._last_used(pointer or {}, endpoint, now)
+        if last_used is not None and last_used > now - timedelta(minutes=self.settings.idle_minutes):
+            return Decision("no_live_model", "an endpoint without a live model, not idle long enough yet",
+                            last_used_at=iso(last_used))
+        if not self._take_lock(request_id, now):
+            return Decision("deploying", "the deployment lock is held")
+        try:
+            # Deployments write the pointer under the lock: re-read now that nothing else can.
+            if _string(self._pointer() or {}, "liveModelId"):
+                return Decision("no_live_model", "a model went live during the check")
+            deregister_scaling(self.autoscaling, self.settings.endpoint_name)
+            self.sagemaker.delete_endpoint(EndpointName=self.settings.endpoint_name)
+        finally:
+            self._release_lock(request_id)
+        config = endpoint["EndpointConfigName"]
+        if self.sns and self.settings.topic_arn:
+            self.sns.publish(
+                TopicArn=self.settings.topic_arn, Subject="DreamBooth: unregistered endpoint deleted",
+                Message=(f"Endpoint {self.settings.endpoint_name} (config {config}) was InService with no live "
+                         f"model recorded (a deployment that did not finish) and unused since "
+                         f"{iso(last_used) if last_used else 'its creation'}; it was deleted to stop its cost. "
+                         "Its model and endpoint config are kept."),
+            )
+        return Decision("orphan_deleted", config, last_used_at=iso(last_used) if last_used else None)
 
     # ---- reading ----
 
@@ -166,19 +258,24 @@ class IdleCheck:
 
     def _last_invocation(self, now: datetime) -> Optional[datetime]:
         """End of the newest minute in which the endpoint was invoked (within the idle window)."""
-        window = timedelta(minutes=self.settings.idle_minutes + 5)
+        window = timedelta(minutes=self.settings.idle_minutes + METRIC_MARGIN_MINUTES)
+        period = metric_period_s(window)  # 60 s up to a day; coarser so CloudWatch answers (<= 1440 points)
         answer = self.cloudwatch.get_metric_statistics(
             Namespace="AWS/SageMaker", MetricName="Invocations",
             Dimensions=[{"Name": "EndpointName", "Value": self.settings.endpoint_name},
                         {"Name": "VariantName", "Value": VARIANT_NAME}],
-            StartTime=now - window, EndTime=now, Period=60, Statistics=["Sum"],
+            StartTime=now - window, EndTime=now, Period=period, Statistics=["Sum"],
         )
         used = [point["Timestamp"] for point in answer.get("Datapoints", []) if point.get("Sum", 0) > 0]
-        return max(used).astimezone(timezone.utc) + timedelta(minutes=1) if used else None
+        # The end of the period: never earlier than the real use.
+        return max(used).astimezone(timezone.utc) + timedelta(seconds=period) if used else None
 
     # ---- writing ----
 
     def _take_lock(self, request_id: str, now: datetime) -> bool:
+        """`now` is the moment judged (the event's time); the lock's expiry is on the wall clock, so a
+        late delivery does not take a lock that has already expired."""
+        taken = self.clock()
         try:
             self.dynamodb.update_item(
                 TableName=self.settings.state_table, Key={"pk": {"S": DEPLOY_LOCK_ID}},
@@ -186,8 +283,8 @@ class IdleCheck:
                 ConditionExpression="attribute_not_exists(#owner)",
                 ExpressionAttributeNames={"#owner": "owner"},
                 ExpressionAttributeValues={":me": {"S": IDLE_LOCK_PREFIX + request_id},
-                                           ":until": {"S": iso(now + timedelta(seconds=IDLE_LOCK_S))},
-                                           ":now": {"S": iso(now)}},
+                                           ":until": {"S": iso(taken + timedelta(seconds=IDLE_LOCK_S))},
+                                           ":now": {"S": iso(taken)}},
             )
             return True
         except ClientError as error:

@@ -254,8 +254,7 @@ class TrainingPipeline(Construct):
             "its dataset's execution still runs.",
             f"AwsSolutions-IAM5[Resource::{arn_prefix(self, 'states')}execution:{name_prefix}-train:*]",
         )
-        # The topic's key is AWS-managed (alias/aws/sns): its key policy already lets SNS use it
-        # for callers in this account, so publishing needs no KMS statement.
+        # The topic's key is customer-managed (see _topic): every publisher needs its kms permissions.
         self.upload_function.add_to_role_policy(
             iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn]))
         self._grant_topic_key(self.upload_function.role)
@@ -283,35 +282,37 @@ class TrainingPipeline(Construct):
         return (stack.format_arn(service="sagemaker", resource="endpoint", resource_name=self.endpoint_name.lower()),
                 stack.format_arn(service="sagemaker", resource="endpoint-config", resource_name="*"))
 
-    def _grant_autoscaling(self, function: lambda_.Function, *, register: bool) -> None:
-        """Application Auto Scaling on the endpoint's variant (register, or only deregister)."""
+    def _grant_autoscaling(self, function: lambda_.Function, *, register: bool, also_on_star: str = "") -> None:
+        """Application Auto Scaling on the endpoint's variant (register, or only deregister).
+        `also_on_star`: why the role's other actions on `*` need it (one acknowledgment per finding)."""
         stack = Stack.of(self)
         endpoint_arn, config_arns = self._endpoint_arns()
-        actions = ["application-autoscaling:DeregisterScalableTarget", "application-autoscaling:DescribeScalableTargets",
-                   "application-autoscaling:DescribeScalingPolicies", "application-autoscaling:DeleteScalingPolicy"]
+        actions = ["application-autoscaling:DeregisterScalableTarget"]
         if register:
-            actions += ["application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy"]
+            actions += ["application-autoscaling:DescribeScalableTargets",
+                        "application-autoscaling:DescribeScalingPolicies",
+                        "application-autoscaling:DeleteScalingPolicy",
+                        "application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy"]
         # Scalable targets get a generated id in their ARN, unknown before registration.
         function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=["*"]))
-        # What Application Auto Scaling checks and does with the caller's permissions for a
-        # SageMaker variant and its target-tracking alarms.
-        function.add_to_role_policy(iam.PolicyStatement(
-            actions=["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig",
-                     "sagemaker:UpdateEndpointWeightsAndCapacities"],
-            resources=[endpoint_arn, config_arns]))
         alarms = stack.format_arn(service="cloudwatch", resource="alarm",
                                   resource_name=f"TargetTracking-endpoint/{self.endpoint_name}/*",
                                   arn_format=_COLON_ARN)
-        function.add_to_role_policy(iam.PolicyStatement(
-            actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"],
-            resources=[alarms]))
-        findings = [
-            "AwsSolutions-IAM5[Resource::*]",
-            f"AwsSolutions-IAM5[Resource::{arn_prefix(self, 'sagemaker')}endpoint-config/*]",
-            f"AwsSolutions-IAM5[Resource::{arn_prefix(self, 'cloudwatch')}alarm:TargetTracking-endpoint/"
-            f"{self.endpoint_name}/*]",
-        ]
+        # Deregistering deletes the target's policies and their alarms with the caller's permissions.
+        alarm_actions = ["cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"]
+        findings = [f"AwsSolutions-IAM5[Resource::{arn_prefix(self, 'cloudwatch')}alarm:TargetTracking-endpoint/"
+                    f"{self.endpoint_name}/*]"]
+        reason = "The target-tracking alarms are named by Application Auto Scaling under this endpoint's prefix"
         if register:
+            # What Application Auto Scaling checks and does with the caller's permissions when it
+            # registers a SageMaker variant and puts its target-tracking alarms.
+            function.add_to_role_policy(iam.PolicyStatement(
+                actions=["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig",
+                         "sagemaker:UpdateEndpointWeightsAndCapacities"],
+                resources=[endpoint_arn, config_arns]))
+            alarm_actions.insert(0, "cloudwatch:PutMetricAlarm")
+            findings.append(f"AwsSolutions-IAM5[Resource::{arn_prefix(self, 'sagemaker')}endpoint-config/*]")
+            reason += "; endpoint configs are named per model version at run time"
             # The service-linked role Application Auto Scaling uses for SageMaker variants, created
             # on first registration; nothing else may be created.
             function.add_to_role_policy(iam.PolicyStatement(
@@ -319,12 +320,16 @@ class TrainingPipeline(Construct):
                 resources=[f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/aws-service-role/"
                            f"{AUTOSCALING_SLR_SERVICE}/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"],
                 conditions={"StringLike": {"iam:AWSServiceName": AUTOSCALING_SLR_SERVICE}}))
+        function.add_to_role_policy(iam.PolicyStatement(actions=alarm_actions, resources=[alarms]))
+        acknowledge(function.role, reason + ".", *findings)
+        # The role's one Resource::* acknowledgment (it replaces _function's X-Ray one): every action on *.
         acknowledge(
             function.role,
-            "Application Auto Scaling names scalable targets with generated ids (no resource-level "
-            "permission is possible before registration); endpoint configs are named per model version; "
-            "the target-tracking alarms are named by Application Auto Scaling under this endpoint's prefix.",
-            *findings,
+            "On *: " + ", ".join(actions) + " (Application Auto Scaling names scalable targets with generated "
+            "ids: no resource-level permission is possible before registration); xray:PutTraceSegments, "
+            "xray:PutTelemetryRecords (X-Ray tracing supports no resource-level permissions)"
+            + (f"; {also_on_star}" if also_on_star else "") + ".",
+            "AwsSolutions-IAM5[Resource::*]",
         )
 
     def _idle_shutdown(self, serving: ServingConfig, deploy_name: str
@@ -345,13 +350,15 @@ class TrainingPipeline(Construct):
         self.state_table.grant(function, "dynamodb:UpdateItem")
         endpoint_arn, _ = self._endpoint_arns()
         function.add_to_role_policy(iam.PolicyStatement(
-            actions=["sagemaker:DeleteEndpoint"], resources=[endpoint_arn]))
+            actions=["sagemaker:DescribeEndpoint", "sagemaker:DeleteEndpoint"], resources=[endpoint_arn]))
         function.add_to_role_policy(iam.PolicyStatement(actions=["states:ListExecutions"], resources=[deploy_arn]))
         function.add_to_role_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn]))
+        self._grant_topic_key(function.role)
         # GetMetricStatistics supports no resource-level permissions; the Resource::* finding is
         # acknowledged in _grant_autoscaling with the others on this role.
         function.add_to_role_policy(iam.PolicyStatement(actions=["cloudwatch:GetMetricStatistics"], resources=["*"]))
-        self._grant_autoscaling(function, register=False)
+        self._grant_autoscaling(function, register=False, also_on_star=(
+            "cloudwatch:GetMetricStatistics (the endpoint's Invocations; no resource-level permissions)"))
         rule = events.Rule(
             self, "IdleCheckSchedule",
             description=f"Checks every {IDLE_CHECK_INTERVAL_MINUTES} minutes whether the endpoint has been idle "

@@ -136,3 +136,133 @@ def test_scaling_registration_is_idempotent_and_deregistration_tolerates_none(aw
     assert (target["MinCapacity"], target["MaxCapacity"]) == (2, 4)
     assert endpoint_sleep.deregister_scaling(autoscaling, ENDPOINT) is True
     assert endpoint_sleep.deregister_scaling(autoscaling, ENDPOINT) is False
+
+
+@pytest.mark.parametrize("idle_minutes", [60, 1435, 1436, 10080])
+def test_the_invocations_query_stays_within_cloudwatch_limits(aws, idle_minutes):
+    # CloudWatch refuses more than 1440 points per request (moto does not): the request as sent.
+    idle = check(aws, idle_minutes=idle_minutes)
+    sent = []
+    idle.cloudwatch.meta.events.register("provide-client-params.cloudwatch.GetMetricStatistics",
+                                         lambda params, **_: sent.append(dict(params)))
+    assert idle.run(later(24 * 8), "r").action == "slept"
+    (params,) = sent
+    window = (params["EndTime"] - params["StartTime"]).total_seconds()
+    assert window >= idle_minutes * 60 and params["Period"] % 60 == 0
+    assert -(-window // params["Period"]) <= 1440
+    assert params["Period"] == (60 if idle_minutes <= 1435 else 120 if idle_minutes == 1436 else 480)
+
+
+def test_the_metric_period_is_the_smallest_minute_multiple_within_the_limit():
+    assert endpoint_sleep.metric_period_s(timedelta(minutes=10085)) == 480
+    assert endpoint_sleep.metric_period_s(timedelta(minutes=1440)) == 60
+
+
+def test_the_lock_expiry_is_on_the_wall_clock_when_the_event_comes_late(aws, monkeypatch):
+    # Given the schedule's event delivered 10 minutes late (its time 10 minutes before the clock)
+    idle = check(aws)
+    fired = later()
+    wall = fired + timedelta(minutes=10)
+    idle.clock = lambda: wall
+    seen = {}
+    original = idle._mark_asleep
+
+    def look_at_the_lock(*args):
+        lock = boto3.client("dynamodb").get_item(TableName="state", Key={"pk": {"S": "deploy-lock"}})["Item"]
+        seen["until"] = endpoint_sleep.parse_iso(lock["idleUntil"]["S"])
+        return original(*args)
+
+    monkeypatch.setattr(idle, "_mark_asleep", look_at_the_lock)
+    assert idle.run(fired, "r").action == "slept"
+    # Then the lock held during the sleep expires IDLE_LOCK_S after the wall clock, not after the event
+    assert seen["until"] >= wall + timedelta(seconds=endpoint_sleep.IDLE_LOCK_S - 5)
+
+
+def mark_wake_failed() -> None:
+    boto3.client("dynamodb").update_item(
+        TableName="registry", Key={"modelId": {"S": "__live__"}},
+        UpdateExpression="SET endpointState = :f, endpointConfigName = :c, wakeAttempt = :a, wakeFailureReason = :r",
+        ExpressionAttributeValues={":f": {"S": "wake_failed"}, ":c": {"S": MODEL}, ":a": {"N": "1"},
+                                   ":r": {"S": "timed out"}})
+
+
+def test_an_endpoint_in_service_after_a_failed_wake_up_is_recorded_awake(aws):
+    # Given a wake-up marked failed (it timed out) whose endpoint SageMaker then finished
+    mark_wake_failed()
+    # When the check runs soon after
+    decision = check(aws).run(datetime.now(timezone.utc) + timedelta(minutes=10), "r")
+    # Then the registry says awake (the normal idle rules apply), the endpoint stays
+    assert decision.action == "in_use" and endpoint_exists()
+    state = pointer()
+    assert "endpointState" not in state and "wakeFailureReason" not in state and state["liveModelId"] == MODEL
+    lock = boto3.client("dynamodb").get_item(TableName="state", Key={"pk": {"S": "deploy-lock"}})["Item"]
+    assert "owner" not in lock
+
+
+def test_an_idle_endpoint_after_a_failed_wake_up_goes_to_sleep(aws):
+    mark_wake_failed()
+    decision = check(aws).run(later(), "r")
+    assert decision.action == "slept" and not endpoint_exists()
+    assert pointer()["endpointState"] == "asleep"
+    assert boto3.client("sagemaker").describe_model(ModelName=MODEL)["ModelName"] == MODEL
+
+
+def test_a_failed_wake_up_without_an_endpoint_stays_failed(aws):
+    mark_wake_failed()
+    boto3.client("sagemaker").delete_endpoint(EndpointName=ENDPOINT)
+    assert check(aws).run(later(), "r").action == "asleep" and pointer()["endpointState"] == "wake_failed"
+
+
+def test_a_failed_wake_up_is_left_alone_while_a_deployment_runs(aws):
+    mark_wake_failed()
+    boto3.client("stepfunctions").start_execution(stateMachineArn=aws, input="{}")
+    assert check(aws).run(later(), "r").action == "asleep"
+    assert endpoint_exists() and pointer()["endpointState"] == "wake_failed"
+
+
+def forget_the_live_model() -> None:
+    boto3.client("dynamodb").delete_item(TableName="registry", Key={"modelId": {"S": "__live__"}})
+
+
+def test_an_idle_endpoint_without_a_live_model_is_deleted_keeping_model_and_config(aws):
+    # Given a first deployment that timed out: its endpoint InService, no live model recorded
+    forget_the_live_model()
+    decision = check(aws).run(later(), "r")
+    assert (decision.action, decision.detail) == ("orphan_deleted", MODEL) and not endpoint_exists()
+    sm = boto3.client("sagemaker")
+    assert sm.describe_model(ModelName=MODEL)["ModelName"] == MODEL
+    assert sm.describe_endpoint_config(EndpointConfigName=MODEL)["EndpointConfigName"] == MODEL
+    lock = boto3.client("dynamodb").get_item(TableName="state", Key={"pk": {"S": "deploy-lock"}})["Item"]
+    assert "owner" not in lock
+
+
+def test_an_endpoint_without_a_live_model_waits_for_the_idle_window(aws):
+    forget_the_live_model()
+    decision = check(aws).run(datetime.now(timezone.utc) + timedelta(minutes=10), "r")
+    assert decision.action == "no_live_model" and endpoint_exists()
+
+
+def test_an_endpoint_without_a_live_model_is_left_alone_while_a_deployment_runs_or_holds_the_lock(aws):
+    forget_the_live_model()
+    boto3.client("stepfunctions").start_execution(stateMachineArn=aws, input="{}")
+    assert check(aws).run(later(), "r").action == "no_live_model" and endpoint_exists()
+
+
+def test_an_endpoint_without_a_live_model_is_kept_when_the_lock_is_held(aws):
+    forget_the_live_model()
+    boto3.client("dynamodb").put_item(TableName="state", Item={"pk": {"S": "deploy-lock"}, "owner": {"S": "arn:x"}})
+    assert check(aws).run(later(), "r").action == "deploying" and endpoint_exists()
+
+
+def test_a_model_going_live_during_the_orphan_check_keeps_the_endpoint(aws, monkeypatch):
+    forget_the_live_model()
+    idle = check(aws)
+    original = idle._take_lock
+
+    def take_lock_after_a_deployment_finished(request_id, now):
+        boto3.client("dynamodb").put_item(TableName="registry", Item={
+            "modelId": {"S": "__live__"}, "liveModelId": {"S": MODEL}, "updatedAt": {"S": LONG_AGO}})
+        return original(request_id, now)
+
+    monkeypatch.setattr(idle, "_take_lock", take_lock_after_a_deployment_finished)
+    assert idle.run(later(), "r").action == "no_live_model" and endpoint_exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from aws_cdk import assertions
@@ -261,11 +262,43 @@ def test_idle_check_may_delete_only_the_endpoint(resources):
     statements = policy_statements(resources, _role_of(resources, "idle_tasks.check_idle"))
     deletes = [s for s in statements if "sagemaker:DeleteEndpoint" in json.dumps(s["Action"])]
     (delete,) = deletes
-    assert delete["Action"] == "sagemaker:DeleteEndpoint"
+    assert sorted(delete["Action"]) == ["sagemaker:DeleteEndpoint", "sagemaker:DescribeEndpoint"]
     assert json.dumps(delete["Resource"]).endswith(':endpoint/dreamboothpipeline-sd"]]}')
     actions = json.dumps([s["Action"] for s in statements])
     for forbidden in ("DeleteModel", "DeleteEndpointConfig", "RegisterScalableTarget", "CreateServiceLinkedRole"):
         assert forbidden not in actions
+
+
+def test_idle_check_gets_only_what_its_code_calls_and_its_star_is_acknowledged_exactly(created_stack, resources):
+    role = _role_of(resources, "idle_tasks.check_idle")
+    statements = policy_statements(resources, role)
+    actions = {a for s in statements for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+    for unused in ("sagemaker:UpdateEndpointWeightsAndCapacities", "cloudwatch:PutMetricAlarm",
+                   "sagemaker:DescribeEndpointConfig", "application-autoscaling:RegisterScalableTarget",
+                   "application-autoscaling:PutScalingPolicy", "application-autoscaling:DeleteScalingPolicy",
+                   "application-autoscaling:DescribeScalableTargets",
+                   "application-autoscaling:DescribeScalingPolicies"):
+        assert unused not in actions, unused
+    assert {"sagemaker:DescribeEndpoint", "sagemaker:DeleteEndpoint", "cloudwatch:GetMetricStatistics",
+            "application-autoscaling:DeregisterScalableTarget", "states:ListExecutions", "sns:Publish"} <= actions
+    on_star = sorted(a for s in statements if s["Resource"] == "*"
+                     for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))
+    assert on_star == ["application-autoscaling:DeregisterScalableTarget", "cloudwatch:GetMetricStatistics",
+                       "xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+    # The role's Resource::* acknowledgment in force (the last one) names every action on *, and no other.
+    reason = _acknowledgments(created_stack, "IdleCheckRole")["AwsSolutions-IAM5[Resource::*]"]
+    named = set(re.findall(r"[a-z-]+:[A-Z][A-Za-z]+", reason))
+    assert named == set(on_star), reason
+
+
+def _acknowledgments(stack, role_path_end: str) -> dict[str, str]:
+    """{finding id: reason} acknowledged on the role (later acknowledgments of an id replace earlier)."""
+    (role,) = [c for c in stack.node.find_all() if c.node.path.endswith("/" + role_path_end)]
+    found = {}
+    for entry in role.node.metadata:
+        if entry.type == "aws:cdk:acknowledged-rules":
+            found.update({key.removeprefix("Annotation::"): value for key, value in entry.data.items()})
+    return found
 
 
 def test_autoscaling_may_create_only_its_service_linked_role(resources):
