@@ -820,6 +820,14 @@ class PipelineHarness:
             events.append(event)
         return events
 
+    def train_and_deploy(self, dataset: str, files: Mapping[str, bytes], timeout_s: float = 60) -> str:
+        """Upload, wait for the pipeline to settle, return the id of the model that run registered."""
+        before = set(self.models())
+        self.upload_dataset(dataset, files)
+        self.wait_until_idle(timeout_s)
+        (model_id,) = set(self.models()) - before
+        return model_id
+
     # ---- reading results ----
 
     def executions(self, machine_arn: str) -> list[dict[str, Any]]:

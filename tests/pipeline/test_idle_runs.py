@@ -32,14 +32,6 @@ def harness(synthesized, **simulator) -> PipelineHarness:
     return PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(**simulator))
 
 
-def deploy(h: PipelineHarness, dataset: str, files: dict[str, bytes]) -> str:
-    before = set(h.models())
-    h.upload_dataset(dataset, files)
-    h.wait_until_idle(60)
-    (model_id,) = set(h.models()) - before
-    return model_id
-
-
 def fire_idle_check(h: PipelineHarness, after: timedelta) -> dict:
     """The scheduled event, `after` from now, delivered to the schedule rule's target."""
     (rule,) = [r for r in h.synthesized.resources("AWS::Events::Rule").values()
@@ -79,7 +71,7 @@ def start_wake(h: PipelineHarness, model_id: str, attempt: int = 1) -> str:
 
 def test_deployment_registers_autoscaling_and_creates_with_the_minimum(synthesized):
     with harness(synthesized) as h:
-        model_id = deploy(h, "doppler", DOG_PHOTOS)
+        model_id = h.train_and_deploy("doppler", DOG_PHOTOS)
         config = h.client("sagemaker").describe_endpoint_config(EndpointConfigName=model_id)
         assert config["ProductionVariants"][0]["InitialInstanceCount"] == 1
         (target,) = scalable_targets(h)
@@ -95,7 +87,7 @@ def test_deployment_registers_autoscaling_and_creates_with_the_minimum(synthesiz
 
 def test_idle_detection_deletes_only_the_endpoint(synthesized):
     with harness(synthesized) as h:
-        model_id = deploy(h, "doppler", DOG_PHOTOS)
+        model_id = h.train_and_deploy("doppler", DOG_PHOTOS)
         # Used recently: the check leaves it alone
         assert fire_idle_check(h, timedelta(minutes=10))["action"] == "in_use"
         assert endpoint_exists(h)
@@ -122,7 +114,7 @@ def test_idle_detection_deletes_only_the_endpoint(synthesized):
 
 def test_recent_invocations_keep_the_endpoint_awake(synthesized):
     with harness(synthesized) as h:
-        deploy(h, "doppler", DOG_PHOTOS)
+        h.train_and_deploy("doppler", DOG_PHOTOS)
         later = datetime.now(timezone.utc) + timedelta(hours=2)
         h.client("cloudwatch").put_metric_data(Namespace="AWS/SageMaker", MetricData=[{
             "MetricName": "Invocations", "Value": 3, "Timestamp": later - timedelta(minutes=12),
@@ -134,7 +126,7 @@ def test_recent_invocations_keep_the_endpoint_awake(synthesized):
 
 def test_no_sleep_while_the_endpoint_updates_or_a_deployment_runs(synthesized):
     with harness(synthesized, endpoint_s=3) as h:
-        deploy(h, "doppler", DOG_PHOTOS)
+        h.train_and_deploy("doppler", DOG_PHOTOS)
         # Given a second model being deployed (UpdateEndpoint takes 3 s)
         h.upload_dataset("cat", CAT_PHOTOS)
         deadline = time.monotonic() + 30
@@ -151,7 +143,7 @@ def test_no_sleep_while_the_endpoint_updates_or_a_deployment_runs(synthesized):
 
 def test_the_woken_endpoint_serves_the_same_model(synthesized):
     with harness(synthesized, endpoint_s=1) as h:
-        model_id = deploy(h, "doppler", DOG_PHOTOS)
+        model_id = h.train_and_deploy("doppler", DOG_PHOTOS)
         assert fire_idle_check(h, timedelta(hours=2))["action"] == "slept"
         # When the wake-up runs (as the API starts it) -- twice asked, once run
         start_wake(h, model_id)
@@ -178,7 +170,7 @@ def test_the_woken_endpoint_serves_the_same_model(synthesized):
 
 def test_a_failed_wake_up_is_recorded_and_a_later_one_succeeds(synthesized):
     with harness(synthesized, endpoint_s=1) as h:
-        model_id = deploy(h, "doppler", DOG_PHOTOS)
+        model_id = h.train_and_deploy("doppler", DOG_PHOTOS)
         assert fire_idle_check(h, timedelta(hours=2))["action"] == "slept"
         h.simulator.fail_endpoint_create = "CapacityError: insufficient ml.g4dn.2xlarge capacity"
         start_wake(h, model_id)
@@ -198,10 +190,10 @@ def test_a_failed_wake_up_is_recorded_and_a_later_one_succeeds(synthesized):
 
 def test_a_wake_up_after_a_deployment_brought_the_endpoint_back_does_nothing(synthesized):
     with harness(synthesized, endpoint_s=1) as h:
-        model_id = deploy(h, "doppler", DOG_PHOTOS)
+        model_id = h.train_and_deploy("doppler", DOG_PHOTOS)
         assert fire_idle_check(h, timedelta(hours=2))["action"] == "slept"
         # A new model deployed meanwhile re-creates the endpoint (the pointer loses its sleep state)
-        cat_id = deploy(h, "cat", CAT_PHOTOS)
+        cat_id = h.train_and_deploy("cat", CAT_PHOTOS)
         assert h.live_pointer()["liveModelId"] == cat_id and "endpointState" not in h.live_pointer()
         h.client("stepfunctions").start_execution(
             stateMachineArn=h.deploy_machine_arn, name="wake-stale-1",
@@ -213,7 +205,7 @@ def test_a_wake_up_after_a_deployment_brought_the_endpoint_back_does_nothing(syn
 
 def test_a_deployment_waits_for_the_idle_check_holding_the_lock(synthesized):
     with harness(synthesized, endpoint_s=1) as h:
-        model_id = deploy(h, "doppler", DOG_PHOTOS)
+        model_id = h.train_and_deploy("doppler", DOG_PHOTOS)
         until = (datetime.now(timezone.utc) + timedelta(seconds=3)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
         h.client("dynamodb").put_item(TableName=h.state_table, Item={
             "pk": {"S": "deploy-lock"}, "owner": {"S": "idle-check:crashed"}, "idleUntil": {"S": until}})
@@ -244,7 +236,7 @@ def api_containers(h: PipelineHarness, count: int) -> list[ApiGatewayAdapter]:
 
 def test_requests_to_a_sleeping_endpoint_wake_it_once_and_it_serves_the_same_model(synthesized):
     with harness(synthesized, endpoint_s=1.5) as h:
-        model_id = deploy(h, "doppler", DOG_PHOTOS)
+        model_id = h.train_and_deploy("doppler", DOG_PHOTOS)
         before = h.api("POST", "/generations", {"prompt": "Doppler on the beach", "seed": 7, "wait": 10})
         assert before.status == 200 and before.json()["model_id"] == model_id
         assert fire_idle_check(h, timedelta(hours=2))["action"] == "slept"

@@ -29,18 +29,9 @@ def harness(synthesized, **simulator) -> PipelineHarness:
     return PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(**simulator))
 
 
-def train_and_deploy(h: PipelineHarness, dataset: str, files: dict[str, bytes]) -> str:
-    """Upload, wait for the pipeline to settle, return the id of the model that run registered."""
-    before = set(h.models())
-    h.upload_dataset(dataset, files)
-    h.wait_until_idle(60)
-    (model_id,) = set(h.models()) - before
-    return model_id
-
-
 def test_first_model_creates_the_endpoint_and_goes_live(synthesized):
     with harness(synthesized) as h:
-        model_id = train_and_deploy(h, "doppler", {**DOG_PHOTOS, "dataset_info.json": json.dumps(
+        model_id = h.train_and_deploy("doppler", {**DOG_PHOTOS, "dataset_info.json": json.dumps(
             {"instance_prompt": "a photo of Doppler dog", "max_steps": 250}).encode()})
 
         (train,) = h.training_runs()
@@ -81,9 +72,9 @@ def test_first_model_creates_the_endpoint_and_goes_live(synthesized):
 
 def test_second_model_updates_the_endpoint_without_a_gap_in_service(synthesized):
     with harness(synthesized, endpoint_s=2.5) as h:
-        first = train_and_deploy(h, "doppler", DOG_PHOTOS)
+        first = h.train_and_deploy("doppler", DOG_PHOTOS)
         # Given a live model, when the same dataset gets one more photo later...
-        second = train_and_deploy(h, "doppler", {"dog9.jpg": jpeg_bytes(700, 700)})
+        second = h.train_and_deploy("doppler", {"dog9.jpg": jpeg_bytes(700, 700)})
 
         # ...a new version is trained and put on the same endpoint by UpdateEndpoint.
         assert first != second
@@ -128,9 +119,9 @@ def test_invalid_dataset_creates_no_training_job(synthesized):
 
 def test_training_failure_leaves_the_live_model_untouched(synthesized):
     with harness(synthesized) as h:
-        live = train_and_deploy(h, "doppler", DOG_PHOTOS)
+        live = h.train_and_deploy("doppler", DOG_PHOTOS)
         h.simulator.fail_training = "AlgorithmError: CUDA out of memory"
-        failed = train_and_deploy(h, "doppler", {"dog9.jpg": jpeg_bytes(640, 640)})
+        failed = h.train_and_deploy("doppler", {"dog9.jpg": jpeg_bytes(640, 640)})
 
         assert h.training_runs()[-1].error == "TrainingFailed"
         assert len(h.deploy_runs()) == 1
@@ -147,9 +138,9 @@ def test_training_failure_leaves_the_live_model_untouched(synthesized):
 
 def test_endpoint_update_failure_keeps_the_previous_model_live(synthesized):
     with harness(synthesized, endpoint_s=1.5) as h:
-        live = train_and_deploy(h, "doppler", DOG_PHOTOS)
+        live = h.train_and_deploy("doppler", DOG_PHOTOS)
         h.simulator.fail_endpoint_update = "The primary container for production variant AllTraffic did not pass the ping health check."
-        failed = train_and_deploy(h, "doppler", {"dog9.jpg": jpeg_bytes(640, 640)})
+        failed = h.train_and_deploy("doppler", {"dog9.jpg": jpeg_bytes(640, 640)})
 
         deploy = h.deploy_runs()[-1]
         assert deploy.status == "FAILED" and h.training_runs()[-1].status == "FAILED"
@@ -243,8 +234,8 @@ def test_uploads_spread_over_the_quiet_window_give_one_training_with_every_file(
 def test_deploy_state_machine_puts_a_retired_model_back_live(synthesized):
     """The API's rollback: start the deploy state machine with {"modelId": ...} of an older model."""
     with harness(synthesized) as h:
-        first = train_and_deploy(h, "doppler", DOG_PHOTOS)
-        second = train_and_deploy(h, "doppler", {"dog9.jpg": jpeg_bytes(700, 700)})
+        first = h.train_and_deploy("doppler", DOG_PHOTOS)
+        second = h.train_and_deploy("doppler", {"dog9.jpg": jpeg_bytes(700, 700)})
         creates_before = h.simulator.count("create_training_job")
 
         h.client("stepfunctions").start_execution(stateMachineArn=h.deploy_machine_arn,
@@ -282,7 +273,7 @@ def test_a_lock_left_by_a_dead_deployment_is_taken_over(synthesized):
             "pk": {"S": "deploy-lock"}, "owner": {"S": dead}, "modelId": {"S": "ghost"}})
 
         # ...the next deployment does not wait forever.
-        model_id = train_and_deploy(h, "doppler", DOG_PHOTOS)
+        model_id = h.train_and_deploy("doppler", DOG_PHOTOS)
 
         run = h.deploy_runs()[-1]
         assert run.status == "SUCCEEDED" and "TakeOverLock" in run.entered_states
@@ -291,7 +282,7 @@ def test_a_lock_left_by_a_dead_deployment_is_taken_over(synthesized):
 
 def test_failed_endpoint_creation_is_reported_and_the_next_deployment_recovers(synthesized):
     with harness(synthesized, endpoint_s=1, fail_endpoint_create="CapacityError: insufficient ml.g4dn.2xlarge") as h:
-        failed = train_and_deploy(h, "doppler", DOG_PHOTOS)
+        failed = h.train_and_deploy("doppler", DOG_PHOTOS)
         assert h.models()[failed]["status"] == "failed"
         assert "insufficient ml.g4dn.2xlarge" in h.models()[failed]["failureReason"]
         assert h.live_pointer() is None
@@ -299,7 +290,7 @@ def test_failed_endpoint_creation_is_reported_and_the_next_deployment_recovers(s
 
         # When capacity is back, the next model replaces the failed endpoint.
         h.simulator.fail_endpoint_create = None
-        recovered = train_and_deploy(h, "doppler", {"dog9.jpg": jpeg_bytes(640, 640)})
+        recovered = h.train_and_deploy("doppler", {"dog9.jpg": jpeg_bytes(640, 640)})
         assert h.models()[recovered]["status"] == "live"
         assert h.simulator.count("delete_endpoint") == 1 and h.simulator.count("create_endpoint") == 2
 
@@ -312,13 +303,13 @@ def test_the_endpoint_event_wakes_the_deployment_and_polling_covers_a_lost_event
     slow_poll = synthesize({"quietWindowSeconds": 1, "endpointPollSeconds": 30})
     with PipelineHarness(synthesized=slow_poll, simulator=SageMakerSimulator(endpoint_s=2)) as h:
         started = time.monotonic()
-        train_and_deploy(h, "doppler", DOG_PHOTOS)
+        h.train_and_deploy("doppler", DOG_PHOTOS)
         assert time.monotonic() - started < 20
         assert h.deploy_runs()[-1].entered_states.count("CheckEndpoint") == 1
     # ...and when the event is lost, the bounded poll (every 1 s here) finds the endpoint ready.
     with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(endpoint_s=2),
                          deliver_endpoint_events=False) as h:
-        model_id = train_and_deploy(h, "doppler", DOG_PHOTOS)
+        model_id = h.train_and_deploy("doppler", DOG_PHOTOS)
         assert h.models()[model_id]["status"] == "live"
         assert h.deploy_runs()[-1].entered_states.count("CheckEndpoint") >= 2
 
