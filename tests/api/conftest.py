@@ -238,3 +238,21 @@ def harness(api_module, worker_module, monkeypatch):
         wire(api_module)
         wire(worker_module)
         yield h
+
+
+# The sleep episode id the pipeline's idle check would have written (names the wake-up execution).
+EPISODE = "20261125T093000123"
+
+
+def put_to_sleep(harness, state: str = "asleep", attempt: int = 0, model: str = "dog-20261120100000",
+                 **extra: dict) -> None:
+    """The `__live__` pointer as the pipeline's idle check leaves it (the endpoint is deleted)."""
+    harness.live_model(model)
+    boto3.client("dynamodb", region_name=REGION).update_item(
+        TableName=REGISTRY_TABLE, Key={"modelId": {"S": "__live__"}},
+        UpdateExpression="SET endpointState = :s, asleepSince = :since, sleepEpisode = :e, wakeAttempt = :a, "
+                         "endpointConfigName = :c" + "".join(f", {k} = :{k}" for k in extra),
+        ExpressionAttributeValues={":s": {"S": state}, ":since": {"S": "2026-11-25T09:30:00.123Z"},
+                                   ":e": {"S": EPISODE}, ":a": {"N": str(attempt)}, ":c": {"S": model},
+                                   **{f":{k}": v for k, v in extra.items()}},
+    )

@@ -9,11 +9,10 @@ import time
 import boto3
 import pytest
 
-from tests.api.conftest import ACCOUNT, REGION, REGISTRY_TABLE, create_endpoint
+from tests.api.conftest import ACCOUNT, EPISODE, REGION, REGISTRY_TABLE, create_endpoint, put_to_sleep
 
 MODEL = "dog-20261120100000"
 DEPLOY_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:test-deploy"
-EPISODE = "20261125T093000123"
 REQUEST = {"prompt": "a Doppler dog on a beach"}
 
 
@@ -21,19 +20,6 @@ def pointer() -> dict:
     item = boto3.client("dynamodb", region_name=REGION).get_item(
         TableName=REGISTRY_TABLE, Key={"modelId": {"S": "__live__"}}, ConsistentRead=True)["Item"]
     return {k: next(iter(v.values())) for k, v in item.items()}
-
-
-def put_to_sleep(harness, state: str = "asleep", attempt: int = 0, **extra: dict) -> None:
-    """The `__live__` pointer as the pipeline's idle check leaves it (the endpoint is deleted)."""
-    harness.live_model(MODEL)
-    boto3.client("dynamodb", region_name=REGION).update_item(
-        TableName=REGISTRY_TABLE, Key={"modelId": {"S": "__live__"}},
-        UpdateExpression="SET endpointState = :s, asleepSince = :since, sleepEpisode = :e, wakeAttempt = :a, "
-                         "endpointConfigName = :c" + "".join(f", {k} = :{k}" for k in extra),
-        ExpressionAttributeValues={":s": {"S": state}, ":since": {"S": "2026-11-25T09:30:00.123Z"},
-                                   ":e": {"S": EPISODE}, ":a": {"N": str(attempt)}, ":c": {"S": MODEL},
-                                   **{f":{k}": v for k, v in extra.items()}},
-    )
 
 
 def executions() -> list[dict]:

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageChops, ImageStat
 from playwright.sync_api import expect
 
-from tests.api.conftest import ACCOUNT, ENDPOINT, REGION, create_endpoint, jumpstart_answer
+from tests.api.conftest import ACCOUNT, ENDPOINT, REGION, create_endpoint, jumpstart_answer, put_to_sleep
 from tests.web.conftest import VIEWPORT, screenshot, screenshot_path
 
 MODEL = "dog-20261120100000"
@@ -312,26 +312,27 @@ def test_models_are_listed_and_one_can_be_put_live(harness, local_api, page):
     assert page.errors == []
 
 
-@pytest.mark.parametrize("state", ["asleep", "waking"])
-def test_a_sleeping_endpoint_is_said_to_be_waking_up(harness, local_api, page, state):
-    # The endpoint states `asleep` and `waking` come with the endpoint wake-up work; the handler on
-    # this branch cannot report them yet, so the test answers GET /status with one (the 503 on
-    # POST /generations is the real handler's, for an endpoint that is being created).
-    harness.live_model(MODEL)
-    create_endpoint(MODEL)
-    set_endpoint_status("Creating")
-    status = {"endpoint": {"name": ENDPOINT, "state": state}, "live_model": None, "training": []}
-    page.route(f"{local_api.url}status", lambda route: route.fulfill(
-        status=200, content_type="application/json", body=json.dumps(status)))
+def test_a_sleeping_endpoint_is_shown_asleep_and_the_first_generation_wakes_it(harness, local_api, page):
+    # Given the idle check put the endpoint to sleep (endpoint deleted, registry asleep)
+    put_to_sleep(harness, model=MODEL)
     page.clock.install()
     page.goto(local_api.url)
     save_key(page)
+    expect(page.locator("#endpoint-state")).to_contain_text("asleep (the next generation wakes it up)")
+
+    # When the user asks for images, the real handler starts the wake-up and answers 503 EndpointWaking
     page.get_by_label("Prompt", exact=True).fill(PROMPT)
     page.get_by_role("button", name="Generate").click()
 
+    # Then the page says the endpoint is waking up and will retry, and the status panel follows
     expect(page.locator("#progress")).to_contain_text("The endpoint is waking up, retrying in 60 s.")
-    expect(page.locator("#endpoint-state")).to_contain_text(
-        "asleep (the next generation wakes it up)" if state == "asleep" else "waking up")
+    expect(page.locator("#endpoint-state")).to_contain_text("waking up")
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    (wake,) = sfn.list_executions(stateMachineArn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:test-deploy")[
+        "executions"]
+    assert json.loads(sfn.describe_execution(executionArn=wake["executionArn"])["input"]) == {
+        "modelId": MODEL, "wake": True}
+    assert page.errors == []
 
 
 def test_a_generation_still_running_at_reload_is_followed_until_it_ends(harness, local_api, page):
