@@ -55,6 +55,25 @@ def test_zero_gpu_quota_fails_with_the_fix(session, quotas, capsys):
     assert by_name(report)["endpoint instance"]["ok"] is True
 
 
+def test_the_endpoint_quota_must_cover_the_autoscaling_maximum(session, quotas, capsys):
+    give_sagemaker(quotas, endpoint=2)
+    code, report = run(session, capsys, "-c", "endpointMaxInstances=3")
+    endpoint = by_name(report)["endpoint instance"]
+    assert code == 1 and endpoint["ok"] is False and "3 needed" in endpoint["detail"]
+    assert "request at least 3" in endpoint["fix"]
+    assert run(session, capsys, "-c", "endpointMaxInstances=2")[0] == 0
+
+
+def test_spot_training_needs_the_spot_quota(session, quotas, capsys):
+    give_sagemaker(quotas)  # on-demand training quota only
+    code, report = run(session, capsys, "-c", "spotTraining=true")
+    training = by_name(report)["training instance"]
+    assert code == 1 and training["ok"] is False
+    assert "ml.g4dn.2xlarge for spot training job usage" in training["detail"]
+    quotas.set("sagemaker", "L-SPOT", "ml.g4dn.2xlarge for spot training job usage", 1)
+    assert run(session, capsys, "-c", "spotTraining=true")[0] == 0
+
+
 def test_instance_type_not_offered_in_region(session, quotas, capsys):
     give_sagemaker(quotas)
     code, report = run(session, capsys, "-c", "endpointInstanceType=ml.p5.48xlarge")

@@ -77,26 +77,30 @@ def _sagemaker_quotas(service_quotas: Any) -> dict[str, float]:
 
 
 def check_instance_quotas(session: Any, config: AppConfig) -> list[Check]:
+    """One check per quota the configuration needs: (name, quota name, instances needed, config key)."""
+    training_usage = "spot training job usage" if config.training.spot else "training job usage"
     wanted = [
-        ("training instance", f"{config.training.instance_type} for training job usage", "trainingInstanceType"),
-        ("endpoint instance", f"{config.serving.instance_type} for endpoint usage", "endpointInstanceType"),
+        ("training instance", f"{config.training.instance_type} for {training_usage}", 1, "trainingInstanceType"),
+        # Autoscaling may grow the endpoint to endpointMaxInstances; it is created with endpointMinInstances.
+        ("endpoint instance", f"{config.serving.instance_type} for endpoint usage", config.serving.max_instances,
+         "endpointInstanceType"),
     ]
     try:
         quotas = _sagemaker_quotas(session.client("service-quotas"))
     except (ClientError, BotoCoreError) as error:
         return [Check(name, False, f"cannot read SageMaker quotas ({error})",
-                      "allow servicequotas:ListServiceQuotas, or check the quota in the console") for name, _, _ in wanted]
+                      "allow servicequotas:ListServiceQuotas, or check the quota in the console") for name, *_ in wanted]
     checks = []
-    for name, quota_name, key in wanted:
+    for name, quota_name, needed, key in wanted:
         value = quotas.get(quota_name)
         if value is None:
             checks.append(Check(name, False, f"'{quota_name}' is not offered in {session.region_name}",
                                 f"choose another region or set {key} to a type offered there"))
-        elif value < 1:
-            checks.append(Check(name, False, f"quota '{quota_name}' is {value:g}",
-                                f"request at least 1 in Service Quotas > Amazon SageMaker > '{quota_name}'"))
+        elif value < needed:
+            checks.append(Check(name, False, f"quota '{quota_name}' is {value:g}, {needed} needed",
+                                f"request at least {needed} in Service Quotas > Amazon SageMaker > '{quota_name}'"))
         else:
-            checks.append(Check(name, True, f"quota '{quota_name}' is {value:g}"))
+            checks.append(Check(name, True, f"quota '{quota_name}' is {value:g} ({needed} needed)"))
     return checks
 
 
