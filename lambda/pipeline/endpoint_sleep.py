@@ -179,7 +179,7 @@ class IdleCheck:
             return None
         try:
             attempt = pointer.get("wakeAttempt", {"N": "0"})
-            self.dynamodb.update_item(
+            recovered = self._update_if(
                 TableName=self.settings.registry_table, Key={"modelId": {"S": LIVE_POINTER_ID}},
                 UpdateExpression=("REMOVE endpointState, asleepSince, sleepEpisode, wakeAttempt, "
                                   "wakeFailureReason, wakeRequestedAt"),
@@ -188,12 +188,10 @@ class IdleCheck:
                 ExpressionAttributeValues={":model": {"S": model_id}, ":failed": {"S": WAKE_FAILED},
                                            ":attempt": attempt if "N" in attempt else {"N": "0"}},
             )
-        except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
-                return None  # a request claimed a new wake-up meanwhile: that run decides
-            raise
         finally:
             self._release_lock(request_id)
+        if not recovered:
+            return None  # a request claimed a new wake-up meanwhile: that run decides
         return self._pointer()
 
     def _orphan(self, pointer: Optional[dict[str, Any]], now: datetime, request_id: str) -> Decision:
@@ -276,55 +274,49 @@ class IdleCheck:
         """`now` is the moment judged (the event's time); the lock's expiry is on the wall clock, so a
         late delivery does not take a lock that has already expired."""
         taken = self.clock()
+        return self._update_if(
+            TableName=self.settings.state_table, Key={"pk": {"S": DEPLOY_LOCK_ID}},
+            UpdateExpression="SET #owner = :me, idleUntil = :until, since = :now",
+            ConditionExpression="attribute_not_exists(#owner)",
+            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues={":me": {"S": IDLE_LOCK_PREFIX + request_id},
+                                       ":until": {"S": iso(taken + timedelta(seconds=IDLE_LOCK_S))},
+                                       ":now": {"S": iso(taken)}},
+        )
+
+    def _update_if(self, **request: Any) -> bool:
+        """UpdateItem with a ConditionExpression: False (nothing written) when the condition failed."""
         try:
-            self.dynamodb.update_item(
-                TableName=self.settings.state_table, Key={"pk": {"S": DEPLOY_LOCK_ID}},
-                UpdateExpression="SET #owner = :me, idleUntil = :until, since = :now",
-                ConditionExpression="attribute_not_exists(#owner)",
-                ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":me": {"S": IDLE_LOCK_PREFIX + request_id},
-                                           ":until": {"S": iso(taken + timedelta(seconds=IDLE_LOCK_S))},
-                                           ":now": {"S": iso(taken)}},
-            )
-            return True
+            self.dynamodb.update_item(**request)
         except ClientError as error:
             if _code(error) == "ConditionalCheckFailedException":
                 return False
             raise
+        return True
 
     def _release_lock(self, request_id: str) -> None:
-        try:
-            self.dynamodb.update_item(
-                TableName=self.settings.state_table, Key={"pk": {"S": DEPLOY_LOCK_ID}},
-                UpdateExpression="REMOVE #owner, idleUntil",
-                ConditionExpression="#owner = :me",
-                ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":me": {"S": IDLE_LOCK_PREFIX + request_id}},
-            )
-        except ClientError as error:
-            if _code(error) != "ConditionalCheckFailedException":  # taken over after idleUntil
-                raise
+        self._update_if(  # nothing to release when a deployment took it over after idleUntil
+            TableName=self.settings.state_table, Key={"pk": {"S": DEPLOY_LOCK_ID}},
+            UpdateExpression="REMOVE #owner, idleUntil",
+            ConditionExpression="#owner = :me",
+            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues={":me": {"S": IDLE_LOCK_PREFIX + request_id}},
+        )
 
     def _mark_asleep(self, model_id: str, config_name: str, cutoff: datetime, now: datetime) -> bool:
-        try:
-            self.dynamodb.update_item(
-                TableName=self.settings.registry_table, Key={"modelId": {"S": LIVE_POINTER_ID}},
-                UpdateExpression=("SET endpointState = :asleep, asleepSince = :now, sleepEpisode = :episode, "
-                                  "endpointConfigName = :config, wakeAttempt = :zero "
-                                  "REMOVE wakeFailureReason, wakeRequestedAt"),
-                ConditionExpression=("liveModelId = :model AND attribute_not_exists(endpointState) AND "
-                                     "(attribute_not_exists(lastUsedAt) OR lastUsedAt <= :cutoff)"),
-                ExpressionAttributeValues={
-                    ":asleep": {"S": ASLEEP}, ":now": {"S": iso(now)}, ":episode": {"S": sleep_episode(now)},
-                    ":config": {"S": config_name}, ":zero": {"N": "0"}, ":model": {"S": model_id},
-                    ":cutoff": {"S": iso(cutoff)},
-                },
-            )
-            return True
-        except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
-                return False
-            raise
+        return self._update_if(
+            TableName=self.settings.registry_table, Key={"modelId": {"S": LIVE_POINTER_ID}},
+            UpdateExpression=("SET endpointState = :asleep, asleepSince = :now, sleepEpisode = :episode, "
+                              "endpointConfigName = :config, wakeAttempt = :zero "
+                              "REMOVE wakeFailureReason, wakeRequestedAt"),
+            ConditionExpression=("liveModelId = :model AND attribute_not_exists(endpointState) AND "
+                                 "(attribute_not_exists(lastUsedAt) OR lastUsedAt <= :cutoff)"),
+            ExpressionAttributeValues={
+                ":asleep": {"S": ASLEEP}, ":now": {"S": iso(now)}, ":episode": {"S": sleep_episode(now)},
+                ":config": {"S": config_name}, ":zero": {"N": "0"}, ":model": {"S": model_id},
+                ":cutoff": {"S": iso(cutoff)},
+            },
+        )
 
     def _unmark(self, now: datetime) -> None:
         self.dynamodb.update_item(

@@ -294,6 +294,15 @@ def _positive(text: str) -> float:
     return value
 
 
+def _follow_options(command: argparse.ArgumentParser, no_wait_help: str, timeout_s: int, after: str = "") -> None:
+    """--no-wait, --timeout and --poll-seconds of a command that follows the pipeline."""
+    command.add_argument("--no-wait", action="store_true", help=no_wait_help)
+    command.add_argument("--timeout", type=_positive, default=timeout_s, metavar="S",
+                         help=f"stop following after S seconds (default {timeout_s}){after}")
+    command.add_argument("--poll-seconds", type=_positive, default=POLL_S, metavar="S",
+                         help=f"seconds between checks (default {POLL_S:g})")
+
+
 def parser() -> argparse.ArgumentParser:
     # --json and --stack are accepted before or after the command (`dreambooth models --json`).
     common = argparse.ArgumentParser(add_help=False)
@@ -344,11 +353,7 @@ def parser() -> argparse.ArgumentParser:
                         help="centre-crop and resize the images to 512x512 (copies in a temporary folder; "
                              "your files are not changed)")
     upload.add_argument("--dry-run", action="store_true", help="only check the folder; no AWS call")
-    upload.add_argument("--no-wait", action="store_true", help="return once uploaded, without following")
-    upload.add_argument("--timeout", type=_positive, default=TRAINING_TIMEOUT_S, metavar="S",
-                        help=f"stop following after S seconds (default {TRAINING_TIMEOUT_S}); training goes on")
-    upload.add_argument("--poll-seconds", type=_positive, default=POLL_S, metavar="S",
-                        help=f"seconds between checks (default {POLL_S:g})")
+    _follow_options(upload, "return once uploaded, without following", TRAINING_TIMEOUT_S, "; training goes on")
 
     command("status", "endpoint state, live model, trainings in progress",
             "Show GET /status: the endpoint's state, the live model and its prompt phrase, and the models "
@@ -360,11 +365,7 @@ def parser() -> argparse.ArgumentParser:
                   "keeps serving until the new one is in service; a failed switch leaves it live (exit 1).",
                   cmd_use)
     use.add_argument("model", metavar="MODEL", help="model id, as listed by `dreambooth models`")
-    use.add_argument("--no-wait", action="store_true", help="return once the deployment started")
-    use.add_argument("--timeout", type=_positive, default=SWITCH_TIMEOUT_S, metavar="S",
-                     help=f"stop following after S seconds (default {SWITCH_TIMEOUT_S})")
-    use.add_argument("--poll-seconds", type=_positive, default=POLL_S, metavar="S",
-                     help=f"seconds between checks (default {POLL_S:g})")
+    _follow_options(use, "return once the deployment started", SWITCH_TIMEOUT_S)
 
     generate = command(
         "generate", "make images with the live model and save them",
