@@ -10,8 +10,6 @@ from botocore.config import Config
 
 # Standard retry mode backs off on throttling; the API's own answer stays well inside 29 s.
 _API_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
-# InvokeEndpoint may take up to 60 s before SageMaker itself gives up.
-_MODEL_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=70)
 
 
 class Clients:
@@ -32,11 +30,7 @@ class Clients:
 
     @cached_property
     def sagemaker_runtime(self) -> Any:
-        return self._factory("sagemaker-runtime", config=_MODEL_CONFIG)
-
-    @cached_property
-    def lambda_(self) -> Any:
-        return self._factory("lambda", config=_API_CONFIG)
+        return self._factory("sagemaker-runtime", config=_API_CONFIG)  # InvokeEndpointAsync only queues
 
     @cached_property
     def stepfunctions(self) -> Any:

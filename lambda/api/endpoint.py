@@ -1,14 +1,22 @@
-"""State of the SageMaker endpoint that serves the live model."""
+"""State of the SageMaker endpoint that serves the live model, and its re-creation (healing).
+
+The endpoint is an asynchronous one: SageMaker queues requests while it updates (the old model
+serves until the new one is in service) and while it scales out from zero instances. Only an
+endpoint that does not exist (deleted out of band, or failed) cannot queue: then the live model's
+endpoint is re-created by starting the deploy state machine for the live model, which creates the
+endpoint from the kept endpoint config and registers its autoscaling again (and, the model being
+live already, never marks it failed when that does not work).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from botocore.exceptions import ClientError
-
-from errors import Unavailable
 
 NONE, CREATING, UPDATING, IN_SERVICE, FAILED = "none", "creating", "updating", "in_service", "failed"
 
@@ -24,11 +32,12 @@ _STATES = {
     "Deleting": NONE,
 }
 
-# Endpoint creation and updates take minutes; clients are told to come back after this long.
-RETRY_AFTER_BUSY_S = 60
-RETRY_AFTER_FAILED_S = 300
 # DescribeEndpoint has a low request quota; its answer is reused for this long.
 CACHE_TTL_S = 5.0
+# States in which InvokeEndpointAsync queues a request (an update keeps the old model serving).
+ACCEPTING = (IN_SERVICE, UPDATING)
+# One re-creation per window at most: the deploy execution is named after the window.
+HEAL_WINDOW_S = 600
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,11 @@ class EndpointState:
     state: str
     sagemaker_status: Optional[str] = None
     failure_reason: Optional[str] = None
+    instances: Optional[int] = None
+    """CurrentInstanceCount of the variant (0: scaled to zero)."""
+    created_at: Optional[float] = None
+    """CreationTime (epoch seconds): requests sent before it went with a deleted endpoint."""
+    config_name: Optional[str] = None
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"name": self.name, "state": self.state}
@@ -44,21 +58,17 @@ class EndpointState:
             body["sagemaker_status"] = self.sagemaker_status
         if self.failure_reason:
             body["failure_reason"] = self.failure_reason
+        if self.instances is not None:
+            body["instances"] = self.instances
         return body
 
-    def require_in_service(self) -> None:
-        """Raise 503 with Retry-After unless the endpoint can take requests now."""
-        if self.state == IN_SERVICE:
-            return
-        if self.state == NONE:
-            raise Unavailable(f"endpoint {self.name} does not exist (yet); deploy a model with PUT /models/live",
-                              retry_after_s=RETRY_AFTER_BUSY_S)
-        if self.state in (CREATING, UPDATING):
-            raise Unavailable(f"endpoint {self.name} is {self.state}; try again in a minute",
-                              retry_after_s=RETRY_AFTER_BUSY_S)
-        reason = f": {self.failure_reason}" if self.failure_reason else ""
-        raise Unavailable(f"endpoint {self.name} is {self.sagemaker_status or self.state}{reason}",
-                          retry_after_s=RETRY_AFTER_FAILED_S)
+    @property
+    def accepts_requests(self) -> bool:
+        return self.state in ACCEPTING
+
+    @property
+    def needs_healing(self) -> bool:
+        return self.state in (NONE, FAILED)
 
 
 class EndpointWatcher:
@@ -86,4 +96,38 @@ class EndpointWatcher:
                 return EndpointState(self.name, NONE)
             raise
         status = answer.get("EndpointStatus", "")
-        return EndpointState(self.name, _STATES.get(status, UPDATING), status, answer.get("FailureReason"))
+        variants = answer.get("ProductionVariants") or [{}]
+        count = variants[0].get("CurrentInstanceCount")
+        created = answer.get("CreationTime")
+        return EndpointState(self.name, _STATES.get(status, UPDATING), status, answer.get("FailureReason"),
+                             instances=count if isinstance(count, int) else None,
+                             created_at=created.timestamp() if hasattr(created, "timestamp") else None,
+                             config_name=answer.get("EndpointConfigName"))
+
+
+@dataclass
+class Healer:
+    """Starts the deploy state machine for the live model when its endpoint cannot queue requests."""
+
+    stepfunctions: Callable[[], Any]
+    deploy_state_machine_arn: str
+    clock: Callable[[], float] = time.time
+
+    def heal(self, model_id: str, state: EndpointState) -> bool:
+        """True when a re-creation was started (or is already running under this window's name)."""
+        if not state.needs_healing or not self.deploy_state_machine_arn:
+            return False
+        sfn = self.stepfunctions()
+        running = sfn.list_executions(stateMachineArn=self.deploy_state_machine_arn, statusFilter="RUNNING",
+                                      maxResults=1).get("executions", [])
+        if running:
+            return False  # a deployment is under way: it creates the endpoint if it is missing
+        window = int(self.clock()) // HEAL_WINDOW_S
+        digest = hashlib.sha256(model_id.encode()).hexdigest()[:16]
+        try:
+            sfn.start_execution(stateMachineArn=self.deploy_state_machine_arn, name=f"heal-{digest}-{window}",
+                                input=json.dumps({"modelId": model_id}))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+                raise
+        return True

@@ -1,28 +1,33 @@
-"""POST /generations and GET /generations/{id}: create, dispatch, wait for and show generations.
+"""POST /generations and GET /generations/{id}: record, send, wait for and show generations.
 
-The image work happens in the worker function (worker.py), started with an asynchronous Lambda
-invocation, so no request depends on the model finishing within API Gateway's 29 s.
+A generation is recorded `queued`, then its image requests go to the asynchronous endpoint
+(inference.py). SageMaker queues them while the endpoint updates or starts an instance from
+zero; the result handler (results.py) turns SageMaker's notices into `succeeded` or `failed`.
+When the endpoint cannot queue at all (deleted out of band, failed, or still being created),
+the record stays `queued` and pending: the endpoint is re-created (endpoint.Healer) and the
+dispatcher (dispatch.py) sends pending requests once it is in service. No request is refused
+for the endpoint's state; only "no model is live yet" is (409).
+
+States: queued (with `queue_reason`) -> succeeded | failed (with `error`).
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from botocore.exceptions import ClientError
-
 import records
 import spec
 from aws import Clients
-from endpoint import EndpointWatcher
-from errors import Conflict, NotFound, Unavailable
-from records import FAILED, LIVE_POINTER_ID, QUEUED, RUNNING, TERMINAL
+from endpoint import CREATING, UPDATING, EndpointState, EndpointWatcher, Healer
+from errors import Conflict, NotFound
+from inference import Submitter, error_text, not_accepted
+from pending import mark_pending, pending_fields, unsent_expiry_reason
+from records import FAILED, LIVE_POINTER_ID, QUEUED, TERMINAL
 from settings import Settings
-from wake import Wakeup, sleep_state
 
 REQUEST_SCHEMA = "GenerationRequest"
 SEED_LIMIT = 2**32
@@ -30,8 +35,8 @@ SEED_LIMIT = 2**32
 # DynamoDB numbers cannot hold the tiniest floats JSON allows (e.g. 5e-324).
 GUIDANCE_DECIMALS = 4
 POLL_INTERVAL_S = 0.25
-# A worker that has not recorded anything this long after its own timeout has died.
-STALE_GRACE_S = 60
+# Beyond SageMaker's own limits (TTL in the queue + the invocation), before a silent record reads failed.
+STALE_GRACE_S = 300
 
 
 @dataclass(frozen=True)
@@ -65,17 +70,14 @@ class Generations:
     new_seed: Callable[[], int] = field(default=lambda: secrets.randbelow(SEED_LIMIT))
 
     def __post_init__(self) -> None:
-        self.wakeup = Wakeup(self.settings, self.clients, self.clock)
+        self.submitter = Submitter(self.settings, self.clients)
+        self.healer = Healer(lambda: self.clients.stepfunctions, self.settings.deploy_state_machine_arn, self.clock)
 
     def create(self, request: GenerationRequest) -> tuple[int, dict[str, Any]]:
-        """Record and dispatch a generation; answer (202, queued) or (200, finished) within `wait`.
-
-        A sleeping endpoint (deleted after idleMinutes) is woken: 503 EndpointWaking, nothing recorded."""
-        pointer = self.wakeup.touch()
+        """Record and send a generation; answer (202, queued) or (200, finished) within `wait`."""
+        pointer = self._pointer()
         model_id = self._resolve_model(request.model_id, pointer)
-        if sleep_state(pointer):
-            self.wakeup.wake(pointer)
-        self.endpoint.state().require_in_service()
+        state = self.endpoint.state()
         now = self.clock()
         generation_id = self.new_id()
         seed = request.seed if request.seed is not None else self.new_seed()
@@ -94,19 +96,32 @@ class Generations:
             "endpointName": self.endpoint.name,
             "createdAt": records.iso(now),
             "expiresAt": int(now) + self.settings.generation_ttl_days * 86400,
+            "images": {},
         }
+        # Recorded as sent before sending, so that a notice can never arrive before its record;
+        # corrected at once when the endpoint does not take the requests.
+        item.update({"submitted": request.num_images, "submittedAt": records.iso(now)} if state.accepts_requests
+                    else pending_fields(0, now))
         self.clients.dynamodb.put_item(
             TableName=self.settings.generations_table,
             Item=records.to_item(item),
             ConditionExpression="attribute_not_exists(generationId)",
         )
-        self._dispatch(generation_id)
+        if state.accepts_requests:
+            sent, error = self.submitter.submit(item)
+            if error is not None:
+                item.update(pending_fields(sent, now))
+                mark_pending(self.clients, self.settings, generation_id, sent, now, error_text(error))
+                if not_accepted(error):
+                    state = self.endpoint.state(fresh=True)
+        if state.needs_healing:
+            self.healer.heal(model_id, state)
         wait_s = min(request.wait, self.settings.max_wait_s)
         if wait_s > 0:
             finished = self._wait(generation_id, deadline=now + wait_s)
             if finished is not None:
                 return 200, self.present(finished)
-        return 202, self.present(item)
+        return 202, self.present(item, state)
 
     def get(self, generation_id: str) -> dict[str, Any]:
         item = self._load(generation_id)
@@ -115,12 +130,17 @@ class Generations:
                            f"{self.settings.generation_ttl_days} days)")
         return self.present(item)
 
-    def present(self, item: dict[str, Any]) -> dict[str, Any]:
-        """The API's view of a record: presigned image URLs, seeds, timings, reason of failure."""
+    def present(self, item: dict[str, Any], state: Optional[EndpointState] = None) -> dict[str, Any]:
+        """The API's view of a record: presigned image URLs, seeds, timings, why it waits or failed."""
         status, error = item["status"], item.get("error")
-        stale = self._stale_reason(item)
-        if stale:
-            status, error = FAILED, stale
+        reason = None
+        if status == QUEUED:
+            state = state or self.endpoint.state()
+            stale = self._stale_reason(item, state)
+            if stale:
+                status, error = FAILED, stale
+            else:
+                reason = self._queue_reason(item, state)
         seed = int(item["seed"])
         parameters = {
             "num_images": item["numImages"], "width": item["width"], "height": item["height"],
@@ -135,15 +155,49 @@ class Generations:
         ]
         body: dict[str, Any] = {
             "id": item["generationId"], "status": status, "prompt": item["prompt"],
-            "model_id": item["modelId"], "parameters": parameters, "images": images,
+            "model_id": item.get("servedModelId") or item["modelId"], "parameters": parameters, "images": images,
             "timings": self._timings(item), "created_at": item["createdAt"],
         }
-        for source, target in (("startedAt", "started_at"), ("finishedAt", "finished_at")):
-            if item.get(source):
-                body[target] = item[source]
+        if item.get("finishedAt"):
+            body["finished_at"] = item["finishedAt"]
+        if reason:
+            body["queue_reason"] = reason
         if error:
             body["error"] = error
         return body
+
+    def _queue_reason(self, item: dict[str, Any], state: EndpointState) -> str:
+        start = self.settings.instance_start_text
+        if int(item.get("submitted") or 0) < int(item["numImages"]):
+            if state.state == CREATING:
+                return f"the endpoint is being created, usually {start}; the request is sent when it is in service"
+            if state.needs_healing:
+                return (f"the endpoint is being re-created from the live model's configuration, usually {start}; "
+                        "the request is sent when it is in service")
+            return "waiting to be sent to the endpoint (tried again within minutes)"
+        if state.state == UPDATING:
+            return "the endpoint is switching models; queued at SageMaker, served as soon as an instance is free"
+        if state.instances == 0:
+            return (f"starting an instance, usually {start} (the endpoint scaled to zero after "
+                    f"{self.settings.idle_text()} without work)")
+        return "queued at SageMaker: running, or waiting for a free instance"
+
+    def _stale_reason(self, item: dict[str, Any], state: EndpointState) -> Optional[str]:
+        """A queued record that can no longer get a result reads as failed, with why."""
+        now = self.clock()
+        ttl_s = self.settings.request_ttl_s
+        if item.get("pendingSince"):
+            if now - records.parse_iso(item["createdAt"]) > ttl_s + STALE_GRACE_S:
+                return unsent_expiry_reason(self.settings)
+            return None
+        sent_at = records.parse_iso(item.get("submittedAt") or item["createdAt"])
+        if state.created_at is not None and sent_at < state.created_at:
+            return ("the endpoint was deleted while the request was queued at SageMaker, which drops its queue; "
+                    "send it again")
+        limit = ttl_s + self.settings.invocation_timeout_s + STALE_GRACE_S
+        if now - sent_at > limit:
+            return f"no result from SageMaker within {limit // 60} min (request TTL + invocation timeout)"
+        return None
 
     def _resolve_model(self, requested: Optional[str], pointer: Optional[dict[str, Any]]) -> str:
         live = pointer.get("liveModelId") if pointer else None
@@ -165,28 +219,11 @@ class Generations:
         )
         return records.from_item(answer["Item"]) if "Item" in answer else None
 
-    def _dispatch(self, generation_id: str) -> None:
-        try:
-            self.clients.lambda_.invoke(
-                FunctionName=self.settings.worker_function_name,
-                InvocationType="Event",
-                Payload=json.dumps({"generationId": generation_id}).encode(),
-            )
-        except ClientError as error:
-            reason = f"could not start the worker: {error.response.get('Error', {}).get('Code', 'error')}"
-            self._mark_failed(generation_id, reason)
-            raise Unavailable(f"{reason}; nothing was generated, try again", retry_after_s=5) from None
-
-    def _mark_failed(self, generation_id: str, reason: str) -> None:
-        self.clients.dynamodb.update_item(
-            TableName=self.settings.generations_table,
-            Key=records.key("generationId", generation_id),
-            UpdateExpression="SET #s = :failed, #e = :reason, finishedAt = :now",
-            ExpressionAttributeNames={"#s": "status", "#e": "error"},
-            ExpressionAttributeValues=records.to_item(
-                {":failed": FAILED, ":reason": reason, ":now": records.iso(self.clock())}
-            ),
+    def _pointer(self) -> Optional[dict[str, Any]]:
+        answer = self.clients.dynamodb.get_item(
+            TableName=self.settings.registry_table, Key=records.key("modelId", LIVE_POINTER_ID), ConsistentRead=True
         )
+        return records.from_item(answer["Item"]) if "Item" in answer else None
 
     def _load(self, generation_id: str) -> Optional[dict[str, Any]]:
         answer = self.clients.dynamodb.get_item(
@@ -213,27 +250,10 @@ class Generations:
             ExpiresIn=self.settings.image_url_expiry_s,
         )
 
-    def _stale_reason(self, item: dict[str, Any]) -> Optional[str]:
-        """A queued or running record that no live worker can still finish reads as failed."""
-        now = self.clock()
-        if item["status"] == RUNNING and item.get("startedAt"):
-            limit = self.settings.worker_timeout_s + STALE_GRACE_S
-            if now - records.parse_iso(item["startedAt"]) > limit:
-                return f"the worker stopped without recording a result (no answer within {limit} s)"
-        if item["status"] == QUEUED:
-            limit = self.settings.worker_max_event_age_s + self.settings.worker_timeout_s + STALE_GRACE_S
-            if now - records.parse_iso(item["createdAt"]) > limit:
-                return f"the worker never started this generation (waited {limit} s)"
-        return None
-
     @staticmethod
     def _timings(item: dict[str, Any]) -> dict[str, int]:
         timings: dict[str, int] = {}
         created = records.parse_iso(item["createdAt"])
-        if item.get("startedAt"):
-            timings["queued_ms"] = round((records.parse_iso(item["startedAt"]) - created) * 1000)
-        if item.get("modelMs") is not None:
-            timings["model_ms"] = int(item["modelMs"])
         if item.get("finishedAt"):
             timings["total_ms"] = round((records.parse_iso(item["finishedAt"]) - created) * 1000)
         return timings

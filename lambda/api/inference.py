@@ -1,8 +1,17 @@
-"""The worker's job: run one generation on the endpoint and store its images under generated/<id>/.
+"""Asynchronous inference: send a generation's requests to the endpoint, and turn SageMaker's
+notices into images and a finished record.
 
-One InvokeEndpoint call per image (num_images_per_prompt=1, seed + i), each with
-`Accept: application/json;jpeg`, so every call carries one base64 JPEG (never raw RGB lists) and
-stays well inside InvokeEndpoint's 60 s. Every failure ends as a failed record with a reason.
+Sending (`Submitter`): one request object per image under the request prefix of the data bucket
+(`<prefix><generation id>/<n>.json`, num_images_per_prompt=1 and seed + n, so that each image's
+seed reproduces it), each sent with InvokeEndpointAsync (`Accept: application/json;jpeg`,
+InferenceId `<generation id>-<n>`, the configured request TTL and invocation timeout). SageMaker
+queues them while the endpoint updates or scales out from zero, and writes each answer to the
+endpoint config's S3 output path with a success or error notice on SNS.
+
+Receiving (`Results`): a success notice -> the answer's JPEG stored as `generated/<id>/<n>.jpg`
+and counted on the record (once per image, whatever SNS redelivers); the last image makes the
+record `succeeded`. An error notice -> `failed` with SageMaker's reason. Records change only while
+`queued`, so a late or repeated notice never rewrites a finished generation.
 """
 
 from __future__ import annotations
@@ -10,16 +19,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import logging
-import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
-from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
+from botocore.exceptions import ClientError
 
 import records
 from aws import Clients
-from records import FAILED, QUEUED, RUNNING, SUCCEEDED
+from records import FAILED, QUEUED, SUCCEEDED
 from settings import Settings
 
 GENERATED_PREFIX = "generated/"
@@ -27,8 +34,8 @@ REQUEST_CONTENT_TYPE = "application/json"
 ACCEPT = "application/json;jpeg"
 JPEG_MAGIC = b"\xff\xd8\xff"
 MAX_REASON_CHARS = 500
-
-_log = logging.getLogger(__name__)
+# InvokeEndpointAsync refuses a request for an endpoint that does not exist or cannot queue.
+NOT_ACCEPTED = ("ValidationError", "ValidationException")
 
 
 class ModelOutputError(Exception):
@@ -77,78 +84,162 @@ def image_key(generation_id: str, index: int) -> str:
     return f"{GENERATED_PREFIX}{generation_id}/{index}.jpg"
 
 
+def inference_id(generation_id: str, index: int) -> str:
+    return f"{generation_id}-{index}"
+
+
+def parse_inference_id(text: Any) -> Optional[tuple[str, int]]:
+    """(generation id, image index) of an InferenceId this module made, else None."""
+    if not isinstance(text, str) or "-" not in text:
+        return None
+    generation_id, _, index = text.rpartition("-")
+    if len(generation_id) != 36 or not index.isdigit():
+        return None
+    return generation_id, int(index)
+
+
+def _s3_location(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def _reason(error: ClientError) -> str:
+    details = error.response.get("Error", {})
+    return f"{details.get('Code', 'Error')}: {details.get('Message', '')}".strip()
+
+
 @dataclass
-class Worker:
+class Submitter:
     settings: Settings
     clients: Clients
-    clock: Callable[[], float] = time.time
 
-    def run(self, generation_id: str) -> str:
-        """Process one generation; return its final status (or why it was skipped)."""
-        item = self._claim(generation_id)
-        if item is None:
-            return "skipped"
-        keys: list[str] = []
-        model_ms = 0
-        try:
-            for index in range(int(item["numImages"])):
-                started = time.perf_counter()
-                answer = self.clients.sagemaker_runtime.invoke_endpoint(
+    def submit(self, item: dict[str, Any], start: int = 0) -> tuple[int, Optional[ClientError]]:
+        """Send the image requests of a generation record from image `start` on, in order.
+
+        Returns how many images are now with SageMaker (from 0), and the error that stopped the
+        sending (None when all were sent). An image whose InvokeEndpointAsync failed was not
+        queued, so sending it again later runs it once."""
+        generation_id = item["generationId"]
+        total = int(item["numImages"])
+        for index in range(start, total):
+            key = f"{self.settings.request_prefix}{generation_id}/{index}.json"
+            try:
+                self.clients.s3.put_object(Bucket=self.settings.bucket_name, Key=key,
+                                           ContentType=REQUEST_CONTENT_TYPE,
+                                           Body=json.dumps(endpoint_payload(item, index)).encode())
+                self.clients.sagemaker_runtime.invoke_endpoint_async(
                     EndpointName=item.get("endpointName") or self.settings.endpoint_name,
-                    ContentType=REQUEST_CONTENT_TYPE,
-                    Accept=ACCEPT,
-                    Body=json.dumps(endpoint_payload(item, index)).encode(),
+                    ContentType=REQUEST_CONTENT_TYPE, Accept=ACCEPT,
+                    InferenceId=inference_id(generation_id, index),
+                    InputLocation=f"s3://{self.settings.bucket_name}/{key}",
+                    RequestTTLSeconds=self.settings.request_ttl_s,
+                    InvocationTimeoutSeconds=self.settings.invocation_timeout_s,
                 )
-                body = answer["Body"].read()
-                model_ms += round((time.perf_counter() - started) * 1000)
-                image = decode_images(body)[0]
-                key = image_key(generation_id, index)
-                self.clients.s3.put_object(
-                    Bucket=self.settings.bucket_name, Key=key, Body=image, ContentType="image/jpeg",
-                    Metadata={"generation-id": generation_id, "seed": str(int(item["seed"]) + index)},
-                )
-                keys.append(key)
-        except ClientError as error:
-            details = error.response.get("Error", {})
-            reason = f"{details.get('Code', 'Error')}: {details.get('Message', '')}".strip()
-            return self._finish(generation_id, FAILED, keys, model_ms, f"the model failed: {reason}")
-        except ReadTimeoutError:
-            return self._finish(generation_id, FAILED, keys, model_ms, "the model did not answer in time")
+            except ClientError as error:
+                return index, error
+        return total, None
+
+
+def not_accepted(error: Optional[ClientError]) -> bool:
+    """InvokeEndpointAsync's refusal for an endpoint that does not exist or cannot queue (yet)."""
+    return error is not None and error.response.get("Error", {}).get("Code") in NOT_ACCEPTED
+
+
+def error_text(error: ClientError) -> str:
+    return _reason(error)
+
+
+@dataclass
+class Notice:
+    generation_id: str
+    index: int
+    succeeded: bool
+    output_location: Optional[str] = None
+    failure_reason: Optional[str] = None
+    finished_at: Optional[str] = None
+
+    @classmethod
+    def parse(cls, message: Any) -> Optional["Notice"]:
+        """SageMaker's asynchronous inference notice (the SNS message), or None if it is not one of ours."""
+        try:
+            notice = json.loads(message) if isinstance(message, str) else message
+        except ValueError:
+            return None
+        if not isinstance(notice, dict):
+            return None
+        ids = parse_inference_id(notice.get("inferenceId"))
+        if ids is None:
+            return None
+        status = notice.get("invocationStatus")
+        response = notice.get("responseParameters") or {}
+        return cls(generation_id=ids[0], index=ids[1], succeeded=status == "Completed",
+                   output_location=response.get("outputLocation"),
+                   failure_reason=str(notice.get("failureReason") or f"invocation status {status}"),
+                   finished_at=notice.get("eventTime"))
+
+
+@dataclass
+class Results:
+    settings: Settings
+    clients: Clients
+    served_model: Callable[[], Optional[str]]
+    """The model the endpoint serves now (its endpoint config's name), for the record."""
+    clock: Callable[[], float]
+
+    def handle(self, notice: Notice) -> str:
+        """Apply one notice; the record's new status, or what was left alone (`ignored`)."""
+        if not notice.succeeded:
+            return self._fail(notice.generation_id, f"the model failed: {notice.failure_reason}")
+        try:
+            bucket, key = _s3_location(notice.output_location or "")
+            body = self.clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            image = decode_images(body)[0]
         except ModelOutputError as error:
-            return self._finish(generation_id, FAILED, keys, model_ms, str(error))
-        except BotoCoreError as error:
-            return self._finish(generation_id, FAILED, keys, model_ms, f"could not reach AWS: {error}")
-        except Exception as error:  # a defect here must still end the record, not leave it running
-            _log.exception("worker defect", extra={"generation_id": generation_id})
-            reason = f"internal error in the worker ({type(error).__name__})"
-            return self._finish(generation_id, FAILED, keys, model_ms, reason)
-        return self._finish(generation_id, SUCCEEDED, keys, model_ms, None)
-
-    def _claim(self, generation_id: str) -> dict[str, Any] | None:
-        """Move queued -> running; None when the record is gone or another delivery took it."""
-        return records.update_if(
-            self.clients.dynamodb,
-            TableName=self.settings.generations_table,
-            Key=records.key("generationId", generation_id),
-            UpdateExpression="SET #s = :running, startedAt = :now",
-            ConditionExpression="#s = :queued",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=records.to_item(
-                {":running": RUNNING, ":queued": QUEUED, ":now": records.iso(self.clock())}
-            ),
+            return self._fail(notice.generation_id, str(error))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return self._fail(notice.generation_id, f"SageMaker's answer {notice.output_location} is missing")
+            raise
+        target = image_key(notice.generation_id, notice.index)
+        self.clients.s3.put_object(Bucket=self.settings.bucket_name, Key=target, Body=image,
+                                   ContentType="image/jpeg",
+                                   Metadata={"generation-id": notice.generation_id, "image": str(notice.index)})
+        counted = records.update_if(
+            self.clients.dynamodb, TableName=self.settings.generations_table,
+            Key=records.key("generationId", notice.generation_id),
+            UpdateExpression="SET images.#n = :key ADD doneCount :one",
+            ConditionExpression="#s = :queued AND attribute_not_exists(images.#n)",
+            ExpressionAttributeNames={"#s": "status", "#n": str(notice.index)},
+            ExpressionAttributeValues=records.to_item({":key": target, ":one": 1, ":queued": QUEUED}),
         )
-
-    def _finish(self, generation_id: str, status: str, keys: list[str], model_ms: int, error: str | None) -> str:
-        values = {":status": status, ":keys": keys, ":ms": model_ms, ":now": records.iso(self.clock())}
-        expression = "SET #s = :status, imageKeys = :keys, modelMs = :ms, finishedAt = :now"
-        if error:
-            values[":error"] = error[:MAX_REASON_CHARS]
-            expression += ", #e = :error"
-        self.clients.dynamodb.update_item(
-            TableName=self.settings.generations_table,
-            Key=records.key("generationId", generation_id),
-            UpdateExpression=expression,
-            ExpressionAttributeNames={"#s": "status", **({"#e": "error"} if error else {})},
+        if counted is None:
+            return "ignored"  # finished already, or this image was counted by an earlier delivery
+        if int(counted["doneCount"]) < int(counted["numImages"]):
+            return QUEUED
+        keys = [counted["images"][str(i)] for i in range(int(counted["numImages"]))]
+        values = {":ok": SUCCEEDED, ":queued": QUEUED, ":keys": keys, ":now": records.iso(self.clock())}
+        expression = "SET #s = :ok, imageKeys = :keys, finishedAt = :now"
+        served = self.served_model()
+        if served:
+            values[":served"] = served
+            expression += ", servedModelId = :served"
+        records.update_if(
+            self.clients.dynamodb, TableName=self.settings.generations_table,
+            Key=records.key("generationId", notice.generation_id), UpdateExpression=expression,
+            ConditionExpression="#s = :queued", ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues=records.to_item(values),
         )
-        return status
+        return SUCCEEDED
+
+    def _fail(self, generation_id: str, reason: str) -> str:
+        failed = records.update_if(
+            self.clients.dynamodb, TableName=self.settings.generations_table,
+            Key=records.key("generationId", generation_id),
+            UpdateExpression="SET #s = :failed, #e = :reason, finishedAt = :now",
+            ConditionExpression="#s = :queued",
+            ExpressionAttributeNames={"#s": "status", "#e": "error"},
+            ExpressionAttributeValues=records.to_item({":failed": FAILED, ":queued": QUEUED,
+                                                       ":reason": reason[:MAX_REASON_CHARS],
+                                                       ":now": records.iso(self.clock())}),
+        )
+        return FAILED if failed is not None else "ignored"

@@ -16,8 +16,10 @@ from botocore.exceptions import ClientError
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
-QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
+QUEUED, SUCCEEDED, FAILED = "queued", "succeeded", "failed"
 TERMINAL = frozenset({SUCCEEDED, FAILED})
+# Partition value of the generations table's sparse index of records not yet sent to the endpoint.
+PENDING_SHARD = "pending"
 
 # Registry item written by the training pipeline that points at the live model.
 LIVE_POINTER_ID = "__live__"

@@ -15,11 +15,10 @@ from typing import Any, Optional
 import records
 import spec
 from aws import Clients
-from endpoint import IN_SERVICE, EndpointWatcher
+from endpoint import EndpointWatcher
 from errors import Conflict, NotFound
 from records import LIVE_POINTER_ID
 from settings import Settings
-from wake import WAKE_FAILED, WAKING, sleep_state
 
 SWITCH_SCHEMA = "SwitchLiveRequest"
 IN_PROGRESS = ("validating", "training", "deploying")
@@ -103,19 +102,11 @@ class Registry:
         }
 
     def _endpoint_json(self, pointer: Optional[dict[str, Any]]) -> dict[str, Any]:
-        """SageMaker's view of the endpoint, with the registry's sleep state when it is not serving."""
-        state = self.endpoint.state(fresh=True)
-        body = state.to_json()
-        sleeping = sleep_state(pointer)
-        if sleeping and state.state != IN_SERVICE:
-            body["state"] = "waking" if sleeping == WAKING else "asleep"
-            body.pop("failure_reason", None)
-            if pointer.get("asleepSince"):
-                body["asleep_since"] = str(pointer["asleepSince"])
-            if sleeping == WAKE_FAILED and pointer.get("wakeFailureReason"):
-                body["wake_failure_reason"] = str(pointer["wakeFailureReason"])
-        if pointer and pointer.get("lastUsedAt"):
-            body["last_used_at"] = str(pointer["lastUsedAt"])
+        """SageMaker's view of the endpoint (instances: 0 when scaled to zero), with the last failed
+        attempt to re-create it, if the registry records one."""
+        body = self.endpoint.state(fresh=True).to_json()
+        if pointer and pointer.get("endpointError"):
+            body["last_error"] = str(pointer["endpointError"])
         return body
 
     def _pointer(self) -> Optional[dict[str, Any]]:

@@ -46,23 +46,31 @@ class Settings:
     bucket_name: str
     endpoint_name: str
     deploy_state_machine_arn: str = ""
-    worker_function_name: str = ""
     max_wait_s: int = 20
     generation_ttl_days: int = 7
     image_url_expiry_s: int = 3600
-    worker_timeout_s: int = 300
-    worker_max_event_age_s: int = 900
+    request_prefix: str = "inference/requests/"
+    """Where request objects for InvokeEndpointAsync are written in the data bucket."""
+    request_ttl_s: int = 21600
+    """RequestTTLSeconds: how long SageMaker keeps a request queued before it expires (60-21600)."""
+    invocation_timeout_s: int = 3600
+    """InvocationTimeoutSeconds: how long one request may run on the model (1-3600)."""
+    instance_start_minutes: int = 10
+    """What starting an instance usually takes, for the `queued` reasons."""
+    pending_index: str = "pending"
     cors_allow_origin: str = ""
     """Origin allowed to call from a browser ("*" for any); empty: no CORS headers."""
     api_auth: str = "apiKey"
     """How API Gateway authenticates callers ("apiKey" or "iam"); the web page needs apiKey."""
-    idle_minutes: int = 60
-    """The pipeline deletes the endpoint after this long without use (0: never); for messages."""
-    wake_timeout_s: int = 4200
-    """A wake-up not finished after this long is considered lost: the next request starts another."""
+    idle_minutes: int = 10
+    """The endpoint scales to zero instances after this long without work (0: never); for messages."""
 
     def idle_text(self) -> str:
         return f"{self.idle_minutes} minutes" if self.idle_minutes else "a while"
+
+    @property
+    def instance_start_text(self) -> str:
+        return f"up to {self.instance_start_minutes} minutes"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> "Settings":
@@ -72,14 +80,15 @@ class Settings:
             bucket_name=_required(environ, env.BUCKET_NAME),
             endpoint_name=_required(environ, env.ENDPOINT_NAME),
             deploy_state_machine_arn=environ.get(env.DEPLOY_STATE_MACHINE_ARN, ""),
-            worker_function_name=environ.get(env.WORKER_FUNCTION_NAME, ""),
             max_wait_s=_positive_int(environ, env.MAX_WAIT_S, 20),
             generation_ttl_days=_positive_int(environ, env.GENERATION_TTL_DAYS, 7),
             image_url_expiry_s=_positive_int(environ, env.IMAGE_URL_EXPIRY_S, 3600),
-            worker_timeout_s=_positive_int(environ, env.WORKER_TIMEOUT_S, 300),
-            worker_max_event_age_s=_positive_int(environ, env.WORKER_MAX_EVENT_AGE_S, 900),
+            request_prefix=environ.get(env.REQUEST_PREFIX, "").strip() or "inference/requests/",
+            request_ttl_s=_positive_int(environ, env.REQUEST_TTL_S, 21600),
+            invocation_timeout_s=_positive_int(environ, env.INVOCATION_TIMEOUT_S, 3600),
+            instance_start_minutes=_positive_int(environ, env.INSTANCE_START_MINUTES, 10),
+            pending_index=environ.get(env.PENDING_INDEX, "").strip() or "pending",
             cors_allow_origin=environ.get(env.CORS_ALLOW_ORIGIN, "").strip(),
             api_auth=_one_of(environ, env.API_AUTH, ("apiKey", "iam"), "apiKey"),
-            idle_minutes=_positive_int(environ, env.IDLE_MINUTES, 60),
-            wake_timeout_s=_positive_int(environ, env.WAKE_TIMEOUT_S, 4200),
+            idle_minutes=_positive_int(environ, env.IDLE_MINUTES, 10),
         )

@@ -19,6 +19,25 @@ no UpdateEndpoint. `SageMakerSimulator` patches moto's backend so that:
   (no model runs). It answers only while the endpoint exists and serves a config whose model
   exists (InService, or Updating while the old config keeps serving); otherwise it raises
   SageMaker's ValidationError, as the real runtime does for an endpoint that cannot serve.
+- InvokeEndpointAsync (asynchronous inference, for endpoint configs with AsyncInferenceConfig):
+  the request joins the endpoint's queue (accepted while the endpoint exists and is InService or
+  Updating; refused otherwise, as SageMaker refuses an endpoint it cannot queue for). Each
+  instance runs `MaxConcurrentInvocationsPerInstance` requests at a time, `inference_s` each, with
+  the config the endpoint serves when the request starts; the model reads the request object from
+  `InputLocation`, writes its answer to `S3OutputPath/<uuid>.out` (or the error to
+  `S3FailurePath/<uuid>-error.out`) and a success or error notice (SageMaker's JSON, `inferenceId`
+  included) goes to the config's SNS topics through `on_async_notice`. A request still queued
+  after its `RequestTTLSeconds` ends with an error notice, so does one longer than its
+  `InvocationTimeoutSeconds`, and one for which `model_error` returns a message (a model error).
+- Instance counts follow the autoscaling the stack registered (Application Auto Scaling and
+  CloudWatch as moto holds them): an async endpoint starts with its InitialInstanceCount; with a
+  backlog and no instance, one instance starts `scale_out_s` after the backlog appeared, only if a
+  step scaling policy of the variant is the action of an alarm on `HasBacklogWithoutCapacity`; more
+  instances (up to MaxCapacity) when the backlog per instance exceeds the target-tracking target;
+  the last instances stop `scale_in_s` after the last work (None: the idle alarm's
+  EvaluationPeriods x Period), only if an alarm on `ApproximateBacklogSize` has a step policy
+  setting the capacity to MinCapacity 0. DescribeEndpoint reports the count as
+  CurrentInstanceCount. Scale-out and scale-in are recorded in `timeline`.
 
 Everything it simulates is recorded in `timeline` (seconds since start, event, detail), so tests
 can check what served when.
@@ -26,8 +45,12 @@ can check what served when.
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
+import uuid
+from collections import deque
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -70,6 +93,18 @@ class SageMakerSimulator:
     calls: list[tuple[str, str]] = field(default_factory=list)
     on_endpoint_settled: Optional[Callable[[str, str], None]] = None
     """Called (endpoint name, status) when an endpoint settles, as SageMaker's EventBridge event."""
+    inference_s: float = 0.0
+    """Model time of one asynchronous request."""
+    scale_out_s: float = 0.0
+    """From a backlog on an endpoint without instances (or above the tracking target) to one more
+    instance serving: the alarm's periods plus the instance start."""
+    scale_in_s: Optional[float] = None
+    """Time without work after which the scale-in alarm removes the last instances (None: the
+    alarm's own EvaluationPeriods x Period)."""
+    model_error: Optional[Callable[[dict[str, Any]], Optional[str]]] = None
+    """Given an asynchronous request's payload, the model's error message, or None to answer."""
+    on_async_notice: Optional[Callable[[str, dict[str, Any]], None]] = None
+    """Called (topic ARN, notice) for each asynchronous success or error notification."""
 
     def __post_init__(self) -> None:
         self._start = time.monotonic()
@@ -80,6 +115,11 @@ class SageMakerSimulator:
         self._endpoints: dict[str, dict[str, Any]] = {}  # name -> pending operation
         self._stack: Optional[ExitStack] = None
         self._timers: list[threading.Timer] = []
+        self._async: dict[str, "_AsyncEndpoint"] = {}
+        self._ticker: Optional[threading.Thread] = None
+        self._stopping = threading.Event()
+        self.async_requests: list[dict[str, Any]] = []
+        """Every asynchronous request accepted: inference id, input, model that ran it, outcome."""
 
     # ---- reading the record ----
 
@@ -124,10 +164,26 @@ class SageMakerSimulator:
             return 200, {"Content-Type": content_type, "x-Amzn-Invoked-Production-Variant": "AllTraffic"}, answer
 
         self._stack.enter_context(mock.patch.object(SageMakerRuntimeResponse, "invoke_endpoint", invoke_endpoint))
+
+        def invoke_endpoint_async(response: Any) -> Any:
+            name = unquote(response.path.rstrip("/").split("/")[-2])
+            headers = {k.lower(): v for k, v in response.headers.items()}
+            answer = sim._invoke_async(response.sagemakerruntime_backend, name, headers)
+            return 202, {"X-Amzn-SageMaker-OutputLocation": answer["OutputLocation"],
+                         "X-Amzn-SageMaker-FailureLocation": answer["FailureLocation"]}, \
+                json.dumps({"InferenceId": answer["InferenceId"]})
+
+        self._stack.enter_context(
+            mock.patch.object(SageMakerRuntimeResponse, "invoke_endpoint_async", invoke_endpoint_async))
+        self._ticker = threading.Thread(target=self._tick_forever, name="sagemaker-async", daemon=True)
+        self._ticker.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         assert self._stack is not None
+        self._stopping.set()
+        if self._ticker is not None:
+            self._ticker.join(5)
         for timer in self._timers:
             timer.cancel()
         self._stack.close()
@@ -254,6 +310,10 @@ class SageMakerSimulator:
                 if endpoint is not None:
                     serving = "" if endpoint.endpoint_status in ("Creating", "Failed") else endpoint.endpoint_config_name
                     sim.log("describe", f"{endpoint_name} status={endpoint.endpoint_status} serving={serving}")
+                    queue = sim._async.get(endpoint_name)
+                    if queue is not None:
+                        for variant in endpoint.production_variants:
+                            variant["CurrentInstanceCount"] = queue.instances
             return original(backend, endpoint_name)
 
         return describe_endpoint
@@ -267,6 +327,7 @@ class SageMakerSimulator:
             else:
                 endpoint.endpoint_status = "InService"
                 self.log("endpoint-in-service", f"{endpoint.endpoint_name} {endpoint.endpoint_config_name}")
+                self._start_fleet(endpoint.endpoint_name, endpoint.endpoint_config_name)
             return
         if self.fail_endpoint_update:
             endpoint.endpoint_status = "InService"  # SageMaker rolls back to the previous config
@@ -276,6 +337,7 @@ class SageMakerSimulator:
             endpoint.endpoint_config_name = pending["config"]
             endpoint.endpoint_status = "InService"
             self.log("endpoint-updated", f"{endpoint.endpoint_name} {pending['config']}")
+            self._start_fleet(endpoint.endpoint_name, pending["config"], keep_queue=True)
 
     def _delete_endpoint(self, original: Any) -> Any:
         sim = self
@@ -284,6 +346,11 @@ class SageMakerSimulator:
             original(backend, endpoint_name)
             sim.calls.append(("delete_endpoint", endpoint_name))
             sim._endpoints.pop(endpoint_name, None)
+            with sim._lock:
+                dropped = sim._async.pop(endpoint_name, None)
+            if dropped is not None and dropped.queue:
+                # SageMaker's queue goes with the endpoint: no notice ever comes for these.
+                sim.log("async-queue-dropped", f"{endpoint_name} {len(dropped.queue)} request(s)")
             sim.log("endpoint-deleted", endpoint_name)
 
         return delete_endpoint
@@ -339,6 +406,269 @@ class SageMakerSimulator:
         self.log("invoke-endpoint", f"{endpoint_name} model={models[0]} seed={seed} images={count} (placeholder)")
         answer = json.dumps({"generated_images": [base64.b64encode(i).decode() for i in images], "prompt": prompt})
         return answer, "application/json"
+
+    # -- asynchronous inference --
+
+    def _async_config(self, config_name: str) -> Optional[dict[str, Any]]:
+        backend = self._backend()
+        config = backend.endpoint_configs.get(config_name)
+        return (config.async_inference_config or None) if config is not None else None
+
+    @staticmethod
+    def _backend() -> Any:
+        return sm_models.sagemaker_backends["123456789012"]["us-east-1"]
+
+    def _start_fleet(self, endpoint_name: str, config_name: str, *, keep_queue: bool = False) -> None:
+        """An endpoint (re)starting on `config_name`: the config's instances; an update keeps the queue."""
+        async_config = self._async_config(config_name)
+        with self._lock:
+            previous = self._async.get(endpoint_name)
+            if async_config is None:
+                self._async.pop(endpoint_name, None)
+                return
+            config = self._backend().endpoint_configs[config_name]
+            count = int(config.production_variants[0].get("InitialInstanceCount", 1))
+            fleet = _AsyncEndpoint(config=async_config, instances=count, last_work=time.monotonic())
+            if keep_queue and previous is not None:
+                fleet.queue, fleet.running = previous.queue, previous.running
+            self._async[endpoint_name] = fleet
+
+    def _invoke_async(self, runtime: Any, endpoint_name: str, headers: dict[str, str]) -> dict[str, str]:
+        backend = sm_models.sagemaker_backends[runtime.account_id][runtime.region_name]
+        with self._lock:
+            endpoint = backend.endpoints.get(endpoint_name)
+            if endpoint is not None:
+                pending = self._endpoints.get(endpoint_name)
+                if pending and time.monotonic() >= pending["ready_at"]:
+                    self._finish_endpoint(endpoint, pending)
+                    del self._endpoints[endpoint_name]
+            self.calls.append(("invoke_endpoint_async", endpoint_name))
+            if endpoint is None:
+                self.log("invoke-async-refused", f"{endpoint_name} does not exist")
+                raise RuntimeValidationError(f"Endpoint {endpoint_name} of account {runtime.account_id} not found.")
+            fleet = self._async.get(endpoint_name)
+            if endpoint.endpoint_status not in ("InService", "Updating") or fleet is None:
+                self.log("invoke-async-refused", f"{endpoint_name} status={endpoint.endpoint_status}")
+                raise RuntimeValidationError(
+                    f"Endpoint {endpoint_name} cannot take asynchronous requests (status: {endpoint.endpoint_status}"
+                    f"{'' if fleet else ', no AsyncInferenceConfig'}).")
+            input_location = headers.get("x-amzn-sagemaker-inputlocation")
+            if not input_location:
+                raise RuntimeValidationError("InputLocation is required")
+            output = fleet.config["OutputConfig"]
+            name = str(uuid.uuid4())
+            request = {
+                "inference_id": headers.get("x-amzn-sagemaker-inference-id") or str(uuid.uuid4()),
+                "endpoint": endpoint_name, "input": input_location,
+                "accept": headers.get("x-amzn-sagemaker-accept"),
+                "content_type": headers.get("x-amzn-sagemaker-content-type"),
+                "ttl_s": int(headers.get("x-amzn-sagemaker-requestttlseconds") or 21600),
+                "timeout_s": int(headers.get("x-amzn-sagemaker-invocationtimeoutseconds") or 900),
+                "received": time.monotonic(), "received_at": _now_iso(),
+                "output": f"{output['S3OutputPath'].rstrip('/')}/{name}.out",
+                "failure": f"{output.get('S3FailurePath', output['S3OutputPath']).rstrip('/')}/{name}-error.out",
+                "model": None, "outcome": None,
+            }
+            fleet.queue.append(request)
+            self.async_requests.append(request)
+        self.log("invoke-async-queued", f"{endpoint_name} {request['inference_id']} backlog={len(fleet.queue)}")
+        return {"InferenceId": request["inference_id"], "OutputLocation": request["output"],
+                "FailureLocation": request["failure"]}
+
+    def _tick_forever(self) -> None:
+        while not self._stopping.wait(0.02):
+            try:
+                self._tick()
+            except Exception as error:  # keep serving; the test sees the outcome in the timeline
+                self.log("async-tick-error", repr(error))
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        starts: list[tuple[str, dict[str, Any], str]] = []
+        expired: list[dict[str, Any]] = []
+        with self._lock:
+            backend = self._backend()
+            for name, fleet in list(self._async.items()):
+                endpoint = backend.endpoints.get(name)
+                if endpoint is None:
+                    continue
+                for request in [r for r in fleet.queue if now - r["received"] > r["ttl_s"]]:
+                    fleet.queue.remove(request)
+                    expired.append(request)
+                self._scale(name, fleet, now)
+                slots = fleet.instances * int(fleet.config.get("ClientConfig", {})
+                                              .get("MaxConcurrentInvocationsPerInstance", 1))
+                while fleet.queue and len(fleet.running) < slots and endpoint.endpoint_status in ("InService",
+                                                                                                  "Updating"):
+                    request = fleet.queue.popleft()
+                    fleet.running.append(request)
+                    fleet.last_work = now
+                    starts.append((name, request, endpoint.endpoint_config_name))
+        for request in expired:
+            self._notify_error(request, "Request expired: the request waited in the queue longer than its "
+                                        f"RequestTTLSeconds ({request['ttl_s']} s)")
+        for name, request, config_name in starts:
+            threading.Thread(target=self._run_request, args=(name, request, config_name), daemon=True).start()
+
+    def _policies(self, endpoint_name: str) -> tuple[Optional[dict[str, Any]], dict[str, dict[str, Any]]]:
+        """The variant's scalable target and {metric name: step policy its alarm triggers}."""
+        autoscaling = boto3.client("application-autoscaling", region_name=self.region)
+        resource = f"endpoint/{endpoint_name}/variant/AllTraffic"
+        targets = autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker",
+                                                        ResourceIds=[resource])["ScalableTargets"]
+        policies = autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker",
+                                                         ResourceId=resource)["ScalingPolicies"]
+        by_arn = {p["PolicyARN"]: p for p in policies}
+        alarms = boto3.client("cloudwatch", region_name=self.region).describe_alarms()["MetricAlarms"]
+        triggered: dict[str, dict[str, Any]] = {}
+        for alarm in alarms:
+            for action in alarm.get("AlarmActions", []):
+                if action in by_arn and alarm.get("MetricName"):
+                    triggered[alarm["MetricName"]] = {**by_arn[action], "alarm": alarm}
+        tracking = [p for p in policies if p["PolicyType"] == "TargetTrackingScaling"]
+        target = targets[0] if targets else None
+        if target is not None and tracking:
+            target = {**target, "tracking": tracking[0]["TargetTrackingScalingPolicyConfiguration"]}
+        return target, triggered
+
+    def _scale(self, name: str, fleet: "_AsyncEndpoint", now: float) -> None:
+        backlog = len(fleet.queue) + len(fleet.running)
+        if fleet.scale_out_at is not None:
+            if now >= fleet.scale_out_at:
+                fleet.scale_out_at = None
+                fleet.instances += 1
+                fleet.last_work = now
+                self.log("async-instance-started", f"{name} instances={fleet.instances}")
+            return
+        if now - fleet.policies_read > 0.2:
+            fleet.target, fleet.triggered = self._policies(name)
+            fleet.policies_read = now
+        target, triggered = fleet.target, fleet.triggered
+        if target is None:
+            return
+        if backlog and fleet.instances == 0:
+            policy = triggered.get("HasBacklogWithoutCapacity")
+            if policy and policy["PolicyType"] == "StepScaling" and target["MaxCapacity"] >= 1:
+                fleet.scale_out_at = now + self.scale_out_s
+                self.log("async-scale-out", f"{name} from 0 (backlog {backlog}, alarm "
+                                            f"{policy['alarm']['AlarmName']})")
+            return
+        tracking = target.get("tracking")
+        if (fleet.instances and tracking and fleet.instances < target["MaxCapacity"]
+                and backlog / fleet.instances > tracking["TargetValue"]):
+            fleet.scale_out_at = now + self.scale_out_s
+            self.log("async-scale-out", f"{name} from {fleet.instances} (backlog {backlog})")
+            return
+        idle = triggered.get("ApproximateBacklogSize")
+        if (fleet.instances and not backlog and idle and target["MinCapacity"] == 0
+                and idle["PolicyType"] == "StepScaling"
+                and idle["StepScalingPolicyConfiguration"].get("AdjustmentType") == "ExactCapacity"):
+            alarm = idle["alarm"]
+            idle_s = self.scale_in_s if self.scale_in_s is not None else alarm["EvaluationPeriods"] * alarm["Period"]
+            if now - fleet.last_work >= idle_s:
+                self.log("async-scale-in", f"{name} {fleet.instances} -> 0 after {idle_s:g} s without work")
+                fleet.instances = 0
+
+    def _run_request(self, endpoint_name: str, request: dict[str, Any], config_name: str) -> None:
+        backend = self._backend()
+        config = backend.endpoint_configs.get(config_name)
+        model = config.production_variants[0].get("ModelName") if config else None
+        request["model"] = model
+        self.log("async-invocation-started", f"{endpoint_name} {request['inference_id']} model={model}")
+        error: Optional[str] = None
+        answer: Optional[str] = None
+        try:
+            bucket, _, key = request["input"][len("s3://"):].partition("/")
+            body = boto3.client("s3", region_name=self.region).get_object(Bucket=bucket, Key=key)["Body"].read()
+            payload = json.loads(body)
+            error = self.model_error(payload) if self.model_error else None
+            if error is None:
+                if self.inference_s > request["timeout_s"]:
+                    time.sleep(request["timeout_s"])
+                    error = (f"Invocation timed out: the model did not answer within InvocationTimeoutSeconds "
+                             f"({request['timeout_s']} s)")
+                else:
+                    time.sleep(self.inference_s)
+                    answer, _ = self._answer(payload, model or "?", request["accept"])
+        except Exception as failure:  # what the model container would answer: a 4xx/5xx
+            error = f"the simulated model could not read the request ({failure!r})"
+        with self._lock:
+            fleet = self._async.get(endpoint_name)
+            if fleet is not None and request in fleet.running:
+                fleet.running.remove(request)
+                fleet.last_work = time.monotonic()
+        if error is None and answer is not None:
+            self._write(request["output"], answer.encode())
+            request["outcome"] = "succeeded"
+            self.log("async-invocation-succeeded", f"{endpoint_name} {request['inference_id']} model={model}")
+            self._notice(request, "SuccessTopic", {"invocationStatus": "Completed", "responseParameters": {
+                "contentType": "application/json", "outputLocation": request["output"]}})
+        else:
+            self._notify_error(request, f"ClientError: Received client error (424) from primary with message "
+                                        f"\"{error}\". See the endpoint's logs for more information."
+                               if error and not error.startswith(("Invocation timed out", "Request expired"))
+                               else error or "no answer")
+
+    def _notify_error(self, request: dict[str, Any], reason: str) -> None:
+        request["outcome"] = "failed"
+        self._write(request["failure"], reason.encode())
+        self.log("async-invocation-failed", f"{request['endpoint']} {request['inference_id']}: {reason}")
+        self._notice(request, "ErrorTopic", {"invocationStatus": "Failed", "failureReason": reason,
+                                             "responseParameters": {"contentType": "text/plain; charset=utf-8",
+                                                                    "failureLocation": request["failure"]}})
+
+    def _write(self, location: str, body: bytes) -> None:
+        bucket, _, key = location[len("s3://"):].partition("/")
+        boto3.client("s3", region_name=self.region).put_object(Bucket=bucket, Key=key, Body=body)
+
+    def _notice(self, request: dict[str, Any], topic_key: str, fields: dict[str, Any]) -> None:
+        with self._lock:
+            fleet = self._async.get(request["endpoint"])
+        config = fleet.config if fleet else {}
+        topic = config.get("OutputConfig", {}).get("NotificationConfig", {}).get(topic_key)
+        notice = {
+            "awsRegion": self.region, "eventTime": _now_iso(), "receivedTime": request["received_at"],
+            "requestParameters": {"contentType": request["content_type"], "endpointName": request["endpoint"],
+                                  "inputLocation": request["input"]},
+            "inferenceId": request["inference_id"], "eventVersion": "1.0", "eventSource": "aws:sagemaker",
+            "eventName": "InferenceResult", **fields,
+        }
+        if topic and self.on_async_notice:
+            self.on_async_notice(topic, notice)
+
+    def _answer(self, payload: dict[str, Any], model: str, accept: Optional[str]) -> tuple[str, str]:
+        if accept != PLACEHOLDER_ACCEPT:
+            raise ValueError(f"the simulated model answers Accept: {PLACEHOLDER_ACCEPT} only, not {accept!r}")
+        prompt = str(payload["prompt"])
+        seed = None if payload.get("seed") is None else int(payload["seed"])
+        count = int(payload.get("num_images_per_prompt", 1))
+        width, height = int(payload.get("width", 512)), int(payload.get("height", 512))
+        if not 1 <= count <= PLACEHOLDER_MAX_IMAGES or min(width, height) < 1:
+            raise ValueError(f"the simulated model draws 1-{PLACEHOLDER_MAX_IMAGES} images of a positive size per call")
+        images = [placeholder_jpeg(prompt, None if seed is None else seed + i, model, width=width, height=height)
+                  for i in range(count)]
+        answer = json.dumps({"generated_images": [base64.b64encode(i).decode() for i in images], "prompt": prompt})
+        return answer, "application/json"
+
+
+
+@dataclass
+class _AsyncEndpoint:
+    """SageMaker's queue and fleet for one asynchronous endpoint."""
+
+    config: dict[str, Any]
+    instances: int
+    last_work: float
+    queue: deque = field(default_factory=deque)
+    running: list[dict[str, Any]] = field(default_factory=list)
+    scale_out_at: Optional[float] = None
+    target: Optional[dict[str, Any]] = None
+    triggered: dict[str, dict[str, Any]] = field(default_factory=dict)
+    policies_read: float = -1.0
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 PLACEHOLDER_MAX_SIDE = 512
