@@ -196,18 +196,24 @@ class TrainingConfig:
         )
 
 
-# Longest configurable idle time (one week) and largest endpoint fleet.
-MAX_IDLE_MINUTES = 7 * 24 * 60
+# Longest configurable idle time: the scale-in alarm evaluates one-minute periods, and CloudWatch
+# allows at most a day of them (EvaluationPeriods x Period <= 86,400 s). Largest endpoint fleet.
+MAX_IDLE_MINUTES = 24 * 60
 MAX_ENDPOINT_INSTANCES = 20
+# SageMaker's limits for InvokeEndpointAsync: RequestTTLSeconds 60-21,600, InvocationTimeoutSeconds 1-3,600.
+MAX_REQUEST_TTL_MINUTES = 360
+MAX_INVOCATION_TIMEOUT_S = 3600
 
-
-IDLE_CHECK_INTERVAL_MINUTES = 5
-"""How often the idle check runs: an endpoint unused for idleMinutes is deleted at most this much later."""
+INSTANCE_START_MINUTES = 10
+"""What starting an endpoint instance usually takes ("up to 10 minutes", ../shared/JUMPSTART.md):
+told to callers whose generation waits for one. Not measured here (no AWS account)."""
+SCALE_OUT_ALARM_MINUTES = 2
+"""Minutes of backlog with no instance before the scale-out alarm fires (EvaluationPeriods of 60 s)."""
 
 
 @dataclass(frozen=True)
 class ServingConfig:
-    """The SageMaker endpoint that serves the live model."""
+    """The asynchronous SageMaker endpoint that serves the live model."""
 
     instance_type: str = "ml.g4dn.2xlarge"
     endpoint_poll_s: int = 180
@@ -215,32 +221,38 @@ class ServingConfig:
     (SageMaker's state-change event usually ends the wait sooner)."""
     endpoint_max_wait_minutes: int = 60
     """A deployment that is not InService after this long is reported as failed."""
-    idle_minutes: int = 60
-    """The endpoint is deleted (model and endpoint config kept) after this long without a
-    generation request or invocation; the next request wakes it. 0: never."""
-    min_instances: int = 1
-    """Instances the endpoint is created with, and the autoscaling minimum."""
+    idle_minutes: int = 10
+    """The endpoint scales in to zero instances (billing stops) after this long without a queued or
+    running request; the next request starts an instance again. 0: keep one instance always."""
     max_instances: int = 1
-    """Autoscaling maximum (1: no scaling out)."""
-    target_invocations_per_instance: int = 4
-    """Autoscaling target: InvokeEndpoint calls per instance per minute (one call = one image)."""
+    """Autoscaling maximum (1: no scaling out beyond one instance)."""
+    target_backlog_per_instance: int = 2
+    """Autoscaling target: queued requests per instance (ApproximateBacklogSizePerInstance) above
+    which another instance is started, up to max_instances."""
+    request_ttl_minutes: int = MAX_REQUEST_TTL_MINUTES
+    """How long SageMaker keeps a request queued (e.g. while an instance starts) before it fails it."""
+    invocation_timeout_s: int = MAX_INVOCATION_TIMEOUT_S
+    """How long the model may work on one image before the request fails (SageMaker's maximum)."""
+
+    @property
+    def min_instances(self) -> int:
+        """Autoscaling minimum: 0 (scale to zero) unless idle_minutes is 0."""
+        return 0 if self.idle_minutes else 1
 
     @classmethod
     def from_context(cls, ctx: Context) -> "ServingConfig":
-        min_instances = _int(ctx, "endpointMinInstances", cls.min_instances, 1, MAX_ENDPOINT_INSTANCES)
-        max_instances = _int(ctx, "endpointMaxInstances", cls.max_instances, 1, MAX_ENDPOINT_INSTANCES)
-        if max_instances < min_instances:
-            raise ConfigError("endpointMaxInstances", max_instances,
-                              f"expected at least endpointMinInstances ({min_instances})")
         return cls(
             instance_type=_instance_type(ctx, "endpointInstanceType", cls.instance_type),
             endpoint_poll_s=_int(ctx, "endpointPollSeconds", cls.endpoint_poll_s, 1, 300),
             endpoint_max_wait_minutes=_int(ctx, "endpointMaxWaitMinutes", cls.endpoint_max_wait_minutes, 5, 240),
             idle_minutes=_int(ctx, "idleMinutes", cls.idle_minutes, 0, MAX_IDLE_MINUTES),
-            min_instances=min_instances,
-            max_instances=max_instances,
-            target_invocations_per_instance=_int(ctx, "endpointTargetInvocationsPerInstance",
-                                                 cls.target_invocations_per_instance, 1, 10000),
+            max_instances=_int(ctx, "endpointMaxInstances", cls.max_instances, 1, MAX_ENDPOINT_INSTANCES),
+            target_backlog_per_instance=_int(ctx, "endpointTargetBacklogPerInstance",
+                                             cls.target_backlog_per_instance, 1, 1000),
+            request_ttl_minutes=_int(ctx, "asyncRequestTtlMinutes", cls.request_ttl_minutes, 1,
+                                     MAX_REQUEST_TTL_MINUTES),
+            invocation_timeout_s=_int(ctx, "asyncInvocationTimeoutSeconds", cls.invocation_timeout_s, 1,
+                                      MAX_INVOCATION_TIMEOUT_S),
         )
 
 

@@ -14,10 +14,6 @@ from stacks.constructs.inference_api import InferenceApi
 from stacks.constructs.monitoring import ApiMetricsSource, Monitoring, manage_function_logs
 from stacks.constructs.training_pipeline import TrainingPipeline
 
-# A wake-up runs the deploy state machine, which gives up after endpointMaxWaitMinutes; beyond
-# that plus this margin (lock waits, SageMaker's deletion of a failed endpoint) it is retried.
-WAKE_MARGIN_S = 600
-
 
 class DreamBoothStack(Stack):
     """Composes the constructs; each construct does one architectural task.
@@ -51,10 +47,9 @@ class DreamBoothStack(Stack):
         self.api = InferenceApi(
             self, "Api", bucket=self.data.bucket, registry_table=self.pipeline.registry_table,
             deploy_state_machine=self.pipeline.deploy_state_machine,
-            endpoint_name=self.pipeline.endpoint_name, config=config.api,
+            endpoint_name=self.pipeline.endpoint_name, config=config.api, serving=config.serving,
+            success_topic=self.pipeline.inference_success_topic, error_topic=self.pipeline.inference_error_topic,
             log_retention_days=config.monitoring.log_retention_days,
-            idle_minutes=config.serving.idle_minutes,
-            wake_timeout_s=config.serving.endpoint_max_wait_minutes * 60 + WAKE_MARGIN_S,
         )
         # Dashboard and alarms (to the pipeline's notifications topic) over all of the above.
         self.monitoring = Monitoring(
@@ -62,7 +57,7 @@ class DreamBoothStack(Stack):
             training_state_machine=self.pipeline.training_state_machine,
             deploy_state_machine=self.pipeline.deploy_state_machine,
             endpoint_name=self.pipeline.endpoint_name, variant_name=VARIANT_NAME,
-            api=ApiMetricsSource(stage=self.api.api.deployment_stage, failed_dispatches=self.api.failed_dispatches),
+            api=ApiMetricsSource(stage=self.api.api.deployment_stage, failed_notices=self.api.failed_notices),
             config=config.monitoring,
         )
         # Last: CDK's own functions (S3 notifications handler) get a log group with retention too.

@@ -36,8 +36,11 @@ _STATES = {
 CACHE_TTL_S = 5.0
 # States in which InvokeEndpointAsync queues a request (an update keeps the old model serving).
 ACCEPTING = (IN_SERVICE, UPDATING)
-# One re-creation per window at most: the deploy execution is named after the window.
-HEAL_WINDOW_S = 600
+# Requests arriving together start one re-creation: the deploy execution is named after the
+# second (Step Functions answers a repeated name with the running execution). Two started a
+# second apart are harmless: the deploy lock runs them one after the other, and the second finds
+# the endpoint serving the live model's config already.
+HEAL_WINDOW_S = 1
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,9 @@ class Healer:
     clock: Callable[[], float] = time.time
 
     def heal(self, model_id: str, state: EndpointState) -> bool:
-        """True when a re-creation was started (or is already running under this window's name)."""
+        """True when a re-creation was started (or is running under this window's name); False when
+        none is needed, a deployment runs, or this window's one has already ended (the next try
+        comes with the next request or the periodic check)."""
         if not state.needs_healing or not self.deploy_state_machine_arn:
             return False
         sfn = self.stepfunctions()
@@ -130,4 +135,5 @@ class Healer:
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
                 raise
+            return False
         return True

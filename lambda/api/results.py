@@ -21,7 +21,8 @@ metrics = Metrics()
 settings = Settings.from_environ(os.environ)
 clients = Clients()
 endpoint = EndpointWatcher(lambda: clients.sagemaker, settings.endpoint_name)
-results = Results(settings, clients, served_model=lambda: endpoint.state().config_name, clock=time.time)
+# Fresh each time: a cached answer would name the previous model for a few seconds after a switch.
+results = Results(settings, clients, served_model=lambda: endpoint.state(fresh=True).config_name, clock=time.time)
 
 
 @logger.inject_lambda_context

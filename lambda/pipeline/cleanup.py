@@ -21,7 +21,8 @@ logger = Logger()
 sagemaker = boto3.client("sagemaker")
 sfn = boto3.client("stepfunctions")
 dynamodb = boto3.client("dynamodb")
-autoscaling = boto3.client("application-autoscaling")
+application_autoscaling = boto3.client("application-autoscaling")
+cloudwatch = boto3.client("cloudwatch")
 
 
 @logger.inject_lambda_context
@@ -35,7 +36,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> None:
                 table=properties["RegistryTableName"],
                 endpoint_name=properties["EndpointName"],
                 state_machine_arns=properties["StateMachineArns"],
-                autoscaling=autoscaling,
+                application_autoscaling=application_autoscaling, cloudwatch=cloudwatch,
             )
             logger.info("deleted run-time SageMaker resources", **deleted)
             data = {name: ",".join(values)[:1000] for name, values in deleted.items()}

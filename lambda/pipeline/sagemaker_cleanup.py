@@ -10,7 +10,7 @@ from typing import Any, Iterable
 
 from botocore.exceptions import ClientError
 
-import endpoint_sleep
+import autoscaling
 
 _MISSING = ("Could not find", "does not exist", "not found")
 
@@ -48,7 +48,8 @@ def _ignore_missing(call: Any, **kwargs: Any) -> bool:
 
 
 def clean_up(sagemaker: Any, sfn: Any, dynamodb: Any, *, table: str, endpoint_name: str,
-             state_machine_arns: Iterable[str], autoscaling: Any = None) -> dict[str, list[str]]:
+             state_machine_arns: Iterable[str], application_autoscaling: Any = None,
+             cloudwatch: Any = None) -> dict[str, list[str]]:
     """Stop pipeline executions, then remove the endpoint's autoscaling and delete the endpoint,
     its configs and models. Idempotent."""
     stopped = running_executions(sfn, state_machine_arns)
@@ -56,9 +57,9 @@ def clean_up(sagemaker: Any, sfn: Any, dynamodb: Any, *, table: str, endpoint_na
         _ignore_missing(sfn.stop_execution, executionArn=arn, cause="Stack is being deleted")
     models, configs = recorded_names(dynamodb, table)
     deleted: dict[str, list[str]] = {"stoppedExecutions": stopped, "endpoints": [], "endpointConfigs": [], "models": []}
-    if autoscaling is not None:
-        removed = endpoint_sleep.deregister_scaling(autoscaling, endpoint_name)
-        deleted["scalableTargets"] = [endpoint_sleep.resource_id(endpoint_name)] if removed else []
+    if application_autoscaling is not None and cloudwatch is not None:
+        removed = autoscaling.deregister_scaling(application_autoscaling, cloudwatch, endpoint_name)
+        deleted["scalableTargets"] = [autoscaling.resource_id(endpoint_name)] if removed else []
     if _ignore_missing(sagemaker.delete_endpoint, EndpointName=endpoint_name):
         deleted["endpoints"].append(endpoint_name)
     for name in sorted(configs):

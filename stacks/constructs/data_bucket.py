@@ -16,6 +16,13 @@ GENERATED_PREFIX = "generated/"
 # The CLI stages an upload here (outside datasets/, so nothing starts) before copying it into place.
 UPLOADS_PREFIX = "uploads/"
 ABANDONED_UPLOAD_DAYS = 7
+# Asynchronous inference: the API's request objects, SageMaker's answers and failures. The images
+# are copied out under generated/ by the result handler; these expire after a day.
+INFERENCE_PREFIX = "inference/"
+INFERENCE_REQUESTS_PREFIX = INFERENCE_PREFIX + "requests/"
+INFERENCE_OUTPUTS_PREFIX = INFERENCE_PREFIX + "outputs/"
+INFERENCE_FAILURES_PREFIX = INFERENCE_PREFIX + "failures/"
+INFERENCE_EXPIRY_DAYS = 1
 
 # Fixed construct id under which aws-cdk-lib puts its bucket-notifications handler in a stack.
 NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
@@ -127,6 +134,11 @@ class DataBucket(Construct):
                 id="expire-abandoned-staging-uploads",
                 prefix=UPLOADS_PREFIX,
                 expiration=Duration.days(ABANDONED_UPLOAD_DAYS),
+            ),
+            s3.LifecycleRule(
+                id="expire-inference-exchange",
+                prefix=INFERENCE_PREFIX,
+                expiration=Duration.days(INFERENCE_EXPIRY_DAYS),
             ),
         ]
         if config.generated_expiry_days:

@@ -8,21 +8,24 @@ the model live, retire the previous one, point `__live__` at it, notify, release
 failure marks the model failed with the reason, notifies, releases the lock and leaves the live
 model as it was.
 
-Wake mode, input `{"modelId": "<live id>", "wake": true}` (started by the API when the endpoint
-was deleted for idleness, see lambda/pipeline/endpoint_sleep.py): the same chain re-creates the
-endpoint from the kept endpoint config, only if `__live__` still says asleep for that model
-(otherwise it ends at once: a deployment already brought the endpoint back). The model's own
-status is not touched; a failure is recorded on `__live__` (`endpointState = wake_failed`, with
-the reason) instead of failing the model, so a later request can try again.
+The endpoint is asynchronous (AsyncInferenceConfig: answers and failures written under the data
+bucket's inference/ prefix, SNS success and error notices, one request at a time per instance);
+SageMaker keeps queueing requests during the update and the old model serves until the new one
+is InService.
+
+The same input for the model that is live already (`__live__` points at it) re-creates its
+endpoint after it was deleted out of band (the API and its dispatcher start this, see
+lambda/api/endpoint.py): the model stays `live` throughout, and a failure is recorded on the
+`__live__` pointer (`endpointError`) and notified, never by marking the live model failed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import Aws, Duration
 from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
@@ -43,13 +46,11 @@ from stacks.constructs.model_registry import (
     STATUS_RETIRED,
 )
 
-# `endpointState` of the `__live__` pointer while the endpoint sleeps (lambda/pipeline/endpoint_sleep.py).
-WAKE_FAILED = "wake_failed"
-IDLE_LOCK_PATTERN = "idle-check:*"
-
 VARIANT_NAME = "AllTraffic"
 # A deployment waiting for another one retries the lock at least this often.
 LOCK_RETRY_S = 30
+# Asynchronous inference: one request at a time per instance (a T4 draws one image at a time).
+MAX_CONCURRENT_INVOCATIONS_PER_INSTANCE = 1
 # Environment of the JumpStart inference container (see ../shared/JUMPSTART.md).
 INFERENCE_ENVIRONMENT = {
     "SAGEMAKER_PROGRAM": "inference.py",
@@ -77,7 +78,9 @@ class DeployWorkflow(Construct):
         lock holder from a dead one).
       scaling_function: registers the endpoint variant's autoscaling after InService
         ({"action": "register"}) and removes it before an UpdateEndpoint ({"action": "deregister"}).
-      initial_instance_count: instances of a new endpoint config (the autoscaling minimum). Default 1.
+      async_output: where SageMaker writes answers and failures (S3 URIs) and the SNS topics it
+        notifies on success and on error (`AsyncOutput`).
+      initial_instance_count: instances of a new endpoint config (autoscaling takes over). Default 1.
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class DeployWorkflow(Construct):
         lock_owner_arn_pattern: str,
         park_function: lambda_.IFunction,
         scaling_function: lambda_.IFunction,
+        async_output: "AsyncOutput",
         initial_instance_count: int = 1,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -122,23 +126,26 @@ class DeployWorkflow(Construct):
                                                     sfn.JsonPath.string_at("$.failure.reason"))))
             .next(release_after_failure)
         )
-        wake_failure_chain = (
+        # The live model itself (its endpoint being re-created): it stays live, the pointer says what failed.
+        live_failure_chain = (
             tasks.DynamoUpdateItem(
-                self, "MarkWakeFailed", table=registry_table, key={"modelId": S(LIVE_POINTER_ID)},
-                update_expression="SET endpointState = :failed, wakeFailureReason = :reason",
-                expression_attribute_values={":failed": S(WAKE_FAILED), ":reason": _str("$.failure.reason")},
+                self, "RecordEndpointError", table=registry_table, key={"modelId": S(LIVE_POINTER_ID)},
+                update_expression="SET endpointError = :reason, endpointErrorAt = :now",
+                expression_attribute_values={":reason": _str("$.failure.reason"), ":now": _str(_NOW)},
                 result_path=_DISCARD,
             )
-            .next(self._publish("NotifyWakeFailure", "DreamBooth: endpoint could not be woken up",
-                                sfn.JsonPath.format("Endpoint {} could not be re-created for model {}: {}. It stays "
-                                                    "asleep; the next generation request tries again.",
+            .next(self._publish("NotifyEndpointNotRestored", "DreamBooth: endpoint could not be re-created",
+                                sfn.JsonPath.format("Endpoint {} could not be re-created for the live model {}: {}. "
+                                                    "The model stays live; generation requests stay queued and "
+                                                    "the next request or the periodic check tries again.",
                                                     endpoint_name, sfn.JsonPath.string_at("$.modelId"),
                                                     sfn.JsonPath.string_at("$.failure.reason"))))
-            .next(self._release_lock("ReleaseLockAfterWakeFailure", then=sfn.Fail(
-                self, "WakeFailed", error="WakeFailed", cause="See wakeFailureReason on the __live__ registry item")))
+            .next(self._release_lock("ReleaseLockAfterEndpointError", then=sfn.Fail(
+                self, "EndpointNotRestored", error="EndpointNotRestored",
+                cause="See endpointError on the __live__ registry item")))
         )
-        failure_chain = sfn.Choice(self, "IsWakeFailure").when(
-            sfn.Condition.is_present("$.wake"), wake_failure_chain).otherwise(failure_chain)
+        failure_chain = sfn.Choice(self, "IsTheLiveModel").when(_is_live_model(), live_failure_chain).otherwise(
+            failure_chain)
         self._failure_chain = failure_chain
 
         def fail_with(state_id: str, reason: str) -> sfn.Pass:
@@ -185,20 +192,7 @@ class DeployWorkflow(Construct):
         describe_owner.add_catch(take_over, errors=["States.TaskFailed"], result_path=_DISCARD)
         read_lock.add_catch(acquire, errors=["States.ALL"], result_path=_DISCARD)  # lock released meanwhile
         acquire.add_catch(read_lock, errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
-        # The idle check (lambda/pipeline/endpoint_sleep.py) holds the lock for seconds while it
-        # deletes an idle endpoint; it is waited for until its `idleUntil`, then taken over.
-        read_clock = sfn.Pass(self, "ReadClock", parameters={"now.$": "$$.State.EnteredTime"}, result_path="$.clock")
-        read_lock.next(
-            sfn.Choice(self, "IsIdleCheckHolding")
-            .when(sfn.Condition.and_(sfn.Condition.is_present("$.lock.item.idleUntil.S"),
-                                     sfn.Condition.string_matches("$.lock.owner", IDLE_LOCK_PATTERN)),
-                  read_clock.next(
-                      sfn.Choice(self, "IsIdleCheckLockFresh")
-                      .when(sfn.Condition.timestamp_greater_than_json_path("$.lock.item.idleUntil.S", "$.clock.now"),
-                            wait_for_lock)
-                      .otherwise(take_over)))
-            .otherwise(describe_owner)
-        )
+        read_lock.next(describe_owner)
         describe_owner.next(
             sfn.Choice(self, "IsLockHolderRunning")
             .when(sfn.Condition.string_equals("$.lockOwner.status", "RUNNING"), wait_for_lock.next(acquire))
@@ -231,15 +225,25 @@ class DeployWorkflow(Construct):
             ),
             result_path=_DISCARD,
         ))
-        create_config = catch(tasks.SageMakerCreateEndpointConfig(
-            self, "CreateEndpointConfig",
-            endpoint_config_name=sfn.JsonPath.string_at("$.modelId"),
-            production_variants=[tasks.ProductionVariant(
-                instance_type=ec2.InstanceType(instance_type.removeprefix("ml.")),
-                model_name=sfn.JsonPath.string_at("$.modelId"),
-                variant_name=VARIANT_NAME,
-                initial_instance_count=initial_instance_count,
-            )],
+        create_config = catch(tasks.CallAwsService(
+            self, "CreateEndpointConfig", service="sagemaker", action="createEndpointConfig",
+            parameters={
+                "EndpointConfigName": sfn.JsonPath.string_at("$.modelId"),
+                "ProductionVariants": [{
+                    "VariantName": VARIANT_NAME, "ModelName": sfn.JsonPath.string_at("$.modelId"),
+                    "InstanceType": instance_type, "InitialInstanceCount": initial_instance_count,
+                }],
+                "AsyncInferenceConfig": {
+                    "ClientConfig": {"MaxConcurrentInvocationsPerInstance": MAX_CONCURRENT_INVOCATIONS_PER_INSTANCE},
+                    "OutputConfig": {
+                        "S3OutputPath": async_output.output_uri, "S3FailurePath": async_output.failure_uri,
+                        "NotificationConfig": {"SuccessTopic": async_output.success_topic.topic_arn,
+                                               "ErrorTopic": async_output.error_topic.topic_arn},
+                    },
+                },
+            },
+            iam_resources=[f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:endpoint-config/*"],
+            iam_action="sagemaker:CreateEndpointConfig",
             result_path=_DISCARD,
         ))
         record_names = catch(self._registry_update(
@@ -352,38 +356,24 @@ class DeployWorkflow(Construct):
         has_model = sfn.Choice(self, "IsModelTrained")
         already_created = sfn.Choice(self, "HasSageMakerModel")
         self.definition = acquire
+        read_live_first = tasks.DynamoGetItem(
+            self, "ReadLiveModel", table=registry_table, key={"modelId": S(LIVE_POINTER_ID)},
+            consistent_read=True, result_path="$.live",
+        )
+        catch(read_live_first)
         trained = sfn.Condition.is_present("$.model.Item.artifactUri.S")
-        acquire.next(read_model).next(
-            has_model.when(sfn.Condition.and_(trained, sfn.Condition.is_present("$.wake")),
-                           self._wake_check(describe))
+        acquire.next(read_model).next(read_live_first).next(
+            # The live model keeps its status while its endpoint is re-created.
+            has_model.when(sfn.Condition.and_(trained, _is_live_model()), already_created)
             .when(trained, mark_deploying)
             .otherwise(self._unknown_model_chain())
         )
-        mark_deploying.next(
-            already_created.when(sfn.Condition.is_present("$.model.Item.endpointConfigName.S"), describe)
+        mark_deploying.next(already_created)
+        already_created.when(sfn.Condition.is_present("$.model.Item.endpointConfigName.S"), describe) \
             .otherwise(create_model)
-        )
         create_model.next(create_config).next(record_names).next(describe)
 
     # ---- helpers ----
-
-    def _wake_check(self, recreate: sfn.IChainable) -> sfn.IChainable:
-        """Wake mode: go on only while `__live__` still says this model's endpoint sleeps."""
-        read = tasks.DynamoGetItem(
-            self, "ReadSleepState", table=self._registry, key={"modelId": S(LIVE_POINTER_ID)},
-            consistent_read=True, result_path="$.sleep",
-        )
-        read.add_catch(self._caught_error, errors=["States.ALL"], result_path="$.error")
-        awake = self._release_lock("ReleaseLockAlreadyAwake", then=sfn.Succeed(
-            self, "AlreadyAwake", comment="A deployment brought the endpoint back meanwhile: nothing to wake."))
-        return read.next(
-            sfn.Choice(self, "IsStillAsleep")
-            .when(sfn.Condition.and_(
-                sfn.Condition.is_present("$.sleep.Item.endpointState.S"),
-                sfn.Condition.is_present("$.sleep.Item.liveModelId.S"),
-                sfn.Condition.string_equals_json_path("$.sleep.Item.liveModelId.S", "$.modelId")), recreate)
-            .otherwise(awake)
-        )
 
     def _scaling_task(self, state_id: str, action: str) -> tasks.LambdaInvoke:
         return tasks.LambdaInvoke(
@@ -488,11 +478,6 @@ class DeployWorkflow(Construct):
                 sfn.JsonPath.string_at("$.model.Item.instancePrompt.S"),
             ),
         )
-        notify_awake = self._publish(
-            "NotifyAwake", "DreamBooth: endpoint awake again",
-            sfn.JsonPath.format("Endpoint {} was re-created after its idle shutdown and serves model {} again.",
-                                self._endpoint_name, sfn.JsonPath.string_at("$.modelId")),
-        )
         done = sfn.Succeed(self, "ModelIsLive")
         release = self._release_lock("ReleaseLock", then=done)
         apply_scaling = self._scaling_task("ApplyAutoscaling", "register")
@@ -506,7 +491,7 @@ class DeployWorkflow(Construct):
             errors=["States.ALL"], result_path="$.error",
         )
         apply_scaling.next(read_live)
-        for state in (read_live, retire, mark_live, point, notify, notify_awake):
+        for state in (read_live, retire, mark_live, point, notify):
             state.add_catch(
                 sfn.Pass(self, f"{state.node.id}Error",
                          parameters={"reason": sfn.JsonPath.format(
@@ -524,12 +509,25 @@ class DeployWorkflow(Construct):
         ).otherwise(mark_live)
         retire.next(mark_live)
         read_live.next(had_other)
-        mark_live.next(point).next(
-            sfn.Choice(self, "WasItAWakeUp").when(sfn.Condition.is_present("$.wake"), notify_awake)
-            .otherwise(notify))
+        mark_live.next(point).next(notify)
         notify.next(release)
-        notify_awake.next(release)
         return apply_scaling
+
+
+@dataclass(frozen=True)
+class AsyncOutput:
+    """Where an asynchronous endpoint config sends its answers, failures and notices."""
+
+    output_uri: str
+    failure_uri: str
+    success_topic: sns.ITopic
+    error_topic: sns.ITopic
+
+
+def _is_live_model() -> sfn.Condition:
+    """`__live__` (read into $.live) points at this execution's model."""
+    return sfn.Condition.and_(sfn.Condition.is_present("$.live.Item.liveModelId.S"),
+                              sfn.Condition.string_equals_json_path("$.live.Item.liveModelId.S", "$.modelId"))
 
 
 def caught_error_for(scope: Construct, path: str, failure_chain: sfn.IChainable) -> sfn.IChainable:

@@ -4,9 +4,12 @@ Routes, request models and validation all come from the committed OpenAPI docume
 (lambda/api/openapi.json): every documented path becomes an API Gateway method, and every request
 body schema becomes an API Gateway model verbatim (JSON Schema draft 4), the same schema the Lambda
 validates against. The web page's three static files, marked `security: []` in the document, are
-the only methods served without a key or signature. Generations run in a worker function invoked
-asynchronously, so no request depends on the model answering within API Gateway's 29 s, and
-answers carry image URLs, never image bytes (far below Lambda's 6 MB and API Gateway's 10 MB).
+the only methods served without a key or signature. Generations go to the asynchronous SageMaker
+endpoint (InvokeEndpointAsync with a request object in the bucket), so no request depends on the
+model answering within API Gateway's 29 s or InvokeEndpoint's 60 s; a result function turns
+SageMaker's SNS notices into images and finished records, and a dispatcher sends what the
+endpoint could not queue yet (and has a deleted endpoint re-created). Answers carry image URLs,
+never image bytes (far below Lambda's 6 MB and API Gateway's 10 MB).
 """
 
 from __future__ import annotations
@@ -20,17 +23,21 @@ from typing import Any, Optional
 from aws_cdk import Acknowledgment, Aws, CfnOutput, Duration, RemovalPolicy, Stack, Token, Validations
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from stacks.config import ApiConfig
-from stacks.constructs.data_bucket import GENERATED_PREFIX
-from stacks.constructs.monitoring import METRICS_NAMESPACE, retention
+from stacks.config import INSTANCE_START_MINUTES, ApiConfig, ServingConfig
+from stacks.constructs.data_bucket import GENERATED_PREFIX, INFERENCE_OUTPUTS_PREFIX, INFERENCE_REQUESTS_PREFIX
+from stacks.constructs.monitoring import METRICS_NAMESPACE, RESULTS_SERVICE, retention
 from stacks.constructs.nag import acknowledge_prefix_grants, nag_resource
 
 CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "api"
@@ -46,13 +53,14 @@ CORS_ALLOW_HEADERS = ["content-type", "x-api-key", "authorization", "x-amz-date"
 GENERATIONS_KEY = "generationId"
 GENERATIONS_TTL_ATTRIBUTE = "expiresAt"
 GENERATED_KEYS = GENERATED_PREFIX + "*"
+# Sparse index of generations the endpoint could not queue yet (lambda/api/pending.py).
+PENDING_INDEX = "pending"
+PENDING_INDEX_KEYS = ("pendingShard", "pendingSince")
+# The dispatcher also runs this often, for a state-change event that never came.
+DISPATCH_INTERVAL = Duration.minutes(5)
 # API Gateway cuts synchronous integrations at 29 s; the API function must answer before.
 API_GATEWAY_LIMIT_S = 29
 API_FUNCTION_MARGIN_S = 3
-# One InvokeEndpoint per image, each cut by the client at MODEL_READ_TIMEOUT_S (SageMaker: 60 s).
-MODEL_READ_TIMEOUT_S = 70
-WORKER_OVERHEAD_S = 50
-WORKER_MAX_EVENT_AGE = Duration.minutes(15)
 # In a gateway response: use API Gateway's own message for the error.
 CONTEXT_MESSAGE = "$context.error.message"
 
@@ -93,7 +101,8 @@ class InferenceApi(Construct):
 
     Props:
       bucket: the data bucket; images are written under generated/<id>/ and served through
-        presigned URLs. The functions get put (worker) and read (API) on generated/* only.
+        presigned URLs. The API and dispatcher write request objects under inference/requests/, the
+        result function reads inference/outputs/ and writes generated/, the API reads generated/.
       registry_table: the training pipeline's model registry (partition key modelId); read only.
       deploy_state_machine: the pipeline's deployment (input {"modelId": id}); PUT /models/live
         starts it, nothing else.
@@ -101,20 +110,22 @@ class InferenceApi(Construct):
         pipeline, never by CloudFormation).
       config: `ApiConfig` (auth mode, usage plan limits, max wait, TTL, URL lifetime; see
         stacks/config.py for defaults).
+      serving: `ServingConfig` (request TTL, invocation timeout, idle time for the messages).
+      success_topic / error_topic: where SageMaker's asynchronous inference notices arrive (the
+        endpoint config names them); the result function subscribes to both.
       log_retention_days: retention of the functions' and the access log's groups (default 30).
-      idle_minutes: the pipeline's idle shutdown (for the API's messages). Default 60.
-      wake_timeout_s: a wake-up of the sleeping endpoint not finished after this long is retried
-        by the next request. Default 4200 (the deploy state machine gives up after its max wait).
 
     Attributes:
       api: the RestApi; url: its base URL (stage v1).
-      api_function, worker_function: the two Lambda functions.
-      generations_table: generation records, expiring by TTL on `expiresAt`.
+      api_function, results_function, dispatch_function: the Lambda functions (API; notices;
+        pending requests and endpoint re-creation, on the endpoint's state changes and a schedule).
+      dispatch_rules: the two EventBridge rules that run the dispatcher.
+      generations_table: generation records, expiring by TTL on `expiresAt`; index `pending`.
       api_key: the key of the usage plan (apiKey mode), else None.
       usage_plan: the usage plan (apiKey mode), else None.
       invoke_policy: a managed policy granting execute-api:Invoke (iam mode), else None.
       access_logs: the stage's access log group.
-      failed_dispatches: queue receiving worker events Lambda could not deliver or run.
+      failed_notices: queue receiving result notices SNS could not deliver to the result function.
     """
 
     def __init__(
@@ -127,9 +138,10 @@ class InferenceApi(Construct):
         deploy_state_machine: sfn.IStateMachine,
         endpoint_name: str,
         config: ApiConfig,
+        serving: ServingConfig,
+        success_topic: sns.ITopic,
+        error_topic: sns.ITopic,
         log_retention_days: int = 30,
-        idle_minutes: int = 60,
-        wake_timeout_s: int = 4200,
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
@@ -151,6 +163,11 @@ class InferenceApi(Construct):
             # Records expire within days and the images stay in the bucket: nothing to keep.
             removal_policy=RemovalPolicy.DESTROY,
         )
+        self.generations_table.add_global_secondary_index(
+            index_name=PENDING_INDEX,
+            partition_key=dynamodb.Attribute(name=PENDING_INDEX_KEYS[0], type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=PENDING_INDEX_KEYS[1], type=dynamodb.AttributeType.STRING),
+        )
 
         self._powertools = lambda_.LayerVersion.from_layer_version_arn(
             self,
@@ -168,47 +185,69 @@ class InferenceApi(Construct):
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         }
 
-        worker_timeout_s = max_images(self._openapi) * MODEL_READ_TIMEOUT_S + WORKER_OVERHEAD_S
-        self.failed_dispatches = sqs.Queue(
-            self,
-            "FailedDispatches",
-            enforce_ssl=True,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            retention_period=Duration.days(14),
-        )
-        self.worker_function = self._function(
-            "Worker",
-            handler="worker.lambda_handler",
-            description="Runs one generation on the SageMaker endpoint and stores its images.",
-            timeout=Duration.seconds(worker_timeout_s),
-            memory_mb=256,
-            environment={**common_env, "POWERTOOLS_SERVICE_NAME": "generation-worker"},
-            dead_letter_queue=self.failed_dispatches,
-        )
-        self.worker_function.configure_async_invoke(retry_attempts=0, max_event_age=WORKER_MAX_EVENT_AGE)
-
+        async_env = {
+            names.REQUEST_PREFIX: INFERENCE_REQUESTS_PREFIX,
+            names.REQUEST_TTL_S: str(serving.request_ttl_minutes * 60),
+            names.INVOCATION_TIMEOUT_S: str(serving.invocation_timeout_s),
+            names.INSTANCE_START_MINUTES: str(INSTANCE_START_MINUTES),
+            names.IDLE_MINUTES: str(serving.idle_minutes),
+            names.PENDING_INDEX: PENDING_INDEX,
+            names.DEPLOY_STATE_MACHINE_ARN: deploy_state_machine.state_machine_arn,
+        }
         self.api_function = self._function(
             "Handler",
             handler="handler.lambda_handler",
-            description="Text-to-image API: validates, records, dispatches and reports generations.",
+            description="Text-to-image API: validates, records, sends and reports generations.",
             timeout=Duration.seconds(min(config.max_wait_s + API_FUNCTION_MARGIN_S, API_GATEWAY_LIMIT_S - 1)),
             memory_mb=512,
             environment={
-                **common_env,
+                **common_env, **async_env,
                 "POWERTOOLS_SERVICE_NAME": "inference-api",
-                names.DEPLOY_STATE_MACHINE_ARN: deploy_state_machine.state_machine_arn,
-                names.WORKER_FUNCTION_NAME: self.worker_function.function_name,
                 names.MAX_WAIT_S: str(config.max_wait_s),
                 names.GENERATION_TTL_DAYS: str(config.generation_ttl_days),
                 names.IMAGE_URL_EXPIRY_S: str(config.image_url_expiry_s),
-                names.WORKER_TIMEOUT_S: str(worker_timeout_s),
-                names.WORKER_MAX_EVENT_AGE_S: str(int(WORKER_MAX_EVENT_AGE.to_seconds())),
                 names.CORS_ALLOW_ORIGIN: config.cors_allow_origin or "",
                 names.API_AUTH: config.auth,
-                names.IDLE_MINUTES: str(idle_minutes),
-                names.WAKE_TIMEOUT_S: str(wake_timeout_s),
             },
         )
+        self.results_function = self._function(
+            "Results",
+            handler="results.lambda_handler",
+            description="Turns SageMaker's asynchronous inference notices into images and finished generations.",
+            timeout=Duration.seconds(60),
+            memory_mb=256,
+            environment={**common_env, **async_env, "POWERTOOLS_SERVICE_NAME": RESULTS_SERVICE},
+        )
+        self.failed_notices = sqs.Queue(
+            self, "FailedNotices", enforce_ssl=True, encryption=sqs.QueueEncryption.SQS_MANAGED,
+            retention_period=Duration.days(14),
+        )
+        Validations.of(self.failed_notices).acknowledge(Acknowledgment(
+            id="AwsSolutions-SQS3",
+            reason="This queue is the dead-letter queue of the result function's SNS subscriptions (their "
+                   "RedrivePolicy); a dead-letter queue of its own would only move the same messages again."))
+        for topic in (success_topic, error_topic):
+            topic.add_subscription(subscriptions.LambdaSubscription(self.results_function,
+                                                                    dead_letter_queue=self.failed_notices))
+        self.dispatch_function = self._function(
+            "Dispatch",
+            handler="dispatch.lambda_handler",
+            description="Re-creates a deleted endpoint of the live model and sends generations it could not queue.",
+            timeout=Duration.seconds(120),
+            memory_mb=256,
+            environment={**common_env, **async_env, "POWERTOOLS_SERVICE_NAME": "generation-dispatch"},
+        )
+        self.dispatch_rules = [
+            events.Rule(self, "EndpointChanged", description="The endpoint's state changes: send pending generations",
+                        event_pattern=events.EventPattern(source=["aws.sagemaker"],
+                                                          detail_type=["SageMaker Endpoint State Change"],
+                                                          detail={"EndpointName": [endpoint_name]})),
+            events.Rule(self, "DispatchSchedule",
+                        description="Periodic check: re-create a deleted endpoint, send pending generations",
+                        schedule=events.Schedule.rate(DISPATCH_INTERVAL)),
+        ]
+        for rule in self.dispatch_rules:
+            rule.add_target(targets.LambdaFunction(self.dispatch_function, retry_attempts=2))
 
         self._grant(bucket, registry_table, deploy_state_machine, endpoint_arn)
         self.access_logs = logs.LogGroup(
@@ -321,27 +360,35 @@ class InferenceApi(Construct):
         deploy_state_machine: sfn.IStateMachine,
         endpoint_arn: str,
     ) -> None:
-        api, worker = self.api_function, self.worker_function
+        api, results, dispatch = self.api_function, self.results_function, self.dispatch_function
+        index_arn = f"{self.generations_table.table_arn}/index/{PENDING_INDEX}"
         self.generations_table.grant(api, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
-        self.generations_table.grant(worker, "dynamodb:GetItem", "dynamodb:UpdateItem")
-        # UpdateItem: `lastUsedAt` and the wake-up claim on the `__live__` pointer (lambda/api/wake.py).
-        registry_table.grant(api, "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem")
+        self.generations_table.grant(results, "dynamodb:UpdateItem")
+        self.generations_table.grant(dispatch, "dynamodb:UpdateItem")
+        dispatch.add_to_role_policy(iam.PolicyStatement(actions=["dynamodb:Query"], resources=[index_arn]))
+        for role in (api.role, results.role, dispatch.role):
+            Validations.of(role).acknowledge(Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::<{Stack.of(self).get_logical_id(self.generations_table.node.default_child)}"
+                   ".Arn>/index/*]",
+                reason=f"CDK's Table.grant adds the table's indexes; it has one ({PENDING_INDEX}, pending generations)."))
+        registry_table.grant(api, "dynamodb:GetItem", "dynamodb:Scan")
+        registry_table.grant(dispatch, "dynamodb:GetItem")
         bucket.grant_read(api, GENERATED_KEYS)  # presigned URLs are signed with the API's role
-        bucket.grant_put(worker, GENERATED_KEYS)
-        worker.grant_invoke(api)
-        Validations.of(api.role).acknowledge(
-            Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{nag_resource(self, worker.function_arn)}:*]",
-                reason="grant_invoke covers the worker function and its own versions and aliases (ARN:*), nothing else.",
-            )
-        )
-        deploy_state_machine.grant_start_execution(api)
-        deploy_state_machine.grant(api, "states:ListExecutions")
-        api.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:DescribeEndpoint"], resources=[endpoint_arn]))
-        worker.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=[endpoint_arn]))
-        # CDK's grant_read / grant_put bundles, on generated/ only (one folder per generation id).
+        bucket.grant_read(results, f"{INFERENCE_OUTPUTS_PREFIX}*")
+        bucket.grant_put(results, GENERATED_KEYS)
+        for sender in (api, dispatch):
+            bucket.grant_put(sender, f"{INFERENCE_REQUESTS_PREFIX}*")
+            deploy_state_machine.grant_start_execution(sender)
+            deploy_state_machine.grant(sender, "states:ListExecutions")
+            sender.add_to_role_policy(iam.PolicyStatement(
+                actions=["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpointAsync"], resources=[endpoint_arn]))
+        results.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:DescribeEndpoint"], resources=[endpoint_arn]))
+        # CDK's grant_read / grant_put bundles, on their prefixes only.
         acknowledge_prefix_grants(api.role, bucket, GENERATED_PREFIX)
-        acknowledge_prefix_grants(worker.role, bucket, GENERATED_PREFIX, reads=False, writes=True)
+        acknowledge_prefix_grants(api.role, bucket, INFERENCE_REQUESTS_PREFIX, reads=False, writes=True)
+        acknowledge_prefix_grants(dispatch.role, bucket, INFERENCE_REQUESTS_PREFIX, reads=False, writes=True)
+        acknowledge_prefix_grants(results.role, bucket, INFERENCE_OUTPUTS_PREFIX)
+        acknowledge_prefix_grants(results.role, bucket, GENERATED_PREFIX, reads=False, writes=True)
 
     def _rest_api(self) -> apigw.RestApi:
         config = self.config

@@ -44,7 +44,7 @@ METRICS_NAMESPACE = "DreamBoothPipeline"
 # Powertools adds a `service` dimension (POWERTOOLS_SERVICE_NAME) to every metric it emits.
 PIPELINE_SERVICE = TRAINING_METRICS_SERVICE
 API_SERVICE = "inference-api"
-WORKER_SERVICE = "generation-worker"
+RESULTS_SERVICE = "generation-results"
 METRIC_ENDPOINT_IN_SERVICE = "EndpointInService"
 METRIC_ENDPOINT_TRANSITION_MINUTES = "EndpointTransitionMinutes"
 ALARM_PERIOD = Duration.minutes(5)
@@ -93,7 +93,8 @@ class ApiMetricsSource:
     """What the dashboard reads of the HTTPS API (None parts are left off)."""
 
     stage: apigw.Stage
-    failed_dispatches: Optional[sqs.IQueue] = None
+    failed_notices: Optional[sqs.IQueue] = None
+    """Result notices SNS could not deliver to the result function."""
 
 
 class Monitoring(Construct):
@@ -241,12 +242,12 @@ class Monitoring(Construct):
             stage = api.stage
             generations = [
                 custom("GenerationsRequested", API_SERVICE, "Sum", "queued"),
-                custom("GenerationsSucceeded", WORKER_SERVICE, "Sum", "succeeded"),
-                custom("GenerationsFailed", WORKER_SERVICE, "Sum", "failed"),
+                custom("GenerationsSucceeded", RESULTS_SERVICE, "Sum", "succeeded"),
+                custom("GenerationsFailed", RESULTS_SERVICE, "Sum", "failed"),
             ]
-            if api.failed_dispatches is not None:
-                generations.append(api.failed_dispatches.metric_approximate_number_of_messages_visible(
-                    label="dispatches failed (queue)"))
+            if api.failed_notices is not None:
+                generations.append(api.failed_notices.metric_approximate_number_of_messages_visible(
+                    label="result notices undelivered (queue)"))
             dashboard.add_widgets(
                 cw.GraphWidget(title="API requests and errors", width=8,
                                left=[stage.metric_count(statistic="Sum", label="requests"),

@@ -9,7 +9,13 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.constructs.data_bucket import DATASETS_PREFIX, MODELS_PREFIX
+from stacks.constructs.data_bucket import (
+    DATASETS_PREFIX,
+    INFERENCE_FAILURES_PREFIX,
+    INFERENCE_OUTPUTS_PREFIX,
+    INFERENCE_REQUESTS_PREFIX,
+    MODELS_PREFIX,
+)
 from stacks.constructs.nag import acknowledge, acknowledge_prefix_grants
 
 # AWS's account that publishes the Deep Learning Containers used by JumpStart.
@@ -27,7 +33,8 @@ class SageMakerRoles(Construct):
 
     Attributes:
       training_role: reads only `datasets/*` and the JumpStart objects, writes only `models/*`.
-      hosting_role: reads only `models/*` (the trained artifact).
+      hosting_role: reads `models/*` (the trained artifact) and `inference/requests/*` (asynchronous
+        requests), writes `inference/outputs/*` and `inference/failures/*` (answers, failures).
     Both may pull the Deep Learning Container images and write their own logs and metrics.
     """
 
@@ -57,9 +64,16 @@ class SageMakerRoles(Construct):
             self, "Hosting", assumed_by=principal, description="SageMaker endpoint model of the DreamBooth pipeline"
         )
         bucket.grant_read(self.hosting_role, f"{MODELS_PREFIX}*")
+        # Asynchronous inference runs with this role: it reads the request objects and writes the
+        # answers and failures, then notifies (see grant_notify).
+        bucket.grant_read(self.hosting_role, f"{INFERENCE_REQUESTS_PREFIX}*")
+        bucket.grant_put(self.hosting_role, f"{INFERENCE_OUTPUTS_PREFIX}*")
+        bucket.grant_put(self.hosting_role, f"{INFERENCE_FAILURES_PREFIX}*")
         # SageMaker writes an endpoint's container logs to /aws/sagemaker/Endpoints/<endpoint name>.
         self._container_basics(self.hosting_role, f"Endpoints/{endpoint_name}", "huggingface-pytorch-inference")
-        acknowledge_prefix_grants(self.hosting_role, bucket, MODELS_PREFIX)
+        acknowledge_prefix_grants(self.hosting_role, bucket, MODELS_PREFIX, INFERENCE_REQUESTS_PREFIX)
+        acknowledge_prefix_grants(self.hosting_role, bucket, INFERENCE_OUTPUTS_PREFIX, INFERENCE_FAILURES_PREFIX,
+                                  reads=False, writes=True)
 
     def _container_basics(self, role: iam.Role, log_kind: str, repository: str) -> None:
         role.add_to_principal_policy(

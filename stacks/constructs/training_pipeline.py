@@ -26,9 +26,9 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from stacks.config import IDLE_CHECK_INTERVAL_MINUTES, NotificationConfig, ServingConfig, TrainingConfig
-from stacks.constructs.data_bucket import DATASETS_PREFIX
-from stacks.constructs.deploy_workflow import DeployWorkflow
+from stacks.config import NotificationConfig, ServingConfig, TrainingConfig
+from stacks.constructs.data_bucket import DATASETS_PREFIX, INFERENCE_FAILURES_PREFIX, INFERENCE_OUTPUTS_PREFIX
+from stacks.constructs.deploy_workflow import AsyncOutput, DeployWorkflow
 from stacks.constructs.jumpstart_lock import JumpStartArtifacts, JumpStartLock
 from stacks.constructs.model_registry import ModelRegistry
 from stacks.constructs.monitoring import METRICS_NAMESPACE, retention
@@ -58,8 +58,9 @@ class TrainingPipeline(Construct):
       training_state_machine, deploy_state_machine (input {"modelId": ...}),
       endpoint_name (created at run time, `<stack name>-sd`), upload_rule, upload_function,
       snapshot_function, validate_function, park_function / endpoint_event_function /
-      endpoint_rule (the endpoint state-change wake-up), scaling_function (autoscaling after InService),
-      idle_function / idle_rule (scheduled idle shutdown; None when idleMinutes is 0), cleanup (custom resource),
+      endpoint_rule (the endpoint state-change wake-up), scaling_function (autoscaling after InService:
+      scale to zero after idleMinutes, and from zero), inference_success_topic / inference_error_topic
+      (SageMaker's asynchronous inference notices), cleanup (custom resource),
       roles (SageMakerRoles), artifacts (JumpStart lock values by region), topic_key (the
       topic's customer-managed KMS key: CloudWatch alarms cannot publish with the AWS-managed one).
     """
@@ -152,11 +153,20 @@ class TrainingPipeline(Construct):
                                                              max_event_age=Duration.hours(1)))
         max_polls = max(1, serving.endpoint_max_wait_minutes * 60 // serving.endpoint_poll_s)
         self.scaling_function = self._function(
-            "EndpointAutoscaling", "idle_tasks.scaling",
-            {"MIN_INSTANCES": str(serving.min_instances), "MAX_INSTANCES": str(serving.max_instances),
-             "TARGET_INVOCATIONS_PER_INSTANCE": str(serving.target_invocations_per_instance)},
-            timeout_s=60, description="Registers (or removes) the endpoint variant's autoscaling")
+            "EndpointAutoscaling", "autoscaling_task.handler",
+            {"MAX_INSTANCES": str(serving.max_instances),
+             "TARGET_BACKLOG_PER_INSTANCE": str(serving.target_backlog_per_instance),
+             "IDLE_MINUTES": str(serving.idle_minutes)},
+            timeout_s=60, description="Registers (or removes) the endpoint variant's autoscaling and its alarms")
         self._grant_autoscaling(self.scaling_function, register=True)
+        # SageMaker publishes asynchronous inference results with the hosting role.
+        self.inference_success_topic = self._inference_topic("InferenceSucceeded", "succeeded")
+        self.inference_error_topic = self._inference_topic("InferenceFailed", "failed")
+        async_output = AsyncOutput(
+            output_uri=bucket.s3_url_for_object(INFERENCE_OUTPUTS_PREFIX.rstrip("/")),
+            failure_uri=bucket.s3_url_for_object(INFERENCE_FAILURES_PREFIX.rstrip("/")),
+            success_topic=self.inference_success_topic, error_topic=self.inference_error_topic,
+        )
         deploy = DeployWorkflow(
             self, "Deploy",
             registry_table=self.registry_table, state_table=self.state_table, topic=self.topic,
@@ -168,7 +178,7 @@ class TrainingPipeline(Construct):
                 arn_format=_COLON_ARN),
             park_function=self.park_function,
             scaling_function=self.scaling_function,
-            initial_instance_count=serving.min_instances,
+            async_output=async_output,
         )
         self.deploy_state_machine = self._state_machine("DeployStateMachine", deploy.definition, deploy_name)
         sagemaker_arn = arn_prefix(self, "sagemaker")
@@ -191,7 +201,6 @@ class TrainingPipeline(Construct):
             *(f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(fn.node.default_child)}.Arn>:*]"
               for fn in (self.park_function, self.scaling_function)),
         )
-        self.idle_function, self.idle_rule = self._idle_shutdown(serving, deploy_name)
 
         # ---- training state machine ----
         workflow = TrainingWorkflow(
@@ -275,16 +284,15 @@ class TrainingPipeline(Construct):
         self.cleanup = self._cleanup([(self.training_state_machine, f"{name_prefix}-train"),
                                       (self.deploy_state_machine, deploy_name)])
 
-    # ---- idle shutdown and autoscaling ----
+    # ---- autoscaling ----
 
     def _endpoint_arns(self) -> tuple[str, str]:
         stack = Stack.of(self)
         return (stack.format_arn(service="sagemaker", resource="endpoint", resource_name=self.endpoint_name.lower()),
                 stack.format_arn(service="sagemaker", resource="endpoint-config", resource_name="*"))
 
-    def _grant_autoscaling(self, function: lambda_.Function, *, register: bool, also_on_star: str = "") -> None:
-        """Application Auto Scaling on the endpoint's variant (register, or only deregister).
-        `also_on_star`: why the role's other actions on `*` need it (one acknowledgment per finding)."""
+    def _grant_autoscaling(self, function: lambda_.Function, *, register: bool) -> None:
+        """Application Auto Scaling on the endpoint's variant, and its alarms (register, or only deregister)."""
         stack = Stack.of(self)
         endpoint_arn, config_arns = self._endpoint_arns()
         actions = ["application-autoscaling:DeregisterScalableTarget"]
@@ -295,14 +303,16 @@ class TrainingPipeline(Construct):
                         "application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy"]
         # Scalable targets get a generated id in their ARN, unknown before registration.
         function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=["*"]))
-        alarms = stack.format_arn(service="cloudwatch", resource="alarm",
-                                  resource_name=f"TargetTracking-endpoint/{self.endpoint_name}/*",
-                                  arn_format=_COLON_ARN)
-        # Deregistering deletes the target's policies and their alarms with the caller's permissions.
+        alarms = [stack.format_arn(service="cloudwatch", resource="alarm", resource_name=name, arn_format=_COLON_ARN)
+                  for name in (f"TargetTracking-endpoint/{self.endpoint_name}/*", f"{self.endpoint_name}-*")]
+        # Deregistering deletes the target's policies and their alarms with the caller's permissions;
+        # the step policies' two alarms (scale out from zero, scale in when idle) are ours to delete.
         alarm_actions = ["cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"]
         findings = [f"AwsSolutions-IAM5[Resource::{arn_prefix(self, 'cloudwatch')}alarm:TargetTracking-endpoint/"
-                    f"{self.endpoint_name}/*]"]
-        reason = "The target-tracking alarms are named by Application Auto Scaling under this endpoint's prefix"
+                    f"{self.endpoint_name}/*]",
+                    f"AwsSolutions-IAM5[Resource::{arn_prefix(self, 'cloudwatch')}alarm:{self.endpoint_name}-*]"]
+        reason = ("The target-tracking alarms are named by Application Auto Scaling under this endpoint's prefix, "
+                  "the step policies' alarms `<endpoint>-scale-out-from-zero` / `-scale-in-when-idle` by this stack")
         if register:
             # What Application Auto Scaling checks and does with the caller's permissions when it
             # registers a SageMaker variant and puts its target-tracking alarms.
@@ -320,53 +330,16 @@ class TrainingPipeline(Construct):
                 resources=[f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/aws-service-role/"
                            f"{AUTOSCALING_SLR_SERVICE}/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"],
                 conditions={"StringLike": {"iam:AWSServiceName": AUTOSCALING_SLR_SERVICE}}))
-        function.add_to_role_policy(iam.PolicyStatement(actions=alarm_actions, resources=[alarms]))
+        function.add_to_role_policy(iam.PolicyStatement(actions=alarm_actions, resources=alarms))
         acknowledge(function.role, reason + ".", *findings)
         # The role's one Resource::* acknowledgment (it replaces _function's X-Ray one): every action on *.
         acknowledge(
             function.role,
             "On *: " + ", ".join(actions) + " (Application Auto Scaling names scalable targets with generated "
             "ids: no resource-level permission is possible before registration); xray:PutTraceSegments, "
-            "xray:PutTelemetryRecords (X-Ray tracing supports no resource-level permissions)"
-            + (f"; {also_on_star}" if also_on_star else "") + ".",
+            "xray:PutTelemetryRecords (X-Ray tracing supports no resource-level permissions).",
             "AwsSolutions-IAM5[Resource::*]",
         )
-
-    def _idle_shutdown(self, serving: ServingConfig, deploy_name: str
-                       ) -> tuple[Optional[lambda_.Function], Optional[events.Rule]]:
-        """Scheduled idle check that deletes an unused endpoint (none when idleMinutes is 0)."""
-        if serving.idle_minutes <= 0:
-            return None, None
-        stack = Stack.of(self)
-        deploy_arn = stack.format_arn(service="states", resource="stateMachine", resource_name=deploy_name,
-                                      arn_format=_COLON_ARN)
-        function = self._function(
-            "IdleCheck", "idle_tasks.check_idle",
-            {"REGISTRY_TABLE_NAME": self.registry_table.table_name, "STATE_TABLE_NAME": self.state_table.table_name,
-             "ENDPOINT_NAME": self.endpoint_name, "DEPLOY_STATE_MACHINE_ARN": deploy_arn,
-             "IDLE_MINUTES": str(serving.idle_minutes), "TOPIC_ARN": self.topic.topic_arn},
-            timeout_s=60, description="Deletes the endpoint (model and config kept) after idleMinutes without use")
-        self.registry_table.grant(function, "dynamodb:GetItem", "dynamodb:UpdateItem")
-        self.state_table.grant(function, "dynamodb:UpdateItem")
-        endpoint_arn, _ = self._endpoint_arns()
-        function.add_to_role_policy(iam.PolicyStatement(
-            actions=["sagemaker:DescribeEndpoint", "sagemaker:DeleteEndpoint"], resources=[endpoint_arn]))
-        function.add_to_role_policy(iam.PolicyStatement(actions=["states:ListExecutions"], resources=[deploy_arn]))
-        function.add_to_role_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn]))
-        self._grant_topic_key(function.role)
-        # GetMetricStatistics supports no resource-level permissions; the Resource::* finding is
-        # acknowledged in _grant_autoscaling with the others on this role.
-        function.add_to_role_policy(iam.PolicyStatement(actions=["cloudwatch:GetMetricStatistics"], resources=["*"]))
-        self._grant_autoscaling(function, register=False, also_on_star=(
-            "cloudwatch:GetMetricStatistics (the endpoint's Invocations; no resource-level permissions)"))
-        rule = events.Rule(
-            self, "IdleCheckSchedule",
-            description=f"Checks every {IDLE_CHECK_INTERVAL_MINUTES} minutes whether the endpoint has been idle "
-                        f"for {serving.idle_minutes} minutes",
-            schedule=events.Schedule.rate(Duration.minutes(IDLE_CHECK_INTERVAL_MINUTES)),
-        )
-        rule.add_target(targets.LambdaFunction(function, retry_attempts=0))
-        return function, rule
 
     # ---- building blocks ----
 
@@ -386,6 +359,15 @@ class TrainingPipeline(Construct):
         )
         if notifications.email:
             topic.add_subscription(subscriptions.EmailSubscription(notifications.email))
+        return topic
+
+    def _inference_topic(self, construct_id: str, outcome: str) -> sns.Topic:
+        topic = sns.Topic(self, construct_id, display_name=f"DreamBooth generations {outcome}", enforce_ssl=True,
+                          master_key=self.topic_key)
+        # Not grant_publish: it adds kms:GenerateDataKey* on the key; the exact two actions are granted below.
+        self.roles.hosting_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["sns:Publish"], resources=[topic.topic_arn]))
+        self._grant_topic_key(self.roles.hosting_role)
         return topic
 
     def _grant_topic_key(self, role: Optional[iam.IRole]) -> None:

@@ -15,9 +15,12 @@ What the harness adds to moto, and says so:
   echoes payloads) is patched to import the function's handler from its synthesized asset
   directory and call it in-process, with the function's environment from the template, each
   function with its own copy of its modules, as separate Lambda functions have (see
-  `_invoke_in_process`). An asynchronous invocation (InvocationType=Event, how the API function
-  starts the worker) answers 202 at once and runs the function on a background thread;
+  `_invoke_in_process`). An asynchronous invocation (InvocationType=Event, and SNS's delivery to
+  a Lambda subscriber) answers at once and runs the function on a background thread;
   `wait_until_idle` waits for those too, and `async_invocations` records their results.
+- SNS: SageMaker's asynchronous inference notices (from `SageMakerSimulator`) are delivered as
+  SNS delivers to Lambda: to every function the template subscribes to that topic
+  (AWS::SNS::Subscription, protocol lambda), with SNS's event, asynchronously.
 - API Gateway: moto does not execute AWS_PROXY integrations. `api()` builds the REST proxy event
   (tests/api/adapter.py) and calls the API function's handler in-process; it does not
   authenticate, throttle or validate request models (asserted on the template in tests/api).
@@ -32,8 +35,8 @@ What the harness adds to moto, and says so:
   interpreter skips these conversions; a Wait on a timestamp waits until that moment (moto's
   truncates to whole seconds and wakes early); Timestamp* Choice rules compare RFC 3339
   timestamps with fractions (moto's parse only whole seconds). See `_patch_sfn_integration`.
-- EventBridge schedule rules (the idle check) match no event: `deliver()` skips them; tests fire
-  the scheduled function with the event's `time` themselves.
+- EventBridge schedule rules (the dispatcher's periodic check) match no event: `deliver()` skips
+  them; tests run the scheduled function themselves (`run_schedule`).
 - SageMaker: durations, failures and UpdateEndpoint come from `SageMakerSimulator`.
 - DynamoDB: moto's conditional writes are not atomic across threads; `atomic_dynamodb`
   serializes its item operations, as DynamoDB serializes writes to an item.
@@ -377,6 +380,7 @@ class PipelineHarness:
         }))
         self._stack.enter_context(atomic_dynamodb())
         self.simulator.on_endpoint_settled = self._on_endpoint_settled
+        self.simulator.on_async_notice = self.deliver_sns
         self._stack.enter_context(self.simulator)
         # moto's interpreter logs every IsPresent miss as an ERROR and every SageMaker task as
         # "unsupported": noise here, since the harness serves those tasks.
@@ -560,15 +564,23 @@ class PipelineHarness:
         dynamodb = self.client("dynamodb")
         for logical, resource in synth.resources("AWS::DynamoDB::Table").items():
             props = resource["Properties"]
+            indexes = {"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]} \
+                if props.get("GlobalSecondaryIndexes") else {}
             dynamodb.create_table(TableName=logical, KeySchema=props["KeySchema"],
-                                  AttributeDefinitions=props["AttributeDefinitions"], BillingMode="PAY_PER_REQUEST")
+                                  AttributeDefinitions=props["AttributeDefinitions"], BillingMode="PAY_PER_REQUEST",
+                                  **indexes)
             if props.get("TimeToLiveSpecification"):
                 dynamodb.update_time_to_live(TableName=logical, TimeToLiveSpecification=props["TimeToLiveSpecification"])
 
         sns, sqs = self.client("sns"), self.client("sqs")
         self.notification_queues: dict[str, str] = {}
+        subscribed = {self.resolve(sub["Properties"]["TopicArn"])
+                      for sub in synth.resources("AWS::SNS::Subscription").values()
+                      if sub["Properties"]["Protocol"] == "lambda"}
         for logical in synth.resources("AWS::SNS::Topic"):
             sns.create_topic(Name=logical)
+            if arns[logical] in subscribed:
+                continue  # delivered to its Lambda subscribers by `deliver_sns`, not read as a notification
             queue_url = sqs.create_queue(QueueName=f"{logical}-inbox")["QueueUrl"]
             queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
             sns.subscribe(TopicArn=arns[logical], Protocol="sqs", Endpoint=queue_arn)
@@ -661,9 +673,13 @@ class PipelineHarness:
         return self.functions[logical]
 
     @property
-    def worker_function(self) -> FunctionSpec:
-        """The function the API function starts asynchronously (its WORKER_FUNCTION_NAME)."""
-        return self.functions[self.api_function.environment["WORKER_FUNCTION_NAME"]]
+    def results_function(self) -> FunctionSpec:
+        """The function subscribed to SageMaker's asynchronous inference notices."""
+        return self.function_named("ApiResults")
+
+    @property
+    def dispatch_function(self) -> FunctionSpec:
+        return self.function_named("ApiDispatch")
 
     @property
     def generations_table(self) -> str:
@@ -791,6 +807,40 @@ class PipelineHarness:
             "detail": {"EndpointName": endpoint_name, "EndpointStatus": status,
                        "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{endpoint_name.lower()}"},
         }
+
+    def deliver_sns(self, topic_arn: str, message: Mapping[str, Any]) -> None:
+        """Publish as SNS delivers to Lambda: each function the template subscribes to the topic,
+        invoked asynchronously with SNS's event."""
+        assert self.synthesized is not None
+        for subscription in self.synthesized.resources("AWS::SNS::Subscription").values():
+            props = subscription["Properties"]
+            if props["Protocol"] != "lambda" or self.resolve(props["TopicArn"]) != topic_arn:
+                continue
+            function = self.resolve(props["Endpoint"]).rsplit(":", 1)[1]
+            event = {"Records": [{
+                "EventSource": "aws:sns", "EventVersion": "1.0",
+                "EventSubscriptionArn": f"{topic_arn}:{uuid.uuid4()}",
+                "Sns": {"Type": "Notification", "MessageId": str(uuid.uuid4()), "TopicArn": topic_arn,
+                        "Subject": None, "Message": json.dumps(message),
+                        "Timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                        "SignatureVersion": "1", "MessageAttributes": {}},
+            }]}
+            self.record("sns", f"{topic_arn.rsplit(':', 1)[1]} -> {function}: {message.get('invocationStatus')} "
+                               f"{message.get('inferenceId')}")
+            self._invoke_async(function, event)
+
+    def run_schedule(self, contains: str) -> Any:
+        """Fire a schedule rule's target now, as EventBridge does (the Scheduled Event)."""
+        assert self.synthesized is not None
+        (rule,) = [r for logical, r in self.synthesized.resources("AWS::Events::Rule").items()
+                   if contains in logical and "ScheduleExpression" in r["Properties"]]
+        (target,) = rule["Properties"]["Targets"]
+        function = self.resolve(target["Arn"]).rsplit(":", 1)[1]
+        event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+                 "account": ACCOUNT, "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                 "region": REGION, "resources": [], "detail": {}}
+        self.record("eventbridge", f"schedule {contains} -> {function}")
+        return self.invoke(function, event)
 
     def _on_endpoint_settled(self, endpoint_name: str, status: str) -> None:
         if self.deliver_endpoint_events:

@@ -13,12 +13,10 @@ no UpdateEndpoint. `SageMakerSimulator` patches moto's backend so that:
 - UpdateEndpoint exists: the endpoint is Updating for `endpoint_s` seconds while the old config
   keeps serving, then serves the new config, or (with `fail_endpoint_update`) rolls back to the
   old one, InService with a FailureReason, as SageMaker does;
-- InvokeEndpoint (sagemaker-runtime) answers like the JumpStart Stable Diffusion model does for
-  `Accept: application/json;jpeg` ({"generated_images": [<base64 JPEG>], "prompt": ...}), but with
-  a PLACEHOLDER image: a flat colour with "PLACEHOLDER", the model, prompt and seed written on it
-  (no model runs). It answers only while the endpoint exists and serves a config whose model
-  exists (InService, or Updating while the old config keeps serving); otherwise it raises
-  SageMaker's ValidationError, as the real runtime does for an endpoint that cannot serve.
+- The model answers like the JumpStart Stable Diffusion model does for `Accept:
+  application/json;jpeg` ({"generated_images": [<base64 JPEG>], "prompt": ...}), but with a
+  PLACEHOLDER image: a flat colour with "PLACEHOLDER", the model, prompt and seed written on it
+  (no model runs).
 - InvokeEndpointAsync (asynchronous inference, for endpoint configs with AsyncInferenceConfig):
   the request joins the endpoint's queue (accepted while the endpoint exists and is InService or
   Updating; refused otherwise, as SageMaker refuses an endpoint it cannot queue for). Each
@@ -65,8 +63,9 @@ from moto.sagemaker import responses as sm_responses
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
+ACCOUNT = "123456789012"
 PLACEHOLDER_ACCEPT = "application/json;jpeg"
-"""The only answer format the simulated model produces (the API's worker asks for it)."""
+"""The only answer format the simulated model produces (the API asks for it)."""
 
 
 class RuntimeValidationError(JsonRESTError):
@@ -154,16 +153,6 @@ class SageMakerSimulator:
             mock.patch.object(sm_responses.SageMakerResponse, "update_endpoint", _update_endpoint_response, create=True)
         )
         sim = self
-
-        def invoke_endpoint(response: Any) -> Any:
-            # moto reads EndpointName from the query, but boto3 puts it in the path.
-            name = unquote(response.path.rstrip("/").split("/")[-2])
-            body = response.body.decode() if isinstance(response.body, bytes) else (response.body or "")
-            answer, content_type = sim._invoke_endpoint(response.sagemakerruntime_backend, name,
-                                                         response.headers.get("Accept"), body)
-            return 200, {"Content-Type": content_type, "x-Amzn-Invoked-Production-Variant": "AllTraffic"}, answer
-
-        self._stack.enter_context(mock.patch.object(SageMakerRuntimeResponse, "invoke_endpoint", invoke_endpoint))
 
         def invoke_endpoint_async(response: Any) -> Any:
             name = unquote(response.path.rstrip("/").split("/")[-2])
@@ -356,57 +345,6 @@ class SageMakerSimulator:
         return delete_endpoint
 
 
-    # -- InvokeEndpoint --
-
-    def _invoke_endpoint(self, runtime: Any, endpoint_name: str, accept: Optional[str], body: str) -> tuple[str, str]:
-        import base64
-        import json
-
-        backend = sm_models.sagemaker_backends[runtime.account_id][runtime.region_name]
-        with self._lock:
-            endpoint = backend.endpoints.get(endpoint_name)
-            if endpoint is not None:
-                # Settle a pending create/update that is due, as a DescribeEndpoint would.
-                pending = self._endpoints.get(endpoint_name)
-                if pending and time.monotonic() >= pending["ready_at"]:
-                    self._finish_endpoint(endpoint, pending)
-                    del self._endpoints[endpoint_name]
-            status = endpoint.endpoint_status if endpoint is not None else None
-            config_name = endpoint.endpoint_config_name if endpoint is not None else None
-        self.calls.append(("invoke_endpoint", endpoint_name))
-        if endpoint is None:
-            self.log("invoke-refused", f"{endpoint_name} does not exist")
-            raise RuntimeValidationError(f"Endpoint {endpoint_name} of account {runtime.account_id} not found.")
-        if status not in ("InService", "Updating"):
-            self.log("invoke-refused", f"{endpoint_name} status={status}")
-            raise RuntimeValidationError(f"Endpoint {endpoint_name} is not in service (status: {status}).")
-        config = backend.endpoint_configs.get(config_name)
-        models = [v.get("ModelName") for v in (config.production_variants if config else [])]
-        if not models or any(m not in backend._models for m in models):
-            self.log("invoke-refused", f"{endpoint_name} config {config_name} has no model")
-            raise RuntimeValidationError(f"Endpoint {endpoint_name} serves no model (config {config_name}).")
-        if accept != PLACEHOLDER_ACCEPT:
-            raise RuntimeValidationError(f"the simulated model answers Accept: {PLACEHOLDER_ACCEPT} only, not {accept!r}")
-        try:
-            payload = json.loads(body or "{}")
-        except ValueError:
-            raise RuntimeValidationError("the simulated model expects a JSON body") from None
-        try:
-            prompt = str(payload["prompt"])
-            seed = None if payload.get("seed") is None else int(payload["seed"])
-            count = int(payload.get("num_images_per_prompt", 1))
-            width, height = int(payload.get("width", 512)), int(payload.get("height", 512))
-        except (KeyError, TypeError, ValueError) as error:
-            raise RuntimeValidationError(f"the simulated model cannot read this request ({error!r})") from None
-        if not 1 <= count <= PLACEHOLDER_MAX_IMAGES or min(width, height) < 1:
-            raise RuntimeValidationError(
-                f"the simulated model draws 1-{PLACEHOLDER_MAX_IMAGES} images of a positive size per call")
-        images = [placeholder_jpeg(prompt, None if seed is None else seed + i, models[0], width=width, height=height)
-                  for i in range(count)]
-        self.log("invoke-endpoint", f"{endpoint_name} model={models[0]} seed={seed} images={count} (placeholder)")
-        answer = json.dumps({"generated_images": [base64.b64encode(i).decode() for i in images], "prompt": prompt})
-        return answer, "application/json"
-
     # -- asynchronous inference --
 
     def _async_config(self, config_name: str) -> Optional[dict[str, Any]]:
@@ -414,9 +352,8 @@ class SageMakerSimulator:
         config = backend.endpoint_configs.get(config_name)
         return (config.async_inference_config or None) if config is not None else None
 
-    @staticmethod
-    def _backend() -> Any:
-        return sm_models.sagemaker_backends["123456789012"]["us-east-1"]
+    def _backend(self) -> Any:
+        return sm_models.sagemaker_backends[ACCOUNT][self.region]
 
     def _start_fleet(self, endpoint_name: str, config_name: str, *, keep_queue: bool = False) -> None:
         """An endpoint (re)starting on `config_name`: the config's instances; an update keeps the queue."""
@@ -574,6 +511,7 @@ class SageMakerSimulator:
         config = backend.endpoint_configs.get(config_name)
         model = config.production_variants[0].get("ModelName") if config else None
         request["model"] = model
+        request["started_s"] = round(time.monotonic() - self._start, 3)
         self.log("async-invocation-started", f"{endpoint_name} {request['inference_id']} model={model}")
         error: Optional[str] = None
         answer: Optional[str] = None

@@ -1,12 +1,13 @@
-"""The API on the harness: the synthesized API function and worker, against the pipeline's own
-resources, with the endpoint the pipeline deployed (SageMaker simulated, images placeholders)."""
+"""Serving on the harness: the synthesized API, result and dispatcher functions against the
+pipeline's own resources and the asynchronous endpoint the pipeline deployed (SageMaker's queue,
+scaling and notices simulated, images placeholders)."""
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import time
+from collections import Counter
 from urllib.parse import urlparse
 
 import boto3
@@ -19,102 +20,220 @@ from tests.harness import PipelineHarness, SageMakerSimulator, placeholder_jpeg,
 from tests.pipeline.conftest import jpeg_bytes
 
 PHOTOS = {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}
+CAT_PHOTOS = {f"cat{i}.jpg": jpeg_bytes(600, 600 + i) for i in range(3)}
+INVOCATION_TIMEOUT_S = 2
+CONTEXT = {"quietWindowSeconds": 2, "endpointPollSeconds": 1, "idleMinutes": 1,
+           "asyncInvocationTimeoutSeconds": INVOCATION_TIMEOUT_S}
 
 
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory):
-    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1},
-                      outdir=tmp_path_factory.mktemp("assembly"))
+    return synthesize(CONTEXT, outdir=tmp_path_factory.mktemp("assembly"))
 
 
-def test_upload_train_deploy_then_generate_images_through_the_api(synthesized):
-    with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(training_s=1, endpoint_s=1)) as h:
-        # The API's functions are deployed from the template, environment resolved to moto's resources.
+def harness(synthesized, **simulator) -> PipelineHarness:
+    return PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(**simulator))
+
+
+def wait_for(condition, timeout_s: float = 30, what: str = "condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise TimeoutError(what)
+
+
+def finished(h: PipelineHarness, generation_id: str, timeout_s: float = 30) -> dict:
+    return wait_for(lambda: (lambda b: b if b["status"] != "queued" else None)(
+        h.api("GET", f"/generations/{generation_id}").json()), timeout_s, f"generation {generation_id}")
+
+
+def instances(h: PipelineHarness) -> int:
+    variant = h.client("sagemaker").describe_endpoint(EndpointName=h.endpoint_name)["ProductionVariants"][0]
+    return variant["CurrentInstanceCount"]
+
+
+def events(h: PipelineHarness, kind: str) -> list[str]:
+    return [detail for _, event, detail in h.simulator.timeline if event == kind]
+
+
+def test_generations_go_through_the_asynchronous_endpoint_and_come_back_as_images(synthesized):
+    with harness(synthesized, training_s=1, endpoint_s=1) as h:
         api_env = h.api_function.environment
         assert api_env["GENERATIONS_TABLE"] == h.generations_table != h.registry_table
-        assert api_env["REGISTRY_TABLE"] == h.registry_table
-        assert api_env["BUCKET_NAME"] == h.worker_function.environment["BUCKET_NAME"] == h.bucket
+        assert api_env["BUCKET_NAME"] == h.results_function.environment["BUCKET_NAME"] == h.bucket
         assert api_env["ENDPOINT_NAME"] == h.endpoint_name
-        assert api_env["DEPLOY_STATE_MACHINE_ARN"] == h.deploy_machine_arn
         ttl = h.client("dynamodb").describe_time_to_live(TableName=h.generations_table)
         assert ttl["TimeToLiveDescription"] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expiresAt"}
 
-        h.upload_dataset("doppler", {**PHOTOS, "dataset_info.json": json.dumps(
+        model_id = h.train_and_deploy("doppler", {**PHOTOS, "dataset_info.json": json.dumps(
             {"instance_prompt": "a photo of sks Doppler dog"}).encode()})
-        h.wait_until_idle(60)
-        (model_id,) = h.models()
-        status = h.api("GET", "/status").json()
-        assert status["endpoint"]["state"] == "in_service" and status["live_model"]["model_id"] == model_id
+        # The endpoint config is an asynchronous one: answers and notices as the issue asks.
+        config = h.client("sagemaker").describe_endpoint_config(EndpointConfigName=model_id)
+        async_config = config["AsyncInferenceConfig"]
+        assert async_config["ClientConfig"] == {"MaxConcurrentInvocationsPerInstance": 1}
+        output = async_config["OutputConfig"]
+        assert output["S3OutputPath"] == f"s3://{h.bucket}/inference/outputs"
+        assert output["S3FailurePath"] == f"s3://{h.bucket}/inference/failures"
+        assert set(output["NotificationConfig"]) == {"SuccessTopic", "ErrorTopic"}
 
         created = h.api("POST", "/generations", {"prompt": "Doppler on the beach", "num_images": 2, "seed": 7})
         assert created.status == 202, created.text
         generation_id = created.json()["id"]
         assert created.headers["Location"] == f"/generations/{generation_id}"
-        assert created.json()["model_id"] == model_id
-        h.wait_until_idle(30)  # the worker runs on its own thread, as an Event invocation does
-
-        (worker_run,) = h.async_invocations
-        assert worker_run.function == h.worker_function.name
-        assert worker_run.payload == {"generationId": generation_id} and worker_run.error is None
-        assert [d for _, e, d in h.simulator.timeline if e == "invoke-endpoint"] == [
-            f"{h.endpoint_name} model={model_id} seed={seed} images=1 (placeholder)" for seed in (7, 8)]
-
-        shown = h.api("GET", f"/generations/{generation_id}")
-        assert shown.status == 200
-        body = shown.json()
-        assert body["status"] == "succeeded" and body["model_id"] == model_id
+        body = finished(h, generation_id)
+        assert body["status"] == "succeeded" and body["model_id"] == model_id, body
         assert [i["seed"] for i in body["images"]] == [7, 8]
+        # One asynchronous request per image, each with its request object, TTL and timeout.
+        sent = [r for r in h.simulator.async_requests if r["inference_id"].startswith(generation_id)]
+        assert sorted(r["inference_id"] for r in sent) == [f"{generation_id}-0", f"{generation_id}-1"]
+        assert {(r["accept"], r["ttl_s"], r["timeout_s"]) for r in sent} == {
+            ("application/json;jpeg", 360 * 60, INVOCATION_TIMEOUT_S)}
         stored = h.generation_images(generation_id)
         assert sorted(stored) == [f"generated/{generation_id}/0.jpg", f"generated/{generation_id}/1.jpg"]
-        for image, key in zip(body["images"], sorted(stored)):
+        for image, key, seed in zip(body["images"], sorted(stored), (7, 8)):
             url = urlparse(image["url"])
             assert url.path.endswith(key) and "X-Amz-Signature=" in url.query
             fetched = requests.get(image["url"], timeout=5)  # moto serves the presigned URL
             assert fetched.status_code == 200 and fetched.content == stored[key]
-            picture = Image.open(io.BytesIO(stored[key]))
-            assert picture.format == "JPEG" and picture.size == (512, 512)
+            assert stored[key] == placeholder_jpeg("Doppler on the beach", seed, model_id)
+            assert Image.open(io.BytesIO(stored[key])).format == "JPEG"
 
-        # `wait` answers with the finished generation while the worker runs alongside.
+        # `wait` answers with the finished generation when the notice comes in time.
         waited = h.api("POST", "/generations", {"prompt": "Doppler in the snow", "seed": 1, "wait": 10})
         assert waited.status == 200, waited.text
         assert waited.json()["status"] == "succeeded" and len(waited.json()["images"]) == 1
 
 
-def test_without_a_live_model_the_api_refuses_and_the_simulated_endpoint_serves_nothing(synthesized):
-    with PipelineHarness(synthesized=synthesized) as h:
+def test_without_a_live_model_generations_are_refused_and_nothing_is_sent(synthesized):
+    with harness(synthesized) as h:
         refused = h.api("POST", "/generations", {"prompt": "anything"})
         assert refused.status == 409 and "no model has been trained" in refused.json()["error"]["message"]
-        assert h.async_invocations == []
         assert h.api("GET", "/status").json()["endpoint"]["state"] == "none"
-
+        assert h.simulator.async_requests == []
         runtime = boto3.client("sagemaker-runtime", region_name="us-east-1")
         with pytest.raises(ClientError) as missing:
-            runtime.invoke_endpoint(EndpointName=h.endpoint_name, Body=b"{}", ContentType="application/json",
-                                    Accept="application/json;jpeg")
+            runtime.invoke_endpoint_async(EndpointName=h.endpoint_name, InputLocation=f"s3://{h.bucket}/x.json")
         assert missing.value.response["Error"]["Code"] == "ValidationError"
-        assert h.simulator.count("invoke_endpoint") == 1
 
 
-def test_the_simulated_endpoint_answers_only_once_in_service(synthesized):
-    with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(endpoint_s=3)) as h:
-        h.upload_dataset("doppler", PHOTOS)
-        deadline = time.monotonic() + 30
-        while not h.simulator.count("create_endpoint") and time.monotonic() < deadline:
-            time.sleep(0.1)
-        # The first deployment created the endpoint, which stays Creating for 3 s.
-        assert h.client("sagemaker").describe_endpoint(EndpointName=h.endpoint_name)["EndpointStatus"] == "Creating"
-        assert h.api("POST", "/generations", {"prompt": "too early"}).status == 409  # nothing live yet
-        runtime = h.client("sagemaker-runtime")
-        request = {"EndpointName": h.endpoint_name, "ContentType": "application/json",
-                   "Accept": "application/json;jpeg", "Body": b'{"prompt": "x", "seed": 3}'}
-        with pytest.raises(ClientError, match="not in service"):
-            runtime.invoke_endpoint(**request)
+def test_fifty_requests_at_zero_instances_start_one_instance_and_each_runs_once(synthesized):
+    with harness(synthesized, scale_out_s=1.5, scale_in_s=0.5, inference_s=0.01) as h:
+        model_id = h.train_and_deploy("doppler", PHOTOS)
+        # Given the endpoint scaled in to zero instances after its idle time (billing stopped)
+        wait_for(lambda: instances(h) == 0, 10, "scale-in to zero")
+        assert events(h, "async-scale-in")
+        # When 50 generations arrive
+        ids = []
+        for n in range(50):
+            answer = h.api("POST", "/generations", {"prompt": f"Doppler number {n}", "seed": n})
+            assert answer.status == 202, answer.text
+            ids.append(answer.json()["id"])
+        # Then they wait, saying why, while one instance starts
+        waiting = h.api("GET", f"/generations/{ids[-1]}").json()
+        assert waiting["status"] == "queued"
+        assert waiting["queue_reason"].startswith("starting an instance, usually up to 10 minutes"), waiting
+        results = [finished(h, i) for i in ids]
+        # And all 50 are served, by one scale-out from zero, each request run exactly once
+        assert Counter(r["status"] for r in results) == {"succeeded": 50}
+        assert [d for d in events(h, "async-scale-out") if "from 0" in d][:1] and \
+            len([d for d in events(h, "async-scale-out") if "from 0" in d]) == 1
+        runs = Counter(r["inference_id"] for r in h.simulator.async_requests)
+        assert len(runs) == 50 and set(runs.values()) == {1}
+        assert {r["model"] for r in h.simulator.async_requests} == {model_id}
+        assert all(len(h.generation_images(i)) == 1 for i in ids)
 
+
+def test_requests_during_a_model_update_are_served_by_the_old_then_the_new_model(synthesized):
+    with harness(synthesized, endpoint_s=2, inference_s=0.05) as h:
+        old = h.train_and_deploy("doppler", PHOTOS)
+        # Given a second model being deployed (the endpoint Updating: SageMaker keeps the old model serving)
+        h.upload_dataset("cat", CAT_PHOTOS)
+        wait_for(lambda: h.simulator.count("update_endpoint"), 60, "update started")
+        during = []
+        while h.client("sagemaker").describe_endpoint(EndpointName=h.endpoint_name)["EndpointStatus"] == "Updating":
+            answer = h.api("POST", "/generations", {"prompt": "during the update", "seed": len(during)})
+            assert answer.status == 202, answer.text  # never refused for the endpoint's state
+            during.append(answer.json()["id"])
+            time.sleep(0.2)
         h.wait_until_idle(60)
-        (model_id,) = h.models()
-        (image,) = json.loads(runtime.invoke_endpoint(**request)["Body"].read())["generated_images"]
-        assert base64.b64decode(image) == placeholder_jpeg("x", 3, model_id)
-        with pytest.raises(ClientError, match="answers Accept: application/json;jpeg only"):
-            runtime.invoke_endpoint(**{**request, "Accept": "application/json"})
-        with pytest.raises(ClientError, match="cannot read this request"):
-            runtime.invoke_endpoint(**{**request, "Body": b'{"seed": 3}'})
+        (new,) = set(h.models()) - {old}
+        assert h.live_pointer()["liveModelId"] == new
+        after = h.api("POST", "/generations", {"prompt": "after the update", "seed": 99}).json()["id"]
+        served = {i: finished(h, i) for i in [*during, after]}
+        assert during and all(b["status"] == "succeeded" for b in served.values())
+        requests_ = {r["inference_id"].rsplit("-", 1)[0]: r for r in h.simulator.async_requests}
+        ran = {i: r["model"] for i, r in requests_.items()}
+        # The old model served during the update, the new one after it
+        assert [ran[i] for i in during][:1] == [old] and ran[after] == new
+        assert set(ran[i] for i in during) <= {old, new}
+        # Each result records the model the endpoint served when the result came (docs/api.md): the
+        # one that produced it, but for a request that was running on the old model at the switch.
+        (switched,) = [t for t, e, _ in h.simulator.timeline if e == "endpoint-updated"]
+        wrong = [i for i in served if served[i]["model_id"] != ran[i]]
+        assert all(ran[i] == old and served[i]["model_id"] == new and requests_[i]["started_s"] <= switched
+                   for i in wrong) and len(wrong) <= 1, wrong
+
+
+def test_an_endpoint_deleted_out_of_band_is_recreated_and_queued_requests_are_then_sent(synthesized):
+    with harness(synthesized, endpoint_s=1) as h:
+        model_id = h.train_and_deploy("doppler", PHOTOS)
+        # Given someone deletes the endpoint in the console
+        h.client("sagemaker").delete_endpoint(EndpointName=h.endpoint_name)
+        # When a generation arrives, it is accepted, queued with the reason, and the endpoint re-created
+        answer = h.api("POST", "/generations", {"prompt": "after the outage", "seed": 3})
+        assert answer.status == 202, answer.text
+        assert "being re-created from the live model's configuration" in answer.json()["queue_reason"]
+        body = finished(h, answer.json()["id"], 60)
+        assert body["status"] == "succeeded" and body["model_id"] == model_id
+        heal = [r for r in h.deploy_runs() if r.name.startswith("heal-")]
+        assert len(heal) == 1 and heal[0].status == "SUCCEEDED"
+        assert h.models()[model_id]["status"] == "live" and h.live_pointer()["liveModelId"] == model_id
+        # The re-created endpoint has its autoscaling again (scale to zero and from zero)
+        policies = h.client("application-autoscaling").describe_scaling_policies(ServiceNamespace="sagemaker")
+        assert {p["PolicyName"] for p in policies["ScalingPolicies"]} == {
+            "backlog-per-instance", "scale-out-from-zero", "scale-in-when-idle"}
+
+        # And without any request, the periodic check brings a deleted endpoint back too
+        h.client("sagemaker").delete_endpoint(EndpointName=h.endpoint_name)
+        assert h.run_schedule("DispatchSchedule")["healing"] is True
+        h.wait_until_idle(60)
+        assert h.client("sagemaker").describe_endpoint(EndpointName=h.endpoint_name)["EndpointStatus"] == "InService"
+
+
+def test_a_failed_recreation_never_marks_the_live_model_failed(synthesized):
+    with harness(synthesized, endpoint_s=1) as h:
+        model_id = h.train_and_deploy("doppler", PHOTOS)
+        # Given the endpoint and its config deleted out of band: the re-creation cannot work
+        sagemaker = h.client("sagemaker")
+        sagemaker.delete_endpoint(EndpointName=h.endpoint_name)
+        sagemaker.delete_endpoint_config(EndpointConfigName=model_id)
+        answer = h.api("POST", "/generations", {"prompt": "lost", "seed": 1})
+        assert answer.status == 202
+        h.wait_until_idle(60)
+        (heal,) = [r for r in h.deploy_runs() if r.name.startswith("heal-")]
+        assert heal.status == "FAILED" and heal.error == "EndpointNotRestored"
+        # Then the model is still live, the pointer says what failed, the operator is told
+        assert h.models()[model_id]["status"] == "live"
+        pointer = h.live_pointer()
+        assert pointer["liveModelId"] == model_id and pointer["endpointError"]
+        assert h.notifications()[-1]["subject"] == "DreamBooth: endpoint could not be re-created"
+        assert h.api("GET", "/status").json()["endpoint"]["last_error"] == pointer["endpointError"]
+        assert h.api("GET", f"/generations/{answer.json()['id']}").json()["status"] == "queued"
+
+
+def test_a_model_error_and_an_invocation_timeout_end_failed_with_the_reason(synthesized):
+    def model_error(payload):
+        return "CUDA out of memory" if "too big" in payload["prompt"] else None
+
+    with harness(synthesized, model_error=model_error) as h:
+        h.train_and_deploy("doppler", PHOTOS)
+        failed = h.api("POST", "/generations", {"prompt": "something too big", "wait": 10})
+        assert failed.status == 200 and failed.json()["status"] == "failed"
+        assert "CUDA out of memory" in failed.json()["error"] and failed.json()["images"] == []
+        h.simulator.inference_s = INVOCATION_TIMEOUT_S + 1
+        slow = h.api("POST", "/generations", {"prompt": "slow"}).json()["id"]
+        body = finished(h, slow)
+        assert body["status"] == "failed" and "Invocation timed out" in body["error"], body
