@@ -1,7 +1,8 @@
-"""Benchmark of the API function (issue 4, point 7): its own overhead per request and its cold
-import time, each against a bare boto3 InvokeEndpoint baseline measured in the same run.
+"""Benchmark of the API function (issue 4, point 7; issue 11, point 8): its own overhead per
+request, per generation on the asynchronous path against the real-time path it replaced, and its
+cold import time, each against a bare boto3 baseline measured in the same run.
 
-    .venv/bin/python -m scripts.bench_api [--requests 2000] [--imports 7]
+    .venv/bin/python -m scripts.bench_api [--requests 2000] [--imports 7] [--realtime-revision REV]
 
 How it measures (no AWS account, no network):
 - Every AWS call, the handler's and the baseline's, goes through botocore in full (parameter
@@ -9,13 +10,21 @@ How it measures (no AWS account, no network):
   by a canned answer at botocore's `before-send` hook. Service and model time are therefore zero:
   what remains is the code's own time.
 - Overhead per request: wall time of `handler.lambda_handler(event, context)` for API Gateway REST
-  events, for POST /generations (validate, look up the live model, check the endpoint, record,
-  dispatch the worker asynchronously; 4 AWS calls, 3 when the endpoint state is cached) and for
-  GET /generations/{id} (1 AWS call plus presigning the image URLs). Logging and EMF metrics run
-  as deployed (output discarded). Baseline: wall time of one bare `invoke_endpoint` call.
+  events, for POST /generations (validate, read the live pointer, check the endpoint, record, write
+  the request object, InvokeEndpointAsync; 5 AWS calls, 4 when the endpoint state is cached) and
+  for GET /generations/{id} (1 AWS call plus presigning the image URLs). Logging and EMF metrics
+  run as deployed (output discarded). Baseline: one bare `invoke_endpoint_async` call.
+- Overhead per generation (one image), both paths in the same run, each in a fresh interpreter:
+  asynchronous (this code): POST /generations (live pointer, endpoint state, record, request object,
+  InvokeEndpointAsync) + the result function for SageMaker's success notice (read the answer,
+  store the JPEG, count it, finish the record, endpoint state); real-time (the API as of
+  `--realtime-revision`, the last one with the real-time endpoint, read from git): POST
+  /generations (pointer, endpoint state, record, worker dispatch) + the worker (claim,
+  InvokeEndpoint, store the JPEG, finish the record).
 - Cold import: fresh interpreters import `handler` (Powertools, boto3, the handler's modules, its
   DynamoDB client) vs. `import boto3` + `boto3.client("sagemaker-runtime")`, median of N runs each.
-Targets (issue 4): overhead p50 <= 5 ms; cold import <= 1.5x the bare boto3 import.
+Targets: overhead p50 <= 5 ms per request (issue 4); request + result handling <= 10 ms p50 per
+generation (issue 11); cold import <= 1.5x the bare boto3 import.
 """
 
 from __future__ import annotations
@@ -41,7 +50,10 @@ REGION = "us-east-1"
 ENDPOINT = "bench-sd"
 MODEL = "dog-20261120100000"
 OVERHEAD_TARGET_MS = 5.0
+GENERATION_TARGET_MS = 10.0
 IMPORT_RATIO_TARGET = 1.5
+# The last revision whose API served through the real-time endpoint (InvokeEndpoint in a worker).
+REALTIME_REVISION = "cd41dee"
 
 FUNCTION_ENV = {
     "GENERATIONS_TABLE": "bench-generations",
@@ -49,7 +61,7 @@ FUNCTION_ENV = {
     "BUCKET_NAME": "bench-bucket",
     "ENDPOINT_NAME": ENDPOINT,
     "DEPLOY_STATE_MACHINE_ARN": f"arn:aws:states:{REGION}:123456789012:stateMachine:bench-deploy",
-    "WORKER_FUNCTION_NAME": "bench-worker",
+    "WORKER_FUNCTION_NAME": "bench-worker",  # read by the real-time revision only
     "POWERTOOLS_SERVICE_NAME": "inference-api",
     "POWERTOOLS_METRICS_NAMESPACE": "DreamBoothPipeline",
     "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -81,6 +93,17 @@ def _answer(status: int, body: bytes, content_type: str = "application/x-amz-jso
     return AWSResponse("https://bench.invalid", status, headers, _Raw(body))
 
 
+ANSWER = json.dumps({"generated_images": [base64.b64encode(b"\xff\xd8\xff\xe0" + b"\x00" * 2000).decode()],
+                     "prompt": "p"}).encode()
+
+
+def AWSResponse_ok(headers: dict, status: int = 200, body: bytes = b""):  # noqa: N802 (reads like the class)
+    from botocore.awsrequest import AWSResponse
+
+    return AWSResponse("https://bench.invalid", status,
+                       {"content-length": str(len(body)), "x-amzn-requestid": "bench", **headers}, _Raw(body))
+
+
 def canned_answers(generation: dict) -> Callable[..., Any]:
     from boto3.dynamodb.types import TypeSerializer
 
@@ -101,20 +124,31 @@ def canned_answers(generation: dict) -> Callable[..., Any]:
             item = generation if body["TableName"] == FUNCTION_ENV["GENERATIONS_TABLE"] else registry.get(key)
             return _answer(200, item_json(item) if item else b"{}")
         if operation == "UpdateItem" and json.loads(request.body).get("ReturnValues") == "ALL_NEW":
-            # The API records lastUsedAt on the live pointer and reads it back in the same call.
-            key = next(iter(json.loads(request.body)["Key"].values()))["S"]
-            item = registry[key]
+            # The real-time API recorded lastUsedAt on the live pointer and read it back; its worker
+            # claimed the record; the result function counts an image on it: each reads the item back.
+            body = json.loads(request.body)
+            key = next(iter(body["Key"].values()))["S"]
+            item = registry.get(key) or {**generation, "doneCount": 1, "numImages": 1,
+                                         "images": {"0": "generated/x/0.jpg"}}
             return _answer(200, json.dumps({"Attributes": {k: ser.serialize(v) for k, v in item.items()}}).encode())
         if operation in ("PutItem", "UpdateItem"):
             return _answer(200, b"{}")
         if operation == "Invoke":
             return _answer(202, b"", "application/json")
         if operation == "DescribeEndpoint":
-            return _answer(200, json.dumps({"EndpointName": ENDPOINT, "EndpointStatus": "InService"}).encode(),
+            return _answer(200, json.dumps({"EndpointName": ENDPOINT, "EndpointStatus": "InService",
+                                            "EndpointConfigName": MODEL, "CreationTime": 1.7e9,
+                                            "ProductionVariants": [{"VariantName": "AllTraffic",
+                                                                    "CurrentInstanceCount": 1}]}).encode(),
                            "application/x-amz-json-1.1")
-        if operation == "InvokeEndpoint":
-            image = base64.b64encode(b"\xff\xd8\xff\xe0" + b"\x00" * 2000).decode()
-            return _answer(200, json.dumps({"generated_images": [image], "prompt": "p"}).encode(), "application/json")
+        if operation in ("InvokeEndpoint", "GetObject"):
+            return _answer(200, ANSWER, "application/json")
+        if operation == "PutObject":
+            return AWSResponse_ok({"ETag": '"bench"'})
+        if operation == "InvokeEndpointAsync":
+            return AWSResponse_ok({"X-Amzn-SageMaker-OutputLocation": "s3://bench-bucket/inference/outputs/o.out",
+                                   "X-Amzn-SageMaker-FailureLocation": "s3://bench-bucket/inference/failures/f.out"},
+                                  status=202, body=json.dumps({"InferenceId": "bench"}).encode())
         raise AssertionError(f"no canned answer for {event_name}")
 
     return answer
@@ -206,12 +240,12 @@ def measure_requests(count: int) -> dict[str, tuple[float, float]]:
     runtime = factory("sagemaker-runtime")
 
     def bare_invoke() -> None:
-        runtime.invoke_endpoint(EndpointName=ENDPOINT, ContentType="application/json", Accept="application/json;jpeg",
-                                Body=b'{"prompt": "a photo of a Doppler dog"}')["Body"].read()
+        runtime.invoke_endpoint_async(EndpointName=ENDPOINT, ContentType="application/json",
+                                      Accept="application/json;jpeg", InputLocation="s3://bench-bucket/r.json")
 
     results = {}
     with contextlib.redirect_stdout(io.StringIO()) as sink:
-        results["baseline: bare boto3 invoke_endpoint"] = percentiles(timed(bare_invoke, count))
+        results["baseline: bare boto3 invoke_endpoint_async"] = percentiles(timed(bare_invoke, count))
         results["POST /generations"] = percentiles(timed(call(post), count))
         results["GET /generations/{id}"] = percentiles(timed(call(get), count))
         sink.truncate(0)
@@ -227,6 +261,78 @@ def wire(handler, answer) -> None:
     handler.registry = handler.Registry(handler.settings, clients, handler.endpoint)
 
 
+def generation_child(path: str, code_dir: str, count: int) -> None:
+    """In a fresh interpreter with `code_dir`'s API code: per-generation overhead (ms percentiles, one JSON line)."""
+    sys.path.insert(0, code_dir)
+    import handler
+    import logging
+
+    generation_id = str(uuid.uuid4())
+    generation = {
+        "generationId": generation_id, "status": "queued", "prompt": "a dog", "numImages": 1, "width": 512,
+        "height": 512, "steps": 50, "guidanceScale": Decimal("7.5"), "seed": 42, "modelId": MODEL,
+        "endpointName": ENDPOINT, "createdAt": "2026-11-25T10:00:00.000Z", "expiresAt": int(time.time()) + 86400,
+    }
+    answer = canned_answers(generation)
+    factory = hooked_client_factory(answer)
+    wire(handler, answer)
+    if path == "realtime":
+        import worker as second
+
+        second.worker = second.Worker(second.settings, second.Clients(factory))
+        event: dict = {"generationId": generation_id}
+    else:
+        import results as second
+
+        clients = second.Clients(factory)
+        second.clients = clients
+        second.endpoint = second.EndpointWatcher(lambda: clients.sagemaker, ENDPOINT)
+        second.results = second.Results(second.settings, clients, clock=time.time,
+                                        served_model=lambda: second.endpoint.state(fresh=True).config_name)
+        notice = {"inferenceId": f"{generation_id}-0-1", "invocationStatus": "Completed", "eventName": "InferenceResult",
+                  "eventTime": "2026-11-25T10:00:20.000Z",
+                  "responseParameters": {"contentType": "application/json",
+                                         "outputLocation": "s3://bench-bucket/inference/outputs/o.out"}}
+        event = {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": json.dumps(notice)}}]}
+    for module in (handler, second):
+        for log_handler in logging.getLogger(module.logger.name).handlers:
+            log_handler.setStream(open(os.devnull, "w"))
+    post = rest_event("POST", "/generations", "/generations", {"prompt": "a photo of a Doppler dog"})
+
+    def request() -> None:
+        assert handler.lambda_handler(post, Context())["statusCode"] == 202
+
+    def result() -> None:
+        second.lambda_handler(event, Context())
+
+    def both() -> None:
+        request()
+        result()
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        figures = {name: percentiles(timed(call, count)) for name, call in
+                   (("request", request), ("result", result), ("generation", both))}
+    print(json.dumps(figures))
+
+
+def measure_generations(count: int, revision: str) -> dict[str, dict[str, tuple[float, float]]]:
+    """Both paths in this run, each in a fresh interpreter: the real-time API read from git at `revision`."""
+    import tempfile
+
+    env = {**os.environ, **SAFE_ENV, **FUNCTION_ENV, "POWERTOOLS_TRACE_DISABLED": "true"}
+    with tempfile.TemporaryDirectory(prefix="bench-realtime-") as old:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "lambda/api"],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", old], input=archive, check=True)
+        figures = {}
+        for path, code in (("realtime", Path(old) / "lambda" / "api"), ("async", CODE)):
+            out = subprocess.run([sys.executable, "-m", "scripts.bench_api", "--generation-child", path,
+                                  "--code", str(code), "--requests", str(count)],
+                                 cwd=ROOT, capture_output=True, text=True, env=env, check=True)
+            figures[path] = {k: tuple(v) for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+    return figures
+
+
 def cold_child(side: str) -> None:
     """In a fresh interpreter: time the import, then the first request after it (ms, one line)."""
     started = time.perf_counter()
@@ -236,8 +342,8 @@ def cold_child(side: str) -> None:
         runtime = boto3.client("sagemaker-runtime", region_name=REGION)
         imported = time.perf_counter()
         runtime.meta.events.register("before-send", canned_answers({}))
-        runtime.invoke_endpoint(EndpointName=ENDPOINT, ContentType="application/json",
-                                Accept="application/json;jpeg", Body=b'{"prompt": "a dog"}')["Body"].read()
+        runtime.invoke_endpoint_async(EndpointName=ENDPOINT, ContentType="application/json",
+                                      Accept="application/json;jpeg", InputLocation="s3://bench-bucket/r.json")
     else:
         sys.path.insert(0, str(CODE))
         import handler
@@ -273,16 +379,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="timed requests per route (default 2000)")
     parser.add_argument("--imports", type=int, default=7, help="cold imports per side (default 7)")
+    parser.add_argument("--realtime-revision", default=REALTIME_REVISION,
+                        help=f"git revision of the real-time API to compare with (default {REALTIME_REVISION})")
     parser.add_argument("--cold-child", choices=["baseline", "handler"], help=argparse.SUPPRESS)
+    parser.add_argument("--generation-child", choices=["realtime", "async"], help=argparse.SUPPRESS)
+    parser.add_argument("--code", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.cold_child:
         os.environ.update({**SAFE_ENV, **FUNCTION_ENV})
         cold_child(args.cold_child)
         return 0
+    if args.generation_child:
+        os.environ.update({**SAFE_ENV, **FUNCTION_ENV, "POWERTOOLS_TRACE_DISABLED": "true"})
+        generation_child(args.generation_child, args.code, args.requests)
+        return 0
 
     cold = measure_cold(args.imports)
+    generations = measure_generations(args.requests, args.realtime_revision)
     results = measure_requests(args.requests)
-    base_p50, base_p95 = results["baseline: bare boto3 invoke_endpoint"]
+    base_p50, base_p95 = results["baseline: bare boto3 invoke_endpoint_async"]
 
     print(f"Python {sys.version.split()[0]}, {args.requests} requests per route, {args.imports} cold starts per side")
     print(f"{'warm request (handler overhead)':40} {'p50 ms':>8} {'p95 ms':>8} {'p50 ratio':>10} {'p95 ratio':>10}")
@@ -295,6 +410,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'baseline: boto3 + client + invoke':40} {base['import_ms']:8.1f} {base['first_ms']:8.1f}")
     print(f"{'handler: import + first POST':40} {mine['import_ms']:8.1f} {mine['first_ms']:8.1f}")
     print(f"{'ratio handler / baseline':40} {import_ratio:8.2f} {first_ratio:8.2f}")
+    print(f"{'per generation, 1 image (handlers only)':40} {'p50 ms':>8} {'p95 ms':>8}")
+    for path, label in (("realtime", f"real-time ({args.realtime_revision})"), ("async", "asynchronous (this code)")):
+        for part in ("request", "result", "generation"):
+            p50, p95 = generations[path][part]
+            name = {"request": "POST", "result": "worker" if path == "realtime" else "result notice",
+                    "generation": "together"}[part]
+            print(f"{label + ': ' + name:40} {p50:8.3f} {p95:8.3f}")
+    async_p50 = generations["async"]["generation"][0]
+    print(f"async request + result p50 {async_p50:.2f} ms (target <= {GENERATION_TARGET_MS} ms): "
+          f"{'met' if async_p50 <= GENERATION_TARGET_MS else 'NOT met'}; real-time path "
+          f"{generations['realtime']['generation'][0]:.2f} ms")
     worst_p50 = max(p50 for name, (p50, _) in results.items() if not name.startswith("baseline"))
     print(f"overhead p50 {worst_p50:.2f} ms (target <= {OVERHEAD_TARGET_MS} ms): "
           f"{'met' if worst_p50 <= OVERHEAD_TARGET_MS else 'NOT met'}")

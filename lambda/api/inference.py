@@ -4,7 +4,7 @@ notices into images and a finished record.
 Sending (`Submitter`): one request object per image under the request prefix of the data bucket
 (`<prefix><generation id>/<n>.json`, num_images_per_prompt=1 and seed + n, so that each image's
 seed reproduces it), each sent with InvokeEndpointAsync (`Accept: application/json;jpeg`,
-InferenceId `<generation id>-<n>`, the configured request TTL and invocation timeout). SageMaker
+InferenceId `<generation id>-<n>-<images>`, the configured request TTL and invocation timeout). SageMaker
 queues them while the endpoint updates or scales out from zero, and writes each answer to the
 endpoint config's S3 output path with a success or error notice on SNS.
 
@@ -84,18 +84,20 @@ def image_key(generation_id: str, index: int) -> str:
     return f"{GENERATED_PREFIX}{generation_id}/{index}.jpg"
 
 
-def inference_id(generation_id: str, index: int) -> str:
-    return f"{generation_id}-{index}"
+def inference_id(generation_id: str, index: int, total: int) -> str:
+    """`<generation id>-<image index>-<images in the generation>` (at most 64 characters, as SageMaker allows)."""
+    return f"{generation_id}-{index}-{total}"
 
 
-def parse_inference_id(text: Any) -> Optional[tuple[str, int]]:
-    """(generation id, image index) of an InferenceId this module made, else None."""
-    if not isinstance(text, str) or "-" not in text:
+def parse_inference_id(text: Any) -> Optional[tuple[str, int, int]]:
+    """(generation id, image index, images in the generation) of an InferenceId made here, else None."""
+    if not isinstance(text, str):
         return None
-    generation_id, _, index = text.rpartition("-")
-    if len(generation_id) != 36 or not index.isdigit():
+    generation_id, _, rest = text.rpartition("-")
+    generation_id, _, index = generation_id.rpartition("-")
+    if len(generation_id) != 36 or not index.isdigit() or not rest.isdigit() or int(index) >= int(rest):
         return None
-    return generation_id, int(index)
+    return generation_id, int(index), int(rest)
 
 
 def _s3_location(uri: str) -> tuple[str, str]:
@@ -130,7 +132,7 @@ class Submitter:
                 self.clients.sagemaker_runtime.invoke_endpoint_async(
                     EndpointName=item.get("endpointName") or self.settings.endpoint_name,
                     ContentType=REQUEST_CONTENT_TYPE, Accept=ACCEPT,
-                    InferenceId=inference_id(generation_id, index),
+                    InferenceId=inference_id(generation_id, index, total),
                     InputLocation=f"s3://{self.settings.bucket_name}/{key}",
                     RequestTTLSeconds=self.settings.request_ttl_s,
                     InvocationTimeoutSeconds=self.settings.invocation_timeout_s,
@@ -153,6 +155,7 @@ def error_text(error: ClientError) -> str:
 class Notice:
     generation_id: str
     index: int
+    total: int
     succeeded: bool
     output_location: Optional[str] = None
     failure_reason: Optional[str] = None
@@ -172,7 +175,7 @@ class Notice:
             return None
         status = notice.get("invocationStatus")
         response = notice.get("responseParameters") or {}
-        return cls(generation_id=ids[0], index=ids[1], succeeded=status == "Completed",
+        return cls(generation_id=ids[0], index=ids[1], total=ids[2], succeeded=status == "Completed",
                    output_location=response.get("outputLocation"),
                    failure_reason=str(notice.get("failureReason") or f"invocation status {status}"),
                    finished_at=notice.get("eventTime"))
@@ -204,6 +207,8 @@ class Results:
         self.clients.s3.put_object(Bucket=self.settings.bucket_name, Key=target, Body=image,
                                    ContentType="image/jpeg",
                                    Metadata={"generation-id": notice.generation_id, "image": str(notice.index)})
+        if notice.total == 1:
+            return self._finish(notice.generation_id, [target], "")  # one write for the usual one-image case
         counted = records.update_if(
             self.clients.dynamodb, TableName=self.settings.generations_table,
             Key=records.key("generationId", notice.generation_id),
@@ -214,22 +219,27 @@ class Results:
         )
         if counted is None:
             return "ignored"  # finished already, or this image was counted by an earlier delivery
-        if int(counted["doneCount"]) < int(counted["numImages"]):
+        if int(counted["doneCount"]) < notice.total:
             return QUEUED
-        keys = [counted["images"][str(i)] for i in range(int(counted["numImages"]))]
-        values = {":ok": SUCCEEDED, ":queued": QUEUED, ":keys": keys, ":now": records.iso(self.clock())}
+        return self._finish(notice.generation_id, [counted["images"][str(i)] for i in range(notice.total)],
+                            " AND doneCount = :total", total=notice.total)
+
+    def _finish(self, generation_id: str, keys: list[str], condition: str, **values: Any) -> str:
+        """Queued -> succeeded with its image keys (and the model the endpoint serves now)."""
+        values = {f":{k}": v for k, v in values.items()}
+        values.update({":ok": SUCCEEDED, ":queued": QUEUED, ":keys": keys, ":now": records.iso(self.clock())})
         expression = "SET #s = :ok, imageKeys = :keys, finishedAt = :now"
         served = self.served_model()
         if served:
             values[":served"] = served
             expression += ", servedModelId = :served"
-        records.update_if(
+        finished = records.update_if(
             self.clients.dynamodb, TableName=self.settings.generations_table,
-            Key=records.key("generationId", notice.generation_id), UpdateExpression=expression,
-            ConditionExpression="#s = :queued", ExpressionAttributeNames={"#s": "status"},
+            Key=records.key("generationId", generation_id), UpdateExpression=expression,
+            ConditionExpression="#s = :queued" + condition, ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues=records.to_item(values),
         )
-        return SUCCEEDED
+        return SUCCEEDED if finished is not None else "ignored"
 
     def _fail(self, generation_id: str, reason: str) -> str:
         failed = records.update_if(

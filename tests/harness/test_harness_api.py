@@ -88,7 +88,7 @@ def test_generations_go_through_the_asynchronous_endpoint_and_come_back_as_image
         assert [i["seed"] for i in body["images"]] == [7, 8]
         # One asynchronous request per image, each with its request object, TTL and timeout.
         sent = [r for r in h.simulator.async_requests if r["inference_id"].startswith(generation_id)]
-        assert sorted(r["inference_id"] for r in sent) == [f"{generation_id}-0", f"{generation_id}-1"]
+        assert sorted(r["inference_id"] for r in sent) == [f"{generation_id}-0-2", f"{generation_id}-1-2"]
         assert {(r["accept"], r["ttl_s"], r["timeout_s"]) for r in sent} == {
             ("application/json;jpeg", 360 * 60, INVOCATION_TIMEOUT_S)}
         stored = h.generation_images(generation_id)
@@ -164,7 +164,7 @@ def test_requests_during_a_model_update_are_served_by_the_old_then_the_new_model
         after = h.api("POST", "/generations", {"prompt": "after the update", "seed": 99}).json()["id"]
         served = {i: finished(h, i) for i in [*during, after]}
         assert during and all(b["status"] == "succeeded" for b in served.values())
-        requests_ = {r["inference_id"].rsplit("-", 1)[0]: r for r in h.simulator.async_requests}
+        requests_ = {r["inference_id"].rsplit("-", 2)[0]: r for r in h.simulator.async_requests}
         ran = {i: r["model"] for i, r in requests_.items()}
         # The old model served during the update, the new one after it
         assert [ran[i] for i in during][:1] == [old] and ran[after] == new
