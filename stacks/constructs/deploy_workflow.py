@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import Aws, Duration
+from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -242,7 +242,8 @@ class DeployWorkflow(Construct):
                     },
                 },
             },
-            iam_resources=[f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:endpoint-config/*"],
+            iam_resources=[Stack.of(self).format_arn(service="sagemaker", resource="endpoint-config",
+                                                     resource_name="*")],
             iam_action="sagemaker:CreateEndpointConfig",
             result_path=_DISCARD,
         ))

@@ -1,14 +1,15 @@
 """Fixtures for the API tests: the real handlers, loaded as Lambda loads them, against moto.
 
 Harness additions (what moto lacks, said plainly):
-- moto's docker-less Lambda backend does not run code; `invoke` is patched so that invoking the
-  worker function runs the real worker handler in-process (at once, or later on demand, to test
-  waiting), exactly with the payload the API function sent.
-- moto's sagemaker-runtime cannot answer with an error; `queue_model_error` makes the next
-  InvokeEndpoint raise SageMaker's ModelError (HTTP 424) through moto's own error class.
-Everything else is moto's: DynamoDB, S3 (presigned URLs included), SageMaker DescribeEndpoint,
-Step Functions StartExecution/ListExecutions, and InvokeEndpoint canned results, which are
-queued through moto's documented endpoint-results API.
+- moto's InvokeEndpointAsync returns canned locations and never answers. Here it is patched:
+  each request is recorded (`sent`: endpoint, headers, the request object's JSON) while the
+  endpoint exists and is InService or Updating (else SageMaker's ValidationError), and answered
+  as SageMaker does: the model's answer (`queue_images`, `queue_results`) or error
+  (`queue_model_error`) written to the output or failure location, then the success or error
+  notice delivered to the real result handler as SNS would. `mode = "defer"` keeps the requests
+  until `answer_deferred()`.
+Everything else is moto's: DynamoDB (the generations table with its pending index), S3 (presigned
+URLs included), SageMaker DescribeEndpoint, Step Functions StartExecution/ListExecutions.
 """
 
 from __future__ import annotations
@@ -16,17 +17,16 @@ from __future__ import annotations
 import base64
 import io
 import json
-import zipfile
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import boto3
 import pytest
-import requests
 from moto import mock_aws
-from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.exceptions import JsonRESTError
-from moto.sagemakerruntime.models import SageMakerRuntimeBackend
+from moto.sagemaker.models import sagemaker_backends
+from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
 from tests.harness.atomic_dynamodb import atomic_dynamodb
 from tests.api.adapter import ApiGatewayAdapter, lambda_context
@@ -38,8 +38,7 @@ GENERATIONS_TABLE = "test-generations"
 REGISTRY_TABLE = "test-registry"
 BUCKET = "test-data-bucket"
 ENDPOINT = "DreamBoothPipeline-sd"
-WORKER = "test-generation-worker"
-ENDPOINT_RESULTS_URL = "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results"
+PENDING_INDEX = "pending"
 
 FUNCTION_ENV = {
     "GENERATIONS_TABLE": GENERATIONS_TABLE,
@@ -47,12 +46,15 @@ FUNCTION_ENV = {
     "BUCKET_NAME": BUCKET,
     "ENDPOINT_NAME": ENDPOINT,
     "DEPLOY_STATE_MACHINE_ARN": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:test-deploy",
-    "WORKER_FUNCTION_NAME": WORKER,
     "MAX_WAIT_SECONDS": "20",
     "GENERATION_TTL_DAYS": "7",
     "IMAGE_URL_EXPIRY_SECONDS": "900",
-    "WORKER_TIMEOUT_SECONDS": "300",
-    "WORKER_MAX_EVENT_AGE_SECONDS": "900",
+    "ASYNC_REQUEST_PREFIX": "inference/requests/",
+    "ASYNC_REQUEST_TTL_SECONDS": "21600",
+    "ASYNC_INVOCATION_TIMEOUT_SECONDS": "3600",
+    "INSTANCE_START_MINUTES": "10",
+    "IDLE_MINUTES": "10",
+    "PENDING_INDEX_NAME": PENDING_INDEX,
     "POWERTOOLS_SERVICE_NAME": "dreambooth-api-test",
     "POWERTOOLS_METRICS_NAMESPACE": "DreamBoothPipelineTest",
     "POWERTOOLS_TRACE_DISABLED": "true",
@@ -74,11 +76,11 @@ def jumpstart_answer(*images: bytes) -> str:
     return json.dumps({"generated_images": [base64.b64encode(i).decode() for i in images], "prompt": "p"})
 
 
-class ModelError(JsonRESTError):
-    code = 424
+class RuntimeValidationError(JsonRESTError):
+    code = 400
 
     def __init__(self, message: str):
-        super().__init__("ModelError", message)
+        super().__init__("ValidationError", message)
 
 
 @pytest.fixture(scope="session")
@@ -87,19 +89,26 @@ def api_module():
 
 
 @pytest.fixture(scope="session")
-def worker_module():
-    return load(API_CODE, "worker", FUNCTION_ENV)
+def results_module():
+    return load(API_CODE, "results", FUNCTION_ENV)
+
+
+@pytest.fixture(scope="session")
+def dispatch_module():
+    return load(API_CODE, "dispatch", FUNCTION_ENV)
 
 
 @dataclass
 class Harness:
     api: ApiGatewayAdapter
     api_module: Any
-    worker_module: Any
-    mode: str = "sync"  # "sync": the worker runs during Invoke; "defer": only on run_deferred()
-    invocations: list[dict] = field(default_factory=list)
+    results_module: Any
+    dispatch_module: Any
+    mode: str = "sync"  # "sync": each request is answered as it is sent; "defer": on answer_deferred()
+    sent: list[dict] = field(default_factory=list)
     deferred: list[dict] = field(default_factory=list)
-    model_errors: list[Optional[str]] = field(default_factory=list)
+    answers: list[tuple[str, str]] = field(default_factory=list)  # ("ok", body) or ("error", reason)
+    notices: list[dict] = field(default_factory=list)
 
     @property
     def ddb(self):
@@ -134,11 +143,7 @@ class Harness:
         return model_id
 
     def queue_results(self, *bodies: str) -> None:
-        results = [{"Body": b, "ContentType": "application/json", "InvokedProductionVariant": "AllTraffic",
-                    "CustomAttributes": ""} for b in bodies]
-        answer = requests.post(ENDPOINT_RESULTS_URL, json={"account_id": ACCOUNT, "region": REGION,
-                                                            "results": results}, timeout=5)
-        assert answer.status_code == 201
+        self.answers.extend(("ok", b) for b in bodies)
 
     def queue_images(self, count: int) -> list[bytes]:
         images = [tiny_jpeg((40 * i % 255, 80, 120)) for i in range(count)]
@@ -146,13 +151,35 @@ class Harness:
         return images
 
     def queue_model_error(self, message: str, after_calls: int = 0) -> None:
-        """Make InvokeEndpoint call number `after_calls` + 1 (from now) raise ModelError."""
-        self.model_errors.extend([None] * after_calls + [message])
+        """Make request number `after_calls` + 1 (from now) fail in the model with `message`."""
+        self.queue_images(after_calls)
+        self.answers.append(("error", message))
 
-    def run_deferred(self) -> list[dict]:
+    def answer(self, request: dict) -> dict:
+        """SageMaker finishing one request: its answer or failure in S3, then the notice, via SNS."""
+        kind, body = self.answers.pop(0) if self.answers else ("ok", jumpstart_answer(tiny_jpeg()))
+        location = request["output"] if kind == "ok" else request["failure"]
+        bucket, _, key = location.removeprefix("s3://").partition("/")
+        self.s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
+        notice = {"inferenceId": request["inference_id"], "eventName": "InferenceResult",
+                  "eventTime": "2026-11-25T10:00:20.000Z", "requestParameters": {"endpointName": ENDPOINT}}
+        if kind == "ok":
+            notice.update(invocationStatus="Completed", responseParameters={"outputLocation": location})
+        else:
+            notice.update(invocationStatus="Failed", responseParameters={"failureLocation": location},
+                          failureReason=f"ClientError: Received client error (424) from primary with message \"{body}\"")
+        return self.deliver(notice)
+
+    def deliver(self, notice: dict) -> dict:
+        self.notices.append(notice)
+        event = {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": json.dumps(notice),
+                                                                 "TopicArn": "arn:aws:sns:us-east-1:123:results"}}]}
+        return self.results_module.lambda_handler(event, lambda_context("results"))
+
+    def answer_deferred(self) -> list[dict]:
         results = []
         while self.deferred:
-            results.append(self.worker_module.lambda_handler(self.deferred.pop(0), lambda_context("worker")))
+            results.append(self.answer(self.deferred.pop(0)))
         return results
 
     def generation_item(self, generation_id: str) -> Optional[dict]:
@@ -161,22 +188,22 @@ class Harness:
 
 def _create_resources() -> None:
     ddb = boto3.client("dynamodb", region_name=REGION)
-    for name, key in ((GENERATIONS_TABLE, "generationId"), (REGISTRY_TABLE, "modelId")):
-        ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
-                         AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-                         KeySchema=[{"AttributeName": key, "KeyType": "HASH"}])
+    ddb.create_table(TableName=REGISTRY_TABLE, BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "modelId", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "modelId", "KeyType": "HASH"}])
+    ddb.create_table(
+        TableName=GENERATIONS_TABLE, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"}
+                              for n in ("generationId", "pendingShard", "pendingSince")],
+        KeySchema=[{"AttributeName": "generationId", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[{"IndexName": PENDING_INDEX, "Projection": {"ProjectionType": "ALL"},
+                                 "KeySchema": [{"AttributeName": "pendingShard", "KeyType": "HASH"},
+                                               {"AttributeName": "pendingSince", "KeyType": "RANGE"}]}])
     ddb.update_time_to_live(TableName=GENERATIONS_TABLE,
                             TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"})
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
     iam = boto3.client("iam", region_name=REGION)
     role = iam.create_role(RoleName="test-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as z:
-        z.writestr("worker.py", "# the real code is run in-process by the harness\n")
-    boto3.client("lambda", region_name=REGION).create_function(
-        FunctionName=WORKER, Runtime="python3.13", Role=role, Handler="worker.lambda_handler",
-        Code={"ZipFile": archive.getvalue()},
-    )
     boto3.client("stepfunctions", region_name=REGION).create_state_machine(
         name="test-deploy", roleArn=role,
         definition=json.dumps({"StartAt": "Deploy", "States": {"Deploy": {"Type": "Pass", "End": True}}}),
@@ -189,70 +216,58 @@ def create_endpoint(status_model: str = "dog-20261120100000") -> None:
     role = f"arn:aws:iam::{ACCOUNT}:role/test-role"
     sm.create_model(ModelName=status_model, ExecutionRoleArn=role,
                     PrimaryContainer={"Image": "123.dkr.ecr.us-east-1.amazonaws.com/x:1"})
-    sm.create_endpoint_config(EndpointConfigName=f"{status_model}-config", ProductionVariants=[{
+    sm.create_endpoint_config(EndpointConfigName=status_model, ProductionVariants=[{
         "VariantName": "AllTraffic", "ModelName": status_model, "InitialInstanceCount": 1,
-        "InstanceType": "ml.g4dn.2xlarge"}])
-    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=f"{status_model}-config")
+        "InstanceType": "ml.g4dn.2xlarge"}], AsyncInferenceConfig={"OutputConfig": {
+            "S3OutputPath": f"s3://{BUCKET}/inference/outputs", "S3FailurePath": f"s3://{BUCKET}/inference/failures"}})
+    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=status_model)
 
 
 def wire(module: Any) -> None:
     """Point a loaded handler's module-level objects at fresh clients (created inside moto)."""
     clients = module.Clients()
     module.clients = clients
+    endpoint = module.EndpointWatcher(lambda: clients.sagemaker, ENDPOINT, ttl_s=0)
     if hasattr(module, "generations"):
-        module.endpoint = module.EndpointWatcher(lambda: clients.sagemaker, ENDPOINT, ttl_s=0)
-        module.generations = module.Generations(module.settings, clients, module.endpoint)
-        module.registry = module.Registry(module.settings, clients, module.endpoint)
-    if hasattr(module, "worker"):
-        module.worker = module.Worker(module.settings, clients)
+        module.endpoint = endpoint
+        module.generations = module.Generations(module.settings, clients, endpoint)
+        module.registry = module.Registry(module.settings, clients, endpoint)
+    if hasattr(module, "results"):
+        module.endpoint = endpoint
+        module.results = module.Results(module.settings, clients, clock=module.time.time,
+                                        served_model=lambda: endpoint.state(fresh=True).config_name)
+    if hasattr(module, "dispatcher"):
+        module.dispatcher = module.Dispatcher(module.settings, clients, endpoint)
 
 
 @pytest.fixture
-def harness(api_module, worker_module, monkeypatch):
-    with mock_aws(config={"lambda": {"use_docker": False}}), atomic_dynamodb():
+def harness(api_module, results_module, dispatch_module, monkeypatch):
+    with mock_aws(), atomic_dynamodb():
         _create_resources()
-        h = Harness(ApiGatewayAdapter(api_module.lambda_handler), api_module, worker_module)
+        h = Harness(ApiGatewayAdapter(api_module.lambda_handler), api_module, results_module, dispatch_module)
 
-        def invoke(backend, function_name, qualifier, body, headers, response_headers):
-            backend.get_function(function_name, qualifier)  # moto's own "function not found"
-            event = json.loads(body) if body else {}
-            h.invocations.append({"function": function_name, "event": event,
-                                  "type": headers.get("x-amz-invocation-type")})
-            if function_name.split(":")[-1] != WORKER:
-                raise AssertionError(f"unexpected Lambda invoke of {function_name}")
-            if h.mode == "defer":
-                h.deferred.append(event)
-                return b""
-            return json.dumps(worker_module.lambda_handler(event, lambda_context("worker"))).encode()
+        def invoke_endpoint_async(response):
+            name = response.path.rstrip("/").split("/")[-2]
+            headers = {k.lower(): v for k, v in response.headers.items()}
+            endpoint = sagemaker_backends[ACCOUNT][REGION].endpoints.get(name)
+            if endpoint is None or endpoint.endpoint_status not in ("InService", "Updating"):
+                raise RuntimeValidationError(f"Endpoint {name} cannot take asynchronous requests")
+            bucket, _, key = headers["x-amzn-sagemaker-inputlocation"].removeprefix("s3://").partition("/")
+            request = {
+                "endpoint": name, "headers": headers, "inference_id": headers["x-amzn-sagemaker-inference-id"],
+                "payload": json.loads(h.s3.get_object(Bucket=bucket, Key=key)["Body"].read()),
+                "output": f"s3://{BUCKET}/inference/outputs/{uuid.uuid4()}.out",
+                "failure": f"s3://{BUCKET}/inference/failures/{uuid.uuid4()}-error.out",
+            }
+            h.sent.append(request)
+            (h.deferred.append(request) if h.mode == "defer" else h.answer(request))
+            return 202, {"X-Amzn-SageMaker-OutputLocation": request["output"],
+                         "X-Amzn-SageMaker-FailureLocation": request["failure"]}, \
+                json.dumps({"InferenceId": request["inference_id"]})
 
-        original_invoke_endpoint = SageMakerRuntimeBackend.invoke_endpoint
-
-        def invoke_endpoint(backend, endpoint_name, unique_repr):
-            message = h.model_errors[0] if h.model_errors else None
-            if h.model_errors and h.model_errors.pop(0) is not None:
-                raise ModelError(message)
-            return original_invoke_endpoint(backend, endpoint_name, unique_repr)
-
-        monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
-        monkeypatch.setattr(SageMakerRuntimeBackend, "invoke_endpoint", invoke_endpoint)
-        wire(api_module)
-        wire(worker_module)
+        monkeypatch.setattr(SageMakerRuntimeResponse, "invoke_endpoint_async", invoke_endpoint_async)
+        for module in (api_module, results_module, dispatch_module):
+            wire(module)
         yield h
 
 
-# The sleep episode id the pipeline's idle check would have written (names the wake-up execution).
-EPISODE = "20261125T093000123"
-
-
-def put_to_sleep(harness, state: str = "asleep", attempt: int = 0, model: str = "dog-20261120100000",
-                 **extra: dict) -> None:
-    """The `__live__` pointer as the pipeline's idle check leaves it (the endpoint is deleted)."""
-    harness.live_model(model)
-    boto3.client("dynamodb", region_name=REGION).update_item(
-        TableName=REGISTRY_TABLE, Key={"modelId": {"S": "__live__"}},
-        UpdateExpression="SET endpointState = :s, asleepSince = :since, sleepEpisode = :e, wakeAttempt = :a, "
-                         "endpointConfigName = :c" + "".join(f", {k} = :{k}" for k in extra),
-        ExpressionAttributeValues={":s": {"S": state}, ":since": {"S": "2026-11-25T09:30:00.123Z"},
-                                   ":e": {"S": EPISODE}, ":a": {"N": str(attempt)}, ":c": {"S": model},
-                                   **{f":{k}": v for k, v in extra.items()}},
-    )

@@ -1,4 +1,4 @@
-"""The API and worker handlers against moto, through the API Gateway adapter."""
+"""The API, result and dispatcher handlers against moto, through the API Gateway adapter."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 import requests
 from moto.sagemaker.models import sagemaker_backends
 
-from tests.api.conftest import ACCOUNT, BUCKET, ENDPOINT, REGION, WORKER, create_endpoint
+from tests.api.adapter import lambda_context
+from tests.api.conftest import ACCOUNT, BUCKET, ENDPOINT, REGION, create_endpoint
 from tests.api.lambda_loader import API_CODE
 
 MODEL = "dog-20261120100000"
@@ -24,15 +25,6 @@ def live(harness):
     harness.live_model(MODEL)
     create_endpoint(MODEL)
     return harness
-
-
-def capture_endpoint_requests(harness) -> list:
-    """Record the HTTP requests the worker sends to SageMaker runtime (method, headers, body)."""
-    sent = []
-    client = harness.worker_module.worker.clients.sagemaker_runtime
-    client.meta.events.register("before-send.sagemaker-runtime.InvokeEndpoint",
-                                lambda request, **_: sent.append(request))
-    return sent
 
 
 def set_endpoint_status(status: str) -> None:
@@ -49,7 +41,6 @@ def field_errors(answer) -> dict[str, str]:
 def test_generation_with_wait_returns_the_finished_result_and_stores_jpegs(live):
     # Given two canned JPEG answers from the endpoint
     images = live.queue_images(2)
-    sent = capture_endpoint_requests(live)
     # When a client asks for two images and waits
     answer = live.api.call("POST", "/generations", {"prompt": "a Doppler dog on a beach", "num_images": 2,
                                                     "seed": 42, "steps": 30, "width": 640, "height": 384,
@@ -61,7 +52,7 @@ def test_generation_with_wait_returns_the_finished_result_and_stores_jpegs(live)
     assert body["parameters"] == {"num_images": 2, "width": 640, "height": 384, "steps": 30,
                                   "guidance_scale": 7.5, "seed": 42, "negative_prompt": "blurry"}
     assert [i["seed"] for i in body["images"]] == [42, 43]
-    assert set(body["timings"]) == {"queued_ms", "model_ms", "total_ms"}
+    assert set(body["timings"]) == {"total_ms"}
     # And each image went to generated/<id>/ as the JPEG the model returned
     s3 = boto3.client("s3", region_name=REGION)
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="generated/")["Contents"])
@@ -71,32 +62,39 @@ def test_generation_with_wait_returns_the_finished_result_and_stores_jpegs(live)
     assert {o["ContentType"] for o in stored} == {"image/jpeg"}
     # And the presigned URLs serve those bytes
     assert requests.get(body["images"][1]["url"], timeout=5).content == images[1]
-    # And every endpoint call asked for base64 JPEG, one image each, seed + i
-    assert [r.headers["Accept"] for r in sent] == [b"application/json;jpeg"] * 2
-    assert {r.headers["Content-Type"] for r in sent} == {b"application/json"}
-    payloads = [json.loads(r.body) for r in sent]
+    # And every asynchronous request asked for base64 JPEG, one image each, seed + i, from its request object
+    sent = live.sent
+    assert [r["headers"]["x-amzn-sagemaker-accept"] for r in sent] == ["application/json;jpeg"] * 2
+    assert {r["headers"]["x-amzn-sagemaker-content-type"] for r in sent} == {"application/json"}
+    assert [r["inference_id"] for r in sent] == [f"{body['id']}-0-2", f"{body['id']}-1-2"]
+    assert {(r["headers"]["x-amzn-sagemaker-requestttlseconds"],
+             r["headers"]["x-amzn-sagemaker-invocationtimeoutseconds"]) for r in sent} == {("21600", "3600")}
+    assert [r["headers"]["x-amzn-sagemaker-inputlocation"] for r in sent] == [
+        f"s3://{BUCKET}/inference/requests/{body['id']}/{i}.json" for i in (0, 1)]
+    payloads = [r["payload"] for r in sent]
     assert [p["seed"] for p in payloads] == [42, 43]
     assert {(p["num_images_per_prompt"], p["width"], p["height"], p["num_inference_steps"], p["negative_prompt"])
             for p in payloads} == {(1, 640, 384, 30, "blurry")}
 
 
-def test_generation_without_wait_answers_202_at_once_and_is_dispatched_asynchronously(live):
+def test_generation_without_wait_answers_202_at_once_and_finishes_with_the_notice(live):
     live.mode = "defer"
     live.queue_images(1)
     answer = live.api.call("POST", "/generations", {"prompt": "a dog"})
     assert answer.status == 202
     body = answer.json()
     assert body["status"] == "queued" and body["images"] == []
+    assert body["queue_reason"] == "queued at SageMaker: running, or waiting for a free instance"
     assert answer.headers["Location"] == f"/generations/{body['id']}"
-    assert live.invocations == [{"function": WORKER, "event": {"generationId": body["id"]}, "type": "Event"}]
-    # The record exists with a TTL before the worker runs
+    assert [r["inference_id"] for r in live.sent] == [f"{body['id']}-0-1"]
+    # The record exists with a TTL before SageMaker answers
     item = live.generation_item(body["id"])
     assert int(item["expiresAt"]["N"]) - time.time() == pytest.approx(7 * 86400, abs=60)
     assert live.api.call("GET", f"/generations/{body['id']}").json()["status"] == "queued"
-    # When the worker runs, GET shows the result
-    assert live.run_deferred() == [{"generationId": body["id"], "status": "succeeded"}]
+    # When SageMaker's success notice comes, GET shows the result
+    assert live.answer_deferred() == [{"outcomes": ["succeeded"]}]
     done = live.api.call("GET", f"/generations/{body['id']}").json()
-    assert done["status"] == "succeeded" and len(done["images"]) == 1
+    assert done["status"] == "succeeded" and len(done["images"]) == 1 and done["model_id"] == MODEL
     assert 0 <= body["parameters"]["seed"] < 2**32 and done["parameters"]["seed"] == body["parameters"]["seed"]
 
 
@@ -124,7 +122,7 @@ def test_model_error_becomes_a_failed_generation_with_the_reason(live):
     assert answer.status == 200
     body = answer.json()
     assert body["status"] == "failed"
-    assert "ModelError" in body["error"] and "CUDA out of memory" in body["error"]
+    assert "the model failed" in body["error"] and "CUDA out of memory" in body["error"]
     assert body["images"] == []
 
 
@@ -140,44 +138,52 @@ def test_unexpected_model_output_fails_the_generation(live, model_body, reason):
     assert body["status"] == "failed" and reason in body["error"]
 
 
-def test_an_error_on_a_later_image_fails_the_generation_and_keeps_the_earlier_image(live):
+def test_an_error_on_a_later_image_fails_the_generation_and_a_late_success_changes_nothing(live):
+    live.mode = "defer"
     live.queue_images(1)
-    live.queue_model_error("endpoint restarted", after_calls=1)
-    body = live.api.call("POST", "/generations", {"prompt": "a dog", "num_images": 3, "wait": 5}).json()
+    live.queue_model_error("endpoint restarted")
+    live.queue_images(1)
+    generation_id = live.api.call("POST", "/generations", {"prompt": "a dog", "num_images": 3}).json()["id"]
+    assert [r["outcomes"] for r in live.answer_deferred()] == [["queued"], ["failed"], ["ignored"]]
+    body = live.api.call("GET", f"/generations/{generation_id}").json()
     assert body["status"] == "failed" and "endpoint restarted" in body["error"]
-    assert [i["seed"] for i in body["images"]] == [body["parameters"]["seed"]]
 
 
-def test_worker_runs_a_generation_only_once(live):
+def test_a_notice_delivered_twice_counts_once(live):
     live.mode = "defer"
-    live.queue_images(1)
-    generation_id = live.api.call("POST", "/generations", {"prompt": "a dog"}).json()["id"]
-    event = live.deferred[0]
-    live.deferred.append(dict(event))  # Lambda may deliver an asynchronous event twice
-    sent = capture_endpoint_requests(live)
-    assert [r["status"] for r in live.run_deferred()] == ["succeeded", "skipped"]
-    assert len(sent) == 1
-    assert live.api.call("GET", f"/generations/{generation_id}").json()["status"] == "succeeded"
+    generation_id = live.api.call("POST", "/generations", {"prompt": "a dog", "num_images": 2}).json()["id"]
+    first, second = live.deferred
+    live.answer_deferred()
+    # SNS delivers at least once: the same notices again
+    assert [live.deliver(n)["outcomes"] for n in list(live.notices)] == [["ignored"], ["ignored"]]
+    body = live.api.call("GET", f"/generations/{generation_id}").json()
+    assert body["status"] == "succeeded" and len(body["images"]) == 2
+    assert len(live.sent) == 2  # each image sent to the endpoint once
 
 
-def test_a_worker_that_died_reads_as_failed(live):
+def test_a_request_that_never_gets_a_notice_reads_as_failed(live, monkeypatch):
     live.mode = "defer"
     generation_id = live.api.call("POST", "/generations", {"prompt": "a dog"}).json()["id"]
+    # Past the request TTL + invocation timeout (+ grace), no notice can come any more
+    later = time.time() + 21600 + 3600 + 301
+    monkeypatch.setattr(live.api_module.generations, "clock", lambda: later)
+    body = live.api.call("GET", f"/generations/{generation_id}").json()
+    assert body["status"] == "failed" and "no result from SageMaker within 425 min" in body["error"]
+
+
+def test_a_request_queued_on_an_endpoint_deleted_since_reads_as_failed(live):
+    live.mode = "defer"
+    generation_id = live.api.call("POST", "/generations", {"prompt": "a dog"}).json()["id"]
+    # The endpoint was deleted (its queue with it) and re-created after the request was sent
     live.ddb.update_item(
         TableName="test-generations", Key={"generationId": {"S": generation_id}},
-        UpdateExpression="SET #s = :r, startedAt = :t", ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues={":r": {"S": "running"}, ":t": {"S": "2026-01-01T00:00:00.000Z"}})
+        UpdateExpression="SET submittedAt = :t", ExpressionAttributeValues={":t": {"S": "2026-01-01T00:00:00.000Z"}})
     body = live.api.call("GET", f"/generations/{generation_id}").json()
-    assert body["status"] == "failed" and "worker stopped" in body["error"]
+    assert body["status"] == "failed" and "endpoint was deleted while the request was queued" in body["error"]
 
 
-def test_dispatch_failure_answers_503_and_records_the_failure(live):
-    boto3.client("lambda", region_name=REGION).delete_function(FunctionName=WORKER)
-    answer = live.api.call("POST", "/generations", {"prompt": "a dog"})
-    assert answer.status == 503 and answer.headers["Retry-After"] == "5"
-    items = live.ddb.scan(TableName="test-generations")["Items"]
-    assert [i["status"]["S"] for i in items] == ["failed"]
-    assert "could not start the worker" in items[0]["error"]["S"]
+def test_a_notice_that_is_not_ours_is_ignored(live):
+    assert live.deliver({"inferenceId": "something-else", "invocationStatus": "Completed"}) == {"outcomes": ["ignored"]}
 
 
 def test_no_model_trained_yet_is_409(harness):
@@ -191,24 +197,57 @@ def test_unknown_model_is_404_and_a_model_that_is_not_live_is_409(live):
     live.put_model("cat-20260101000000", status="retired")
     answer = live.api.call("POST", "/generations", {"prompt": "a", "model_id": "cat-20260101000000"})
     assert answer.status == 409 and "PUT /models/live" in answer.json()["error"]["message"]
-    live.queue_images(1)
+    live.mode = "defer"
     assert live.api.call("POST", "/generations", {"prompt": "a", "model_id": MODEL}).status == 202
 
 
-def test_absent_endpoint_is_503_with_retry_after(harness):
+def test_a_missing_endpoint_queues_the_request_and_starts_its_recreation(harness):
     harness.live_model(MODEL)
     answer = harness.api.call("POST", "/generations", {"prompt": "a dog"})
-    assert answer.status == 503 and answer.headers["Retry-After"] == "60"
-    assert "does not exist" in answer.json()["error"]["message"]
-    assert harness.ddb.scan(TableName="test-generations")["Items"] == []
+    assert answer.status == 202
+    body = answer.json()
+    assert body["status"] == "queued" and "being re-created" in body["queue_reason"]
+    assert harness.sent == []
+    (item,) = harness.ddb.scan(TableName="test-generations")["Items"]
+    assert item["pendingShard"]["S"] == "pending" and item["submitted"]["N"] == "0"
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    machine = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
+    (execution,) = sfn.list_executions(stateMachineArn=machine)["executions"]
+    assert execution["name"].startswith("heal-")
+    assert json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"]) == {"modelId": MODEL}
+    # When the endpoint is back, the dispatcher sends the pending request, once
+    create_endpoint(MODEL)
+    assert harness.dispatch_module.lambda_handler({}, lambda_context("dispatch"))["sent"] == 1
+    assert harness.dispatch_module.lambda_handler({}, lambda_context("dispatch"))["sent"] == 0
+    assert [r["inference_id"] for r in harness.sent] == [f"{body['id']}-0-1"]
+    assert harness.api.call("GET", f"/generations/{body['id']}").json()["status"] == "succeeded"
 
 
-@pytest.mark.parametrize("status, retry_after", [("Creating", "60"), ("Updating", "60"), ("Failed", "300")])
-def test_endpoint_not_in_service_is_503_with_retry_after(live, status, retry_after):
+@pytest.mark.parametrize("status, reason", [
+    ("Creating", "the endpoint is being created"),
+    ("Failed", "being re-created"),
+])
+def test_an_endpoint_that_cannot_queue_keeps_the_request_pending_with_the_reason(live, status, reason):
     set_endpoint_status(status)
     answer = live.api.call("POST", "/generations", {"prompt": "a dog"})
-    assert answer.status == 503 and answer.headers["Retry-After"] == retry_after
-    assert live.invocations == []
+    assert answer.status == 202 and reason in answer.json()["queue_reason"]
+    assert live.sent == []
+
+
+def test_an_updating_endpoint_takes_requests(live):
+    live.mode = "defer"
+    set_endpoint_status("Updating")
+    answer = live.api.call("POST", "/generations", {"prompt": "a dog"})
+    assert answer.status == 202 and "switching models" in answer.json()["queue_reason"]
+    assert len(live.sent) == 1
+
+
+def test_at_zero_instances_the_reason_says_an_instance_is_starting(live):
+    live.mode = "defer"
+    sagemaker_backends[ACCOUNT][REGION].endpoints[ENDPOINT].production_variants[0]["CurrentInstanceCount"] = 0
+    answer = live.api.call("POST", "/generations", {"prompt": "a dog"})
+    assert answer.json()["queue_reason"] == ("starting an instance, usually up to 10 minutes (the endpoint scaled "
+                                             "to zero after 10 minutes without work)")
 
 
 def test_response_stays_small_whatever_num_images_is(live):
@@ -243,7 +282,7 @@ def test_bad_input_gets_400_naming_each_field(live, body, expected):
     answer = live.api.call("POST", "/generations", body)
     assert answer.status == 400
     assert field_errors(answer) == expected
-    assert live.invocations == [] and live.ddb.scan(TableName="test-generations")["Items"] == []
+    assert live.sent == [] and live.ddb.scan(TableName="test-generations")["Items"] == []
 
 
 @pytest.mark.parametrize("raw", ["", "{", "NaN", '{"prompt": "a", "guidance_scale": Infinity}', b"\xff\xfe\x00"])
@@ -355,4 +394,4 @@ def test_a_recorded_api_gateway_event_is_handled(live):
     assert result["statusCode"] == 202
     body = json.loads(result["body"])
     assert body["parameters"]["seed"] == 42 and body["parameters"]["num_images"] == 2
-    assert live.invocations[0]["event"] == {"generationId": body["id"]}
+    assert [r["inference_id"] for r in live.sent] == [f"{body['id']}-0-2", f"{body['id']}-1-2"]
