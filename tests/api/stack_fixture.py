@@ -8,10 +8,11 @@ from typing import Any, Mapping, Optional
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import AwsSolutionsChecks
 
-from stacks.config import ApiConfig, StorageConfig
+from stacks.config import ApiConfig, ServingConfig, StorageConfig
 from stacks.constructs.data_bucket import DataBucket
 from stacks.constructs.inference_api import InferenceApi
 
@@ -44,8 +45,19 @@ class ApiTestStack(cdk.Stack):
             id="AwsSolutions-IAM5[Resource::*]",
             reason="Test stand-in for the pipeline's deployment state machine: X-Ray and log delivery need *.",
         ))
+        # Stand-ins for the pipeline's asynchronous inference topics (encrypted there with its key).
+        topics = [sns.Topic(self, name, enforce_ssl=True, master_key=self._key()) for name in ("Succeeded", "Failed")]
         self.api = InferenceApi(self, "Api", bucket=self.data.bucket, registry_table=registry,
-                                deploy_state_machine=deploy, endpoint_name=ENDPOINT_NAME, config=config)
+                                deploy_state_machine=deploy, endpoint_name=ENDPOINT_NAME, config=config,
+                                serving=ServingConfig(), success_topic=topics[0], error_topic=topics[1])
+
+    def _key(self):
+        from aws_cdk import aws_kms as kms
+
+        if not hasattr(self, "_topic_key"):
+            self._topic_key = kms.Key(self, "TopicKey", enable_key_rotation=True,
+                                      removal_policy=cdk.RemovalPolicy.DESTROY)
+        return self._topic_key
 
 
 def build(config: ApiConfig = ApiConfig(), outdir: Optional[str] = None, existing_bucket: Optional[str] = None,

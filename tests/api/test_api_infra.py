@@ -167,12 +167,12 @@ def test_access_logging_and_tracing_are_on(key_template):
                              "Format": Match.string_like_regexp(r"\$context\.requestId.*\$context\.status")},
     })
     assert key_template.to_json()["Resources"][log_group.as_string()]["Type"] == "AWS::Logs::LogGroup"
-    for handler in ("handler.lambda_handler", "worker.lambda_handler"):
+    for handler in ("handler.lambda_handler", "results.lambda_handler", "dispatch.lambda_handler"):
         assert function_with_handler(key_template, handler)["TracingConfig"] == {"Mode": "Active"}
 
 
 def test_functions_use_python_313_powertools_layer_and_plain_assets(key_template):
-    for handler in ("handler.lambda_handler", "worker.lambda_handler"):
+    for handler in ("handler.lambda_handler", "results.lambda_handler", "dispatch.lambda_handler"):
         props = function_with_handler(key_template, handler)
         assert props["Runtime"] == "python3.13"
         (layer,) = props["Layers"]
@@ -186,21 +186,43 @@ def test_api_function_answers_before_api_gateway_gives_up(key_template):
     assert props["Environment"]["Variables"]["MAX_WAIT_SECONDS"] == "15"
 
 
-def test_worker_is_asynchronous_without_retries_and_has_a_dead_letter_queue(key_template):
-    worker = function_with_handler(key_template, "worker.lambda_handler")
-    assert worker["Timeout"] >= 4 * 60  # four images, each up to InvokeEndpoint's 60 s
-    queue = worker["DeadLetterConfig"]["TargetArn"]["Fn::GetAtt"][0]
-    assert key_template.to_json()["Resources"][queue]["Type"] == "AWS::SQS::Queue"
-    key_template.has_resource_properties("AWS::Lambda::EventInvokeConfig", {
-        "MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 900})
+def test_result_function_is_subscribed_to_both_notice_topics_with_a_dead_letter_queue(key_template):
+    subscriptions = key_template.find_resources("AWS::SNS::Subscription")
+    assert len(subscriptions) == 2
+    resources = key_template.to_json()["Resources"]
+    for subscription in subscriptions.values():
+        props = subscription["Properties"]
+        assert props["Protocol"] == "lambda"
+        (function,) = [k for k in resources if resources[k]["Type"] == "AWS::Lambda::Function"
+                       and k == props["Endpoint"]["Fn::GetAtt"][0]]
+        assert resources[function]["Properties"]["Handler"] == "results.lambda_handler"
+        queue = props["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        assert resources[queue]["Type"] == "AWS::SQS::Queue"
 
 
-def test_generations_table_expires_records_by_ttl(key_template):
+def test_the_dispatcher_runs_on_endpoint_state_changes_and_on_a_schedule(key_template):
+    rules = key_template.find_resources("AWS::Events::Rule")
+    patterns = [r["Properties"]["EventPattern"] for r in rules.values() if "EventPattern" in r["Properties"]]
+    assert {"source": ["aws.sagemaker"], "detail-type": ["SageMaker Endpoint State Change"],
+            "detail": {"EndpointName": [ENDPOINT_NAME]}} in patterns
+    assert [r["Properties"]["ScheduleExpression"] for r in rules.values()
+            if "ScheduleExpression" in r["Properties"]] == ["rate(5 minutes)"]
+    dispatch = function_with_handler(key_template, "dispatch.lambda_handler")
+    resources = key_template.to_json()["Resources"]
+    targets = {t["Arn"]["Fn::GetAtt"][0] for r in rules.values() for t in r["Properties"]["Targets"]}
+    (target,) = targets
+    assert resources[target]["Properties"] == dispatch
+
+
+def test_generations_table_expires_records_by_ttl_and_indexes_pending_ones(key_template):
     key_template.has_resource_properties("AWS::DynamoDB::Table", {
         "KeySchema": [{"AttributeName": "generationId", "KeyType": "HASH"}],
         "TimeToLiveSpecification": {"AttributeName": "expiresAt", "Enabled": True},
         "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
         "BillingMode": "PAY_PER_REQUEST",
+        "GlobalSecondaryIndexes": [{"IndexName": "pending", "Projection": {"ProjectionType": "ALL"},
+                                    "KeySchema": [{"AttributeName": "pendingShard", "KeyType": "HASH"},
+                                                  {"AttributeName": "pendingSince", "KeyType": "RANGE"}]}],
     })
 
 
@@ -220,21 +242,25 @@ def actions_of(statements: list[dict]) -> set[str]:
     return found
 
 
-def test_only_the_worker_may_invoke_the_endpoint_and_only_that_endpoint(key_template):
-    worker = policy_statements(key_template, "ApiWorkerRole")
+def test_only_the_api_and_dispatcher_may_send_to_the_endpoint_and_only_to_that_endpoint(key_template):
     api = policy_statements(key_template, "ApiHandlerRole")
-    (invoke,) = [s for s in worker if s["Action"] == "sagemaker:InvokeEndpoint"]
-    assert json.dumps(invoke["Resource"]).endswith(f':endpoint/{ENDPOINT_NAME.lower()}"]]}}')
-    assert "sagemaker:InvokeEndpoint" not in actions_of(api)
-    assert {"sagemaker:DescribeEndpoint", "states:StartExecution", "states:ListExecutions",
-            "lambda:InvokeFunction", "dynamodb:PutItem"} <= actions_of(api)
-    assert not any(a.startswith("dynamodb:Delete") or a == "s3:DeleteObject*" for a in actions_of(api + worker))
+    dispatch = policy_statements(key_template, "ApiDispatchRole")
+    results = policy_statements(key_template, "ApiResultsRole")
+    for sender in (api, dispatch):
+        (invoke,) = [s for s in sender if "sagemaker:InvokeEndpointAsync" in s["Action"]]
+        assert json.dumps(invoke["Resource"]).endswith(f':endpoint/{ENDPOINT_NAME.lower()}"]]}}')
+        assert {"sagemaker:DescribeEndpoint", "states:StartExecution", "states:ListExecutions"} <= actions_of(sender)
+    assert not any(a.startswith("sagemaker:Invoke") for a in actions_of(results))
+    assert "sagemaker:InvokeEndpoint" not in actions_of(api + dispatch + results)
+    assert "dynamodb:PutItem" in actions_of(api) and "dynamodb:PutItem" not in actions_of(results + dispatch)
+    assert not any(a.startswith("dynamodb:Delete") or a == "s3:DeleteObject*"
+                   for a in actions_of(api + results + dispatch))
 
 
 def test_environment_names_match_what_the_handlers_read(key_template):
     # The construct names the variables from lambda/api/env.py; the handlers' settings parse them.
     settings = load(API_CODE, "settings", {})
-    for handler in ("handler.lambda_handler", "worker.lambda_handler"):
+    for handler in ("handler.lambda_handler", "results.lambda_handler", "dispatch.lambda_handler"):
         variables = function_with_handler(key_template, handler)["Environment"]["Variables"]
         plain = {k: v if isinstance(v, str) else "resolved-at-deploy" for k, v in variables.items()}
         settings.Settings.from_environ(plain)  # raises on a missing or malformed variable
@@ -275,9 +301,10 @@ def test_without_cors_there_is_no_preflight(key_template):
                 if m["Properties"]["HttpMethod"] == "OPTIONS"]
 
 
-def test_api_may_update_the_registry_for_last_use_and_wake_up_but_not_write_models(key_template):
+def test_the_api_only_reads_the_registry(key_template):
     api = policy_statements(key_template, "ApiHandlerRole")
     registry = [s for s in api if "Registry" in json.dumps(s["Resource"])]
-    assert actions_of(registry) == {"dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem"}
+    assert actions_of(registry) == {"dynamodb:GetItem", "dynamodb:Scan"}
     variables = function_with_handler(key_template, "handler.lambda_handler")["Environment"]["Variables"]
-    assert (variables["IDLE_MINUTES"], variables["WAKE_TIMEOUT_SECONDS"]) == ("60", "4200")
+    assert (variables["IDLE_MINUTES"], variables["ASYNC_REQUEST_TTL_SECONDS"],
+            variables["ASYNC_INVOCATION_TIMEOUT_SECONDS"]) == ("10", "21600", "3600")
