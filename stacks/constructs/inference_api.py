@@ -125,7 +125,8 @@ class InferenceApi(Construct):
       usage_plan: the usage plan (apiKey mode), else None.
       invoke_policy: a managed policy granting execute-api:Invoke (iam mode), else None.
       access_logs: the stage's access log group.
-      failed_notices: queue receiving result notices SNS could not deliver to the result function.
+      failed_notices: queue receiving result notices SNS could not deliver to the result function, or
+        that it failed on after Lambda's retries.
     """
 
     def __init__(
@@ -210,6 +211,14 @@ class InferenceApi(Construct):
                 names.API_AUTH: config.auth,
             },
         )
+        self.failed_notices = sqs.Queue(
+            self, "FailedNotices", enforce_ssl=True, encryption=sqs.QueueEncryption.SQS_MANAGED,
+            retention_period=Duration.days(14),
+        )
+        Validations.of(self.failed_notices).acknowledge(Acknowledgment(
+            id="AwsSolutions-SQS3",
+            reason="This queue is the dead-letter queue of the result function and of its SNS subscriptions; "
+                   "a dead-letter queue of its own would only move the same messages again."))
         self.results_function = self._function(
             "Results",
             handler="results.lambda_handler",
@@ -217,15 +226,8 @@ class InferenceApi(Construct):
             timeout=Duration.seconds(60),
             memory_mb=256,
             environment={**common_env, **async_env, "POWERTOOLS_SERVICE_NAME": RESULTS_SERVICE},
+            dead_letter_queue=self.failed_notices,  # SNS invokes it asynchronously: Lambda retries twice, then here
         )
-        self.failed_notices = sqs.Queue(
-            self, "FailedNotices", enforce_ssl=True, encryption=sqs.QueueEncryption.SQS_MANAGED,
-            retention_period=Duration.days(14),
-        )
-        Validations.of(self.failed_notices).acknowledge(Acknowledgment(
-            id="AwsSolutions-SQS3",
-            reason="This queue is the dead-letter queue of the result function's SNS subscriptions (their "
-                   "RedrivePolicy); a dead-letter queue of its own would only move the same messages again."))
         for topic in (success_topic, error_topic):
             topic.add_subscription(subscriptions.LambdaSubscription(self.results_function,
                                                                     dead_letter_queue=self.failed_notices))

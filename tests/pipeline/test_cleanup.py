@@ -159,13 +159,17 @@ def test_handler_reports_a_failure_instead_of_hanging_the_stack(cleanup_handler)
 
 def test_clean_up_removes_the_endpoints_autoscaling(aws):
     import sagemaker_cleanup
-    from endpoint_sleep import register_scaling
+    from autoscaling import register_scaling
 
     sagemaker, dynamodb, _ = world()
     sfn = boto3.client("stepfunctions", region_name=REGION)
     autoscaling = boto3.client("application-autoscaling", region_name=REGION)
-    register_scaling(autoscaling, "Stack-sd", min_instances=1, max_instances=2, target_invocations=4)
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    register_scaling(autoscaling, cloudwatch, "Stack-sd", max_instances=2, target_backlog=2, idle_minutes=10)
+    assert len(cloudwatch.describe_alarms()["MetricAlarms"]) == 2
     deleted = sagemaker_cleanup.clean_up(sagemaker, sfn, dynamodb, table="registry", endpoint_name="Stack-sd",
-                                         state_machine_arns=[], autoscaling=autoscaling)
+                                         state_machine_arns=[], application_autoscaling=autoscaling,
+                                         cloudwatch=cloudwatch)
     assert deleted["scalableTargets"] == ["endpoint/Stack-sd/variant/AllTraffic"]
     assert autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
+    assert cloudwatch.describe_alarms()["MetricAlarms"] == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -157,7 +158,8 @@ def test_registry_table_matches_the_api_contract(template, created_stack):
 
 
 def test_email_subscription_only_when_configured(template):
-    template.resource_count_is("AWS::SNS::Subscription", 0)
+    protocols = [s["Properties"]["Protocol"] for s in template.find_resources("AWS::SNS::Subscription").values()]
+    assert protocols == ["lambda", "lambda"]  # the result function on the two inference topics, no e-mail
     with_email = Template.from_stack(synth_stack({"notificationEmail": "me@example.com"}))
     with_email.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "me@example.com"})
     template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
@@ -192,15 +194,12 @@ def test_function_environments_are_what_the_handlers_read(resources, monkeypatch
         module = importlib.import_module(module_name)  # reads and checks its environment at import
         if hasattr(module, "Settings"):
             module.Settings.from_environ()
-        if module_name == "idle_tasks":  # two handlers, each reading its own variables
-            if function["Properties"]["Handler"].endswith(".check_idle"):
-                module._idle_settings(module.ENVIRON)
-            else:
-                module.ScalingSettings.from_environ(module.ENVIRON)
+        if module_name == "autoscaling_task":
+            module.ScalingSettings.from_environ(dict(os.environ))
         seen.add(module_name)
         assert function["Properties"]["Layers"], logical
         assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
-    assert seen == {"dataset_tasks", "upload_listener", "cleanup", "endpoint_waiter", "idle_tasks"}
+    assert seen == {"dataset_tasks", "upload_listener", "cleanup", "endpoint_waiter", "autoscaling_task"}
 
 
 def _actions(statement: dict) -> list[str]:
@@ -248,47 +247,29 @@ def _role_of(resources: dict, handler: str) -> str:
     return function["Properties"]["Role"]["Fn::GetAtt"][0]
 
 
-def test_idle_check_runs_every_five_minutes_with_the_configured_idle_time(template, resources):
-    template.has_resource_properties("AWS::Events::Rule", {
-        "ScheduleExpression": "rate(5 minutes)",
-        "Targets": [Match.object_like({"RetryPolicy": {"MaximumRetryAttempts": 0}})],
-    })
-    (idle,) = [f for f in by_type(resources, "AWS::Lambda::Function").values()
-               if f["Properties"]["Handler"] == "idle_tasks.check_idle"]
-    assert idle["Properties"]["Environment"]["Variables"]["IDLE_MINUTES"] == "60"
+def test_no_function_deletes_the_endpoint_but_the_stack_cleanup(resources):
+    # Scale to zero is SageMaker's autoscaling: nothing of ours deletes an idle endpoint.
+    for function in by_type(resources, "AWS::Lambda::Function").values():
+        handler = function["Properties"]["Handler"]
+        role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+        actions = {a for s in policy_statements(resources, role) for a in _actions(s)}
+        assert ("sagemaker:DeleteEndpoint" in actions) == (handler == "cleanup.handler"), handler
+    assert not [r for k, r in by_type(resources, "AWS::Events::Rule").items()
+                if k.startswith("Pipeline") and "ScheduleExpression" in r["Properties"]]
 
 
-def test_idle_check_may_delete_only_the_endpoint(resources):
-    statements = policy_statements(resources, _role_of(resources, "idle_tasks.check_idle"))
-    deletes = [s for s in statements if "sagemaker:DeleteEndpoint" in json.dumps(s["Action"])]
-    (delete,) = deletes
-    assert sorted(delete["Action"]) == ["sagemaker:DeleteEndpoint", "sagemaker:DescribeEndpoint"]
-    assert json.dumps(delete["Resource"]).endswith(':endpoint/dreamboothpipeline-sd"]]}')
-    actions = json.dumps([s["Action"] for s in statements])
-    for forbidden in ("DeleteModel", "DeleteEndpointConfig", "RegisterScalableTarget", "CreateServiceLinkedRole"):
-        assert forbidden not in actions
-
-
-def test_idle_check_gets_only_what_its_code_calls_and_its_star_is_acknowledged_exactly(created_stack, resources):
-    role = _role_of(resources, "idle_tasks.check_idle")
-    statements = policy_statements(resources, role)
-    actions = {a for s in statements for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
-    for unused in ("sagemaker:UpdateEndpointWeightsAndCapacities", "cloudwatch:PutMetricAlarm",
-                   "sagemaker:DescribeEndpointConfig", "application-autoscaling:RegisterScalableTarget",
-                   "application-autoscaling:PutScalingPolicy", "application-autoscaling:DeleteScalingPolicy",
-                   "application-autoscaling:DescribeScalableTargets",
-                   "application-autoscaling:DescribeScalingPolicies"):
-        assert unused not in actions, unused
-    assert {"sagemaker:DescribeEndpoint", "sagemaker:DeleteEndpoint", "cloudwatch:GetMetricStatistics",
-            "application-autoscaling:DeregisterScalableTarget", "states:ListExecutions", "sns:Publish"} <= actions
-    on_star = sorted(a for s in statements if s["Resource"] == "*"
-                     for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))
-    assert on_star == ["application-autoscaling:DeregisterScalableTarget", "cloudwatch:GetMetricStatistics",
-                       "xray:PutTelemetryRecords", "xray:PutTraceSegments"]
-    # The role's Resource::* acknowledgment in force (the last one) names every action on *, and no other.
-    reason = _acknowledgments(created_stack, "IdleCheckRole")["AwsSolutions-IAM5[Resource::*]"]
-    named = set(re.findall(r"[a-z-]+:[A-Z][A-Za-z]+", reason))
-    assert named == set(on_star), reason
+def test_autoscaling_gets_only_what_its_code_calls_and_its_star_is_acknowledged_exactly(created_stack, resources):
+    statements = policy_statements(resources, _role_of(resources, "autoscaling_task.handler"))
+    on_star = sorted(a for s in statements if s["Resource"] == "*" for a in _actions(s))
+    assert on_star == sorted(["application-autoscaling:DeregisterScalableTarget",
+                              "application-autoscaling:DescribeScalableTargets",
+                              "application-autoscaling:DescribeScalingPolicies",
+                              "application-autoscaling:DeleteScalingPolicy",
+                              "application-autoscaling:RegisterScalableTarget",
+                              "application-autoscaling:PutScalingPolicy",
+                              "xray:PutTelemetryRecords", "xray:PutTraceSegments"])
+    reason = _acknowledgments(created_stack, "EndpointAutoscalingRole")["AwsSolutions-IAM5[Resource::*]"]
+    assert set(re.findall(r"[a-z-]+:[A-Z][A-Za-z]+", reason)) == set(on_star), reason
 
 
 def _acknowledgments(stack, role_path_end: str) -> dict[str, str]:
@@ -302,12 +283,14 @@ def _acknowledgments(stack, role_path_end: str) -> dict[str, str]:
 
 
 def test_autoscaling_may_create_only_its_service_linked_role(resources):
-    statements = policy_statements(resources, _role_of(resources, "idle_tasks.scaling"))
+    statements = policy_statements(resources, _role_of(resources, "autoscaling_task.handler"))
     (slr,) = [s for s in statements if s["Action"] == "iam:CreateServiceLinkedRole"]
     assert slr["Condition"] == {"StringLike": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}}
     assert "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint" in json.dumps(slr["Resource"])
     (alarms,) = [s for s in statements if "cloudwatch:PutMetricAlarm" in s["Action"]]
+    # Application Auto Scaling's target-tracking alarms and the stack's two step-policy alarms, nothing else
     assert "alarm:TargetTracking-endpoint/DreamBoothPipeline-sd/*" in json.dumps(alarms["Resource"])
+    assert "alarm:DreamBoothPipeline-sd-*" in json.dumps(alarms["Resource"]) and len(alarms["Resource"]) == 2
 
 
 def test_deploy_applies_autoscaling_after_in_service_and_removes_it_before_an_update(resources):
@@ -321,13 +304,32 @@ def test_deploy_applies_autoscaling_after_in_service_and_removes_it_before_an_up
     assert deploy["ApplyAutoscaling"]["Catch"][0]["Next"] == "NotifyAutoscalingFailed"
 
 
-def test_scaling_limits_and_initial_count_come_from_config():
-    stack = synth_stack({"endpointMinInstances": 2, "endpointMaxInstances": 4, "endpointTargetInvocationsPerInstance": 9})
+def test_scaling_limits_and_idle_time_come_from_config():
+    stack = synth_stack({"idleMinutes": 25, "endpointMaxInstances": 4, "endpointTargetBacklogPerInstance": 9})
     resources = Template.from_stack(stack).to_json()["Resources"]
     (scaling,) = [f for f in by_type(resources, "AWS::Lambda::Function").values()
-                  if f["Properties"]["Handler"] == "idle_tasks.scaling"]
+                  if f["Properties"]["Handler"] == "autoscaling_task.handler"]
     variables = scaling["Properties"]["Environment"]["Variables"]
-    assert (variables["MIN_INSTANCES"], variables["MAX_INSTANCES"], variables["TARGET_INVOCATIONS_PER_INSTANCE"]) == (
-        "2", "4", "9")
-    assert states(resources, "-deploy")["CreateEndpointConfig"]["Parameters"]["ProductionVariants"][0][
-        "InitialInstanceCount"] == 2
+    assert (variables["IDLE_MINUTES"], variables["MAX_INSTANCES"], variables["TARGET_BACKLOG_PER_INSTANCE"]) == (
+        "25", "4", "9")
+
+
+def test_the_endpoint_config_is_asynchronous_with_its_outputs_and_notices(resources):
+    config = states(resources, "-deploy")["CreateEndpointConfig"]
+    assert config["Resource"] == "arn:X:states:::aws-sdk:sagemaker:createEndpointConfig"
+    parameters = config["Parameters"]
+    async_config = parameters["AsyncInferenceConfig"]
+    assert async_config["ClientConfig"] == {"MaxConcurrentInvocationsPerInstance": 1}
+    output = json.dumps(async_config["OutputConfig"])
+    assert "/inference/outputs" in output and "/inference/failures" in output
+    notices = async_config["OutputConfig"]["NotificationConfig"]
+    topics = {k for k, r in by_type(resources, "AWS::SNS::Topic").items() if k.startswith("PipelineInference")}
+    assert set(notices) == {"SuccessTopic", "ErrorTopic"} and len(topics) == 2
+    raw = definition_text(resources, "-deploy")
+    assert all(raw.count(topic) == 1 for topic in topics)  # each named once: one success, one error topic
+    # SageMaker writes and notifies with the hosting role: exactly those grants
+    hosting = policy_statements(resources, "PipelineSageMakerRolesHosting")
+    publish = [s for s in hosting if s["Action"] == "sns:Publish"]
+    assert sorted(s["Resource"]["Ref"] for s in publish) == sorted(topics)
+    puts = json.dumps([s["Resource"] for s in hosting if "s3:PutObject" in _actions(s)])
+    assert "/inference/outputs/*" in puts and "/inference/failures/*" in puts and "/models/" not in puts
