@@ -325,8 +325,10 @@ def test_the_endpoint_config_is_asynchronous_with_its_outputs_and_notices(resour
     notices = async_config["OutputConfig"]["NotificationConfig"]
     topics = {k for k, r in by_type(resources, "AWS::SNS::Topic").items() if k.startswith("PipelineInference")}
     assert set(notices) == {"SuccessTopic", "ErrorTopic"} and len(topics) == 2
-    raw = definition_text(resources, "-deploy")
-    assert all(raw.count(topic) == 1 for topic in topics)  # each named once: one success, one error topic
+    (machine,) = [m for m in by_type(resources, "AWS::StepFunctions::StateMachine").values()
+                  if m["Properties"]["StateMachineName"].endswith("-deploy")]
+    raw = json.dumps(machine["Properties"]["DefinitionString"])
+    assert all(raw.count(f'"Ref": "{topic}"') == 1 for topic in topics)  # one success, one error topic
     # SageMaker writes and notifies with the hosting role: exactly those grants
     hosting = policy_statements(resources, "PipelineSageMakerRolesHosting")
     publish = [s for s in hosting if s["Action"] == "sns:Publish"]
