@@ -332,6 +332,6 @@ def test_the_endpoint_config_is_asynchronous_with_its_outputs_and_notices(resour
     # SageMaker writes and notifies with the hosting role: exactly those grants
     hosting = policy_statements(resources, "PipelineSageMakerRolesHosting")
     publish = [s for s in hosting if s["Action"] == "sns:Publish"]
-    assert sorted(s["Resource"]["Ref"] for s in publish) == sorted(topics)
+    assert sorted(r["Ref"] for s in publish for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])) == sorted(topics)
     puts = json.dumps([s["Resource"] for s in hosting if "s3:PutObject" in _actions(s)])
     assert "/inference/outputs/*" in puts and "/inference/failures/*" in puts and "/models/" not in puts
