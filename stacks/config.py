@@ -42,6 +42,8 @@ Context = Callable[[str], Any]
 
 # SageMaker's longest training job (MaxRuntimeInSeconds / MaxWaitTimeInSeconds): 28 days.
 MAX_TRAINING_MINUTES = 28 * 24 * 60
+# How long a spot job may wait for capacity (on top of its run time) before it is trained on demand.
+SPOT_CAPACITY_WAIT_MINUTES = 30
 
 # SageMaker instance families with an NVIDIA GPU large enough for Stable Diffusion 2.1 base.
 GPU_INSTANCE_FAMILIES = ("g4dn", "g5", "g6", "g6e", "p3", "p4d", "p5")
@@ -162,11 +164,12 @@ class TrainingConfig:
     min_images: int = 3
     max_images: int = 100
     max_image_mb: int = 20
-    spot: bool = False
-    """Managed spot training (EnableManagedSpotTraining): cheaper, but capacity may never come."""
-    spot_max_wait_minutes: int = 240
-    """Spot only: longest the job may take, waiting for capacity included (MaxWaitTimeInSeconds).
-    At least max_runtime_minutes; default twice max_runtime_minutes."""
+    spot: bool = True
+    """Managed spot training (EnableManagedSpotTraining): a fraction of the on-demand price; when spot
+    capacity does not come within spot_max_wait_minutes, the same snapshot is trained on demand."""
+    spot_max_wait_minutes: int = 150
+    """Spot only: longest the spot job may take, waiting for capacity included (MaxWaitTimeInSeconds).
+    At least max_runtime_minutes; default max_runtime_minutes + SPOT_CAPACITY_WAIT_MINUTES."""
 
     @classmethod
     def from_context(cls, ctx: Context) -> "TrainingConfig":
@@ -175,8 +178,8 @@ class TrainingConfig:
         if max_images < min_images:
             raise ConfigError("datasetMaxImages", max_images, f"expected at least datasetMinImages ({min_images})")
         max_runtime = _int(ctx, "trainingMaxRuntimeMinutes", cls.max_runtime_minutes, 10, MAX_TRAINING_MINUTES)
-        max_wait = _int(ctx, "spotMaxWaitMinutes", min(2 * max_runtime, MAX_TRAINING_MINUTES), 10,
-                        MAX_TRAINING_MINUTES)
+        max_wait = _int(ctx, "spotMaxWaitMinutes", min(max_runtime + SPOT_CAPACITY_WAIT_MINUTES, MAX_TRAINING_MINUTES),
+                        10, MAX_TRAINING_MINUTES)
         if max_wait < max_runtime:
             # SageMaker refuses MaxWaitTimeInSeconds < MaxRuntimeInSeconds: say so at synth instead.
             raise ConfigError("spotMaxWaitMinutes", ctx("spotMaxWaitMinutes"),

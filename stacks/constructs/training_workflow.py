@@ -9,8 +9,9 @@ notification; no training job is created), train with `createTrainingJob.sync`, 
 artifact and loss, publish the training metrics (time, billable time, loss) to CloudWatch, and
 run the deploy state machine.
 
-With managed spot training, a job SageMaker stops because spot capacity never came (or kept
-being taken back) within the wait limit is reported as such, with the way out (on-demand).
+With managed spot training (the default), a job SageMaker stops because spot capacity never came
+(or kept being taken back) within the wait limit is trained again at once on demand, as job
+`<model id>-od`; the notification says so. Only if that fails too does the run fail.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ METRIC_TRAIN_LOSS = "TrainLoss"
 # SecondaryStatusTransitions, which these patterns do not match.
 SPOT_STOP_PATTERNS = ("*MaxWaitTimeExceeded*", '*"SecondaryStatus":"Interrupted"*',
                       '*"SecondaryStatus": "Interrupted"*')
+# Name suffix of the on-demand retry of a spot job SageMaker stopped.
+ON_DEMAND_SUFFIX = "-od"
 
 
 class TrainingWorkflow(Construct):
@@ -242,8 +245,13 @@ class TrainingWorkflow(Construct):
 
         train = self._training_task(training_image, base_model_uri, metric_definitions, instance_type, max_runtime_s,
                                     spot_max_wait_s)
+        on_demand = None
         if spot_max_wait_s is not None:
-            self._catch_spot_stop(train, spot_max_wait_s, fail_chain)
+            on_demand = self._training_task(training_image, base_model_uri, metric_definitions, instance_type,
+                                            max_runtime_s, None, state_id="TrainModelOnDemand",
+                                            job_suffix=ON_DEMAND_SUFFIX)
+            catch(on_demand, "training on demand after spot capacity did not come")
+            self._catch_spot_stop(train, spot_max_wait_s, fail_chain, on_demand)
         catch(train, "training")
         record_with_loss = catch(self._registry_update(
             "RecordTrainedModel",
@@ -276,29 +284,36 @@ class TrainingWorkflow(Construct):
             .when(sfn.Condition.boolean_equals("$.validation.valid", True), mark_training)
             .otherwise(reject)
         )
-        mark_training.next(train).next(
-            sfn.Choice(self, "HasTrainLoss")
-            .when(sfn.Condition.is_present("$.training.trainLoss[0]"), record_with_loss)
-            .otherwise(record_without_loss)
-        )
+        has_loss = (sfn.Choice(self, "HasTrainLoss")
+                    .when(sfn.Condition.is_present("$.training.trainLoss[0]"), record_with_loss)
+                    .otherwise(record_without_loss))
+        mark_training.next(train).next(has_loss)
+        if on_demand is not None:
+            on_demand.next(has_loss)
         record_with_loss.next(self._publish_metrics(deploy, with_loss=True))
         record_without_loss.next(self._publish_metrics(deploy, with_loss=False))
         deploy.next(sfn.Succeed(self, "Done"))
 
-    def _catch_spot_stop(self, train: sfn.CustomState, max_wait_s: int, fail_chain: sfn.IChainable) -> None:
-        """A spot job stopped for want of capacity: say so plainly and point to on-demand training."""
+    def _catch_spot_stop(self, train: sfn.CustomState, max_wait_s: int, fail_chain: sfn.IChainable,
+                         on_demand: sfn.IChainable) -> None:
+        """A spot job stopped for want of capacity: say so, and train the same snapshot on demand."""
         minutes = max_wait_s // 60
-        spot_stop = sfn.Pass(
-            self, "SpotCapacityNeverCame",
-            parameters={"reason": sfn.JsonPath.format(
-                "no spot capacity: SageMaker stopped training job {} because managed spot capacity did not "
-                f"come (or was taken back) within spotMaxWaitMinutes ({minutes} min), so nothing was trained "
-                "or deployed. To train on demand, deploy again with -c spotTraining=false (or raise "
-                "spotMaxWaitMinutes), then add a file to the dataset folder (or replace one with changed "
-                "content) to start a new run",
-                sfn.JsonPath.string_at("$.snapshot.modelId"))},
-            result_path="$.failure",
-        ).next(fail_chain)
+        spot_stop = self._registry_update(
+            "RecordOnDemandRetry", "SET trainingJobName = :job, trainingRetry = :why, updatedAt = :now",
+            {":job": S(sfn.JsonPath.format("{}" + ON_DEMAND_SUFFIX, sfn.JsonPath.string_at("$.snapshot.modelId"))),
+             ":why": S(f"spot capacity did not come within spotMaxWaitMinutes ({minutes} min): trained on demand")},
+        )
+        spot_stop.add_catch(on_demand, errors=["States.ALL"], result_path=_DISCARD)  # bookkeeping only
+        notify = self._publish(
+            "NotifyOnDemandRetry", "DreamBooth: training again on demand",
+            sfn.JsonPath.format(
+                "No spot capacity for training job {} within spotMaxWaitMinutes (" + str(minutes) + " min): "
+                "SageMaker stopped it, and the same photos are now trained on demand (job {}" + ON_DEMAND_SUFFIX
+                + "), at the on-demand price.",
+                sfn.JsonPath.string_at("$.snapshot.modelId"), sfn.JsonPath.string_at("$.snapshot.modelId")),
+        )
+        notify.add_catch(on_demand, errors=["States.ALL"], result_path=_DISCARD)
+        spot_stop.next(notify).next(on_demand)
         choice = sfn.Choice(self, "WasSpotCapacityMissing")
         choice.when(sfn.Condition.or_(*(sfn.Condition.string_matches("$.error.Cause", pattern)
                                         for pattern in SPOT_STOP_PATTERNS)), spot_stop)
@@ -337,14 +352,16 @@ class TrainingWorkflow(Construct):
         return publish.next(then)
 
     def _training_task(self, image: str, base_model_uri: str, metric_definitions: Sequence[dict[str, str]],
-                       instance_type: str, max_runtime_s: int, spot_max_wait_s: Optional[int]) -> sfn.CustomState:
+                       instance_type: str, max_runtime_s: int, spot_max_wait_s: Optional[int],
+                       state_id: str = "TrainModel", job_suffix: str = "") -> sfn.CustomState:
         # CustomState: the L2 SageMakerCreateTrainingJob cannot take the hyperparameter map from
         # the state, and the hyperparameters differ per dataset. IAM is granted below.
-        state = sfn.CustomState(self, "TrainModel", state_json={
+        name = (f"States.Format('{{}}{job_suffix}', $.snapshot.modelId)" if job_suffix else "$.snapshot.modelId")
+        state = sfn.CustomState(self, state_id, state_json={
             "Type": "Task",
             "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createTrainingJob.sync",
             "Parameters": {
-                "TrainingJobName.$": "$.snapshot.modelId",
+                "TrainingJobName.$": name,
                 "RoleArn": self.training_role.role_arn,
                 "AlgorithmSpecification": {
                     "TrainingImage": image,

@@ -84,7 +84,8 @@ class SageMakerSimulator:
     train_loss: Optional[float] = 0.0421
     fail_training: Optional[str] = None
     stop_training: Optional[str] = None
-    """SecondaryStatus of a job SageMaker stops (status Stopped), e.g. MaxWaitTimeExceeded, Interrupted."""
+    """SecondaryStatus of a managed spot job SageMaker stops (status Stopped), e.g. MaxWaitTimeExceeded,
+    Interrupted: spot capacity that never came. On-demand jobs are not stopped."""
     fail_endpoint_create: Optional[str] = None
     fail_endpoint_update: Optional[str] = None
     region: str = "us-east-1"
@@ -228,7 +229,7 @@ class SageMakerSimulator:
         return describe_training_job
 
     def _finish_job(self, job: Any) -> None:
-        if self.stop_training:
+        if self.stop_training and job.enable_managed_spot_training:
             job.training_job_status = "Stopped"
             job.secondary_status = self.stop_training
             self.log("training-stopped", f"{job.training_job_name} {self.stop_training}")

@@ -58,23 +58,27 @@ def test_a_spot_job_asks_for_spot_with_the_wait_limit_and_publishes_its_metrics(
 
 
 @pytest.mark.parametrize("secondary_status", ["MaxWaitTimeExceeded", "Interrupted"])
-def test_spot_capacity_that_never_came_is_said_plainly_and_the_live_model_stays(synthesized, secondary_status):
+def test_spot_capacity_that_never_came_is_trained_again_on_demand(synthesized, secondary_status):
     with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator()) as h:
         live = run(h, PHOTOS)
-        # When SageMaker stops the next job for want of spot capacity
+        # When SageMaker stops the next spot job for want of spot capacity
         h.simulator.stop_training = secondary_status
-        stopped = run(h, {"dog9.jpg": jpeg_bytes(640, 640)})
+        retried = run(h, {"dog9.jpg": jpeg_bytes(640, 640)})
 
-        # Then the notification says so and points to on-demand training; nothing else changed
-        note = h.notifications()[-1]
-        assert note["subject"] == "DreamBooth: training failed"
-        assert "no spot capacity" in note["message"]
-        assert "spotTraining=false" in note["message"] and f"({MAX_WAIT_MINUTES} min)" in note["message"]
+        # Then the same snapshot is trained on demand, deployed, and the notification says what happened
+        sagemaker = h.client("sagemaker")
+        assert sagemaker.describe_training_job(TrainingJobName=retried)["TrainingJobStatus"] == "Stopped"
+        on_demand = sagemaker.describe_training_job(TrainingJobName=f"{retried}-od")
+        assert on_demand["TrainingJobStatus"] == "Completed" and not on_demand.get("EnableManagedSpotTraining")
+        assert "MaxWaitTimeInSeconds" not in on_demand["StoppingCondition"]
+        subjects = [n["subject"] for n in h.notifications()]
+        assert "DreamBooth: training again on demand" in subjects
+        (note,) = [n for n in h.notifications() if n["subject"] == "DreamBooth: training again on demand"]
+        assert f"({MAX_WAIT_MINUTES} min)" in note["message"] and f"{retried}-od" in note["message"]
         models = h.models()
-        assert models[stopped]["status"] == "failed" and "no spot capacity" in models[stopped]["failureReason"]
-        assert models[live]["status"] == "live" and h.live_pointer()["liveModelId"] == live
-        assert len(h.deploy_runs()) == 1
-        assert h.training_runs()[-1].error == "TrainingFailed"
+        assert models[retried]["status"] == "live" and models[retried]["trainingJobName"] == f"{retried}-od"
+        assert models[live]["status"] == "retired" and h.live_pointer()["liveModelId"] == retried
+        assert h.training_runs()[-1].status == "SUCCEEDED"
 
 
 def test_an_ordinary_failure_of_a_spot_job_is_not_blamed_on_spot(synthesized):
