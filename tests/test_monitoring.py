@@ -147,9 +147,8 @@ def test_every_publisher_may_encrypt_with_the_topic_key(resources):
 
     publishers = {role for role, statements in by_role.items()
                   if any(allows(s, "sns:Publish", topic) for s in statements)}
-    assert {"TrainingStateMachineRole", "DeployStateMachineRole", "UploadListenerRole", "IdleCheckRole"} <= {
-        next((n for n in ("TrainingStateMachineRole", "DeployStateMachineRole", "UploadListenerRole",
-                          "IdleCheckRole") if n in role), role) for role in publishers}
+    names = ("TrainingStateMachineRole", "DeployStateMachineRole", "UploadListenerRole")
+    assert set(names) <= {next((n for n in names if n in role), role) for role in publishers}
     for role in publishers:
         for action in ("kms:GenerateDataKey", "kms:Decrypt"):
             assert any(allows(s, action, key_arn) for s in by_role[role]), (role, action)
@@ -195,24 +194,28 @@ def train_state(stack) -> tuple[dict, dict]:
     return states["TrainModel"], states
 
 
-def test_on_demand_by_default(created_stack):
-    train, states = train_state(created_stack)
+def test_on_demand_when_spot_is_switched_off():
+    train, states = train_state(synth_stack({"spotTraining": False}))
     assert "EnableManagedSpotTraining" not in train["Parameters"]
     assert train["Parameters"]["StoppingCondition"] == {"MaxRuntimeInSeconds": 7200}
-    assert "WasSpotCapacityMissing" not in states
+    assert "WasSpotCapacityMissing" not in states and "TrainModelOnDemand" not in states
 
 
-def test_spot_training_sets_the_wait_limit_and_recognises_a_spot_stop():
-    train, states = train_state(synth_stack({"spotTraining": True, "trainingMaxRuntimeMinutes": 60}))
+def test_spot_by_default_sets_the_wait_limit_and_trains_on_demand_after_a_spot_stop():
+    train, states = train_state(synth_stack({"trainingMaxRuntimeMinutes": 60}))
     assert train["Parameters"]["EnableManagedSpotTraining"] is True
-    # Default wait: twice the run time.
-    assert train["Parameters"]["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
+    # Default wait: the run time plus 30 minutes for capacity.
+    assert train["Parameters"]["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 5400}
     assert train["Catch"][0] == {"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.error",
                                  "Next": "WasSpotCapacityMissing"}
     (rule,) = states["WasSpotCapacityMissing"]["Choices"]
     assert {c["StringMatches"] for c in rule["Or"]} == {
         "*MaxWaitTimeExceeded*", '*"SecondaryStatus":"Interrupted"*', '*"SecondaryStatus": "Interrupted"*'}
-    assert rule["Next"] == "SpotCapacityNeverCame"
+    assert rule["Next"] == "RecordOnDemandRetry"
+    retry = states["TrainModelOnDemand"]["Parameters"]
+    assert "EnableManagedSpotTraining" not in retry and retry["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600}
+    assert retry["TrainingJobName.$"] == "States.Format('{}-od', $.snapshot.modelId)"
+    assert states["TrainModelOnDemand"]["Next"] == train["Next"] == "HasTrainLoss"
 
 
 def test_log_retention_comes_from_the_configuration():

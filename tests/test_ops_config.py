@@ -11,15 +11,16 @@ def load(context):
 
 def test_defaults():
     config = load({})
-    assert (config.training.spot, config.training.spot_max_wait_minutes) == (False, 240)
+    assert (config.training.spot, config.training.spot_max_wait_minutes) == (True, 150)
     assert config.monitoring.log_retention_days == 30
     assert (config.monitoring.api_5xx_percent, config.monitoring.endpoint_5xx_errors,
             config.monitoring.endpoint_stuck_minutes) == (5, 1, 30)
 
 
-def test_spot_wait_defaults_to_twice_the_run_time_and_accepts_command_line_strings():
+def test_spot_wait_defaults_to_the_run_time_plus_the_capacity_wait_and_accepts_command_line_strings():
     config = load({"spotTraining": "true", "trainingMaxRuntimeMinutes": "90"})
-    assert (config.training.spot, config.training.spot_max_wait_minutes) == (True, 180)
+    assert (config.training.spot, config.training.spot_max_wait_minutes) == (True, 120)
+    assert load({"spotTraining": "false"}).training.spot is False
     assert load({"spotMaxWaitMinutes": "90", "trainingMaxRuntimeMinutes": 90}).training.spot_max_wait_minutes == 90
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import boto3
 import pytest
@@ -24,8 +25,9 @@ def session():
         yield boto3.Session(region_name="us-east-1")
 
 
-def give_sagemaker(quotas, training=1, endpoint=1, instance="ml.g4dn.2xlarge"):
+def give_sagemaker(quotas, training=1, endpoint=1, instance="ml.g4dn.2xlarge", spot=1):
     quotas.set("sagemaker", "L-TRAIN", f"{instance} for training job usage", training)
+    quotas.set("sagemaker", "L-SPOT", f"{instance} for spot training job usage", spot)
     quotas.set("sagemaker", "L-ENDPOINT", f"{instance} for endpoint usage", endpoint)
 
 
@@ -43,7 +45,8 @@ def test_all_green(session, quotas, capsys):
     give_sagemaker(quotas)
     code, report = run(session, capsys)
     assert code == 0 and report["ok"] is True
-    assert set(by_name(report)) == {"credentials", "region", "s3 bucket", "training instance", "endpoint instance"}
+    assert set(by_name(report)) == {"credentials", "region", "s3 bucket", "training instance",
+                                    "spot training instance", "endpoint instance"}
 
 
 def test_zero_gpu_quota_fails_with_the_fix(session, quotas, capsys):
@@ -64,14 +67,14 @@ def test_the_endpoint_quota_must_cover_the_autoscaling_maximum(session, quotas, 
     assert run(session, capsys, "-c", "endpointMaxInstances=2")[0] == 0
 
 
-def test_spot_training_needs_the_spot_quota(session, quotas, capsys):
-    give_sagemaker(quotas)  # on-demand training quota only
-    code, report = run(session, capsys, "-c", "spotTraining=true")
-    training = by_name(report)["training instance"]
+def test_spot_training_needs_the_spot_quota_and_the_on_demand_one_for_its_retry(session, quotas, capsys):
+    give_sagemaker(quotas, spot=0)  # on-demand training quota only
+    code, report = run(session, capsys)
+    training = by_name(report)["spot training instance"]
     assert code == 1 and training["ok"] is False
     assert "ml.g4dn.2xlarge for spot training job usage" in training["detail"]
-    quotas.set("sagemaker", "L-SPOT", "ml.g4dn.2xlarge for spot training job usage", 1)
-    assert run(session, capsys, "-c", "spotTraining=true")[0] == 0
+    assert by_name(report)["training instance"]["ok"] is True
+    assert run(session, capsys, "-c", "spotTraining=false")[0] == 0
 
 
 def test_instance_type_not_offered_in_region(session, quotas, capsys):
@@ -104,7 +107,7 @@ def test_text_output_is_a_table_with_fixes(session, quotas, capsys):
     give_sagemaker(quotas, endpoint=0)
     assert cli.main(["preflight"], session=session) == 1
     out = capsys.readouterr().out
-    assert "endpoint instance  FAIL" in out and "To fix:" in out
+    assert re.search(r"^endpoint instance +FAIL", out, re.MULTILINE) and "To fix:" in out
 
 
 def test_bad_configuration_is_a_usage_error(session, capsys):

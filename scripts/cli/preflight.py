@@ -78,10 +78,13 @@ def _sagemaker_quotas(service_quotas: Any) -> dict[str, float]:
 
 def check_instance_quotas(session: Any, config: AppConfig) -> list[Check]:
     """One check per quota the configuration needs: (name, quota name, instances needed, config key)."""
-    training_usage = "spot training job usage" if config.training.spot else "training job usage"
-    wanted = [
-        ("training instance", f"{config.training.instance_type} for {training_usage}", 1, "trainingInstanceType"),
-        # Autoscaling may grow the endpoint to endpointMaxInstances; it is created with endpointMinInstances.
+    wanted = [("training instance", f"{config.training.instance_type} for training job usage", 1,
+               "trainingInstanceType")]
+    if config.training.spot:  # spot first; the on-demand quota above for the retry without spot capacity
+        wanted.append(("spot training instance", f"{config.training.instance_type} for spot training job usage", 1,
+                       "trainingInstanceType"))
+    wanted += [
+        # Autoscaling may grow the endpoint to endpointMaxInstances (it starts with one instance).
         ("endpoint instance", f"{config.serving.instance_type} for endpoint usage", config.serving.max_instances,
          "endpointInstanceType"),
     ]

@@ -50,26 +50,25 @@ def test_bad_serving_values_name_the_key(key, value):
 
 def test_idle_and_scaling_defaults():
     serving = ServingConfig.from_context(ctx({}))
-    assert (serving.idle_minutes, serving.min_instances, serving.max_instances) == (60, 1, 1)
-    assert serving.target_invocations_per_instance == 4
+    assert (serving.idle_minutes, serving.min_instances, serving.max_instances) == (10, 0, 1)
+    assert serving.target_backlog_per_instance == 2
+    assert (serving.request_ttl_minutes, serving.invocation_timeout_s) == (360, 3600)
 
 
-def test_idle_zero_means_never_and_strings_are_accepted():
-    serving = ServingConfig.from_context(ctx({"idleMinutes": "0", "endpointMinInstances": "2",
-                                              "endpointMaxInstances": "5"}))
-    assert (serving.idle_minutes, serving.min_instances, serving.max_instances) == (0, 2, 5)
+def test_idle_zero_keeps_one_instance_and_strings_are_accepted():
+    serving = ServingConfig.from_context(ctx({"idleMinutes": "0", "endpointMaxInstances": "5",
+                                              "asyncRequestTtlMinutes": "30", "asyncInvocationTimeoutSeconds": "900"}))
+    assert (serving.idle_minutes, serving.min_instances, serving.max_instances) == (0, 1, 5)
+    assert (serving.request_ttl_minutes, serving.invocation_timeout_s) == (30, 900)
 
 
 @pytest.mark.parametrize("key, value", [
-    ("idleMinutes", -1), ("idleMinutes", 7 * 24 * 60 + 1), ("idleMinutes", "an hour"),
-    ("endpointMinInstances", 0), ("endpointMaxInstances", 21), ("endpointTargetInvocationsPerInstance", 0),
+    ("idleMinutes", -1), ("idleMinutes", 24 * 60 + 1), ("idleMinutes", "an hour"),
+    ("endpointMaxInstances", 0), ("endpointMaxInstances", 21), ("endpointTargetBacklogPerInstance", 0),
+    ("asyncRequestTtlMinutes", 0), ("asyncRequestTtlMinutes", 361),
+    ("asyncInvocationTimeoutSeconds", 0), ("asyncInvocationTimeoutSeconds", 3601),
 ])
 def test_bad_idle_and_scaling_values_name_the_key(key, value):
     with pytest.raises(ConfigError) as error:
         ServingConfig.from_context(ctx({key: value}))
     assert error.value.key == key and key in str(error.value)
-
-
-def test_max_instances_below_min_instances_is_refused():
-    with pytest.raises(ConfigError, match="endpointMaxInstances.*endpointMinInstances"):
-        ServingConfig.from_context(ctx({"endpointMinInstances": 3, "endpointMaxInstances": 2}))
