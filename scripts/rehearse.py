@@ -153,7 +153,7 @@ def run(out_root: Path = DEFAULT_OUT, *, training_s: float = 2.0, endpoint_s: fl
                 try:
                     h.wait_until_idle(timeout_s)
                 except TimeoutError as error:
-                    problems.append(f"the worker did not finish: {error}")
+                    problems.append(f"the generation did not finish: {error}")
                 generation = h.api("GET", f"/generations/{generation_id}").json()
                 h.record("api", f"GET /generations/{{id}}: {len(generation.get('images', []))} presigned image URLs")
                 if generation.get("status") != "succeeded":
@@ -174,7 +174,7 @@ def run(out_root: Path = DEFAULT_OUT, *, training_s: float = 2.0, endpoint_s: fl
         f"Rehearsal {'succeeded' if not problems else 'FAILED'}: "
         f"upload -> validate -> train -> deploy -> POST /generations -> images, in {total_s:.1f}s.",
         "Real: the synthesized template (cdk-nag checked), both state machines as synthesized, every Lambda "
-        "handler, the API handler and worker.",
+        "handler, the API handler, the result function and the dispatcher.",
         "Emulated: S3, DynamoDB, Step Functions, Lambda, SNS, EventBridge (moto, in this process); "
         "API Gateway's proxy event (no auth/throttling).",
         EMULATED,

@@ -34,7 +34,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_DEPLOYED = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130
 TRAINING_TIMEOUT_S = 4 * 3600
 SWITCH_TIMEOUT_S = 90 * 60
-# Long enough for a request that wakes a sleeping endpoint (5-10+ minutes) to see it answer.
+# Long enough for a request that waits for an instance to start from zero (up to 10+ minutes).
 GENERATE_TIMEOUT_S = 1800
 POLL_S = 15.0
 
@@ -383,8 +383,8 @@ def parser() -> argparse.ArgumentParser:
     generate.add_argument("--height", type=int, help="256-1024, multiple of 8 (default 512)")
     generate.add_argument("--out", metavar="DIR", help="folder for the images (default ./generated/<id>/)")
     generate.add_argument("--timeout", type=_positive, default=GENERATE_TIMEOUT_S, metavar="S",
-                          help=f"give up after S seconds (default {GENERATE_TIMEOUT_S}: waking a sleeping endpoint "
-                               "takes 5-10 minutes or more)")
+                          help=f"give up after S seconds (default {GENERATE_TIMEOUT_S}: starting an instance from "
+                               "zero takes up to 10 minutes or more)")
     return top
 
 

@@ -76,8 +76,8 @@ class Generator:
                 break
             except ApiError as error:
                 self._retry_or_raise(error)
-        self.say(f"{self._stamp()} generation {body['id']} {body['status']} on model {body.get('model_id')}")
-        last = body["status"]
+        self.say(f"{self._stamp()} generation {body['id']} {_state(body)} on model {body.get('model_id')}")
+        last = _state(body)
         while body["status"] not in TERMINAL:
             remaining = self._remaining()
             if remaining <= 0:
@@ -93,10 +93,16 @@ class Generator:
             except ApiUnreachable as error:
                 self.say(f"{self._stamp()} API not reachable ({error}); retrying")
                 continue
-            if body["status"] != last:
-                last = body["status"]
+            if _state(body) != last:
+                last = _state(body)
                 self.say(f"{self._stamp()} {last}")
         return body
+
+
+def _state(body: dict[str, Any]) -> str:
+    """`queued (starting an instance, usually up to 10 minutes ...)`: the status, with why it waits."""
+    reason = body.get("queue_reason")
+    return f"{body['status']} ({reason})" if reason else str(body["status"])
 
 
 def save_images(client: ApiClient, generation: dict[str, Any], out_dir: Path) -> list[Path]:

@@ -1,6 +1,6 @@
 """The CLI's main() in-process, against a real local HTTP server running the real API handler.
 
-- The API: tests/api's harness (the real handler and worker on moto), served over HTTP by
+- The API: tests/api's harness (the real handler and result function on moto), served over HTTP by
   wsgiref through the API Gateway adapter's `wsgi_app`; the server strips the stage (`/v1`) and
   does API Gateway's one job the adapter leaves out that the CLI depends on: refusing a request
   without the right `x-api-key` (or, in IAM mode, without a SigV4 signature) with 403.
@@ -25,7 +25,7 @@ import boto3
 import pytest
 
 from scripts import cli
-from tests.api.conftest import BUCKET, REGION, api_module, harness, worker_module  # noqa: F401 (fixtures)
+from tests.api.conftest import BUCKET, REGION, api_module, dispatch_module, harness, results_module  # noqa: F401 (fixtures)
 
 STACK = "DreamBoothPipeline"  # cdk.json's stackName: the CLI's default
 API_KEY_VALUE = "local-test-key-0123456789abcdef"

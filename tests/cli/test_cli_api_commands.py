@@ -64,39 +64,51 @@ def test_generate_never_overwrites_an_existing_file(live, harness, tmp_path):
     assert (tmp_path / "0-2.jpg").read_bytes() == images[0]
 
 
-def test_generate_waits_out_503_retry_after_then_succeeds(live, harness, tmp_path):
-    # Given an endpoint being updated, which comes back in service while the CLI waits
-    set_endpoint_status("Updating")
-    live.clock.at_sleep(1, lambda: set_endpoint_status("InService"))
+def test_generate_waits_out_503_retry_after_then_succeeds(live, harness, tmp_path, monkeypatch):
+    # Given a backing AWS service that is busy once (the API answers 503 with Retry-After: 2)
+    from botocore.exceptions import ClientError
+
+    generations = harness.api_module.generations
+    original = generations.create
+    calls = []
+
+    def busy_once(request):
+        calls.append(request)
+        if len(calls) == 1:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "PutItem")
+        return original(request)
+
+    monkeypatch.setattr(generations, "create", busy_once)
     harness.queue_images(1)
     # When generating
     code, stdout, err = live("generate", "a photo of a Doppler dog", "--out", str(tmp_path))
     # Then the CLI waited the API's Retry-After once, showing the API's message, and got the image
     assert code == 0, err
-    assert live.clock.sleeps == [60.0]
-    assert "endpoint DreamBoothPipeline-sd is updating; try again in a minute (retrying in 60s)" in err
+    assert live.clock.sleeps == [2.0]
+    assert "a backing AWS service is busy; try again shortly (retrying in 2s)" in err
     assert stdout.split() == [str(tmp_path / "0.jpg")]
     assert [r["method"] for r in live.api.requests].count("POST") == 2
 
 
-def test_generate_gives_up_at_the_timeout_while_the_endpoint_is_unavailable(live, tmp_path):
+def test_generate_shows_why_a_generation_waits_while_the_endpoint_is_being_created(live, harness, tmp_path):
     set_endpoint_status("Creating")
-    code, stdout, err = live("generate", "a photo of a Doppler dog", "--out", str(tmp_path), "--timeout", "150")
+    code, stdout, err = live("generate", "a photo of a Doppler dog", "--out", str(tmp_path), "--timeout", "0.5")
     assert code == 1
-    assert live.clock.sleeps == [60.0, 60.0]  # a third wait would pass the timeout
-    assert "Timed out" in err and "is creating" in err
+    assert "queued (the endpoint is being created, usually up to 10 minutes" in err
+    assert "Timed out" in err or "still queued" in err
     assert list(tmp_path.iterdir()) == [] and stdout == ""
 
 
 def test_generate_polls_a_queued_generation_until_it_is_done(live, harness, tmp_path):
-    # Given a worker that runs only after the API answered 202 (a timeout under 1 s asks the API not
+    # Given SageMaker answering only after the API answered 202 (a timeout under 1 s asks the API not
     # to hold the request: wait 0)
     harness.mode = "defer"
     harness.queue_images(1)
-    live.clock.at_sleep(1, harness.run_deferred)
+    live.clock.at_sleep(1, harness.answer_deferred)
     code, stdout, err = live("generate", "a photo of a Doppler dog", "--out", str(tmp_path), "--timeout", "0.9")
     assert code == 0, err
-    assert "queued on model" in err and "succeeded" in err
+    assert "queued (queued at SageMaker: running, or waiting for a free instance) on model" in err
+    assert "succeeded" in err
     assert stdout.split() == [str(tmp_path / "0.jpg")]
 
 
@@ -118,7 +130,7 @@ def test_a_failed_generation_exits_1_with_the_reason(live, harness, tmp_path):
     harness.queue_model_error("CUDA out of memory")
     code, _, err = live("generate", "a photo of a Doppler dog", "--out", str(tmp_path))
     assert code == 1
-    assert "failed: the model failed: ModelError" in err and "CUDA out of memory" in err
+    assert "failed: the model failed: ClientError" in err and "CUDA out of memory" in err
 
 
 # ---- status, models, use ----------------------------------------------------------------------
@@ -277,8 +289,8 @@ def test_the_dreambooth_console_script_is_the_cli():
     assert "scripts" in project["tool"]["setuptools"]["packages"]
 
 
-def test_generate_waits_long_enough_by_default_for_a_sleeping_endpoint_to_wake():
+def test_generate_waits_long_enough_by_default_for_an_instance_to_start_from_zero():
     from scripts.cli.commands import parser
 
-    # Waking a sleeping endpoint takes 5-10 minutes or more: the default must not give up as it comes up
+    # Starting an instance takes up to 10 minutes or more: the default must not give up as it comes up
     assert parser().parse_args(["generate", "a photo"]).timeout == 1800
