@@ -117,7 +117,9 @@ class Generations:
         if state.needs_healing:
             self.healer.heal(model_id, state)
         wait_s = min(request.wait, self.settings.max_wait_s)
-        if wait_s > 0:
+        # Waiting is worth it only when an instance is there to run the request; otherwise answer
+        # at once with why it is queued (an instance starting, the endpoint coming back).
+        if wait_s > 0 and not item.get("pendingSince") and state.instances != 0:
             finished = self._wait(generation_id, deadline=now + wait_s)
             if finished is not None:
                 return 200, self.present(finished)

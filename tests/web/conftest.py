@@ -24,7 +24,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 import requests
 
-from tests.api.conftest import api_module, harness, worker_module  # noqa: F401 (fixtures reused)
+from tests.api.conftest import api_module, dispatch_module, harness, results_module  # noqa: F401 (fixtures reused)
 
 CHROMIUM = Path("/usr/bin/chromium")
 # As the machine notes give them: without the background-networking flags Chromium keeps trying

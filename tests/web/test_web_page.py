@@ -11,7 +11,8 @@ import pytest
 from PIL import Image, ImageChops, ImageStat
 from playwright.sync_api import expect
 
-from tests.api.conftest import ACCOUNT, ENDPOINT, REGION, create_endpoint, jumpstart_answer, put_to_sleep
+from tests.api.adapter import lambda_context
+from tests.api.conftest import ACCOUNT, ENDPOINT, REGION, create_endpoint, jumpstart_answer
 from tests.web.conftest import VIEWPORT, screenshot, screenshot_path
 
 MODEL = "dog-20261120100000"
@@ -171,8 +172,8 @@ def test_the_page_works_when_opened_without_the_trailing_slash(harness, local_ap
     assert page.errors == []
 
 
-def test_unavailable_endpoint_says_so_counts_down_and_retries(harness, local_api, page):
-    # Given a live model whose endpoint is being created (the API answers 503, Retry-After: 60)
+def test_a_generation_queued_while_the_endpoint_is_created_shows_why_and_finishes(harness, local_api, page):
+    # Given a live model whose endpoint is being created (the API queues the request, saying why)
     harness.live_model(MODEL)
     create_endpoint(MODEL)
     set_endpoint_status("Creating")
@@ -186,35 +187,32 @@ def test_unavailable_endpoint_says_so_counts_down_and_retries(harness, local_api
     page.get_by_label("Images").select_option("1")
     page.get_by_role("button", name="Generate").click()
 
-    # Then the page says why and when it retries
-    expect(page.locator("#progress")).to_contain_text("The endpoint is being created, retrying in 60 s.")
-    expect(page.locator("#progress")).to_contain_text(f"endpoint {ENDPOINT} is creating")
+    # Then the page shows it queued with the API's reason, and waits (one POST, no refusal)
+    expect(page.locator("#progress")).to_contain_text("Queued: the endpoint is being created, usually up to 10 minutes")
     expect(page.get_by_role("button", name="Stop waiting")).to_be_visible()
     assert [c[:2] for c in local_api.data_calls()].count(("POST", "/generations")) == 1
-    page.clock.run_for(10_000)
-    expect(page.locator("#progress")).to_contain_text("retrying in 50 s")
 
-    # When the endpoint comes into service and the minute is over
+    # When the endpoint comes into service and the dispatcher sends the request (SageMaker answers)
     set_endpoint_status("InService")
     harness.queue_results(jumpstart_answer(jpeg(COLOURS[0])))
-    page.clock.run_for(50_000)
+    assert harness.dispatch_module.lambda_handler({}, lambda_context("dispatch"))["sent"] == 1
+    page.clock.run_for(5_000)
 
-    # Then the same request is sent again and its image shows
+    # Then its image shows
     expect(page.locator("#progress")).to_have_text("Done: 1 image(s).")
     expect(page.locator("article.generation img")).to_have_count(1)
-    assert [c[:2] for c in local_api.data_calls()].count(("POST", "/generations")) == 2
-    expect(page.locator("#endpoint-state")).to_have_text(f"{ENDPOINT}: in service")
+    assert [c[:2] for c in local_api.data_calls()].count(("POST", "/generations")) == 1
     assert page.errors == []
 
 
-def test_stop_waiting_ends_the_retries(harness, local_api, page):
-    harness.live_model(MODEL)  # no endpoint at all: 503, Retry-After 60
+def test_stop_waiting_ends_the_polling(harness, local_api, page):
+    harness.live_model(MODEL)  # no endpoint at all: queued while it is re-created
     page.clock.install()
     page.goto(local_api.url)
     save_key(page)
     page.get_by_label("Prompt", exact=True).fill(PROMPT)
     page.get_by_role("button", name="Generate").click()
-    expect(page.locator("#progress")).to_contain_text("There is no endpoint yet, retrying in 60 s.")
+    expect(page.locator("#progress")).to_contain_text("Queued: the endpoint is being re-created")
 
     page.get_by_role("button", name="Stop waiting").click()
 
@@ -312,31 +310,29 @@ def test_models_are_listed_and_one_can_be_put_live(harness, local_api, page):
     assert page.errors == []
 
 
-def test_a_sleeping_endpoint_is_shown_asleep_and_the_first_generation_wakes_it(harness, local_api, page):
-    # Given the idle check put the endpoint to sleep (endpoint deleted, registry asleep)
-    put_to_sleep(harness, model=MODEL)
+def test_a_deleted_endpoint_is_recreated_by_the_first_generation_which_waits_for_it(harness, local_api, page):
+    # Given the endpoint deleted out of band (the model still live)
+    harness.live_model(MODEL)
     page.clock.install()
     page.goto(local_api.url)
     save_key(page)
-    expect(page.locator("#endpoint-state")).to_contain_text("asleep (the next generation wakes it up)")
+    expect(page.locator("#endpoint-state")).to_contain_text("no endpoint yet")
 
-    # When the user asks for images, the real handler starts the wake-up and answers 503 EndpointWaking
+    # When the user asks for images, the real handler queues the request and starts the re-creation
     page.get_by_label("Prompt", exact=True).fill(PROMPT)
     page.get_by_role("button", name="Generate").click()
 
-    # Then the page says the endpoint is waking up and will retry, and the status panel follows
-    expect(page.locator("#progress")).to_contain_text("The endpoint is waking up, retrying in 60 s.")
-    expect(page.locator("#endpoint-state")).to_contain_text("waking up")
+    # Then the page says why it waits; the deployment re-creating the endpoint runs for the live model
+    expect(page.locator("#progress")).to_contain_text("re-created from the live model's configuration")
     sfn = boto3.client("stepfunctions", region_name=REGION)
-    (wake,) = sfn.list_executions(stateMachineArn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:test-deploy")[
+    (heal,) = sfn.list_executions(stateMachineArn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:test-deploy")[
         "executions"]
-    assert json.loads(sfn.describe_execution(executionArn=wake["executionArn"])["input"]) == {
-        "modelId": MODEL, "wake": True}
+    assert json.loads(sfn.describe_execution(executionArn=heal["executionArn"])["input"]) == {"modelId": MODEL}
     assert page.errors == []
 
 
 def test_a_generation_still_running_at_reload_is_followed_until_it_ends(harness, local_api, page):
-    # Given a generation made in this browser whose worker has not run yet
+    # Given a generation made in this browser that SageMaker has not answered yet
     harness.live_model(MODEL)
     create_endpoint(MODEL)
     harness.mode = "defer"
@@ -352,8 +348,8 @@ def test_a_generation_still_running_at_reload_is_followed_until_it_ends(harness,
     expect(card).to_have_attribute("data-status", "queued")
     expect(card.locator(".placeholder")).to_have_count(1)
 
-    # And once the worker has run, the image appears without another reload
-    harness.run_deferred()
+    # And once SageMaker's notice has come, the image appears without another reload
+    harness.answer_deferred()
     expect(card).to_have_attribute("data-status", "succeeded", timeout=15_000)
     expect(card.get_by_role("img")).to_have_js_property("naturalWidth", 64)
     assert page.errors == []

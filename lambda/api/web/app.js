@@ -15,14 +15,10 @@
     creating: "being created",
     updating: "being updated to a new model",
     in_service: "in service",
-    failed: "failed",
-    asleep: "asleep (the next generation wakes it up)",
-    waking: "waking up",
+    failed: "failed (the next generation, or the periodic check, re-creates it)",
   };
   const NOT_DEPLOYABLE = ["validating", "training", "deploying"];
   const UNAVAILABLE = {
-    asleep: "The endpoint is waking up",
-    waking: "The endpoint is waking up",
     creating: "The endpoint is being created",
     updating: "The endpoint is being updated",
     none: "There is no endpoint yet",
@@ -318,8 +314,9 @@
       let { data: generation } = await withRetries(() => call("POST", "generations", generationRequest()));
       remember(generation.id);
       renderGeneration(generation);
-      while (generation.status === "queued" || generation.status === "running") {
-        $("progress").textContent = `Generating (${generation.status})…`;
+      while (generation.status === "queued") {
+        $("progress").textContent = generation.queue_reason
+          ? `Queued: ${generation.queue_reason}…` : `Generating (${generation.status})…`;
         await sleep(POLL_MS, true);
         ({ data: generation } = await withRetries(() => call("GET", `generations/${generation.id}`)));
         renderGeneration(generation);
@@ -447,14 +444,14 @@
   }
 
   // Brings back the generations made in this browser (their image links are signed anew);
-  // one still queued or running is looked at again until it ends.
+  // one still queued is looked at again until it ends.
   async function loadGallery() {
     const ids = history();
     for (const id of ids.slice().reverse()) {
       try {
         const { data } = await call("GET", `generations/${id}`);
         renderGeneration(data);
-        if (data.status === "queued" || data.status === "running") followLater(id);
+        if (data.status === "queued") followLater(id);
       } catch (error) {
         if (error.status === 404) {
           forget(id); // expired (generationTtlDays)
@@ -471,7 +468,7 @@
       try {
         const { data } = await call("GET", `generations/${id}`);
         renderGeneration(data);
-        if (data.status === "queued" || data.status === "running") followLater(id);
+        if (data.status === "queued") followLater(id);
       } catch (error) {
         if (error.status === 503) followLater(id);
       }
