@@ -2,7 +2,7 @@
 
 Tracing: the function runs with X-Ray active tracing (set by the construct); the Powertools
 Tracer is left out here because importing the X-Ray SDK would roughly double this function's cold
-import time (see scripts/bench_api.py). The worker, where cold start does not matter, uses it.
+import time (see scripts/bench_api.py). The result and dispatcher functions use it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Settings of the API and worker functions, read and checked once per container."""
+"""Settings of the API, result and dispatcher functions, read and checked once per container."""
 
 from __future__ import annotations
 

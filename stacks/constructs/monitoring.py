@@ -10,7 +10,7 @@ Where each figure comes from:
   Metrics, i.e. EMF log lines; see lambda/pipeline/endpoint_waiter.py);
 - API: API Gateway's AWS/ApiGateway metrics of the stage (ApiName + Stage);
 - generations: the API's own Powertools metrics (GenerationsRequested: every accepted
-  generation is queued for the worker; GenerationsSucceeded/Failed from the worker).
+  generation; GenerationsSucceeded/Failed from the result function).
 """
 
 from __future__ import annotations

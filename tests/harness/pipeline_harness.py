@@ -3,7 +3,7 @@
 `PipelineHarness` synthesizes the app (cdk-nag included), then "deploys" the template's
 resources into moto: the bucket, the DynamoDB tables (the API's generations table with its TTL
 setting), the SNS topic (with an SQS queue subscribed, to read notifications), the project's
-Lambda functions (pipeline functions, the API function and the generation worker, each with its
+Lambda functions (pipeline functions, the API, result and dispatcher functions, each with its
 environment from the template) and both state machines. State machine definitions and function
 environments are taken from the template and only their CloudFormation intrinsics (Ref,
 Fn::GetAtt, Fn::Join, Fn::FindInMap, ...) are resolved to the moto resources; nothing is
@@ -348,7 +348,7 @@ class PipelineHarness:
             h.wait_until_idle(60)
             runs = h.training_runs()
             answer = h.api("POST", "/generations", {"prompt": "Doppler on the beach"})  # -> Answer
-            h.wait_until_idle(30)           # the worker, started asynchronously, has finished
+            h.wait_until_idle(30)           # SageMaker answered and the result function ran
             h.api("GET", f"/generations/{answer.json()['id']}")
     """
 
@@ -737,8 +737,8 @@ class PipelineHarness:
             query: Optional[str] = None) -> Answer:
         """Call the real API function with the REST proxy event API Gateway would send.
 
-        `body` may be a dict (sent as JSON), str or bytes. A POST /generations starts the
-        worker asynchronously (see the module docstring); `wait_until_idle` waits for it.
+        `body` may be a dict (sent as JSON), str or bytes. A POST /generations sends its requests
+        to the simulated asynchronous endpoint; `wait_until_idle` waits for the result function.
         """
         spec = self.api_function
         handler = self._load_handler(spec)
@@ -856,7 +856,7 @@ class PipelineHarness:
         return self.deliver(self.put(key, body))
 
     def generation_images(self, generation_id: str) -> dict[str, bytes]:
-        """The images the worker stored for a generation (S3 key -> bytes)."""
+        """The images the result function stored for a generation (S3 key -> bytes)."""
         s3 = self.client("s3")
         listing = s3.list_objects_v2(Bucket=BUCKET_NAME, Prefix=f"generated/{generation_id}/").get("Contents", [])
         return {o["Key"]: s3.get_object(Bucket=BUCKET_NAME, Key=o["Key"])["Body"].read() for o in listing}
