@@ -237,3 +237,25 @@ def test_a_model_error_and_an_invocation_timeout_end_failed_with_the_reason(synt
         slow = h.api("POST", "/generations", {"prompt": "slow"}).json()["id"]
         body = finished(h, slow)
         assert body["status"] == "failed" and "Invocation timed out" in body["error"], body
+
+
+def test_a_request_whose_ttl_passes_in_the_queue_ends_failed_with_the_reason(synthesized):
+    import dataclasses
+
+    from botocore.config import Config
+
+    with harness(synthesized, scale_out_s=60, scale_in_s=0.3) as h:
+        h.train_and_deploy("doppler", PHOTOS)
+        wait_for(lambda: instances(h) == 0, 10, "scale-in to zero")
+        # Given requests that may wait one second in SageMaker's queue (SageMaker's minimum is 60 s:
+        # the API's client is told not to check, so that the test need not wait a minute)
+        api = h.api_function.module
+        short = dataclasses.replace(api.generations.settings, request_ttl_s=1)
+        api.generations.submitter.settings = short
+        api.generations.submitter.clients.sagemaker_runtime = boto3.client(
+            "sagemaker-runtime", region_name="us-east-1", config=Config(parameter_validation=False))
+        generation_id = h.api("POST", "/generations", {"prompt": "no instance in time"}).json()["id"]
+        # Then, no instance coming within the TTL, SageMaker's error notice fails it with the reason
+        body = finished(h, generation_id, 15)
+        assert body["status"] == "failed" and "Request expired" in body["error"], body
+        assert [r["outcome"] for r in h.simulator.async_requests] == ["failed"]
