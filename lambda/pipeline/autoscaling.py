@@ -58,43 +58,40 @@ def register_scaling(autoscaling: Any, cloudwatch: Any, endpoint: str, *, max_in
             "ScaleOutCooldown": SCALE_OUT_COOLDOWN_S,
         },
     )
-    from_zero = autoscaling.put_scaling_policy(
-        PolicyName=FROM_ZERO_POLICY, PolicyType="StepScaling", **target,
-        StepScalingPolicyConfiguration={
-            "AdjustmentType": "ChangeInCapacity", "MetricAggregationType": "Average",
-            "Cooldown": SCALE_OUT_COOLDOWN_S,
-            "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}],
-        },
-    )["PolicyARN"]
-    cloudwatch.put_metric_alarm(
-        AlarmName=alarm_name(endpoint, FROM_ZERO_POLICY),
+    _step_policy_with_alarm(
+        autoscaling, cloudwatch, endpoint, target, FROM_ZERO_POLICY,
+        {"AdjustmentType": "ChangeInCapacity", "MetricAggregationType": "Average", "Cooldown": SCALE_OUT_COOLDOWN_S,
+         "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}]},
         AlarmDescription=f"Requests queued for {endpoint} with no instance: start one",
-        Namespace="AWS/SageMaker", MetricName="HasBacklogWithoutCapacity", Dimensions=dimensions,
-        Statistic="Average", Period=METRIC_PERIOD_S, EvaluationPeriods=SCALE_OUT_ALARM_PERIODS,
-        Threshold=1.0, ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="missing",
-        AlarmActions=[from_zero],
+        MetricName="HasBacklogWithoutCapacity", Statistic="Average", EvaluationPeriods=SCALE_OUT_ALARM_PERIODS,
+        ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="missing",
     )
     applied = {"resourceId": resource_id(endpoint), "min": minimum, "max": max_instances,
                "targetBacklogPerInstance": target_backlog, "idleMinutes": idle_minutes}
     if not idle_minutes:
         _delete_idle_policy(autoscaling, cloudwatch, endpoint, target)
         return applied
-    to_zero = autoscaling.put_scaling_policy(
-        PolicyName=IDLE_POLICY, PolicyType="StepScaling", **target,
-        StepScalingPolicyConfiguration={
-            "AdjustmentType": "ExactCapacity", "MetricAggregationType": "Maximum",
-            "StepAdjustments": [{"MetricIntervalUpperBound": 0.0, "ScalingAdjustment": 0}],
-        },
-    )["PolicyARN"]
-    cloudwatch.put_metric_alarm(
-        AlarmName=alarm_name(endpoint, IDLE_POLICY),
+    _step_policy_with_alarm(
+        autoscaling, cloudwatch, endpoint, target, IDLE_POLICY,
+        {"AdjustmentType": "ExactCapacity", "MetricAggregationType": "Maximum",
+         "StepAdjustments": [{"MetricIntervalUpperBound": 0.0, "ScalingAdjustment": 0}]},
         AlarmDescription=f"No request queued or running on {endpoint} for {idle_minutes} minutes: scale to zero",
-        Namespace="AWS/SageMaker", MetricName="ApproximateBacklogSize", Dimensions=dimensions,
-        Statistic="Maximum", Period=METRIC_PERIOD_S, EvaluationPeriods=idle_minutes,
-        Threshold=1.0, ComparisonOperator="LessThanThreshold", TreatMissingData="breaching",
-        AlarmActions=[to_zero],
+        MetricName="ApproximateBacklogSize", Statistic="Maximum", EvaluationPeriods=idle_minutes,
+        ComparisonOperator="LessThanThreshold", TreatMissingData="breaching",
     )
     return applied
+
+
+def _step_policy_with_alarm(autoscaling: Any, cloudwatch: Any, endpoint: str, target: dict[str, str], policy: str,
+                            configuration: dict[str, Any], **alarm: Any) -> None:
+    """A step scaling policy, and the alarm on one of the endpoint's metrics (threshold 1) that triggers it."""
+    arn = autoscaling.put_scaling_policy(PolicyName=policy, PolicyType="StepScaling", **target,
+                                         StepScalingPolicyConfiguration=configuration)["PolicyARN"]
+    cloudwatch.put_metric_alarm(
+        AlarmName=alarm_name(endpoint, policy), Namespace="AWS/SageMaker",
+        Dimensions=[{"Name": "EndpointName", "Value": endpoint}], Period=METRIC_PERIOD_S, Threshold=1.0,
+        AlarmActions=[arn], **alarm,
+    )
 
 
 def _delete_idle_policy(autoscaling: Any, cloudwatch: Any, endpoint: str, target: dict[str, str]) -> None:
