@@ -538,10 +538,10 @@ class SageMakerSimulator:
                 fleet.last_work = time.monotonic()
         if error is None and answer is not None:
             self._write(request["output"], answer.encode())
-            request["outcome"] = "succeeded"
             self.log("async-invocation-succeeded", f"{endpoint_name} {request['inference_id']} model={model}")
             self._notice(request, "SuccessTopic", {"invocationStatus": "Completed", "responseParameters": {
                 "contentType": "application/json", "outputLocation": request["output"]}})
+            request["outcome"] = "succeeded"  # after the notice is on its way: see `unfinished`
         else:
             self._notify_error(request, f"ClientError: Received client error (424) from primary with message "
                                         f"\"{error}\". See the endpoint's logs for more information."
@@ -549,12 +549,18 @@ class SageMakerSimulator:
                                else error or "no answer")
 
     def _notify_error(self, request: dict[str, Any], reason: str) -> None:
-        request["outcome"] = "failed"
         self._write(request["failure"], reason.encode())
         self.log("async-invocation-failed", f"{request['endpoint']} {request['inference_id']}: {reason}")
         self._notice(request, "ErrorTopic", {"invocationStatus": "Failed", "failureReason": reason,
                                              "responseParameters": {"contentType": "text/plain; charset=utf-8",
                                                                     "failureLocation": request["failure"]}})
+        request["outcome"] = "failed"
+
+    def unfinished(self) -> int:
+        """Accepted asynchronous requests with no notice sent yet, on endpoints that still exist
+        (a deleted endpoint's queue is gone: nothing will come for those)."""
+        with self._lock:
+            return sum(1 for r in self.async_requests if r["outcome"] is None and r["endpoint"] in self._async)
 
     def _write(self, location: str, body: bytes) -> None:
         bucket, _, key = location[len("s3://"):].partition("/")

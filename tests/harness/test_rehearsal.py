@@ -36,13 +36,17 @@ def test_rehearsal_runs_the_whole_flow_and_saves_placeholders_in_a_new_folder(tm
         first("sagemaker (simulated)", "endpoint-creating"),
         first("sagemaker (simulated)", "endpoint-in-service"),
         first("sns", "notification: DreamBooth: new model is live"),
-        first("api", "POST /generations -> 202 queued"),
-        first("sagemaker (simulated)", "invoke-endpoint"),
+        # (The API's POST line is written when POST returns: after the request was queued at SageMaker.)
+        first("sagemaker (simulated)", "invoke-async-queued"),
+        first("sagemaker (simulated)", "async-invocation-succeeded"),
+        first("sns", "PipelineInferenceSucceeded"),
         first("api", "GET /generations/"),
     ]
     assert order == sorted(order), steps
+    assert first("sns", "notification: DreamBooth: new model is live") \
+        < first("api", "POST /generations -> 202 queued") < first("api", "GET /generations/")
     assert ("deploy-sm", next(w for c, w in steps if c == "deploy-sm" and w.endswith("succeeded"))) in steps
-    assert sum(1 for c, w in steps if w.startswith("invoke-endpoint")) == 2
+    assert sum(1 for c, w in steps if w.startswith("async-invocation-succeeded")) == 2
     assert any(c == "api" and w.endswith("-> 200 succeeded") for c, w in steps)
 
     summary = "\n".join(report["summary"])
