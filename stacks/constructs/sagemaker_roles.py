@@ -23,6 +23,8 @@ class SageMakerRoles(Construct):
       bucket: the data bucket.
       jumpstart_object_arns: the exact JumpStart S3 objects the training job reads
         (training script and base model), from the lock file.
+      jumpstart_listing: (bucket ARN, key) of the base model channel, which SageMaker lists
+        (S3Prefix) with the job's role before reading it.
       endpoint_name: the pipeline's endpoint, whose log group the hosting role writes to.
 
     Attributes:
@@ -38,6 +40,7 @@ class SageMakerRoles(Construct):
         *,
         bucket: s3.IBucket,
         jumpstart_object_arns: Sequence[str],
+        jumpstart_listing: tuple[str, str],
         endpoint_name: str,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -50,6 +53,11 @@ class SageMakerRoles(Construct):
         self.training_role.add_to_principal_policy(
             iam.PolicyStatement(actions=["s3:GetObject"], resources=list(jumpstart_object_arns))
         )
+        listed_bucket, listed_key = jumpstart_listing
+        self.training_role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket"], resources=[listed_bucket],
+            conditions={"StringEquals": {"s3:prefix": [listed_key]}},
+        ))
         self._container_basics(self.training_role, "TrainingJobs", "huggingface-pytorch-training")
         acknowledge_prefix_grants(self.training_role, bucket, DATASETS_PREFIX, MODELS_PREFIX, writes=True)
 

@@ -92,6 +92,7 @@ class TrainingPipeline(Construct):
         self.topic = self._topic(notifications)
         self.roles = SageMakerRoles(self, "SageMakerRoles", bucket=bucket,
                                     jumpstart_object_arns=self.artifacts.object_arns,
+                                    jumpstart_listing=(self.artifacts.bucket_arn, self.artifacts.listed_prefix),
                                     endpoint_name=self.endpoint_name)
 
         self._layer = lambda_.LayerVersion.from_layer_version_arn(
