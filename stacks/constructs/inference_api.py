@@ -29,7 +29,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.config import ApiConfig
-from stacks.constructs.data_bucket import GENERATED_PREFIX
+from stacks.constructs.data_bucket import GENERATED_PREFIX, grant_prefix_read
 from stacks.constructs.monitoring import METRICS_NAMESPACE, retention
 from stacks.constructs.nag import acknowledge_prefix_grants, nag_resource
 
@@ -326,7 +326,8 @@ class InferenceApi(Construct):
         self.generations_table.grant(worker, "dynamodb:GetItem", "dynamodb:UpdateItem")
         # UpdateItem: `lastUsedAt` and the wake-up claim on the `__live__` pointer (lambda/api/wake.py).
         registry_table.grant(api, "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem")
-        bucket.grant_read(api, GENERATED_KEYS)  # presigned URLs are signed with the API's role
+        # Presigned URLs are signed with the API's role: it reads generated/ only and lists nothing.
+        grant_prefix_read(bucket, api, GENERATED_PREFIX, listing=False)
         bucket.grant_put(worker, GENERATED_KEYS)
         worker.grant_invoke(api)
         Validations.of(api.role).acknowledge(
@@ -340,7 +341,7 @@ class InferenceApi(Construct):
         api.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:DescribeEndpoint"], resources=[endpoint_arn]))
         worker.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=[endpoint_arn]))
         # CDK's grant_read / grant_put bundles, on generated/ only (one folder per generation id).
-        acknowledge_prefix_grants(api.role, bucket, GENERATED_PREFIX)
+        acknowledge_prefix_grants(api.role, bucket, GENERATED_PREFIX, reads=False)
         acknowledge_prefix_grants(worker.role, bucket, GENERATED_PREFIX, reads=False, writes=True)
 
     def _rest_api(self) -> apigw.RestApi:

@@ -26,7 +26,13 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from stacks.config import IDLE_CHECK_INTERVAL_MINUTES, NotificationConfig, ServingConfig, TrainingConfig
+from stacks.config import (
+    IDLE_CHECK_INTERVAL_MINUTES,
+    STACK_TAG_KEY,
+    NotificationConfig,
+    ServingConfig,
+    TrainingConfig,
+)
 from stacks.constructs.data_bucket import DATASETS_PREFIX
 from stacks.constructs.deploy_workflow import DeployWorkflow
 from stacks.constructs.jumpstart_lock import JumpStartArtifacts, JumpStartLock
@@ -42,6 +48,9 @@ STAGING_PREFIX = DATASETS_PREFIX + "_pipeline/"
 AUTOSCALING_SLR_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
 _COLON_ARN = ArnFormat.COLON_RESOURCE_NAME
 
+
+STATE_MACHINE_LOG_PREFIX = "/aws/vendedlogs/states/"
+"""Where Step Functions log groups belong (AWS's recommendation for vended logs)."""
 
 class TrainingPipeline(Construct):
     """Everything between an upload and a live model.
@@ -172,6 +181,7 @@ class TrainingPipeline(Construct):
             initial_instance_count=serving.min_instances,
         )
         self.deploy_state_machine = self._state_machine("DeployStateMachine", deploy.definition, deploy_name)
+        deploy.restrict_to_own_resources(self.deploy_state_machine.role)
         sagemaker_arn = arn_prefix(self, "sagemaker")
         acknowledge(
             self.deploy_state_machine.role,
@@ -437,7 +447,10 @@ class TrainingPipeline(Construct):
         return function
 
     def _state_machine(self, construct_id: str, definition: sfn.IChainable, name: str) -> sfn.StateMachine:
+        # Under /aws/vendedlogs/: CloudWatch Logs' resource policy for vended (service-delivered)
+        # logs has a 5,120-character limit that per-group entries outside this prefix exhaust.
         log_group = logs.LogGroup(self, f"{construct_id}Logs", retention=self._log_retention,
+                                  log_group_name=f"{STATE_MACHINE_LOG_PREFIX}{name}",
                                   removal_policy=RemovalPolicy.DESTROY)
         machine = sfn.StateMachine(
             self, construct_id,
@@ -460,12 +473,18 @@ class TrainingPipeline(Construct):
                                   description="On stack deletion, deletes the pipeline's SageMaker endpoint, configs and models")
         stack = Stack.of(self)
         function.add_to_role_policy(iam.PolicyStatement(
-            actions=["sagemaker:DeleteEndpoint", "sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"],
+            actions=["sagemaker:DeleteEndpoint"],
+            resources=[stack.format_arn(service="sagemaker", resource="endpoint",
+                                        resource_name=self.endpoint_name.lower())],
+        ))
+        # Configs and models are named per model version: only the ones this stack tagged.
+        function.add_to_role_policy(iam.PolicyStatement(
+            actions=["sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"],
             resources=[
-                stack.format_arn(service="sagemaker", resource="endpoint", resource_name=self.endpoint_name.lower()),
                 stack.format_arn(service="sagemaker", resource="endpoint-config", resource_name="*"),
                 stack.format_arn(service="sagemaker", resource="model", resource_name="*"),
             ],
+            conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG_KEY}": stack.stack_name}},
         ))
         for machine, name in machines:
             function.add_to_role_policy(iam.PolicyStatement(

@@ -25,7 +25,10 @@ assumed role, inline and attached policies collected from moto's IAM) and author
 - Condition keys supplied: `s3:prefix`, `s3:delimiter` (ListBucket), `iam:PassedToService`
   (PassRole), `kms:ViaService` and `kms:EncryptionContext:aws:s3:arn` (S3 reads/writes of
   SSE-KMS objects), `aws:RequestTag/<k>` and `aws:TagKeys` (SageMaker creates with Tags),
-  `cloudwatch:namespace` (PutMetricData), `aws:SecureTransport` (always true).
+  `aws:ResourceTag/<k>` and `sagemaker:ResourceTag/<k>` (existing SageMaker models, endpoint
+  configs, endpoints and training jobs, read from moto), `cloudwatch:namespace` (PutMetricData).
+  Any other key is absent, so a condition on it fails (or passes for `...IfExists` / negated
+  operators), as AWS treats a key the request does not carry.
 - Extra authorizations AWS makes and moto does not: `iam:PassRole` on the role a SageMaker
   CreateTrainingJob / CreateModel passes; `kms:Decrypt` / `kms:GenerateDataKey` on the bucket
   key when an object is read / written in a bucket whose default encryption is SSE-KMS.
@@ -37,8 +40,7 @@ handler that catches the error and carries on cannot hide a missing grant.
 Not evaluated (still unseen): resource-based policies (bucket policies, KMS key policies, the
 SNS topic policy, Lambda resource policies: EventBridge's invocation of a function is made by
 the harness as the administrator), permission boundaries and SCPs, session policies,
-`aws:ResourceTag` / `sagemaker:ResourceTag` conditions (no resource tags are looked up), VPC
-and source-IP conditions, AWS-managed policies (`AWSLambdaBasicExecutionRole` only covers
+resource-tag conditions outside SageMaker, VPC, source-IP and `aws:SecureTransport` conditions, AWS-managed policies (`AWSLambdaBasicExecutionRole` only covers
 CloudWatch Logs, which the handlers do not call on the harness), and calls AWS services make
 with their own service-linked roles. Application Auto Scaling and CloudWatch metric reads are
 authorized on `*` (their IAM actions have no resource types either).
@@ -250,14 +252,32 @@ def _sagemaker(operation: str, params: Mapping[str, Any], arn: _Arns) -> list[Ch
                 break
         if operation == "UpdateEndpoint":
             resource = arn("sagemaker", f"endpoint/{str(params.get('EndpointName', '')).lower()}")
-    checks = [Check(action, resource, _tag_context(params.get("Tags")))]
+    context = _tag_context(params.get("Tags")) if operation.startswith("Create") else {}
+    checks = [Check(action, resource, {**context, **_resource_tag_context(resource, arn)})]
     if operation in ("UpdateEndpoint", "CreateEndpoint") and "EndpointConfigName" in params:
         # AWS authorizes the config an endpoint is created from / updated to as well.
-        checks.append(Check(action, arn("sagemaker", f"endpoint-config/{str(params['EndpointConfigName']).lower()}")))
+        config = arn("sagemaker", f"endpoint-config/{str(params['EndpointConfigName']).lower()}")
+        checks.append(Check(action, config, _resource_tag_context(config, arn)))
     passed = params.get("RoleArn") or params.get("ExecutionRoleArn")
     if passed and operation.startswith("Create"):
         checks.append(Check("iam:PassRole", str(passed), {"iam:PassedToService": "sagemaker.amazonaws.com"}))
     return checks
+
+
+def _resource_tag_context(resource: str, arn: _Arns) -> dict[str, Any]:
+    """aws:ResourceTag/<k> and sagemaker:ResourceTag/<k> of an existing SageMaker resource."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    if resource == "*" or ":sagemaker:" not in resource:
+        return {}
+    try:
+        tags = sagemaker_backends[arn.account][arn.region].list_tags(resource)
+    except Exception:  # not created yet (a Create call) or not a taggable kind
+        return {}
+    context: dict[str, Any] = {}
+    for tag in tags or []:
+        context[f"aws:ResourceTag/{tag['Key']}"] = context[f"sagemaker:ResourceTag/{tag['Key']}"] = tag["Value"]
+    return context
 
 
 def _function_arn(name: str, arn: _Arns) -> str:
@@ -547,6 +567,9 @@ class IamEnforcement:
             return
         parsed_url = urlparse(response.uri)
         path = response.raw_path + (f"?{parsed_url.query}" if parsed_url.query else "")
+        if "Authorization" not in response.headers:
+            self._authorize_presigned(response, resource)
+            return
         # moto authenticates: signature, access key -> IAM user or assumed role, its policies.
         iam_request = iam_request_cls(
             account_id=response.current_account, method=response.method, path=path, data=response.data,
@@ -556,17 +579,56 @@ class IamEnforcement:
         service, operation = iam_request._action.split(":", 1)
         if iam_request._action == "sts:GetCallerIdentity":
             return
-        documents = _policy_documents(iam_request._access_key.collect_policies())
+        self._check(iam_request._access_key, service, operation, response, resource,
+                    refuse=lambda denial: self._refuse(iam_request, iam_request_cls is IAMRequest, denial))
+
+    def _check(self, access_key: Any, service: str, operation: str, response: Any, resource: str,
+               refuse: Callable[[Denial], None]) -> None:
+        documents = _policy_documents(access_key.collect_policies())
         self.checks += 1
         for check in _required(service, operation, response, resource, self._arn, self._bucket_kms_key):
             if not evaluate(documents, check):
-                denial = Denial(iam_request._access_key.arn, check.action, check.resource)
+                denial = Denial(access_key.arn, check.action, check.resource)
                 self.denials.append(denial)
-                if iam_request_cls is IAMRequest:
-                    from moto.core.exceptions import AccessDeniedError
+                refuse(denial)
 
-                    raise AccessDeniedError(user_arn=denial.principal, action=f"{check.action} on {check.resource}")
-                iam_request._raise_access_denied()
+    @staticmethod
+    def _refuse(iam_request: Any, generic: bool, denial: Denial) -> None:
+        if generic:
+            from moto.core.exceptions import AccessDeniedError
+
+            raise AccessDeniedError(user_arn=denial.principal, action=f"{denial.action} on {denial.resource}")
+        iam_request._raise_access_denied()
+
+    def _authorize_presigned(self, response: Any, resource: str) -> None:
+        """A presigned S3 URL: authorized as the principal that signed it, until it expires.
+
+        The signature itself is not recomputed (moto's checker reads only the Authorization
+        header); the signer's identity, its policies and the expiry are checked.
+        """
+        from datetime import datetime, timedelta, timezone
+
+        from moto.iam.access_control import create_access_key
+        from moto.s3.exceptions import S3AccessDeniedError
+
+        query = {k: (v[0] if isinstance(v, list) else v) for k, v in (response.querystring or {}).items()}
+        credential = query.get("X-Amz-Credential")
+        if not credential:
+            raise S3AccessDeniedError()  # anonymous: the bucket is private
+        signed_at = datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+        if datetime.now(timezone.utc) > signed_at + timedelta(seconds=int(query.get("X-Amz-Expires", "0"))):
+            self.denials.append(Denial(credential.split("/")[0], "s3:GetObject (presigned URL expired)", resource))
+            raise S3AccessDeniedError()
+        headers = dict(response.headers)
+        if "X-Amz-Security-Token" in query:
+            headers["X-Amz-Security-Token"] = query["X-Amz-Security-Token"]
+        access_key = create_access_key(account_id=self.account, partition="aws",
+                                       access_key_id=credential.split("/")[0], headers=headers)
+
+        def refuse(denial: Denial) -> None:
+            raise S3AccessDeniedError()
+
+        self._check(access_key, "s3", response.data.get("Action", "GetObject"), response, resource, refuse)
 
     def _bucket_kms_key(self, bucket: str) -> Optional[str]:
         """The customer key a bucket's default encryption names (SSE-KMS), if any."""
