@@ -18,9 +18,10 @@ the reason) instead of failing the model, so a later request can try again.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from aws_cdk import Aws, Duration, Stack
+from aws_cdk import Aws, Duration, Stack, Token
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
@@ -400,7 +401,11 @@ class DeployWorkflow(Construct):
 
     def _stack_tag(self) -> sfn.TaskInput:
         """Models and endpoint configs carry the stack's name: IAM then holds this stack to its own."""
-        return sfn.TaskInput.from_object([{"Key": STACK_TAG_KEY, "Value": Stack.of(self).stack_name}])
+        tags = [{"Key": STACK_TAG_KEY, "Value": Stack.of(self).stack_name}]
+        # SageMaker's Tags is a list and TaskInput.fromObject takes only an object: the list is
+        # written as JSON text and parsed by the States.StringToJson intrinsic.
+        as_json = sfn.JsonPath.string_to_json(json.dumps(tags, separators=(",", ":")))
+        return sfn.TaskInput.from_json_path_at(Token.as_string(as_json))
 
     def restrict_to_own_resources(self, role: iam.IRole) -> None:
         """CDK's CreateModel / CreateEndpointConfig / CreateEndpoint tasks grant on every model and

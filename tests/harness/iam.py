@@ -275,8 +275,12 @@ def _resource_tag_context(resource: str, arn: _Arns) -> dict[str, Any]:
     except Exception:  # not created yet (a Create call) or not a taggable kind
         return {}
     context: dict[str, Any] = {}
-    for tag in tags or []:
-        context[f"aws:ResourceTag/{tag['Key']}"] = context[f"sagemaker:ResourceTag/{tag['Key']}"] = tag["Value"]
+    # moto keeps a training job's tags as the request's list, once nested: flattened here.
+    flat = [t for tag in tags or [] for t in (tag if isinstance(tag, list) else [tag])]
+    for tag in flat:
+        if isinstance(tag, dict) and tag.get("Key"):
+            value = tag.get("Value") or ""
+            context[f"aws:ResourceTag/{tag['Key']}"] = context[f"sagemaker:ResourceTag/{tag['Key']}"] = value
     return context
 
 
@@ -646,7 +650,8 @@ class IamEnforcement:
 
 
 def statements_matching(*actions: str, resource_contains: str = "") -> Callable[[str, dict[str, Any]], bool]:
-    """A `remove` predicate for `create_roles`: statements granting any of `actions` (test-only)."""
+    """A `remove` predicate for `create_roles`: statements granting any of `actions` whose (resolved)
+    Resource mentions `resource_contains` (test-only)."""
     def remove(role: str, statement: dict[str, Any]) -> bool:
         granted = [a.lower() for a in _as_list(statement.get("Action", []))]
         resources = json.dumps(statement.get("Resource", ""))

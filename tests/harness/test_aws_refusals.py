@@ -34,7 +34,7 @@ def _training_failure(h: PipelineHarness) -> str:
 
 def test_without_the_jumpstart_listing_grant_the_training_job_cannot_read_the_base_model(synthesized):
     # Given the training role without its s3:ListBucket on the JumpStart bucket (issue 9, item 2)
-    remove = statements_matching("s3:ListBucket", resource_contains="BaseModelBucket")
+    remove = statements_matching("s3:ListBucket", resource_contains="jumpstart-cache-prod")
     with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(training_s=1),
                          remove_grants=remove) as h:
         h.iam.expect_denials("s3:ListBucket on arn:aws:s3:::jumpstart-cache-prod-us-east-1")
