@@ -70,7 +70,7 @@ class DreamBoothStack(Stack):
             for grantee, reads, writes in (
                 (self.pipeline.snapshot_function, True, False), (self.pipeline.validate_function, True, True),
                 (self.pipeline.roles.training_role, True, True), (self.pipeline.roles.hosting_role, True, False),
-                (self.api.api_function, True, False), (self.api.worker_function, False, True),
+                (self.api.image_signer, True, False), (self.api.worker_function, False, True),
             ):
                 grant_bucket_key(grantee, config.storage.bucket_kms_key_arn, reads=reads, writes=writes)
         # Last: CDK's own functions (S3 notifications handler) get a log group with retention too.

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Optional
 
-from aws_cdk import Acknowledgment, Aws, CfnOutput, Duration, RemovalPolicy, Stack, Token, Validations
+from aws_cdk import Acknowledgment, Aws, CfnOutput, Duration, RemovalPolicy, Token, Validations
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -32,13 +32,12 @@ from stacks.config import ApiConfig
 from stacks.constructs.data_bucket import GENERATED_PREFIX, grant_prefix_read
 from stacks.constructs.monitoring import METRICS_NAMESPACE, retention
 from stacks.constructs.nag import acknowledge_prefix_grants, nag_resource
+from stacks.constructs.powertools_layer import powertools_layer
 
 CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "api"
 OPENAPI_PATH = CODE_DIR / "openapi.json"
 
 # Powertools for AWS Lambda comes from AWS's public layer (no bundling); same pin as the pipeline.
-POWERTOOLS_LAYER_VERSION = 21
-POWERTOOLS_ACCOUNT = "017000801446"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 
 STAGE_NAME = "v1"
@@ -136,7 +135,6 @@ class InferenceApi(Construct):
         self._log_retention = retention(log_retention_days)
         self._openapi = load_openapi()
         names = load_env_names()
-        stack = Stack.of(self)
 
         self.generations_table = dynamodb.Table(
             self,
@@ -152,12 +150,7 @@ class InferenceApi(Construct):
             removal_policy=RemovalPolicy.DESTROY,
         )
 
-        self._powertools = lambda_.LayerVersion.from_layer_version_arn(
-            self,
-            "Powertools",
-            f"arn:{Aws.PARTITION}:lambda:{stack.region}:{POWERTOOLS_ACCOUNT}:layer:"
-            f"AWSLambdaPowertoolsPythonV3-python313-x86_64:{POWERTOOLS_LAYER_VERSION}",
-        )
+        self._powertools = powertools_layer(self, "Powertools")
         self._code = lambda_.Code.from_asset(str(CODE_DIR), exclude=["__pycache__", "*.pyc"])
         endpoint_arn = self._endpoint_arn(endpoint_name)
         common_env = {
@@ -211,6 +204,7 @@ class InferenceApi(Construct):
         )
 
         self._grant(bucket, registry_table, deploy_state_machine, endpoint_arn)
+        self.image_signer = self._image_signer(bucket)
         self.access_logs = logs.LogGroup(
             self, "AccessLogs", retention=self._log_retention, removal_policy=RemovalPolicy.DESTROY
         )
@@ -314,6 +308,21 @@ class InferenceApi(Construct):
         )
         return function
 
+    def _image_signer(self, bucket: s3.IBucket) -> iam.Role:
+        """The role whose sessions sign image URLs: the API function assumes it for an hour, so a
+        URL lasts as long as the API says (its own credentials have no stated lifetime). It reads
+        generated/ only and lists nothing."""
+        api = self.api_function
+        assert api.role is not None
+        signer = iam.Role(self, "ImageSigner", assumed_by=iam.ArnPrincipal(api.role.role_arn),
+                          max_session_duration=Duration.hours(1),
+                          description="Signs the API's presigned image URLs (reads generated/ only)")
+        grant_prefix_read(bucket, signer, GENERATED_PREFIX, listing=False)
+        acknowledge_prefix_grants(signer, bucket, GENERATED_PREFIX, reads=False)
+        signer.grant_assume_role(api.role)
+        api.add_environment(load_env_names().IMAGE_SIGNER_ROLE_ARN, signer.role_arn)
+        return signer
+
     def _grant(
         self,
         bucket: s3.IBucket,
@@ -326,8 +335,6 @@ class InferenceApi(Construct):
         self.generations_table.grant(worker, "dynamodb:GetItem", "dynamodb:UpdateItem")
         # UpdateItem: `lastUsedAt` and the wake-up claim on the `__live__` pointer (lambda/api/wake.py).
         registry_table.grant(api, "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem")
-        # Presigned URLs are signed with the API's role: it reads generated/ only and lists nothing.
-        grant_prefix_read(bucket, api, GENERATED_PREFIX, listing=False)
         bucket.grant_put(worker, GENERATED_KEYS)
         worker.grant_invoke(api)
         Validations.of(api.role).acknowledge(
@@ -341,7 +348,6 @@ class InferenceApi(Construct):
         api.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:DescribeEndpoint"], resources=[endpoint_arn]))
         worker.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=[endpoint_arn]))
         # CDK's grant_read / grant_put bundles, on generated/ only (one folder per generation id).
-        acknowledge_prefix_grants(api.role, bucket, GENERATED_PREFIX, reads=False)
         acknowledge_prefix_grants(worker.role, bucket, GENERATED_PREFIX, reads=False, writes=True)
 
     def _rest_api(self) -> apigw.RestApi:

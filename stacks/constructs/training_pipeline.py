@@ -39,11 +39,11 @@ from stacks.constructs.jumpstart_lock import JumpStartArtifacts, JumpStartLock
 from stacks.constructs.model_registry import ModelRegistry
 from stacks.constructs.monitoring import METRICS_NAMESPACE, retention
 from stacks.constructs.nag import acknowledge, acknowledge_prefix_grants, arn_prefix
+from stacks.constructs.powertools_layer import powertools_layer
 from stacks.constructs.sagemaker_roles import SageMakerRoles
 from stacks.constructs.training_workflow import TrainingWorkflow
 
 LAMBDA_CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "pipeline"
-POWERTOOLS_LAYER_VERSION = 21
 STAGING_PREFIX = DATASETS_PREFIX + "_pipeline/"
 AUTOSCALING_SLR_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
 _COLON_ARN = ArnFormat.COLON_RESOURCE_NAME
@@ -104,11 +104,7 @@ class TrainingPipeline(Construct):
                                     jumpstart_listing=(self.artifacts.bucket_arn, self.artifacts.listed_prefix),
                                     endpoint_name=self.endpoint_name)
 
-        self._layer = lambda_.LayerVersion.from_layer_version_arn(
-            self, "Powertools",
-            f"arn:{Aws.PARTITION}:lambda:{stack.region}:017000801446:layer:"
-            f"AWSLambdaPowertoolsPythonV3-python313-x86_64:{POWERTOOLS_LAYER_VERSION}",
-        )
+        self._layer = powertools_layer(self, "Powertools")
         dataset_environment = {
             "BUCKET_NAME": bucket.bucket_name,
             "DEFAULT_INSTANCE_PROMPT": training.default_instance_prompt,

@@ -30,7 +30,9 @@ assumed role, inline and attached policies collected from moto's IAM) and author
   Any other key is absent, so a condition on it fails (or passes for `...IfExists` / negated
   operators), as AWS treats a key the request does not carry.
 - Extra authorizations AWS makes and moto does not: `iam:PassRole` on the role a SageMaker
-  CreateTrainingJob / CreateModel passes; `kms:Decrypt` / `kms:GenerateDataKey` on the bucket
+  CreateTrainingJob / CreateModel passes; the trust policy of a role assumed with AssumeRole;
+  a presigned URL is authorized as its signer and refused once its own expiry or its signing
+  session's has passed; `kms:Decrypt` / `kms:GenerateDataKey` on the bucket
   key when an object is read / written in a bucket whose default encryption is SSE-KMS.
 
 Every refusal is answered as AWS answers it (AccessDenied) and recorded in `denials`; the
@@ -591,10 +593,28 @@ class IamEnforcement:
         documents = _policy_documents(access_key.collect_policies())
         self.checks += 1
         for check in _required(service, operation, response, resource, self._arn, self._bucket_kms_key):
-            if not evaluate(documents, check):
+            if not evaluate(documents, check) or (check.action == "sts:AssumeRole" and not self._trusted(access_key, check)):
                 denial = Denial(access_key.arn, check.action, check.resource)
                 self.denials.append(denial)
                 refuse(denial)
+
+    def _trusted(self, access_key: Any, check: Check) -> bool:
+        """AssumeRole also needs the role's trust policy to name the caller (its role, or the account)."""
+        from moto.iam.models import iam_backends
+
+        try:
+            role = iam_backends[self.account]["aws"].get_role_by_arn(check.resource)
+        except Exception:
+            return False
+        caller = access_key.arn
+        if ":assumed-role/" in caller:
+            caller = f"arn:aws:iam::{self.account}:role/{caller.split(':assumed-role/')[1].split('/')[0]}"
+        trust = json.loads(role.assume_role_policy_document)
+        for statement in _as_list(trust.get("Statement", [])):
+            principals = _as_list((statement.get("Principal") or {}).get("AWS", []))
+            if statement.get("Effect") == "Allow" and (caller in principals or f"arn:aws:iam::{self.account}:root" in principals):
+                return True
+        return False
 
     @staticmethod
     def _refuse(iam_request: Any, generic: bool, denial: Denial) -> None:
@@ -623,6 +643,13 @@ class IamEnforcement:
         if datetime.now(timezone.utc) > signed_at + timedelta(seconds=int(query.get("X-Amz-Expires", "0"))):
             self.denials.append(Denial(credential.split("/")[0], "s3:GetObject (presigned URL expired)", resource))
             raise S3AccessDeniedError()
+        from moto.sts.models import sts_backends
+
+        for session in sts_backends[self.account]["aws"].assumed_roles:
+            if session.access_key_id == credential.split("/")[0] and datetime.now(timezone.utc) > _utc(session.expiration):
+                # A presigned URL ends with the credentials that signed it, whatever its own expiry.
+                self.denials.append(Denial(session.arn, "s3:GetObject (presigned URL's credentials expired)", resource))
+                raise S3AccessDeniedError()
         headers = dict(response.headers)
         if "X-Amz-Security-Token" in query:
             headers["X-Amz-Security-Token"] = query["X-Amz-Security-Token"]
@@ -647,6 +674,12 @@ class IamEnforcement:
         if not key:
             return None  # the AWS-managed aws/s3 key: its key policy lets every principal of the account use it
         return key if key.startswith("arn:") else self._arn("kms", f"key/{key}")
+
+
+def _utc(value: Any) -> Any:
+    from datetime import timezone
+
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
 def statements_matching(*actions: str, resource_contains: str = "") -> Callable[[str, dict[str, Any]], bool]:
