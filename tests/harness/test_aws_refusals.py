@@ -5,6 +5,8 @@ it would in AWS; without tests/harness/iam.py and service_model.py these runs wo
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
+from typing import Iterator
 
 import boto3
 import pytest
@@ -24,41 +26,38 @@ def synthesized(tmp_path_factory):
                       outdir=tmp_path_factory.mktemp("assembly"))
 
 
-def _training_failure(h: PipelineHarness) -> str:
-    (run,) = h.training_runs()
-    assert run.status == "FAILED"
-    (model,) = h.models().values()
-    assert model["status"] == "failed"
-    return model["failureReason"]
+@contextmanager
+def _training_without(synthesized, remove, expected_denial: str) -> Iterator[tuple[PipelineHarness, str]]:
+    """Upload a dataset with the grants `remove` picks left out; yields the harness and the reason
+    the registry gives for the failed training."""
+    with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(training_s=1),
+                         remove_grants=remove) as h:
+        h.iam.expect_denials(expected_denial)
+        h.upload_dataset("doppler", PHOTOS)
+        h.wait_until_idle(90)
+        (run,) = h.training_runs()
+        assert run.status == "FAILED"
+        (model,) = h.models().values()
+        assert model["status"] == "failed"
+        yield h, model["failureReason"]
 
 
 def test_without_the_jumpstart_listing_grant_the_training_job_cannot_read_the_base_model(synthesized):
-    # Given the training role without its s3:ListBucket on the JumpStart bucket (issue 9, item 2)
+    # Given the training role without its s3:ListBucket on the JumpStart bucket (issue 9, item 2),
+    # when a dataset is uploaded, then SageMaker's download of the model channel fails the job.
     remove = statements_matching("s3:ListBucket", resource_contains="jumpstart-cache-prod")
-    with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(training_s=1),
-                         remove_grants=remove) as h:
-        h.iam.expect_denials("s3:ListBucket on arn:aws:s3:::jumpstart-cache-prod-us-east-1")
-        # When a dataset is uploaded
-        h.upload_dataset("doppler", PHOTOS)
-        h.wait_until_idle(90)
-        # Then SageMaker's download of the model channel fails the job, as in AWS
-        reason = _training_failure(h)
+    denial = "s3:ListBucket on arn:aws:s3:::jumpstart-cache-prod-us-east-1"
+    with _training_without(synthesized, remove, denial) as (h, reason):
         assert "Data download failed" in reason and "AccessDenied" in reason
+        role = _training_role(h)
         assert [str(d) for d in h.iam.denials] == [
-            "AccessDenied: arn:aws:sts::123456789012:assumed-role/"
-            f"{h.iam.role(_training_role(h)).logical_id}/{_training_role(h)} is not authorized to perform "
-            "s3:ListBucket on arn:aws:s3:::jumpstart-cache-prod-us-east-1"]
+            f"AccessDenied: arn:aws:sts::123456789012:assumed-role/{role}/{role} is not authorized to perform {denial}"]
         assert not h.deploy_runs()
 
 
 def test_without_pass_role_the_state_machine_cannot_start_the_training_job(synthesized):
     remove = statements_matching("iam:PassRole", resource_contains="SageMakerRolesTraining")
-    with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(training_s=1),
-                         remove_grants=remove) as h:
-        h.iam.expect_denials("iam:PassRole")
-        h.upload_dataset("doppler", PHOTOS)
-        h.wait_until_idle(90)
-        reason = _training_failure(h)
+    with _training_without(synthesized, remove, "iam:PassRole") as (h, reason):
         assert "iam:PassRole" in reason and "AccessDenied" in reason
         assert h.simulator.count("create_training_job") == 0
 
