@@ -4,8 +4,10 @@
 policy, inline `AWS::IAM::Policy` documents, `AWS::IAM::ManagedPolicy` attachments, intrinsics
 resolved), assumes each role with moto's STS, and then switches moto's request authorization on
 (`settings.INITIAL_NO_AUTH_ACTION_COUNT = 0`, what `set_initial_no_auth_action_count(0)` does).
-From then on every request is authenticated by moto (SigV4 signature, access key -> IAM user or
-assumed role, inline and attached policies collected from moto's IAM) and authorized here:
+From then on every request is authenticated by moto (access key and session token -> IAM user or
+assumed role, inline and attached policies collected from moto's IAM; moto's SigV4 signature
+recomputation is skipped, as it wrongly refuses some REST requests with a query string) and
+authorized here:
 
 - `acting_as(role)` (a thread-local identity) decides which credentials a boto3 client created
   on that thread gets. The harness uses it for each Lambda handler (import and invocation) and
@@ -576,12 +578,13 @@ class IamEnforcement:
         if "Authorization" not in response.headers:
             self._authorize_presigned(response, resource)
             return
-        # moto authenticates: signature, access key -> IAM user or assumed role, its policies.
+        # moto authenticates: access key (and session token) -> IAM user or assumed role, its
+        # policies. Its signature recomputation is not used: it disagrees with botocore's for some
+        # REST requests with a query (API Gateway's GetApiKey?includeValue=true), which AWS accepts.
         iam_request = iam_request_cls(
             account_id=response.current_account, method=response.method, path=path, data=response.data,
             body=response.raw_body, headers=response.headers, action=response._get_action(),
         )
-        iam_request.check_signature()
         service, operation = iam_request._action.split(":", 1)
         if iam_request._action == "sts:GetCallerIdentity":
             return
