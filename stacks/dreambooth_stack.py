@@ -8,7 +8,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from stacks.config import AppConfig
-from stacks.constructs.data_bucket import DataBucket
+from stacks.constructs.data_bucket import DataBucket, grant_bucket_key
 from stacks.constructs.deploy_workflow import VARIANT_NAME
 from stacks.constructs.inference_api import InferenceApi
 from stacks.constructs.monitoring import ApiMetricsSource, Monitoring, manage_function_logs
@@ -60,6 +60,15 @@ class DreamBoothStack(Stack):
             api=ApiMetricsSource(stage=self.api.api.deployment_stage, failed_notices=self.api.failed_notices),
             config=config.monitoring,
         )
+        if config.storage.bucket_kms_key_arn:
+            # A reused bucket encrypted with a customer key: each role that reads or writes it.
+            for grantee, reads, writes in (
+                (self.pipeline.snapshot_function, True, False), (self.pipeline.validate_function, True, True),
+                (self.pipeline.roles.training_role, True, True), (self.pipeline.roles.hosting_role, True, True),
+                (self.api.image_signer, True, False), (self.api.api_function, False, True),
+                (self.api.results_function, True, True), (self.api.dispatch_function, False, True),
+            ):
+                grant_bucket_key(grantee, config.storage.bucket_kms_key_arn, reads=reads, writes=writes)
         # Last: CDK's own functions (S3 notifications handler) get a log group with retention too.
         manage_function_logs(self, config.monitoring.log_retention_days)
 

@@ -246,7 +246,8 @@ class Generations:
             self.sleep(min(POLL_INTERVAL_S, remaining))
 
     def _presign(self, key: str) -> str:
-        return self.clients.s3.generate_presigned_url(
+        signer = self.clients.signing_s3(self.settings.image_signer_role_arn, self.settings.image_url_expiry_s)
+        return signer.generate_presigned_url(
             "get_object",
             Params={"Bucket": self.settings.bucket_name, "Key": key},
             ExpiresIn=self.settings.image_url_expiry_s,

@@ -58,6 +58,8 @@ class Settings:
     instance_start_minutes: int = 10
     """What starting an instance usually takes, for the `queued` reasons."""
     pending_index: str = "pending"
+    image_signer_role_arn: str = ""
+    """Role whose fresh session signs image URLs (one that outlives them); empty: the function's own."""
     cors_allow_origin: str = ""
     """Origin allowed to call from a browser ("*" for any); empty: no CORS headers."""
     api_auth: str = "apiKey"
@@ -88,6 +90,7 @@ class Settings:
             invocation_timeout_s=_positive_int(environ, env.INVOCATION_TIMEOUT_S, 3600),
             instance_start_minutes=_positive_int(environ, env.INSTANCE_START_MINUTES, 10),
             pending_index=environ.get(env.PENDING_INDEX, "").strip() or "pending",
+            image_signer_role_arn=environ.get(env.IMAGE_SIGNER_ROLE_ARN, "").strip(),
             cors_allow_origin=environ.get(env.CORS_ALLOW_ORIGIN, "").strip(),
             api_auth=_one_of(environ, env.API_AUTH, ("apiKey", "iam"), "apiKey"),
             idle_minutes=_positive_int(environ, env.IDLE_MINUTES, 10),

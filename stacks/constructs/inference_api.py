@@ -36,16 +36,20 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.config import INSTANCE_START_MINUTES, ApiConfig, ServingConfig
-from stacks.constructs.data_bucket import GENERATED_PREFIX, INFERENCE_OUTPUTS_PREFIX, INFERENCE_REQUESTS_PREFIX
+from stacks.constructs.data_bucket import (
+    GENERATED_PREFIX,
+    INFERENCE_OUTPUTS_PREFIX,
+    INFERENCE_REQUESTS_PREFIX,
+    grant_prefix_read,
+)
 from stacks.constructs.monitoring import METRICS_NAMESPACE, RESULTS_SERVICE, retention
 from stacks.constructs.nag import acknowledge_prefix_grants, nag_resource
+from stacks.constructs.powertools_layer import powertools_layer
 
 CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "api"
 OPENAPI_PATH = CODE_DIR / "openapi.json"
 
 # Powertools for AWS Lambda comes from AWS's public layer (no bundling); same pin as the pipeline.
-POWERTOOLS_LAYER_VERSION = 21
-POWERTOOLS_ACCOUNT = "017000801446"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 
 STAGE_NAME = "v1"
@@ -149,7 +153,6 @@ class InferenceApi(Construct):
         self._log_retention = retention(log_retention_days)
         self._openapi = load_openapi()
         names = load_env_names()
-        stack = Stack.of(self)
 
         self.generations_table = dynamodb.Table(
             self,
@@ -170,12 +173,7 @@ class InferenceApi(Construct):
             sort_key=dynamodb.Attribute(name=PENDING_INDEX_KEYS[1], type=dynamodb.AttributeType.STRING),
         )
 
-        self._powertools = lambda_.LayerVersion.from_layer_version_arn(
-            self,
-            "Powertools",
-            f"arn:{Aws.PARTITION}:lambda:{stack.region}:{POWERTOOLS_ACCOUNT}:layer:"
-            f"AWSLambdaPowertoolsPythonV3-python313-x86_64:{POWERTOOLS_LAYER_VERSION}",
-        )
+        self._powertools = powertools_layer(self, "Powertools")
         self._code = lambda_.Code.from_asset(str(CODE_DIR), exclude=["__pycache__", "*.pyc"])
         endpoint_arn = self._endpoint_arn(endpoint_name)
         common_env = {
@@ -252,6 +250,7 @@ class InferenceApi(Construct):
             rule.add_target(targets.LambdaFunction(self.dispatch_function, retry_attempts=2))
 
         self._grant(bucket, registry_table, deploy_state_machine, endpoint_arn)
+        self.image_signer = self._image_signer(bucket)
         self.access_logs = logs.LogGroup(
             self, "AccessLogs", retention=self._log_retention, removal_policy=RemovalPolicy.DESTROY
         )
@@ -355,6 +354,21 @@ class InferenceApi(Construct):
         )
         return function
 
+    def _image_signer(self, bucket: s3.IBucket) -> iam.Role:
+        """The role whose sessions sign image URLs: the API function assumes it for an hour, so a
+        URL lasts as long as the API says (its own credentials have no stated lifetime). It reads
+        generated/ only and lists nothing."""
+        api = self.api_function
+        assert api.role is not None
+        signer = iam.Role(self, "ImageSigner", assumed_by=iam.ArnPrincipal(api.role.role_arn),
+                          max_session_duration=Duration.hours(1),
+                          description="Signs the API's presigned image URLs (reads generated/ only)")
+        grant_prefix_read(bucket, signer, GENERATED_PREFIX, listing=False)
+        acknowledge_prefix_grants(signer, bucket, GENERATED_PREFIX, reads=False)
+        signer.grant_assume_role(api.role)
+        api.add_environment(load_env_names().IMAGE_SIGNER_ROLE_ARN, signer.role_arn)
+        return signer
+
     def _grant(
         self,
         bucket: s3.IBucket,
@@ -375,8 +389,7 @@ class InferenceApi(Construct):
                 reason=f"CDK's Table.grant adds the table's indexes; it has one ({PENDING_INDEX}, pending generations)."))
         registry_table.grant(api, "dynamodb:GetItem", "dynamodb:Scan")
         registry_table.grant(dispatch, "dynamodb:GetItem")
-        bucket.grant_read(api, GENERATED_KEYS)  # presigned URLs are signed with the API's role
-        bucket.grant_read(results, f"{INFERENCE_OUTPUTS_PREFIX}*")
+        grant_prefix_read(bucket, results, INFERENCE_OUTPUTS_PREFIX, listing=False)
         bucket.grant_put(results, GENERATED_KEYS)
         for sender in (api, dispatch):
             bucket.grant_put(sender, f"{INFERENCE_REQUESTS_PREFIX}*")
@@ -386,10 +399,9 @@ class InferenceApi(Construct):
                 actions=["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpointAsync"], resources=[endpoint_arn]))
         results.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:DescribeEndpoint"], resources=[endpoint_arn]))
         # CDK's grant_read / grant_put bundles, on their prefixes only.
-        acknowledge_prefix_grants(api.role, bucket, GENERATED_PREFIX)
         acknowledge_prefix_grants(api.role, bucket, INFERENCE_REQUESTS_PREFIX, reads=False, writes=True)
         acknowledge_prefix_grants(dispatch.role, bucket, INFERENCE_REQUESTS_PREFIX, reads=False, writes=True)
-        acknowledge_prefix_grants(results.role, bucket, INFERENCE_OUTPUTS_PREFIX)
+        acknowledge_prefix_grants(results.role, bucket, INFERENCE_OUTPUTS_PREFIX, reads=False)
         acknowledge_prefix_grants(results.role, bucket, GENERATED_PREFIX, reads=False, writes=True)
 
     def _rest_api(self) -> apigw.RestApi:

@@ -15,6 +15,7 @@ from stacks.constructs.data_bucket import (
     INFERENCE_OUTPUTS_PREFIX,
     INFERENCE_REQUESTS_PREFIX,
     MODELS_PREFIX,
+    grant_prefix_read,
 )
 from stacks.constructs.nag import acknowledge, acknowledge_prefix_grants
 
@@ -29,12 +30,14 @@ class SageMakerRoles(Construct):
       bucket: the data bucket.
       jumpstart_object_arns: the exact JumpStart S3 objects the training job reads
         (training script and base model), from the lock file.
+      jumpstart_listing: (bucket ARN, key) of the base model channel, which SageMaker lists
+        (S3Prefix) with the job's role before reading it.
       endpoint_name: the pipeline's endpoint, whose log group the hosting role writes to.
 
     Attributes:
-      training_role: reads only `datasets/*` and the JumpStart objects, writes only `models/*`.
-      hosting_role: reads `models/*` (the trained artifact) and `inference/requests/*` (asynchronous
-        requests), writes `inference/outputs/*` and `inference/failures/*` (answers, failures).
+      training_role: reads and lists only `datasets/*` and the JumpStart objects, writes only `models/*`.
+      hosting_role: reads and lists only `models/*` (the trained artifact); reads `inference/requests/*`
+        (asynchronous requests), writes `inference/outputs/*` and `inference/failures/*` (answers, failures).
     Both may pull the Deep Learning Container images and write their own logs and metrics.
     """
 
@@ -45,6 +48,7 @@ class SageMakerRoles(Construct):
         *,
         bucket: s3.IBucket,
         jumpstart_object_arns: Sequence[str],
+        jumpstart_listing: tuple[str, str],
         endpoint_name: str,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -52,26 +56,31 @@ class SageMakerRoles(Construct):
         self.training_role = iam.Role(
             self, "Training", assumed_by=principal, description="SageMaker training job of the DreamBooth pipeline"
         )
-        bucket.grant_read(self.training_role, f"{DATASETS_PREFIX}*")
+        grant_prefix_read(bucket, self.training_role, DATASETS_PREFIX)
         bucket.grant_put(self.training_role, f"{MODELS_PREFIX}*")
         self.training_role.add_to_principal_policy(
             iam.PolicyStatement(actions=["s3:GetObject"], resources=list(jumpstart_object_arns))
         )
+        listed_bucket, listed_key = jumpstart_listing
+        self.training_role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket"], resources=[listed_bucket],
+            conditions={"StringEquals": {"s3:prefix": [listed_key]}},
+        ))
         self._container_basics(self.training_role, "TrainingJobs", "huggingface-pytorch-training")
-        acknowledge_prefix_grants(self.training_role, bucket, DATASETS_PREFIX, MODELS_PREFIX, writes=True)
+        acknowledge_prefix_grants(self.training_role, bucket, DATASETS_PREFIX, MODELS_PREFIX, reads=False, writes=True)
 
         self.hosting_role = iam.Role(
             self, "Hosting", assumed_by=principal, description="SageMaker endpoint model of the DreamBooth pipeline"
         )
-        bucket.grant_read(self.hosting_role, f"{MODELS_PREFIX}*")
+        grant_prefix_read(bucket, self.hosting_role, MODELS_PREFIX)
         # Asynchronous inference runs with this role: it reads the request objects and writes the
-        # answers and failures, then notifies (see grant_notify).
-        bucket.grant_read(self.hosting_role, f"{INFERENCE_REQUESTS_PREFIX}*")
+        # answers and failures (then notifies: TrainingPipeline grants the two topics).
+        grant_prefix_read(bucket, self.hosting_role, INFERENCE_REQUESTS_PREFIX, listing=False)
         bucket.grant_put(self.hosting_role, f"{INFERENCE_OUTPUTS_PREFIX}*")
         bucket.grant_put(self.hosting_role, f"{INFERENCE_FAILURES_PREFIX}*")
         # SageMaker writes an endpoint's container logs to /aws/sagemaker/Endpoints/<endpoint name>.
         self._container_basics(self.hosting_role, f"Endpoints/{endpoint_name}", "huggingface-pytorch-inference")
-        acknowledge_prefix_grants(self.hosting_role, bucket, MODELS_PREFIX, INFERENCE_REQUESTS_PREFIX)
+        acknowledge_prefix_grants(self.hosting_role, bucket, MODELS_PREFIX, INFERENCE_REQUESTS_PREFIX, reads=False)
         acknowledge_prefix_grants(self.hosting_role, bucket, INFERENCE_OUTPUTS_PREFIX, INFERENCE_FAILURES_PREFIX,
                                   reads=False, writes=True)
 

@@ -37,6 +37,14 @@ no UpdateEndpoint. `SageMakerSimulator` patches moto's backend so that:
   setting the capacity to MinCapacity 0. DescribeEndpoint reports the count as
   CurrentInstanceCount. Scale-out and scale-in are recorded in `timeline`.
 
+With `client_for_role` set (the harness sets it to `IamEnforcement.client`), SageMaker's own S3
+access runs with the job's or the model's execution role, as in AWS: a training job lists and
+reads each input channel (an `S3Prefix` channel is listed with `s3:ListBucket`, then each object
+read) and the `sagemaker_submit_directory` script, and writes its artifact with the training
+role; an endpoint's model data is read with the model's ExecutionRoleArn when the endpoint is
+created or updated. A refused read fails the job ("ClientError: ... AccessDenied") or the
+endpoint, as SageMaker does.
+
 Everything it simulates is recorded in `timeline` (seconds since start, event, detail), so tests
 can check what served when.
 """
@@ -105,6 +113,8 @@ class SageMakerSimulator:
     """Given an asynchronous request's payload, the model's error message, or None to answer."""
     on_async_notice: Optional[Callable[[str, dict[str, Any]], None]] = None
     """Called (topic ARN, notice) for each asynchronous success or error notification."""
+    client_for_role: Optional[Callable[..., Any]] = None
+    """(service, role ARN) -> a boto3 client signed as that role; None: unsigned reads (no IAM)."""
 
     def __post_init__(self) -> None:
         self._start = time.monotonic()
@@ -120,6 +130,7 @@ class SageMakerSimulator:
         self._stopping = threading.Event()
         self.async_requests: list[dict[str, Any]] = []
         """Every asynchronous request accepted: inference id, input, model that ran it, outcome."""
+        self._read_failures: dict[str, str] = {}  # job or endpoint name -> why SageMaker could not read
 
     # ---- reading the record ----
 
@@ -203,7 +214,10 @@ class SageMakerSimulator:
 
         def create_training_job(backend: Any, **kwargs: Any) -> Any:
             job = original(backend, **kwargs)
+            failure = sim._read_training_inputs(job)
             with sim._lock:
+                if failure:
+                    sim._read_failures[job.training_job_name] = failure
                 sim.calls.append(("create_training_job", job.training_job_name))
                 sim._jobs[job.training_job_name] = time.monotonic() + sim.training_s
                 job.training_job_status = "InProgress"
@@ -228,7 +242,70 @@ class SageMakerSimulator:
 
         return describe_training_job
 
+    def _s3(self, role_arn: Optional[str]) -> Any:
+        if self.client_for_role is not None and role_arn:
+            return self.client_for_role("s3", role_arn)
+        return boto3.client("s3", region_name=self.region)
+
+    def _read_s3(self, role_arn: Optional[str], uri: str, *, prefix: bool) -> Optional[str]:
+        """Read what SageMaker downloads for a channel or model; the error SageMaker reports, or None."""
+        from botocore.exceptions import ClientError
+
+        s3 = self._s3(role_arn)
+        bucket, _, key = uri[len("s3://"):].partition("/")
+        try:
+            if prefix:
+                keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+                        for o in page.get("Contents", [])]
+                if not keys:
+                    return f"ClientError: No S3 objects found under S3 URL \"{uri}\""
+            else:
+                keys = [key]
+            for each in keys:
+                s3.get_object(Bucket=bucket, Key=each)["Body"].read()
+        except ClientError as error:
+            return f"ClientError: Data download failed: {error}"
+        return None
+
+    def _read_training_inputs(self, job: Any) -> Optional[str]:
+        for channel in job.input_data_config or []:
+            source = channel.get("DataSource", {}).get("S3DataSource", {})
+            if source.get("S3Uri"):
+                failure = self._read_s3(job.role_arn, source["S3Uri"], prefix=source.get("S3DataType") == "S3Prefix")
+                if failure:
+                    return failure
+        script = (job.hyper_parameters or {}).get("sagemaker_submit_directory", "").strip('"')
+        if script.startswith("s3://"):
+            return self._read_s3(job.role_arn, script, prefix=False)
+        return None
+
+    def _read_model_data(self, backend: Any, config_name: str) -> Optional[str]:
+        config = backend.endpoint_configs.get(config_name)
+        for variant in (config.production_variants if config else []):
+            model = backend._models.get(variant.get("ModelName"))
+            if model is None:
+                continue
+            for container in [model.primary_container or {}, *(model.containers or [])]:
+                source = (container.get("ModelDataSource") or {}).get("S3DataSource") or {}
+                if source.get("S3Uri"):
+                    failure = self._read_s3(model.execution_role_arn, source["S3Uri"],
+                                            prefix=source.get("S3DataType") == "S3Prefix")
+                elif container.get("ModelDataUrl"):
+                    failure = self._read_s3(model.execution_role_arn, container["ModelDataUrl"], prefix=False)
+                else:
+                    failure = None
+                if failure:
+                    return failure
+        return None
+
     def _finish_job(self, job: Any) -> None:
+        read_failure = self._read_failures.pop(job.training_job_name, None)
+        if read_failure:
+            job.training_job_status = "Failed"
+            job.secondary_status = "Failed"
+            job.failure_reason = read_failure
+            self.log("training-failed", f"{job.training_job_name} {read_failure}")
+            return
         if self.stop_training and job.enable_managed_spot_training:
             job.training_job_status = "Stopped"
             job.secondary_status = self.stop_training
@@ -248,7 +325,7 @@ class SageMakerSimulator:
                 {"MetricName": "train_avg_loss", "Value": self.train_loss, "Timestamp": job.creation_time}
             ]
         bucket, _, key = job.model_artifacts["S3ModelArtifacts"][len("s3://"):].partition("/")
-        boto3.client("s3", region_name=self.region).put_object(Bucket=bucket, Key=key, Body=b"simulated model")
+        self._s3(job.role_arn).put_object(Bucket=bucket, Key=key, Body=b"simulated model")
         self.log("training-completed", job.training_job_name)
 
     # -- endpoints --
@@ -258,7 +335,10 @@ class SageMakerSimulator:
 
         def create_endpoint(backend: Any, endpoint_name: str, endpoint_config_name: str, tags: Any) -> Any:
             endpoint = original(backend, endpoint_name, endpoint_config_name, tags)
+            failure = sim._read_model_data(backend, endpoint_config_name)
             with sim._lock:
+                if failure:
+                    sim._read_failures[endpoint_name] = failure
                 sim.calls.append(("create_endpoint", endpoint_config_name))
                 endpoint.endpoint_status = "Creating"
                 sim._endpoints[endpoint_name] = {"kind": "create", "config": endpoint_config_name,
@@ -278,6 +358,9 @@ class SageMakerSimulator:
                 raise ValidationError(
                     message=f"Cannot update in-progress endpoint '{endpoint_name}' ({endpoint.endpoint_status}).")
             backend.describe_endpoint_config(endpoint_config_name)  # raises when it does not exist
+            failure = self._read_model_data(backend, endpoint_config_name)
+            if failure:
+                self._read_failures[endpoint_name] = failure
             self.calls.append(("update_endpoint", endpoint_config_name))
             endpoint.endpoint_status = "Updating"
             endpoint.failure_reason = None
@@ -309,19 +392,20 @@ class SageMakerSimulator:
         return describe_endpoint
 
     def _finish_endpoint(self, endpoint: Any, pending: dict[str, Any]) -> None:
+        read_failure = self._read_failures.pop(endpoint.endpoint_name, None)
         if pending["kind"] == "create":
-            if self.fail_endpoint_create:
+            if self.fail_endpoint_create or read_failure:
                 endpoint.endpoint_status = "Failed"
-                endpoint.failure_reason = self.fail_endpoint_create
+                endpoint.failure_reason = self.fail_endpoint_create or read_failure
                 self.log("endpoint-failed", endpoint.endpoint_name)
             else:
                 endpoint.endpoint_status = "InService"
                 self.log("endpoint-in-service", f"{endpoint.endpoint_name} {endpoint.endpoint_config_name}")
                 self._start_fleet(endpoint.endpoint_name, endpoint.endpoint_config_name)
             return
-        if self.fail_endpoint_update:
+        if self.fail_endpoint_update or read_failure:
             endpoint.endpoint_status = "InService"  # SageMaker rolls back to the previous config
-            endpoint.failure_reason = self.fail_endpoint_update
+            endpoint.failure_reason = self.fail_endpoint_update or read_failure
             self.log("endpoint-update-rolled-back", f"{endpoint.endpoint_name} {endpoint.endpoint_config_name}")
         else:
             endpoint.endpoint_config_name = pending["config"]
@@ -405,7 +489,7 @@ class SageMakerSimulator:
                 "received": time.monotonic(), "received_at": _now_iso(),
                 "output": f"{output['S3OutputPath'].rstrip('/')}/{name}.out",
                 "failure": f"{output.get('S3FailurePath', output['S3OutputPath']).rstrip('/')}/{name}-error.out",
-                "model": None, "outcome": None,
+                "model": None, "role": None, "outcome": None,
             }
             fleet.queue.append(request)
             self.async_requests.append(request)
@@ -443,6 +527,8 @@ class SageMakerSimulator:
                     fleet.last_work = now
                     starts.append((name, request, endpoint.endpoint_config_name))
         for request in expired:
+            request["role"] = self._role_of(self._backend().endpoints[request["endpoint"]].endpoint_config_name
+                                            if request["endpoint"] in self._backend().endpoints else None)
             self._notify_error(request, "Request expired: the request waited in the queue longer than its "
                                         f"RequestTTLSeconds ({request['ttl_s']} s)")
         for name, request, config_name in starts:
@@ -512,13 +598,14 @@ class SageMakerSimulator:
         config = backend.endpoint_configs.get(config_name)
         model = config.production_variants[0].get("ModelName") if config else None
         request["model"] = model
+        request["role"] = self._role_of(config_name)
         request["started_s"] = round(time.monotonic() - self._start, 3)
         self.log("async-invocation-started", f"{endpoint_name} {request['inference_id']} model={model}")
         error: Optional[str] = None
         answer: Optional[str] = None
         try:
             bucket, _, key = request["input"][len("s3://"):].partition("/")
-            body = boto3.client("s3", region_name=self.region).get_object(Bucket=bucket, Key=key)["Body"].read()
+            body = self._s3(request["role"]).get_object(Bucket=bucket, Key=key)["Body"].read()
             payload = json.loads(body)
             error = self.model_error(payload) if self.model_error else None
             if error is None:
@@ -537,11 +624,13 @@ class SageMakerSimulator:
                 fleet.running.remove(request)
                 fleet.last_work = time.monotonic()
         if error is None and answer is not None:
-            self._write(request["output"], answer.encode())
+            if not self._write(request, request["output"], answer.encode()):
+                return
             self.log("async-invocation-succeeded", f"{endpoint_name} {request['inference_id']} model={model}")
             self._notice(request, "SuccessTopic", {"invocationStatus": "Completed", "responseParameters": {
                 "contentType": "application/json", "outputLocation": request["output"]}})
-            request["outcome"] = "succeeded"  # after the notice is on its way: see `unfinished`
+            if request["outcome"] is None:  # after the notice is on its way: see `unfinished`
+                request["outcome"] = "succeeded"
         else:
             self._notify_error(request, f"ClientError: Received client error (424) from primary with message "
                                         f"\"{error}\". See the endpoint's logs for more information."
@@ -549,12 +638,14 @@ class SageMakerSimulator:
                                else error or "no answer")
 
     def _notify_error(self, request: dict[str, Any], reason: str) -> None:
-        self._write(request["failure"], reason.encode())
+        if not self._write(request, request["failure"], reason.encode()):
+            return
         self.log("async-invocation-failed", f"{request['endpoint']} {request['inference_id']}: {reason}")
         self._notice(request, "ErrorTopic", {"invocationStatus": "Failed", "failureReason": reason,
                                              "responseParameters": {"contentType": "text/plain; charset=utf-8",
                                                                     "failureLocation": request["failure"]}})
-        request["outcome"] = "failed"
+        if request["outcome"] is None:
+            request["outcome"] = "failed"
 
     def unfinished(self) -> int:
         """Accepted asynchronous requests with no notice sent yet, on endpoints that still exist
@@ -562,9 +653,26 @@ class SageMakerSimulator:
         with self._lock:
             return sum(1 for r in self.async_requests if r["outcome"] is None and r["endpoint"] in self._async)
 
-    def _write(self, location: str, body: bytes) -> None:
+    def _role_of(self, config_name: Optional[str]) -> Optional[str]:
+        """The execution role of the model a config serves: SageMaker's asynchronous I/O runs with it."""
+        backend = self._backend()
+        config = backend.endpoint_configs.get(config_name) if config_name else None
+        model = backend._models.get(config.production_variants[0].get("ModelName")) if config else None
+        return model.execution_role_arn if model is not None else None
+
+    def _write(self, request: dict[str, Any], location: str, body: bytes) -> bool:
+        """SageMaker writing an answer or failure with the model's role; False (logged, no notice:
+        the request is lost, as in AWS) when that is refused."""
+        from botocore.exceptions import ClientError
+
         bucket, _, key = location[len("s3://"):].partition("/")
-        boto3.client("s3", region_name=self.region).put_object(Bucket=bucket, Key=key, Body=body)
+        try:
+            self._s3(request.get("role")).put_object(Bucket=bucket, Key=key, Body=body)
+        except ClientError as error:
+            request["outcome"] = "lost"
+            self.log("async-output-refused", f"{request['endpoint']} {request['inference_id']}: {error}")
+            return False
+        return True
 
     def _notice(self, request: dict[str, Any], topic_key: str, fields: dict[str, Any]) -> None:
         with self._lock:
@@ -578,7 +686,18 @@ class SageMakerSimulator:
             "inferenceId": request["inference_id"], "eventVersion": "1.0", "eventSource": "aws:sagemaker",
             "eventName": "InferenceResult", **fields,
         }
-        if topic and self.on_async_notice:
+        if not topic:
+            return
+        if self.client_for_role is not None and request.get("role"):
+            from botocore.exceptions import ClientError
+
+            try:  # SageMaker publishes with the model's role: IAM decides, as in AWS
+                self.client_for_role("sns", request["role"]).publish(TopicArn=topic, Message=json.dumps(notice))
+            except ClientError as error:
+                self.log("async-notice-refused", f"{request['endpoint']} {request['inference_id']}: {error}")
+                request["outcome"] = "lost"
+                return
+        if self.on_async_notice:
             self.on_async_notice(topic, notice)
 
     def _answer(self, payload: dict[str, Any], model: str, accept: Optional[str]) -> tuple[str, str]:

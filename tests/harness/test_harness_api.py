@@ -8,7 +8,8 @@ import io
 import json
 import time
 from collections import Counter
-from urllib.parse import urlparse
+from datetime import datetime, timezone
+from urllib.parse import parse_qs, urlparse
 
 import boto3
 import pytest
@@ -100,6 +101,12 @@ def test_generations_go_through_the_asynchronous_endpoint_and_come_back_as_image
             assert fetched.status_code == 200 and fetched.content == stored[key]
             assert stored[key] == placeholder_jpeg("Doppler on the beach", seed, model_id)
             assert Image.open(io.BytesIO(stored[key])).format == "JPEG"
+            # Signed by a session of the image signer role that lasts until the stated expiry
+            # (a URL ends with its credentials; the API function's own have no stated lifetime).
+            signer = _signing_session(image["url"])
+            assert "/ApiImageSigner" in signer.role_arn
+            assert signer.expiration.replace(tzinfo=timezone.utc) >= datetime.fromisoformat(
+                image["expires_at"].replace("Z", "+00:00"))
 
         # `wait` answers with the finished generation when the notice comes in time.
         waited = h.api("POST", "/generations", {"prompt": "Doppler in the snow", "seed": 1, "wait": 10})
@@ -259,3 +266,12 @@ def test_a_request_whose_ttl_passes_in_the_queue_ends_failed_with_the_reason(syn
         body = finished(h, generation_id, 15)
         assert body["status"] == "failed" and "Request expired" in body["error"], body
         assert [r["outcome"] for r in h.simulator.async_requests] == ["failed"]
+
+
+def _signing_session(url: str):
+    """moto's STS session whose access key signed a presigned URL."""
+    from moto.sts.models import sts_backends
+
+    access_key = parse_qs(urlparse(url).query)["X-Amz-Credential"][0].split("/")[0]
+    (session,) = [s for s in sts_backends["123456789012"]["aws"].assumed_roles if s.access_key_id == access_key]
+    return session
