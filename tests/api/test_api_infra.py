@@ -1,5 +1,5 @@
 """InferenceApi as synthesized: key requirement, throttling, request validation, access logging,
-tracing, the async worker, least-privilege grants, and the cdk-nag / cfn-lint / checkov gates."""
+tracing, the result and dispatcher functions, least-privilege grants, and the cdk-nag / cfn-lint / checkov gates."""
 
 from __future__ import annotations
 

@@ -332,9 +332,10 @@ def _required(service: str, operation: str, response: Any, moto_resource: str, a
     if prefix == "cloudwatch":
         if "AlarmName" in params:
             return [Check(action, arn("cloudwatch", f"alarm:{params['AlarmName']}"))]
-        names = [v for k, v in params.items() if re.fullmatch(r"AlarmNames(\.member\.\d+)?", k)]
-        if names or isinstance(params.get("AlarmNames"), list):
-            names = names or params["AlarmNames"]
+        # Query protocol: AlarmNames.member.N; JSON protocols: one AlarmNames list.
+        names = [n for k, v in params.items() if re.fullmatch(r"AlarmNames(\.member\.\d+)?", k)
+                 for n in (v if isinstance(v, list) else [v])]
+        if names:
             return [Check(action, arn("cloudwatch", f"alarm:{n}")) for n in names]
         context = {"cloudwatch:namespace": params["Namespace"]} if "Namespace" in params else {}
         return [Check(action, "*", context)]

@@ -217,6 +217,9 @@ def test_a_failed_recreation_never_marks_the_live_model_failed(synthesized):
         sagemaker = h.client("sagemaker")
         sagemaker.delete_endpoint(EndpointName=h.endpoint_name)
         sagemaker.delete_endpoint_config(EndpointConfigName=model_id)
+        # (AWS refuses CreateEndpoint on a config that is gone: it has no stack tag any more)
+        h.iam.expect_denials(f"sagemaker:CreateEndpoint on arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/"
+                             f"{model_id}")
         answer = h.api("POST", "/generations", {"prompt": "lost", "seed": 1})
         assert answer.status == 202
         h.wait_until_idle(60)
@@ -247,21 +250,15 @@ def test_a_model_error_and_an_invocation_timeout_end_failed_with_the_reason(synt
 
 
 def test_a_request_whose_ttl_passes_in_the_queue_ends_failed_with_the_reason(synthesized):
-    import dataclasses
-
-    from botocore.config import Config
-
     with harness(synthesized, scale_out_s=60, scale_in_s=0.3) as h:
         h.train_and_deploy("doppler", PHOTOS)
         wait_for(lambda: instances(h) == 0, 10, "scale-in to zero")
-        # Given requests that may wait one second in SageMaker's queue (SageMaker's minimum is 60 s:
-        # the API's client is told not to check, so that the test need not wait a minute)
-        api = h.api_function.module
-        short = dataclasses.replace(api.generations.settings, request_ttl_s=1)
-        api.generations.submitter.settings = short
-        api.generations.submitter.clients.sagemaker_runtime = boto3.client(
-            "sagemaker-runtime", region_name="us-east-1", config=Config(parameter_validation=False))
         generation_id = h.api("POST", "/generations", {"prompt": "no instance in time"}).json()["id"]
+        (queued,) = h.simulator.async_requests
+        assert queued["ttl_s"] == 360 * 60  # as the API sent it (asyncRequestTtlMinutes)
+        # Given its TTL shortened inside the simulator to one second (SageMaker's minimum is 60 s,
+        # which the harness's service-model check enforces on the API's call)
+        queued["ttl_s"] = 1
         # Then, no instance coming within the TTL, SageMaker's error notice fails it with the reason
         body = finished(h, generation_id, 15)
         assert body["status"] == "failed" and "Request expired" in body["error"], body
