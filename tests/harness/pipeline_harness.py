@@ -37,6 +37,12 @@ What the harness adds to moto, and says so:
 - SageMaker: durations, failures and UpdateEndpoint come from `SageMakerSimulator`.
 - DynamoDB: moto's conditional writes are not atomic across threads; `atomic_dynamodb`
   serializes its item operations, as DynamoDB serializes writes to an item.
+- Service limits (tests/harness/limits.py): `States.ALL` does not catch `States.Runtime` or
+  `States.DataLimitExceeded` (AWS's rule; moto's catches both), an execution past 25,000 history
+  events fails, every state's input and output in each history is checked against 256 KiB, and
+  Lambda payloads against 6 MB (sync) / 256 KiB (async). A violation fails the test at
+  `wait_until_idle` and at the end of the `with` block (`enforce_limits=False` leaves them in
+  `h.limits.violations` for a test to assert on).
 - EventBridge: moto does not deliver S3 events to Lambda targets. `upload()` builds the event S3
   sends, checks it against the synthesized rule's pattern with moto's event-pattern matcher, and
   invokes the listener function as EventBridge would.
@@ -66,6 +72,7 @@ from moto import mock_aws
 from tests.api.adapter import Answer, ApiGatewayAdapter
 from tests.api.lambda_loader import load
 from tests.harness.atomic_dynamodb import atomic_dynamodb
+from tests.harness.limits import ServiceLimits
 from tests.harness.sagemaker_sim import SageMakerSimulator
 
 ACCOUNT = "123456789012"
@@ -354,6 +361,9 @@ class PipelineHarness:
     synthesized: Optional[Synthesized] = None
     deliver_endpoint_events: bool = True
     """False simulates lost SageMaker events: deployments then rely on their bounded polling."""
+    limits: ServiceLimits = field(default_factory=ServiceLimits)
+    enforce_limits: bool = True
+    """A run that passes a service limit fails the test (see tests/harness/limits.py)."""
 
     def __post_init__(self) -> None:
         self._stack = ExitStack()
@@ -376,6 +386,7 @@ class PipelineHarness:
             "stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False},
         }))
         self._stack.enter_context(atomic_dynamodb())
+        self.limits.install(self._stack)
         self.simulator.on_endpoint_settled = self._on_endpoint_settled
         self._stack.enter_context(self.simulator)
         # moto's interpreter logs every IsPresent miss as an ERROR and every SageMaker task as
@@ -396,8 +407,16 @@ class PipelineHarness:
         try:
             self._stop_running_executions()
             self._join_async(timeout_s=30)  # none may outlive moto and reach for real AWS
+            if exc[0] is None:
+                self.check_limits()
         finally:
             self._stack.close()
+
+    def check_limits(self) -> None:
+        """Check every execution's history (state sizes, event count); fail on any violation so far."""
+        self.training_runs(), self.deploy_runs()  # runs() checks each finished history
+        if self.enforce_limits:
+            self.limits.raise_if_violated()
 
     def record(self, component: str, what: str) -> None:
         self.activity.append((datetime.now(timezone.utc), component, what))
@@ -425,11 +444,23 @@ class PipelineHarness:
 
         def invoke_in_process(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any,
                               response_headers: Any) -> bytes:
+            from moto.core.exceptions import JsonRESTError
+
             name = backend.get_function(function_name, qualifier).function_name
-            if (headers or {}).get("x-amz-invocation-type") == "Event":
+            asynchronous = (headers or {}).get("x-amz-invocation-type") == "Event"
+            too_large = harness.limits.check_lambda_request(name, body or b"", asynchronous=asynchronous)
+            if too_large:  # what Lambda answers (HTTP 413) before running anything
+                raise JsonRESTError("RequestEntityTooLargeException", str(too_large))
+            if asynchronous:
                 harness._invoke_async(name, body)
                 return b""  # Lambda's 202 to an asynchronous invocation carries no payload
             result, errored, _ = harness._invoke_in_process(name, body)
+            if harness.limits.check_lambda_response(name, result):
+                # Lambda replaces a response over 6 MB with this function error.
+                response_headers["x-amz-function-error"] = "Unhandled"
+                return json.dumps({"errorType": "Function.ResponseSizeTooLarge",
+                                   "errorMessage": "Response payload size exceeded maximum allowed payload size "
+                                                   f"({len(result.encode())} bytes)."}).encode()
             if errored:
                 response_headers["x-amz-function-error"] = "Unhandled"
             return result.encode()
@@ -728,6 +759,7 @@ class PipelineHarness:
         handler = self._load_handler(spec)
         spec.invocations += 1
         answer = ApiGatewayAdapter(handler).call(method, path, body, headers=headers, query=query)
+        self.limits.check_lambda_response(spec.name, json.dumps(answer.raw))
         try:
             shown = answer.json()
         except ValueError:
@@ -841,6 +873,7 @@ class PipelineHarness:
                        for e in self.executions(arn) if e["status"] == "RUNNING"]
             running += [t.name for t in self._async_threads if t.is_alive()]
             if not running:
+                self.check_limits()
                 return
             time.sleep(0.2)
         raise TimeoutError(f"still running after {timeout_s}s: {running}")
@@ -850,7 +883,11 @@ class PipelineHarness:
         result = []
         for execution in sorted(self.executions(machine_arn), key=lambda e: e["startDate"]):
             described = sfn.describe_execution(executionArn=execution["executionArn"])
-            history = sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
+            pages = sfn.get_paginator("get_execution_history").paginate(
+                executionArn=execution["executionArn"], PaginationConfig={"PageSize": 1000})
+            history = [event for page in pages for event in page["events"]]
+            if described["status"] != "RUNNING":
+                self.limits.check_history(execution["executionArn"].rsplit(":", 1)[-1], history)
             result.append(Run(
                 arn=execution["executionArn"], name=execution["executionArn"].rsplit(":", 1)[-1],
                 status=described["status"],
