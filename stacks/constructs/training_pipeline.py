@@ -26,9 +26,10 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from stacks.config import IDLE_CHECK_INTERVAL_MINUTES, NotificationConfig, ServingConfig, TrainingConfig
-from stacks.constructs.data_bucket import DATASETS_PREFIX
-from stacks.constructs.deploy_workflow import DeployWorkflow
+from stacks.config import IDLE_CHECK_INTERVAL_MINUTES, ConfigError, NotificationConfig, ServingConfig, TrainingConfig
+from stacks.constructs.data_bucket import DATASETS_PREFIX, MODELS_PREFIX
+from stacks.constructs import sfn_budget
+from stacks.constructs.deploy_workflow import DeployWorkflow, HistoryBudget
 from stacks.constructs.jumpstart_lock import JumpStartArtifacts, JumpStartLock
 from stacks.constructs.model_registry import ModelRegistry
 from stacks.constructs.monitoring import METRICS_NAMESPACE, retention
@@ -118,8 +119,14 @@ class TrainingPipeline(Construct):
         bucket.grant_read(self.snapshot_function, f"{DATASETS_PREFIX}*")
         bucket.grant_read(self.validate_function, f"{DATASETS_PREFIX}*")
         bucket.grant_put(self.validate_function, f"{STAGING_PREFIX}*")
-        acknowledge_prefix_grants(self.snapshot_function.role, bucket, DATASETS_PREFIX)
-        acknowledge_prefix_grants(self.validate_function.role, bucket, DATASETS_PREFIX, STAGING_PREFIX, writes=True)
+        # The snapshot's object list and the dataset report live beside the model (models/<dataset>/<version>/),
+        # out of the Step Functions state (256 KiB limit).
+        bucket.grant_put(self.snapshot_function, f"{MODELS_PREFIX}*")
+        bucket.grant_read(self.validate_function, f"{MODELS_PREFIX}*")
+        bucket.grant_put(self.validate_function, f"{MODELS_PREFIX}*")
+        acknowledge_prefix_grants(self.snapshot_function.role, bucket, DATASETS_PREFIX, MODELS_PREFIX, writes=True)
+        acknowledge_prefix_grants(self.validate_function.role, bucket, DATASETS_PREFIX, STAGING_PREFIX, MODELS_PREFIX,
+                                  writes=True)
 
         # ---- deploy state machine ----
         deploy_name = f"{name_prefix}-deploy"
@@ -150,7 +157,7 @@ class TrainingPipeline(Construct):
         )
         self.endpoint_rule.add_target(targets.LambdaFunction(self.endpoint_event_function, retry_attempts=4,
                                                              max_event_age=Duration.hours(1)))
-        max_polls = max(1, serving.endpoint_max_wait_minutes * 60 // serving.endpoint_poll_s)
+        max_polls = max_polls_for(serving)
         self.scaling_function = self._function(
             "EndpointAutoscaling", "idle_tasks.scaling",
             {"MIN_INSTANCES": str(serving.min_instances), "MAX_INSTANCES": str(serving.max_instances),
@@ -171,6 +178,7 @@ class TrainingPipeline(Construct):
             initial_instance_count=serving.min_instances,
         )
         self.deploy_state_machine = self._state_machine("DeployStateMachine", deploy.definition, deploy_name)
+        check_history_budget(deploy, serving)
         sagemaker_arn = arn_prefix(self, "sagemaker")
         acknowledge(
             self.deploy_state_machine.role,
@@ -500,6 +508,33 @@ class TrainingPipeline(Construct):
         )
         return resource
 
+
+
+def max_polls_for(serving: ServingConfig, poll_s: Optional[int] = None, max_wait_minutes: Optional[int] = None) -> int:
+    """DescribeEndpoint checks a deployment may make before it reports the endpoint too slow."""
+    poll_s = poll_s or serving.endpoint_poll_s
+    return max(1, (max_wait_minutes or serving.endpoint_max_wait_minutes) * 60 // poll_s)
+
+
+def check_history_budget(deploy: DeployWorkflow, serving: ServingConfig) -> HistoryBudget:
+    """Refuse endpoint settings whose longest deployment would pass 25,000 history events."""
+    budget = HistoryBudget.of(sfn_budget.graph_of(deploy.definition))
+    events = budget.total(max_polls_for(serving))
+    if sfn_budget.fits(events):
+        return budget
+    poll, wait = serving.endpoint_poll_s, serving.endpoint_max_wait_minutes
+    least_poll = next((p for p in range(poll, 301) if sfn_budget.fits(budget.total(max_polls_for(serving, p)))), None)
+    most_wait = next((m for m in range(wait, 4, -1)
+                      if sfn_budget.fits(budget.total(max_polls_for(serving, max_wait_minutes=m)))), None)
+    options = [f"endpointPollSeconds of at least {least_poll}" if least_poll else "",
+               f"endpointMaxWaitMinutes of at most {most_wait}" if most_wait else ""]
+    raise ConfigError(
+        "endpointPollSeconds", poll,
+        f"with endpointMaxWaitMinutes={wait} a deployment may check the endpoint {max_polls_for(serving)} times "
+        f"(and wait as often for a busy one), writing up to {events} Step Functions history events "
+        f"({budget.poll_turn} per check, {budget.busy_turn} per busy wait, {budget.lock_turn} per lock check); an "
+        f"execution may write {sfn_budget.HISTORY_EVENT_LIMIT} (less {sfn_budget.HISTORY_EVENT_RESERVE} kept for "
+        "retries). Use " + " or ".join(o for o in options if o))
 
 
 def _ignore_implied_dependency(construct: Construct) -> None:

@@ -376,7 +376,7 @@ class PipelineHarness:
     # ---- lifecycle ----
 
     def __enter__(self) -> "PipelineHarness":
-        defaults = {"quietWindowSeconds": 2, "endpointPollSeconds": 1}
+        defaults = {"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5}
         self.synthesized = self.synthesized or synthesize({**defaults, **self.context})
         self._stack.enter_context(mock.patch.dict(os.environ, {
             "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "POWERTOOLS_TRACE_DISABLED": "true",

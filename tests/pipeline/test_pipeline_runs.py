@@ -21,7 +21,7 @@ CAT_PHOTOS = {f"cat{i}.png": png_bytes(600, 600 + i) for i in range(3)}
 
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory):
-    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1},
+    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5},
                       outdir=tmp_path_factory.mktemp("assembly"))
 
 
