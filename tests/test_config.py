@@ -38,6 +38,11 @@ def test_environment_from_cdk_variables():
     [
         ("trainingInstanceType", "ml.m5.large", "GPU instance type"),
         ("endpointInstanceType", "g4dn.xlarge", "GPU instance type"),
+        # GPU families with sizes SageMaker does not have (botocore's enums)
+        ("trainingInstanceType", "ml.p3.xlarge", "SageMaker does not offer it (TrainingInstanceType"),
+        ("trainingInstanceType", "ml.g5.3xlarge", "g5 sizes it offers: ml.g5.xlarge, ml.g5.2xlarge"),
+        ("endpointInstanceType", "ml.p5.xlarge", "(ProductionVariantInstanceType"),
+        ("endpointInstanceType", "ml.g5.3xlarge", "SageMaker does not offer it"),
         ("bucketQuotaMargin", "-1", "whole number from 0"),
         ("generatedExpiryDays", "thirty", "whole number"),
         ("noncurrentVersionExpiryDays", True, "whole number"),
@@ -50,6 +55,13 @@ def test_bad_values_name_the_key_and_what_is_allowed(key, value, fragment):
     with pytest.raises(ConfigError) as raised:
         load({key: value})
     assert f"'{key}'" in str(raised.value) and fragment in str(raised.value)
+
+
+@pytest.mark.parametrize("key", ["trainingInstanceType", "endpointInstanceType"])
+@pytest.mark.parametrize("value", ["ml.g4dn.2xlarge", "ml.g5.2xlarge", "ml.p3.2xlarge", "ml.g6.xlarge", "ml.p4d.24xlarge"])
+def test_gpu_types_sagemaker_offers_are_accepted(key, value):
+    config = load({key: value})
+    assert value in (config.training.instance_type, config.serving.instance_type)
 
 
 def test_configured_bucket_wins_over_recorded_decision():
