@@ -13,7 +13,7 @@ AWS refuses or kills what moto lets through:
 matches, and counts every execution's history events as they are written: past 25,000 the
 execution fails (as a terminal error) and a violation is recorded. `check_history` reads a
 finished execution's history and records every state input/output (and execution input/output)
-over 256 KiB. The harness calls `check_lambda_request` / `check_lambda_response` around every
+over 256 KiB, and an execution ended by one of the terminal errors. The harness calls `check_lambda_request` / `check_lambda_response` around every
 in-process invocation. Violations collect in `violations`; `raise_if_violated()` turns them into
 a test failure that names the execution or function, the state and the size.
 """
@@ -49,13 +49,15 @@ class HistoryLimitExceeded(RuntimeError):
 
 @dataclass(frozen=True)
 class Violation:
-    kind: str  # "state-size", "history-events", "lambda-request", "lambda-response"
+    kind: str  # "state-size", "history-events", "terminal-error", "lambda-request", "lambda-response"
     where: str  # execution name or function name
     detail: str  # the state and field, or the invocation type
     size: int
     limit: int
 
     def __str__(self) -> str:
+        if self.kind == "terminal-error":
+            return f"{self.kind}: {self.where}: {self.detail} (no Catch can intercept it)"
         return f"{self.kind}: {self.where}: {self.detail}: {self.size} > {self.limit}"
 
 
@@ -99,6 +101,14 @@ class ServiceLimits:
         # Everything else matches as moto implements it (States.ALL, States.TaskFailed, names).
         stack.enter_context(mock.patch.object(ErrorEqualsDecl, "_eval_body", error_equals))
 
+        # A JSONPath that is missing (Parameters, ResultSelector) is States.Runtime in AWS; moto's
+        # service tasks turn it, and their own DataLimitExceeded, into a catchable service error
+        # (e.g. DynamoDB.AmazonDynamoDBException). Every task reports them as AWS does.
+        for state_class in _execution_state_classes():
+            if "_from_error" in vars(state_class):
+                stack.enter_context(mock.patch.object(state_class, "_from_error",
+                                                      _terminal_first(vars(state_class)["_from_error"])))
+
         limits = self
         original_add_event = EventManager.add_event
 
@@ -128,6 +138,9 @@ class ServiceLimits:
         for event in events:
             count += 1
             current = event.get("stateEnteredEventDetails", {}).get("name", current)
+            failed = event.get("executionFailedEventDetails", {}).get("error")
+            if event.get("type") == "ExecutionFailed" and failed in TERMINAL_ERRORS:
+                found.append(Violation("terminal-error", execution, f"{failed} in state {current}", 0, 0))
             for key, details in event.items():
                 if not key.endswith("EventDetails") or not isinstance(details, Mapping):
                     continue
@@ -184,3 +197,35 @@ class ServiceLimits:
             raise ServiceLimitExceeded("AWS would refuse what this run did:\n"
                                        + "\n".join(f"- {v}" for v in self.violations))
 
+
+
+def _execution_state_classes() -> list[type]:
+    """ExecutionState and every subclass of it (each Task integration), loaded."""
+    from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (  # noqa: F401
+        state_task_service_factory,
+    )
+
+    found, pending = [], [ExecutionState]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def _terminal_first(original: Any) -> Any:
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
+    from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
+    from moto.stepfunctions.parser.asl.utils.json_path import NoSuchJsonPathError
+
+    base = vars(ExecutionState)["_from_error"]
+
+    def _from_error(state: Any, env: Any, ex: Exception) -> Any:
+        if isinstance(ex, NoSuchJsonPathError):
+            return base(state, env, ex)  # States.Runtime
+        if isinstance(ex, FailureEventException) and ex.failure_event.error_name.error_name in TERMINAL_ERRORS:
+            return ex.failure_event
+        return original(state, env, ex)
+
+    return _from_error

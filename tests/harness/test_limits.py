@@ -48,9 +48,9 @@ def run(sfn, definition: dict, execution_input: dict | None = None, timeout_s: f
     return described
 
 
-def caught_task(result_selector: dict | None = None) -> dict:
+def caught_task(result_selector: dict | None = None, resource: str = "aws-sdk:dynamodb:getItem") -> dict:
     """A DynamoDB GetItem task whose every error a `States.ALL` catcher sends to `Caught`."""
-    task = {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:dynamodb:getItem",
+    task = {"Type": "Task", "Resource": f"arn:aws:states:::{resource}",
             "Parameters": {"TableName": "t", "Key": {"pk": {"S": "big"}}}, "ResultPath": "$.item",
             "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught", "ResultPath": "$.error"}], "End": True}
     if result_selector:
@@ -78,13 +78,17 @@ def test_a_result_over_256_kib_ends_the_execution_even_under_a_states_all_catch(
     assert "Caught" not in [e.get("stateEnteredEventDetails", {}).get("name") for e in described["events"]]
 
 
-def test_a_missing_result_selector_path_ends_the_execution_even_under_a_states_all_catch(moto_sfn):
-    sfn, _ = moto_sfn
+@pytest.mark.parametrize("resource", ["aws-sdk:dynamodb:getItem", "dynamodb:getItem"])
+def test_a_missing_result_selector_path_ends_the_execution_even_under_a_states_all_catch(moto_sfn, resource):
+    sfn, limits = moto_sfn
     big_item(10)
 
-    described = run(sfn, caught_task({"owner.$": "$.Item.owner.S"}))  # no `owner` on the item
+    # moto's optimized DynamoDB integration reports it as DynamoDB.AmazonDynamoDBException.
+    described = run(sfn, caught_task({"owner.$": "$.Item.owner.S"}, resource))  # no `owner` on the item
 
     assert (described["status"], described["error"]) == ("FAILED", "States.Runtime")
+    (found,) = limits.check_history("planted", described["events"])
+    assert (found.kind, found.detail) == ("terminal-error", "States.Runtime in state Read")
 
 
 def test_a_catcher_that_names_the_error_still_catches_it(moto_sfn):
