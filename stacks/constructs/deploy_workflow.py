@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from aws_cdk import Aws, Duration
+from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
@@ -104,13 +104,9 @@ class HistoryBudget:
 
         return cls(straight=sfn_budget.straight_events(graph), lock_turn=turn(LOCK_LOOPS),
                    busy_turn=turn(BUSY_LOOPS), poll_turn=turn(POLL_LOOPS))
-# Environment of the JumpStart inference container (see ../shared/JUMPSTART.md).
-INFERENCE_ENVIRONMENT = {
-    "SAGEMAKER_PROGRAM": "inference.py",
-    "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
-    "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-    "MMS_MAX_RESPONSE_SIZE": "20000000",
-}
+# Added to the JumpStart hosting spec's environment (from the lock): room for several base64
+# JPEGs in one answer (the public samples set it).
+EXTRA_INFERENCE_ENVIRONMENT = {"MMS_MAX_RESPONSE_SIZE": "20000000"}
 
 
 
@@ -123,6 +119,7 @@ class DeployWorkflow(Construct):
       endpoint_name: the one endpoint (created at run time).
       hosting_role: role the SageMaker model runs with.
       inference_image: container image URI (from the JumpStart lock).
+      inference_environment: the container environment of JumpStart's hosting spec (from the lock).
       instance_type: endpoint instance type.
       poll_interval_s / max_polls: DescribeEndpoint cadence when no state-change event comes, and
         the bound on the number of checks.
@@ -145,6 +142,7 @@ class DeployWorkflow(Construct):
         endpoint_name: str,
         hosting_role: iam.IRole,
         inference_image: str,
+        inference_environment: Mapping[str, str],
         instance_type: str,
         poll_interval_s: int,
         max_polls: int,
@@ -301,21 +299,28 @@ class DeployWorkflow(Construct):
             "MarkDeploying", "SET #status = :deploying, updatedAt = :now REMOVE failureReason",
             {":deploying": S(STATUS_DEPLOYING)},
         ))
-        create_model = catch(tasks.SageMakerCreateModel(
-            self, "CreateModel",
-            model_name=sfn.JsonPath.string_at("$.modelId"),
-            # Immutable: CDK's task would otherwise add s3:GetObject on "*" and more to the role.
-            role=iam.Role.from_role_arn(self, "HostingRoleRef", hosting_role.role_arn, mutable=False),
-            primary_container=tasks.ContainerDefinition(
-                image=tasks.DockerImage.from_registry(inference_image),
-                mode=tasks.Mode.SINGLE_MODEL,
-                model_s3_location=tasks.S3Location.from_json_expression("$.model.Item.artifactUri.S"),
-                environment_variables=sfn.TaskInput.from_object(
-                    {**INFERENCE_ENVIRONMENT, "SAGEMAKER_REGION": Aws.REGION}
-                ),
-            ),
-            result_path=_DISCARD,
-        ))
+        # CustomState: CDK's SageMakerCreateModel task has no ModelDataSource. The model data is
+        # the uncompressed training output (with code/inference.py, see model_package.py),
+        # served as an S3 prefix. IAM in grant_create_model.
+        self._hosting_role = hosting_role
+        create_model = catch(sfn.CustomState(self, "CreateModel", state_json={
+            "Type": "Task",
+            "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createModel",
+            "Parameters": {
+                "ModelName.$": "$.modelId",
+                "ExecutionRoleArn": hosting_role.role_arn,
+                "PrimaryContainer": {
+                    "Image": inference_image,
+                    "Mode": "SingleModel",
+                    "ModelDataSource": {"S3DataSource": {"S3Uri.$": "$.model.Item.artifactUri.S",
+                                                         "S3DataType": "S3Prefix", "CompressionType": "None"}},
+                    "Environment": {**inference_environment, **EXTRA_INFERENCE_ENVIRONMENT,
+                                    "SAGEMAKER_REGION": Aws.REGION},
+                },
+            },
+            # CreateModel answers {ModelArn}: kept (a null ResultPath is dropped from a CustomState).
+            "ResultPath": "$.sagemakerModel",
+        }))
         create_config = catch(tasks.SageMakerCreateEndpointConfig(
             self, "CreateEndpointConfig",
             endpoint_config_name=sfn.JsonPath.string_at("$.modelId"),
@@ -464,6 +469,16 @@ class DeployWorkflow(Construct):
             .otherwise(create_model)
         )
         create_model.next(create_config).next(record_names).next(describe)
+
+    def grant_create_model(self, role: iam.IRole) -> None:
+        """What the state machine's role needs for the CreateModel task (the hosting role passed to SageMaker)."""
+        stack = Stack.of(self)
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["sagemaker:CreateModel"],
+            resources=[stack.format_arn(service="sagemaker", resource="model", resource_name="*")]))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["iam:PassRole"], resources=[self._hosting_role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}))
 
     # ---- helpers ----
 

@@ -125,6 +125,15 @@ class TrainingPipeline(Construct):
         bucket.grant_read(self.validate_function, f"{MODELS_PREFIX}*")
         bucket.grant_put(self.validate_function, f"{MODELS_PREFIX}*")
         acknowledge_prefix_grants(self.snapshot_function.role, bucket, DATASETS_PREFIX, MODELS_PREFIX, writes=True)
+        # After training: JumpStart's inference code into <output>/code/ when the output lacks it.
+        self.package_function = self._function(
+            "PackageModel", "model_tasks.package", {"INFERENCE_SCRIPT_URI": self.artifacts.inference_script_uri},
+            timeout_s=300, memory_mb=512, description="Adds JumpStart's inference code to a trained model's output")
+        bucket.grant_read(self.package_function, f"{MODELS_PREFIX}*")
+        bucket.grant_put(self.package_function, f"{MODELS_PREFIX}*")
+        self.package_function.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:GetObject"], resources=[self.artifacts.inference_script_arn]))
+        acknowledge_prefix_grants(self.package_function.role, bucket, MODELS_PREFIX, writes=True)
         acknowledge_prefix_grants(self.validate_function.role, bucket, DATASETS_PREFIX, STAGING_PREFIX, MODELS_PREFIX,
                                   writes=True)
 
@@ -168,7 +177,8 @@ class TrainingPipeline(Construct):
             self, "Deploy",
             registry_table=self.registry_table, state_table=self.state_table, topic=self.topic,
             endpoint_name=self.endpoint_name, hosting_role=self.roles.hosting_role,
-            inference_image=self.artifacts.inference_image, instance_type=serving.instance_type,
+            inference_image=self.artifacts.inference_image, inference_environment=lock.inference_environment,
+            instance_type=serving.instance_type,
             poll_interval_s=serving.endpoint_poll_s, max_polls=max_polls,
             lock_owner_arn_pattern=stack.format_arn(
                 service="states", resource="execution", resource_name=f"{deploy_name}:*",
@@ -179,11 +189,12 @@ class TrainingPipeline(Construct):
         )
         self.deploy_state_machine = self._state_machine("DeployStateMachine", deploy.definition, deploy_name)
         check_history_budget(deploy, serving)
+        deploy.grant_create_model(self.deploy_state_machine.role)
         sagemaker_arn = arn_prefix(self, "sagemaker")
         acknowledge(
             self.deploy_state_machine.role,
-            "CDK's SageMaker CreateModel/CreateEndpointConfig tasks grant on all models and endpoint "
-            "configs: their names are per model version, chosen at run time.",
+            "CreateModel (granted in DeployWorkflow.grant_create_model) and CDK's CreateEndpointConfig task act "
+            "on models and endpoint configs named per model version at run time.",
             f"AwsSolutions-IAM5[Resource::{sagemaker_arn}endpoint-config/*]",
             f"AwsSolutions-IAM5[Resource::{sagemaker_arn}model/*]",
         )
@@ -206,7 +217,7 @@ class TrainingPipeline(Construct):
             self, "Training",
             registry_table=self.registry_table, state_table=self.state_table, topic=self.topic,
             snapshot_function=self.snapshot_function, validate_function=self.validate_function,
-            training_role=self.roles.training_role,
+            package_function=self.package_function, training_role=self.roles.training_role,
             training_image=self.artifacts.training_image, base_model_uri=self.artifacts.base_model_uri,
             metric_definitions=lock.metric_definitions, instance_type=training.instance_type,
             max_runtime_s=training.max_runtime_minutes * 60,
@@ -236,7 +247,7 @@ class TrainingPipeline(Construct):
             self.training_state_machine.role,
             "CDK's LambdaInvoke task grants the function and its versions (`<arn>:*`).",
             *(f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(fn.node.default_child)}.Arn>:*]"
-              for fn in (self.snapshot_function, self.validate_function)),
+              for fn in (self.snapshot_function, self.validate_function, self.package_function)),
         )
         for machine in (self.training_state_machine, self.deploy_state_machine):
             self._grant_topic_key(machine.role)

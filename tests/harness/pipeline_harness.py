@@ -35,6 +35,8 @@ What the harness adds to moto, and says so:
 - EventBridge schedule rules (the idle check) match no event: `deliver()` skips them; tests fire
   the scheduled function with the event's `time` themselves.
 - SageMaker: durations, failures and UpdateEndpoint come from `SageMakerSimulator`.
+- JumpStart: a placeholder inference script tarball (inference.py, requirements.txt) at the lock's
+  `inference_script_uri` for the region, which the packaging step unpacks into a model's code/.
 - DynamoDB: moto's conditional writes are not atomic across threads; `atomic_dynamodb`
   serializes its item operations, as DynamoDB serializes writes to an item.
 - Service limits (tests/harness/limits.py): `States.ALL` does not catch `States.Runtime` or
@@ -55,6 +57,7 @@ import json
 import logging
 import math
 import os
+import tarfile
 import threading
 import time
 import uuid
@@ -80,6 +83,7 @@ REGION = "us-east-1"
 BUCKET_NAME = "dreambooth-harness-data"
 _ENV_LOCK = threading.RLock()
 LAMBDA_ROOT = Path(__file__).resolve().parents[2] / "lambda"
+JUMPSTART_INFERENCE_PLACEHOLDER = b"# placeholder for JumpStart's inference.py (harness)\n"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -587,6 +591,7 @@ class PipelineHarness:
         s3 = self.client("s3")
         s3.create_bucket(Bucket=BUCKET_NAME)
         s3.put_bucket_versioning(Bucket=BUCKET_NAME, VersioningConfiguration={"Status": "Enabled"})
+        self._publish_jumpstart_inference_script(template)
 
         dynamodb = self.client("dynamodb")
         for logical, resource in synth.resources("AWS::DynamoDB::Table").items():
@@ -638,6 +643,22 @@ class PipelineHarness:
             name = props.get("StateMachineName", logical)
             sfn.create_state_machine(name=name, definition=definition, roleArn=arns[self._role_of(props, "RoleArn")])
             self.state_machines[logical] = arns[logical]
+
+    def _publish_jumpstart_inference_script(self, template: dict[str, Any]) -> None:
+        """A stand-in for JumpStart's inference script tarball at the lock's URI for the region
+        (the packaging step unpacks it into a model's code/): inference.py and requirements.txt,
+        at the top level as in JumpStart's source-directory tarballs. Placeholder content."""
+        (mapping,) = [m for name, m in template.get("Mappings", {}).items() if "JumpStart" in name]
+        bucket, _, key = mapping[REGION]["InferenceScriptUri"][len("s3://"):].partition("/")
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+            for name, body in (("inference.py", JUMPSTART_INFERENCE_PLACEHOLDER), ("requirements.txt", b"")):
+                info = tarfile.TarInfo(name)
+                info.size = len(body)
+                tar.addfile(info, io.BytesIO(body))
+        s3 = self.client("s3")
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key=key, Body=archive.getvalue())
 
     @staticmethod
     def _role_of(props: Mapping[str, Any], key: str = "Role") -> str:

@@ -45,8 +45,8 @@ def test_first_model_creates_the_endpoint_and_goes_live(synthesized):
         assert model["instancePrompt"] == "a photo of Doppler dog"
         assert model["hyperparameters"]["max_steps"] == "250"
         assert float(model["trainLoss"]) == pytest.approx(0.0421)
-        assert model["artifactUri"] == (
-            f"s3://{h.bucket}/models/doppler/{model_id[-14:]}/{model_id}/output/model.tar.gz")
+        assert model["artifactUri"] == (  # uncompressed training output, with code/ added
+            f"s3://{h.bucket}/models/doppler/{model_id[-14:]}/{model_id}/output/model/")
         assert model["sagemakerModelName"] == model["endpointConfigName"] == model_id
         assert h.live_pointer()["liveModelId"] == model_id
         assert h.live_pointer()["endpointName"] == h.endpoint_name
