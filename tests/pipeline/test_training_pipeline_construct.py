@@ -373,3 +373,14 @@ def test_the_stack_never_sets_the_account_wide_api_gateway_logging_role(resource
     stages = by_type(resources, "AWS::ApiGateway::Stage")
     assert stages and all("AccessLogSetting" in s["Properties"] for s in stages.values())
     assert by_type(resources, "AWS::ApiGateway::Account") == {}
+
+
+def test_the_training_state_machine_fits_the_history_limit_at_its_loop_bound(resources):
+    from stacks.constructs import sfn_budget
+    from stacks.constructs.training_workflow import MAX_QUIET_WINDOW_EXTENSIONS
+
+    train = {"States": states(resources, "-train")}
+    quiet_loop = ["ReadUploadWindow", "WaitForQuietWindow", "CloseUploadWindow", "WindowWasExtended",
+                  "UploadsKeepComing"]
+    worst = sfn_budget.total_events(train, [(quiet_loop, MAX_QUIET_WINDOW_EXTENSIONS)])
+    assert sfn_budget.fits(worst) and worst < 2_000
