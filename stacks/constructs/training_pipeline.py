@@ -31,7 +31,13 @@ from stacks.constructs.data_bucket import DATASETS_PREFIX, MODELS_PREFIX
 from stacks.constructs import sfn_budget
 from stacks.constructs.deploy_workflow import DeployWorkflow, HistoryBudget
 from stacks.constructs.jumpstart_lock import JumpStartArtifacts, JumpStartLock
-from stacks.constructs.model_registry import ModelRegistry
+from stacks.constructs.model_registry import (
+    STATUS_DEPLOYING,
+    STATUS_FAILED,
+    STATUS_TRAINING,
+    STATUS_VALIDATING,
+    ModelRegistry,
+)
 from stacks.constructs.monitoring import METRICS_NAMESPACE, retention
 from stacks.constructs.nag import acknowledge, acknowledge_prefix_grants, arn_prefix
 from stacks.constructs.sagemaker_roles import SageMakerRoles
@@ -290,9 +296,37 @@ class TrainingPipeline(Construct):
         self.upload_rule.add_target(targets.LambdaFunction(self.upload_function, retry_attempts=8,
                                                            max_event_age=Duration.hours(2)))
 
+        self.run_failure_function, self.run_failure_rule = self._run_failures(deploy_name, name_prefix)
+
         # ---- cleanup on `cdk destroy` ----
         self.cleanup = self._cleanup([(self.training_state_machine, f"{name_prefix}-train"),
                                       (self.deploy_state_machine, deploy_name)])
+
+    def _run_failures(self, deploy_name: str, name_prefix: str) -> tuple[lambda_.Function, events.Rule]:
+        """An execution that ends uncaught (States.DataLimitExceeded, States.Runtime, the history
+        limit, a timeout) gets its model marked failed and a notification (run_failures.py)."""
+        machines = (self.training_state_machine, self.deploy_state_machine)
+        function = self._function(
+            "RunFailures", "run_failure_tasks.handler",
+            {"REGISTRY_TABLE_NAME": self.registry_table.table_name, "TOPIC_ARN": self.topic.topic_arn,
+             "TRAINING_STATE_MACHINE_ARN": self.training_state_machine.state_machine_arn,
+             "DEPLOY_STATE_MACHINE_ARN": self.deploy_state_machine.state_machine_arn,
+             "TRAINING_STATUSES": f"{STATUS_VALIDATING},{STATUS_TRAINING}", "DEPLOY_STATUSES": STATUS_DEPLOYING,
+             "FAILED_STATUS": STATUS_FAILED},
+            timeout_s=60, description="Reports pipeline executions that ended without recording why")
+        self.registry_table.grant(function, "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem")
+        function.add_to_role_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn]))
+        self._grant_topic_key(function.role)
+        rule = events.Rule(
+            self, "RunEndedUncaught",
+            description="Pipeline executions that failed or timed out",
+            event_pattern=events.EventPattern(
+                source=["aws.states"], detail_type=["Step Functions Execution Status Change"],
+                detail={"status": ["FAILED", "TIMED_OUT"],
+                        "stateMachineArn": [m.state_machine_arn for m in machines]}),
+        )
+        rule.add_target(targets.LambdaFunction(function, retry_attempts=8, max_event_age=Duration.hours(2)))
+        return function, rule
 
     # ---- idle shutdown and autoscaling ----
 

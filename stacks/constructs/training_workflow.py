@@ -197,6 +197,8 @@ class TrainingWorkflow(Construct):
                 "snapshotHash": _str("$.snapshot.snapshotHash"),
                 "createdAt": _str("$.snapshot.createdAt"),
                 "updatedAt": _str(_NOW),
+                # Lets the run-failure handler find this model if the execution dies uncaught.
+                "trainingExecution": _str("$$.Execution.Id"),
             },
             condition_expression="attribute_not_exists(modelId)",
             result_path=_DISCARD,

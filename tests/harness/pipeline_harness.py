@@ -45,6 +45,8 @@ What the harness adds to moto, and says so:
   Lambda payloads against 6 MB (sync) / 256 KiB (async). A violation fails the test at
   `wait_until_idle` and at the end of the `with` block (`enforce_limits=False` leaves them in
   `h.limits.violations` for a test to assert on).
+- EventBridge: Step Functions' "Execution Status Change" event is delivered for every execution
+  that ended, when `wait_until_idle` finds the pipeline idle (to the run-failure handler's rule).
 - EventBridge: moto does not deliver S3 events to Lambda targets. `upload()` builds the event S3
   sends, checks it against the synthesized rule's pattern with moto's event-pattern matcher, and
   invokes the listener function as EventBridge would.
@@ -415,6 +417,24 @@ class PipelineHarness:
                 self.check_limits()
         finally:
             self._stack.close()
+
+    def _announce_ended_executions(self) -> None:
+        """Step Functions' "Execution Status Change" event for each execution that ended, delivered
+        to the rules that match it (as EventBridge would; moto emits none)."""
+        announced = self.__dict__.setdefault("_announced", set())
+        for arn in (self.training_machine_arn, self.deploy_machine_arn):
+            for run in self.runs(arn):
+                if run.status == "RUNNING" or run.arn in announced:
+                    continue
+                announced.add(run.arn)
+                self.deliver({
+                    "version": "0", "id": str(uuid.uuid4()), "detail-type": "Step Functions Execution Status Change",
+                    "source": "aws.states", "account": ACCOUNT, "region": REGION,
+                    "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "resources": [run.arn],
+                    "detail": {"executionArn": run.arn, "stateMachineArn": arn, "name": run.name,
+                               "status": run.status, "input": json.dumps(run.input), "error": run.error,
+                               "cause": run.cause},
+                })
 
     def check_limits(self) -> None:
         """Check every execution's history (state sizes, event count); fail on any violation so far."""
@@ -894,6 +914,7 @@ class PipelineHarness:
                        for e in self.executions(arn) if e["status"] == "RUNNING"]
             running += [t.name for t in self._async_threads if t.is_alive()]
             if not running:
+                self._announce_ended_executions()
                 self.check_limits()
                 return
             time.sleep(0.2)
