@@ -113,8 +113,11 @@ def test_invalid_dataset_creates_no_training_job(synthesized):
         assert "skipped .DS_Store" in note["message"]
         # The user's files are untouched.
         keys = [o["Key"] for o in h.client("s3").list_objects_v2(Bucket=h.bucket)["Contents"]]
-        assert sorted(keys) == ["datasets/doppler/.DS_Store", "datasets/doppler/dog0.jpg",
-                                "datasets/doppler/notes.jpg"]
+        assert sorted(k for k in keys if k.startswith("datasets/")) == [
+            "datasets/doppler/.DS_Store", "datasets/doppler/dog0.jpg", "datasets/doppler/notes.jpg"]
+        # Beside them, under models/, only what the pipeline judged: the snapshot and the full report.
+        assert sorted(k.rsplit("/", 1)[1] for k in keys if not k.startswith("datasets/")) == [
+            "dataset-report.json", "snapshot.json"]
 
 
 def test_training_failure_leaves_the_live_model_untouched(synthesized):
