@@ -85,6 +85,9 @@ REGION = "us-east-1"
 BUCKET_NAME = "dreambooth-harness-data"
 _ENV_LOCK = threading.RLock()
 LAMBDA_ROOT = Path(__file__).resolve().parents[2] / "lambda"
+# Settings that make runs quick: a 2 s quiet window, endpoint checks every second (which the
+# history budget allows only with a short endpointMaxWaitMinutes).
+FAST_CONTEXT = {"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5}
 JUMPSTART_INFERENCE_PLACEHOLDER = b"# placeholder for JumpStart's inference.py (harness)\n"
 
 
@@ -382,8 +385,7 @@ class PipelineHarness:
     # ---- lifecycle ----
 
     def __enter__(self) -> "PipelineHarness":
-        defaults = {"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5}
-        self.synthesized = self.synthesized or synthesize({**defaults, **self.context})
+        self.synthesized = self.synthesized or synthesize({**FAST_CONTEXT, **self.context})
         self._stack.enter_context(mock.patch.dict(os.environ, {
             "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_NAMESPACE": "harness", "POWERTOOLS_LOG_LEVEL": "WARNING",

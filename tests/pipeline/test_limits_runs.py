@@ -9,22 +9,15 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from stacks.constructs.deploy_workflow import HistoryBudget
 from stacks.constructs.model_registry import DEPLOY_LOCK_ID
-from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
+from tests.harness import PipelineHarness, SageMakerSimulator
 from tests.harness.limits import STATE_LIMIT_BYTES
-from tests.pipeline.conftest import jpeg_bytes, png_bytes
+from tests.pipeline.conftest import dog_photos, png_bytes
 
-DOG_PHOTOS = {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}
+DOG_PHOTOS = dog_photos()
 LONGEST_PROMPT = ("a photo of Doppler, a small brown and white dog with long floppy ears " * 5)[:300].strip()
-
-
-@pytest.fixture(scope="module")
-def synthesized(tmp_path_factory):
-    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5},
-                      outdir=tmp_path_factory.mktemp("assembly"))
 
 
 def largest_dataset() -> dict[str, bytes]:

@@ -10,11 +10,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
+from tests.harness import PipelineHarness, SageMakerSimulator
 from tests.harness.pipeline_harness import JUMPSTART_INFERENCE_PLACEHOLDER
-from tests.pipeline.conftest import jpeg_bytes
+from tests.pipeline.conftest import dog_photos
 
-DOG_PHOTOS = {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}
+DOG_PHOTOS = dog_photos()
 
 
 def tarball(files: dict[str, bytes]) -> bytes:
@@ -81,12 +81,6 @@ def test_a_bad_script_tarball_is_refused_and_nothing_is_written(s3, files, messa
     with pytest.raises(model_package.PackagingError, match=message):
         model_package.add_inference_code(s3, "s3://data/m/output/model/", "s3://jumpstart/bad.tar.gz")
     assert keys(s3, "m/") == []
-
-
-@pytest.fixture(scope="module")
-def synthesized(tmp_path_factory):
-    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5},
-                      outdir=tmp_path_factory.mktemp("assembly"))
 
 
 @pytest.mark.parametrize("output_has_code", [False, True], ids=["output-without-code", "output-with-code"])

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
-from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
-from tests.pipeline.conftest import jpeg_bytes
+from tests.harness import PipelineHarness, SageMakerSimulator
+from tests.pipeline.conftest import dog_photos
 
-DOG_PHOTOS = {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}
-
-
-@pytest.fixture(scope="module")
-def synthesized(tmp_path_factory):
-    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5},
-                      outdir=tmp_path_factory.mktemp("assembly"))
+DOG_PHOTOS = dog_photos()
 
 
 def test_a_terminal_error_after_registration_marks_the_model_failed_and_notifies(synthesized):
