@@ -86,7 +86,9 @@ def synth_offline(args: Sequence[str], run: Runner, environ: dict[str, str], con
             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY variables) and a region (AWS_REGION), then\n"
             "run the same command again. The account needs SageMaker quota (Service Quotas >\n"
             f"Amazon SageMaker) for {config.training.instance_type} training job usage and\n"
-            f"{config.serving.instance_type} endpoint usage."
+            f"{config.serving.instance_type} endpoint usage. A deploy first runs the account checks of\n"
+            "`dreambooth preflight`; when API Gateway has no CloudWatch Logs role in the region it offers to\n"
+            f"create one ({SETUP_ACCOUNT} says yes in advance)."
         )
     return code
 
