@@ -24,7 +24,7 @@ PHOTOS = {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}
 
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory):
-    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1},
+    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5},
                       outdir=tmp_path_factory.mktemp("assembly"))
 
 

@@ -18,7 +18,7 @@ from tests.pipeline.conftest import jpeg_bytes
 
 DOG_PHOTOS = {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}
 CAT_PHOTOS = {f"cat{i}.jpg": jpeg_bytes(600, 600 + i) for i in range(3)}
-CONTEXT = {"quietWindowSeconds": 2, "endpointPollSeconds": 1, "idleMinutes": 30,
+CONTEXT = {"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5, "idleMinutes": 30,
            "endpointMinInstances": 1, "endpointMaxInstances": 3, "endpointTargetInvocationsPerInstance": 6}
 VARIANT = "AllTraffic"
 

@@ -66,7 +66,7 @@ def test_training_uses_the_sync_integration_with_a_gpu_and_a_time_limit(resource
     params = train["Parameters"]
     assert params["ResourceConfig"]["InstanceType"] == "ml.g4dn.2xlarge"
     assert params["StoppingCondition"] == {"MaxRuntimeInSeconds": 7200}
-    assert params["OutputDataConfig"] == {"S3OutputPath.$": "$.snapshot.outputUri"}
+    assert params["OutputDataConfig"] == {"S3OutputPath.$": "$.snapshot.outputUri", "CompressionType": "NONE"}
     assert {c["ChannelName"] for c in params["InputDataConfig"]} == {"training", "model"}
     # No Lambda pollers and no long fixed waits in either machine.
     for fragment in ("-train", "-deploy"):
@@ -200,7 +200,8 @@ def test_function_environments_are_what_the_handlers_read(resources, monkeypatch
         seen.add(module_name)
         assert function["Properties"]["Layers"], logical
         assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
-    assert seen == {"dataset_tasks", "upload_listener", "cleanup", "endpoint_waiter", "idle_tasks"}
+    assert seen == {"dataset_tasks", "model_tasks", "run_failure_tasks", "upload_listener", "cleanup", "endpoint_waiter",
+                    "idle_tasks"}
 
 
 def _actions(statement: dict) -> list[str]:
@@ -331,3 +332,56 @@ def test_scaling_limits_and_initial_count_come_from_config():
         "2", "4", "9")
     assert states(resources, "-deploy")["CreateEndpointConfig"]["Parameters"]["ProductionVariants"][0][
         "InitialInstanceCount"] == 2
+
+
+def _bounding_choices(machine: dict) -> set[str]:
+    """Choice states that leave a loop once a counter reaches its limit (NumericGreaterThanEquals)."""
+    return {name for name, state in machine.items() if state["Type"] == "Choice"
+            and any("NumericGreaterThanEquals" in rule for rule in state["Choices"])}
+
+
+@pytest.mark.parametrize("machine_name", ["-train", "-deploy"])
+def test_every_loop_of_both_state_machines_passes_a_counter_limit(resources, machine_name):
+    from stacks.constructs.sfn_budget import successors
+
+    machine = states(resources, machine_name)
+    bounds = _bounding_choices(machine)
+    assert bounds  # the quiet-window extensions; the lock, busy-endpoint and poll counters
+    # Without the bounding choices the graph has no cycle left: every loop goes through one.
+    graph = {name: successors(state) - bounds for name, state in machine.items() if name not in bounds}
+    seen, active = set(), set()
+
+    def visit(name: str) -> None:
+        assert name not in active, f"{machine_name}: a loop through {name} has no counter limit"
+        if name in seen:
+            return
+        active.add(name)
+        for following in graph.get(name, ()):
+            visit(following)
+        active.discard(name)
+        seen.add(name)
+
+    for name in graph:
+        visit(name)
+    if machine_name == "-deploy":
+        assert bounds == {"IsLockWaitOver", "IsLockRetryOver", "IsBusyWaitOver", "IsNewModelServing"}
+
+
+def test_the_stack_never_sets_the_account_wide_api_gateway_logging_role(resources):
+    # The stage logs access (so the account needs API Gateway's CloudWatch Logs role), but the
+    # stack must not own that account setting: AWS::ApiGateway::Account replaces whatever role
+    # another stack set. `make deploy` checks it and, with consent, sets one (scripts/cli/preflight.py).
+    stages = by_type(resources, "AWS::ApiGateway::Stage")
+    assert stages and all("AccessLogSetting" in s["Properties"] for s in stages.values())
+    assert by_type(resources, "AWS::ApiGateway::Account") == {}
+
+
+def test_the_training_state_machine_fits_the_history_limit_at_its_loop_bound(resources):
+    from stacks.constructs import sfn_budget
+    from stacks.constructs.training_workflow import MAX_QUIET_WINDOW_EXTENSIONS
+
+    train = {"States": states(resources, "-train")}
+    quiet_loop = ["ReadUploadWindow", "WaitForQuietWindow", "CloseUploadWindow", "WindowWasExtended",
+                  "UploadsKeepComing"]
+    worst = sfn_budget.total_events(train, [(quiet_loop, MAX_QUIET_WINDOW_EXTENSIONS)])
+    assert sfn_budget.fits(worst) and worst < 2_000
