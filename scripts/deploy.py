@@ -2,12 +2,17 @@
 
     python -m scripts.deploy [-c key=value ...] [any other `cdk deploy` options]
 
-With credentials: bootstrap the environment if needed, choose the data bucket (create, or reuse
-one when the account is at its S3 bucket quota; see scripts/choose_bucket.py), record that
-choice in cdk.context.json, then `cdk deploy`. Without credentials: `cdk synth` into cdk.out/,
+With credentials: run the preflight checks the deploy depends on (scripts/cli/preflight.py:
+API Gateway's account-level CloudWatch Logs role, the SageMaker quotas), stop on a failed one
+with its fix (quotas are reported, not blocking: the stack deploys without them), bootstrap the
+environment if needed, choose the data bucket (create, or reuse one when the account is at its
+S3 bucket quota; see scripts/choose_bucket.py), record that choice in cdk.context.json, then
+`cdk deploy`. When API Gateway has no logging role, `--setup-account` (or yes at the prompt, in
+a terminal) creates one and sets it; a role that is set is never replaced. Without credentials: `cdk synth` into cdk.out/,
 making no AWS call, then the offline rehearsal (scripts/rehearse.py: the whole flow on the
 emulator, SageMaker simulated, placeholder images), and say what a deploy needs.
-`--no-rehearsal` skips the rehearsal (it is not passed on to cdk).
+`--no-rehearsal` skips the rehearsal; `--setup-account` and `--skip-preflight` are not passed on
+to cdk either.
 """
 
 from __future__ import annotations
@@ -81,7 +86,9 @@ def synth_offline(args: Sequence[str], run: Runner, environ: dict[str, str], con
             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY variables) and a region (AWS_REGION), then\n"
             "run the same command again. The account needs SageMaker quota (Service Quotas >\n"
             f"Amazon SageMaker) for {config.training.instance_type} training job usage and\n"
-            f"{config.serving.instance_type} endpoint usage."
+            f"{config.serving.instance_type} endpoint usage. A deploy first runs the account checks of\n"
+            "`dreambooth preflight`; when API Gateway has no CloudWatch Logs role in the region it offers to\n"
+            f"create one ({SETUP_ACCOUNT} says yes in advance)."
         )
     return code
 
@@ -113,14 +120,54 @@ def choose_data_bucket(config: AppConfig, session: Any, account: str, region: st
     return f"Bucket: {decision.action} ({decision.reason}), as recorded earlier in cdk.context.json."
 
 
+SKIP_PREFLIGHT = "--skip-preflight"
+SETUP_ACCOUNT = "--setup-account"
+"""Lets `make deploy` create and set API Gateway's CloudWatch Logs role when none is set."""
+PREFLIGHT_FAILED = 4
+
+
+def ask(question: str) -> bool:
+    """Yes/no on a terminal; False when nobody can answer (CI, pipes)."""
+    if not sys.stdin.isatty():
+        return False
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def run_preflight(session: Any, config: AppConfig, setup_account: bool,
+                  confirm: Callable[[str], bool] = ask) -> bool:
+    """The checks a deploy depends on; set up the API Gateway logging role when allowed. True: go on."""
+    from scripts.cli import preflight  # scripts.cli imports this module
+
+    checks = preflight.account_checks(session, config)
+    missing_role = next((c for c in checks if c.name == preflight.APIGATEWAY_CHECK and not c.ok
+                         and "has no CloudWatch Logs role" in c.detail), None)
+    if missing_role and (setup_account or confirm(
+            f"{missing_role.detail}.\nCreate the IAM role {preflight.APIGATEWAY_LOGS_ROLE_NAME} and set it as API "
+            f"Gateway's CloudWatch Logs role for {session.region_name} (an account setting, kept after cdk destroy)?")):
+        print(preflight.setup_apigateway_logging_role(session))
+        checks = preflight.account_checks(session, config)
+    print(preflight.render(checks))
+    blocking = [c for c in checks if not c.ok and c.blocks_deploy]
+    if blocking:
+        print(f"\nNothing was deployed: fix the failed checks above (or deploy anyway with {SKIP_PREFLIGHT}).",
+              file=sys.stderr)
+        return False
+    if any(not c.ok for c in checks):
+        print("\nThe stack can be deployed, but trainings or generations will fail until the checks above pass.")
+    return True
+
+
 def deploy(
-    args: Sequence[str], session: Any, run: Runner, environ: dict[str, str], config: AppConfig, root: Path = ROOT
+    args: Sequence[str], session: Any, run: Runner, environ: dict[str, str], config: AppConfig, root: Path = ROOT,
+    *, setup_account: bool = False, skip_preflight: bool = False, confirm: Callable[[str], bool] = ask,
 ) -> int:
     account = session.client("sts").get_caller_identity()["Account"]
     region = session.region_name
     if not region:
         print("No AWS region set: export AWS_REGION (for example us-east-1) and run again.", file=sys.stderr)
         return 2
+    if not skip_preflight and not run_preflight(session, config, setup_account, confirm):
+        return PREFLIGHT_FAILED
     try:
         print(choose_data_bucket(config, session, account, region, root))
     except choose_bucket.NoBucketAvailable as error:
@@ -143,10 +190,12 @@ def main(
     run: Runner = _run,
     environ: Optional[dict[str, str]] = None,
     root: Path = ROOT,
+    confirm: Callable[[str], bool] = ask,
 ) -> int:
     args = list(sys.argv[1:] if args is None else args)
     rehearse = NO_REHEARSAL not in args
-    args = [a for a in args if a != NO_REHEARSAL]
+    setup_account, skip_preflight = SETUP_ACCOUNT in args, SKIP_PREFLIGHT in args
+    args = [a for a in args if a not in (NO_REHEARSAL, SETUP_ACCOUNT, SKIP_PREFLIGHT)]
     environ = dict(os.environ if environ is None else environ)
     environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     session = session or user_session()
@@ -154,7 +203,8 @@ def main(
         config = AppConfig.load(context_from(args, root).get, environ)
         if not has_credentials(session):
             return synth_offline(args, run, environ, config, rehearse)
-        return deploy(args, session, run, environ, config, root)
+        return deploy(args, session, run, environ, config, root, setup_account=setup_account,
+                      skip_preflight=skip_preflight, confirm=confirm)
     except (ConfigError, BucketNotUsable) as error:
         print(f"Configuration error: {error}", file=sys.stderr)
         return 2

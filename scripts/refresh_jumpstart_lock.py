@@ -7,8 +7,9 @@ Needs AWS credentials: the sagemaker SDK reads JumpStart's manifest and model sp
 AWS_JUMPSTART_MANIFEST_LOCAL_ROOT_DIR_OVERRIDE and AWS_JUMPSTART_SPECS_LOCAL_ROOT_DIR_OVERRIDE at a
 folder with models_manifest.json and the spec files it names: the SDK then reads those instead.
 
-For every region it resolves the training image, training script and base-model URIs and the
-inference image; the default hyperparameters and metric definitions come from the model's spec.
+For every region it resolves the training image, training script and base-model URIs, the
+inference image and the inference script (which the packaging step adds to a trained model); the
+hosting container's environment, the default hyperparameters and metric definitions come from the model's spec.
 `project_hyperparameters` (this project's own choices) are kept as they are.
 """
 
@@ -46,12 +47,16 @@ def resolve(regions: Sequence[str], model_version: str, instance_type: str = INS
             "base_model_uri": model_uris.retrieve(region=region, model_scope="training", **common),
             "inference_image_uri": image_uris.retrieve(framework=None, region=region, image_scope="inference",
                                                        instance_type=instance_type, **common),
+            "inference_script_uri": script_uris.retrieve(region=region, script_scope="inference", **common),
         }
     defaults = hyperparameters.retrieve_default(region=regions[0], instance_type=instance_type, **common)
     return {
         "model_version": specs.version,
         "hyperparameters": {k: str(v) for k, v in defaults.items() if k not in _CONTAINER_HYPERPARAMETERS},
         "metric_definitions": list(specs.metrics or []),
+        # The hosting spec's container environment (SAGEMAKER_PROGRAM, SAGEMAKER_SUBMIT_DIRECTORY, ...).
+        "inference_environment": {v.name: str(v.default) for v in specs.inference_environment_variables
+                                  if v.default is not None},
         "regions": entries,
     }
 
@@ -69,7 +74,10 @@ def refresh(lock_path: Path, regions: Optional[Sequence[str]], model_version: st
         resolved_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         hyperparameters=resolved["hyperparameters"],
         metric_definitions=resolved["metric_definitions"] or lock["metric_definitions"],
+        inference_environment=resolved["inference_environment"] or lock["inference_environment"],
     )
+    if resolved["inference_environment"]:
+        lock.pop("unresolved", None)  # every field now comes from JumpStart's metadata
     lock["regions"] = {**lock["regions"], **resolved["regions"]}
     lock_path.write_text(json.dumps(lock, indent=2) + "\n")
     return lock

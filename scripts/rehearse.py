@@ -41,7 +41,7 @@ SAMPLE_COUNT = 4
 INSTANCE_PROMPT = "a photo of sks rehearsal toy"
 GENERATION = {"prompt": f"{INSTANCE_PROMPT} on a beach at sunset", "num_images": 2, "seed": 42}
 # Short waits so the rehearsal takes seconds; a deployed stack uses cdk.json's values.
-REHEARSAL_CONTEXT = {"quietWindowSeconds": 2, "endpointPollSeconds": 1}
+REHEARSAL_CONTEXT = {"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5}
 # No real credentials are ever used: every AWS call of the rehearsal goes to the emulator.
 EMULATOR_ENV = {
     "AWS_ACCESS_KEY_ID": "rehearsal", "AWS_SECRET_ACCESS_KEY": "rehearsal", "AWS_SESSION_TOKEN": "rehearsal",

@@ -97,7 +97,19 @@ def _optional_str(ctx: Context, key: str, pattern: re.Pattern[str], allowed: str
     return raw
 
 
-def _instance_type(ctx: Context, key: str, default: str) -> str:
+# The botocore SageMaker model's enums of what CreateTrainingJob and CreateEndpointConfig accept.
+TRAINING_INSTANCE_SHAPE = "TrainingInstanceType"
+ENDPOINT_INSTANCE_SHAPE = "ProductionVariantInstanceType"
+
+
+def sagemaker_instance_types(shape: str) -> tuple[str, ...]:
+    """The instance types botocore's SageMaker service model lists for `shape` (offline, no call)."""
+    import botocore.session
+
+    return tuple(botocore.session.get_session().get_service_model("sagemaker").shape_for(shape).enum)
+
+
+def _instance_type(ctx: Context, key: str, default: str, shape: str) -> str:
     raw = ctx(key)
     if raw is None:
         return default
@@ -109,6 +121,12 @@ def _instance_type(ctx: Context, key: str, default: str) -> str:
             "expected a SageMaker GPU instance type such as ml.g4dn.2xlarge "
             f"(families: {', '.join(GPU_INSTANCE_FAMILIES)})",
         )
+    offered = sagemaker_instance_types(shape)
+    if raw not in offered:
+        family = match.group("family")
+        sizes = [t for t in offered if t.split(".")[1] == family]
+        raise ConfigError(key, raw, f"SageMaker does not offer it ({shape} in botocore's service model); "
+                                    f"{family} sizes it offers: {', '.join(sizes) or 'none'}")
     return raw
 
 
@@ -195,7 +213,7 @@ class TrainingConfig:
                               f"expected at least trainingMaxRuntimeMinutes ({max_runtime}): the wait for spot "
                               "capacity comes on top of the run time")
         return cls(
-            instance_type=_instance_type(ctx, "trainingInstanceType", cls.instance_type),
+            instance_type=_instance_type(ctx, "trainingInstanceType", cls.instance_type, TRAINING_INSTANCE_SHAPE),
             max_runtime_minutes=max_runtime,
             spot=_bool(ctx, "spotTraining", cls.spot),
             spot_max_wait_minutes=max_wait,
@@ -254,7 +272,7 @@ class ServingConfig:
     @classmethod
     def from_context(cls, ctx: Context) -> "ServingConfig":
         return cls(
-            instance_type=_instance_type(ctx, "endpointInstanceType", cls.instance_type),
+            instance_type=_instance_type(ctx, "endpointInstanceType", cls.instance_type, ENDPOINT_INSTANCE_SHAPE),
             endpoint_poll_s=_int(ctx, "endpointPollSeconds", cls.endpoint_poll_s, 1, 300),
             endpoint_max_wait_minutes=_int(ctx, "endpointMaxWaitMinutes", cls.endpoint_max_wait_minutes, 5, 240),
             idle_minutes=_int(ctx, "idleMinutes", cls.idle_minutes, 0, MAX_IDLE_MINUTES),

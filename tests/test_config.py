@@ -38,6 +38,11 @@ def test_environment_from_cdk_variables():
     [
         ("trainingInstanceType", "ml.m5.large", "GPU instance type"),
         ("endpointInstanceType", "g4dn.xlarge", "GPU instance type"),
+        # GPU families with sizes SageMaker does not have (botocore's enums)
+        ("trainingInstanceType", "ml.p3.xlarge", "SageMaker does not offer it (TrainingInstanceType"),
+        ("trainingInstanceType", "ml.g5.3xlarge", "g5 sizes it offers: ml.g5.xlarge, ml.g5.2xlarge"),
+        ("endpointInstanceType", "ml.p5.xlarge", "(ProductionVariantInstanceType"),
+        ("endpointInstanceType", "ml.g5.3xlarge", "SageMaker does not offer it"),
         ("bucketQuotaMargin", "-1", "whole number from 0"),
         ("generatedExpiryDays", "thirty", "whole number"),
         ("noncurrentVersionExpiryDays", True, "whole number"),
@@ -58,6 +63,13 @@ def test_bad_values_name_the_key_and_what_is_allowed(key, value, fragment):
 def test_a_bucket_key_arn_is_kept():
     key = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
     assert load({"bucketName": "photos", "bucketKmsKeyArn": key}).storage.bucket_kms_key_arn == key
+
+
+@pytest.mark.parametrize("key", ["trainingInstanceType", "endpointInstanceType"])
+@pytest.mark.parametrize("value", ["ml.g4dn.2xlarge", "ml.g5.2xlarge", "ml.p3.2xlarge", "ml.g6.xlarge", "ml.p4d.24xlarge"])
+def test_gpu_types_sagemaker_offers_are_accepted(key, value):
+    config = load({key: value})
+    assert value in (config.training.instance_type, config.serving.instance_type)
 
 
 def test_configured_bucket_wins_over_recorded_decision():

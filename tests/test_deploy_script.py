@@ -41,10 +41,44 @@ def project(tmp_path):
     return tmp_path
 
 
+@pytest.fixture(autouse=True)
+def quotas(monkeypatch):
+    """Service Quotas as moto lacks them (no SageMaker quota set: the quota checks fail, non-blocking)."""
+    from tests.quota_harness import QuotaHarness
+
+    return QuotaHarness().install(monkeypatch)
+
+
+def set_logging_role(session, name="someone-elses-apigateway-role"):
+    """An account where API Gateway's CloudWatch Logs role was set earlier (by anyone)."""
+    arn = session.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    session.client("apigateway").update_account(
+        patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": arn}])
+    return arn
+
+
 @pytest.fixture
-def session():
+def fresh_session():
+    """A new account: API Gateway has no CloudWatch Logs role."""
     with mock_aws():
         yield boto3.Session(region_name="us-east-1")
+
+
+@pytest.fixture
+def setup_session():
+    """A new account with AWS's managed policies (the role set-up attaches one; loading them is slow)."""
+    with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
+        yield boto3.Session(region_name="us-east-1")
+
+
+@pytest.fixture
+def session(fresh_session):
+    set_logging_role(fresh_session)
+    return fresh_session
+
+
+def logging_role(session):
+    return session.client("apigateway").get_account().get("cloudwatchRoleArn")
 
 
 def test_without_credentials_it_synthesizes_rehearses_and_says_what_a_deploy_needs(capsys):
@@ -141,3 +175,73 @@ def test_bad_configuration_fails_before_any_command(capsys, session, project):
     assert deploy.main(["-c", "trainingInstanceType=ml.t3.medium"], session=session, run=run, environ={},
                        root=project) == 2
     assert run.commands == [] and "trainingInstanceType" in capsys.readouterr().err
+
+
+def never_asked(question):
+    raise AssertionError(f"asked without a terminal: {question}")
+
+
+def test_a_fresh_account_without_the_api_gateway_logging_role_deploys_nothing_and_says_how(
+        project, fresh_session, s3_quota, capsys):  # noqa: F811
+    s3_quota(100)
+    run = Recorder()
+    code = deploy.main([], session=fresh_session, run=run, environ={}, root=project, confirm=lambda q: False)
+    assert code == deploy.PREFLIGHT_FAILED and run.commands == []
+    out, err = capsys.readouterr()
+    assert "api gateway logging role" in out and "FAIL" in out
+    assert "--setup-account" in out and "aws apigateway update-account" in out  # the exact fix
+    assert "Nothing was deployed" in err
+    assert logging_role(fresh_session) is None  # nothing changed without consent
+
+
+def test_setup_account_creates_the_role_sets_it_and_deploys(project, setup_session, s3_quota, capsys):  # noqa: F811
+    s3_quota(100)
+    run = Recorder()
+    code = deploy.main(["--setup-account"], session=setup_session, run=run, environ={}, root=project,
+                       confirm=never_asked)
+    assert code == 0 and [c[0][3] for c in run.commands] == ["bootstrap", "deploy"]
+    assert all("--setup-account" not in c[0] for c in run.commands)
+    role_arn = logging_role(setup_session)
+    assert role_arn.endswith(":role/APIGatewayCloudWatchLogs-dreambooth")
+    iam = setup_session.client("iam")
+    trust = iam.get_role(RoleName="APIGatewayCloudWatchLogs-dreambooth")["Role"]["AssumeRolePolicyDocument"]
+    assert trust["Statement"][0]["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    attached = iam.list_attached_role_policies(RoleName="APIGatewayCloudWatchLogs-dreambooth")["AttachedPolicies"]
+    assert [p["PolicyName"] for p in attached] == ["AmazonAPIGatewayPushToCloudWatchLogs"]
+    assert "Created arn:aws:iam::" in capsys.readouterr().out
+
+
+def test_consent_at_the_prompt_sets_the_role_up(project, setup_session, s3_quota):  # noqa: F811
+    s3_quota(100)
+    questions = []
+    code = deploy.main([], session=setup_session, run=Recorder(), environ={}, root=project,
+                       confirm=lambda q: questions.append(q) or True)
+    assert code == 0 and logging_role(setup_session).endswith("/APIGatewayCloudWatchLogs-dreambooth")
+    (question,) = questions
+    assert "account setting" in question and "kept after cdk destroy" in question
+
+
+def test_a_role_someone_else_set_is_never_replaced(project, session, s3_quota):  # noqa: F811
+    s3_quota(100)
+    theirs = logging_role(session)
+    assert deploy.main(["--setup-account"], session=session, run=Recorder(), environ={}, root=project,
+                       confirm=never_asked) == 0
+    assert logging_role(session) == theirs
+    assert "APIGatewayCloudWatchLogs-dreambooth" not in [
+        r["RoleName"] for r in session.client("iam").list_roles()["Roles"]]
+
+
+def test_missing_quotas_are_reported_but_do_not_stop_the_deploy(project, session, s3_quota, capsys):  # noqa: F811
+    s3_quota(100)  # moto has no SageMaker quotas: the quota checks fail
+    run = Recorder()
+    assert deploy.main([], session=session, run=run, environ={}, root=project) == 0
+    assert run.commands[-1][0][3] == "deploy"
+    assert "trainings or generations will fail" in capsys.readouterr().out
+
+
+def test_skip_preflight_deploys_without_the_checks(project, fresh_session, s3_quota):  # noqa: F811
+    s3_quota(100)
+    run = Recorder()
+    assert deploy.main(["--skip-preflight"], session=fresh_session, run=run, environ={}, root=project,
+                       confirm=never_asked) == 0
+    assert run.commands[-1][0][3:] == ["deploy"] and logging_role(fresh_session) is None

@@ -20,9 +20,17 @@ def quotas(monkeypatch):
 
 
 @pytest.fixture
-def session():
+def fresh_session():
     with mock_aws():
         yield boto3.Session(region_name="us-east-1")
+
+
+@pytest.fixture
+def session(fresh_session):
+    from tests.test_deploy_script import set_logging_role
+
+    set_logging_role(fresh_session)
+    return fresh_session
 
 
 def give_sagemaker(quotas, training=1, endpoint=1, instance="ml.g4dn.2xlarge", spot=1):
@@ -45,8 +53,9 @@ def test_all_green(session, quotas, capsys):
     give_sagemaker(quotas)
     code, report = run(session, capsys)
     assert code == 0 and report["ok"] is True
-    assert set(by_name(report)) == {"credentials", "region", "s3 bucket", "bucket encryption", "training instance",
-                                    "spot training instance", "endpoint instance"}
+    assert set(by_name(report)) == {"credentials", "region", "s3 bucket", "api gateway logging role",
+                                    "bucket encryption", "training instance", "spot training instance",
+                                    "endpoint instance"}
 
 
 def test_zero_gpu_quota_fails_with_the_fix(session, quotas, capsys):
@@ -161,3 +170,31 @@ def test_a_reused_bucket_with_the_aws_managed_key_needs_no_setting(session, quot
     _reused_bucket_with_customer_key(session, key_in_rule=lambda key: "alias/aws/s3")
     code, report = run(session, capsys, "-c", "bucketName=photos-kms")
     assert by_name(report)["bucket encryption"]["ok"] is True and code == 0
+
+
+def test_a_missing_api_gateway_logging_role_fails_with_the_exact_fix(fresh_session, quotas, capsys):
+    give_sagemaker(quotas)
+    code, report = run(fresh_session, capsys)
+    role = by_name(report)["api gateway logging role"]
+    assert code == 1 and role["ok"] is False and role["blocks_deploy"] is True
+    assert "CreateStage" in role["detail"]
+    assert "make deploy ARGS=--setup-account" in role["fix"]
+    assert "aws apigateway update-account --region us-east-1 --patch-operations op=replace,path=/cloudwatchRoleArn" \
+        in role["fix"]
+    assert fresh_session.client("apigateway").get_account().get("cloudwatchRoleArn") is None  # changes nothing
+
+
+def test_a_set_role_that_no_longer_exists_is_reported_not_replaced(fresh_session, quotas, capsys):
+    fresh_session.client("apigateway").update_account(patchOperations=[
+        {"op": "replace", "path": "/cloudwatchRoleArn", "value": "arn:aws:iam::123456789012:role/deleted"}])
+    code, report = run(fresh_session, capsys)
+    role = by_name(report)["api gateway logging role"]
+    assert role["ok"] is False and "no longer exists" in role["detail"]
+    assert fresh_session.client("apigateway").get_account()["cloudwatchRoleArn"].endswith("/deleted")
+
+
+def test_quota_checks_do_not_block_a_deploy(session, quotas, capsys):
+    give_sagemaker(quotas, training=0)
+    _, report = run(session, capsys)
+    assert by_name(report)["training instance"]["blocks_deploy"] is False
+    assert by_name(report)["api gateway logging role"]["ok"] is True

@@ -30,6 +30,10 @@ MAX_DATASET_INFO_BYTES = 64 * 1024
 DATASET_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?$")
 DATASET_NAME_RULE = "1-32 letters, digits or hyphens, starting and ending with a letter or digit"
 
+# SageMaker downloads the training channel into files of the same names: a name longer than a
+# Linux file name may be (255 bytes) cannot be written there.
+MAX_FILE_NAME_BYTES = 255
+
 MIN_PROMPT_CHARS = 3
 MAX_PROMPT_CHARS = 300
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -368,6 +372,9 @@ def evaluate(
             verdict.warnings.append(f"skipped {file.name}: not a .jpg, .jpeg or .png file in the dataset folder")
             continue
         try:
+            if len(file.name.encode("utf-8")) > MAX_FILE_NAME_BYTES:
+                raise DatasetError(f"the file name is longer than {MAX_FILE_NAME_BYTES} bytes, which the training "
+                                   "job cannot write to its disk: rename the file")
             check_image(file, limits)
             image_count += 1
             verdict.image_names.append(file.name)

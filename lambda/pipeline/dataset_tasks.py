@@ -58,14 +58,17 @@ settings = Settings.from_environ()
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def snapshot(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """{"dataset": name} -> the snapshot: objects, hash, model id, input and output URIs."""
-    result = s3_dataset.take_snapshot(s3, settings.bucket, event["dataset"])
+    """{"dataset": name} -> the snapshot: hash, object count, model id, input and output URIs, and the
+    key of its object list (stored in S3, out of the state)."""
+    result = s3_dataset.store_manifest(s3, settings.bucket, s3_dataset.take_snapshot(s3, settings.bucket,
+                                                                                     event["dataset"]))
     logger.info(
         "dataset snapshot",
         dataset=result["dataset"],
         snapshot_hash=result["snapshotHash"],
         object_count=result["objectCount"],
         model_id=result["modelId"],
+        manifest_key=result["manifestKey"],
     )
     return result
 
@@ -73,14 +76,21 @@ def snapshot(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def validate(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """{"snapshot": <snapshot>} -> the verdict, with the prompts and hyperparameters training will use."""
-    snapshot = event["snapshot"]
+    """{"snapshot": <snapshot>} -> the verdict, with the prompts and hyperparameters training will use.
+
+    The full list of reasons and warnings goes to the dataset report in S3; the answer (which
+    becomes Step Functions state, a registry item and a notification) carries them shortened to
+    SUMMARY_CHARS each, with the report's URI.
+    """
+    snapshot = s3_dataset.load_manifest(s3, settings.bucket, event["snapshot"])
     dataset = snapshot["dataset"]
     verdict = judge(snapshot)
-    for warning in verdict.warnings:
-        logger.warning("dataset file skipped", dataset=dataset, detail=warning)
-    logger.info("dataset judged", dataset=dataset, valid=verdict.valid, reason=verdict.reason,
-                image_count=verdict.image_count)
+    logger.info("dataset judged", dataset=dataset, valid=verdict.valid, reason=summarize(verdict.reasons, "ok"),
+                image_count=verdict.image_count, warning_count=len(verdict.warnings))
+    report_uri = s3_dataset.store_report(s3, settings.bucket, snapshot, {
+        "dataset": dataset, "modelId": snapshot["modelId"], "snapshotHash": snapshot["snapshotHash"],
+        "valid": verdict.valid, "reasons": verdict.reasons, "warnings": verdict.warnings,
+        "images": verdict.image_names})
     training_input_uri = ""
     if verdict.valid:
         prompts = {"instance_prompt": verdict.instance_prompt}
@@ -90,9 +100,10 @@ def validate(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return {
         "trainingInputUri": training_input_uri,
         "valid": verdict.valid,
-        "reason": verdict.reason or "ok",
-        "warnings": verdict.warnings,
-        "warningText": "; ".join(verdict.warnings) or "none",
+        "reason": summarize(verdict.reasons, "ok", report_uri),
+        "warningCount": len(verdict.warnings),
+        "warningText": summarize(verdict.warnings, "none", report_uri),
+        "reportUri": report_uri,
         "imageCount": verdict.image_count,
         "instancePrompt": verdict.instance_prompt,
         "classPrompt": verdict.class_prompt,
@@ -115,6 +126,26 @@ def judge(snapshot: Mapping[str, Any]) -> rules.Verdict:
         training_instance_type=settings.training_instance_type,
         limits=settings.limits,
     )
+
+
+# Longest reason or warning text put in the state, the registry and a notification.
+SUMMARY_CHARS = 1000
+
+
+def summarize(items: list[str], empty: str, report_uri: str = "") -> str:
+    """`items` joined with "; ", cut to SUMMARY_CHARS with a count of what was left out."""
+    text = "; ".join(items) or empty
+    if len(text) <= SUMMARY_CHARS:
+        return text
+    shown, used = [], 0
+    for item in items:
+        piece = item if len(item) <= SUMMARY_CHARS // 2 else item[: SUMMARY_CHARS // 2] + "..."
+        if used + len(piece) > SUMMARY_CHARS - 200:
+            break
+        shown.append(piece)
+        used += len(piece) + 2
+    where = f" (all of them in {report_uri})" if report_uri else ""
+    return "; ".join(shown) + f"; and {len(items) - len(shown)} more{where}"
 
 
 # The JumpStart training script is wired in through these two hyperparameters.

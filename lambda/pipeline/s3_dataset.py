@@ -9,9 +9,16 @@ from typing import Any, Optional
 
 import dataset_rules as rules
 
-# A listing bigger than this is refused: it keeps the snapshot well inside Step Functions'
-# 256 KiB payload limit, and no sensible DreamBooth dataset comes near it.
+# A listing bigger than this is refused: no sensible DreamBooth dataset comes near it. The object
+# list itself never travels through Step Functions (see `store_manifest`).
 MAX_OBJECTS = 500
+MODELS_PREFIX = "models/"
+MANIFEST_FILE = "snapshot.json"
+REPORT_FILE = "dataset-report.json"
+
+
+class ManifestChanged(RuntimeError):
+    """The stored object list no longer matches the snapshot's hash (someone rewrote it)."""
 
 
 def take_snapshot(s3: Any, bucket: str, dataset: str, now: Optional[datetime] = None) -> dict[str, Any]:
@@ -38,8 +45,41 @@ def take_snapshot(s3: Any, bucket: str, dataset: str, now: Optional[datetime] = 
         "version": version,
         "modelId": f"{dataset}-{version}",
         "createdAt": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "outputUri": f"s3://{bucket}/models/{dataset}/{version}/",
+        "outputUri": f"s3://{bucket}/{model_prefix(dataset, version)}",
     }
+
+
+def model_prefix(dataset: str, version: str) -> str:
+    """Where one model version's files go: its snapshot manifest, dataset report, training output."""
+    return f"{MODELS_PREFIX}{dataset}/{version}/"
+
+
+def store_manifest(s3: Any, bucket: str, snapshot: dict[str, Any]) -> dict[str, Any]:
+    """Write the snapshot's object list to S3; return the snapshot without it (for the state).
+
+    500 keys of up to 1,024 bytes would pass Step Functions' 256 KiB state limit, so the state
+    carries the count, the hash and the manifest's key instead.
+    """
+    key = model_prefix(snapshot["dataset"], snapshot["version"]) + MANIFEST_FILE
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(snapshot["objects"]).encode(),
+                  ContentType="application/json")
+    return {**{k: v for k, v in snapshot.items() if k != "objects"}, "manifestKey": key}
+
+
+def load_manifest(s3: Any, bucket: str, snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot with its object list read back from `manifestKey`, checked against its hash."""
+    objects = json.loads(s3.get_object(Bucket=bucket, Key=snapshot["manifestKey"])["Body"].read())
+    if rules.snapshot_hash((o["key"], o["etag"], o["size"]) for o in objects) != snapshot["snapshotHash"]:
+        raise ManifestChanged(f"{snapshot['manifestKey']} does not match snapshot {snapshot['snapshotHash']}")
+    return {**snapshot, "objects": objects}
+
+
+def store_report(s3: Any, bucket: str, snapshot: dict[str, Any], report: dict[str, Any]) -> str:
+    """Write the full dataset report (every reason and warning) beside the model; return its URI."""
+    key = model_prefix(snapshot["dataset"], snapshot["version"]) + REPORT_FILE
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(report, indent=2).encode(),
+                  ContentType="application/json")
+    return f"s3://{bucket}/{key}"
 
 
 def stage(s3: Any, bucket: str, snapshot: dict[str, Any], image_names: list[str], info: dict[str, str]) -> str:

@@ -1,13 +1,20 @@
 """Checks to run before a deploy: will this account and region be able to train and serve?
 
-Each check returns a `Check` with what it found and, when it fails, the fix. Nothing here
-changes anything in the account.
+Each check returns a `Check` with what it found and, when it fails, the fix. The checks change
+nothing in the account; `setup_apigateway_logging_role` is the one change this module can make,
+and only when the user asks for it (`make deploy ARGS=--setup-account`, or yes at the prompt).
+
+`blocks_deploy` tells the checks a deploy itself depends on (it stops `make deploy`) from those a
+training or generation depends on (quotas: the stack deploys without them, jobs fail later;
+`make deploy` reports them and goes on).
 """
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -16,6 +23,12 @@ from stacks.config import AppConfig
 from stacks.constructs.jumpstart_lock import JumpStartLock
 
 SAGEMAKER_SERVICE_CODE = "sagemaker"
+# API Gateway's account-level CloudWatch Logs role (one per account and region), which access
+# logging on the API stage needs. Created by `setup_apigateway_logging_role` only when none is set;
+# kept when the stack is destroyed (other APIs of the account may log through it by then).
+APIGATEWAY_LOGS_ROLE_NAME = "APIGatewayCloudWatchLogs-dreambooth"
+APIGATEWAY_LOGS_POLICY = "policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+APIGATEWAY_CHECK = "api gateway logging role"
 
 
 @dataclass(frozen=True)
@@ -24,6 +37,8 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
+    blocks_deploy: bool = True
+    """False: the stack deploys anyway; only trainings or generations would fail."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,6 +110,10 @@ def check_bucket_encryption(s3: Any, bucket: Optional[str], configured_key: Opti
     except ClientError as error:
         if error.response["Error"]["Code"] == "ServerSideEncryptionConfigurationNotFoundError":
             return Check("bucket encryption", True, f"{bucket}: no default encryption configured (SSE-S3 applies)")
+        if error.response["Error"]["Code"] == "NoSuchBucket":
+            # Not this check's finding to block on: `make deploy`'s bucket step stops with its own message.
+            return Check("bucket encryption", False, f"bucket {bucket} does not exist",
+                         "create it, or drop bucketName to let the stack create one", blocks_deploy=False)
         return Check("bucket encryption", False, f"cannot read the encryption of {bucket} ({error})",
                      "allow s3:GetEncryptionConfiguration on the bucket for the deploying user")
     default = rules[0].get("ApplyServerSideEncryptionByDefault", {}) if rules else {}
@@ -110,6 +129,89 @@ def check_bucket_encryption(s3: Any, bucket: Optional[str], configured_key: Opti
     return Check("bucket encryption", False, f"{found}; no role of the stack could read or write it",
                  f"set -c bucketKmsKeyArn=<the ARN of {key}> (its key policy must let the account's IAM "
                  "policies grant it, as the default key policy does), or use another bucket")
+
+
+def _apigateway_role_fix(region: str) -> str:
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                                 "Principal": {"Service": "apigateway.amazonaws.com"}}]})
+    from scripts.deploy import SETUP_ACCOUNT
+
+    return (f"run `make deploy ARGS={SETUP_ACCOUNT}` (creates the role {APIGATEWAY_LOGS_ROLE_NAME} with AWS's "
+            "managed policy AmazonAPIGatewayPushToCloudWatchLogs and sets it for API Gateway in this region; "
+            "nothing else changes), or yourself: "
+            f"aws iam create-role --role-name {APIGATEWAY_LOGS_ROLE_NAME} --assume-role-policy-document '{trust}' && "
+            f"aws iam attach-role-policy --role-name {APIGATEWAY_LOGS_ROLE_NAME} "
+            f"--policy-arn arn:aws:iam::aws:{APIGATEWAY_LOGS_POLICY} && "
+            f"aws apigateway update-account --region {region} --patch-operations "
+            f"op=replace,path=/cloudwatchRoleArn,value=arn:aws:iam::<account>:role/{APIGATEWAY_LOGS_ROLE_NAME}")
+
+
+def check_apigateway_logging_role(session: Any) -> Check:
+    """The account-level role API Gateway writes access logs with; without it the stage cannot be created."""
+    region = session.region_name
+    try:
+        role_arn = session.client("apigateway").get_account().get("cloudwatchRoleArn")
+    except (ClientError, BotoCoreError) as error:
+        return Check(APIGATEWAY_CHECK, False, f"cannot read API Gateway's account settings ({error})",
+                     "allow apigateway:GET on arn:aws:apigateway:<region>::/account")
+    if not role_arn:
+        return Check(APIGATEWAY_CHECK, False,
+                     f"API Gateway in {region} has no CloudWatch Logs role (account setting): the API stage's "
+                     "access logging would fail CreateStage and roll the stack back", _apigateway_role_fix(region))
+    try:
+        session.client("iam").get_role(RoleName=role_arn.rsplit("/", 1)[-1])
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "NoSuchEntity":
+            return Check(APIGATEWAY_CHECK, False,
+                         f"API Gateway's CloudWatch Logs role {role_arn} no longer exists (this tool never "
+                         "replaces a role someone set)",
+                         f"re-create {role_arn}, or point API Gateway at another role: aws apigateway "
+                         f"update-account --region {region} --patch-operations "
+                         "op=replace,path=/cloudwatchRoleArn,value=<role ARN>")
+        return Check(APIGATEWAY_CHECK, True, f"{role_arn} (set; could not read the role: {error})")
+    return Check(APIGATEWAY_CHECK, True, f"{role_arn} (account setting, left as it is)")
+
+
+def setup_apigateway_logging_role(session: Any, sleep: Callable[[float], None] = time.sleep,
+                                  attempts: int = 10) -> str:
+    """Create the logging role and set it for API Gateway, only if no role is set; say what was done.
+
+    Never replaces a value that is there (read again right before writing). The role is a plain
+    IAM role, not part of the stack: `cdk destroy` keeps it.
+    """
+    apigateway, iam = session.client("apigateway"), session.client("iam")
+    current = apigateway.get_account().get("cloudwatchRoleArn")
+    if current:
+        return f"API Gateway already has a CloudWatch Logs role ({current}); left as it is."
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"Service": "apigateway.amazonaws.com"}}]}
+    try:
+        role_arn = iam.create_role(
+            RoleName=APIGATEWAY_LOGS_ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust),
+            Description="API Gateway writes access logs to CloudWatch Logs with this role (account setting, "
+                        "set by the DreamBooth pipeline's deploy; kept on cdk destroy)",
+            Tags=[{"Key": "created-by", "Value": "dreambooth-pipeline"}])["Role"]["Arn"]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "EntityAlreadyExists":
+            raise
+        role_arn = iam.get_role(RoleName=APIGATEWAY_LOGS_ROLE_NAME)["Role"]["Arn"]
+    partition = role_arn.split(":")[1]
+    iam.attach_role_policy(RoleName=APIGATEWAY_LOGS_ROLE_NAME,
+                           PolicyArn=f"arn:{partition}:iam::aws:{APIGATEWAY_LOGS_POLICY}")
+    for attempt in range(attempts):
+        if apigateway.get_account().get("cloudwatchRoleArn"):
+            return "Someone set API Gateway's CloudWatch Logs role meanwhile; left as it is."
+        try:
+            apigateway.update_account(patchOperations=[
+                {"op": "replace", "path": "/cloudwatchRoleArn", "value": role_arn}])
+            return (f"Created {role_arn} and set it as API Gateway's CloudWatch Logs role in {session.region_name} "
+                    "(account setting; kept when the stack is destroyed).")
+        except ClientError as error:
+            # A new role takes a few seconds to be usable: API Gateway says it cannot assume it.
+            if error.response.get("Error", {}).get("Code") != "BadRequestException" or attempt == attempts - 1:
+                raise
+            sleep(3)
+    raise AssertionError("unreachable")
 
 
 def _sagemaker_quotas(service_quotas: Any) -> dict[str, float]:
@@ -137,19 +239,32 @@ def check_instance_quotas(session: Any, config: AppConfig) -> list[Check]:
         quotas = _sagemaker_quotas(session.client("service-quotas"))
     except (ClientError, BotoCoreError) as error:
         return [Check(name, False, f"cannot read SageMaker quotas ({error})",
-                      "allow servicequotas:ListServiceQuotas, or check the quota in the console") for name, *_ in wanted]
+                      "allow servicequotas:ListServiceQuotas, or check the quota in the console", blocks_deploy=False)
+                for name, *_ in wanted]
     checks = []
     for name, quota_name, needed, key in wanted:
         value = quotas.get(quota_name)
         if value is None:
             checks.append(Check(name, False, f"'{quota_name}' is not offered in {session.region_name}",
-                                f"choose another region or set {key} to a type offered there"))
+                                f"choose another region or set {key} to a type offered there", blocks_deploy=False))
         elif value < needed:
             checks.append(Check(name, False, f"quota '{quota_name}' is {value:g}, {needed} needed",
-                                f"request at least {needed} in Service Quotas > Amazon SageMaker > '{quota_name}'"))
+                                f"request at least {needed} in Service Quotas > Amazon SageMaker > '{quota_name}'",
+                                blocks_deploy=False))
         else:
-            checks.append(Check(name, True, f"quota '{quota_name}' is {value:g} ({needed} needed)"))
+            checks.append(Check(name, True, f"quota '{quota_name}' is {value:g} ({needed} needed)",
+                                blocks_deploy=False))
     return checks
+
+
+def account_checks(session: Any, config: AppConfig) -> list[Check]:
+    """What the account and region must provide beyond the bucket (which `make deploy` chooses
+    itself): the API Gateway logging role, a reused bucket's encryption, then the SageMaker quotas. New checks go here."""
+    return [
+        check_apigateway_logging_role(session),
+        check_bucket_encryption(session.client("s3"), _bucket_in_use(session, config), config.storage.bucket_kms_key_arn),
+        *check_instance_quotas(session, config),
+    ]
 
 
 def run(session: Any, config: AppConfig, lock: JumpStartLock) -> list[Check]:
@@ -158,9 +273,7 @@ def run(session: Any, config: AppConfig, lock: JumpStartLock) -> list[Check]:
     if account is None or not session.region_name:
         return checks
     checks.append(check_bucket_quota(session, config))
-    checks.append(check_bucket_encryption(session.client("s3"), _bucket_in_use(session, config),
-                                          config.storage.bucket_kms_key_arn))
-    checks.extend(check_instance_quotas(session, config))
+    checks.extend(account_checks(session, config))
     return checks
 
 

@@ -22,8 +22,9 @@ lambda/api/endpoint.py): the model stays `live` throughout, and a failure is rec
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from aws_cdk import Aws, Duration, Stack, Token
 from aws_cdk import aws_dynamodb as dynamodb
@@ -49,17 +50,65 @@ from stacks.constructs.model_registry import (
 )
 
 VARIANT_NAME = "AllTraffic"
-# A deployment waiting for another one retries the lock at least this often.
+# A deployment waiting for another one checks the lock at most MAX_LOCK_CHECKS times, spaced (at
+# least LOCK_RETRY_S apart, or as often as the endpoint is polled) to cover the longest time the
+# holder can keep it: its busy-endpoint wait and its endpoint wait, each up to max_polls
+# intervals, plus LOCK_HOLD_MARGIN_S for its other steps. Then it gives up, and says so.
 LOCK_RETRY_S = 30
 # Asynchronous inference: one request at a time per instance (a T4 draws one image at a time).
 MAX_CONCURRENT_INVOCATIONS_PER_INSTANCE = 1
-# Environment of the JumpStart inference container (see ../shared/JUMPSTART.md).
-INFERENCE_ENVIRONMENT = {
-    "SAGEMAKER_PROGRAM": "inference.py",
-    "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
-    "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-    "MMS_MAX_RESPONSE_SIZE": "20000000",
-}
+MAX_LOCK_CHECKS = 200
+LOCK_HOLD_MARGIN_S = 600
+# The loops of the chain, by state name, for the history-event budget (sfn_budget.py). Where a loop
+# has two ways round, both are listed; the longer counts.
+LOCK_LOOPS = (
+    ("AcquireLock", "ReadLock", "IsLockHeld", "DescribeLockOwner", "IsLockHolderRunning",
+     "CountLockCheck", "IsLockWaitOver", "WaitForOtherDeployment"),
+    ("AcquireLock", "ReadLock", "IsLockHeld", "CountLockRetry", "IsLockRetryOver"),
+)
+BUSY_LOOPS = (
+    ("DescribeEndpoint", "WhatIsTheEndpointDoing", "CountBusyWait", "IsBusyWaitOver", "WaitForBusyEndpoint"),
+    ("DescribeEndpoint", "WhatIsTheEndpointDoing", "DeleteFailedEndpoint", "CountBusyWait", "IsBusyWaitOver",
+     "WaitForBusyEndpoint"),
+)
+POLL_LOOPS = (
+    ("WaitForEndpoint", "CheckEndpoint", "IsNewModelServing", "CountPoll"),
+    ("WaitForEndpoint", "PollEndpointInstead", "CheckEndpoint", "IsNewModelServing", "CountPoll"),
+)
+
+
+def lock_retry_s(poll_interval_s: int, max_polls: int) -> int:
+    holder_max_s = 2 * poll_interval_s * max_polls + LOCK_HOLD_MARGIN_S
+    return max(min(poll_interval_s, LOCK_RETRY_S), math.ceil(holder_max_s / MAX_LOCK_CHECKS))
+
+
+@dataclass(frozen=True)
+class HistoryBudget:
+    """What one deployment can write to its execution history (see sfn_budget.py)."""
+
+    straight: int
+    """Every state once."""
+    lock_turn: int
+    busy_turn: int
+    poll_turn: int
+    lock_turns: int = MAX_LOCK_CHECKS
+
+    def total(self, max_polls: int) -> int:
+        """The worst case with `max_polls` endpoint checks and as many busy-endpoint waits."""
+        return self.straight + self.lock_turn * self.lock_turns + (self.busy_turn + self.poll_turn) * max_polls
+
+    @classmethod
+    def of(cls, graph: Mapping[str, Any]) -> "HistoryBudget":
+        from stacks.constructs import sfn_budget
+
+        def turn(loops: tuple[tuple[str, ...], ...]) -> int:
+            return max(sfn_budget.cycle_events(graph, loop) for loop in loops)
+
+        return cls(straight=sfn_budget.straight_events(graph), lock_turn=turn(LOCK_LOOPS),
+                   busy_turn=turn(BUSY_LOOPS), poll_turn=turn(POLL_LOOPS))
+# Added to the JumpStart hosting spec's environment (from the lock): room for several base64
+# JPEGs in one answer (the public samples set it).
+EXTRA_INFERENCE_ENVIRONMENT = {"MMS_MAX_RESPONSE_SIZE": "20000000"}
 
 
 
@@ -72,6 +121,7 @@ class DeployWorkflow(Construct):
       endpoint_name: the one endpoint (created at run time).
       hosting_role: role the SageMaker model runs with.
       inference_image: container image URI (from the JumpStart lock).
+      inference_environment: the container environment of JumpStart's hosting spec (from the lock).
       instance_type: endpoint instance type.
       poll_interval_s / max_polls: DescribeEndpoint cadence when no state-change event comes, and
         the bound on the number of checks.
@@ -96,6 +146,7 @@ class DeployWorkflow(Construct):
         endpoint_name: str,
         hosting_role: iam.IRole,
         inference_image: str,
+        inference_environment: Mapping[str, str],
         instance_type: str,
         poll_interval_s: int,
         max_polls: int,
@@ -168,14 +219,39 @@ class DeployWorkflow(Construct):
             return state
 
         # ---- the lock ----
+        # Every wait below is counted in `$.waits` and bounded: an execution may write at most
+        # 25,000 history events, and a deployment must give up (and say so) long before that.
+        start = sfn.Pass(self, "StartDeployment", result=sfn.Result.from_object({"lock": 0, "busy": 0}),
+                         result_path="$.waits")
         acquire = self._acquire_lock()
+        start.next(acquire)
+        # No ResultSelector on the lock item: its holder may have released it between the failed
+        # acquire and this read, and a missing `owner` would then stop the execution with
+        # States.Runtime, which no Catch can intercept.
         read_lock = tasks.DynamoGetItem(
             self, "ReadLock", table=state_table, key={"pk": S(DEPLOY_LOCK_ID)}, consistent_read=True,
-            result_selector={"owner.$": "$.Item.owner.S", "item.$": "$.Item"}, result_path="$.lock",
+            result_path="$.lock",
         )
+        lock_minutes = lock_retry_s(poll_interval_s, max_polls) * MAX_LOCK_CHECKS // 60
+        lock_given_up = fail_with(
+            "GaveUpWaitingForLock",
+            f"another deployment kept the deployment lock for more than {lock_minutes} minutes (longer than one "
+            "deployment can take); nothing was changed and the live model is untouched. Put the model live again "
+            "once the other deployment has ended")
+
+        def counted(count_id: str, choice_id: str, then: sfn.IChainable) -> sfn.Pass:
+            """Count one more lock check; past MAX_LOCK_CHECKS give up, else go on to `then`."""
+            count = sfn.Pass(self, count_id, parameters={
+                "lock.$": "States.MathAdd($.waits.lock, 1)", "busy.$": "$.waits.busy"}, result_path="$.waits")
+            count.next(sfn.Choice(self, choice_id)
+                       .when(sfn.Condition.number_greater_than_equals("$.waits.lock", MAX_LOCK_CHECKS), lock_given_up)
+                       .otherwise(then))
+            return count
+
+        retry_lock = counted("CountLockRetry", "IsLockRetryOver", acquire)
         describe_owner = tasks.CallAwsService(
             self, "DescribeLockOwner", service="sfn", action="describeExecution",
-            parameters={"ExecutionArn": sfn.JsonPath.string_at("$.lock.owner")},
+            parameters={"ExecutionArn": sfn.JsonPath.string_at("$.lock.Item.owner.S")},
             iam_resources=[lock_owner_arn_pattern], iam_action="states:DescribeExecution",
             result_selector={"status.$": "$.Status"}, result_path="$.lockOwner",
         )
@@ -185,19 +261,24 @@ class DeployWorkflow(Construct):
             condition_expression="#owner = :dead",
             expression_attribute_names={"#owner": "owner"},
             expression_attribute_values={":me": _str("$$.Execution.Id"), ":model": _str("$.modelId"),
-                                         ":now": _str(_NOW), ":dead": _str("$.lock.owner")},
+                                         ":now": _str(_NOW), ":dead": _str("$.lock.Item.owner.S")},
             result_path=_DISCARD,
         )
-        wait_for_lock = sfn.Wait(self, "WaitForOtherDeployment",
-                                 time=sfn.WaitTime.duration(Duration.seconds(min(poll_interval_s, LOCK_RETRY_S))))
-        take_over.add_catch(acquire, errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
+        wait_for_lock = sfn.Wait(self, "WaitForOtherDeployment", time=sfn.WaitTime.duration(
+            Duration.seconds(lock_retry_s(poll_interval_s, max_polls))))
+        check_lock_later = counted("CountLockCheck", "IsLockWaitOver", wait_for_lock)
+        take_over.add_catch(retry_lock, errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
         describe_owner.add_catch(take_over, errors=["States.TaskFailed"], result_path=_DISCARD)
-        read_lock.add_catch(acquire, errors=["States.ALL"], result_path=_DISCARD)  # lock released meanwhile
+        read_lock.add_catch(retry_lock, errors=["States.ALL"], result_path=_DISCARD)
         acquire.add_catch(read_lock, errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
-        read_lock.next(describe_owner)
+        # Released between the failed acquire and the read: try to acquire again.
+        read_lock.next(sfn.Choice(self, "IsLockHeld")
+                       .when(sfn.Condition.is_present("$.lock.Item.owner.S"), describe_owner)
+                       .otherwise(retry_lock))
+        wait_for_lock.next(acquire)
         describe_owner.next(
             sfn.Choice(self, "IsLockHolderRunning")
-            .when(sfn.Condition.string_equals("$.lockOwner.status", "RUNNING"), wait_for_lock.next(acquire))
+            .when(sfn.Condition.string_equals("$.lockOwner.status", "RUNNING"), check_lock_later)
             .otherwise(take_over)
         )
 
@@ -212,22 +293,30 @@ class DeployWorkflow(Construct):
             "MarkDeploying", "SET #status = :deploying, updatedAt = :now REMOVE failureReason",
             {":deploying": S(STATUS_DEPLOYING)},
         ))
-        create_model = catch(tasks.SageMakerCreateModel(
-            self, "CreateModel",
-            model_name=sfn.JsonPath.string_at("$.modelId"),
-            # Immutable: CDK's task would otherwise add s3:GetObject on "*" and more to the role.
-            role=iam.Role.from_role_arn(self, "HostingRoleRef", hosting_role.role_arn, mutable=False),
-            primary_container=tasks.ContainerDefinition(
-                image=tasks.DockerImage.from_registry(inference_image),
-                mode=tasks.Mode.SINGLE_MODEL,
-                model_s3_location=tasks.S3Location.from_json_expression("$.model.Item.artifactUri.S"),
-                environment_variables=sfn.TaskInput.from_object(
-                    {**INFERENCE_ENVIRONMENT, "SAGEMAKER_REGION": Aws.REGION}
-                ),
-            ),
-            tags=self._stack_tag(),
-            result_path=_DISCARD,
-        ))
+        # CustomState: CDK's SageMakerCreateModel task has no ModelDataSource. The model data is
+        # the uncompressed training output (with code/inference.py, see model_package.py),
+        # served as an S3 prefix. IAM in grant_create_model.
+        self._hosting_role = hosting_role
+        create_model = catch(sfn.CustomState(self, "CreateModel", state_json={
+            "Type": "Task",
+            "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createModel",
+            "Parameters": {
+                "ModelName.$": "$.modelId",
+                "ExecutionRoleArn": hosting_role.role_arn,
+                "PrimaryContainer": {
+                    "Image": inference_image,
+                    "Mode": "SingleModel",
+                    "ModelDataSource": {"S3DataSource": {"S3Uri.$": "$.model.Item.artifactUri.S",
+                                                         "S3DataType": "S3Prefix", "CompressionType": "None"}},
+                    "Environment": {**inference_environment, **EXTRA_INFERENCE_ENVIRONMENT,
+                                    "SAGEMAKER_REGION": Aws.REGION},
+                },
+                # A literal list (CDK's task inputs take only objects); IAM holds the role to tagged models.
+                "Tags": self._stack_tags(),
+            },
+            # CreateModel answers {ModelArn}: kept (a null ResultPath is dropped from a CustomState).
+            "ResultPath": "$.sagemakerModel",
+        }))
         create_config = catch(tasks.CallAwsService(
             self, "CreateEndpointConfig", service="sagemaker", action="createEndpointConfig",
             parameters={
@@ -278,6 +367,21 @@ class DeployWorkflow(Construct):
         ))
         start_polls = sfn.Pass(self, "StartPolling", result=sfn.Result.from_object({"count": 0}), result_path="$.polls")
         wait_busy = sfn.Wait(self, "WaitForBusyEndpoint", time=sfn.WaitTime.duration(Duration.seconds(poll_interval_s)))
+        # Busy (Creating, Updating, OutOfService, ...) or failed and being deleted: wait, at most
+        # max_polls times, then give up (releasing the lock) instead of holding it forever.
+        busy_given_up = sfn.Pass(
+            self, "EndpointStayedBusy",
+            parameters={"reason": sfn.JsonPath.format(
+                f"endpoint {endpoint_name} stayed {{}} for {poll_interval_s * max_polls // 60} minutes "
+                "(endpointMaxWaitMinutes) without becoming ready for a new model; nothing was changed",
+                sfn.JsonPath.string_at("$.endpoint.status"))},
+            result_path="$.failure",
+        ).next(failure_chain)
+        count_busy = sfn.Pass(self, "CountBusyWait", parameters={
+            "lock.$": "$.waits.lock", "busy.$": "States.MathAdd($.waits.busy, 1)"}, result_path="$.waits")
+        count_busy.next(sfn.Choice(self, "IsBusyWaitOver")
+                        .when(sfn.Condition.number_greater_than_equals("$.waits.busy", max_polls), busy_given_up)
+                        .otherwise(wait_busy))
         no_endpoint = sfn.Choice(self, "IsEndpointMissing").when(
             sfn.Condition.string_matches("$.endpointError.Cause", "*Could not find endpoint*"), create_endpoint
         ).otherwise(caught_error_for(self, "$.endpointError", failure_chain))
@@ -290,10 +394,10 @@ class DeployWorkflow(Construct):
                   go_live)
             .when(sfn.Condition.string_equals("$.endpoint.status", "InService"), remove_scaling)
             .when(sfn.Condition.string_equals("$.endpoint.status", "Failed"), delete_failed)
-            .otherwise(wait_busy)
+            .otherwise(count_busy)
         )
         wait_busy.next(describe)
-        delete_failed.next(wait_busy)
+        delete_failed.next(count_busy)
         create_endpoint.next(start_polls)
         update_endpoint.next(start_polls)
 
@@ -361,7 +465,7 @@ class DeployWorkflow(Construct):
         # ---- the whole chain ----
         has_model = sfn.Choice(self, "IsModelTrained")
         already_created = sfn.Choice(self, "HasSageMakerModel")
-        self.definition = acquire
+        self.definition = start
         read_live_first = tasks.DynamoGetItem(
             self, "ReadLiveModel", table=registry_table, key={"modelId": S(LIVE_POINTER_ID)},
             consistent_read=True, result_path="$.live",
@@ -379,6 +483,16 @@ class DeployWorkflow(Construct):
             .otherwise(create_model)
         create_model.next(create_config).next(record_names).next(describe)
 
+    def grant_create_model(self, role: iam.IRole) -> None:
+        """What the state machine's role needs for the CreateModel task (the hosting role passed to SageMaker)."""
+        stack = Stack.of(self)
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["sagemaker:CreateModel"],
+            resources=[stack.format_arn(service="sagemaker", resource="model", resource_name="*")]))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["iam:PassRole"], resources=[self._hosting_role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}))
+
     # ---- helpers ----
 
     def _scaling_task(self, state_id: str, action: str) -> tasks.LambdaInvoke:
@@ -391,12 +505,14 @@ class DeployWorkflow(Construct):
     def _endpoint_arn(self) -> str:
         return f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:endpoint/{self._endpoint_name.lower()}"
 
+    def _stack_tags(self) -> list[dict[str, str]]:
+        return [{"Key": STACK_TAG_KEY, "Value": Stack.of(self).stack_name}]
+
     def _stack_tag(self) -> sfn.TaskInput:
         """Models and endpoint configs carry the stack's name: IAM then holds this stack to its own."""
-        tags = [{"Key": STACK_TAG_KEY, "Value": Stack.of(self).stack_name}]
         # SageMaker's Tags is a list and TaskInput.fromObject takes only an object: the list is
         # written as JSON text and parsed by the States.StringToJson intrinsic.
-        as_json = sfn.JsonPath.string_to_json(json.dumps(tags, separators=(",", ":")))
+        as_json = sfn.JsonPath.string_to_json(json.dumps(self._stack_tags(), separators=(",", ":")))
         return sfn.TaskInput.from_json_path_at(Token.as_string(as_json))
 
     def restrict_to_own_resources(self, role: iam.IRole) -> None:

@@ -25,6 +25,7 @@ _MAPPING_FIELDS = {
     "ScriptUri": "training_script_uri",
     "BaseModelUri": "base_model_uri",
     "InferenceImage": "inference_image_uri",
+    "InferenceScriptUri": "inference_script_uri",
 }
 
 
@@ -38,6 +39,10 @@ class JumpStartLock:
     """JumpStart's defaults, then this project's own choices (`project_hyperparameters`)."""
     metric_definitions: list[dict[str, str]]
     regions: dict[str, dict[str, str]]
+    inference_environment: dict[str, str]
+    """The container environment JumpStart's hosting spec sets (SAGEMAKER_PROGRAM, timeouts, ...)."""
+    unresolved: tuple[str, ...] = ()
+    """Fields holding last-known values not (yet) read from JumpStart's metadata."""
 
     @classmethod
     def load(cls, path: Path = LOCK_FILE) -> "JumpStartLock":
@@ -52,6 +57,8 @@ class JumpStartLock:
             hyperparameters={k: str(v) for k, v in hyperparameters.items()},
             metric_definitions=list(data["metric_definitions"]),
             regions={region: dict(values) for region, values in data["regions"].items()},
+            inference_environment={k: str(v) for k, v in data["inference_environment"].items()},
+            unresolved=tuple(data.get("unresolved", {}).get("fields", ())),
         )
 
 
@@ -59,7 +66,8 @@ class JumpStartArtifacts(Construct):
     """The lock file's per-region values as deploy-time lookups.
 
     Attributes (tokens resolved by region): training_image, script_uri, base_model_uri,
-    inference_image, `object_arns` (the two S3 objects the training job reads), and
+    inference_image, inference_script_uri, `object_arns` (the two S3 objects the training job
+    reads), `inference_script_arn` (the tarball the packaging step reads), and
     `bucket_arn` / `listed_prefix`: SageMaker lists the base model channel (S3Prefix) with the
     job's role, with exactly that key as the prefix.
     """
@@ -81,6 +89,7 @@ class JumpStartArtifacts(Construct):
                 "BaseModelObject": _s3_object(values["base_model_uri"]),
                 "BaseModelBucket": _s3_object(values["base_model_uri"]).split("/", 1)[0],
                 "BaseModelKey": _s3_object(values["base_model_uri"]).split("/", 1)[1],
+                "InferenceScriptObject": _s3_object(values["inference_script_uri"]),
             }
             for name, values in lock.regions.items()
         }
@@ -89,6 +98,8 @@ class JumpStartArtifacts(Construct):
         self.script_uri = self.mapping.find_in_map(region, "ScriptUri")
         self.base_model_uri = self.mapping.find_in_map(region, "BaseModelUri")
         self.inference_image = self.mapping.find_in_map(region, "InferenceImage")
+        self.inference_script_uri = self.mapping.find_in_map(region, "InferenceScriptUri")
+        self.inference_script_arn = f"arn:{Aws.PARTITION}:s3:::{self.mapping.find_in_map(region, 'InferenceScriptObject')}"
         self.object_arns = [
             f"arn:{Aws.PARTITION}:s3:::{self.mapping.find_in_map(region, 'ScriptObject')}",
             f"arn:{Aws.PARTITION}:s3:::{self.mapping.find_in_map(region, 'BaseModelObject')}",

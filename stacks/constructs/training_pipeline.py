@@ -26,11 +26,23 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from stacks.config import STACK_TAG_KEY, NotificationConfig, ServingConfig, TrainingConfig
-from stacks.constructs.data_bucket import DATASETS_PREFIX, INFERENCE_FAILURES_PREFIX, INFERENCE_OUTPUTS_PREFIX
-from stacks.constructs.deploy_workflow import AsyncOutput, DeployWorkflow
+from stacks.config import STACK_TAG_KEY, ConfigError, NotificationConfig, ServingConfig, TrainingConfig
+from stacks.constructs import sfn_budget
+from stacks.constructs.data_bucket import (
+    DATASETS_PREFIX,
+    INFERENCE_FAILURES_PREFIX,
+    INFERENCE_OUTPUTS_PREFIX,
+    MODELS_PREFIX,
+)
+from stacks.constructs.deploy_workflow import AsyncOutput, DeployWorkflow, HistoryBudget
 from stacks.constructs.jumpstart_lock import JumpStartArtifacts, JumpStartLock
-from stacks.constructs.model_registry import ModelRegistry
+from stacks.constructs.model_registry import (
+    STATUS_DEPLOYING,
+    STATUS_FAILED,
+    STATUS_TRAINING,
+    STATUS_VALIDATING,
+    ModelRegistry,
+)
 from stacks.constructs.monitoring import METRICS_NAMESPACE, retention
 from stacks.constructs.nag import acknowledge, acknowledge_prefix_grants, arn_prefix
 from stacks.constructs.powertools_layer import powertools_layer
@@ -119,8 +131,23 @@ class TrainingPipeline(Construct):
         bucket.grant_read(self.snapshot_function, f"{DATASETS_PREFIX}*")
         bucket.grant_read(self.validate_function, f"{DATASETS_PREFIX}*")
         bucket.grant_put(self.validate_function, f"{STAGING_PREFIX}*")
-        acknowledge_prefix_grants(self.snapshot_function.role, bucket, DATASETS_PREFIX)
-        acknowledge_prefix_grants(self.validate_function.role, bucket, DATASETS_PREFIX, STAGING_PREFIX, writes=True)
+        # The snapshot's object list and the dataset report live beside the model (models/<dataset>/<version>/),
+        # out of the Step Functions state (256 KiB limit).
+        bucket.grant_put(self.snapshot_function, f"{MODELS_PREFIX}*")
+        bucket.grant_read(self.validate_function, f"{MODELS_PREFIX}*")
+        bucket.grant_put(self.validate_function, f"{MODELS_PREFIX}*")
+        acknowledge_prefix_grants(self.snapshot_function.role, bucket, DATASETS_PREFIX, MODELS_PREFIX, writes=True)
+        # After training: JumpStart's inference code into <output>/code/ when the output lacks it.
+        self.package_function = self._function(
+            "PackageModel", "model_tasks.package", {"INFERENCE_SCRIPT_URI": self.artifacts.inference_script_uri},
+            timeout_s=300, memory_mb=512, description="Adds JumpStart's inference code to a trained model's output")
+        bucket.grant_read(self.package_function, f"{MODELS_PREFIX}*")
+        bucket.grant_put(self.package_function, f"{MODELS_PREFIX}*")
+        self.package_function.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:GetObject"], resources=[self.artifacts.inference_script_arn]))
+        acknowledge_prefix_grants(self.package_function.role, bucket, MODELS_PREFIX, writes=True)
+        acknowledge_prefix_grants(self.validate_function.role, bucket, DATASETS_PREFIX, STAGING_PREFIX, MODELS_PREFIX,
+                                  writes=True)
 
         # ---- deploy state machine ----
         deploy_name = f"{name_prefix}-deploy"
@@ -151,7 +178,7 @@ class TrainingPipeline(Construct):
         )
         self.endpoint_rule.add_target(targets.LambdaFunction(self.endpoint_event_function, retry_attempts=4,
                                                              max_event_age=Duration.hours(1)))
-        max_polls = max(1, serving.endpoint_max_wait_minutes * 60 // serving.endpoint_poll_s)
+        max_polls = max_polls_for(serving)
         self.scaling_function = self._function(
             "EndpointAutoscaling", "autoscaling_task.handler",
             {"MAX_INSTANCES": str(serving.max_instances),
@@ -171,7 +198,8 @@ class TrainingPipeline(Construct):
             self, "Deploy",
             registry_table=self.registry_table, state_table=self.state_table, topic=self.topic,
             endpoint_name=self.endpoint_name, hosting_role=self.roles.hosting_role,
-            inference_image=self.artifacts.inference_image, instance_type=serving.instance_type,
+            inference_image=self.artifacts.inference_image, inference_environment=lock.inference_environment,
+            instance_type=serving.instance_type,
             poll_interval_s=serving.endpoint_poll_s, max_polls=max_polls,
             lock_owner_arn_pattern=stack.format_arn(
                 service="states", resource="execution", resource_name=f"{deploy_name}:*",
@@ -181,12 +209,14 @@ class TrainingPipeline(Construct):
             async_output=async_output,
         )
         self.deploy_state_machine = self._state_machine("DeployStateMachine", deploy.definition, deploy_name)
+        check_history_budget(deploy, serving)
+        deploy.grant_create_model(self.deploy_state_machine.role)
         deploy.restrict_to_own_resources(self.deploy_state_machine.role)
         sagemaker_arn = arn_prefix(self, "sagemaker")
         acknowledge(
             self.deploy_state_machine.role,
-            "CDK's SageMaker CreateModel/CreateEndpointConfig tasks grant on all models and endpoint "
-            "configs: their names are per model version, chosen at run time.",
+            "CreateModel (granted in DeployWorkflow.grant_create_model) and CDK's CreateEndpointConfig task act "
+            "on models and endpoint configs named per model version at run time.",
             f"AwsSolutions-IAM5[Resource::{sagemaker_arn}endpoint-config/*]",
             f"AwsSolutions-IAM5[Resource::{sagemaker_arn}model/*]",
         )
@@ -208,7 +238,7 @@ class TrainingPipeline(Construct):
             self, "Training",
             registry_table=self.registry_table, state_table=self.state_table, topic=self.topic,
             snapshot_function=self.snapshot_function, validate_function=self.validate_function,
-            training_role=self.roles.training_role,
+            package_function=self.package_function, training_role=self.roles.training_role,
             training_image=self.artifacts.training_image, base_model_uri=self.artifacts.base_model_uri,
             metric_definitions=lock.metric_definitions, instance_type=training.instance_type,
             max_runtime_s=training.max_runtime_minutes * 60,
@@ -238,7 +268,7 @@ class TrainingPipeline(Construct):
             self.training_state_machine.role,
             "CDK's LambdaInvoke task grants the function and its versions (`<arn>:*`).",
             *(f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(fn.node.default_child)}.Arn>:*]"
-              for fn in (self.snapshot_function, self.validate_function)),
+              for fn in (self.snapshot_function, self.validate_function, self.package_function)),
         )
         for machine in (self.training_state_machine, self.deploy_state_machine):
             self._grant_topic_key(machine.role)
@@ -281,9 +311,37 @@ class TrainingPipeline(Construct):
         self.upload_rule.add_target(targets.LambdaFunction(self.upload_function, retry_attempts=8,
                                                            max_event_age=Duration.hours(2)))
 
+        self.run_failure_function, self.run_failure_rule = self._run_failures(deploy_name, name_prefix)
+
         # ---- cleanup on `cdk destroy` ----
         self.cleanup = self._cleanup([(self.training_state_machine, f"{name_prefix}-train"),
                                       (self.deploy_state_machine, deploy_name)])
+
+    def _run_failures(self, deploy_name: str, name_prefix: str) -> tuple[lambda_.Function, events.Rule]:
+        """An execution that ends uncaught (States.DataLimitExceeded, States.Runtime, the history
+        limit, a timeout) gets its model marked failed and a notification (run_failures.py)."""
+        machines = (self.training_state_machine, self.deploy_state_machine)
+        function = self._function(
+            "RunFailures", "run_failure_tasks.handler",
+            {"REGISTRY_TABLE_NAME": self.registry_table.table_name, "TOPIC_ARN": self.topic.topic_arn,
+             "TRAINING_STATE_MACHINE_ARN": self.training_state_machine.state_machine_arn,
+             "DEPLOY_STATE_MACHINE_ARN": self.deploy_state_machine.state_machine_arn,
+             "TRAINING_STATUSES": f"{STATUS_VALIDATING},{STATUS_TRAINING}", "DEPLOY_STATUSES": STATUS_DEPLOYING,
+             "FAILED_STATUS": STATUS_FAILED},
+            timeout_s=60, description="Reports pipeline executions that ended without recording why")
+        self.registry_table.grant(function, "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem")
+        function.add_to_role_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn]))
+        self._grant_topic_key(function.role)
+        rule = events.Rule(
+            self, "RunEndedUncaught",
+            description="Pipeline executions that failed or timed out",
+            event_pattern=events.EventPattern(
+                source=["aws.states"], detail_type=["Step Functions Execution Status Change"],
+                detail={"status": ["FAILED", "TIMED_OUT"],
+                        "stateMachineArn": [m.state_machine_arn for m in machines]}),
+        )
+        rule.add_target(targets.LambdaFunction(function, retry_attempts=8, max_event_age=Duration.hours(2)))
+        return function, rule
 
     # ---- autoscaling ----
 
@@ -492,6 +550,33 @@ class TrainingPipeline(Construct):
         )
         return resource
 
+
+
+def max_polls_for(serving: ServingConfig, poll_s: Optional[int] = None, max_wait_minutes: Optional[int] = None) -> int:
+    """DescribeEndpoint checks a deployment may make before it reports the endpoint too slow."""
+    poll_s = poll_s or serving.endpoint_poll_s
+    return max(1, (max_wait_minutes or serving.endpoint_max_wait_minutes) * 60 // poll_s)
+
+
+def check_history_budget(deploy: DeployWorkflow, serving: ServingConfig) -> HistoryBudget:
+    """Refuse endpoint settings whose longest deployment would pass 25,000 history events."""
+    budget = HistoryBudget.of(sfn_budget.graph_of(deploy.definition))
+    events = budget.total(max_polls_for(serving))
+    if sfn_budget.fits(events):
+        return budget
+    poll, wait = serving.endpoint_poll_s, serving.endpoint_max_wait_minutes
+    least_poll = next((p for p in range(poll, 301) if sfn_budget.fits(budget.total(max_polls_for(serving, p)))), None)
+    most_wait = next((m for m in range(wait, 4, -1)
+                      if sfn_budget.fits(budget.total(max_polls_for(serving, max_wait_minutes=m)))), None)
+    options = [f"endpointPollSeconds of at least {least_poll}" if least_poll else "",
+               f"endpointMaxWaitMinutes of at most {most_wait}" if most_wait else ""]
+    raise ConfigError(
+        "endpointPollSeconds", poll,
+        f"with endpointMaxWaitMinutes={wait} a deployment may check the endpoint {max_polls_for(serving)} times "
+        f"(and wait as often for a busy one), writing up to {events} Step Functions history events "
+        f"({budget.poll_turn} per check, {budget.busy_turn} per busy wait, {budget.lock_turn} per lock check); an "
+        f"execution may write {sfn_budget.HISTORY_EVENT_LIMIT} (less {sfn_budget.HISTORY_EVENT_RESERVE} kept for "
+        "retries). Use " + " or ".join(o for o in options if o))
 
 
 def _ignore_implied_dependency(construct: Construct) -> None:

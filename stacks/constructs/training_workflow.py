@@ -5,8 +5,9 @@ deterministic name `<dataset>-<n>`). Steps: wait until the dataset's quiet windo
 (re-reading it: later uploads push it forward), close the upload generation, snapshot the
 dataset, claim the snapshot (a conditional put: a snapshot already trained on ends the run
 quietly), register the model version, validate the dataset (an invalid one ends the run with a
-notification; no training job is created), train with `createTrainingJob.sync`, record the
-artifact and loss, publish the training metrics (time, billable time, loss) to CloudWatch, and
+notification; no training job is created), train with `createTrainingJob.sync` (output
+uncompressed), add JumpStart's inference code to the output when it lacks it (the packaging
+Lambda, lambda/pipeline/model_package.py), record the artifact and loss, publish the training metrics (time, billable time, loss) to CloudWatch, and
 run the deploy state machine.
 
 With managed spot training (the default), a job SageMaker stops because spot capacity never came
@@ -67,6 +68,7 @@ class TrainingWorkflow(Construct):
       registry_table / state_table: see ModelRegistry.
       topic: where rejections and failures are published.
       snapshot_function / validate_function: the dataset Lambdas.
+      package_function: adds code/inference.py to the uncompressed training output ({"modelUri"}).
       training_role: role the SageMaker training job runs with.
       training_image / base_model_uri: from the JumpStart lock.
       metric_definitions: regexes SageMaker applies to the training log.
@@ -89,6 +91,7 @@ class TrainingWorkflow(Construct):
         topic: sns.ITopic,
         snapshot_function: lambda_.IFunction,
         validate_function: lambda_.IFunction,
+        package_function: lambda_.IFunction,
         training_role: iam.IRole,
         training_image: str,
         base_model_uri: str,
@@ -197,6 +200,8 @@ class TrainingWorkflow(Construct):
                 "snapshotHash": _str("$.snapshot.snapshotHash"),
                 "createdAt": _str("$.snapshot.createdAt"),
                 "updatedAt": _str(_NOW),
+                # Lets the run-failure handler find this model if the execution dies uncaught.
+                "trainingExecution": _str("$$.Execution.Id"),
             },
             condition_expression="attribute_not_exists(modelId)",
             result_path=_DISCARD,
@@ -253,10 +258,16 @@ class TrainingWorkflow(Construct):
             catch(on_demand, "training on demand after spot capacity did not come")
             self._catch_spot_stop(train, spot_max_wait_s, fail_chain, on_demand)
         catch(train, "training")
+        package = catch(tasks.LambdaInvoke(
+            self, "PackageModel", lambda_function=package_function,
+            payload=sfn.TaskInput.from_object({"modelUri": sfn.JsonPath.string_at("$.training.artifactUri")}),
+            payload_response_only=True, result_selector={"modelDataUri.$": "$.modelDataUri", "codeAdded.$": "$.added"},
+            result_path="$.package", retry_on_service_exceptions=True,
+        ), "adding the inference code to the model")
         record_with_loss = catch(self._registry_update(
             "RecordTrainedModel",
             "SET artifactUri = :artifact, trainLoss = :loss, #status = :deploying, updatedAt = :now",
-            {":artifact": _str("$.training.artifactUri"),
+            {":artifact": _str("$.package.modelDataUri"),
              ":loss": tasks.DynamoAttributeValue.number_from_string(
                  sfn.JsonPath.format("{}", sfn.JsonPath.array_get_item(
                      sfn.JsonPath.list_at("$.training.trainLoss"), 0))),
@@ -265,7 +276,7 @@ class TrainingWorkflow(Construct):
         record_without_loss = catch(self._registry_update(
             "RecordTrainedModelWithoutLoss",
             "SET artifactUri = :artifact, #status = :deploying, updatedAt = :now",
-            {":artifact": _str("$.training.artifactUri"), ":deploying": S(STATUS_DEPLOYING)},
+            {":artifact": _str("$.package.modelDataUri"), ":deploying": S(STATUS_DEPLOYING)},
         ), "recording the trained model")
         deploy = tasks.StepFunctionsStartExecution(
             self, "DeployModel", state_machine=deploy_state_machine,
@@ -287,9 +298,9 @@ class TrainingWorkflow(Construct):
         has_loss = (sfn.Choice(self, "HasTrainLoss")
                     .when(sfn.Condition.is_present("$.training.trainLoss[0]"), record_with_loss)
                     .otherwise(record_without_loss))
-        mark_training.next(train).next(has_loss)
+        mark_training.next(train).next(package).next(has_loss)
         if on_demand is not None:
-            on_demand.next(has_loss)
+            on_demand.next(package)
         record_with_loss.next(self._publish_metrics(deploy, with_loss=True))
         record_without_loss.next(self._publish_metrics(deploy, with_loss=False))
         deploy.next(sfn.Succeed(self, "Done"))
@@ -377,7 +388,9 @@ class TrainingWorkflow(Construct):
                      "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": base_model_uri,
                                                      "S3DataDistributionType": "FullyReplicated"}}},
                 ],
-                "OutputDataConfig": {"S3OutputPath.$": "$.snapshot.outputUri"},
+                # Uncompressed: the endpoint serves the output prefix as it is (no multi-GB untar at
+                # every start), and the packaging step can add code/ to it.
+                "OutputDataConfig": {"S3OutputPath.$": "$.snapshot.outputUri", "CompressionType": "NONE"},
                 "ResourceConfig": {"InstanceCount": 1, "InstanceType": instance_type,
                                    "VolumeSizeInGB": TRAINING_VOLUME_GB},
                 "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_s,

@@ -38,8 +38,18 @@ What the harness adds to moto, and says so:
 - EventBridge schedule rules (the dispatcher's periodic check) match no event: `deliver()` skips
   them; tests run the scheduled function themselves (`run_schedule`).
 - SageMaker: durations, failures and UpdateEndpoint come from `SageMakerSimulator`.
+- JumpStart: a placeholder inference script tarball (inference.py, requirements.txt) at the lock's
+  `inference_script_uri` for the region, which the packaging step unpacks into a model's code/.
 - DynamoDB: moto's conditional writes are not atomic across threads; `atomic_dynamodb`
   serializes its item operations, as DynamoDB serializes writes to an item.
+- Service limits (tests/harness/limits.py): `States.ALL` does not catch `States.Runtime` or
+  `States.DataLimitExceeded` (AWS's rule; moto's catches both), an execution past 25,000 history
+  events fails, every state's input and output in each history is checked against 256 KiB, and
+  Lambda payloads against 6 MB (sync) / 256 KiB (async). A violation fails the test at
+  `wait_until_idle` and at the end of the `with` block (`enforce_limits=False` leaves them in
+  `h.limits.violations` for a test to assert on).
+- EventBridge: Step Functions' "Execution Status Change" event is delivered for every execution
+  that ended, when `wait_until_idle` finds the pipeline idle (to the run-failure handler's rule).
 - EventBridge: moto does not deliver S3 events to Lambda targets. `upload()` builds the event S3
   sends, checks it against the synthesized rule's pattern with moto's event-pattern matcher, and
   invokes the listener function as EventBridge would.
@@ -52,6 +62,7 @@ import json
 import logging
 import math
 import os
+import tarfile
 import threading
 import time
 import uuid
@@ -70,6 +81,7 @@ from tests.api.adapter import Answer, ApiGatewayAdapter
 from tests.api.lambda_loader import load
 from tests.harness.atomic_dynamodb import atomic_dynamodb
 from tests.harness.iam import IamEnforcement
+from tests.harness.limits import ServiceLimits
 from tests.harness.sagemaker_sim import SageMakerSimulator
 from tests.harness.service_model import ServiceModelCheck
 
@@ -78,6 +90,10 @@ REGION = "us-east-1"
 BUCKET_NAME = "dreambooth-harness-data"
 _ENV_LOCK = threading.RLock()
 LAMBDA_ROOT = Path(__file__).resolve().parents[2] / "lambda"
+# Settings that make runs quick: a 2 s quiet window, endpoint checks every second (which the
+# history budget allows only with a short endpointMaxWaitMinutes).
+FAST_CONTEXT = {"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5}
+JUMPSTART_INFERENCE_PLACEHOLDER = b"# placeholder for JumpStart's inference.py (harness)\n"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,6 +203,7 @@ def _sagemaker_sync_service_class() -> type:
         FailureEvent,
         FailureEventException,
     )
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
     from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
     from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
         StatesErrorNameType,
@@ -235,6 +252,26 @@ def _sagemaker_sync_service_class() -> type:
                 ))
 
             return resolve
+
+        def _from_error(self, env, ex):
+            # A refused SageMaker call is a task error in AWS (`SageMaker.AmazonSageMakerException`,
+            # which `States.ALL` catches), not the States.Runtime moto's base class makes of it.
+            from botocore.exceptions import ClientError
+
+            if not isinstance(ex, ClientError):
+                return super()._from_error(env, ex)
+            meta = ex.response.get("ResponseMetadata", {})
+            cause = (f"{ex.response['Error'].get('Message', '')} (Service: AmazonSageMaker; Status Code: "
+                     f"{meta.get('HTTPStatusCode')}; Error Code: {ex.response['Error'].get('Code')}; "
+                     f"Request ID: {meta.get('RequestId')}; Proxy: null)")
+            return FailureEvent(
+                env=env, error_name=CustomErrorName(error_name="SageMaker.AmazonSageMakerException"),
+                event_type=HistoryEventType.TaskFailed,
+                event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                    resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type(),
+                    error="SageMaker.AmazonSageMakerException", cause=cause,
+                )),
+            )
 
     return SageMakerSyncService
 
@@ -365,6 +402,9 @@ class PipelineHarness:
     remove_grants: Optional[Callable[[str, dict[str, Any]], bool]] = None
     """Test-only: drop the policy statements this predicate picks (role logical id, statement), to
     plant a missing grant (see tests/harness/iam.py `statements_matching`)."""
+    limits: ServiceLimits = field(default_factory=ServiceLimits)
+    enforce_limits: bool = True
+    """A run that passes a service limit fails the test (see tests/harness/limits.py)."""
 
     def __post_init__(self) -> None:
         self._stack = ExitStack()
@@ -381,8 +421,7 @@ class PipelineHarness:
     # ---- lifecycle ----
 
     def __enter__(self) -> "PipelineHarness":
-        defaults = {"quietWindowSeconds": 2, "endpointPollSeconds": 1}
-        self.synthesized = self.synthesized or synthesize({**defaults, **self.context})
+        self.synthesized = self.synthesized or synthesize({**FAST_CONTEXT, **self.context})
         self._stack.enter_context(mock.patch.dict(os.environ, {
             "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_NAMESPACE": "harness", "POWERTOOLS_LOG_LEVEL": "WARNING",
@@ -391,6 +430,7 @@ class PipelineHarness:
             "stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False},
         }))
         self._stack.enter_context(atomic_dynamodb())
+        self.limits.install(self._stack)
         self.simulator.on_endpoint_settled = self._on_endpoint_settled
         self.simulator.on_async_notice = self.deliver_sns
         self._stack.enter_context(self.simulator)
@@ -416,6 +456,8 @@ class PipelineHarness:
         try:
             self._stop_running_executions()
             self._join_async(timeout_s=30)  # none may outlive moto and reach for real AWS
+            if exc[0] is None:
+                self.check_limits()
         finally:
             self._stack.close()
         if exc[0] is None:
@@ -424,6 +466,30 @@ class PipelineHarness:
             refused = [str(d) for d in self.iam.unexpected_denials()] + self.service_model.unexpected()
             if refused:
                 raise AssertionError("calls AWS would refuse:\n" + "\n".join(refused))
+
+    def _announce_ended_executions(self) -> None:
+        """Step Functions' "Execution Status Change" event for each execution that ended, delivered
+        to the rules that match it (as EventBridge would; moto emits none)."""
+        announced = self.__dict__.setdefault("_announced", set())
+        for arn in (self.training_machine_arn, self.deploy_machine_arn):
+            for run in self.runs(arn):
+                if run.status == "RUNNING" or run.arn in announced:
+                    continue
+                announced.add(run.arn)
+                self.deliver({
+                    "version": "0", "id": str(uuid.uuid4()), "detail-type": "Step Functions Execution Status Change",
+                    "source": "aws.states", "account": ACCOUNT, "region": REGION,
+                    "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "resources": [run.arn],
+                    "detail": {"executionArn": run.arn, "stateMachineArn": arn, "name": run.name,
+                               "status": run.status, "input": json.dumps(run.input), "error": run.error,
+                               "cause": run.cause},
+                })
+
+    def check_limits(self) -> None:
+        """Check every execution's history (state sizes, event count); fail on any violation so far."""
+        self.training_runs(), self.deploy_runs()  # runs() checks each finished history
+        if self.enforce_limits:
+            self.limits.raise_if_violated()
 
     def record(self, component: str, what: str) -> None:
         self.activity.append((datetime.now(timezone.utc), component, what))
@@ -451,11 +517,23 @@ class PipelineHarness:
 
         def invoke_in_process(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any,
                               response_headers: Any) -> bytes:
+            from moto.core.exceptions import JsonRESTError
+
             name = backend.get_function(function_name, qualifier).function_name
-            if (headers or {}).get("x-amz-invocation-type") == "Event":
+            asynchronous = (headers or {}).get("x-amz-invocation-type") == "Event"
+            too_large = harness.limits.check_lambda_request(name, body or b"", asynchronous=asynchronous)
+            if too_large:  # what Lambda answers (HTTP 413) before running anything
+                raise JsonRESTError("RequestEntityTooLargeException", str(too_large))
+            if asynchronous:
                 harness._invoke_async(name, body)
                 return b""  # Lambda's 202 to an asynchronous invocation carries no payload
             result, errored, _ = harness._invoke_in_process(name, body)
+            if harness.limits.check_lambda_response(name, result):
+                # Lambda replaces a response over 6 MB with this function error.
+                response_headers["x-amz-function-error"] = "Unhandled"
+                return json.dumps({"errorType": "Function.ResponseSizeTooLarge",
+                                   "errorMessage": "Response payload size exceeded maximum allowed payload size "
+                                                   f"({len(result.encode())} bytes)."}).encode()
             if errored:
                 response_headers["x-amz-function-error"] = "Unhandled"
             return result.encode()
@@ -599,6 +677,7 @@ class PipelineHarness:
         s3 = self.client("s3")
         s3.create_bucket(Bucket=BUCKET_NAME)
         s3.put_bucket_versioning(Bucket=BUCKET_NAME, VersioningConfiguration={"Status": "Enabled"})
+        self._publish_jumpstart_inference_script(template)
 
         dynamodb = self.client("dynamodb")
         for logical, resource in synth.resources("AWS::DynamoDB::Table").items():
@@ -656,6 +735,22 @@ class PipelineHarness:
             name = props.get("StateMachineName", logical)
             sfn.create_state_machine(name=name, definition=definition, roleArn=arns[self._role_of(props, "RoleArn")])
             self.state_machines[logical] = arns[logical]
+
+    def _publish_jumpstart_inference_script(self, template: dict[str, Any]) -> None:
+        """A stand-in for JumpStart's inference script tarball at the lock's URI for the region
+        (the packaging step unpacks it into a model's code/): inference.py and requirements.txt,
+        at the top level as in JumpStart's source-directory tarballs. Placeholder content."""
+        (mapping,) = [m for name, m in template.get("Mappings", {}).items() if "JumpStart" in name]
+        bucket, _, key = mapping[REGION]["InferenceScriptUri"][len("s3://"):].partition("/")
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+            for name, body in (("inference.py", JUMPSTART_INFERENCE_PLACEHOLDER), ("requirements.txt", b"")):
+                info = tarfile.TarInfo(name)
+                info.size = len(body)
+                tar.addfile(info, io.BytesIO(body))
+        s3 = self.client("s3")
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key=key, Body=archive.getvalue())
 
     @staticmethod
     def _role_of(props: Mapping[str, Any], key: str = "Role") -> str:
@@ -795,6 +890,7 @@ class PipelineHarness:
             handler = self._load_handler(spec)
             spec.invocations += 1
             answer = ApiGatewayAdapter(handler).call(method, path, body, headers=headers, query=query)
+        self.limits.check_lambda_response(spec.name, json.dumps(answer.raw))
         try:
             shown = answer.json()
         except ValueError:
@@ -944,6 +1040,8 @@ class PipelineHarness:
             running += [f"{n} asynchronous request(s) at SageMaker"] if (n := self.simulator.unfinished()) else []
             running += [t.name for t in self._async_threads if t.is_alive()]
             if not running:
+                self._announce_ended_executions()
+                self.check_limits()
                 return
             time.sleep(0.2)
         raise TimeoutError(f"still running after {timeout_s}s: {running}")
@@ -953,7 +1051,11 @@ class PipelineHarness:
         result = []
         for execution in sorted(self.executions(machine_arn), key=lambda e: e["startDate"]):
             described = sfn.describe_execution(executionArn=execution["executionArn"])
-            history = sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
+            pages = sfn.get_paginator("get_execution_history").paginate(
+                executionArn=execution["executionArn"], PaginationConfig={"PageSize": 1000})
+            history = [event for page in pages for event in page["events"]]
+            if described["status"] != "RUNNING":
+                self.limits.check_history(execution["executionArn"].rsplit(":", 1)[-1], history)
             result.append(Run(
                 arn=execution["executionArn"], name=execution["executionArn"].rsplit(":", 1)[-1],
                 status=described["status"],

@@ -4,9 +4,15 @@ moto marks training jobs Completed and endpoints InService the moment they are c
 no UpdateEndpoint. `SageMakerSimulator` patches moto's backend so that:
 
 - training jobs stay InProgress for `training_s` seconds, then complete (with a
-  `train_avg_loss` metric, TrainingTimeInSeconds / BillableTimeInSeconds and a model.tar.gz
-  written to their S3 output path), fail with `fail_training`, or are stopped by SageMaker
-  with `stop_training` as SecondaryStatus (e.g. "MaxWaitTimeExceeded": spot capacity never came);
+  `train_avg_loss` metric, TrainingTimeInSeconds / BillableTimeInSeconds and their output
+  written to S3: a model.tar.gz, or with OutputDataConfig CompressionType NONE the files under
+  `<output>/<job>/output/model/`, with `code/inference.py` among them only when
+  `output_has_code`), fail with `fail_training`, or are stopped by SageMaker with
+  `stop_training` as SecondaryStatus (e.g. "MaxWaitTimeExceeded": spot capacity never came);
+- an endpoint serves only a model the JumpStart container could load: uncompressed model data
+  (ModelDataSource S3Prefix, CompressionType None) holding `code/inference.py`, with
+  SAGEMAKER_PROGRAM=inference.py and SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code; otherwise
+  the create fails (or the update rolls back) with that reason;
 - endpoints stay Creating for `endpoint_s` seconds, then go InService, or Failed with
   `fail_endpoint_create`, and announce it through `on_endpoint_settled` (SageMaker's
   "Endpoint State Change" event);
@@ -96,6 +102,8 @@ class SageMakerSimulator:
     Interrupted: spot capacity that never came. On-demand jobs are not stopped."""
     fail_endpoint_create: Optional[str] = None
     fail_endpoint_update: Optional[str] = None
+    output_has_code: bool = False
+    """Whether an uncompressed training output already holds code/inference.py (undocumented for this recipe)."""
     region: str = "us-east-1"
     timeline: list[tuple[float, str, str]] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)
@@ -197,7 +205,7 @@ class SageMakerSimulator:
                 pending = self._endpoints.pop(endpoint_name, None)
                 if endpoint is None or pending is None:
                     return  # already settled by a DescribeEndpoint, or deleted
-                self._finish_endpoint(endpoint, pending)
+                self._finish_endpoint(backend, endpoint, pending)
                 status = endpoint.endpoint_status
             if self.on_endpoint_settled:
                 self.on_endpoint_settled(endpoint_name, status)
@@ -324,8 +332,20 @@ class SageMakerSimulator:
             job.final_metric_data_list = [
                 {"MetricName": "train_avg_loss", "Value": self.train_loss, "Timestamp": job.creation_time}
             ]
-        bucket, _, key = job.model_artifacts["S3ModelArtifacts"][len("s3://"):].partition("/")
-        self._s3(job.role_arn).put_object(Bucket=bucket, Key=key, Body=b"simulated model")
+        s3 = self._s3(job.role_arn)  # SageMaker writes the output with the job's role
+        if (job.output_data_config or {}).get("CompressionType") == "NONE":
+            output = job.output_data_config["S3OutputPath"].rstrip("/")
+            prefix = f"{output}/{job.training_job_name}/output/model/"
+            job.model_artifacts = {"S3ModelArtifacts": prefix}
+            bucket, _, key = prefix[len("s3://"):].partition("/")
+            files = {"model_index.json": b"{}", "unet/diffusion_pytorch_model.safetensors": b"simulated weights"}
+            if self.output_has_code:
+                files["code/inference.py"] = b"# simulated inference script from the training output"
+            for name, body in files.items():
+                s3.put_object(Bucket=bucket, Key=key + name, Body=body)
+        else:
+            bucket, _, key = job.model_artifacts["S3ModelArtifacts"][len("s3://"):].partition("/")
+            s3.put_object(Bucket=bucket, Key=key, Body=b"simulated model")
         self.log("training-completed", job.training_job_name)
 
     # -- endpoints --
@@ -378,7 +398,7 @@ class SageMakerSimulator:
                 endpoint = backend.endpoints.get(endpoint_name)
                 pending = sim._endpoints.get(endpoint_name)
                 if endpoint is not None and pending and time.monotonic() >= pending["ready_at"]:
-                    sim._finish_endpoint(endpoint, pending)
+                    sim._finish_endpoint(backend, endpoint, pending)
                     del sim._endpoints[endpoint_name]
                 if endpoint is not None:
                     serving = "" if endpoint.endpoint_status in ("Creating", "Failed") else endpoint.endpoint_config_name
@@ -391,21 +411,44 @@ class SageMakerSimulator:
 
         return describe_endpoint
 
-    def _finish_endpoint(self, endpoint: Any, pending: dict[str, Any]) -> None:
+    def _model_problem(self, backend: Any, config_name: str) -> Optional[str]:
+        """Why the JumpStart container could not load the config's model (None: it could)."""
+        config = backend.endpoint_configs.get(config_name)
+        for variant in (config.production_variants if config else []):
+            model = backend._models.get(variant.get("ModelName"))
+            container = (model.primary_container if model else None) or {}
+            source = (container.get("ModelDataSource") or {}).get("S3DataSource") or {}
+            environment = container.get("Environment") or {}
+            if source.get("S3DataType") != "S3Prefix" or source.get("CompressionType") != "None":
+                return "the simulated container loads uncompressed model data only (ModelDataSource S3Prefix)"
+            if environment.get("SAGEMAKER_PROGRAM") != "inference.py" or \
+                    environment.get("SAGEMAKER_SUBMIT_DIRECTORY") != "/opt/ml/model/code":
+                return "SAGEMAKER_PROGRAM/SAGEMAKER_SUBMIT_DIRECTORY do not point at /opt/ml/model/code/inference.py"
+            bucket, _, prefix = source["S3Uri"][len("s3://"):].partition("/")
+            key = prefix.rstrip("/") + "/code/inference.py"
+            listing = boto3.client("s3", region_name=self.region).list_objects_v2(Bucket=bucket, Prefix=key)
+            if not any(o["Key"] == key for o in listing.get("Contents", [])):
+                return f"model data s3://{bucket}/{prefix} has no code/inference.py: the container cannot start"
+        return None
+
+    def _finish_endpoint(self, backend: Any, endpoint: Any, pending: dict[str, Any]) -> None:
         read_failure = self._read_failures.pop(endpoint.endpoint_name, None)
+        problem = read_failure or self._model_problem(backend, pending["config"])
+        if problem and not read_failure:
+            self.log("model-unloadable", f"{pending['config']}: {problem}")
         if pending["kind"] == "create":
-            if self.fail_endpoint_create or read_failure:
+            if self.fail_endpoint_create or problem:
                 endpoint.endpoint_status = "Failed"
-                endpoint.failure_reason = self.fail_endpoint_create or read_failure
+                endpoint.failure_reason = self.fail_endpoint_create or problem
                 self.log("endpoint-failed", endpoint.endpoint_name)
             else:
                 endpoint.endpoint_status = "InService"
                 self.log("endpoint-in-service", f"{endpoint.endpoint_name} {endpoint.endpoint_config_name}")
                 self._start_fleet(endpoint.endpoint_name, endpoint.endpoint_config_name)
             return
-        if self.fail_endpoint_update or read_failure:
+        if self.fail_endpoint_update or problem:
             endpoint.endpoint_status = "InService"  # SageMaker rolls back to the previous config
-            endpoint.failure_reason = self.fail_endpoint_update or read_failure
+            endpoint.failure_reason = self.fail_endpoint_update or problem
             self.log("endpoint-update-rolled-back", f"{endpoint.endpoint_name} {endpoint.endpoint_config_name}")
         else:
             endpoint.endpoint_config_name = pending["config"]
@@ -462,7 +505,7 @@ class SageMakerSimulator:
             if endpoint is not None:
                 pending = self._endpoints.get(endpoint_name)
                 if pending and time.monotonic() >= pending["ready_at"]:
-                    self._finish_endpoint(endpoint, pending)
+                    self._finish_endpoint(backend, endpoint, pending)
                     del self._endpoints[endpoint_name]
             self.calls.append(("invoke_endpoint_async", endpoint_name))
             if endpoint is None:

@@ -13,6 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
+from tests.harness.pipeline_harness import FAST_CONTEXT
 from tests.harness.iam import Check, evaluate, statements_matching
 from tests.harness.service_model import check_call
 from tests.pipeline.conftest import jpeg_bytes
@@ -22,8 +23,7 @@ PHOTOS = {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}
 
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory):
-    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1},
-                      outdir=tmp_path_factory.mktemp("assembly"))
+    return synthesize(FAST_CONTEXT, outdir=tmp_path_factory.mktemp("assembly"))
 
 
 @contextmanager

@@ -23,7 +23,7 @@ from tests.pipeline.conftest import jpeg_bytes
 PHOTOS = {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}
 CAT_PHOTOS = {f"cat{i}.jpg": jpeg_bytes(600, 600 + i) for i in range(3)}
 INVOCATION_TIMEOUT_S = 2
-CONTEXT = {"quietWindowSeconds": 2, "endpointPollSeconds": 1, "idleMinutes": 1,
+CONTEXT = {"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5, "idleMinutes": 1,
            "asyncInvocationTimeoutSeconds": INVOCATION_TIMEOUT_S}
 
 

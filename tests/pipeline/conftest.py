@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 LAMBDA_DIR = ROOT / "lambda" / "pipeline"
@@ -32,3 +34,15 @@ def jpeg_bytes(width: int = 512, height: int = 512, *, exif_padding: int = 0, pr
         extra["exif"] = exif.tobytes()
     image.save(buffer, "JPEG", progressive=progressive, **extra)
     return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory):
+    """The app synthesized once per test module with the harness's quick settings."""
+    from tests.harness.pipeline_harness import FAST_CONTEXT, synthesize
+
+    return synthesize(FAST_CONTEXT, outdir=tmp_path_factory.mktemp("assembly"))
+
+
+def dog_photos() -> dict[str, bytes]:
+    return {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}

@@ -72,3 +72,39 @@ def test_bad_idle_and_scaling_values_name_the_key(key, value):
     with pytest.raises(ConfigError) as error:
         ServingConfig.from_context(ctx({key: value}))
     assert error.value.key == key and key in str(error.value)
+
+
+def synth_error(context):
+    from stacks.application import build_app
+
+    try:
+        build_app(context, environ={})
+    except ConfigError as error:
+        return str(error)
+    return None
+
+
+@pytest.mark.parametrize("poll, wait", [(2, 60), (1, 240), (10, 240)])
+def test_endpoint_settings_whose_deployment_would_pass_25000_history_events_are_refused_at_synth(poll, wait):
+    # Given settings each allowed on its own, whose longest deployment (the state graph's loops
+    # at their bounds) would write more history events than an execution may...
+    message = synth_error({"endpointPollSeconds": poll, "endpointMaxWaitMinutes": wait})
+
+    # ...synth stops with a message naming both keys, the count and a way out.
+    assert message is not None
+    assert "'endpointPollSeconds'" in message and f"endpointMaxWaitMinutes={wait}" in message
+    assert "history events" in message and "endpointPollSeconds of at least" in message
+
+
+@pytest.mark.parametrize("poll, wait", [(180, 60), (180, 240), (60, 240), (7, 60), (1, 5)])
+def test_endpoint_settings_within_the_history_budget_synthesize(poll, wait):
+    assert synth_error({"endpointPollSeconds": poll, "endpointMaxWaitMinutes": wait}) is None
+
+
+def test_the_suggested_settings_fit():
+    message = synth_error({"endpointPollSeconds": 2, "endpointMaxWaitMinutes": 60})
+    least_poll = int(message.split("endpointPollSeconds of at least ")[1].split()[0])
+    most_wait = int(message.split("endpointMaxWaitMinutes of at most ")[1].split(".")[0])
+    assert synth_error({"endpointPollSeconds": least_poll, "endpointMaxWaitMinutes": 60}) is None
+    assert synth_error({"endpointPollSeconds": least_poll - 1, "endpointMaxWaitMinutes": 60}) is not None
+    assert synth_error({"endpointPollSeconds": 2, "endpointMaxWaitMinutes": most_wait}) is None

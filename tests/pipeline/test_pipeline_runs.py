@@ -21,7 +21,7 @@ CAT_PHOTOS = {f"cat{i}.png": png_bytes(600, 600 + i) for i in range(3)}
 
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory):
-    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1},
+    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5},
                       outdir=tmp_path_factory.mktemp("assembly"))
 
 
@@ -45,8 +45,8 @@ def test_first_model_creates_the_endpoint_and_goes_live(synthesized):
         assert model["instancePrompt"] == "a photo of Doppler dog"
         assert model["hyperparameters"]["max_steps"] == "250"
         assert float(model["trainLoss"]) == pytest.approx(0.0421)
-        assert model["artifactUri"] == (
-            f"s3://{h.bucket}/models/doppler/{model_id[-14:]}/{model_id}/output/model.tar.gz")
+        assert model["artifactUri"] == (  # uncompressed training output, with code/ added
+            f"s3://{h.bucket}/models/doppler/{model_id[-14:]}/{model_id}/output/model/")
         assert model["sagemakerModelName"] == model["endpointConfigName"] == model_id
         assert h.live_pointer()["liveModelId"] == model_id
         assert h.live_pointer()["endpointName"] == h.endpoint_name
@@ -113,8 +113,11 @@ def test_invalid_dataset_creates_no_training_job(synthesized):
         assert "skipped .DS_Store" in note["message"]
         # The user's files are untouched.
         keys = [o["Key"] for o in h.client("s3").list_objects_v2(Bucket=h.bucket)["Contents"]]
-        assert sorted(keys) == ["datasets/doppler/.DS_Store", "datasets/doppler/dog0.jpg",
-                                "datasets/doppler/notes.jpg"]
+        assert sorted(k for k in keys if k.startswith("datasets/")) == [
+            "datasets/doppler/.DS_Store", "datasets/doppler/dog0.jpg", "datasets/doppler/notes.jpg"]
+        # Beside them, under models/, only what the pipeline judged: the snapshot and the full report.
+        assert sorted(k.rsplit("/", 1)[1] for k in keys if not k.startswith("datasets/")) == [
+            "dataset-report.json", "snapshot.json"]
 
 
 def test_training_failure_leaves_the_live_model_untouched(synthesized):

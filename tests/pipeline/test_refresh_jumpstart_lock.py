@@ -38,7 +38,15 @@ def test_refresh_rewrites_the_lock_from_jumpstart_metadata(local_metadata, tmp_p
                                "transfer_learning/txt2img/fixture/sourcedir.tar.gz",
         "base_model_uri": "s3://jumpstart-cache-prod-eu-west-1/stabilityai-training/fixture-train-model.tar.gz",
         "inference_image_uri": "763104351884.dkr.ecr.eu-west-1.amazonaws.com/huggingface-pytorch-inference:9.9.1-fixture-gpu",
+        "inference_script_uri": "s3://jumpstart-cache-prod-eu-west-1/source-directory-tarballs/stabilityai/"
+                                "inference/txt2img/fixture/sourcedir.tar.gz",
     }
+    # The hosting spec's environment replaces the last-known one, which was marked unresolved.
+    assert before["unresolved"]["fields"] == ["inference_script_uri", "inference_environment"]
+    assert lock["inference_environment"] == {"SAGEMAKER_PROGRAM": "inference.py",
+                                             "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+                                             "ENDPOINT_SERVER_TIMEOUT": "1234"}
+    assert "unresolved" not in lock
     # Defaults from the spec, without the container wiring the pipeline sets itself.
     assert lock["hyperparameters"] == {"epochs": "7", "learning_rate": "3e-06", "with_prior_preservation": "False",
                                        "seed": "42"}

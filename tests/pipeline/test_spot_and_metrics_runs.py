@@ -18,7 +18,7 @@ MAX_WAIT_MINUTES = 300
 
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory):
-    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1, "spotTraining": "true",
+    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5, "spotTraining": "true",
                        "spotMaxWaitMinutes": MAX_WAIT_MINUTES}, outdir=tmp_path_factory.mktemp("spot"))
 
 

@@ -67,7 +67,7 @@ def test_training_uses_the_sync_integration_with_a_gpu_and_a_time_limit(resource
     params = train["Parameters"]
     assert params["ResourceConfig"]["InstanceType"] == "ml.g4dn.2xlarge"
     assert params["StoppingCondition"] == {"MaxRuntimeInSeconds": 7200, "MaxWaitTimeInSeconds": 9000}  # spot by default
-    assert params["OutputDataConfig"] == {"S3OutputPath.$": "$.snapshot.outputUri"}
+    assert params["OutputDataConfig"] == {"S3OutputPath.$": "$.snapshot.outputUri", "CompressionType": "NONE"}
     assert {c["ChannelName"] for c in params["InputDataConfig"]} == {"training", "model"}
     # No Lambda pollers and no long fixed waits in either machine.
     for fragment in ("-train", "-deploy"):
@@ -199,7 +199,8 @@ def test_function_environments_are_what_the_handlers_read(resources, monkeypatch
         seen.add(module_name)
         assert function["Properties"]["Layers"], logical
         assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
-    assert seen == {"dataset_tasks", "upload_listener", "cleanup", "endpoint_waiter", "autoscaling_task"}
+    assert seen == {"dataset_tasks", "model_tasks", "run_failure_tasks", "upload_listener", "cleanup", "endpoint_waiter",
+                    "autoscaling_task"}
 
 
 def _actions(statement: dict) -> list[str]:
