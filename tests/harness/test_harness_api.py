@@ -183,7 +183,6 @@ def test_requests_during_a_model_update_are_served_by_the_old_then_the_new_model
         wrong = [i for i in served if served[i]["model_id"] != ran[i]]
         assert all(ran[i] == old and served[i]["model_id"] == new and requests_[i]["started_s"] <= switched
                    for i in wrong), wrong
-        assert len(wrong) < len(during)
 
 
 def test_an_endpoint_deleted_out_of_band_is_recreated_and_queued_requests_are_then_sent(synthesized):
