@@ -35,6 +35,11 @@ class Settings:
     training_script_uri: str
     limits: rules.Limits
 
+    def fingerprint(self) -> str:
+        """What besides the files decides what a training does: part of the snapshot's identity."""
+        return json.dumps([self.default_instance_prompt, self.default_class_prompt, self.default_hyperparameters],
+                          sort_keys=True)
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
         return cls(
@@ -59,7 +64,7 @@ settings = Settings.from_environ()
 @tracer.capture_lambda_handler
 def snapshot(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """{"dataset": name} -> the snapshot: objects, hash, model id, input and output URIs."""
-    result = s3_dataset.take_snapshot(s3, settings.bucket, event["dataset"])
+    result = s3_dataset.take_snapshot(s3, settings.bucket, event["dataset"], settings=settings.fingerprint())
     logger.info(
         "dataset snapshot",
         dataset=result["dataset"],
