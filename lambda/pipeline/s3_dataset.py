@@ -46,6 +46,7 @@ def take_snapshot(s3: Any, bucket: str, dataset: str, now: Optional[datetime] = 
         "truncated": truncated,
         "version": version,
         "modelId": f"{dataset}-{version}",
+        "trainingJobName": f"{dataset}-{version}",
         "createdAt": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "outputUri": f"s3://{bucket}/models/{dataset}/{version}/",
     }
@@ -84,6 +85,15 @@ def stage(s3: Any, bucket: str, snapshot: dict[str, Any], image_names: list[str]
 
 def staging_prefix(dataset: str, version: str) -> str:
     return f"{rules.STAGING_PREFIX}{dataset}/{version}/"
+
+
+def staged_names(s3: Any, bucket: str, dataset: str, version: str) -> list[str]:
+    """The files of a staged snapshot (what its training job read), names relative to its folder."""
+    prefix = staging_prefix(dataset, version)
+    names = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        names.extend(item["Key"][len(prefix):] for item in page.get("Contents", []))
+    return names
 
 
 def read_head(s3: Any, bucket: str, key: str, size: int, etag: str) -> bytes:

@@ -375,7 +375,7 @@ def parser() -> argparse.ArgumentParser:
         cmd_generate)
     generate.add_argument("prompt", metavar="PROMPT", help="what to draw; include the model's prompt phrase")
     generate.add_argument("-n", "--num-images", type=int, default=1, metavar="N", help="1-4 images (default 1)")
-    generate.add_argument("--seed", type=int, help="image i uses seed + i (default: random)")
+    generate.add_argument("--seed", type=int, help="image i uses (seed + i) mod 2^32: every seed shown can be given back (default: random)")
     generate.add_argument("--negative-prompt", help="what to avoid")
     generate.add_argument("--steps", type=int, help="denoising steps, 1-150 (default 50)")
     generate.add_argument("--guidance-scale", type=float, help="0-30 (default 7.5)")

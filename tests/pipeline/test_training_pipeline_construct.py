@@ -200,7 +200,7 @@ def test_function_environments_are_what_the_handlers_read(resources, monkeypatch
         seen.add(module_name)
         assert function["Properties"]["Layers"], logical
         assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
-    assert seen == {"dataset_tasks", "upload_listener", "cleanup", "endpoint_waiter", "idle_tasks"}
+    assert seen == {"dataset_tasks", "upload_listener", "cleanup", "endpoint_waiter", "idle_tasks", "training_failure"}
 
 
 def _actions(statement: dict) -> list[str]:

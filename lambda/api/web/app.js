@@ -424,7 +424,7 @@
     const facts = document.createElement("dl");
     facts.className = "facts";
     fact(facts, "Seed", generation.images.length > 1
-      ? `${parameters.seed} to ${parameters.seed + generation.images.length - 1}` : String(parameters.seed));
+      ? generation.images.map((image) => image.seed).join(", ") : String(parameters.seed)); // they wrap at 2^32
     fact(facts, "Steps", String(parameters.steps));
     fact(facts, "Guidance", String(parameters.guidance_scale));
     fact(facts, "Size", `${parameters.width} × ${parameters.height}`);
