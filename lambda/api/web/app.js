@@ -213,6 +213,16 @@
         button.addEventListener("click", () => makeLive(model.model_id));
         action.append(button);
       }
+      if (model.status === "failed" && model.retryable === true) {
+        // A transient failure (no capacity, spot, internal error): train the same files again.
+        const retry = document.createElement("button");
+        retry.type = "button";
+        retry.textContent = "Retry";
+        retry.title = model.failure_reason || "";
+        retry.setAttribute("aria-label", `Retry training ${model.model_id}`);
+        retry.addEventListener("click", () => retrain(model.model_id, retry));
+        action.append(retry);
+      }
       body.append(row);
     }
     if (!listing.models.length) {
@@ -233,6 +243,22 @@
       $("switch-result").textContent = data.state === "already_live"
         ? `${modelId} is already live.`
         : `Deploying ${modelId}: the endpoint is being updated; the current model serves until it is done.`;
+    } catch (error) {
+      $("switch-result").textContent = "";
+      showError($("status-error"), error);
+    }
+    refreshStatus();
+  }
+
+  // POST /models/{id}/retrain: one click, one retrain (the button is disabled at once; the API
+  // refuses a second start with 409 anyway).
+  async function retrain(modelId, button) {
+    button.disabled = true;
+    showError($("status-error"), null);
+    try {
+      const { data } = await call("POST", `models/${encodeURIComponent(modelId)}/retrain`);
+      $("switch-result").textContent =
+        `Retraining ${modelId} on the same files (training job ${data.training_job_name}); nothing is uploaded again.`;
     } catch (error) {
       $("switch-result").textContent = "";
       showError($("status-error"), error);
