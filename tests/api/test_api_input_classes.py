@@ -46,7 +46,8 @@ def test_a_lone_surrogate_in_a_field_name_or_model_id_is_a_400_not_a_500(live):
     assert answer.status == 400 and "model_id" in fields(answer)
 
 
-@pytest.mark.parametrize("literal", ["9" * 5000, "-" + "9" * 4400, "1" + "0" * 400 + ".0", "1e400"])
+@pytest.mark.parametrize("literal", ["9" * 5000, "-" + "9" * 4400, "1" + "0" * 400 + ".0", "1e400"],
+                         ids=["5000-digits", "minus-4400-digits", "401-digit-float", "1e400"])
 def test_numbers_of_any_length_are_a_400_naming_the_field(live, literal):
     answer = live.api.call("POST", "/generations", '{"prompt": "a dog", "seed": %s}' % literal)
     assert answer.status == 400, answer.text

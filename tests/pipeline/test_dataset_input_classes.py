@@ -42,7 +42,7 @@ def test_whole_numbers_written_as_decimals_or_exponents_are_accepted(literal, re
     "1e999999999",                    # an exponent no float or int can hold
     "-" + "9" * 4400,
     "1" + "0" * 30 + ".5",
-])
+], ids=["5000-digits", "401-digits", "huge-exponent", "minus-4400-digits", "31-digit-decimal"])
 def test_numbers_too_large_for_int_or_float_are_refused_naming_the_field(literal):
     verdict = judge(good_images(), info_text('{"max_steps": %s, "learning_rate": %s}' % (literal, literal)))
     assert not verdict.valid
