@@ -216,10 +216,11 @@ def test_uploads_spread_over_the_quiet_window_give_one_training_with_every_file(
     import time
 
     with harness(synthesized) as h:
-        # Given files arriving 1.2 s apart, each within the 2 s quiet window of the one before...
+        # Given files arriving 1.6 s apart, each within the 2 s quiet window of the one before (the
+        # spacing leaves moto's interpreter about a second to reach its first read of the window)...
         for name, body in DOG_PHOTOS.items():
             h.upload(f"datasets/doppler/{name}", body)
-            time.sleep(1.2)
+            time.sleep(1.6)
         h.wait_until_idle(60)
 
         # ...one execution waited for the window to go quiet, extended at least once, and
