@@ -29,6 +29,8 @@ TRANSIENT_MARKERS = (
     "ResourceLimitExceeded", "States.Timeout", "Lambda.ServiceException", "Lambda.SdkClientException",
 )
 QUOTA_MARKER = "ResourceLimitExceeded"
+# Stages after which the staged snapshot exists, so that a retrain has something to train on.
+RETRAINABLE_STAGES = ("training", "recording the training start", "preparing the retrain")
 _SPACE = re.compile(r"\s+")
 
 
@@ -76,7 +78,8 @@ def explain(state: Mapping[str, Any]) -> dict[str, Any]:
         prefix = f"{name}: " if name and name not in ("States.TaskFailed",) and not detail.startswith(name) else ""
         reason = f"{stage} failed: {prefix}{detail}"
     evidence = " ".join(filter(None, (name, sagemaker_reason, secondary)))
-    retryable = bool(model_id) and any(marker in evidence for marker in TRANSIENT_MARKERS)
+    retryable = (bool(model_id) and stage in RETRAINABLE_STAGES
+                 and any(marker in evidence for marker in TRANSIENT_MARKERS))
     reason = _one_line(reason)
     if retryable:
         hint = retry_hint(model_id)
