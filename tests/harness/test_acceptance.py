@@ -5,9 +5,9 @@ what the run created) run against moto."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import boto3
-import pytest
 from moto import mock_aws
 
 from scripts import acceptance
@@ -89,7 +89,7 @@ def test_the_aws_backend_deploys_when_the_stack_is_missing_and_copies_the_public
     # When the flow makes sure the stack is there and creates its dataset
     assert backend.ensure_deployed(said.append) is True
     assert any("deploy" in c for c in commands) and "not deployed" in said[0]
-    plan = acceptance.acceptance_plan("us-east-1", __import__("datetime").datetime(2026, 12, 1, 10, 0))
+    plan = acceptance.acceptance_plan("us-east-1", datetime(2026, 12, 1, 10, 0))
     keys = acceptance.copy_sample(backend, plan)
     # Then the photos were copied (dataset_info.json last), and a second run deploys nothing
     assert keys[-1] == "datasets/acceptance-20261201100000/dataset_info.json" and len(keys) == 4

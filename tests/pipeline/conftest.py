@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 LAMBDA_DIR = ROOT / "lambda" / "pipeline"
@@ -32,3 +34,19 @@ def jpeg_bytes(width: int = 512, height: int = 512, *, exif_padding: int = 0, pr
         extra["exif"] = exif.tobytes()
     image.save(buffer, "JPEG", progressive=progressive, **extra)
     return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory):
+    """The app synthesized once per test module, with a 2 s quiet window and 1 s endpoint polls."""
+    from tests.harness import synthesize
+
+    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1},
+                      outdir=tmp_path_factory.mktemp("assembly"))
+
+
+def pipeline_harness(synthesized, **simulator):
+    """A PipelineHarness over `synthesized`, SageMaker simulated with `simulator`'s settings."""
+    from tests.harness import PipelineHarness, SageMakerSimulator
+
+    return PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(**simulator))

@@ -10,20 +10,10 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
 from tests.pipeline.conftest import jpeg_bytes
+from tests.pipeline.conftest import pipeline_harness as harness
 
 DOG_PHOTOS = {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}
-
-
-@pytest.fixture(scope="module")
-def synthesized(tmp_path_factory):
-    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1},
-                      outdir=tmp_path_factory.mktemp("assembly"))
-
-
-def harness(synthesized, **simulator) -> PipelineHarness:
-    return PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(**simulator))
 
 
 def test_files_the_pipeline_skips_start_no_model_version_and_no_job(synthesized):

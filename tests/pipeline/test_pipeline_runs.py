@@ -14,19 +14,10 @@ import pytest
 
 from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
 from tests.pipeline.conftest import jpeg_bytes, png_bytes
+from tests.pipeline.conftest import pipeline_harness as harness
 
 DOG_PHOTOS = {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}
 CAT_PHOTOS = {f"cat{i}.png": png_bytes(600, 600 + i) for i in range(3)}
-
-
-@pytest.fixture(scope="module")
-def synthesized(tmp_path_factory):
-    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1},
-                      outdir=tmp_path_factory.mktemp("assembly"))
-
-
-def harness(synthesized, **simulator) -> PipelineHarness:
-    return PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(**simulator))
 
 
 def test_first_model_creates_the_endpoint_and_goes_live(synthesized):

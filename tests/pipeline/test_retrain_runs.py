@@ -5,23 +5,12 @@ fix, and invalid datasets, are refused; notifications never carry SageMaker's JS
 
 from __future__ import annotations
 
-import pytest
-
-from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
+from tests.harness import synthesize
 from tests.pipeline.conftest import jpeg_bytes
+from tests.pipeline.conftest import pipeline_harness as harness
 
 DOG_PHOTOS = {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}
 CAPACITY = "CapacityError: Unable to provision requested ML compute capacity. Please retry using a different ML instance type."
-
-
-@pytest.fixture(scope="module")
-def synthesized(tmp_path_factory):
-    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1},
-                      outdir=tmp_path_factory.mktemp("assembly"))
-
-
-def harness(synthesized, **simulator) -> PipelineHarness:
-    return PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(**simulator))
 
 
 def test_a_capacity_failure_is_retrained_on_the_same_snapshot_with_one_request(synthesized):

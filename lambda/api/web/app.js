@@ -402,6 +402,12 @@
     list.append(dt, dd);
   }
 
+  // "42 to 45"; seeds wrap at 2^32 (every seed shown can be sent back), then they are listed.
+  function seedText(seeds) {
+    const last = seeds[seeds.length - 1];
+    return last - seeds[0] === seeds.length - 1 ? `${seeds[0]} to ${last}` : seeds.join(", ");
+  }
+
   function renderGeneration(generation) {
     const parameters = generation.parameters;
     let card = document.querySelector(`article[data-id="${CSS.escape(generation.id)}"]`);
@@ -450,7 +456,7 @@
     const facts = document.createElement("dl");
     facts.className = "facts";
     fact(facts, "Seed", generation.images.length > 1
-      ? generation.images.map((image) => image.seed).join(", ") : String(parameters.seed)); // they wrap at 2^32
+      ? seedText(generation.images.map((image) => image.seed)) : String(parameters.seed));
     fact(facts, "Steps", String(parameters.steps));
     fact(facts, "Guidance", String(parameters.guidance_scale));
     fact(facts, "Size", `${parameters.width} × ${parameters.height}`);
