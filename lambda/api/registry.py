@@ -33,10 +33,10 @@ _MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 FAILED = "failed"
 TRAINING = "training"
 # Written by the training state machine's failure chain (training_failure.py): running the same
-# snapshot again can succeed. Execution `<modelId>-retrain-<n>` (RETRAIN_EXECUTION_SUFFIX in
+# snapshot again can succeed. Execution `<modelId>_retrain_<n>` (RETRAIN_EXECUTION_SUFFIX in
 # stacks/constructs/training_workflow.py) trains it as job `<modelId>-r<n>`.
 RETRYABLE = "retryable"
-RETRAIN_EXECUTION_SUFFIX = "-retrain-"
+RETRAIN_EXECUTION_SUFFIX = "_retrain_"
 
 # Registry attribute -> API field, in the order the API shows them.
 _FIELDS = (

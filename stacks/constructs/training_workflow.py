@@ -17,7 +17,7 @@ line (SageMaker's FailureReason, never its JSON) and says whether it is retryabl
 internal errors); the registry records both and the notification says how to go on.
 
 Retrain: input `{"dataset": ..., "retrain": {"modelId": ..., "attempt": n}}` (started by the API's
-POST /models/{id}/retrain under the name `<modelId>-retrain-<n>`) skips the debounce, snapshot and
+POST /models/{id}/retrain under the name `<modelId>_retrain_<n>`) skips the debounce, snapshot and
 validation: it reads the model's registry item, rebuilds the snapshot and the validation result
 from the staged copy the first run trained on, and trains it again as job `<modelId>-r<n>`.
 """
@@ -62,7 +62,9 @@ METRIC_TRAIN_LOSS = "TrainLoss"
 # DescribeTrainingJob answer as its Cause (JSON), so the Cause is matched for them, with or
 # without a space after the colon. An interruption that the job survived shows only in
 # SecondaryStatusTransitions, which these patterns do not match.
-RETRAIN_EXECUTION_SUFFIX = "-retrain-"  # execution <modelId>-retrain-<n>, training job <modelId>-r<n>
+# Execution <modelId>_retrain_<n> (the API names it; "_" is never in a dataset name, so it never
+# meets a debounce execution <dataset>-<generation>), training job <modelId>-r<n>.
+RETRAIN_EXECUTION_SUFFIX = "_retrain_"
 SPOT_STOP_PATTERNS = ("*MaxWaitTimeExceeded*", '*"SecondaryStatus":"Interrupted"*',
                       '*"SecondaryStatus": "Interrupted"*')
 

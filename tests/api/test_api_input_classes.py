@@ -95,7 +95,7 @@ def test_a_retryable_failure_is_retrained_once_whatever_the_number_of_requests(l
     again = live.api.call("POST", f"/models/{FAILED}/retrain")
     assert again.status == 409 and "already being retrained" in again.json()["error"]["message"]
     (execution,) = executions()
-    assert execution["name"] == f"{FAILED}-retrain-1"
+    assert execution["name"] == f"{FAILED}_retrain_1"
     described = boto3.client("stepfunctions", region_name=REGION).describe_execution(
         executionArn=execution["executionArn"])
     assert json.loads(described["input"]) == {"dataset": "cat", "retrain": {"modelId": FAILED, "attempt": 1}}
@@ -139,3 +139,12 @@ def test_models_a_retrain_cannot_help_are_refused_with_the_way_out(live, status,
 def test_retrain_of_an_unknown_or_odd_model_id_is_a_404(live):
     for model_id in ("nope-20260101000000", "__live__", "%ED%A0%BD"):
         assert live.api.call("POST", f"/models/{model_id}/retrain").status == 404
+
+
+def test_the_retrain_execution_name_is_the_pipelines_and_never_a_debounce_name(api_module):
+    from scripts.cli.dataset_upload import rules
+    from stacks.constructs.training_workflow import RETRAIN_EXECUTION_SUFFIX
+
+    assert type(api_module.registry).retrain.__globals__["RETRAIN_EXECUTION_SUFFIX"] == RETRAIN_EXECUTION_SUFFIX
+    # Debounce executions are <dataset>-<n>, and no dataset name holds the suffix's "_"
+    assert rules().dataset_name_problem("dog" + RETRAIN_EXECUTION_SUFFIX.rstrip("_")) is not None

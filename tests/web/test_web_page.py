@@ -382,7 +382,7 @@ def test_a_transiently_failed_model_is_retrained_with_one_click(harness, local_a
     machine = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:test-train"
     (execution,) = boto3.client("stepfunctions", region_name=REGION).list_executions(
         stateMachineArn=machine)["executions"]
-    assert execution["name"] == "cat-20261121000000-retrain-1"
+    assert execution["name"] == "cat-20261121000000_retrain_1"
     assert [c for c in local_api.data_calls() if c[0] == "POST"] == [
         ("POST", "/models/cat-20261121000000/retrain", KEY)]
     # And after the refresh the model is training, with no Retry button
