@@ -1,6 +1,7 @@
 """The first run on a real account, as one command: `make acceptance` (python -m scripts.acceptance).
 
     python -m scripts.acceptance [--emulator] [--out DIR] [--destroy] [--timeout S] [-c KEY=VALUE ...]
+    python -m scripts.acceptance --destroy-previous [acceptance-out/<run>/report.json]
 
 One flow, two backends:
 - with AWS credentials (AwsBackend): deploys the stack if it is not deployed yet (scripts/deploy.py),
@@ -17,7 +18,8 @@ One flow, two backends:
 
 `--destroy` then removes what the run created: the endpoint if the run created it (it bills by the
 hour), the stack if the run deployed it (`cdk destroy`; the data bucket is retained by the stack).
-Never the bucket, the copied photos or the generated images.
+Never the bucket, the copied photos or the generated images. `--destroy-previous` does the same
+later, for an earlier run, from what its report.json recorded (default: the newest report).
 
 What the report is for: the numbers offline tests cannot give (how long a real training and a
 real endpoint creation take, what SageMaker named things, what the run cost).
@@ -297,6 +299,25 @@ def destroy_created(backend: Backend, report: Report, say: Callable[[str], None]
     return removed
 
 
+def destroy_previous(backend: Backend, report_path: Path, say: Callable[[str], None]) -> list[str]:
+    """--destroy-previous: what an earlier run recorded as created, removed now."""
+    data = json.loads(report_path.read_text())
+    if data.get("emulated"):
+        raise ValueError(f"{report_path} is an emulator run: it created nothing on AWS")
+    if data.get("destroyed"):
+        return []  # that run already removed what it created
+    report = Report(backend=data["backend"], emulated=False, region=data["region"], dataset=data["dataset"],
+                    endpoint_name=data.get("endpoint_name"), created=dict(data.get("created") or {}))
+    return destroy_created(backend, report, say)
+
+
+def latest_report(root: Path) -> Path:
+    reports = sorted(root.glob("*/report.json"))
+    if not reports:
+        raise FileNotFoundError(f"no report.json under {root}: run `make acceptance` first")
+    return reports[-1]
+
+
 def write_report(report: Report, out_dir: Path) -> None:
     data = report.to_dict()
     _write_new(out_dir / "report.json", json.dumps(data, indent=1, default=str).encode())
@@ -549,6 +570,9 @@ def main(argv: Optional[Sequence[str]] = None, session: Any = None) -> int:
     parser.add_argument("--destroy", action="store_true",
                         help="at the end, remove what the run created (endpoint, or the stack it deployed); "
                              "never the bucket or the photos")
+    parser.add_argument("--destroy-previous", nargs="?", const="latest", metavar="REPORT",
+                        help="run nothing: remove what an earlier run created, from its report.json "
+                             "(default: the newest under --out)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the run's subfolder "
                                                                        "(default: acceptance-out/)")
     parser.add_argument("--timeout", type=float, default=TRAINING_TIMEOUT_S, help="give up following after S seconds")
@@ -557,9 +581,16 @@ def main(argv: Optional[Sequence[str]] = None, session: Any = None) -> int:
     args = parser.parse_args(argv)
     context_args = [item for pair in args.context for item in ("-c", pair)]
     config = AppConfig.load(context_from(context_args, ROOT).get, dict(os.environ))
-    out_dir = new_out_dir(args.out)
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     session = session or user_session()
+    if args.destroy_previous:
+        if not has_credentials(session):
+            parser.error("--destroy-previous needs AWS credentials (an emulator run creates nothing on AWS)")
+        path = latest_report(args.out) if args.destroy_previous == "latest" else Path(args.destroy_previous)
+        removed = destroy_previous(AwsBackend(session, config, context_args), path, say)
+        print("\n".join(f"Removed: {item}" for item in removed) or f"Nothing to remove for {path}.")
+        return 0
+    out_dir = new_out_dir(args.out)
     now = datetime.now(timezone.utc)
     if not args.emulator and has_credentials(session):
         backend = AwsBackend(session, config, context_args)

@@ -123,3 +123,24 @@ def test_destroy_removes_only_what_the_run_created():
     acceptance.destroy_created(backend, report, print)
     assert commands and commands[-1][-3:] == ["destroy", "--force", "DreamBoothPipeline"]
     assert not any("s3" in " ".join(c) for c in commands)
+
+
+@mock_aws
+def test_destroy_previous_removes_what_an_earlier_run_recorded(tmp_path):
+    sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+    sagemaker.create_model(ModelName="m", ExecutionRoleArn="arn:aws:iam::123456789012:role/r",
+                           PrimaryContainer={"Image": "i"})
+    sagemaker.create_endpoint_config(EndpointConfigName="m", ProductionVariants=[{
+        "VariantName": "v", "ModelName": "m", "InitialInstanceCount": 1, "InstanceType": "ml.g4dn.2xlarge"}])
+    sagemaker.create_endpoint(EndpointName="DreamBoothPipeline-sd", EndpointConfigName="m")
+    earlier = tmp_path / "20261201T100000Z"
+    earlier.mkdir()
+    report = acceptance.Report(backend="aws", emulated=False, region="us-east-1", dataset="d",
+                               endpoint_name="DreamBoothPipeline-sd")
+    report.created["endpoint"] = True
+    acceptance.write_report(report, earlier)
+    backend = acceptance.AwsBackend(FakeSession(), config(), run=lambda c, e: 0)
+    path = acceptance.latest_report(tmp_path)
+    assert acceptance.destroy_previous(backend, path, print) == [
+        "endpoint DreamBoothPipeline-sd (its model and config stay: they cost nothing)"]
+    assert sagemaker.list_endpoints()["Endpoints"] == []
