@@ -69,7 +69,7 @@ def on_upload(event_key: str, now: datetime) -> dict[str, Any]:
                 Subject="DreamBooth: dataset folder name not accepted",
                 Message=(
                     f"Files were uploaded to {key.rsplit('/', 1)[0]}/ but no training will start: {problem}. "
-                    "Upload the images again under a folder with an accepted name. Nothing was deleted."
+                    "Nothing was deleted."
                 ),
             )
         return {"action": "rejected", "dataset": dataset, "reason": problem}
