@@ -8,12 +8,18 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: deploy synth test destroy clean
+.PHONY: deploy synth test destroy clean acceptance
 
 ## deploy: with AWS credentials, deploy (quota-aware bucket choice first); without, synthesize offline
 ## and rehearse the whole flow on the emulator (scripts/rehearse.py: needs moto etc., hence .dev).
 deploy: $(VENV)/.dev node_modules/.installed
 	$(PY) -m scripts.deploy $(ARGS)
+
+## acceptance: the first real run in one command (scripts/acceptance.py): with AWS credentials, deploy if
+## needed, train on AWS's sample dog photos, generate, write a report; without, the same flow on the emulator.
+## ARGS="--destroy" removes what the run created (never the bucket or the photos).
+acceptance: $(VENV)/.dev node_modules/.installed
+	$(PY) -m scripts.acceptance $(ARGS)
 
 ## test: the whole suite, gates included (cdk-nag, cfn-lint, checkov, moto).
 test: $(VENV)/.dev .venv-checkov/.installed node_modules/.installed $(CHROMIUM)

@@ -51,6 +51,7 @@ class DreamBoothStack(Stack):
         self.api = InferenceApi(
             self, "Api", bucket=self.data.bucket, registry_table=self.pipeline.registry_table,
             deploy_state_machine=self.pipeline.deploy_state_machine,
+            training_state_machine=self.pipeline.training_state_machine,
             endpoint_name=self.pipeline.endpoint_name, config=config.api,
             log_retention_days=config.monitoring.log_retention_days,
             idle_minutes=config.serving.idle_minutes,

@@ -20,12 +20,11 @@ import spec
 from aws import Clients
 from endpoint import EndpointWatcher
 from errors import Conflict, NotFound, Unavailable
-from records import FAILED, LIVE_POINTER_ID, QUEUED, RUNNING, TERMINAL
+from records import FAILED, LIVE_POINTER_ID, QUEUED, RUNNING, SEED_LIMIT, TERMINAL, image_seed
 from settings import Settings
 from wake import Wakeup, sleep_state
 
 REQUEST_SCHEMA = "GenerationRequest"
-SEED_LIMIT = 2**32
 # Guidance scale is kept to this many decimals: finer steps change nothing in the image, and
 # DynamoDB numbers cannot hold the tiniest floats JSON allows (e.g. 5e-324).
 GUIDANCE_DECIMALS = 4
@@ -130,7 +129,7 @@ class Generations:
             parameters["negative_prompt"] = item["negativePrompt"]
         expires_at = records.iso(self.clock() + self.settings.image_url_expiry_s)
         images = [
-            {"url": self._presign(key), "seed": seed + index, "expires_at": expires_at}
+            {"url": self._presign(key), "seed": image_seed(seed, index), "expires_at": expires_at}
             for index, key in enumerate(item.get("imageKeys") or [])
         ]
         body: dict[str, Any] = {

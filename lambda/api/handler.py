@@ -108,6 +108,13 @@ def get_model(model_id: str) -> Response:
     return _json(200, registry.get_model(model_id))
 
 
+@app.post("/models/<model_id>/retrain")
+def retrain_model(model_id: str) -> Response:
+    status, result = registry.retrain(model_id)
+    logger.info("retrain started", extra={"model_id": model_id, "execution_arn": result["execution_arn"]})
+    return _json(status, result)
+
+
 @app.get("/status")
 def get_status() -> Response:
     return _json(200, registry.status())

@@ -1,6 +1,6 @@
 """The worker's job: run one generation on the endpoint and store its images under generated/<id>/.
 
-One InvokeEndpoint call per image (num_images_per_prompt=1, seed + i), each with
+One InvokeEndpoint call per image (num_images_per_prompt=1, seed + i modulo 2**32), each with
 `Accept: application/json;jpeg`, so every call carries one base64 JPEG (never raw RGB lists) and
 stays well inside InvokeEndpoint's 60 s. Every failure ends as a failed record with a reason.
 """
@@ -43,7 +43,7 @@ def endpoint_payload(item: dict[str, Any], index: int) -> dict[str, Any]:
         "num_inference_steps": int(item["steps"]),
         "guidance_scale": float(item["guidanceScale"]),
         "num_images_per_prompt": 1,
-        "seed": int(item["seed"]) + index,
+        "seed": records.image_seed(item["seed"], index),
     }
     if item.get("negativePrompt"):
         payload["negative_prompt"] = item["negativePrompt"]
@@ -105,7 +105,7 @@ class Worker:
                 key = image_key(generation_id, index)
                 self.clients.s3.put_object(
                     Bucket=self.settings.bucket_name, Key=key, Body=image, ContentType="image/jpeg",
-                    Metadata={"generation-id": generation_id, "seed": str(int(item["seed"]) + index)},
+                    Metadata={"generation-id": generation_id, "seed": str(records.image_seed(item["seed"], index))},
                 )
                 keys.append(key)
         except ClientError as error:

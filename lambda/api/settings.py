@@ -46,6 +46,8 @@ class Settings:
     bucket_name: str
     endpoint_name: str
     deploy_state_machine_arn: str = ""
+    training_state_machine_arn: str = ""
+    """Started by POST /models/{id}/retrain."""
     worker_function_name: str = ""
     max_wait_s: int = 20
     generation_ttl_days: int = 7
@@ -74,6 +76,7 @@ class Settings:
             bucket_name=_required(environ, env.BUCKET_NAME),
             endpoint_name=_required(environ, env.ENDPOINT_NAME),
             deploy_state_machine_arn=environ.get(env.DEPLOY_STATE_MACHINE_ARN, ""),
+            training_state_machine_arn=environ.get(env.TRAINING_STATE_MACHINE_ARN, ""),
             worker_function_name=environ.get(env.WORKER_FUNCTION_NAME, ""),
             max_wait_s=_positive_int(environ, env.MAX_WAIT_S, 20),
             generation_ttl_days=_positive_int(environ, env.GENERATION_TTL_DAYS, 7),

@@ -1,6 +1,6 @@
 """`dreambooth`: the user's command line. Every command has --help; --json prints machine-readable output.
 
-Commands: preflight, cost (before a deploy); upload, status, models, use, generate (with a deployed
+Commands: preflight, cost (before a deploy); upload, status, models, use, retrain, generate (with a deployed
 stack, found from its CloudFormation outputs: BucketName, ApiUrl, ApiKeyId).
 
 Exit codes: 0 success; 1 a check or operation failed (dataset refused, training or generation
@@ -267,6 +267,20 @@ def cmd_use(args: argparse.Namespace, session: Any, clock: Clock) -> int:
     return _outcome_exit(args, follower.switch(args.model, before), {"switch": answer})
 
 
+def cmd_retrain(args: argparse.Namespace, session: Any, clock: Clock) -> int:
+    client = _client(args, session)
+    before = client.model(args.model)
+    _, answer = client.retrain(args.model)
+    if args.no_wait:
+        _emit(args, answer, f"Retrain of {args.model} started (training job {answer.get('training_job_name')}); "
+                            "follow it with `dreambooth status`.")
+        return EXIT_OK
+    _say(f"Retraining {args.model} on the files it was first trained on (job {answer.get('training_job_name')}); "
+         "nothing is uploaded again")
+    follower = Follower(client, timeout_s=args.timeout, poll_s=args.poll_seconds, clock=clock, say=_say)
+    return _outcome_exit(args, follower.switch(args.model, before), {"retrain": answer})
+
+
 def cmd_generate(args: argparse.Namespace, session: Any, clock: Clock) -> int:
     client = _client(args, session)
     request: dict[str, Any] = {"prompt": args.prompt, "num_images": args.num_images}
@@ -367,6 +381,16 @@ def parser() -> argparse.ArgumentParser:
     use.add_argument("model", metavar="MODEL", help="model id, as listed by `dreambooth models`")
     _follow_options(use, "return once the deployment started", SWITCH_TIMEOUT_S)
 
+    retrain = command(
+        "retrain", "train a failed model again on the same files (no capacity, spot, internal error)",
+        "Run a training that failed for a transient reason (no capacity, a spot interruption, an internal "
+        "SageMaker error) again on the same files (POST /models/MODEL/retrain): nothing is uploaded again. "
+        "Follows until the model is live (exit 0) or failed (exit 1). A model refused as an invalid dataset, "
+        "or failed for a reason a retry would not fix, is refused (exit 1): fix it and upload again.",
+        cmd_retrain)
+    retrain.add_argument("model", metavar="MODEL", help="model id, as listed by `dreambooth models`")
+    _follow_options(retrain, "return once the retrain started", TRAINING_TIMEOUT_S, "; training goes on")
+
     generate = command(
         "generate", "make images with the live model and save them",
         "Ask the API for images (POST /generations), wait for them, download them into --out (default "
@@ -375,7 +399,7 @@ def parser() -> argparse.ArgumentParser:
         cmd_generate)
     generate.add_argument("prompt", metavar="PROMPT", help="what to draw; include the model's prompt phrase")
     generate.add_argument("-n", "--num-images", type=int, default=1, metavar="N", help="1-4 images (default 1)")
-    generate.add_argument("--seed", type=int, help="image i uses seed + i (default: random)")
+    generate.add_argument("--seed", type=int, help="image i uses (seed + i) mod 2^32: every seed shown can be given back (default: random)")
     generate.add_argument("--negative-prompt", help="what to avoid")
     generate.add_argument("--steps", type=int, help="denoising steps, 1-150 (default 50)")
     generate.add_argument("--guidance-scale", type=float, help="0-30 (default 7.5)")

@@ -25,6 +25,7 @@ writes its 512 px copies to a temporary folder.
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import importlib.util
 import json
 import secrets
@@ -136,30 +137,46 @@ def _scan(directory: Path) -> tuple[list[Any], dict[str, Path], Optional[bytes]]
             info = path.read_bytes()
             continue
         size = path.stat().st_size
-        header = b""
-        if not r.is_hidden_or_nested(name) and name.lower().endswith(r.IMAGE_SUFFIXES):
+        header, tail = b"", None
+        if r.is_training_file(name):
             with path.open("rb") as handle:
                 header = handle.read(r.HEADER_BYTES)
-        files.append(r.DatasetFile(name=name, size=size, header=header))
+                handle.seek(max(0, size - r.TAIL_BYTES))
+                tail = handle.read(r.TAIL_BYTES)
+        files.append(r.DatasetFile(name=name, size=size, header=header, tail=tail))
         paths[name] = path
     return files, paths, info
 
 
 def _dataset_info(base: Optional[bytes], prompt: Optional[str], class_prompt: Optional[str]) -> bytes:
     """The folder's own dataset_info.json (if any) with the prompts given on the command line."""
+    if base is not None and prompt is None and class_prompt is None:
+        return base  # uploaded as it is: its numbers and text exactly as written
     data: dict[str, Any] = {}
     if base is not None:
-        try:
-            data = json.loads(base.decode("utf-8-sig"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            rules().parse_dataset_info(base)  # raises the pipeline's own message
+        data = rules().load_json(base)  # the pipeline's own loader and messages
         if not isinstance(data, dict):
             rules().parse_dataset_info(base)
     if prompt is not None:
         data["instance_prompt"] = prompt
     if class_prompt is not None:
         data["class_prompt"] = class_prompt
-    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    # Numbers are kept as the literals they were (Decimal); lone surrogates stay \u escapes, which
+    # the rules then refuse naming the field.
+    return (json.dumps(data, indent=2, default=_json_number) + "\n").encode("utf-8")
+
+
+def _json_number(value: Any) -> Any:
+    """A Decimal as the same JSON number when int or float holds it exactly, else as its literal text
+    (which the rules read as that number, and refuse naming the field when it is out of range)."""
+    if not isinstance(value, decimal.Decimal):
+        raise TypeError(f"{type(value).__name__} is not JSON")
+    if value.is_finite() and abs(value.adjusted()) < 300:
+        if value == value.to_integral_value():
+            return int(value)
+        if decimal.Decimal(repr(float(value))) == value:
+            return float(value)
+    return str(value)
 
 
 def _judge(dataset: str, files: list[Any], info: bytes, settings: Settings, limits: Any) -> Any:

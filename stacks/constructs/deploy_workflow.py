@@ -625,16 +625,19 @@ class DeployWorkflow(Construct):
                   "updatedAt": _str(_NOW)},
             result_path=_DISCARD,
         )
+        live_text = ("Model {} (dataset {}) is live on endpoint {}. Put the phrase \"{}\" in your prompts to get "
+                     "your subject, e.g. \"{} on a beach at sunset\".")
+        live_values = (sfn.JsonPath.string_at("$.modelId"), sfn.JsonPath.string_at("$.model.Item.dataset.S"),
+                       self._endpoint_name, sfn.JsonPath.string_at("$.model.Item.instancePrompt.S"),
+                       sfn.JsonPath.string_at("$.model.Item.instancePrompt.S"))
+        # The files the validation skipped (with "did you mean" hints), as the training recorded them.
         notify = self._publish(
             "NotifyLive", "DreamBooth: new model is live",
-            sfn.JsonPath.format(
-                "Model {} (dataset {}) is live on endpoint {}. Put the phrase \"{}\" in your prompts to get "
-                "your subject, e.g. \"{} on a beach at sunset\".",
-                sfn.JsonPath.string_at("$.modelId"), sfn.JsonPath.string_at("$.model.Item.dataset.S"),
-                self._endpoint_name, sfn.JsonPath.string_at("$.model.Item.instancePrompt.S"),
-                sfn.JsonPath.string_at("$.model.Item.instancePrompt.S"),
-            ),
+            sfn.JsonPath.format(live_text + " Skipped files: {}.", *live_values,
+                                sfn.JsonPath.string_at("$.model.Item.skippedFiles.S")),
         )
+        notify_unrecorded = self._publish(
+            "NotifyLiveSkippedUnknown", "DreamBooth: new model is live", sfn.JsonPath.format(live_text, *live_values))
         notify_awake = self._publish(
             "NotifyAwake", "DreamBooth: endpoint awake again",
             sfn.JsonPath.format("Endpoint {} was re-created after its idle shutdown and serves model {} again.",
@@ -653,7 +656,7 @@ class DeployWorkflow(Construct):
             errors=["States.ALL"], result_path="$.error",
         )
         apply_scaling.next(read_live)
-        for state in (read_live, retire, mark_live, point, notify, notify_awake):
+        for state in (read_live, retire, mark_live, point, notify, notify_unrecorded, notify_awake):
             state.add_catch(
                 sfn.Pass(self, f"{state.node.id}Error",
                          parameters={"reason": sfn.JsonPath.format(
@@ -673,8 +676,10 @@ class DeployWorkflow(Construct):
         read_live.next(had_other)
         mark_live.next(point).next(
             sfn.Choice(self, "WasItAWakeUp").when(sfn.Condition.is_present("$.wake"), notify_awake)
-            .otherwise(notify))
+            .when(sfn.Condition.is_present("$.model.Item.skippedFiles.S"), notify)
+            .otherwise(notify_unrecorded))
         notify.next(release)
+        notify_unrecorded.next(release)
         notify_awake.next(release)
         return apply_scaling
 

@@ -98,6 +98,7 @@ class InferenceApi(Construct):
         starts it, nothing else.
       endpoint_name: the SageMaker endpoint serving the live model (created at run time by the
         pipeline, never by CloudFormation).
+      training_state_machine: the pipeline's training; POST /models/{id}/retrain starts it, nothing else.
       config: `ApiConfig` (auth mode, usage plan limits, max wait, TTL, URL lifetime; see
         stacks/config.py for defaults).
       log_retention_days: retention of the functions' and the access log's groups (default 30).
@@ -124,6 +125,7 @@ class InferenceApi(Construct):
         bucket: s3.IBucket,
         registry_table: dynamodb.ITable,
         deploy_state_machine: sfn.IStateMachine,
+        training_state_machine: sfn.IStateMachine,
         endpoint_name: str,
         config: ApiConfig,
         log_retention_days: int = 30,
@@ -190,6 +192,7 @@ class InferenceApi(Construct):
                 **common_env,
                 "POWERTOOLS_SERVICE_NAME": "inference-api",
                 names.DEPLOY_STATE_MACHINE_ARN: deploy_state_machine.state_machine_arn,
+                names.TRAINING_STATE_MACHINE_ARN: training_state_machine.state_machine_arn,
                 names.WORKER_FUNCTION_NAME: self.worker_function.function_name,
                 names.MAX_WAIT_S: str(config.max_wait_s),
                 names.GENERATION_TTL_DAYS: str(config.generation_ttl_days),
@@ -204,6 +207,7 @@ class InferenceApi(Construct):
         )
 
         self._grant(bucket, registry_table, deploy_state_machine, endpoint_arn)
+        training_state_machine.grant_start_execution(self.api_function)  # POST /models/{id}/retrain
         self.image_signer = self._image_signer(bucket)
         self.access_logs = logs.LogGroup(
             self, "AccessLogs", retention=self._log_retention, removal_policy=RemovalPolicy.DESTROY

@@ -31,21 +31,26 @@ class ApiTestStack(cdk.Stack):
                 point_in_time_recovery_enabled=True),
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
-        deploy = sfn.StateMachine(
-            self, "Deploy",
-            definition_body=sfn.DefinitionBody.from_chainable(sfn.Pass(self, "DeployStandIn")),
+        deploy, training = (self._stand_in(name) for name in ("Deploy", "Training"))
+        self.api = InferenceApi(self, "Api", bucket=self.data.bucket, registry_table=registry,
+                                deploy_state_machine=deploy, training_state_machine=training,
+                                endpoint_name=ENDPOINT_NAME, config=config)
+
+    def _stand_in(self, name: str) -> sfn.StateMachine:
+        machine = sfn.StateMachine(
+            self, name,
+            definition_body=sfn.DefinitionBody.from_chainable(sfn.Pass(self, f"{name}StandIn")),
             tracing_enabled=True,
-            logs=sfn.LogOptions(destination=logs.LogGroup(self, "DeployLogs", removal_policy=cdk.RemovalPolicy.DESTROY),
+            logs=sfn.LogOptions(destination=logs.LogGroup(self, f"{name}Logs", removal_policy=cdk.RemovalPolicy.DESTROY),
                                 level=sfn.LogLevel.ALL),
         )
         # cfn-lint W3005 on CDK's DependsOn next to the role GetAtt, in this stand-in only.
-        deploy.node.default_child.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
-        cdk.Validations.of(deploy).acknowledge(cdk.Acknowledgment(
+        machine.node.default_child.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        cdk.Validations.of(machine).acknowledge(cdk.Acknowledgment(
             id="AwsSolutions-IAM5[Resource::*]",
-            reason="Test stand-in for the pipeline's deployment state machine: X-Ray and log delivery need *.",
+            reason=f"Test stand-in for the pipeline's {name.lower()} state machine: X-Ray and log delivery need *.",
         ))
-        self.api = InferenceApi(self, "Api", bucket=self.data.bucket, registry_table=registry,
-                                deploy_state_machine=deploy, endpoint_name=ENDPOINT_NAME, config=config)
+        return machine
 
 
 def build(config: ApiConfig = ApiConfig(), outdir: Optional[str] = None, existing_bucket: Optional[str] = None,

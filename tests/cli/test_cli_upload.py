@@ -53,8 +53,8 @@ def test_refusal_in_json_lists_every_reason_and_the_skipped_files(run, photos):
     assert body["ok"] is False and body["uploaded"] == []
     assert any(r.startswith("tiny.png: 100x100 is too small") for r in body["reasons"])
     assert any(r.startswith("huge.png: not a PNG or JPEG") for r in body["reasons"])
-    assert "instance_prompt must be 3-300 characters long" in body["reasons"]
-    assert body["warnings"] == ["skipped .DS_Store: not a .jpg, .jpeg or .png file in the dataset folder"]
+    assert "dataset_info.json: instance_prompt must be 3-300 characters long (it has 1): write e.g. \"a photo of sks dog\"" in body["reasons"]
+    assert body["warnings"] == ["skipped .DS_Store: hidden files are not used"]
     assert bucket_keys() == []
 
 

@@ -357,3 +357,35 @@ def test_a_generation_still_running_at_reload_is_followed_until_it_ends(harness,
     expect(card).to_have_attribute("data-status", "succeeded", timeout=15_000)
     expect(card.get_by_role("img")).to_have_js_property("naturalWidth", 64)
     assert page.errors == []
+
+
+def test_a_transiently_failed_model_is_retrained_with_one_click(harness, local_api, page):
+    # Given a model whose training failed for want of capacity, and one refused as an invalid dataset
+    harness.live_model(MODEL)
+    create_endpoint(MODEL)
+    harness.put_model("cat-20261121000000", status="failed", retryable={"BOOL": True},
+                      failureReason={"S": "training failed: CapacityError: no ml.g4dn.2xlarge"})
+    harness.put_model("cow-20261122000000", status="failed", failureReason={"S": "invalid dataset: 2 usable images"})
+    page.goto(local_api.url)
+    save_key(page)
+
+    # Then only the retryable one has a Retry button
+    retry = page.get_by_role("button", name="Retry training cat-20261121000000")
+    expect(retry).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile(r"^Retry training"))).to_have_count(1)
+
+    # When it is double-clicked
+    retry.dblclick()
+
+    # Then one retrain was started, with the key, and the page says so
+    expect(page.locator("#switch-result")).to_contain_text("Retraining cat-20261121000000 on the same files")
+    machine = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:test-train"
+    (execution,) = boto3.client("stepfunctions", region_name=REGION).list_executions(
+        stateMachineArn=machine)["executions"]
+    assert execution["name"] == "cat-20261121000000_retrain_1"
+    assert [c for c in local_api.data_calls() if c[0] == "POST"] == [
+        ("POST", "/models/cat-20261121000000/retrain", KEY)]
+    # And after the refresh the model is training, with no Retry button
+    expect(page.locator('#models tr[data-model="cat-20261121000000"] td').nth(1)).to_have_text("training")
+    expect(page.get_by_role("button", name=re.compile(r"^Retry training"))).to_have_count(0)
+    assert page.errors == []

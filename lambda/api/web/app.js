@@ -213,6 +213,16 @@
         button.addEventListener("click", () => makeLive(model.model_id));
         action.append(button);
       }
+      if (model.status === "failed" && model.retryable === true) {
+        // A transient failure (no capacity, spot, internal error): train the same files again.
+        const retry = document.createElement("button");
+        retry.type = "button";
+        retry.textContent = "Retry";
+        retry.title = model.failure_reason || "";
+        retry.setAttribute("aria-label", `Retry training ${model.model_id}`);
+        retry.addEventListener("click", () => retrain(model.model_id, retry));
+        action.append(retry);
+      }
       body.append(row);
     }
     if (!listing.models.length) {
@@ -233,6 +243,22 @@
       $("switch-result").textContent = data.state === "already_live"
         ? `${modelId} is already live.`
         : `Deploying ${modelId}: the endpoint is being updated; the current model serves until it is done.`;
+    } catch (error) {
+      $("switch-result").textContent = "";
+      showError($("status-error"), error);
+    }
+    refreshStatus();
+  }
+
+  // POST /models/{id}/retrain: one click, one retrain (the button is disabled at once; the API
+  // refuses a second start with 409 anyway).
+  async function retrain(modelId, button) {
+    button.disabled = true;
+    showError($("status-error"), null);
+    try {
+      const { data } = await call("POST", `models/${encodeURIComponent(modelId)}/retrain`);
+      $("switch-result").textContent =
+        `Retraining ${modelId} on the same files (training job ${data.training_job_name}); nothing is uploaded again.`;
     } catch (error) {
       $("switch-result").textContent = "";
       showError($("status-error"), error);
@@ -376,6 +402,12 @@
     list.append(dt, dd);
   }
 
+  // "42 to 45"; seeds wrap at 2^32 (every seed shown can be sent back), then they are listed.
+  function seedText(seeds) {
+    const last = seeds[seeds.length - 1];
+    return last - seeds[0] === seeds.length - 1 ? `${seeds[0]} to ${last}` : seeds.join(", ");
+  }
+
   function renderGeneration(generation) {
     const parameters = generation.parameters;
     let card = document.querySelector(`article[data-id="${CSS.escape(generation.id)}"]`);
@@ -424,7 +456,7 @@
     const facts = document.createElement("dl");
     facts.className = "facts";
     fact(facts, "Seed", generation.images.length > 1
-      ? `${parameters.seed} to ${parameters.seed + generation.images.length - 1}` : String(parameters.seed));
+      ? seedText(generation.images.map((image) => image.seed)) : String(parameters.seed));
     fact(facts, "Steps", String(parameters.steps));
     fact(facts, "Guidance", String(parameters.guidance_scale));
     fact(facts, "Size", `${parameters.width} × ${parameters.height}`);
