@@ -12,6 +12,7 @@ from moto import mock_aws
 
 from scripts import acceptance
 from tests.pipeline.conftest import jpeg_bytes
+from tests.quota_harness import QuotaHarness
 from stacks.config import AppConfig
 
 
@@ -61,8 +62,13 @@ class FakeSession:
 
 
 @mock_aws
-def test_the_aws_backend_deploys_when_the_stack_is_missing_and_copies_the_public_sample():
-    # Given the public sample bucket (as AWS publishes it) and no stack yet
+def test_the_aws_backend_deploys_when_the_stack_is_missing_and_copies_the_public_sample(monkeypatch):
+    # Given an account whose preflight passes (Service Quotas as moto lacks them, API Gateway's
+    # logging role set), the public sample bucket (as AWS publishes it) and no stack yet
+    QuotaHarness().install(monkeypatch)
+    role = boto3.client("iam").create_role(RoleName="apigw-logs", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    boto3.client("apigateway", region_name="us-east-1").update_account(
+        patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": role}])
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="jumpstart-cache-prod-us-east-1")
     for name in ("alvan-nee-1.jpeg", "alvan-nee-2.jpeg", "alvan-nee-3.jpeg"):
