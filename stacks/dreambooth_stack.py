@@ -7,6 +7,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
+from stacks import outputs
 from stacks.config import AppConfig
 from stacks.constructs.data_bucket import DataBucket
 from stacks.constructs.deploy_workflow import VARIANT_NAME
@@ -68,18 +69,23 @@ class DreamBoothStack(Stack):
         # Last: CDK's own functions (S3 notifications handler) get a log group with retention too.
         manage_function_logs(self, config.monitoring.log_retention_days)
 
-        CfnOutput(self, "BucketName", value=self.data.bucket.bucket_name,
+        CfnOutput(self, outputs.BUCKET_NAME, value=self.data.bucket.bucket_name,
                   description="Upload datasets under datasets/<name>/ in this bucket.")
-        CfnOutput(self, "BucketCreatedByStack", value=str(self.data.created).lower(),
+        CfnOutput(self, outputs.BUCKET_CREATED_BY_STACK, value=str(self.data.created).lower(),
                   description="false when an existing bucket was reused (it is never modified beyond EventBridge).")
-        self._stable_api_output_ids()
+        self._stable_output_ids()
 
-    # Output name -> the API construct's output child. The CLI (scripts/cli/stack_outputs.py) reads these
-    # names with DescribeStacks; without the override they would carry a hash of the construct path.
-    API_OUTPUTS = {"ApiUrl": "Url", "ApiKeyId": "ApiKeyId", "InvokePolicyArn": "InvokePolicyArn"}
-
-    def _stable_api_output_ids(self) -> None:
-        for logical_id, child_id in self.API_OUTPUTS.items():
-            output = self.api.node.try_find_child(child_id)
+    # Output name (stacks/outputs.py) -> (construct, its output child). The CLI reads these names with
+    # DescribeStacks and the README documents them; without the override they would carry a hash of the
+    # construct path (e.g. MonitoringDashboardName6820B8A6).
+    def _stable_output_ids(self) -> None:
+        children = {
+            outputs.API_URL: (self.api, "Url"),
+            outputs.API_KEY_ID: (self.api, "ApiKeyId"),
+            outputs.INVOKE_POLICY_ARN: (self.api, "InvokePolicyArn"),
+            outputs.DASHBOARD_NAME: (self.monitoring, "DashboardName"),
+        }
+        for logical_id, (construct, child_id) in children.items():
+            output = construct.node.try_find_child(child_id)
             if isinstance(output, CfnOutput):
                 output.override_logical_id(logical_id)

@@ -406,6 +406,9 @@ class InferenceApi(Construct):
                     self._acknowledge_public_method(method, verb, path)
         self._gateway_responses(api, config.cors_allow_origin)
         self._acknowledge_api(api)
+        # RestApi adds an output of its own (logical id ApiEndpoint<hash>) holding the same URL as our
+        # `Url` (stack output ApiUrl): removed so that the stack has stable, documented output names only.
+        api.node.try_remove_child("Endpoint")
         return api
 
     @staticmethod
