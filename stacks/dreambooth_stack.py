@@ -56,7 +56,12 @@ class DreamBoothStack(Stack):
             log_retention_days=config.monitoring.log_retention_days,
             idle_minutes=config.serving.idle_minutes,
             wake_timeout_s=config.serving.endpoint_max_wait_minutes * 60 + WAKE_MARGIN_S,
+            judge_environment=self.pipeline.judge_environment,
         )
+        # The web page uploads a dataset's photos straight to the bucket (presigned POSTs): a bucket the
+        # stack owns lets the page's origin (the API's host) do that; a reused bucket is never
+        # reconfigured (README: training from the browser needs that CORS rule added by hand).
+        self.data.allow_browser_uploads(self.api.page_origin)
         # Dashboard and alarms (to the pipeline's notifications topic) over all of the above.
         self.monitoring = Monitoring(
             self, "Monitoring", topic=self.pipeline.topic, topic_key=self.pipeline.topic_key,

@@ -15,8 +15,9 @@ _MODEL_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_
 
 
 class Clients:
-    def __init__(self, factory: Callable[..., Any] = boto3.client):
+    def __init__(self, factory: Callable[..., Any] = boto3.client, region: str = "us-east-1"):
         self._factory = factory
+        self.region = region  # Settings.region: the function's own
 
     @cached_property
     def dynamodb(self) -> Any:
@@ -25,6 +26,15 @@ class Clients:
     @cached_property
     def s3(self) -> Any:
         return self._factory("s3", config=Config(signature_version="s3v4", retries={"mode": "standard"}))
+
+    @cached_property
+    def s3_uploads(self) -> Any:
+        """For presigned POSTs the browser sends straight to S3: the bucket's regional virtual host
+        (https://<bucket>.s3.<region>.amazonaws.com/), which a new bucket answers at once, where the
+        global host may redirect a browser's POST (307) for a while."""
+        region = self.region
+        return self._factory("s3", region_name=region, endpoint_url=f"https://s3.{region}.amazonaws.com",
+                             config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}))
 
     @cached_property
     def sagemaker(self) -> Any:

@@ -47,8 +47,6 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES_FILE = ROOT / "lambda" / "pipeline" / "dataset_rules.py"
 _RULES_MODULE = "dreambooth_pipeline_dataset_rules"
 RESIZE_PX = 512
-# Outside datasets/: the pipeline's "Object Created" rule matches only keys under datasets/.
-STAGING_ROOT = "uploads/"
 # What an upload can die of (a KeyboardInterrupt included): reported, never a traceback.
 UPLOAD_ERRORS = (KeyboardInterrupt, S3UploadFailedError, ClientError, BotoCoreError, OSError)
 # Limits no photo reaches, used to judge originals that --resize will shrink anyway.
@@ -245,7 +243,8 @@ def existing_objects(s3: Any, bucket: str, dataset: str) -> int:
 
 
 def staging_prefix(dataset: str, token: str) -> str:
-    return f"{STAGING_ROOT}{dataset}/{token}/"
+    # Outside datasets/: the pipeline's "Object Created" rule matches only keys under datasets/.
+    return rules().upload_prefix(dataset, token)
 
 
 def new_token() -> str:

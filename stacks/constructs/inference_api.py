@@ -17,7 +17,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Optional
 
-from aws_cdk import Acknowledgment, Aws, CfnOutput, Duration, RemovalPolicy, Stack, Token, Validations
+from aws_cdk import (Acknowledgment, Aws, CfnOutput, Duration, RemovalPolicy, Stack, SymlinkFollowMode, Token,
+                     Validations)
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -29,9 +30,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.config import ApiConfig
-from stacks.constructs.data_bucket import GENERATED_PREFIX
+from stacks.constructs.data_bucket import DATASETS_PREFIX, GENERATED_PREFIX, UPLOADS_PREFIX
 from stacks.constructs.monitoring import METRICS_NAMESPACE, retention
-from stacks.constructs.nag import acknowledge_prefix_grants, nag_resource
+from stacks.constructs.nag import acknowledge, acknowledge_prefix_grants, nag_resource
 
 CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "api"
 OPENAPI_PATH = CODE_DIR / "openapi.json"
@@ -105,9 +106,13 @@ class InferenceApi(Construct):
       idle_minutes: the pipeline's idle shutdown (for the API's messages). Default 60.
       wake_timeout_s: a wake-up of the sleeping endpoint not finished after this long is retried
         by the next request. Default 4200 (the deploy state machine gives up after its max wait).
+      judge_environment: how the pipeline judges datasets (the variables dataset_rules.JudgeSettings
+        reads); the API's dataset commit (POST /datasets/{name}/commit) judges staged photos with the
+        same. Default: none (the training pipeline's `judge_environment` is what the stack passes).
 
     Attributes:
-      api: the RestApi; url: its base URL (stage v1).
+      api: the RestApi; url: its base URL (stage v1); page_origin: the web page's origin
+        (https://<api id>.execute-api.<region>.<suffix>), for the bucket's CORS rule.
       api_function, worker_function: the two Lambda functions.
       generations_table: generation records, expiring by TTL on `expiresAt`.
       api_key: the key of the usage plan (apiKey mode), else None.
@@ -130,6 +135,7 @@ class InferenceApi(Construct):
         log_retention_days: int = 30,
         idle_minutes: int = 60,
         wake_timeout_s: int = 4200,
+        judge_environment: Optional[dict[str, str]] = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
@@ -158,7 +164,10 @@ class InferenceApi(Construct):
             f"arn:{Aws.PARTITION}:lambda:{stack.region}:{POWERTOOLS_ACCOUNT}:layer:"
             f"AWSLambdaPowertoolsPythonV3-python313-x86_64:{POWERTOOLS_LAYER_VERSION}",
         )
-        self._code = lambda_.Code.from_asset(str(CODE_DIR), exclude=["__pycache__", "*.pyc"])
+        # lambda/api/dataset_rules.py is a symlink to the pipeline's lambda/pipeline/dataset_rules.py:
+        # following it puts that very file into this asset (one source, no copy in the repository).
+        self._code = lambda_.Code.from_asset(str(CODE_DIR), exclude=["__pycache__", "*.pyc"],
+                                             follow_symlinks=SymlinkFollowMode.ALWAYS)
         endpoint_arn = self._endpoint_arn(endpoint_name)
         common_env = {
             names.GENERATIONS_TABLE: self.generations_table.table_name,
@@ -207,6 +216,7 @@ class InferenceApi(Construct):
                 names.API_AUTH: config.auth,
                 names.IDLE_MINUTES: str(idle_minutes),
                 names.WAKE_TIMEOUT_S: str(wake_timeout_s),
+                **(judge_environment or {}),
             },
         )
 
@@ -216,6 +226,7 @@ class InferenceApi(Construct):
         )
         self.api = self._rest_api()
         self.url = self.api.url
+        self.page_origin = f"https://{self.api.rest_api_id}.execute-api.{Aws.REGION}.{Aws.URL_SUFFIX}"
         self.api_key: Optional[apigw.IApiKey] = None
         self.usage_plan: Optional[apigw.UsagePlan] = None
         self.invoke_policy: Optional[iam.ManagedPolicy] = None
@@ -339,8 +350,18 @@ class InferenceApi(Construct):
         deploy_state_machine.grant(api, "states:ListExecutions")
         api.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:DescribeEndpoint"], resources=[endpoint_arn]))
         worker.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=[endpoint_arn]))
-        # CDK's grant_read / grant_put bundles, on generated/ only (one folder per generation id).
-        acknowledge_prefix_grants(api.role, bucket, GENERATED_PREFIX)
+        # Training from the web page (lambda/api/datasets.py): the presigned POSTs to uploads/ are signed
+        # with this role; the commit reads the staged photos' first bytes, copies them into datasets/
+        # with dataset_info.json, and deletes this upload's staging objects. Nothing else in datasets/.
+        bucket.grant_put(api, UPLOADS_PREFIX + "*")
+        bucket.grant_read(api, UPLOADS_PREFIX + "*")
+        bucket.grant_delete(api, UPLOADS_PREFIX + "*")
+        bucket.grant_put(api, DATASETS_PREFIX + "*")
+        acknowledge(api.role, "Deletes only under uploads/ (the staging prefix: each upload's own staged photos "
+                              "once committed or refused); s3:DeleteObject* is CDK's grant_delete bundle.",
+                    "AwsSolutions-IAM5[Action::s3:DeleteObject*]")
+        # CDK's grant_read / grant_put bundles, on these prefixes only.
+        acknowledge_prefix_grants(api.role, bucket, GENERATED_PREFIX, UPLOADS_PREFIX, DATASETS_PREFIX, writes=True)
         acknowledge_prefix_grants(worker.role, bucket, GENERATED_PREFIX, reads=False, writes=True)
 
     def _rest_api(self) -> apigw.RestApi:
