@@ -32,6 +32,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+# The page shows local time (UTC on hover): a time zone other than UTC shows that it converts.
+LOCALE, TIME_ZONE = "en-US", "Europe/Paris"
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"  # gitignored
 S3_URLS = "https://*.amazonaws.com/**"
 STAGE = "/prod"  # the stage tests/api/adapter.py writes into requestContext.path
@@ -109,7 +112,7 @@ def serve_s3_from_moto(route) -> None:
 @pytest.fixture
 def page(browser):
     """A fresh browser profile (empty localStorage) per test, S3 answered from moto."""
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(viewport=VIEWPORT, locale=LOCALE, timezone_id=TIME_ZONE, accept_downloads=True)
     context.route(S3_URLS, serve_s3_from_moto)
     page = context.new_page()
     errors: list[str] = []
