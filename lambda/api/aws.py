@@ -28,10 +28,10 @@ class Clients:
         return self._factory("s3", config=Config(signature_version="s3v4", retries={"mode": "standard"}))
 
     @cached_property
-    def s3_uploads(self) -> Any:
-        """For presigned POSTs the browser sends straight to S3: the bucket's regional virtual host
-        (https://<bucket>.s3.<region>.amazonaws.com/), which a new bucket answers at once, where the
-        global host may redirect a browser's POST (307) for a while."""
+    def s3_browser(self) -> Any:
+        """For the presigned URLs a browser uses (image links, the page's photo uploads): the bucket's
+        regional virtual host (https://<bucket>.s3.<region>.amazonaws.com/), which a new bucket answers
+        at once, where the global host may redirect (307) for a while; the page's CSP allows that host."""
         region = self.region
         return self._factory("s3", region_name=region, endpoint_url=f"https://s3.{region}.amazonaws.com",
                              config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}))

@@ -141,7 +141,7 @@ class Datasets:
         uploads = []
         for item in files:
             content_type = CONTENT_TYPES["." + item["name"].rsplit(".", 1)[-1].lower()]
-            post = self.clients.s3_uploads.generate_presigned_post(
+            post = self.clients.s3_browser.generate_presigned_post(
                 Bucket=self.settings.bucket_name, Key=prefix + item["name"],
                 Fields={"Content-Type": content_type},
                 Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, limits.max_image_bytes]],

@@ -224,7 +224,7 @@ class Generations:
         params = {"Bucket": self.settings.bucket_name, "Key": key}
         if attachment:
             params["ResponseContentDisposition"] = f'attachment; filename="{attachment}"'
-        return self.clients.s3.generate_presigned_url("get_object", Params=params,
+        return self.clients.s3_browser.generate_presigned_url("get_object", Params=params,
                                                       ExpiresIn=self.settings.image_url_expiry_s)
 
     def _stale_reason(self, item: dict[str, Any]) -> Optional[str]:

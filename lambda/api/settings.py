@@ -67,7 +67,7 @@ class Settings:
 
     @property
     def upload_origin(self) -> str:
-        """The S3 host the page uploads photos to (virtual-hosted, regional): its CSP allows it."""
+        """The S3 host of the page's image links and photo uploads (virtual-hosted, regional)."""
         return f"https://{self.bucket_name}.s3.{self.region}.amazonaws.com"
 
     def idle_text(self) -> str:

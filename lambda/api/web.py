@@ -24,8 +24,8 @@ _PAGE_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)*/?")
 def content_security_policy(upload_origin: str) -> str:
     """The page's script and style come from this origin only; no inline script or style. Images are
     presigned S3 URLs (https://<bucket>.s3[.<region>].amazonaws.com/...) or the photos being
-    dropped (blob:); fetch() goes to this API, and to the data bucket's host for the presigned photo
-    uploads only."""
+    dropped (blob:); fetch() goes to this API, and to the data bucket's host only: the presigned photo
+    uploads, and the images "Download all" puts into one zip file."""
     return "; ".join([
         "default-src 'none'",
         "script-src 'self'",

@@ -97,12 +97,12 @@ class DataBucket(Construct):
 
     def allow_browser_uploads(self, origin: str) -> None:
         """Let a web page served from `origin` POST photos to the bucket with presigned POSTs (the
-        presigned policy still decides the key, size and type). A bucket this construct does not own
-        is left as it is."""
+        presigned policy still decides the key, size and type) and GET the images its presigned links
+        name (to zip them). A bucket this construct does not own is left as it is."""
         if not self.created:
             return
         assert isinstance(self.bucket, s3.Bucket)
-        self.bucket.add_cors_rule(allowed_methods=[s3.HttpMethods.POST], allowed_origins=[origin],
+        self.bucket.add_cors_rule(allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.POST], allowed_origins=[origin],
                                   allowed_headers=["*"], max_age=BROWSER_UPLOAD_CORS_MAX_AGE_S)
 
     def _annotate_notifications_handler(self) -> None:

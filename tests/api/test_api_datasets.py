@@ -188,7 +188,7 @@ def test_a_created_bucket_lets_the_page_origin_post_and_a_reused_one_is_left_alo
     template = Template.from_stack(created_stack)
     (bucket,) = template.find_resources("AWS::S3::Bucket").values()
     (rule,) = bucket["Properties"]["CorsConfiguration"]["CorsRules"]
-    assert rule["AllowedMethods"] == ["POST"] and rule["AllowedHeaders"] == ["*"]
+    assert rule["AllowedMethods"] == ["GET", "POST"] and rule["AllowedHeaders"] == ["*"]
     (origin,) = rule["AllowedOrigins"]
     api_id = next(iter(template.find_resources("AWS::ApiGateway::RestApi")))
     assert origin["Fn::Join"][1][:2] == ["https://", {"Ref": api_id}]

@@ -103,10 +103,22 @@ def browser():
 
 
 def serve_s3_from_moto(route) -> None:
-    """Answer the browser's request for a presigned image URL from moto's S3 (same URL, same signature)."""
-    answer = requests.get(route.request.url, timeout=5)
-    route.fulfill(status=answer.status_code, body=answer.content,
-                  headers={"content-type": answer.headers.get("content-type", "application/octet-stream")})
+    """Answer the browser's request to S3 from moto's S3 (same URL, same signature): presigned image
+    URLs, and the presigned POSTs of a dataset's photos. The CORS header S3 sends (the stack's bucket
+    has a rule for the page's origin, asserted in tests/api/test_api_datasets.py) is added here,
+    since moto's answer to the forwarded request has none."""
+    request = route.request
+    if request.method == "POST":  # a presigned POST of a photo (multipart form), sent on to moto's S3
+        answer = requests.post(request.url, data=request.post_data_buffer,
+                               headers={"content-type": request.headers["content-type"]}, timeout=10)
+    else:
+        answer = requests.get(request.url, timeout=5)
+    headers = {"content-type": answer.headers.get("content-type", "application/octet-stream"),
+               # What S3's CORS rule answers for the page's origin (the stack's bucket has it)
+               "access-control-allow-origin": request.headers.get("origin", "*")}
+    if "content-disposition" in answer.headers:
+        headers["content-disposition"] = answer.headers["content-disposition"]
+    route.fulfill(status=answer.status_code, body=answer.content, headers=headers)
 
 
 @pytest.fixture

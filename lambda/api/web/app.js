@@ -549,14 +549,72 @@
     $("prompt").focus();
   }
 
-  function downloadAll(generation) {
-    for (const image of generation.images) {
-      const link = element("a");
-      link.href = image.download_url;
-      link.download = image.file_name;
-      document.body.append(link);
-      link.click();
-      link.remove();
+  // --- "Download all": one zip file (stored, not compressed: JPEGs do not shrink) -------------------
+
+  const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k += 1) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+
+  function crc32(bytes) {
+    let crc = 0xffffffff;
+    for (const byte of bytes) crc = CRC_TABLE[(crc ^ byte) & 0xff] ^ (crc >>> 8);
+    return (crc ^ 0xffffffff) >>> 0;
+  }
+
+  function zip(files) {
+    const encoder = new TextEncoder();
+    const parts = [];
+    const central = [];
+    let offset = 0;
+    for (const { name, bytes } of files) {
+      const fileName = encoder.encode(name);
+      const crc = crc32(bytes);
+      const local = new DataView(new ArrayBuffer(30));
+      [[0, 0x04034b50, 4], [4, 20, 2], [8, 0, 2], [14, crc, 4], [18, bytes.length, 4], [22, bytes.length, 4],
+        [26, fileName.length, 2]].forEach(([at, value, size]) => (size === 4 ? local.setUint32(at, value, true) : local.setUint16(at, value, true)));
+      const entry = new DataView(new ArrayBuffer(46));
+      [[0, 0x02014b50, 4], [4, 20, 2], [6, 20, 2], [16, crc, 4], [20, bytes.length, 4], [24, bytes.length, 4],
+        [28, fileName.length, 2], [42, offset, 4]].forEach(([at, value, size]) => (size === 4 ? entry.setUint32(at, value, true) : entry.setUint16(at, value, true)));
+      parts.push(local, fileName, bytes);
+      central.push(entry, fileName);
+      offset += 30 + fileName.length + bytes.length;
+    }
+    const size = central.reduce((sum, part) => sum + part.byteLength, 0);
+    const end = new DataView(new ArrayBuffer(22));
+    [[0, 0x06054b50, 4], [8, files.length, 2], [10, files.length, 2], [12, size, 4], [16, offset, 4]]
+      .forEach(([at, value, width]) => (width === 4 ? end.setUint32(at, value, true) : end.setUint16(at, value, true)));
+    return new Blob([...parts, ...central, end], { type: "application/zip" });
+  }
+
+  function saveBlob(blob, name) {
+    const link = element("a");
+    link.href = URL.createObjectURL(blob);
+    link.download = name;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+  }
+
+  async function downloadAll(generation, button) {
+    button.disabled = true;
+    try {
+      const files = [];
+      for (const image of generation.images) {
+        const response = await fetch(image.url, { cache: "no-store" });
+        if (!response.ok) throw new Error(`${image.file_name}: the bucket answered ${response.status}`);
+        files.push({ name: image.file_name, bytes: new Uint8Array(await response.arrayBuffer()) });
+      }
+      const first = generation.images[0].file_name.replace(/\.jpg$/, "");
+      const lastSeed = generation.images[generation.images.length - 1].seed;
+      saveBlob(zip(files), `${first}-${lastSeed}.zip`);
+    } catch (error) {
+      showError($("error"), new Error(`The images could not be fetched for one zip file (${error.message}). `
+        + "Download them one by one with their Download links (a reused bucket needs a CORS rule allowing GET from this page)."));
+    } finally {
+      button.disabled = false;
     }
   }
 
@@ -585,8 +643,9 @@
 
     const actions = element("div", null, "actions");
     if (generation.images.length > 1) {
-      actions.append(actionButton("Download all", `Download all ${generation.images.length} images of “${generation.prompt}”`,
-        () => downloadAll(generation)));
+      const all = actionButton("Download all", `Download all ${generation.images.length} images of “${generation.prompt}” as one zip file`,
+        () => downloadAll(generation, all));
+      actions.append(all);
     }
     actions.append(actionButton("Reuse these settings", `Reuse the settings of “${generation.prompt}”`, () => reuse(generation)));
     actions.append(actionButton("Remove", `Remove “${generation.prompt}” from this page's history`, () => {
