@@ -21,8 +21,6 @@ symlink that CDK follows, not a copy):
 from __future__ import annotations
 
 import json
-import secrets
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -60,11 +58,6 @@ class DatasetRefused(ApiError):
         return body
 
 
-def new_token() -> str:
-    """Unique per upload, readable: when it was started, then random (as the CLI makes them)."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
-
-
 def dataset_info(instance_prompt: str, class_prompt: str | None) -> bytes:
     data = {"instance_prompt": instance_prompt}
     if class_prompt:
@@ -81,7 +74,7 @@ class Datasets:
     settings: Settings
     clients: Clients
     judge: rules.JudgeSettings
-    new_token: Callable[[], str] = field(default=new_token)
+    new_token: Callable[[], str] = field(default=rules.new_upload_token)
 
     # ---- checks shared by both steps ----
 

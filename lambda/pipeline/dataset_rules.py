@@ -32,6 +32,14 @@ UPLOADS_PREFIX = "uploads/"
 def upload_prefix(dataset: str, token: str) -> str:
     return f"{UPLOADS_PREFIX}{dataset}/{token}/"
 
+
+def new_upload_token() -> str:
+    """Unique per upload, readable: when it was started (UTC), then random, e.g. 20261201T093000Z-1f2e3d4c."""
+    import secrets
+    import time
+
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
+
 # Dataset names become part of SageMaker job, model and endpoint-config names
 # (letters, digits, hyphens; at most 63 characters with the 15-character version suffix).
 DATASET_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?$")

@@ -27,13 +27,11 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
-import secrets
 import shutil
 import signal
 import sys
 import tempfile
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -248,8 +246,8 @@ def staging_prefix(dataset: str, token: str) -> str:
 
 
 def new_token() -> str:
-    """Unique per run, readable: when it was started, then random."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
+    """Unique per run, readable (the same form as the web page's uploads)."""
+    return rules().new_upload_token()
 
 
 class StagingIncomplete(Exception):

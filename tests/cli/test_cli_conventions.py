@@ -14,10 +14,8 @@ import re
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-import boto3
 import pytest
 
 from scripts import cli, deploy

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from tests.api.conftest import create_endpoint, jumpstart_answer
 from tests.conftest import ROOT
 from tests.web.conftest import PHONE, VIEWPORT
-from tests.web.test_web_page import COLOURS, KEY, MODEL, jpeg, save_key
+from tests.web.test_web_page import COLOURS, MODEL, jpeg, save_key
 
 PHRASE = "a photo of a Doppler dog"  # the harness's live model's instance prompt
 DOCS_IMG = ROOT / "docs" / "img"
