@@ -36,7 +36,7 @@ class ByteProgress:
         self._task: Optional[TaskID] = None
         if tty:
             console = Console(file=stream, force_terminal=True, width=width)
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
                                  TransferSpeedColumn(), TimeRemainingColumn(), console=console, transient=False)
             self._task = self._bar.add_task(f"0/{files} files", total=self.total)
             self._bar.start()

@@ -322,7 +322,7 @@ def test_progress_on_a_terminal_is_a_rich_bar_and_messages_get_lines_of_their_ow
     assert "all 2 images staged; copying them into datasets/dog/" in [line.strip() for line in lines]
     bars = [line for line in lines if "MB" in line]
     assert bars and all("staged" not in line for line in bars)
-    assert "2.0/2.0 MB" in bars[-1] and "2/2 files" in bars[-1]
+    assert "2.0/2.0 MiB" in bars[-1] and "2/2 files" in bars[-1]
     assert "uploaded" not in stream.getvalue()  # the per-file lines are for logs, not terminals
 
 
