@@ -139,7 +139,7 @@ def cmd_upload(args: argparse.Namespace, session: Any, clock: Clock) -> int:
     if not Path(args.directory).is_dir():
         print(f"DIR: {args.directory} is not a folder", file=sys.stderr)
         return EXIT_USAGE
-    settings = dataset_upload.Settings.from_config(_config(args), _jumpstart_lock().hyperparameters)
+    settings = dataset_upload.settings_from_config(_config(args), _jumpstart_lock().hyperparameters)
     try:
         plan = dataset_upload.prepare(Path(args.directory), args.name, prompt=args.prompt,
                                       class_prompt=args.class_prompt, settings=settings, resize=args.resize)
