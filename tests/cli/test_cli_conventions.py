@@ -232,6 +232,16 @@ def test_deploy_help_is_its_own_and_runs_nothing(capsys):
     assert commands == []  # no synth, no rehearsal
 
 
+def test_the_rehearsals_help_ends_with_examples_too(capsys):
+    from scripts import rehearse
+
+    with pytest.raises(SystemExit) as done:
+        rehearse.main(["--help"])
+    assert done.value.code == 0
+    tail = capsys.readouterr().out.rstrip().rsplit("\n\n", 1)[-1].splitlines()
+    assert tail[0] == "Examples:" and all(line.startswith("  .venv/bin/python -m scripts.rehearse") for line in tail[1:])
+
+
 def test_make_deploy_passes_args_to_the_deploy_command():
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^deploy:.*\n\t@?\$\(PY\) -m scripts\.deploy \$\(ARGS\)$", makefile, re.M)
