@@ -155,3 +155,24 @@ def test_an_existing_dataset_name_is_refused_before_any_upload(harness, local_ap
     expect(page.locator("#train-error .error-fix")).to_contain_text("already exists")
     listed = harness.s3.list_objects_v2(Bucket="test-data-bucket")["Contents"]
     assert [o["Key"] for o in listed] == ["datasets/dog/old.jpg"]
+
+
+def test_a_failed_training_is_shown_with_the_pipelines_reason_and_survives_a_reload(harness, local_api, page):
+    # Given photos uploaded and committed from the page (the API harness: no state machine runs here)
+    page.goto(local_api.url)
+    save_key(page)
+    page.locator("#photos").set_input_files(as_files({f"d{i}.jpg": photo((i, 90, 9)) for i in range(3)}))
+    page.get_by_label("Dataset name (letters, digits, hyphens)").fill("dog")
+    page.get_by_label("Prompt phrase (a rare word and the kind of thing)").fill(PROMPT)
+    page.get_by_role("button", name="Upload and train").click()
+    expect(page.locator('#train-phases li[data-phase="waiting"]')).to_be_visible()
+    # When the page is reloaded and the registry then records the dataset's model as failed
+    page.reload()
+    expect(page.locator('#train-phases li[data-phase="waiting"]')).to_be_visible()
+    harness.put_model("dog-20261201100000", status="failed",
+                      failureReason={"S": "training failed: CUDA out of memory"})
+    # Then the page shows the failure with the pipeline's reason and the elapsed time
+    failed = page.locator('#train-phases li[data-phase="failed"]')
+    expect(failed).to_contain_text("Failed: training failed: CUDA out of memory", timeout=15_000)
+    expect(page.locator("#train-progress")).to_contain_text("Training dog failed after")
+    assert page.evaluate("localStorage.getItem('dreambooth.training')") is None
