@@ -32,9 +32,13 @@ class Clients:
         """For the presigned URLs a browser uses (image links, the page's photo uploads): the bucket's
         regional virtual host (https://<bucket>.s3.<region>.amazonaws.com/), which a new bucket answers
         at once, where the global host may redirect (307) for a while; the page's CSP allows that host."""
-        region = self.region
-        return self._factory("s3", region_name=region, endpoint_url=f"https://s3.{region}.amazonaws.com",
-                             config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}))
+        return self.browser_s3()
+
+    def browser_s3(self, **credentials: Any) -> Any:
+        """A new S3 client on the bucket's regional virtual host (with these credentials, if given)."""
+        return self._factory("s3", region_name=self.region, endpoint_url=f"https://s3.{self.region}.amazonaws.com",
+                             config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}),
+                             **credentials)
 
     @cached_property
     def sagemaker(self) -> Any:

