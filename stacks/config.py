@@ -50,6 +50,10 @@ _BUCKET_NAME = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+IMAGE_URL_MAX_EXPIRY_S = 3600
+"""Presigned image URLs live at most this long: the signer's session (one hour, the most STS gives a
+session started from a role's session) must last until the `expires_at` the API states."""
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/(mrk-[0-9a-f]{32}|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12})$")
 
 
 def _int(ctx: Context, key: str, default: int, minimum: int, maximum: int) -> int:
@@ -122,6 +126,9 @@ class StorageConfig:
     """Days after which incomplete multipart uploads are aborted."""
     access_log_bucket_name: Optional[str] = None
     """Existing bucket that receives S3 server access logs (none by default: see README)."""
+    bucket_kms_key_arn: Optional[str] = None
+    """The customer KMS key a reused bucket's default encryption (SSE-KMS) uses; the roles get
+    kms:Decrypt / kms:GenerateDataKey on it through S3 only. `dreambooth preflight` reads it."""
 
     @classmethod
     def from_context(cls, ctx: Context) -> "StorageConfig":
@@ -133,6 +140,8 @@ class StorageConfig:
             noncurrent_version_expiry_days=_int(ctx, "noncurrentVersionExpiryDays", 30, 1, 3650),
             abort_multipart_days=_int(ctx, "abortIncompleteUploadDays", 7, 1, 365),
             access_log_bucket_name=_optional_str(ctx, "accessLogBucketName", _BUCKET_NAME, bucket_rule),
+            bucket_kms_key_arn=_optional_str(ctx, "bucketKmsKeyArn", _KMS_KEY_ARN,
+                                             "expected a KMS key ARN (arn:aws:kms:<region>:<account>:key/<key id>)"),
         )
 
 
@@ -335,7 +344,8 @@ class ApiConfig:
             daily_quota=_int(ctx, "apiDailyQuota", cls.daily_quota, 1, 10_000_000),
             max_wait_s=_int(ctx, "apiMaxWaitSeconds", cls.max_wait_s, 0, API_MAX_WAIT_LIMIT_S),
             generation_ttl_days=_int(ctx, "generationTtlDays", cls.generation_ttl_days, 1, 365),
-            image_url_expiry_s=_int(ctx, "imageUrlExpirySeconds", cls.image_url_expiry_s, 60, 43200),
+            # At most what the image signer's session outlives (lambda/api/aws.py, SIGNER_SESSION_S).
+            image_url_expiry_s=_int(ctx, "imageUrlExpirySeconds", cls.image_url_expiry_s, 60, IMAGE_URL_MAX_EXPIRY_S),
             cors_allow_origin=cls._cors_origin(ctx),
         )
 

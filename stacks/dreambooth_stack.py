@@ -9,7 +9,7 @@ from constructs import Construct
 
 from stacks import outputs
 from stacks.config import AppConfig
-from stacks.constructs.data_bucket import DataBucket
+from stacks.constructs.data_bucket import DataBucket, grant_bucket_key
 from stacks.constructs.deploy_workflow import VARIANT_NAME
 from stacks.constructs.inference_api import InferenceApi
 from stacks.constructs.monitoring import ApiMetricsSource, Monitoring, manage_function_logs
@@ -71,6 +71,16 @@ class DreamBoothStack(Stack):
             api=ApiMetricsSource(stage=self.api.api.deployment_stage, failed_dispatches=self.api.failed_dispatches),
             config=config.monitoring,
         )
+        if config.storage.bucket_kms_key_arn:
+            # A reused bucket encrypted with a customer key: each role that reads or writes it.
+            for grantee, reads, writes in (
+                (self.pipeline.snapshot_function, True, False), (self.pipeline.validate_function, True, True),
+                (self.pipeline.roles.training_role, True, True), (self.pipeline.roles.hosting_role, True, False),
+                (self.api.image_signer, True, False), (self.api.worker_function, False, True),
+                # the web page's dataset uploads: presigned POSTs and the commit's reads and copies
+                (self.api.api_function, True, True),
+            ):
+                grant_bucket_key(grantee, config.storage.bucket_kms_key_arn, reads=reads, writes=writes)
         # Last: CDK's own functions (S3 notifications handler) get a log group with retention too.
         manage_function_logs(self, config.monitoring.log_retention_days)
 

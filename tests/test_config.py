@@ -44,12 +44,20 @@ def test_environment_from_cdk_variables():
         ("bucketName", "Not_A_Bucket", "S3 bucket name"),
         ("notificationEmail", "not-an-address", "e-mail address"),
         ("stackName", "1-bad", "stack name"),
+        ("bucketKmsKeyArn", "alias/photos", "KMS key ARN"),
+        ("bucketKmsKeyArn", "arn:aws:kms:us-east-1:123456789012:alias/photos", "KMS key ARN"),
+        ("imageUrlExpirySeconds", "43200", "3600"),
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(key, value, fragment):
     with pytest.raises(ConfigError) as raised:
         load({key: value})
     assert f"'{key}'" in str(raised.value) and fragment in str(raised.value)
+
+
+def test_a_bucket_key_arn_is_kept():
+    key = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+    assert load({"bucketName": "photos", "bucketKmsKeyArn": key}).storage.bucket_kms_key_arn == key
 
 
 def test_configured_bucket_wins_over_recorded_decision():

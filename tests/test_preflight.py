@@ -43,7 +43,8 @@ def test_all_green(session, quotas, capsys):
     give_sagemaker(quotas)
     code, report = run(session, capsys)
     assert code == 0 and report["ok"] is True
-    assert set(by_name(report)) == {"credentials", "region", "s3 bucket", "training instance", "endpoint instance"}
+    assert set(by_name(report)) == {"credentials", "region", "s3 bucket", "bucket encryption", "training instance",
+                                    "endpoint instance"}
 
 
 def test_zero_gpu_quota_fails_with_the_fix(session, quotas, capsys):
@@ -117,3 +118,45 @@ def test_every_command_has_help(capsys):
     with pytest.raises(SystemExit) as done:
         cli.main(["preflight", "--help"])
     assert done.value.code == 0 and "JumpStart lock file" in capsys.readouterr().out
+
+
+def _reused_bucket_with_customer_key(session, *, key_in_rule=lambda key: key["KeyId"]):
+    key = session.client("kms").create_key()["KeyMetadata"]
+    s3 = session.client("s3")
+    s3.create_bucket(Bucket="photos-kms")
+    s3.put_bucket_encryption(Bucket="photos-kms", ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_in_rule(key)}}]})
+    return key
+
+
+def test_a_reused_bucket_with_a_customer_key_stops_with_the_setting_to_add(session, quotas, capsys):
+    give_sagemaker(quotas)
+    key = _reused_bucket_with_customer_key(session)
+    code, report = run(session, capsys, "-c", "bucketName=photos-kms")
+    encryption = by_name(report)["bucket encryption"]
+    assert code == 1 and encryption["ok"] is False
+    assert f"customer KMS key {key['KeyId']}" in encryption["detail"]
+    assert "bucketKmsKeyArn" in encryption["fix"]
+
+
+def test_a_reused_bucket_with_its_key_configured_passes(session, quotas, capsys):
+    give_sagemaker(quotas)
+    key = _reused_bucket_with_customer_key(session)
+    code, report = run(session, capsys, "-c", "bucketName=photos-kms", "-c", f"bucketKmsKeyArn={key['Arn']}")
+    assert by_name(report)["bucket encryption"]["ok"] is True and code == 0
+
+
+def test_another_key_configured_than_the_bucket_uses_fails(session, quotas, capsys):
+    give_sagemaker(quotas)
+    _reused_bucket_with_customer_key(session, key_in_rule=lambda key: key["Arn"])
+    other = session.client("kms").create_key()["KeyMetadata"]["Arn"]
+    code, report = run(session, capsys, "-c", "bucketName=photos-kms", "-c", f"bucketKmsKeyArn={other}")
+    encryption = by_name(report)["bucket encryption"]
+    assert code == 1 and f"bucketKmsKeyArn names {other}" in encryption["detail"]
+
+
+def test_a_reused_bucket_with_the_aws_managed_key_needs_no_setting(session, quotas, capsys):
+    give_sagemaker(quotas)
+    _reused_bucket_with_customer_key(session, key_in_rule=lambda key: "alias/aws/s3")
+    code, report = run(session, capsys, "-c", "bucketName=photos-kms")
+    assert by_name(report)["bucket encryption"]["ok"] is True and code == 0

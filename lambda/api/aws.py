@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import boto3
 from botocore.config import Config
@@ -14,10 +15,40 @@ _API_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_ti
 _MODEL_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=70)
 
 
+# A presigned URL stops working when the credentials that signed it expire. Lambda's own role
+# credentials carry no stated lifetime, so image URLs are signed with a session of the image
+# signer role, taken for SIGNER_SESSION_S (the most AssumeRole gives a role session started
+# from another role's) and used only while it lasts until the URL's stated `expires_at`, which
+# the caller computes before asking for the signer (so imageUrlExpirySeconds may be 3600).
+SIGNER_SESSION_S = 3600
+
+
 class Clients:
-    def __init__(self, factory: Callable[..., Any] = boto3.client, region: str = "us-east-1"):
+    def __init__(self, factory: Callable[..., Any] = boto3.client, clock: Callable[[], float] = time.time,
+                 region: str = "us-east-1"):
         self._factory = factory
+        self._clock = clock
         self.region = region  # Settings.region: the function's own
+        self._signer: Optional[Any] = None
+        self._signer_expires = 0.0
+
+    def signing_s3(self, role_arn: str, lifetime_s: int) -> Any:
+        """An S3 client whose credentials stay valid for `lifetime_s` from now (or the function's own
+        browser-facing client when no signer role is configured), on the bucket's regional host."""
+        if not role_arn:
+            return self.s3_browser
+        if self._signer is None or self._signer_expires - self._clock() < lifetime_s:
+            credentials = self.sts.assume_role(RoleArn=role_arn, RoleSessionName="image-urls",
+                                               DurationSeconds=SIGNER_SESSION_S)["Credentials"]
+            self._signer = self.browser_s3(
+                aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
+                aws_session_token=credentials["SessionToken"])
+            self._signer_expires = credentials["Expiration"].timestamp()
+        return self._signer
+
+    @cached_property
+    def sts(self) -> Any:
+        return self._factory("sts", config=_API_CONFIG)
 
     @cached_property
     def dynamodb(self) -> Any:

@@ -221,11 +221,11 @@ class Generations:
                 "download_url": self._presign(key, attachment=name)}
 
     def _presign(self, key: str, attachment: Optional[str] = None) -> str:
+        signer = self.clients.signing_s3(self.settings.image_signer_role_arn, self.settings.image_url_expiry_s)
         params = {"Bucket": self.settings.bucket_name, "Key": key}
         if attachment:
             params["ResponseContentDisposition"] = f'attachment; filename="{attachment}"'
-        return self.clients.s3_browser.generate_presigned_url("get_object", Params=params,
-                                                      ExpiresIn=self.settings.image_url_expiry_s)
+        return signer.generate_presigned_url("get_object", Params=params, ExpiresIn=self.settings.image_url_expiry_s)
 
     def _stale_reason(self, item: dict[str, Any]) -> Optional[str]:
         """A queued or running record that no live worker can still finish reads as failed."""

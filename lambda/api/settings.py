@@ -50,6 +50,8 @@ class Settings:
     max_wait_s: int = 20
     generation_ttl_days: int = 7
     image_url_expiry_s: int = 3600
+    image_signer_role_arn: str = ""
+    """Role whose fresh session signs image URLs (one that outlives them); empty: the function's own."""
     worker_timeout_s: int = 300
     worker_max_event_age_s: int = 900
     cors_allow_origin: str = ""
@@ -85,6 +87,7 @@ class Settings:
             max_wait_s=_positive_int(environ, env.MAX_WAIT_S, 20),
             generation_ttl_days=_positive_int(environ, env.GENERATION_TTL_DAYS, 7),
             image_url_expiry_s=_positive_int(environ, env.IMAGE_URL_EXPIRY_S, 3600),
+            image_signer_role_arn=environ.get(env.IMAGE_SIGNER_ROLE_ARN, "").strip(),
             worker_timeout_s=_positive_int(environ, env.WORKER_TIMEOUT_S, 300),
             worker_max_event_age_s=_positive_int(environ, env.WORKER_MAX_EVENT_AGE_S, 900),
             cors_allow_origin=environ.get(env.CORS_ALLOW_ORIGIN, "").strip(),

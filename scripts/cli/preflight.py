@@ -71,6 +71,51 @@ def check_bucket_quota(session: Any, config: AppConfig) -> Check:
     return Check("s3 bucket", True, f"{decision.action}: {decision.reason}")
 
 
+AWS_MANAGED_S3_KEY = "alias/aws/s3"
+
+
+def _bucket_in_use(session: Any, config: AppConfig) -> Optional[str]:
+    """The existing bucket the stack will use: `bucketName`, or the one a quota decision reuses."""
+    if config.storage.bucket_name:
+        return config.storage.bucket_name
+    try:
+        decision = choose_bucket.decide(
+            stack_name=config.stack_name, margin=config.storage.bucket_quota_margin,
+            s3=session.client("s3"), service_quotas=session.client("service-quotas"),
+            tagging=session.client("resourcegroupstaggingapi"), cloudformation=session.client("cloudformation"),
+        )
+    except (choose_bucket.NoBucketAvailable, ClientError, BotoCoreError):
+        return None  # reported by check_bucket_quota
+    return decision.bucket_name if decision.action == "reuse" else None
+
+
+def check_bucket_encryption(s3: Any, bucket: Optional[str], configured_key: Optional[str]) -> Check:
+    """A reused bucket encrypted with a customer KMS key needs that key named (bucketKmsKeyArn):
+    without it no role of the stack could read the photos or write a model."""
+    if bucket is None:
+        return Check("bucket encryption", True, "the stack creates its bucket (SSE-S3)")
+    try:
+        rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ServerSideEncryptionConfigurationNotFoundError":
+            return Check("bucket encryption", True, f"{bucket}: no default encryption configured (SSE-S3 applies)")
+        return Check("bucket encryption", False, f"cannot read the encryption of {bucket} ({error})",
+                     "allow s3:GetEncryptionConfiguration on the bucket for the deploying user")
+    default = rules[0].get("ApplyServerSideEncryptionByDefault", {}) if rules else {}
+    algorithm, key = default.get("SSEAlgorithm", "AES256"), default.get("KMSMasterKeyID")
+    if not algorithm.startswith("aws:kms") or key in (None, AWS_MANAGED_S3_KEY) or key.endswith(":" + AWS_MANAGED_S3_KEY):
+        return Check("bucket encryption", True, f"{bucket}: {algorithm} with an AWS-managed key")
+    if configured_key and (configured_key == key or configured_key.endswith(f":key/{key}")):
+        return Check("bucket encryption", True, f"{bucket}: SSE-KMS with {key}, granted through bucketKmsKeyArn")
+    found = f"{bucket} is encrypted by default with the customer KMS key {key}"
+    if configured_key:
+        return Check("bucket encryption", False, f"{found}, but bucketKmsKeyArn names {configured_key}",
+                     f"set -c bucketKmsKeyArn=<the ARN of {key}>")
+    return Check("bucket encryption", False, f"{found}; no role of the stack could read or write it",
+                 f"set -c bucketKmsKeyArn=<the ARN of {key}> (its key policy must let the account's IAM "
+                 "policies grant it, as the default key policy does), or use another bucket")
+
+
 def _sagemaker_quotas(service_quotas: Any) -> dict[str, float]:
     """Quota name -> applied value, for every SageMaker quota in the region."""
     found: dict[str, float] = {}
@@ -114,6 +159,8 @@ def run(session: Any, config: AppConfig, lock: JumpStartLock) -> list[Check]:
     if account is None or not session.region_name:
         return checks
     checks.append(check_bucket_quota(session, config))
+    checks.append(check_bucket_encryption(session.client("s3"), _bucket_in_use(session, config),
+                                          config.storage.bucket_kms_key_arn))
     checks.extend(check_instance_quotas(session, config))
     return checks
 

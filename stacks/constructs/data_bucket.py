@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Tags, Validations
+from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Stack, Tags, Validations
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -153,3 +154,29 @@ class DataBucket(Construct):
                 )
             )
         return rules
+
+
+def grant_prefix_read(bucket: s3.IBucket, grantee: iam.IGrantable, prefix: str, *, listing: bool = True) -> None:
+    """Read the objects under `prefix` and, with `listing`, list that prefix only.
+
+    Narrower than `bucket.grant_read(grantee, prefix + "*")`, which also lists the whole bucket
+    and reads bucket settings: s3:GetObject on `<prefix>*`, and s3:ListBucket held to
+    `<prefix>*` by an `s3:prefix` condition (SageMaker lists an S3Prefix channel or model
+    before reading it).
+    """
+    grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+        actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{prefix}*")]))
+    if listing:
+        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}}))
+
+
+def grant_bucket_key(grantee: iam.IGrantable, key_arn: str, *, reads: bool, writes: bool) -> None:
+    """What a role needs on the customer key of an SSE-KMS bucket, and only through S3:
+    kms:Decrypt to read (and to finish a multipart upload), kms:GenerateDataKey to write."""
+    actions = (["kms:Decrypt"] if reads else []) + (["kms:GenerateDataKey"] if writes else [])
+    grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+        actions=actions, resources=[key_arn],
+        conditions={"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}},
+    ))

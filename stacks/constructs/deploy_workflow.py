@@ -18,9 +18,10 @@ the reason) instead of failing the model, so a later request can try again.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from aws_cdk import Aws, Duration
+from aws_cdk import Aws, Duration, Stack, Token
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
@@ -30,6 +31,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from stacks.config import STACK_TAG_KEY
 from stacks.constructs.model_registry import (
     DISCARD as _DISCARD,
     NOW as _NOW,
@@ -229,6 +231,7 @@ class DeployWorkflow(Construct):
                     {**INFERENCE_ENVIRONMENT, "SAGEMAKER_REGION": Aws.REGION}
                 ),
             ),
+            tags=self._stack_tag(),
             result_path=_DISCARD,
         ))
         create_config = catch(tasks.SageMakerCreateEndpointConfig(
@@ -240,6 +243,7 @@ class DeployWorkflow(Construct):
                 variant_name=VARIANT_NAME,
                 initial_instance_count=initial_instance_count,
             )],
+            tags=self._stack_tag(),
             result_path=_DISCARD,
         ))
         record_names = catch(self._registry_update(
@@ -394,6 +398,31 @@ class DeployWorkflow(Construct):
 
     def _endpoint_arn(self) -> str:
         return f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:endpoint/{self._endpoint_name.lower()}"
+
+    def _stack_tag(self) -> sfn.TaskInput:
+        """Models and endpoint configs carry the stack's name: IAM then holds this stack to its own."""
+        tags = [{"Key": STACK_TAG_KEY, "Value": Stack.of(self).stack_name}]
+        # SageMaker's Tags is a list and TaskInput.fromObject takes only an object: the list is
+        # written as JSON text and parsed by the States.StringToJson intrinsic.
+        as_json = sfn.JsonPath.string_to_json(json.dumps(tags, separators=(",", ":")))
+        return sfn.TaskInput.from_json_path_at(Token.as_string(as_json))
+
+    def restrict_to_own_resources(self, role: iam.IRole) -> None:
+        """CDK's CreateModel / CreateEndpointConfig / CreateEndpoint tasks grant on every model and
+        endpoint config (their names are per model, chosen at run time): these denials hold the
+        state machine to the ones tagged with this stack's name."""
+        stack_name = Stack.of(self).stack_name
+        role.add_to_principal_policy(iam.PolicyStatement(
+            effect=iam.Effect.DENY,
+            actions=["sagemaker:CreateModel", "sagemaker:CreateEndpointConfig"], resources=["*"],
+            conditions={"StringNotEquals": {f"aws:RequestTag/{STACK_TAG_KEY}": stack_name}},
+        ))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            effect=iam.Effect.DENY,
+            actions=["sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint"],
+            resources=[Stack.of(self).format_arn(service="sagemaker", resource="endpoint-config", resource_name="*")],
+            conditions={"StringNotEquals": {f"aws:ResourceTag/{STACK_TAG_KEY}": stack_name}},
+        ))
 
     def _describe_endpoint(self, state_id: str, result_path: str) -> tasks.CallAwsService:
         return tasks.CallAwsService(

@@ -17,8 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Optional
 
-from aws_cdk import (Acknowledgment, Aws, CfnOutput, Duration, RemovalPolicy, Stack, SymlinkFollowMode, Token,
-                     Validations)
+from aws_cdk import Acknowledgment, Aws, CfnOutput, Duration, RemovalPolicy, SymlinkFollowMode, Token, Validations
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -30,16 +29,15 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.config import ApiConfig
-from stacks.constructs.data_bucket import DATASETS_PREFIX, GENERATED_PREFIX, UPLOADS_PREFIX
+from stacks.constructs.data_bucket import DATASETS_PREFIX, GENERATED_PREFIX, UPLOADS_PREFIX, grant_prefix_read
 from stacks.constructs.monitoring import METRICS_NAMESPACE, retention
 from stacks.constructs.nag import acknowledge, acknowledge_prefix_grants, nag_resource
+from stacks.constructs.powertools_layer import powertools_layer
 
 CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "api"
 OPENAPI_PATH = CODE_DIR / "openapi.json"
 
 # Powertools for AWS Lambda comes from AWS's public layer (no bundling); same pin as the pipeline.
-POWERTOOLS_LAYER_VERSION = 21
-POWERTOOLS_ACCOUNT = "017000801446"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 
 STAGE_NAME = "v1"
@@ -142,7 +140,6 @@ class InferenceApi(Construct):
         self._log_retention = retention(log_retention_days)
         self._openapi = load_openapi()
         names = load_env_names()
-        stack = Stack.of(self)
 
         self.generations_table = dynamodb.Table(
             self,
@@ -158,12 +155,7 @@ class InferenceApi(Construct):
             removal_policy=RemovalPolicy.DESTROY,
         )
 
-        self._powertools = lambda_.LayerVersion.from_layer_version_arn(
-            self,
-            "Powertools",
-            f"arn:{Aws.PARTITION}:lambda:{stack.region}:{POWERTOOLS_ACCOUNT}:layer:"
-            f"AWSLambdaPowertoolsPythonV3-python313-x86_64:{POWERTOOLS_LAYER_VERSION}",
-        )
+        self._powertools = powertools_layer(self, "Powertools")
         # lambda/api/dataset_rules.py is a symlink to the pipeline's lambda/pipeline/dataset_rules.py:
         # following it puts that very file into this asset (one source, no copy in the repository).
         self._code = lambda_.Code.from_asset(str(CODE_DIR), exclude=["__pycache__", "*.pyc"],
@@ -221,6 +213,7 @@ class InferenceApi(Construct):
         )
 
         self._grant(bucket, registry_table, deploy_state_machine, endpoint_arn)
+        self.image_signer = self._image_signer(bucket)
         self.access_logs = logs.LogGroup(
             self, "AccessLogs", retention=self._log_retention, removal_policy=RemovalPolicy.DESTROY
         )
@@ -325,6 +318,21 @@ class InferenceApi(Construct):
         )
         return function
 
+    def _image_signer(self, bucket: s3.IBucket) -> iam.Role:
+        """The role whose sessions sign image URLs: the API function assumes it for an hour, so a
+        URL lasts as long as the API says (its own credentials have no stated lifetime). It reads
+        generated/ only and lists nothing."""
+        api = self.api_function
+        assert api.role is not None
+        signer = iam.Role(self, "ImageSigner", assumed_by=iam.ArnPrincipal(api.role.role_arn),
+                          max_session_duration=Duration.hours(1),
+                          description="Signs the API's presigned image URLs (reads generated/ only)")
+        grant_prefix_read(bucket, signer, GENERATED_PREFIX, listing=False)
+        acknowledge_prefix_grants(signer, bucket, GENERATED_PREFIX, reads=False)
+        signer.grant_assume_role(api.role)
+        api.add_environment(load_env_names().IMAGE_SIGNER_ROLE_ARN, signer.role_arn)
+        return signer
+
     def _grant(
         self,
         bucket: s3.IBucket,
@@ -337,7 +345,6 @@ class InferenceApi(Construct):
         self.generations_table.grant(worker, "dynamodb:GetItem", "dynamodb:UpdateItem")
         # UpdateItem: `lastUsedAt` and the wake-up claim on the `__live__` pointer (lambda/api/wake.py).
         registry_table.grant(api, "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem")
-        bucket.grant_read(api, GENERATED_KEYS)  # presigned URLs are signed with the API's role
         bucket.grant_put(worker, GENERATED_KEYS)
         worker.grant_invoke(api)
         Validations.of(api.role).acknowledge(
@@ -350,19 +357,32 @@ class InferenceApi(Construct):
         deploy_state_machine.grant(api, "states:ListExecutions")
         api.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:DescribeEndpoint"], resources=[endpoint_arn]))
         worker.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=[endpoint_arn]))
-        # Training from the web page (lambda/api/datasets.py): the presigned POSTs to uploads/ are signed
-        # with this role; the commit reads the staged photos' first bytes, copies them into datasets/
-        # with dataset_info.json, and deletes this upload's staging objects. Nothing else in datasets/.
-        bucket.grant_put(api, UPLOADS_PREFIX + "*")
-        bucket.grant_read(api, UPLOADS_PREFIX + "*")
-        bucket.grant_delete(api, UPLOADS_PREFIX + "*")
-        bucket.grant_put(api, DATASETS_PREFIX + "*")
-        acknowledge(api.role, "Deletes only under uploads/ (the staging prefix: each upload's own staged photos "
-                              "once committed or refused); s3:DeleteObject* is CDK's grant_delete bundle.",
-                    "AwsSolutions-IAM5[Action::s3:DeleteObject*]")
-        # CDK's grant_read / grant_put bundles, on these prefixes only.
-        acknowledge_prefix_grants(api.role, bucket, GENERATED_PREFIX, UPLOADS_PREFIX, DATASETS_PREFIX, writes=True)
+        self._grant_dataset_uploads(bucket)
+        # CDK's grant_read / grant_put bundles, on generated/ only (one folder per generation id).
         acknowledge_prefix_grants(worker.role, bucket, GENERATED_PREFIX, reads=False, writes=True)
+
+    def _grant_dataset_uploads(self, bucket: s3.IBucket) -> None:
+        """Training from the web page (lambda/api/datasets.py), and nothing more: the presigned POSTs to
+        uploads/ are signed with the API function's role (s3:PutObject there); the commit lists the
+        staged photos and whether datasets/<name>/ is taken (s3:ListBucket held to those prefixes),
+        reads the photos' first bytes and copies them (s3:GetObject under uploads/, s3:PutObject under
+        datasets/, dataset_info.json included), and deletes this upload's staging objects
+        (s3:DeleteObject under uploads/ only). Nothing under datasets/ is read or deleted."""
+        api = self.api_function
+        grant_prefix_read(bucket, api, UPLOADS_PREFIX)
+        api.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{DATASETS_PREFIX}*"]}}))
+        api.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{UPLOADS_PREFIX}*"),
+                                                 bucket.arn_for_objects(f"{DATASETS_PREFIX}*")]))
+        api.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:DeleteObject"], resources=[bucket.arn_for_objects(f"{UPLOADS_PREFIX}*")]))
+        acknowledge(api.role, "Objects are named per dataset and upload at run time: access is limited to the "
+                              "staging prefix uploads/ (put, read, delete) and to datasets/ (put only, conditional "
+                              "writes that never overwrite).",
+                    *(f"AwsSolutions-IAM5[Resource::{nag_resource(api.role, bucket.arn_for_objects(p + '*'))}]"
+                      for p in (UPLOADS_PREFIX, DATASETS_PREFIX)))
 
     def _rest_api(self) -> apigw.RestApi:
         config = self.config

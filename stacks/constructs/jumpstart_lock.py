@@ -59,7 +59,9 @@ class JumpStartArtifacts(Construct):
     """The lock file's per-region values as deploy-time lookups.
 
     Attributes (tokens resolved by region): training_image, script_uri, base_model_uri,
-    inference_image, and `object_arns` (the two S3 objects the training job reads).
+    inference_image, `object_arns` (the two S3 objects the training job reads), and
+    `bucket_arn` / `listed_prefix`: SageMaker lists the base model channel (S3Prefix) with the
+    job's role, with exactly that key as the prefix.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, lock: JumpStartLock) -> None:
@@ -77,6 +79,8 @@ class JumpStartArtifacts(Construct):
             | {
                 "ScriptObject": _s3_object(values["training_script_uri"]),
                 "BaseModelObject": _s3_object(values["base_model_uri"]),
+                "BaseModelBucket": _s3_object(values["base_model_uri"]).split("/", 1)[0],
+                "BaseModelKey": _s3_object(values["base_model_uri"]).split("/", 1)[1],
             }
             for name, values in lock.regions.items()
         }
@@ -89,6 +93,8 @@ class JumpStartArtifacts(Construct):
             f"arn:{Aws.PARTITION}:s3:::{self.mapping.find_in_map(region, 'ScriptObject')}",
             f"arn:{Aws.PARTITION}:s3:::{self.mapping.find_in_map(region, 'BaseModelObject')}",
         ]
+        self.bucket_arn = f"arn:{Aws.PARTITION}:s3:::{self.mapping.find_in_map(region, 'BaseModelBucket')}"
+        self.listed_prefix = self.mapping.find_in_map(region, "BaseModelKey")
 
 
 def _s3_object(uri: str) -> str:

@@ -58,7 +58,9 @@ def acknowledge(scope: IConstruct, reason: str, *finding_ids: str) -> None:
 def acknowledge_prefix_grants(
     role: IConstruct, bucket: s3.IBucket, *prefixes: str, reads: bool = True, writes: bool = False
 ) -> None:
-    """The findings that `bucket.grant_read(role, "<prefix>*")` (reads) / `grant_put` (writes) always raise."""
+    """The findings that `bucket.grant_read(role, "<prefix>*")` (reads) / `grant_put` (writes) always raise.
+
+    With reads=False and writes=False only the prefix wildcard itself (`grant_prefix_read`)."""
     findings = []
     if reads:
         findings += ["AwsSolutions-IAM5[Action::s3:GetBucket*]", "AwsSolutions-IAM5[Action::s3:GetObject*]",
@@ -69,7 +71,8 @@ def acknowledge_prefix_grants(
                  for prefix in prefixes]
     acknowledge(
         role,
-        "Access limited to the named key prefixes of the data bucket; the action groups are the "
-        "ones CDK's grant_read/grant_put use (get, list, abort an unfinished multipart upload).",
+        "Access limited to the named key prefixes of the data bucket (objects are named per dataset, "
+        "model and generation at run time); the action groups are the ones CDK's grant_read/grant_put "
+        "use (get, list, abort an unfinished multipart upload).",
         *findings,
     )

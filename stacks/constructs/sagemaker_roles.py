@@ -9,7 +9,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.constructs.data_bucket import DATASETS_PREFIX, MODELS_PREFIX
+from stacks.constructs.data_bucket import DATASETS_PREFIX, MODELS_PREFIX, grant_prefix_read
 from stacks.constructs.nag import acknowledge, acknowledge_prefix_grants
 
 # AWS's account that publishes the Deep Learning Containers used by JumpStart.
@@ -23,11 +23,13 @@ class SageMakerRoles(Construct):
       bucket: the data bucket.
       jumpstart_object_arns: the exact JumpStart S3 objects the training job reads
         (training script and base model), from the lock file.
+      jumpstart_listing: (bucket ARN, key) of the base model channel, which SageMaker lists
+        (S3Prefix) with the job's role before reading it.
       endpoint_name: the pipeline's endpoint, whose log group the hosting role writes to.
 
     Attributes:
-      training_role: reads only `datasets/*` and the JumpStart objects, writes only `models/*`.
-      hosting_role: reads only `models/*` (the trained artifact).
+      training_role: reads and lists only `datasets/*` and the JumpStart objects, writes only `models/*`.
+      hosting_role: reads and lists only `models/*` (the trained artifact).
     Both may pull the Deep Learning Container images and write their own logs and metrics.
     """
 
@@ -38,6 +40,7 @@ class SageMakerRoles(Construct):
         *,
         bucket: s3.IBucket,
         jumpstart_object_arns: Sequence[str],
+        jumpstart_listing: tuple[str, str],
         endpoint_name: str,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -45,21 +48,26 @@ class SageMakerRoles(Construct):
         self.training_role = iam.Role(
             self, "Training", assumed_by=principal, description="SageMaker training job of the DreamBooth pipeline"
         )
-        bucket.grant_read(self.training_role, f"{DATASETS_PREFIX}*")
+        grant_prefix_read(bucket, self.training_role, DATASETS_PREFIX)
         bucket.grant_put(self.training_role, f"{MODELS_PREFIX}*")
         self.training_role.add_to_principal_policy(
             iam.PolicyStatement(actions=["s3:GetObject"], resources=list(jumpstart_object_arns))
         )
+        listed_bucket, listed_key = jumpstart_listing
+        self.training_role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket"], resources=[listed_bucket],
+            conditions={"StringEquals": {"s3:prefix": [listed_key]}},
+        ))
         self._container_basics(self.training_role, "TrainingJobs", "huggingface-pytorch-training")
-        acknowledge_prefix_grants(self.training_role, bucket, DATASETS_PREFIX, MODELS_PREFIX, writes=True)
+        acknowledge_prefix_grants(self.training_role, bucket, DATASETS_PREFIX, MODELS_PREFIX, reads=False, writes=True)
 
         self.hosting_role = iam.Role(
             self, "Hosting", assumed_by=principal, description="SageMaker endpoint model of the DreamBooth pipeline"
         )
-        bucket.grant_read(self.hosting_role, f"{MODELS_PREFIX}*")
+        grant_prefix_read(bucket, self.hosting_role, MODELS_PREFIX)
         # SageMaker writes an endpoint's container logs to /aws/sagemaker/Endpoints/<endpoint name>.
         self._container_basics(self.hosting_role, f"Endpoints/{endpoint_name}", "huggingface-pytorch-inference")
-        acknowledge_prefix_grants(self.hosting_role, bucket, MODELS_PREFIX)
+        acknowledge_prefix_grants(self.hosting_role, bucket, MODELS_PREFIX, reads=False)
 
     def _container_basics(self, role: iam.Role, log_kind: str, repository: str) -> None:
         role.add_to_principal_policy(

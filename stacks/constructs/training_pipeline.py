@@ -26,22 +26,31 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from stacks.config import IDLE_CHECK_INTERVAL_MINUTES, NotificationConfig, ServingConfig, TrainingConfig
+from stacks.config import (
+    IDLE_CHECK_INTERVAL_MINUTES,
+    STACK_TAG_KEY,
+    NotificationConfig,
+    ServingConfig,
+    TrainingConfig,
+)
 from stacks.constructs.data_bucket import DATASETS_PREFIX
 from stacks.constructs.deploy_workflow import DeployWorkflow
 from stacks.constructs.jumpstart_lock import JumpStartArtifacts, JumpStartLock
 from stacks.constructs.model_registry import ModelRegistry
 from stacks.constructs.monitoring import METRICS_NAMESPACE, retention
 from stacks.constructs.nag import acknowledge, acknowledge_prefix_grants, arn_prefix
+from stacks.constructs.powertools_layer import powertools_layer
 from stacks.constructs.sagemaker_roles import SageMakerRoles
 from stacks.constructs.training_workflow import TrainingWorkflow
 
 LAMBDA_CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "pipeline"
-POWERTOOLS_LAYER_VERSION = 21
 STAGING_PREFIX = DATASETS_PREFIX + "_pipeline/"
 AUTOSCALING_SLR_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
 _COLON_ARN = ArnFormat.COLON_RESOURCE_NAME
 
+
+STATE_MACHINE_LOG_PREFIX = "/aws/vendedlogs/states/"
+"""Where Step Functions log groups belong (AWS's recommendation for vended logs)."""
 
 class TrainingPipeline(Construct):
     """Everything between an upload and a live model.
@@ -92,13 +101,10 @@ class TrainingPipeline(Construct):
         self.topic = self._topic(notifications)
         self.roles = SageMakerRoles(self, "SageMakerRoles", bucket=bucket,
                                     jumpstart_object_arns=self.artifacts.object_arns,
+                                    jumpstart_listing=(self.artifacts.bucket_arn, self.artifacts.listed_prefix),
                                     endpoint_name=self.endpoint_name)
 
-        self._layer = lambda_.LayerVersion.from_layer_version_arn(
-            self, "Powertools",
-            f"arn:{Aws.PARTITION}:lambda:{stack.region}:017000801446:layer:"
-            f"AWSLambdaPowertoolsPythonV3-python313-x86_64:{POWERTOOLS_LAYER_VERSION}",
-        )
+        self._layer = powertools_layer(self, "Powertools")
         dataset_environment = {
             "BUCKET_NAME": bucket.bucket_name,
             "DEFAULT_INSTANCE_PROMPT": training.default_instance_prompt,
@@ -175,6 +181,7 @@ class TrainingPipeline(Construct):
             initial_instance_count=serving.min_instances,
         )
         self.deploy_state_machine = self._state_machine("DeployStateMachine", deploy.definition, deploy_name)
+        deploy.restrict_to_own_resources(self.deploy_state_machine.role)
         sagemaker_arn = arn_prefix(self, "sagemaker")
         acknowledge(
             self.deploy_state_machine.role,
@@ -440,7 +447,10 @@ class TrainingPipeline(Construct):
         return function
 
     def _state_machine(self, construct_id: str, definition: sfn.IChainable, name: str) -> sfn.StateMachine:
+        # Under /aws/vendedlogs/: CloudWatch Logs' resource policy for vended (service-delivered)
+        # logs has a 5,120-character limit that per-group entries outside this prefix exhaust.
         log_group = logs.LogGroup(self, f"{construct_id}Logs", retention=self._log_retention,
+                                  log_group_name=f"{STATE_MACHINE_LOG_PREFIX}{name}",
                                   removal_policy=RemovalPolicy.DESTROY)
         machine = sfn.StateMachine(
             self, construct_id,
@@ -463,12 +473,18 @@ class TrainingPipeline(Construct):
                                   description="On stack deletion, deletes the pipeline's SageMaker endpoint, configs and models")
         stack = Stack.of(self)
         function.add_to_role_policy(iam.PolicyStatement(
-            actions=["sagemaker:DeleteEndpoint", "sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"],
+            actions=["sagemaker:DeleteEndpoint"],
+            resources=[stack.format_arn(service="sagemaker", resource="endpoint",
+                                        resource_name=self.endpoint_name.lower())],
+        ))
+        # Configs and models are named per model version: only the ones this stack tagged.
+        function.add_to_role_policy(iam.PolicyStatement(
+            actions=["sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"],
             resources=[
-                stack.format_arn(service="sagemaker", resource="endpoint", resource_name=self.endpoint_name.lower()),
                 stack.format_arn(service="sagemaker", resource="endpoint-config", resource_name="*"),
                 stack.format_arn(service="sagemaker", resource="model", resource_name="*"),
             ],
+            conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG_KEY}": stack.stack_name}},
         ))
         for machine, name in machines:
             function.add_to_role_policy(iam.PolicyStatement(

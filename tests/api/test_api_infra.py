@@ -234,7 +234,7 @@ def test_only_the_worker_may_invoke_the_endpoint_and_only_that_endpoint(key_temp
     assert not any(a.startswith("dynamodb:Delete") for a in actions_of(api + worker))
     assert "s3:DeleteObject*" not in actions_of(worker)
     # The API deletes only its own staging objects under uploads/ (tests/api/test_api_datasets.py)
-    (delete,) = [s for s in api if "s3:DeleteObject*" in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+    (delete,) = [s for s in api if "s3:DeleteObject" in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
     assert json.dumps(delete["Resource"]).endswith('/uploads/*"]]}')
 
 

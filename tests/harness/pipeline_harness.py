@@ -66,7 +66,9 @@ from moto import mock_aws
 from tests.api.adapter import Answer, ApiGatewayAdapter
 from tests.api.lambda_loader import load
 from tests.harness.atomic_dynamodb import atomic_dynamodb
+from tests.harness.iam import IamEnforcement
 from tests.harness.sagemaker_sim import SageMakerSimulator
+from tests.harness.service_model import ServiceModelCheck
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -191,7 +193,7 @@ def _sagemaker_sync_service_class() -> type:
         StateTaskServiceUnsupported,
     )
     from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
-    from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+    from moto.stepfunctions.parser.asl.utils import boto_client
     from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
     class SageMakerSyncService(StateTaskServiceUnsupported):
@@ -204,8 +206,9 @@ def _sagemaker_sync_service_class() -> type:
         def _build_sync_resolver(self, env, resource_runtime_part, normalised_parameters, state_credentials):
             if self._get_boto_service_action() != "create_training_job":
                 raise RuntimeError(f"harness: no .sync for {self.resource.resource_arn}")
-            client = boto_client_for(service="sagemaker", region=resource_runtime_part.region,
-                                     state_credentials=state_credentials)
+            # Looked up at call time: tests/harness/iam.py signs it with the state machine's role.
+            client = boto_client.boto_client_for(service="sagemaker", region=resource_runtime_part.region,
+                                                 state_credentials=state_credentials)
             env.stack.pop()  # the CreateTrainingJob answer
             name = normalised_parameters["TrainingJobName"]
 
@@ -276,6 +279,8 @@ class FunctionSpec:
     environment: dict[str, str]
     source: str = "pipeline"
     """The lambda/<dir> the function's code comes from."""
+    role: str = ""
+    """Logical id of the function's execution role (its calls are signed as that role)."""
     module: Any = None
     invocations: int = 0
 
@@ -354,6 +359,9 @@ class PipelineHarness:
     synthesized: Optional[Synthesized] = None
     deliver_endpoint_events: bool = True
     """False simulates lost SageMaker events: deployments then rely on their bounded polling."""
+    remove_grants: Optional[Callable[[str, dict[str, Any]], bool]] = None
+    """Test-only: drop the policy statements this predicate picks (role logical id, statement), to
+    plant a missing grant (see tests/harness/iam.py `statements_matching`)."""
 
     def __post_init__(self) -> None:
         self._stack = ExitStack()
@@ -362,6 +370,10 @@ class PipelineHarness:
         self._async_threads: list[threading.Thread] = []
         self.activity: list[tuple[datetime, str, str]] = []
         """What the harness did on the stack's behalf: (UTC time, component, what happened)."""
+        self.iam = IamEnforcement(region=REGION, account=ACCOUNT)
+        """Each call signed as the role that makes it in AWS and authorized (tests/harness/iam.py)."""
+        self.service_model = ServiceModelCheck()
+        """Each call's parameters checked against botocore's model (tests/harness/service_model.py)."""
 
     # ---- lifecycle ----
 
@@ -385,11 +397,15 @@ class PipelineHarness:
         parser_log.setLevel(logging.CRITICAL)
         self._patch_moto()
         self._deploy()
+        self._stack.enter_context(self.service_model)
+        self._stack.enter_context(self.iam)
+        self.simulator.client_for_role = self.iam.client
         # Every function's code is imported now, before anything runs: importing applies the
         # function's environment to os.environ for a moment, which a boto3 client being created
         # on an execution's thread (it reads os.environ for proxies) must never see half-done.
         for spec in self.functions.values():
-            self._load_handler(spec)
+            with self.iam.acting_as(spec.role):
+                self._load_handler(spec)
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -398,6 +414,12 @@ class PipelineHarness:
             self._join_async(timeout_s=30)  # none may outlive moto and reach for real AWS
         finally:
             self._stack.close()
+        if exc[0] is None:
+            # A handler that catches AccessDenied or ValidationException and carries on must
+            # still fail the test: AWS would have refused that call.
+            refused = [str(d) for d in self.iam.unexpected_denials()] + self.service_model.unexpected()
+            if refused:
+                raise AssertionError("calls AWS would refuse:\n" + "\n".join(refused))
 
     def record(self, component: str, what: str) -> None:
         self.activity.append((datetime.now(timezone.utc), component, what))
@@ -550,7 +572,24 @@ class PipelineHarness:
                 refs[logical], arns[logical] = BUCKET_NAME, f"arn:aws:s3:::{BUCKET_NAME}"
             elif kind == "AWS::Events::Rule":
                 refs[logical] = arns[logical] = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{logical}"
+            elif kind == "AWS::Logs::LogGroup":
+                name = props.get("LogGroupName", logical)
+                name = name if isinstance(name, str) else None  # resolved below, once refs exist
+                refs[logical], arns[logical] = name or logical, f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name or logical}:*"
+            elif kind == "AWS::KMS::Key":
+                refs[logical], arns[logical] = logical, f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{logical}"
+            elif kind == "AWS::IAM::ManagedPolicy":
+                refs[logical] = arns[logical] = f"arn:aws:iam::{ACCOUNT}:policy/{logical}"
+            else:
+                # Resources the harness does not deploy (alarms, API Gateway, ...): a stable name, so that
+                # policies naming them resolve.
+                refs.setdefault(logical, logical)
+                arns.setdefault(logical, f"arn:aws:{kind.split('::')[1].lower()}:{REGION}:{ACCOUNT}:{logical}")
         self.resolve = Resolver(template, refs, arns, synth.stack_name)
+        for logical, resource in synth.resources("AWS::Logs::LogGroup").items():
+            if not isinstance(resource["Properties"].get("LogGroupName", ""), str):
+                name = self.resolve(resource["Properties"]["LogGroupName"])
+                refs[logical], arns[logical] = name, f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*"
         self.refs, self.arns = refs, arns
 
         s3 = self.client("s3")
@@ -574,11 +613,8 @@ class PipelineHarness:
             sns.subscribe(TopicArn=arns[logical], Protocol="sqs", Endpoint=queue_arn)
             self.notification_queues[logical] = queue_url
 
-        iam = self.client("iam")
-        trust = json.dumps({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
-        for logical in synth.resources("AWS::IAM::Role"):
-            iam.create_role(RoleName=logical, AssumeRolePolicyDocument=trust)
+        self._create_jumpstart_objects()
+        self.iam.create_roles(template, self.resolve, remove=self.remove_grants)
 
         lambda_ = self.client("lambda")
         dummy_zip = io.BytesIO()
@@ -596,7 +632,8 @@ class PipelineHarness:
                 Handler=props["Handler"], Code={"ZipFile": dummy_zip.getvalue()},
                 Environment={"Variables": environment}, Timeout=int(props.get("Timeout", 30)),
             )
-            self.functions[logical] = FunctionSpec(logical, logical, code_dir, props["Handler"], environment, source)
+            self.functions[logical] = FunctionSpec(logical, logical, code_dir, props["Handler"], environment, source,
+                                                   role=self._role_of(props))
 
         sfn = self.client("stepfunctions")
         self.state_machines: dict[str, str] = {}
@@ -611,6 +648,18 @@ class PipelineHarness:
     @staticmethod
     def _role_of(props: Mapping[str, Any], key: str = "Role") -> str:
         return props[key]["Fn::GetAtt"][0]
+
+    def _create_jumpstart_objects(self) -> None:
+        """JumpStart's public bucket and the objects the training job reads (script, base model)."""
+        from stacks.constructs.jumpstart_lock import JumpStartLock
+
+        uris = JumpStartLock.load().regions[REGION]
+        s3 = self.client("s3")
+        for uri in (uris["training_script_uri"], uris["base_model_uri"]):
+            bucket, _, key = uri[len("s3://"):].partition("/")
+            if bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+                s3.create_bucket(Bucket=bucket)
+            s3.put_object(Bucket=bucket, Key=key, Body=b"simulated JumpStart artifact")
 
     # ---- handles on the pipeline's resources ----
 
@@ -674,12 +723,13 @@ class PipelineHarness:
     def _invoke_in_process(self, function_name: str, event: Any) -> tuple[str, bool, str]:
         spec = self.functions[function_name]
         payload = json.loads(event) if isinstance(event, (str, bytes)) else event
-        handler = self._load_handler(spec)
-        spec.invocations += 1
-        try:
-            result = handler(payload, _Context(spec))
-        except Exception as error:  # what Lambda returns for an unhandled error
-            return json.dumps({"errorMessage": str(error), "errorType": type(error).__name__}), True, ""
+        with self.iam.acting_as(spec.role):
+            handler = self._load_handler(spec)
+            spec.invocations += 1
+            try:
+                result = handler(payload, _Context(spec))
+            except Exception as error:  # what Lambda returns for an unhandled error
+                return json.dumps({"errorMessage": str(error), "errorType": type(error).__name__}), True, ""
         return json.dumps(result), False, ""
 
     def _invoke_async(self, function_name: str, body: Any) -> None:
@@ -725,9 +775,10 @@ class PipelineHarness:
         worker asynchronously (see the module docstring); `wait_until_idle` waits for it.
         """
         spec = self.api_function
-        handler = self._load_handler(spec)
-        spec.invocations += 1
-        answer = ApiGatewayAdapter(handler).call(method, path, body, headers=headers, query=query)
+        with self.iam.acting_as(spec.role):
+            handler = self._load_handler(spec)
+            spec.invocations += 1
+            answer = ApiGatewayAdapter(handler).call(method, path, body, headers=headers, query=query)
         try:
             shown = answer.json()
         except ValueError:

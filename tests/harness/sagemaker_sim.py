@@ -20,6 +20,14 @@ no UpdateEndpoint. `SageMakerSimulator` patches moto's backend so that:
   exists (InService, or Updating while the old config keeps serving); otherwise it raises
   SageMaker's ValidationError, as the real runtime does for an endpoint that cannot serve.
 
+With `client_for_role` set (the harness sets it to `IamEnforcement.client`), SageMaker's own S3
+access runs with the job's or the model's execution role, as in AWS: a training job lists and
+reads each input channel (an `S3Prefix` channel is listed with `s3:ListBucket`, then each object
+read) and the `sagemaker_submit_directory` script, and writes its artifact with the training
+role; an endpoint's model data is read with the model's ExecutionRoleArn when the endpoint is
+created or updated. A refused read fails the job ("ClientError: ... AccessDenied") or the
+endpoint, as SageMaker does.
+
 Everything it simulates is recorded in `timeline` (seconds since start, event, detail), so tests
 can check what served when.
 """
@@ -70,6 +78,8 @@ class SageMakerSimulator:
     calls: list[tuple[str, str]] = field(default_factory=list)
     on_endpoint_settled: Optional[Callable[[str, str], None]] = None
     """Called (endpoint name, status) when an endpoint settles, as SageMaker's EventBridge event."""
+    client_for_role: Optional[Callable[..., Any]] = None
+    """(service, role ARN) -> a boto3 client signed as that role; None: unsigned reads (no IAM)."""
 
     def __post_init__(self) -> None:
         self._start = time.monotonic()
@@ -80,6 +90,7 @@ class SageMakerSimulator:
         self._endpoints: dict[str, dict[str, Any]] = {}  # name -> pending operation
         self._stack: Optional[ExitStack] = None
         self._timers: list[threading.Timer] = []
+        self._read_failures: dict[str, str] = {}  # job or endpoint name -> why SageMaker could not read
 
     # ---- reading the record ----
 
@@ -157,7 +168,10 @@ class SageMakerSimulator:
 
         def create_training_job(backend: Any, **kwargs: Any) -> Any:
             job = original(backend, **kwargs)
+            failure = sim._read_training_inputs(job)
             with sim._lock:
+                if failure:
+                    sim._read_failures[job.training_job_name] = failure
                 sim.calls.append(("create_training_job", job.training_job_name))
                 sim._jobs[job.training_job_name] = time.monotonic() + sim.training_s
                 job.training_job_status = "InProgress"
@@ -182,7 +196,70 @@ class SageMakerSimulator:
 
         return describe_training_job
 
+    def _s3(self, role_arn: Optional[str]) -> Any:
+        if self.client_for_role is not None and role_arn:
+            return self.client_for_role("s3", role_arn)
+        return boto3.client("s3", region_name=self.region)
+
+    def _read_s3(self, role_arn: Optional[str], uri: str, *, prefix: bool) -> Optional[str]:
+        """Read what SageMaker downloads for a channel or model; the error SageMaker reports, or None."""
+        from botocore.exceptions import ClientError
+
+        s3 = self._s3(role_arn)
+        bucket, _, key = uri[len("s3://"):].partition("/")
+        try:
+            if prefix:
+                keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+                        for o in page.get("Contents", [])]
+                if not keys:
+                    return f"ClientError: No S3 objects found under S3 URL \"{uri}\""
+            else:
+                keys = [key]
+            for each in keys:
+                s3.get_object(Bucket=bucket, Key=each)["Body"].read()
+        except ClientError as error:
+            return f"ClientError: Data download failed: {error}"
+        return None
+
+    def _read_training_inputs(self, job: Any) -> Optional[str]:
+        for channel in job.input_data_config or []:
+            source = channel.get("DataSource", {}).get("S3DataSource", {})
+            if source.get("S3Uri"):
+                failure = self._read_s3(job.role_arn, source["S3Uri"], prefix=source.get("S3DataType") == "S3Prefix")
+                if failure:
+                    return failure
+        script = (job.hyper_parameters or {}).get("sagemaker_submit_directory", "").strip('"')
+        if script.startswith("s3://"):
+            return self._read_s3(job.role_arn, script, prefix=False)
+        return None
+
+    def _read_model_data(self, backend: Any, config_name: str) -> Optional[str]:
+        config = backend.endpoint_configs.get(config_name)
+        for variant in (config.production_variants if config else []):
+            model = backend._models.get(variant.get("ModelName"))
+            if model is None:
+                continue
+            for container in [model.primary_container or {}, *(model.containers or [])]:
+                source = (container.get("ModelDataSource") or {}).get("S3DataSource") or {}
+                if source.get("S3Uri"):
+                    failure = self._read_s3(model.execution_role_arn, source["S3Uri"],
+                                            prefix=source.get("S3DataType") == "S3Prefix")
+                elif container.get("ModelDataUrl"):
+                    failure = self._read_s3(model.execution_role_arn, container["ModelDataUrl"], prefix=False)
+                else:
+                    failure = None
+                if failure:
+                    return failure
+        return None
+
     def _finish_job(self, job: Any) -> None:
+        read_failure = self._read_failures.pop(job.training_job_name, None)
+        if read_failure:
+            job.training_job_status = "Failed"
+            job.secondary_status = "Failed"
+            job.failure_reason = read_failure
+            self.log("training-failed", f"{job.training_job_name} {read_failure}")
+            return
         if self.stop_training:
             job.training_job_status = "Stopped"
             job.secondary_status = self.stop_training
@@ -202,7 +279,7 @@ class SageMakerSimulator:
                 {"MetricName": "train_avg_loss", "Value": self.train_loss, "Timestamp": job.creation_time}
             ]
         bucket, _, key = job.model_artifacts["S3ModelArtifacts"][len("s3://"):].partition("/")
-        boto3.client("s3", region_name=self.region).put_object(Bucket=bucket, Key=key, Body=b"simulated model")
+        self._s3(job.role_arn).put_object(Bucket=bucket, Key=key, Body=b"simulated model")
         self.log("training-completed", job.training_job_name)
 
     # -- endpoints --
@@ -212,7 +289,10 @@ class SageMakerSimulator:
 
         def create_endpoint(backend: Any, endpoint_name: str, endpoint_config_name: str, tags: Any) -> Any:
             endpoint = original(backend, endpoint_name, endpoint_config_name, tags)
+            failure = sim._read_model_data(backend, endpoint_config_name)
             with sim._lock:
+                if failure:
+                    sim._read_failures[endpoint_name] = failure
                 sim.calls.append(("create_endpoint", endpoint_config_name))
                 endpoint.endpoint_status = "Creating"
                 sim._endpoints[endpoint_name] = {"kind": "create", "config": endpoint_config_name,
@@ -232,6 +312,9 @@ class SageMakerSimulator:
                 raise ValidationError(
                     message=f"Cannot update in-progress endpoint '{endpoint_name}' ({endpoint.endpoint_status}).")
             backend.describe_endpoint_config(endpoint_config_name)  # raises when it does not exist
+            failure = self._read_model_data(backend, endpoint_config_name)
+            if failure:
+                self._read_failures[endpoint_name] = failure
             self.calls.append(("update_endpoint", endpoint_config_name))
             endpoint.endpoint_status = "Updating"
             endpoint.failure_reason = None
@@ -259,18 +342,19 @@ class SageMakerSimulator:
         return describe_endpoint
 
     def _finish_endpoint(self, endpoint: Any, pending: dict[str, Any]) -> None:
+        read_failure = self._read_failures.pop(endpoint.endpoint_name, None)
         if pending["kind"] == "create":
-            if self.fail_endpoint_create:
+            if self.fail_endpoint_create or read_failure:
                 endpoint.endpoint_status = "Failed"
-                endpoint.failure_reason = self.fail_endpoint_create
+                endpoint.failure_reason = self.fail_endpoint_create or read_failure
                 self.log("endpoint-failed", endpoint.endpoint_name)
             else:
                 endpoint.endpoint_status = "InService"
                 self.log("endpoint-in-service", f"{endpoint.endpoint_name} {endpoint.endpoint_config_name}")
             return
-        if self.fail_endpoint_update:
+        if self.fail_endpoint_update or read_failure:
             endpoint.endpoint_status = "InService"  # SageMaker rolls back to the previous config
-            endpoint.failure_reason = self.fail_endpoint_update
+            endpoint.failure_reason = self.fail_endpoint_update or read_failure
             self.log("endpoint-update-rolled-back", f"{endpoint.endpoint_name} {endpoint.endpoint_config_name}")
         else:
             endpoint.endpoint_config_name = pending["config"]

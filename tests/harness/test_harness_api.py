@@ -7,7 +7,8 @@ import base64
 import io
 import json
 import time
-from urllib.parse import urlparse
+from datetime import datetime, timezone
+from urllib.parse import parse_qs, urlparse
 
 import boto3
 import pytest
@@ -71,6 +72,12 @@ def test_upload_train_deploy_then_generate_images_through_the_api(synthesized):
             assert url.path.endswith(key) and "X-Amz-Signature=" in url.query
             fetched = requests.get(image["url"], timeout=5)  # moto serves the presigned URL
             assert fetched.status_code == 200 and fetched.content == stored[key]
+            # Signed by a session of the image signer role that lasts until the stated expiry
+            # (a URL ends with its credentials; the API function's own have no stated lifetime).
+            signer = _signing_session(image["url"])
+            assert "/ApiImageSigner" in signer.role_arn
+            assert signer.expiration.replace(tzinfo=timezone.utc) >= datetime.fromisoformat(
+                image["expires_at"].replace("Z", "+00:00"))
             picture = Image.open(io.BytesIO(stored[key]))
             assert picture.format == "JPEG" and picture.size == (512, 512)
 
@@ -118,3 +125,12 @@ def test_the_simulated_endpoint_answers_only_once_in_service(synthesized):
             runtime.invoke_endpoint(**{**request, "Accept": "application/json"})
         with pytest.raises(ClientError, match="cannot read this request"):
             runtime.invoke_endpoint(**{**request, "Body": b'{"seed": 3}'})
+
+
+def _signing_session(url: str):
+    """moto's STS session whose access key signed a presigned URL."""
+    from moto.sts.models import sts_backends
+
+    access_key = parse_qs(urlparse(url).query)["X-Amz-Credential"][0].split("/")[0]
+    (session,) = [s for s in sts_backends["123456789012"]["aws"].assumed_roles if s.access_key_id == access_key]
+    return session

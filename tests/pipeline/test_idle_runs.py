@@ -231,7 +231,18 @@ def api_containers(h: PipelineHarness, count: int) -> list[ApiGatewayAdapter]:
     """`count` separate containers of the API function (fresh module copies), as Lambda runs
     concurrent requests: nothing is shared between them but AWS (moto)."""
     spec = h.api_function
-    return [ApiGatewayAdapter(load(spec.code_dir, "handler", spec.environment).lambda_handler) for _ in range(count)]
+
+    def container() -> ApiGatewayAdapter:
+        with h.iam.acting_as(spec.role):
+            handler = load(spec.code_dir, "handler", spec.environment).lambda_handler
+
+        def as_the_function(event, context):  # its AWS calls signed as the API function's role
+            with h.iam.acting_as(spec.role):
+                return handler(event, context)
+
+        return ApiGatewayAdapter(as_the_function)
+
+    return [container() for _ in range(count)]
 
 
 def test_requests_to_a_sleeping_endpoint_wake_it_once_and_it_serves_the_same_model(synthesized):

@@ -1,0 +1,695 @@
+"""IAM on the emulator: every call runs with the credentials of the role that makes it in AWS.
+
+`IamEnforcement` takes the synthesized template's roles and policies into moto's IAM (trust
+policy, inline `AWS::IAM::Policy` documents, `AWS::IAM::ManagedPolicy` attachments, intrinsics
+resolved), assumes each role with moto's STS, and then switches moto's request authorization on
+(`settings.INITIAL_NO_AUTH_ACTION_COUNT = 0`, what `set_initial_no_auth_action_count(0)` does).
+From then on every request is authenticated by moto (access key and session token -> IAM user or
+assumed role, inline and attached policies collected from moto's IAM; moto's SigV4 signature
+recomputation is skipped, as it wrongly refuses some REST requests with a query string) and
+authorized here:
+
+- `acting_as(role)` (a thread-local identity) decides which credentials a boto3 client created
+  on that thread gets. The harness uses it for each Lambda handler (import and invocation) and
+  the API function; Step Functions' task clients get the credentials of the state machine's
+  role (moto's own clients sign with a dummy key); the harness and the tests act as an
+  administrator user (`harness-admin`, `*` on `*`), as the operator's CLI does.
+- moto 5.2.5 passes a resource ARN to its policy check only for S3, SQS, IAM and STS (everything
+  else is checked against `*`, so no resource-scoped statement would ever match), maps no API
+  operation to its IAM action (`Invoke` vs `lambda:InvokeFunction`, S3's `ListObjectsV2` vs
+  `s3:ListBucket`, CloudWatch's signing name `monitoring`), evaluates conditions only for
+  `StringEquals` in trust policies (every other condition is treated as met), and knows nothing
+  of `iam:PassRole`. `_required()` computes, from the request moto received, the IAM action(s),
+  resource ARN(s) and condition keys AWS's authorization would use, and `evaluate()` applies
+  AWS's policy logic (explicit Deny wins; Action/NotAction, Resource/NotResource wildcards;
+  the condition operators below, with `...IfExists` and `ForAnyValue:`/`ForAllValues:`). A
+  condition operator this module does not know fails the call (so a gap is seen, not skipped).
+- Condition keys supplied: `s3:prefix`, `s3:delimiter` (ListBucket), `iam:PassedToService`
+  (PassRole), `kms:ViaService` and `kms:EncryptionContext:aws:s3:arn` (S3 reads/writes of
+  SSE-KMS objects), `aws:RequestTag/<k>` and `aws:TagKeys` (SageMaker creates with Tags),
+  `aws:ResourceTag/<k>` and `sagemaker:ResourceTag/<k>` (existing SageMaker models, endpoint
+  configs, endpoints and training jobs, read from moto), `cloudwatch:namespace` (PutMetricData).
+  Any other key is absent, so a condition on it fails (or passes for `...IfExists` / negated
+  operators), as AWS treats a key the request does not carry.
+- Extra authorizations AWS makes and moto does not: `iam:PassRole` on the role a SageMaker
+  CreateTrainingJob / CreateModel passes; the trust policy of a role assumed with AssumeRole;
+  a presigned URL is authorized as its signer and refused once its own expiry or its signing
+  session's has passed; `kms:Decrypt` / `kms:GenerateDataKey` on the bucket
+  key when an object is read / written in a bucket whose default encryption is SSE-KMS.
+
+Every refusal is answered as AWS answers it (AccessDenied) and recorded in `denials`; the
+harness fails the test at exit when any refusal was not expected (`expect_denials()`), so a
+handler that catches the error and carries on cannot hide a missing grant.
+
+Not evaluated (still unseen): resource-based policies (bucket policies, KMS key policies, the
+SNS topic policy, Lambda resource policies: EventBridge's invocation of a function is made by
+the harness as the administrator), permission boundaries and SCPs, session policies,
+resource-tag conditions outside SageMaker, VPC, source-IP and `aws:SecureTransport` conditions, AWS-managed policies (`AWSLambdaBasicExecutionRole` only covers
+CloudWatch Logs, which the handlers do not call on the harness), and calls AWS services make
+with their own service-linked roles. Application Auto Scaling and CloudWatch metric reads are
+authorized on `*` (their IAM actions have no resource types either).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import threading
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+from unittest import mock
+from urllib.parse import parse_qs, unquote, urlparse
+
+import boto3
+
+ADMIN_USER = "harness-admin"
+_IDENTITY = threading.local()
+
+# Request signing names whose IAM prefix differs.
+_IAM_PREFIX = {"monitoring": "cloudwatch", "execute-api": "execute-api", "states": "states"}
+# API operation -> IAM action, where they differ (per service's IAM prefix).
+_ACTION_NAMES = {
+    "lambda": {"Invoke": "InvokeFunction", "InvokeAsync": "InvokeFunction"},
+    "s3": {
+        "ListObjects": "ListBucket", "ListObjectsV2": "ListBucket", "ListObjectVersions": "ListBucketVersions",
+        "HeadObject": "GetObject", "HeadBucket": "ListBucket", "CreateMultipartUpload": "PutObject",
+        "UploadPart": "PutObject", "CompleteMultipartUpload": "PutObject",
+        "ListMultipartUploads": "ListBucketMultipartUploads",
+        "GetBucketEncryption": "GetEncryptionConfiguration", "PutBucketEncryption": "PutEncryptionConfiguration",
+        "GetBucketNotificationConfiguration": "GetBucketNotification",
+        "PutBucketNotificationConfiguration": "PutBucketNotification",
+        "GetBucketLifecycleConfiguration": "GetLifecycleConfiguration",
+        "GetBucketAccelerateConfiguration": "GetAccelerateConfiguration",
+        "DeleteObjects": "DeleteObject",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Denial:
+    """One request refused: who asked, for what, on what."""
+
+    principal: str
+    action: str
+    resource: str
+
+    def __str__(self) -> str:
+        return f"AccessDenied: {self.principal} is not authorized to perform {self.action} on {self.resource}"
+
+
+@dataclass(frozen=True)
+class Check:
+    action: str
+    resource: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+class UnsupportedCondition(AssertionError):
+    """A policy uses a condition operator this module cannot evaluate."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Policy evaluation (AWS's logic, identity policies only)
+# ---------------------------------------------------------------------------------------------
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _wildcard(pattern: str, value: str, *, case_sensitive: bool = True) -> bool:
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, 0 if case_sensitive else re.IGNORECASE) is not None
+
+
+def _string_op(base: str) -> Callable[[str, str], bool]:
+    return {
+        "StringEquals": lambda expected, actual: actual == expected,
+        "StringEqualsIgnoreCase": lambda expected, actual: actual.lower() == expected.lower(),
+        "StringLike": lambda expected, actual: _wildcard(expected, actual),
+        "ArnEquals": lambda expected, actual: actual == expected,
+        "ArnLike": lambda expected, actual: _wildcard(expected, actual),
+    }[base]
+
+
+def _condition_met(operator: str, key: str, expected: Any, context: Mapping[str, Any]) -> bool:
+    if operator == "Null":
+        present = key in context
+        return (str(expected).lower() == "true") != present
+    qualifier, _, operator = operator.rpartition(":")
+    if_exists = operator.endswith("IfExists")
+    operator = operator[: -len("IfExists")] if if_exists else operator
+    negated = operator in ("StringNotEquals", "StringNotLike", "ArnNotEquals", "ArnNotLike",
+                           "StringNotEqualsIgnoreCase")
+    base = operator.replace("Not", "", 1) if negated else operator
+    if base == "Bool":
+        test = lambda e, a: str(a).lower() == str(e).lower()  # noqa: E731
+    elif base in ("StringEquals", "StringEqualsIgnoreCase", "StringLike", "ArnEquals", "ArnLike"):
+        test = _string_op(base)
+    else:
+        raise UnsupportedCondition(f"condition operator {operator} is not evaluated by tests/harness/iam.py")
+    if key not in context:
+        return if_exists or negated
+    actual = [str(v) for v in _as_list(context[key])]
+    expected_values = [str(v) for v in _as_list(expected)]
+    if qualifier == "ForAllValues":
+        matched = all(any(test(e, a) for e in expected_values) for a in actual)
+    else:  # single-valued keys and ForAnyValue
+        matched = any(test(e, a) for e in expected_values for a in actual)
+    return not matched if negated else matched
+
+
+def statement_applies(statement: Mapping[str, Any], check: Check) -> bool:
+    """Does this statement's Action/Resource/Condition cover the request?"""
+    if "Action" in statement:
+        if not any(_wildcard(a, check.action, case_sensitive=False) for a in _as_list(statement["Action"])):
+            return False
+    elif any(_wildcard(a, check.action, case_sensitive=False) for a in _as_list(statement.get("NotAction", []))):
+        return False
+    if "Resource" in statement:
+        if not any(_wildcard(r, check.resource) for r in _as_list(statement["Resource"])):
+            return False
+    elif "NotResource" in statement:
+        if any(_wildcard(r, check.resource) for r in _as_list(statement["NotResource"])):
+            return False
+    for operator, keys in (statement.get("Condition") or {}).items():
+        for key, expected in keys.items():
+            if not _condition_met(operator, key, expected, check.context):
+                return False
+    return True
+
+
+def evaluate(documents: Sequence[Mapping[str, Any]], check: Check) -> bool:
+    """AWS's evaluation of identity policies: an explicit Deny wins, else some Allow is needed."""
+    allowed = False
+    for document in documents:
+        for statement in _as_list(document.get("Statement", [])):
+            if statement_applies(statement, check):
+                if statement.get("Effect") == "Deny":
+                    return False
+                allowed = True
+    return allowed
+
+
+# ---------------------------------------------------------------------------------------------
+# What AWS authorizes for a request
+# ---------------------------------------------------------------------------------------------
+
+def _json_body(response: Any) -> dict[str, Any]:
+    body = response.body
+    if isinstance(body, dict):
+        return body
+    if isinstance(body, bytes):
+        body = body.decode(errors="replace")
+    if body and body.lstrip().startswith("{"):
+        try:
+            return json.loads(body)
+        except ValueError:
+            return {}
+    return {}
+
+
+def _query_params(response: Any) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for source in (getattr(response, "querystring", {}) or {},):
+        for key, value in source.items():
+            params[key] = value[0] if isinstance(value, list) and value else value
+    body = response.body
+    if isinstance(body, bytes):
+        body = body.decode(errors="replace")
+    if isinstance(body, str) and body and not body.lstrip().startswith("{") and "=" in body:
+        for key, value in parse_qs(body).items():
+            params.setdefault(key, value[0])
+    return params
+
+
+def _tag_context(tags: Any) -> dict[str, Any]:
+    context: dict[str, Any] = {}
+    if isinstance(tags, list):
+        for tag in tags:
+            if isinstance(tag, dict) and "Key" in tag:
+                context[f"aws:RequestTag/{tag['Key']}"] = tag.get("Value", "")
+        context["aws:TagKeys"] = [t.get("Key") for t in tags if isinstance(t, dict)]
+    return context
+
+
+class _Arns:
+    def __init__(self, region: str, account: str):
+        self.region, self.account = region, account
+
+    def __call__(self, service: str, resource: str) -> str:
+        return f"arn:aws:{service}:{self.region}:{self.account}:{resource}"
+
+
+def _sagemaker(operation: str, params: Mapping[str, Any], arn: _Arns) -> list[Check]:
+    kinds = (("TrainingJob", "training-job", "TrainingJobName"), ("EndpointConfig", "endpoint-config", "EndpointConfigName"),
+             ("Endpoint", "endpoint", "EndpointName"), ("Model", "model", "ModelName"))
+    action = f"sagemaker:{operation}"
+    resource = "*"
+    if operation in ("AddTags", "ListTags", "DeleteTags"):
+        resource = str(params.get("ResourceArn", "*"))
+    elif not operation.startswith("List"):
+        for suffix, kind, name_field in kinds:
+            if operation.endswith(suffix) and name_field in params:
+                resource = arn("sagemaker", f"{kind}/{str(params[name_field]).lower()}")
+                break
+        if operation == "UpdateEndpoint":
+            resource = arn("sagemaker", f"endpoint/{str(params.get('EndpointName', '')).lower()}")
+    context = _tag_context(params.get("Tags")) if operation.startswith("Create") else {}
+    checks = [Check(action, resource, {**context, **_resource_tag_context(resource, arn)})]
+    if operation in ("UpdateEndpoint", "CreateEndpoint") and "EndpointConfigName" in params:
+        # AWS authorizes the config an endpoint is created from / updated to as well.
+        config = arn("sagemaker", f"endpoint-config/{str(params['EndpointConfigName']).lower()}")
+        checks.append(Check(action, config, _resource_tag_context(config, arn)))
+    passed = params.get("RoleArn") or params.get("ExecutionRoleArn")
+    if passed and operation.startswith("Create"):
+        checks.append(Check("iam:PassRole", str(passed), {"iam:PassedToService": "sagemaker.amazonaws.com"}))
+    return checks
+
+
+def _resource_tag_context(resource: str, arn: _Arns) -> dict[str, Any]:
+    """aws:ResourceTag/<k> and sagemaker:ResourceTag/<k> of an existing SageMaker resource."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    if resource == "*" or ":sagemaker:" not in resource:
+        return {}
+    try:
+        tags = sagemaker_backends[arn.account][arn.region].list_tags(resource)
+    except Exception:  # not created yet (a Create call) or not a taggable kind
+        return {}
+    context: dict[str, Any] = {}
+    # moto keeps a training job's tags as the request's list, once nested: flattened here.
+    flat = [t for tag in tags or [] for t in (tag if isinstance(tag, list) else [tag])]
+    for tag in flat:
+        if isinstance(tag, dict) and tag.get("Key"):
+            value = tag.get("Value") or ""
+            context[f"aws:ResourceTag/{tag['Key']}"] = context[f"sagemaker:ResourceTag/{tag['Key']}"] = value
+    return context
+
+
+def _function_arn(name: str, arn: _Arns) -> str:
+    name = unquote(name)
+    if name.startswith("arn:"):
+        return name
+    return arn("lambda", f"function:{name}")
+
+
+def _required(service: str, operation: str, response: Any, moto_resource: str, arn: _Arns,
+              s3_kms_key: Callable[[str], Optional[str]]) -> list[Check]:
+    prefix = _IAM_PREFIX.get(service, service)
+    action = f"{prefix}:{_ACTION_NAMES.get(prefix, {}).get(operation, operation)}"
+    if prefix == "s3":
+        return _s3(operation, action, response, moto_resource, arn, s3_kms_key)
+    if prefix in ("iam", "sts", "sqs"):
+        return [Check(action, moto_resource)]
+    params = _json_body(response) or _query_params(response)
+    if prefix == "sagemaker":
+        if operation in ("InvokeEndpoint", "InvokeEndpointAsync"):
+            name = urlparse(response.path).path.rstrip("/").split("/")[-2]
+            return [Check(action, arn("sagemaker", f"endpoint/{unquote(name).lower()}"))]
+        return _sagemaker(operation, params, arn)
+    if prefix == "dynamodb":
+        table = params.get("TableName")
+        resource = arn("dynamodb", f"table/{table}") if table else "*"
+        if table and params.get("IndexName"):
+            resource += f"/index/{params['IndexName']}"
+        return [Check(action, resource)]
+    if prefix == "lambda":
+        parts = urlparse(response.path).path.split("/")
+        name = parts[parts.index("functions") + 1] if "functions" in parts else "*"
+        return [Check(action, _function_arn(name, arn) if name != "*" else "*")]
+    if prefix == "states":
+        resource = params.get("stateMachineArn") or params.get("executionArn") or "*"
+        if "taskToken" in params:
+            resource = _token_machine(params["taskToken"], arn) or "*"
+        return [Check(action, resource)]
+    if prefix == "sns":
+        return [Check(action, params.get("TopicArn") or params.get("TargetArn") or "*")]
+    if prefix == "ssm":
+        name = str(params.get("Name", ""))
+        return [Check(action, arn("ssm", f"parameter{name if name.startswith('/') else '/' + name}") if name else "*")]
+    if prefix == "cloudwatch":
+        if "AlarmName" in params:
+            return [Check(action, arn("cloudwatch", f"alarm:{params['AlarmName']}"))]
+        names = [v for k, v in params.items() if re.fullmatch(r"AlarmNames(\.member\.\d+)?", k)]
+        if names or isinstance(params.get("AlarmNames"), list):
+            names = names or params["AlarmNames"]
+            return [Check(action, arn("cloudwatch", f"alarm:{n}")) for n in names]
+        context = {"cloudwatch:namespace": params["Namespace"]} if "Namespace" in params else {}
+        return [Check(action, "*", context)]
+    if prefix == "kms":
+        key = str(params.get("KeyId", "*"))
+        return [Check(action, key if key.startswith("arn:") else arn("kms", f"key/{key}"))]
+    if prefix == "events":
+        name = params.get("Name") or params.get("Rule")
+        return [Check(action, arn("events", f"rule/{name}") if name else "*")]
+    return [Check(action, "*")]
+
+
+def _token_machine(token: str, arn: _Arns) -> Optional[str]:
+    """The state machine whose execution issued a task token (SendTask* is authorized on it; AWS reads
+    it from the token, also once the execution has ended)."""
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    backend = stepfunctions_parser_backends[arn.account][arn.region]
+    for machine in backend.state_machines:
+        for execution in machine.executions:
+            worker = getattr(execution, "exec_worker", None)
+            pool = getattr(getattr(worker, "env", None), "callback_pool_manager", None)
+            if pool is not None and pool.get(token) is not None:
+                return execution.state_machine_arn
+    return None
+
+
+def _s3(operation: str, action: str, response: Any, moto_resource: str, arn: _Arns,
+        s3_kms_key: Callable[[str], Optional[str]]) -> list[Check]:
+    query = {k: (v[0] if isinstance(v, list) else v) for k, v in (response.querystring or {}).items()}
+    bucket = moto_resource[len("arn:aws:s3:::"):].split("/", 1)[0]
+    if action == "s3:ListBucket":
+        context = {k: query[q] for k, q in (("s3:prefix", "prefix"), ("s3:delimiter", "delimiter")) if q in query}
+        return [Check(action, f"arn:aws:s3:::{bucket}", context)]
+    if operation == "DeleteObjects":
+        keys = re.findall(r"<Key>(.*?)</Key>", response.body.decode() if isinstance(response.body, bytes) else response.body or "")
+        return [Check("s3:DeleteObject", f"arn:aws:s3:::{bucket}/{k}") for k in keys] or [Check(action, moto_resource)]
+    if "versionId" in query and action in ("s3:GetObject", "s3:DeleteObject"):
+        action += "Version"
+    checks = [Check(action, moto_resource)]
+    if operation == "CopyObject":
+        source = unquote(response.headers.get("x-amz-copy-source", "")).lstrip("/").split("?")[0]
+        checks.append(Check("s3:GetObject", f"arn:aws:s3:::{source}"))
+    key_arn = s3_kms_key(bucket)
+    if key_arn and action in ("s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"):
+        kms_action = "kms:GenerateDataKey" if action == "s3:PutObject" else "kms:Decrypt"
+        checks.append(Check(kms_action, key_arn, {
+            "kms:ViaService": f"s3.{arn.region}.amazonaws.com",
+            "kms:EncryptionContext:aws:s3:arn": [f"arn:aws:s3:::{bucket}", moto_resource],
+        }))
+    return checks
+
+
+# ---------------------------------------------------------------------------------------------
+# The enforcement
+# ---------------------------------------------------------------------------------------------
+
+def _policy_documents(moto_policies: Sequence[Any]) -> list[dict[str, Any]]:
+    from moto.iam.access_control import IAMPolicy
+
+    return [IAMPolicy(p)._policy_json for p in moto_policies]
+
+
+@dataclass
+class RoleIdentity:
+    logical_id: str
+    arn: str
+    credentials: dict[str, str]
+
+    def client_kwargs(self) -> dict[str, str]:
+        return {"aws_access_key_id": self.credentials["AccessKeyId"],
+                "aws_secret_access_key": self.credentials["SecretAccessKey"],
+                "aws_session_token": self.credentials["SessionToken"]}
+
+
+class IamEnforcement:
+    """See the module docstring. Used by `PipelineHarness` (`h.iam`)."""
+
+    def __init__(self, *, region: str, account: str):
+        self.region, self.account = region, account
+        self.roles: dict[str, RoleIdentity] = {}
+        self.denials: list[Denial] = []
+        self.checks = 0
+        self._expected: list[str] = []
+        self._admin: Optional[dict[str, str]] = None
+        self._stack = ExitStack()
+        self._arn = _Arns(region, account)
+
+    # ---- set-up: the template's roles into moto ----
+
+    def create_roles(self, template: Mapping[str, Any], resolve: Callable[[Any], Any],
+                     remove: Optional[Callable[[str, dict[str, Any]], bool]] = None) -> None:
+        """Create each AWS::IAM::Role with its trust policy and the template's policies on it.
+
+        `remove(role_logical_id, statement)` (test-only) drops statements, to plant a missing grant.
+        """
+        iam = boto3.client("iam", region_name=self.region)
+        sts = boto3.client("sts", region_name=self.region)
+        resources = template["Resources"]
+        role_names: dict[str, str] = {}
+        for logical, resource in resources.items():
+            if resource["Type"] != "AWS::IAM::Role":
+                continue
+            props = resource["Properties"]
+            iam.create_role(RoleName=logical, AssumeRolePolicyDocument=json.dumps(resolve(props["AssumeRolePolicyDocument"])))
+            role_names[logical] = logical
+            for index, policy in enumerate(props.get("Policies", [])):
+                self._put(iam, logical, f"{logical}Inline{index}", resolve(policy["PolicyDocument"]), remove)
+        for logical, resource in resources.items():
+            props = resource.get("Properties", {})
+            if resource["Type"] == "AWS::IAM::Policy":
+                for role in props.get("Roles", []):
+                    role_logical = role["Ref"] if isinstance(role, dict) and "Ref" in role else None
+                    if role_logical in role_names:
+                        self._put(iam, role_logical, logical, resolve(props["PolicyDocument"]), remove)
+            elif resource["Type"] == "AWS::IAM::ManagedPolicy":
+                for role in props.get("Roles", []):
+                    role_logical = role["Ref"] if isinstance(role, dict) and "Ref" in role else None
+                    if role_logical in role_names:
+                        # Attached managed policies are put inline: moto evaluates both the same way.
+                        self._put(iam, role_logical, logical, resolve(props["PolicyDocument"]), remove)
+        for logical in role_names:
+            credentials = sts.assume_role(RoleArn=f"arn:aws:iam::{self.account}:role/{logical}",
+                                          RoleSessionName=logical[:64])["Credentials"]
+            self.roles[logical] = RoleIdentity(logical, f"arn:aws:iam::{self.account}:role/{logical}",
+                                               {k: credentials[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")})
+        iam.create_user(UserName=ADMIN_USER)
+        iam.put_user_policy(UserName=ADMIN_USER, PolicyName="admin", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        key = iam.create_access_key(UserName=ADMIN_USER)["AccessKey"]
+        self._admin = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+
+    @staticmethod
+    def _put(iam: Any, role: str, name: str, document: dict[str, Any],
+             remove: Optional[Callable[[str, dict[str, Any]], bool]]) -> None:
+        statements = _as_list(document.get("Statement", []))
+        if remove is not None:
+            statements = [s for s in statements if not remove(role, s)]
+        iam.put_role_policy(RoleName=role, PolicyName=name,
+                            PolicyDocument=json.dumps({**document, "Statement": statements}))
+
+    # ---- identities ----
+
+    def role(self, logical_or_arn: str) -> RoleIdentity:
+        name = logical_or_arn.rsplit("/", 1)[-1]
+        return self.roles[name]
+
+    @contextmanager
+    def acting_as(self, role: Optional[str]) -> Iterator[None]:
+        """Clients created on this thread inside the block get `role`'s credentials (None: admin)."""
+        previous = getattr(_IDENTITY, "role", None)
+        _IDENTITY.role = role
+        try:
+            yield
+        finally:
+            _IDENTITY.role = previous
+
+    def client(self, service: str, role: Optional[str] = None, **kwargs: Any) -> Any:
+        """A boto3 client signed as `role` (logical id or ARN), or as the administrator."""
+        credentials = self.role(role).client_kwargs() if role else dict(self._admin or {})
+        return boto3.client(service, region_name=self.region, **credentials, **kwargs)
+
+    def expect_denials(self, *fragments: str) -> None:
+        """The test expects refusals whose text contains each fragment (consumed at exit)."""
+        self._expected.extend(fragments)
+
+    def unexpected_denials(self) -> list[Denial]:
+        return [d for d in self.denials if not any(f in str(d) for f in self._expected)]
+
+    # ---- switching it on ----
+
+    def __enter__(self) -> "IamEnforcement":
+        from botocore.credentials import Credentials
+        from botocore.session import Session
+        from moto import settings
+        from moto.core.authorization import ActionAuthenticatorMixin
+
+        enforcement = self
+
+        def get_credentials(session: Any) -> Any:
+            role = getattr(_IDENTITY, "role", None)
+            if role:
+                c = enforcement.role(role).credentials
+                return Credentials(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+            assert enforcement._admin is not None
+            return Credentials(enforcement._admin["aws_access_key_id"], enforcement._admin["aws_secret_access_key"])
+
+        self._stack.enter_context(mock.patch.object(Session, "get_credentials", get_credentials))
+        self._patch_step_functions_clients()
+
+        def authorize(response: Any, iam_request_cls: type, resource: str = "*") -> None:
+            enforcement._authorize(response, iam_request_cls, resource)
+
+        self._stack.enter_context(mock.patch.object(
+            ActionAuthenticatorMixin, "_authenticate_and_authorize_action", authorize))
+        previous = (settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count)
+        settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+        ActionAuthenticatorMixin.request_count = 0
+
+        def restore() -> None:
+            settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count = previous
+
+        self._stack.callback(restore)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stack.close()
+
+    def _patch_step_functions_clients(self) -> None:
+        """moto's interpreter signs every task's call with a dummy key; AWS uses the machine's role."""
+        import sys
+
+        from moto.stepfunctions.parser.asl.utils import boto_client as boto_client_module
+
+        original = boto_client_module.boto_client_for
+        enforcement = self
+
+        def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+            client = original(region=region, service=service, state_credentials=state_credentials)
+            role_arn = getattr(state_credentials, "role_arn", None)
+            if not role_arn:
+                raise AssertionError(f"harness: a Step Functions task on {service} has no role to run with")
+            identity = enforcement.role(role_arn)
+            return boto3.client(service, region_name=region, config=client.meta.config,
+                                **identity.client_kwargs())
+
+        for name, module in list(sys.modules.items()):
+            if name.startswith("moto.stepfunctions") and getattr(module, "boto_client_for", None) is original:
+                self._stack.enter_context(mock.patch.object(module, "boto_client_for", boto_client_for))
+
+    # ---- the check ----
+
+    def _authorize(self, response: Any, iam_request_cls: type, resource: str) -> None:
+        from moto.core.authorization import ActionAuthenticatorMixin
+        from moto.iam.access_control import IAMRequest
+
+        if response.headers.get("X-Amz-Target") in ActionAuthenticatorMixin.PUBLIC_OPERATIONS:
+            return
+        parsed_url = urlparse(response.uri)
+        path = response.raw_path + (f"?{parsed_url.query}" if parsed_url.query else "")
+        if "Authorization" not in response.headers:
+            self._authorize_presigned(response, resource)
+            return
+        # moto authenticates: access key (and session token) -> IAM user or assumed role, its
+        # policies. Its signature recomputation is not used: it disagrees with botocore's for some
+        # REST requests with a query (API Gateway's GetApiKey?includeValue=true), which AWS accepts.
+        iam_request = iam_request_cls(
+            account_id=response.current_account, method=response.method, path=path, data=response.data,
+            body=response.raw_body, headers=response.headers, action=response._get_action(),
+        )
+        service, operation = iam_request._action.split(":", 1)
+        if iam_request._action == "sts:GetCallerIdentity":
+            return
+        self._check(iam_request._access_key, service, operation, response, resource,
+                    refuse=lambda denial: self._refuse(iam_request, iam_request_cls is IAMRequest, denial))
+
+    def _check(self, access_key: Any, service: str, operation: str, response: Any, resource: str,
+               refuse: Callable[[Denial], None]) -> None:
+        documents = _policy_documents(access_key.collect_policies())
+        self.checks += 1
+        for check in _required(service, operation, response, resource, self._arn, self._bucket_kms_key):
+            if not evaluate(documents, check) or (check.action == "sts:AssumeRole" and not self._trusted(access_key, check)):
+                denial = Denial(access_key.arn, check.action, check.resource)
+                self.denials.append(denial)
+                refuse(denial)
+
+    def _trusted(self, access_key: Any, check: Check) -> bool:
+        """AssumeRole also needs the role's trust policy to name the caller (its role, or the account)."""
+        from moto.iam.models import iam_backends
+
+        try:
+            role = iam_backends[self.account]["aws"].get_role_by_arn(check.resource)
+        except Exception:
+            return False
+        caller = access_key.arn
+        if ":assumed-role/" in caller:
+            caller = f"arn:aws:iam::{self.account}:role/{caller.split(':assumed-role/')[1].split('/')[0]}"
+        trust = json.loads(role.assume_role_policy_document)
+        for statement in _as_list(trust.get("Statement", [])):
+            principals = _as_list((statement.get("Principal") or {}).get("AWS", []))
+            if statement.get("Effect") == "Allow" and (caller in principals or f"arn:aws:iam::{self.account}:root" in principals):
+                return True
+        return False
+
+    @staticmethod
+    def _refuse(iam_request: Any, generic: bool, denial: Denial) -> None:
+        if generic:
+            from moto.core.exceptions import AccessDeniedError
+
+            raise AccessDeniedError(user_arn=denial.principal, action=f"{denial.action} on {denial.resource}")
+        iam_request._raise_access_denied()
+
+    def _authorize_presigned(self, response: Any, resource: str) -> None:
+        """A presigned S3 URL: authorized as the principal that signed it, until it expires.
+
+        The signature itself is not recomputed (moto's checker reads only the Authorization
+        header); the signer's identity, its policies and the expiry are checked.
+        """
+        from datetime import datetime, timedelta, timezone
+
+        from moto.iam.access_control import create_access_key
+        from moto.s3.exceptions import S3AccessDeniedError
+
+        query = {k: (v[0] if isinstance(v, list) else v) for k, v in (response.querystring or {}).items()}
+        credential = query.get("X-Amz-Credential")
+        if not credential:
+            raise S3AccessDeniedError()  # anonymous: the bucket is private
+        signed_at = datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+        if datetime.now(timezone.utc) > signed_at + timedelta(seconds=int(query.get("X-Amz-Expires", "0"))):
+            self.denials.append(Denial(credential.split("/")[0], "s3:GetObject (presigned URL expired)", resource))
+            raise S3AccessDeniedError()
+        from moto.sts.models import sts_backends
+
+        for session in sts_backends[self.account]["aws"].assumed_roles:
+            if session.access_key_id == credential.split("/")[0] and datetime.now(timezone.utc) > _utc(session.expiration):
+                # A presigned URL ends with the credentials that signed it, whatever its own expiry.
+                self.denials.append(Denial(session.arn, "s3:GetObject (presigned URL's credentials expired)", resource))
+                raise S3AccessDeniedError()
+        headers = dict(response.headers)
+        if "X-Amz-Security-Token" in query:
+            headers["X-Amz-Security-Token"] = query["X-Amz-Security-Token"]
+        access_key = create_access_key(account_id=self.account, partition="aws",
+                                       access_key_id=credential.split("/")[0], headers=headers)
+
+        def refuse(denial: Denial) -> None:
+            raise S3AccessDeniedError()
+
+        self._check(access_key, "s3", response.data.get("Action", "GetObject"), response, resource, refuse)
+
+    def _bucket_kms_key(self, bucket: str) -> Optional[str]:
+        """The customer key a bucket's default encryption names (SSE-KMS), if any."""
+        from moto.s3.models import s3_backends
+
+        found = s3_backends[self.account]["aws"].buckets.get(bucket)
+        rules = ((found.encryption or {}).get("Rule") if found is not None else None) or {}
+        default = (rules[0] if isinstance(rules, list) else rules).get("ApplyServerSideEncryptionByDefault", {})
+        if default.get("SSEAlgorithm") not in ("aws:kms", "aws:kms:dsse"):
+            return None
+        key = default.get("KMSMasterKeyID")
+        if not key:
+            return None  # the AWS-managed aws/s3 key: its key policy lets every principal of the account use it
+        return key if key.startswith("arn:") else self._arn("kms", f"key/{key}")
+
+
+def _utc(value: Any) -> Any:
+    from datetime import timezone
+
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def statements_matching(*actions: str, resource_contains: str = "") -> Callable[[str, dict[str, Any]], bool]:
+    """A `remove` predicate for `create_roles`: statements granting any of `actions` whose (resolved)
+    Resource mentions `resource_contains` (test-only)."""
+    def remove(role: str, statement: dict[str, Any]) -> bool:
+        granted = [a.lower() for a in _as_list(statement.get("Action", []))]
+        resources = json.dumps(statement.get("Resource", ""))
+        return any(a.lower() in granted for a in actions) and resource_contains in resources
+    return remove

@@ -1,0 +1,120 @@
+"""What each role may do, judged on the synthesized policies with the harness's IAM evaluation
+(tests/harness/iam.py): least privilege as behaviour, not as template text."""
+
+from __future__ import annotations
+
+import pytest
+from aws_cdk.assertions import Template
+
+from tests.conftest import synth_stack
+from tests.harness.iam import Check, evaluate
+from tests.harness.pipeline_harness import Resolver
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
+
+
+class _Names(dict):
+    """Any logical id resolves to itself (Ref) or to a plain ARN of it (GetAtt Arn)."""
+
+    def __init__(self, template: dict, arns: bool):
+        super().__init__()
+        self.template, self.arns = template, arns
+
+    def __missing__(self, logical: str) -> str:
+        kind = self.template["Resources"][logical]["Type"]
+        if not self.arns:
+            return logical
+        return {"AWS::S3::Bucket": f"arn:aws:s3:::{logical}",
+                "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT}:role/{logical}"}.get(
+            kind, f"arn:aws:{kind.split('::')[1].lower()}:{REGION}:{ACCOUNT}:{logical}")
+
+
+def policies_of(template: dict, contains: str) -> list[dict]:
+    resolve = Resolver(template, _Names(template, False), _Names(template, True), "DreamBoothPipeline")
+    (role,) = [k for k, v in template["Resources"].items() if v["Type"] == "AWS::IAM::Role" and contains in k]
+    return [resolve(v["Properties"]["PolicyDocument"]) for v in template["Resources"].values()
+            if v["Type"] == "AWS::IAM::Policy" and {"Ref": role} in v["Properties"].get("Roles", [])]
+
+
+@pytest.fixture(scope="module")
+def template():
+    return Template.from_stack(synth_stack()).to_json()
+
+
+@pytest.fixture(scope="module")
+def kms_template():
+    return Template.from_stack(synth_stack({"bucketName": "photos-kms", "bucketKmsKeyArn": KEY})).to_json()
+
+
+def _bucket(template: dict) -> str:
+    (logical,) = [k for k, v in template["Resources"].items() if v["Type"] == "AWS::S3::Bucket"]
+    return f"arn:aws:s3:::{logical}"
+
+
+def test_sagemaker_roles_list_only_their_prefixes(template):
+    bucket = _bucket(template)
+    training, hosting = policies_of(template, "SageMakerRolesTraining"), policies_of(template, "SageMakerRolesHosting")
+    assert evaluate(training, Check("s3:ListBucket", bucket, {"s3:prefix": "datasets/_pipeline/doppler/1/"}))
+    assert not evaluate(training, Check("s3:ListBucket", bucket, {"s3:prefix": "generated/"}))
+    assert not evaluate(training, Check("s3:ListBucket", bucket))  # the whole bucket
+    assert evaluate(hosting, Check("s3:ListBucket", bucket, {"s3:prefix": "models/doppler/1/output/"}))
+    assert not evaluate(hosting, Check("s3:ListBucket", bucket, {"s3:prefix": "datasets/"}))
+
+
+def test_the_training_role_lists_only_the_base_model_key_on_jumpstart(template):
+    training = policies_of(template, "SageMakerRolesTraining")
+    jumpstart = "arn:aws:s3:::jumpstart-cache-prod-us-east-1"
+    key = "stabilityai-training/train-model-txt2img-stabilityai-stable-diffusion-v2-1-base.tar.gz"
+    assert evaluate(training, Check("s3:ListBucket", jumpstart, {"s3:prefix": key}))
+    assert not evaluate(training, Check("s3:ListBucket", jumpstart, {"s3:prefix": "stabilityai-training/"}))
+
+
+def test_the_api_function_reads_nothing_itself_and_its_signer_only_generated_images(template):
+    bucket = _bucket(template)
+    api, signer = policies_of(template, "ApiHandlerRole"), policies_of(template, "ApiImageSigner")
+    assert not evaluate(api, Check("s3:GetObject", f"{bucket}/generated/g1/0.jpg"))
+    assert evaluate(signer, Check("s3:GetObject", f"{bucket}/generated/g1/0.jpg"))
+    assert not evaluate(signer, Check("s3:GetObject", f"{bucket}/datasets/doppler/1.jpg"))
+    assert not evaluate(signer, Check("s3:ListBucket", bucket, {"s3:prefix": "generated/"}))
+
+
+def test_cleanup_and_deploy_touch_only_sagemaker_resources_of_this_stack(template):
+    cleanup, deploy = policies_of(template, "PipelineCleanupRole"), policies_of(template, "DeployStateMachineRole")
+    ours = {"aws:ResourceTag/dreambooth-pipeline:stack": "DreamBoothPipeline"}
+    model = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/doppler-20260101000000"
+    config = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/doppler-20260101000000"
+    assert evaluate(cleanup, Check("sagemaker:DeleteModel", model, ours))
+    assert not evaluate(cleanup, Check("sagemaker:DeleteModel", model))
+    assert not evaluate(cleanup, Check("sagemaker:DeleteEndpointConfig", config,
+                                       {"aws:ResourceTag/dreambooth-pipeline:stack": "OtherStack"}))
+    request_tag = {"aws:RequestTag/dreambooth-pipeline:stack": "DreamBoothPipeline"}
+    assert evaluate(deploy, Check("sagemaker:CreateModel", model, request_tag))
+    assert not evaluate(deploy, Check("sagemaker:CreateModel", model))
+    assert evaluate(deploy, Check("sagemaker:UpdateEndpoint", config, ours))
+    assert not evaluate(deploy, Check("sagemaker:UpdateEndpoint", config))
+
+
+def test_state_machines_log_under_vendedlogs(template):
+    groups = [v["Properties"].get("LogGroupName") for k, v in template["Resources"].items()
+              if v["Type"] == "AWS::Logs::LogGroup" and "StateMachine" in k]
+    assert sorted(groups) == ["/aws/vendedlogs/states/DreamBoothPipeline-deploy",
+                              "/aws/vendedlogs/states/DreamBoothPipeline-train"]
+
+
+@pytest.mark.parametrize("role, reads, writes", [
+    ("SageMakerRolesTraining", True, True), ("SageMakerRolesHosting", True, False),
+    ("PipelineSnapshotRole", True, False), ("PipelineValidateRole", True, True),
+    ("ApiImageSigner", True, False), ("ApiWorkerRole", False, True),
+])
+def test_with_a_bucket_key_each_role_gets_exactly_its_kms_actions_through_s3(kms_template, role, reads, writes):
+    policies = policies_of(kms_template, role)
+    via_s3 = {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}
+    assert evaluate(policies, Check("kms:Decrypt", KEY, via_s3)) is reads
+    assert evaluate(policies, Check("kms:GenerateDataKey", KEY, via_s3)) is writes
+    assert not evaluate(policies, Check("kms:Decrypt", KEY))  # directly, not through S3
+
+
+def test_without_a_bucket_key_no_role_gets_kms_on_it(template):
+    for role in ("SageMakerRolesTraining", "ApiWorkerRole"):
+        assert not evaluate(policies_of(template, role), Check("kms:Decrypt", KEY, {"kms:ViaService": "s3.us-east-1.amazonaws.com"}))

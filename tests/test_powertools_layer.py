@@ -1,0 +1,30 @@
+"""The tests run the Powertools release the deployed functions get from the pinned layer."""
+
+from __future__ import annotations
+
+import re
+
+from aws_cdk.assertions import Template
+from aws_lambda_powertools.shared.version import VERSION
+
+from stacks.constructs.powertools_layer import POWERTOOLS_LAYER_VERSION, POWERTOOLS_RELEASE
+from tests.conftest import ROOT
+
+
+def test_the_installed_powertools_is_the_release_the_layer_holds():
+    assert VERSION == POWERTOOLS_RELEASE, (
+        f"tests run Powertools {VERSION}, the functions get layer {POWERTOOLS_LAYER_VERSION} "
+        f"recorded as {POWERTOOLS_RELEASE}: pin one to the other (stacks/constructs/powertools_layer.py)")
+
+
+def test_requirements_pin_the_layer_release():
+    pins = re.findall(r"^aws-lambda-powertools(?:\[[^\]]*\])?==([\w.]+)",
+                      (ROOT / "requirements-dev.txt").read_text(), flags=re.M)
+    assert pins == [POWERTOOLS_RELEASE]
+
+
+def test_every_function_of_the_stack_uses_the_one_pinned_layer(created_stack):
+    functions = Template.from_stack(created_stack).find_resources("AWS::Lambda::Function")
+    layers = {str(layer) for props in (f["Properties"] for f in functions.values()) for layer in props.get("Layers", [])}
+    assert layers and all(f"AWSLambdaPowertoolsPythonV3-python313-x86_64:{POWERTOOLS_LAYER_VERSION}" in layer
+                          for layer in layers)
