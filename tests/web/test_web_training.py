@@ -41,6 +41,16 @@ def as_files(photos: dict[str, bytes]) -> list[dict]:
             for name, data in photos.items()]
 
 
+def train_from_page(page, url: str, photos: dict[str, bytes], dataset: str = "dog") -> None:
+    """Open the page, save the key, drop the photos, name the dataset, give the phrase, start."""
+    page.goto(url)
+    save_key(page)
+    page.locator("#photos").set_input_files(as_files(photos))
+    page.get_by_label("Dataset name (letters, digits, hyphens)").fill(dataset)
+    page.get_by_label("Prompt phrase (a rare word and the kind of thing)").fill(PROMPT)
+    page.get_by_role("button", name="Upload and train").click()
+
+
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory):
     return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1},
@@ -73,7 +83,15 @@ def test_photos_dropped_on_the_page_train_a_model_that_goes_live(synthesized, pa
                                                   "POWERTOOLS_METRICS_DISABLED": "true"})
         stop = threading.Event()
         events = threading.Thread(target=deliver_commit_events, args=(h, "datasets/dog/", stop), daemon=True)
-        with LocalApi(ApiGatewayAdapter(handler.lambda_handler).wsgi_app) as api:
+        adapter = ApiGatewayAdapter(handler.lambda_handler)
+
+        def as_the_api_role(environ, start_response):
+            # Every AWS call the API makes (and the presigned POSTs it signs) with its role's
+            # credentials, judged by the harness's IAM evaluation: a missing grant fails this test.
+            with h.iam.acting_as(spec.role):
+                return adapter.wsgi_app(environ, start_response)
+
+        with LocalApi(as_the_api_role) as api:
             page.goto(api.url)
             save_key(page)
             expect(page.locator("#generate-hint")).to_contain_text("No model is live yet")
@@ -120,12 +138,7 @@ def test_photos_the_pipeline_would_refuse_show_every_reason_and_commit_nothing(h
     # Given three photos: one real, one too small, one that is text named .jpg
     photos = {"a.jpg": photo((10, 20, 30)), "b.jpg": photo((40, 50, 60), size=(100, 100)),
               "c.jpg": b"not a photo at all"}
-    page.goto(local_api.url)
-    save_key(page)
-    page.locator("#photos").set_input_files(as_files(photos))
-    page.get_by_label("Dataset name (letters, digits, hyphens)").fill("dog")
-    page.get_by_label("Prompt phrase (a rare word and the kind of thing)").fill(PROMPT)
-    page.get_by_role("button", name="Upload and train").click()
+    train_from_page(page, local_api.url, photos)
 
     # Then every reason the pipeline gives is listed, in its words, with what to do
     alert = page.locator("#train-error")
@@ -145,12 +158,7 @@ def test_photos_the_pipeline_would_refuse_show_every_reason_and_commit_nothing(h
 
 def test_an_existing_dataset_name_is_refused_before_any_upload(harness, local_api, page):
     harness.s3.put_object(Bucket="test-data-bucket", Key="datasets/dog/old.jpg", Body=photo((1, 2, 3)))
-    page.goto(local_api.url)
-    save_key(page)
-    page.locator("#photos").set_input_files(as_files({f"d{i}.jpg": photo((i, 9, 9)) for i in range(3)}))
-    page.get_by_label("Dataset name (letters, digits, hyphens)").fill("dog")
-    page.get_by_label("Prompt phrase (a rare word and the kind of thing)").fill(PROMPT)
-    page.get_by_role("button", name="Upload and train").click()
+    train_from_page(page, local_api.url, {f"d{i}.jpg": photo((i, 9, 9)) for i in range(3)})
     expect(page.locator("#train-error .error-title")).to_have_text("Not possible right now.")
     expect(page.locator("#train-error .error-fix")).to_contain_text("already exists")
     listed = harness.s3.list_objects_v2(Bucket="test-data-bucket")["Contents"]
@@ -159,12 +167,7 @@ def test_an_existing_dataset_name_is_refused_before_any_upload(harness, local_ap
 
 def test_a_failed_training_is_shown_with_the_pipelines_reason_and_survives_a_reload(harness, local_api, page):
     # Given photos uploaded and committed from the page (the API harness: no state machine runs here)
-    page.goto(local_api.url)
-    save_key(page)
-    page.locator("#photos").set_input_files(as_files({f"d{i}.jpg": photo((i, 90, 9)) for i in range(3)}))
-    page.get_by_label("Dataset name (letters, digits, hyphens)").fill("dog")
-    page.get_by_label("Prompt phrase (a rare word and the kind of thing)").fill(PROMPT)
-    page.get_by_role("button", name="Upload and train").click()
+    train_from_page(page, local_api.url, {f"d{i}.jpg": photo((i, 90, 9)) for i in range(3)})
     expect(page.locator('#train-phases li[data-phase="waiting"]')).to_be_visible()
     # When the page is reloaded and the registry then records the dataset's model as failed
     page.reload()

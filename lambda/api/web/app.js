@@ -170,6 +170,10 @@
   function explain(error) {
     if (!(error instanceof ApiError)) return { title: String(error.message || error), fix: "" };
     const unavailable = lastStatus && UNAVAILABLE[lastStatus.endpoint.state];
+    if (error.fromBucket) {
+      return { title: "The bucket refused a photo; nothing was added to the dataset.",
+        fix: "Try again; if it keeps happening, upload with `dreambooth upload` and quote the details below." };
+    }
     switch (error.status) {
       case 0: return { title: "The API could not be reached.", fix: "Check your internet connection and try again." };
       case 400: return { title: "Some values are not accepted.", fix: "Correct them and try again.",
@@ -770,7 +774,9 @@
       const text = await response.text();
       const code = (text.match(/<Code>([^<]+)<\/Code>/) || [])[1] || `HTTP ${response.status}`;
       const message = (text.match(/<Message>([^<]+)<\/Message>/) || [])[1] || "";
-      throw new ApiError(response.status, { error: { code, message: `S3 refused ${file.name}: ${message}` } });
+      const error = new ApiError(response.status, { error: { code, message: `S3 refused ${file.name}: ${message}` } });
+      error.fromBucket = true;
+      throw error;
     }
   }
 
