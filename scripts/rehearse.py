@@ -132,7 +132,11 @@ def render_text(result: Rehearsal) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.rehearse", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.rehearse", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Examples:\n  .venv/bin/python -m scripts.rehearse\n  .venv/bin/python -m scripts.rehearse --json "
+               "--out /tmp/rehearsal\n  .venv/bin/python -m scripts.rehearse --training-seconds 5")
     parser.add_argument("--json", action="store_true", help="print the timeline and summary as JSON")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the run's subfolder (default: rehearsal-out/)")
     parser.add_argument("--training-seconds", type=float, default=2.0, help="simulated training duration")

@@ -64,6 +64,15 @@ class Settings:
     """The pipeline deletes the endpoint after this long without use (0: never); for messages."""
     wake_timeout_s: int = 4200
     """A wake-up not finished after this long is considered lost: the next request starts another."""
+    region: str = "us-east-1"
+    """The function's region (Lambda's AWS_REGION): presigned uploads go to the bucket's regional host."""
+    upload_url_expiry_s: int = 900
+    """Lifetime of the presigned POSTs the web page uploads a dataset's photos with."""
+
+    @property
+    def upload_origin(self) -> str:
+        """The S3 host of the page's image links and photo uploads (virtual-hosted, regional)."""
+        return f"https://{self.bucket_name}.s3.{self.region}.amazonaws.com"
 
     def idle_text(self) -> str:
         return f"{self.idle_minutes} minutes" if self.idle_minutes else "a while"
@@ -88,4 +97,5 @@ class Settings:
             api_auth=_one_of(environ, env.API_AUTH, ("apiKey", "iam"), "apiKey"),
             idle_minutes=_positive_int(environ, env.IDLE_MINUTES, 60),
             wake_timeout_s=_positive_int(environ, env.WAKE_TIMEOUT_S, 4200),
+            region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         )

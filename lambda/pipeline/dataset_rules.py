@@ -31,6 +31,21 @@ HEADER_BYTES = 256 * 1024
 # trailers some cameras append after a JPEG's FFD9.
 TAIL_BYTES = 64 * 1024
 MAX_DATASET_INFO_BYTES = 64 * 1024
+# Where the CLI and the web page stage a dataset's images before committing them into datasets/<name>/:
+# uploads/<name>/<token>/ (outside datasets/, so staging never triggers the pipeline).
+UPLOADS_PREFIX = "uploads/"
+
+
+def upload_prefix(dataset: str, token: str) -> str:
+    return f"{UPLOADS_PREFIX}{dataset}/{token}/"
+
+
+def new_upload_token() -> str:
+    """Unique per upload, readable: when it was started (UTC), then random, e.g. 20261201T093000Z-1f2e3d4c."""
+    import secrets
+    import time
+
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
 
 # Dataset names become part of SageMaker job, model and endpoint-config names
 # (letters, digits, hyphens; at most 63 characters with the 15-character version suffix).
@@ -647,3 +662,43 @@ def snapshot_hash(entries: Iterable[tuple[str, str, int]], settings: str = "") -
     for key, version, size in sorted(entries):
         digest.update(f"{key}\0{version}\0{size}\n".encode("utf-8", "backslashreplace"))
     return digest.hexdigest()[:32]
+
+
+# ---- the validator's configuration, as the stack sets it for every function that judges datasets ----
+
+# Environment variable names (the pipeline's validator and the API's dataset commit both read them).
+ENV_DEFAULT_INSTANCE_PROMPT = "DEFAULT_INSTANCE_PROMPT"
+ENV_DEFAULT_CLASS_PROMPT = "DEFAULT_CLASS_PROMPT"
+ENV_DEFAULT_HYPERPARAMETERS = "DEFAULT_HYPERPARAMETERS"
+ENV_TRAINING_INSTANCE_TYPE = "TRAINING_INSTANCE_TYPE"
+ENV_MIN_IMAGES = "MIN_IMAGES"
+ENV_MAX_IMAGES = "MAX_IMAGES"
+ENV_MAX_IMAGE_BYTES = "MAX_IMAGE_BYTES"
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    """What `evaluate` is configured with besides the dataset itself."""
+
+    default_instance_prompt: str
+    default_class_prompt: str
+    default_hyperparameters: Mapping[str, str]
+    training_instance_type: str
+    limits: Limits
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> "JudgeSettings":
+        return cls(
+            default_instance_prompt=environ[ENV_DEFAULT_INSTANCE_PROMPT],
+            default_class_prompt=environ.get(ENV_DEFAULT_CLASS_PROMPT, ""),
+            default_hyperparameters=json.loads(environ[ENV_DEFAULT_HYPERPARAMETERS]),
+            training_instance_type=environ[ENV_TRAINING_INSTANCE_TYPE],
+            limits=Limits(min_images=int(environ[ENV_MIN_IMAGES]), max_images=int(environ[ENV_MAX_IMAGES]),
+                          max_image_bytes=int(environ[ENV_MAX_IMAGE_BYTES])),
+        )
+
+    def judge(self, dataset: str, files: Sequence[DatasetFile], read_info: Callable[[], bytes] | None) -> Verdict:
+        return evaluate(dataset, files, read_info=read_info, default_instance_prompt=self.default_instance_prompt,
+                        default_class_prompt=self.default_class_prompt,
+                        default_hyperparameters=self.default_hyperparameters,
+                        training_instance_type=self.training_instance_type, limits=self.limits)

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Optional
 
-from aws_cdk import Acknowledgment, Aws, CfnOutput, Duration, RemovalPolicy, Token, Validations
+from aws_cdk import Acknowledgment, Aws, CfnOutput, Duration, RemovalPolicy, SymlinkFollowMode, Token, Validations
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -29,9 +29,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.config import ApiConfig
-from stacks.constructs.data_bucket import GENERATED_PREFIX, grant_prefix_read
+from stacks.constructs.data_bucket import DATASETS_PREFIX, GENERATED_PREFIX, UPLOADS_PREFIX, grant_prefix_read
 from stacks.constructs.monitoring import METRICS_NAMESPACE, retention
-from stacks.constructs.nag import acknowledge_prefix_grants, nag_resource
+from stacks.constructs.nag import acknowledge, acknowledge_prefix_grants, nag_resource
 from stacks.constructs.powertools_layer import powertools_layer
 
 CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "api"
@@ -105,9 +105,13 @@ class InferenceApi(Construct):
       idle_minutes: the pipeline's idle shutdown (for the API's messages). Default 60.
       wake_timeout_s: a wake-up of the sleeping endpoint not finished after this long is retried
         by the next request. Default 4200 (the deploy state machine gives up after its max wait).
+      judge_environment: how the pipeline judges datasets (the variables dataset_rules.JudgeSettings
+        reads); the API's dataset commit (POST /datasets/{name}/commit) judges staged photos with the
+        same. Default: none (the training pipeline's `judge_environment` is what the stack passes).
 
     Attributes:
-      api: the RestApi; url: its base URL (stage v1).
+      api: the RestApi; url: its base URL (stage v1); page_origin: the web page's origin
+        (https://<api id>.execute-api.<region>.<suffix>), for the bucket's CORS rule.
       api_function, worker_function: the two Lambda functions.
       generations_table: generation records, expiring by TTL on `expiresAt`.
       api_key: the key of the usage plan (apiKey mode), else None.
@@ -131,6 +135,7 @@ class InferenceApi(Construct):
         log_retention_days: int = 30,
         idle_minutes: int = 60,
         wake_timeout_s: int = 4200,
+        judge_environment: Optional[dict[str, str]] = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
@@ -153,7 +158,10 @@ class InferenceApi(Construct):
         )
 
         self._powertools = powertools_layer(self, "Powertools")
-        self._code = lambda_.Code.from_asset(str(CODE_DIR), exclude=["__pycache__", "*.pyc"])
+        # lambda/api/dataset_rules.py is a symlink to the pipeline's lambda/pipeline/dataset_rules.py:
+        # following it puts that very file into this asset (one source, no copy in the repository).
+        self._code = lambda_.Code.from_asset(str(CODE_DIR), exclude=["__pycache__", "*.pyc"],
+                                             follow_symlinks=SymlinkFollowMode.ALWAYS)
         endpoint_arn = self._endpoint_arn(endpoint_name)
         common_env = {
             names.GENERATIONS_TABLE: self.generations_table.table_name,
@@ -203,6 +211,7 @@ class InferenceApi(Construct):
                 names.API_AUTH: config.auth,
                 names.IDLE_MINUTES: str(idle_minutes),
                 names.WAKE_TIMEOUT_S: str(wake_timeout_s),
+                **(judge_environment or {}),
             },
         )
 
@@ -214,6 +223,7 @@ class InferenceApi(Construct):
         )
         self.api = self._rest_api()
         self.url = self.api.url
+        self.page_origin = f"https://{self.api.rest_api_id}.execute-api.{Aws.REGION}.{Aws.URL_SUFFIX}"
         self.api_key: Optional[apigw.IApiKey] = None
         self.usage_plan: Optional[apigw.UsagePlan] = None
         self.invoke_policy: Optional[iam.ManagedPolicy] = None
@@ -351,8 +361,32 @@ class InferenceApi(Construct):
         deploy_state_machine.grant(api, "states:ListExecutions")
         api.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:DescribeEndpoint"], resources=[endpoint_arn]))
         worker.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=[endpoint_arn]))
+        self._grant_dataset_uploads(bucket)
         # CDK's grant_read / grant_put bundles, on generated/ only (one folder per generation id).
         acknowledge_prefix_grants(worker.role, bucket, GENERATED_PREFIX, reads=False, writes=True)
+
+    def _grant_dataset_uploads(self, bucket: s3.IBucket) -> None:
+        """Training from the web page (lambda/api/datasets.py), and nothing more: the presigned POSTs to
+        uploads/ are signed with the API function's role (s3:PutObject there); the commit lists the
+        staged photos and whether datasets/<name>/ is taken (s3:ListBucket held to those prefixes),
+        reads the photos' first bytes and copies them (s3:GetObject under uploads/, s3:PutObject under
+        datasets/, dataset_info.json included), and deletes this upload's staging objects
+        (s3:DeleteObject under uploads/ only). Nothing under datasets/ is read or deleted."""
+        api = self.api_function
+        grant_prefix_read(bucket, api, UPLOADS_PREFIX)
+        api.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{DATASETS_PREFIX}*"]}}))
+        api.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{UPLOADS_PREFIX}*"),
+                                                 bucket.arn_for_objects(f"{DATASETS_PREFIX}*")]))
+        api.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:DeleteObject"], resources=[bucket.arn_for_objects(f"{UPLOADS_PREFIX}*")]))
+        acknowledge(api.role, "Objects are named per dataset and upload at run time: access is limited to the "
+                              "staging prefix uploads/ (put, read, delete) and to datasets/ (put only, conditional "
+                              "writes that never overwrite).",
+                    *(f"AwsSolutions-IAM5[Resource::{nag_resource(api.role, bucket.arn_for_objects(p + '*'))}]"
+                      for p in (UPLOADS_PREFIX, DATASETS_PREFIX)))
 
     def _rest_api(self) -> apigw.RestApi:
         config = self.config
@@ -417,6 +451,9 @@ class InferenceApi(Construct):
                     self._acknowledge_public_method(method, verb, path)
         self._gateway_responses(api, config.cors_allow_origin)
         self._acknowledge_api(api)
+        # RestApi adds an output of its own (logical id ApiEndpoint<hash>) holding the same URL as our
+        # `Url` (stack output ApiUrl): removed so that the stack has stable, documented output names only.
+        api.node.try_remove_child("Endpoint")
         return api
 
     @staticmethod

@@ -125,6 +125,10 @@ class TrainingPipeline(Construct):
             "MAX_IMAGES": str(training.max_images),
             "MAX_IMAGE_BYTES": str(training.max_image_mb * 1024 * 1024),
         }
+        # How datasets are judged (dataset_rules.JudgeSettings reads these): the API's dataset commit
+        # judges staged photos with the same settings.
+        self.judge_environment = {k: v for k, v in dataset_environment.items()
+                                  if k not in ("BUCKET_NAME", "TRAINING_SCRIPT_URI")}
         self.snapshot_function = self._function("Snapshot", "dataset_tasks.snapshot", dataset_environment,
                                                 timeout_s=60, description="Lists a dataset and names its snapshot")
         self.validate_function = self._function("Validate", "dataset_tasks.validate", dataset_environment,

@@ -59,6 +59,14 @@ FUNCTION_ENV = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
     "CORS_ALLOW_ORIGIN": "*",
+    # How datasets are judged (dataset_rules.JudgeSettings), as the stack sets it from the pipeline's
+    "DEFAULT_INSTANCE_PROMPT": "a photo of sks {dataset}",
+    "DEFAULT_CLASS_PROMPT": "",
+    "DEFAULT_HYPERPARAMETERS": '{"max_steps": "400"}',
+    "TRAINING_INSTANCE_TYPE": "ml.g4dn.2xlarge",
+    "MIN_IMAGES": "3",
+    "MAX_IMAGES": "100",
+    "MAX_IMAGE_BYTES": str(20 * 1024 * 1024),
 }
 
 

@@ -308,3 +308,26 @@ def test_retrain_of_an_invalid_dataset_is_refused_with_the_way_out(live, harness
     code, _, err = live("retrain", "cat-20261121000000")
     assert code == 1
     assert "409" in err and "retried only after it changes" in err
+
+
+# ---- web ------------------------------------------------------------------------------------------
+
+
+def test_web_prints_the_page_address_and_the_api_key(run):
+    code, out, err = run("web")
+    assert code == 0, err
+    assert out.splitlines()[:2] == [f"Web page: {run.url}", "API key:  local-test-key-0123456789abcdef"]
+    code, body, _ = run.json("web")
+    assert body == {"url": run.url, "api_key": "local-test-key-0123456789abcdef", "opened": False}
+
+
+def test_web_open_opens_the_page_in_the_browser(run, monkeypatch):
+    opened = []
+    monkeypatch.setattr("webbrowser.open", lambda url: opened.append(url) or True)
+    code, out, _ = run("web", "--open")
+    assert code == 0 and opened == [run.url] and "Opened in your browser." in out
+
+
+def test_web_in_iam_mode_says_the_page_cannot_be_used(run_iam):
+    code, out, _ = run_iam("web")
+    assert code == 1 and "apiAuth=iam" in out and "API key" not in out

@@ -78,7 +78,9 @@ def test_key_generate_gallery_status_and_reload(harness, local_api, page):
     expect(page.locator("#endpoint-state")).to_have_text(f"{ENDPOINT}: in service")
     expect(page.locator("#live-model")).to_contain_text(MODEL)
     expect(page.locator("#live-prompt")).to_have_text("a photo of a Doppler dog")
-    expect(page.locator("#training")).to_have_text("cow-20261122000000: training (since 2026-11-20 11:00 UTC)")
+    # One time format: local time (Paris, UTC+1 in November), UTC on hover
+    expect(page.locator("#training")).to_have_text("cow-20261122000000: training (since Nov 20, 2026, 12:00 PM)")
+    expect(page.locator("#training time")).to_have_attribute("title", "2026-11-20 11:00:00 UTC")
 
     # When a prompt is generated with chosen parameters
     page.get_by_label("Prompt", exact=True).fill(PROMPT)
@@ -224,7 +226,7 @@ def test_stop_waiting_ends_the_retries(harness, local_api, page):
     expect(page.get_by_role("button", name="Generate")).to_be_enabled()
 
 
-def test_errors_are_shown_from_the_api_error_body(harness, local_api, page):
+def test_errors_are_plain_words_with_the_fix_and_the_raw_message_behind_details(harness, local_api, page):
     # Given a live model, and a prompt the browser accepts but the API refuses (blank)
     harness.live_model(MODEL)
     create_endpoint(MODEL)
@@ -233,12 +235,19 @@ def test_errors_are_shown_from_the_api_error_body(harness, local_api, page):
     page.get_by_label("Prompt", exact=True).fill("   ")
     page.get_by_role("button", name="Generate").click()
 
-    # Then the API's message and the offending field are shown, with the request id
+    # Then the page says what is wrong in plain words, with the fix; no API jargon in view
     alert = page.locator("#error")
     expect(alert).to_be_visible()
-    expect(alert).to_contain_text("BadRequest:")
-    expect(alert.locator("li")).to_have_text(re.compile(r"^prompt: .+"))
-    expect(alert).to_contain_text("Request id:")
+    expect(alert.locator(".error-title")).to_have_text("Some values are not accepted.")
+    expect(alert.locator("li")).to_have_text("Prompt: must not be empty")
+    expect(alert.locator(".error-fix")).to_have_text("Correct them and try again.")
+    raw = alert.locator("details pre")
+    expect(raw).to_be_hidden()
+    # And the API's own message and the request id are behind the "Details" toggle
+    alert.get_by_text("Details").click()
+    expect(raw).to_be_visible()
+    expect(raw).to_contain_text("BadRequest (HTTP 400): invalid request: prompt: must match the pattern")
+    expect(raw).to_contain_text("Request id:")
     expect(page.locator("article.generation")).to_have_count(0)
     assert harness.ddb.scan(TableName="test-generations")["Items"] == []
 
