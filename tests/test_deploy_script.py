@@ -246,4 +246,4 @@ def test_skip_preflight_deploys_without_the_checks(project, fresh_session, s3_qu
     run = Recorder()
     assert deploy.main(["--skip-preflight"], session=fresh_session, run=run, environ={}, root=project,
                        confirm=never_asked) == 0
-    assert run.commands[-1][0][3:] == ["deploy"] and logging_role(fresh_session) is None
+    assert run.commands[-1][0][3:] == ["deploy", *deploy.CDK_QUIET] and logging_role(fresh_session) is None

@@ -21,7 +21,7 @@ from tests.api.adapter import ApiGatewayAdapter
 from tests.api.lambda_loader import load
 from tests.conftest import ROOT
 from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
-from tests.harness.pipeline_harness import BUCKET_NAME
+from tests.harness.pipeline_harness import BUCKET_NAME, FAST_CONTEXT
 from tests.web.conftest import LocalApi
 from tests.web.test_web_page import KEY, save_key
 
@@ -53,7 +53,7 @@ def train_from_page(page, url: str, photos: dict[str, bytes], dataset: str = "do
 
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory):
-    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1},
+    return synthesize(FAST_CONTEXT,
                       outdir=tmp_path_factory.mktemp("assembly"))
 
 
