@@ -127,7 +127,7 @@ def test_commit_refuses_with_every_reason_and_commits_nothing(harness):
     assert error["code"] == "DatasetRefused"
     reasons = error["reasons"]
     assert any(r.startswith("b.jpg:") for r in reasons) and any(r.startswith("c.png:") for r in reasons)
-    assert "1 usable images; at least 3 are needed" in reasons
+    assert "1 usable images; at least 3 are needed: add .jpg or .png photos to datasets/dog/" in reasons
     assert keys("datasets/") == [] and keys("uploads/") == []  # nothing committed, staging cleaned up
 
 

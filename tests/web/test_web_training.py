@@ -148,7 +148,7 @@ def test_photos_the_pipeline_would_refuse_show_every_reason_and_commit_nothing(h
     expect(reasons).to_have_count(3)
     texts = reasons.all_inner_texts()
     assert texts[0].startswith("b.jpg:") and texts[1].startswith("c.jpg:")
-    assert texts[2] == "1 usable images; at least 3 are needed"
+    assert texts[2] == "1 usable images; at least 3 are needed: add .jpg or .png photos to datasets/dog/"
     # And nothing was committed (nor left in staging)
     listed = harness.s3.list_objects_v2(Bucket="test-data-bucket").get("Contents", [])
     assert [o["Key"] for o in listed] == []
