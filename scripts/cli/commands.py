@@ -76,7 +76,7 @@ def cmd_preflight(args: argparse.Namespace, session: Any, clock: Any = None) -> 
 
 def cmd_cost(args: argparse.Namespace, session: Any, clock: Any = None) -> int:
     config = _config(args)
-    region = session.region_name or "us-east-1"
+    region = args.region or session.region_name or "us-east-1"  # an explicit --region wins; no AWS call
     try:
         result = costs.estimate(costs.Pricing.load(), region, config.training.instance_type,
                                 config.serving.instance_type, args.training_minutes)
