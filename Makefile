@@ -1,5 +1,6 @@
 # Two commands on a fresh machine (see README): `make deploy` and `make test`.
-# Each creates what it needs: .venv (runtime + test tools), .venv-checkov, node_modules (CDK CLI).
+# Each creates what it needs: `make deploy` the runtime and the rehearsal's emulator in .venv, and
+# node_modules (CDK CLI); `make test` adds the test tools (.venv/.dev) and .venv-checkov.
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,12 +9,20 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: deploy synth test destroy clean
+.PHONY: deploy synth test destroy clean acceptance refresh-lock
 
 ## deploy: with AWS credentials, deploy (quota-aware bucket choice first); without, synthesize offline
-## and rehearse the whole flow on the emulator (scripts/rehearse.py: needs moto etc., hence .dev).
-deploy: $(VENV)/.dev node_modules/.installed
-	$(PY) -m scripts.deploy $(ARGS)
+## and rehearse the whole flow on the emulator (scripts/rehearse.py: needs moto etc., hence .rehearsal).
+## `make deploy ARGS=--help` prints the deploy command's own help.
+deploy: $(VENV)/.rehearsal node_modules/.installed
+	@$(PY) -m scripts.deploy $(ARGS)
+
+## acceptance: the first real run in one command (scripts/acceptance.py): with AWS credentials, deploy if
+## needed, train on AWS's sample dog photos, generate, write a report; without, the same flow on the emulator.
+## ARGS="--destroy" removes what the run created (never the bucket or the photos). Offline it runs on the
+## rehearsal's emulator (tests/harness), so it needs what `make deploy` needs (.rehearsal), not the test tools.
+acceptance: $(VENV)/.rehearsal node_modules/.installed
+	@$(PY) -m scripts.acceptance $(ARGS)
 
 ## test: the whole suite, gates included (cdk-nag, cfn-lint, checkov, moto).
 test: $(VENV)/.dev .venv-checkov/.installed node_modules/.installed $(CHROMIUM)
@@ -26,15 +35,27 @@ destroy: $(VENV)/.runtime node_modules/.installed
 	npx --no-install cdk destroy $(ARGS)
 
 $(VENV)/.runtime: requirements.txt pyproject.toml
+	@echo "Installing the runtime (AWS CDK, boto3, the dreambooth command) into $(VENV) ..."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
 	# the `dreambooth` command (.venv/bin/dreambooth -> scripts/cli/, main() in commands.py); dependencies come from requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+$(VENV)/.rehearsal: $(VENV)/.runtime requirements-rehearsal.txt
+	@echo "Installing the offline rehearsal's emulator (moto) into $(VENV) ..."
+	$(PY) -m pip install -q -r requirements-rehearsal.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.rehearsal requirements-dev.txt requirements-lock.txt
+	@echo "Installing the test tools into $(VENV) ..."
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
+
+## refresh-lock: resolve stacks/jumpstart.lock.json with the sagemaker SDK (needs AWS credentials).
+refresh-lock: $(VENV)/.runtime requirements-lock.txt
+	$(PY) -m pip install -q -r requirements-lock.txt
+	$(PY) -m scripts.refresh_jumpstart_lock $(ARGS)
 
 # checkov pins an old boto3, so it gets a virtualenv of its own.
 .venv-checkov/.installed: requirements-checkov.txt
@@ -50,6 +71,7 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
 node_modules/.installed: package.json package-lock.json
+	@echo "Installing the AWS CDK CLI into node_modules ..."
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 

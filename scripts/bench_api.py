@@ -65,6 +65,13 @@ FUNCTION_ENV = {
     "POWERTOOLS_SERVICE_NAME": "inference-api",
     "POWERTOOLS_METRICS_NAMESPACE": "DreamBoothPipeline",
     "POWERTOOLS_LOG_LEVEL": "INFO",
+    # How datasets are judged (dataset_rules.JudgeSettings: the dataset commit route), as the stack sets it
+    "DEFAULT_INSTANCE_PROMPT": "a photo of sks {dataset}",
+    "DEFAULT_HYPERPARAMETERS": "{}",
+    "TRAINING_INSTANCE_TYPE": "ml.g4dn.2xlarge",
+    "MIN_IMAGES": "3",
+    "MAX_IMAGES": "100",
+    "MAX_IMAGE_BYTES": str(20 * 1024 * 1024),
 }
 # Fake credentials; any call that escaped the canned answers would go to a closed local port.
 SAFE_ENV = {
@@ -158,7 +165,7 @@ def hooked_client_factory(answer: Callable[..., Any]) -> Callable[..., Any]:
     import boto3
 
     def factory(service: str, **kwargs: Any):
-        client = boto3.client(service, region_name=REGION, **kwargs)
+        client = boto3.client(service, **{"region_name": REGION, **kwargs})
         client.meta.events.register("before-send", answer)
         return client
 

@@ -1,18 +1,6 @@
-"""The main job: deploy with AWS credentials, or synthesize offline without them.
+"""The main job (`make deploy`): deploy with AWS credentials, or synthesize offline without them.
 
-    python -m scripts.deploy [-c key=value ...] [any other `cdk deploy` options]
-
-With credentials: run the preflight checks the deploy depends on (scripts/cli/preflight.py:
-API Gateway's account-level CloudWatch Logs role, the SageMaker quotas), stop on a failed one
-with its fix (quotas are reported, not blocking: the stack deploys without them), bootstrap the
-environment if needed, choose the data bucket (create, or reuse one when the account is at its
-S3 bucket quota; see scripts/choose_bucket.py), record that choice in cdk.context.json, then
-`cdk deploy`. When API Gateway has no logging role, `--setup-account` (or yes at the prompt, in
-a terminal) creates one and sets it; a role that is set is never replaced. Without credentials: `cdk synth` into cdk.out/,
-making no AWS call, then the offline rehearsal (scripts/rehearse.py: the whole flow on the
-emulator, SageMaker simulated, placeholder images), and say what a deploy needs.
-`--no-rehearsal` skips the rehearsal; `--setup-account` and `--skip-preflight` are not passed on
-to cdk either.
+USAGE (below) is what `make deploy ARGS=--help` prints.
 """
 
 from __future__ import annotations
@@ -27,11 +15,55 @@ from typing import Any, Callable, Optional, Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scripts import choose_bucket
-from scripts.aws_session import user_session
+from scripts.aws_session import JSII_SILENCE, NODE_VERSION_SILENCED, AwsAccessProblem, access_problem, user_session
 from stacks.config import AppConfig, ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
+# --no-notices: the CLI would otherwise try to fetch and print AWS's notices (no network here, and
+# noise on a machine that has one); the jsii banner is silenced through the environment (main()).
 CDK = ["npx", "--no-install", "cdk"]
+CDK_QUIET = ["--no-notices"]
+NO_REHEARSAL = "--no-rehearsal"
+SKIP_PREFLIGHT = "--skip-preflight"
+SETUP_ACCOUNT = "--setup-account"
+"""Lets `make deploy` create and set API Gateway's CloudWatch Logs role when none is set."""
+HELP_FLAGS = ("-h", "--help")
+USAGE = f"""usage: make deploy [ARGS="[{NO_REHEARSAL}] [-c KEY=VALUE ...] [other cdk deploy options]"]
+       (or: .venv/bin/python -m scripts.deploy [ARGS...])
+
+With AWS credentials (aws configure, AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, plus
+AWS_REGION): check the configuration, run the account checks the deploy depends on
+(scripts/cli/preflight.py: API Gateway's account-level CloudWatch Logs role, bucket encryption,
+the SageMaker quotas; a failed blocking check stops with its fix, quotas are only reported),
+choose the data bucket (create one, or reuse one when the
+account is at its S3 bucket quota) and record that choice in cdk.context.json, bootstrap CDK in
+the account and region if needed, then `cdk deploy` (CDK asks before it widens IAM permissions).
+
+Without credentials: `cdk synth` into cdk.out/ (cdk-nag checked), making no AWS call, then the
+offline rehearsal of the whole flow on the emulator (scripts/rehearse.py: SageMaker simulated,
+placeholder images), and say what a deploy needs.
+
+options:
+  -h, --help       show this help and exit (nothing is synthesized or deployed)
+  {NO_REHEARSAL}   offline only: skip the rehearsal (not passed on to cdk)
+  {SETUP_ACCOUNT}  when API Gateway has no CloudWatch Logs role, create and set one without asking
+                   (a role that is set is never replaced; not passed on to cdk)
+  {SKIP_PREFLIGHT} deploy without running the account checks first (not passed on to cdk)
+  -c KEY=VALUE     a configuration value (README, Configuration), passed on to cdk
+  anything else    passed on to `cdk deploy` / `cdk synth` (see `npx cdk deploy --help`)
+
+Exit codes: 0 done; 1 synth, rehearsal or deploy failed; 2 bad configuration, or AWS credentials,
+profile, region or network not usable (one line says which and how to fix it); 3 no data bucket
+can be used (the account is at its bucket quota); 4 an account check failed (nothing deployed).
+
+Examples:
+  make deploy
+  make deploy ARGS=--no-rehearsal
+  make deploy ARGS=--setup-account
+  make deploy ARGS="-c notificationEmail=me@example.com -c endpointMaxInstances=2"
+  AWS_PROFILE=work AWS_REGION=eu-west-1 make deploy"""
+
+
 class BucketNotUsable(RuntimeError):
     """The configured bucketName does not exist or cannot be reached with these credentials."""
 
@@ -59,20 +91,18 @@ def context_from(args: Sequence[str], root: Path = ROOT) -> dict[str, Any]:
 
 
 def has_credentials(session: Any) -> bool:
-    try:
-        return session.get_credentials() is not None
-    except BotoCoreError:
-        return False
+    """Whether credentials are configured at all. Configured but broken ones (a failing
+    credential_process, an SSO token to renew) raise: that is an access problem, not "offline"."""
+    return session.get_credentials() is not None
 
 
-NO_REHEARSAL = "--no-rehearsal"
 REHEARSE = [sys.executable, "-m", "scripts.rehearse"]
 
 
 def synth_offline(args: Sequence[str], run: Runner, environ: dict[str, str], config: AppConfig,
                   rehearse: bool = True) -> int:
     print("No AWS credentials found: synthesizing offline (no AWS call is made).")
-    code = run([*CDK, "synth", "--quiet", *args], environ)
+    code = run([*CDK, "synth", "--quiet", *CDK_QUIET, *args], environ)
     if code == 0:
         print("\nTemplates written to cdk.out/ and checked by cdk-nag.")
         if rehearse:
@@ -120,9 +150,6 @@ def choose_data_bucket(config: AppConfig, session: Any, account: str, region: st
     return f"Bucket: {decision.action} ({decision.reason}), as recorded earlier in cdk.context.json."
 
 
-SKIP_PREFLIGHT = "--skip-preflight"
-SETUP_ACCOUNT = "--setup-account"
-"""Lets `make deploy` create and set API Gateway's CloudWatch Logs role when none is set."""
 PREFLIGHT_FAILED = 4
 
 
@@ -178,10 +205,10 @@ def deploy(
         session.client("cloudformation").describe_stacks(StackName="CDKToolkit")
     except ClientError:
         print(f"Bootstrapping aws://{account}/{region} for CDK (once per account and region).")
-        code = run([*CDK, "bootstrap", f"aws://{account}/{region}"], env)
+        code = run([*CDK, "bootstrap", *CDK_QUIET, f"aws://{account}/{region}"], env)
         if code:
             return code
-    return run([*CDK, "deploy", *args], env)
+    return run([*CDK, "deploy", *CDK_QUIET, *args], env)
 
 
 def main(
@@ -193,13 +220,16 @@ def main(
     confirm: Callable[[str], bool] = ask,
 ) -> int:
     args = list(sys.argv[1:] if args is None else args)
+    if any(a in HELP_FLAGS for a in args):
+        print(USAGE)
+        return 0
     rehearse = NO_REHEARSAL not in args
     setup_account, skip_preflight = SETUP_ACCOUNT in args, SKIP_PREFLIGHT in args
     args = [a for a in args if a not in (NO_REHEARSAL, SETUP_ACCOUNT, SKIP_PREFLIGHT)]
     environ = dict(os.environ if environ is None else environ)
-    environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    session = session or user_session()
+    environ.setdefault(JSII_SILENCE, NODE_VERSION_SILENCED)
     try:
+        session = session or user_session()
         config = AppConfig.load(context_from(args, root).get, environ)
         if not has_credentials(session):
             return synth_offline(args, run, environ, config, rehearse)
@@ -207,6 +237,12 @@ def main(
                       skip_preflight=skip_preflight, confirm=confirm)
     except (ConfigError, BucketNotUsable) as error:
         print(f"Configuration error: {error}", file=sys.stderr)
+        return 2
+    except (AwsAccessProblem, BotoCoreError, ClientError) as error:
+        problem = access_problem(error)
+        if problem is None:
+            raise
+        print(f"AWS access: {problem}. Nothing was deployed.", file=sys.stderr)
         return 2
 
 

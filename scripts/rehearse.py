@@ -9,10 +9,13 @@
    datasets/rehearsal-sample/, each upload followed by the event S3 would send;
 4. waits while the real training and deployment state machines run with the real Lambda
    handlers;
-5. calls the real API handler: GET /status, POST /generations, GET /generations/{id};
-6. saves the generated images (fetched through their presigned URLs) and the timeline into a
-   new folder rehearsal-out/<UTC time>/ (nothing existing is ever overwritten);
+5. calls the real API handler: GET /status, GET /models, POST /generations, GET /generations/{id};
+6. saves the generated images (fetched through their presigned URLs), the report and the timeline
+   into a new folder rehearsal-out/<UTC time>/ (nothing existing is ever overwritten);
 7. prints the timeline and a summary.
+
+Steps 3-6 are the acceptance flow (scripts/acceptance.py, `make acceptance`) on its emulator
+backend with this small plan: one program, two backends.
 
 SageMaker is emulated: no training runs, no model is loaded, and the "generated" images are
 placeholders drawn by the simulator. moto stands in for S3, DynamoDB, Step Functions, Lambda,
@@ -22,17 +25,14 @@ SNS and EventBridge. Exit status 0 when the flow ends with a live model and succ
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import os
 import sys
-import tempfile
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Sequence
-from unittest import mock
+
+from scripts import acceptance
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "rehearsal-out"
@@ -41,13 +41,7 @@ SAMPLE_COUNT = 4
 INSTANCE_PROMPT = "a photo of sks rehearsal toy"
 GENERATION = {"prompt": f"{INSTANCE_PROMPT} on a beach at sunset", "num_images": 2, "seed": 42}
 # Short waits so the rehearsal takes seconds; a deployed stack uses cdk.json's values.
-REHEARSAL_CONTEXT = {"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5}
-# No real credentials are ever used: every AWS call of the rehearsal goes to the emulator.
-EMULATOR_ENV = {
-    "AWS_ACCESS_KEY_ID": "rehearsal", "AWS_SECRET_ACCESS_KEY": "rehearsal", "AWS_SESSION_TOKEN": "rehearsal",
-    "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
-    "POWERTOOLS_METRICS_DISABLED": "true", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-}
+REHEARSAL_CONTEXT = acceptance.EMULATOR_CONTEXT
 EMULATED = ("SageMaker is emulated (tests/harness/sagemaker_sim.py): no training job ran and no model "
             "was loaded; the images are placeholders drawn by the simulator, not model output.")
 
@@ -68,113 +62,37 @@ class Rehearsal:
 
 def sample_photos(count: int = SAMPLE_COUNT) -> dict[str, bytes]:
     """A few 512x512 JPEGs drawn here (shapes and a label), so no user data is ever needed."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    photos = {}
-    font = ImageFont.load_default(size=28)
-    for index in range(count):
-        image = Image.new("RGB", (512, 512), (40 + 50 * index, 120, 200 - 40 * index))
-        draw = ImageDraw.Draw(image)
-        draw.ellipse((96 + 20 * index, 140, 416 - 10 * index, 420), fill=(230, 190, 60), outline=(20, 20, 20), width=6)
-        draw.rectangle((180, 60 + 10 * index, 330, 150), fill=(200, 60, 60))
-        draw.text((20, 20), f"rehearsal sample {index + 1}", fill=(255, 255, 255), font=font)
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=85)
-        photos[f"sample{index + 1}.jpg"] = buffer.getvalue()
-    return photos
+    return acceptance.draw_sample_photos(count, label="rehearsal sample")
 
 
-def new_out_dir(root: Path, now: Optional[datetime] = None) -> Path:
-    """A folder that did not exist before: rehearsal-out/<UTC time>[-n]/."""
-    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
-    root.mkdir(parents=True, exist_ok=True)
-    for attempt in range(1, 1000):
-        candidate = root / (stamp if attempt == 1 else f"{stamp}-{attempt}")
-        try:
-            candidate.mkdir()
-        except FileExistsError:
-            continue
-        return candidate
-    raise RuntimeError(f"no free folder name under {root}")
-
-
-def _write_new(path: Path, data: bytes) -> Path:
-    with open(path, "xb") as handle:  # "x": never overwrite anything
-        handle.write(data)
-    return path
+new_out_dir = acceptance.new_out_dir
 
 
 def run(out_root: Path = DEFAULT_OUT, *, training_s: float = 2.0, endpoint_s: float = 2.0,
         synthesized: Any = None, timeout_s: Optional[float] = None) -> Rehearsal:
-    """Run the whole rehearsal in this process and return what happened (nothing printed)."""
+    """Run the rehearsal (the acceptance flow on the emulator, scripts/acceptance.py) in this process."""
     timeout_s = timeout_s or 120 + training_s + 2 * endpoint_s
-    import requests
-
-    from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
-
-    problems: list[str] = []
-    with mock.patch.dict(os.environ, EMULATOR_ENV), tempfile.TemporaryDirectory(prefix="rehearsal-synth-") as scratch:
-        os.environ.pop("AWS_PROFILE", None)  # restored when the patch ends
-        synth_started = time.monotonic()
-        synthesized = synthesized or synthesize(REHEARSAL_CONTEXT, outdir=Path(scratch))  # removed afterwards
-        synth_s = time.monotonic() - synth_started
-        simulator = SageMakerSimulator(training_s=training_s, endpoint_s=endpoint_s)
-        out_dir = new_out_dir(out_root)
-        saved: list[Path] = []
-        model_id = generation = None
-        with PipelineHarness(synthesized=synthesized, simulator=simulator) as h:
-            h.record("rehearsal", f"stack {synthesized.stack_name} synthesized in {synth_s:.1f}s with the rehearsal's "
-                                  f"short waits ({len(synthesized.template['Resources'])} resources), created on the "
-                                  "emulator")
-            photos = sample_photos()
-            info = json.dumps({"instance_prompt": INSTANCE_PROMPT}).encode()
-            h.upload_dataset(DATASET, {**photos, "dataset_info.json": info})
-            try:
-                h.wait_until_idle(timeout_s)
-            except TimeoutError as error:
-                problems.append(f"the pipeline did not settle: {error}")
-
-            for name, runs in (("training", h.training_runs()), ("deployment", h.deploy_runs())):
-                if not runs or runs[-1].status != "SUCCEEDED":
-                    status = runs[-1].status if runs else "never started"
-                    problems.append(f"the {name} state machine did not succeed ({status})")
-            live = h.live_pointer()
-            model_id = live.get("liveModelId") if live else None
-            if not model_id:
-                problems.append("no model went live")
-
-            endpoint = h.api("GET", "/status").json().get("endpoint", {}).get("state")
-            h.record("api", f"GET /status: endpoint {endpoint}, live model {model_id}")
-            created = h.api("POST", "/generations", GENERATION)
-            if created.status not in (200, 202):
-                problems.append(f"POST /generations answered {created.status}: {created.text}")
-            else:
-                generation_id = created.json()["id"]
-                try:
-                    h.wait_until_idle(timeout_s)
-                except TimeoutError as error:
-                    problems.append(f"the generation did not finish: {error}")
-                generation = h.api("GET", f"/generations/{generation_id}").json()
-                h.record("api", f"GET /generations/{{id}}: {len(generation.get('images', []))} presigned image URLs")
-                if generation.get("status") != "succeeded":
-                    problems.append(f"the generation ended {generation.get('status')}: {generation.get('error')}")
-                for index, image in enumerate(generation.get("images", [])):
-                    fetched = requests.get(image["url"], timeout=10)  # the presigned URL, served by moto
-                    if fetched.status_code != 200:
-                        problems.append(f"image {index} URL answered {fetched.status_code}")
-                        continue
-                    saved.append(_write_new(out_dir / f"generation-{index}-seed{image['seed']}.jpg", fetched.content))
-            timeline = h.timeline()
+    out_dir = new_out_dir(out_root)
+    plan = acceptance.Plan(dataset=DATASET, source_bucket=None, prompts=(GENERATION["prompt"],),
+                           num_images=GENERATION["num_images"], seed=GENERATION["seed"], instance_prompt=INSTANCE_PROMPT)
+    photos = {**sample_photos(), "dataset_info.json": json.dumps({"instance_prompt": INSTANCE_PROMPT}).encode()}
+    with acceptance.emulator(training_s=training_s, endpoint_s=endpoint_s, synthesized=synthesized) as backend:
+        report = acceptance.run_flow(backend, plan, out_dir, photos=photos, poll_s=0.5,
+                                     training_timeout_s=timeout_s)
+        timeline = backend.harness.timeline()
 
     start = timeline[0][0] if timeline else datetime.now(timezone.utc)
     entries = [{"t": round((when - start).total_seconds(), 3), "at": when.isoformat(timespec="milliseconds"),
                 "component": component, "what": what} for when, component, what in timeline]
     total_s = entries[-1]["t"] if entries else 0.0
+    problems = list(report.problems)
+    saved = [out_dir / name for image in report.images for name in image["files"]]
     summary = [
         f"Rehearsal {'succeeded' if not problems else 'FAILED'}: "
         f"upload -> validate -> train -> deploy -> POST /generations -> images, in {total_s:.1f}s.",
         "Real: the synthesized template (cdk-nag checked), both state machines as synthesized, every Lambda "
-        "handler, the API handler, the result function and the dispatcher.",
+        "handler, the API handler, the result function and the dispatcher, and the acceptance flow "
+        "(scripts/acceptance.py) that `make acceptance` runs against AWS.",
         "Emulated: S3, DynamoDB, Step Functions, Lambda, SNS, EventBridge (moto, in this process); "
         "API Gateway's proxy event (no auth/throttling).",
         EMULATED,
@@ -182,15 +100,18 @@ def run(out_root: Path = DEFAULT_OUT, *, training_s: float = 2.0, endpoint_s: fl
         f"(deployed: cdk.json's quietWindowSeconds), simulated training {training_s:g}s and endpoint "
         f"{endpoint_s:g}s (real: tens of minutes).",
     ]
-    if model_id:
-        summary.append(f"Live model: {model_id}.")
-    summary.append(f"Saved: {len(saved)} placeholder image(s) and the timeline in {_shown(out_dir)}/.")
+    if report.model_id:
+        summary.append(f"Live model: {report.model_id}.")
+    summary.append(f"Saved: {len(saved)} placeholder image(s), the report and the timeline in {_shown(out_dir)}/.")
     summary.extend(f"Problem: {p}" for p in problems)
-    result = Rehearsal(ok=not problems, out_dir=out_dir, timeline=entries, summary=summary, model_id=model_id,
-                       generation=generation, saved=saved, problems=problems)
+    result = Rehearsal(ok=not problems, out_dir=out_dir, timeline=entries, summary=summary, model_id=report.model_id,
+                       generation=report.images[0] if report.images else None, saved=saved, problems=problems)
     _write_new(out_dir / "timeline.json", json.dumps({"timeline": entries, "summary": summary}, indent=1).encode())
     _write_new(out_dir / "timeline.txt", render_text(result).encode())
     return result
+
+
+_write_new = acceptance._write_new
 
 
 def _shown(path: Path) -> str:
@@ -211,7 +132,11 @@ def render_text(result: Rehearsal) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.rehearse", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.rehearse", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Examples:\n  .venv/bin/python -m scripts.rehearse\n  .venv/bin/python -m scripts.rehearse --json "
+               "--out /tmp/rehearsal\n  .venv/bin/python -m scripts.rehearse --training-seconds 5")
     parser.add_argument("--json", action="store_true", help="print the timeline and summary as JSON")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the run's subfolder (default: rehearsal-out/)")
     parser.add_argument("--training-seconds", type=float, default=2.0, help="simulated training duration")

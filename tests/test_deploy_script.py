@@ -85,7 +85,8 @@ def test_without_credentials_it_synthesizes_rehearses_and_says_what_a_deploy_nee
     run = Recorder()
     assert deploy.main([], session=NoCredentials(), run=run, environ={}) == 0
     (synth, _), (rehearsal, _) = run.commands
-    assert synth[-3:] == ["cdk", "synth", "--quiet"]
+    # --no-notices: no notices fetched from the network or printed (no noise in make deploy)
+    assert synth[-4:] == ["cdk", "synth", "--quiet", "--no-notices"]
     assert rehearsal[1:] == ["-m", "scripts.rehearse"]
     out = capsys.readouterr().out
     assert "No AWS credentials" in out and "cdk.out/" in out and "AWS_REGION" in out
@@ -98,7 +99,8 @@ def test_no_rehearsal_skips_it_and_is_not_passed_to_cdk():
     assert deploy.main(["--no-rehearsal", "-c", "quietWindowSeconds=5"], session=NoCredentials(), run=run,
                        environ={}) == 0
     (synth, _), = run.commands
-    assert synth[-4:] == ["synth", "--quiet", "-c", "quietWindowSeconds=5"] and "--no-rehearsal" not in synth
+    assert synth[-5:] == ["synth", "--quiet", "--no-notices", "-c", "quietWindowSeconds=5"]
+    assert "--no-rehearsal" not in synth
 
 
 def test_a_failed_rehearsal_fails_the_command_and_says_so(capsys):
@@ -149,7 +151,7 @@ def test_explicit_bucket_is_checked_and_no_quota_decision_is_made(project, sessi
     assert deploy.main(["-c", "bucketName=my-photos"], session=session, run=run, environ={}, root=project) == 0
     assert not (project / "cdk.context.json").exists()
     # Already bootstrapped: straight to deploy, with the user's arguments passed on.
-    assert [c[0][3:] for c in run.commands] == [["deploy", "-c", "bucketName=my-photos"]]
+    assert [c[0][3:] for c in run.commands] == [["deploy", "--no-notices", "-c", "bucketName=my-photos"]]
 
 
 def test_missing_explicit_bucket_is_a_clear_error(project, session, capsys):
@@ -244,4 +246,4 @@ def test_skip_preflight_deploys_without_the_checks(project, fresh_session, s3_qu
     run = Recorder()
     assert deploy.main(["--skip-preflight"], session=fresh_session, run=run, environ={}, root=project,
                        confirm=never_asked) == 0
-    assert run.commands[-1][0][3:] == ["deploy"] and logging_role(fresh_session) is None
+    assert run.commands[-1][0][3:] == ["deploy", *deploy.CDK_QUIET] and logging_role(fresh_session) is None

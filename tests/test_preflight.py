@@ -108,7 +108,8 @@ def test_region_outside_the_lock_file(quotas, capsys):
     with mock_aws():
         code, report = run(boto3.Session(region_name="af-south-1"), capsys)
     region = by_name(report)["region"]
-    assert code == 1 and "not in the JumpStart lock file" in region["detail"]
+    # A region problem is the caller's set-up: exit 2, as in every command (README, exit codes)
+    assert code == 2 and "not in the JumpStart lock file" in region["detail"]
     assert "us-east-1" in region["fix"]
 
 

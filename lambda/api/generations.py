@@ -13,6 +13,8 @@ States: queued (with `queue_reason`) -> succeeded | failed (with `error`).
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 import time
 import uuid
@@ -26,17 +28,17 @@ from endpoint import CREATING, UPDATING, EndpointState, EndpointWatcher, Healer
 from errors import Conflict, NotFound
 from inference import Submitter, error_text, not_accepted
 from pending import mark_pending, pending_fields, unsent_expiry_reason
-from records import FAILED, LIVE_POINTER_ID, QUEUED, TERMINAL
+from records import FAILED, LIVE_POINTER_ID, QUEUED, SEED_LIMIT, TERMINAL, image_seed
 from settings import Settings
 
 REQUEST_SCHEMA = "GenerationRequest"
-SEED_LIMIT = 2**32
 # Guidance scale is kept to this many decimals: finer steps change nothing in the image, and
 # DynamoDB numbers cannot hold the tiniest floats JSON allows (e.g. 5e-324).
 GUIDANCE_DECIMALS = 4
 POLL_INTERVAL_S = 0.25
 # Beyond SageMaker's own limits (TTL in the queue + the invocation), before a silent record reads failed.
 STALE_GRACE_S = 300
+DOWNLOAD_NAME_CHARS = 60
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,13 @@ class GenerationRequest:
         values = {**spec.defaults(REQUEST_SCHEMA), **spec.validate(REQUEST_SCHEMA, body)}
         values["guidance_scale"] = round(float(values["guidance_scale"]), GUIDANCE_DECIMALS)
         return cls(**values)
+
+
+def download_name(prompt: str, seed: int) -> str:
+    """A stable file name for an image: the prompt (lower case, letters and digits, at most
+    DOWNLOAD_NAME_CHARS) and the seed, e.g. "a-photo-of-sks-dog-on-the-sea-seed42.jpg"."""
+    slug = "-".join(re.findall(r"[a-z0-9]+", prompt.lower()))[:DOWNLOAD_NAME_CHARS].strip("-") or "image"
+    return f"{slug}-seed{seed}.jpg"
 
 
 @dataclass
@@ -151,10 +160,8 @@ class Generations:
         if item.get("negativePrompt") is not None:
             parameters["negative_prompt"] = item["negativePrompt"]
         expires_at = records.iso(self.clock() + self.settings.image_url_expiry_s)
-        images = [
-            {"url": self._presign(key), "seed": seed + index, "expires_at": expires_at}
-            for index, key in enumerate(item.get("imageKeys") or [])
-        ]
+        images = [self._image(key, item["prompt"], image_seed(seed, index), expires_at)
+                  for index, key in enumerate(item.get("imageKeys") or [])]
         body: dict[str, Any] = {
             "id": item["generationId"], "status": status, "prompt": item["prompt"],
             "model_id": item.get("servedModelId") or item["modelId"], "parameters": parameters, "images": images,
@@ -245,13 +252,19 @@ class Generations:
                 return None
             self.sleep(min(POLL_INTERVAL_S, remaining))
 
-    def _presign(self, key: str) -> str:
+    def _image(self, key: str, prompt: str, seed: int, expires_at: str) -> dict[str, Any]:
+        name = download_name(prompt, seed)
+        return {"url": self._presign(key), "seed": seed, "expires_at": expires_at, "file_name": name,
+                # S3 answers this one with Content-Disposition: attachment, so a browser saves it under
+                # `name` (a link's download attribute does not work across origins).
+                "download_url": self._presign(key, attachment=name)}
+
+    def _presign(self, key: str, attachment: Optional[str] = None) -> str:
         signer = self.clients.signing_s3(self.settings.image_signer_role_arn, self.settings.image_url_expiry_s)
-        return signer.generate_presigned_url(
-            "get_object",
-            Params={"Bucket": self.settings.bucket_name, "Key": key},
-            ExpiresIn=self.settings.image_url_expiry_s,
-        )
+        params = {"Bucket": self.settings.bucket_name, "Key": key}
+        if attachment:
+            params["ResponseContentDisposition"] = f'attachment; filename="{attachment}"'
+        return signer.generate_presigned_url("get_object", Params=params, ExpiresIn=self.settings.image_url_expiry_s)
 
     @staticmethod
     def _timings(item: dict[str, Any]) -> dict[str, int]:

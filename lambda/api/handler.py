@@ -18,8 +18,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
+import dataset_rules
 import spec
 from aws import Clients
+from datasets import Datasets
 from endpoint import EndpointWatcher
 from errors import ApiError, NotFound, Unavailable
 from generations import GenerationRequest, Generations
@@ -37,11 +39,12 @@ cors = (CORSConfig(allow_origin=settings.cors_allow_origin, allow_headers=CORS_A
                    expose_headers=CORS_EXPOSE_HEADERS, max_age=600)
         if settings.cors_allow_origin else None)
 app = APIGatewayRestResolver(cors=cors)
-clients = Clients()  # each client is created on first use (see scripts/bench_api.py for the cost)
+clients = Clients(region=settings.region)  # each client is created on first use (see scripts/bench_api.py)
 endpoint = EndpointWatcher(lambda: clients.sagemaker, settings.endpoint_name)
 generations = Generations(settings, clients, endpoint)
 registry = Registry(settings, clients, endpoint)
-page = WebPage(settings.api_auth)  # files read on the first GET /, not at import
+datasets = Datasets(settings, clients, dataset_rules.JudgeSettings.from_environ(os.environ))
+page = WebPage(settings.api_auth, upload_origin=settings.upload_origin)  # files read on the first GET /
 
 THROTTLING_CODES = frozenset({
     "ThrottlingException", "Throttling", "TooManyRequestsException", "ProvisionedThroughputExceededException",
@@ -108,9 +111,31 @@ def get_model(model_id: str) -> Response:
     return _json(200, registry.get_model(model_id))
 
 
+@app.post("/models/<model_id>/retrain")
+def retrain_model(model_id: str) -> Response:
+    status, result = registry.retrain(model_id)
+    logger.info("retrain started", extra={"model_id": model_id, "execution_arn": result["execution_arn"]})
+    return _json(status, result)
+
+
 @app.get("/status")
 def get_status() -> Response:
     return _json(200, registry.status())
+
+
+@app.post("/datasets")
+def start_dataset_upload() -> Response:
+    result = datasets.start(_body())
+    logger.info("dataset upload started", extra={"dataset": result["dataset"], "upload_id": result["upload_id"],
+                                                 "files": len(result["uploads"])})
+    return _json(201, result)
+
+
+@app.post("/datasets/<name>/commit")
+def commit_dataset_upload(name: str) -> Response:
+    result = datasets.commit(name, _body())
+    logger.info("dataset committed", extra={"dataset": name, "images": len(result["images"])})
+    return _json(201, result)
 
 
 @app.get("/openapi.json")

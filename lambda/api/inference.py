@@ -2,7 +2,7 @@
 notices into images and a finished record.
 
 Sending (`Submitter`): one request object per image under the request prefix of the data bucket
-(`<prefix><generation id>/<n>.json`, num_images_per_prompt=1 and seed + n, so that each image's
+(`<prefix><generation id>/<n>.json`, num_images_per_prompt=1 and seed + n modulo 2**32, so that each image's
 seed reproduces it), each sent with InvokeEndpointAsync (`Accept: application/json;jpeg`,
 InferenceId `<generation id>-<n>-<images>`, the configured request TTL and invocation timeout). SageMaker
 queues them while the endpoint updates or scales out from zero, and writes each answer to the
@@ -50,7 +50,7 @@ def endpoint_payload(item: dict[str, Any], index: int) -> dict[str, Any]:
         "num_inference_steps": int(item["steps"]),
         "guidance_scale": float(item["guidanceScale"]),
         "num_images_per_prompt": 1,
-        "seed": int(item["seed"]) + index,
+        "seed": records.image_seed(item["seed"], index),
     }
     if item.get("negativePrompt"):
         payload["negative_prompt"] = item["negativePrompt"]

@@ -24,6 +24,14 @@ PENDING_SHARD = "pending"
 # Registry item written by the training pipeline that points at the live model.
 LIVE_POINTER_ID = "__live__"
 
+# Seeds are 32-bit (the request schema's seed maximum is SEED_LIMIT - 1). Image i of a generation
+# uses image_seed(seed, i), which wraps, so every seed the API shows can be sent back.
+SEED_LIMIT = 2**32
+
+
+def image_seed(seed: int, index: int) -> int:
+    return (int(seed) + index) % SEED_LIMIT
+
 
 def _to_dynamo(value: Any) -> Any:
     if isinstance(value, float):

@@ -1,22 +1,27 @@
-"""GET /models, GET /models/{id}, PUT /models/live and GET /status, over the pipeline's registry.
+"""GET /models, GET /models/{id}, PUT /models/live, POST /models/{id}/retrain and GET /status.
 
 The registry table belongs to the training pipeline (modelId partition key; one `__live__`
-pointer item). This module only reads it, and switches the live model by starting the
-pipeline's deployment state machine, which updates the registry itself.
+pointer item). This module reads it, switches the live model by starting the pipeline's
+deployment state machine, which updates the registry itself, and retrains a model whose
+training failed for a transient reason by starting the training state machine on the model's
+staged snapshot (claiming the model first, so one request starts one retrain).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from typing import Any, Optional
+
+from botocore.exceptions import ClientError
 
 import records
 import spec
 from aws import Clients
 from endpoint import EndpointWatcher
-from errors import Conflict, NotFound
+from errors import Conflict, NotFound, Unavailable
 from records import LIVE_POINTER_ID
 from settings import Settings
 
@@ -24,6 +29,13 @@ SWITCH_SCHEMA = "SwitchLiveRequest"
 IN_PROGRESS = ("validating", "training", "deploying")
 NOT_DEPLOYABLE = ("validating", "training")
 _MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+FAILED = "failed"
+TRAINING = "training"
+# Written by the training state machine's failure chain (training_failure.py): running the same
+# snapshot again can succeed. Execution `<modelId>_retrain_<n>` (RETRAIN_EXECUTION_SUFFIX in
+# stacks/constructs/training_workflow.py) trains it as job `<modelId>-r<n>`.
+RETRYABLE = "retryable"
+RETRAIN_EXECUTION_SUFFIX = "_retrain_"
 
 # Registry attribute -> API field, in the order the API shows them.
 _FIELDS = (
@@ -31,6 +43,7 @@ _FIELDS = (
     ("instancePrompt", "instance_prompt"), ("classPrompt", "class_prompt"),
     ("hyperparameters", "hyperparameters"), ("trainingJobName", "training_job_name"),
     ("artifactUri", "artifact_uri"), ("trainLoss", "train_loss"), ("failureReason", "failure_reason"),
+    ("retryable", "retryable"), ("retrainCount", "retrain_count"),
     ("createdAt", "created_at"), ("updatedAt", "updated_at"),
 )
 
@@ -42,6 +55,10 @@ def present_model(item: dict[str, Any], live_model_id: Optional[str]) -> dict[st
         body.pop("hyperparameters")
     if not isinstance(body.get("train_loss", 0), (int, float)):
         body.pop("train_loss")
+    if not isinstance(body.get("retryable", False), bool):
+        body.pop("retryable")
+    if not isinstance(body.get("retrain_count", 0), int):
+        body.pop("retrain_count")
     for name in ("dataset", "status", "instance_prompt", "class_prompt", "training_job_name",
                  "artifact_uri", "failure_reason", "created_at", "updated_at"):
         if name in body and not isinstance(body[name], str):
@@ -88,6 +105,65 @@ class Registry:
             stateMachineArn=self.settings.deploy_state_machine_arn, input=json.dumps({"modelId": model_id})
         )
         return 202, {"model_id": model_id, "state": "started", "execution_arn": execution["executionArn"]}
+
+    def retrain(self, model_id: str) -> tuple[int, dict[str, Any]]:
+        """Train a model again on its staged snapshot after a transient failure: 202, or a refusal."""
+        item = self._get(model_id)
+        if item is None:
+            raise NotFound(f"no model with id {model_id!r}")
+        status = item.get("status")
+        if status != FAILED:
+            if status in IN_PROGRESS and item.get("retrainCount"):
+                raise Conflict(f"model {model_id!r} is already being retrained (status: {status}); "
+                               "watch GET /models/{id}")
+            raise Conflict(f"model {model_id!r} is {status}, not failed: only a failed training can be retrained")
+        reason = str(item.get("failureReason", "no reason recorded"))
+        if item.get(RETRYABLE) is not True:
+            folder = f"datasets/{item.get('dataset', '<name>')}/"
+            if reason.startswith("invalid dataset"):
+                raise Conflict(f"model {model_id!r} was refused as an invalid dataset ({reason}); it is retried only "
+                               f"after it changes: fix the files under {folder} and upload them again")
+            raise Conflict(f"model {model_id!r} failed for a reason a retry would not fix ({reason}): fix the cause, "
+                           f"then upload to {folder} again")
+        attempt = int(item.get("retrainCount") or 0) + 1
+        # The claim: of two requests (a double click), one moves the model on; the other gets 409.
+        claimed = records.update_if(
+            self.clients.dynamodb, TableName=self.settings.registry_table, Key=records.key("modelId", model_id),
+            UpdateExpression="SET #s = :training, retrainCount = :attempt, lastFailureReason = failureReason, "
+                             "updatedAt = :now REMOVE failureReason, #r",
+            ConditionExpression="#s = :failed AND #r = :true AND "
+                                "(attribute_not_exists(retrainCount) OR retrainCount = :previous)",
+            ExpressionAttributeNames={"#s": "status", "#r": RETRYABLE},
+            ExpressionAttributeValues=records.to_item({
+                ":training": TRAINING, ":failed": FAILED, ":true": True, ":attempt": attempt,
+                ":previous": attempt - 1, ":now": records.iso(time.time())}),
+        )
+        if claimed is None:
+            raise Conflict(f"model {model_id!r} is already being retrained; watch GET /models/{{id}}")
+        name = f"{model_id}{RETRAIN_EXECUTION_SUFFIX}{attempt}"
+        try:
+            execution = self.clients.stepfunctions.start_execution(
+                stateMachineArn=self.settings.training_state_machine_arn, name=name,
+                input=json.dumps({"dataset": item["dataset"], "retrain": {"modelId": model_id, "attempt": attempt}}))
+        except ClientError as error:
+            self._release_retrain(model_id, attempt, reason)
+            code = error.response.get("Error", {}).get("Code", "error")
+            raise Unavailable(f"could not start the retrain ({code}); nothing changed, try again", retry_after_s=5) \
+                from None
+        return 202, {"model_id": model_id, "state": "started", "execution_arn": execution["executionArn"],
+                     "training_job_name": f"{model_id}-r{attempt}"}
+
+    def _release_retrain(self, model_id: str, attempt: int, reason: str) -> None:
+        """Undo a claim whose execution never started: the model is failed and retryable again."""
+        records.update_if(
+            self.clients.dynamodb, TableName=self.settings.registry_table, Key=records.key("modelId", model_id),
+            UpdateExpression="SET #s = :failed, failureReason = :reason, #r = :true, retrainCount = :previous",
+            ConditionExpression="retrainCount = :attempt AND #s = :training",
+            ExpressionAttributeNames={"#s": "status", "#r": RETRYABLE},
+            ExpressionAttributeValues=records.to_item({
+                ":failed": FAILED, ":reason": reason, ":true": True, ":previous": attempt - 1,
+                ":attempt": attempt, ":training": TRAINING}),
+        )
 
     def status(self) -> dict[str, Any]:
         pointer = self._pointer()

@@ -46,6 +46,8 @@ class Settings:
     bucket_name: str
     endpoint_name: str
     deploy_state_machine_arn: str = ""
+    training_state_machine_arn: str = ""
+    """Started by POST /models/{id}/retrain."""
     max_wait_s: int = 20
     generation_ttl_days: int = 7
     image_url_expiry_s: int = 3600
@@ -66,6 +68,15 @@ class Settings:
     """How API Gateway authenticates callers ("apiKey" or "iam"); the web page needs apiKey."""
     idle_minutes: int = 10
     """The endpoint scales to zero instances after this long without work (0: never); for messages."""
+    region: str = "us-east-1"
+    """The function's region (Lambda's AWS_REGION): presigned uploads go to the bucket's regional host."""
+    upload_url_expiry_s: int = 900
+    """Lifetime of the presigned POSTs the web page uploads a dataset's photos with."""
+
+    @property
+    def upload_origin(self) -> str:
+        """The S3 host of the page's image links and photo uploads (virtual-hosted, regional)."""
+        return f"https://{self.bucket_name}.s3.{self.region}.amazonaws.com"
 
     def idle_text(self) -> str:
         return f"{self.idle_minutes} minutes" if self.idle_minutes else "a while"
@@ -82,6 +93,7 @@ class Settings:
             bucket_name=_required(environ, env.BUCKET_NAME),
             endpoint_name=_required(environ, env.ENDPOINT_NAME),
             deploy_state_machine_arn=environ.get(env.DEPLOY_STATE_MACHINE_ARN, ""),
+            training_state_machine_arn=environ.get(env.TRAINING_STATE_MACHINE_ARN, ""),
             max_wait_s=_positive_int(environ, env.MAX_WAIT_S, 20),
             generation_ttl_days=_positive_int(environ, env.GENERATION_TTL_DAYS, 7),
             image_url_expiry_s=_positive_int(environ, env.IMAGE_URL_EXPIRY_S, 3600),
@@ -94,4 +106,5 @@ class Settings:
             cors_allow_origin=environ.get(env.CORS_ALLOW_ORIGIN, "").strip(),
             api_auth=_one_of(environ, env.API_AUTH, ("apiKey", "iam"), "apiKey"),
             idle_minutes=_positive_int(environ, env.IDLE_MINUTES, 10),
+            region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         )

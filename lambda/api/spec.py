@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -43,13 +44,28 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+# Python's int() refuses longer digit strings (a ValueError that would read as "not valid JSON");
+# such integers stay exact as Decimals and fail their field's range check like any other number.
+_INT_DIGITS = 4000
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _parse_int(literal: str) -> Any:
+    return int(literal) if len(literal) <= _INT_DIGITS else Decimal(literal)
+
+
+def _safe(text: str) -> str:
+    """Field names and values for messages and logs: valid UTF-8 (lone surrogates as \\udXXX)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def parse_json(text: str | bytes | None) -> Any:
     """Parse a request body as strict JSON (NaN and Infinity are not JSON)."""
     if text is None or (isinstance(text, (str, bytes)) and not text.strip()):
         raise BadRequest("the request body is empty; send a JSON object",
                          fields=(FieldError("body", "is required"),))
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
     except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise BadRequest("the request body is not valid JSON", fields=(FieldError("body", str(error)[:200]),)) from None
 
@@ -63,6 +79,8 @@ def _pattern(pattern: str) -> re.Pattern[str]:
 
 
 def _type_ok(expected: str, value: Any) -> bool:
+    if isinstance(value, Decimal):  # an integer too long for int(), see _parse_int
+        return expected in ("integer", "number")
     if expected == "integer":
         return isinstance(value, int) and not isinstance(value, bool)
     if expected == "number":
@@ -85,6 +103,8 @@ _ARTICLE = {"integer": "an integer", "number": "a number", "string": "a string",
 
 
 def _multiple_of(value: float, divisor: float) -> bool:
+    if isinstance(value, Decimal):
+        value = int(value)
     if isinstance(value, int) and isinstance(divisor, int):
         return value % divisor == 0
     quotient = value / divisor
@@ -95,7 +115,7 @@ def _check(schema: dict, value: Any, path: str, errors: list[FieldError]) -> Non
     unknown = set(schema) - CHECKED_KEYWORDS - ANNOTATIONS
     if unknown:
         raise ValueError(f"schema keyword(s) {sorted(unknown)} at {path or '<root>'} are not supported")
-    field = path or "body"
+    field = _safe(path) if path else "body"
     expected = schema.get("type")
     if expected is not None and not _type_ok(expected, value):
         errors.append(FieldError(field, f"must be {_ARTICLE[expected]}"))
@@ -103,13 +123,19 @@ def _check(schema: dict, value: Any, path: str, errors: list[FieldError]) -> Non
     if "enum" in schema and value not in schema["enum"]:
         errors.append(FieldError(field, f"must be one of {', '.join(map(str, schema['enum']))}"))
     if isinstance(value, str):
+        lone = _LONE_SURROGATE.search(value)
+        if lone:
+            # JSON may escape half a character ("\ud83d"); no store or model accepts it.
+            errors.append(FieldError(field, f"is not valid Unicode: it holds a lone surrogate "
+                                            f"\\u{ord(lone.group()):04x} at character {lone.start() + 1}"))
+            return
         if "minLength" in schema and len(value) < schema["minLength"]:
             errors.append(FieldError(field, f"must be at least {schema['minLength']} character(s) long"))
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             errors.append(FieldError(field, f"must be at most {schema['maxLength']} characters long"))
         if "pattern" in schema and not _pattern(schema["pattern"]).search(value):
             errors.append(FieldError(field, f"must match the pattern {schema['pattern']}"))
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
         if "minimum" in schema and value < schema["minimum"]:
             errors.append(FieldError(field, f"must be at least {schema['minimum']}"))
         if "maximum" in schema and value > schema["maximum"]:
@@ -132,7 +158,7 @@ def _check(schema: dict, value: Any, path: str, errors: list[FieldError]) -> Non
                 errors.append(FieldError(prefix + name, "is required"))
         if schema.get("additionalProperties", True) is False:
             for name in sorted(set(value) - set(properties)):
-                errors.append(FieldError(prefix + name, "is not an allowed field"))
+                errors.append(FieldError(_safe(prefix + name), "is not an allowed field"))
         for name, sub in properties.items():
             if name in value:
                 _check(sub, value[name], prefix + name, errors)

@@ -19,18 +19,23 @@ BASE_PLACEHOLDER = "{{BASE}}"
 # Path segments of a stage or base-path mapping; anything else falls back to relative links.
 _PAGE_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)*/?")
 
-# The page's script and style come from this origin only; no inline script or style. Images are
-# presigned S3 URLs (https://<bucket>.s3[.<region>].amazonaws.com/...); fetch() goes to this API only.
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'none'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src https://*.amazonaws.com",
-    "connect-src 'self'",
-    "base-uri 'none'",
-    "form-action 'none'",
-    "frame-ancestors 'none'",
-])
+
+
+def content_security_policy(upload_origin: str) -> str:
+    """The page's script and style come from this origin only; no inline script or style. Images are
+    presigned S3 URLs (https://<bucket>.s3[.<region>].amazonaws.com/...) or the photos being
+    dropped (blob:); fetch() goes to this API, and to the data bucket's host only: the presigned photo
+    uploads, and the images "Download all" puts into one zip file."""
+    return "; ".join([
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src https://*.amazonaws.com blob:",
+        f"connect-src 'self' {upload_origin}",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ])
 
 
 @dataclass(frozen=True)
@@ -57,9 +62,10 @@ def base_path(page_path: Optional[str]) -> str:
 class WebPage:
     """Serves ASSETS from `directory`; the page learns the API's auth mode from its <html> tag."""
 
-    def __init__(self, api_auth: str, directory: Path = WEB_DIR):
+    def __init__(self, api_auth: str, directory: Path = WEB_DIR, *, upload_origin: str = ""):
         self._api_auth = api_auth
         self._directory = directory
+        self._policy = content_security_policy(upload_origin)
         self._cache: dict[str, str] = {}
 
     def body(self, route: str, page_path: Optional[str] = None) -> str:
@@ -79,8 +85,7 @@ class WebPage:
     def content_type(route: str) -> str:
         return ASSETS[route].content_type
 
-    @staticmethod
-    def headers(route: str) -> dict[str, str]:
+    def headers(self, route: str) -> dict[str, str]:
         headers = {
             "X-Content-Type-Options": "nosniff",
             # Small files: revalidate, so that a new deployment's page shows at once.
@@ -88,7 +93,7 @@ class WebPage:
         }
         if route == "/":
             headers.update({
-                "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+                "Content-Security-Policy": self._policy,
                 # Image URLs carry their signature in the query; the page's own URL carries nothing,
                 # but nothing about it needs to leave either.
                 "Referrer-Policy": "no-referrer",

@@ -21,14 +21,21 @@ class ManifestChanged(RuntimeError):
     """The stored object list no longer matches the snapshot's hash (someone rewrote it)."""
 
 
-def take_snapshot(s3: Any, bucket: str, dataset: str, now: Optional[datetime] = None) -> dict[str, Any]:
-    """List `datasets/<dataset>/` and name the model version this snapshot would become."""
+def take_snapshot(s3: Any, bucket: str, dataset: str, now: Optional[datetime] = None,
+                  settings: str = "") -> dict[str, Any]:
+    """List `datasets/<dataset>/` and name the model version this snapshot would become.
+
+    `objects` holds every file (the validation reports the skipped ones); the hash is made of the
+    training files only (images and dataset_info.json, see rules.is_training_file) and `settings`
+    (the configured default prompts and hyperparameters), so a .DS_Store or notes.txt added to a
+    trained dataset leaves it "already trained".
+    """
     prefix = f"{rules.DATASETS_PREFIX}{dataset}/"
     objects: list[dict[str, Any]] = []
     truncated = False
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            if item["Key"].endswith("/"):
+            if rules.is_folder_placeholder(item["Key"]):
                 continue  # "folder" placeholder objects made by consoles
             if len(objects) >= MAX_OBJECTS:
                 truncated = True
@@ -38,12 +45,15 @@ def take_snapshot(s3: Any, bucket: str, dataset: str, now: Optional[datetime] = 
     version = now.strftime("%Y%m%d%H%M%S")
     return {
         "dataset": dataset,
-        "snapshotHash": rules.snapshot_hash((o["key"], o["etag"], o["size"]) for o in objects),
+        "snapshotHash": rules.snapshot_hash(
+            ((o["key"], o["etag"], o["size"]) for o in objects if rules.is_training_file(o["key"][len(prefix):])),
+            settings),
         "objects": objects,
         "objectCount": len(objects),
         "truncated": truncated,
         "version": version,
         "modelId": f"{dataset}-{version}",
+        "trainingJobName": f"{dataset}-{version}",
         "createdAt": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "outputUri": f"s3://{bucket}/{model_prefix(dataset, version)}",
     }
@@ -63,13 +73,20 @@ def store_manifest(s3: Any, bucket: str, snapshot: dict[str, Any]) -> dict[str, 
     key = model_prefix(snapshot["dataset"], snapshot["version"]) + MANIFEST_FILE
     s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(snapshot["objects"]).encode(),
                   ContentType="application/json")
-    return {**{k: v for k, v in snapshot.items() if k != "objects"}, "manifestKey": key}
+    # The snapshot hash covers only the training files (rules.is_training_file); the manifest's own
+    # hash covers every object it lists, so a changed manifest is always noticed.
+    return {**{k: v for k, v in snapshot.items() if k != "objects"}, "manifestKey": key,
+            "manifestHash": _objects_hash(snapshot["objects"])}
+
+
+def _objects_hash(objects: list[dict[str, Any]]) -> str:
+    return rules.snapshot_hash((o["key"], o["etag"], o["size"]) for o in objects)
 
 
 def load_manifest(s3: Any, bucket: str, snapshot: dict[str, Any]) -> dict[str, Any]:
     """The snapshot with its object list read back from `manifestKey`, checked against its hash."""
     objects = json.loads(s3.get_object(Bucket=bucket, Key=snapshot["manifestKey"])["Body"].read())
-    if rules.snapshot_hash((o["key"], o["etag"], o["size"]) for o in objects) != snapshot["snapshotHash"]:
+    if _objects_hash(objects) != snapshot["manifestHash"]:
         raise ManifestChanged(f"{snapshot['manifestKey']} does not match snapshot {snapshot['snapshotHash']}")
     return {**snapshot, "objects": objects}
 
@@ -117,6 +134,15 @@ def staging_prefix(dataset: str, version: str) -> str:
     return f"{rules.STAGING_PREFIX}{dataset}/{version}/"
 
 
+def staged_names(s3: Any, bucket: str, dataset: str, version: str) -> list[str]:
+    """The files of a staged snapshot (what its training job read), names relative to its folder."""
+    prefix = staging_prefix(dataset, version)
+    names = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        names.extend(item["Key"][len(prefix):] for item in page.get("Contents", []))
+    return names
+
+
 def read_head(s3: Any, bucket: str, key: str, size: int, etag: str) -> bytes:
     if size == 0:
         return b""
@@ -126,10 +152,18 @@ def read_head(s3: Any, bucket: str, key: str, size: int, etag: str) -> bytes:
     return response["Body"].read()
 
 
+def read_tail(s3: Any, bucket: str, key: str, size: int, etag: str, head: bytes) -> bytes:
+    """The last TAIL_BYTES (a suffix range); no second read when the head already holds the file."""
+    if len(head) >= size:
+        return head[-rules.TAIL_BYTES:]
+    response = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=-{rules.TAIL_BYTES}", IfMatch=etag)
+    return response["Body"].read()
+
+
 def load_files(
     s3: Any, bucket: str, snapshot: dict[str, Any], max_image_bytes: int
 ) -> tuple[list[rules.DatasetFile], Optional[bytes]]:
-    """Header bytes of every snapshot object, exactly as snapshotted (If-Match on the ETag)."""
+    """First and last bytes of every snapshot image, exactly as snapshotted (If-Match on the ETag)."""
     prefix = f"{rules.DATASETS_PREFIX}{snapshot['dataset']}/"
     info_bytes: Optional[bytes] = None
     candidates, files = [], []
@@ -137,7 +171,7 @@ def load_files(
         name = obj["key"][len(prefix):]
         if name == rules.DATASET_INFO_FILE:
             info_bytes = _read_whole(s3, bucket, obj)
-        elif rules.is_hidden_or_nested(name) or not name.lower().endswith(rules.IMAGE_SUFFIXES):
+        elif not rules.is_training_file(name):
             files.append(rules.DatasetFile(name=name, size=obj["size"]))
         elif obj["size"] > max_image_bytes:
             files.append(rules.DatasetFile(name=name, size=obj["size"]))  # refused on size, unread
@@ -146,9 +180,9 @@ def load_files(
 
     def head(item: tuple[str, dict[str, Any]]) -> rules.DatasetFile:
         name, obj = item
-        return rules.DatasetFile(
-            name=name, size=obj["size"], header=read_head(s3, bucket, obj["key"], obj["size"], obj["etag"])
-        )
+        header = read_head(s3, bucket, obj["key"], obj["size"], obj["etag"])
+        tail = read_tail(s3, bucket, obj["key"], obj["size"], obj["etag"], header)
+        return rules.DatasetFile(name=name, size=obj["size"], header=header, tail=tail)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         files.extend(pool.map(head, candidates))

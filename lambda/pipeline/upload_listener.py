@@ -47,14 +47,18 @@ settings = Settings.from_environ()
 @tracer.capture_lambda_handler
 @event_source(data_class=EventBridgeEvent)
 def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
-    key = event.detail["object"]["key"]
-    return on_upload(key, datetime.now(timezone.utc))
+    return on_upload(event.detail["object"]["key"], datetime.now(timezone.utc))
 
 
-def on_upload(key: str, now: datetime) -> dict[str, Any]:
+def on_upload(event_key: str, now: datetime) -> dict[str, Any]:
+    key = rules.key_from_event(event_key)  # the key as the user wrote it, whichever form the event has
     dataset = rules.dataset_name_from_key(key)
     if dataset is None or key.startswith(rules.STAGING_PREFIX):
         logger.debug("not a dataset file", key=key)
+        return {"action": "ignored", "key": key}
+    if rules.is_folder_placeholder(key):
+        # A console's "Create folder" (datasets/dog/raw/): no file, so no run.
+        logger.debug("folder placeholder", key=key)
         return {"action": "ignored", "key": key}
     problem = rules.dataset_name_problem(dataset)
     if problem:
@@ -65,7 +69,7 @@ def on_upload(key: str, now: datetime) -> dict[str, Any]:
                 Subject="DreamBooth: dataset folder name not accepted",
                 Message=(
                     f"Files were uploaded to {key.rsplit('/', 1)[0]}/ but no training will start: {problem}. "
-                    "Upload the images again under a folder with an accepted name. Nothing was deleted."
+                    "Nothing was deleted."
                 ),
             )
         return {"action": "rejected", "dataset": dataset, "reason": problem}

@@ -89,6 +89,9 @@ class ApiClient:
     def model(self, model_id: str) -> dict[str, Any]:
         return self.call("GET", f"models/{quote(model_id, safe='')}")[1]
 
+    def retrain(self, model_id: str) -> tuple[int, dict[str, Any]]:
+        return self.call("POST", f"models/{quote(model_id, safe='')}/retrain")
+
     def switch_live(self, model_id: str) -> tuple[int, dict[str, Any]]:
         return self.call("PUT", "models/live", {"model_id": model_id})
 

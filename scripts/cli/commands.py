@@ -1,11 +1,10 @@
 """`dreambooth`: the user's command line. Every command has --help; --json prints machine-readable output.
 
-Commands: preflight, cost (before a deploy); upload, status, models, use, generate (with a deployed
-stack, found from its CloudFormation outputs: BucketName, ApiUrl, ApiKeyId).
+Commands: preflight, cost (before a deploy); upload, status, models, use, retrain, generate, web (with a
+deployed stack, found from its CloudFormation outputs: BucketName, ApiUrl, ApiKeyId).
 
-Exit codes: 0 success; 1 a check or operation failed (dataset refused, training or generation
-failed, timed out, API error); 2 bad usage or configuration (bad option, bad request field, no
-AWS credentials or region); 3 the stack is not deployed or lacks an output the command needs.
+As with the AWS CLI, the global options (--profile, --region, --stack, --json, -c) go before or
+after the command. Exit codes: EXIT_CODES below (the README's table; tests/cli check each one).
 Progress goes to stderr; results (text, or JSON with --json) to stdout.
 """
 
@@ -13,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -26,12 +24,23 @@ from scripts.cli.api_client import ApiClient, ApiError, ApiUnreachable
 from scripts.cli.follow import Clock, Follower, Outcome, elapsed_text
 from scripts.cli.generation import Generator, Saved, TimedOut, save_images
 from scripts.cli.progress import ByteProgress
-from scripts.aws_session import user_session
+from scripts.aws_session import AwsAccessProblem, access_problem, silence_jsii, user_session
 from scripts.deploy import ROOT, context_from
 from stacks.config import AppConfig, ConfigError
 
+silence_jsii()  # before preflight or the JumpStart lock import aws_cdk (jsii starts a Node process)
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_DEPLOYED = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130
+EXIT_CODES = {
+    EXIT_OK: "done",
+    EXIT_FAILED: "the operation failed (dataset refused, training, deployment or generation failed, timed out, "
+                 "a check failed, an API error)",
+    EXIT_USAGE: "bad usage or configuration, or AWS not usable as set up: bad option or request field; no, "
+                "unknown or expired credentials or profile; no or unknown region; no network",
+    EXIT_NOT_DEPLOYED: "the stack is not deployed (in this region) or lacks an output the command needs",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
 TRAINING_TIMEOUT_S = 4 * 3600
 SWITCH_TIMEOUT_S = 90 * 60
 # Long enough for a request that waits for an instance to start from zero (up to 10+ minutes).
@@ -41,8 +50,7 @@ POLL_S = 15.0
 
 def _jumpstart_lock() -> Any:
     # Imported on demand: the module also holds CDK constructs, and importing aws_cdk starts a Node
-    # process (about a second, plus jsii's Node end-of-life banner) that the API commands do not need.
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    # process (about a second) that the API commands do not need.
     from stacks.constructs.jumpstart_lock import JumpStartLock
 
     return JumpStartLock.load()
@@ -61,12 +69,14 @@ def cmd_preflight(args: argparse.Namespace, session: Any, clock: Any = None) -> 
         print(json.dumps({"ok": all(c.ok for c in checks), "checks": [c.to_dict() for c in checks]}, indent=2))
     else:
         print(preflight.render(checks))
+    if any(not c.ok and c.name in preflight.ACCESS_CHECKS for c in checks):
+        return EXIT_USAGE  # credentials or region: the caller's set-up, as in every other command
     return EXIT_OK if all(c.ok for c in checks) else EXIT_FAILED
 
 
 def cmd_cost(args: argparse.Namespace, session: Any, clock: Any = None) -> int:
     config = _config(args)
-    region = args.region or session.region_name or "us-east-1"
+    region = args.region or session.region_name or "us-east-1"  # an explicit --region wins; no AWS call
     try:
         result = costs.estimate(costs.Pricing.load(), region, config.training.instance_type,
                                 config.serving.instance_type, args.training_minutes)
@@ -126,7 +136,10 @@ def cmd_upload(args: argparse.Namespace, session: Any, clock: Clock) -> int:
     if problem:
         print(f"--name: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    settings = dataset_upload.Settings.from_config(_config(args), _jumpstart_lock().hyperparameters)
+    if not Path(args.directory).is_dir():
+        print(f"DIR: {args.directory} is not a folder", file=sys.stderr)
+        return EXIT_USAGE
+    settings = dataset_upload.settings_from_config(_config(args), _jumpstart_lock().hyperparameters)
     try:
         plan = dataset_upload.prepare(Path(args.directory), args.name, prompt=args.prompt,
                                       class_prompt=args.class_prompt, settings=settings, resize=args.resize)
@@ -168,7 +181,7 @@ def _upload_plan(args: argparse.Namespace, session: Any, clock: Clock, plan: dat
         known = {m["model_id"] for m in client.models().get("models", [])}
     progress = ByteProgress(plan.total_bytes, len(plan.images) + 1, sys.stderr, tty=sys.stderr.isatty())
     try:
-        result = dataset_upload.upload(plan, session.client("s3"), bucket, progress, say=_say)
+        result = dataset_upload.upload(plan, session.client("s3"), bucket, progress, say=progress.say)
     except dataset_upload.DatasetExists as error:
         progress.close()
         print(str(error), file=sys.stderr)
@@ -237,6 +250,24 @@ def cmd_status(args: argparse.Namespace, session: Any, clock: Clock) -> int:
     return EXIT_OK
 
 
+def cmd_web(args: argparse.Namespace, session: Any, clock: Clock) -> int:
+    import webbrowser
+
+    deployment = _deployment(args, session)
+    url, key = deployment.api_url, stack_outputs.api_key(session, deployment)
+    if key is None:
+        _emit(args, {"url": url, "api_key": None, "opened": False},
+              f"Web page: {url}\nThis stack uses apiAuth=iam: the page cannot sign requests; deploy with "
+              "apiAuth=apiKey (the default) to use it.")
+        return EXIT_FAILED
+    opened = bool(args.open) and webbrowser.open(url)
+    _emit(args, {"url": url, "api_key": key, "opened": opened},
+          f"Web page: {url}\nAPI key:  {key}\n(paste the key into the page once; it stays in that browser)"
+          + ("\nOpened in your browser." if opened else "\nCould not open a browser; open the address yourself."
+             if args.open else ""))
+    return EXIT_OK
+
+
 def _table(rows: list[list[str]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows)
@@ -265,6 +296,20 @@ def cmd_use(args: argparse.Namespace, session: Any, clock: Clock) -> int:
     _say(f"Deploying {args.model}; the current model keeps serving until it is in service")
     follower = Follower(client, timeout_s=args.timeout, poll_s=args.poll_seconds, clock=clock, say=_say)
     return _outcome_exit(args, follower.switch(args.model, before), {"switch": answer})
+
+
+def cmd_retrain(args: argparse.Namespace, session: Any, clock: Clock) -> int:
+    client = _client(args, session)
+    before = client.model(args.model)
+    _, answer = client.retrain(args.model)
+    if args.no_wait:
+        _emit(args, answer, f"Retrain of {args.model} started (training job {answer.get('training_job_name')}); "
+                            "follow it with `dreambooth status`.")
+        return EXIT_OK
+    _say(f"Retraining {args.model} on the files it was first trained on (job {answer.get('training_job_name')}); "
+         "nothing is uploaded again")
+    follower = Follower(client, timeout_s=args.timeout, poll_s=args.poll_seconds, clock=clock, say=_say)
+    return _outcome_exit(args, follower.switch(args.model, before), {"retrain": answer})
 
 
 def cmd_generate(args: argparse.Namespace, session: Any, clock: Clock) -> int:
@@ -303,24 +348,87 @@ def _follow_options(command: argparse.ArgumentParser, no_wait_help: str, timeout
                          help=f"seconds between checks (default {POLL_S:g})")
 
 
+# --- the command line -------------------------------------------------------------------------------
+
+EXAMPLES = {
+    None: """  dreambooth preflight
+  dreambooth --profile work --region eu-west-1 status
+  dreambooth upload ~/photos/doppler --name doppler --prompt "a photo of sks dog" --resize
+  dreambooth generate "a photo of sks dog on the beach" -n 4 --seed 42
+  dreambooth web --open""",
+    "preflight": """  dreambooth preflight
+  dreambooth preflight --region eu-west-1 --json
+  dreambooth preflight -c endpointMaxInstances=3""",
+    "cost": """  dreambooth cost
+  dreambooth cost --training-minutes 45 --json""",
+    "upload": """  dreambooth upload ~/photos/doppler --name doppler --prompt "a photo of sks dog"
+  dreambooth upload ~/photos/doppler --name doppler --resize --dry-run
+  dreambooth upload ./cat --name cat --class-prompt "a photo of a cat" --no-wait""",
+    "status": """  dreambooth status
+  dreambooth status --region eu-west-1 --json""",
+    "models": """  dreambooth models
+  dreambooth models --stack MyDreamBooth --json""",
+    "use": """  dreambooth use doppler-20261125103000
+  dreambooth use doppler-20261125103000 --no-wait""",
+    "retrain": """  dreambooth retrain doppler-20261125103000
+  dreambooth retrain doppler-20261125103000 --no-wait --json""",
+    "generate": """  dreambooth generate "a photo of sks dog on the sea"
+  dreambooth generate "a photo of sks dog with a hat" -n 4 --seed 42 --out ./hats""",
+    "web": """  dreambooth web
+  dreambooth web --open
+  dreambooth web --json""",
+}
+
+
+def _epilog(command: Optional[str]) -> str:
+    # Every command has examples (tests/cli/test_cli_conventions.py checks each one's --help).
+    text = "Examples:\n" + EXAMPLES.get(command, f"  dreambooth {command} --help")
+    if command is None:
+        codes = "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
+        text = f"Exit codes:\n{codes}\n\n" + text
+    return text
+
+
+def _version() -> str:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+# Global options, as the AWS CLI has them: accepted before or after the command. The command's copy
+# writes to the same name only when given (SUPPRESS), so `dreambooth --json status` and
+# `dreambooth status --json` mean the same; -c after the command adds to -c before it.
+def _global_options(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
+    default = {"default": argparse.SUPPRESS} if after_command else {}
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text (progress goes to stderr)",
+                        **({"default": argparse.SUPPRESS} if after_command else {"default": False}))
+    parser.add_argument("--profile", metavar="NAME", help="AWS profile to use (default: AWS_PROFILE, else default)",
+                        **default)
+    parser.add_argument("--region", metavar="REGION",
+                        help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION, else the profile's)", **default)
+    parser.add_argument("--stack", metavar="NAME",
+                        help="CloudFormation stack to use (default: stackName from cdk.json / -c)", **default)
+    parser.add_argument("-c", "--context", action="append", metavar="KEY=VALUE",
+                        dest="context_after" if after_command else "context",
+                        help="configuration override, as with cdk -c (repeatable)")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
 def parser() -> argparse.ArgumentParser:
-    # --json and --stack are accepted before or after the command (`dreambooth models --json`).
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="print JSON instead of text (progress still goes to stderr)")
-    common.add_argument("--stack", default=argparse.SUPPRESS,
-                        help="CloudFormation stack to use (default: stackName from cdk.json / -c)")
+    _global_options(common, after_command=True)
     top = argparse.ArgumentParser(prog="dreambooth", description=__doc__.split("\n\n")[0],
-                                  epilog="Exit codes: 0 ok, 1 failed, 2 usage or configuration error, "
-                                         "3 stack not deployed or output missing.")
-    top.add_argument("--json", action="store_true", help="print JSON instead of text")
-    top.add_argument("--stack", help="CloudFormation stack to use (default: stackName from cdk.json / -c)")
-    top.add_argument("-c", "--context", action="append", metavar="KEY=VALUE",
-                     help="configuration override, as with cdk -c (repeatable)")
+                                  epilog=_epilog(None), formatter_class=_Formatter)
+    top.add_argument("--version", action="version", version=f"dreambooth {_version()}")
+    _global_options(top, after_command=False)
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str, description: str, run: Any) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=description, parents=[common])
+        sub = commands.add_parser(name, help=help_text, description=description, parents=[common],
+                                  epilog=_epilog(name), formatter_class=_Formatter)
         sub.set_defaults(run=run)
         return sub
 
@@ -330,9 +438,8 @@ def parser() -> argparse.ArgumentParser:
             "region), and that the JumpStart lock file covers the region. Changes nothing.", cmd_preflight)
     cost = command("cost", "estimated cost of a training run and of the endpoint per hour",
                    "Estimate the cost of one training run and of the endpoint per hour for the configured "
-                   "instance types, from the dated pricing table in scripts/pricing_table.json. "
-                   "Makes no AWS call.", cmd_cost)
-    cost.add_argument("--region", help="region to price (default: the session's region, else us-east-1)")
+                   "instance types, from the dated pricing table in scripts/pricing_table.json, for --region "
+                   "(default: the session's region, else us-east-1). Makes no AWS call.", cmd_cost)
     cost.add_argument("--training-minutes", type=float, metavar="MIN",
                       help=f"length of a training run (default {costs.DEFAULT_TRAINING_MINUTES:g})")
 
@@ -367,6 +474,16 @@ def parser() -> argparse.ArgumentParser:
     use.add_argument("model", metavar="MODEL", help="model id, as listed by `dreambooth models`")
     _follow_options(use, "return once the deployment started", SWITCH_TIMEOUT_S)
 
+    retrain = command(
+        "retrain", "train a failed model again on the same files (no capacity, spot, internal error)",
+        "Run a training that failed for a transient reason (no capacity, a spot interruption, an internal "
+        "SageMaker error) again on the same files (POST /models/MODEL/retrain): nothing is uploaded again. "
+        "Follows until the model is live (exit 0) or failed (exit 1). A model refused as an invalid dataset, "
+        "or failed for a reason a retry would not fix, is refused (exit 1): fix it and upload again.",
+        cmd_retrain)
+    retrain.add_argument("model", metavar="MODEL", help="model id, as listed by `dreambooth models`")
+    _follow_options(retrain, "return once the retrain started", TRAINING_TIMEOUT_S, "; training goes on")
+
     generate = command(
         "generate", "make images with the live model and save them",
         "Ask the API for images (POST /generations), wait for them, download them into --out (default "
@@ -375,7 +492,7 @@ def parser() -> argparse.ArgumentParser:
         cmd_generate)
     generate.add_argument("prompt", metavar="PROMPT", help="what to draw; include the model's prompt phrase")
     generate.add_argument("-n", "--num-images", type=int, default=1, metavar="N", help="1-4 images (default 1)")
-    generate.add_argument("--seed", type=int, help="image i uses seed + i (default: random)")
+    generate.add_argument("--seed", type=int, help="image i uses (seed + i) mod 2^32: every seed shown can be given back (default: random)")
     generate.add_argument("--negative-prompt", help="what to avoid")
     generate.add_argument("--steps", type=int, help="denoising steps, 1-150 (default 50)")
     generate.add_argument("--guidance-scale", type=float, help="0-30 (default 7.5)")
@@ -385,18 +502,27 @@ def parser() -> argparse.ArgumentParser:
     generate.add_argument("--timeout", type=_positive, default=GENERATE_TIMEOUT_S, metavar="S",
                           help=f"give up after S seconds (default {GENERATE_TIMEOUT_S}: starting an instance from "
                                "zero takes up to 10 minutes or more)")
+
+    web = command("web", "print the web page's address and the API key (--open: open it in the browser)",
+                  "Print the address of the web page (the ApiUrl stack output) and the API key to paste into "
+                  "it once (read with API Gateway GetApiKey). The page needs apiAuth=apiKey.", cmd_web)
+    web.add_argument("--open", action="store_true", help="also open the page in the default browser")
     return top
 
 
-def main(argv: Optional[Sequence[str]] = None, session: Any = None, clock: Optional[Clock] = None) -> int:
+def _parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     args = parser().parse_args(argv)
+    args.context = (args.context or []) + (getattr(args, "context_after", None) or [])
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None, session: Any = None, clock: Optional[Clock] = None) -> int:
+    args = _parse(argv)
     try:
-        return args.run(args, session or user_session(), clock or Clock())
+        session = session or user_session(args.profile, args.region)
+        return args.run(args, session, clock or Clock())
     except ConfigError as error:
         print(f"Configuration error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except stack_outputs.NoAwsAccess as error:
-        print(f"AWS configuration: {error}", file=sys.stderr)
         return EXIT_USAGE
     except stack_outputs.NotDeployed as error:
         print(f"Not deployed: {error}", file=sys.stderr)
@@ -405,9 +531,13 @@ def main(argv: Optional[Sequence[str]] = None, session: Any = None, clock: Optio
         print(f"API error: {error}", file=sys.stderr)
         return EXIT_USAGE if error.status == 400 else EXIT_FAILED
     except ApiUnreachable as error:
-        print(f"API not reachable: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    except (ClientError, BotoCoreError) as error:
+        print(f"API not reachable (check the network): {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (AwsAccessProblem, ClientError, BotoCoreError) as error:
+        problem = access_problem(error)
+        if problem:
+            print(f"AWS access: {problem}", file=sys.stderr)
+            return EXIT_USAGE
         print(f"AWS error: {error}", file=sys.stderr)
         return EXIT_FAILED
     except OSError as error:  # a local file or folder (e.g. --out names a file)
@@ -416,4 +546,3 @@ def main(argv: Optional[Sequence[str]] = None, session: Any = None, clock: Optio
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
-

@@ -25,15 +25,14 @@ writes its 512 px copies to a temporary folder.
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import importlib.util
 import json
-import secrets
 import shutil
 import signal
 import sys
 import tempfile
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +46,6 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES_FILE = ROOT / "lambda" / "pipeline" / "dataset_rules.py"
 _RULES_MODULE = "dreambooth_pipeline_dataset_rules"
 RESIZE_PX = 512
-# Outside datasets/: the pipeline's "Object Created" rule matches only keys under datasets/.
-STAGING_ROOT = "uploads/"
 # What an upload can die of (a KeyboardInterrupt included): reported, never a traceback.
 UPLOAD_ERRORS = (KeyboardInterrupt, S3UploadFailedError, ClientError, BotoCoreError, OSError)
 # Limits no photo reaches, used to judge originals that --resize will shrink anyway.
@@ -79,28 +76,19 @@ class DatasetExists(Exception):
     """The bucket already holds files under this dataset name."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    """What the pipeline's validator is configured with (from the same cdk context as the deploy)."""
-
-    default_instance_prompt: str
-    default_class_prompt: str
-    default_hyperparameters: dict[str, str]
-    training_instance_type: str
-    min_images: int
-    max_images: int
-    max_image_bytes: int
-
-    @classmethod
-    def from_config(cls, config: Any, lock_hyperparameters: dict[str, str]) -> "Settings":
-        training = config.training
-        return cls(training.default_instance_prompt, training.default_class_prompt, dict(lock_hyperparameters),
-                   training.instance_type, training.min_images, training.max_images,
-                   training.max_image_mb * 1024 * 1024)
-
-    def limits(self) -> Any:
-        return rules().Limits(min_images=self.min_images, max_images=self.max_images,
-                              max_image_bytes=self.max_image_bytes)
+def settings_from_config(config: Any, lock_hyperparameters: dict[str, str]) -> Any:
+    """What the pipeline's validator is configured with (from the same cdk context as the deploy):
+    the rules module's own JudgeSettings, as the stack sets it for the validator and the API."""
+    training = config.training
+    r = rules()
+    return r.JudgeSettings(
+        default_instance_prompt=training.default_instance_prompt,
+        default_class_prompt=training.default_class_prompt,
+        default_hyperparameters=dict(lock_hyperparameters),
+        training_instance_type=training.instance_type,
+        limits=r.Limits(min_images=training.min_images, max_images=training.max_images,
+                        max_image_bytes=training.max_image_mb * 1024 * 1024),
+    )
 
 
 @dataclass
@@ -136,45 +124,50 @@ def _scan(directory: Path) -> tuple[list[Any], dict[str, Path], Optional[bytes]]
             info = path.read_bytes()
             continue
         size = path.stat().st_size
-        header = b""
-        if not r.is_hidden_or_nested(name) and name.lower().endswith(r.IMAGE_SUFFIXES):
+        header, tail = b"", None
+        if r.is_training_file(name):
             with path.open("rb") as handle:
                 header = handle.read(r.HEADER_BYTES)
-        files.append(r.DatasetFile(name=name, size=size, header=header))
+                handle.seek(max(0, size - r.TAIL_BYTES))
+                tail = handle.read(r.TAIL_BYTES)
+        files.append(r.DatasetFile(name=name, size=size, header=header, tail=tail))
         paths[name] = path
     return files, paths, info
 
 
 def _dataset_info(base: Optional[bytes], prompt: Optional[str], class_prompt: Optional[str]) -> bytes:
     """The folder's own dataset_info.json (if any) with the prompts given on the command line."""
+    if base is not None and prompt is None and class_prompt is None:
+        return base  # uploaded as it is: its numbers and text exactly as written
     data: dict[str, Any] = {}
     if base is not None:
-        try:
-            data = json.loads(base.decode("utf-8-sig"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            rules().parse_dataset_info(base)  # raises the pipeline's own message
+        data = rules().load_json(base)  # the pipeline's own loader and messages
         if not isinstance(data, dict):
             rules().parse_dataset_info(base)
     if prompt is not None:
         data["instance_prompt"] = prompt
     if class_prompt is not None:
         data["class_prompt"] = class_prompt
-    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    # Numbers are kept as the literals they were (Decimal); lone surrogates stay \u escapes, which
+    # the rules then refuse naming the field.
+    return (json.dumps(data, indent=2, default=_json_number) + "\n").encode("utf-8")
 
 
-def _judge(dataset: str, files: list[Any], info: bytes, settings: Settings, limits: Any) -> Any:
-    return rules().evaluate(
-        dataset, files, read_info=lambda: info,
-        default_instance_prompt=settings.default_instance_prompt,
-        default_class_prompt=settings.default_class_prompt,
-        default_hyperparameters=settings.default_hyperparameters,
-        training_instance_type=settings.training_instance_type,
-        limits=limits,
-    )
+def _json_number(value: Any) -> Any:
+    """A Decimal as the same JSON number when int or float holds it exactly, else as its literal text
+    (which the rules read as that number, and refuse naming the field when it is out of range)."""
+    if not isinstance(value, decimal.Decimal):
+        raise TypeError(f"{type(value).__name__} is not JSON")
+    if value.is_finite() and abs(value.adjusted()) < 300:
+        if value == value.to_integral_value():
+            return int(value)
+        if decimal.Decimal(repr(float(value))) == value:
+            return float(value)
+    return str(value)
 
 
 def prepare(directory: Path, dataset: str, *, prompt: Optional[str], class_prompt: Optional[str],
-            settings: Settings, resize: bool = False) -> Plan:
+            settings: Any, resize: bool = False) -> Plan:
     """Judge the folder as the pipeline would; DatasetRefused with every reason when it would refuse it."""
     r = rules()
     if not directory.is_dir():
@@ -187,11 +180,12 @@ def prepare(directory: Path, dataset: str, *, prompt: Optional[str], class_promp
     except OSError as error:
         raise DatasetRefused([f"cannot read {error.filename}: {error.strerror}"]) from None
 
-    limits = settings.limits()
+    judge = settings
     if resize:
         # Originals only need to be real images of a usable size; the copies must pass every limit.
-        limits = dataclasses.replace(limits, max_image_bytes=_NO_SIZE_LIMIT, max_side_px=_NO_SIZE_LIMIT)
-    verdict = _judge(dataset, files, info, settings, limits)
+        judge = dataclasses.replace(settings, limits=dataclasses.replace(
+            settings.limits, max_image_bytes=_NO_SIZE_LIMIT, max_side_px=_NO_SIZE_LIMIT))
+    verdict = judge.judge(dataset, files, lambda: info)
     if not verdict.valid:
         raise DatasetRefused(verdict.reasons, verdict.warnings)
     images = [(name, paths[name]) for name in verdict.image_names]
@@ -207,7 +201,7 @@ def prepare(directory: Path, dataset: str, *, prompt: Optional[str], class_promp
             with copy.open("rb") as handle:
                 resized_files.append(r.DatasetFile(name=name, size=copy.stat().st_size,
                                                    header=handle.read(r.HEADER_BYTES)))
-        verdict = _judge(dataset, resized_files, info, settings, settings.limits())
+        verdict = settings.judge(dataset, resized_files, lambda: info)
         if not verdict.valid:
             raise DatasetRefused(verdict.reasons, plan.warnings)
     except BaseException:
@@ -245,12 +239,13 @@ def existing_objects(s3: Any, bucket: str, dataset: str) -> int:
 
 
 def staging_prefix(dataset: str, token: str) -> str:
-    return f"{STAGING_ROOT}{dataset}/{token}/"
+    # Outside datasets/: the pipeline's "Object Created" rule matches only keys under datasets/.
+    return rules().upload_prefix(dataset, token)
 
 
 def new_token() -> str:
-    """Unique per run, readable: when it was started, then random."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
+    """Unique per run, readable (the same form as the web page's uploads)."""
+    return rules().new_upload_token()
 
 
 class StagingIncomplete(Exception):

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Optional
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scripts import choose_bucket
+from scripts.aws_session import CREDENTIALS_FIX, REGION_FIX, access_problem
 from stacks.config import AppConfig
 from stacks.constructs.jumpstart_lock import JumpStartLock
 
@@ -29,6 +30,10 @@ SAGEMAKER_SERVICE_CODE = "sagemaker"
 APIGATEWAY_LOGS_ROLE_NAME = "APIGatewayCloudWatchLogs-dreambooth"
 APIGATEWAY_LOGS_POLICY = "policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 APIGATEWAY_CHECK = "api gateway logging role"
+
+# Checks whose failure is the caller's AWS set-up (credentials, profile, region): exit code 2, as in
+# every other command; any other failed check is exit code 1.
+ACCESS_CHECKS = ("credentials", "region")
 
 
 @dataclass(frozen=True)
@@ -49,15 +54,15 @@ def check_credentials(session: Any) -> tuple[Check, Optional[str]]:
     try:
         identity = session.client("sts").get_caller_identity()
     except (ClientError, BotoCoreError) as error:
-        return Check("credentials", False, f"no usable AWS credentials ({error})",
-                     "run `aws configure`, set AWS_PROFILE, or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"), None
+        return Check("credentials", False, access_problem(error) or f"no usable AWS credentials ({error})",
+                     CREDENTIALS_FIX), None
     return Check("credentials", True, f"account {identity['Account']} as {identity['Arn']}"), identity["Account"]
 
 
 def check_region(session: Any, lock: JumpStartLock) -> Check:
     region = session.region_name
     if not region:
-        return Check("region", False, "no region set", "export AWS_REGION=us-east-1 (or another region)")
+        return Check("region", False, "no region set", REGION_FIX)
     if region not in lock.regions:
         return Check(
             "region", False, f"{region} is not in the JumpStart lock file (stacks/jumpstart.lock.json)",

@@ -1,7 +1,7 @@
 """Where the deployment is: the bucket, API URL and API credentials, from the stack's outputs.
 
 DescribeStacks gives the outputs `BucketName`, `ApiUrl` and, with `apiAuth=apiKey`, `ApiKeyId`
-(their logical ids are fixed in stacks/dreambooth_stack.py). The key's value is read with
+(names in stacks/outputs.py; their logical ids are fixed in stacks/dreambooth_stack.py). The key's value is read with
 API Gateway GetApiKey(includeValue). Without `ApiKeyId` the API uses IAM auth and requests are
 signed with SigV4 from the same AWS session.
 """
@@ -12,20 +12,18 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from scripts.aws_session import CREDENTIALS_FIX, REGION_FIX, AwsAccessProblem, access_problem
 from scripts.cli.api_client import ApiClient, SigV4Signer
+from stacks import outputs
 
-BUCKET_OUTPUT, API_URL_OUTPUT, API_KEY_OUTPUT = "BucketName", "ApiUrl", "ApiKeyId"
+BUCKET_OUTPUT, API_URL_OUTPUT, API_KEY_OUTPUT = outputs.BUCKET_NAME, outputs.API_URL, outputs.API_KEY_ID
 _API_REGION = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com")
 
 
 class NotDeployed(Exception):
     """The stack or one of its outputs is missing: nothing to talk to (exit code 3)."""
-
-
-class NoAwsAccess(Exception):
-    """No credentials or no region: the caller's configuration (exit code 2)."""
 
 
 @dataclass(frozen=True)
@@ -59,14 +57,9 @@ class Deployment:
 def find(session: Any, stack_name: str) -> Deployment:
     region = session.region_name
     if not region:
-        raise NoAwsAccess("no AWS region set: export AWS_REGION (or AWS_DEFAULT_REGION), or set it in your profile")
+        raise AwsAccessProblem(f"no AWS region set: {REGION_FIX}")
     try:
         stacks = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
-    except NoCredentialsError:
-        raise NoAwsAccess("no AWS credentials: run `aws configure`, set AWS_PROFILE, or export "
-                          "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from None
-    except NoRegionError:
-        raise NoAwsAccess("no AWS region set: export AWS_REGION") from None
     except ClientError as error:
         if "does not exist" in str(error):
             raise NotDeployed(f"stack {stack_name} is not deployed in {region}: run `make deploy` "
@@ -79,21 +72,31 @@ def find(session: Any, stack_name: str) -> Deployment:
     return Deployment(stack_name, region, outputs)
 
 
+def api_key(session: Any, deployment: Deployment) -> Optional[str]:
+    """The API key's value (GetApiKey includeValue); None when the stack uses IAM auth."""
+    key_id = deployment.api_key_id
+    if not key_id:
+        return None
+    try:
+        value = session.client("apigateway").get_api_key(apiKey=key_id, includeValue=True).get("value")
+    except (ClientError, BotoCoreError) as error:
+        if access_problem(error):
+            raise
+        raise NotDeployed(f"cannot read the API key {key_id} of stack {deployment.stack_name}: {error}") from None
+    if not value:
+        raise NotDeployed(f"the API key {key_id} of stack {deployment.stack_name} has no value")
+    return value
+
+
 def api_client(session: Any, deployment: Deployment, **options: Any) -> ApiClient:
     """An API client authenticated as the stack's auth mode asks: its API key, or SigV4."""
     url = deployment.api_url
-    key_id = deployment.api_key_id
-    if key_id:
-        try:
-            value = session.client("apigateway").get_api_key(apiKey=key_id, includeValue=True).get("value")
-        except (ClientError, BotoCoreError) as error:
-            raise NotDeployed(f"cannot read the API key {key_id} of stack {deployment.stack_name}: {error}") from None
-        if not value:
-            raise NotDeployed(f"the API key {key_id} of stack {deployment.stack_name} has no value")
+    value = api_key(session, deployment)
+    if value:
         return ApiClient(url, api_key=value, **options)
     credentials = session.get_credentials()
     if credentials is None:
-        raise NoAwsAccess("no AWS credentials to sign API requests with (apiAuth=iam)")
+        raise AwsAccessProblem(f"no AWS credentials to sign API requests with (apiAuth=iam): {CREDENTIALS_FIX}")
     match = _API_REGION.search(url)
     return ApiClient(url, signer=SigV4Signer(credentials, match.group(1) if match else deployment.region),
                      **options)

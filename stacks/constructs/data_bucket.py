@@ -14,7 +14,8 @@ from stacks.config import PROJECT_TAG_KEY, PROJECT_TAG_VALUE, STACK_TAG_KEY, Sto
 DATASETS_PREFIX = "datasets/"
 MODELS_PREFIX = "models/"
 GENERATED_PREFIX = "generated/"
-# The CLI stages an upload here (outside datasets/, so nothing starts) before copying it into place.
+# The CLI and the web page stage an upload here (outside datasets/, so nothing starts) before copying
+# it into place (the same value as lambda/pipeline/dataset_rules.py's UPLOADS_PREFIX; tests/test_storage.py).
 UPLOADS_PREFIX = "uploads/"
 ABANDONED_UPLOAD_DAYS = 7
 # Asynchronous inference: the API's request objects, SageMaker's answers and failures. The images
@@ -24,6 +25,7 @@ INFERENCE_REQUESTS_PREFIX = INFERENCE_PREFIX + "requests/"
 INFERENCE_OUTPUTS_PREFIX = INFERENCE_PREFIX + "outputs/"
 INFERENCE_FAILURES_PREFIX = INFERENCE_PREFIX + "failures/"
 INFERENCE_EXPIRY_DAYS = 1
+BROWSER_UPLOAD_CORS_MAX_AGE_S = 600
 
 # Fixed construct id under which aws-cdk-lib puts its bucket-notifications handler in a stack.
 NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
@@ -41,6 +43,9 @@ class DataBucket(Construct):
     Attributes:
       bucket: the bucket, the same interface whether it was created or imported.
       created: whether this construct owns the bucket.
+
+    Methods:
+      allow_browser_uploads(origin): a CORS rule for the web page's presigned photo uploads.
     """
 
     def __init__(
@@ -97,6 +102,16 @@ class DataBucket(Construct):
             )
         self.bucket = bucket
         self._annotate_notifications_handler()
+
+    def allow_browser_uploads(self, origin: str) -> None:
+        """Let a web page served from `origin` POST photos to the bucket with presigned POSTs (the
+        presigned policy still decides the key, size and type) and GET the images its presigned links
+        name (to zip them). A bucket this construct does not own is left as it is."""
+        if not self.created:
+            return
+        assert isinstance(self.bucket, s3.Bucket)
+        self.bucket.add_cors_rule(allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.POST], allowed_origins=[origin],
+                                  allowed_headers=["*"], max_age=BROWSER_UPLOAD_CORS_MAX_AGE_S)
 
     def _annotate_notifications_handler(self) -> None:
         # aws-cdk-lib adds one Lambda per stack that writes the bucket's notification

@@ -615,16 +615,19 @@ class DeployWorkflow(Construct):
                   "updatedAt": _str(_NOW)},
             result_path=_DISCARD,
         )
+        live_text = ("Model {} (dataset {}) is live on endpoint {}. Put the phrase \"{}\" in your prompts to get "
+                     "your subject, e.g. \"{} on a beach at sunset\".")
+        live_values = (sfn.JsonPath.string_at("$.modelId"), sfn.JsonPath.string_at("$.model.Item.dataset.S"),
+                       self._endpoint_name, sfn.JsonPath.string_at("$.model.Item.instancePrompt.S"),
+                       sfn.JsonPath.string_at("$.model.Item.instancePrompt.S"))
+        # The files the validation skipped (with "did you mean" hints), as the training recorded them.
         notify = self._publish(
             "NotifyLive", "DreamBooth: new model is live",
-            sfn.JsonPath.format(
-                "Model {} (dataset {}) is live on endpoint {}. Put the phrase \"{}\" in your prompts to get "
-                "your subject, e.g. \"{} on a beach at sunset\".",
-                sfn.JsonPath.string_at("$.modelId"), sfn.JsonPath.string_at("$.model.Item.dataset.S"),
-                self._endpoint_name, sfn.JsonPath.string_at("$.model.Item.instancePrompt.S"),
-                sfn.JsonPath.string_at("$.model.Item.instancePrompt.S"),
-            ),
+            sfn.JsonPath.format(live_text + " Skipped files: {}.", *live_values,
+                                sfn.JsonPath.string_at("$.model.Item.skippedFiles.S")),
         )
+        notify_unrecorded = self._publish(
+            "NotifyLiveSkippedUnknown", "DreamBooth: new model is live", sfn.JsonPath.format(live_text, *live_values))
         done = sfn.Succeed(self, "ModelIsLive")
         release = self._release_lock("ReleaseLock", then=done)
         apply_scaling = self._scaling_task("ApplyAutoscaling", "register")
@@ -638,7 +641,7 @@ class DeployWorkflow(Construct):
             errors=["States.ALL"], result_path="$.error",
         )
         apply_scaling.next(read_live)
-        for state in (read_live, retire, mark_live, point, notify):
+        for state in (read_live, retire, mark_live, point, notify, notify_unrecorded):
             state.add_catch(
                 sfn.Pass(self, f"{state.node.id}Error",
                          parameters={"reason": sfn.JsonPath.format(
@@ -656,8 +659,12 @@ class DeployWorkflow(Construct):
         ).otherwise(mark_live)
         retire.next(mark_live)
         read_live.next(had_other)
-        mark_live.next(point).next(notify)
+        mark_live.next(point).next(
+            sfn.Choice(self, "WereSkippedFilesRecorded")
+            .when(sfn.Condition.is_present("$.model.Item.skippedFiles.S"), notify)
+            .otherwise(notify_unrecorded))
         notify.next(release)
+        notify_unrecorded.next(release)
         return apply_scaling
 
 

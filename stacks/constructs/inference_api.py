@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Optional
 
-from aws_cdk import Acknowledgment, Aws, CfnOutput, Duration, RemovalPolicy, Stack, Token, Validations
+from aws_cdk import Acknowledgment, Aws, CfnOutput, Duration, RemovalPolicy, Stack, SymlinkFollowMode, Token, Validations
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -37,13 +37,15 @@ from constructs import Construct
 
 from stacks.config import INSTANCE_START_MINUTES, ApiConfig, ServingConfig
 from stacks.constructs.data_bucket import (
+    DATASETS_PREFIX,
     GENERATED_PREFIX,
     INFERENCE_OUTPUTS_PREFIX,
     INFERENCE_REQUESTS_PREFIX,
+    UPLOADS_PREFIX,
     grant_prefix_read,
 )
 from stacks.constructs.monitoring import METRICS_NAMESPACE, RESULTS_SERVICE, retention
-from stacks.constructs.nag import acknowledge_prefix_grants, nag_resource
+from stacks.constructs.nag import acknowledge, acknowledge_prefix_grants, nag_resource
 from stacks.constructs.powertools_layer import powertools_layer
 
 CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "api"
@@ -112,15 +114,20 @@ class InferenceApi(Construct):
         starts it, nothing else.
       endpoint_name: the SageMaker endpoint serving the live model (created at run time by the
         pipeline, never by CloudFormation).
+      training_state_machine: the pipeline's training; POST /models/{id}/retrain starts it, nothing else.
       config: `ApiConfig` (auth mode, usage plan limits, max wait, TTL, URL lifetime; see
         stacks/config.py for defaults).
       serving: `ServingConfig` (request TTL, invocation timeout, idle time for the messages).
       success_topic / error_topic: where SageMaker's asynchronous inference notices arrive (the
         endpoint config names them); the result function subscribes to both.
       log_retention_days: retention of the functions' and the access log's groups (default 30).
+      judge_environment: how the pipeline judges datasets (the variables dataset_rules.JudgeSettings
+        reads); the API's dataset commit (POST /datasets/{name}/commit) judges staged photos with the
+        same. Default: none (the training pipeline's `judge_environment` is what the stack passes).
 
     Attributes:
-      api: the RestApi; url: its base URL (stage v1).
+      api: the RestApi; url: its base URL (stage v1); page_origin: the web page's origin
+        (https://<api id>.execute-api.<region>.<suffix>), for the bucket's CORS rule.
       api_function, results_function, dispatch_function: the Lambda functions (API; notices;
         pending requests and endpoint re-creation, on the endpoint's state changes and a schedule).
       dispatch_rules: the two EventBridge rules that run the dispatcher.
@@ -141,12 +148,14 @@ class InferenceApi(Construct):
         bucket: s3.IBucket,
         registry_table: dynamodb.ITable,
         deploy_state_machine: sfn.IStateMachine,
+        training_state_machine: sfn.IStateMachine,
         endpoint_name: str,
         config: ApiConfig,
         serving: ServingConfig,
         success_topic: sns.ITopic,
         error_topic: sns.ITopic,
         log_retention_days: int = 30,
+        judge_environment: Optional[dict[str, str]] = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
@@ -174,7 +183,10 @@ class InferenceApi(Construct):
         )
 
         self._powertools = powertools_layer(self, "Powertools")
-        self._code = lambda_.Code.from_asset(str(CODE_DIR), exclude=["__pycache__", "*.pyc"])
+        # lambda/api/dataset_rules.py is a symlink to the pipeline's lambda/pipeline/dataset_rules.py:
+        # following it puts that very file into this asset (one source, no copy in the repository).
+        self._code = lambda_.Code.from_asset(str(CODE_DIR), exclude=["__pycache__", "*.pyc"],
+                                             follow_symlinks=SymlinkFollowMode.ALWAYS)
         endpoint_arn = self._endpoint_arn(endpoint_name)
         common_env = {
             names.GENERATIONS_TABLE: self.generations_table.table_name,
@@ -202,11 +214,13 @@ class InferenceApi(Construct):
             environment={
                 **common_env, **async_env,
                 "POWERTOOLS_SERVICE_NAME": "inference-api",
+                names.TRAINING_STATE_MACHINE_ARN: training_state_machine.state_machine_arn,
                 names.MAX_WAIT_S: str(config.max_wait_s),
                 names.GENERATION_TTL_DAYS: str(config.generation_ttl_days),
                 names.IMAGE_URL_EXPIRY_S: str(config.image_url_expiry_s),
                 names.CORS_ALLOW_ORIGIN: config.cors_allow_origin or "",
                 names.API_AUTH: config.auth,
+                **(judge_environment or {}),
             },
         )
         self.failed_notices = sqs.Queue(
@@ -250,12 +264,14 @@ class InferenceApi(Construct):
             rule.add_target(targets.LambdaFunction(self.dispatch_function, retry_attempts=2))
 
         self._grant(bucket, registry_table, deploy_state_machine, endpoint_arn)
+        training_state_machine.grant_start_execution(self.api_function)  # POST /models/{id}/retrain
         self.image_signer = self._image_signer(bucket)
         self.access_logs = logs.LogGroup(
             self, "AccessLogs", retention=self._log_retention, removal_policy=RemovalPolicy.DESTROY
         )
         self.api = self._rest_api()
         self.url = self.api.url
+        self.page_origin = f"https://{self.api.rest_api_id}.execute-api.{Aws.REGION}.{Aws.URL_SUFFIX}"
         self.api_key: Optional[apigw.IApiKey] = None
         self.usage_plan: Optional[apigw.UsagePlan] = None
         self.invoke_policy: Optional[iam.ManagedPolicy] = None
@@ -387,7 +403,8 @@ class InferenceApi(Construct):
                 id=f"AwsSolutions-IAM5[Resource::<{Stack.of(self).get_logical_id(self.generations_table.node.default_child)}"
                    ".Arn>/index/*]",
                 reason=f"CDK's Table.grant adds the table's indexes; it has one ({PENDING_INDEX}, pending generations)."))
-        registry_table.grant(api, "dynamodb:GetItem", "dynamodb:Scan")
+        # UpdateItem: the retrain claim on a failed model (POST /models/{id}/retrain).
+        registry_table.grant(api, "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem")
         registry_table.grant(dispatch, "dynamodb:GetItem")
         grant_prefix_read(bucket, results, INFERENCE_OUTPUTS_PREFIX, listing=False)
         bucket.grant_put(results, GENERATED_KEYS)
@@ -398,11 +415,35 @@ class InferenceApi(Construct):
             sender.add_to_role_policy(iam.PolicyStatement(
                 actions=["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpointAsync"], resources=[endpoint_arn]))
         results.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:DescribeEndpoint"], resources=[endpoint_arn]))
+        self._grant_dataset_uploads(bucket)
         # CDK's grant_read / grant_put bundles, on their prefixes only.
         acknowledge_prefix_grants(api.role, bucket, INFERENCE_REQUESTS_PREFIX, reads=False, writes=True)
         acknowledge_prefix_grants(dispatch.role, bucket, INFERENCE_REQUESTS_PREFIX, reads=False, writes=True)
         acknowledge_prefix_grants(results.role, bucket, INFERENCE_OUTPUTS_PREFIX, reads=False)
         acknowledge_prefix_grants(results.role, bucket, GENERATED_PREFIX, reads=False, writes=True)
+
+    def _grant_dataset_uploads(self, bucket: s3.IBucket) -> None:
+        """Training from the web page (lambda/api/datasets.py), and nothing more: the presigned POSTs to
+        uploads/ are signed with the API function's role (s3:PutObject there); the commit lists the
+        staged photos and whether datasets/<name>/ is taken (s3:ListBucket held to those prefixes),
+        reads the photos' first bytes and copies them (s3:GetObject under uploads/, s3:PutObject under
+        datasets/, dataset_info.json included), and deletes this upload's staging objects
+        (s3:DeleteObject under uploads/ only). Nothing under datasets/ is read or deleted."""
+        api = self.api_function
+        grant_prefix_read(bucket, api, UPLOADS_PREFIX)
+        api.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{DATASETS_PREFIX}*"]}}))
+        api.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{UPLOADS_PREFIX}*"),
+                                                 bucket.arn_for_objects(f"{DATASETS_PREFIX}*")]))
+        api.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:DeleteObject"], resources=[bucket.arn_for_objects(f"{UPLOADS_PREFIX}*")]))
+        acknowledge(api.role, "Objects are named per dataset and upload at run time: access is limited to the "
+                              "staging prefix uploads/ (put, read, delete) and to datasets/ (put only, conditional "
+                              "writes that never overwrite).",
+                    *(f"AwsSolutions-IAM5[Resource::{nag_resource(api.role, bucket.arn_for_objects(p + '*'))}]"
+                      for p in (UPLOADS_PREFIX, DATASETS_PREFIX)))
 
     def _rest_api(self) -> apigw.RestApi:
         config = self.config
@@ -467,6 +508,9 @@ class InferenceApi(Construct):
                     self._acknowledge_public_method(method, verb, path)
         self._gateway_responses(api, config.cors_allow_origin)
         self._acknowledge_api(api)
+        # RestApi adds an output of its own (logical id ApiEndpoint<hash>) holding the same URL as our
+        # `Url` (stack output ApiUrl): removed so that the stack has stable, documented output names only.
+        api.node.try_remove_child("Endpoint")
         return api
 
     @staticmethod

@@ -72,7 +72,8 @@ class TrainingPipeline(Construct):
       registry_table (model registry, see model_registry.py), state_table (bookkeeping), topic,
       training_state_machine, deploy_state_machine (input {"modelId": ...}),
       endpoint_name (created at run time, `<stack name>-sd`), upload_rule, upload_function,
-      snapshot_function, validate_function, park_function / endpoint_event_function /
+      snapshot_function, validate_function, retrain_function (a retrain's inputs from the staged
+      snapshot), explain_function (training failures in one line, retryable or not), park_function / endpoint_event_function /
       endpoint_rule (the endpoint state-change wake-up), scaling_function (autoscaling after InService:
       scale to zero after idleMinutes, and from zero), inference_success_topic / inference_error_topic
       (SageMaker's asynchronous inference notices), cleanup (custom resource),
@@ -123,11 +124,23 @@ class TrainingPipeline(Construct):
             "MAX_IMAGES": str(training.max_images),
             "MAX_IMAGE_BYTES": str(training.max_image_mb * 1024 * 1024),
         }
+        # How datasets are judged (dataset_rules.JudgeSettings reads these): the API's dataset commit
+        # judges staged photos with the same settings.
+        self.judge_environment = {k: v for k, v in dataset_environment.items()
+                                  if k not in ("BUCKET_NAME", "TRAINING_SCRIPT_URI")}
         self.snapshot_function = self._function("Snapshot", "dataset_tasks.snapshot", dataset_environment,
                                                 timeout_s=60, description="Lists a dataset and names its snapshot")
         self.validate_function = self._function("Validate", "dataset_tasks.validate", dataset_environment,
                                                 timeout_s=300, memory_mb=512,
                                                 description="Judges a dataset snapshot and stages it for training")
+        self.retrain_function = self._function(
+            "PrepareRetrain", "dataset_tasks.prepare_retrain", dataset_environment, timeout_s=60,
+            description="Rebuilds a failed model's training inputs from its staged snapshot for a retrain")
+        self.explain_function = self._function(
+            "ExplainFailure", "training_failure.handler", {}, timeout_s=30,
+            description="Turns a training failure into one line and says whether a retrain can help")
+        bucket.grant_read(self.retrain_function, f"{STAGING_PREFIX}*")
+        acknowledge_prefix_grants(self.retrain_function.role, bucket, STAGING_PREFIX)
         bucket.grant_read(self.snapshot_function, f"{DATASETS_PREFIX}*")
         bucket.grant_read(self.validate_function, f"{DATASETS_PREFIX}*")
         bucket.grant_put(self.validate_function, f"{STAGING_PREFIX}*")
@@ -238,6 +251,7 @@ class TrainingPipeline(Construct):
             self, "Training",
             registry_table=self.registry_table, state_table=self.state_table, topic=self.topic,
             snapshot_function=self.snapshot_function, validate_function=self.validate_function,
+            retrain_function=self.retrain_function, explain_function=self.explain_function,
             package_function=self.package_function, training_role=self.roles.training_role,
             training_image=self.artifacts.training_image, base_model_uri=self.artifacts.base_model_uri,
             metric_definitions=lock.metric_definitions, instance_type=training.instance_type,
@@ -268,7 +282,8 @@ class TrainingPipeline(Construct):
             self.training_state_machine.role,
             "CDK's LambdaInvoke task grants the function and its versions (`<arn>:*`).",
             *(f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(fn.node.default_child)}.Arn>:*]"
-              for fn in (self.snapshot_function, self.validate_function, self.package_function)),
+              for fn in (self.snapshot_function, self.validate_function, self.retrain_function,
+                         self.explain_function, self.package_function)),
         )
         for machine in (self.training_state_machine, self.deploy_state_machine):
             self._grant_topic_key(machine.role)

@@ -12,7 +12,16 @@ run the deploy state machine.
 
 With managed spot training (the default), a job SageMaker stops because spot capacity never came
 (or kept being taken back) within the wait limit is trained again at once on demand, as job
-`<model id>-od`; the notification says so. Only if that fails too does the run fail.
+`<training job name>-od`; the notification says so. Only if that fails too does the run fail.
+
+Every failure goes through one chain: a Lambda (training_failure.py) turns the error into one
+line (SageMaker's FailureReason, never its JSON) and says whether it is retryable (capacity, spot,
+internal errors); the registry records both and the notification says how to go on.
+
+Retrain: input `{"dataset": ..., "retrain": {"modelId": ..., "attempt": n}}` (started by the API's
+POST /models/{id}/retrain under the name `<modelId>_retrain_<n>`) skips the debounce, snapshot and
+validation: it reads the model's registry item, rebuilds the snapshot and the validation result
+from the staged copy the first run trained on, and trains it again as job `<modelId>-r<n>`.
 """
 
 from __future__ import annotations
@@ -55,6 +64,9 @@ METRIC_TRAIN_LOSS = "TrainLoss"
 # DescribeTrainingJob answer as its Cause (JSON), so the Cause is matched for them, with or
 # without a space after the colon. An interruption that the job survived shows only in
 # SecondaryStatusTransitions, which these patterns do not match.
+# Execution <modelId>_retrain_<n> (the API names it; "_" is never in a dataset name, so it never
+# meets a debounce execution <dataset>-<generation>), training job <modelId>-r<n>.
+RETRAIN_EXECUTION_SUFFIX = "_retrain_"
 SPOT_STOP_PATTERNS = ("*MaxWaitTimeExceeded*", '*"SecondaryStatus":"Interrupted"*',
                       '*"SecondaryStatus": "Interrupted"*')
 # Name suffix of the on-demand retry of a spot job SageMaker stopped.
@@ -68,6 +80,8 @@ class TrainingWorkflow(Construct):
       registry_table / state_table: see ModelRegistry.
       topic: where rejections and failures are published.
       snapshot_function / validate_function: the dataset Lambdas.
+      retrain_function: rebuilds a failed model's snapshot and validation from its staged copy.
+      explain_function: turns any failure into {reason, retryable, message} (training_failure.py).
       package_function: adds code/inference.py to the uncompressed training output ({"modelUri"}).
       training_role: role the SageMaker training job runs with.
       training_image / base_model_uri: from the JumpStart lock.
@@ -91,6 +105,8 @@ class TrainingWorkflow(Construct):
         topic: sns.ITopic,
         snapshot_function: lambda_.IFunction,
         validate_function: lambda_.IFunction,
+        retrain_function: lambda_.IFunction,
+        explain_function: lambda_.IFunction,
         package_function: lambda_.IFunction,
         training_role: iam.IRole,
         training_image: str,
@@ -112,12 +128,13 @@ class TrainingWorkflow(Construct):
         self._topic = topic
         self.training_role = training_role
 
-        fail_chain = self._failure_chain()
+        fail_chain = self._failure_chain(explain_function)
 
         def catch(state: Any, stage: str) -> Any:
+            # `reason` is the fallback when the explaining Lambda itself fails.
             state.add_catch(
                 sfn.Pass(self, f"{state.node.id}Error",
-                         parameters={"reason": sfn.JsonPath.format(
+                         parameters={"stage": stage, "reason": sfn.JsonPath.format(
                              stage + " failed: {}: {}", sfn.JsonPath.string_at("$.error.Error"),
                              sfn.JsonPath.string_at("$.error.Cause"))},
                          result_path="$.failure").next(fail_chain),
@@ -174,7 +191,8 @@ class TrainingWorkflow(Construct):
         )
         force_close.next(snapshot)
         start.next(read_window).next(wait_quiet).next(close_window).next(snapshot)
-        self.definition = start
+        is_retrain = sfn.Choice(self, "IsRetrain")
+        self.definition = is_retrain
 
         # ---- one training per snapshot ----
         claim = tasks.DynamoPutItem(
@@ -242,7 +260,7 @@ class TrainingWorkflow(Construct):
              ":instance": _str("$.validation.instancePrompt"),
              ":class": _str("$.validation.classPrompt"),
              ":hp": tasks.DynamoAttributeValue.map_from_json_path("$.validation.hyperparametersItem"),
-             ":job": _str("$.snapshot.modelId"),
+             ":job": _str("$.snapshot.trainingJobName"),
              ":images": tasks.DynamoAttributeValue.number_from_string(
                  sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.validation.imageCount"))),
              ":skipped": _str("$.validation.warningText")},
@@ -290,6 +308,9 @@ class TrainingWorkflow(Construct):
         deploy.add_catch(sfn.Fail(self, "DeploymentFailed", error="DeploymentFailed",
                                   cause="see the deploy execution and the model's failureReason"),
                          errors=["States.ALL"], result_path="$.error")
+        is_retrain.when(sfn.Condition.is_present("$.retrain"),
+                        self._retrain_entry(retrain_function, fail_chain).next(mark_training))
+        is_retrain.otherwise(start)
         snapshot.next(claim).next(register).next(validate).next(
             sfn.Choice(self, "IsDatasetValid")
             .when(sfn.Condition.boolean_equals("$.validation.valid", True), mark_training)
@@ -311,7 +332,7 @@ class TrainingWorkflow(Construct):
         minutes = max_wait_s // 60
         spot_stop = self._registry_update(
             "RecordOnDemandRetry", "SET trainingJobName = :job, trainingRetry = :why, updatedAt = :now",
-            {":job": S(sfn.JsonPath.format("{}" + ON_DEMAND_SUFFIX, sfn.JsonPath.string_at("$.snapshot.modelId"))),
+            {":job": S(sfn.JsonPath.format("{}" + ON_DEMAND_SUFFIX, sfn.JsonPath.string_at("$.snapshot.trainingJobName"))),
              ":why": S(f"spot capacity did not come within spotMaxWaitMinutes ({minutes} min): trained on demand")},
         )
         spot_stop.add_catch(on_demand, errors=["States.ALL"], result_path=_DISCARD)  # bookkeeping only
@@ -321,7 +342,7 @@ class TrainingWorkflow(Construct):
                 "No spot capacity for training job {} within spotMaxWaitMinutes (" + str(minutes) + " min): "
                 "SageMaker stopped it, and the same photos are now trained on demand (job {}" + ON_DEMAND_SUFFIX
                 + "), at the on-demand price.",
-                sfn.JsonPath.string_at("$.snapshot.modelId"), sfn.JsonPath.string_at("$.snapshot.modelId")),
+                sfn.JsonPath.string_at("$.snapshot.trainingJobName"), sfn.JsonPath.string_at("$.snapshot.trainingJobName")),
         )
         notify.add_catch(on_demand, errors=["States.ALL"], result_path=_DISCARD)
         spot_stop.next(notify).next(on_demand)
@@ -330,7 +351,7 @@ class TrainingWorkflow(Construct):
                                         for pattern in SPOT_STOP_PATTERNS)), spot_stop)
         choice.otherwise(sfn.Pass(
             self, "TrainModelSpotError",
-            parameters={"reason": sfn.JsonPath.format(
+            parameters={"stage": "training", "reason": sfn.JsonPath.format(
                 "training failed: {}: {}", sfn.JsonPath.string_at("$.error.Error"),
                 sfn.JsonPath.string_at("$.error.Cause"))},
             result_path="$.failure",
@@ -367,7 +388,8 @@ class TrainingWorkflow(Construct):
                        state_id: str = "TrainModel", job_suffix: str = "") -> sfn.CustomState:
         # CustomState: the L2 SageMakerCreateTrainingJob cannot take the hyperparameter map from
         # the state, and the hyperparameters differ per dataset. IAM is granted below.
-        name = (f"States.Format('{{}}{job_suffix}', $.snapshot.modelId)" if job_suffix else "$.snapshot.modelId")
+        name = (f"States.Format('{{}}{job_suffix}', $.snapshot.trainingJobName)" if job_suffix
+                else "$.snapshot.trainingJobName")
         state = sfn.CustomState(self, state_id, state_json={
             "Type": "Task",
             "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createTrainingJob.sync",
@@ -445,24 +467,62 @@ class TrainingWorkflow(Construct):
         )
 
     def _publish(self, state_id: str, subject: str, message: str) -> tasks.SnsPublish:
-        return tasks.SnsPublish(self, state_id, topic=self._topic, subject=subject,
-                                message=sfn.TaskInput.from_text(message), result_path=_DISCARD)
+        body = (sfn.TaskInput.from_json_path_at(message) if message.startswith("$.")
+                else sfn.TaskInput.from_text(message))
+        return tasks.SnsPublish(self, state_id, topic=self._topic, subject=subject, message=body,
+                                result_path=_DISCARD)
 
-    def _failure_chain(self) -> sfn.IChainable:
-        """Registry -> failed with the reason, notify, fail. Needs `$.failure.reason`."""
+    def _retrain_entry(self, retrain_function: lambda_.IFunction, fail_chain: sfn.IChainable) -> sfn.IChainable:
+        """Registry item -> `$.snapshot` and `$.validation` as the first run had them (staged copy)."""
+        read = tasks.DynamoGetItem(
+            self, "ReadModelToRetrain", table=self._registry, key={"modelId": _str("$.retrain.modelId")},
+            consistent_read=True, result_path="$.model",
+        )
+        prepare = tasks.LambdaInvoke(
+            self, "PrepareRetrain", lambda_function=retrain_function,
+            payload=sfn.TaskInput.from_object({"model": sfn.JsonPath.object_at("$.model"),
+                                               "retrain": sfn.JsonPath.object_at("$.retrain")}),
+            payload_response_only=True, result_path="$.prepared", retry_on_service_exceptions=True,
+        )
+        use = sfn.Pass(self, "UseStagedSnapshot", parameters={
+            "dataset.$": "$.dataset", "retrain.$": "$.retrain",
+            "snapshot.$": "$.prepared.snapshot", "validation.$": "$.prepared.validation"})
+        # Before the snapshot is rebuilt, the failure chain still needs the model's id to mark it.
+        failed = sfn.Pass(self, "RetrainPreparationError", parameters={
+            "stage": "preparing the retrain", "reason": sfn.JsonPath.format(
+                "preparing the retrain failed: {}: {}", sfn.JsonPath.string_at("$.error.Error"),
+                sfn.JsonPath.string_at("$.error.Cause"))}, result_path="$.failure",
+        ).next(sfn.Pass(self, "RetrainModelId", parameters={"modelId.$": "$.retrain.modelId"},
+                        result_path="$.snapshot")).next(fail_chain)
+        for state in (read, prepare):
+            state.add_catch(failed, errors=["States.ALL"], result_path="$.error")
+        return read.next(prepare).next(use)
+
+    def _failure_chain(self, explain_function: lambda_.IFunction) -> sfn.IChainable:
+        """Explain -> registry failed (reason, retryable) -> notify -> fail. Needs `$.failure.reason`."""
+        explain = tasks.LambdaInvoke(
+            self, "ExplainFailure", lambda_function=explain_function,  # the whole state is its input
+            payload_response_only=True,
+            result_path="$.failure", retry_on_service_exceptions=True,
+        )
+        unexplained = sfn.Pass(self, "FailureUnexplained", parameters={
+            "reason.$": "$.failure.reason", "retryable": False,
+            "message.$": "States.Format('Dataset {}: {}. The live model (if any) is unchanged.', "
+                         "$.dataset, $.failure.reason)"}, result_path="$.failure")
+        explain.add_catch(unexplained, errors=["States.ALL"], result_path="$.explainError")
         has_model = sfn.Choice(self, "WasModelRegistered")
         mark = self._registry_update(
-            "MarkTrainingFailed", "SET #status = :failed, failureReason = :reason, updatedAt = :now",
-            {":failed": S(STATUS_FAILED), ":reason": _str("$.failure.reason")},
+            "MarkTrainingFailed",
+            "SET #status = :failed, failureReason = :reason, retryable = :retryable, updatedAt = :now",
+            {":failed": S(STATUS_FAILED), ":reason": _str("$.failure.reason"),
+             ":retryable": tasks.DynamoAttributeValue.boolean_from_json_path(sfn.JsonPath.string_at("$.failure.retryable"))},
         )
-        notify = self._publish(
-            "NotifyTrainingFailure", "DreamBooth: training failed",
-            sfn.JsonPath.format("Dataset {}: {}. The live model (if any) is unchanged.",
-                                sfn.JsonPath.string_at("$.dataset"), sfn.JsonPath.string_at("$.failure.reason")),
-        )
+        notify = self._publish("NotifyTrainingFailure", "DreamBooth: training failed", "$.failure.message")
         fail = sfn.Fail(self, "TrainingFailed", error="TrainingFailed", cause="see the notification and the registry")
         mark.add_catch(notify, errors=["States.ALL"], result_path=_DISCARD)
         has_model.when(sfn.Condition.is_present("$.snapshot.modelId"), mark).otherwise(notify)
+        explain.next(has_model)
+        unexplained.next(has_model)
         mark.next(notify)
         notify.next(fail)
-        return has_model
+        return explain

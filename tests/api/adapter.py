@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl
 RESOURCES = (
     ("/generations/{id}", re.compile(r"^/generations/(?P<id>[^/]+)$")),
     ("/models/live", re.compile(r"^/models/live$")),
+    ("/models/{id}/retrain", re.compile(r"^/models/(?P<id>[^/]+)/retrain$")),
     ("/models/{id}", re.compile(r"^/models/(?P<id>[^/]+)$")),
     ("/generations", re.compile(r"^/generations$")),
     ("/models", re.compile(r"^/models$")),

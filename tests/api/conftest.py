@@ -46,6 +46,7 @@ FUNCTION_ENV = {
     "BUCKET_NAME": BUCKET,
     "ENDPOINT_NAME": ENDPOINT,
     "DEPLOY_STATE_MACHINE_ARN": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:test-deploy",
+    "TRAINING_STATE_MACHINE_ARN": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:test-train",
     "MAX_WAIT_SECONDS": "20",
     "GENERATION_TTL_DAYS": "7",
     "IMAGE_URL_EXPIRY_SECONDS": "900",
@@ -60,6 +61,14 @@ FUNCTION_ENV = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
     "CORS_ALLOW_ORIGIN": "*",
+    # How datasets are judged (dataset_rules.JudgeSettings), as the stack sets it from the pipeline's
+    "DEFAULT_INSTANCE_PROMPT": "a photo of sks {dataset}",
+    "DEFAULT_CLASS_PROMPT": "",
+    "DEFAULT_HYPERPARAMETERS": '{"max_steps": "400"}',
+    "TRAINING_INSTANCE_TYPE": "ml.g4dn.2xlarge",
+    "MIN_IMAGES": "3",
+    "MAX_IMAGES": "100",
+    "MAX_IMAGE_BYTES": str(20 * 1024 * 1024),
 }
 
 
@@ -204,10 +213,11 @@ def _create_resources() -> None:
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
     iam = boto3.client("iam", region_name=REGION)
     role = iam.create_role(RoleName="test-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    boto3.client("stepfunctions", region_name=REGION).create_state_machine(
-        name="test-deploy", roleArn=role,
-        definition=json.dumps({"StartAt": "Deploy", "States": {"Deploy": {"Type": "Pass", "End": True}}}),
-    )
+    for name in ("test-deploy", "test-train"):
+        boto3.client("stepfunctions", region_name=REGION).create_state_machine(
+            name=name, roleArn=role,
+            definition=json.dumps({"StartAt": "StandIn", "States": {"StandIn": {"Type": "Pass", "End": True}}}),
+        )
 
 
 def create_endpoint(status_model: str = "dog-20261120100000") -> None:

@@ -32,24 +32,29 @@ class ApiTestStack(cdk.Stack):
                 point_in_time_recovery_enabled=True),
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
-        deploy = sfn.StateMachine(
-            self, "Deploy",
-            definition_body=sfn.DefinitionBody.from_chainable(sfn.Pass(self, "DeployStandIn")),
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=logs.LogGroup(self, "DeployLogs", removal_policy=cdk.RemovalPolicy.DESTROY),
-                                level=sfn.LogLevel.ALL),
-        )
-        # cfn-lint W3005 on CDK's DependsOn next to the role GetAtt, in this stand-in only.
-        deploy.node.default_child.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
-        cdk.Validations.of(deploy).acknowledge(cdk.Acknowledgment(
-            id="AwsSolutions-IAM5[Resource::*]",
-            reason="Test stand-in for the pipeline's deployment state machine: X-Ray and log delivery need *.",
-        ))
+        deploy, training = (self._stand_in(name) for name in ("Deploy", "Training"))
         # Stand-ins for the pipeline's asynchronous inference topics (encrypted there with its key).
         topics = [sns.Topic(self, name, enforce_ssl=True, master_key=self._key()) for name in ("Succeeded", "Failed")]
         self.api = InferenceApi(self, "Api", bucket=self.data.bucket, registry_table=registry,
-                                deploy_state_machine=deploy, endpoint_name=ENDPOINT_NAME, config=config,
+                                deploy_state_machine=deploy, training_state_machine=training,
+                                endpoint_name=ENDPOINT_NAME, config=config,
                                 serving=ServingConfig(), success_topic=topics[0], error_topic=topics[1])
+
+    def _stand_in(self, name: str) -> sfn.StateMachine:
+        machine = sfn.StateMachine(
+            self, name,
+            definition_body=sfn.DefinitionBody.from_chainable(sfn.Pass(self, f"{name}StandIn")),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=logs.LogGroup(self, f"{name}Logs", removal_policy=cdk.RemovalPolicy.DESTROY),
+                                level=sfn.LogLevel.ALL),
+        )
+        # cfn-lint W3005 on CDK's DependsOn next to the role GetAtt, in this stand-in only.
+        machine.node.default_child.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        cdk.Validations.of(machine).acknowledge(cdk.Acknowledgment(
+            id="AwsSolutions-IAM5[Resource::*]",
+            reason=f"Test stand-in for the pipeline's {name.lower()} state machine: X-Ray and log delivery need *.",
+        ))
+        return machine
 
     def _key(self):
         from aws_cdk import aws_kms as kms

@@ -50,7 +50,7 @@ def test_every_documented_operation_is_a_method_and_nothing_else(key_template):
     methods = api_methods(key_template)
     assert sorted(m["Properties"]["OperationName"] for m in methods.values()) == sorted(
         op["operationId"] for ops in OPENAPI["paths"].values() for op in ops.values())
-    assert len(methods) == len(OPERATIONS) == 10
+    assert len(methods) == len(OPERATIONS) == 13
 
 
 WEB_OPERATIONS = {"getWebPage", "getWebScript", "getWebStyle"}
@@ -118,14 +118,15 @@ def test_request_bodies_are_validated_against_models_equal_to_the_openapi_schema
     (validator_id,) = validators
     models = key_template.find_resources("AWS::ApiGateway::Model")
     by_name = {m["Properties"]["Name"]: (logical_id, m["Properties"]) for logical_id, m in models.items()}
-    assert set(by_name) == {"GenerationRequest", "SwitchLiveRequest"}
+    assert set(by_name) == {"GenerationRequest", "SwitchLiveRequest", "DatasetUploadRequest", "DatasetCommitRequest"}
     for name, (_, props) in by_name.items():
         # The model is the document's schema, keyword for keyword.
         assert props["Schema"] == api_gateway_model_schema(OPENAPI, name)
         schema = dict(props["Schema"])
         assert schema.pop("$schema") == "http://json-schema.org/draft-04/schema#" and schema.pop("title") == name
         assert schema == OPENAPI["components"]["schemas"][name]
-    bodies = {"createGeneration": "GenerationRequest", "switchLiveModel": "SwitchLiveRequest"}
+    bodies = {"createGeneration": "GenerationRequest", "switchLiveModel": "SwitchLiveRequest",
+              "startDatasetUpload": "DatasetUploadRequest", "commitDatasetUpload": "DatasetCommitRequest"}
     for method in api_methods(key_template).values():
         props = method["Properties"]
         assert props["RequestValidatorId"] == {"Ref": validator_id}
@@ -140,6 +141,8 @@ def test_path_ids_are_required_parameters(key_template):
     for method in api_methods(key_template).values():
         if method["Properties"]["OperationName"] in ("getGeneration", "getModel"):
             assert method["Properties"]["RequestParameters"] == {"method.request.path.id": True}
+        if method["Properties"]["OperationName"] == "commitDatasetUpload":
+            assert method["Properties"]["RequestParameters"] == {"method.request.path.name": True}
 
 
 def test_api_gateway_refusals_are_json_with_the_right_status(key_template):
@@ -253,8 +256,11 @@ def test_only_the_api_and_dispatcher_may_send_to_the_endpoint_and_only_to_that_e
     assert not any(a.startswith("sagemaker:Invoke") for a in actions_of(results))
     assert "sagemaker:InvokeEndpoint" not in actions_of(api + dispatch + results)
     assert "dynamodb:PutItem" in actions_of(api) and "dynamodb:PutItem" not in actions_of(results + dispatch)
-    assert not any(a.startswith("dynamodb:Delete") or a == "s3:DeleteObject*"
-                   for a in actions_of(api + results + dispatch))
+    assert not any(a.startswith("dynamodb:Delete") for a in actions_of(api + results + dispatch))
+    assert "s3:DeleteObject*" not in actions_of(results + dispatch)
+    # The API deletes only its own staging objects under uploads/ (tests/api/test_api_datasets.py)
+    (delete,) = [s for s in api if "s3:DeleteObject" in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+    assert json.dumps(delete["Resource"]).endswith('/uploads/*"]]}')
 
 
 def test_environment_names_match_what_the_handlers_read(key_template):

@@ -294,3 +294,52 @@ def test_generate_waits_long_enough_by_default_for_an_instance_to_start_from_zer
 
     # Starting an instance takes up to 10 minutes or more: the default must not give up as it comes up
     assert parser().parse_args(["generate", "a photo"]).timeout == 1800
+
+
+# ---- retrain ----------------------------------------------------------------------------------
+
+
+def test_retrain_starts_one_retrain_and_follows_until_the_model_is_live(live, harness):
+    harness.put_model("cat-20261121000000", status="failed", retryable={"BOOL": True},
+                      failureReason={"S": "training failed: CapacityError: no ml.g4dn.2xlarge"})
+
+    def trained() -> None:
+        harness.put_model("cat-20261121000000", status="live", updatedAt={"S": "2026-11-25T10:30:00Z"})
+        harness.set_live("cat-20261121000000")
+
+    live.clock.at_sleep(2, trained)
+    code, body, err = live.json("retrain", "cat-20261121000000", "--poll-seconds", "20")
+    assert code == 0, err
+    assert body["retrain"]["training_job_name"] == "cat-20261121000000-r1"
+    assert "nothing is uploaded again" in err
+    assert [p["phase"] for p in body["phases"]][-1] == "live"
+
+
+def test_retrain_of_an_invalid_dataset_is_refused_with_the_way_out(live, harness):
+    harness.put_model("cat-20261121000000", status="failed", failureReason={"S": "invalid dataset: 2 usable images"})
+    code, _, err = live("retrain", "cat-20261121000000")
+    assert code == 1
+    assert "409" in err and "retried only after it changes" in err
+
+
+# ---- web ------------------------------------------------------------------------------------------
+
+
+def test_web_prints_the_page_address_and_the_api_key(run):
+    code, out, err = run("web")
+    assert code == 0, err
+    assert out.splitlines()[:2] == [f"Web page: {run.url}", "API key:  local-test-key-0123456789abcdef"]
+    code, body, _ = run.json("web")
+    assert body == {"url": run.url, "api_key": "local-test-key-0123456789abcdef", "opened": False}
+
+
+def test_web_open_opens_the_page_in_the_browser(run, monkeypatch):
+    opened = []
+    monkeypatch.setattr("webbrowser.open", lambda url: opened.append(url) or True)
+    code, out, _ = run("web", "--open")
+    assert code == 0 and opened == [run.url] and "Opened in your browser." in out
+
+
+def test_web_in_iam_mode_says_the_page_cannot_be_used(run_iam):
+    code, out, _ = run_iam("web")
+    assert code == 1 and "apiAuth=iam" in out and "API key" not in out

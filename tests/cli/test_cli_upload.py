@@ -53,8 +53,8 @@ def test_refusal_in_json_lists_every_reason_and_the_skipped_files(run, photos):
     assert body["ok"] is False and body["uploaded"] == []
     assert any(r.startswith("tiny.png: 100x100 is too small") for r in body["reasons"])
     assert any(r.startswith("huge.png: not a PNG or JPEG") for r in body["reasons"])
-    assert "instance_prompt must be 3-300 characters long" in body["reasons"]
-    assert body["warnings"] == ["skipped .DS_Store: not a .jpg, .jpeg or .png file in the dataset folder"]
+    assert "dataset_info.json: instance_prompt must be 3-300 characters long (it has 1): write e.g. \"a photo of sks dog\"" in body["reasons"]
+    assert body["warnings"] == ["skipped .DS_Store: hidden files are not used"]
     assert bucket_keys() == []
 
 
@@ -296,21 +296,52 @@ def test_no_wait_needs_no_api(run, photos):
     assert run.api.requests == []
 
 
-def test_progress_is_a_byte_bar_on_a_terminal():
+def _screen_lines(text: str) -> list[str]:
+    """What a terminal shows, line by line: ANSI escapes dropped, each \\r-rewrite its own entry."""
+    import re as _re
+
+    plain = _re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+    return [part for line in plain.split("\n") for part in line.split("\r") if part.strip()]
+
+
+def test_progress_on_a_terminal_is_a_rich_bar_and_messages_get_lines_of_their_own():
     import io as _io
 
     from scripts.cli.progress import ByteProgress
 
     stream = _io.StringIO()
-    progress = ByteProgress(2 * 1_048_576, 2, stream, tty=True)
+    progress = ByteProgress(2 * 1_048_576, 2, stream, tty=True, width=100)
     progress("a.jpg", 1_048_576)
     progress.file_done("a.jpg")
+    progress.say("all 2 images staged; copying them into datasets/dog/")
     progress("b.jpg", 1_048_576)
+    progress.file_done("b.jpg")
     progress.close()
-    frames = stream.getvalue().split("\r")
-    assert frames[1].startswith("[" + "#" * 15 + "." * 15 + "]  50%  1.0 MB / 2.0 MB  a.jpg")
-    assert frames[2].startswith("[" + "#" * 30 + "] 100%  2.0 MB / 2.0 MB  b.jpg")
+    lines = _screen_lines(stream.getvalue())
+    # The message is a line of its own: no bar before or after it on that line
+    assert "all 2 images staged; copying them into datasets/dog/" in [line.strip() for line in lines]
+    bars = [line for line in lines if "MB" in line]
+    assert bars and all("staged" not in line for line in bars)
+    assert "2.0/2.0 MiB" in bars[-1] and "2/2 files" in bars[-1]
     assert "uploaded" not in stream.getvalue()  # the per-file lines are for logs, not terminals
+
+
+def test_progress_without_a_terminal_is_one_line_per_file_and_plain_messages():
+    import io as _io
+
+    from scripts.cli.progress import ByteProgress
+
+    stream = _io.StringIO()
+    progress = ByteProgress(2048, 2, stream, tty=False)
+    progress("a.jpg", 1024)
+    progress.file_done("a.jpg")
+    progress.say("a message")
+    progress("b.jpg", 1024)
+    progress.file_done("b.jpg")
+    progress.close()
+    assert stream.getvalue().splitlines() == [
+        "uploaded 1/2 a.jpg (1 KB; 1 KB of 2 KB)", "a message", "uploaded 2/2 b.jpg (1 KB; 2 KB of 2 KB)"]
+    assert "\x1b" not in stream.getvalue() and "\r" not in stream.getvalue()
 
 
 def test_a_failed_staging_upload_leaves_nothing_under_datasets_and_deletes_nothing(run, photos):

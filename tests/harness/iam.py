@@ -34,7 +34,8 @@ authorized here:
 - Extra authorizations AWS makes and moto does not: `iam:PassRole` on the role a SageMaker
   CreateTrainingJob / CreateModel passes; the trust policy of a role assumed with AssumeRole;
   a presigned URL is authorized as its signer and refused once its own expiry or its signing
-  session's has passed; `kms:Decrypt` / `kms:GenerateDataKey` on the bucket
+  session's has passed; a presigned POST (browser form) likewise, after its SigV4 signature and
+  its POST policy (expiration, every condition, no field the policy does not cover) are checked; `kms:Decrypt` / `kms:GenerateDataKey` on the bucket
   key when an object is read / written in a bucket whose default encryption is SSE-KMS.
 
 Every refusal is answered as AWS answers it (AccessDenied) and recorded in `denials`; the
@@ -370,7 +371,8 @@ def _s3(operation: str, action: str, response: Any, moto_resource: str, arn: _Ar
     if action == "s3:ListBucket":
         context = {k: query[q] for k, q in (("s3:prefix", "prefix"), ("s3:delimiter", "delimiter")) if q in query}
         return [Check(action, f"arn:aws:s3:::{bucket}", context)]
-    if operation == "DeleteObjects":
+    # moto names a batch delete (POST ?delete) "DeleteObject": each of its keys is authorized in AWS
+    if operation == "DeleteObjects" or (response.method == "POST" and "delete" in query):
         keys = re.findall(r"<Key>(.*?)</Key>", response.body.decode() if isinstance(response.body, bytes) else response.body or "")
         return [Check("s3:DeleteObject", f"arn:aws:s3:::{bucket}/{k}") for k in keys] or [Check(action, moto_resource)]
     if "versionId" in query and action in ("s3:GetObject", "s3:DeleteObject"):
@@ -636,10 +638,14 @@ class IamEnforcement:
         """
         from datetime import datetime, timedelta, timezone
 
-        from moto.iam.access_control import create_access_key
         from moto.s3.exceptions import S3AccessDeniedError
 
         query = {k: (v[0] if isinstance(v, list) else v) for k, v in (response.querystring or {}).items()}
+        form = getattr(response, "form_data", None) or {}
+        if response.method == "POST" and "policy" in {k.lower() for k in form}:
+            # The form as the browser sent it (moto adds its own entries to `querystring`).
+            self._authorize_post_policy(response, resource, {k.lower(): v for k, v in form.items()})
+            return
         credential = query.get("X-Amz-Credential")
         if not credential:
             raise S3AccessDeniedError()  # anonymous: the bucket is private
@@ -647,23 +653,104 @@ class IamEnforcement:
         if datetime.now(timezone.utc) > signed_at + timedelta(seconds=int(query.get("X-Amz-Expires", "0"))):
             self.denials.append(Denial(credential.split("/")[0], "s3:GetObject (presigned URL expired)", resource))
             raise S3AccessDeniedError()
-        from moto.sts.models import sts_backends
-
-        for session in sts_backends[self.account]["aws"].assumed_roles:
-            if session.access_key_id == credential.split("/")[0] and datetime.now(timezone.utc) > _utc(session.expiration):
-                # A presigned URL ends with the credentials that signed it, whatever its own expiry.
-                self.denials.append(Denial(session.arn, "s3:GetObject (presigned URL's credentials expired)", resource))
-                raise S3AccessDeniedError()
-        headers = dict(response.headers)
-        if "X-Amz-Security-Token" in query:
-            headers["X-Amz-Security-Token"] = query["X-Amz-Security-Token"]
-        access_key = create_access_key(account_id=self.account, partition="aws",
-                                       access_key_id=credential.split("/")[0], headers=headers)
+        access_key = self._signer(response, credential.split("/")[0], query.get("X-Amz-Security-Token"),
+                                  "s3:GetObject", resource)
 
         def refuse(denial: Denial) -> None:
             raise S3AccessDeniedError()
 
         self._check(access_key, "s3", response.data.get("Action", "GetObject"), response, resource, refuse)
+
+    def _signer(self, response: Any, access_key_id: str, token: Optional[str], action: str, resource: str) -> Any:
+        """The principal whose credentials signed a presigned request; refused once they expired."""
+        from datetime import datetime, timezone
+
+        from moto.iam.access_control import create_access_key
+        from moto.s3.exceptions import S3AccessDeniedError
+        from moto.sts.models import sts_backends
+
+        for session in sts_backends[self.account]["aws"].assumed_roles:
+            if session.access_key_id == access_key_id and datetime.now(timezone.utc) > _utc(session.expiration):
+                # A presigned request ends with the credentials that signed it, whatever its own expiry.
+                self.denials.append(Denial(session.arn, f"{action} (presigned request's credentials expired)", resource))
+                raise S3AccessDeniedError()
+        headers = dict(response.headers)
+        if token:
+            headers["X-Amz-Security-Token"] = token
+        return create_access_key(account_id=self.account, partition="aws", access_key_id=access_key_id, headers=headers)
+
+    def _authorize_post_policy(self, response: Any, resource: str, form: Mapping[str, str]) -> None:
+        """A browser-form POST to a bucket (a presigned POST): authorized as AWS authorizes it.
+
+        The form carries a base64 POST policy and its SigV4 signature (x-amz-credential, x-amz-date,
+        x-amz-signature, x-amz-security-token). AWS verifies the signature with the signer's secret
+        key, refuses the upload once the policy's expiration has passed or when a form field breaks
+        (or is not covered by) a condition, and then authorizes s3:PutObject on the form's key as
+        the signer, with the signer's policies, as for any other call of theirs.
+        """
+        import base64
+        import hashlib
+        import hmac
+        from datetime import datetime, timezone
+
+        from moto.s3.exceptions import S3AccessDeniedError
+
+        bucket = resource[len("arn:aws:s3:::"):].split("/", 1)[0]
+        key = form.get("key", "")
+        object_arn = f"arn:aws:s3:::{bucket}/{key}"
+        credential = form.get("x-amz-credential", "")
+        access_key_id = credential.split("/")[0]
+
+        def refuse(reason: str) -> None:
+            self.denials.append(Denial(access_key_id or "anonymous", f"s3:PutObject (POST policy: {reason})", object_arn))
+            raise S3AccessDeniedError()
+
+        if form.get("x-amz-algorithm") != "AWS4-HMAC-SHA256" or len(credential.split("/")) != 5:
+            refuse("not signed with SigV4")
+        access_key = self._signer(response, access_key_id, form.get("x-amz-security-token"), "s3:PutObject", object_arn)
+        secret = getattr(access_key, "_secret_access_key", None)
+        if secret is None:
+            refuse("unknown access key")
+        _, date, region, service, terminal = credential.split("/")
+        signing_key = ("AWS4" + secret).encode()
+        for part in (date, region, service, terminal):
+            signing_key = hmac.new(signing_key, part.encode(), hashlib.sha256).digest()
+        expected = hmac.new(signing_key, form["policy"].encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, form.get("x-amz-signature", "")):
+            refuse("signature does not match")
+        try:
+            policy = json.loads(base64.b64decode(form["policy"]))
+            expiration = datetime.fromisoformat(policy["expiration"].replace("Z", "+00:00"))
+        except (ValueError, KeyError, TypeError):
+            refuse("not a POST policy document")
+        if datetime.now(timezone.utc) > expiration:
+            refuse("expired")
+        fields = {**form, "bucket": bucket}
+        covered = {"bucket"}
+        size = len(response.raw_body or b"")
+        for condition in policy.get("conditions", []):
+            if isinstance(condition, dict):
+                ((name, value),) = condition.items()
+                operator, name = "eq", name.lower()
+            elif condition[0] == "content-length-range":
+                if not int(condition[1]) <= size <= int(condition[2]):
+                    refuse(f"content length {size} outside {condition[1]}-{condition[2]}")
+                continue
+            else:
+                operator, name, value = condition[0], condition[1].lstrip("$").lower(), condition[2]
+            covered.add(name)
+            actual = fields.get(name, "")
+            if not (actual == value if operator == "eq" else operator == "starts-with" and actual.startswith(value)):
+                refuse(f"{name}={actual!r} does not satisfy {condition}")
+        exempt = {"x-amz-signature", "file", "policy"}
+        extra = sorted(n for n in form if n not in covered | exempt and not n.startswith("x-ignore-"))
+        if extra:
+            refuse(f"extra input fields {extra}")
+
+        def refuse_check(denial: Denial) -> None:
+            raise S3AccessDeniedError()
+
+        self._check(access_key, "s3", "PutObject", response, object_arn, refuse_check)
 
     def _bucket_kms_key(self, bucket: str) -> Optional[str]:
         """The customer key a bucket's default encryption names (SSE-KMS), if any."""

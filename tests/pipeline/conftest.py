@@ -46,3 +46,10 @@ def synthesized(tmp_path_factory):
 
 def dog_photos() -> dict[str, bytes]:
     return {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}
+
+
+def pipeline_harness(synthesized, **simulator):
+    """A PipelineHarness over `synthesized`, SageMaker simulated with `simulator`'s settings."""
+    from tests.harness import PipelineHarness, SageMakerSimulator
+
+    return PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(**simulator))

@@ -109,7 +109,7 @@ def test_images_too_large_in_bytes_or_too_small_in_pixels():
     tiny = image_file("tiny.png", png_bytes(100, 900))
     verdict = judge(good_images(3) + [big, tiny])
     assert not verdict.valid
-    assert "huge.png: 30.0 MB is larger than the 20 MB limit" in verdict.reason
+    assert "huge.png: 30.0 MB is over the 20 MB limit" in verdict.reason
     assert "tiny.png: 100x900 is too small" in verdict.reason
 
 
@@ -166,7 +166,7 @@ def test_allowed_overrides_are_merged_over_the_defaults_as_strings():
     ({"max_steps": 2.5}, "max_steps=2.5"),
     ({"learning_rate": 0.5}, "learning_rate=0.5"),
     ({"learning_rate": "NaN"}, "learning_rate='NaN'"),
-    ({"batch_size": True}, "batch_size=True"),
+    ({"batch_size": True}, "batch_size=true"),
     ({"lr_scheduler": "exotic"}, "expected one of constant"),
     ({"sagemaker_program": "evil.py"}, "'sagemaker_program' cannot be overridden"),
     ({"with_prior_preservation": "maybe"}, "expected true or false"),

@@ -14,6 +14,7 @@ import pytest
 
 from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
 from tests.pipeline.conftest import jpeg_bytes, png_bytes
+from tests.pipeline.conftest import pipeline_harness as harness
 
 DOG_PHOTOS = {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}
 CAT_PHOTOS = {f"cat{i}.png": png_bytes(600, 600 + i) for i in range(3)}
@@ -23,10 +24,6 @@ CAT_PHOTOS = {f"cat{i}.png": png_bytes(600, 600 + i) for i in range(3)}
 def synthesized(tmp_path_factory):
     return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5},
                       outdir=tmp_path_factory.mktemp("assembly"))
-
-
-def harness(synthesized, **simulator) -> PipelineHarness:
-    return PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(**simulator))
 
 
 def test_first_model_creates_the_endpoint_and_goes_live(synthesized):
@@ -219,10 +216,11 @@ def test_uploads_spread_over_the_quiet_window_give_one_training_with_every_file(
     import time
 
     with harness(synthesized) as h:
-        # Given files arriving 1.2 s apart, each within the 2 s quiet window of the one before...
+        # Given files arriving 1.6 s apart, each within the 2 s quiet window of the one before (the
+        # spacing leaves moto's interpreter about a second to reach its first read of the window)...
         for name, body in DOG_PHOTOS.items():
             h.upload(f"datasets/doppler/{name}", body)
-            time.sleep(1.2)
+            time.sleep(1.6)
         h.wait_until_idle(60)
 
         # ...one execution waited for the window to go quiet, extended at least once, and

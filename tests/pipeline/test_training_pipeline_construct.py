@@ -200,7 +200,7 @@ def test_function_environments_are_what_the_handlers_read(resources, monkeypatch
         assert function["Properties"]["Layers"], logical
         assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
     assert seen == {"dataset_tasks", "model_tasks", "run_failure_tasks", "upload_listener", "cleanup", "endpoint_waiter",
-                    "autoscaling_task"}
+                    "autoscaling_task", "training_failure"}
 
 
 def _actions(statement: dict) -> list[str]:

@@ -32,6 +32,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+# The page shows local time (UTC on hover): a time zone other than UTC shows that it converts.
+LOCALE, TIME_ZONE = "en-US", "Europe/Paris"
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"  # gitignored
 S3_URLS = "https://*.amazonaws.com/**"
 STAGE = "/prod"  # the stage tests/api/adapter.py writes into requestContext.path
@@ -100,16 +103,28 @@ def browser():
 
 
 def serve_s3_from_moto(route) -> None:
-    """Answer the browser's request for a presigned image URL from moto's S3 (same URL, same signature)."""
-    answer = requests.get(route.request.url, timeout=5)
-    route.fulfill(status=answer.status_code, body=answer.content,
-                  headers={"content-type": answer.headers.get("content-type", "application/octet-stream")})
+    """Answer the browser's request to S3 from moto's S3 (same URL, same signature): presigned image
+    URLs, and the presigned POSTs of a dataset's photos. The CORS header S3 sends (the stack's bucket
+    has a rule for the page's origin, asserted in tests/api/test_api_datasets.py) is added here,
+    since moto's answer to the forwarded request has none."""
+    request = route.request
+    if request.method == "POST":  # a presigned POST of a photo (multipart form), sent on to moto's S3
+        answer = requests.post(request.url, data=request.post_data_buffer,
+                               headers={"content-type": request.headers["content-type"]}, timeout=10)
+    else:
+        answer = requests.get(request.url, timeout=5)
+    headers = {"content-type": answer.headers.get("content-type", "application/octet-stream"),
+               # What S3's CORS rule answers for the page's origin (the stack's bucket has it)
+               "access-control-allow-origin": request.headers.get("origin", "*")}
+    if "content-disposition" in answer.headers:
+        headers["content-disposition"] = answer.headers["content-disposition"]
+    route.fulfill(status=answer.status_code, body=answer.content, headers=headers)
 
 
 @pytest.fixture
 def page(browser):
     """A fresh browser profile (empty localStorage) per test, S3 answered from moto."""
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(viewport=VIEWPORT, locale=LOCALE, timezone_id=TIME_ZONE, accept_downloads=True)
     context.route(S3_URLS, serve_s3_from_moto)
     page = context.new_page()
     errors: list[str] = []

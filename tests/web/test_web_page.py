@@ -79,7 +79,9 @@ def test_key_generate_gallery_status_and_reload(harness, local_api, page):
     expect(page.locator("#endpoint-state")).to_have_text(f"{ENDPOINT}: in service")
     expect(page.locator("#live-model")).to_contain_text(MODEL)
     expect(page.locator("#live-prompt")).to_have_text("a photo of a Doppler dog")
-    expect(page.locator("#training")).to_have_text("cow-20261122000000: training (since 2026-11-20 11:00 UTC)")
+    # One time format: local time (Paris, UTC+1 in November), UTC on hover
+    expect(page.locator("#training")).to_have_text("cow-20261122000000: training (since Nov 20, 2026, 12:00 PM)")
+    expect(page.locator("#training time")).to_have_attribute("title", "2026-11-20 11:00:00 UTC")
 
     # When a prompt is generated with chosen parameters
     page.get_by_label("Prompt", exact=True).fill(PROMPT)
@@ -222,7 +224,7 @@ def test_stop_waiting_ends_the_polling(harness, local_api, page):
     expect(page.get_by_role("button", name="Generate")).to_be_enabled()
 
 
-def test_errors_are_shown_from_the_api_error_body(harness, local_api, page):
+def test_errors_are_plain_words_with_the_fix_and_the_raw_message_behind_details(harness, local_api, page):
     # Given a live model, and a prompt the browser accepts but the API refuses (blank)
     harness.live_model(MODEL)
     create_endpoint(MODEL)
@@ -231,12 +233,19 @@ def test_errors_are_shown_from_the_api_error_body(harness, local_api, page):
     page.get_by_label("Prompt", exact=True).fill("   ")
     page.get_by_role("button", name="Generate").click()
 
-    # Then the API's message and the offending field are shown, with the request id
+    # Then the page says what is wrong in plain words, with the fix; no API jargon in view
     alert = page.locator("#error")
     expect(alert).to_be_visible()
-    expect(alert).to_contain_text("BadRequest:")
-    expect(alert.locator("li")).to_have_text(re.compile(r"^prompt: .+"))
-    expect(alert).to_contain_text("Request id:")
+    expect(alert.locator(".error-title")).to_have_text("Some values are not accepted.")
+    expect(alert.locator("li")).to_have_text("Prompt: must not be empty")
+    expect(alert.locator(".error-fix")).to_have_text("Correct them and try again.")
+    raw = alert.locator("details pre")
+    expect(raw).to_be_hidden()
+    # And the API's own message and the request id are behind the "Details" toggle
+    alert.get_by_text("Details").click()
+    expect(raw).to_be_visible()
+    expect(raw).to_contain_text("BadRequest (HTTP 400): invalid request: prompt: must match the pattern")
+    expect(raw).to_contain_text("Request id:")
     expect(page.locator("article.generation")).to_have_count(0)
     assert harness.ddb.scan(TableName="test-generations")["Items"] == []
 
@@ -352,4 +361,36 @@ def test_a_generation_still_running_at_reload_is_followed_until_it_ends(harness,
     harness.answer_deferred()
     expect(card).to_have_attribute("data-status", "succeeded", timeout=15_000)
     expect(card.get_by_role("img")).to_have_js_property("naturalWidth", 64)
+    assert page.errors == []
+
+
+def test_a_transiently_failed_model_is_retrained_with_one_click(harness, local_api, page):
+    # Given a model whose training failed for want of capacity, and one refused as an invalid dataset
+    harness.live_model(MODEL)
+    create_endpoint(MODEL)
+    harness.put_model("cat-20261121000000", status="failed", retryable={"BOOL": True},
+                      failureReason={"S": "training failed: CapacityError: no ml.g4dn.2xlarge"})
+    harness.put_model("cow-20261122000000", status="failed", failureReason={"S": "invalid dataset: 2 usable images"})
+    page.goto(local_api.url)
+    save_key(page)
+
+    # Then only the retryable one has a Retry button
+    retry = page.get_by_role("button", name="Retry training cat-20261121000000")
+    expect(retry).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile(r"^Retry training"))).to_have_count(1)
+
+    # When it is double-clicked
+    retry.dblclick()
+
+    # Then one retrain was started, with the key, and the page says so
+    expect(page.locator("#switch-result")).to_contain_text("Retraining cat-20261121000000 on the same files")
+    machine = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:test-train"
+    (execution,) = boto3.client("stepfunctions", region_name=REGION).list_executions(
+        stateMachineArn=machine)["executions"]
+    assert execution["name"] == "cat-20261121000000_retrain_1"
+    assert [c for c in local_api.data_calls() if c[0] == "POST"] == [
+        ("POST", "/models/cat-20261121000000/retrain", KEY)]
+    # And after the refresh the model is training, with no Retry button
+    expect(page.locator('#models tr[data-model="cat-20261121000000"] td').nth(1)).to_have_text("training")
+    expect(page.get_by_role("button", name=re.compile(r"^Retry training"))).to_have_count(0)
     assert page.errors == []

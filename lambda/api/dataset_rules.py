@@ -1,0 +1,1 @@
+../pipeline/dataset_rules.py

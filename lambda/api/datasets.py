@@ -1,0 +1,219 @@
+"""Training from the browser: stage a dataset's photos with presigned POSTs, then commit them.
+
+The same contract as `dreambooth upload` (scripts/cli/dataset_upload.py), with the same module of
+rules (dataset_rules.py: the pipeline's own file, shipped in this function's asset through a
+symlink that CDK follows, not a copy):
+
+1. POST /datasets: name, prompt phrase and the list of files (name, size). Checked at once with the
+   pipeline's rules where they apply before upload (name, prompt, count, file types, sizes); an
+   existing dataset name is refused (nothing under datasets/ is ever overwritten). Answers one
+   presigned POST per file, to uploads/<name>/<token>/<file> (outside datasets/: staging never
+   triggers the pipeline), each limited by S3 itself to that key, 1 byte to the image size limit,
+   and an image content type.
+2. The browser POSTs the files straight to S3.
+3. POST /datasets/{name}/commit: the staged files are judged with the pipeline's `evaluate` (by
+   content: the first bytes of each, read with ranged GETs), exactly as the pipeline's validator will
+   judge them. Only when all pass are they copied server-side into datasets/<name>/ (conditional
+   writes, If-None-Match: *), dataset_info.json last; else every reason is answered and nothing is
+   written under datasets/. This upload's staging objects are then deleted either way.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from botocore.exceptions import ClientError
+
+import dataset_rules as rules
+import spec
+from aws import Clients
+from errors import ApiError, BadRequest, Conflict, FieldError, NotFound
+from settings import Settings
+
+START_SCHEMA = "DatasetUploadRequest"
+COMMIT_SCHEMA = "DatasetCommitRequest"
+# Parallel S3 calls (header reads, copies, deletes): 100 images must be committed well inside
+# API Gateway's 29 s.
+S3_WORKERS = 16
+CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
+_TOKEN_CHARS = frozenset("0123456789abcdefTZ-")
+
+
+class DatasetRefused(ApiError):
+    """The staged files would be refused by the pipeline; `reasons` say why, in its words."""
+
+    status = 422
+    code = "DatasetRefused"
+
+    def __init__(self, reasons: list[str], warnings: list[str]):
+        super().__init__(f"the pipeline would refuse this dataset: {'; '.join(reasons)}")
+        self.reasons, self.warnings = reasons, warnings
+
+    def body(self, request_id: str | None = None) -> dict:
+        body = super().body(request_id)
+        body["error"].update(reasons=self.reasons, warnings=self.warnings)
+        return body
+
+
+def dataset_info(instance_prompt: str, class_prompt: str | None) -> bytes:
+    data = {"instance_prompt": instance_prompt}
+    if class_prompt:
+        data["class_prompt"] = class_prompt
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _bad(field_name: str, message: str) -> BadRequest:
+    return BadRequest(f"invalid request: {field_name}: {message}", fields=(FieldError(field_name, message),))
+
+
+@dataclass
+class Datasets:
+    settings: Settings
+    clients: Clients
+    judge: rules.JudgeSettings
+    new_token: Callable[[], str] = field(default=rules.new_upload_token)
+
+    # ---- checks shared by both steps ----
+
+    def _check_name(self, name: str) -> None:
+        problem = rules.dataset_name_problem(name)
+        if problem:
+            raise _bad("dataset", problem)
+
+    def _check_prompts(self, body: dict[str, Any]) -> None:
+        for key in ("instance_prompt", "class_prompt"):
+            if body.get(key) is not None:
+                try:
+                    rules.check_prompt(key, body[key])
+                except rules.DatasetError as error:
+                    raise _bad(key, str(error)) from None
+
+    def _refuse_if_taken(self, name: str) -> None:
+        answer = self.clients.s3.list_objects_v2(Bucket=self.settings.bucket_name,
+                                                 Prefix=f"{rules.DATASETS_PREFIX}{name}/", MaxKeys=1)
+        if answer.get("KeyCount", 0):
+            raise Conflict(f"a dataset named {name!r} already exists; nothing is ever overwritten: "
+                           f"choose another name (e.g. {name[:29]}-2)")
+
+    # ---- POST /datasets ----
+
+    def start(self, body: Any) -> dict[str, Any]:
+        request = spec.validate(START_SCHEMA, body)
+        name = request["dataset"]
+        self._check_name(name)
+        self._check_prompts(request)
+        limits = self.judge.limits
+        files = request["files"]
+        problems: list[FieldError] = []
+        if not limits.min_images <= len(files) <= limits.max_images:
+            problems.append(FieldError("files", f"{len(files)} photos; {limits.min_images}-{limits.max_images} "
+                                                "are needed"))
+        seen: set[str] = set()
+        for index, item in enumerate(files):
+            file_name, size = item["name"], item["size"]
+            suffix = "." + file_name.rsplit(".", 1)[-1].lower() if "." in file_name else ""
+            where = f"files[{index}]"
+            if rules.is_hidden_or_nested(file_name) or suffix not in CONTENT_TYPES:
+                problems.append(FieldError(where, f"{file_name}: only .jpg, .jpeg or .png photos can be used"))
+            elif file_name in seen:
+                problems.append(FieldError(where, f"{file_name}: two files have this name"))
+            elif size > limits.max_image_bytes:
+                problems.append(FieldError(where, f"{file_name}: {size / 1_048_576:.1f} MB; at most "
+                                                  f"{limits.max_image_bytes // 1_048_576} MB per photo"))
+            seen.add(file_name)
+        if problems:
+            raise BadRequest("invalid request: " + "; ".join(p.message for p in problems[:10]),
+                             fields=tuple(problems))
+        self._refuse_if_taken(name)
+        token = self.new_token()
+        prefix = rules.upload_prefix(name, token)
+        expiry_s = self.settings.upload_url_expiry_s
+        uploads = []
+        for item in files:
+            content_type = CONTENT_TYPES["." + item["name"].rsplit(".", 1)[-1].lower()]
+            post = self.clients.s3_browser.generate_presigned_post(
+                Bucket=self.settings.bucket_name, Key=prefix + item["name"],
+                Fields={"Content-Type": content_type},
+                Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, limits.max_image_bytes]],
+                ExpiresIn=expiry_s,
+            )
+            uploads.append({"name": item["name"], "url": post["url"], "fields": post["fields"]})
+        return {"dataset": name, "upload_id": token, "staging_prefix": prefix, "expires_in_s": expiry_s,
+                "uploads": uploads}
+
+    # ---- POST /datasets/{name}/commit ----
+
+    def commit(self, name: str, body: Any) -> dict[str, Any]:
+        if rules.dataset_name_problem(name):
+            raise NotFound(f"no dataset upload named {name!r}")
+        request = spec.validate(COMMIT_SCHEMA, body)
+        token = request["upload_id"]
+        if not set(token) <= _TOKEN_CHARS:
+            raise _bad("upload_id", "is not an upload id answered by POST /datasets")
+        self._check_prompts(request)
+        prefix = rules.upload_prefix(name, token)
+        staged = self._staged(prefix)
+        if not staged:
+            raise NotFound(f"nothing was uploaded for {name!r} under upload {token} (or it expired): "
+                           "start again with POST /datasets")
+        self._refuse_if_taken(name)
+        info = dataset_info(request["instance_prompt"], request.get("class_prompt"))
+        files = self._map(lambda item: rules.DatasetFile(item[0], item[1], self._header(prefix + item[0], item[1])),
+                          sorted(staged.items()))
+        verdict = self.judge.judge(name, files, lambda: info)
+        if not verdict.valid:
+            self._delete(list(staged), prefix)
+            raise DatasetRefused(verdict.reasons, verdict.warnings)
+        keys = self._copy(name, prefix, verdict.image_names)
+        info_key = f"{rules.DATASETS_PREFIX}{name}/{rules.DATASET_INFO_FILE}"
+        self.clients.s3.put_object(Bucket=self.settings.bucket_name, Key=info_key, Body=info,
+                                   ContentType="application/json", IfNoneMatch="*")
+        self._delete(list(staged), prefix)
+        return {"dataset": name, "images": verdict.image_names, "keys": keys + [info_key],
+                "instance_prompt": verdict.instance_prompt, "class_prompt": verdict.class_prompt,
+                "warnings": verdict.warnings}
+
+    def _map(self, function: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+        with ThreadPoolExecutor(max_workers=S3_WORKERS) as pool:
+            return list(pool.map(function, items))
+
+    def _staged(self, prefix: str) -> dict[str, int]:
+        found: dict[str, int] = {}
+        pages = self.clients.s3.get_paginator("list_objects_v2").paginate(Bucket=self.settings.bucket_name,
+                                                                           Prefix=prefix)
+        for page in pages:
+            found.update({o["Key"][len(prefix):]: o["Size"] for o in page.get("Contents", [])})
+        return found
+
+    def _header(self, key: str, size: int) -> bytes:
+        if size == 0:
+            return b""
+        answer = self.clients.s3.get_object(Bucket=self.settings.bucket_name, Key=key,
+                                            Range=f"bytes=0-{rules.HEADER_BYTES - 1}")
+        return answer["Body"].read()
+
+    def _copy(self, name: str, prefix: str, image_names: list[str]) -> list[str]:
+        bucket = self.settings.bucket_name
+
+        def copy(image: str) -> str:
+            key = f"{rules.DATASETS_PREFIX}{name}/{image}"
+            try:
+                # IfNoneMatch: S3 refuses (412) a copy onto an existing key: nothing is overwritten.
+                self.clients.s3.copy_object(Bucket=bucket, Key=key, IfNoneMatch="*",
+                                            CopySource={"Bucket": bucket, "Key": prefix + image})
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                    raise Conflict(f"{key} appeared meanwhile; nothing was overwritten") from None
+                raise
+            return key
+
+        return self._map(copy, image_names)
+
+    def _delete(self, names: list[str], prefix: str) -> None:
+        for start in range(0, len(names), 1000):
+            chunk = names[start:start + 1000]
+            self.clients.s3.delete_objects(Bucket=self.settings.bucket_name,
+                                           Delete={"Objects": [{"Key": prefix + n} for n in chunk], "Quiet": True})
