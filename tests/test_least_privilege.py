@@ -103,9 +103,11 @@ def test_state_machines_log_under_vendedlogs(template):
 
 
 @pytest.mark.parametrize("role, reads, writes", [
-    ("SageMakerRolesTraining", True, True), ("SageMakerRolesHosting", True, False),
+    # hosting writes the asynchronous answers; the API handler stages photos, commits them and stores requests
+    ("SageMakerRolesTraining", True, True), ("SageMakerRolesHosting", True, True),
     ("PipelineSnapshotRole", True, False), ("PipelineValidateRole", True, True),
-    ("ApiImageSigner", True, False), ("ApiWorkerRole", False, True),
+    ("ApiImageSigner", True, False), ("ApiHandlerRole", True, True),
+    ("ApiResultsRole", True, True), ("ApiDispatchRole", False, True),
 ])
 def test_with_a_bucket_key_each_role_gets_exactly_its_kms_actions_through_s3(kms_template, role, reads, writes):
     policies = policies_of(kms_template, role)
@@ -116,5 +118,5 @@ def test_with_a_bucket_key_each_role_gets_exactly_its_kms_actions_through_s3(kms
 
 
 def test_without_a_bucket_key_no_role_gets_kms_on_it(template):
-    for role in ("SageMakerRolesTraining", "ApiWorkerRole"):
+    for role in ("SageMakerRolesTraining", "ApiResultsRole"):
         assert not evaluate(policies_of(template, role), Check("kms:Decrypt", KEY, {"kms:ViaService": "s3.us-east-1.amazonaws.com"}))

@@ -214,7 +214,7 @@ def test_spot_by_default_sets_the_wait_limit_and_trains_on_demand_after_a_spot_s
     assert rule["Next"] == "RecordOnDemandRetry"
     retry = states["TrainModelOnDemand"]["Parameters"]
     assert "EnableManagedSpotTraining" not in retry and retry["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600}
-    assert retry["TrainingJobName.$"] == "States.Format('{}-od', $.snapshot.modelId)"
+    assert retry["TrainingJobName.$"] == "States.Format('{}-od', $.snapshot.trainingJobName)"
     assert states["TrainModelOnDemand"]["Next"] == train["Next"] == "PackageModel"
 
 

@@ -189,7 +189,7 @@ class Generations:
         if state.instances == 0:
             return (f"starting an instance, usually {start} (the endpoint scaled to zero after "
                     f"{self.settings.idle_text()} without work)")
-        return "queued at SageMaker: running, or waiting for a free instance"
+        return "at SageMaker: running, or waiting for a free instance"
 
     def _stale_reason(self, item: dict[str, Any], state: EndpointState) -> Optional[str]:
         """A queued record that can no longer get a result reads as failed, with why."""

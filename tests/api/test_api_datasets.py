@@ -176,7 +176,8 @@ def test_the_api_function_has_exactly_the_s3_grants_for_staging_and_commit(creat
         return json.loads(resource)["Fn::Join"][1][-1] if "Fn::Join" in resource else "<bucket>"
 
     assert {prefix_of(r) for r in resources_for("s3:DeleteObject")} == {"/uploads/*"}
-    assert {prefix_of(r) for r in resources_for("s3:PutObject")} == {"/uploads/*", "/datasets/*"}
+    # uploads/ and datasets/: staging and commit; inference/requests/: the asynchronous request objects
+    assert {prefix_of(r) for r in resources_for("s3:PutObject")} == {"/uploads/*", "/datasets/*", "/inference/requests/*"}
     assert {prefix_of(r) for r in resources_for("s3:GetObject")} == {"/uploads/*"}  # image links: the signer role
     listing = [s for s in statements if s["Action"] == "s3:ListBucket"]
     assert sorted(p for s in listing for p in s["Condition"]["StringLike"]["s3:prefix"]) == ["datasets/*", "uploads/*"]

@@ -84,7 +84,7 @@ def test_generation_without_wait_answers_202_at_once_and_finishes_with_the_notic
     assert answer.status == 202
     body = answer.json()
     assert body["status"] == "queued" and body["images"] == []
-    assert body["queue_reason"] == "queued at SageMaker: running, or waiting for a free instance"
+    assert body["queue_reason"] == "at SageMaker: running, or waiting for a free instance"
     assert answer.headers["Location"] == f"/generations/{body['id']}"
     assert [r["inference_id"] for r in live.sent] == [f"{body['id']}-0-1"]
     # The record exists with a TTL before SageMaker answers

@@ -307,10 +307,11 @@ def test_without_cors_there_is_no_preflight(key_template):
                 if m["Properties"]["HttpMethod"] == "OPTIONS"]
 
 
-def test_the_api_only_reads_the_registry(key_template):
+def test_the_api_reads_the_registry_and_writes_only_the_retrain_claim(key_template):
     api = policy_statements(key_template, "ApiHandlerRole")
     registry = [s for s in api if "Registry" in json.dumps(s["Resource"])]
-    assert actions_of(registry) == {"dynamodb:GetItem", "dynamodb:Scan"}
+    # UpdateItem: POST /models/{id}/retrain's conditional claim (tests/api/test_api_input_classes.py)
+    assert actions_of(registry) == {"dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem"}
     variables = function_with_handler(key_template, "handler.lambda_handler")["Environment"]["Variables"]
     assert (variables["IDLE_MINUTES"], variables["ASYNC_REQUEST_TTL_SECONDS"],
             variables["ASYNC_INVOCATION_TIMEOUT_SECONDS"]) == ("10", "21600", "3600")

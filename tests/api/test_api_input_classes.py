@@ -36,7 +36,7 @@ def test_a_lone_surrogate_in_a_text_field_is_a_400_naming_the_field(live, field)
     answer = live.api.call("POST", "/generations", body)
     assert answer.status == 400, answer.text
     assert fields(answer)[field].startswith("is not valid Unicode: it holds a lone surrogate \\ud83d")
-    assert live.invocations == []  # nothing was recorded or dispatched
+    assert live.sent == []  # nothing was recorded or sent to the endpoint
 
 
 def test_a_lone_surrogate_in_a_field_name_or_model_id_is_a_400_not_a_500(live):

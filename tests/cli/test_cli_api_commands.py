@@ -107,7 +107,7 @@ def test_generate_polls_a_queued_generation_until_it_is_done(live, harness, tmp_
     live.clock.at_sleep(1, harness.answer_deferred)
     code, stdout, err = live("generate", "a photo of a Doppler dog", "--out", str(tmp_path), "--timeout", "0.9")
     assert code == 0, err
-    assert "queued (queued at SageMaker: running, or waiting for a free instance) on model" in err
+    assert "queued (at SageMaker: running, or waiting for a free instance) on model" in err
     assert "succeeded" in err
     assert stdout.split() == [str(tmp_path / "0.jpg")]
 

@@ -49,7 +49,7 @@ def populated(harness, local_api, page, *, frozen: bool = False, monkeypatch=Non
         page.clock.set_fixed_time(SCREENSHOT_TIME)
         fixed = datetime.fromisoformat(SCREENSHOT_TIME.replace("Z", "+00:00")).timestamp()
         monkeypatch.setattr(harness.api_module.generations, "clock", lambda: fixed)
-        monkeypatch.setattr(harness.worker_module.worker, "clock", lambda: fixed + 12.5)
+        monkeypatch.setattr(harness.results_module.results, "clock", lambda: fixed + 12.5)
     page.goto(local_api.url)
     save_key(page)
     expect(page.locator("#phrase")).to_have_text(PHRASE)
@@ -188,7 +188,7 @@ def test_reuse_these_settings_refills_the_form_and_remove_forgets_the_entry(harn
 def test_a_queued_generation_says_why_it_waits_and_about_how_long(harness, local_api, page):
     harness.live_model(MODEL)
     create_endpoint(MODEL)
-    harness.mode = "defer"  # the worker has not started yet
+    harness.mode = "defer"  # sent to SageMaker, not answered yet
     page.goto(local_api.url)
     save_key(page)
     page.get_by_label("Prompt", exact=True).fill(f"{PHRASE} with a hat")
@@ -196,11 +196,11 @@ def test_a_queued_generation_says_why_it_waits_and_about_how_long(harness, local
     page.get_by_role("button", name="Generate").click()
     card = page.locator("article.generation")
     expect(card).to_have_attribute("data-status", "queued", timeout=30_000)
-    text = "Queued: waiting for the generation worker to start (seconds), then about 45 s for 3 image(s)."
+    text = "Queued: at SageMaker: running, or waiting for a free instance, then about 45 s for 3 image(s)."
     expect(card.locator(".state")).to_have_text(text)
     expect(page.locator("#progress")).to_have_text(text)
     harness.queue_results(*(jumpstart_answer(jpeg(COLOURS[0])) for _ in range(3)))
-    harness.run_deferred()
+    harness.answer_deferred()
     expect(card).to_have_attribute("data-status", "succeeded", timeout=15_000)
 
 

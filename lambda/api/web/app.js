@@ -477,7 +477,7 @@
     const images = generation.parameters.num_images;
     const drawing = `about ${images * SECONDS_PER_IMAGE} s for ${images} image(s)`;
     const reason = generation.queue_reason;
-    if (reason) return `Queued: ${reason}${generation.estimated_wait_s ? ` (about ${elapsedText(generation.estimated_wait_s * 1000)})` : ""}.`;
+    if (reason) return `Queued: ${reason}, then ${drawing}.`;
     const state = lastStatus && lastStatus.endpoint.state;
     if (state && state !== "in_service" && UNAVAILABLE[state]) {
       const [why, howLong] = UNAVAILABLE[state];
