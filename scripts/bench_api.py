@@ -295,7 +295,7 @@ def generation_child(path: str, code_dir: str, count: int) -> None:
         second.clients = clients
         second.endpoint = second.EndpointWatcher(lambda: clients.sagemaker, ENDPOINT)
         second.results = second.Results(second.settings, clients, clock=time.time,
-                                        served_model=lambda: second.endpoint.state(fresh=True).config_name)
+                                        served_model=second.endpoint.serving_config)
         notice = {"inferenceId": f"{generation_id}-0-1", "invocationStatus": "Completed", "eventName": "InferenceResult",
                   "eventTime": "2026-11-25T10:00:20.000Z",
                   "responseParameters": {"contentType": "application/json",

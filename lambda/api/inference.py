@@ -233,16 +233,16 @@ class Results:
         if served:
             values[":served"] = served
             expression += ", servedModelId = :served"
-        finished = records.update_if(
+        finished = records.update_when(
             self.clients.dynamodb, TableName=self.settings.generations_table,
             Key=records.key("generationId", generation_id), UpdateExpression=expression,
             ConditionExpression="#s = :queued" + condition, ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues=records.to_item(values),
         )
-        return SUCCEEDED if finished is not None else "ignored"
+        return SUCCEEDED if finished else "ignored"
 
     def _fail(self, generation_id: str, reason: str) -> str:
-        failed = records.update_if(
+        failed = records.update_when(
             self.clients.dynamodb, TableName=self.settings.generations_table,
             Key=records.key("generationId", generation_id),
             UpdateExpression="SET #s = :failed, #e = :reason, finishedAt = :now",
@@ -252,4 +252,4 @@ class Results:
                                                        ":reason": reason[:MAX_REASON_CHARS],
                                                        ":now": records.iso(self.clock())}),
         )
-        return FAILED if failed is not None else "ignored"
+        return FAILED if failed else "ignored"

@@ -73,6 +73,17 @@ def parse_iso(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
+def update_when(dynamodb: Any, **request: Any) -> bool:
+    """UpdateItem with a ConditionExpression, nothing read back: whether the condition held."""
+    try:
+        dynamodb.update_item(**request)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
 def update_if(dynamodb: Any, **request: Any) -> Optional[dict[str, Any]]:
     """UpdateItem with a ConditionExpression: the item as updated, or None when the condition failed."""
     try:

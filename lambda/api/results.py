@@ -21,8 +21,7 @@ metrics = Metrics()
 settings = Settings.from_environ(os.environ)
 clients = Clients()
 endpoint = EndpointWatcher(lambda: clients.sagemaker, settings.endpoint_name)
-# Fresh each time: a cached answer would name the previous model for a few seconds after a switch.
-results = Results(settings, clients, served_model=lambda: endpoint.state(fresh=True).config_name, clock=time.time)
+results = Results(settings, clients, served_model=endpoint.serving_config, clock=time.time)
 
 
 @logger.inject_lambda_context

@@ -245,7 +245,7 @@ def wire(module: Any) -> None:
     if hasattr(module, "results"):
         module.endpoint = endpoint
         module.results = module.Results(module.settings, clients, clock=module.time.time,
-                                        served_model=lambda: endpoint.state(fresh=True).config_name)
+                                        served_model=endpoint.serving_config)
     if hasattr(module, "dispatcher"):
         module.dispatcher = module.Dispatcher(module.settings, clients, endpoint)
 

@@ -153,3 +153,25 @@ def test_endpoint_state_is_cached_briefly_then_described_again():
     now[0] += 2
     assert watcher.state().state == "in_service" and len(calls) == 2
     assert watcher.state(fresh=True).state == "in_service" and len(calls) == 3
+
+
+def test_the_serving_config_is_described_afresh_unless_a_recent_answer_said_in_service():
+    answers = [("Updating", "old"), ("InService", "new"), ("Updating", "new"), ("InService", "newer")]
+    calls = []
+
+    class Describe:
+        def describe_endpoint(self, EndpointName):
+            status, config = answers[len(calls)]
+            calls.append(status)
+            return {"EndpointStatus": status, "EndpointConfigName": config}
+
+    now = [100.0]
+    watcher = endpoint.EndpointWatcher(lambda: Describe(), "ep", ttl_s=5, clock=lambda: now[0])
+    # While the endpoint updates, the serving config may change at any moment: asked every time
+    assert watcher.serving_config() == "old" and watcher.serving_config() == "new" and len(calls) == 2
+    # A recent InService answer stands for the TTL (an update started since moves traffic minutes later)
+    now[0] += 4
+    assert watcher.serving_config() == "new" and len(calls) == 2
+    now[0] += 2
+    assert watcher.serving_config() == "new" and len(calls) == 3  # expired: described, now Updating
+    assert watcher.serving_config() == "newer" and len(calls) == 4  # Updating is never reused
