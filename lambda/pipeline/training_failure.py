@@ -30,7 +30,8 @@ TRANSIENT_MARKERS = (
 )
 QUOTA_MARKER = "ResourceLimitExceeded"
 # Stages after which the staged snapshot exists, so that a retrain has something to train on.
-RETRAINABLE_STAGES = ("training", "recording the training start", "preparing the retrain")
+# ("training on demand": the retry after a spot stop, stacks/constructs/training_workflow.py.)
+RETRAINABLE_STAGES = ("training", "training on demand", "recording the training start", "preparing the retrain")
 _SPACE = re.compile(r"\s+")
 
 

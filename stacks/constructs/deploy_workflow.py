@@ -21,7 +21,6 @@ lambda/api/endpoint.py): the model stays `live` throughout, and a failure is rec
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -484,11 +483,19 @@ class DeployWorkflow(Construct):
         create_model.next(create_config).next(record_names).next(describe)
 
     def grant_create_model(self, role: iam.IRole) -> None:
-        """What the state machine's role needs for the CreateModel task (the hosting role passed to SageMaker)."""
+        """What the state machine's role needs for the CreateModel task (the hosting role passed to SageMaker)
+        and for tagging what it creates."""
         stack = Stack.of(self)
         role.add_to_principal_policy(iam.PolicyStatement(
             actions=["sagemaker:CreateModel"],
             resources=[stack.format_arn(service="sagemaker", resource="model", resource_name="*")]))
+        # Tags on create (the stack tag on models and endpoint configs) need sagemaker:AddTags too,
+        # and only with this stack's tag.
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["sagemaker:AddTags"],
+            resources=[stack.format_arn(service="sagemaker", resource=kind, resource_name="*")
+                       for kind in ("model", "endpoint-config")],
+            conditions={"StringEquals": {f"aws:RequestTag/{STACK_TAG_KEY}": stack.stack_name}}))
         role.add_to_principal_policy(iam.PolicyStatement(
             actions=["iam:PassRole"], resources=[self._hosting_role.role_arn],
             conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}))
@@ -507,13 +514,6 @@ class DeployWorkflow(Construct):
 
     def _stack_tags(self) -> list[dict[str, str]]:
         return [{"Key": STACK_TAG_KEY, "Value": Stack.of(self).stack_name}]
-
-    def _stack_tag(self) -> sfn.TaskInput:
-        """Models and endpoint configs carry the stack's name: IAM then holds this stack to its own."""
-        # SageMaker's Tags is a list and TaskInput.fromObject takes only an object: the list is
-        # written as JSON text and parsed by the States.StringToJson intrinsic.
-        as_json = sfn.JsonPath.string_to_json(json.dumps(self._stack_tags(), separators=(",", ":")))
-        return sfn.TaskInput.from_json_path_at(Token.as_string(as_json))
 
     def restrict_to_own_resources(self, role: iam.IRole) -> None:
         """CDK's CreateModel / CreateEndpointConfig / CreateEndpoint tasks grant on every model and

@@ -273,7 +273,7 @@ class TrainingWorkflow(Construct):
             on_demand = self._training_task(training_image, base_model_uri, metric_definitions, instance_type,
                                             max_runtime_s, None, state_id="TrainModelOnDemand",
                                             job_suffix=ON_DEMAND_SUFFIX)
-            catch(on_demand, "training on demand after spot capacity did not come")
+            catch(on_demand, "training on demand")  # after a spot stop; retryable (training_failure.py)
             self._catch_spot_stop(train, spot_max_wait_s, fail_chain, on_demand)
         catch(train, "training")
         package = catch(tasks.LambdaInvoke(

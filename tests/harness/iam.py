@@ -263,6 +263,10 @@ def _sagemaker(operation: str, params: Mapping[str, Any], arn: _Arns) -> list[Ch
         # AWS authorizes the config an endpoint is created from / updated to as well.
         config = arn("sagemaker", f"endpoint-config/{str(params['EndpointConfigName']).lower()}")
         checks.append(Check(action, config, _resource_tag_context(config, arn)))
+    if operation.startswith("Create") and params.get("Tags"):
+        # Tags on create: SageMaker authorizes sagemaker:AddTags on the new resource as well
+        # (SageMaker developer guide, "Provide permissions for tagging SageMaker AI resources").
+        checks.append(Check("sagemaker:AddTags", resource, context))
     passed = params.get("RoleArn") or params.get("ExecutionRoleArn")
     if passed and operation.startswith("Create"):
         checks.append(Check("iam:PassRole", str(passed), {"iam:PassedToService": "sagemaker.amazonaws.com"}))

@@ -75,12 +75,19 @@ def test_an_invalid_dataset_is_retried_only_after_it_changes(synthesized):
         assert h.simulator.count("create_training_job") == 0
 
 
-def test_a_spot_stop_is_retryable_and_its_notification_says_how(synthesized, tmp_path_factory):
+def test_an_on_demand_retry_that_fails_for_capacity_after_a_spot_stop_is_retryable(synthesized, tmp_path_factory):
+    # A spot stop is not a failure any more (the same snapshot is trained on demand at once, see
+    # tests/pipeline/test_spot_and_metrics_runs.py); when that on-demand job fails for capacity too,
+    # the model is failed, retryable, and the notification says how to retrain.
     spot = synthesize({**FAST_CONTEXT, "spotTraining": True},
                       outdir=tmp_path_factory.mktemp("spot"))
-    with harness(spot, stop_training="MaxWaitTimeExceeded") as h:
+    with harness(spot, stop_training="MaxWaitTimeExceeded", fail_training=CAPACITY) as h:
         model_id = h.train_and_deploy("dog", DOG_PHOTOS)
-        assert h.models()[model_id]["retryable"] is True
+        model = h.models()[model_id]
+        assert model["status"] == "failed" and model["retryable"] is True, model
+        assert model["trainingJobName"] == f"{model_id}-od"
+        subjects = [n["subject"] for n in h.notifications()]
+        assert subjects[-2:] == ["DreamBooth: training again on demand", "DreamBooth: training failed"]
         note = h.notifications()[-1]
-        assert "no spot capacity" in note["message"] and f"dreambooth retrain {model_id}" in note["message"]
+        assert "capacity" in note["message"] and f"dreambooth retrain {model_id}" in note["message"]
         assert "{" not in note["message"]
