@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
-CODE = ROOT / "lambda" / "api"
+CODE = ROOT / "stacks" / "api" / "runtime"
 REGION = "us-east-1"
 ENDPOINT = "bench-sd"
 MODEL = "dog-20261120100000"

@@ -9,11 +9,11 @@ from constructs import Construct
 
 from stacks import outputs
 from stacks.config import AppConfig
-from stacks.constructs.data_bucket import DataBucket, grant_bucket_key
-from stacks.constructs.deploy_workflow import VARIANT_NAME
-from stacks.constructs.inference_api import InferenceApi
-from stacks.constructs.monitoring import ApiMetricsSource, Monitoring, manage_function_logs
-from stacks.constructs.training_pipeline import TrainingPipeline
+from stacks.contract import VARIANT_NAME
+from stacks.storage.construct import DataBucket, grant_bucket_key
+from stacks.api.construct import InferenceApi
+from stacks.monitoring.construct import ApiMetricsSource, Monitoring, manage_function_logs
+from stacks.training.construct import TrainingPipeline
 
 
 class DreamBoothStack(Stack):

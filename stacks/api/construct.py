@@ -1,7 +1,7 @@
 """The HTTPS front door: API Gateway REST API + Lambda over the live SageMaker endpoint.
 
 Routes, request models and validation all come from the committed OpenAPI document
-(lambda/api/openapi.json): every documented path becomes an API Gateway method, and every request
+(stacks/api/openapi.json): every documented path becomes an API Gateway method, and every request
 body schema becomes an API Gateway model verbatim (JSON Schema draft 4), the same schema the Lambda
 validates against. The web page's three static files, marked `security: []` in the document, are
 the only methods served without a key or signature. Generations go to the asynchronous SageMaker
@@ -14,13 +14,11 @@ never image bytes (far below Lambda's 6 MB and API Gateway's 10 MB).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Optional
 
-from aws_cdk import Acknowledgment, Aws, CfnOutput, Duration, RemovalPolicy, Stack, SymlinkFollowMode, Token, Validations
+from aws_cdk import Acknowledgment, Aws, CfnOutput, Duration, RemovalPolicy, Stack, Token, Validations
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -36,20 +34,24 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.config import INSTANCE_START_MINUTES, ApiConfig, ServingConfig
-from stacks.constructs.data_bucket import (
+from stacks.contract import (
+    API_SERVICE,
     DATASETS_PREFIX,
     GENERATED_PREFIX,
     INFERENCE_OUTPUTS_PREFIX,
     INFERENCE_REQUESTS_PREFIX,
+    METRICS_NAMESPACE,
+    RESULTS_SERVICE,
     UPLOADS_PREFIX,
-    grant_prefix_read,
+    ApiEnv,
 )
-from stacks.constructs.monitoring import METRICS_NAMESPACE, RESULTS_SERVICE, retention
-from stacks.constructs.nag import acknowledge, acknowledge_prefix_grants, nag_resource
-from stacks.constructs.powertools_layer import powertools_layer
+from stacks.monitoring.construct import retention
+from stacks.storage.construct import grant_prefix_read
+from stacks.shared.nag import acknowledge, acknowledge_prefix_grants, nag_resource
+from stacks.shared.powertools_layer import powertools_layer
+from stacks.shared.runtime import runtime_code
 
-CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "api"
-OPENAPI_PATH = CODE_DIR / "openapi.json"
+OPENAPI_PATH = Path(__file__).resolve().with_name("openapi.json")
 
 # Powertools for AWS Lambda comes from AWS's public layer (no bundling); same pin as the pipeline.
 RUNTIME = lambda_.Runtime.PYTHON_3_13
@@ -59,7 +61,7 @@ CORS_ALLOW_HEADERS = ["content-type", "x-api-key", "authorization", "x-amz-date"
 GENERATIONS_KEY = "generationId"
 GENERATIONS_TTL_ATTRIBUTE = "expiresAt"
 GENERATED_KEYS = GENERATED_PREFIX + "*"
-# Sparse index of generations the endpoint could not queue yet (lambda/api/pending.py).
+# Sparse index of generations the endpoint could not queue yet (stacks/api/runtime/pending.py).
 PENDING_INDEX = "pending"
 PENDING_INDEX_KEYS = ("pendingShard", "pendingSince")
 # The dispatcher also runs this often, for a state-change event that never came.
@@ -69,14 +71,6 @@ API_GATEWAY_LIMIT_S = 29
 API_FUNCTION_MARGIN_S = 3
 # In a gateway response: use API Gateway's own message for the error.
 CONTEXT_MESSAGE = "$context.error.message"
-
-
-def load_env_names() -> ModuleType:
-    """lambda/api/env.py: the environment variable names, defined once for construct and handler."""
-    spec = importlib.util.spec_from_file_location("inference_api_env", CODE_DIR / "env.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def load_openapi() -> dict[str, Any]:
@@ -161,7 +155,7 @@ class InferenceApi(Construct):
         self.config = config
         self._log_retention = retention(log_retention_days)
         self._openapi = load_openapi()
-        names = load_env_names()
+        names = ApiEnv
 
         self.generations_table = dynamodb.Table(
             self,
@@ -183,10 +177,9 @@ class InferenceApi(Construct):
         )
 
         self._powertools = powertools_layer(self, "Powertools")
-        # lambda/api/dataset_rules.py is a symlink to the pipeline's lambda/pipeline/dataset_rules.py:
-        # following it puts that very file into this asset (one source, no copy in the repository).
-        self._code = lambda_.Code.from_asset(str(CODE_DIR), exclude=["__pycache__", "*.pyc"],
-                                             follow_symlinks=SymlinkFollowMode.ALWAYS)
+        # runtime/dataset_rules.py is a symlink to the intake's stacks/intake/runtime/dataset_rules.py (and
+        # runtime/openapi.json, runtime/web to this folder's): the asset holds those very files.
+        self._code = runtime_code("api")
         endpoint_arn = self._endpoint_arn(endpoint_name)
         common_env = {
             names.GENERATIONS_TABLE: self.generations_table.table_name,
@@ -213,7 +206,7 @@ class InferenceApi(Construct):
             memory_mb=512,
             environment={
                 **common_env, **async_env,
-                "POWERTOOLS_SERVICE_NAME": "inference-api",
+                "POWERTOOLS_SERVICE_NAME": API_SERVICE,
                 names.TRAINING_STATE_MACHINE_ARN: training_state_machine.state_machine_arn,
                 names.MAX_WAIT_S: str(config.max_wait_s),
                 names.GENERATION_TTL_DAYS: str(config.generation_ttl_days),
@@ -382,7 +375,7 @@ class InferenceApi(Construct):
         grant_prefix_read(bucket, signer, GENERATED_PREFIX, listing=False)
         acknowledge_prefix_grants(signer, bucket, GENERATED_PREFIX, reads=False)
         signer.grant_assume_role(api.role)
-        api.add_environment(load_env_names().IMAGE_SIGNER_ROLE_ARN, signer.role_arn)
+        api.add_environment(ApiEnv.IMAGE_SIGNER_ROLE_ARN, signer.role_arn)
         return signer
 
     def _grant(
@@ -423,7 +416,7 @@ class InferenceApi(Construct):
         acknowledge_prefix_grants(results.role, bucket, GENERATED_PREFIX, reads=False, writes=True)
 
     def _grant_dataset_uploads(self, bucket: s3.IBucket) -> None:
-        """Training from the web page (lambda/api/datasets.py), and nothing more: the presigned POSTs to
+        """Training from the web page (stacks/api/runtime/datasets.py), and nothing more: the presigned POSTs to
         uploads/ are signed with the API function's role (s3:PutObject there); the commit lists the
         staged photos and whether datasets/<name>/ is taken (s3:ListBucket held to those prefixes),
         reads the photos' first bytes and copies them (s3:GetObject under uploads/, s3:PutObject under
@@ -450,7 +443,7 @@ class InferenceApi(Construct):
         api = apigw.RestApi(
             self,
             "Api",
-            description="DreamBooth Pipeline text-to-image API (routes from lambda/api/openapi.json).",
+            description="DreamBooth Pipeline text-to-image API (routes from stacks/api/openapi.json).",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             cloud_watch_role=False,
             api_key_source_type=apigw.ApiKeySourceType.HEADER,
@@ -516,7 +509,7 @@ class InferenceApi(Construct):
     @staticmethod
     def _acknowledge_public_method(method: apigw.Method, verb: str, path: str) -> None:
         reason = (
-            f"{verb.upper()} {path} serves the web page's static files (lambda/api/web), which hold no "
+            f"{verb.upper()} {path} serves the web page's static files (stacks/api/web), which hold no "
             "secret and read no data: the user types the API key into the page, and every data route the "
             "page calls still requires the key (or SigV4). The stage throttle still applies."
         )
@@ -539,7 +532,7 @@ class InferenceApi(Construct):
             rest_api_id=api.rest_api_id,
             content_type="application/json",
             name=name,
-            description=f"components.schemas.{name} of lambda/api/openapi.json",
+            description=f"components.schemas.{name} of stacks/api/openapi.json",
             schema=api_gateway_model_schema(self._openapi, name),
         )
         return apigw.Model.from_model_name(self, f"{name}ModelRef", model.ref)

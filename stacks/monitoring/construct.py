@@ -7,7 +7,7 @@ Where each figure comes from:
 - endpoint traffic: SageMaker's AWS/SageMaker metrics (EndpointName + VariantName);
 - endpoint state: `EndpointInService` (1 InService, 0 otherwise) from the endpoint state-change
   handler, and `EndpointTransitionMinutes` from the deployment's wait handler (Powertools
-  Metrics, i.e. EMF log lines; see lambda/pipeline/endpoint_waiter.py);
+  Metrics, i.e. EMF log lines; see stacks/serving/runtime/endpoint_waiter.py);
 - API: API Gateway's AWS/ApiGateway metrics of the stage (ApiName + Stage);
 - generations: the API's own Powertools metrics (GenerationsRequested: every accepted
   generation; GenerationsSucceeded/Failed from the result function).
@@ -32,21 +32,16 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.config import MonitoringConfig
-from stacks.constructs.training_workflow import (
-    METRIC_BILLABLE_SECONDS,
-    METRIC_TRAIN_LOSS,
-    METRIC_TRAINING_SECONDS,
-    TRAINING_METRICS_SERVICE,
+from stacks.contract import (  # noqa: F401 (METRICS_NAMESPACE, RESULTS_SERVICE re-exported for the API)
+    API_SERVICE,
+    METRIC_ENDPOINT_IN_SERVICE,
+    METRIC_ENDPOINT_TRANSITION_MINUTES,
+    METRICS_NAMESPACE,
+    PIPELINE_SERVICE,
+    RESULTS_SERVICE,
 )
+from stacks.training.workflow import METRIC_BILLABLE_SECONDS, METRIC_TRAIN_LOSS, METRIC_TRAINING_SECONDS
 
-# Namespace of every custom metric of this project (Powertools' POWERTOOLS_METRICS_NAMESPACE).
-METRICS_NAMESPACE = "DreamBoothPipeline"
-# Powertools adds a `service` dimension (POWERTOOLS_SERVICE_NAME) to every metric it emits.
-PIPELINE_SERVICE = TRAINING_METRICS_SERVICE
-API_SERVICE = "inference-api"
-RESULTS_SERVICE = "generation-results"
-METRIC_ENDPOINT_IN_SERVICE = "EndpointInService"
-METRIC_ENDPOINT_TRANSITION_MINUTES = "EndpointTransitionMinutes"
 ALARM_PERIOD = Duration.minutes(5)
 
 _RETENTION = {

@@ -19,21 +19,19 @@ def str_at(path: str) -> tasks.DynamoAttributeValue:
     return S(sfn.JsonPath.string_at(path))
 
 
-# Registry item that points at the live model (see docs/pipeline.md for the item layout).
-LIVE_POINTER_ID = "__live__"
-
-# Model statuses, in the order a model normally goes through them.
-STATUS_VALIDATING = "validating"
-STATUS_TRAINING = "training"
-STATUS_DEPLOYING = "deploying"
-STATUS_LIVE = "live"
-STATUS_RETIRED = "retired"
-STATUS_FAILED = "failed"
-
-# Items of the state table, keyed by `pk`.
-DATASET_ITEM_PREFIX = "dataset#"  # quiet-window debounce of one dataset's uploads
-SNAPSHOT_ITEM_PREFIX = "snapshot#"  # "this dataset snapshot was already taken on": blocks duplicates
-DEPLOY_LOCK_ID = "deploy-lock"  # the one deployment allowed at a time
+# The registry's keys and statuses, and the state table's items (re-exported for the workflows).
+from stacks.contract import (  # noqa: E402,F401
+    DATASET_ITEM_PREFIX,
+    DEPLOY_LOCK_ID,
+    LIVE_POINTER_ID,
+    SNAPSHOT_ITEM_PREFIX,
+    STATUS_DEPLOYING,
+    STATUS_FAILED,
+    STATUS_LIVE,
+    STATUS_RETIRED,
+    STATUS_TRAINING,
+    STATUS_VALIDATING,
+)
 
 
 class ModelRegistry(Construct):

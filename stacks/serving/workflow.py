@@ -15,7 +15,7 @@ is InService.
 
 The same input for the model that is live already (`__live__` points at it) re-creates its
 endpoint after it was deleted out of band (the API and its dispatcher start this, see
-lambda/api/endpoint.py): the model stays `live` throughout, and a failure is recorded on the
+stacks/api/runtime/endpoint.py): the model stays `live` throughout, and a failure is recorded on the
 `__live__` pointer (`endpointError`) and notified, never by marking the live model failed.
 """
 
@@ -36,7 +36,8 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from stacks.config import STACK_TAG_KEY
-from stacks.constructs.model_registry import (
+from stacks.contract import VARIANT_NAME
+from stacks.registry.construct import (
     DISCARD as _DISCARD,
     NOW as _NOW,
     S,
@@ -49,7 +50,6 @@ from stacks.constructs.model_registry import (
     STATUS_RETIRED,
 )
 
-VARIANT_NAME = "AllTraffic"
 # A deployment waiting for another one checks the lock at most MAX_LOCK_CHECKS times, spaced (at
 # least LOCK_RETRY_S apart, or as often as the endpoint is polled) to cover the longest time the
 # holder can keep it: its busy-endpoint wait and its endpoint wait, each up to max_polls
@@ -99,7 +99,7 @@ class HistoryBudget:
 
     @classmethod
     def of(cls, graph: Mapping[str, Any]) -> "HistoryBudget":
-        from stacks.constructs import sfn_budget
+        from stacks.shared import sfn_budget
 
         def turn(loops: tuple[tuple[str, ...], ...]) -> int:
             return max(sfn_budget.cycle_events(graph, loop) for loop in loops)

@@ -11,19 +11,22 @@ from constructs import Construct
 
 from stacks.config import PROJECT_TAG_KEY, PROJECT_TAG_VALUE, STACK_TAG_KEY, StorageConfig
 
-DATASETS_PREFIX = "datasets/"
-MODELS_PREFIX = "models/"
-GENERATED_PREFIX = "generated/"
-# The CLI and the web page stage an upload here (outside datasets/, so nothing starts) before copying
-# it into place (the same value as lambda/pipeline/dataset_rules.py's UPLOADS_PREFIX; tests/test_storage.py).
-UPLOADS_PREFIX = "uploads/"
+from stacks.contract import (  # noqa: F401 (the bucket's prefixes, re-exported for its users)
+    DATASETS_PREFIX,
+    GENERATED_PREFIX,
+    INFERENCE_FAILURES_PREFIX,
+    INFERENCE_OUTPUTS_PREFIX,
+    INFERENCE_PREFIX,
+    INFERENCE_REQUESTS_PREFIX,
+    MODELS_PREFIX,
+    UPLOADS_PREFIX,
+)
+
+# The CLI and the web page stage an upload under uploads/ (outside datasets/, so nothing starts) before
+# copying it into place; what is left there is abandoned after this long.
 ABANDONED_UPLOAD_DAYS = 7
-# Asynchronous inference: the API's request objects, SageMaker's answers and failures. The images
-# are copied out under generated/ by the result handler; these expire after a day.
-INFERENCE_PREFIX = "inference/"
-INFERENCE_REQUESTS_PREFIX = INFERENCE_PREFIX + "requests/"
-INFERENCE_OUTPUTS_PREFIX = INFERENCE_PREFIX + "outputs/"
-INFERENCE_FAILURES_PREFIX = INFERENCE_PREFIX + "failures/"
+# Asynchronous inference objects: the images are copied out under generated/ by the result handler;
+# these expire after a day.
 INFERENCE_EXPIRY_DAYS = 1
 BROWSER_UPLOAD_CORS_MAX_AGE_S = 600
 

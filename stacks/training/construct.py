@@ -10,7 +10,6 @@ See docs/pipeline.md for the upload contract and the design.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Optional
 
 from aws_cdk import Acknowledgment, ArnFormat, Aws, CustomResource, Duration, RemovalPolicy, Stack, Validations
@@ -27,30 +26,33 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.config import STACK_TAG_KEY, ConfigError, NotificationConfig, ServingConfig, TrainingConfig
-from stacks.constructs import sfn_budget
-from stacks.constructs.data_bucket import (
+from stacks.shared import sfn_budget
+from stacks.contract import (
     DATASETS_PREFIX,
     INFERENCE_FAILURES_PREFIX,
     INFERENCE_OUTPUTS_PREFIX,
+    METRICS_NAMESPACE,
     MODELS_PREFIX,
+    PIPELINE_SERVICE,
+    STAGING_PREFIX,
+    PipelineEnv,
 )
-from stacks.constructs.deploy_workflow import AsyncOutput, DeployWorkflow, HistoryBudget
-from stacks.constructs.jumpstart_lock import JumpStartArtifacts, JumpStartLock
-from stacks.constructs.model_registry import (
+from stacks.serving.workflow import AsyncOutput, DeployWorkflow, HistoryBudget
+from stacks.training.jumpstart_lock import JumpStartArtifacts, JumpStartLock
+from stacks.registry.construct import (
     STATUS_DEPLOYING,
     STATUS_FAILED,
     STATUS_TRAINING,
     STATUS_VALIDATING,
     ModelRegistry,
 )
-from stacks.constructs.monitoring import METRICS_NAMESPACE, retention
-from stacks.constructs.nag import acknowledge, acknowledge_prefix_grants, arn_prefix
-from stacks.constructs.powertools_layer import powertools_layer
-from stacks.constructs.sagemaker_roles import SageMakerRoles
-from stacks.constructs.training_workflow import TrainingWorkflow
+from stacks.monitoring.construct import retention
+from stacks.shared.nag import acknowledge, acknowledge_prefix_grants, arn_prefix
+from stacks.shared.powertools_layer import powertools_layer
+from stacks.shared.runtime import runtime_code
+from stacks.training.roles import SageMakerRoles
+from stacks.training.workflow import TrainingWorkflow
 
-LAMBDA_CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "pipeline"
-STAGING_PREFIX = DATASETS_PREFIX + "_pipeline/"
 AUTOSCALING_SLR_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
 _COLON_ARN = ArnFormat.COLON_RESOURCE_NAME
 
@@ -64,7 +66,7 @@ class TrainingPipeline(Construct):
     Props:
       bucket: the data bucket (datasets/ read, models/ written).
       training / serving / notifications: typed settings (see stacks/config.py for defaults).
-      lock: the JumpStart lock (default: stacks/jumpstart.lock.json).
+      lock: the JumpStart lock (default: stacks/training/jumpstart.lock.json).
       removal_policy: for the registry tables (default DESTROY; the bucket is never touched).
       log_retention_days: retention of every log group created here (default 30; a CloudWatch value).
 
@@ -114,30 +116,30 @@ class TrainingPipeline(Construct):
 
         self._layer = powertools_layer(self, "Powertools")
         dataset_environment = {
-            "BUCKET_NAME": bucket.bucket_name,
-            "DEFAULT_INSTANCE_PROMPT": training.default_instance_prompt,
-            "DEFAULT_CLASS_PROMPT": training.default_class_prompt,
-            "DEFAULT_HYPERPARAMETERS": json.dumps(lock.hyperparameters, sort_keys=True),
-            "TRAINING_INSTANCE_TYPE": training.instance_type,
-            "TRAINING_SCRIPT_URI": self.artifacts.script_uri,
-            "MIN_IMAGES": str(training.min_images),
-            "MAX_IMAGES": str(training.max_images),
-            "MAX_IMAGE_BYTES": str(training.max_image_mb * 1024 * 1024),
+            PipelineEnv.BUCKET_NAME: bucket.bucket_name,
+            PipelineEnv.DEFAULT_INSTANCE_PROMPT: training.default_instance_prompt,
+            PipelineEnv.DEFAULT_CLASS_PROMPT: training.default_class_prompt,
+            PipelineEnv.DEFAULT_HYPERPARAMETERS: json.dumps(lock.hyperparameters, sort_keys=True),
+            PipelineEnv.TRAINING_INSTANCE_TYPE: training.instance_type,
+            PipelineEnv.TRAINING_SCRIPT_URI: self.artifacts.script_uri,
+            PipelineEnv.MIN_IMAGES: str(training.min_images),
+            PipelineEnv.MAX_IMAGES: str(training.max_images),
+            PipelineEnv.MAX_IMAGE_BYTES: str(training.max_image_mb * 1024 * 1024),
         }
         # How datasets are judged (dataset_rules.JudgeSettings reads these): the API's dataset commit
         # judges staged photos with the same settings.
         self.judge_environment = {k: v for k, v in dataset_environment.items()
-                                  if k not in ("BUCKET_NAME", "TRAINING_SCRIPT_URI")}
-        self.snapshot_function = self._function("Snapshot", "dataset_tasks.snapshot", dataset_environment,
+                                  if k not in (PipelineEnv.BUCKET_NAME, PipelineEnv.TRAINING_SCRIPT_URI)}
+        self.snapshot_function = self._function("Snapshot", "intake", "dataset_tasks.snapshot", dataset_environment,
                                                 timeout_s=60, description="Lists a dataset and names its snapshot")
-        self.validate_function = self._function("Validate", "dataset_tasks.validate", dataset_environment,
+        self.validate_function = self._function("Validate", "intake", "dataset_tasks.validate", dataset_environment,
                                                 timeout_s=300, memory_mb=512,
                                                 description="Judges a dataset snapshot and stages it for training")
         self.retrain_function = self._function(
-            "PrepareRetrain", "dataset_tasks.prepare_retrain", dataset_environment, timeout_s=60,
+            "PrepareRetrain", "intake", "dataset_tasks.prepare_retrain", dataset_environment, timeout_s=60,
             description="Rebuilds a failed model's training inputs from its staged snapshot for a retrain")
         self.explain_function = self._function(
-            "ExplainFailure", "training_failure.handler", {}, timeout_s=30,
+            "ExplainFailure", "training", "training_failure.handler", {}, timeout_s=30,
             description="Turns a training failure into one line and says whether a retrain can help")
         bucket.grant_read(self.retrain_function, f"{STAGING_PREFIX}*")
         acknowledge_prefix_grants(self.retrain_function.role, bucket, STAGING_PREFIX)
@@ -152,7 +154,7 @@ class TrainingPipeline(Construct):
         acknowledge_prefix_grants(self.snapshot_function.role, bucket, DATASETS_PREFIX, MODELS_PREFIX, writes=True)
         # After training: JumpStart's inference code into <output>/code/ when the output lacks it.
         self.package_function = self._function(
-            "PackageModel", "model_tasks.package", {"INFERENCE_SCRIPT_URI": self.artifacts.inference_script_uri},
+            "PackageModel", "training", "model_tasks.package", {PipelineEnv.INFERENCE_SCRIPT_URI: self.artifacts.inference_script_uri},
             timeout_s=300, memory_mb=512, description="Adds JumpStart's inference code to a trained model's output")
         bucket.grant_read(self.package_function, f"{MODELS_PREFIX}*")
         bucket.grant_put(self.package_function, f"{MODELS_PREFIX}*")
@@ -166,11 +168,11 @@ class TrainingPipeline(Construct):
         deploy_name = f"{name_prefix}-deploy"
         deploy_arn = stack.format_arn(service="states", resource="stateMachine", resource_name=deploy_name,
                                       arn_format=_COLON_ARN)
-        waiter_environment = {"STATE_TABLE_NAME": self.state_table.table_name}
-        self.park_function = self._function("EndpointWaitPark", "endpoint_waiter.park", waiter_environment,
+        waiter_environment = {PipelineEnv.STATE_TABLE_NAME: self.state_table.table_name}
+        self.park_function = self._function("EndpointWaitPark", "serving", "endpoint_waiter.park", waiter_environment,
                                             timeout_s=30, description="Parks a deployment's wait for its endpoint")
         self.endpoint_event_function = self._function(
-            "EndpointStateChange", "endpoint_waiter.on_state_change", waiter_environment, timeout_s=30,
+            "EndpointStateChange", "serving", "endpoint_waiter.on_state_change", waiter_environment, timeout_s=30,
             description="Wakes the deployment waiting for the endpoint when SageMaker reports a state change")
         self.state_table.grant(self.park_function, "dynamodb:PutItem")
         self.state_table.grant(self.endpoint_event_function, "dynamodb:GetItem")
@@ -193,10 +195,10 @@ class TrainingPipeline(Construct):
                                                              max_event_age=Duration.hours(1)))
         max_polls = max_polls_for(serving)
         self.scaling_function = self._function(
-            "EndpointAutoscaling", "autoscaling_task.handler",
-            {"MAX_INSTANCES": str(serving.max_instances),
-             "TARGET_BACKLOG_PER_INSTANCE": str(serving.target_backlog_per_instance),
-             "IDLE_MINUTES": str(serving.idle_minutes)},
+            "EndpointAutoscaling", "serving", "autoscaling_task.handler",
+            {PipelineEnv.MAX_INSTANCES: str(serving.max_instances),
+             PipelineEnv.TARGET_BACKLOG_PER_INSTANCE: str(serving.target_backlog_per_instance),
+             PipelineEnv.IDLE_MINUTES: str(serving.idle_minutes)},
             timeout_s=60, description="Registers (or removes) the endpoint variant's autoscaling and its alarms")
         self._grant_autoscaling(self.scaling_function, register=True)
         # SageMaker publishes asynchronous inference results with the hosting role.
@@ -290,11 +292,11 @@ class TrainingPipeline(Construct):
 
         # ---- trigger ----
         self.upload_function = self._function(
-            "UploadListener", "upload_listener.handler",
-            {"STATE_TABLE_NAME": self.state_table.table_name,
-             "TRAINING_STATE_MACHINE_ARN": self.training_state_machine.state_machine_arn,
-             "TOPIC_ARN": self.topic.topic_arn,
-             "QUIET_WINDOW_SECONDS": str(training.quiet_window_s)},
+            "UploadListener", "intake", "upload_listener.handler",
+            {PipelineEnv.STATE_TABLE_NAME: self.state_table.table_name,
+             PipelineEnv.TRAINING_STATE_MACHINE_ARN: self.training_state_machine.state_machine_arn,
+             PipelineEnv.TOPIC_ARN: self.topic.topic_arn,
+             PipelineEnv.QUIET_WINDOW_S: str(training.quiet_window_s)},
             timeout_s=30, description="Debounces dataset uploads into one training per snapshot",
         )
         self.state_table.grant(self.upload_function, "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:PutItem")
@@ -337,12 +339,12 @@ class TrainingPipeline(Construct):
         limit, a timeout) gets its model marked failed and a notification (run_failures.py)."""
         machines = (self.training_state_machine, self.deploy_state_machine)
         function = self._function(
-            "RunFailures", "run_failure_tasks.handler",
-            {"REGISTRY_TABLE_NAME": self.registry_table.table_name, "TOPIC_ARN": self.topic.topic_arn,
-             "TRAINING_STATE_MACHINE_ARN": self.training_state_machine.state_machine_arn,
-             "DEPLOY_STATE_MACHINE_ARN": self.deploy_state_machine.state_machine_arn,
-             "TRAINING_STATUSES": f"{STATUS_VALIDATING},{STATUS_TRAINING}", "DEPLOY_STATUSES": STATUS_DEPLOYING,
-             "FAILED_STATUS": STATUS_FAILED},
+            "RunFailures", "monitoring", "run_failure_tasks.handler",
+            {PipelineEnv.REGISTRY_TABLE_NAME: self.registry_table.table_name, PipelineEnv.TOPIC_ARN: self.topic.topic_arn,
+             PipelineEnv.TRAINING_STATE_MACHINE_ARN: self.training_state_machine.state_machine_arn,
+             PipelineEnv.DEPLOY_STATE_MACHINE_ARN: self.deploy_state_machine.state_machine_arn,
+             PipelineEnv.TRAINING_STATUSES: f"{STATUS_VALIDATING},{STATUS_TRAINING}", PipelineEnv.DEPLOY_STATUSES: STATUS_DEPLOYING,
+             PipelineEnv.FAILED_STATUS: STATUS_FAILED},
             timeout_s=60, description="Reports pipeline executions that ended without recording why")
         self.registry_table.grant(function, "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem")
         function.add_to_role_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn]))
@@ -450,7 +452,7 @@ class TrainingPipeline(Construct):
         role.add_to_principal_policy(iam.PolicyStatement(
             actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self.topic_key.key_arn]))
 
-    def _function(self, construct_id: str, handler: str, environment: dict[str, str], *, timeout_s: int,
+    def _function(self, construct_id: str, runtime: str, handler: str, environment: dict[str, str], *, timeout_s: int,
                   description: str, memory_mb: int = 256) -> lambda_.Function:
         log_group = logs.LogGroup(self, f"{construct_id}Logs", retention=self._log_retention,
                                   removal_policy=RemovalPolicy.DESTROY)
@@ -461,9 +463,9 @@ class TrainingPipeline(Construct):
             runtime=lambda_.Runtime.PYTHON_3_13,
             architecture=lambda_.Architecture.X86_64,
             handler=handler,
-            code=lambda_.Code.from_asset(str(LAMBDA_CODE_DIR)),
+            code=runtime_code(runtime),
             layers=[self._layer],
-            environment={**environment, "POWERTOOLS_SERVICE_NAME": "dreambooth-pipeline",
+            environment={**environment, "POWERTOOLS_SERVICE_NAME": PIPELINE_SERVICE,
                          "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE},
             timeout=Duration.seconds(timeout_s),
             memory_size=memory_mb,
@@ -514,7 +516,7 @@ class TrainingPipeline(Construct):
         return machine
 
     def _cleanup(self, machines: list[tuple[sfn.StateMachine, str]]) -> CustomResource:
-        function = self._function("Cleanup", "cleanup.handler", {}, timeout_s=300,
+        function = self._function("Cleanup", "cleanup", "cleanup.handler", {}, timeout_s=300,
                                   description="On stack deletion, deletes the pipeline's SageMaker endpoint, configs and models")
         stack = Stack.of(self)
         function.add_to_role_policy(iam.PolicyStatement(

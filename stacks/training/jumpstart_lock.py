@@ -1,6 +1,6 @@
 """The committed JumpStart lock file: URIs and default hyperparameters, keyed by region.
 
-`stacks/jumpstart.lock.json` is written by `scripts/refresh_jumpstart_lock.py`. The stack turns
+`stacks/training/jumpstart.lock.json` is written by `scripts/refresh_jumpstart_lock.py`. The stack turns
 its per-region part into a CloudFormation mapping, so one template works in every listed region
 and the values are looked up by `AWS::Region` at deploy time.
 """
@@ -17,7 +17,7 @@ from constructs import Construct
 
 from stacks.config import ConfigError
 
-LOCK_FILE = Path(__file__).resolve().parent.parent / "jumpstart.lock.json"
+LOCK_FILE = Path(__file__).resolve().with_name("jumpstart.lock.json")
 
 # Mapping attribute names (CloudFormation allows only letters and digits) -> lock file fields.
 _MAPPING_FIELDS = {

@@ -9,7 +9,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.constructs.data_bucket import (
+from stacks.storage.construct import (
     DATASETS_PREFIX,
     INFERENCE_FAILURES_PREFIX,
     INFERENCE_OUTPUTS_PREFIX,
@@ -17,7 +17,7 @@ from stacks.constructs.data_bucket import (
     MODELS_PREFIX,
     grant_prefix_read,
 )
-from stacks.constructs.nag import acknowledge, acknowledge_prefix_grants
+from stacks.shared.nag import acknowledge, acknowledge_prefix_grants
 
 # AWS's account that publishes the Deep Learning Containers used by JumpStart.
 DLC_REGISTRY_ACCOUNT = "763104351884"

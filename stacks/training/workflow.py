@@ -7,7 +7,7 @@ dataset, claim the snapshot (a conditional put: a snapshot already trained on en
 quietly), register the model version, validate the dataset (an invalid one ends the run with a
 notification; no training job is created), train with `createTrainingJob.sync` (output
 uncompressed), add JumpStart's inference code to the output when it lacks it (the packaging
-Lambda, lambda/pipeline/model_package.py), record the artifact and loss, publish the training metrics (time, billable time, loss) to CloudWatch, and
+Lambda, stacks/training/runtime/model_package.py), record the artifact and loss, publish the training metrics (time, billable time, loss) to CloudWatch, and
 run the deploy state machine.
 
 With managed spot training (the default), a job SageMaker stops because spot capacity never came
@@ -37,7 +37,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from stacks.constructs.model_registry import (
+from stacks.contract import PIPELINE_SERVICE
+from stacks.registry.construct import (
     DISCARD as _DISCARD,
     NOW as _NOW,
     S,
@@ -55,7 +56,6 @@ MAX_QUIET_WINDOW_EXTENSIONS = 100
 TRAINING_VOLUME_GB = 50
 TRAINING_JOB_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
 # Custom metrics the training state machine publishes itself (aws-sdk PutMetricData, no Lambda).
-TRAINING_METRICS_SERVICE = "dreambooth-pipeline"
 METRIC_TRAINING_SECONDS = "TrainingSeconds"
 METRIC_BILLABLE_SECONDS = "BillableTrainingSeconds"
 METRIC_TRAIN_LOSS = "TrainLoss"
@@ -361,7 +361,7 @@ class TrainingWorkflow(Construct):
     def _publish_metrics(self, then: sfn.IChainable, *, with_loss: bool) -> sfn.IChainable:
         """PutMetricData with the job's training and billable seconds (and loss); never fails the run."""
         suffix = "" if with_loss else "WithoutLoss"
-        dimensions = [{"Name": "service", "Value": TRAINING_METRICS_SERVICE}]
+        dimensions = [{"Name": "service", "Value": PIPELINE_SERVICE}]
         data = [
             {"MetricName": METRIC_TRAINING_SECONDS, "Unit": "Seconds", "Dimensions": dimensions,
              "Value.$": "$.training.seconds"},

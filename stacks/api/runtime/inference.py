@@ -26,10 +26,10 @@ from botocore.exceptions import ClientError
 
 import records
 from aws import Clients
+from contract import GENERATED_PREFIX
 from records import FAILED, QUEUED, SUCCEEDED
 from settings import Settings
 
-GENERATED_PREFIX = "generated/"
 REQUEST_CONTENT_TYPE = "application/json"
 ACCEPT = "application/json;jpeg"
 JPEG_MAGIC = b"\xff\xd8\xff"

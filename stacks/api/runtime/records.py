@@ -13,6 +13,8 @@ from typing import Any, Optional
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from contract import LIVE_POINTER_ID  # noqa: F401 (the registry's live pointer, for its readers here)
+
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -21,8 +23,6 @@ TERMINAL = frozenset({SUCCEEDED, FAILED})
 # Partition value of the generations table's sparse index of records not yet sent to the endpoint.
 PENDING_SHARD = "pending"
 
-# Registry item written by the training pipeline that points at the live model.
-LIVE_POINTER_ID = "__live__"
 
 # Seeds are 32-bit (the request schema's seed maximum is SEED_LIMIT - 1). Image i of a generation
 # uses image_seed(seed, i), which wraps, so every seed the API shows can be sent back.

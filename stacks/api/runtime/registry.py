@@ -22,18 +22,18 @@ import spec
 from aws import Clients
 from endpoint import EndpointWatcher
 from errors import Conflict, NotFound, Unavailable
-from records import LIVE_POINTER_ID
+from contract import LIVE_POINTER_ID, STATUS_DEPLOYING, STATUS_TRAINING, STATUS_VALIDATING
 from settings import Settings
 
 SWITCH_SCHEMA = "SwitchLiveRequest"
-IN_PROGRESS = ("validating", "training", "deploying")
-NOT_DEPLOYABLE = ("validating", "training")
+IN_PROGRESS = (STATUS_VALIDATING, STATUS_TRAINING, STATUS_DEPLOYING)
+NOT_DEPLOYABLE = (STATUS_VALIDATING, STATUS_TRAINING)
 _MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 FAILED = "failed"
 TRAINING = "training"
 # Written by the training state machine's failure chain (training_failure.py): running the same
 # snapshot again can succeed. Execution `<modelId>_retrain_<n>` (RETRAIN_EXECUTION_SUFFIX in
-# stacks/constructs/training_workflow.py) trains it as job `<modelId>-r<n>`.
+# stacks/training/workflow.py) trains it as job `<modelId>-r<n>`.
 RETRYABLE = "retryable"
 RETRAIN_EXECUTION_SUFFIX = "_retrain_"
 
@@ -97,7 +97,7 @@ class Registry:
         running = self.clients.stepfunctions.list_executions(
             stateMachineArn=self.settings.deploy_state_machine_arn, statusFilter="RUNNING", maxResults=1
         ).get("executions", [])
-        if running or status == "deploying":
+        if running or status == STATUS_DEPLOYING:
             raise Conflict("a deployment is already in progress; watch GET /status and try again when it ends")
         if self._live_model_id() == model_id and self.endpoint.state(fresh=True).state == "in_service":
             return 200, {"model_id": model_id, "state": "already_live"}

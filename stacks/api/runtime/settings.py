@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-import env
+from contract import INFERENCE_REQUESTS_PREFIX
+from contract import ApiEnv as env
 
 
 class SettingsError(RuntimeError):
@@ -51,7 +52,7 @@ class Settings:
     max_wait_s: int = 20
     generation_ttl_days: int = 7
     image_url_expiry_s: int = 3600
-    request_prefix: str = "inference/requests/"
+    request_prefix: str = INFERENCE_REQUESTS_PREFIX
     """Where request objects for InvokeEndpointAsync are written in the data bucket."""
     request_ttl_s: int = 21600
     """RequestTTLSeconds: how long SageMaker keeps a request queued before it expires (60-21600)."""
@@ -97,7 +98,7 @@ class Settings:
             max_wait_s=_positive_int(environ, env.MAX_WAIT_S, 20),
             generation_ttl_days=_positive_int(environ, env.GENERATION_TTL_DAYS, 7),
             image_url_expiry_s=_positive_int(environ, env.IMAGE_URL_EXPIRY_S, 3600),
-            request_prefix=environ.get(env.REQUEST_PREFIX, "").strip() or "inference/requests/",
+            request_prefix=environ.get(env.REQUEST_PREFIX, "").strip() or INFERENCE_REQUESTS_PREFIX,
             request_ttl_s=_positive_int(environ, env.REQUEST_TTL_S, 21600),
             invocation_timeout_s=_positive_int(environ, env.INVOCATION_TIMEOUT_S, 3600),
             instance_start_minutes=_positive_int(environ, env.INSTANCE_START_MINUTES, 10),

@@ -1,7 +1,7 @@
 """The committed OpenAPI document and the request validation derived from it.
 
 API Gateway's request models are built from the same `components.schemas` entries (see
-stacks/constructs/inference_api.py), so the gateway and this module check the same rules. The
+stacks/api/construct.py), so the gateway and this module check the same rules. The
 request schemas keep to the keywords that JSON Schema draft 4 (API Gateway's dialect) and OpenAPI
 3.0 share; `validate` implements exactly those keywords and refuses to run on any other, so a
 schema edit that this module cannot honour fails loudly in tests instead of being skipped.

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
-DATASETS_PREFIX = "datasets/"
+if __package__:  # imported as stacks.intake.runtime.dataset_rules (the CLI)
+    from .contract import DATASETS_PREFIX, STAGING_PREFIX, UPLOADS_PREFIX, PipelineEnv
+else:  # in a Lambda asset, contract.py sits beside this module
+    from contract import DATASETS_PREFIX, STAGING_PREFIX, UPLOADS_PREFIX, PipelineEnv
+
 DATASET_INFO_FILE = "dataset_info.json"
-# Where the pipeline copies an accepted snapshot for the training job. Its first path part is not
-# a valid dataset name, so uploads the pipeline makes there never trigger a training.
-STAGING_PREFIX = DATASETS_PREFIX + "_pipeline/"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # Enough to reach a JPEG's start-of-frame marker behind a large EXIF/ICC block.
 HEADER_BYTES = 256 * 1024
@@ -31,9 +32,6 @@ HEADER_BYTES = 256 * 1024
 # trailers some cameras append after a JPEG's FFD9.
 TAIL_BYTES = 64 * 1024
 MAX_DATASET_INFO_BYTES = 64 * 1024
-# Where the CLI and the web page stage a dataset's images before committing them into datasets/<name>/:
-# uploads/<name>/<token>/ (outside datasets/, so staging never triggers the pipeline).
-UPLOADS_PREFIX = "uploads/"
 
 
 def upload_prefix(dataset: str, token: str) -> str:
@@ -667,13 +665,6 @@ def snapshot_hash(entries: Iterable[tuple[str, str, int]], settings: str = "") -
 # ---- the validator's configuration, as the stack sets it for every function that judges datasets ----
 
 # Environment variable names (the pipeline's validator and the API's dataset commit both read them).
-ENV_DEFAULT_INSTANCE_PROMPT = "DEFAULT_INSTANCE_PROMPT"
-ENV_DEFAULT_CLASS_PROMPT = "DEFAULT_CLASS_PROMPT"
-ENV_DEFAULT_HYPERPARAMETERS = "DEFAULT_HYPERPARAMETERS"
-ENV_TRAINING_INSTANCE_TYPE = "TRAINING_INSTANCE_TYPE"
-ENV_MIN_IMAGES = "MIN_IMAGES"
-ENV_MAX_IMAGES = "MAX_IMAGES"
-ENV_MAX_IMAGE_BYTES = "MAX_IMAGE_BYTES"
 
 
 @dataclass(frozen=True)
@@ -689,12 +680,12 @@ class JudgeSettings:
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> "JudgeSettings":
         return cls(
-            default_instance_prompt=environ[ENV_DEFAULT_INSTANCE_PROMPT],
-            default_class_prompt=environ.get(ENV_DEFAULT_CLASS_PROMPT, ""),
-            default_hyperparameters=json.loads(environ[ENV_DEFAULT_HYPERPARAMETERS]),
-            training_instance_type=environ[ENV_TRAINING_INSTANCE_TYPE],
-            limits=Limits(min_images=int(environ[ENV_MIN_IMAGES]), max_images=int(environ[ENV_MAX_IMAGES]),
-                          max_image_bytes=int(environ[ENV_MAX_IMAGE_BYTES])),
+            default_instance_prompt=environ[PipelineEnv.DEFAULT_INSTANCE_PROMPT],
+            default_class_prompt=environ.get(PipelineEnv.DEFAULT_CLASS_PROMPT, ""),
+            default_hyperparameters=json.loads(environ[PipelineEnv.DEFAULT_HYPERPARAMETERS]),
+            training_instance_type=environ[PipelineEnv.TRAINING_INSTANCE_TYPE],
+            limits=Limits(min_images=int(environ[PipelineEnv.MIN_IMAGES]), max_images=int(environ[PipelineEnv.MAX_IMAGES]),
+                          max_image_bytes=int(environ[PipelineEnv.MAX_IMAGE_BYTES])),
         )
 
     def judge(self, dataset: str, files: Sequence[DatasetFile], read_info: Callable[[], bytes] | None) -> Verdict:

@@ -17,6 +17,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import dataset_rules as rules
+from contract import PipelineEnv
 import s3_dataset
 
 logger = Logger()
@@ -44,16 +45,16 @@ class Settings:
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
         return cls(
-            bucket=environ["BUCKET_NAME"],
-            default_instance_prompt=environ["DEFAULT_INSTANCE_PROMPT"],
-            default_class_prompt=environ.get("DEFAULT_CLASS_PROMPT", ""),
-            default_hyperparameters=json.loads(environ["DEFAULT_HYPERPARAMETERS"]),
-            training_instance_type=environ["TRAINING_INSTANCE_TYPE"],
-            training_script_uri=environ["TRAINING_SCRIPT_URI"],
+            bucket=environ[PipelineEnv.BUCKET_NAME],
+            default_instance_prompt=environ[PipelineEnv.DEFAULT_INSTANCE_PROMPT],
+            default_class_prompt=environ.get(PipelineEnv.DEFAULT_CLASS_PROMPT, ""),
+            default_hyperparameters=json.loads(environ[PipelineEnv.DEFAULT_HYPERPARAMETERS]),
+            training_instance_type=environ[PipelineEnv.TRAINING_INSTANCE_TYPE],
+            training_script_uri=environ[PipelineEnv.TRAINING_SCRIPT_URI],
             limits=rules.Limits(
-                min_images=int(environ["MIN_IMAGES"]),
-                max_images=int(environ["MAX_IMAGES"]),
-                max_image_bytes=int(environ["MAX_IMAGE_BYTES"]),
+                min_images=int(environ[PipelineEnv.MIN_IMAGES]),
+                max_images=int(environ[PipelineEnv.MAX_IMAGES]),
+                max_image_bytes=int(environ[PipelineEnv.MAX_IMAGE_BYTES]),
             ),
         )
 

@@ -18,7 +18,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-ITEM_PREFIX = "dataset#"
+from contract import DATASET_ITEM_PREFIX
+
+ITEM_PREFIX = DATASET_ITEM_PREFIX
 INVALID_NAME_PREFIX = "invalid-name#"
 
 

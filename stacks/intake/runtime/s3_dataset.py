@@ -8,11 +8,11 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 import dataset_rules as rules
+from contract import MODELS_PREFIX
 
 # A listing bigger than this is refused: no sensible DreamBooth dataset comes near it. The object
 # list itself never travels through Step Functions (see `store_manifest`).
 MAX_OBJECTS = 500
-MODELS_PREFIX = "models/"
 MANIFEST_FILE = "snapshot.json"
 REPORT_FILE = "dataset-report.json"
 

@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import dataset_rules as rules
 import debounce
+from contract import PipelineEnv
 
 
 logger = Logger()
@@ -33,10 +34,10 @@ class Settings:
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
         return cls(
-            state_table=environ["STATE_TABLE_NAME"],
-            state_machine_arn=environ["TRAINING_STATE_MACHINE_ARN"],
-            topic_arn=environ["TOPIC_ARN"],
-            quiet_window_s=int(environ["QUIET_WINDOW_SECONDS"]),
+            state_table=environ[PipelineEnv.STATE_TABLE_NAME],
+            state_machine_arn=environ[PipelineEnv.TRAINING_STATE_MACHINE_ARN],
+            topic_arn=environ[PipelineEnv.TOPIC_ARN],
+            quiet_window_s=int(environ[PipelineEnv.QUIET_WINDOW_S]),
         )
 
 

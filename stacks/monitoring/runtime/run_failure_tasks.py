@@ -10,18 +10,19 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import run_failures
+from contract import PipelineEnv
 
 logger = Logger()
 tracer = Tracer()
 dynamodb = boto3.client("dynamodb")
 sns = boto3.client("sns")
 MACHINES = run_failures.Machines(
-    training_arn=os.environ["TRAINING_STATE_MACHINE_ARN"], deploy_arn=os.environ["DEPLOY_STATE_MACHINE_ARN"],
-    in_progress={os.environ["TRAINING_STATE_MACHINE_ARN"]: tuple(os.environ["TRAINING_STATUSES"].split(",")),
-                 os.environ["DEPLOY_STATE_MACHINE_ARN"]: tuple(os.environ["DEPLOY_STATUSES"].split(","))},
-    failed_status=os.environ["FAILED_STATUS"])
-REGISTRY_TABLE = os.environ["REGISTRY_TABLE_NAME"]
-TOPIC_ARN = os.environ["TOPIC_ARN"]
+    training_arn=os.environ[PipelineEnv.TRAINING_STATE_MACHINE_ARN], deploy_arn=os.environ[PipelineEnv.DEPLOY_STATE_MACHINE_ARN],
+    in_progress={os.environ[PipelineEnv.TRAINING_STATE_MACHINE_ARN]: tuple(os.environ[PipelineEnv.TRAINING_STATUSES].split(",")),
+                 os.environ[PipelineEnv.DEPLOY_STATE_MACHINE_ARN]: tuple(os.environ[PipelineEnv.DEPLOY_STATUSES].split(","))},
+    failed_status=os.environ[PipelineEnv.FAILED_STATUS])
+REGISTRY_TABLE = os.environ[PipelineEnv.REGISTRY_TABLE_NAME]
+TOPIC_ARN = os.environ[PipelineEnv.TOPIC_ARN]
 
 
 @logger.inject_lambda_context

@@ -20,7 +20,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-VARIANT_NAME = "AllTraffic"
+from contract import VARIANT_NAME  # noqa: F401 (also read by its users as autoscaling.VARIANT_NAME)
+
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 TRACKING_POLICY = "backlog-per-instance"
 FROM_ZERO_POLICY = "scale-out-from-zero"

@@ -11,6 +11,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import autoscaling
+from contract import PipelineEnv
 
 logger = Logger()
 tracer = Tracer()
@@ -26,8 +27,8 @@ class ScalingSettings:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> "ScalingSettings":
-        return cls(int(environ["MAX_INSTANCES"]), int(environ["TARGET_BACKLOG_PER_INSTANCE"]),
-                   int(environ["IDLE_MINUTES"]))
+        return cls(int(environ[PipelineEnv.MAX_INSTANCES]), int(environ[PipelineEnv.TARGET_BACKLOG_PER_INSTANCE]),
+                   int(environ[PipelineEnv.IDLE_MINUTES]))
 
 
 settings = ScalingSettings.from_environ(os.environ)

@@ -14,15 +14,17 @@ from typing import Any, Callable, Mapping, Optional
 
 from botocore.exceptions import ClientError
 
-WAITER_PREFIX = "endpoint-waiter#"
+from contract import ENDPOINT_WAITER_PREFIX, METRIC_ENDPOINT_IN_SERVICE, METRIC_ENDPOINT_TRANSITION_MINUTES
+
+WAITER_PREFIX = ENDPOINT_WAITER_PREFIX
 # Statuses after which the deployment has something to decide.
 SETTLED = ("InService", "Failed", "OutOfService")
 # Statuses of an endpoint on its way somewhere: a deployment that sees one for long is stuck.
 TRANSITIONING = ("Creating", "Updating", "SystemUpdating")
 # Custom metrics (namespace and `service` dimension from Powertools' environment); the
-# Monitoring construct (stacks/constructs/monitoring.py) charts and alarms on these names.
-METRIC_IN_SERVICE = "EndpointInService"
-METRIC_TRANSITION_MINUTES = "EndpointTransitionMinutes"
+# Monitoring construct (stacks/monitoring/construct.py) charts and alarms on these names.
+METRIC_IN_SERVICE = METRIC_ENDPOINT_IN_SERVICE
+METRIC_TRANSITION_MINUTES = METRIC_ENDPOINT_TRANSITION_MINUTES
 # Answers of SendTaskSuccess for a token nobody waits for any more: nothing to do.
 _GONE = ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken")
 

@@ -13,6 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import endpoint_wait
+from contract import PipelineEnv
 
 logger = Logger()
 tracer = Tracer()
@@ -29,7 +30,7 @@ class Settings:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
-        return cls(state_table=environ["STATE_TABLE_NAME"])
+        return cls(state_table=environ[PipelineEnv.STATE_TABLE_NAME])
 
 
 settings = Settings.from_environ()

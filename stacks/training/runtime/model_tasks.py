@@ -10,11 +10,12 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import model_package
+from contract import PipelineEnv
 
 logger = Logger()
 tracer = Tracer()
 s3 = boto3.client("s3")
-INFERENCE_SCRIPT_URI = os.environ["INFERENCE_SCRIPT_URI"]
+INFERENCE_SCRIPT_URI = os.environ[PipelineEnv.INFERENCE_SCRIPT_URI]
 
 
 @logger.inject_lambda_context
