@@ -13,7 +13,7 @@ from stacks.contract import VARIANT_NAME
 from stacks.storage.construct import DataBucket, grant_bucket_key
 from stacks.api.construct import InferenceApi
 from stacks.monitoring.construct import ApiMetricsSource, Monitoring, manage_function_logs
-from stacks.training.construct import TrainingPipeline
+from stacks.pipeline import TrainingPipeline
 
 
 class DreamBoothStack(Stack):

@@ -3,7 +3,7 @@
 Where each figure comes from:
 - pipeline runs and failures: Step Functions' own AWS/States metrics of both state machines;
 - training time, billable time and loss: published by the training state machine itself
-  (aws-sdk PutMetricData after each trained model; see training_workflow.py);
+  (aws-sdk PutMetricData after each trained model; see stacks/training/workflow.py);
 - endpoint traffic: SageMaker's AWS/SageMaker metrics (EndpointName + VariantName);
 - endpoint state: `EndpointInService` (1 InService, 0 otherwise) from the endpoint state-change
   handler, and `EndpointTransitionMinutes` from the deployment's wait handler (Powertools

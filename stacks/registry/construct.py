@@ -19,20 +19,6 @@ def str_at(path: str) -> tasks.DynamoAttributeValue:
     return S(sfn.JsonPath.string_at(path))
 
 
-# The registry's keys and statuses, and the state table's items (re-exported for the workflows).
-from stacks.contract import (  # noqa: E402,F401
-    DATASET_ITEM_PREFIX,
-    DEPLOY_LOCK_ID,
-    LIVE_POINTER_ID,
-    SNAPSHOT_ITEM_PREFIX,
-    STATUS_DEPLOYING,
-    STATUS_FAILED,
-    STATUS_LIVE,
-    STATUS_RETIRED,
-    STATUS_TRAINING,
-    STATUS_VALIDATING,
-)
-
 
 class ModelRegistry(Construct):
     """Two on-demand DynamoDB tables with point-in-time recovery.

@@ -36,19 +36,19 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from stacks.config import STACK_TAG_KEY
-from stacks.contract import VARIANT_NAME
-from stacks.registry.construct import (
-    DISCARD as _DISCARD,
-    NOW as _NOW,
-    S,
-    str_at as _str,
+from stacks.contract import (
     DEPLOY_LOCK_ID,
     LIVE_POINTER_ID,
     STATUS_DEPLOYING,
     STATUS_FAILED,
     STATUS_LIVE,
     STATUS_RETIRED,
+    VARIANT_NAME,
 )
+from stacks.registry.construct import DISCARD as _DISCARD
+from stacks.registry.construct import NOW as _NOW
+from stacks.registry.construct import S
+from stacks.registry.construct import str_at as _str
 
 # A deployment waiting for another one checks the lock at most MAX_LOCK_CHECKS times, spaced (at
 # least LOCK_RETRY_S apart, or as often as the endpoint is polled) to cover the longest time the

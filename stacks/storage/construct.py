@@ -11,16 +11,7 @@ from constructs import Construct
 
 from stacks.config import PROJECT_TAG_KEY, PROJECT_TAG_VALUE, STACK_TAG_KEY, StorageConfig
 
-from stacks.contract import (  # noqa: F401 (the bucket's prefixes, re-exported for its users)
-    DATASETS_PREFIX,
-    GENERATED_PREFIX,
-    INFERENCE_FAILURES_PREFIX,
-    INFERENCE_OUTPUTS_PREFIX,
-    INFERENCE_PREFIX,
-    INFERENCE_REQUESTS_PREFIX,
-    MODELS_PREFIX,
-    UPLOADS_PREFIX,
-)
+from stacks.contract import GENERATED_PREFIX, INFERENCE_PREFIX, UPLOADS_PREFIX
 
 # The CLI and the web page stage an upload under uploads/ (outside datasets/, so nothing starts) before
 # copying it into place; what is left there is abandoned after this long.

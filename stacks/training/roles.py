@@ -9,15 +9,15 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.storage.construct import (
+from stacks.contract import (
     DATASETS_PREFIX,
     INFERENCE_FAILURES_PREFIX,
     INFERENCE_OUTPUTS_PREFIX,
     INFERENCE_REQUESTS_PREFIX,
     MODELS_PREFIX,
-    grant_prefix_read,
 )
 from stacks.shared.nag import acknowledge, acknowledge_prefix_grants
+from stacks.storage.construct import grant_prefix_read
 
 # AWS's account that publishes the Deep Learning Containers used by JumpStart.
 DLC_REGISTRY_ACCOUNT = "763104351884"

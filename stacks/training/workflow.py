@@ -37,19 +37,19 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from stacks.contract import PIPELINE_SERVICE
-from stacks.registry.construct import (
-    DISCARD as _DISCARD,
-    NOW as _NOW,
-    S,
-    str_at as _str,
+from stacks.contract import (
     DATASET_ITEM_PREFIX,
+    PIPELINE_SERVICE,
     SNAPSHOT_ITEM_PREFIX,
     STATUS_DEPLOYING,
     STATUS_FAILED,
     STATUS_TRAINING,
     STATUS_VALIDATING,
 )
+from stacks.registry.construct import DISCARD as _DISCARD
+from stacks.registry.construct import NOW as _NOW
+from stacks.registry.construct import S
+from stacks.registry.construct import str_at as _str
 
 # After this many extensions of the quiet window (uploads that never stop), train on what is there.
 MAX_QUIET_WINDOW_EXTENSIONS = 100

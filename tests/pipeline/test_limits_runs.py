@@ -11,7 +11,7 @@ import json
 
 
 from stacks.serving.workflow import HistoryBudget
-from stacks.registry.construct import DEPLOY_LOCK_ID
+from stacks.contract import DEPLOY_LOCK_ID
 from tests.harness import PipelineHarness, SageMakerSimulator
 from tests.harness.limits import STATE_LIMIT_BYTES
 from tests.pipeline.conftest import dog_photos, png_bytes

@@ -24,11 +24,12 @@ from typing import Any, Callable, Optional
 import records
 import spec
 from aws import Clients
+from contract import LIVE_POINTER_ID
 from endpoint import CREATING, UPDATING, EndpointState, EndpointWatcher, Healer
 from errors import Conflict, NotFound
 from inference import Submitter, error_text, not_accepted
 from pending import mark_pending, pending_fields, unsent_expiry_reason
-from records import FAILED, LIVE_POINTER_ID, QUEUED, SEED_LIMIT, TERMINAL, image_seed
+from records import FAILED, QUEUED, SEED_LIMIT, TERMINAL, image_seed
 from settings import Settings
 
 REQUEST_SCHEMA = "GenerationRequest"

@@ -14,9 +14,10 @@ from typing import Any, Callable, Iterator, Optional
 
 import records
 from aws import Clients
+from contract import LIVE_POINTER_ID
 from endpoint import EndpointWatcher, Healer
 from inference import Submitter, error_text, not_accepted
-from records import FAILED, LIVE_POINTER_ID, PENDING_SHARD, QUEUED
+from records import FAILED, PENDING_SHARD, QUEUED
 from settings import Settings
 
 

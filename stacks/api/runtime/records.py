@@ -13,8 +13,6 @@ from typing import Any, Optional
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from contract import LIVE_POINTER_ID  # noqa: F401 (the registry's live pointer, for its readers here)
-
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
