@@ -55,6 +55,9 @@ API_SERVICE = "inference-api"
 RESULTS_SERVICE = "generation-results"
 METRIC_ENDPOINT_IN_SERVICE = "EndpointInService"
 METRIC_ENDPOINT_TRANSITION_MINUTES = "EndpointTransitionMinutes"
+METRIC_GENERATIONS_REQUESTED = "GenerationsRequested"  # every accepted generation (API_SERVICE)
+METRIC_GENERATIONS_SUCCEEDED = "GenerationsSucceeded"  # from SageMaker's notices (RESULTS_SERVICE)
+METRIC_GENERATIONS_FAILED = "GenerationsFailed"
 
 
 class ApiEnv:

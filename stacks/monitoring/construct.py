@@ -32,10 +32,13 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.config import MonitoringConfig
-from stacks.contract import (  # noqa: F401 (METRICS_NAMESPACE, RESULTS_SERVICE re-exported for the API)
+from stacks.contract import (
     API_SERVICE,
     METRIC_ENDPOINT_IN_SERVICE,
     METRIC_ENDPOINT_TRANSITION_MINUTES,
+    METRIC_GENERATIONS_FAILED,
+    METRIC_GENERATIONS_REQUESTED,
+    METRIC_GENERATIONS_SUCCEEDED,
     METRICS_NAMESPACE,
     PIPELINE_SERVICE,
     RESULTS_SERVICE,
@@ -236,9 +239,9 @@ class Monitoring(Construct):
         if api is not None:
             stage = api.stage
             generations = [
-                custom("GenerationsRequested", API_SERVICE, "Sum", "queued"),
-                custom("GenerationsSucceeded", RESULTS_SERVICE, "Sum", "succeeded"),
-                custom("GenerationsFailed", RESULTS_SERVICE, "Sum", "failed"),
+                custom(METRIC_GENERATIONS_REQUESTED, API_SERVICE, "Sum", "queued"),
+                custom(METRIC_GENERATIONS_SUCCEEDED, RESULTS_SERVICE, "Sum", "succeeded"),
+                custom(METRIC_GENERATIONS_FAILED, RESULTS_SERVICE, "Sum", "failed"),
             ]
             if api.failed_notices is not None:
                 generations.append(api.failed_notices.metric_approximate_number_of_messages_visible(

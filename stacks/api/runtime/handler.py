@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 import dataset_rules
 import spec
 from aws import Clients
+from contract import METRIC_GENERATIONS_REQUESTED
 from datasets import Datasets
 from endpoint import EndpointWatcher
 from errors import ApiError, NotFound, Unavailable
@@ -80,7 +81,7 @@ def _body() -> Any:
 def create_generation() -> Response:
     request = GenerationRequest.from_body(_body())
     status, result = generations.create(request)
-    metrics.add_metric(name="GenerationsRequested", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=METRIC_GENERATIONS_REQUESTED, unit=MetricUnit.Count, value=1)
     logger.info("generation accepted", extra={"generation_id": result["id"], "status": result["status"],
                                               "model_id": result["model_id"], "num_images": request.num_images})
     headers = {"Location": f"/generations/{result['id']}"} if status == 202 else None

@@ -10,9 +10,14 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 from aws import Clients
+from contract import METRIC_GENERATIONS_FAILED, METRIC_GENERATIONS_SUCCEEDED
 from endpoint import EndpointWatcher
 from inference import Notice, Results
+from records import FAILED, SUCCEEDED
 from settings import Settings
+
+# A generation's outcome -> the metric it counts in (the dashboard charts these names).
+OUTCOME_METRICS = {SUCCEEDED: METRIC_GENERATIONS_SUCCEEDED, FAILED: METRIC_GENERATIONS_FAILED}
 
 logger = Logger()
 tracer = Tracer()
@@ -39,7 +44,7 @@ def lambda_handler(event: dict, context: Any) -> dict:
         outcome = results.handle(notice)
         logger.info("inference result", extra={"generation_id": notice.generation_id, "image": notice.index,
                                                 "succeeded": notice.succeeded, "outcome": outcome})
-        if outcome in ("succeeded", "failed"):
-            metrics.add_metric(name=f"Generations{outcome.capitalize()}", unit=MetricUnit.Count, value=1)
+        if outcome in OUTCOME_METRICS:
+            metrics.add_metric(name=OUTCOME_METRICS[outcome], unit=MetricUnit.Count, value=1)
         outcomes.append(outcome)
     return {"outcomes": outcomes}

@@ -20,7 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from contract import VARIANT_NAME  # noqa: F401 (also read by its users as autoscaling.VARIANT_NAME)
+from contract import VARIANT_NAME
 
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 TRACKING_POLICY = "backlog-per-instance"
