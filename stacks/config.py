@@ -377,7 +377,7 @@ class ApiConfig:
             daily_quota=_int(ctx, "apiDailyQuota", cls.daily_quota, 1, 10_000_000),
             max_wait_s=_int(ctx, "apiMaxWaitSeconds", cls.max_wait_s, 0, API_MAX_WAIT_LIMIT_S),
             generation_ttl_days=_int(ctx, "generationTtlDays", cls.generation_ttl_days, 1, 365),
-            # At most what the image signer's session outlives (stacks/api/runtime/aws.py, SIGNER_SESSION_S).
+            # At most what the image signer's session outlives (lambda/api/aws.py, SIGNER_SESSION_S).
             image_url_expiry_s=_int(ctx, "imageUrlExpirySeconds", cls.image_url_expiry_s, 60, IMAGE_URL_MAX_EXPIRY_S),
             cors_allow_origin=cls._cors_origin(ctx),
         )
