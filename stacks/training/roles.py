@@ -74,7 +74,7 @@ class SageMakerRoles(Construct):
         )
         grant_prefix_read(bucket, self.hosting_role, MODELS_PREFIX)
         # Asynchronous inference runs with this role: it reads the request objects and writes the
-        # answers and failures (then notifies: TrainingPipeline grants the two topics).
+        # answers and failures (then notifies: stacks/serving/construct.py grants the two topics).
         grant_prefix_read(bucket, self.hosting_role, INFERENCE_REQUESTS_PREFIX, listing=False)
         bucket.grant_put(self.hosting_role, f"{INFERENCE_OUTPUTS_PREFIX}*")
         bucket.grant_put(self.hosting_role, f"{INFERENCE_FAILURES_PREFIX}*")

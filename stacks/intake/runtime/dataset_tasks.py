@@ -27,7 +27,7 @@ s3 = boto3.client("s3")
 
 @dataclass(frozen=True)
 class Settings:
-    """Environment set by the TrainingPipeline construct."""
+    """Environment set by the intake construct (DatasetTasks)."""
 
     bucket: str
     default_instance_prompt: str
