@@ -52,7 +52,7 @@ $(VENV)/.dev: $(VENV)/.rehearsal requirements-dev.txt requirements-lock.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-## refresh-lock: resolve stacks/jumpstart.lock.json with the sagemaker SDK (needs AWS credentials).
+## refresh-lock: resolve stacks/training/jumpstart.lock.json with the sagemaker SDK (needs AWS credentials).
 refresh-lock: $(VENV)/.runtime requirements-lock.txt
 	$(PY) -m pip install -q -r requirements-lock.txt
 	$(PY) -m scripts.refresh_jumpstart_lock $(ARGS)

@@ -44,8 +44,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
+from stacks.contract import API_SERVICE, LIVE_POINTER_ID, METRICS_NAMESPACE, VARIANT_NAME
+
 ROOT = Path(__file__).resolve().parent.parent
-CODE = ROOT / "lambda" / "api"
+CODE = ROOT / "stacks" / "api" / "runtime"
 REGION = "us-east-1"
 ENDPOINT = "bench-sd"
 MODEL = "dog-20261120100000"
@@ -62,8 +64,8 @@ FUNCTION_ENV = {
     "ENDPOINT_NAME": ENDPOINT,
     "DEPLOY_STATE_MACHINE_ARN": f"arn:aws:states:{REGION}:123456789012:stateMachine:bench-deploy",
     "WORKER_FUNCTION_NAME": "bench-worker",  # read by the real-time revision only
-    "POWERTOOLS_SERVICE_NAME": "inference-api",
-    "POWERTOOLS_METRICS_NAMESPACE": "DreamBoothPipeline",
+    "POWERTOOLS_SERVICE_NAME": API_SERVICE,
+    "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
     "POWERTOOLS_LOG_LEVEL": "INFO",
     # How datasets are judged (dataset_rules.JudgeSettings: the dataset commit route), as the stack sets it
     "DEFAULT_INSTANCE_PROMPT": "a photo of sks {dataset}",
@@ -116,7 +118,7 @@ def canned_answers(generation: dict) -> Callable[..., Any]:
 
     ser = TypeSerializer()
     registry = {
-        "__live__": {"modelId": "__live__", "liveModelId": MODEL, "endpointName": ENDPOINT},
+        LIVE_POINTER_ID: {"modelId": LIVE_POINTER_ID, "liveModelId": MODEL, "endpointName": ENDPOINT},
         MODEL: {"modelId": MODEL, "status": "live", "artifactUri": "s3://b/models/m.tar.gz"},
     }
 
@@ -145,7 +147,7 @@ def canned_answers(generation: dict) -> Callable[..., Any]:
         if operation == "DescribeEndpoint":
             return _answer(200, json.dumps({"EndpointName": ENDPOINT, "EndpointStatus": "InService",
                                             "EndpointConfigName": MODEL, "CreationTime": 1.7e9,
-                                            "ProductionVariants": [{"VariantName": "AllTraffic",
+                                            "ProductionVariants": [{"VariantName": VARIANT_NAME,
                                                                     "CurrentInstanceCount": 1}]}).encode(),
                            "application/x-amz-json-1.1")
         if operation in ("InvokeEndpoint", "GetObject"):

@@ -1,4 +1,4 @@
-"""Regenerate stacks/jumpstart.lock.json from SageMaker JumpStart's own metadata.
+"""Regenerate stacks/training/jumpstart.lock.json from SageMaker JumpStart's own metadata.
 
     python -m scripts.refresh_jumpstart_lock [--region us-east-1 ...] [--model-version 2.0.9]
 
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCK_FILE = ROOT / "stacks" / "jumpstart.lock.json"
+LOCK_FILE = ROOT / "stacks" / "training" / "jumpstart.lock.json"
 MODEL_ID = "model-txt2img-stabilityai-stable-diffusion-v2-1-base"
 INSTANCE_TYPE = "ml.g4dn.2xlarge"
 # Hyperparameters that wire in the training script: the pipeline sets them itself.

@@ -9,7 +9,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from stacks.config import AppConfig
-from stacks.dreambooth_stack import DreamBoothStack
+from stacks.stack import DreamBoothStack
 
 
 def build_app(

@@ -1,5 +1,5 @@
 """Names of the stack's CloudFormation outputs: defined once for the stack (which fixes their logical
-ids, stacks/dreambooth_stack.py) and the CLI (which reads them with DescribeStacks,
+ids, stacks/stack.py) and the CLI (which reads them with DescribeStacks,
 scripts/cli/stack_outputs.py). Plain constants, no CDK import: the CLI loads this without starting jsii.
 The README's "Stack outputs" table lists the same names (tests/cli/test_stack_outputs_template.py).
 """

@@ -9,11 +9,11 @@ import sys
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from stacks.constructs import monitoring
-from stacks.constructs.deploy_workflow import VARIANT_NAME
+from stacks.monitoring import construct as monitoring
+from stacks.contract import VARIANT_NAME
 from tests.conftest import ROOT, synth_stack
 
-sys.path.insert(0, str(ROOT / "lambda" / "pipeline"))
+sys.path.insert(0, str(ROOT / "stacks" / "serving" / "runtime"))
 import endpoint_wait  # noqa: E402  (the Lambda module, as the runtime imports it)
 
 

@@ -7,14 +7,14 @@ import re
 from aws_cdk.assertions import Template
 from aws_lambda_powertools.shared.version import VERSION
 
-from stacks.constructs.powertools_layer import POWERTOOLS_LAYER_VERSION, POWERTOOLS_RELEASE
+from stacks.shared.powertools_layer import POWERTOOLS_LAYER_VERSION, POWERTOOLS_RELEASE
 from tests.conftest import ROOT
 
 
 def test_the_installed_powertools_is_the_release_the_layer_holds():
     assert VERSION == POWERTOOLS_RELEASE, (
         f"tests run Powertools {VERSION}, the functions get layer {POWERTOOLS_LAYER_VERSION} "
-        f"recorded as {POWERTOOLS_RELEASE}: pin one to the other (stacks/constructs/powertools_layer.py)")
+        f"recorded as {POWERTOOLS_RELEASE}: pin one to the other (stacks/shared/powertools_layer.py)")
 
 
 def test_requirements_pin_the_layer_release():

@@ -51,7 +51,7 @@ POLL_S = 15.0
 def _jumpstart_lock() -> Any:
     # Imported on demand: the module also holds CDK constructs, and importing aws_cdk starts a Node
     # process (about a second) that the API commands do not need.
-    from stacks.constructs.jumpstart_lock import JumpStartLock
+    from stacks.training.jumpstart_lock import JumpStartLock
 
     return JumpStartLock.load()
 
@@ -445,7 +445,7 @@ def parser() -> argparse.ArgumentParser:
 
     upload = command(
         "upload", "check a folder of photos, upload it as a dataset, follow the training",
-        "Check DIR with the pipeline's own dataset rules (lambda/pipeline/dataset_rules.py): a folder the "
+        "Check DIR with the pipeline's own dataset rules (stacks/intake/runtime/dataset_rules.py): a folder the "
         "pipeline would refuse is refused here and nothing is uploaded; other files are skipped with a "
         "warning. Then upload the images to datasets/NAME/ in the stack's bucket, write dataset_info.json "
         "last, and follow the pipeline until the new model is live (exit 0) or failed (exit 1). A dataset "

@@ -1,7 +1,7 @@
 """`dreambooth upload`: check a local folder with the pipeline's own rules, then upload it.
 
-The rules are not copied: `rules()` loads lambda/pipeline/dataset_rules.py, the module the
-pipeline's validation Lambda imports, from its place in the Lambda asset folder. A folder the
+The rules are not copied: `rules()` is stacks/intake/runtime/dataset_rules.py, the module the
+pipeline's validation Lambda imports, imported from its place in the intake's runtime folder. A folder the
 pipeline would refuse is refused here before anything is uploaded, with the same reasons; files
 the pipeline would skip are skipped here with the same warning (and not uploaded).
 
@@ -26,11 +26,9 @@ from __future__ import annotations
 
 import dataclasses
 import decimal
-import importlib.util
 import json
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -42,9 +40,8 @@ from typing import Any, Callable, Iterator, Optional
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
-ROOT = Path(__file__).resolve().parents[2]
-RULES_FILE = ROOT / "lambda" / "pipeline" / "dataset_rules.py"
-_RULES_MODULE = "dreambooth_pipeline_dataset_rules"
+from stacks.intake.runtime import dataset_rules
+
 RESIZE_PX = 512
 # What an upload can die of (a KeyboardInterrupt included): reported, never a traceback.
 UPLOAD_ERRORS = (KeyboardInterrupt, S3UploadFailedError, ClientError, BotoCoreError, OSError)
@@ -53,14 +50,8 @@ _NO_SIZE_LIMIT = 1 << 62
 
 
 def rules() -> ModuleType:
-    """lambda/pipeline/dataset_rules.py, loaded by path (the Lambda imports it as `dataset_rules`)."""
-    module = sys.modules.get(_RULES_MODULE)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(_RULES_MODULE, RULES_FILE)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[_RULES_MODULE] = module  # dataclasses look their module up while it executes
-        spec.loader.exec_module(module)
-    return module
+    """The pipeline's dataset rules (the Lambda imports the same file as `dataset_rules`)."""
+    return dataset_rules
 
 
 class DatasetRefused(Exception):

@@ -10,9 +10,17 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from scripts.cli.api_client import ApiClient, ApiError, ApiUnreachable
+from stacks.contract import (
+    STATUS_DEPLOYING,
+    STATUS_FAILED,
+    STATUS_LIVE,
+    STATUS_RETIRED,
+    STATUS_TRAINING,
+    STATUS_VALIDATING,
+)
 
 WAITING = "waiting"  # uploaded; the pipeline waits for quiet, then snapshots (no registry item yet)
-LIVE, FAILED, RETIRED = "live", "failed", "retired"
+LIVE, FAILED, RETIRED = STATUS_LIVE, STATUS_FAILED, STATUS_RETIRED
 # Transient answers while following: keep polling (API Gateway throttling, busy backing service).
 _TRANSIENT = (429, 500, 502, 503, 504)
 
@@ -54,9 +62,9 @@ def elapsed_text(seconds: float) -> str:
 
 _PHASE_TEXT = {
     WAITING: "uploaded; the pipeline starts once no file has arrived for its quiet window (quietWindowSeconds)",
-    "validating": "checking the dataset",
-    "training": "training on SageMaker (takes minutes; at most trainingMaxRuntimeMinutes)",
-    "deploying": "deploying to the endpoint (the previous model keeps serving)",
+    STATUS_VALIDATING: "checking the dataset",
+    STATUS_TRAINING: "training on SageMaker (takes minutes; at most trainingMaxRuntimeMinutes)",
+    STATUS_DEPLOYING: "deploying to the endpoint (the previous model keeps serving)",
     LIVE: "live",
     FAILED: "failed",
     RETIRED: "retired (another model is live)",
@@ -107,7 +115,7 @@ class Follower:
             self.clock.sleep(min(self.poll_s, remaining))
 
     def _endpoint_detail(self, model: dict[str, Any]) -> str:
-        if model.get("status") != "deploying":
+        if model.get("status") != STATUS_DEPLOYING:
             return ""
         endpoint = (self.client.status() or {}).get("endpoint") or {}
         return f"endpoint {endpoint.get('state', 'unknown')}" if endpoint else ""

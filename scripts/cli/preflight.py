@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from scripts import choose_bucket
 from scripts.aws_session import CREDENTIALS_FIX, REGION_FIX, access_problem
 from stacks.config import AppConfig
-from stacks.constructs.jumpstart_lock import JumpStartLock
+from stacks.training.jumpstart_lock import JumpStartLock
 
 SAGEMAKER_SERVICE_CODE = "sagemaker"
 # API Gateway's account-level CloudWatch Logs role (one per account and region), which access
@@ -65,7 +65,7 @@ def check_region(session: Any, lock: JumpStartLock) -> Check:
         return Check("region", False, "no region set", REGION_FIX)
     if region not in lock.regions:
         return Check(
-            "region", False, f"{region} is not in the JumpStart lock file (stacks/jumpstart.lock.json)",
+            "region", False, f"{region} is not in the JumpStart lock file (stacks/training/jumpstart.lock.json)",
             "pick one of: " + ", ".join(sorted(lock.regions))
             + "; or, with credentials, add it: python -m scripts.refresh_jumpstart_lock --region " + region,
         )

@@ -1,7 +1,7 @@
 """Where the deployment is: the bucket, API URL and API credentials, from the stack's outputs.
 
 DescribeStacks gives the outputs `BucketName`, `ApiUrl` and, with `apiAuth=apiKey`, `ApiKeyId`
-(names in stacks/outputs.py; their logical ids are fixed in stacks/dreambooth_stack.py). The key's value is read with
+(names in stacks/outputs.py; their logical ids are fixed in stacks/stack.py). The key's value is read with
 API Gateway GetApiKey(includeValue). Without `ApiKeyId` the API uses IAM auth and requests are
 signed with SigV4 from the same AWS session.
 """

@@ -10,7 +10,7 @@ from types import ModuleType
 from typing import Mapping
 
 ROOT = Path(__file__).resolve().parents[2]
-API_CODE = ROOT / "lambda" / "api"
+API_CODE = ROOT / "stacks" / "api" / "runtime"
 
 
 def load(code_dir: Path, module: str, environ: Mapping[str, str]) -> ModuleType:

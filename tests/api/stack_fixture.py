@@ -13,8 +13,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import AwsSolutionsChecks
 
 from stacks.config import ApiConfig, ServingConfig, StorageConfig
-from stacks.constructs.data_bucket import DataBucket
-from stacks.constructs.inference_api import InferenceApi
+from stacks.storage.construct import DataBucket
+from stacks.api.construct import InferenceApi
 
 ENDPOINT_NAME = "ApiTestStack-sd"
 

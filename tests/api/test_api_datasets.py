@@ -52,7 +52,7 @@ PHOTOS = {f"dog{i}.jpg": jpeg(colour=(40 * i, 90, 150)) for i in range(3)}
 
 def test_the_api_asset_ships_the_pipelines_own_rules_not_a_copy():
     link = API_CODE / "dataset_rules.py"
-    assert link.is_symlink() and link.resolve() == (ROOT / "lambda" / "pipeline" / "dataset_rules.py")
+    assert link.is_symlink() and link.resolve() == (ROOT / "stacks" / "intake" / "runtime" / "dataset_rules.py")
 
 
 def test_start_answers_one_presigned_post_per_photo_under_the_staging_prefix(harness):

@@ -10,8 +10,9 @@ import pytest
 from aws_cdk.assertions import Capture, Match, Template
 
 from stacks.config import ApiConfig
-from stacks.constructs.inference_api import (
-    API_GATEWAY_LIMIT_S, OPENAPI_PATH, api_gateway_model_schema, is_public, load_env_names, load_openapi,
+from stacks.contract import ApiEnv
+from stacks.api.construct import (
+    API_GATEWAY_LIMIT_S, OPENAPI_PATH, api_gateway_model_schema, is_public, load_openapi,
 )
 from tests.api.lambda_loader import API_CODE, load
 from tests.api.stack_fixture import ENDPOINT_NAME, build
@@ -264,13 +265,13 @@ def test_only_the_api_and_dispatcher_may_send_to_the_endpoint_and_only_to_that_e
 
 
 def test_environment_names_match_what_the_handlers_read(key_template):
-    # The construct names the variables from lambda/api/env.py; the handlers' settings parse them.
+    # The construct names the variables from stacks/contract.py (ApiEnv); the handlers' settings parse them.
     settings = load(API_CODE, "settings", {})
     for handler in ("handler.lambda_handler", "results.lambda_handler", "dispatch.lambda_handler"):
         variables = function_with_handler(key_template, handler)["Environment"]["Variables"]
         plain = {k: v if isinstance(v, str) else "resolved-at-deploy" for k, v in variables.items()}
         settings.Settings.from_environ(plain)  # raises on a missing or malformed variable
-    names = load_env_names()
+    names = ApiEnv
     api_vars = function_with_handler(key_template, "handler.lambda_handler")["Environment"]["Variables"]
     assert {getattr(names, n) for n in dir(names) if n.isupper()} <= set(api_vars)
 

@@ -143,7 +143,7 @@ def test_retrain_of_an_unknown_or_odd_model_id_is_a_404(live):
 
 def test_the_retrain_execution_name_is_the_pipelines_and_never_a_debounce_name(api_module):
     from scripts.cli.dataset_upload import rules
-    from stacks.constructs.training_workflow import RETRAIN_EXECUTION_SUFFIX
+    from stacks.training.workflow import RETRAIN_EXECUTION_SUFFIX
 
     assert type(api_module.registry).retrain.__globals__["RETRAIN_EXECUTION_SUFFIX"] == RETRAIN_EXECUTION_SUFFIX
     # Debounce executions are <dataset>-<n>, and no dataset name holds the suffix's "_"

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stacks.constructs.inference_api import api_gateway_model_schema, load_openapi
+from stacks.api.construct import api_gateway_model_schema, load_openapi
 from tests.api.lambda_loader import API_CODE, load
 
 OPENAPI = load_openapi()

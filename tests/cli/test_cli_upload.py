@@ -12,6 +12,9 @@ from PIL import Image
 from scripts.cli import dataset_upload
 from tests.api.conftest import BUCKET, REGION
 from tests.cli.conftest import bucket_keys, put_order, write_image
+from tests.conftest import ROOT
+
+INTAKE_RUNTIME = ROOT / "stacks" / "intake" / "runtime"
 
 PROMPT = "a photo of sks dog"
 
@@ -23,11 +26,11 @@ def read_object(key: str) -> bytes:
 def test_the_cli_uses_the_pipeline_validators_own_module():
     import sys
 
-    sys.path.insert(0, str(dataset_upload.RULES_FILE.parent))
+    sys.path.insert(0, str(INTAKE_RUNTIME))
     try:
         import dataset_rules as pipeline_rules
     finally:
-        sys.path.remove(str(dataset_upload.RULES_FILE.parent))
+        sys.path.remove(str(INTAKE_RUNTIME))
     cli_rules = dataset_upload.rules()
     assert cli_rules.__file__ == pipeline_rules.__file__
     assert cli_rules.HYPERPARAMETER_RULES.keys() == pipeline_rules.HYPERPARAMETER_RULES.keys()
@@ -406,7 +409,7 @@ def test_what_the_cli_uploads_passes_the_pipelines_own_reading_of_the_bucket(run
     code, body, err = run.json("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--resize", "--no-wait")
     assert code == 0, err
     # When the pipeline's validation reads the bucket as its Lambda does (snapshot, If-Match heads)
-    monkeypatch.syspath_prepend(str(dataset_upload.RULES_FILE.parent))
+    monkeypatch.syspath_prepend(str(INTAKE_RUNTIME))
     import dataset_rules as pipeline_rules
     import s3_dataset
 

@@ -89,7 +89,7 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 BUCKET_NAME = "dreambooth-harness-data"
 _ENV_LOCK = threading.RLock()
-LAMBDA_ROOT = Path(__file__).resolve().parents[2] / "lambda"
+STACKS_ROOT = Path(__file__).resolve().parents[2] / "stacks"
 # Settings that make runs quick: a 2 s quiet window, endpoint checks every second (which the
 # history budget allows only with a short endpointMaxWaitMinutes).
 FAST_CONTEXT = {"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5}
@@ -110,15 +110,15 @@ class Synthesized:
         return {k: v for k, v in self.template["Resources"].items() if v["Type"] == type_}
 
     def project_code(self, function_logical_id: str) -> Optional[str]:
-        """Which lambda/<dir> of this repository a function's asset is ("pipeline", "api"), or None
-        for code CDK adds itself (bucket notifications and the like)."""
+        """Which capability's stacks/<unit>/runtime folder a function's asset is ("intake", "api", ...),
+        or None for code CDK adds itself (bucket notifications and the like)."""
         code = self.template["Resources"][function_logical_id]["Properties"].get("Code", {})
         if "S3Key" not in code:
             return None
         staged = {p.name for p in self.asset_dir(function_logical_id).glob("*.py")}
-        for source in sorted(LAMBDA_ROOT.iterdir()):
-            if source.is_dir() and staged and staged == {p.name for p in source.glob("*.py")}:
-                return source.name
+        for source in sorted(STACKS_ROOT.glob("*/runtime")):
+            if staged and staged == {p.name for p in source.glob("*.py")}:
+                return source.parent.name
         return None
 
     def asset_dir(self, function_logical_id: str) -> Path:
@@ -317,8 +317,8 @@ class FunctionSpec:
     code_dir: Path
     handler: str
     environment: dict[str, str]
-    source: str = "pipeline"
-    """The lambda/<dir> the function's code comes from."""
+    source: str = "intake"
+    """The capability (stacks/<unit>/runtime) the function's code comes from."""
     role: str = ""
     """Logical id of the function's execution role (its calls are signed as that role)."""
     module: Any = None
@@ -758,7 +758,7 @@ class PipelineHarness:
 
     def _create_jumpstart_objects(self) -> None:
         """JumpStart's public bucket and the objects the training job reads (script, base model)."""
-        from stacks.constructs.jumpstart_lock import JumpStartLock
+        from stacks.training.jumpstart_lock import JumpStartLock
 
         uris = JumpStartLock.load().regions[REGION]
         s3 = self.client("s3")

@@ -1,4 +1,5 @@
-"""Pipeline tests import the Lambda code as the runtime does: from lambda/pipeline on sys.path."""
+"""Pipeline tests import the Lambda code as the runtime does: each pipeline unit's runtime folder on sys.path
+(stacks/<capability>/runtime; their module names do not clash)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import pytest
 
 from tests.conftest import ROOT
 
-LAMBDA_DIR = ROOT / "lambda" / "pipeline"
-if str(LAMBDA_DIR) not in sys.path:
-    sys.path.insert(0, str(LAMBDA_DIR))
+RUNTIME_DIRS = [ROOT / "stacks" / unit / "runtime" for unit in ("intake", "training", "serving", "monitoring", "cleanup")]
+for _runtime in RUNTIME_DIRS:
+    if str(_runtime) not in sys.path:
+        sys.path.insert(0, str(_runtime))
 
 
 def png_bytes(width: int = 512, height: int = 512, color=(200, 30, 30)) -> bytes:

@@ -1,4 +1,4 @@
-"""Autoscaling of the asynchronous endpoint (lambda/pipeline/autoscaling.py) against moto's
+"""Autoscaling of the asynchronous endpoint (stacks/serving/runtime/autoscaling.py) against moto's
 Application Auto Scaling and CloudWatch: what is registered, and what deregistering removes."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.pipeline.conftest import LAMBDA_DIR  # noqa: F401 (lambda/pipeline on sys.path)
+from tests.pipeline.conftest import RUNTIME_DIRS  # noqa: F401 (the runtime folders on sys.path)
 
 import autoscaling  # noqa: E402
 

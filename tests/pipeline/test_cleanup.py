@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.pipeline.conftest import LAMBDA_DIR  # noqa: F401 (lambda/pipeline on sys.path)
+from tests.pipeline.conftest import RUNTIME_DIRS  # noqa: F401 (the runtime folders on sys.path)
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/hosting"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 
-from stacks.constructs.deploy_workflow import HistoryBudget
-from stacks.constructs.model_registry import DEPLOY_LOCK_ID
+from stacks.serving.workflow import HistoryBudget
+from stacks.contract import DEPLOY_LOCK_ID
 from tests.harness import PipelineHarness, SageMakerSimulator
 from tests.harness.limits import STATE_LIMIT_BYTES
 from tests.pipeline.conftest import dog_photos, png_bytes

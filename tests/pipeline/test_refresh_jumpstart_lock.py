@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from scripts import refresh_jumpstart_lock as refresh
-from stacks.constructs.jumpstart_lock import LOCK_FILE, JumpStartLock
+from stacks.training.jumpstart_lock import LOCK_FILE, JumpStartLock
 from tests.conftest import ROOT
 
 FIXTURE = ROOT / "tests" / "fixtures" / "jumpstart"

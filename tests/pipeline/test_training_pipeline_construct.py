@@ -10,7 +10,7 @@ import pytest
 from aws_cdk import assertions
 from aws_cdk.assertions import Match, Template
 
-from stacks.constructs.jumpstart_lock import JumpStartLock
+from stacks.training.jumpstart_lock import JumpStartLock
 from tests.conftest import synth_stack
 
 
@@ -181,7 +181,7 @@ def test_function_environments_are_what_the_handlers_read(resources, monkeypatch
     import importlib
     import sys
 
-    from tests.pipeline.conftest import LAMBDA_DIR  # noqa: F401 (puts lambda/pipeline on sys.path)
+    from tests.pipeline.conftest import RUNTIME_DIRS  # noqa: F401 (the runtime folders on sys.path)
 
     functions = {k: v for k, v in by_type(resources, "AWS::Lambda::Function").items() if k.startswith("Pipeline")}
     seen = set()

@@ -78,7 +78,7 @@ def test_photos_dropped_on_the_page_train_a_model_that_goes_live(synthesized, pa
         spec = h.api_function
         staged_rules = spec.code_dir / "dataset_rules.py"
         assert not staged_rules.is_symlink()  # CDK followed the link: the file itself is in the asset
-        assert staged_rules.read_bytes() == (ROOT / "lambda" / "pipeline" / "dataset_rules.py").read_bytes()
+        assert staged_rules.read_bytes() == (ROOT / "stacks" / "intake" / "runtime" / "dataset_rules.py").read_bytes()
         handler = load(spec.code_dir, "handler", {**spec.environment, "POWERTOOLS_TRACE_DISABLED": "true",
                                                   "POWERTOOLS_METRICS_DISABLED": "true"})
         stop = threading.Event()

@@ -1,1 +1,0 @@
-../pipeline/dataset_rules.py

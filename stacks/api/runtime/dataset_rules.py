@@ -1,0 +1,1 @@
+../../intake/runtime/dataset_rules.py

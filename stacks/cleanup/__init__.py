@@ -1,0 +1,1 @@
+"""Cleanup: on stack deletion, the SageMaker resources the pipeline created at run time."""

@@ -1,0 +1,116 @@
+"""Names two sides share: the constructs, the Lambda functions they deploy, and the CLI.
+
+Defined once here and imported on both sides, never retyped. Constructs and the CLI import it as
+`stacks.contract`; every Lambda asset carries this very file as `contract.py` (a symlink in each
+`stacks/<capability>/runtime/` folder), which the handlers import as `contract`.
+Plain values only: this module imports nothing, so it runs in any Lambda asset unchanged.
+"""
+
+# ---- S3 prefixes of the data bucket ----
+DATASETS_PREFIX = "datasets/"
+"""Photos of a dataset under datasets/<name>/: an upload here starts a training."""
+# Where the pipeline copies an accepted snapshot for the training job. Its first path part is not
+# a valid dataset name, so uploads the pipeline makes there never trigger a training.
+STAGING_PREFIX = DATASETS_PREFIX + "_pipeline/"
+MODELS_PREFIX = "models/"
+"""A model's artifacts, dataset report and snapshot list: models/<dataset>/<version>/."""
+GENERATED_PREFIX = "generated/"
+"""Generated images: generated/<generationId>/<index>.jpg."""
+# Where the CLI and the web page stage a dataset's images before committing them into datasets/<name>/:
+# uploads/<name>/<token>/ (outside datasets/, so staging never triggers the pipeline).
+UPLOADS_PREFIX = "uploads/"
+# Asynchronous inference: the API's request objects, SageMaker's answers and failures.
+INFERENCE_PREFIX = "inference/"
+INFERENCE_REQUESTS_PREFIX = INFERENCE_PREFIX + "requests/"
+INFERENCE_OUTPUTS_PREFIX = INFERENCE_PREFIX + "outputs/"
+INFERENCE_FAILURES_PREFIX = INFERENCE_PREFIX + "failures/"
+
+# ---- the model registry (modelId partition key) ----
+LIVE_POINTER_ID = "__live__"
+"""Registry item that points at the live model (see docs/pipeline.md for the item layout)."""
+# Model statuses, in the order a model normally goes through them.
+STATUS_VALIDATING = "validating"
+STATUS_TRAINING = "training"
+STATUS_DEPLOYING = "deploying"
+STATUS_LIVE = "live"
+STATUS_RETIRED = "retired"
+STATUS_FAILED = "failed"
+
+# ---- the pipeline-state table (pk partition key) ----
+DATASET_ITEM_PREFIX = "dataset#"  # quiet-window debounce of one dataset's uploads
+SNAPSHOT_ITEM_PREFIX = "snapshot#"  # "this dataset snapshot was already taken on": blocks duplicates
+DEPLOY_LOCK_ID = "deploy-lock"  # the one deployment allowed at a time
+ENDPOINT_WAITER_PREFIX = "endpoint-waiter#"  # a deployment's parked wait for its endpoint
+
+# ---- the endpoint ----
+VARIANT_NAME = "AllTraffic"
+"""The endpoint's one production variant (the deploy workflow names it; autoscaling scales it)."""
+
+# ---- custom metrics ----
+METRICS_NAMESPACE = "DreamBoothPipeline"
+"""Namespace of every custom metric of this project (Powertools' POWERTOOLS_METRICS_NAMESPACE)."""
+# Powertools adds a `service` dimension (POWERTOOLS_SERVICE_NAME) to every metric it emits.
+PIPELINE_SERVICE = "dreambooth-pipeline"
+API_SERVICE = "inference-api"
+RESULTS_SERVICE = "generation-results"
+METRIC_ENDPOINT_IN_SERVICE = "EndpointInService"
+METRIC_ENDPOINT_TRANSITION_MINUTES = "EndpointTransitionMinutes"
+METRIC_GENERATIONS_REQUESTED = "GenerationsRequested"  # every accepted generation (API_SERVICE)
+METRIC_GENERATIONS_SUCCEEDED = "GenerationsSucceeded"  # from SageMaker's notices (RESULTS_SERVICE)
+METRIC_GENERATIONS_FAILED = "GenerationsFailed"
+
+
+class ApiEnv:
+    """Environment variables the InferenceApi construct sets for the API's functions (settings.py reads them)."""
+
+    GENERATIONS_TABLE = "GENERATIONS_TABLE"
+    REGISTRY_TABLE = "REGISTRY_TABLE"
+    BUCKET_NAME = "BUCKET_NAME"
+    ENDPOINT_NAME = "ENDPOINT_NAME"
+    DEPLOY_STATE_MACHINE_ARN = "DEPLOY_STATE_MACHINE_ARN"
+    TRAINING_STATE_MACHINE_ARN = "TRAINING_STATE_MACHINE_ARN"
+    MAX_WAIT_S = "MAX_WAIT_SECONDS"
+    GENERATION_TTL_DAYS = "GENERATION_TTL_DAYS"
+    IMAGE_URL_EXPIRY_S = "IMAGE_URL_EXPIRY_SECONDS"
+    IMAGE_SIGNER_ROLE_ARN = "IMAGE_SIGNER_ROLE_ARN"
+    CORS_ALLOW_ORIGIN = "CORS_ALLOW_ORIGIN"
+    API_AUTH = "API_AUTH"
+    IDLE_MINUTES = "IDLE_MINUTES"
+    REQUEST_PREFIX = "ASYNC_REQUEST_PREFIX"
+    REQUEST_TTL_S = "ASYNC_REQUEST_TTL_SECONDS"
+    INVOCATION_TIMEOUT_S = "ASYNC_INVOCATION_TIMEOUT_SECONDS"
+    INSTANCE_START_MINUTES = "INSTANCE_START_MINUTES"
+    PENDING_INDEX = "PENDING_INDEX_NAME"
+
+
+class PipelineEnv:
+    """Environment variables the pipeline's constructs set for its functions (intake, training, serving,
+    monitoring); the dataset-judging ones are also set on the API's function (its dataset commit)."""
+
+    BUCKET_NAME = "BUCKET_NAME"
+    # how datasets are judged (dataset_rules.JudgeSettings)
+    DEFAULT_INSTANCE_PROMPT = "DEFAULT_INSTANCE_PROMPT"
+    DEFAULT_CLASS_PROMPT = "DEFAULT_CLASS_PROMPT"
+    DEFAULT_HYPERPARAMETERS = "DEFAULT_HYPERPARAMETERS"
+    TRAINING_INSTANCE_TYPE = "TRAINING_INSTANCE_TYPE"
+    MIN_IMAGES = "MIN_IMAGES"
+    MAX_IMAGES = "MAX_IMAGES"
+    MAX_IMAGE_BYTES = "MAX_IMAGE_BYTES"
+    TRAINING_SCRIPT_URI = "TRAINING_SCRIPT_URI"
+    # the upload listener
+    STATE_TABLE_NAME = "STATE_TABLE_NAME"
+    TRAINING_STATE_MACHINE_ARN = "TRAINING_STATE_MACHINE_ARN"
+    TOPIC_ARN = "TOPIC_ARN"
+    QUIET_WINDOW_S = "QUIET_WINDOW_SECONDS"
+    # model packaging
+    INFERENCE_SCRIPT_URI = "INFERENCE_SCRIPT_URI"
+    # endpoint autoscaling
+    MAX_INSTANCES = "MAX_INSTANCES"
+    TARGET_BACKLOG_PER_INSTANCE = "TARGET_BACKLOG_PER_INSTANCE"
+    IDLE_MINUTES = "IDLE_MINUTES"
+    # the report of runs that ended uncaught
+    REGISTRY_TABLE_NAME = "REGISTRY_TABLE_NAME"
+    DEPLOY_STATE_MACHINE_ARN = "DEPLOY_STATE_MACHINE_ARN"
+    TRAINING_STATUSES = "TRAINING_STATUSES"
+    DEPLOY_STATUSES = "DEPLOY_STATUSES"
+    FAILED_STATUS = "FAILED_STATUS"

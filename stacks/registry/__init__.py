@@ -1,0 +1,1 @@
+"""Registry: the model registry and pipeline-state tables."""

@@ -1,0 +1,1 @@
+"""Serving: the deploy workflow (model, endpoint config, endpoint), the endpoint waiters and autoscaling."""

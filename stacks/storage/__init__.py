@@ -1,0 +1,1 @@
+"""Storage: the data bucket (datasets/, models/, generated/, inference/, uploads/)."""

@@ -1,0 +1,105 @@
+"""Training: a validated dataset snapshot -> a trained, packaged model handed to the deploy workflow.
+
+The training state machine (workflow.py: quiet window, snapshot, validation, the JumpStart
+fine-tune with `createTrainingJob.sync`, packaging, then the deploy state machine) and the two
+functions only it runs: ExplainFailure (runtime/training_failure.py: a failed job in one line,
+retryable or not) and PackageModel (runtime/model_package.py: JumpStart's inference code into the
+model's output when it lacks it). The roles the jobs and the endpoint run with are in roles.py;
+the pinned JumpStart values in jumpstart_lock.py (stacks/training/jumpstart.lock.json).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
+
+from stacks.config import TrainingConfig
+from stacks.contract import METRICS_NAMESPACE, MODELS_PREFIX, PipelineEnv
+from stacks.monitoring.notifications import Notifications
+from stacks.shared.functions import PipelineFunctions
+from stacks.shared.nag import acknowledge, acknowledge_prefix_grants, arn_prefix
+from stacks.training.jumpstart_lock import JumpStartArtifacts, JumpStartLock
+from stacks.training.roles import SageMakerRoles
+from stacks.training.workflow import TrainingWorkflow
+
+
+class TrainingTasks:
+    """The functions only the training workflow runs (construct ids ExplainFailure, PackageModel).
+
+    Attributes: explain_function, package_function.
+    """
+
+    def __init__(self, functions: PipelineFunctions, *, bucket: s3.IBucket, artifacts: JumpStartArtifacts) -> None:
+        self.explain_function = functions.function(
+            "ExplainFailure", "training", "training_failure.handler", {}, timeout_s=30,
+            description="Turns a training failure into one line and says whether a retrain can help")
+        # After training: JumpStart's inference code into <output>/code/ when the output lacks it.
+        self.package_function = functions.function(
+            "PackageModel", "training", "model_tasks.package",
+            {PipelineEnv.INFERENCE_SCRIPT_URI: artifacts.inference_script_uri},
+            timeout_s=300, memory_mb=512, description="Adds JumpStart's inference code to a trained model's output")
+        bucket.grant_read(self.package_function, f"{MODELS_PREFIX}*")
+        bucket.grant_put(self.package_function, f"{MODELS_PREFIX}*")
+        self.package_function.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:GetObject"], resources=[artifacts.inference_script_arn]))
+        acknowledge_prefix_grants(self.package_function.role, bucket, MODELS_PREFIX, writes=True)
+
+
+class Training:
+    """The training state machine (construct ids Training for the workflow, TrainingStateMachine).
+
+    Props: the registry and state tables, the notifications, the dataset functions (intake) and the
+    training tasks it runs, the SageMaker roles and JumpStart values, and the deploy state machine's
+    name (started with `startExecution.sync`).
+    Attributes: training_state_machine, training_name.
+    """
+
+    def __init__(self, functions: PipelineFunctions, *, registry_table: dynamodb.ITable,
+                 state_table: dynamodb.ITable, notifications: Notifications, dataset_functions: tuple[
+                     lambda_.IFunction, lambda_.IFunction, lambda_.IFunction], tasks: TrainingTasks,
+                 roles: SageMakerRoles, artifacts: JumpStartArtifacts, lock: JumpStartLock,
+                 training: TrainingConfig, training_name: str, deploy_name: str) -> None:
+        scope = functions.scope
+        stack = Stack.of(scope)
+        self.training_name = training_name
+        snapshot_function, validate_function, retrain_function = dataset_functions
+        workflow = TrainingWorkflow(
+            scope, "Training",
+            registry_table=registry_table, state_table=state_table, topic=notifications.topic,
+            snapshot_function=snapshot_function, validate_function=validate_function,
+            retrain_function=retrain_function, explain_function=tasks.explain_function,
+            package_function=tasks.package_function, training_role=roles.training_role,
+            training_image=artifacts.training_image, base_model_uri=artifacts.base_model_uri,
+            metric_definitions=lock.metric_definitions, instance_type=training.instance_type,
+            max_runtime_s=training.max_runtime_minutes * 60,
+            spot_max_wait_s=training.spot_max_wait_minutes * 60 if training.spot else None,
+            metrics_namespace=METRICS_NAMESPACE,
+            quiet_window_s=training.quiet_window_s,
+            # Imported by name so that the grant reads `execution:<name>*` rather than a split ARN.
+            deploy_state_machine=sfn.StateMachine.from_state_machine_name(scope, "DeployByName", deploy_name),
+        )
+        self.training_state_machine = functions.state_machine("TrainingStateMachine", workflow.definition,
+                                                              training_name)
+        workflow.grant_training(self.training_state_machine.role)
+        acknowledge(
+            self.training_state_machine.role,
+            "Training jobs are named per model version at run time.",
+            f"AwsSolutions-IAM5[Resource::{arn_prefix(scope, 'sagemaker')}training-job/*]",
+        )
+        acknowledge(
+            self.training_state_machine.role,
+            "The deploy state machine's executions are named per model at run time (startExecution.sync "
+            "describes and stops them).",
+            f"AwsSolutions-IAM5[Resource::{arn_prefix(scope, 'states')}execution:{deploy_name}*]",
+        )
+        acknowledge(
+            self.training_state_machine.role,
+            "CDK's LambdaInvoke task grants the function and its versions (`<arn>:*`).",
+            *(f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(fn.node.default_child)}.Arn>:*]"
+              for fn in (snapshot_function, validate_function, retrain_function,
+                         tasks.explain_function, tasks.package_function)),
+        )
