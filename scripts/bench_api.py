@@ -44,6 +44,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
+from stacks.config import INSTANCE_START_MINUTES, ApiConfig, ServingConfig, TrainingConfig
+
 ROOT = Path(__file__).resolve().parent.parent
 CODE = ROOT / "lambda" / "api"
 REGION = "us-east-1"
@@ -72,6 +74,16 @@ FUNCTION_ENV = {
     "MIN_IMAGES": "3",
     "MAX_IMAGES": "100",
     "MAX_IMAGE_BYTES": str(20 * 1024 * 1024),
+    "DEFAULT_CLASS_PROMPT": TrainingConfig.default_class_prompt,
+    # The settings the stack always passes (the functions have no defaults of their own), at their defaults
+    "MAX_WAIT_SECONDS": str(ApiConfig.max_wait_s),
+    "GENERATION_TTL_DAYS": str(ApiConfig.generation_ttl_days),
+    "IMAGE_URL_EXPIRY_SECONDS": str(ApiConfig.image_url_expiry_s),
+    "API_AUTH": ApiConfig.auth,
+    "ASYNC_REQUEST_TTL_SECONDS": str(ServingConfig.request_ttl_minutes * 60),
+    "ASYNC_INVOCATION_TIMEOUT_SECONDS": str(ServingConfig.invocation_timeout_s),
+    "INSTANCE_START_MINUTES": str(INSTANCE_START_MINUTES),
+    "IDLE_MINUTES": str(ServingConfig.idle_minutes),
 }
 # Fake credentials; any call that escaped the canned answers would go to a closed local port.
 SAFE_ENV = {

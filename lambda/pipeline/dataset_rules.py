@@ -690,7 +690,7 @@ class JudgeSettings:
     def from_environ(cls, environ: Mapping[str, str]) -> "JudgeSettings":
         return cls(
             default_instance_prompt=environ[ENV_DEFAULT_INSTANCE_PROMPT],
-            default_class_prompt=environ.get(ENV_DEFAULT_CLASS_PROMPT, ""),
+            default_class_prompt=environ[ENV_DEFAULT_CLASS_PROMPT],
             default_hyperparameters=json.loads(environ[ENV_DEFAULT_HYPERPARAMETERS]),
             training_instance_type=environ[ENV_TRAINING_INSTANCE_TYPE],
             limits=Limits(min_images=int(environ[ENV_MIN_IMAGES]), max_images=int(environ[ENV_MAX_IMAGES]),

@@ -46,7 +46,7 @@ class Settings:
         return cls(
             bucket=environ["BUCKET_NAME"],
             default_instance_prompt=environ["DEFAULT_INSTANCE_PROMPT"],
-            default_class_prompt=environ.get("DEFAULT_CLASS_PROMPT", ""),
+            default_class_prompt=environ["DEFAULT_CLASS_PROMPT"],
             default_hyperparameters=json.loads(environ["DEFAULT_HYPERPARAMETERS"]),
             training_instance_type=environ["TRAINING_INSTANCE_TYPE"],
             training_script_uri=environ["TRAINING_SCRIPT_URI"],
