@@ -68,12 +68,12 @@ FUNCTION_ENV = {
     "POWERTOOLS_METRICS_NAMESPACE": "DreamBoothPipeline",
     "POWERTOOLS_LOG_LEVEL": "INFO",
     # How datasets are judged (dataset_rules.JudgeSettings: the dataset commit route), as the stack sets it
-    "DEFAULT_INSTANCE_PROMPT": "a photo of sks {dataset}",
+    "DEFAULT_INSTANCE_PROMPT": TrainingConfig.default_instance_prompt,
     "DEFAULT_HYPERPARAMETERS": "{}",
-    "TRAINING_INSTANCE_TYPE": "ml.g4dn.2xlarge",
-    "MIN_IMAGES": "3",
-    "MAX_IMAGES": "100",
-    "MAX_IMAGE_BYTES": str(20 * 1024 * 1024),
+    "TRAINING_INSTANCE_TYPE": TrainingConfig.instance_type,
+    "MIN_IMAGES": str(TrainingConfig.min_images),
+    "MAX_IMAGES": str(TrainingConfig.max_images),
+    "MAX_IMAGE_BYTES": str(TrainingConfig.max_image_mb * 1024 * 1024),
     "DEFAULT_CLASS_PROMPT": TrainingConfig.default_class_prompt,
     # The settings the stack always passes (the functions have no defaults of their own), at their defaults
     "MAX_WAIT_SECONDS": str(ApiConfig.max_wait_s),
