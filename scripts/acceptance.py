@@ -55,7 +55,7 @@ EMULATOR_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
     "POWERTOOLS_METRICS_DISABLED": "true", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
 }
-# Short waits on the emulator; a deployed stack uses cdk.json's values.
+# Short waits on the emulator; a deployed stack uses the configured values.
 EMULATOR_CONTEXT = {"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5}
 EMULATED_NOTE = ("SageMaker is emulated (tests/harness/sagemaker_sim.py): no training job ran and no model was "
                  "loaded; the images are placeholders, and every duration and cost below is the emulator's, "

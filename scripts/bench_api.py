@@ -44,6 +44,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
+from stacks.config import INSTANCE_START_MINUTES, ApiConfig, ServingConfig, TrainingConfig
 from stacks.contract import API_SERVICE, LIVE_POINTER_ID, METRICS_NAMESPACE, VARIANT_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,12 +69,22 @@ FUNCTION_ENV = {
     "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
     "POWERTOOLS_LOG_LEVEL": "INFO",
     # How datasets are judged (dataset_rules.JudgeSettings: the dataset commit route), as the stack sets it
-    "DEFAULT_INSTANCE_PROMPT": "a photo of sks {dataset}",
+    "DEFAULT_INSTANCE_PROMPT": TrainingConfig.default_instance_prompt,
     "DEFAULT_HYPERPARAMETERS": "{}",
-    "TRAINING_INSTANCE_TYPE": "ml.g4dn.2xlarge",
-    "MIN_IMAGES": "3",
-    "MAX_IMAGES": "100",
-    "MAX_IMAGE_BYTES": str(20 * 1024 * 1024),
+    "TRAINING_INSTANCE_TYPE": TrainingConfig.instance_type,
+    "MIN_IMAGES": str(TrainingConfig.min_images),
+    "MAX_IMAGES": str(TrainingConfig.max_images),
+    "MAX_IMAGE_BYTES": str(TrainingConfig.max_image_mb * 1024 * 1024),
+    "DEFAULT_CLASS_PROMPT": TrainingConfig.default_class_prompt,
+    # The settings the stack always passes (the functions have no defaults of their own), at their defaults
+    "MAX_WAIT_SECONDS": str(ApiConfig.max_wait_s),
+    "GENERATION_TTL_DAYS": str(ApiConfig.generation_ttl_days),
+    "IMAGE_URL_EXPIRY_SECONDS": str(ApiConfig.image_url_expiry_s),
+    "API_AUTH": ApiConfig.auth,
+    "ASYNC_REQUEST_TTL_SECONDS": str(ServingConfig.request_ttl_minutes * 60),
+    "ASYNC_INVOCATION_TIMEOUT_SECONDS": str(ServingConfig.invocation_timeout_s),
+    "INSTANCE_START_MINUTES": str(INSTANCE_START_MINUTES),
+    "IDLE_MINUTES": str(ServingConfig.idle_minutes),
 }
 # Fake credentials; any call that escaped the canned answers would go to a closed local port.
 SAFE_ENV = {

@@ -1,7 +1,7 @@
 """Benchmark: what the pipeline adds on top of SageMaker's own work, on the offline harness.
 
     python -m scripts.bench_pipeline [--training-s 20] [--endpoint-s 30] [--quiet-window-s 10]
-                                     [--poll-s <endpointPollSeconds from cdk.json>] [--runs 1]
+                                     [--poll-s <endpointPollSeconds' default>] [--runs 1]
 
 Runs the synthesized state machines on moto (tests/harness) with simulated SageMaker durations
 (SageMaker's endpoint state-change events delivered, unless --lose-endpoint-events),
@@ -18,7 +18,6 @@ Time is real: a run takes about quiet window + training + endpoint + a few secon
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -82,13 +81,14 @@ def projected_transitions(measured: dict, endpoint_s: float, poll_s: int, events
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    cdk_context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    from stacks.config import ServingConfig
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--training-s", type=float, default=20.0, help="simulated training job duration")
     parser.add_argument("--endpoint-s", type=float, default=30.0, help="simulated endpoint creation/update duration")
     parser.add_argument("--quiet-window-s", type=int, default=10, help="quiet window (quietWindowSeconds)")
-    parser.add_argument("--poll-s", type=int, default=int(cdk_context.get("endpointPollSeconds", 30)),
-                        help="DescribeEndpoint interval (endpointPollSeconds; default: cdk.json)")
+    parser.add_argument("--poll-s", type=int, default=ServingConfig.endpoint_poll_s,
+                        help=f"DescribeEndpoint interval (endpointPollSeconds; default {ServingConfig.endpoint_poll_s})")
     parser.add_argument("--runs", type=int, default=1, help="runs of each kind (create, update)")
     parser.add_argument("--lose-endpoint-events", action="store_true",
                         help="drop SageMaker's endpoint state-change events (polling alone)")

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from scripts import acceptance
+from stacks.config import TrainingConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "rehearsal-out"
@@ -40,7 +41,7 @@ DATASET = "rehearsal-sample"
 SAMPLE_COUNT = 4
 INSTANCE_PROMPT = "a photo of sks rehearsal toy"
 GENERATION = {"prompt": f"{INSTANCE_PROMPT} on a beach at sunset", "num_images": 2, "seed": 42}
-# Short waits so the rehearsal takes seconds; a deployed stack uses cdk.json's values.
+# Short waits so the rehearsal takes seconds; a deployed stack uses the configured values.
 REHEARSAL_CONTEXT = acceptance.EMULATOR_CONTEXT
 EMULATED = ("SageMaker is emulated (tests/harness/sagemaker_sim.py): no training job ran and no model "
             "was loaded; the images are placeholders drawn by the simulator, not model output.")
@@ -97,7 +98,7 @@ def run(out_root: Path = DEFAULT_OUT, *, training_s: float = 2.0, endpoint_s: fl
         "API Gateway's proxy event (no auth/throttling).",
         EMULATED,
         f"Durations shortened for the rehearsal: quiet window {REHEARSAL_CONTEXT['quietWindowSeconds']}s "
-        f"(deployed: cdk.json's quietWindowSeconds), simulated training {training_s:g}s and endpoint "
+        f"(deployed: quietWindowSeconds, default {TrainingConfig.quiet_window_s}s), simulated training {training_s:g}s and endpoint "
         f"{endpoint_s:g}s (real: tens of minutes).",
     ]
     if report.model_id:

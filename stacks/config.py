@@ -1,8 +1,11 @@
 """Typed, frozen settings read once from CDK context.
 
-Every setting has a default (see the README's configuration table) and can be overridden in
-`cdk.json` or on the command line (`npx cdk deploy -c bucketName=my-bucket`). Values given on
-the command line arrive as strings, so every parser accepts both the typed value and its text.
+Each setting (its context key, default, allowed values and meaning) is declared once, as a
+`Setting` on the config dataclass field it fills; the README's and docs' configuration tables are
+written from them (`python -m scripts.settings_table`). A setting can be overridden in `cdk.json`
+(which carries none by default) or on the command line (`npx cdk deploy -c bucketName=my-bucket`).
+Values given on the command line arrive as strings, so every parser accepts both the typed value
+and its text.
 A bad value raises `ConfigError`, which names the key and what is allowed; `app.py` turns it
 into a one-line message and a failed synth.
 """
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping, Optional
 
 # Tag put on the bucket this project creates; the deploy-time bucket chooser finds earlier
@@ -29,16 +32,6 @@ BUCKET_DECISION_CONTEXT_PREFIX = "dreambooth-bucket"
 def bucket_decision_key(stack_name: str, account: str, region: str) -> str:
     return f"{BUCKET_DECISION_CONTEXT_PREFIX}:stack={stack_name}:account={account}:region={region}"
 
-
-class ConfigError(ValueError):
-    """A context value is missing, of the wrong type or out of range."""
-
-    def __init__(self, key: str, value: Any, allowed: str):
-        super().__init__(f"Invalid value {value!r} for context key '{key}': {allowed}.")
-        self.key = key
-
-
-Context = Callable[[str], Any]
 
 # SageMaker's longest training job (MaxRuntimeInSeconds / MaxWaitTimeInSeconds): 28 days.
 MAX_TRAINING_MINUTES = 28 * 24 * 60
@@ -58,45 +51,6 @@ session started from a role's session) must last until the `expires_at` the API 
 _KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/(mrk-[0-9a-f]{32}|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12})$")
 
 
-def _int(ctx: Context, key: str, default: int, minimum: int, maximum: int) -> int:
-    raw = ctx(key)
-    if raw is None:
-        return default
-    allowed = f"expected a whole number from {minimum} to {maximum}"
-    if isinstance(raw, bool):
-        raise ConfigError(key, raw, allowed)
-    try:
-        value = int(raw) if isinstance(raw, int) else int(str(raw).strip())
-    except ValueError:
-        raise ConfigError(key, raw, allowed) from None
-    if not minimum <= value <= maximum:
-        raise ConfigError(key, raw, allowed)
-    return value
-
-
-def _bool(ctx: Context, key: str, default: bool) -> bool:
-    raw = ctx(key)
-    if raw is None:
-        return default
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in ("true", "yes", "1"):
-        return True
-    if text in ("false", "no", "0"):
-        return False
-    raise ConfigError(key, raw, "expected true or false")
-
-
-def _optional_str(ctx: Context, key: str, pattern: re.Pattern[str], allowed: str) -> Optional[str]:
-    raw = ctx(key)
-    if raw is None or raw == "":
-        return None
-    if not isinstance(raw, str) or not pattern.match(raw):
-        raise ConfigError(key, raw, allowed)
-    return raw
-
-
 # The botocore SageMaker model's enums of what CreateTrainingJob and CreateEndpointConfig accept.
 TRAINING_INSTANCE_SHAPE = "TrainingInstanceType"
 ENDPOINT_INSTANCE_SHAPE = "ProductionVariantInstanceType"
@@ -109,121 +63,333 @@ def sagemaker_instance_types(shape: str) -> tuple[str, ...]:
     return tuple(botocore.session.get_session().get_service_model("sagemaker").shape_for(shape).enum)
 
 
-def _instance_type(ctx: Context, key: str, default: str, shape: str) -> str:
-    raw = ctx(key)
-    if raw is None:
-        return default
-    match = _INSTANCE_TYPE.match(raw) if isinstance(raw, str) else None
-    if not match or match.group("family") not in GPU_INSTANCE_FAMILIES:
-        raise ConfigError(
-            key,
-            raw,
-            "expected a SageMaker GPU instance type such as ml.g4dn.2xlarge "
-            f"(families: {', '.join(GPU_INSTANCE_FAMILIES)})",
-        )
-    offered = sagemaker_instance_types(shape)
-    if raw not in offered:
-        family = match.group("family")
-        sizes = [t for t in offered if t.split(".")[1] == family]
-        raise ConfigError(key, raw, f"SageMaker does not offer it ({shape} in botocore's service model); "
-                                    f"{family} sizes it offers: {', '.join(sizes) or 'none'}")
-    return raw
+class ConfigError(ValueError):
+    """A context value is missing, of the wrong type or out of range."""
+
+    def __init__(self, key: str, value: Any, allowed: str):
+        super().__init__(f"Invalid value {value!r} for context key '{key}': {allowed}.")
+        self.key = key
+
+
+Context = Callable[[str], Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Setting:
+    """One setting: its cdk context key, default, what it accepts and what it means, declared once.
+
+    The config dataclasses below declare each field with `setting(...)`: the field's default, the
+    `from_context` parsing and its error, and the configuration tables of the README and docs/
+    (`python -m scripts.settings_table`, checked by tests/test_settings_docs.py) all come from it.
+    """
+
+    key: str
+    default: Any
+    description: str
+    shown_default: Optional[str] = None
+    """How the tables show a default that follows from another setting."""
+    note: str = ""
+    """A limit that depends on another setting, added to the tables' "allowed" column."""
+
+    def read(self, ctx: Context) -> Any:
+        raw = ctx(self.key)
+        return self.default if raw is None else self.parse(raw)
+
+    def parse(self, raw: Any) -> Any:
+        raise NotImplementedError
+
+    def refuse(self, raw: Any, allowed: Optional[str] = None) -> ConfigError:
+        return ConfigError(self.key, raw, allowed or self.rule)
+
+    @property
+    def rule(self) -> str:
+        """What the error message says is allowed."""
+        raise NotImplementedError
+
+    @property
+    def allowed(self) -> str:
+        """What the tables say is allowed."""
+        raise NotImplementedError
+
+    @property
+    def default_text(self) -> str:
+        if self.shown_default is not None:
+            return self.shown_default
+        if self.default is None:
+            return "none"
+        if self.default == "":
+            return "empty"
+        if isinstance(self.default, bool):
+            return f"`{str(self.default).lower()}`"
+        return f"`{self.default}`"
+
+
+@dataclass(frozen=True, kw_only=True)
+class IntSetting(Setting):
+    minimum: int
+    maximum: int
+    choices: tuple[int, ...] = ()
+    choices_name: str = ""
+    """What the choices are, for the error message (e.g. "CloudWatch Logs' retention values")."""
+
+    @property
+    def rule(self) -> str:
+        return f"expected a whole number from {self.minimum} to {self.maximum}"
+
+    @property
+    def allowed(self) -> str:
+        if self.choices:
+            return f"one of {self.choices_name}: {', '.join(map(str, self.choices))}"
+        return f"{self.minimum}-{self.maximum}"
+
+    def parse(self, raw: Any) -> int:
+        if isinstance(raw, bool):
+            raise self.refuse(raw)
+        try:
+            value = raw if isinstance(raw, int) else int(str(raw).strip())
+        except ValueError:
+            raise self.refuse(raw) from None
+        if not self.minimum <= value <= self.maximum:
+            raise self.refuse(raw)
+        if self.choices and value not in self.choices:
+            raise self.refuse(raw, f"expected one of {self.choices_name}: {', '.join(map(str, self.choices))}")
+        return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class BoolSetting(Setting):
+    rule = "expected true or false"
+    allowed = "`true`, `false`"
+
+    def parse(self, raw: Any) -> bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("true", "yes", "1"):
+            return True
+        if text in ("false", "no", "0"):
+            return False
+        raise self.refuse(raw)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextSetting(Setting):
+    max_length: int
+    allow_empty: bool = False
+
+    @property
+    def rule(self) -> str:
+        return f"expected text of at most {self.max_length} characters" + ("" if self.allow_empty else ", not empty")
+
+    @property
+    def allowed(self) -> str:
+        return f"text, at most {self.max_length} characters" + ("" if self.allow_empty else ", not empty")
+
+    def parse(self, raw: Any) -> str:
+        if not isinstance(raw, str) or len(raw) > self.max_length or (not self.allow_empty and not raw.strip()):
+            raise self.refuse(raw)
+        return raw.strip()
+
+
+@dataclass(frozen=True, kw_only=True)
+class PatternSetting(Setting):
+    """Text matching `pattern`; empty text means the default (none unless given)."""
+
+    pattern: re.Pattern[str]
+    what: str
+    """What a value is, for the error ("expected <what>") and the tables."""
+
+    @property
+    def rule(self) -> str:
+        return f"expected {self.what}"
+
+    @property
+    def allowed(self) -> str:
+        return self.what
+
+    def parse(self, raw: Any) -> Optional[str]:
+        if raw == "":
+            return self.default
+        if not isinstance(raw, str) or not self.pattern.match(raw):
+            raise self.refuse(raw)
+        return raw
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChoiceSetting(Setting):
+    choices: tuple[str, ...]
+
+    @property
+    def rule(self) -> str:
+        return f"expected one of {', '.join(self.choices)}"
+
+    @property
+    def allowed(self) -> str:
+        return ", ".join(f"`{choice}`" for choice in self.choices)
+
+    def parse(self, raw: Any) -> str:
+        if raw not in self.choices:
+            raise self.refuse(raw)
+        return raw
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstanceTypeSetting(Setting):
+    shape: str
+    """The botocore SageMaker shape whose enum lists the instance types the call accepts."""
+
+    @property
+    def rule(self) -> str:
+        return ("expected a SageMaker GPU instance type such as ml.g4dn.2xlarge "
+                f"(families: {', '.join(GPU_INSTANCE_FAMILIES)})")
+
+    @property
+    def allowed(self) -> str:
+        return (f"a GPU instance type (families {', '.join(GPU_INSTANCE_FAMILIES)}) that botocore's "
+                f"`{self.shape}` list has")
+
+    def parse(self, raw: Any) -> str:
+        match = _INSTANCE_TYPE.match(raw) if isinstance(raw, str) else None
+        if not match or match.group("family") not in GPU_INSTANCE_FAMILIES:
+            raise self.refuse(raw)
+        offered = sagemaker_instance_types(self.shape)
+        if raw not in offered:
+            family = match.group("family")
+            sizes = [t for t in offered if t.split(".")[1] == family]
+            raise self.refuse(raw, f"SageMaker does not offer it ({self.shape} in botocore's service model); "
+                                   f"{family} sizes it offers: {', '.join(sizes) or 'none'}")
+        return raw
+
+
+@dataclass(frozen=True, kw_only=True)
+class OriginSetting(Setting):
+    """A CORS origin: "*", scheme://host[:port], or "none"/empty for no CORS (None)."""
+
+    rule = 'expected "*", an origin such as https://example.com, or "none"'
+    allowed = "`*`, `https://host[:port]`, `none`"
+
+    def parse(self, raw: Any) -> Optional[str]:
+        if raw in ("", "none"):
+            return None
+        if raw == "*" or (isinstance(raw, str) and _ORIGIN.match(raw)):
+            return raw
+        raise self.refuse(raw)
+
+
+def setting(spec: Setting) -> Any:
+    """A config dataclass field whose default, parsing and documentation come from `spec`."""
+    return field(default=spec.default, metadata={"setting": spec})
+
+
+def settings_of(section: type) -> tuple[Setting, ...]:
+    """The settings a config dataclass declares, in field order."""
+    return tuple(f.metadata["setting"] for f in fields(section) if "setting" in f.metadata)
+
+
+def _read(section: type, ctx: Context) -> dict[str, Any]:
+    """{field name: parsed value or default} of every setting the section declares."""
+    return {f.name: f.metadata["setting"].read(ctx) for f in fields(section) if "setting" in f.metadata}
+
+
+_BUCKET_RULE = "an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)"
+
+STACK_NAME = PatternSetting(
+    key="stackName", default="DreamBoothPipeline", pattern=_STACK_NAME,
+    what="a CloudFormation stack name (letters, digits, hyphens)",
+    description="CloudFormation stack name; run-time resource names derive from it")
 
 
 @dataclass(frozen=True)
 class StorageConfig:
     """The data bucket (datasets/, models/, generated/)."""
 
-    bucket_name: Optional[str] = None
-    """Existing bucket to use instead of creating one. It is never created, deleted or reconfigured."""
-    bucket_quota_margin: int = 2
-    """At deploy time, reuse an earlier bucket when fewer than this many more buckets may be created."""
-    generated_expiry_days: int = 30
-    """Days after which generated images expire (0 keeps them forever)."""
-    noncurrent_version_expiry_days: int = 30
-    """Days after which overwritten or deleted object versions expire."""
-    abort_multipart_days: int = 7
-    """Days after which incomplete multipart uploads are aborted."""
-    access_log_bucket_name: Optional[str] = None
-    """Existing bucket that receives S3 server access logs (none by default: see README)."""
-    bucket_kms_key_arn: Optional[str] = None
-    """The customer KMS key a reused bucket's default encryption (SSE-KMS) uses; the roles get
-    kms:Decrypt / kms:GenerateDataKey on it through S3 only. `dreambooth preflight` reads it."""
+    bucket_name: Optional[str] = setting(PatternSetting(
+        key="bucketName", default=None, pattern=_BUCKET_NAME, what=_BUCKET_RULE,
+        description="use this existing bucket instead of creating one (never created, deleted or reconfigured)"))
+    bucket_quota_margin: int = setting(IntSetting(
+        key="bucketQuotaMargin", default=2, minimum=0, maximum=1000,
+        description="at deploy, reuse an earlier bucket when no more than this many more buckets could be created"))
+    generated_expiry_days: int = setting(IntSetting(
+        key="generatedExpiryDays", default=30, minimum=0, maximum=3650,
+        description="generated images under `generated/` expire after this many days (`0`: never)"))
+    noncurrent_version_expiry_days: int = setting(IntSetting(
+        key="noncurrentVersionExpiryDays", default=30, minimum=1, maximum=3650,
+        description="overwritten or deleted object versions expire after this many days"))
+    abort_multipart_days: int = setting(IntSetting(
+        key="abortIncompleteUploadDays", default=7, minimum=1, maximum=365,
+        description="incomplete multipart uploads are aborted after this many days"))
+    access_log_bucket_name: Optional[str] = setting(PatternSetting(
+        key="accessLogBucketName", default=None, pattern=_BUCKET_NAME, what=_BUCKET_RULE,
+        description="existing bucket that receives S3 server access logs (prefix `dreambooth-pipeline/`)"))
+    bucket_kms_key_arn: Optional[str] = setting(PatternSetting(
+        key="bucketKmsKeyArn", default=None, pattern=_KMS_KEY_ARN,
+        what="a KMS key ARN (arn:aws:kms:<region>:<account>:key/<key id>)",
+        description="the customer KMS key a reused bucket's default encryption (SSE-KMS) uses: the roles get "
+                    "`kms:Decrypt` (readers) / `kms:GenerateDataKey` (writers) on it, through S3 only "
+                    "(`kms:ViaService`); `dreambooth preflight` stops with this fix when the bucket needs it"))
 
     @classmethod
     def from_context(cls, ctx: Context) -> "StorageConfig":
-        bucket_rule = "expected an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)"
-        return cls(
-            bucket_name=_optional_str(ctx, "bucketName", _BUCKET_NAME, bucket_rule),
-            bucket_quota_margin=_int(ctx, "bucketQuotaMargin", 2, 0, 1000),
-            generated_expiry_days=_int(ctx, "generatedExpiryDays", 30, 0, 3650),
-            noncurrent_version_expiry_days=_int(ctx, "noncurrentVersionExpiryDays", 30, 1, 3650),
-            abort_multipart_days=_int(ctx, "abortIncompleteUploadDays", 7, 1, 365),
-            access_log_bucket_name=_optional_str(ctx, "accessLogBucketName", _BUCKET_NAME, bucket_rule),
-            bucket_kms_key_arn=_optional_str(ctx, "bucketKmsKeyArn", _KMS_KEY_ARN,
-                                             "expected a KMS key ARN (arn:aws:kms:<region>:<account>:key/<key id>)"),
-        )
-
-
-def _text(ctx: Context, key: str, default: str, max_length: int, allow_empty: bool = False) -> str:
-    raw = ctx(key)
-    if raw is None:
-        return default
-    allowed = f"expected text of at most {max_length} characters" + ("" if allow_empty else ", not empty")
-    if not isinstance(raw, str) or len(raw) > max_length or (not allow_empty and not raw.strip()):
-        raise ConfigError(key, raw, allowed)
-    return raw.strip()
+        return cls(**_read(cls, ctx))
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
     """The fine-tuning job and the dataset checks in front of it (used by the training pipeline)."""
 
-    instance_type: str = "ml.g4dn.2xlarge"
-    max_runtime_minutes: int = 120
-    """Hard limit on one training job (SageMaker StoppingCondition.MaxRuntimeInSeconds)."""
-    quiet_window_s: int = 120
-    """Training starts once no file has arrived under datasets/<name>/ for this long."""
-    default_instance_prompt: str = "a photo of sks {dataset}"
-    """Prompt used when a dataset has no dataset_info.json; `{dataset}` becomes the dataset name."""
-    default_class_prompt: str = ""
-    """Class prompt used when dataset_info.json gives none (only needed with prior preservation)."""
-    min_images: int = 3
-    max_images: int = 100
-    max_image_mb: int = 20
-    spot: bool = True
-    """Managed spot training (EnableManagedSpotTraining): a fraction of the on-demand price; when spot
-    capacity does not come within spot_max_wait_minutes, the same snapshot is trained on demand."""
-    spot_max_wait_minutes: int = 150
-    """Spot only: longest the spot job may take, waiting for capacity included (MaxWaitTimeInSeconds).
-    At least max_runtime_minutes; default max_runtime_minutes + SPOT_CAPACITY_WAIT_MINUTES."""
+    instance_type: str = setting(InstanceTypeSetting(
+        key="trainingInstanceType", default="ml.g4dn.2xlarge", shape=TRAINING_INSTANCE_SHAPE,
+        description="SageMaker GPU instance type for fine-tuning (so `ml.p3.xlarge` or `ml.g5.3xlarge`, "
+                    "which SageMaker does not train on, are refused at synth)"))
+    max_runtime_minutes: int = setting(IntSetting(
+        key="trainingMaxRuntimeMinutes", default=120, minimum=10, maximum=MAX_TRAINING_MINUTES,
+        description="hard stop of one training job (SageMaker StoppingCondition.MaxRuntimeInSeconds)"))
+    spot: bool = setting(BoolSetting(
+        key="spotTraining", default=True,
+        description="train on managed spot capacity (a fraction of the on-demand price); when it does not come "
+                    "within `spotMaxWaitMinutes`, the same photos are trained again on demand at once "
+                    "(see Spot training in docs/pipeline.md)"))
+    spot_max_wait_minutes: int = setting(IntSetting(
+        key="spotMaxWaitMinutes", default=120 + SPOT_CAPACITY_WAIT_MINUTES, minimum=10, maximum=MAX_TRAINING_MINUTES,
+        shown_default=f"`trainingMaxRuntimeMinutes` + {SPOT_CAPACITY_WAIT_MINUTES}",
+        note="at least `trainingMaxRuntimeMinutes`",
+        description="spot only: longest the spot job may take, waiting for capacity included "
+                    "(MaxWaitTimeInSeconds)"))
+    quiet_window_s: int = setting(IntSetting(
+        key="quietWindowSeconds", default=120, minimum=1, maximum=3600,
+        description="training starts once no file has arrived under `datasets/<name>/` for this long"))
+    default_instance_prompt: str = setting(TextSetting(
+        key="defaultInstancePrompt", default="a photo of sks {dataset}", max_length=300,
+        description="prompt used when a dataset has no `dataset_info.json` (`{dataset}` = folder name)"))
+    default_class_prompt: str = setting(TextSetting(
+        key="defaultClassPrompt", default="", max_length=300, allow_empty=True,
+        description="class prompt used when a dataset has no `dataset_info.json` (only needed with prior "
+                    "preservation)"))
+    min_images: int = setting(IntSetting(
+        key="datasetMinImages", default=3, minimum=1, maximum=1000,
+        description="fewest usable images a dataset may have"))
+    max_images: int = setting(IntSetting(
+        key="datasetMaxImages", default=100, minimum=1, maximum=1000, note="at least `datasetMinImages`",
+        description="most usable images a dataset may have"))
+    max_image_mb: int = setting(IntSetting(
+        key="datasetMaxImageMegabytes", default=20, minimum=1, maximum=200,
+        description="largest image accepted, in megabytes"))
 
     @classmethod
     def from_context(cls, ctx: Context) -> "TrainingConfig":
-        min_images = _int(ctx, "datasetMinImages", cls.min_images, 1, 1000)
-        max_images = _int(ctx, "datasetMaxImages", cls.max_images, 1, 1000)
-        if max_images < min_images:
-            raise ConfigError("datasetMaxImages", max_images, f"expected at least datasetMinImages ({min_images})")
-        max_runtime = _int(ctx, "trainingMaxRuntimeMinutes", cls.max_runtime_minutes, 10, MAX_TRAINING_MINUTES)
-        max_wait = _int(ctx, "spotMaxWaitMinutes", min(max_runtime + SPOT_CAPACITY_WAIT_MINUTES, MAX_TRAINING_MINUTES),
-                        10, MAX_TRAINING_MINUTES)
-        if max_wait < max_runtime:
+        values = _read(cls, ctx)
+        if values["max_images"] < values["min_images"]:
+            raise ConfigError("datasetMaxImages", values["max_images"],
+                              f"expected at least datasetMinImages ({values['min_images']})")
+        max_runtime = values["max_runtime_minutes"]
+        if ctx("spotMaxWaitMinutes") is None:
+            values["spot_max_wait_minutes"] = min(max_runtime + SPOT_CAPACITY_WAIT_MINUTES, MAX_TRAINING_MINUTES)
+        elif values["spot_max_wait_minutes"] < max_runtime:
             # SageMaker refuses MaxWaitTimeInSeconds < MaxRuntimeInSeconds: say so at synth instead.
             raise ConfigError("spotMaxWaitMinutes", ctx("spotMaxWaitMinutes"),
                               f"expected at least trainingMaxRuntimeMinutes ({max_runtime}): the wait for spot "
                               "capacity comes on top of the run time")
-        return cls(
-            instance_type=_instance_type(ctx, "trainingInstanceType", cls.instance_type, TRAINING_INSTANCE_SHAPE),
-            max_runtime_minutes=max_runtime,
-            spot=_bool(ctx, "spotTraining", cls.spot),
-            spot_max_wait_minutes=max_wait,
-            quiet_window_s=_int(ctx, "quietWindowSeconds", cls.quiet_window_s, 1, 3600),
-            default_instance_prompt=_text(ctx, "defaultInstancePrompt", cls.default_instance_prompt, 300),
-            default_class_prompt=_text(ctx, "defaultClassPrompt", cls.default_class_prompt, 300, allow_empty=True),
-            min_images=min_images,
-            max_images=max_images,
-            max_image_mb=_int(ctx, "datasetMaxImageMegabytes", cls.max_image_mb, 1, 200),
-        )
+        return cls(**values)
 
 
 # Longest configurable idle time: the scale-in alarm evaluates one-minute periods, and CloudWatch
@@ -245,24 +411,41 @@ SCALE_OUT_ALARM_MINUTES = 2
 class ServingConfig:
     """The asynchronous SageMaker endpoint that serves the live model."""
 
-    instance_type: str = "ml.g4dn.2xlarge"
-    endpoint_poll_s: int = 180
-    """Longest wait between DescribeEndpoint checks while an endpoint is created or updated
-    (SageMaker's state-change event usually ends the wait sooner)."""
-    endpoint_max_wait_minutes: int = 60
-    """A deployment that is not InService after this long is reported as failed."""
-    idle_minutes: int = 10
-    """The endpoint scales in to zero instances (billing stops) after this long without a queued or
-    running request; the next request starts an instance again. 0: keep one instance always."""
-    max_instances: int = 1
-    """Autoscaling maximum (1: no scaling out beyond one instance)."""
-    target_backlog_per_instance: int = 2
-    """Autoscaling target: queued requests per instance (ApproximateBacklogSizePerInstance) above
-    which another instance is started, up to max_instances."""
-    request_ttl_minutes: int = MAX_REQUEST_TTL_MINUTES
-    """How long SageMaker keeps a request queued (e.g. while an instance starts) before it fails it."""
-    invocation_timeout_s: int = MAX_INVOCATION_TIMEOUT_S
-    """How long the model may work on one image before the request fails (SageMaker's maximum)."""
+    instance_type: str = setting(InstanceTypeSetting(
+        key="endpointInstanceType", default="ml.g4dn.2xlarge", shape=ENDPOINT_INSTANCE_SHAPE,
+        description="SageMaker GPU instance type for the endpoint"))
+    endpoint_poll_s: int = setting(IntSetting(
+        key="endpointPollSeconds", default=180, minimum=1, maximum=300,
+        description="longest wait between DescribeEndpoint checks while an endpoint is created or updated; the "
+                    "endpoint's state-change event usually ends it sooner"))
+    endpoint_max_wait_minutes: int = setting(IntSetting(
+        key="endpointMaxWaitMinutes", default=60, minimum=5, maximum=240,
+        note="with `endpointPollSeconds`, within Step Functions' 25,000 history events per execution: synth "
+             "refuses pairs that do not fit (e.g. 2 s with 60 min, 1 s with 240 min) and names the smallest poll "
+             "and largest wait that do",
+        description="a deployment not InService after this long fails; the previous model keeps serving. Also "
+                    "bounds the wait for a busy endpoint (e.g. OutOfService) before an update"))
+    idle_minutes: int = setting(IntSetting(
+        key="idleMinutes", default=10, minimum=0, maximum=MAX_IDLE_MINUTES,
+        description="the endpoint scales in to zero instances (billing stops) after this many minutes without a "
+                    "queued or running request; the next request starts an instance (`0`: keep one instance "
+                    "always)"))
+    max_instances: int = setting(IntSetting(
+        key="endpointMaxInstances", default=1, minimum=1, maximum=MAX_ENDPOINT_INSTANCES,
+        description="autoscaling maximum (`1`: no scaling out beyond one instance)"))
+    target_backlog_per_instance: int = setting(IntSetting(
+        key="endpointTargetBacklogPerInstance", default=2, minimum=1, maximum=1000,
+        description="autoscaling target: queued requests (one per image) per instance "
+                    "(ApproximateBacklogSizePerInstance) above which another instance starts"))
+    request_ttl_minutes: int = setting(IntSetting(
+        key="asyncRequestTtlMinutes", default=MAX_REQUEST_TTL_MINUTES, minimum=1, maximum=MAX_REQUEST_TTL_MINUTES,
+        description="how long SageMaker keeps a request queued (e.g. while an instance starts) before it fails it "
+                    "(RequestTTLSeconds)"))
+    invocation_timeout_s: int = setting(IntSetting(
+        key="asyncInvocationTimeoutSeconds", default=MAX_INVOCATION_TIMEOUT_S, minimum=1,
+        maximum=MAX_INVOCATION_TIMEOUT_S,
+        description="how long the model may work on one image before the request fails "
+                    "(InvocationTimeoutSeconds)"))
 
     @property
     def min_instances(self) -> int:
@@ -271,29 +454,18 @@ class ServingConfig:
 
     @classmethod
     def from_context(cls, ctx: Context) -> "ServingConfig":
-        return cls(
-            instance_type=_instance_type(ctx, "endpointInstanceType", cls.instance_type, ENDPOINT_INSTANCE_SHAPE),
-            endpoint_poll_s=_int(ctx, "endpointPollSeconds", cls.endpoint_poll_s, 1, 300),
-            endpoint_max_wait_minutes=_int(ctx, "endpointMaxWaitMinutes", cls.endpoint_max_wait_minutes, 5, 240),
-            idle_minutes=_int(ctx, "idleMinutes", cls.idle_minutes, 0, MAX_IDLE_MINUTES),
-            max_instances=_int(ctx, "endpointMaxInstances", cls.max_instances, 1, MAX_ENDPOINT_INSTANCES),
-            target_backlog_per_instance=_int(ctx, "endpointTargetBacklogPerInstance",
-                                             cls.target_backlog_per_instance, 1, 1000),
-            request_ttl_minutes=_int(ctx, "asyncRequestTtlMinutes", cls.request_ttl_minutes, 1,
-                                     MAX_REQUEST_TTL_MINUTES),
-            invocation_timeout_s=_int(ctx, "asyncInvocationTimeoutSeconds", cls.invocation_timeout_s, 1,
-                                      MAX_INVOCATION_TIMEOUT_S),
-        )
+        return cls(**_read(cls, ctx))
 
 
 @dataclass(frozen=True)
 class NotificationConfig:
-    email: Optional[str] = None
-    """Address subscribed to the pipeline's SNS topic (none by default)."""
+    email: Optional[str] = setting(PatternSetting(
+        key="notificationEmail", default=None, pattern=_EMAIL, what="an e-mail address",
+        description="e-mail address subscribed to the pipeline's SNS topic (notifications and alarms)"))
 
     @classmethod
     def from_context(cls, ctx: Context) -> "NotificationConfig":
-        return cls(email=_optional_str(ctx, "notificationEmail", _EMAIL, "expected an e-mail address"))
+        return cls(**_read(cls, ctx))
 
 
 # The values CloudWatch Logs accepts for a log group's retention (RetentionInDays).
@@ -305,34 +477,33 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 class MonitoringConfig:
     """Log retention, the CloudWatch dashboard and the alarms sent to the notifications topic."""
 
-    log_retention_days: int = 30
-    """Retention of every log group the stack creates (Lambda, state machines, API access log)."""
-    api_5xx_percent: int = 5
-    """Alarm when more than this percentage of API requests in 5 minutes answered 5xx."""
-    endpoint_5xx_errors: int = 1
-    """Alarm when the endpoint answered at least this many 5xx errors (Invocation5XXErrors) in 5 minutes."""
-    endpoint_stuck_minutes: int = 30
-    """Alarm when a deployment has waited this long for the endpoint to leave Creating/Updating."""
+    log_retention_days: int = setting(IntSetting(
+        key="logRetentionDays", default=30, minimum=1, maximum=3653, choices=LOG_RETENTION_DAYS,
+        choices_name="CloudWatch Logs' retention values",
+        description="retention of every log group the stack creates (Lambda, state machines, API access log)"))
+    api_5xx_percent: int = setting(IntSetting(
+        key="alarmApi5xxPercent", default=5, minimum=1, maximum=100,
+        description="alarm when more than this percentage of API requests in 5 minutes answered 5xx"))
+    endpoint_5xx_errors: int = setting(IntSetting(
+        key="alarmEndpoint5xxErrors", default=1, minimum=1, maximum=100000,
+        description="alarm when the endpoint answered at least this many 5xx errors (Invocation5XXErrors) in "
+                    "5 minutes"))
+    endpoint_stuck_minutes: int = setting(IntSetting(
+        key="alarmEndpointStuckMinutes", default=30, minimum=1, maximum=240,
+        note="below `endpointMaxWaitMinutes` (when that is 31 or less, the default is one less than it)",
+        description="alarm when a deployment has waited this long for the endpoint to leave Creating/Updating"))
 
     @classmethod
     def from_context(cls, ctx: Context, serving: "ServingConfig") -> "MonitoringConfig":
-        retention = _int(ctx, "logRetentionDays", cls.log_retention_days, 1, 3653)
-        if retention not in LOG_RETENTION_DAYS:
-            raise ConfigError("logRetentionDays", ctx("logRetentionDays"),
-                              f"expected one of CloudWatch Logs' retention values: "
-                              f"{', '.join(map(str, LOG_RETENTION_DAYS))}")
+        values = _read(cls, ctx)
         limit = serving.endpoint_max_wait_minutes - 1
-        stuck = _int(ctx, "alarmEndpointStuckMinutes", min(cls.endpoint_stuck_minutes, limit), 1, 240)
-        if stuck > limit:
+        if ctx("alarmEndpointStuckMinutes") is None:
+            values["endpoint_stuck_minutes"] = min(values["endpoint_stuck_minutes"], limit)
+        elif values["endpoint_stuck_minutes"] > limit:
             raise ConfigError("alarmEndpointStuckMinutes", ctx("alarmEndpointStuckMinutes"),
                               f"expected at most {limit}: below endpointMaxWaitMinutes "
                               f"({serving.endpoint_max_wait_minutes}), when the deployment gives up on its own")
-        return cls(
-            log_retention_days=retention,
-            api_5xx_percent=_int(ctx, "alarmApi5xxPercent", cls.api_5xx_percent, 1, 100),
-            endpoint_5xx_errors=_int(ctx, "alarmEndpoint5xxErrors", cls.endpoint_5xx_errors, 1, 100000),
-            endpoint_stuck_minutes=stuck,
-        )
+        return cls(**values)
 
 
 API_AUTH_MODES = ("apiKey", "iam")
@@ -344,54 +515,53 @@ API_MAX_WAIT_LIMIT_S = 25
 class ApiConfig:
     """The HTTPS API (API Gateway REST API in front of the live model)."""
 
-    auth: str = "apiKey"
-    """apiKey: an API key with a usage plan (x-api-key header); iam: SigV4-signed requests."""
-    rate_limit_rps: int = 5
-    """Steady requests per second allowed (usage plan and stage throttle); beyond it: 429."""
-    burst_limit: int = 10
-    """Requests allowed in a burst above the steady rate."""
-    daily_quota: int = 1000
-    """Requests per API key per day (apiKey mode only); beyond it: 429 until the next UTC day."""
-    max_wait_s: int = 20
-    """Longest a POST /generations may wait for its result before answering 202 (at most 25)."""
-    generation_ttl_days: int = 7
-    """Days a generation record is kept (DynamoDB TTL); images follow generatedExpiryDays."""
-    image_url_expiry_s: int = 3600
-    """Lifetime of the presigned image URLs the API hands out."""
-    cors_allow_origin: Optional[str] = "*"
-    """Origin a web page may call the API from ("*": any; none: no CORS). The key or signature is still required."""
+    auth: str = setting(ChoiceSetting(
+        key="apiAuth", default="apiKey", choices=API_AUTH_MODES,
+        description="`apiKey`: an API key with a usage plan (`x-api-key` header); `iam`: SigV4-signed IAM callers"))
+    rate_limit_rps: int = setting(IntSetting(
+        key="apiRateLimit", default=5, minimum=1, maximum=10000,
+        description="steady requests per second allowed (usage plan and stage throttle); beyond it: 429"))
+    burst_limit: int = setting(IntSetting(
+        key="apiBurstLimit", default=10, minimum=1, maximum=5000,
+        description="requests allowed in a burst above the steady rate"))
+    daily_quota: int = setting(IntSetting(
+        key="apiDailyQuota", default=1000, minimum=1, maximum=10_000_000,
+        description="requests per API key per day (apiKey mode only); beyond it: 429 until the next UTC day"))
+    max_wait_s: int = setting(IntSetting(
+        key="apiMaxWaitSeconds", default=20, minimum=0, maximum=API_MAX_WAIT_LIMIT_S,
+        description="longest a `POST /generations` waits for its result before answering 202 (API Gateway ends "
+                    "a request at 29 s)"))
+    generation_ttl_days: int = setting(IntSetting(
+        key="generationTtlDays", default=7, minimum=1, maximum=365,
+        description="days a generation record is kept (DynamoDB TTL on `expiresAt`); images follow "
+                    "`generatedExpiryDays`"))
+    # At most what the image signer's session outlives (lambda/api/aws.py, SIGNER_SESSION_S).
+    image_url_expiry_s: int = setting(IntSetting(
+        key="imageUrlExpirySeconds", default=3600, minimum=60, maximum=IMAGE_URL_MAX_EXPIRY_S,
+        description="lifetime of the presigned image URLs the API hands out; each image's `expires_at` says when "
+                    "its URL stops working (at most an hour: they are signed by a one-hour session of the image "
+                    "signer role, see Image URLs in docs/api.md)"))
+    cors_allow_origin: Optional[str] = setting(OriginSetting(
+        key="apiCorsAllowOrigin", default="*",
+        description="origin a web page may call the API from (`*`: any; `none`: no CORS); preflight answers and "
+                    "CORS headers on every answer, API Gateway's refusals included. The key or signature is "
+                    "still required"))
 
     @classmethod
     def from_context(cls, ctx: Context) -> "ApiConfig":
-        auth = ctx("apiAuth")
-        if auth is None:
-            auth = cls.auth
-        if auth not in API_AUTH_MODES:
-            raise ConfigError("apiAuth", auth, f"expected one of {', '.join(API_AUTH_MODES)}")
-        rate = _int(ctx, "apiRateLimit", cls.rate_limit_rps, 1, 10000)
-        burst = _int(ctx, "apiBurstLimit", cls.burst_limit, 1, 5000)
-        return cls(
-            auth=auth,
-            rate_limit_rps=rate,
-            burst_limit=burst,
-            daily_quota=_int(ctx, "apiDailyQuota", cls.daily_quota, 1, 10_000_000),
-            max_wait_s=_int(ctx, "apiMaxWaitSeconds", cls.max_wait_s, 0, API_MAX_WAIT_LIMIT_S),
-            generation_ttl_days=_int(ctx, "generationTtlDays", cls.generation_ttl_days, 1, 365),
-            # At most what the image signer's session outlives (lambda/api/aws.py, SIGNER_SESSION_S).
-            image_url_expiry_s=_int(ctx, "imageUrlExpirySeconds", cls.image_url_expiry_s, 60, IMAGE_URL_MAX_EXPIRY_S),
-            cors_allow_origin=cls._cors_origin(ctx),
-        )
+        return cls(**_read(cls, ctx))
 
-    @classmethod
-    def _cors_origin(cls, ctx: Context) -> Optional[str]:
-        raw = ctx("apiCorsAllowOrigin")
-        if raw is None:
-            return cls.cors_allow_origin
-        if raw in ("", "none"):
-            return None
-        if raw == "*" or (isinstance(raw, str) and _ORIGIN.match(raw)):
-            return raw
-        raise ConfigError("apiCorsAllowOrigin", raw, 'expected "*", an origin such as https://example.com, or "none"')
+
+SETTINGS: dict[str, tuple[Setting, ...]] = {
+    "stack": (STACK_NAME,),
+    "storage": settings_of(StorageConfig),
+    "training": settings_of(TrainingConfig),
+    "serving": settings_of(ServingConfig),
+    "notifications": settings_of(NotificationConfig),
+    "api": settings_of(ApiConfig),
+    "monitoring": settings_of(MonitoringConfig),
+}
+"""Every setting, per section: the registry the configuration tables are generated from."""
 
 
 @dataclass(frozen=True)
@@ -451,10 +621,7 @@ class AppConfig:
     @classmethod
     def load(cls, ctx: Context, environ: Mapping[str, str] = os.environ) -> "AppConfig":
         """Read and check every setting. `ctx` is `app.node.try_get_context`."""
-        stack_name = _optional_str(
-            ctx, "stackName", _STACK_NAME, "expected a CloudFormation stack name (letters, digits, hyphens)"
-        )
-        stack_name = stack_name or "DreamBoothPipeline"
+        stack_name = STACK_NAME.read(ctx)
         env = DeploymentEnv.from_environ(environ)
         serving = ServingConfig.from_context(ctx)
         storage = StorageConfig.from_context(ctx)

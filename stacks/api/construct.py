@@ -187,6 +187,11 @@ class InferenceApi(Construct):
             names.BUCKET_NAME: bucket.bucket_name,
             names.ENDPOINT_NAME: endpoint_name,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            # Every function's settings require these (lambda/api/settings.py has no defaults of its own).
+            names.MAX_WAIT_S: str(config.max_wait_s),
+            names.GENERATION_TTL_DAYS: str(config.generation_ttl_days),
+            names.IMAGE_URL_EXPIRY_S: str(config.image_url_expiry_s),
+            names.API_AUTH: config.auth,
         }
 
         async_env = {
@@ -208,11 +213,7 @@ class InferenceApi(Construct):
                 **common_env, **async_env,
                 "POWERTOOLS_SERVICE_NAME": API_SERVICE,
                 names.TRAINING_STATE_MACHINE_ARN: training_state_machine.state_machine_arn,
-                names.MAX_WAIT_S: str(config.max_wait_s),
-                names.GENERATION_TTL_DAYS: str(config.generation_ttl_days),
-                names.IMAGE_URL_EXPIRY_S: str(config.image_url_expiry_s),
                 names.CORS_ALLOW_ORIGIN: config.cors_allow_origin or "",
-                names.API_AUTH: config.auth,
                 **(judge_environment or {}),
             },
         )

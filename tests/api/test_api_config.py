@@ -1,22 +1,14 @@
-"""ApiConfig: defaults from cdk.json, typed values, a ConfigError naming the key for bad ones."""
+"""ApiConfig: typed values, a ConfigError naming the key for bad ones (defaults: tests/test_settings_docs.py)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from stacks.config import ApiConfig, AppConfig, ConfigError
-from tests.conftest import ROOT
+from stacks.config import ApiConfig, ConfigError
 
 
 def load(**context):
     return ApiConfig.from_context(context.get)
-
-
-def test_cdk_json_defaults_match_the_dataclass_defaults():
-    context = json.loads((ROOT / "cdk.json").read_text())["context"]
-    assert AppConfig.load(context.get, {}).api == ApiConfig()
 
 
 def test_values_given_on_the_command_line_arrive_as_text_and_are_parsed():

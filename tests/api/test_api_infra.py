@@ -9,7 +9,7 @@ import re
 import pytest
 from aws_cdk.assertions import Capture, Match, Template
 
-from stacks.config import ApiConfig
+from stacks.config import INSTANCE_START_MINUTES, ApiConfig, ServingConfig
 from stacks.contract import ApiEnv
 from stacks.api.construct import (
     API_GATEWAY_LIMIT_S, OPENAPI_PATH, api_gateway_model_schema, is_public, load_openapi,
@@ -276,6 +276,27 @@ def test_environment_names_match_what_the_handlers_read(key_template):
     assert {getattr(names, n) for n in dir(names) if n.isupper()} <= set(api_vars)
 
 
+def test_every_function_takes_its_settings_from_the_config_and_has_no_defaults_of_its_own(key_template):
+    # The values come from the settings registry (stacks/config.py) through the construct only:
+    # lambda/api/settings.py refuses to start without them instead of assuming a default.
+    settings = load(API_CODE, "settings", {})
+    names = load_env_names()
+    serving = ServingConfig()
+    for handler in ("handler.lambda_handler", "results.lambda_handler", "dispatch.lambda_handler"):
+        variables = function_with_handler(key_template, handler)["Environment"]["Variables"]
+        plain = {k: v if isinstance(v, str) else "resolved-at-deploy" for k, v in variables.items()}
+        parsed = settings.Settings.from_environ(plain)
+        assert (parsed.max_wait_s, parsed.generation_ttl_days, parsed.image_url_expiry_s, parsed.api_auth) == (
+            KEY_CONFIG.max_wait_s, KEY_CONFIG.generation_ttl_days, KEY_CONFIG.image_url_expiry_s, KEY_CONFIG.auth)
+        assert (parsed.idle_minutes, parsed.request_ttl_s, parsed.invocation_timeout_s,
+                parsed.instance_start_minutes) == (serving.idle_minutes, serving.request_ttl_minutes * 60,
+                                                   serving.invocation_timeout_s, INSTANCE_START_MINUTES)
+    for name in (names.MAX_WAIT_S, names.GENERATION_TTL_DAYS, names.IMAGE_URL_EXPIRY_S, names.API_AUTH,
+                 names.IDLE_MINUTES, names.REQUEST_TTL_S, names.INVOCATION_TIMEOUT_S, names.INSTANCE_START_MINUTES):
+        with pytest.raises(settings.SettingsError, match=f"{name} is not set"):
+            settings.Settings.from_environ({k: v for k, v in plain.items() if k != name})
+
+
 def test_openapi_document_is_valid_openapi_3():
     from openapi_spec_validator import validate
 
@@ -314,5 +335,7 @@ def test_the_api_reads_the_registry_and_writes_only_the_retrain_claim(key_templa
     # UpdateItem: POST /models/{id}/retrain's conditional claim (tests/api/test_api_input_classes.py)
     assert actions_of(registry) == {"dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem"}
     variables = function_with_handler(key_template, "handler.lambda_handler")["Environment"]["Variables"]
+    serving = ServingConfig()
     assert (variables["IDLE_MINUTES"], variables["ASYNC_REQUEST_TTL_SECONDS"],
-            variables["ASYNC_INVOCATION_TIMEOUT_SECONDS"]) == ("10", "21600", "3600")
+            variables["ASYNC_INVOCATION_TIMEOUT_SECONDS"]) == (
+        str(serving.idle_minutes), str(serving.request_ttl_minutes * 60), str(serving.invocation_timeout_s))

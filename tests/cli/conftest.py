@@ -27,7 +27,7 @@ import pytest
 from scripts import cli
 from tests.api.conftest import BUCKET, REGION, api_module, dispatch_module, harness, results_module  # noqa: F401 (fixtures)
 
-STACK = "DreamBoothPipeline"  # cdk.json's stackName: the CLI's default
+STACK = "DreamBoothPipeline"  # stackName's default (stacks/config.py): the CLI's default
 API_KEY_VALUE = "local-test-key-0123456789abcdef"
 
 

@@ -101,10 +101,14 @@ def test_the_page_knows_the_auth_mode():
     assert '<html lang="en" data-api-auth="iam">' in text
 
 
-def test_a_bad_auth_mode_is_a_deployment_error_naming_the_variable():
+def test_a_bad_or_missing_auth_mode_is_a_deployment_error_naming_the_variable():
     settings = load(API_CODE, "settings", {})
     with pytest.raises(settings.SettingsError, match="API_AUTH='basic' is not one of apiKey, iam"):
         settings.Settings.from_environ({**FUNCTION_ENV, "API_AUTH": "basic"})
+    # No default of its own: the construct always sets it (apiAuth, stacks/config.py).
+    without = {k: v for k, v in FUNCTION_ENV.items() if k != "API_AUTH"}
+    with pytest.raises(settings.SettingsError, match="API_AUTH is not set"):
+        settings.Settings.from_environ(without)
     assert settings.Settings.from_environ(FUNCTION_ENV).api_auth == "apiKey"
 
 

@@ -20,10 +20,8 @@ def _required(environ: Mapping[str, str], name: str) -> str:
     return value
 
 
-def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
-    raw = environ.get(name)
-    if raw is None or raw == "":
-        return default
+def _positive_int(environ: Mapping[str, str], name: str) -> int:
+    raw = _required(environ, name)
     try:
         value = int(raw)
     except ValueError:
@@ -33,8 +31,8 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def _one_of(environ: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
-    value = environ.get(name, "").strip() or default
+def _one_of(environ: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    value = _required(environ, name)
     if value not in allowed:
         raise SettingsError(f"environment variable {name}={value!r} is not one of {', '.join(allowed)}")
     return value
@@ -46,29 +44,29 @@ class Settings:
     registry_table: str
     bucket_name: str
     endpoint_name: str
+    max_wait_s: int
+    generation_ttl_days: int
+    image_url_expiry_s: int
+    request_ttl_s: int
+    """RequestTTLSeconds: how long SageMaker keeps a request queued before it expires (60-21600)."""
+    invocation_timeout_s: int
+    """InvocationTimeoutSeconds: how long one request may run on the model (1-3600)."""
+    instance_start_minutes: int
+    """What starting an instance usually takes, for the `queued` reasons."""
+    api_auth: str
+    """How API Gateway authenticates callers ("apiKey" or "iam"); the web page needs apiKey."""
+    idle_minutes: int
+    """The endpoint scales to zero instances after this long without work (0: never); for messages."""
     deploy_state_machine_arn: str = ""
     training_state_machine_arn: str = ""
     """Started by POST /models/{id}/retrain."""
-    max_wait_s: int = 20
-    generation_ttl_days: int = 7
-    image_url_expiry_s: int = 3600
     request_prefix: str = INFERENCE_REQUESTS_PREFIX
     """Where request objects for InvokeEndpointAsync are written in the data bucket."""
-    request_ttl_s: int = 21600
-    """RequestTTLSeconds: how long SageMaker keeps a request queued before it expires (60-21600)."""
-    invocation_timeout_s: int = 3600
-    """InvocationTimeoutSeconds: how long one request may run on the model (1-3600)."""
-    instance_start_minutes: int = 10
-    """What starting an instance usually takes, for the `queued` reasons."""
     pending_index: str = "pending"
     image_signer_role_arn: str = ""
     """Role whose fresh session signs image URLs (one that outlives them); empty: the function's own."""
     cors_allow_origin: str = ""
     """Origin allowed to call from a browser ("*" for any); empty: no CORS headers."""
-    api_auth: str = "apiKey"
-    """How API Gateway authenticates callers ("apiKey" or "iam"); the web page needs apiKey."""
-    idle_minutes: int = 10
-    """The endpoint scales to zero instances after this long without work (0: never); for messages."""
     region: str = "us-east-1"
     """The function's region (Lambda's AWS_REGION): presigned uploads go to the bucket's regional host."""
     upload_url_expiry_s: int = 900
@@ -95,17 +93,17 @@ class Settings:
             endpoint_name=_required(environ, env.ENDPOINT_NAME),
             deploy_state_machine_arn=environ.get(env.DEPLOY_STATE_MACHINE_ARN, ""),
             training_state_machine_arn=environ.get(env.TRAINING_STATE_MACHINE_ARN, ""),
-            max_wait_s=_positive_int(environ, env.MAX_WAIT_S, 20),
-            generation_ttl_days=_positive_int(environ, env.GENERATION_TTL_DAYS, 7),
-            image_url_expiry_s=_positive_int(environ, env.IMAGE_URL_EXPIRY_S, 3600),
+            max_wait_s=_positive_int(environ, env.MAX_WAIT_S),
+            generation_ttl_days=_positive_int(environ, env.GENERATION_TTL_DAYS),
+            image_url_expiry_s=_positive_int(environ, env.IMAGE_URL_EXPIRY_S),
             request_prefix=environ.get(env.REQUEST_PREFIX, "").strip() or INFERENCE_REQUESTS_PREFIX,
-            request_ttl_s=_positive_int(environ, env.REQUEST_TTL_S, 21600),
-            invocation_timeout_s=_positive_int(environ, env.INVOCATION_TIMEOUT_S, 3600),
-            instance_start_minutes=_positive_int(environ, env.INSTANCE_START_MINUTES, 10),
+            request_ttl_s=_positive_int(environ, env.REQUEST_TTL_S),
+            invocation_timeout_s=_positive_int(environ, env.INVOCATION_TIMEOUT_S),
+            instance_start_minutes=_positive_int(environ, env.INSTANCE_START_MINUTES),
             pending_index=environ.get(env.PENDING_INDEX, "").strip() or "pending",
             image_signer_role_arn=environ.get(env.IMAGE_SIGNER_ROLE_ARN, "").strip(),
             cors_allow_origin=environ.get(env.CORS_ALLOW_ORIGIN, "").strip(),
-            api_auth=_one_of(environ, env.API_AUTH, ("apiKey", "iam"), "apiKey"),
-            idle_minutes=_positive_int(environ, env.IDLE_MINUTES, 10),
+            api_auth=_one_of(environ, env.API_AUTH, ("apiKey", "iam")),
+            idle_minutes=_positive_int(environ, env.IDLE_MINUTES),
             region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         )

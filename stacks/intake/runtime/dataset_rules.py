@@ -681,7 +681,7 @@ class JudgeSettings:
     def from_environ(cls, environ: Mapping[str, str]) -> "JudgeSettings":
         return cls(
             default_instance_prompt=environ[PipelineEnv.DEFAULT_INSTANCE_PROMPT],
-            default_class_prompt=environ.get(PipelineEnv.DEFAULT_CLASS_PROMPT, ""),
+            default_class_prompt=environ[PipelineEnv.DEFAULT_CLASS_PROMPT],
             default_hyperparameters=json.loads(environ[PipelineEnv.DEFAULT_HYPERPARAMETERS]),
             training_instance_type=environ[PipelineEnv.TRAINING_INSTANCE_TYPE],
             limits=Limits(min_images=int(environ[PipelineEnv.MIN_IMAGES]), max_images=int(environ[PipelineEnv.MAX_IMAGES]),

@@ -47,7 +47,7 @@ class Settings:
         return cls(
             bucket=environ[PipelineEnv.BUCKET_NAME],
             default_instance_prompt=environ[PipelineEnv.DEFAULT_INSTANCE_PROMPT],
-            default_class_prompt=environ.get(PipelineEnv.DEFAULT_CLASS_PROMPT, ""),
+            default_class_prompt=environ[PipelineEnv.DEFAULT_CLASS_PROMPT],
             default_hyperparameters=json.loads(environ[PipelineEnv.DEFAULT_HYPERPARAMETERS]),
             training_instance_type=environ[PipelineEnv.TRAINING_INSTANCE_TYPE],
             training_script_uri=environ[PipelineEnv.TRAINING_SCRIPT_URI],
