@@ -187,7 +187,7 @@ class InferenceApi(Construct):
             names.BUCKET_NAME: bucket.bucket_name,
             names.ENDPOINT_NAME: endpoint_name,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-            # Every function's settings require these (lambda/api/settings.py has no defaults of its own).
+            # Every function's settings require these (runtime/settings.py has no defaults of its own).
             names.MAX_WAIT_S: str(config.max_wait_s),
             names.GENERATION_TTL_DAYS: str(config.generation_ttl_days),
             names.IMAGE_URL_EXPIRY_S: str(config.image_url_expiry_s),

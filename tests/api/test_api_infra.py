@@ -278,9 +278,9 @@ def test_environment_names_match_what_the_handlers_read(key_template):
 
 def test_every_function_takes_its_settings_from_the_config_and_has_no_defaults_of_its_own(key_template):
     # The values come from the settings registry (stacks/config.py) through the construct only:
-    # lambda/api/settings.py refuses to start without them instead of assuming a default.
+    # stacks/api/runtime/settings.py refuses to start without them instead of assuming a default.
     settings = load(API_CODE, "settings", {})
-    names = load_env_names()
+    names = ApiEnv
     serving = ServingConfig()
     for handler in ("handler.lambda_handler", "results.lambda_handler", "dispatch.lambda_handler"):
         variables = function_with_handler(key_template, handler)["Environment"]["Variables"]
