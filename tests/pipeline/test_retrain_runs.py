@@ -75,9 +75,8 @@ def test_an_invalid_dataset_is_retried_only_after_it_changes(synthesized):
         assert h.simulator.count("create_training_job") == 0
 
 
-def test_a_spot_stop_is_retryable_and_its_notification_says_how(synthesized, tmp_path_factory):
-    spot = synthesize({**FAST_CONTEXT, "spotTraining": True},
-                      outdir=tmp_path_factory.mktemp("spot"))
+def test_a_spot_stop_is_retryable_and_its_notification_says_how(synthesized):
+    spot = synthesize({**FAST_CONTEXT, "spotTraining": True})
     with harness(spot, stop_training="MaxWaitTimeExceeded") as h:
         model_id = h.train_and_deploy("dog", DOG_PHOTOS)
         assert h.models()[model_id]["retryable"] is True
