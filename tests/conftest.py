@@ -80,3 +80,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if not any(item.get_closest_marker(tier) for tier in TIERS):
             item.add_marker(tier_of(item))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    from tests.synthesis import synth_count
+
+    if synth_count():
+        terminalreporter.write_line(f"synthesized {synth_count()} context variant(s) of the app, once each "
+                                    "(tests/synthesis.py)")
