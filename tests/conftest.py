@@ -62,7 +62,7 @@ _CONSTRUCT_FIXTURES = {"created_stack", "imported_stack"}
 
 
 def tier_of(item: pytest.Item) -> str:
-    path = Path(str(item.fspath)).resolve().relative_to(ROOT / "tests")
+    path = Path(item.path).resolve().relative_to(ROOT / "tests")
     names = set(vars(item.module)) if getattr(item, "module", None) is not None else set()
     fixtures = set(getattr(item, "fixturenames", ()))
     if path.parts[0] == "web":
