@@ -9,7 +9,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: deploy synth test destroy clean acceptance refresh-lock
+.PHONY: deploy synth test test-unit test-construct test-emulator test-gates test-browser destroy clean acceptance refresh-lock
 
 ## deploy: with AWS credentials, deploy (quota-aware bucket choice first); without, synthesize offline
 ## and rehearse the whole flow on the emulator (scripts/rehearse.py: needs moto etc., hence .rehearsal).
@@ -25,8 +25,15 @@ acceptance: $(VENV)/.rehearsal node_modules/.installed
 	@$(PY) -m scripts.acceptance $(ARGS)
 
 ## test: the whole suite, gates included (cdk-nag, cfn-lint, checkov, moto).
-test: $(VENV)/.dev .venv-checkov/.installed node_modules/.installed $(CHROMIUM)
+TEST_TOOLS := $(VENV)/.dev .venv-checkov/.installed node_modules/.installed $(CHROMIUM)
+test: $(TEST_TOOLS)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## test-unit, test-construct, test-emulator, test-gates, test-browser: one tier alone (tests/conftest.py
+## gives every test its tier; README "Tests and verification" says what each holds and how long it takes).
+TIERS := unit construct emulator gates browser
+$(addprefix test-,$(TIERS)): test-%: $(TEST_TOOLS)
+	$(PY) -m pytest -m $* $(PYTEST_ARGS)
 
 synth: $(VENV)/.runtime node_modules/.installed
 	npx --no-install cdk synth --quiet $(ARGS)

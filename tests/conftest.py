@@ -24,14 +24,14 @@ os.environ.pop("AWS_PROFILE", None)
 
 
 def synth_stack(context: Optional[Mapping[str, Any]] = None, environ: Optional[Mapping[str, str]] = None):
-    """Build the real app with extra context; returns the stack (cdk.json's context applies too)."""
-    import json
+    """The real app with extra context (cdk.json's context applies too); returns the stack.
 
-    from stacks.application import build_app
+    Synthesized once per distinct context per test run (tests/synthesis.py), so the stack is
+    shared: `Template.from_stack` on it reuses that synthesis. Treat it as read-only.
+    """
+    from tests.synthesis import synth
 
-    cdk_json = json.loads((ROOT / "cdk.json").read_text())["context"]
-    _, stack = build_app({**cdk_json, **(context or {})}, environ=environ or {})
-    return stack
+    return synth(context, environ).stack
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +42,49 @@ def created_stack():
 @pytest.fixture(scope="session")
 def imported_stack():
     return synth_stack({"bucketName": "existing-photos-bucket"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiers: every test gets one marker, so that `pytest -m <tier>` runs one tier alone (README).
+#   unit      plain modules and handlers, on moto where they call AWS (no synthesis)
+#   construct CDK assertions on a synthesized template (tests/synthesis.py: one synth per variant)
+#   emulator  the synthesized stack run on moto (tests/harness: state machines, Lambdas, API)
+#   gates     cdk-nag, cfn-lint and checkov over every deployable variant (tests/test_gates.py)
+#   browser   the web page in Chromium (tests/web)
+# A test marked with a tier by hand keeps it.
+# ---------------------------------------------------------------------------------------------
+
+TIERS = ("unit", "construct", "emulator", "gates", "browser")
+# Names a test module imports when it runs the synthesized stack on moto, or synthesizes it.
+_EMULATOR_NAMES = {"PipelineHarness", "pipeline_harness", "synthesize", "acceptance", "rehearse"}
+_CONSTRUCT_NAMES = {"synth_stack", "Template", "build_app", "build", "ApiTestStack"}
+_CONSTRUCT_FIXTURES = {"created_stack", "imported_stack"}
+
+
+def tier_of(item: pytest.Item) -> str:
+    path = Path(item.path).resolve().relative_to(ROOT / "tests")
+    names = set(vars(item.module)) if getattr(item, "module", None) is not None else set()
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if path.parts[0] == "web":
+        return "browser"
+    if path.name == "test_gates.py":
+        return "gates"
+    if "synthesized" in fixtures or names & _EMULATOR_NAMES:
+        return "emulator"
+    if fixtures & _CONSTRUCT_FIXTURES or names & _CONSTRUCT_NAMES:
+        return "construct"
+    return "unit"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if not any(item.get_closest_marker(tier) for tier in TIERS):
+            item.add_marker(tier_of(item))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    from tests.synthesis import synth_count
+
+    if synth_count():
+        terminalreporter.write_line(f"synthesized {synth_count()} context variant(s) of the app, once each "
+                                    "(tests/synthesis.py)")

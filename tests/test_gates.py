@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stacks.application import build_app
 from tests.conftest import ROOT
+from tests.synthesis import synth
 
 # Each variant synthesizes differently: created or taken-over bucket, access logs on, IAM auth,
 # and as a real deploy synthesizes it, with a concrete account and region (ARNs become literal).
@@ -29,16 +29,10 @@ CHECKOV = Path(os.environ.get("CHECKOV", ROOT / ".venv-checkov" / "bin" / "check
 
 
 @pytest.fixture(scope="module")
-def synthesized(tmp_path_factory):
-    """{variant: cloud assembly dir}, synthesized as `cdk synth` does, cdk-nag registered."""
-    cdk_json = json.loads((ROOT / "cdk.json").read_text())["context"]
-    out = {}
-    for name, (context, environ) in VARIANTS.items():
-        outdir = tmp_path_factory.mktemp(name)
-        app, _ = build_app({**cdk_json, **context}, environ=environ, outdir=str(outdir))
-        app.synth()  # raises if cdk-nag reports an unacknowledged finding
-        out[name] = outdir
-    return out
+def synthesized():
+    """{variant: cloud assembly dir}, synthesized as `cdk synth` does, cdk-nag registered (each
+    variant once per test run, shared with the other tests: tests/synthesis.py)."""
+    return {name: synth(context, environ).outdir for name, (context, environ) in VARIANTS.items()}
 
 
 def templates(outdir: Path) -> list[Path]:

@@ -27,9 +27,8 @@ PROMPT = "a photo of sks dog"
 
 
 @pytest.fixture(scope="module")
-def synthesized(tmp_path_factory):
-    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5},
-                      outdir=tmp_path_factory.mktemp("assembly"))
+def synthesized():
+    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5})
 
 
 class RealClock:

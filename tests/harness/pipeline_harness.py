@@ -60,7 +60,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 import os
 import tarfile
 import threading
@@ -70,7 +69,6 @@ import zipfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 from unittest import mock
 
@@ -79,306 +77,25 @@ from moto import mock_aws
 
 from tests.api.adapter import Answer, ApiGatewayAdapter
 from tests.api.lambda_loader import load
+from tests.harness.account import ACCOUNT, BUCKET_NAME, REGION
+from tests.harness.assembly import FAST_CONTEXT, Synthesized, synthesize
 from tests.harness.atomic_dynamodb import atomic_dynamodb
 from tests.harness.iam import IamEnforcement
+from tests.harness.intrinsics import Resolver, getatt_targets
+from tests.harness.lambdas import AsyncInvocation, FunctionSpec, LambdaContext
 from tests.harness.limits import ServiceLimits
+from tests.harness.moto_patches import patch_lambda_invoke, patch_step_functions, utc
+from tests.harness.observe import Run
 from tests.harness.sagemaker_sim import SageMakerSimulator
 from tests.harness.service_model import ServiceModelCheck
 
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
-BUCKET_NAME = "dreambooth-harness-data"
 _ENV_LOCK = threading.RLock()
-STACKS_ROOT = Path(__file__).resolve().parents[2] / "stacks"
-# Settings that make runs quick: a 2 s quiet window, endpoint checks every second (which the
-# history budget allows only with a short endpointMaxWaitMinutes).
-FAST_CONTEXT = {"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5}
 JUMPSTART_INFERENCE_PLACEHOLDER = b"# placeholder for JumpStart's inference.py (harness)\n"
-
-
-# ---------------------------------------------------------------------------------------------
-# Synthesis and intrinsic resolution
-# ---------------------------------------------------------------------------------------------
-
-@dataclass
-class Synthesized:
-    template: dict[str, Any]
-    assembly_dir: Path
-    stack_name: str
-
-    def resources(self, type_: str) -> dict[str, dict[str, Any]]:
-        return {k: v for k, v in self.template["Resources"].items() if v["Type"] == type_}
-
-    def project_code(self, function_logical_id: str) -> Optional[str]:
-        """Which capability's stacks/<unit>/runtime folder a function's asset is ("intake", "api", ...),
-        or None for code CDK adds itself (bucket notifications and the like)."""
-        code = self.template["Resources"][function_logical_id]["Properties"].get("Code", {})
-        if "S3Key" not in code:
-            return None
-        staged = {p.name for p in self.asset_dir(function_logical_id).glob("*.py")}
-        for source in sorted(STACKS_ROOT.glob("*/runtime")):
-            if staged and staged == {p.name for p in source.glob("*.py")}:
-                return source.parent.name
-        return None
-
-    def asset_dir(self, function_logical_id: str) -> Path:
-        """The directory `cdk synth` staged for a function's code asset."""
-        code = self.template["Resources"][function_logical_id]["Properties"]["Code"]
-        object_key = code["S3Key"]
-        manifest = json.loads((self.assembly_dir / f"{self.stack_name}.assets.json").read_text())
-        for asset in manifest["files"].values():
-            if any(dest["objectKey"] == object_key for dest in asset["destinations"].values()):
-                return self.assembly_dir / asset["source"]["path"]
-        raise KeyError(f"no asset for {function_logical_id}")
-
-
-def synthesize(context: Optional[Mapping[str, Any]] = None, outdir: Optional[Path] = None) -> Synthesized:
-    """Synthesize the real app (cdk.json context + `context`) into `outdir`, cdk-nag included."""
-    import tempfile
-
-    from stacks.application import build_app
-    from tests.conftest import ROOT
-
-    cdk_json = json.loads((ROOT / "cdk.json").read_text())["context"]
-    outdir = outdir or Path(tempfile.mkdtemp(prefix="pipeline-harness-"))
-    app, stack = build_app({**cdk_json, **(context or {})}, environ={}, outdir=str(outdir))
-    app.synth()
-    template = json.loads((outdir / f"{stack.stack_name}.template.json").read_text())
-    return Synthesized(template=template, assembly_dir=outdir, stack_name=stack.stack_name)
-
-
-class Resolver:
-    """Resolves CloudFormation intrinsics against the physical ids chosen for moto."""
-
-    def __init__(self, template: dict[str, Any], refs: dict[str, str], arns: dict[str, str], stack_name: str):
-        self.template = template
-        self.refs = refs
-        self.arns = arns
-        self.pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
-                       "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": stack_name,
-                       "AWS::NoValue": None}
-
-    def __call__(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [self(v) for v in value]
-        if not isinstance(value, dict):
-            return value
-        if len(value) == 1:
-            (key, arg), = value.items()
-            if key == "Ref":
-                if arg in self.pseudo:
-                    return self.pseudo[arg]
-                return self.refs[arg]
-            if key == "Fn::GetAtt":
-                logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
-                if attribute == "Arn":
-                    return self.arns[logical]
-                if attribute == "Name":
-                    return self.refs[logical]
-                raise KeyError(f"GetAtt {logical}.{attribute} is not resolvable in the harness")
-            if key == "Fn::Join":
-                separator, parts = arg
-                return separator.join(str(self(p)) for p in self(parts))
-            if key == "Fn::FindInMap":
-                mapping, first, second = (self(a) for a in arg)
-                return self.template["Mappings"][mapping][first][second]
-            if key == "Fn::Select":
-                index, items = arg
-                return self(items)[int(self(index))]
-            if key == "Fn::Split":
-                separator, text = arg
-                return self(text).split(separator)
-            if key == "Fn::Sub":
-                raise KeyError("Fn::Sub is not used by the pipeline template")
-        return {k: self(v) for k, v in value.items()}
-
-
-# ---------------------------------------------------------------------------------------------
-# Step Functions: the .sync SageMaker integration moto lacks
-# ---------------------------------------------------------------------------------------------
-
-def _sagemaker_sync_service_class() -> type:
-    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
-    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
-        FailureEvent,
-        FailureEventException,
-    )
-    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
-    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
-    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
-        StatesErrorNameType,
-    )
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_unsupported import (
-        StateTaskServiceUnsupported,
-    )
-    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
-    from moto.stepfunctions.parser.asl.utils import boto_client
-    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
-
-    class SageMakerSyncService(StateTaskServiceUnsupported):
-        """`sagemaker:*` tasks; `createTrainingJob.sync` polls DescribeTrainingJob like AWS does."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self._supported_integration_patterns = {ResourceCondition.WaitForTaskToken, ResourceCondition.Sync}
-
-        def _build_sync_resolver(self, env, resource_runtime_part, normalised_parameters, state_credentials):
-            if self._get_boto_service_action() != "create_training_job":
-                raise RuntimeError(f"harness: no .sync for {self.resource.resource_arn}")
-            # Looked up at call time: tests/harness/iam.py signs it with the state machine's role.
-            client = boto_client.boto_client_for(service="sagemaker", region=resource_runtime_part.region,
-                                                 state_credentials=state_credentials)
-            env.stack.pop()  # the CreateTrainingJob answer
-            name = normalised_parameters["TrainingJobName"]
-
-            def resolve():
-                job = client.describe_training_job(TrainingJobName=name)
-                job.pop("ResponseMetadata", None)
-                status = job["TrainingJobStatus"]
-                if status in ("InProgress", "Stopping"):
-                    return None
-                job = json.loads(json.dumps(job, default=_json_default))
-                if status == "Completed":
-                    return job
-                raise FailureEventException(FailureEvent(
-                    env=env,
-                    error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
-                    event_type=HistoryEventType.TaskFailed,
-                    event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
-                        resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type(),
-                        error=StatesErrorNameType.StatesTaskFailed.to_name(), cause=to_json_str(job),
-                    )),
-                ))
-
-            return resolve
-
-        def _from_error(self, env, ex):
-            # A refused SageMaker call is a task error in AWS (`SageMaker.AmazonSageMakerException`,
-            # which `States.ALL` catches), not the States.Runtime moto's base class makes of it.
-            from botocore.exceptions import ClientError
-
-            if not isinstance(ex, ClientError):
-                return super()._from_error(env, ex)
-            meta = ex.response.get("ResponseMetadata", {})
-            cause = (f"{ex.response['Error'].get('Message', '')} (Service: AmazonSageMaker; Status Code: "
-                     f"{meta.get('HTTPStatusCode')}; Error Code: {ex.response['Error'].get('Code')}; "
-                     f"Request ID: {meta.get('RequestId')}; Proxy: null)")
-            return FailureEvent(
-                env=env, error_name=CustomErrorName(error_name="SageMaker.AmazonSageMakerException"),
-                event_type=HistoryEventType.TaskFailed,
-                event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
-                    resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type(),
-                    error="SageMaker.AmazonSageMakerException", cause=cause,
-                )),
-            )
-
-    return SageMakerSyncService
-
-
-def _getatt_targets(value: Any) -> set[str]:
-    """Logical ids named by Fn::GetAtt anywhere inside a template value."""
-    if isinstance(value, list):
-        return set().union(*(_getatt_targets(v) for v in value)) if value else set()
-    if isinstance(value, dict):
-        if set(value) == {"Fn::GetAtt"}:
-            arg = value["Fn::GetAtt"]
-            return {arg[0] if isinstance(arg, list) else arg.split(".", 1)[0]}
-        return set().union(*(_getatt_targets(v) for v in value.values())) if value else set()
-    return set()
-
-
-def _pascal_keys(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k[:1].upper() + k[1:]: _pascal_keys(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_pascal_keys(v) for v in value]
-    return value
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(type(value))
-
-
-# ---------------------------------------------------------------------------------------------
-# Lambda in-process
-# ---------------------------------------------------------------------------------------------
-
-@dataclass
-class FunctionSpec:
-    name: str
-    logical_id: str
-    code_dir: Path
-    handler: str
-    environment: dict[str, str]
-    source: str = "intake"
-    """The capability (stacks/<unit>/runtime) the function's code comes from."""
-    role: str = ""
-    """Logical id of the function's execution role (its calls are signed as that role)."""
-    module: Any = None
-    invocations: int = 0
-
-
-@dataclass
-class AsyncInvocation:
-    """One InvocationType=Event invocation, run on a background thread as Lambda would."""
-
-    function: str
-    payload: Any
-    started: datetime
-    finished: Optional[datetime] = None
-    result: Any = None
-    error: Optional[str] = None
-    """Lambda's error answer (errorType: errorMessage) when the function raised."""
-
-
-class _Context:
-    def __init__(self, spec: FunctionSpec):
-        self.function_name = spec.name
-        self.function_version = "$LATEST"
-        self.memory_limit_in_mb = 256
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{spec.name}"
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{spec.name}"
-        self.log_stream_name = "harness"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
 
 
 # ---------------------------------------------------------------------------------------------
 # The harness
 # ---------------------------------------------------------------------------------------------
-
-@dataclass
-class Run:
-    """One finished execution with its history."""
-
-    arn: str
-    name: str
-    status: str
-    input: dict[str, Any]
-    output: Optional[dict[str, Any]]
-    error: Optional[str]
-    cause: Optional[str]
-    events: list[dict[str, Any]]
-    started: datetime
-    stopped: Optional[datetime]
-
-    @property
-    def entered_states(self) -> list[str]:
-        return [e["stateEnteredEventDetails"].get("name", "?") for e in self.events if "stateEnteredEventDetails" in e]
-
-    @property
-    def transitions(self) -> int:
-        return len(self.entered_states)
-
 
 @dataclass
 class PipelineHarness:
@@ -439,7 +156,8 @@ class PipelineHarness:
         parser_log = logging.getLogger("moto.stepfunctions.parser")
         self._stack.callback(parser_log.setLevel, parser_log.level)
         parser_log.setLevel(logging.CRITICAL)
-        self._patch_moto()
+        patch_step_functions(self._stack)
+        patch_lambda_invoke(self._stack, self)
         self._deploy()
         self._stack.enter_context(self.service_model)
         self._stack.enter_context(self.iam)
@@ -496,137 +214,6 @@ class PipelineHarness:
 
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION)
-
-    def _patch_moto(self) -> None:
-        from moto.awslambda_simple.models import LambdaSimpleBackend
-        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-            state_task_service_factory as factory,
-        )
-
-        original_factory = factory.state_task_service_for
-        sync_service = _sagemaker_sync_service_class()
-
-        def service_for(service_name: str):
-            if service_name == "sagemaker":
-                return sync_service()
-            return original_factory(service_name)
-
-        self._stack.enter_context(mock.patch.object(factory, "state_task_service_for", service_for))
-        self._patch_sfn_integration()
-        harness = self
-
-        def invoke_in_process(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any,
-                              response_headers: Any) -> bytes:
-            from moto.core.exceptions import JsonRESTError
-
-            name = backend.get_function(function_name, qualifier).function_name
-            asynchronous = (headers or {}).get("x-amz-invocation-type") == "Event"
-            too_large = harness.limits.check_lambda_request(name, body or b"", asynchronous=asynchronous)
-            if too_large:  # what Lambda answers (HTTP 413) before running anything
-                raise JsonRESTError("RequestEntityTooLargeException", str(too_large))
-            if asynchronous:
-                harness._invoke_async(name, body)
-                return b""  # Lambda's 202 to an asynchronous invocation carries no payload
-            result, errored, _ = harness._invoke_in_process(name, body)
-            if harness.limits.check_lambda_response(name, result):
-                # Lambda replaces a response over 6 MB with this function error.
-                response_headers["x-amz-function-error"] = "Unhandled"
-                return json.dumps({"errorType": "Function.ResponseSizeTooLarge",
-                                   "errorMessage": "Response payload size exceeded maximum allowed payload size "
-                                                   f"({len(result.encode())} bytes)."}).encode()
-            if errored:
-                response_headers["x-amz-function-error"] = "Unhandled"
-            return result.encode()
-
-        # moto's docker-less Lambda backend echoes the payload; this runs the real handler instead.
-        self._stack.enter_context(mock.patch.object(LambdaSimpleBackend, "invoke", invoke_in_process))
-
-    def _patch_sfn_integration(self) -> None:
-        """moto's `states:startExecution` passes ASL's field names (Input, StateMachineArn) to boto3,
-        which expects input, stateMachineArn, and hands boto3's answer back unconverted; AWS (and
-        LocalStack, which moto's interpreter comes from) convert both ways. Added here."""
-        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
-            StateTaskServiceSfn,
-        )
-
-        original_normalise = StateTaskServiceSfn._normalise_parameters
-
-        def normalise_parameters(service, parameters, boto_service_name=None, service_action_name=None):
-            original_normalise(service, parameters, boto_service_name, service_action_name)
-            for key in list(parameters):
-                if key[:1].isupper():
-                    parameters[key[0].lower() + key[1:]] = parameters.pop(key)
-
-        def normalise_response(service, response, boto_service_name=None, service_action_name=None):
-            if isinstance(response, dict) and service_action_name is None:
-                for key in list(response):
-                    value = response.pop(key)
-                    response[key[0].upper() + key[1:]] = value.isoformat() if isinstance(value, datetime) else value
-
-        original_eval = StateTaskServiceSfn._eval_service_task
-
-        def eval_service_task(service, env, resource_runtime_part, normalised_parameters, state_credentials):
-            original_eval(service, env, resource_runtime_part, normalised_parameters, state_credentials)
-            normalise_response(service, env.stack[-1])
-
-        self._stack.enter_context(mock.patch.object(StateTaskServiceSfn, "_normalise_parameters", normalise_parameters))
-
-        # AWS hands aws-sdk results to the state as JSON (timestamps as strings); moto leaves
-        # Python datetimes in the state, which then cannot be serialized.
-        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
-            StateTaskServiceAwsSdk,
-        )
-
-        original_sdk_eval = StateTaskServiceAwsSdk._eval_service_task
-
-        def sdk_eval(service, env, resource_runtime_part, normalised_parameters, state_credentials):
-            # Field names: ASL uses the API's names with a capital first letter (ExecutionArn),
-            # boto3 the model's own (executionArn for Step Functions); AWS maps between them.
-            model = boto3.client(service._get_boto_service_name(), region_name=REGION).meta
-            operation = model.service_model.operation_model(
-                model.method_to_api_mapping[service._get_boto_service_action()])
-            members = {name.lower(): name for name in operation.input_shape.members}
-            for key in list(normalised_parameters):
-                normalised_parameters[members.get(key.lower(), key)] = normalised_parameters.pop(key)
-            original_sdk_eval(service, env, resource_runtime_part, normalised_parameters, state_credentials)
-            env.stack[-1] = _pascal_keys(json.loads(json.dumps(env.stack[-1], default=_json_default)))
-
-        self._stack.enter_context(mock.patch.object(StateTaskServiceAwsSdk, "_eval_service_task", sdk_eval))
-
-        # moto's Wait on a timestamp truncates to whole seconds and compares with local time, so
-        # it wakes up to a second early; AWS waits until the timestamp.
-        from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
-
-        def wait_seconds(wait, env):
-            wait.string.eval(env=env)
-            text = env.stack.pop()
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            # moto's waiting loop counts whole seconds: sleep the fraction here, return the rest.
-            remaining = (moment - datetime.now(timezone.utc)).total_seconds()
-            if remaining <= 0:
-                return 0
-            # 5 ms more: moto writes a time on an exact second without its fraction
-            # ("...:13+00:00"), which would compare below "...:13.000Z"; AWS always writes ".sssZ".
-            time.sleep(remaining - math.floor(remaining) + 0.005)
-            return math.floor(remaining)
-
-        self._stack.enter_context(mock.patch.object(Timestamp, "_get_wait_seconds", wait_seconds))
-
-        # moto's Timestamp* Choice comparisons parse only "...:SSZ" (no fraction), and its own
-        # $$.State.EnteredTime is written "...+00:00": AWS compares RFC 3339 timestamps with
-        # fractional seconds, e.g. the deployment lock's idleUntil with the entered time.
-        from moto.stepfunctions.parser.asl.component.state.choice.comparison.operator.implementations.is_operator import (
-            IsTimestamp,
-        )
-
-        def string_to_timestamp(string: Any) -> Optional[datetime]:
-            try:
-                return datetime.fromisoformat(str(string).replace("Z", "+00:00")).astimezone(timezone.utc)
-            except ValueError:
-                return None
-
-        self._stack.enter_context(mock.patch.object(IsTimestamp, "string_to_timestamp", staticmethod(string_to_timestamp)))
-        self._stack.enter_context(mock.patch.object(StateTaskServiceSfn, "_eval_service_task", eval_service_task))
 
     # ---- deployment of the template's pipeline resources into moto ----
 
@@ -812,7 +399,7 @@ class PipelineHarness:
         for method in self.synthesized.resources("AWS::ApiGateway::Method").values():
             integration = method["Properties"].get("Integration", {})
             if integration.get("Type") == "AWS_PROXY":
-                targets.update(_getatt_targets(integration["Uri"]))
+                targets.update(getatt_targets(integration["Uri"]))
         (logical,) = targets
         return self.functions[logical]
 
@@ -838,7 +425,7 @@ class PipelineHarness:
             handler = self._load_handler(spec)
             spec.invocations += 1
             try:
-                result = handler(payload, _Context(spec))
+                result = handler(payload, LambdaContext(spec))
             except Exception as error:  # what Lambda returns for an unhandled error
                 return json.dumps({"errorMessage": str(error), "errorType": type(error).__name__}), True, ""
         return json.dumps(result), False, ""
@@ -1128,7 +715,7 @@ class PipelineHarness:
                             what += f" ({run.error})"
                     else:
                         continue
-                    entries.append((_utc(event["timestamp"]), component, what))
+                    entries.append((utc(event["timestamp"]), component, what))
         simulator = self.simulator
         for offset, event, detail in simulator.timeline:
             if event == "describe" and not describes:

@@ -22,8 +22,8 @@ PHOTOS = {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}
 
 
 @pytest.fixture(scope="module")
-def synthesized(tmp_path_factory):
-    return synthesize(FAST_CONTEXT, outdir=tmp_path_factory.mktemp("assembly"))
+def synthesized():
+    return synthesize(FAST_CONTEXT)
 
 
 @contextmanager

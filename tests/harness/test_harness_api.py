@@ -28,8 +28,8 @@ CONTEXT = {"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMi
 
 
 @pytest.fixture(scope="module")
-def synthesized(tmp_path_factory):
-    return synthesize(CONTEXT, outdir=tmp_path_factory.mktemp("assembly"))
+def synthesized():
+    return synthesize(CONTEXT)
 
 
 def harness(synthesized, **simulator) -> PipelineHarness:

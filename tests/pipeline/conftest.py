@@ -39,11 +39,11 @@ def jpeg_bytes(width: int = 512, height: int = 512, *, exif_padding: int = 0, pr
 
 
 @pytest.fixture(scope="module")
-def synthesized(tmp_path_factory):
+def synthesized():
     """The app synthesized once per test module with the harness's quick settings."""
     from tests.harness.pipeline_harness import FAST_CONTEXT, synthesize
 
-    return synthesize(FAST_CONTEXT, outdir=tmp_path_factory.mktemp("assembly"))
+    return synthesize(FAST_CONTEXT)
 
 
 def dog_photos() -> dict[str, bytes]:

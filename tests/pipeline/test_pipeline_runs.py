@@ -21,9 +21,8 @@ CAT_PHOTOS = {f"cat{i}.png": png_bytes(600, 600 + i) for i in range(3)}
 
 
 @pytest.fixture(scope="module")
-def synthesized(tmp_path_factory):
-    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5},
-                      outdir=tmp_path_factory.mktemp("assembly"))
+def synthesized():
+    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5})
 
 
 def test_first_model_creates_the_endpoint_and_goes_live(synthesized):

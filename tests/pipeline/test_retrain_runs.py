@@ -75,12 +75,11 @@ def test_an_invalid_dataset_is_retried_only_after_it_changes(synthesized):
         assert h.simulator.count("create_training_job") == 0
 
 
-def test_an_on_demand_retry_that_fails_for_capacity_after_a_spot_stop_is_retryable(synthesized, tmp_path_factory):
+def test_an_on_demand_retry_that_fails_for_capacity_after_a_spot_stop_is_retryable(synthesized):
     # A spot stop is not a failure any more (the same snapshot is trained on demand at once, see
     # tests/pipeline/test_spot_and_metrics_runs.py); when that on-demand job fails for capacity too,
     # the model is failed, retryable, and the notification says how to retrain.
-    spot = synthesize({**FAST_CONTEXT, "spotTraining": True},
-                      outdir=tmp_path_factory.mktemp("spot"))
+    spot = synthesize({**FAST_CONTEXT, "spotTraining": True})
     with harness(spot, stop_training="MaxWaitTimeExceeded", fail_training=CAPACITY) as h:
         model_id = h.train_and_deploy("dog", DOG_PHOTOS)
         model = h.models()[model_id]

@@ -17,9 +17,9 @@ MAX_WAIT_MINUTES = 300
 
 
 @pytest.fixture(scope="module")
-def synthesized(tmp_path_factory):
+def synthesized():
     return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5, "spotTraining": "true",
-                       "spotMaxWaitMinutes": MAX_WAIT_MINUTES}, outdir=tmp_path_factory.mktemp("spot"))
+                       "spotMaxWaitMinutes": MAX_WAIT_MINUTES})
 
 
 def run(h: PipelineHarness, files: dict[str, bytes]) -> str:

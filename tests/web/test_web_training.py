@@ -52,9 +52,8 @@ def train_from_page(page, url: str, photos: dict[str, bytes], dataset: str = "do
 
 
 @pytest.fixture(scope="module")
-def synthesized(tmp_path_factory):
-    return synthesize(FAST_CONTEXT,
-                      outdir=tmp_path_factory.mktemp("assembly"))
+def synthesized():
+    return synthesize(FAST_CONTEXT)
 
 
 def deliver_commit_events(harness: PipelineHarness, prefix: str, stop: threading.Event) -> None:

@@ -1,0 +1,255 @@
+"""What the harness patches into moto, each patch entered on the harness's ExitStack (undone on exit).
+
+See the docstring of tests/harness/pipeline_harness.py for why each exists:
+- Step Functions: the `sagemaker:createTrainingJob.sync` integration moto lacks
+  (`SageMakerSyncService`), field-name conversion for `states:startExecution` and aws-sdk tasks,
+  results handed to the state as JSON, a Wait on a timestamp that waits until that moment, and
+  Timestamp* Choice rules that compare RFC 3339 timestamps with fractions.
+- Lambda: moto's docker-less backend echoes payloads; `patch_lambda_invoke` runs the real handler
+  in-process through the harness instead (the harness owns the functions and their threads).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from contextlib import ExitStack
+from datetime import datetime, timezone
+from typing import Any, Optional
+from unittest import mock
+
+import boto3
+
+from tests.harness.account import REGION
+
+
+def sagemaker_sync_service_class() -> type:
+    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_unsupported import (
+        StateTaskServiceUnsupported,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+    from moto.stepfunctions.parser.asl.utils import boto_client
+    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+
+    class SageMakerSyncService(StateTaskServiceUnsupported):
+        """`sagemaker:*` tasks; `createTrainingJob.sync` polls DescribeTrainingJob like AWS does."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._supported_integration_patterns = {ResourceCondition.WaitForTaskToken, ResourceCondition.Sync}
+
+        def _build_sync_resolver(self, env, resource_runtime_part, normalised_parameters, state_credentials):
+            if self._get_boto_service_action() != "create_training_job":
+                raise RuntimeError(f"harness: no .sync for {self.resource.resource_arn}")
+            # Looked up at call time: tests/harness/iam.py signs it with the state machine's role.
+            client = boto_client.boto_client_for(service="sagemaker", region=resource_runtime_part.region,
+                                                 state_credentials=state_credentials)
+            env.stack.pop()  # the CreateTrainingJob answer
+            name = normalised_parameters["TrainingJobName"]
+
+            def resolve():
+                job = client.describe_training_job(TrainingJobName=name)
+                job.pop("ResponseMetadata", None)
+                status = job["TrainingJobStatus"]
+                if status in ("InProgress", "Stopping"):
+                    return None
+                job = json.loads(json.dumps(job, default=json_default))
+                if status == "Completed":
+                    return job
+                raise FailureEventException(FailureEvent(
+                    env=env,
+                    error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
+                    event_type=HistoryEventType.TaskFailed,
+                    event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                        resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type(),
+                        error=StatesErrorNameType.StatesTaskFailed.to_name(), cause=to_json_str(job),
+                    )),
+                ))
+
+            return resolve
+
+        def _from_error(self, env, ex):
+            # A refused SageMaker call is a task error in AWS (`SageMaker.AmazonSageMakerException`,
+            # which `States.ALL` catches), not the States.Runtime moto's base class makes of it.
+            from botocore.exceptions import ClientError
+
+            if not isinstance(ex, ClientError):
+                return super()._from_error(env, ex)
+            meta = ex.response.get("ResponseMetadata", {})
+            cause = (f"{ex.response['Error'].get('Message', '')} (Service: AmazonSageMaker; Status Code: "
+                     f"{meta.get('HTTPStatusCode')}; Error Code: {ex.response['Error'].get('Code')}; "
+                     f"Request ID: {meta.get('RequestId')}; Proxy: null)")
+            return FailureEvent(
+                env=env, error_name=CustomErrorName(error_name="SageMaker.AmazonSageMakerException"),
+                event_type=HistoryEventType.TaskFailed,
+                event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                    resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type(),
+                    error="SageMaker.AmazonSageMakerException", cause=cause,
+                )),
+            )
+
+    return SageMakerSyncService
+
+
+def pascal_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k[:1].upper() + k[1:]: pascal_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [pascal_keys(v) for v in value]
+    return value
+
+
+def utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value))
+
+
+def patch_step_functions(stack: ExitStack) -> None:
+    """The SageMaker .sync service and the conversions AWS makes that moto's interpreter skips."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_factory as factory,
+    )
+
+    original_factory = factory.state_task_service_for
+    sync_service = sagemaker_sync_service_class()
+
+    def service_for(service_name: str):
+        if service_name == "sagemaker":
+            return sync_service()
+        return original_factory(service_name)
+
+    stack.enter_context(mock.patch.object(factory, "state_task_service_for", service_for))
+
+    # moto's `states:startExecution` passes ASL's field names (Input, StateMachineArn) to boto3,
+    # which expects input, stateMachineArn, and hands boto3's answer back unconverted; AWS (and
+    # LocalStack, which moto's interpreter comes from) convert both ways. Added here.
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+        StateTaskServiceSfn,
+    )
+
+    original_normalise = StateTaskServiceSfn._normalise_parameters
+
+    def normalise_parameters(service, parameters, boto_service_name=None, service_action_name=None):
+        original_normalise(service, parameters, boto_service_name, service_action_name)
+        for key in list(parameters):
+            if key[:1].isupper():
+                parameters[key[0].lower() + key[1:]] = parameters.pop(key)
+
+    def normalise_response(service, response, boto_service_name=None, service_action_name=None):
+        if isinstance(response, dict) and service_action_name is None:
+            for key in list(response):
+                value = response.pop(key)
+                response[key[0].upper() + key[1:]] = value.isoformat() if isinstance(value, datetime) else value
+
+    original_eval = StateTaskServiceSfn._eval_service_task
+
+    def eval_service_task(service, env, resource_runtime_part, normalised_parameters, state_credentials):
+        original_eval(service, env, resource_runtime_part, normalised_parameters, state_credentials)
+        normalise_response(service, env.stack[-1])
+
+    stack.enter_context(mock.patch.object(StateTaskServiceSfn, "_normalise_parameters", normalise_parameters))
+
+    # AWS hands aws-sdk results to the state as JSON (timestamps as strings); moto leaves
+    # Python datetimes in the state, which then cannot be serialized.
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
+        StateTaskServiceAwsSdk,
+    )
+
+    original_sdk_eval = StateTaskServiceAwsSdk._eval_service_task
+
+    def sdk_eval(service, env, resource_runtime_part, normalised_parameters, state_credentials):
+        # Field names: ASL uses the API's names with a capital first letter (ExecutionArn),
+        # boto3 the model's own (executionArn for Step Functions); AWS maps between them.
+        model = boto3.client(service._get_boto_service_name(), region_name=REGION).meta
+        operation = model.service_model.operation_model(
+            model.method_to_api_mapping[service._get_boto_service_action()])
+        members = {name.lower(): name for name in operation.input_shape.members}
+        for key in list(normalised_parameters):
+            normalised_parameters[members.get(key.lower(), key)] = normalised_parameters.pop(key)
+        original_sdk_eval(service, env, resource_runtime_part, normalised_parameters, state_credentials)
+        env.stack[-1] = pascal_keys(json.loads(json.dumps(env.stack[-1], default=json_default)))
+
+    stack.enter_context(mock.patch.object(StateTaskServiceAwsSdk, "_eval_service_task", sdk_eval))
+
+    # moto's Wait on a timestamp truncates to whole seconds and compares with local time, so
+    # it wakes up to a second early; AWS waits until the timestamp.
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
+
+    def wait_seconds(wait, env):
+        wait.string.eval(env=env)
+        text = env.stack.pop()
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        # moto's waiting loop counts whole seconds: sleep the fraction here, return the rest.
+        remaining = (moment - datetime.now(timezone.utc)).total_seconds()
+        if remaining <= 0:
+            return 0
+        # 5 ms more: moto writes a time on an exact second without its fraction
+        # ("...:13+00:00"), which would compare below "...:13.000Z"; AWS always writes ".sssZ".
+        time.sleep(remaining - math.floor(remaining) + 0.005)
+        return math.floor(remaining)
+
+    stack.enter_context(mock.patch.object(Timestamp, "_get_wait_seconds", wait_seconds))
+
+    # moto's Timestamp* Choice comparisons parse only "...:SSZ" (no fraction), and its own
+    # $$.State.EnteredTime is written "...+00:00": AWS compares RFC 3339 timestamps with
+    # fractional seconds, e.g. the deployment lock's idleUntil with the entered time.
+    from moto.stepfunctions.parser.asl.component.state.choice.comparison.operator.implementations.is_operator import (
+        IsTimestamp,
+    )
+
+    def string_to_timestamp(string: Any) -> Optional[datetime]:
+        try:
+            return datetime.fromisoformat(str(string).replace("Z", "+00:00")).astimezone(timezone.utc)
+        except ValueError:
+            return None
+
+    stack.enter_context(mock.patch.object(IsTimestamp, "string_to_timestamp", staticmethod(string_to_timestamp)))
+    stack.enter_context(mock.patch.object(StateTaskServiceSfn, "_eval_service_task", eval_service_task))
+
+
+def patch_lambda_invoke(stack: ExitStack, harness: Any) -> None:
+    """moto's docker-less Lambda backend echoes the payload; this runs the real handler instead, via
+    `harness._invoke_in_process` / `harness._invoke_async`, with Lambda's payload limits."""
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    def invoke_in_process(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any,
+                          response_headers: Any) -> bytes:
+        from moto.core.exceptions import JsonRESTError
+
+        name = backend.get_function(function_name, qualifier).function_name
+        asynchronous = (headers or {}).get("x-amz-invocation-type") == "Event"
+        too_large = harness.limits.check_lambda_request(name, body or b"", asynchronous=asynchronous)
+        if too_large:  # what Lambda answers (HTTP 413) before running anything
+            raise JsonRESTError("RequestEntityTooLargeException", str(too_large))
+        if asynchronous:
+            harness._invoke_async(name, body)
+            return b""  # Lambda's 202 to an asynchronous invocation carries no payload
+        result, errored, _ = harness._invoke_in_process(name, body)
+        if harness.limits.check_lambda_response(name, result):
+            # Lambda replaces a response over 6 MB with this function error.
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": "Function.ResponseSizeTooLarge",
+                               "errorMessage": "Response payload size exceeded maximum allowed payload size "
+                                               f"({len(result.encode())} bytes)."}).encode()
+        if errored:
+            response_headers["x-amz-function-error"] = "Unhandled"
+        return result.encode()
+
+    stack.enter_context(mock.patch.object(LambdaSimpleBackend, "invoke", invoke_in_process))
