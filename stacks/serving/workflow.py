@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from aws_cdk import Aws, Duration, Stack, Token
+from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_

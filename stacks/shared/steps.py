@@ -5,6 +5,10 @@ definition is what the same states would make without it. A step's ways out are 
 and any Choice rule that leads `ONWARD`; `then(step)` sends them all to `step`'s first state.
 A Choice with an `ONWARD` rule gets its rules, in the order given, only when the step is linked
 (Step Functions tries the rules in order, and CDK can only append them).
+
+CDK writes the states into the definition in the order it finds them, following each state's
+links in the order they were made: moving states between steps keeps the definition's meaning,
+and keeps its text only if the links are made in the same order.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class Step(sfn.StateMachineFragment):
         self._start: Optional[sfn.State] = None
         self._ends: list[sfn.INextable] = []
         self._onward: list[tuple[sfn.Choice, Rules, Optional[Target]]] = []
+        self._onward_catches: list[tuple[sfn.TaskStateBase, list[str], Optional[str]]] = []
 
     @property
     def start_state(self) -> sfn.State:
@@ -62,13 +67,19 @@ class Step(sfn.StateMachineFragment):
             _add_rules(choice, rules, otherwise, onward=None)
         return choice
 
+    def catch_onward(self, state: sfn.TaskStateBase, errors: list[str], result_path: Optional[str]) -> None:
+        """`state`'s `errors` go on to the next step too (added to its Catch list when linked)."""
+        self._onward_catches.append((state, errors, result_path))
+
     def then(self, step: sfn.IChainable) -> sfn.IChainable:
         """Every way out of this step goes to `step`; returns `step`, so that links read in order."""
+        for state, errors, result_path in self._onward_catches:
+            state.add_catch(step, errors=errors, result_path=result_path)
         for state in self._ends:
             state.next(step)
         for choice, rules, otherwise in self._onward:
             _add_rules(choice, rules, otherwise, onward=step)
-        self._ends, self._onward = [], []
+        self._ends, self._onward, self._onward_catches = [], [], []
         return step
 
 
