@@ -160,7 +160,6 @@ class DeployWorkflow(Construct):
         initial_instance_count: int = 1,
     ) -> None:
         super().__init__(scope, construct_id)
-        self._endpoint_name = endpoint_name
         self._hosting_role = hosting_role
         self.poll_interval_s = poll_interval_s
         self.max_polls = max_polls
@@ -351,15 +350,20 @@ class DeploymentLock(Step):
         # 25,000 history events, and a deployment must give up (and say so) long before that.
         start = sfn.Pass(self, "StartDeployment", result=sfn.Result.from_object({"lock": 0, "busy": 0}),
                          result_path="$.waits")
-        acquire = tasks.DynamoUpdateItem(
-            self, "AcquireLock", table=parts.state, key={"pk": S(DEPLOY_LOCK_ID)},
-            update_expression="SET #owner = :me, modelId = :model, since = :now",
-            condition_expression="attribute_not_exists(#owner) OR #owner = :me",
-            expression_attribute_names={"#owner": "owner"},
-            expression_attribute_values={":me": _str("$$.Execution.Id"), ":model": _str("$.modelId"),
-                                         ":now": _str(_NOW)},
-            result_path=_DISCARD,
-        )
+
+        def take_lock(state_id: str, condition: str, **values: tasks.DynamoAttributeValue) -> tasks.DynamoUpdateItem:
+            """This execution becomes the lock's owner, if `condition` holds."""
+            return tasks.DynamoUpdateItem(
+                self, state_id, table=parts.state, key={"pk": S(DEPLOY_LOCK_ID)},
+                update_expression="SET #owner = :me, modelId = :model, since = :now",
+                condition_expression=condition,
+                expression_attribute_names={"#owner": "owner"},
+                expression_attribute_values={":me": _str("$$.Execution.Id"), ":model": _str("$.modelId"),
+                                             ":now": _str(_NOW), **{f":{k}": v for k, v in values.items()}},
+                result_path=_DISCARD,
+            )
+
+        acquire = take_lock("AcquireLock", "attribute_not_exists(#owner) OR #owner = :me")
         start.next(acquire)
         # No ResultSelector on the lock item: its holder may have released it between the failed
         # acquire and this read, and a missing `owner` would then stop the execution with
@@ -390,15 +394,7 @@ class DeploymentLock(Step):
             iam_resources=[lock_owner_arn_pattern], iam_action="states:DescribeExecution",
             result_selector={"status.$": "$.Status"}, result_path="$.lockOwner",
         )
-        take_over = tasks.DynamoUpdateItem(
-            self, "TakeOverLock", table=parts.state, key={"pk": S(DEPLOY_LOCK_ID)},
-            update_expression="SET #owner = :me, modelId = :model, since = :now",
-            condition_expression="#owner = :dead",
-            expression_attribute_names={"#owner": "owner"},
-            expression_attribute_values={":me": _str("$$.Execution.Id"), ":model": _str("$.modelId"),
-                                         ":now": _str(_NOW), ":dead": _str("$.lock.Item.owner.S")},
-            result_path=_DISCARD,
-        )
+        take_over = take_lock("TakeOverLock", "#owner = :dead", dead=_str("$.lock.Item.owner.S"))
         wait_for_lock = sfn.Wait(self, "WaitForOtherDeployment", time=sfn.WaitTime.duration(Duration.seconds(retry_s)))
         check_lock_later = counted("CountLockCheck", "IsLockWaitOver", wait_for_lock)
         take_over.add_catch(retry_lock, errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)

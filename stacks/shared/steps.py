@@ -13,7 +13,7 @@ and keeps its text only if the links are made in the same order.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, TypeVar, Union
 
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -29,6 +29,7 @@ ONWARD = _Onward()
 
 Target = Union[sfn.IChainable, _Onward]
 Rules = Sequence[tuple[sfn.Condition, Target]]
+Next = TypeVar("Next", bound=sfn.IChainable)
 
 
 class Step(sfn.StateMachineFragment):
@@ -71,7 +72,7 @@ class Step(sfn.StateMachineFragment):
         """`state`'s `errors` go on to the next step too (added to its Catch list when linked)."""
         self._onward_catches.append((state, errors, result_path))
 
-    def then(self, step: sfn.IChainable) -> sfn.IChainable:
+    def then(self, step: Next) -> Next:
         """Every way out of this step goes to `step`; returns `step`, so that links read in order."""
         for state, errors, result_path in self._onward_catches:
             state.add_catch(step, errors=errors, result_path=result_path)
