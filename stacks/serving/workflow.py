@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from aws_cdk import Aws, Duration, Stack, Token
+from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -48,6 +48,7 @@ from stacks.registry.construct import DISCARD as _DISCARD
 from stacks.registry.construct import NOW as _NOW
 from stacks.registry.construct import S
 from stacks.registry.construct import str_at as _str
+from stacks.shared.steps import ONWARD, Step
 
 # A deployment waiting for another one checks the lock at most MAX_LOCK_CHECKS times, spaced (at
 # least LOCK_RETRY_S apart, or as often as the endpoint is polled) to cover the longest time the
@@ -114,6 +115,9 @@ EXTRA_INFERENCE_ENVIRONMENT = {"MMS_MAX_RESPONSE_SIZE": "20000000"}
 class DeployWorkflow(Construct):
     """Builds the deploy chain; `definition` is the first state (see module docstring).
 
+    The chain is five named steps, linked top-down in `__init__`; every failure goes to a sixth,
+    `DeployFailure`.
+
     Props:
       registry_table / state_table: see ModelRegistry.
       topic: where outcomes are published.
@@ -156,95 +160,231 @@ class DeployWorkflow(Construct):
         initial_instance_count: int = 1,
     ) -> None:
         super().__init__(scope, construct_id)
-        self._registry = registry_table
-        self._state = state_table
-        self._topic = topic
-        self._endpoint_name = endpoint_name
+        self._hosting_role = hosting_role
         self.poll_interval_s = poll_interval_s
         self.max_polls = max_polls
-        self._scaling_function = scaling_function
+        parts = _Parts(registry=registry_table, state=state_table, topic=topic, endpoint_name=endpoint_name)
 
-        fail = sfn.Fail(self, "DeploymentFailed", error="DeploymentFailed", cause="See the model's failureReason")
-        release_after_failure = self._release_lock("ReleaseLockAfterFailure", then=fail)
-        failure_chain = (
-            self._registry_update(
-                "MarkFailed",
-                "SET #status = :failed, failureReason = :reason, updatedAt = :now",
-                {":failed": S(STATUS_FAILED), ":reason": _str("$.failure.reason")},
-            )
-            .next(self._publish("NotifyFailure", "DreamBooth: deployment failed",
+        failure = DeployFailure(self, "Failure", parts)
+        lock = DeploymentLock(self, "Lock", parts, failure, retry_s=lock_retry_s(poll_interval_s, max_polls),
+                              lock_owner_arn_pattern=lock_owner_arn_pattern)
+        model = ModelToDeploy(self, "Model", parts, failure)
+        sagemaker_model = CreateSageMakerModel(
+            self, "SageMakerModel", parts, failure, hosting_role=hosting_role, inference_image=inference_image,
+            inference_environment=inference_environment, instance_type=instance_type,
+            initial_instance_count=initial_instance_count, async_output=async_output)
+        rollout = Rollout(self, "Rollout", parts, failure, park_function=park_function,
+                          scaling_function=scaling_function, poll_interval_s=poll_interval_s, max_polls=max_polls)
+        go_live = GoLive(self, "GoLive", parts, failure, scaling_function=scaling_function)
+
+        self.definition = lock.start_state
+        lock.then(model).then(sagemaker_model).then(rollout).then(go_live)
+
+    def grant_create_model(self, role: iam.IRole) -> None:
+        """What the state machine's role needs for the CreateModel task (the hosting role passed to SageMaker)
+        and for tagging what it creates."""
+        stack = Stack.of(self)
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["sagemaker:CreateModel"],
+            resources=[stack.format_arn(service="sagemaker", resource="model", resource_name="*")]))
+        # Tags on create (the stack tag on models and endpoint configs) need sagemaker:AddTags too,
+        # and only with this stack's tag.
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["sagemaker:AddTags"],
+            resources=[stack.format_arn(service="sagemaker", resource=kind, resource_name="*")
+                       for kind in ("model", "endpoint-config")],
+            conditions={"StringEquals": {f"aws:RequestTag/{STACK_TAG_KEY}": stack.stack_name}}))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["iam:PassRole"], resources=[self._hosting_role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}))
+
+    def restrict_to_own_resources(self, role: iam.IRole) -> None:
+        """CDK's CreateModel / CreateEndpointConfig / CreateEndpoint tasks grant on every model and
+        endpoint config (their names are per model, chosen at run time): these denials hold the
+        state machine to the ones tagged with this stack's name."""
+        stack_name = Stack.of(self).stack_name
+        role.add_to_principal_policy(iam.PolicyStatement(
+            effect=iam.Effect.DENY,
+            actions=["sagemaker:CreateModel", "sagemaker:CreateEndpointConfig"], resources=["*"],
+            conditions={"StringNotEquals": {f"aws:RequestTag/{STACK_TAG_KEY}": stack_name}},
+        ))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            effect=iam.Effect.DENY,
+            actions=["sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint"],
+            resources=[Stack.of(self).format_arn(service="sagemaker", resource="endpoint-config", resource_name="*")],
+            conditions={"StringNotEquals": {f"aws:ResourceTag/{STACK_TAG_KEY}": stack_name}},
+        ))
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """What every step of the deploy chain uses, and the states it builds from them."""
+
+    registry: dynamodb.ITable
+    state: dynamodb.ITable
+    topic: sns.ITopic
+    endpoint_name: str
+
+    def registry_update(self, scope: Construct, state_id: str, expression: str, values: dict[str, Any],
+                        model_path: str = "$.modelId") -> tasks.DynamoUpdateItem:
+        names = {"#status": "status"} if "#status" in expression else None
+        return tasks.DynamoUpdateItem(
+            scope, state_id, table=self.registry, key={"modelId": _str(model_path)},
+            update_expression=expression,
+            expression_attribute_names=names,
+            expression_attribute_values={**values, ":now": _str(_NOW)},
+            result_path=_DISCARD,
+        )
+
+    def publish(self, scope: Construct, state_id: str, subject: str, message: str) -> tasks.SnsPublish:
+        return tasks.SnsPublish(scope, state_id, topic=self.topic, subject=subject,
+                                message=sfn.TaskInput.from_text(message), result_path=_DISCARD)
+
+    def release_lock(self, scope: Construct, state_id: str, then: sfn.State) -> tasks.DynamoUpdateItem:
+        """Release the lock, then go on to `then` (also when the lock is no longer held)."""
+        release = tasks.DynamoUpdateItem(
+            scope, state_id, table=self.state, key={"pk": S(DEPLOY_LOCK_ID)},
+            update_expression="REMOVE #owner",
+            condition_expression="#owner = :me",
+            expression_attribute_names={"#owner": "owner"},
+            expression_attribute_values={":me": _str("$$.Execution.Id")},
+            result_path=_DISCARD,
+        )
+        # Not holding the lock any more (taken over after a stop) changes nothing for this deployment.
+        release.add_catch(sfn.Pass(scope, f"{state_id}NotHeld").next(then),
+                          errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
+        release.next(then)
+        return release
+
+    def endpoint_arn(self) -> str:
+        return f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:endpoint/{self.endpoint_name.lower()}"
+
+    def describe_endpoint(self, scope: Construct, state_id: str) -> tasks.CallAwsService:
+        return tasks.CallAwsService(
+            scope, state_id, service="sagemaker", action="describeEndpoint",
+            parameters={"EndpointName": self.endpoint_name},
+            iam_resources=[self.endpoint_arn()],
+            # `detail` keeps the optional fields (FailureReason) for the failure messages: selecting
+            # a missing field would stop the execution with an uncatchable States.Runtime error.
+            result_selector={"status.$": "$.EndpointStatus", "config.$": "$.EndpointConfigName", "detail.$": "$"},
+            result_path="$.endpoint",
+        )
+
+    def scaling_task(self, scope: Construct, state_id: str, function: lambda_.IFunction,
+                     action: str) -> tasks.LambdaInvoke:
+        return tasks.LambdaInvoke(
+            scope, state_id, lambda_function=function,
+            payload=sfn.TaskInput.from_object({"action": action, "endpointName": self.endpoint_name}),
+            result_path=_DISCARD,
+        )
+
+
+class DeployFailure(Step):
+    """Where every failure ends: the model is marked failed and it is notified (or, for the live
+    model whose endpoint is being re-created, `__live__` records `endpointError`: the model stays
+    live), the lock is released and the run fails. The live model is never touched.
+
+    Entries: the step itself (needs `$.failure.reason`), `caught_error` (a Catch's `$.error`),
+    `fail_with` (a fixed reason)."""
+
+    def __init__(self, scope: Construct, construct_id: str, parts: _Parts) -> None:
+        super().__init__(scope, construct_id)
+        self._failed = parts.registry_update(
+            self, "MarkFailed",
+            "SET #status = :failed, failureReason = :reason, updatedAt = :now",
+            {":failed": S(STATUS_FAILED), ":reason": _str("$.failure.reason")},
+        )
+        model_failed = (
+            self._failed
+            .next(parts.publish(self, "NotifyFailure", "DreamBooth: deployment failed",
                                 sfn.JsonPath.format("Model {} could not be put live: {}. The previously live model "
                                                     "(if any) is still serving.", sfn.JsonPath.string_at("$.modelId"),
                                                     sfn.JsonPath.string_at("$.failure.reason"))))
-            .next(release_after_failure)
+            .next(parts.release_lock(self, "ReleaseLockAfterFailure", then=sfn.Fail(
+                self, "DeploymentFailed", error="DeploymentFailed", cause="See the model's failureReason")))
         )
         # The live model itself (its endpoint being re-created): it stays live, the pointer says what failed.
-        live_failure_chain = (
+        live_failed = (
             tasks.DynamoUpdateItem(
-                self, "RecordEndpointError", table=registry_table, key={"modelId": S(LIVE_POINTER_ID)},
+                self, "RecordEndpointError", table=parts.registry, key={"modelId": S(LIVE_POINTER_ID)},
                 update_expression="SET endpointError = :reason, endpointErrorAt = :now",
                 expression_attribute_values={":reason": _str("$.failure.reason"), ":now": _str(_NOW)},
                 result_path=_DISCARD,
             )
-            .next(self._publish("NotifyEndpointNotRestored", "DreamBooth: endpoint could not be re-created",
+            .next(parts.publish(self, "NotifyEndpointNotRestored", "DreamBooth: endpoint could not be re-created",
                                 sfn.JsonPath.format("Endpoint {} could not be re-created for the live model {}: {}. "
                                                     "The model stays live; generation requests stay queued and "
                                                     "the next request or the periodic check tries again.",
-                                                    endpoint_name, sfn.JsonPath.string_at("$.modelId"),
+                                                    parts.endpoint_name, sfn.JsonPath.string_at("$.modelId"),
                                                     sfn.JsonPath.string_at("$.failure.reason"))))
-            .next(self._release_lock("ReleaseLockAfterEndpointError", then=sfn.Fail(
+            .next(parts.release_lock(self, "ReleaseLockAfterEndpointError", then=sfn.Fail(
                 self, "EndpointNotRestored", error="EndpointNotRestored",
                 cause="See endpointError on the __live__ registry item")))
         )
-        failure_chain = sfn.Choice(self, "IsTheLiveModel").when(_is_live_model(), live_failure_chain).otherwise(
-            failure_chain)
-        self._failure_chain = failure_chain
-
-        def fail_with(state_id: str, reason: str) -> sfn.Pass:
-            return sfn.Pass(self, state_id, parameters={"reason": reason}, result_path="$.failure").next(failure_chain)
-
-        caught_error = sfn.Pass(
+        self.begin(self.choice("IsTheLiveModel", [(is_live_model(), live_failed)], otherwise=model_failed))
+        self.caught_error = sfn.Pass(
             self,
             "DescribeError",
             parameters={"reason": sfn.JsonPath.format("{}: {}", sfn.JsonPath.string_at("$.error.Error"),
                                                       sfn.JsonPath.string_at("$.error.Cause"))},
             result_path="$.failure",
-        ).next(failure_chain)
+        ).next(self)
 
-        self._caught_error = caught_error
+    def fail_with(self, scope: Construct, state_id: str, reason: str) -> sfn.IChainable:
+        return sfn.Pass(scope, state_id, parameters={"reason": reason}, result_path="$.failure").next(self)
 
-        def catch(state: Any) -> Any:
-            state.add_catch(caught_error, errors=["States.ALL"], result_path="$.error")
-            return state
+    def catch(self, state: Any) -> Any:
+        """Any error of `state` fails the deployment with the error's name and cause."""
+        state.add_catch(self.caught_error, errors=["States.ALL"], result_path="$.error")
+        return state
 
-        # ---- the lock ----
+
+class DeploymentLock(Step):
+    """One deployment at a time: take the lock, or wait (counted, bounded) while its holder runs,
+    and take it over from a holder that stopped."""
+
+    def __init__(self, scope: Construct, construct_id: str, parts: _Parts, failure: DeployFailure, *,
+                 retry_s: int, lock_owner_arn_pattern: str) -> None:
+        super().__init__(scope, construct_id)
         # Every wait below is counted in `$.waits` and bounded: an execution may write at most
         # 25,000 history events, and a deployment must give up (and say so) long before that.
         start = sfn.Pass(self, "StartDeployment", result=sfn.Result.from_object({"lock": 0, "busy": 0}),
                          result_path="$.waits")
-        acquire = self._acquire_lock()
+
+        def take_lock(state_id: str, condition: str, **values: tasks.DynamoAttributeValue) -> tasks.DynamoUpdateItem:
+            """This execution becomes the lock's owner, if `condition` holds."""
+            return tasks.DynamoUpdateItem(
+                self, state_id, table=parts.state, key={"pk": S(DEPLOY_LOCK_ID)},
+                update_expression="SET #owner = :me, modelId = :model, since = :now",
+                condition_expression=condition,
+                expression_attribute_names={"#owner": "owner"},
+                expression_attribute_values={":me": _str("$$.Execution.Id"), ":model": _str("$.modelId"),
+                                             ":now": _str(_NOW), **{f":{k}": v for k, v in values.items()}},
+                result_path=_DISCARD,
+            )
+
+        acquire = take_lock("AcquireLock", "attribute_not_exists(#owner) OR #owner = :me")
         start.next(acquire)
         # No ResultSelector on the lock item: its holder may have released it between the failed
         # acquire and this read, and a missing `owner` would then stop the execution with
         # States.Runtime, which no Catch can intercept.
         read_lock = tasks.DynamoGetItem(
-            self, "ReadLock", table=state_table, key={"pk": S(DEPLOY_LOCK_ID)}, consistent_read=True,
+            self, "ReadLock", table=parts.state, key={"pk": S(DEPLOY_LOCK_ID)}, consistent_read=True,
             result_path="$.lock",
         )
-        lock_minutes = lock_retry_s(poll_interval_s, max_polls) * MAX_LOCK_CHECKS // 60
-        lock_given_up = fail_with(
-            "GaveUpWaitingForLock",
-            f"another deployment kept the deployment lock for more than {lock_minutes} minutes (longer than one "
-            "deployment can take); nothing was changed and the live model is untouched. Put the model live again "
-            "once the other deployment has ended")
+        lock_given_up = failure.fail_with(
+            self, "GaveUpWaitingForLock",
+            f"another deployment kept the deployment lock for more than {retry_s * MAX_LOCK_CHECKS // 60} minutes "
+            "(longer than one deployment can take); nothing was changed and the live model is untouched. Put the "
+            "model live again once the other deployment has ended")
 
         def counted(count_id: str, choice_id: str, then: sfn.IChainable) -> sfn.Pass:
             """Count one more lock check; past MAX_LOCK_CHECKS give up, else go on to `then`."""
             count = sfn.Pass(self, count_id, parameters={
                 "lock.$": "States.MathAdd($.waits.lock, 1)", "busy.$": "$.waits.busy"}, result_path="$.waits")
-            count.next(sfn.Choice(self, choice_id)
-                       .when(sfn.Condition.number_greater_than_equals("$.waits.lock", MAX_LOCK_CHECKS), lock_given_up)
-                       .otherwise(then))
+            count.next(self.choice(
+                choice_id, [(sfn.Condition.number_greater_than_equals("$.waits.lock", MAX_LOCK_CHECKS),
+                             lock_given_up)], otherwise=then))
             return count
 
         retry_lock = counted("CountLockRetry", "IsLockRetryOver", acquire)
@@ -254,49 +394,71 @@ class DeployWorkflow(Construct):
             iam_resources=[lock_owner_arn_pattern], iam_action="states:DescribeExecution",
             result_selector={"status.$": "$.Status"}, result_path="$.lockOwner",
         )
-        take_over = tasks.DynamoUpdateItem(
-            self, "TakeOverLock", table=state_table, key={"pk": S(DEPLOY_LOCK_ID)},
-            update_expression="SET #owner = :me, modelId = :model, since = :now",
-            condition_expression="#owner = :dead",
-            expression_attribute_names={"#owner": "owner"},
-            expression_attribute_values={":me": _str("$$.Execution.Id"), ":model": _str("$.modelId"),
-                                         ":now": _str(_NOW), ":dead": _str("$.lock.Item.owner.S")},
-            result_path=_DISCARD,
-        )
-        wait_for_lock = sfn.Wait(self, "WaitForOtherDeployment", time=sfn.WaitTime.duration(
-            Duration.seconds(lock_retry_s(poll_interval_s, max_polls))))
+        take_over = take_lock("TakeOverLock", "#owner = :dead", dead=_str("$.lock.Item.owner.S"))
+        wait_for_lock = sfn.Wait(self, "WaitForOtherDeployment", time=sfn.WaitTime.duration(Duration.seconds(retry_s)))
         check_lock_later = counted("CountLockCheck", "IsLockWaitOver", wait_for_lock)
         take_over.add_catch(retry_lock, errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
         describe_owner.add_catch(take_over, errors=["States.TaskFailed"], result_path=_DISCARD)
         read_lock.add_catch(retry_lock, errors=["States.ALL"], result_path=_DISCARD)
         acquire.add_catch(read_lock, errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
         # Released between the failed acquire and the read: try to acquire again.
-        read_lock.next(sfn.Choice(self, "IsLockHeld")
-                       .when(sfn.Condition.is_present("$.lock.Item.owner.S"), describe_owner)
-                       .otherwise(retry_lock))
+        read_lock.next(self.choice("IsLockHeld", [(sfn.Condition.is_present("$.lock.Item.owner.S"), describe_owner)],
+                                   otherwise=retry_lock))
         wait_for_lock.next(acquire)
-        describe_owner.next(
-            sfn.Choice(self, "IsLockHolderRunning")
-            .when(sfn.Condition.string_equals("$.lockOwner.status", "RUNNING"), check_lock_later)
-            .otherwise(take_over)
-        )
+        describe_owner.next(self.choice(
+            "IsLockHolderRunning", [(sfn.Condition.string_equals("$.lockOwner.status", "RUNNING"), check_lock_later)],
+            otherwise=take_over))
+        self.begin(start)
+        self.end(acquire, take_over)
 
-        # ---- the model ----
-        read_model = tasks.DynamoGetItem(
-            self, "ReadModel", table=registry_table, key={"modelId": _str("$.modelId")}, consistent_read=True,
+
+class ModelToDeploy(Step):
+    """Read the model and the live pointer: a trained model is marked deploying (the live model,
+    whose endpoint is re-created, keeps its status); an unknown one is refused."""
+
+    def __init__(self, scope: Construct, construct_id: str, parts: _Parts, failure: DeployFailure) -> None:
+        super().__init__(scope, construct_id)
+        read_model = failure.catch(tasks.DynamoGetItem(
+            self, "ReadModel", table=parts.registry, key={"modelId": _str("$.modelId")}, consistent_read=True,
             result_path="$.model",
-        )
-        catch(read_model)
-        take_over.next(read_model)
-        mark_deploying = catch(self._registry_update(
-            "MarkDeploying", "SET #status = :deploying, updatedAt = :now REMOVE failureReason",
+        ))
+        mark_deploying = failure.catch(parts.registry_update(
+            self, "MarkDeploying", "SET #status = :deploying, updatedAt = :now REMOVE failureReason",
             {":deploying": S(STATUS_DEPLOYING)},
         ))
+        read_live = failure.catch(tasks.DynamoGetItem(
+            self, "ReadLiveModel", table=parts.registry, key={"modelId": S(LIVE_POINTER_ID)},
+            consistent_read=True, result_path="$.live",
+        ))
+        # No registry write for an id that is not in the registry: report it and stop.
+        unknown = (
+            parts.publish(self, "NotifyUnknownModel", "DreamBooth: deployment refused",
+                          sfn.JsonPath.format("No trained model {} in the registry: nothing was deployed; the live "
+                                              "model (if any) is unchanged.", sfn.JsonPath.string_at("$.modelId")))
+            .next(parts.release_lock(self, "ReleaseLockUnknownModel", then=sfn.Fail(
+                self, "UnknownModel", error="UnknownModel", cause="no trained model with this modelId in the registry")))
+        )
+        trained = sfn.Condition.is_present("$.model.Item.artifactUri.S")
+        self.begin(read_model.next(read_live).next(self.choice("IsModelTrained", [
+            # The live model keeps its status while its endpoint is re-created.
+            (sfn.Condition.and_(trained, is_live_model()), ONWARD),
+            (trained, mark_deploying),
+        ], otherwise=unknown)))
+        self.end(mark_deploying)
+
+
+class CreateSageMakerModel(Step):
+    """The SageMaker model and endpoint config, named after the model id, once per model."""
+
+    def __init__(self, scope: Construct, construct_id: str, parts: _Parts, failure: DeployFailure, *,
+                 hosting_role: iam.IRole, inference_image: str, inference_environment: Mapping[str, str],
+                 instance_type: str, initial_instance_count: int, async_output: "AsyncOutput") -> None:
+        super().__init__(scope, construct_id)
+        stack_tags = [{"Key": STACK_TAG_KEY, "Value": Stack.of(self).stack_name}]
         # CustomState: CDK's SageMakerCreateModel task has no ModelDataSource. The model data is
         # the uncompressed training output (with code/inference.py, see model_package.py),
-        # served as an S3 prefix. IAM in grant_create_model.
-        self._hosting_role = hosting_role
-        create_model = catch(sfn.CustomState(self, "CreateModel", state_json={
+        # served as an S3 prefix. IAM in DeployWorkflow.grant_create_model.
+        create_model = failure.catch(sfn.CustomState(self, "CreateModel", state_json={
             "Type": "Task",
             "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createModel",
             "Parameters": {
@@ -311,12 +473,12 @@ class DeployWorkflow(Construct):
                                     "SAGEMAKER_REGION": Aws.REGION},
                 },
                 # A literal list (CDK's task inputs take only objects); IAM holds the role to tagged models.
-                "Tags": self._stack_tags(),
+                "Tags": stack_tags,
             },
             # CreateModel answers {ModelArn}: kept (a null ResultPath is dropped from a CustomState).
             "ResultPath": "$.sagemakerModel",
         }))
-        create_config = catch(tasks.CallAwsService(
+        create_config = failure.catch(tasks.CallAwsService(
             self, "CreateEndpointConfig", service="sagemaker", action="createEndpointConfig",
             parameters={
                 "EndpointConfigName": sfn.JsonPath.string_at("$.modelId"),
@@ -325,7 +487,7 @@ class DeployWorkflow(Construct):
                     "InstanceType": instance_type, "InitialInstanceCount": initial_instance_count,
                 }],
                 # Models and endpoint configs carry the stack's name: IAM then holds this stack to its own.
-                "Tags": [{"Key": STACK_TAG_KEY, "Value": Stack.of(self).stack_name}],
+                "Tags": stack_tags,
                 "AsyncInferenceConfig": {
                     "ClientConfig": {"MaxConcurrentInvocationsPerInstance": MAX_CONCURRENT_INVOCATIONS_PER_INSTANCE},
                     "OutputConfig": {
@@ -340,29 +502,53 @@ class DeployWorkflow(Construct):
             iam_action="sagemaker:CreateEndpointConfig",
             result_path=_DISCARD,
         ))
-        record_names = catch(self._registry_update(
-            "RecordSageMakerNames", "SET sagemakerModelName = :name, endpointConfigName = :name, updatedAt = :now",
+        record_names = failure.catch(parts.registry_update(
+            self, "RecordSageMakerNames",
+            "SET sagemakerModelName = :name, endpointConfigName = :name, updatedAt = :now",
             {":name": _str("$.modelId")},
         ))
+        create_model.next(create_config).next(record_names)
+        self.begin(self.choice("HasSageMakerModel", [
+            (sfn.Condition.is_present("$.model.Item.endpointConfigName.S"), ONWARD)], otherwise=create_model))
+        self.end(record_names)
 
-        # ---- the endpoint ----
-        describe = self._describe_endpoint("DescribeEndpoint", "$.endpoint")
-        create_endpoint = catch(tasks.SageMakerCreateEndpoint(
+
+class Rollout(Step):
+    """Put the model's endpoint config on the endpoint and wait until it serves it.
+
+    Create the endpoint, or update it (autoscaling removed first); a busy endpoint is waited for
+    and a failed one deleted, at most `max_polls` times. Then wait for SageMaker's state-change
+    event (a parked task token), checking DescribeEndpoint at least every `poll_interval_s`, at
+    most `max_polls` times. Leaves the step once the endpoint serves this model's config."""
+
+    def __init__(self, scope: Construct, construct_id: str, parts: _Parts, failure: DeployFailure, *,
+                 park_function: lambda_.IFunction, scaling_function: lambda_.IFunction,
+                 poll_interval_s: int, max_polls: int) -> None:
+        super().__init__(scope, construct_id)
+        endpoint_name = parts.endpoint_name
+        serves_this_model = sfn.Condition.and_(sfn.Condition.string_equals("$.endpoint.status", "InService"),
+                                               sfn.Condition.string_equals_json_path("$.endpoint.config", "$.modelId"))
+        in_service = sfn.Condition.string_equals("$.endpoint.status", "InService")
+        failed = sfn.Condition.string_equals("$.endpoint.status", "Failed")
+
+        # ---- create or update the endpoint ----
+        describe = parts.describe_endpoint(self, "DescribeEndpoint")
+        create_endpoint = failure.catch(tasks.SageMakerCreateEndpoint(
             self, "CreateEndpoint", endpoint_name=endpoint_name,
             endpoint_config_name=sfn.JsonPath.string_at("$.modelId"), result_path=_DISCARD,
         ))
-        update_endpoint = catch(tasks.SageMakerUpdateEndpoint(
+        update_endpoint = failure.catch(tasks.SageMakerUpdateEndpoint(
             self, "UpdateEndpoint", endpoint_name=endpoint_name,
             endpoint_config_name=sfn.JsonPath.string_at("$.modelId"), result_path=_DISCARD,
         ))
         # An update that changes the instance type fails while the variant is a scalable target:
         # autoscaling is removed first and registered again once the new config is InService.
-        remove_scaling = catch(self._scaling_task("RemoveAutoscaling", "deregister"))
+        remove_scaling = failure.catch(parts.scaling_task(self, "RemoveAutoscaling", scaling_function, "deregister"))
         remove_scaling.next(update_endpoint)
-        delete_failed = catch(tasks.CallAwsService(
+        delete_failed = failure.catch(tasks.CallAwsService(
             self, "DeleteFailedEndpoint", service="sagemaker", action="deleteEndpoint",
             parameters={"EndpointName": endpoint_name},
-            iam_resources=[self._endpoint_arn()], result_path=_DISCARD,
+            iam_resources=[parts.endpoint_arn()], result_path=_DISCARD,
         ))
         start_polls = sfn.Pass(self, "StartPolling", result=sfn.Result.from_object({"count": 0}), result_path="$.polls")
         wait_busy = sfn.Wait(self, "WaitForBusyEndpoint", time=sfn.WaitTime.duration(Duration.seconds(poll_interval_s)))
@@ -375,37 +561,30 @@ class DeployWorkflow(Construct):
                 "(endpointMaxWaitMinutes) without becoming ready for a new model; nothing was changed",
                 sfn.JsonPath.string_at("$.endpoint.status"))},
             result_path="$.failure",
-        ).next(failure_chain)
+        ).next(failure)
         count_busy = sfn.Pass(self, "CountBusyWait", parameters={
             "lock.$": "$.waits.lock", "busy.$": "States.MathAdd($.waits.busy, 1)"}, result_path="$.waits")
-        count_busy.next(sfn.Choice(self, "IsBusyWaitOver")
-                        .when(sfn.Condition.number_greater_than_equals("$.waits.busy", max_polls), busy_given_up)
-                        .otherwise(wait_busy))
-        no_endpoint = sfn.Choice(self, "IsEndpointMissing").when(
-            sfn.Condition.string_matches("$.endpointError.Cause", "*Could not find endpoint*"), create_endpoint
-        ).otherwise(caught_error_for(self, "$.endpointError", failure_chain))
+        count_busy.next(self.choice("IsBusyWaitOver", [
+            (sfn.Condition.number_greater_than_equals("$.waits.busy", max_polls), busy_given_up)], otherwise=wait_busy))
+        no_endpoint = self.choice("IsEndpointMissing", [
+            (sfn.Condition.string_matches("$.endpointError.Cause", "*Could not find endpoint*"), create_endpoint)],
+            otherwise=caught_error_for(self, "$.endpointError", failure))
         describe.add_catch(no_endpoint, errors=["States.TaskFailed"], result_path="$.endpointError")
-        go_live = self._go_live_chain()
-        describe.next(
-            sfn.Choice(self, "WhatIsTheEndpointDoing")
-            .when(sfn.Condition.and_(sfn.Condition.string_equals("$.endpoint.status", "InService"),
-                                     sfn.Condition.string_equals_json_path("$.endpoint.config", "$.modelId")),
-                  go_live)
-            .when(sfn.Condition.string_equals("$.endpoint.status", "InService"), remove_scaling)
-            .when(sfn.Condition.string_equals("$.endpoint.status", "Failed"), delete_failed)
-            .otherwise(count_busy)
-        )
+        describe.next(self.choice("WhatIsTheEndpointDoing", [
+            (serves_this_model, ONWARD),
+            (in_service, remove_scaling),
+            (failed, delete_failed),
+        ], otherwise=count_busy))
         wait_busy.next(describe)
         delete_failed.next(count_busy)
         create_endpoint.next(start_polls)
         update_endpoint.next(start_polls)
 
-        # ---- waiting until the endpoint runs the new config ----
+        # ---- wait until the endpoint runs the new config ----
         # A task token parked for SageMaker's "Endpoint State Change" event wakes the wait as soon
         # as the endpoint settles; the token times out after `poll_interval_s`, so DescribeEndpoint
         # is also checked at that bounded interval (a lost event costs one interval).
-        check = self._describe_endpoint("CheckEndpoint", "$.endpoint")
-        catch(check)
+        check = failure.catch(parts.describe_endpoint(self, "CheckEndpoint"))
         wait = tasks.LambdaInvoke(
             self, "WaitForEndpoint", lambda_function=park_function,
             integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
@@ -427,13 +606,12 @@ class DeployWorkflow(Construct):
             parameters={"reason": sfn.JsonPath.format("{}: {}", sfn.JsonPath.string_at("$.failure.summary"),
                                                       sfn.JsonPath.string_at("$.endpoint.detail.FailureReason"))},
             result_path="$.failure",
-        ).next(failure_chain)
+        ).next(failure)
         without_reason = sfn.Pass(
             self, "NoSageMakerReason", parameters={"reason.$": "$.failure.summary"}, result_path="$.failure",
-        ).next(failure_chain)
-        has_reason = sfn.Choice(self, "HasSageMakerReason").when(
-            sfn.Condition.is_present("$.endpoint.detail.FailureReason"), with_reason
-        ).otherwise(without_reason)
+        ).next(failure)
+        has_reason = self.choice("HasSageMakerReason", [
+            (sfn.Condition.is_present("$.endpoint.detail.FailureReason"), with_reason)], otherwise=without_reason)
         rolled_back = sfn.Pass(
             self, "EndpointKeptOldModel",
             parameters={"summary": sfn.JsonPath.format(
@@ -446,197 +624,68 @@ class DeployWorkflow(Construct):
             parameters={"summary": f"endpoint {endpoint_name} failed"},
             result_path="$.failure",
         ).next(has_reason)
-        timed_out = fail_with(
-            "EndpointTooSlow",
+        timed_out = failure.fail_with(
+            self, "EndpointTooSlow",
             f"the endpoint was not InService after {poll_interval_s * max_polls} seconds",
         )
-        start_polls.next(wait).next(check).next(
-            sfn.Choice(self, "IsNewModelServing")
-            .when(sfn.Condition.and_(sfn.Condition.string_equals("$.endpoint.status", "InService"),
-                                     sfn.Condition.string_equals_json_path("$.endpoint.config", "$.modelId")), go_live)
-            .when(sfn.Condition.string_equals("$.endpoint.status", "InService"), rolled_back)
-            .when(sfn.Condition.string_equals("$.endpoint.status", "Failed"), endpoint_failed)
-            .when(sfn.Condition.number_greater_than_equals("$.polls.count", max_polls), timed_out)
-            .otherwise(count)
-        )
+        start_polls.next(wait).next(check).next(self.choice("IsNewModelServing", [
+            (serves_this_model, ONWARD),
+            (in_service, rolled_back),
+            (failed, endpoint_failed),
+            (sfn.Condition.number_greater_than_equals("$.polls.count", max_polls), timed_out),
+        ], otherwise=count))
         count.next(wait)
+        self.begin(describe)
 
-        # ---- the whole chain ----
-        has_model = sfn.Choice(self, "IsModelTrained")
-        already_created = sfn.Choice(self, "HasSageMakerModel")
-        self.definition = start
-        read_live_first = tasks.DynamoGetItem(
-            self, "ReadLiveModel", table=registry_table, key={"modelId": S(LIVE_POINTER_ID)},
-            consistent_read=True, result_path="$.live",
-        )
-        catch(read_live_first)
-        trained = sfn.Condition.is_present("$.model.Item.artifactUri.S")
-        acquire.next(read_model).next(read_live_first).next(
-            # The live model keeps its status while its endpoint is re-created.
-            has_model.when(sfn.Condition.and_(trained, _is_live_model()), already_created)
-            .when(trained, mark_deploying)
-            .otherwise(self._unknown_model_chain())
-        )
-        mark_deploying.next(already_created)
-        already_created.when(sfn.Condition.is_present("$.model.Item.endpointConfigName.S"), describe) \
-            .otherwise(create_model)
-        create_model.next(create_config).next(record_names).next(describe)
 
-    def grant_create_model(self, role: iam.IRole) -> None:
-        """What the state machine's role needs for the CreateModel task (the hosting role passed to SageMaker)
-        and for tagging what it creates."""
-        stack = Stack.of(self)
-        role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["sagemaker:CreateModel"],
-            resources=[stack.format_arn(service="sagemaker", resource="model", resource_name="*")]))
-        # Tags on create (the stack tag on models and endpoint configs) need sagemaker:AddTags too,
-        # and only with this stack's tag.
-        role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["sagemaker:AddTags"],
-            resources=[stack.format_arn(service="sagemaker", resource=kind, resource_name="*")
-                       for kind in ("model", "endpoint-config")],
-            conditions={"StringEquals": {f"aws:RequestTag/{STACK_TAG_KEY}": stack.stack_name}}))
-        role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["iam:PassRole"], resources=[self._hosting_role.role_arn],
-            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}))
+class GoLive(Step):
+    """The endpoint serves the new model: apply autoscaling (a failure is only reported), retire
+    the previously live model, mark this one live, point `__live__` at it, notify, release the lock."""
 
-    # ---- helpers ----
-
-    def _scaling_task(self, state_id: str, action: str) -> tasks.LambdaInvoke:
-        return tasks.LambdaInvoke(
-            self, state_id, lambda_function=self._scaling_function,
-            payload=sfn.TaskInput.from_object({"action": action, "endpointName": self._endpoint_name}),
-            result_path=_DISCARD,
-        )
-
-    def _endpoint_arn(self) -> str:
-        return f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:endpoint/{self._endpoint_name.lower()}"
-
-    def _stack_tags(self) -> list[dict[str, str]]:
-        return [{"Key": STACK_TAG_KEY, "Value": Stack.of(self).stack_name}]
-
-    def restrict_to_own_resources(self, role: iam.IRole) -> None:
-        """CDK's CreateModel / CreateEndpointConfig / CreateEndpoint tasks grant on every model and
-        endpoint config (their names are per model, chosen at run time): these denials hold the
-        state machine to the ones tagged with this stack's name."""
-        stack_name = Stack.of(self).stack_name
-        role.add_to_principal_policy(iam.PolicyStatement(
-            effect=iam.Effect.DENY,
-            actions=["sagemaker:CreateModel", "sagemaker:CreateEndpointConfig"], resources=["*"],
-            conditions={"StringNotEquals": {f"aws:RequestTag/{STACK_TAG_KEY}": stack_name}},
-        ))
-        role.add_to_principal_policy(iam.PolicyStatement(
-            effect=iam.Effect.DENY,
-            actions=["sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint"],
-            resources=[Stack.of(self).format_arn(service="sagemaker", resource="endpoint-config", resource_name="*")],
-            conditions={"StringNotEquals": {f"aws:ResourceTag/{STACK_TAG_KEY}": stack_name}},
-        ))
-
-    def _describe_endpoint(self, state_id: str, result_path: str) -> tasks.CallAwsService:
-        return tasks.CallAwsService(
-            self, state_id, service="sagemaker", action="describeEndpoint",
-            parameters={"EndpointName": self._endpoint_name},
-            iam_resources=[self._endpoint_arn()],
-            # `detail` keeps the optional fields (FailureReason) for the failure messages: selecting
-            # a missing field would stop the execution with an uncatchable States.Runtime error.
-            result_selector={"status.$": "$.EndpointStatus", "config.$": "$.EndpointConfigName", "detail.$": "$"},
-            result_path=result_path,
-        )
-
-    def _acquire_lock(self) -> tasks.DynamoUpdateItem:
-        return tasks.DynamoUpdateItem(
-            self, "AcquireLock", table=self._state, key={"pk": S(DEPLOY_LOCK_ID)},
-            update_expression="SET #owner = :me, modelId = :model, since = :now",
-            condition_expression="attribute_not_exists(#owner) OR #owner = :me",
-            expression_attribute_names={"#owner": "owner"},
-            expression_attribute_values={":me": _str("$$.Execution.Id"), ":model": _str("$.modelId"),
-                                         ":now": _str(_NOW)},
-            result_path=_DISCARD,
-        )
-
-    def _unknown_model_chain(self) -> sfn.IChainable:
-        """No registry write for an id that is not in the registry: report it and stop."""
-        return (
-            self._publish("NotifyUnknownModel", "DreamBooth: deployment refused",
-                          sfn.JsonPath.format("No trained model {} in the registry: nothing was deployed; the live "
-                                              "model (if any) is unchanged.", sfn.JsonPath.string_at("$.modelId")))
-            .next(self._release_lock("ReleaseLockUnknownModel", then=sfn.Fail(
-                self, "UnknownModel", error="UnknownModel", cause="no trained model with this modelId in the registry")))
-        )
-
-    def _release_lock(self, state_id: str, then: sfn.State) -> tasks.DynamoUpdateItem:
-        """Release the lock, then go on to `then` (also when the lock is no longer held)."""
-        release = tasks.DynamoUpdateItem(
-            self, state_id, table=self._state, key={"pk": S(DEPLOY_LOCK_ID)},
-            update_expression="REMOVE #owner",
-            condition_expression="#owner = :me",
-            expression_attribute_names={"#owner": "owner"},
-            expression_attribute_values={":me": _str("$$.Execution.Id")},
-            result_path=_DISCARD,
-        )
-        # Not holding the lock any more (taken over after a stop) changes nothing for this deployment.
-        release.add_catch(sfn.Pass(self, f"{state_id}NotHeld").next(then),
-                          errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
-        release.next(then)
-        return release
-
-    def _registry_update(self, state_id: str, expression: str, values: dict[str, Any],
-                         model_path: str = "$.modelId") -> tasks.DynamoUpdateItem:
-        names = {"#status": "status"} if "#status" in expression else None
-        return tasks.DynamoUpdateItem(
-            self, state_id, table=self._registry, key={"modelId": _str(model_path)},
-            update_expression=expression,
-            expression_attribute_names=names,
-            expression_attribute_values={**values, ":now": _str(_NOW)},
-            result_path=_DISCARD,
-        )
-
-    def _publish(self, state_id: str, subject: str, message: str) -> tasks.SnsPublish:
-        return tasks.SnsPublish(self, state_id, topic=self._topic, subject=subject,
-                                message=sfn.TaskInput.from_text(message), result_path=_DISCARD)
-
-    def _go_live_chain(self) -> sfn.IChainable:
+    def __init__(self, scope: Construct, construct_id: str, parts: _Parts, failure: DeployFailure, *,
+                 scaling_function: lambda_.IFunction) -> None:
+        super().__init__(scope, construct_id)
         read_live = tasks.DynamoGetItem(
-            self, "ReadLivePointer", table=self._registry, key={"modelId": S(LIVE_POINTER_ID)},
+            self, "ReadLivePointer", table=parts.registry, key={"modelId": S(LIVE_POINTER_ID)},
             consistent_read=True, result_path="$.live",
         )
-        retire = self._registry_update(
-            "RetirePreviousModel", "SET #status = :retired, updatedAt = :now",
+        retire = parts.registry_update(
+            self, "RetirePreviousModel", "SET #status = :retired, updatedAt = :now",
             {":retired": S(STATUS_RETIRED)}, model_path="$.live.Item.liveModelId.S",
         )
-        mark_live = self._registry_update(
-            "MarkLive", "SET #status = :live, endpointName = :endpoint, updatedAt = :now REMOVE failureReason",
-            {":live": S(STATUS_LIVE), ":endpoint": S(self._endpoint_name)},
+        mark_live = parts.registry_update(
+            self, "MarkLive", "SET #status = :live, endpointName = :endpoint, updatedAt = :now REMOVE failureReason",
+            {":live": S(STATUS_LIVE), ":endpoint": S(parts.endpoint_name)},
         )
         point = tasks.DynamoPutItem(
-            self, "PointLiveModel", table=self._registry,
+            self, "PointLiveModel", table=parts.registry,
             item={"modelId": S(LIVE_POINTER_ID), "liveModelId": _str("$.modelId"),
-                  "endpointName": S(self._endpoint_name), "endpointConfigName": _str("$.modelId"),
+                  "endpointName": S(parts.endpoint_name), "endpointConfigName": _str("$.modelId"),
                   "updatedAt": _str(_NOW)},
             result_path=_DISCARD,
         )
         live_text = ("Model {} (dataset {}) is live on endpoint {}. Put the phrase \"{}\" in your prompts to get "
                      "your subject, e.g. \"{} on a beach at sunset\".")
         live_values = (sfn.JsonPath.string_at("$.modelId"), sfn.JsonPath.string_at("$.model.Item.dataset.S"),
-                       self._endpoint_name, sfn.JsonPath.string_at("$.model.Item.instancePrompt.S"),
+                       parts.endpoint_name, sfn.JsonPath.string_at("$.model.Item.instancePrompt.S"),
                        sfn.JsonPath.string_at("$.model.Item.instancePrompt.S"))
         # The files the validation skipped (with "did you mean" hints), as the training recorded them.
-        notify = self._publish(
-            "NotifyLive", "DreamBooth: new model is live",
+        notify = parts.publish(
+            self, "NotifyLive", "DreamBooth: new model is live",
             sfn.JsonPath.format(live_text + " Skipped files: {}.", *live_values,
                                 sfn.JsonPath.string_at("$.model.Item.skippedFiles.S")),
         )
-        notify_unrecorded = self._publish(
-            "NotifyLiveSkippedUnknown", "DreamBooth: new model is live", sfn.JsonPath.format(live_text, *live_values))
-        done = sfn.Succeed(self, "ModelIsLive")
-        release = self._release_lock("ReleaseLock", then=done)
-        apply_scaling = self._scaling_task("ApplyAutoscaling", "register")
+        notify_unrecorded = parts.publish(
+            self, "NotifyLiveSkippedUnknown", "DreamBooth: new model is live",
+            sfn.JsonPath.format(live_text, *live_values))
+        release = parts.release_lock(self, "ReleaseLock", then=sfn.Succeed(self, "ModelIsLive"))
+        apply_scaling = parts.scaling_task(self, "ApplyAutoscaling", scaling_function, "register")
         # The new model serves either way: a scaling failure is reported, not a failed deployment.
         apply_scaling.add_catch(
-            self._publish("NotifyAutoscalingFailed", "DreamBooth: autoscaling not applied",
+            parts.publish(self, "NotifyAutoscalingFailed", "DreamBooth: autoscaling not applied",
                           sfn.JsonPath.format("Model {} serves on endpoint {}, but its autoscaling could not be "
                                               "registered: {}", sfn.JsonPath.string_at("$.modelId"),
-                                              self._endpoint_name, sfn.JsonPath.string_at("$.error.Cause")))
+                                              parts.endpoint_name, sfn.JsonPath.string_at("$.error.Cause")))
             .next(read_live),
             errors=["States.ALL"], result_path="$.error",
         )
@@ -647,25 +696,22 @@ class DeployWorkflow(Construct):
                          parameters={"reason": sfn.JsonPath.format(
                              "the endpoint serves the new model, but recording it failed: {}",
                              sfn.JsonPath.string_at("$.error.Cause"))},
-                         result_path="$.failure").next(self._failure_chain),
+                         result_path="$.failure").next(failure),
                 errors=["States.ALL"], result_path="$.error",
             )
-        had_other = sfn.Choice(self, "WasAnotherModelLive").when(
+        read_live.next(self.choice("WasAnotherModelLive", [(
             sfn.Condition.and_(
                 sfn.Condition.is_present("$.live.Item.liveModelId.S"),
                 sfn.Condition.not_(sfn.Condition.string_equals_json_path("$.live.Item.liveModelId.S", "$.modelId")),
             ),
             retire,
-        ).otherwise(mark_live)
+        )], otherwise=mark_live))
         retire.next(mark_live)
-        read_live.next(had_other)
-        mark_live.next(point).next(
-            sfn.Choice(self, "WereSkippedFilesRecorded")
-            .when(sfn.Condition.is_present("$.model.Item.skippedFiles.S"), notify)
-            .otherwise(notify_unrecorded))
+        mark_live.next(point).next(self.choice("WereSkippedFilesRecorded", [
+            (sfn.Condition.is_present("$.model.Item.skippedFiles.S"), notify)], otherwise=notify_unrecorded))
         notify.next(release)
         notify_unrecorded.next(release)
-        return apply_scaling
+        self.begin(apply_scaling)
 
 
 @dataclass(frozen=True)
@@ -678,7 +724,7 @@ class AsyncOutput:
     error_topic: sns.ITopic
 
 
-def _is_live_model() -> sfn.Condition:
+def is_live_model() -> sfn.Condition:
     """`__live__` (read into $.live) points at this execution's model."""
     return sfn.Condition.and_(sfn.Condition.is_present("$.live.Item.liveModelId.S"),
                               sfn.Condition.string_equals_json_path("$.live.Item.liveModelId.S", "$.modelId"))

@@ -26,6 +26,7 @@ from the staged copy the first run trained on, and trains it again as job `<mode
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 from aws_cdk import Aws, Duration, Stack
@@ -50,6 +51,7 @@ from stacks.registry.construct import DISCARD as _DISCARD
 from stacks.registry.construct import NOW as _NOW
 from stacks.registry.construct import S
 from stacks.registry.construct import str_at as _str
+from stacks.shared.steps import ONWARD, Step
 
 # After this many extensions of the quiet window (uploads that never stop), train on what is there.
 MAX_QUIET_WINDOW_EXTENSIONS = 100
@@ -72,9 +74,23 @@ SPOT_STOP_PATTERNS = ("*MaxWaitTimeExceeded*", '*"SecondaryStatus":"Interrupted"
 # Name suffix of the on-demand retry of a spot job SageMaker stopped.
 ON_DEMAND_SUFFIX = "-od"
 
+@dataclass(frozen=True)
+class TrainingJob:
+    """What every training job of the pipeline is given (see `training_task`)."""
+
+    role: iam.IRole
+    image: str
+    base_model_uri: str
+    metric_definitions: Sequence[dict[str, str]]
+    instance_type: str
+    max_runtime_s: int
+
 
 class TrainingWorkflow(Construct):
     """Builds the training chain; `definition` is the first state (see module docstring).
+
+    The chain is named steps linked top-down at the end of `__init__`; every failure goes to
+    `TrainingFailure`.
 
     Props:
       registry_table / state_table: see ModelRegistry.
@@ -123,314 +139,26 @@ class TrainingWorkflow(Construct):
         if spot_max_wait_s is not None and spot_max_wait_s < max_runtime_s:
             raise ValueError("spot_max_wait_s must be at least max_runtime_s (SageMaker refuses it otherwise)")
         self._metrics_namespace = metrics_namespace
-        self._registry = registry_table
-        self._state = state_table
-        self._topic = topic
         self.training_role = training_role
+        parts = _Parts(registry=registry_table, state=state_table, topic=topic)
+        job = TrainingJob(role=training_role, image=training_image, base_model_uri=base_model_uri,
+                          metric_definitions=metric_definitions, instance_type=instance_type,
+                          max_runtime_s=max_runtime_s)
 
-        fail_chain = self._failure_chain(explain_function)
+        failure = TrainingFailure(self, "Failure", parts, explain_function)
+        debounce = Debounce(self, "Debounce", parts, quiet_window_s)
+        intake = SnapshotAndValidate(self, "Intake", parts, failure, snapshot_function=snapshot_function,
+                                     validate_function=validate_function)
+        train = Train(self, "Train", parts, failure, job, spot_max_wait_s)
+        record = PackageAndRecord(self, "Record", parts, failure, package_function=package_function,
+                                  metrics_namespace=metrics_namespace)
+        deploy = Deploy(self, "Deploy", deploy_state_machine)
+        retrain = RetrainEntry(self, "Retrain", parts, failure, retrain_function)
 
-        def catch(state: Any, stage: str) -> Any:
-            # `reason` is the fallback when the explaining Lambda itself fails.
-            state.add_catch(
-                sfn.Pass(self, f"{state.node.id}Error",
-                         parameters={"stage": stage, "reason": sfn.JsonPath.format(
-                             stage + " failed: {}: {}", sfn.JsonPath.string_at("$.error.Error"),
-                             sfn.JsonPath.string_at("$.error.Cause"))},
-                         result_path="$.failure").next(fail_chain),
-                errors=["States.ALL"], result_path="$.error",
-            )
-            return state
-
-        # ---- quiet-window debounce ----
-        # The first upload started this execution: wait one window before reading, so that the
-        # rest of a burst of uploads is already recorded and usually no extension is needed.
-        start = sfn.Wait(self, "WaitOneQuietWindow", time=sfn.WaitTime.duration(Duration.seconds(quiet_window_s)))
-        read_window = tasks.DynamoGetItem(
-            self, "ReadUploadWindow", table=state_table, consistent_read=True,
-            key={"pk": S(sfn.JsonPath.format(DATASET_ITEM_PREFIX + "{}", sfn.JsonPath.string_at("$.dataset")))},
-            result_selector={"quietUntil.$": "$.Item.quietUntil.S"}, result_path="$.window",
-        )
-        wait_quiet = sfn.Wait(self, "WaitForQuietWindow", time=sfn.WaitTime.timestamp_path("$.window.quietUntil"))
-        close_window = tasks.DynamoUpdateItem(
-            self, "CloseUploadWindow", table=state_table,
-            key={"pk": S(sfn.JsonPath.format(DATASET_ITEM_PREFIX + "{}", sfn.JsonPath.string_at("$.dataset")))},
-            update_expression="SET active = :false",
-            # Unchanged and really over (a Wait may wake a little early): else wait again.
-            condition_expression="quietUntil = :waited AND quietUntil <= :now AND generation = :generation",
-            expression_attribute_values={
-                ":false": tasks.DynamoAttributeValue.from_boolean(False),
-                ":waited": _str("$.window.quietUntil"),
-                ":now": _str(_NOW),
-                ":generation": tasks.DynamoAttributeValue.number_from_string(
-                    sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.generation"))),
-            },
-            result_path=_DISCARD,
-        )
-        force_close = tasks.DynamoUpdateItem(
-            self, "ForceCloseUploadWindow", table=state_table,
-            key={"pk": S(sfn.JsonPath.format(DATASET_ITEM_PREFIX + "{}", sfn.JsonPath.string_at("$.dataset")))},
-            update_expression="SET active = :false",
-            expression_attribute_values={":false": tasks.DynamoAttributeValue.from_boolean(False)},
-            result_path=_DISCARD,
-        )
-        extended = sfn.Pass(self, "WindowWasExtended",
-                            parameters={"count.$": "States.MathAdd($.extensions.count, 1)"}, result_path="$.extensions")
-        close_window.add_catch(extended, errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
-        snapshot = tasks.LambdaInvoke(
-            self, "TakeSnapshot", lambda_function=snapshot_function,
-            payload=sfn.TaskInput.from_object({"dataset": sfn.JsonPath.string_at("$.dataset")}),
-            payload_response_only=True, result_path="$.snapshot",
-            retry_on_service_exceptions=True,
-        )
-        extended.next(
-            sfn.Choice(self, "UploadsKeepComing")
-            .when(sfn.Condition.number_greater_than_equals("$.extensions.count", MAX_QUIET_WINDOW_EXTENSIONS),
-                  force_close)
-            .otherwise(read_window)
-        )
-        force_close.next(snapshot)
-        start.next(read_window).next(wait_quiet).next(close_window).next(snapshot)
-        is_retrain = sfn.Choice(self, "IsRetrain")
-        self.definition = is_retrain
-
-        # ---- one training per snapshot ----
-        claim = tasks.DynamoPutItem(
-            self, "ClaimSnapshot", table=state_table,
-            item={
-                "pk": S(sfn.JsonPath.format(SNAPSHOT_ITEM_PREFIX + "{}#{}", sfn.JsonPath.string_at("$.dataset"),
-                                            sfn.JsonPath.string_at("$.snapshot.snapshotHash"))),
-                "modelId": _str("$.snapshot.modelId"),
-                "claimedAt": _str(_NOW),
-                "execution": _str("$$.Execution.Id"),
-            },
-            condition_expression="attribute_not_exists(pk)",
-            result_path=_DISCARD,
-        )
-        claim.add_catch(sfn.Succeed(self, "SnapshotAlreadyTrained", comment="duplicate or replayed upload events"),
-                        errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
-        register = tasks.DynamoPutItem(
-            self, "RegisterModel", table=registry_table,
-            item={
-                "modelId": _str("$.snapshot.modelId"),
-                "dataset": _str("$.dataset"),
-                "status": S(STATUS_VALIDATING),
-                "snapshotHash": _str("$.snapshot.snapshotHash"),
-                "createdAt": _str("$.snapshot.createdAt"),
-                "updatedAt": _str(_NOW),
-                # Lets the run-failure handler find this model if the execution dies uncaught.
-                "trainingExecution": _str("$$.Execution.Id"),
-            },
-            condition_expression="attribute_not_exists(modelId)",
-            result_path=_DISCARD,
-        )
-        validate = tasks.LambdaInvoke(
-            self, "ValidateDataset", lambda_function=validate_function,
-            payload=sfn.TaskInput.from_object({"snapshot": sfn.JsonPath.object_at("$.snapshot")}),
-            payload_response_only=True, result_path="$.validation",
-            retry_on_service_exceptions=True,
-        )
-        catch(snapshot, "taking the dataset snapshot")
-        catch(claim, "claiming the snapshot")
-        catch(register, "registering the model")
-        catch(validate, "validating the dataset")
-
-        reject = self._registry_update(
-            "MarkInvalid",
-            "SET #status = :failed, failureReason = :reason, imageCount = :images, updatedAt = :now",
-            {":failed": S(STATUS_FAILED),
-             ":reason": S(sfn.JsonPath.format("invalid dataset: {}", sfn.JsonPath.string_at("$.validation.reason"))),
-             ":images": tasks.DynamoAttributeValue.number_from_string(
-                 sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.validation.imageCount")))},
-        ).next(self._publish(
-            "NotifyInvalid", "DreamBooth: dataset rejected, no training started",
-            sfn.JsonPath.format(
-                "Dataset {} was not trained (model {}): {}. Skipped files: {}. Fix the files under "
-                "datasets/{}/ and upload again; nothing was deleted and no GPU time was used.",
-                sfn.JsonPath.string_at("$.dataset"), sfn.JsonPath.string_at("$.snapshot.modelId"),
-                sfn.JsonPath.string_at("$.validation.reason"), sfn.JsonPath.string_at("$.validation.warningText"),
-                sfn.JsonPath.string_at("$.dataset")),
-        )).next(sfn.Fail(self, "DatasetRejected", error="DatasetRejected", cause="see the model's failureReason"))
-
-        mark_training = catch(self._registry_update(
-            "MarkTraining",
-            "SET #status = :training, instancePrompt = :instance, classPrompt = :class, hyperparameters = :hp, "
-            "trainingJobName = :job, imageCount = :images, skippedFiles = :skipped, updatedAt = :now",
-            {":training": S(STATUS_TRAINING),
-             ":instance": _str("$.validation.instancePrompt"),
-             ":class": _str("$.validation.classPrompt"),
-             ":hp": tasks.DynamoAttributeValue.map_from_json_path("$.validation.hyperparametersItem"),
-             ":job": _str("$.snapshot.trainingJobName"),
-             ":images": tasks.DynamoAttributeValue.number_from_string(
-                 sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.validation.imageCount"))),
-             ":skipped": _str("$.validation.warningText")},
-        ), "recording the training start")
-
-        train = self._training_task(training_image, base_model_uri, metric_definitions, instance_type, max_runtime_s,
-                                    spot_max_wait_s)
-        on_demand = None
-        if spot_max_wait_s is not None:
-            on_demand = self._training_task(training_image, base_model_uri, metric_definitions, instance_type,
-                                            max_runtime_s, None, state_id="TrainModelOnDemand",
-                                            job_suffix=ON_DEMAND_SUFFIX)
-            catch(on_demand, "training on demand")  # after a spot stop; retryable (training_failure.py)
-            self._catch_spot_stop(train, spot_max_wait_s, fail_chain, on_demand)
-        catch(train, "training")
-        package = catch(tasks.LambdaInvoke(
-            self, "PackageModel", lambda_function=package_function,
-            payload=sfn.TaskInput.from_object({"modelUri": sfn.JsonPath.string_at("$.training.artifactUri")}),
-            payload_response_only=True, result_selector={"modelDataUri.$": "$.modelDataUri", "codeAdded.$": "$.added"},
-            result_path="$.package", retry_on_service_exceptions=True,
-        ), "adding the inference code to the model")
-        record_with_loss = catch(self._registry_update(
-            "RecordTrainedModel",
-            "SET artifactUri = :artifact, trainLoss = :loss, #status = :deploying, updatedAt = :now",
-            {":artifact": _str("$.package.modelDataUri"),
-             ":loss": tasks.DynamoAttributeValue.number_from_string(
-                 sfn.JsonPath.format("{}", sfn.JsonPath.array_get_item(
-                     sfn.JsonPath.list_at("$.training.trainLoss"), 0))),
-             ":deploying": S(STATUS_DEPLOYING)},
-        ), "recording the trained model")
-        record_without_loss = catch(self._registry_update(
-            "RecordTrainedModelWithoutLoss",
-            "SET artifactUri = :artifact, #status = :deploying, updatedAt = :now",
-            {":artifact": _str("$.package.modelDataUri"), ":deploying": S(STATUS_DEPLOYING)},
-        ), "recording the trained model")
-        deploy = tasks.StepFunctionsStartExecution(
-            self, "DeployModel", state_machine=deploy_state_machine,
-            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
-            input=sfn.TaskInput.from_object({"modelId": sfn.JsonPath.string_at("$.snapshot.modelId")}),
-            name=sfn.JsonPath.format("deploy-{}", sfn.JsonPath.string_at("$.snapshot.modelId")),
-            associate_with_parent=True,
-            result_path=_DISCARD,
-        )
-        # The deploy state machine records and announces its own failures.
-        deploy.add_catch(sfn.Fail(self, "DeploymentFailed", error="DeploymentFailed",
-                                  cause="see the deploy execution and the model's failureReason"),
-                         errors=["States.ALL"], result_path="$.error")
-        is_retrain.when(sfn.Condition.is_present("$.retrain"),
-                        self._retrain_entry(retrain_function, fail_chain).next(mark_training))
-        is_retrain.otherwise(start)
-        snapshot.next(claim).next(register).next(validate).next(
-            sfn.Choice(self, "IsDatasetValid")
-            .when(sfn.Condition.boolean_equals("$.validation.valid", True), mark_training)
-            .otherwise(reject)
-        )
-        has_loss = (sfn.Choice(self, "HasTrainLoss")
-                    .when(sfn.Condition.is_present("$.training.trainLoss[0]"), record_with_loss)
-                    .otherwise(record_without_loss))
-        mark_training.next(train).next(package).next(has_loss)
-        if on_demand is not None:
-            on_demand.next(package)
-        record_with_loss.next(self._publish_metrics(deploy, with_loss=True))
-        record_without_loss.next(self._publish_metrics(deploy, with_loss=False))
-        deploy.next(sfn.Succeed(self, "Done"))
-
-    def _catch_spot_stop(self, train: sfn.CustomState, max_wait_s: int, fail_chain: sfn.IChainable,
-                         on_demand: sfn.IChainable) -> None:
-        """A spot job stopped for want of capacity: say so, and train the same snapshot on demand."""
-        minutes = max_wait_s // 60
-        spot_stop = self._registry_update(
-            "RecordOnDemandRetry", "SET trainingJobName = :job, trainingRetry = :why, updatedAt = :now",
-            {":job": S(sfn.JsonPath.format("{}" + ON_DEMAND_SUFFIX, sfn.JsonPath.string_at("$.snapshot.trainingJobName"))),
-             ":why": S(f"spot capacity did not come within spotMaxWaitMinutes ({minutes} min): trained on demand")},
-        )
-        spot_stop.add_catch(on_demand, errors=["States.ALL"], result_path=_DISCARD)  # bookkeeping only
-        notify = self._publish(
-            "NotifyOnDemandRetry", "DreamBooth: training again on demand",
-            sfn.JsonPath.format(
-                "No spot capacity for training job {} within spotMaxWaitMinutes (" + str(minutes) + " min): "
-                "SageMaker stopped it, and the same photos are now trained on demand (job {}" + ON_DEMAND_SUFFIX
-                + "), at the on-demand price.",
-                sfn.JsonPath.string_at("$.snapshot.trainingJobName"), sfn.JsonPath.string_at("$.snapshot.trainingJobName")),
-        )
-        notify.add_catch(on_demand, errors=["States.ALL"], result_path=_DISCARD)
-        spot_stop.next(notify).next(on_demand)
-        choice = sfn.Choice(self, "WasSpotCapacityMissing")
-        choice.when(sfn.Condition.or_(*(sfn.Condition.string_matches("$.error.Cause", pattern)
-                                        for pattern in SPOT_STOP_PATTERNS)), spot_stop)
-        choice.otherwise(sfn.Pass(
-            self, "TrainModelSpotError",
-            parameters={"stage": "training", "reason": sfn.JsonPath.format(
-                "training failed: {}: {}", sfn.JsonPath.string_at("$.error.Error"),
-                sfn.JsonPath.string_at("$.error.Cause"))},
-            result_path="$.failure",
-        ).next(fail_chain))
-        train.add_catch(choice, errors=["States.TaskFailed"], result_path="$.error")
-
-    def _publish_metrics(self, then: sfn.IChainable, *, with_loss: bool) -> sfn.IChainable:
-        """PutMetricData with the job's training and billable seconds (and loss); never fails the run."""
-        suffix = "" if with_loss else "WithoutLoss"
-        dimensions = [{"Name": "service", "Value": PIPELINE_SERVICE}]
-        data = [
-            {"MetricName": METRIC_TRAINING_SECONDS, "Unit": "Seconds", "Dimensions": dimensions,
-             "Value.$": "$.training.seconds"},
-            {"MetricName": METRIC_BILLABLE_SECONDS, "Unit": "Seconds", "Dimensions": dimensions,
-             "Value.$": "$.training.billableSeconds"},
-        ]
-        if with_loss:
-            data.append({"MetricName": METRIC_TRAIN_LOSS, "Unit": "None", "Dimensions": dimensions,
-                         "Value.$": "$.training.trainLoss[0]"})
-        publish = sfn.CustomState(self, f"PublishTrainingMetrics{suffix}", state_json={
-            "Type": "Task",
-            "Resource": f"arn:{Aws.PARTITION}:states:::aws-sdk:cloudwatch:putMetricData",
-            "Parameters": {"Namespace": self._metrics_namespace, "MetricData": data},
-            # PutMetricData answers {}: kept beside the training result (a null ResultPath is dropped
-            # from a CustomState's JSON by CDK, which would replace the whole state with {}).
-            "ResultPath": "$.training.metricsPublished",
-            "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "MaxAttempts": 2, "BackoffRate": 2}],
-        })
-        publish.add_catch(then, errors=["States.ALL"], result_path=_DISCARD)
-        return publish.next(then)
-
-    def _training_task(self, image: str, base_model_uri: str, metric_definitions: Sequence[dict[str, str]],
-                       instance_type: str, max_runtime_s: int, spot_max_wait_s: Optional[int],
-                       state_id: str = "TrainModel", job_suffix: str = "") -> sfn.CustomState:
-        # CustomState: the L2 SageMakerCreateTrainingJob cannot take the hyperparameter map from
-        # the state, and the hyperparameters differ per dataset. IAM is granted below.
-        name = (f"States.Format('{{}}{job_suffix}', $.snapshot.trainingJobName)" if job_suffix
-                else "$.snapshot.trainingJobName")
-        state = sfn.CustomState(self, state_id, state_json={
-            "Type": "Task",
-            "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createTrainingJob.sync",
-            "Parameters": {
-                "TrainingJobName.$": name,
-                "RoleArn": self.training_role.role_arn,
-                "AlgorithmSpecification": {
-                    "TrainingImage": image,
-                    "TrainingInputMode": "File",
-                    "MetricDefinitions": list(metric_definitions),
-                },
-                "HyperParameters.$": "$.validation.hyperparameters",
-                "InputDataConfig": [
-                    {"ChannelName": "training",
-                     "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri.$": "$.validation.trainingInputUri",
-                                                     "S3DataDistributionType": "FullyReplicated"}}},
-                    {"ChannelName": "model", "ContentType": "application/x-sagemaker-model",
-                     "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": base_model_uri,
-                                                     "S3DataDistributionType": "FullyReplicated"}}},
-                ],
-                # Uncompressed: the endpoint serves the output prefix as it is (no multi-GB untar at
-                # every start), and the packaging step can add code/ to it.
-                "OutputDataConfig": {"S3OutputPath.$": "$.snapshot.outputUri", "CompressionType": "NONE"},
-                "ResourceConfig": {"InstanceCount": 1, "InstanceType": instance_type,
-                                   "VolumeSizeInGB": TRAINING_VOLUME_GB},
-                "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_s,
-                                      **({"MaxWaitTimeInSeconds": spot_max_wait_s} if spot_max_wait_s else {})},
-                **({"EnableManagedSpotTraining": True} if spot_max_wait_s else {}),
-                "Tags": [{"Key": "dreambooth-pipeline:dataset", "Value.$": "$.dataset"}],
-            },
-            # Keep describeTrainingJob's datetimes out of the state; `trainLoss` is [] without the metric.
-            "ResultSelector": {
-                "artifactUri.$": "$.ModelArtifacts.S3ModelArtifacts",
-                "trainLoss.$": "$.FinalMetricDataList[?(@.MetricName == 'train_avg_loss')].Value",
-                # DescribeTrainingJob leaves these out only for jobs that failed, which never get here.
-                "seconds.$": "$.TrainingTimeInSeconds",
-                "billableSeconds.$": "$.BillableTimeInSeconds",
-            },
-            "ResultPath": "$.training",
-        })
-        return state
+        self.definition = (sfn.Choice(self, "IsRetrain")
+                           .when(sfn.Condition.is_present("$.retrain"), retrain).otherwise(debounce))
+        retrain.then(train)
+        debounce.then(intake).then(train).then(record).then(deploy)
 
     def grant_training(self, role: iam.IRole) -> None:
         """What the state machine's role needs for `createTrainingJob.sync`."""
@@ -457,25 +185,214 @@ class TrainingWorkflow(Construct):
             conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         ))
 
-    def _registry_update(self, state_id: str, expression: str, values: dict[str, Any]) -> tasks.DynamoUpdateItem:
+
+@dataclass(frozen=True)
+class _Parts:
+    """What every step of the training chain uses, and the states it builds from them."""
+
+    registry: dynamodb.ITable
+    state: dynamodb.ITable
+    topic: sns.ITopic
+
+    def registry_update(self, scope: Construct, state_id: str, expression: str,
+                        values: dict[str, Any]) -> tasks.DynamoUpdateItem:
         return tasks.DynamoUpdateItem(
-            self, state_id, table=self._registry, key={"modelId": _str("$.snapshot.modelId")},
+            scope, state_id, table=self.registry, key={"modelId": _str("$.snapshot.modelId")},
             update_expression=expression,
             expression_attribute_names={"#status": "status"} if "#status" in expression else None,
             expression_attribute_values={**values, ":now": _str(_NOW)},
             result_path=_DISCARD,
         )
 
-    def _publish(self, state_id: str, subject: str, message: str) -> tasks.SnsPublish:
+    def publish(self, scope: Construct, state_id: str, subject: str, message: str) -> tasks.SnsPublish:
         body = (sfn.TaskInput.from_json_path_at(message) if message.startswith("$.")
                 else sfn.TaskInput.from_text(message))
-        return tasks.SnsPublish(self, state_id, topic=self._topic, subject=subject, message=body,
+        return tasks.SnsPublish(scope, state_id, topic=self.topic, subject=subject, message=body,
                                 result_path=_DISCARD)
 
-    def _retrain_entry(self, retrain_function: lambda_.IFunction, fail_chain: sfn.IChainable) -> sfn.IChainable:
-        """Registry item -> `$.snapshot` and `$.validation` as the first run had them (staged copy)."""
+    def upload_window_key(self) -> dict[str, tasks.DynamoAttributeValue]:
+        return {"pk": S(sfn.JsonPath.format(DATASET_ITEM_PREFIX + "{}", sfn.JsonPath.string_at("$.dataset")))}
+
+
+def _error_reason(stage: str) -> str:
+    return sfn.JsonPath.format(stage + " failed: {}: {}", sfn.JsonPath.string_at("$.error.Error"),
+                               sfn.JsonPath.string_at("$.error.Cause"))
+
+
+class TrainingFailure(Step):
+    """Where every failure ends: a Lambda explains it (one line, retryable or not), the registry
+    records it (if the model was registered), it is notified, and the run fails. Needs
+    `$.failure.reason`; `catch` sends a state's errors here."""
+
+    def __init__(self, scope: Construct, construct_id: str, parts: _Parts,
+                 explain_function: lambda_.IFunction) -> None:
+        super().__init__(scope, construct_id)
+        explain = tasks.LambdaInvoke(
+            self, "ExplainFailure", lambda_function=explain_function,  # the whole state is its input
+            payload_response_only=True,
+            result_path="$.failure", retry_on_service_exceptions=True,
+        )
+        unexplained = sfn.Pass(self, "FailureUnexplained", parameters={
+            "reason.$": "$.failure.reason", "retryable": False,
+            "message.$": "States.Format('Dataset {}: {}. The live model (if any) is unchanged.', "
+                         "$.dataset, $.failure.reason)"}, result_path="$.failure")
+        explain.add_catch(unexplained, errors=["States.ALL"], result_path="$.explainError")
+        mark = parts.registry_update(
+            self, "MarkTrainingFailed",
+            "SET #status = :failed, failureReason = :reason, retryable = :retryable, updatedAt = :now",
+            {":failed": S(STATUS_FAILED), ":reason": _str("$.failure.reason"),
+             ":retryable": tasks.DynamoAttributeValue.boolean_from_json_path(sfn.JsonPath.string_at("$.failure.retryable"))},
+        )
+        notify = parts.publish(self, "NotifyTrainingFailure", "DreamBooth: training failed", "$.failure.message")
+        fail = sfn.Fail(self, "TrainingFailed", error="TrainingFailed", cause="see the notification and the registry")
+        mark.add_catch(notify, errors=["States.ALL"], result_path=_DISCARD)
+        has_model = self.choice("WasModelRegistered", [(sfn.Condition.is_present("$.snapshot.modelId"), mark)],
+                                otherwise=notify)
+        explain.next(has_model)
+        unexplained.next(has_model)
+        mark.next(notify)
+        notify.next(fail)
+        self.begin(explain)
+
+    def catch(self, state: Any, stage: str) -> Any:
+        """Any error of `state` fails the run; `reason` is the fallback when the explaining Lambda itself fails."""
+        state.add_catch(
+            sfn.Pass(state.node.scope, f"{state.node.id}Error", parameters={"stage": stage, "reason": _error_reason(stage)},
+                     result_path="$.failure").next(self),
+            errors=["States.ALL"], result_path="$.error",
+        )
+        return state
+
+
+class Debounce(Step):
+    """The quiet-window debounce: wait until the dataset's uploads have stopped for one window
+    (re-reading it: later uploads push it forward), then close the upload generation."""
+
+    def __init__(self, scope: Construct, construct_id: str, parts: _Parts, quiet_window_s: int) -> None:
+        super().__init__(scope, construct_id)
+        # The first upload started this execution: wait one window before reading, so that the
+        # rest of a burst of uploads is already recorded and usually no extension is needed.
+        start = sfn.Wait(self, "WaitOneQuietWindow", time=sfn.WaitTime.duration(Duration.seconds(quiet_window_s)))
+        read_window = tasks.DynamoGetItem(
+            self, "ReadUploadWindow", table=parts.state, consistent_read=True, key=parts.upload_window_key(),
+            result_selector={"quietUntil.$": "$.Item.quietUntil.S"}, result_path="$.window",
+        )
+        wait_quiet = sfn.Wait(self, "WaitForQuietWindow", time=sfn.WaitTime.timestamp_path("$.window.quietUntil"))
+        close_window = tasks.DynamoUpdateItem(
+            self, "CloseUploadWindow", table=parts.state, key=parts.upload_window_key(),
+            update_expression="SET active = :false",
+            # Unchanged and really over (a Wait may wake a little early): else wait again.
+            condition_expression="quietUntil = :waited AND quietUntil <= :now AND generation = :generation",
+            expression_attribute_values={
+                ":false": tasks.DynamoAttributeValue.from_boolean(False),
+                ":waited": _str("$.window.quietUntil"),
+                ":now": _str(_NOW),
+                ":generation": tasks.DynamoAttributeValue.number_from_string(
+                    sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.generation"))),
+            },
+            result_path=_DISCARD,
+        )
+        # After MAX_QUIET_WINDOW_EXTENSIONS (uploads that never stop), train on what is there.
+        force_close = tasks.DynamoUpdateItem(
+            self, "ForceCloseUploadWindow", table=parts.state, key=parts.upload_window_key(),
+            update_expression="SET active = :false",
+            expression_attribute_values={":false": tasks.DynamoAttributeValue.from_boolean(False)},
+            result_path=_DISCARD,
+        )
+        extended = sfn.Pass(self, "WindowWasExtended",
+                            parameters={"count.$": "States.MathAdd($.extensions.count, 1)"}, result_path="$.extensions")
+        close_window.add_catch(extended, errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
+        extended.next(self.choice("UploadsKeepComing", [
+            (sfn.Condition.number_greater_than_equals("$.extensions.count", MAX_QUIET_WINDOW_EXTENSIONS), force_close)],
+            otherwise=read_window))
+        start.next(read_window).next(wait_quiet).next(close_window)
+        self.begin(start)
+        self.end(force_close, close_window)
+
+
+class SnapshotAndValidate(Step):
+    """Snapshot the dataset, claim the snapshot (one training per snapshot: one already trained
+    on ends the run quietly), register the model version, validate the dataset. An invalid one
+    ends the run with a notification; no training job is created."""
+
+    def __init__(self, scope: Construct, construct_id: str, parts: _Parts, failure: TrainingFailure, *,
+                 snapshot_function: lambda_.IFunction, validate_function: lambda_.IFunction) -> None:
+        super().__init__(scope, construct_id)
+        snapshot = tasks.LambdaInvoke(
+            self, "TakeSnapshot", lambda_function=snapshot_function,
+            payload=sfn.TaskInput.from_object({"dataset": sfn.JsonPath.string_at("$.dataset")}),
+            payload_response_only=True, result_path="$.snapshot",
+            retry_on_service_exceptions=True,
+        )
+        claim = tasks.DynamoPutItem(
+            self, "ClaimSnapshot", table=parts.state,
+            item={
+                "pk": S(sfn.JsonPath.format(SNAPSHOT_ITEM_PREFIX + "{}#{}", sfn.JsonPath.string_at("$.dataset"),
+                                            sfn.JsonPath.string_at("$.snapshot.snapshotHash"))),
+                "modelId": _str("$.snapshot.modelId"),
+                "claimedAt": _str(_NOW),
+                "execution": _str("$$.Execution.Id"),
+            },
+            condition_expression="attribute_not_exists(pk)",
+            result_path=_DISCARD,
+        )
+        claim.add_catch(sfn.Succeed(self, "SnapshotAlreadyTrained", comment="duplicate or replayed upload events"),
+                        errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
+        register = tasks.DynamoPutItem(
+            self, "RegisterModel", table=parts.registry,
+            item={
+                "modelId": _str("$.snapshot.modelId"),
+                "dataset": _str("$.dataset"),
+                "status": S(STATUS_VALIDATING),
+                "snapshotHash": _str("$.snapshot.snapshotHash"),
+                "createdAt": _str("$.snapshot.createdAt"),
+                "updatedAt": _str(_NOW),
+                # Lets the run-failure handler find this model if the execution dies uncaught.
+                "trainingExecution": _str("$$.Execution.Id"),
+            },
+            condition_expression="attribute_not_exists(modelId)",
+            result_path=_DISCARD,
+        )
+        validate = tasks.LambdaInvoke(
+            self, "ValidateDataset", lambda_function=validate_function,
+            payload=sfn.TaskInput.from_object({"snapshot": sfn.JsonPath.object_at("$.snapshot")}),
+            payload_response_only=True, result_path="$.validation",
+            retry_on_service_exceptions=True,
+        )
+        failure.catch(snapshot, "taking the dataset snapshot")
+        failure.catch(claim, "claiming the snapshot")
+        failure.catch(register, "registering the model")
+        failure.catch(validate, "validating the dataset")
+
+        reject = parts.registry_update(
+            self, "MarkInvalid",
+            "SET #status = :failed, failureReason = :reason, imageCount = :images, updatedAt = :now",
+            {":failed": S(STATUS_FAILED),
+             ":reason": S(sfn.JsonPath.format("invalid dataset: {}", sfn.JsonPath.string_at("$.validation.reason"))),
+             ":images": tasks.DynamoAttributeValue.number_from_string(
+                 sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.validation.imageCount")))},
+        ).next(parts.publish(
+            self, "NotifyInvalid", "DreamBooth: dataset rejected, no training started",
+            sfn.JsonPath.format(
+                "Dataset {} was not trained (model {}): {}. Skipped files: {}. Fix the files under "
+                "datasets/{}/ and upload again; nothing was deleted and no GPU time was used.",
+                sfn.JsonPath.string_at("$.dataset"), sfn.JsonPath.string_at("$.snapshot.modelId"),
+                sfn.JsonPath.string_at("$.validation.reason"), sfn.JsonPath.string_at("$.validation.warningText"),
+                sfn.JsonPath.string_at("$.dataset")),
+        )).next(sfn.Fail(self, "DatasetRejected", error="DatasetRejected", cause="see the model's failureReason"))
+        snapshot.next(claim).next(register).next(validate).next(self.choice(
+            "IsDatasetValid", [(sfn.Condition.boolean_equals("$.validation.valid", True), ONWARD)], otherwise=reject))
+        self.begin(snapshot)
+
+
+class RetrainEntry(Step):
+    """Registry item -> `$.snapshot` and `$.validation` as the first run had them (staged copy)."""
+
+    def __init__(self, scope: Construct, construct_id: str, parts: _Parts, failure: TrainingFailure,
+                 retrain_function: lambda_.IFunction) -> None:
+        super().__init__(scope, construct_id)
         read = tasks.DynamoGetItem(
-            self, "ReadModelToRetrain", table=self._registry, key={"modelId": _str("$.retrain.modelId")},
+            self, "ReadModelToRetrain", table=parts.registry, key={"modelId": _str("$.retrain.modelId")},
             consistent_read=True, result_path="$.model",
         )
         prepare = tasks.LambdaInvoke(
@@ -489,40 +406,205 @@ class TrainingWorkflow(Construct):
             "snapshot.$": "$.prepared.snapshot", "validation.$": "$.prepared.validation"})
         # Before the snapshot is rebuilt, the failure chain still needs the model's id to mark it.
         failed = sfn.Pass(self, "RetrainPreparationError", parameters={
-            "stage": "preparing the retrain", "reason": sfn.JsonPath.format(
-                "preparing the retrain failed: {}: {}", sfn.JsonPath.string_at("$.error.Error"),
-                sfn.JsonPath.string_at("$.error.Cause"))}, result_path="$.failure",
+            "stage": "preparing the retrain", "reason": _error_reason("preparing the retrain")},
+            result_path="$.failure",
         ).next(sfn.Pass(self, "RetrainModelId", parameters={"modelId.$": "$.retrain.modelId"},
-                        result_path="$.snapshot")).next(fail_chain)
+                        result_path="$.snapshot")).next(failure)
         for state in (read, prepare):
             state.add_catch(failed, errors=["States.ALL"], result_path="$.error")
-        return read.next(prepare).next(use)
+        read.next(prepare).next(use)
+        self.begin(read)
+        self.end(use)
 
-    def _failure_chain(self, explain_function: lambda_.IFunction) -> sfn.IChainable:
-        """Explain -> registry failed (reason, retryable) -> notify -> fail. Needs `$.failure.reason`."""
-        explain = tasks.LambdaInvoke(
-            self, "ExplainFailure", lambda_function=explain_function,  # the whole state is its input
-            payload_response_only=True,
-            result_path="$.failure", retry_on_service_exceptions=True,
+
+class Train(Step):
+    """Record the training start and train with `createTrainingJob.sync` (output uncompressed).
+
+    With managed spot training, a job SageMaker stopped for want of spot capacity is recorded,
+    notified and trained again at once on demand (job `<name>-od`)."""
+
+    def __init__(self, scope: Construct, construct_id: str, parts: _Parts, failure: TrainingFailure,
+                 job: TrainingJob, spot_max_wait_s: Optional[int]) -> None:
+        super().__init__(scope, construct_id)
+        mark_training = failure.catch(parts.registry_update(
+            self, "MarkTraining",
+            "SET #status = :training, instancePrompt = :instance, classPrompt = :class, hyperparameters = :hp, "
+            "trainingJobName = :job, imageCount = :images, skippedFiles = :skipped, updatedAt = :now",
+            {":training": S(STATUS_TRAINING),
+             ":instance": _str("$.validation.instancePrompt"),
+             ":class": _str("$.validation.classPrompt"),
+             ":hp": tasks.DynamoAttributeValue.map_from_json_path("$.validation.hyperparametersItem"),
+             ":job": _str("$.snapshot.trainingJobName"),
+             ":images": tasks.DynamoAttributeValue.number_from_string(
+                 sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.validation.imageCount"))),
+             ":skipped": _str("$.validation.warningText")},
+        ), "recording the training start")
+        train = training_task(self, job, spot_max_wait_s)
+        if spot_max_wait_s is not None:
+            on_demand = training_task(self, job, None, state_id="TrainModelOnDemand", job_suffix=ON_DEMAND_SUFFIX)
+            failure.catch(on_demand, "training on demand")  # after a spot stop; retryable (training_failure.py)
+            self._catch_spot_stop(parts, failure, train, spot_max_wait_s, on_demand)
+            self.end(on_demand)
+        failure.catch(train, "training")
+        mark_training.next(train)
+        self.begin(mark_training)
+        self.end(train)
+
+    def _catch_spot_stop(self, parts: _Parts, failure: TrainingFailure, train: sfn.CustomState, max_wait_s: int,
+                         on_demand: sfn.IChainable) -> None:
+        """A spot job stopped for want of capacity: say so, and train the same snapshot on demand."""
+        minutes = max_wait_s // 60
+        spot_stop = parts.registry_update(
+            self, "RecordOnDemandRetry", "SET trainingJobName = :job, trainingRetry = :why, updatedAt = :now",
+            {":job": S(sfn.JsonPath.format("{}" + ON_DEMAND_SUFFIX, sfn.JsonPath.string_at("$.snapshot.trainingJobName"))),
+             ":why": S(f"spot capacity did not come within spotMaxWaitMinutes ({minutes} min): trained on demand")},
         )
-        unexplained = sfn.Pass(self, "FailureUnexplained", parameters={
-            "reason.$": "$.failure.reason", "retryable": False,
-            "message.$": "States.Format('Dataset {}: {}. The live model (if any) is unchanged.', "
-                         "$.dataset, $.failure.reason)"}, result_path="$.failure")
-        explain.add_catch(unexplained, errors=["States.ALL"], result_path="$.explainError")
-        has_model = sfn.Choice(self, "WasModelRegistered")
-        mark = self._registry_update(
-            "MarkTrainingFailed",
-            "SET #status = :failed, failureReason = :reason, retryable = :retryable, updatedAt = :now",
-            {":failed": S(STATUS_FAILED), ":reason": _str("$.failure.reason"),
-             ":retryable": tasks.DynamoAttributeValue.boolean_from_json_path(sfn.JsonPath.string_at("$.failure.retryable"))},
+        spot_stop.add_catch(on_demand, errors=["States.ALL"], result_path=_DISCARD)  # bookkeeping only
+        notify = parts.publish(
+            self, "NotifyOnDemandRetry", "DreamBooth: training again on demand",
+            sfn.JsonPath.format(
+                "No spot capacity for training job {} within spotMaxWaitMinutes (" + str(minutes) + " min): "
+                "SageMaker stopped it, and the same photos are now trained on demand (job {}" + ON_DEMAND_SUFFIX
+                + "), at the on-demand price.",
+                sfn.JsonPath.string_at("$.snapshot.trainingJobName"), sfn.JsonPath.string_at("$.snapshot.trainingJobName")),
         )
-        notify = self._publish("NotifyTrainingFailure", "DreamBooth: training failed", "$.failure.message")
-        fail = sfn.Fail(self, "TrainingFailed", error="TrainingFailed", cause="see the notification and the registry")
-        mark.add_catch(notify, errors=["States.ALL"], result_path=_DISCARD)
-        has_model.when(sfn.Condition.is_present("$.snapshot.modelId"), mark).otherwise(notify)
-        explain.next(has_model)
-        unexplained.next(has_model)
-        mark.next(notify)
-        notify.next(fail)
-        return explain
+        notify.add_catch(on_demand, errors=["States.ALL"], result_path=_DISCARD)
+        spot_stop.next(notify).next(on_demand)
+        choice = self.choice(
+            "WasSpotCapacityMissing",
+            [(sfn.Condition.or_(*(sfn.Condition.string_matches("$.error.Cause", pattern)
+                                  for pattern in SPOT_STOP_PATTERNS)), spot_stop)],
+            otherwise=sfn.Pass(self, "TrainModelSpotError",
+                               parameters={"stage": "training", "reason": _error_reason("training")},
+                               result_path="$.failure").next(failure))
+        train.add_catch(choice, errors=["States.TaskFailed"], result_path="$.error")
+
+
+class PackageAndRecord(Step):
+    """Add JumpStart's inference code to the output when it lacks it (model_package.py), record
+    the artifact and loss, and publish the training metrics (time, billable time, loss)."""
+
+    def __init__(self, scope: Construct, construct_id: str, parts: _Parts, failure: TrainingFailure, *,
+                 package_function: lambda_.IFunction, metrics_namespace: str) -> None:
+        super().__init__(scope, construct_id)
+        self._metrics_namespace = metrics_namespace
+        package = failure.catch(tasks.LambdaInvoke(
+            self, "PackageModel", lambda_function=package_function,
+            payload=sfn.TaskInput.from_object({"modelUri": sfn.JsonPath.string_at("$.training.artifactUri")}),
+            payload_response_only=True, result_selector={"modelDataUri.$": "$.modelDataUri", "codeAdded.$": "$.added"},
+            result_path="$.package", retry_on_service_exceptions=True,
+        ), "adding the inference code to the model")
+        record_with_loss = failure.catch(parts.registry_update(
+            self, "RecordTrainedModel",
+            "SET artifactUri = :artifact, trainLoss = :loss, #status = :deploying, updatedAt = :now",
+            {":artifact": _str("$.package.modelDataUri"),
+             ":loss": tasks.DynamoAttributeValue.number_from_string(
+                 sfn.JsonPath.format("{}", sfn.JsonPath.array_get_item(
+                     sfn.JsonPath.list_at("$.training.trainLoss"), 0))),
+             ":deploying": S(STATUS_DEPLOYING)},
+        ), "recording the trained model")
+        record_without_loss = failure.catch(parts.registry_update(
+            self, "RecordTrainedModelWithoutLoss",
+            "SET artifactUri = :artifact, #status = :deploying, updatedAt = :now",
+            {":artifact": _str("$.package.modelDataUri"), ":deploying": S(STATUS_DEPLOYING)},
+        ), "recording the trained model")
+        package.next(self.choice("HasTrainLoss", [
+            (sfn.Condition.is_present("$.training.trainLoss[0]"), record_with_loss)], otherwise=record_without_loss))
+        record_with_loss.next(self._publish_metrics(with_loss=True))
+        record_without_loss.next(self._publish_metrics(with_loss=False))
+        self.begin(package)
+
+    def _publish_metrics(self, *, with_loss: bool) -> sfn.CustomState:
+        """PutMetricData with the job's training and billable seconds (and loss); never fails the run."""
+        suffix = "" if with_loss else "WithoutLoss"
+        dimensions = [{"Name": "service", "Value": PIPELINE_SERVICE}]
+        data = [
+            {"MetricName": METRIC_TRAINING_SECONDS, "Unit": "Seconds", "Dimensions": dimensions,
+             "Value.$": "$.training.seconds"},
+            {"MetricName": METRIC_BILLABLE_SECONDS, "Unit": "Seconds", "Dimensions": dimensions,
+             "Value.$": "$.training.billableSeconds"},
+        ]
+        if with_loss:
+            data.append({"MetricName": METRIC_TRAIN_LOSS, "Unit": "None", "Dimensions": dimensions,
+                         "Value.$": "$.training.trainLoss[0]"})
+        publish = sfn.CustomState(self, f"PublishTrainingMetrics{suffix}", state_json={
+            "Type": "Task",
+            "Resource": f"arn:{Aws.PARTITION}:states:::aws-sdk:cloudwatch:putMetricData",
+            "Parameters": {"Namespace": self._metrics_namespace, "MetricData": data},
+            # PutMetricData answers {}: kept beside the training result (a null ResultPath is dropped
+            # from a CustomState's JSON by CDK, which would replace the whole state with {}).
+            "ResultPath": "$.training.metricsPublished",
+            "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "MaxAttempts": 2, "BackoffRate": 2}],
+        })
+        self.catch_onward(publish, errors=["States.ALL"], result_path=_DISCARD)
+        self.end(publish)
+        return publish
+
+
+class Deploy(Step):
+    """Run the deploy state machine and wait for it; it records and announces its own failures."""
+
+    def __init__(self, scope: Construct, construct_id: str, deploy_state_machine: sfn.IStateMachine) -> None:
+        super().__init__(scope, construct_id)
+        deploy = tasks.StepFunctionsStartExecution(
+            self, "DeployModel", state_machine=deploy_state_machine,
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            input=sfn.TaskInput.from_object({"modelId": sfn.JsonPath.string_at("$.snapshot.modelId")}),
+            name=sfn.JsonPath.format("deploy-{}", sfn.JsonPath.string_at("$.snapshot.modelId")),
+            associate_with_parent=True,
+            result_path=_DISCARD,
+        )
+        deploy.add_catch(sfn.Fail(self, "DeploymentFailed", error="DeploymentFailed",
+                                  cause="see the deploy execution and the model's failureReason"),
+                         errors=["States.ALL"], result_path="$.error")
+        deploy.next(sfn.Succeed(self, "Done"))
+        self.begin(deploy)
+
+
+def training_task(scope: Construct, job: TrainingJob, spot_max_wait_s: Optional[int],
+                  state_id: str = "TrainModel", job_suffix: str = "") -> sfn.CustomState:
+    """`createTrainingJob.sync` for the snapshot in the state (IAM in TrainingWorkflow.grant_training)."""
+    # CustomState: the L2 SageMakerCreateTrainingJob cannot take the hyperparameter map from
+    # the state, and the hyperparameters differ per dataset.
+    name = (f"States.Format('{{}}{job_suffix}', $.snapshot.trainingJobName)" if job_suffix
+            else "$.snapshot.trainingJobName")
+    return sfn.CustomState(scope, state_id, state_json={
+        "Type": "Task",
+        "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createTrainingJob.sync",
+        "Parameters": {
+            "TrainingJobName.$": name,
+            "RoleArn": job.role.role_arn,
+            "AlgorithmSpecification": {
+                "TrainingImage": job.image,
+                "TrainingInputMode": "File",
+                "MetricDefinitions": list(job.metric_definitions),
+            },
+            "HyperParameters.$": "$.validation.hyperparameters",
+            "InputDataConfig": [
+                {"ChannelName": "training",
+                 "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri.$": "$.validation.trainingInputUri",
+                                                 "S3DataDistributionType": "FullyReplicated"}}},
+                {"ChannelName": "model", "ContentType": "application/x-sagemaker-model",
+                 "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": job.base_model_uri,
+                                                 "S3DataDistributionType": "FullyReplicated"}}},
+            ],
+            # Uncompressed: the endpoint serves the output prefix as it is (no multi-GB untar at
+            # every start), and the packaging step can add code/ to it.
+            "OutputDataConfig": {"S3OutputPath.$": "$.snapshot.outputUri", "CompressionType": "NONE"},
+            "ResourceConfig": {"InstanceCount": 1, "InstanceType": job.instance_type,
+                               "VolumeSizeInGB": TRAINING_VOLUME_GB},
+            "StoppingCondition": {"MaxRuntimeInSeconds": job.max_runtime_s,
+                                  **({"MaxWaitTimeInSeconds": spot_max_wait_s} if spot_max_wait_s else {})},
+            **({"EnableManagedSpotTraining": True} if spot_max_wait_s else {}),
+            "Tags": [{"Key": "dreambooth-pipeline:dataset", "Value.$": "$.dataset"}],
+        },
+        # Keep describeTrainingJob's datetimes out of the state; `trainLoss` is [] without the metric.
+        "ResultSelector": {
+            "artifactUri.$": "$.ModelArtifacts.S3ModelArtifacts",
+            "trainLoss.$": "$.FinalMetricDataList[?(@.MetricName == 'train_avg_loss')].Value",
+            # DescribeTrainingJob leaves these out only for jobs that failed, which never get here.
+            "seconds.$": "$.TrainingTimeInSeconds",
+            "billableSeconds.$": "$.BillableTimeInSeconds",
+        },
+        "ResultPath": "$.training",
+    })
