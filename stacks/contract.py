@@ -114,3 +114,13 @@ class PipelineEnv:
     TRAINING_STATUSES = "TRAINING_STATUSES"
     DEPLOY_STATUSES = "DEPLOY_STATUSES"
     FAILED_STATUS = "FAILED_STATUS"
+
+
+# Failure stages of the training state machine (the `stage` of its failure chain) after which the
+# dataset's staged snapshot exists, so that a retrain has something to train on
+# (stacks/training/workflow.py names them; runtime/training_failure.py reads them).
+STAGE_TRAINING = "training"
+STAGE_TRAINING_ON_DEMAND = "training on demand"  # the retry after a spot stop
+STAGE_RECORDING_TRAINING_START = "recording the training start"
+STAGE_PREPARING_RETRAIN = "preparing the retrain"
+RETRAINABLE_STAGES = (STAGE_TRAINING, STAGE_TRAINING_ON_DEMAND, STAGE_RECORDING_TRAINING_START, STAGE_PREPARING_RETRAIN)

@@ -39,6 +39,10 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from stacks.contract import (
+    STAGE_PREPARING_RETRAIN,
+    STAGE_RECORDING_TRAINING_START,
+    STAGE_TRAINING,
+    STAGE_TRAINING_ON_DEMAND,
     DATASET_ITEM_PREFIX,
     PIPELINE_SERVICE,
     SNAPSHOT_ITEM_PREFIX,
@@ -406,7 +410,7 @@ class RetrainEntry(Step):
             "snapshot.$": "$.prepared.snapshot", "validation.$": "$.prepared.validation"})
         # Before the snapshot is rebuilt, the failure chain still needs the model's id to mark it.
         failed = sfn.Pass(self, "RetrainPreparationError", parameters={
-            "stage": "preparing the retrain", "reason": _error_reason("preparing the retrain")},
+            "stage": STAGE_PREPARING_RETRAIN, "reason": _error_reason(STAGE_PREPARING_RETRAIN)},
             result_path="$.failure",
         ).next(sfn.Pass(self, "RetrainModelId", parameters={"modelId.$": "$.retrain.modelId"},
                         result_path="$.snapshot")).next(failure)
@@ -438,14 +442,14 @@ class Train(Step):
              ":images": tasks.DynamoAttributeValue.number_from_string(
                  sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.validation.imageCount"))),
              ":skipped": _str("$.validation.warningText")},
-        ), "recording the training start")
+        ), STAGE_RECORDING_TRAINING_START)
         train = training_task(self, job, spot_max_wait_s)
         if spot_max_wait_s is not None:
             on_demand = training_task(self, job, None, state_id="TrainModelOnDemand", job_suffix=ON_DEMAND_SUFFIX)
-            failure.catch(on_demand, "training on demand")  # after a spot stop; retryable (training_failure.py)
+            failure.catch(on_demand, STAGE_TRAINING_ON_DEMAND)  # after a spot stop
             self._catch_spot_stop(parts, failure, train, spot_max_wait_s, on_demand)
             self.end(on_demand)
-        failure.catch(train, "training")
+        failure.catch(train, STAGE_TRAINING)
         mark_training.next(train)
         self.begin(mark_training)
         self.end(train)
@@ -475,7 +479,7 @@ class Train(Step):
             [(sfn.Condition.or_(*(sfn.Condition.string_matches("$.error.Cause", pattern)
                                   for pattern in SPOT_STOP_PATTERNS)), spot_stop)],
             otherwise=sfn.Pass(self, "TrainModelSpotError",
-                               parameters={"stage": "training", "reason": _error_reason("training")},
+                               parameters={"stage": STAGE_TRAINING, "reason": _error_reason(STAGE_TRAINING)},
                                result_path="$.failure").next(failure))
         train.add_catch(choice, errors=["States.TaskFailed"], result_path="$.error")
 

@@ -95,10 +95,8 @@ class EndpointWatcher:
         """The endpoint config that serves now, for a result's record: the cached answer while it says
         InService (an update started since then moves traffic only once its new instances are up,
         minutes later, so the cached config is still the one serving), else a fresh one."""
-        now = self._clock()
-        if self._cached and self._cached[1].state == IN_SERVICE and now - self._cached[0] < self._ttl_s:
-            return self._cached[1].config_name
-        return self.state(fresh=True).config_name
+        in_service = self._cached is not None and self._cached[1].state == IN_SERVICE
+        return self.state(fresh=not in_service).config_name
 
     def _describe(self) -> EndpointState:
         try:

@@ -71,23 +71,22 @@ def parse_iso(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def update_when(dynamodb: Any, **request: Any) -> bool:
-    """UpdateItem with a ConditionExpression, nothing read back: whether the condition held."""
+def _conditional_update(dynamodb: Any, request: dict[str, Any]) -> Optional[dict[str, Any]]:
+    """UpdateItem's answer, or None when its ConditionExpression did not hold."""
     try:
-        dynamodb.update_item(**request)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
-
-
-def update_if(dynamodb: Any, **request: Any) -> Optional[dict[str, Any]]:
-    """UpdateItem with a ConditionExpression: the item as updated, or None when the condition failed."""
-    try:
-        answer = dynamodb.update_item(ReturnValues="ALL_NEW", **request)
+        return dynamodb.update_item(**request)
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
             return None
         raise
-    return from_item(answer["Attributes"])
+
+
+def update_when(dynamodb: Any, **request: Any) -> bool:
+    """UpdateItem with a ConditionExpression, nothing read back: whether the condition held."""
+    return _conditional_update(dynamodb, request) is not None
+
+
+def update_if(dynamodb: Any, **request: Any) -> Optional[dict[str, Any]]:
+    """UpdateItem with a ConditionExpression: the item as updated, or None when the condition failed."""
+    answer = _conditional_update(dynamodb, {"ReturnValues": "ALL_NEW", **request})
+    return from_item(answer["Attributes"]) if answer is not None else None

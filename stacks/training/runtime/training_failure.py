@@ -18,6 +18,8 @@ from typing import Any, Mapping, Optional
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from contract import RETRAINABLE_STAGES, STAGE_TRAINING
+
 logger = Logger()
 
 MAX_REASON_CHARS = 400
@@ -29,9 +31,6 @@ TRANSIENT_MARKERS = (
     "ResourceLimitExceeded", "States.Timeout", "Lambda.ServiceException", "Lambda.SdkClientException",
 )
 QUOTA_MARKER = "ResourceLimitExceeded"
-# Stages after which the staged snapshot exists, so that a retrain has something to train on.
-# ("training on demand": the retry after a spot stop, stacks/constructs/training_workflow.py.)
-RETRAINABLE_STAGES = ("training", "training on demand", "recording the training start", "preparing the retrain")
 _SPACE = re.compile(r"\s+")
 
 
@@ -69,7 +68,7 @@ def explain(state: Mapping[str, Any]) -> dict[str, Any]:
     snapshot = state.get("snapshot") if isinstance(state.get("snapshot"), Mapping) else {}
     model_id = str(snapshot.get("modelId") or (state.get("retrain") or {}).get("modelId") or "")
     dataset = str(state.get("dataset") or "")
-    stage = str(failure.get("stage") or "training")
+    stage = str(failure.get("stage") or STAGE_TRAINING)
     name = str(error.get("Error") or "")
     sagemaker_reason, secondary = _parsed_cause(error.get("Cause"))
     if failure.get("plain"):
