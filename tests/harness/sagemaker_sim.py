@@ -122,7 +122,7 @@ class SageMakerSimulator:
     on_async_notice: Optional[Callable[[str, dict[str, Any]], None]] = None
     """Called (topic ARN, notice) for each asynchronous success or error notification."""
     client_for_role: Optional[Callable[..., Any]] = None
-    """(service, role ARN) -> a boto3 client signed as that role; None: unsigned reads (no IAM)."""
+    """(service, role ARN or None for the administrator) -> a boto3 client signed so; None: unsigned (no IAM)."""
 
     def __post_init__(self) -> None:
         self._start = time.monotonic()
@@ -253,7 +253,17 @@ class SageMakerSimulator:
     def _s3(self, role_arn: Optional[str]) -> Any:
         if self.client_for_role is not None and role_arn:
             return self.client_for_role("s3", role_arn)
-        return boto3.client("s3", region_name=self.region)
+        return self._own_client("s3")
+
+    def _own_client(self, service: str) -> Any:
+        """A client for the simulator's own looking (as the administrator under IAM enforcement).
+
+        Its code runs on whatever thread made the SageMaker call (a Lambda's, under that Lambda's
+        role): a plain boto3 client there would sign as the caller and be refused as the caller.
+        """
+        if self.client_for_role is not None:
+            return self.client_for_role(service, None)
+        return boto3.client(service, region_name=self.region)
 
     def _read_s3(self, role_arn: Optional[str], uri: str, *, prefix: bool) -> Optional[str]:
         """Read what SageMaker downloads for a channel or model; the error SageMaker reports, or None."""
@@ -426,7 +436,7 @@ class SageMakerSimulator:
                 return "SAGEMAKER_PROGRAM/SAGEMAKER_SUBMIT_DIRECTORY do not point at /opt/ml/model/code/inference.py"
             bucket, _, prefix = source["S3Uri"][len("s3://"):].partition("/")
             key = prefix.rstrip("/") + "/code/inference.py"
-            listing = boto3.client("s3", region_name=self.region).list_objects_v2(Bucket=bucket, Prefix=key)
+            listing = self._own_client("s3").list_objects_v2(Bucket=bucket, Prefix=key)
             if not any(o["Key"] == key for o in listing.get("Contents", [])):
                 return f"model data s3://{bucket}/{prefix} has no code/inference.py: the container cannot start"
         return None
@@ -579,14 +589,14 @@ class SageMakerSimulator:
 
     def _policies(self, endpoint_name: str) -> tuple[Optional[dict[str, Any]], dict[str, dict[str, Any]]]:
         """The variant's scalable target and {metric name: step policy its alarm triggers}."""
-        autoscaling = boto3.client("application-autoscaling", region_name=self.region)
+        autoscaling = self._own_client("application-autoscaling")
         resource = f"endpoint/{endpoint_name}/variant/AllTraffic"
         targets = autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker",
                                                         ResourceIds=[resource])["ScalableTargets"]
         policies = autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker",
                                                          ResourceId=resource)["ScalingPolicies"]
         by_arn = {p["PolicyARN"]: p for p in policies}
-        alarms = boto3.client("cloudwatch", region_name=self.region).describe_alarms()["MetricAlarms"]
+        alarms = self._own_client("cloudwatch").describe_alarms()["MetricAlarms"]
         triggered: dict[str, dict[str, Any]] = {}
         for alarm in alarms:
             for action in alarm.get("AlarmActions", []):
