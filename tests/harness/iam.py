@@ -427,6 +427,8 @@ class IamEnforcement:
         self.checks = 0
         self._expected: list[str] = []
         self._admin: Optional[dict[str, str]] = None
+        self._clients: dict[tuple[str, Optional[str], str], Any] = {}
+        self._clients_lock = threading.Lock()
         self._stack = ExitStack()
         self._arn = _Arns(region, account)
 
@@ -499,10 +501,27 @@ class IamEnforcement:
         finally:
             _IDENTITY.role = previous
 
-    def client(self, service: str, role: Optional[str] = None, **kwargs: Any) -> Any:
-        """A boto3 client signed as `role` (logical id or ARN), or as the administrator."""
-        credentials = self.role(role).client_kwargs() if role else dict(self._admin or {})
-        return boto3.client(service, region_name=self.region, **credentials, **kwargs)
+    @property
+    def has_admin(self) -> bool:
+        """Whether create_roles has made the administrator (whose client `client()` gives)."""
+        return self._admin is not None
+
+    def client(self, service: str, role: Optional[str] = None, config: Any = None) -> Any:
+        """A boto3 client signed as `role` (logical id or ARN), or as the administrator.
+
+        One client per (service, role, region, config) for this enforcement's life: creating a
+        botocore client costs tens of milliseconds, and the harness and the Step Functions tasks
+        ask for the same ones hundreds of times a test. Clients are thread-safe; what they sign
+        with is fixed here, not by the thread that later uses them.
+        """
+        assert role or self.has_admin, "harness: no administrator before create_roles"
+        identity = self.role(role).logical_id if role else None
+        key = (service, identity, repr(config) if config is not None else "")
+        with self._clients_lock:
+            if key not in self._clients:
+                credentials = self.role(role).client_kwargs() if role else dict(self._admin or {})
+                self._clients[key] = boto3.client(service, region_name=self.region, config=config, **credentials)
+            return self._clients[key]
 
     def expect_denials(self, *fragments: str) -> None:
         """The test expects refusals whose text contains each fragment (consumed at exit)."""
@@ -556,17 +575,22 @@ class IamEnforcement:
 
         from moto.stepfunctions.parser.asl.utils import boto_client as boto_client_module
 
+        from botocore.config import Config
+        from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
+
         original = boto_client_module.boto_client_for
         enforcement = self
+        # moto's own task client configuration (boto_client.py), signed with the machine's role.
+        task_config = Config(parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1},
+                             connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                             read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS)
 
         def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-            client = original(region=region, service=service, state_credentials=state_credentials)
             role_arn = getattr(state_credentials, "role_arn", None)
             if not role_arn:
                 raise AssertionError(f"harness: a Step Functions task on {service} has no role to run with")
-            identity = enforcement.role(role_arn)
-            return boto3.client(service, region_name=region, config=client.meta.config,
-                                **identity.client_kwargs())
+            assert region == enforcement.region, f"harness: a task in {region}, the harness runs {enforcement.region}"
+            return enforcement.client(service, role_arn, config=task_config)
 
         for name, module in list(sys.modules.items()):
             if name.startswith("moto.stepfunctions") and getattr(module, "boto_client_for", None) is original:

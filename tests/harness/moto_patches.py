@@ -11,12 +11,14 @@ See the docstring of tests/harness/pipeline_harness.py for why each exists:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import threading
 import time
 from contextlib import ExitStack
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 from unittest import mock
 
 import boto3
@@ -121,6 +123,16 @@ def json_default(value: Any) -> Any:
     raise TypeError(type(value))
 
 
+@functools.lru_cache(maxsize=None)
+def _client_meta(service_name: str) -> Any:
+    """A client's service model and method names (static: one client per service per process)."""
+    return boto3.client(service_name, region_name=REGION).meta
+
+
+_PARSED: dict[str, Any] = {}  # definition -> moto's parse of it, for the process
+_PARSED_LOCK = threading.Lock()
+
+
 def patch_step_functions(stack: ExitStack) -> None:
     """The SageMaker .sync service and the conversions AWS makes that moto's interpreter skips."""
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
@@ -136,6 +148,21 @@ def patch_step_functions(stack: ExitStack) -> None:
         return original_factory(service_name)
 
     stack.enter_context(mock.patch.object(factory, "state_task_service_for", service_for))
+
+    # moto parses a definition (ANTLR, a second or more for ours) at CreateStateMachine and again
+    # at every StartExecution. The parsed program holds no execution state (each execution's lives
+    # in its own Environment), so one parse per distinct definition serves every execution.
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    original_parse = AmazonStateLanguageParser.parse
+
+    def parse_once(definition: str) -> Any:
+        with _PARSED_LOCK:
+            if definition not in _PARSED:  # a syntax error raises and is not remembered
+                _PARSED[definition] = original_parse(definition)
+            return _PARSED[definition]
+
+    stack.enter_context(mock.patch.object(AmazonStateLanguageParser, "parse", staticmethod(parse_once)))
 
     # moto's `states:startExecution` passes ASL's field names (Input, StateMachineArn) to boto3,
     # which expects input, stateMachineArn, and hands boto3's answer back unconverted; AWS (and
@@ -177,7 +204,7 @@ def patch_step_functions(stack: ExitStack) -> None:
     def sdk_eval(service, env, resource_runtime_part, normalised_parameters, state_credentials):
         # Field names: ASL uses the API's names with a capital first letter (ExecutionArn),
         # boto3 the model's own (executionArn for Step Functions); AWS maps between them.
-        model = boto3.client(service._get_boto_service_name(), region_name=REGION).meta
+        model = _client_meta(service._get_boto_service_name())
         operation = model.service_model.operation_model(
             model.method_to_api_mapping[service._get_boto_service_action()])
         members = {name.lower(): name for name in operation.input_shape.members}
@@ -222,6 +249,23 @@ def patch_step_functions(stack: ExitStack) -> None:
 
     stack.enter_context(mock.patch.object(IsTimestamp, "string_to_timestamp", staticmethod(string_to_timestamp)))
     stack.enter_context(mock.patch.object(StateTaskServiceSfn, "_eval_service_task", eval_service_task))
+
+
+def patch_state_hooks(stack: ExitStack, hooks: dict[str, list[Callable[[], None]]]) -> None:
+    """Run `hooks[state name]` (each once, then dropped) on the execution's thread as that state is
+    entered, before it reads its input: a test can make something happen at an exact point of a run
+    (e.g. an upload while the debounce waits for the time it read) instead of guessing it by sleeping."""
+    from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
+
+    original = CommonStateField._eval_state_input
+
+    def eval_state_input(state: Any, env: Any) -> None:
+        actions = hooks.pop(state.name, [])
+        for action in actions:
+            action()
+        original(state, env)
+
+    stack.enter_context(mock.patch.object(CommonStateField, "_eval_state_input", eval_state_input))
 
 
 def patch_lambda_invoke(stack: ExitStack, harness: Any) -> None:

@@ -84,12 +84,13 @@ from tests.harness.iam import IamEnforcement
 from tests.harness.intrinsics import Resolver, getatt_targets
 from tests.harness.lambdas import AsyncInvocation, FunctionSpec, LambdaContext
 from tests.harness.limits import ServiceLimits
-from tests.harness.moto_patches import patch_lambda_invoke, patch_step_functions, utc
+from tests.harness.moto_patches import patch_lambda_invoke, patch_state_hooks, patch_step_functions, utc
 from tests.harness.observe import Run
 from tests.harness.sagemaker_sim import SageMakerSimulator
 from tests.harness.service_model import ServiceModelCheck
 
 _ENV_LOCK = threading.RLock()
+_END_EVENTS = {"ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"}
 JUMPSTART_INFERENCE_PLACEHOLDER = b"# placeholder for JumpStart's inference.py (harness)\n"
 
 
@@ -128,6 +129,9 @@ class PipelineHarness:
         self.functions: dict[str, FunctionSpec] = {}
         self.async_invocations: list[AsyncInvocation] = []
         self._async_threads: list[threading.Thread] = []
+        self._finished_runs: dict[str, Run] = {}  # execution ARN -> its run, once it ended
+        self._setup_clients: dict[str, Any] = {}  # before IAM has an administrator
+        self._state_hooks: dict[str, list[Callable[[], None]]] = {}
         self.activity: list[tuple[datetime, str, str]] = []
         """What the harness did on the stack's behalf: (UTC time, component, what happened)."""
         self.iam = IamEnforcement(region=REGION, account=ACCOUNT)
@@ -158,6 +162,7 @@ class PipelineHarness:
         parser_log.setLevel(logging.CRITICAL)
         patch_step_functions(self._stack)
         patch_lambda_invoke(self._stack, self)
+        patch_state_hooks(self._stack, self._state_hooks)
         self._deploy()
         self._stack.enter_context(self.service_model)
         self._stack.enter_context(self.iam)
@@ -209,11 +214,21 @@ class PipelineHarness:
         if self.enforce_limits:
             self.limits.raise_if_violated()
 
+    def when_entering(self, state_name: str, action: Callable[[], None]) -> None:
+        """Run `action` once, on the execution's thread, when a run next enters `state_name`
+        (before the state reads its input; the run goes on when the action returns)."""
+        self._state_hooks.setdefault(state_name, []).append(action)
+
     def record(self, component: str, what: str) -> None:
         self.activity.append((datetime.now(timezone.utc), component, what))
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=REGION)
+        """The test's own client (the administrator's once IAM is enforced; one per service)."""
+        if self.iam.has_admin:
+            return self.iam.client(service)
+        if service not in self._setup_clients:
+            self._setup_clients[service] = boto3.client(service, region_name=REGION)
+        return self._setup_clients[service]
 
     # ---- deployment of the template's pipeline resources into moto ----
 
@@ -634,14 +649,23 @@ class PipelineHarness:
         raise TimeoutError(f"still running after {timeout_s}s: {running}")
 
     def runs(self, machine_arn: str) -> list[Run]:
+        """Every execution of the machine, oldest first, with its history.
+
+        A finished execution's history is read (and checked against the limits) once: it cannot
+        change, and reading a long one through moto costs far more than the test's own work.
+        """
         sfn = self.client("stepfunctions")
         result = []
         for execution in sorted(self.executions(machine_arn), key=lambda e: e["startDate"]):
+            if (finished := self._finished_runs.get(execution["executionArn"])) is not None:
+                result.append(finished)
+                continue
             described = sfn.describe_execution(executionArn=execution["executionArn"])
             pages = sfn.get_paginator("get_execution_history").paginate(
                 executionArn=execution["executionArn"], PaginationConfig={"PageSize": 1000})
             history = [event for page in pages for event in page["events"]]
-            if described["status"] != "RUNNING":
+            ended = described["status"] != "RUNNING" and bool(history) and history[-1]["type"] in _END_EVENTS
+            if ended:
                 self.limits.check_history(execution["executionArn"].rsplit(":", 1)[-1], history)
             result.append(Run(
                 arn=execution["executionArn"], name=execution["executionArn"].rsplit(":", 1)[-1],
@@ -651,6 +675,8 @@ class PipelineHarness:
                 error=described.get("error"), cause=described.get("cause"), events=history,
                 started=described["startDate"], stopped=described.get("stopDate"),
             ))
+            if ended:
+                self._finished_runs[result[-1].arn] = result[-1]
         return result
 
     def training_runs(self) -> list[Run]:

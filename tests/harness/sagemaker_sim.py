@@ -617,6 +617,8 @@ class SageMakerSimulator:
                 fleet.last_work = now
                 self.log("async-instance-started", f"{name} instances={fleet.instances}")
             return
+        if not backlog and not fleet.instances:
+            return  # nothing to scale out for, nothing to scale in: no policy can act now
         if now - fleet.policies_read > 0.2:
             fleet.target, fleet.triggered = self._policies(name)
             fleet.policies_read = now
