@@ -640,7 +640,8 @@ class Rollout(Step):
 
 class GoLive(Step):
     """The endpoint serves the new model: apply autoscaling (a failure is only reported), retire
-    the previously live model, mark this one live, point `__live__` at it, notify, release the lock."""
+    the previously live model, mark this one live, point `__live__` at it, notify (a notice that
+    cannot be sent is only left in the history), release the lock."""
 
     def __init__(self, scope: Construct, construct_id: str, parts: _Parts, failure: DeployFailure, *,
                  scaling_function: lambda_.IFunction) -> None:
@@ -690,7 +691,12 @@ class GoLive(Step):
             errors=["States.ALL"], result_path="$.error",
         )
         apply_scaling.next(read_live)
-        for state in (read_live, retire, mark_live, point, notify, notify_unrecorded):
+        # Once `__live__` points at the new model, the deployment has happened: a notice that cannot
+        # be sent is not a failed deployment (the failure path would mark the now-live model failed).
+        # The history keeps the error; the lock is released as after a notice that went out.
+        for state in (notify, notify_unrecorded):
+            state.add_catch(release, errors=["States.ALL"], result_path="$.notifyError")
+        for state in (read_live, retire, mark_live, point):
             state.add_catch(
                 sfn.Pass(self, f"{state.node.id}Error",
                          parameters={"reason": sfn.JsonPath.format(

@@ -57,6 +57,7 @@ import fnmatch
 import json
 import re
 import threading
+import uuid
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
@@ -653,9 +654,7 @@ class IamEnforcement:
     @staticmethod
     def _refuse(iam_request: Any, generic: bool, denial: Denial) -> None:
         if generic:
-            from moto.core.exceptions import AccessDeniedError
-
-            raise AccessDeniedError(user_arn=denial.principal, action=f"{denial.action} on {denial.resource}")
+            raise _access_denied(denial.principal, f"{denial.action} on {denial.resource}")
         iam_request._raise_access_denied()
 
     def _authorize_presigned(self, response: Any, resource: str) -> None:
@@ -799,6 +798,24 @@ def _utc(value: Any) -> Any:
     from datetime import timezone
 
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def _access_denied(user_arn: str, action: str) -> Exception:
+    """moto's AccessDenied, with the request id AWS puts on every error response.
+
+    moto's generic error body has none; Step Functions' SNS integration (and AWS SDKs' error
+    reports) read it, so a refused Publish would end the run in an uncatchable States.Runtime
+    (KeyError 'RequestId') where AWS gives a catchable `SNS.AuthorizationErrorException`.
+    """
+    from moto.core.exceptions import AccessDeniedError
+
+    error = AccessDeniedError(user_arn=user_arn, action=action)
+    request_id = str(uuid.uuid4())
+    # Query protocol (SNS, IAM, STS, CloudWatch): <RequestId> in the body; JSON protocols: the header.
+    error.description = error.description.replace("</ErrorResponse>", f"<RequestId>{request_id}</RequestId></ErrorResponse>")
+    headers = error.get_headers()
+    error.get_headers = lambda *args, **kwargs: [*headers, ("x-amzn-RequestId", request_id)]  # type: ignore[method-assign]
+    return error
 
 
 def statements_matching(*actions: str, resource_contains: str = "") -> Callable[[str, dict[str, Any]], bool]:

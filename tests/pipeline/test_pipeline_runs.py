@@ -157,6 +157,30 @@ def test_endpoint_update_failure_keeps_the_previous_model_live(synthesized):
         assert "owner" not in lock  # released for the next deployment
 
 
+def test_a_live_notice_that_cannot_be_sent_leaves_the_new_model_live(synthesized):
+    from tests.harness.iam import statements_matching
+
+    publish = statements_matching("sns:Publish")
+
+    def deploy_role_cannot_publish(role: str, statement: dict) -> bool:
+        return role.startswith("PipelineDeployStateMachineRole") and publish(role, statement)
+
+    # Given a deployment whose "new model is live" notice SNS refuses (after `__live__` moved)...
+    with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(),
+                         remove_grants=deploy_role_cannot_publish) as h:
+        h.iam.expect_denials("sns:Publish")
+        model_id = h.train_and_deploy("doppler", DOG_PHOTOS)
+
+        # ...the deployment still succeeded: the model that serves is recorded live, not failed.
+        (deploy,) = h.deploy_runs()
+        assert deploy.status == "SUCCEEDED", (deploy.error, deploy.cause)
+        assert "NotifyLive" in deploy.entered_states and "MarkFailed" not in deploy.entered_states
+        assert h.models()[model_id]["status"] == "live" and h.live_pointer()["liveModelId"] == model_id
+        assert [d for d in h.iam.denials if "sns:Publish" in str(d)], "the notice was not refused: no test"
+        lock = h.client("dynamodb").get_item(TableName=h.state_table, Key={"pk": {"S": "deploy-lock"}})["Item"]
+        assert "owner" not in lock
+
+
 def test_ten_duplicate_events_start_one_training(synthesized):
     with harness(synthesized) as h:
         events = [h.put(f"datasets/doppler/{name}", body) for name, body in DOG_PHOTOS.items()]
