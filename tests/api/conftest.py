@@ -20,8 +20,10 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Optional
+from unittest import mock
 
 import boto3
+import botocore.session
 import pytest
 from moto import mock_aws
 from moto.core.exceptions import JsonRESTError
@@ -91,6 +93,63 @@ class RuntimeValidationError(JsonRESTError):
 
     def __init__(self, message: str):
         super().__init__("ValidationError", message)
+
+
+# Cost, measured: botocore parses each service's JSON model once per session, and mock_aws starts
+# every test without a default session (it patches boto3.DEFAULT_SESSION to None), so each test
+# parsed them again and built each client anew: about 70% of these tests' CPU. Here one session
+# serves as the default session of every test, and keeps its clients. A client holds no AWS state
+# (moto's backends do, and each test's mock_aws resets them), only its endpoint, credentials and
+# configuration, which are its cache key. Sessions a test gets its own of (the CLI's, whose events
+# tests listen to) share only the parsed models: new_session().
+_LOADER: list[Any] = []
+
+
+def _shared_loader() -> Any:
+    if not _LOADER:
+        _LOADER.append(botocore.session.Session().get_component("data_loader"))
+    return _LOADER[0]
+
+
+def _core_session() -> botocore.session.Session:
+    core = botocore.session.Session()
+    core.register_component("data_loader", _shared_loader())
+    return core
+
+
+def new_session(**kwargs: Any) -> boto3.Session:
+    """A new boto3 session (own credentials, events and clients) reading the models parsed once per run."""
+    return boto3.Session(botocore_session=_core_session(), **kwargs)
+
+
+def _client_key(service_name: str, args: tuple, kwargs: dict) -> tuple:
+    config = kwargs.get("config")
+    options = sorted(config._user_provided_options.items()) if config is not None else None
+    return (service_name, args, repr(sorted((k, v) for k, v in kwargs.items() if k != "config")), repr(options))
+
+
+class SharedSession(boto3.Session):
+    """The tests' default session: one client per (service, arguments, configuration) per run."""
+
+    def __init__(self) -> None:
+        super().__init__(botocore_session=_core_session(), region_name=REGION)
+        self._clients: dict[tuple, Any] = {}
+
+    def client(self, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        key = _client_key(service_name, args, kwargs)
+        if key not in self._clients:
+            self._clients[key] = super().client(service_name, *args, **kwargs)
+        return self._clients[key]
+
+
+_SHARED: list[SharedSession] = []
+
+
+def shared_session() -> SharedSession:
+    """Created inside the first test's mock_aws, so its credentials are the ones moto sets for every test."""
+    if not _SHARED:
+        _SHARED.append(SharedSession())
+    return _SHARED[0]
 
 
 @pytest.fixture(scope="session")
@@ -253,7 +312,7 @@ def wire(module: Any) -> None:
 
 @pytest.fixture
 def harness(api_module, results_module, dispatch_module, monkeypatch):
-    with mock_aws(), atomic_dynamodb():
+    with mock_aws(), atomic_dynamodb(), mock.patch("boto3.DEFAULT_SESSION", shared_session()):
         _create_resources()
         h = Harness(ApiGatewayAdapter(api_module.lambda_handler), api_module, results_module, dispatch_module)
 

@@ -25,7 +25,8 @@ import boto3
 import pytest
 
 from scripts import cli
-from tests.api.conftest import BUCKET, REGION, api_module, dispatch_module, harness, results_module  # noqa: F401 (fixtures)
+from tests.api.conftest import (BUCKET, REGION, api_module, dispatch_module, harness,  # noqa: F401 (fixtures)
+                               new_session, results_module)
 
 STACK = "DreamBoothPipeline"  # stackName's default (stacks/config.py): the CLI's default
 API_KEY_VALUE = "local-test-key-0123456789abcdef"
@@ -132,7 +133,7 @@ def _cli(harness, capsys, auth: str, outputs: Callable[[str], dict[str, str]]): 
     server, thread, url = _serve(api)
     try:
         create_stack(outputs(url))
-        yield Cli(boto3.Session(region_name=REGION), Clock(), capsys, url, api)
+        yield Cli(new_session(region_name=REGION), Clock(), capsys, url, api)
     finally:
         server.shutdown()
         server.server_close()
