@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,6 +152,18 @@ def run(harness, capsys):  # noqa: F811
 def run_iam(harness, capsys):  # noqa: F811
     """The CLI against a deployed stack with apiAuth=iam (no ApiKeyId output)."""
     yield from _cli(harness, capsys, "iam", lambda url: {"BucketName": BUCKET, "ApiUrl": url})
+
+
+@pytest.fixture
+def sigint_from_a_terminal():
+    """SIGINT raising KeyboardInterrupt, as in a program started from a terminal, however pytest was
+    started: a process started in the background (`nohup ... &`, CI runners) inherits SIGINT ignored,
+    and the CLI keeps whatever disposition it finds. Restored afterwards."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def write_image(path: Path, size: tuple[int, int] = (600, 800), fmt: str = "JPEG", color=(120, 60, 30)) -> Path:
