@@ -15,6 +15,7 @@ URLs included), SageMaker DescribeEndpoint, Step Functions StartExecution/ListEx
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import uuid
@@ -23,7 +24,7 @@ from typing import Any, Optional
 from unittest import mock
 
 import boto3
-import botocore.session
+import botocore.loaders
 import pytest
 from moto import mock_aws
 from moto.core.exceptions import JsonRESTError
@@ -95,31 +96,34 @@ class RuntimeValidationError(JsonRESTError):
         super().__init__("ValidationError", message)
 
 
-# Cost, measured: botocore parses each service's JSON model once per session, and mock_aws starts
-# every test without a default session (it patches boto3.DEFAULT_SESSION to None), so each test
-# parsed them again and built each client anew: about 70% of these tests' CPU. Here one session
-# serves as the default session of every test, and keeps its clients. A client holds no AWS state
-# (moto's backends do, and each test's mock_aws resets them), only its endpoint, credentials and
-# configuration, which are its cache key. Sessions a test gets its own of (the CLI's, whose events
-# tests listen to) share only the parsed models: new_session().
-_LOADER: list[Any] = []
+# Cost, measured: botocore parses each service's JSON model once per session (its loader's cache),
+# and a test makes several sessions: mock_aws starts every test without a default session (it
+# patches boto3.DEFAULT_SESSION to None), the CLI makes its own, moto one per backend. That parsing
+# and the building of clients were about 70% of these tests' CPU. Here every session reads through
+# one loader per data path (`models_parsed_once`), and one session, whose clients are kept, is the
+# default session of every test (`shared_session`). A client holds no AWS state (moto's backends
+# do, and each test's mock_aws resets them), only its endpoint, credentials and configuration,
+# which are its cache key.
+class _SearchPaths(list):
+    """boto3 adds its data path to its session's loader; on a shared loader, once is enough."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
 
 
-def _shared_loader() -> Any:
-    if not _LOADER:
-        _LOADER.append(botocore.session.Session().get_component("data_loader"))
-    return _LOADER[0]
+@functools.lru_cache(maxsize=None)
+def _loader(search_path_string: Optional[str] = None) -> botocore.loaders.Loader:
+    loader = botocore.loaders.create_loader(search_path_string)
+    loader._search_paths = _SearchPaths(loader.search_paths)
+    return loader
 
 
-def _core_session() -> botocore.session.Session:
-    core = botocore.session.Session()
-    core.register_component("data_loader", _shared_loader())
-    return core
-
-
-def new_session(**kwargs: Any) -> boto3.Session:
-    """A new boto3 session (own credentials, events and clients) reading the models parsed once per run."""
-    return boto3.Session(botocore_session=_core_session(), **kwargs)
+@pytest.fixture(scope="session", autouse=True)
+def models_parsed_once():
+    """Every botocore session created meanwhile shares the loader of its data path (the same files)."""
+    with mock.patch("botocore.session.create_loader", _loader):
+        yield
 
 
 def _client_key(service_name: str, args: tuple, kwargs: dict) -> tuple:
@@ -132,7 +136,7 @@ class SharedSession(boto3.Session):
     """The tests' default session: one client per (service, arguments, configuration) per run."""
 
     def __init__(self) -> None:
-        super().__init__(botocore_session=_core_session(), region_name=REGION)
+        super().__init__(region_name=REGION)
         self._clients: dict[tuple, Any] = {}
 
     def client(self, service_name: str, *args: Any, **kwargs: Any) -> Any:

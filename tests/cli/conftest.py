@@ -27,7 +27,7 @@ import pytest
 
 from scripts import cli
 from tests.api.conftest import (BUCKET, REGION, api_module, dispatch_module, harness,  # noqa: F401 (fixtures)
-                               new_session, results_module)
+                               models_parsed_once, results_module)
 
 STACK = "DreamBoothPipeline"  # stackName's default (stacks/config.py): the CLI's default
 API_KEY_VALUE = "local-test-key-0123456789abcdef"
@@ -134,7 +134,7 @@ def _cli(harness, capsys, auth: str, outputs: Callable[[str], dict[str, str]]): 
     server, thread, url = _serve(api)
     try:
         create_stack(outputs(url))
-        yield Cli(new_session(region_name=REGION), Clock(), capsys, url, api)
+        yield Cli(boto3.Session(region_name=REGION), Clock(), capsys, url, api)
     finally:
         server.shutdown()
         server.server_close()
