@@ -124,7 +124,7 @@ def api_key_id() -> str:
 
 def _serve(app: Callable) -> tuple[WSGIServer, threading.Thread, str]:
     server = make_server("127.0.0.1", 0, app, handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     return server, thread, f"http://127.0.0.1:{server.server_port}/v1/"
 
