@@ -15,13 +15,16 @@ URLs included), SageMaker DescribeEndpoint, Step Functions StartExecution/ListEx
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Optional
+from unittest import mock
 
 import boto3
+import botocore.loaders
 import pytest
 from moto import mock_aws
 from moto.core.exceptions import JsonRESTError
@@ -91,6 +94,66 @@ class RuntimeValidationError(JsonRESTError):
 
     def __init__(self, message: str):
         super().__init__("ValidationError", message)
+
+
+# Cost, measured: botocore parses each service's JSON model once per session (its loader's cache),
+# and a test makes several sessions: mock_aws starts every test without a default session (it
+# patches boto3.DEFAULT_SESSION to None), the CLI makes its own, moto one per backend. That parsing
+# and the building of clients were about 70% of these tests' CPU. Here every session reads through
+# one loader per data path (`models_parsed_once`), and one session, whose clients are kept, is the
+# default session of every test (`shared_session`). A client holds no AWS state (moto's backends
+# do, and each test's mock_aws resets them), only its endpoint, credentials and configuration,
+# which are its cache key.
+class _SearchPaths(list):
+    """boto3 adds its data path to its session's loader; on a shared loader, once is enough."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+
+@functools.lru_cache(maxsize=None)
+def _loader(search_path_string: Optional[str] = None) -> botocore.loaders.Loader:
+    loader = botocore.loaders.create_loader(search_path_string)
+    loader._search_paths = _SearchPaths(loader.search_paths)
+    return loader
+
+
+@pytest.fixture(scope="session", autouse=True)
+def models_parsed_once():
+    """Every botocore session created meanwhile shares the loader of its data path (the same files)."""
+    with mock.patch("botocore.session.create_loader", _loader):
+        yield
+
+
+def _client_key(service_name: str, args: tuple, kwargs: dict) -> tuple:
+    config = kwargs.get("config")
+    options = sorted(config._user_provided_options.items()) if config is not None else None
+    return (service_name, args, repr(sorted((k, v) for k, v in kwargs.items() if k != "config")), repr(options))
+
+
+class SharedSession(boto3.Session):
+    """The tests' default session: one client per (service, arguments, configuration) per run."""
+
+    def __init__(self) -> None:
+        super().__init__(region_name=REGION)
+        self._clients: dict[tuple, Any] = {}
+
+    def client(self, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        key = _client_key(service_name, args, kwargs)
+        if key not in self._clients:
+            self._clients[key] = super().client(service_name, *args, **kwargs)
+        return self._clients[key]
+
+
+_SHARED: list[SharedSession] = []
+
+
+def shared_session() -> SharedSession:
+    """Created inside the first test's mock_aws, so its credentials are the ones moto sets for every test."""
+    if not _SHARED:
+        _SHARED.append(SharedSession())
+    return _SHARED[0]
 
 
 @pytest.fixture(scope="session")
@@ -253,7 +316,7 @@ def wire(module: Any) -> None:
 
 @pytest.fixture
 def harness(api_module, results_module, dispatch_module, monkeypatch):
-    with mock_aws(), atomic_dynamodb():
+    with mock_aws(), atomic_dynamodb(), mock.patch("boto3.DEFAULT_SESSION", shared_session()):
         _create_resources()
         h = Harness(ApiGatewayAdapter(api_module.lambda_handler), api_module, results_module, dispatch_module)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,8 @@ import boto3
 import pytest
 
 from scripts import cli
-from tests.api.conftest import BUCKET, REGION, api_module, dispatch_module, harness, results_module  # noqa: F401 (fixtures)
+from tests.api.conftest import (BUCKET, REGION, api_module, dispatch_module, harness,  # noqa: F401 (fixtures)
+                               models_parsed_once, results_module)
 
 STACK = "DreamBoothPipeline"  # stackName's default (stacks/config.py): the CLI's default
 API_KEY_VALUE = "local-test-key-0123456789abcdef"
@@ -122,7 +124,7 @@ def api_key_id() -> str:
 
 def _serve(app: Callable) -> tuple[WSGIServer, threading.Thread, str]:
     server = make_server("127.0.0.1", 0, app, handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     return server, thread, f"http://127.0.0.1:{server.server_port}/v1/"
 
@@ -150,6 +152,18 @@ def run(harness, capsys):  # noqa: F811
 def run_iam(harness, capsys):  # noqa: F811
     """The CLI against a deployed stack with apiAuth=iam (no ApiKeyId output)."""
     yield from _cli(harness, capsys, "iam", lambda url: {"BucketName": BUCKET, "ApiUrl": url})
+
+
+@pytest.fixture
+def sigint_from_a_terminal():
+    """SIGINT raising KeyboardInterrupt, as in a program started from a terminal, however pytest was
+    started: a process started in the background (`nohup ... &`, CI runners) inherits SIGINT ignored,
+    and the CLI keeps whatever disposition it finds. Restored afterwards."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def write_image(path: Path, size: tuple[int, int] = (600, 800), fmt: str = "JPEG", color=(120, 60, 30)) -> Path:

@@ -7,6 +7,7 @@ import io
 import json
 
 import boto3
+import pytest
 from PIL import Image
 
 from scripts.cli import dataset_upload
@@ -143,6 +144,7 @@ def test_s3_refuses_a_conditional_put_onto_an_existing_key(run, photos):
     assert read_object("datasets/dog/dataset_info.json") == b"{}"
 
 
+@pytest.mark.usefixtures("sigint_from_a_terminal")
 def test_an_upload_interrupted_while_staging_leaves_nothing_under_datasets(run, photos):
     import os
     import signal
@@ -169,6 +171,7 @@ def test_an_upload_interrupted_while_staging_leaves_nothing_under_datasets(run, 
     assert "Up to 3 staging objects" in err
 
 
+@pytest.mark.usefixtures("sigint_from_a_terminal")
 def test_ctrl_c_during_the_copies_finishes_them_and_dataset_info_first(run, photos):
     import os
     import signal
