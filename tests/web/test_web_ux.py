@@ -200,6 +200,7 @@ def test_a_queued_generation_says_why_it_waits_and_about_how_long(harness, local
     create_endpoint(MODEL)
     harness.mode = "defer"  # sent to SageMaker, not answered yet
     without_waiting_on_the_wall_clock(harness.api_module.generations, monkeypatch)
+    page.clock.install()
     page.goto(local_api.url)
     save_key(page)
     page.get_by_label("Prompt", exact=True).fill(f"{PHRASE} with a hat")
@@ -212,6 +213,7 @@ def test_a_queued_generation_says_why_it_waits_and_about_how_long(harness, local
     expect(page.locator("#progress")).to_have_text(text)
     harness.queue_results(*(jumpstart_answer(jpeg(COLOURS[0])) for _ in range(3)))
     harness.answer_deferred()
+    page.clock.run_for(2_000)  # the page looks again every 2 s (not on the wall clock here)
     expect(card).to_have_attribute("data-status", "succeeded", timeout=15_000)
 
 
