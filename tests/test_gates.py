@@ -65,17 +65,20 @@ def checkov(files: list[Path]) -> subprocess.CompletedProcess:
 def gates():
     """Each variant synthesized as `cdk synth` does, cdk-nag registered (once per test run, shared
     with the other tests: tests/synthesis.py). cfn-lint starts on a variant as soon as it is
-    synthesized, while the next one synthesizes, and checkov once over all of them; at most one
-    linter per core runs at a time, and the tests below wait for the run they read."""
-    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="gate")
+    synthesized, while the next one synthesizes (at most one run per core), and checkov, the longest
+    run, once over all of them as soon as the last is there, beside any cfn-lint still queued; the
+    tests below wait for the run they read."""
+    linters = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="cfn-lint")
+    checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkov")
     try:
         outdirs, lint = {}, {}
         for name, (context, environ) in VARIANTS.items():
             outdirs[name] = synth(context, environ).outdir
-            lint[name] = pool.submit(cfn_lint, templates(outdirs[name]))
-        yield Gates(outdirs, lint, pool.submit(checkov, [t for o in outdirs.values() for t in templates(o)]))
+            lint[name] = linters.submit(cfn_lint, templates(outdirs[name]))
+        yield Gates(outdirs, lint, checker.submit(checkov, [t for o in outdirs.values() for t in templates(o)]))
     finally:
-        pool.shutdown(cancel_futures=True)
+        for pool in (linters, checker):
+            pool.shutdown(cancel_futures=True)
 
 
 @pytest.fixture(scope="module")
