@@ -6,6 +6,8 @@ import fnmatch
 import json
 import os
 import subprocess
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,17 +28,63 @@ VARIANTS = {
     "deploy-env-imported": ({"bucketName": "existing-photos-bucket"}, DEPLOY_ENV),
 }
 CHECKOV = Path(os.environ.get("CHECKOV", ROOT / ".venv-checkov" / "bin" / "checkov"))
+CFN_LINT = ROOT / ".venv" / "bin" / "cfn-lint"
 
 
-@pytest.fixture(scope="module")
-def synthesized():
-    """{variant: cloud assembly dir}, synthesized as `cdk synth` does, cdk-nag registered (each
-    variant once per test run, shared with the other tests: tests/synthesis.py)."""
-    return {name: synth(context, environ).outdir for name, (context, environ) in VARIANTS.items()}
+@dataclass
+class Gates:
+    """The synthesized variants and the linters running over them (on other cores meanwhile)."""
+
+    outdirs: dict[str, Path]  # {variant: cloud assembly dir}
+    cfn_lint: dict[str, Future]  # {variant: its cfn-lint run}
+    checkov: Future  # one checkov run over every variant's templates
 
 
 def templates(outdir: Path) -> list[Path]:
     return sorted(outdir.glob("*.template.json"))
+
+
+def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, **kwargs)
+
+
+def cfn_lint(files: list[Path]) -> subprocess.CompletedProcess:
+    return run([str(CFN_LINT), "--format", "parseable", *map(str, files)])
+
+
+def checkov(files: list[Path]) -> subprocess.CompletedProcess:
+    """One run over all the files: checkov's start-up (about 6 s) is paid once, not per template,
+    and its JSON names the file of every check, so each finding is still told apart by variant."""
+    assert CHECKOV.exists(), f"checkov not installed at {CHECKOV}: run `make test`, which installs it"
+    return run([str(CHECKOV), "--skip-download", "--quiet", "--framework", "cloudformation",
+                "--output", "json", *(arg for f in files for arg in ("-f", str(f)))],
+               env={**os.environ, "BC_SKIP_MAPPING": "TRUE"})
+
+
+@pytest.fixture(scope="module")
+def gates():
+    """Each variant synthesized as `cdk synth` does, cdk-nag registered (once per test run, shared
+    with the other tests: tests/synthesis.py). cfn-lint starts on a variant as soon as it is
+    synthesized, while the next one synthesizes (at most one run per core), and checkov, the longest
+    run, once over all of them as soon as the last is there, beside any cfn-lint still queued; the
+    tests below wait for the run they read."""
+    linters = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="cfn-lint")
+    checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkov")
+    try:
+        outdirs, lint = {}, {}
+        for name, (context, environ) in VARIANTS.items():
+            outdirs[name] = synth(context, environ).outdir
+            lint[name] = linters.submit(cfn_lint, templates(outdirs[name]))
+        yield Gates(outdirs, lint, checker.submit(checkov, [t for o in outdirs.values() for t in templates(o)]))
+    finally:
+        for pool in (linters, checker):
+            pool.shutdown(cancel_futures=True)
+
+
+@pytest.fixture(scope="module")
+def synthesized(gates):
+    """{variant: cloud assembly dir}"""
+    return gates.outdirs
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -51,47 +99,45 @@ def test_cdk_nag_has_no_unacknowledged_findings(synthesized, variant):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_cfn_lint_reports_nothing(synthesized, variant):
-    files = [str(t) for t in templates(synthesized[variant])]
-    assert files
-    result = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "cfn-lint"), "--format", "parseable", *files],
-        capture_output=True, text=True, check=False,
-    )
+def test_cfn_lint_reports_nothing(gates, variant):
+    assert templates(gates.outdirs[variant])
+    result = gates.cfn_lint[variant].result()
     assert (result.returncode, result.stdout) == (0, ""), result.stdout + result.stderr
 
 
-def checkov_failures(template: Path) -> list[tuple[str, str]]:
-    assert CHECKOV.exists(), f"checkov not installed at {CHECKOV}: run `make test`, which installs it"
-    result = subprocess.run(
-        [str(CHECKOV), "--skip-download", "--quiet", "--framework", "cloudformation",
-         "--output", "json", "-f", str(template)],
-        capture_output=True, text=True, check=False, env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
-    )
+def checkov_failures(gates: Gates) -> list[tuple[str, str, str]]:
+    """(variant, check id, resource) of every failed check, from the one run over all variants."""
+    result = gates.checkov.result()
     assert result.returncode in (0, 1), result.stderr
     report = json.loads(result.stdout)
     reports = report if isinstance(report, list) else [report]
-    return [
-        (check["check_id"], check["resource"])
-        for r in reports
-        for check in r.get("results", {}).get("failed_checks", [])
-    ]
+    assert all(r["summary"]["parsing_errors"] == 0 for r in reports), [r["summary"] for r in reports]
+    variant_of = {t.resolve(): name for name, outdir in gates.outdirs.items() for t in templates(outdir)}
+
+    def variant(check: dict) -> str:
+        return variant_of[Path(check["file_abs_path"]).resolve()]
+
+    results = [r.get("results", {}) for r in reports]
+    failed = [check for r in results for check in r.get("failed_checks", [])]
+    passed = [check for r in results for check in r.get("passed_checks", [])]
+    # Every variant's template was checked under its own path: none is missing from the findings
+    # below, and none's findings are counted as another's.
+    assert {variant(check) for check in failed + passed} == set(gates.outdirs)
+    return [(variant(check), check["check_id"], check["resource"]) for check in failed]
 
 
-def test_checkov_findings_are_all_fixed_or_reviewed(synthesized):
+def test_checkov_findings_are_all_fixed_or_reviewed(gates):
     exceptions = yaml.safe_load((ROOT / "tests" / "checkov_exceptions.yaml").read_text())
     assert all(e.get("reason", "").strip() for e in exceptions)
     used = set()
     unexplained = []
-    for variant, outdir in synthesized.items():
-        for template in templates(outdir):
-            for check_id, resource in checkov_failures(template):
-                match = next((i for i, e in enumerate(exceptions)
-                              if e["check"] == check_id and fnmatch.fnmatch(resource, e["resource"])), None)
-                if match is None:
-                    unexplained.append(f"{variant}: {check_id} on {resource}")
-                else:
-                    used.add(match)
+    for variant, check_id, resource in checkov_failures(gates):
+        match = next((i for i, e in enumerate(exceptions)
+                      if e["check"] == check_id and fnmatch.fnmatch(resource, e["resource"])), None)
+        if match is None:
+            unexplained.append(f"{variant}: {check_id} on {resource}")
+        else:
+            used.add(match)
     assert unexplained == [], "checkov findings neither fixed nor in tests/checkov_exceptions.yaml"
     stale = [f"{e['check']} {e['resource']}" for i, e in enumerate(exceptions) if i not in used]
     assert stale == [], "entries in tests/checkov_exceptions.yaml that match no finding any more"

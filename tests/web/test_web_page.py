@@ -347,6 +347,7 @@ def test_a_generation_still_running_at_reload_is_followed_until_it_ends(harness,
     harness.mode = "defer"
     harness.queue_results(jumpstart_answer(jpeg(COLOURS[1])))
     generation_id = harness.api.call("POST", "/generations", {"prompt": PROMPT}).json()["id"]
+    page.clock.install()
     page.goto(local_api.url)
     save_key(page)
     page.evaluate(f"localStorage.setItem('dreambooth.generations', JSON.stringify(['{generation_id}']))")
@@ -359,6 +360,7 @@ def test_a_generation_still_running_at_reload_is_followed_until_it_ends(harness,
 
     # And once SageMaker's notice has come, the image appears without another reload
     harness.answer_deferred()
+    page.clock.run_for(4_000)  # the page looks again every 4 s (not on the wall clock here)
     expect(card).to_have_attribute("data-status", "succeeded", timeout=15_000)
     expect(card.get_by_role("img")).to_have_js_property("naturalWidth", 64)
     assert page.errors == []

@@ -166,6 +166,7 @@ def test_an_existing_dataset_name_is_refused_before_any_upload(harness, local_ap
 
 def test_a_failed_training_is_shown_with_the_pipelines_reason_and_survives_a_reload(harness, local_api, page):
     # Given photos uploaded and committed from the page (the API harness: no state machine runs here)
+    page.clock.install()
     train_from_page(page, local_api.url, {f"d{i}.jpg": photo((i, 90, 9)) for i in range(3)})
     expect(page.locator('#train-phases li[data-phase="waiting"]')).to_be_visible()
     # When the page is reloaded and the registry then records the dataset's model as failed
@@ -173,6 +174,7 @@ def test_a_failed_training_is_shown_with_the_pipelines_reason_and_survives_a_rel
     expect(page.locator('#train-phases li[data-phase="waiting"]')).to_be_visible()
     harness.put_model("dog-20261201100000", status="failed",
                       failureReason={"S": "training failed: CUDA out of memory"})
+    page.clock.run_for(3_000)  # the page looks again every 3 s (not on the wall clock here)
     # Then the page shows the failure with the pipeline's reason and the elapsed time
     failed = page.locator('#train-phases li[data-phase="failed"]')
     expect(failed).to_contain_text("Failed: training failed: CUDA out of memory", timeout=15_000)
