@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
+from unittest import mock
 
+import botocore.loaders
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,6 +24,31 @@ os.environ.update(
     JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
 )
 os.environ.pop("AWS_PROFILE", None)
+
+
+# botocore parses each service's JSON model once per session (its loader's cache), and tests make
+# many sessions (mock_aws starts each test without a default session, the CLI makes its own, moto
+# one per backend): every session of the run reads through one loader per data path instead.
+class _SearchPaths(list):
+    """boto3 adds its data path to its session's loader; on a shared loader, once is enough."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+
+@functools.lru_cache(maxsize=None)
+def _loader(search_path_string: Optional[str] = None) -> botocore.loaders.Loader:
+    loader = botocore.loaders.create_loader(search_path_string)
+    loader._search_paths = _SearchPaths(loader.search_paths)
+    return loader
+
+
+@pytest.fixture(scope="session", autouse=True)
+def models_parsed_once():
+    """Every botocore session created meanwhile shares the loader of its data path (the same files)."""
+    with mock.patch("botocore.session.create_loader", _loader):
+        yield
 
 
 def synth_stack(context: Optional[Mapping[str, Any]] = None, environ: Optional[Mapping[str, str]] = None):

@@ -10,7 +10,6 @@ from moto import mock_aws
 
 from scripts import deploy
 from tests.test_choose_bucket import make_buckets, s3_quota  # noqa: F401 (fixture)
-from tests.api.conftest import models_parsed_once  # noqa: F401 (autouse: each JSON model parsed once)
 
 ACCOUNT = "123456789012"  # moto's default account
 

@@ -12,7 +12,6 @@ from moto import mock_aws
 from scripts import cli
 from scripts.choose_bucket import BUCKET_QUOTA_CODE
 from tests.quota_harness import QuotaHarness
-from tests.api.conftest import models_parsed_once  # noqa: F401 (autouse: each JSON model parsed once)
 
 
 @pytest.fixture

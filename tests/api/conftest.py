@@ -15,7 +15,6 @@ URLs included), SageMaker DescribeEndpoint, Step Functions StartExecution/ListEx
 from __future__ import annotations
 
 import base64
-import functools
 import io
 import json
 import uuid
@@ -24,7 +23,6 @@ from typing import Any, Optional
 from unittest import mock
 
 import boto3
-import botocore.loaders
 import pytest
 from moto import mock_aws
 from moto.core.exceptions import JsonRESTError
@@ -100,32 +98,10 @@ class RuntimeValidationError(JsonRESTError):
 # and a test makes several sessions: mock_aws starts every test without a default session (it
 # patches boto3.DEFAULT_SESSION to None), the CLI makes its own, moto one per backend. That parsing
 # and the building of clients were about 70% of these tests' CPU. Here every session reads through
-# one loader per data path (`models_parsed_once`), and one session, whose clients are kept, is the
+# one loader per data path (`models_parsed_once` in tests/conftest.py), and one session, whose clients are kept, is the
 # default session of every test (`shared_session`). A client holds no AWS state (moto's backends
 # do, and each test's mock_aws resets them), only its endpoint, credentials and configuration,
 # which are its cache key.
-class _SearchPaths(list):
-    """boto3 adds its data path to its session's loader; on a shared loader, once is enough."""
-
-    def append(self, path: str) -> None:
-        if path not in self:
-            super().append(path)
-
-
-@functools.lru_cache(maxsize=None)
-def _loader(search_path_string: Optional[str] = None) -> botocore.loaders.Loader:
-    loader = botocore.loaders.create_loader(search_path_string)
-    loader._search_paths = _SearchPaths(loader.search_paths)
-    return loader
-
-
-@pytest.fixture(scope="session", autouse=True)
-def models_parsed_once():
-    """Every botocore session created meanwhile shares the loader of its data path (the same files)."""
-    with mock.patch("botocore.session.create_loader", _loader):
-        yield
-
-
 def _client_key(service_name: str, args: tuple, kwargs: dict) -> tuple:
     config = kwargs.get("config")
     options = sorted(config._user_provided_options.items()) if config is not None else None

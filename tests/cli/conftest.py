@@ -27,7 +27,7 @@ import pytest
 
 from scripts import cli
 from tests.api.conftest import (BUCKET, REGION, api_module, dispatch_module, harness,  # noqa: F401 (fixtures)
-                               models_parsed_once, results_module)
+                               results_module)
 
 STACK = "DreamBoothPipeline"  # stackName's default (stacks/config.py): the CLI's default
 API_KEY_VALUE = "local-test-key-0123456789abcdef"
