@@ -149,6 +149,13 @@ def patch_step_functions(stack: ExitStack) -> None:
 
     stack.enter_context(mock.patch.object(factory, "state_task_service_for", service_for))
 
+    # moto lists an execution before its start() sets its status (None for a moment): a
+    # ListExecutions on another thread then fails with AttributeError. AWS answers RUNNING.
+    from moto.stepfunctions.parser.backend.execution import Execution
+
+    stack.enter_context(mock.patch.object(Execution, "status", property(
+        lambda execution: execution.exec_status.value if execution.exec_status is not None else "RUNNING")))
+
     # moto parses a definition (ANTLR, a second or more for ours) at CreateStateMachine and again
     # at every StartExecution. The parsed program holds no execution state (each execution's lives
     # in its own Environment), so one parse per distinct definition serves every execution.
