@@ -43,6 +43,10 @@ DEPLOY_LOCK_ID = "deploy-lock"  # the one deployment allowed at a time
 ENDPOINT_WAITER_PREFIX = "endpoint-waiter#"  # a deployment's parked wait for its endpoint
 
 # ---- the endpoint ----
+# The two state machines are named "<stack name>-train" and "<stack name>-deploy".
+TRAINING_MACHINE_SUFFIX = "-train"
+DEPLOY_MACHINE_SUFFIX = "-deploy"
+
 VARIANT_NAME = "AllTraffic"
 """The endpoint's one production variant (the deploy workflow names it; autoscaling scales it)."""
 

@@ -22,6 +22,7 @@ from constructs import Construct
 
 from stacks.cleanup.construct import SageMakerCleanup
 from stacks.config import NotificationConfig, ServingConfig, TrainingConfig
+from stacks.contract import DEPLOY_MACHINE_SUFFIX, TRAINING_MACHINE_SUFFIX
 from stacks.intake.construct import DatasetTasks, UploadTrigger
 from stacks.monitoring.construct import retention
 from stacks.monitoring.notifications import Notifications
@@ -74,7 +75,7 @@ class TrainingPipeline(Construct):
         lock = lock or JumpStartLock.load()
         self.endpoint_name = f"{stack.stack_name[:59]}-sd"
         name_prefix = stack.stack_name[:60]
-        training_name, deploy_name = f"{name_prefix}-train", f"{name_prefix}-deploy"
+        training_name, deploy_name = name_prefix + TRAINING_MACHINE_SUFFIX, name_prefix + DEPLOY_MACHINE_SUFFIX
 
         self.artifacts = JumpStartArtifacts(self, "JumpStart", lock=lock)
         registry = ModelRegistry(self, "Registry", removal_policy=removal_policy)

@@ -75,6 +75,7 @@ from unittest import mock
 import boto3
 from moto import mock_aws
 
+from stacks.contract import DEPLOY_MACHINE_SUFFIX, TRAINING_MACHINE_SUFFIX, ApiEnv, PipelineEnv
 from tests.api.adapter import Answer, ApiGatewayAdapter
 from tests.api.lambda_loader import load
 from tests.harness.account import ACCOUNT, BUCKET_NAME, REGION
@@ -372,18 +373,22 @@ class PipelineHarness:
 
     # ---- handles on the pipeline's resources ----
 
-    def logical_id(self, type_: str, contains: str) -> str:
+    # Found by their properties (a machine's name, the table a function is told to use), not by
+    # their logical ids, which may change with the construct tree.
+
+    def _machine_named(self, suffix: str) -> str:
         assert self.synthesized is not None
-        (match,) = [k for k in self.synthesized.resources(type_) if contains in k]
-        return match
+        (arn,) = [self.arns[k] for k, r in self.synthesized.resources("AWS::StepFunctions::StateMachine").items()
+                  if r["Properties"].get("StateMachineName", "").endswith(suffix)]
+        return arn
 
     @property
     def training_machine_arn(self) -> str:
-        return self.arns[self.logical_id("AWS::StepFunctions::StateMachine", "Training")]
+        return self._machine_named(TRAINING_MACHINE_SUFFIX)
 
     @property
     def deploy_machine_arn(self) -> str:
-        return self.arns[self.logical_id("AWS::StepFunctions::StateMachine", "Deploy")]
+        return self._machine_named(DEPLOY_MACHINE_SUFFIX)
 
     @property
     def bucket(self) -> str:
@@ -391,11 +396,15 @@ class PipelineHarness:
 
     @property
     def registry_table(self) -> str:
-        return self.logical_id("AWS::DynamoDB::Table", "RegistryModels")
+        """The table the API function keeps the model registry in."""
+        return self.api_function.environment[ApiEnv.REGISTRY_TABLE]
 
     @property
     def state_table(self) -> str:
-        return self.logical_id("AWS::DynamoDB::Table", "PipelineState")
+        """The table the pipeline's functions keep upload windows, locks and parked waits in."""
+        (table,) = {spec.environment[PipelineEnv.STATE_TABLE_NAME] for spec in self.functions.values()
+                    if PipelineEnv.STATE_TABLE_NAME in spec.environment}
+        return table
 
     @property
     def endpoint_name(self) -> str:
@@ -429,7 +438,7 @@ class PipelineHarness:
 
     @property
     def generations_table(self) -> str:
-        return self.api_function.environment["GENERATIONS_TABLE"]
+        return self.api_function.environment[ApiEnv.GENERATIONS_TABLE]
 
     # ---- running handlers in-process ----
 
