@@ -654,7 +654,10 @@ class IamEnforcement:
     @staticmethod
     def _refuse(iam_request: Any, generic: bool, denial: Denial) -> None:
         if generic:
-            raise _access_denied(denial.principal, f"{denial.action} on {denial.resource}")
+            headers = {k.lower(): v for k, v in (getattr(iam_request, "_headers", None) or {}).items()}
+            query = "x-amz-target" not in headers and \
+                headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+            raise _access_denied(denial.principal, f"{denial.action} on {denial.resource}", query_protocol=query)
         iam_request._raise_access_denied()
 
     def _authorize_presigned(self, response: Any, resource: str) -> None:
@@ -800,19 +803,22 @@ def _utc(value: Any) -> Any:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
-def _access_denied(user_arn: str, action: str) -> Exception:
+def _access_denied(user_arn: str, action: str, *, query_protocol: bool) -> Exception:
     """moto's AccessDenied, with the request id AWS puts on every error response.
 
-    moto's generic error body has none; Step Functions' SNS integration (and AWS SDKs' error
-    reports) read it, so a refused Publish would end the run in an uncatchable States.Runtime
-    (KeyError 'RequestId') where AWS gives a catchable `SNS.AuthorizationErrorException`.
+    moto's generic error has none; Step Functions' SNS integration (and AWS SDKs' error reports)
+    read it, so a refused Publish ended the run in an uncatchable States.Runtime (KeyError
+    'RequestId') where AWS gives a catchable SNS error. Query protocol (SNS, IAM, STS, CloudWatch):
+    botocore reads it from <RequestId> in the body; the JSON protocols from the header (the body
+    is left as it was, so that a message quoting it stays the same from one refusal to the next).
     """
     from moto.core.exceptions import AccessDeniedError
 
     error = AccessDeniedError(user_arn=user_arn, action=action)
     request_id = str(uuid.uuid4())
-    # Query protocol (SNS, IAM, STS, CloudWatch): <RequestId> in the body; JSON protocols: the header.
-    error.description = error.description.replace("</ErrorResponse>", f"<RequestId>{request_id}</RequestId></ErrorResponse>")
+    if query_protocol:
+        error.description = error.description.replace(
+            "</ErrorResponse>", f"<RequestId>{request_id}</RequestId></ErrorResponse>")
     headers = error.get_headers()
     error.get_headers = lambda *args, **kwargs: [*headers, ("x-amzn-RequestId", request_id)]  # type: ignore[method-assign]
     return error
