@@ -140,7 +140,9 @@ class ServiceLimits:
             current = event.get("stateEnteredEventDetails", {}).get("name", current)
             failed = event.get("executionFailedEventDetails", {}).get("error")
             if event.get("type") == "ExecutionFailed" and failed in TERMINAL_ERRORS:
-                found.append(Violation("terminal-error", execution, f"{failed} in state {current}", 0, 0))
+                cause = (event.get("executionFailedEventDetails", {}).get("cause") or "")[:300]
+                found.append(Violation("terminal-error", execution, f"{failed} in state {current}"
+                                       + (f" (cause: {cause})" if cause else ""), 0, 0))
             for key, details in event.items():
                 if not key.endswith("EventDetails") or not isinstance(details, Mapping):
                     continue
