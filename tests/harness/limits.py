@@ -54,10 +54,12 @@ class Violation:
     detail: str  # the state and field, or the invocation type
     size: int
     limit: int
+    cause: str = ""  # terminal-error: the execution's cause, shortened
 
     def __str__(self) -> str:
         if self.kind == "terminal-error":
-            return f"{self.kind}: {self.where}: {self.detail} (no Catch can intercept it)"
+            because = f" (cause: {self.cause})" if self.cause else ""
+            return f"{self.kind}: {self.where}: {self.detail}{because} (no Catch can intercept it)"
         return f"{self.kind}: {self.where}: {self.detail}: {self.size} > {self.limit}"
 
 
@@ -141,8 +143,7 @@ class ServiceLimits:
             failed = event.get("executionFailedEventDetails", {}).get("error")
             if event.get("type") == "ExecutionFailed" and failed in TERMINAL_ERRORS:
                 cause = (event.get("executionFailedEventDetails", {}).get("cause") or "")[:300]
-                found.append(Violation("terminal-error", execution, f"{failed} in state {current}"
-                                       + (f" (cause: {cause})" if cause else ""), 0, 0))
+                found.append(Violation("terminal-error", execution, f"{failed} in state {current}", 0, 0, cause))
             for key, details in event.items():
                 if not key.endswith("EventDetails") or not isinstance(details, Mapping):
                     continue

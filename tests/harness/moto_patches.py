@@ -148,6 +148,13 @@ def patch_step_functions(stack: ExitStack) -> None:
         return original_factory(service_name)
 
     stack.enter_context(mock.patch.object(factory, "state_task_service_for", service_for))
+    # state_task_factory binds the name at its import (`from ... import state_task_service_for`):
+    # patched there too, or a process that imported it before any harness (xdist workers, in
+    # whatever order they get test files) keeps moto's own SageMaker service ("Unsupported sync
+    # callback procedure" at createTrainingJob.sync).
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
+
+    stack.enter_context(mock.patch.object(state_task_factory, "state_task_service_for", service_for))
 
     # moto lists an execution before its start() sets its status (None for a moment): a
     # ListExecutions on another thread then fails with AttributeError. AWS answers RUNNING.
