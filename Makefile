@@ -24,10 +24,12 @@ deploy: $(VENV)/.rehearsal node_modules/.installed
 acceptance: $(VENV)/.rehearsal node_modules/.installed
 	@$(PY) -m scripts.acceptance $(ARGS)
 
-## test: the whole suite, gates included (cdk-nag, cfn-lint, checkov, moto).
+## test: the whole suite, gates included (cdk-nag, cfn-lint, checkov, moto), on two workers
+## (pytest-xdist, one test file per worker at a time); `make test PARALLEL=` runs it serially.
 TEST_TOOLS := $(VENV)/.dev .venv-checkov/.installed node_modules/.installed $(CHROMIUM)
+PARALLEL ?= -n 2 --dist loadfile
 test: $(TEST_TOOLS)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PARALLEL) $(PYTEST_ARGS)
 
 ## test-unit, test-construct, test-emulator, test-gates, test-browser: one tier alone (tests/conftest.py
 ## gives every test its tier; README "Tests and verification" says what each holds and how long it takes).
