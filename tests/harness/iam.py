@@ -515,12 +515,12 @@ class IamEnforcement:
         ask for the same ones hundreds of times a test. Clients are thread-safe; what they sign
         with is fixed here, not by the thread that later uses them.
         """
-        assert role or self.has_admin, "harness: no administrator before create_roles"
-        identity = self.role(role).logical_id if role else None
-        key = (service, identity, repr(config) if config is not None else "")
+        assert role or self._admin is not None, "harness: no administrator before create_roles"
+        identity = self.role(role) if role else None
+        key = (service, identity.logical_id if identity else None, repr(config) if config is not None else "")
         with self._clients_lock:
             if key not in self._clients:
-                credentials = self.role(role).client_kwargs() if role else dict(self._admin or {})
+                credentials = identity.client_kwargs() if identity else dict(self._admin)
                 self._clients[key] = boto3.client(service, region_name=self.region, config=config, **credentials)
             return self._clients[key]
 
