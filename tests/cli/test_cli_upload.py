@@ -148,19 +148,44 @@ def test_s3_refuses_a_conditional_put_onto_an_existing_key(run, photos):
 def test_an_upload_interrupted_while_staging_leaves_nothing_under_datasets(run, photos):
     import os
     import signal
+    import threading
+    import time
 
-    # Given Ctrl-C (a real SIGINT, as the terminal sends it to the main thread) after the second image
-    # went up (the old upload put images straight into datasets/)
+    # Given Ctrl-C (a real SIGINT, as the terminal sends it to the main thread) while the third image
+    # is going up (the old upload put images straight into datasets/). The upload runs on s3transfer's
+    # worker thread; that thread holds the third PutObject until the main thread has taken the
+    # KeyboardInterrupt and cancelled the transfer (the body then refuses reads), so the outcome does
+    # not depend on which thread runs first.
     order = put_order(run.session)
+    interrupted, held = threading.Event(), []
+
+    def on_sigint(signum, frame):
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)  # sigint_from_a_terminal restores the previous handler
+
+    def cancelled(body) -> bool:
+        try:
+            body.read(0)
+        except Exception:  # s3transfer's reader raises the transfer's cancellation
+            return True
+        return False
 
     def ctrl_c(params, **_):
         if len(order) == 3:
             os.kill(os.getpid(), signal.SIGINT)
+            deadline = time.monotonic() + 30
+            while not (interrupted.is_set() and cancelled(params["Body"])) and time.monotonic() < deadline:
+                time.sleep(0.005)
+            held.append(cancelled(params["Body"]))
 
     run.session.events.register("before-parameter-build.s3.PutObject", ctrl_c)
     code, out, err = run("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--no-wait")
+    assert interrupted.is_set() and held == [True]
     # Then nothing is under datasets/dog/ (no event the pipeline listens to, so no training), and the
-    # message says which staging objects may remain and that they are safe to delete
+    # message counts every staging object that may remain (the one whose call was cut short too) and
+    # says they are safe to delete
     assert code == 130
     assert bucket_keys("datasets/") == []
     staged = bucket_keys("uploads/dog/")
@@ -326,7 +351,7 @@ def test_progress_on_a_terminal_is_a_rich_bar_and_messages_get_lines_of_their_ow
     lines = _screen_lines(stream.getvalue())
     # The message is a line of its own: no bar before or after it on that line
     assert "all 2 images staged; copying them into datasets/dog/" in [line.strip() for line in lines]
-    bars = [line for line in lines if "MB" in line]
+    bars = [line for line in lines if "MiB" in line]  # the DownloadColumn (the speed column varies with load)
     assert bars and all("staged" not in line for line in bars)
     assert "2.0/2.0 MiB" in bars[-1] and "2/2 files" in bars[-1]
     assert "uploaded" not in stream.getvalue()  # the per-file lines are for logs, not terminals
