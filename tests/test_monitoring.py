@@ -5,12 +5,14 @@ from __future__ import annotations
 import fnmatch
 import json
 import sys
+from typing import Optional
 
 import pytest
 from aws_cdk.assertions import Match, Template
 
 from stacks.monitoring import construct as monitoring
 from stacks.contract import VARIANT_NAME
+from tests import template_find as find
 from tests.conftest import ROOT, synth_stack
 
 sys.path.insert(0, str(ROOT / "stacks" / "serving" / "runtime"))
@@ -27,19 +29,33 @@ def resources(template) -> dict:
     return template.to_json()["Resources"]
 
 
-def logical_id(resources: dict, type_: str, fragment: str) -> str:
-    (found,) = [k for k, v in resources.items() if v["Type"] == type_ and fragment in k]
-    return found
+def _watched(props: dict) -> list[dict]:
+    """The metrics an alarm watches: its own, or those of its math expression."""
+    if "MetricName" in props:
+        return [{"Namespace": props["Namespace"], "MetricName": props["MetricName"],
+                 "Dimensions": props.get("Dimensions", [])}]
+    return [m["MetricStat"]["Metric"] for m in props.get("Metrics", []) if "MetricStat" in m]
 
 
-def alarm(resources: dict, name: str) -> dict:
-    (found,) = [v["Properties"] for k, v in resources.items()
-                if v["Type"] == "AWS::CloudWatch::Alarm" and k.startswith(f"Monitoring{name}")]
-    return found
+def alarm(resources: dict, namespace: str, metric_name: Optional[str] = None, **dimensions) -> dict:
+    """The properties of the one alarm watching a metric of `namespace` (named `metric_name`, with
+    those dimension values, when given)."""
+    def watches(props: dict) -> bool:
+        return any(m["Namespace"] == namespace and metric_name in (None, m["MetricName"])
+                   and all({"Name": k, "Value": v} in m.get("Dimensions", []) for k, v in dimensions.items())
+                   for m in _watched(props))
+    found = find.only(resources, "AWS::CloudWatch::Alarm", watches, f"watching {namespace} {metric_name} {dimensions}")
+    return resources[found]["Properties"]
 
 
 def topic_ref(resources: dict) -> dict:
-    return {"Ref": logical_id(resources, "AWS::SNS::Topic", "Notifications")}
+    return {"Ref": find.topic(resources, "DreamBooth pipeline")}
+
+
+def topic_key(resources: dict) -> str:
+    return find.only(resources, "AWS::KMS::Key",
+                     lambda p: p.get("Description") == "Encrypts the DreamBooth pipeline's notifications topic",
+                     "the notifications key")
 
 
 def test_every_alarm_goes_to_the_topic_and_treats_missing_data_as_fine(resources):
@@ -50,20 +66,18 @@ def test_every_alarm_goes_to_the_topic_and_treats_missing_data_as_fine(resources
         assert props["TreatMissingData"] == "notBreaching" and props["EvaluationPeriods"] == 1
 
 
-@pytest.mark.parametrize("name, machine", [("TrainingFailed", "TrainingStateMachine"),
-                                           ("DeployFailed", "DeployStateMachine")])
-def test_a_failed_execution_of_either_state_machine_alarms(resources, name, machine):
-    props = alarm(resources, name)
+@pytest.mark.parametrize("machine_of", [find.training_machine, find.deploy_machine])
+def test_a_failed_execution_of_either_state_machine_alarms(resources, machine_of):
+    machine = {"Ref": machine_of(resources)}
+    props = alarm(resources, "AWS/States", "ExecutionsFailed", StateMachineArn=machine)
     assert (props["Namespace"], props["MetricName"], props["Statistic"]) == ("AWS/States", "ExecutionsFailed", "Sum")
-    assert props["Dimensions"] == [{"Name": "StateMachineArn",
-                                    "Value": {"Ref": logical_id(resources, "AWS::StepFunctions::StateMachine",
-                                                                machine)}}]
+    assert props["Dimensions"] == [{"Name": "StateMachineArn", "Value": machine}]
     assert (props["ComparisonOperator"], props["Threshold"], props["Period"]) == (
         "GreaterThanOrEqualToThreshold", 1, 300)
 
 
 def test_endpoint_errors_alarm_on_the_pipelines_endpoint_and_variant(resources):
-    props = alarm(resources, "EndpointErrors")
+    props = alarm(resources, "AWS/SageMaker")
     assert (props["Namespace"], props["MetricName"], props["Statistic"]) == (
         "AWS/SageMaker", "Invocation5XXErrors", "Sum")
     assert props["Dimensions"] == [{"Name": "EndpointName", "Value": "DreamBoothPipeline-sd"},
@@ -72,7 +86,7 @@ def test_endpoint_errors_alarm_on_the_pipelines_endpoint_and_variant(resources):
 
 
 def test_a_stuck_endpoint_alarms_on_the_waiters_minutes_metric(resources):
-    props = alarm(resources, "EndpointStuck")
+    props = alarm(resources, monitoring.METRICS_NAMESPACE)
     # The names the handler emits are the names the alarm watches.
     assert props["MetricName"] == endpoint_wait.METRIC_TRANSITION_MINUTES == monitoring.METRIC_ENDPOINT_TRANSITION_MINUTES
     assert monitoring.METRIC_ENDPOINT_IN_SERVICE == endpoint_wait.METRIC_IN_SERVICE
@@ -82,11 +96,12 @@ def test_a_stuck_endpoint_alarms_on_the_waiters_minutes_metric(resources):
 
 
 def test_api_5xx_rate_is_errors_over_requests_of_the_stage(resources):
-    props = alarm(resources, "Api5xxRate")
+    props = alarm(resources, "AWS/ApiGateway")
     metrics = {m["Id"]: m for m in props["Metrics"]}
     (expression,) = [m for m in props["Metrics"] if "Expression" in m]
     assert expression["Expression"] == "IF(requests > 0, 100 * errors / requests, 0)" and expression["ReturnData"]
-    stage = {"Ref": logical_id(resources, "AWS::ApiGateway::Stage", "ApiDeploymentStage")}
+    (stage_id,) = find.of_type(resources, "AWS::ApiGateway::Stage")
+    stage = {"Ref": stage_id}
     for metric_id, name in (("errors", "5XXError"), ("requests", "Count")):
         stat = metrics[metric_id]["MetricStat"]
         assert (stat["Metric"]["Namespace"], stat["Metric"]["MetricName"], stat["Stat"]) == (
@@ -100,13 +115,13 @@ def test_thresholds_come_from_the_configuration():
     resources = Template.from_stack(synth_stack({
         "alarmApi5xxPercent": "12", "alarmEndpoint5xxErrors": 7, "alarmEndpointStuckMinutes": 45,
         "endpointMaxWaitMinutes": 90})).to_json()["Resources"]
-    assert alarm(resources, "Api5xxRate")["Threshold"] == 12
-    assert alarm(resources, "EndpointErrors")["Threshold"] == 7
-    assert alarm(resources, "EndpointStuck")["Threshold"] == 45
+    assert alarm(resources, "AWS/ApiGateway")["Threshold"] == 12
+    assert alarm(resources, "AWS/SageMaker")["Threshold"] == 7
+    assert alarm(resources, monitoring.METRICS_NAMESPACE)["Threshold"] == 45
 
 
 def test_cloudwatch_alarms_may_use_the_topic_and_its_key_and_nothing_else_may(template, resources):
-    key = logical_id(resources, "AWS::KMS::Key", "NotificationsKey")
+    key = topic_key(resources)
     # A customer-managed key: CloudWatch cannot use the AWS-managed alias/aws/sns.
     template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": {"Fn::GetAtt": [key, "Arn"]}})
     assert resources[key]["Properties"]["EnableKeyRotation"] is True
@@ -134,7 +149,7 @@ def test_every_publisher_may_encrypt_with_the_topic_key(resources):
     """Publishers are read from the template: every role with a statement allowing sns:Publish on
     the topic must be allowed kms:GenerateDataKey* and kms:Decrypt on the topic's key."""
     topic = topic_ref(resources)
-    key_arn = {"Fn::GetAtt": [logical_id(resources, "AWS::KMS::Key", "NotificationsKey"), "Arn"]}
+    key_arn = {"Fn::GetAtt": [topic_key(resources), "Arn"]}
     by_role: dict[str, list] = {}
     for value in resources.values():
         if value["Type"] == "AWS::IAM::Policy":
@@ -147,8 +162,10 @@ def test_every_publisher_may_encrypt_with_the_topic_key(resources):
 
     publishers = {role for role, statements in by_role.items()
                   if any(allows(s, "sns:Publish", topic) for s in statements)}
-    names = ("TrainingStateMachineRole", "DeployStateMachineRole", "UploadListenerRole")
-    assert set(names) <= {next((n for n in names if n in role), role) for role in publishers}
+    expected = {find.role_of(resources, find.training_machine(resources)),
+                find.role_of(resources, find.deploy_machine(resources)),
+                find.role_of(resources, find.function(resources, "upload_listener.handler"))}
+    assert expected <= publishers
     for role in publishers:
         for action in ("kms:GenerateDataKey", "kms:Decrypt"):
             assert any(allows(s, action, key_arn) for s in by_role[role]), (role, action)
@@ -170,27 +187,22 @@ def test_dashboard_charts_every_area(resources):
 
 
 def test_training_metrics_are_published_by_the_state_machine_within_its_namespace(resources):
-    machine = resources[logical_id(resources, "AWS::StepFunctions::StateMachine", "TrainingStateMachine")]
-    text = "".join(p if isinstance(p, str) else "<>" for p in machine["Properties"]["DefinitionString"]["Fn::Join"][1])
-    publish = json.loads(text.replace('"<>"', '"X"').replace("<>", "X"))["States"]["PublishTrainingMetrics"]
+    machine = find.training_machine(resources)
+    publish = find.states(resources[machine])["PublishTrainingMetrics"]
     assert publish["Resource"].endswith(":states:::aws-sdk:cloudwatch:putMetricData")
     assert publish["Parameters"]["Namespace"] == monitoring.METRICS_NAMESPACE
     assert [m["MetricName"] for m in publish["Parameters"]["MetricData"]] == [
         "TrainingSeconds", "BillableTrainingSeconds", "TrainLoss"]
     # A failure to publish never fails the run: it goes on to the deployment.
     assert publish["Catch"][0]["Next"] == publish["Next"] == "DeployModel"
-    statements = [s for v in resources.values() if v["Type"] == "AWS::IAM::Policy"
-                  and "TrainingStateMachineRole" in json.dumps(v["Properties"]["Roles"])
-                  for s in v["Properties"]["PolicyDocument"]["Statement"]]
+    statements = find.statements_of_role(resources, find.role_of(resources, machine))
     assert {"Action": "cloudwatch:PutMetricData", "Effect": "Allow", "Resource": "*",
             "Condition": {"StringEquals": {"cloudwatch:namespace": "DreamBoothPipeline"}}} in statements
 
 
 def train_state(stack) -> tuple[dict, dict]:
     resources = Template.from_stack(stack).to_json()["Resources"]
-    machine = resources[logical_id(resources, "AWS::StepFunctions::StateMachine", "TrainingStateMachine")]
-    text = "".join(p if isinstance(p, str) else "<>" for p in machine["Properties"]["DefinitionString"]["Fn::Join"][1])
-    states = json.loads(text.replace('"<>"', '"X"').replace("<>", "X"))["States"]
+    states = find.states(resources[find.training_machine(resources)])
     return states["TrainModel"], states
 
 
