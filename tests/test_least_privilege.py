@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from aws_cdk.assertions import Template
 
+from tests import template_find as find
 from tests.conftest import synth_stack
 from tests.harness.iam import Check, evaluate
 from tests.harness.pipeline_harness import Resolver
@@ -30,9 +31,28 @@ class _Names(dict):
             kind, f"arn:aws:{kind.split('::')[1].lower()}:{REGION}:{ACCOUNT}:{logical}")
 
 
-def policies_of(template: dict, contains: str) -> list[dict]:
+def _function_role(handler: str):
+    return lambda resources: find.role_of(resources, find.function(resources, handler))
+
+
+# Each role by what it is: who assumes it, or what runs with it.
+ROLES = {
+    "training job": lambda resources: find.role_described(resources, "SageMaker training job"),
+    "hosting": lambda resources: find.role_described(resources, "SageMaker endpoint model"),
+    "snapshot": _function_role("dataset_tasks.snapshot"),
+    "validate": _function_role("dataset_tasks.validate"),
+    "cleanup": _function_role("cleanup.handler"),
+    "api handler": _function_role("handler.lambda_handler"),
+    "api results": _function_role("results.lambda_handler"),
+    "api dispatch": _function_role("dispatch.lambda_handler"),
+    "image signer": lambda resources: find.role_assumed_by_role(resources, ROLES["api handler"](resources)),
+    "deploy machine": lambda resources: find.role_of(resources, find.deploy_machine(resources)),
+}
+
+
+def policies_of(template: dict, who: str) -> list[dict]:
     resolve = Resolver(template, _Names(template, False), _Names(template, True), "DreamBoothPipeline")
-    (role,) = [k for k, v in template["Resources"].items() if v["Type"] == "AWS::IAM::Role" and contains in k]
+    role = ROLES[who](template["Resources"])
     return [resolve(v["Properties"]["PolicyDocument"]) for v in template["Resources"].values()
             if v["Type"] == "AWS::IAM::Policy" and {"Ref": role} in v["Properties"].get("Roles", [])]
 
@@ -54,7 +74,7 @@ def _bucket(template: dict) -> str:
 
 def test_sagemaker_roles_list_only_their_prefixes(template):
     bucket = _bucket(template)
-    training, hosting = policies_of(template, "SageMakerRolesTraining"), policies_of(template, "SageMakerRolesHosting")
+    training, hosting = policies_of(template, "training job"), policies_of(template, "hosting")
     assert evaluate(training, Check("s3:ListBucket", bucket, {"s3:prefix": "datasets/_pipeline/doppler/1/"}))
     assert not evaluate(training, Check("s3:ListBucket", bucket, {"s3:prefix": "generated/"}))
     assert not evaluate(training, Check("s3:ListBucket", bucket))  # the whole bucket
@@ -63,7 +83,7 @@ def test_sagemaker_roles_list_only_their_prefixes(template):
 
 
 def test_the_training_role_lists_only_the_base_model_key_on_jumpstart(template):
-    training = policies_of(template, "SageMakerRolesTraining")
+    training = policies_of(template, "training job")
     jumpstart = "arn:aws:s3:::jumpstart-cache-prod-us-east-1"
     key = "stabilityai-training/train-model-txt2img-stabilityai-stable-diffusion-v2-1-base.tar.gz"
     assert evaluate(training, Check("s3:ListBucket", jumpstart, {"s3:prefix": key}))
@@ -72,7 +92,7 @@ def test_the_training_role_lists_only_the_base_model_key_on_jumpstart(template):
 
 def test_the_api_function_reads_nothing_itself_and_its_signer_only_generated_images(template):
     bucket = _bucket(template)
-    api, signer = policies_of(template, "ApiHandlerRole"), policies_of(template, "ApiImageSigner")
+    api, signer = policies_of(template, "api handler"), policies_of(template, "image signer")
     assert not evaluate(api, Check("s3:GetObject", f"{bucket}/generated/g1/0.jpg"))
     assert evaluate(signer, Check("s3:GetObject", f"{bucket}/generated/g1/0.jpg"))
     assert not evaluate(signer, Check("s3:GetObject", f"{bucket}/datasets/doppler/1.jpg"))
@@ -80,7 +100,7 @@ def test_the_api_function_reads_nothing_itself_and_its_signer_only_generated_ima
 
 
 def test_cleanup_and_deploy_touch_only_sagemaker_resources_of_this_stack(template):
-    cleanup, deploy = policies_of(template, "PipelineCleanupRole"), policies_of(template, "DeployStateMachineRole")
+    cleanup, deploy = policies_of(template, "cleanup"), policies_of(template, "deploy machine")
     ours = {"aws:ResourceTag/dreambooth-pipeline:stack": "DreamBoothPipeline"}
     model = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/doppler-20260101000000"
     config = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/doppler-20260101000000"
@@ -96,18 +116,20 @@ def test_cleanup_and_deploy_touch_only_sagemaker_resources_of_this_stack(templat
 
 
 def test_state_machines_log_under_vendedlogs(template):
-    groups = [v["Properties"].get("LogGroupName") for k, v in template["Resources"].items()
-              if v["Type"] == "AWS::Logs::LogGroup" and "StateMachine" in k]
+    resources = template["Resources"]
+    groups = [resources[d["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]]["Properties"].get("LogGroupName")
+              for m in find.of_type(resources, "AWS::StepFunctions::StateMachine").values()
+              for d in m["Properties"]["LoggingConfiguration"]["Destinations"]]
     assert sorted(groups) == ["/aws/vendedlogs/states/DreamBoothPipeline-deploy",
                               "/aws/vendedlogs/states/DreamBoothPipeline-train"]
 
 
 @pytest.mark.parametrize("role, reads, writes", [
     # hosting writes the asynchronous answers; the API handler stages photos, commits them and stores requests
-    ("SageMakerRolesTraining", True, True), ("SageMakerRolesHosting", True, True),
-    ("PipelineSnapshotRole", True, False), ("PipelineValidateRole", True, True),
-    ("ApiImageSigner", True, False), ("ApiHandlerRole", True, True),
-    ("ApiResultsRole", True, True), ("ApiDispatchRole", False, True),
+    ("training job", True, True), ("hosting", True, True),
+    ("snapshot", True, False), ("validate", True, True),
+    ("image signer", True, False), ("api handler", True, True),
+    ("api results", True, True), ("api dispatch", False, True),
 ])
 def test_with_a_bucket_key_each_role_gets_exactly_its_kms_actions_through_s3(kms_template, role, reads, writes):
     policies = policies_of(kms_template, role)
@@ -118,5 +140,5 @@ def test_with_a_bucket_key_each_role_gets_exactly_its_kms_actions_through_s3(kms
 
 
 def test_without_a_bucket_key_no_role_gets_kms_on_it(template):
-    for role in ("SageMakerRolesTraining", "ApiResultsRole"):
+    for role in ("training job", "api results"):
         assert not evaluate(policies_of(template, role), Check("kms:Decrypt", KEY, {"kms:ViaService": "s3.us-east-1.amazonaws.com"}))
