@@ -8,9 +8,11 @@ import re
 
 import pytest
 from aws_cdk import assertions
+from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 
 from stacks.training.jumpstart_lock import JumpStartLock
+from tests import template_find as find
 from tests.conftest import synth_stack
 
 
@@ -24,29 +26,38 @@ def resources(template) -> dict:
     return template.to_json()["Resources"]
 
 
-def by_type(resources: dict, type_: str) -> dict:
-    return {k: v for k, v in resources.items() if v["Type"] == type_}
+by_type = find.of_type
 
 
-def definition_text(resources: dict, name_fragment: str) -> str:
-    """A state machine's definition with every intrinsic replaced by <>, for reading."""
-    machines = by_type(resources, "AWS::StepFunctions::StateMachine")
-    (machine,) = [m for m in machines.values() if m["Properties"]["StateMachineName"].endswith(name_fragment)]
-    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
-    return "".join(p if isinstance(p, str) else "<>" for p in parts)
+def registry_table(resources: dict) -> str:
+    return find.only(resources, "AWS::DynamoDB::Table",
+                     lambda p: p["KeySchema"] == [{"AttributeName": "modelId", "KeyType": "HASH"}], "the model registry")
+
+
+def _listed(value):
+    return value if isinstance(value, list) else [value]
+
+
+MACHINES = {"-train": find.training_machine, "-deploy": find.deploy_machine}
 
 
 def states(resources: dict, name_fragment: str) -> dict:
-    return json.loads(definition_text(resources, name_fragment).replace('"<>"', '"X"').replace("<>", "X"))["States"]
+    """The States of the training ("-train") or deployment ("-deploy") state machine."""
+    return find.states(resources[MACHINES[name_fragment](resources)])
 
 
-def policy_statements(resources: dict, role_fragment: str) -> list[dict]:
-    out = []
-    for policy in by_type(resources, "AWS::IAM::Policy").values():
-        roles = json.dumps(policy["Properties"]["Roles"])
-        if role_fragment in roles:
-            out.extend(policy["Properties"]["PolicyDocument"]["Statement"])
-    return out
+# Each role by what it is: who assumes it, or what runs with it.
+ROLES = {
+    "training job": lambda resources: find.role_described(resources, "SageMaker training job"),
+    "hosting": lambda resources: find.role_described(resources, "SageMaker endpoint model"),
+    "training machine": lambda resources: find.role_of(resources, find.training_machine(resources)),
+    "deploy machine": lambda resources: find.role_of(resources, find.deploy_machine(resources)),
+}
+
+
+def policy_statements(resources: dict, role: str) -> list[dict]:
+    """The statements of a role: one of ROLES, or a role's logical id."""
+    return find.statements_of_role(resources, ROLES[role](resources) if role in ROLES else role)
 
 
 def test_uploads_under_datasets_reach_the_listener(template, resources):
@@ -57,7 +68,7 @@ def test_uploads_under_datasets_reach_the_listener(template, resources):
         },
         "Targets": [Match.object_like({"RetryPolicy": {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 7200}})],
     })
-    (listener,) = [f for k, f in by_type(resources, "AWS::Lambda::Function").items() if "UploadListener" in k]
+    listener = resources[find.function(resources, "upload_listener.handler")]
     assert listener["Properties"]["Environment"]["Variables"]["QUIET_WINDOW_SECONDS"] == "120"
 
 
@@ -102,7 +113,7 @@ def test_jumpstart_values_come_from_the_lock_file_by_region(template):
 
 
 def test_training_role_reads_only_datasets_and_jumpstart_and_writes_only_models(resources):
-    statements = policy_statements(resources, "SageMakerRolesTraining")
+    statements = policy_statements(resources, "training job")
     s3 = [s for s in statements if any(a.startswith("s3:") for a in _actions(s))]
     reads = [json.dumps(s["Resource"]) for s in s3 if "s3:GetObject*" in _actions(s) or "s3:GetObject" in _actions(s)]
     writes = [json.dumps(s["Resource"]) for s in s3 if "s3:PutObject" in _actions(s)]
@@ -116,15 +127,15 @@ def test_training_role_reads_only_datasets_and_jumpstart_and_writes_only_models(
 
 
 def test_state_machines_pass_only_the_sagemaker_roles_and_only_to_sagemaker(resources):
-    for fragment, role in (("TrainingStateMachineRole", "SageMakerRolesTraining"),
-                           ("DeployStateMachineRole", "SageMakerRolesHosting")):
-        passes = [s for s in policy_statements(resources, fragment) if "iam:PassRole" in _actions(s)]
-        assert passes, fragment
+    for machine, role in (("training machine", "training job"), ("deploy machine", "hosting")):
+        passes = [s for s in policy_statements(resources, machine) if "iam:PassRole" in _actions(s)]
+        assert passes, machine
         for statement in passes:
-            assert role in json.dumps(statement["Resource"]) and "*" not in json.dumps(statement["Resource"])
+            assert {"Fn::GetAtt": [ROLES[role](resources), "Arn"]} in _listed(statement["Resource"])
+            assert "*" not in json.dumps(statement["Resource"])
             assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
     # The hosting role is left as written: CDK's CreateModel task adds nothing to it.
-    hosting = policy_statements(resources, "SageMakerRolesHosting")
+    hosting = policy_statements(resources, "hosting")
     assert not any(s["Resource"] == "*" and "s3:GetObject" in _actions(s) for s in hosting)
 
 
@@ -134,9 +145,9 @@ def test_sagemaker_containers_may_write_to_the_log_groups_sagemaker_uses(resourc
                            if "logs:PutLogEvents" in _actions(s)])
 
     # Training jobs share one group; an endpoint's containers log to a group named after the endpoint.
-    assert "log-group:/aws/sagemaker/TrainingJobs:*" in log_groups("SageMakerRolesTraining")
+    assert "log-group:/aws/sagemaker/TrainingJobs:*" in log_groups("training job")
     endpoint_group = f"log-group:/aws/sagemaker/Endpoints/{created_stack.stack_name}-sd:*"
-    assert endpoint_group in log_groups("SageMakerRolesHosting")
+    assert endpoint_group in log_groups("hosting")
 
 
 def test_state_machines_log_everything_and_are_traced(template):
@@ -168,10 +179,10 @@ def test_email_subscription_only_when_configured(template):
 def test_cleanup_custom_resource_targets_the_endpoint_and_the_registry(template, resources):
     template.has_resource_properties("Custom::DreamBoothSageMakerCleanup", {
         "EndpointName": "DreamBoothPipeline-sd",
-        "RegistryTableName": {"Ref": Match.string_like_regexp("PipelineRegistryModels")},
+        "RegistryTableName": {"Ref": registry_table(resources)},
         "StateMachineArns": Match.any_value(),
     })
-    statements = policy_statements(resources, "PipelineCleanupRole")
+    statements = policy_statements(resources, _role_of(resources, "cleanup.handler"))
     actions = {a for s in statements for a in _actions(s)}
     assert {"sagemaker:DeleteEndpoint", "sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"} <= actions
     assert not any(a.startswith("s3:") for a in actions)  # never anything in the bucket
@@ -181,9 +192,11 @@ def test_function_environments_are_what_the_handlers_read(resources, monkeypatch
     import importlib
     import sys
 
-    from tests.pipeline.conftest import RUNTIME_DIRS  # noqa: F401 (the runtime folders on sys.path)
+    from tests.pipeline.conftest import RUNTIME_DIRS  # (the runtime folders, on sys.path)
 
-    functions = {k: v for k, v in by_type(resources, "AWS::Lambda::Function").items() if k.startswith("Pipeline")}
+    # The pipeline's functions: those whose handler module is in one of its runtime folders.
+    functions = {k: v for k, v in by_type(resources, "AWS::Lambda::Function").items()
+                 if any((d / (v["Properties"]["Handler"].rsplit(".", 1)[0] + ".py")).is_file() for d in RUNTIME_DIRS)}
     seen = set()
     for logical, function in functions.items():
         module_name = function["Properties"]["Handler"].rsplit(".", 1)[0]
@@ -226,8 +239,9 @@ def test_endpoint_state_changes_wake_the_waiting_deployment(template, resources)
     assert wait["Resource"] == "arn:X:states:::lambda:invoke.waitForTaskToken"
     assert wait["TimeoutSeconds"] == 180  # endpointPollSeconds: the bounded fallback poll
     assert [c["ErrorEquals"] for c in wait["Catch"]] == [["States.Timeout"], ["States.ALL"]]
-    for fragment in ("EndpointWaitParkRole", "EndpointStateChangeRole"):
-        sends = [s for s in policy_statements(resources, fragment) if "states:SendTaskSuccess" in _actions(s)]
+    for handler in ("endpoint_waiter.park", "endpoint_waiter.on_state_change"):
+        sends = [s for s in policy_statements(resources, _role_of(resources, handler))
+                 if "states:SendTaskSuccess" in _actions(s)]
         (statement,) = sends
         assert "stateMachine:DreamBoothPipeline-deploy" in json.dumps(statement["Resource"])
 
@@ -243,9 +257,7 @@ def test_releasing_the_lock_never_changes_how_a_deployment_ends(resources):
 
 
 def _role_of(resources: dict, handler: str) -> str:
-    (function,) = [f for f in by_type(resources, "AWS::Lambda::Function").values()
-                   if f["Properties"]["Handler"] == handler]
-    return function["Properties"]["Role"]["Fn::GetAtt"][0]
+    return find.role_of(resources, find.function(resources, handler))
 
 
 def test_no_function_deletes_the_endpoint_but_the_stack_cleanup(resources):
@@ -255,8 +267,10 @@ def test_no_function_deletes_the_endpoint_but_the_stack_cleanup(resources):
         role = function["Properties"]["Role"]["Fn::GetAtt"][0]
         actions = {a for s in policy_statements(resources, role) for a in _actions(s)}
         assert ("sagemaker:DeleteEndpoint" in actions) == (handler == "cleanup.handler"), handler
-    assert not [r for k, r in by_type(resources, "AWS::Events::Rule").items()
-                if k.startswith("Pipeline") and "ScheduleExpression" in r["Properties"]]
+    # The one scheduled rule is the API's dispatch check (it re-creates, never deletes, an endpoint).
+    scheduled = [t["Arn"] for r in by_type(resources, "AWS::Events::Rule").values()
+                 if "ScheduleExpression" in r["Properties"] for t in r["Properties"]["Targets"]]
+    assert scheduled == [{"Fn::GetAtt": [find.function(resources, "dispatch.lambda_handler"), "Arn"]}]
 
 
 def test_autoscaling_gets_only_what_its_code_calls_and_its_star_is_acknowledged_exactly(created_stack, resources):
@@ -269,13 +283,14 @@ def test_autoscaling_gets_only_what_its_code_calls_and_its_star_is_acknowledged_
                               "application-autoscaling:RegisterScalableTarget",
                               "application-autoscaling:PutScalingPolicy",
                               "xray:PutTelemetryRecords", "xray:PutTraceSegments"])
-    reason = _acknowledgments(created_stack, "EndpointAutoscalingRole")["AwsSolutions-IAM5[Resource::*]"]
+    reason = _acknowledgments(created_stack, _role_of(resources, "autoscaling_task.handler"))["AwsSolutions-IAM5[Resource::*]"]
     assert set(re.findall(r"[a-z-]+:[A-Z][A-Za-z]+", reason)) == set(on_star), reason
 
 
-def _acknowledgments(stack, role_path_end: str) -> dict[str, str]:
+def _acknowledgments(stack, role_logical_id: str) -> dict[str, str]:
     """{finding id: reason} acknowledged on the role (later acknowledgments of an id replace earlier)."""
-    (role,) = [c for c in stack.node.find_all() if c.node.path.endswith("/" + role_path_end)]
+    (role,) = [c for c in stack.node.find_all() if isinstance(c, iam.Role)
+               and stack.get_logical_id(c.node.default_child) == role_logical_id]
     found = {}
     for entry in role.node.metadata:
         if entry.type == "aws:cdk:acknowledged-rules":
@@ -324,14 +339,14 @@ def test_the_endpoint_config_is_asynchronous_with_its_outputs_and_notices(resour
     output = json.dumps(async_config["OutputConfig"])
     assert "/inference/outputs" in output and "/inference/failures" in output
     notices = async_config["OutputConfig"]["NotificationConfig"]
-    topics = {k for k, r in by_type(resources, "AWS::SNS::Topic").items() if k.startswith("PipelineInference")}
+    topics = {k for k, r in by_type(resources, "AWS::SNS::Topic").items()
+              if r["Properties"]["DisplayName"].startswith("DreamBooth generations")}
     assert set(notices) == {"SuccessTopic", "ErrorTopic"} and len(topics) == 2
-    (machine,) = [m for m in by_type(resources, "AWS::StepFunctions::StateMachine").values()
-                  if m["Properties"]["StateMachineName"].endswith("-deploy")]
+    machine = resources[find.deploy_machine(resources)]
     raw = json.dumps(machine["Properties"]["DefinitionString"])
     assert all(raw.count(f'"Ref": "{topic}"') == 1 for topic in topics)  # one success, one error topic
     # SageMaker writes and notifies with the hosting role: exactly those grants
-    hosting = policy_statements(resources, "PipelineSageMakerRolesHosting")
+    hosting = policy_statements(resources, "hosting")
     publish = [s for s in hosting if s["Action"] == "sns:Publish"]
     assert sorted(r["Ref"] for s in publish for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])) == sorted(topics)
     puts = json.dumps([s["Resource"] for s in hosting if "s3:PutObject" in _actions(s)])
