@@ -12,6 +12,7 @@ import json
 
 from stacks.serving.workflow import HistoryBudget
 from stacks.contract import DEPLOY_LOCK_ID
+from tests import template_find as find
 from tests.harness import PipelineHarness, SageMakerSimulator
 from tests.harness.limits import STATE_LIMIT_BYTES
 from tests.pipeline.conftest import dog_photos, png_bytes
@@ -114,8 +115,8 @@ def test_the_history_budget_covers_what_moto_writes_per_loop_turn(synthesized):
         polls = [n for r in runs for n in events_per_turn(r, "WaitForEndpoint")]
         locks = [n for r in runs for n in events_per_turn(r, "AcquireLock")]
         assert polls and locks
-        deploy = next(r for logical, r in h.synthesized.resources("AWS::StepFunctions::StateMachine").items()
-                      if "Deploy" in logical)
+        resources = h.synthesized.template["Resources"]
+        deploy = resources[find.deploy_machine(resources)]
         budget = HistoryBudget.of(json.loads(h.resolve(deploy["Properties"]["DefinitionString"])))
         print(f"moto: {max(polls)} events per poll turn (budget {budget.poll_turn}), {max(locks)} per lock turn "
               f"(budget {budget.lock_turn})")

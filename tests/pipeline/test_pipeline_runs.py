@@ -12,6 +12,7 @@ from itertools import chain
 
 import pytest
 
+from tests import template_find as find
 from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
 from tests.pipeline.conftest import jpeg_bytes, png_bytes
 from tests.pipeline.conftest import pipeline_harness as harness
@@ -162,8 +163,11 @@ def test_a_live_notice_that_cannot_be_sent_leaves_the_new_model_live(synthesized
 
     publish = statements_matching("sns:Publish")
 
+    resources = synthesized.template["Resources"]
+    deploy_role = find.role_of(resources, find.deploy_machine(resources))
+
     def deploy_role_cannot_publish(role: str, statement: dict) -> bool:
-        return role.startswith("PipelineDeployStateMachineRole") and publish(role, statement)
+        return role == deploy_role and publish(role, statement)
 
     # Given a deployment whose "new model is live" notice SNS refuses (after `__live__` moved)...
     with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(),
