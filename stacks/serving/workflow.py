@@ -161,8 +161,6 @@ class DeployWorkflow(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._hosting_role = hosting_role
-        self.poll_interval_s = poll_interval_s
-        self.max_polls = max_polls
         parts = _Parts(registry=registry_table, state=state_table, topic=topic, endpoint_name=endpoint_name)
 
         failure = DeployFailure(self, "Failure", parts)

@@ -87,10 +87,14 @@ def test_training_uses_the_sync_integration_with_a_gpu_and_a_time_limit(resource
                 assert state.get("Seconds", 0) <= 300 or "TimestampPath" in state, name
 
 
-def test_configured_instance_types_and_runtime_reach_the_template():
+def _configured() -> dict:
     stack = synth_stack({"trainingInstanceType": "ml.g5.2xlarge", "endpointInstanceType": "ml.g5.xlarge",
                          "trainingMaxRuntimeMinutes": 90, "endpointPollSeconds": 15})
-    resources = Template.from_stack(stack).to_json()["Resources"]
+    return Template.from_stack(stack).to_json()["Resources"]
+
+
+def test_configured_instance_types_and_runtime_reach_the_template():
+    resources = _configured()
     assert states(resources, "-train")["TrainModel"]["Parameters"]["ResourceConfig"]["InstanceType"] == "ml.g5.2xlarge"
     assert states(resources, "-train")["TrainModel"]["Parameters"]["StoppingCondition"]["MaxRuntimeInSeconds"] == 5400
     deploy = states(resources, "-deploy")
@@ -100,6 +104,24 @@ def test_configured_instance_types_and_runtime_reach_the_template():
     # A bounded number of polls: endpointMaxWaitMinutes (60) / 15 s.
     choice = deploy["IsNewModelServing"]["Choices"]
     assert {"Variable": "$.polls.count", "NumericGreaterThanEquals": 240, "Next": "EndpointTooSlow"} in choice
+
+
+def test_endpoint_poll_and_max_wait_reach_every_wait_of_the_deployment(resources):
+    """endpointPollSeconds spaces every endpoint wait and endpointMaxWaitMinutes (60) bounds each, as
+    docs/pipeline.md says; the lock checks (at least 30 s apart, or the poll when shorter) cover two
+    such waits of the lock's holder plus its margin."""
+    from stacks.serving.workflow import LOCK_HOLD_MARGIN_S, MAX_LOCK_CHECKS
+
+    for deploy, poll in ((states(resources, "-deploy"), 180), (states(_configured(), "-deploy"), 15)):
+        polls = 60 * 60 // poll
+        assert deploy["WaitForEndpoint"]["TimeoutSeconds"] == poll
+        assert deploy["PollEndpointInstead"]["Seconds"] == deploy["WaitForBusyEndpoint"]["Seconds"] == poll
+        assert {"Variable": "$.polls.count", "NumericGreaterThanEquals": polls,
+                "Next": "EndpointTooSlow"} in deploy["IsNewModelServing"]["Choices"]
+        assert {"Variable": "$.waits.busy", "NumericGreaterThanEquals": polls,
+                "Next": "EndpointStayedBusy"} in deploy["IsBusyWaitOver"]["Choices"]
+        lock_wait = deploy["WaitForOtherDeployment"]["Seconds"]
+        assert lock_wait >= min(poll, 30) and lock_wait * MAX_LOCK_CHECKS >= 2 * poll * polls + LOCK_HOLD_MARGIN_S
 
 
 def test_jumpstart_values_come_from_the_lock_file_by_region(template):
