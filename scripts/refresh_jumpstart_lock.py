@@ -25,17 +25,26 @@ from typing import Any, Optional, Sequence
 ROOT = Path(__file__).resolve().parent.parent
 LOCK_FILE = ROOT / "stacks" / "training" / "jumpstart.lock.json"
 MODEL_ID = "model-txt2img-stabilityai-stable-diffusion-v2-1-base"
-INSTANCE_TYPE = "ml.g4dn.2xlarge"
 # Hyperparameters that wire in the training script: the pipeline sets them itself.
 _CONTAINER_HYPERPARAMETERS = ("sagemaker_program", "sagemaker_submit_directory")
 
 
-def resolve(regions: Sequence[str], model_version: str, instance_type: str = INSTANCE_TYPE,
+def default_instance_type() -> str:
+    """The instance type the lock is resolved for: the stack's default training instance
+    (`trainingInstanceType`, declared once in stacks/config.py)."""
+    from stacks.config import TrainingConfig
+
+    return TrainingConfig.instance_type
+
+
+def resolve(regions: Sequence[str], model_version: str, instance_type: Optional[str] = None,
             model_id: str = MODEL_ID) -> dict[str, Any]:
-    """Everything the lock holds, resolved through the sagemaker SDK."""
+    """Everything the lock holds, resolved through the sagemaker SDK (the images for
+    `instance_type`, by default the stack's default training instance)."""
     from sagemaker.core import hyperparameters, image_uris, model_uris, script_uris
     from sagemaker.core.jumpstart.accessors import JumpStartModelsAccessor
 
+    instance_type = instance_type or default_instance_type()
     common = dict(model_id=model_id, model_version=model_version)
     specs = JumpStartModelsAccessor.get_model_specs(region=regions[0], model_id=model_id, version=model_version)
     entries = {}
@@ -51,6 +60,7 @@ def resolve(regions: Sequence[str], model_version: str, instance_type: str = INS
         }
     defaults = hyperparameters.retrieve_default(region=regions[0], instance_type=instance_type, **common)
     return {
+        "instance_type": instance_type,
         "model_version": specs.version,
         "hyperparameters": {k: str(v) for k, v in defaults.items() if k not in _CONTAINER_HYPERPARAMETERS},
         "metric_definitions": list(specs.metrics or []),
@@ -72,6 +82,7 @@ def refresh(lock_path: Path, regions: Optional[Sequence[str]], model_version: st
         source=(f"resolved with sagemaker.core (JumpStart metadata) for {lock['model_id']} "
                 f"version {resolved['model_version']} by scripts/refresh_jumpstart_lock.py"),
         resolved_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        training_instance_type=resolved["instance_type"],
         hyperparameters=resolved["hyperparameters"],
         metric_definitions=resolved["metric_definitions"] or lock["metric_definitions"],
         inference_environment=resolved["inference_environment"] or lock["inference_environment"],

@@ -9,10 +9,21 @@ from datetime import datetime, timezone
 import pytest
 
 from scripts import refresh_jumpstart_lock as refresh
+from stacks.config import TrainingConfig
 from stacks.training.jumpstart_lock import LOCK_FILE, JumpStartLock
 from tests.conftest import ROOT
 
 FIXTURE = ROOT / "tests" / "fixtures" / "jumpstart"
+
+
+@pytest.fixture(autouse=True)
+def fresh_jumpstart_cache():
+    """The SDK caches manifests and specs per region for the process: each test reads its own metadata."""
+    from sagemaker.core.jumpstart.accessors import JumpStartModelsAccessor
+
+    JumpStartModelsAccessor.reset_cache()
+    yield
+    JumpStartModelsAccessor.reset_cache()
 
 
 @pytest.fixture
@@ -30,6 +41,7 @@ def test_refresh_rewrites_the_lock_from_jumpstart_metadata(local_metadata, tmp_p
 
     assert lock["model_version"] == "9.9.1"
     assert lock["resolved_at"] == "2026-11-25T00:00:00Z"
+    assert lock["training_instance_type"] == TrainingConfig.instance_type == "ml.g4dn.2xlarge"
     assert "resolved with sagemaker.core" in lock["source"]
     eu = lock["regions"]["eu-west-1"]
     assert eu == {
@@ -57,6 +69,28 @@ def test_refresh_rewrites_the_lock_from_jumpstart_metadata(local_metadata, tmp_p
     # And the stack can read what it wrote.
     loaded = JumpStartLock.load(lock_path)
     assert loaded.hyperparameters["max_steps"] == "400" and loaded.hyperparameters["seed"] == "42"
+
+
+def test_the_images_are_resolved_for_the_configured_default_training_instance(local_metadata, tmp_path, monkeypatch):
+    """The instance type comes from the settings (trainingInstanceType's default), not a copy in the script."""
+    from sagemaker.core import image_uris
+
+    asked, retrieve = [], image_uris.retrieve
+
+    def recording(*args, **kwargs):
+        asked.append(kwargs["instance_type"])
+        return retrieve(*args, **kwargs)
+
+    monkeypatch.setattr(image_uris, "retrieve", recording)
+    monkeypatch.setattr(TrainingConfig, "instance_type", "ml.g5.2xlarge")
+    lock_path = tmp_path / "jumpstart.lock.json"
+    shutil.copy(LOCK_FILE, lock_path)
+
+    lock = refresh.refresh(lock_path, ["us-east-1"], "*")
+
+    assert asked == ["ml.g5.2xlarge", "ml.g5.2xlarge"]  # the training and the inference image
+    assert lock["training_instance_type"] == "ml.g5.2xlarge"
+    assert not hasattr(refresh, "INSTANCE_TYPE")
 
 
 def test_without_metadata_the_script_fails_clearly_and_leaves_the_lock_alone(tmp_path, monkeypatch, capsys):
