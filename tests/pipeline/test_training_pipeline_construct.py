@@ -30,8 +30,8 @@ by_type = find.of_type
 
 
 def registry_table(resources: dict) -> str:
-    return find.only(resources, "AWS::DynamoDB::Table",
-                     lambda p: p["KeySchema"] == [{"AttributeName": "modelId", "KeyType": "HASH"}], "the model registry")
+    keyed_by_model = [{"AttributeName": "modelId", "KeyType": "HASH"}]
+    return find.only(resources, "AWS::DynamoDB::Table", lambda p: p["KeySchema"] == keyed_by_model, "the model registry")
 
 
 def _listed(value):
@@ -305,7 +305,8 @@ def test_autoscaling_gets_only_what_its_code_calls_and_its_star_is_acknowledged_
                               "application-autoscaling:RegisterScalableTarget",
                               "application-autoscaling:PutScalingPolicy",
                               "xray:PutTelemetryRecords", "xray:PutTraceSegments"])
-    reason = _acknowledgments(created_stack, _role_of(resources, "autoscaling_task.handler"))["AwsSolutions-IAM5[Resource::*]"]
+    acknowledged = _acknowledgments(created_stack, _role_of(resources, "autoscaling_task.handler"))
+    reason = acknowledged["AwsSolutions-IAM5[Resource::*]"]
     assert set(re.findall(r"[a-z-]+:[A-Z][A-Za-z]+", reason)) == set(on_star), reason
 
 
