@@ -85,7 +85,8 @@ from tests.harness.iam import IamEnforcement
 from tests.harness.intrinsics import Resolver, getatt_targets
 from tests.harness.lambdas import AsyncInvocation, FunctionSpec, LambdaContext
 from tests.harness.limits import ServiceLimits
-from tests.harness.moto_patches import patch_lambda_invoke, patch_state_hooks, patch_step_functions, utc
+from tests.harness.clock import VirtualClock
+from tests.harness.moto_patches import patch_clock, patch_lambda_invoke, patch_state_hooks, patch_step_functions, utc
 from tests.harness.observe import Run
 from tests.harness.sagemaker_sim import SageMakerSimulator
 from tests.harness.service_model import ServiceModelCheck
@@ -139,11 +140,14 @@ class PipelineHarness:
         """Each call signed as the role that makes it in AWS and authorized (tests/harness/iam.py)."""
         self.service_model = ServiceModelCheck()
         """Each call's parameters checked against botocore's model (tests/harness/service_model.py)."""
+        self.clock = VirtualClock()
+        """The emulated world's time: skips ahead while everything waits (tests/harness/clock.py)."""
 
     # ---- lifecycle ----
 
     def __enter__(self) -> "PipelineHarness":
         self.synthesized = self.synthesized or synthesize({**FAST_CONTEXT, **self.context})
+        self._stack.enter_context(self.clock)
         self._stack.enter_context(mock.patch.dict(os.environ, {
             "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_NAMESPACE": "harness", "POWERTOOLS_LOG_LEVEL": "WARNING",
@@ -155,6 +159,7 @@ class PipelineHarness:
         self.limits.install(self._stack)
         self.simulator.on_endpoint_settled = self._on_endpoint_settled
         self.simulator.on_async_notice = self.deliver_sns
+        self.simulator.clock = self.clock
         self._stack.enter_context(self.simulator)
         # moto's interpreter logs every IsPresent miss as an ERROR and every SageMaker task as
         # "unsupported": noise here, since the harness serves those tasks.
@@ -162,6 +167,7 @@ class PipelineHarness:
         self._stack.callback(parser_log.setLevel, parser_log.level)
         parser_log.setLevel(logging.CRITICAL)
         patch_step_functions(self._stack)
+        patch_clock(self._stack, self.clock)
         patch_lambda_invoke(self._stack, self)
         patch_state_hooks(self._stack, self._state_hooks)
         self._deploy()
@@ -468,7 +474,7 @@ class PipelineHarness:
             record.finished = datetime.now(timezone.utc)
             self.record("lambda", f"{function_name} finished: {record.error or result}")
 
-        thread = threading.Thread(target=run, name=f"async-{function_name}", daemon=True)
+        thread = self.clock.Thread(target=run, name=f"async-{function_name}", daemon=True)
         self._async_threads.append(thread)
         thread.start()
 
@@ -654,7 +660,7 @@ class PipelineHarness:
                 self._announce_ended_executions()
                 self.check_limits()
                 return
-            time.sleep(0.2)
+            self.clock.wait(real_s=0.2)  # while everything else waits, the clock skips ahead
         raise TimeoutError(f"still running after {timeout_s}s: {running}")
 
     def runs(self, machine_arn: str) -> list[Run]:
