@@ -83,7 +83,7 @@ from tests.harness.assembly import FAST_CONTEXT, Synthesized, synthesize
 from tests.harness.atomic_dynamodb import atomic_dynamodb
 from tests.harness.iam import IamEnforcement
 from tests.harness.intrinsics import Resolver, getatt_targets
-from tests.harness.lambdas import AsyncInvocation, FunctionSpec, LambdaContext
+from tests.harness.lambdas import AsyncInvocation, FunctionSpec, LambdaContext, separate_metric_sets
 from tests.harness.limits import ServiceLimits
 from tests.harness.clock import VirtualClock
 from tests.harness.moto_patches import patch_clock, patch_lambda_invoke, patch_state_hooks, patch_step_functions, utc
@@ -169,6 +169,7 @@ class PipelineHarness:
         patch_step_functions(self._stack)
         patch_clock(self._stack, self.clock)
         patch_lambda_invoke(self._stack, self)
+        separate_metric_sets(self._stack)
         patch_state_hooks(self._stack, self._state_hooks)
         self._deploy()
         self._stack.enter_context(self.service_model)
