@@ -650,13 +650,14 @@ class PipelineHarness:
 
     def wait_until_idle(self, timeout_s: float = 60.0) -> None:
         """Wait until no execution of either state machine, no asynchronous request at the simulated
-        endpoint and no asynchronous invocation is running."""
+        endpoint, no endpoint still to settle and no asynchronous invocation is running."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             running = [e["executionArn"] for arn in (self.training_machine_arn, self.deploy_machine_arn)
                        for e in self.executions(arn) if e["status"] == "RUNNING"]
             running += [f"{n} asynchronous request(s) at SageMaker"] if (n := self.simulator.unfinished()) else []
             running += [t.name for t in self._async_threads if t.is_alive()]
+            running += self.simulator.settling()  # its state-change event may still start a run
             if not running:
                 self._announce_ended_executions()
                 self.check_limits()

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import threading
 import time
 import uuid
@@ -188,10 +189,11 @@ class SageMakerSimulator:
 
         self._stack.enter_context(
             mock.patch.object(SageMakerRuntimeResponse, "invoke_endpoint_async", invoke_endpoint_async))
-        # Asynchronous endpoints run on the ticker below, on the wall clock: the harness's clock
-        # never skips while one has work, a pending scale-out or a running instance.
-        self.clock.hold(self._async_active)
-        self._ticker = threading.Thread(target=self._tick_forever, name="sagemaker-async", daemon=True)
+        # Asynchronous endpoints run on the ticker below, an actor of the harness's clock: it waits
+        # until its next scale-out or scale-in is due; while requests are queued or running (their
+        # TTLs, time-outs and inference times), the clock runs at its normal rate.
+        self.clock.hold(self._requests_in_flight)
+        self._ticker = self.clock.Thread(target=self._tick_forever, name="sagemaker-async", daemon=True)
         self._ticker.start()
         return self
 
@@ -558,17 +560,34 @@ class SageMakerSimulator:
         return {"InferenceId": request["inference_id"], "OutputLocation": request["output"],
                 "FailureLocation": request["failure"]}
 
-    def _async_active(self) -> bool:
+    def _requests_in_flight(self) -> bool:
         # Read without the lock (the clock calls it holding its own): a snapshot is enough.
-        return any(fleet.queue or fleet.running or fleet.scale_out_at is not None or fleet.instances
-                   for fleet in list(self._async.values()))
+        return any(fleet.queue or fleet.running for fleet in list(self._async.values()))
+
+    def _next_due(self) -> float:
+        """When the ticker must look next: a pending scale-out, an idle instance's scale-in, or
+        now while a fleet's policies are still to be read (never: nothing to do)."""
+        due = math.inf
+        with self._lock:
+            for fleet in self._async.values():
+                if fleet.scale_out_at is not None:
+                    due = min(due, fleet.scale_out_at)
+                elif fleet.instances and not fleet.queue and not fleet.running:
+                    if fleet.policies_read < 0:
+                        return time.time()
+                    idle_s = self._idle_s(fleet)  # re-read at the next tick: a jump never uses stale policies
+                    if idle_s is not None:
+                        due = min(due, fleet.last_work + idle_s)
+        return due
 
     def _tick_forever(self) -> None:
-        while not self._stopping.wait(0.02):
+        while not self._stopping.is_set():
             try:
                 self._tick()
             except Exception as error:  # keep serving; the test sees the outcome in the timeline
                 self.log("async-tick-error", repr(error))
+            # Every 20 ms of real time, or at once when the clock reaches the next due time.
+            self.clock.wait(until=self._next_due(), done=self._stopping.is_set, real_s=0.02)
 
     def _tick(self) -> None:
         now = time.time()
@@ -598,7 +617,7 @@ class SageMakerSimulator:
             self._notify_error(request, "Request expired: the request waited in the queue longer than its "
                                         f"RequestTTLSeconds ({request['ttl_s']} s)")
         for name, request, config_name in starts:
-            threading.Thread(target=self._run_request, args=(name, request, config_name), daemon=True).start()
+            self.clock.Thread(target=self._run_request, args=(name, request, config_name), daemon=True).start()
 
     def _policies(self, endpoint_name: str) -> tuple[Optional[dict[str, Any]], dict[str, dict[str, Any]]]:
         """The variant's scalable target and {metric name: step policy its alarm triggers}."""
@@ -651,15 +670,20 @@ class SageMakerSimulator:
             fleet.scale_out_at = now + self.scale_out_s
             self.log("async-scale-out", f"{name} from {fleet.instances} (backlog {backlog})")
             return
-        idle = triggered.get("ApproximateBacklogSize")
-        if (fleet.instances and not backlog and idle and target["MinCapacity"] == 0
-                and idle["PolicyType"] == "StepScaling"
+        idle_s = self._idle_s(fleet)
+        if fleet.instances and not backlog and idle_s is not None and now - fleet.last_work >= idle_s:
+            self.log("async-scale-in", f"{name} {fleet.instances} -> 0 after {idle_s:g} s without work")
+            fleet.instances = 0
+
+    def _idle_s(self, fleet: "_AsyncEndpoint") -> Optional[float]:
+        """After how long without work the last instances stop: only if the idle alarm's
+        ExactCapacity-0 step policy exists (None: never, or the policies are not read yet)."""
+        idle, target = fleet.triggered.get("ApproximateBacklogSize"), fleet.target
+        if not (idle and target and target["MinCapacity"] == 0 and idle["PolicyType"] == "StepScaling"
                 and idle["StepScalingPolicyConfiguration"].get("AdjustmentType") == "ExactCapacity"):
-            alarm = idle["alarm"]
-            idle_s = self.scale_in_s if self.scale_in_s is not None else alarm["EvaluationPeriods"] * alarm["Period"]
-            if now - fleet.last_work >= idle_s:
-                self.log("async-scale-in", f"{name} {fleet.instances} -> 0 after {idle_s:g} s without work")
-                fleet.instances = 0
+            return None
+        alarm = idle["alarm"]
+        return self.scale_in_s if self.scale_in_s is not None else alarm["EvaluationPeriods"] * alarm["Period"]
 
     def _run_request(self, endpoint_name: str, request: dict[str, Any], config_name: str) -> None:
         backend = self._backend()
@@ -714,6 +738,10 @@ class SageMakerSimulator:
                                                                     "failureLocation": request["failure"]}})
         if request["outcome"] is None:
             request["outcome"] = "failed"
+
+    def settling(self) -> list[str]:
+        """Endpoints whose settling (and its state-change event) is still to come."""
+        return [t.name for t in self._timers if t.is_alive()]
 
     def unfinished(self) -> int:
         """Accepted asynchronous requests with no notice sent yet, on endpoints that still exist
