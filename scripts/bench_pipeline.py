@@ -12,7 +12,9 @@ uploads a small dataset, and prints for each run:
 and, because transitions grow with the endpoint's creation time, the count this configuration
 would give for longer (real) endpoint creation times.
 
-Time is real: a run takes about quiet window + training + endpoint + a few seconds.
+Time is the harness's clock (tests/harness/clock.py): what every component reads, so the figures
+are what AWS would show; the quiet window and the simulated SageMaker durations are skipped rather
+than waited for on the wall clock whenever nothing else runs, so a run takes seconds.
 """
 
 from __future__ import annotations

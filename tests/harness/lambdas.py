@@ -1,13 +1,17 @@
 """Lambda functions run in-process: what the harness knows of each function, one asynchronous
-invocation, and the context object handlers receive."""
+invocation, the context object handlers receive, and each invocation's own Powertools metrics."""
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Iterator, MutableMapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
+from unittest import mock
 
 from tests.harness.account import ACCOUNT, REGION
 
@@ -52,3 +56,42 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 300_000
+
+
+class _PerThread(MutableMapping):
+    """A dict of the calling thread's own (one Lambda invocation runs on one thread here)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def _data(self) -> dict[str, Any]:
+        if not hasattr(self._local, "data"):
+            self._local.data = {}
+        return self._local.data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data()[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._data()[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._data()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._data()))
+
+    def __len__(self) -> int:
+        return len(self._data())
+
+
+def separate_metric_sets(stack: ExitStack) -> None:
+    """Powertools keeps one metric set per process (class attributes of `Metrics`, shared by every
+    instance). On Lambda each function runs in its own process, one invocation at a time; here all
+    functions share one, and concurrent invocations (the API and the result function, two SNS
+    notices) would add to and flush one set at once (`dictionary changed size during iteration`, and
+    one invocation's metrics in another's EMF record). Each invocation's thread gets its own set."""
+    from aws_lambda_powertools.metrics.metrics import Metrics
+
+    for name in ("_metrics", "_dimensions", "_metadata"):
+        stack.enter_context(mock.patch.object(Metrics, name, _PerThread()))

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import threading
-import time
 from contextlib import ExitStack
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
@@ -24,6 +22,7 @@ from unittest import mock
 import boto3
 
 from tests.harness.account import REGION
+from tests.harness.clock import VirtualClock
 
 
 def sagemaker_sync_service_class() -> type:
@@ -229,24 +228,6 @@ def patch_step_functions(stack: ExitStack) -> None:
 
     stack.enter_context(mock.patch.object(StateTaskServiceAwsSdk, "_eval_service_task", sdk_eval))
 
-    # moto's Wait on a timestamp truncates to whole seconds and compares with local time, so
-    # it wakes up to a second early; AWS waits until the timestamp.
-    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
-
-    def wait_seconds(wait, env):
-        wait.string.eval(env=env)
-        text = env.stack.pop()
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        # moto's waiting loop counts whole seconds: sleep the fraction here, return the rest.
-        remaining = (moment - datetime.now(timezone.utc)).total_seconds()
-        if remaining <= 0:
-            return 0
-        # 5 ms more: moto writes a time on an exact second without its fraction
-        # ("...:13+00:00"), which would compare below "...:13.000Z"; AWS always writes ".sssZ".
-        time.sleep(remaining - math.floor(remaining) + 0.005)
-        return math.floor(remaining)
-
-    stack.enter_context(mock.patch.object(Timestamp, "_get_wait_seconds", wait_seconds))
 
     # moto's Timestamp* Choice comparisons parse only "...:SSZ" (no fraction), and its own
     # $$.State.EnteredTime is written "...+00:00": AWS compares RFC 3339 timestamps with
@@ -263,6 +244,43 @@ def patch_step_functions(stack: ExitStack) -> None:
 
     stack.enter_context(mock.patch.object(IsTimestamp, "string_to_timestamp", staticmethod(string_to_timestamp)))
     stack.enter_context(mock.patch.object(StateTaskServiceSfn, "_eval_service_task", eval_service_task))
+
+
+def patch_clock(stack: ExitStack, clock: VirtualClock) -> None:
+    """Every wait of moto's interpreter on the harness's clock (tests/harness/clock.py): the threads
+    it starts for an execution are actors; Wait states, `.sync` polls, retry back-offs, task
+    timeouts, task tokens and joins wait on the clock, which skips ahead when all of them wait."""
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.program import program
+    from moto.stepfunctions.parser.asl.component.state.exec import execute_state
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+    from moto.stepfunctions.parser.asl.eval.callback import callback
+    from moto.stepfunctions.parser.backend import execution_worker
+
+    for module in (program, execute_state, state_task_service_callback):
+        stack.enter_context(mock.patch.object(module, "threading", clock.threading_module()))
+    for module in (retrier_decl, state_task_service_callback):
+        stack.enter_context(mock.patch.object(module, "time", clock.time_module()))
+    stack.enter_context(mock.patch.object(execute_state, "Thread", clock.Thread))
+    stack.enter_context(mock.patch.object(execution_worker, "Thread", clock.Thread))
+    stack.enter_context(mock.patch.object(callback, "Event", clock.event))
+
+    def wait_interval(wait: Any, env: Any, wait_seconds: float) -> None:
+        # AWS ends a Wait at its time; moto's own loop counts whole seconds on the wall clock.
+        clock.wait(wait_seconds, done=lambda: not env.is_running())
+
+    def timestamp_wait_seconds(wait: Any, env: Any) -> float:
+        # moto truncates to whole seconds and compares with local time, so it wakes up to a second
+        # early; AWS waits until the timestamp. 5 ms more: moto writes a time on an exact second
+        # without its fraction ("...:13+00:00"), which would compare below "...:13.000Z".
+        wait.string.eval(env=env)
+        moment = datetime.fromisoformat(env.stack.pop().replace("Z", "+00:00"))
+        return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds() + 0.005)
+
+    stack.enter_context(mock.patch.object(WaitFunction, "_wait_interval", wait_interval))
+    stack.enter_context(mock.patch.object(Timestamp, "_get_wait_seconds", timestamp_wait_seconds))
 
 
 def patch_state_hooks(stack: ExitStack, hooks: dict[str, list[Callable[[], None]]]) -> None:

@@ -83,9 +83,10 @@ from tests.harness.assembly import FAST_CONTEXT, Synthesized, synthesize
 from tests.harness.atomic_dynamodb import atomic_dynamodb
 from tests.harness.iam import IamEnforcement
 from tests.harness.intrinsics import Resolver, getatt_targets
-from tests.harness.lambdas import AsyncInvocation, FunctionSpec, LambdaContext
+from tests.harness.lambdas import AsyncInvocation, FunctionSpec, LambdaContext, separate_metric_sets
 from tests.harness.limits import ServiceLimits
-from tests.harness.moto_patches import patch_lambda_invoke, patch_state_hooks, patch_step_functions, utc
+from tests.harness.clock import VirtualClock
+from tests.harness.moto_patches import patch_clock, patch_lambda_invoke, patch_state_hooks, patch_step_functions, utc
 from tests.harness.observe import Run
 from tests.harness.sagemaker_sim import SageMakerSimulator
 from tests.harness.service_model import ServiceModelCheck
@@ -139,11 +140,14 @@ class PipelineHarness:
         """Each call signed as the role that makes it in AWS and authorized (tests/harness/iam.py)."""
         self.service_model = ServiceModelCheck()
         """Each call's parameters checked against botocore's model (tests/harness/service_model.py)."""
+        self.clock = VirtualClock()
+        """The emulated world's time: skips ahead while everything waits (tests/harness/clock.py)."""
 
     # ---- lifecycle ----
 
     def __enter__(self) -> "PipelineHarness":
         self.synthesized = self.synthesized or synthesize({**FAST_CONTEXT, **self.context})
+        self._stack.enter_context(self.clock)
         self._stack.enter_context(mock.patch.dict(os.environ, {
             "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_NAMESPACE": "harness", "POWERTOOLS_LOG_LEVEL": "WARNING",
@@ -155,6 +159,7 @@ class PipelineHarness:
         self.limits.install(self._stack)
         self.simulator.on_endpoint_settled = self._on_endpoint_settled
         self.simulator.on_async_notice = self.deliver_sns
+        self.simulator.clock = self.clock
         self._stack.enter_context(self.simulator)
         # moto's interpreter logs every IsPresent miss as an ERROR and every SageMaker task as
         # "unsupported": noise here, since the harness serves those tasks.
@@ -162,7 +167,9 @@ class PipelineHarness:
         self._stack.callback(parser_log.setLevel, parser_log.level)
         parser_log.setLevel(logging.CRITICAL)
         patch_step_functions(self._stack)
+        patch_clock(self._stack, self.clock)
         patch_lambda_invoke(self._stack, self)
+        separate_metric_sets(self._stack)
         patch_state_hooks(self._stack, self._state_hooks)
         self._deploy()
         self._stack.enter_context(self.service_model)
@@ -468,7 +475,7 @@ class PipelineHarness:
             record.finished = datetime.now(timezone.utc)
             self.record("lambda", f"{function_name} finished: {record.error or result}")
 
-        thread = threading.Thread(target=run, name=f"async-{function_name}", daemon=True)
+        thread = self.clock.Thread(target=run, name=f"async-{function_name}", daemon=True)
         self._async_threads.append(thread)
         thread.start()
 
@@ -643,18 +650,21 @@ class PipelineHarness:
 
     def wait_until_idle(self, timeout_s: float = 60.0) -> None:
         """Wait until no execution of either state machine, no asynchronous request at the simulated
-        endpoint and no asynchronous invocation is running."""
+        endpoint, no endpoint still to settle and no asynchronous invocation is running."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             running = [e["executionArn"] for arn in (self.training_machine_arn, self.deploy_machine_arn)
                        for e in self.executions(arn) if e["status"] == "RUNNING"]
             running += [f"{n} asynchronous request(s) at SageMaker"] if (n := self.simulator.unfinished()) else []
             running += [t.name for t in self._async_threads if t.is_alive()]
+            running += self.simulator.settling()  # its state-change event may still start a run
             if not running:
                 self._announce_ended_executions()
                 self.check_limits()
                 return
-            time.sleep(0.2)
+            # 0.2 s on the clock: when everything else waits it skips there at once, never past the
+            # moment the pipeline went idle (e.g. to an idle endpoint's scale-in a minute later).
+            self.clock.wait(0.2)
         raise TimeoutError(f"still running after {timeout_s}s: {running}")
 
     def runs(self, machine_arn: str) -> list[Run]:

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import threading
 import time
 import uuid
@@ -76,6 +77,8 @@ from moto.sagemaker import models as sm_models
 from moto.sagemaker import responses as sm_responses
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+from tests.harness.clock import VirtualClock
 
 ACCOUNT = "123456789012"
 PLACEHOLDER_ACCEPT = "application/json;jpeg"
@@ -123,16 +126,18 @@ class SageMakerSimulator:
     """Called (topic ARN, notice) for each asynchronous success or error notification."""
     client_for_role: Optional[Callable[..., Any]] = None
     """(service, role ARN or None for the administrator) -> a boto3 client signed so; None: unsigned (no IAM)."""
+    clock: VirtualClock = field(default_factory=VirtualClock)
+    """Whose time training jobs and endpoints take (the harness's: tests/harness/clock.py)."""
 
     def __post_init__(self) -> None:
-        self._start = time.monotonic()
+        self._start = time.time()
         self.started_at = datetime.now(timezone.utc)
         """Wall-clock time of offset 0 in `timeline`."""
         self._lock = threading.RLock()
         self._jobs: dict[str, float] = {}  # name -> ready at
         self._endpoints: dict[str, dict[str, Any]] = {}  # name -> pending operation
         self._stack: Optional[ExitStack] = None
-        self._timers: list[threading.Timer] = []
+        self._timers: list[threading.Thread] = []
         self._async: dict[str, "_AsyncEndpoint"] = {}
         self._ticker: Optional[threading.Thread] = None
         self._stopping = threading.Event()
@@ -144,7 +149,7 @@ class SageMakerSimulator:
 
     def log(self, event: str, detail: str) -> None:
         with self._lock:
-            self.timeline.append((round(time.monotonic() - self._start, 3), event, detail))
+            self.timeline.append((round(time.time() - self._start, 3), event, detail))
 
     def count(self, call: str) -> int:
         return sum(1 for name, _ in self.calls if name == call)
@@ -184,7 +189,11 @@ class SageMakerSimulator:
 
         self._stack.enter_context(
             mock.patch.object(SageMakerRuntimeResponse, "invoke_endpoint_async", invoke_endpoint_async))
-        self._ticker = threading.Thread(target=self._tick_forever, name="sagemaker-async", daemon=True)
+        # Asynchronous endpoints run on the ticker below, an actor of the harness's clock: it waits
+        # until its next scale-out or scale-in is due; while requests are queued or running (their
+        # TTLs, time-outs and inference times), the clock runs at its normal rate.
+        self.clock.hold(self._requests_in_flight)
+        self._ticker = self.clock.Thread(target=self._tick_forever, name="sagemaker-async", daemon=True)
         self._ticker.start()
         return self
 
@@ -193,8 +202,6 @@ class SageMakerSimulator:
         self._stopping.set()
         if self._ticker is not None:
             self._ticker.join(5)
-        for timer in self._timers:
-            timer.cancel()
         self._stack.close()
 
     def _settle_later(self, backend: Any, endpoint_name: str) -> None:
@@ -210,8 +217,11 @@ class SageMakerSimulator:
             if self.on_endpoint_settled:
                 self.on_endpoint_settled(endpoint_name, status)
 
-        timer = threading.Timer(self.endpoint_s, settle)
-        timer.daemon = True
+        def settle_in_time() -> None:
+            if not self.clock.wait(self.endpoint_s, done=self._stopping.is_set):
+                settle()
+
+        timer = self.clock.Thread(target=settle_in_time, name=f"settle-{endpoint_name}", daemon=True)
         self._timers.append(timer)
         timer.start()
 
@@ -227,7 +237,7 @@ class SageMakerSimulator:
                 if failure:
                     sim._read_failures[job.training_job_name] = failure
                 sim.calls.append(("create_training_job", job.training_job_name))
-                sim._jobs[job.training_job_name] = time.monotonic() + sim.training_s
+                sim._jobs[job.training_job_name] = time.time() + sim.training_s
                 job.training_job_status = "InProgress"
                 job.secondary_status = "Training"
                 job.final_metric_data_list = []
@@ -244,7 +254,7 @@ class SageMakerSimulator:
             with sim._lock:
                 ready_at = sim._jobs.get(training_job_name)
                 if job is not None and ready_at is not None and job.training_job_status == "InProgress" \
-                        and time.monotonic() >= ready_at:
+                        and time.time() >= ready_at:
                     sim._finish_job(job)
             return original(backend, training_job_name)
 
@@ -372,7 +382,7 @@ class SageMakerSimulator:
                 sim.calls.append(("create_endpoint", endpoint_config_name))
                 endpoint.endpoint_status = "Creating"
                 sim._endpoints[endpoint_name] = {"kind": "create", "config": endpoint_config_name,
-                                                 "ready_at": time.monotonic() + sim.endpoint_s}
+                                                 "ready_at": time.time() + sim.endpoint_s}
             sim.log("endpoint-creating", f"{endpoint_name} {endpoint_config_name}")
             sim._settle_later(backend, endpoint_name)
             return endpoint
@@ -395,7 +405,7 @@ class SageMakerSimulator:
             endpoint.endpoint_status = "Updating"
             endpoint.failure_reason = None
             self._endpoints[endpoint_name] = {"kind": "update", "config": endpoint_config_name,
-                                              "ready_at": time.monotonic() + self.endpoint_s}
+                                              "ready_at": time.time() + self.endpoint_s}
         self.log("endpoint-updating", f"{endpoint_name} {endpoint.endpoint_config_name}->{endpoint_config_name}")
         self._settle_later(backend, endpoint_name)
         return endpoint
@@ -407,7 +417,7 @@ class SageMakerSimulator:
             with sim._lock:
                 endpoint = backend.endpoints.get(endpoint_name)
                 pending = sim._endpoints.get(endpoint_name)
-                if endpoint is not None and pending and time.monotonic() >= pending["ready_at"]:
+                if endpoint is not None and pending and time.time() >= pending["ready_at"]:
                     sim._finish_endpoint(backend, endpoint, pending)
                     del sim._endpoints[endpoint_name]
                 if endpoint is not None:
@@ -503,7 +513,7 @@ class SageMakerSimulator:
                 return
             config = self._backend().endpoint_configs[config_name]
             count = int(config.production_variants[0].get("InitialInstanceCount", 1))
-            fleet = _AsyncEndpoint(config=async_config, instances=count, last_work=time.monotonic())
+            fleet = _AsyncEndpoint(config=async_config, instances=count, last_work=time.time())
             if keep_queue and previous is not None:
                 fleet.queue, fleet.running = previous.queue, previous.running
             self._async[endpoint_name] = fleet
@@ -514,7 +524,7 @@ class SageMakerSimulator:
             endpoint = backend.endpoints.get(endpoint_name)
             if endpoint is not None:
                 pending = self._endpoints.get(endpoint_name)
-                if pending and time.monotonic() >= pending["ready_at"]:
+                if pending and time.time() >= pending["ready_at"]:
                     self._finish_endpoint(backend, endpoint, pending)
                     del self._endpoints[endpoint_name]
             self.calls.append(("invoke_endpoint_async", endpoint_name))
@@ -539,7 +549,7 @@ class SageMakerSimulator:
                 "content_type": headers.get("x-amzn-sagemaker-content-type"),
                 "ttl_s": int(headers.get("x-amzn-sagemaker-requestttlseconds") or 21600),
                 "timeout_s": int(headers.get("x-amzn-sagemaker-invocationtimeoutseconds") or 900),
-                "received": time.monotonic(), "received_at": _now_iso(),
+                "received": time.time(), "received_at": _now_iso(),
                 "output": f"{output['S3OutputPath'].rstrip('/')}/{name}.out",
                 "failure": f"{output.get('S3FailurePath', output['S3OutputPath']).rstrip('/')}/{name}-error.out",
                 "model": None, "role": None, "outcome": None,
@@ -550,15 +560,37 @@ class SageMakerSimulator:
         return {"InferenceId": request["inference_id"], "OutputLocation": request["output"],
                 "FailureLocation": request["failure"]}
 
+    def _requests_in_flight(self) -> bool:
+        # Read without the lock (the clock calls it holding its own): a snapshot is enough.
+        return any(fleet.queue or fleet.running for fleet in list(self._async.values()))
+
+    def _next_due(self) -> float:
+        """When the ticker must look next: a pending scale-out, an idle instance's scale-in, or
+        now while a fleet's policies are still to be read (never: nothing to do)."""
+        due = math.inf
+        with self._lock:
+            for fleet in self._async.values():
+                if fleet.scale_out_at is not None:
+                    due = min(due, fleet.scale_out_at)
+                elif fleet.instances and not fleet.queue and not fleet.running:
+                    if fleet.policies_read < 0:
+                        return time.time()
+                    idle_s = self._idle_s(fleet)  # re-read at the next tick: a jump never uses stale policies
+                    if idle_s is not None:
+                        due = min(due, fleet.last_work + idle_s)
+        return due
+
     def _tick_forever(self) -> None:
-        while not self._stopping.wait(0.02):
+        while not self._stopping.is_set():
             try:
                 self._tick()
             except Exception as error:  # keep serving; the test sees the outcome in the timeline
                 self.log("async-tick-error", repr(error))
+            # Every 20 ms of real time, or at once when the clock reaches the next due time.
+            self.clock.wait(until=self._next_due(), done=self._stopping.is_set, real_s=0.02)
 
     def _tick(self) -> None:
-        now = time.monotonic()
+        now = time.time()
         starts: list[tuple[str, dict[str, Any], str]] = []
         expired: list[dict[str, Any]] = []
         with self._lock:
@@ -585,7 +617,7 @@ class SageMakerSimulator:
             self._notify_error(request, "Request expired: the request waited in the queue longer than its "
                                         f"RequestTTLSeconds ({request['ttl_s']} s)")
         for name, request, config_name in starts:
-            threading.Thread(target=self._run_request, args=(name, request, config_name), daemon=True).start()
+            self.clock.Thread(target=self._run_request, args=(name, request, config_name), daemon=True).start()
 
     def _policies(self, endpoint_name: str) -> tuple[Optional[dict[str, Any]], dict[str, dict[str, Any]]]:
         """The variant's scalable target and {metric name: step policy its alarm triggers}."""
@@ -638,15 +670,20 @@ class SageMakerSimulator:
             fleet.scale_out_at = now + self.scale_out_s
             self.log("async-scale-out", f"{name} from {fleet.instances} (backlog {backlog})")
             return
-        idle = triggered.get("ApproximateBacklogSize")
-        if (fleet.instances and not backlog and idle and target["MinCapacity"] == 0
-                and idle["PolicyType"] == "StepScaling"
+        idle_s = self._idle_s(fleet)
+        if fleet.instances and not backlog and idle_s is not None and now - fleet.last_work >= idle_s:
+            self.log("async-scale-in", f"{name} {fleet.instances} -> 0 after {idle_s:g} s without work")
+            fleet.instances = 0
+
+    def _idle_s(self, fleet: "_AsyncEndpoint") -> Optional[float]:
+        """After how long without work the last instances stop: only if the idle alarm's
+        ExactCapacity-0 step policy exists (None: never, or the policies are not read yet)."""
+        idle, target = fleet.triggered.get("ApproximateBacklogSize"), fleet.target
+        if not (idle and target and target["MinCapacity"] == 0 and idle["PolicyType"] == "StepScaling"
                 and idle["StepScalingPolicyConfiguration"].get("AdjustmentType") == "ExactCapacity"):
-            alarm = idle["alarm"]
-            idle_s = self.scale_in_s if self.scale_in_s is not None else alarm["EvaluationPeriods"] * alarm["Period"]
-            if now - fleet.last_work >= idle_s:
-                self.log("async-scale-in", f"{name} {fleet.instances} -> 0 after {idle_s:g} s without work")
-                fleet.instances = 0
+            return None
+        alarm = idle["alarm"]
+        return self.scale_in_s if self.scale_in_s is not None else alarm["EvaluationPeriods"] * alarm["Period"]
 
     def _run_request(self, endpoint_name: str, request: dict[str, Any], config_name: str) -> None:
         backend = self._backend()
@@ -654,7 +691,7 @@ class SageMakerSimulator:
         model = config.production_variants[0].get("ModelName") if config else None
         request["model"] = model
         request["role"] = self._role_of(config_name)
-        request["started_s"] = round(time.monotonic() - self._start, 3)
+        request["started_s"] = round(time.time() - self._start, 3)
         self.log("async-invocation-started", f"{endpoint_name} {request['inference_id']} model={model}")
         error: Optional[str] = None
         answer: Optional[str] = None
@@ -677,7 +714,7 @@ class SageMakerSimulator:
             fleet = self._async.get(endpoint_name)
             if fleet is not None and request in fleet.running:
                 fleet.running.remove(request)
-                fleet.last_work = time.monotonic()
+                fleet.last_work = time.time()
         if error is None and answer is not None:
             if not self._write(request, request["output"], answer.encode()):
                 return
@@ -701,6 +738,10 @@ class SageMakerSimulator:
                                                                     "failureLocation": request["failure"]}})
         if request["outcome"] is None:
             request["outcome"] = "failed"
+
+    def settling(self) -> list[str]:
+        """Endpoints whose settling (and its state-change event) is still to come."""
+        return [t.name for t in self._timers if t.is_alive()]
 
     def unfinished(self) -> int:
         """Accepted asynchronous requests with no notice sent yet, on endpoints that still exist
