@@ -50,6 +50,13 @@ What the harness adds to moto, and says so:
   `h.limits.violations` for a test to assert on).
 - EventBridge: Step Functions' "Execution Status Change" event is delivered for every execution
   that ended, when `wait_until_idle` finds the pipeline idle (to the run-failure handler's rule).
+- Time: `h.clock` (tests/harness/clock.py). Every clock in the process reads the wall clock plus
+  an offset that jumps ahead when every thread the harness runs (the test, each execution and
+  the threads moto starts for it, each asynchronous invocation, the simulator's settling endpoints
+  and its ticker) waits: Wait states, `.sync` polls, retries, task timeouts and tokens end at
+  their time on every clock without that time passing on the wall clock.
+- Lambda: Powertools keeps one metric set per process; each invocation here keeps its own
+  (`separate_metric_sets`), as each function's process does on Lambda.
 - EventBridge: moto does not deliver S3 events to Lambda targets. `upload()` builds the event S3
   sends, checks it against the synthesized rule's pattern with moto's event-pattern matcher, and
   invokes the listener function as EventBridge would.
