@@ -517,7 +517,7 @@ class EmulatorBackend:
         self.harness.upload(key, body)  # put + the EventBridge event S3 would send
 
     def sleep(self, seconds: float) -> None:
-        time.sleep(min(seconds, 0.5))  # the emulator's waits are seconds, not minutes
+        self.harness.clock.wait(min(seconds, 0.5))  # the emulator's time (tests/harness/clock.py): skipped when all wait
 
     def destroy_stack(self, say: Callable[[str], None]) -> None:
         raise RuntimeError("the emulator never deploys a stack")

@@ -46,7 +46,7 @@ class RealClock:
             s3 = self.harness.client("s3")
             for obj in s3.list_objects_v2(Bucket=BUCKET_NAME, Prefix=self.prefix)["Contents"]:
                 self.harness.deliver(self.harness.s3_event(obj["Key"], size=obj["Size"], etag=obj["ETag"].strip('"')))
-        time.sleep(seconds)
+        self.harness.clock.wait(seconds)  # the emulator's time: skipped while the pipeline only waits
 
 
 def test_upload_follows_the_real_pipeline_until_the_model_is_live(synthesized, tmp_path, capsys):
