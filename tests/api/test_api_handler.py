@@ -98,22 +98,44 @@ def test_generation_without_wait_answers_202_at_once_and_finishes_with_the_notic
     assert 0 <= body["parameters"]["seed"] < 2**32 and done["parameters"]["seed"] == body["parameters"]["seed"]
 
 
-def test_wait_gives_up_with_202_when_the_result_is_not_ready(live):
+class VirtualTime:
+    """The handler's clock and sleep on virtual time: a sleep advances it at once and is recorded."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def virtual_time(live, monkeypatch):
+    virtual = VirtualTime()
+    monkeypatch.setattr(live.api_module.generations, "clock", virtual.clock)
+    monkeypatch.setattr(live.api_module.generations, "sleep", virtual.sleep)
+    return virtual
+
+
+def test_wait_gives_up_with_202_when_the_result_is_not_ready(live, virtual_time):
     live.mode = "defer"
-    started = time.monotonic()
     answer = live.api.call("POST", "/generations", {"prompt": "a dog", "wait": 1})
     assert answer.status == 202 and answer.json()["status"] == "queued"
-    assert 0.9 <= time.monotonic() - started < 5
+    # it polled the record until the second asked for was over, and no longer
+    assert len(virtual_time.sleeps) > 1 and sum(virtual_time.sleeps) == pytest.approx(1)
 
 
-def test_wait_is_capped_by_the_configured_maximum(live):
+def test_wait_is_capped_by_the_configured_maximum(live, virtual_time):
     live.mode = "defer"
     generations = live.api_module.generations
     generations.settings = dataclasses.replace(generations.settings, max_wait_s=1)
-    started = time.monotonic()
     answer = live.api.call("POST", "/generations", {"prompt": "a dog", "wait": 25})
     assert answer.status == 202
-    assert time.monotonic() - started < 5
+    assert sum(virtual_time.sleeps) == pytest.approx(1)
 
 
 def test_model_error_becomes_a_failed_generation_with_the_reason(live):

@@ -59,7 +59,9 @@ class LocalApi:
     def __post_init__(self) -> None:
         self.server: WSGIServer = make_server("127.0.0.1", 0, self._staged, handler_class=_QuietHandler)
         self.url = f"http://127.0.0.1:{self.server.server_port}{STAGE}/"
-        self._thread = threading.Thread(target=self.server.serve_forever, name="local-api", daemon=True)
+        # shutdown() waits for serve_forever's next poll: 0.5 s at its default, each test.
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.01},
+                                        name="local-api", daemon=True)
 
     def _staged(self, environ: dict, start_response: Callable) -> list[bytes]:
         path = environ.get("PATH_INFO", "")
