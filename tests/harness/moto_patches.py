@@ -134,6 +134,7 @@ _PARSED_LOCK = threading.Lock()
 
 def patch_step_functions(stack: ExitStack) -> None:
     """The SageMaker .sync service and the conversions AWS makes that moto's interpreter skips."""
+    patch_jsonpath_parse(stack)
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_factory as factory,
     )
@@ -244,6 +245,23 @@ def patch_step_functions(stack: ExitStack) -> None:
 
     stack.enter_context(mock.patch.object(IsTimestamp, "string_to_timestamp", staticmethod(string_to_timestamp)))
     stack.enter_context(mock.patch.object(StateTaskServiceSfn, "_eval_service_task", eval_service_task))
+
+
+def patch_jsonpath_parse(stack: ExitStack) -> None:
+    """moto's interpreter builds a JSONPath parser (jsonpath-ng's, with PLY tables) for every path it
+    evaluates, at every state of every run; the parse of a path string is the same each time and
+    jsonpath-ng's parsed expressions are only read (find / update build new data, not new paths),
+    so each string is parsed once per process."""
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    for module in (json_path, result_path):
+        original = module.parse
+        memoized = _MEMOIZED_PARSE.setdefault(original, functools.lru_cache(maxsize=8192)(original))
+        stack.enter_context(mock.patch.object(module, "parse", memoized))
+
+
+_MEMOIZED_PARSE: dict[Any, Any] = {}
 
 
 def patch_clock(stack: ExitStack, clock: VirtualClock) -> None:

@@ -22,6 +22,7 @@ from tests.harness.limits import (
     ServiceLimitExceeded,
     ServiceLimits,
 )
+from tests.harness.moto_patches import patch_jsonpath_parse
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/machine"
@@ -32,6 +33,7 @@ def moto_sfn():
     with ExitStack() as stack:
         stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
         limits = ServiceLimits().install(stack)
+        patch_jsonpath_parse(stack)  # as in PipelineHarness: moto's interpreter parses each path once
         yield boto3.client("stepfunctions", region_name=REGION), limits
 
 
