@@ -102,6 +102,11 @@ def topic(resources: Resources, display_name: str) -> str:
                 f"displayed as {display_name!r}")
 
 
+def listed(value: Any) -> list[Any]:
+    """A policy field that may be one value or a list (Action, Resource), as a list."""
+    return value if isinstance(value, list) else [value]
+
+
 def statements_of_role(resources: Resources, role: str) -> list[dict[str, Any]]:
     """Every statement of the IAM policies attached to `role` (a logical id)."""
     return [s for v in of_type(resources, "AWS::IAM::Policy").values() if {"Ref": role} in v["Properties"]["Roles"]

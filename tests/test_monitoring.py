@@ -141,10 +141,6 @@ def test_cloudwatch_alarms_may_use_the_topic_and_its_key_and_nothing_else_may(te
     ])}})
 
 
-def _listed(value):
-    return value if isinstance(value, list) else [value]
-
-
 def test_every_publisher_may_encrypt_with_the_topic_key(resources):
     """Publishers are read from the template: every role with a statement allowing sns:Publish on
     the topic must be allowed kms:GenerateDataKey* and kms:Decrypt on the topic's key."""
@@ -157,8 +153,8 @@ def test_every_publisher_may_encrypt_with_the_topic_key(resources):
                 by_role.setdefault(role["Ref"], []).extend(value["Properties"]["PolicyDocument"]["Statement"])
 
     def allows(statement, action, resource):
-        return (statement["Effect"] == "Allow" and resource in _listed(statement["Resource"])
-                and any(fnmatch.fnmatchcase(action, pattern) for pattern in _listed(statement["Action"])))
+        return (statement["Effect"] == "Allow" and resource in find.listed(statement["Resource"])
+                and any(fnmatch.fnmatchcase(action, pattern) for pattern in find.listed(statement["Action"])))
 
     publishers = {role for role, statements in by_role.items()
                   if any(allows(s, "sns:Publish", topic) for s in statements)}

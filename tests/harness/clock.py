@@ -57,6 +57,8 @@ class VirtualClock:
         self.jumps = 0
         self.Thread = self._thread_class()
         """A `threading.Thread` counted as an actor from start() until its target returns."""
+        self.event = self._event_class()
+        """A `threading.Event` whose wait(timeout) is a wait on this clock."""
 
     # ---- lifecycle ----
 
@@ -129,8 +131,7 @@ class VirtualClock:
 
         return Thread
 
-    def event(self) -> threading.Event:
-        """A `threading.Event` whose wait(timeout) is a wait on this clock."""
+    def _event_class(self) -> type:
         clock = self
 
         class Event(threading.Event):
@@ -139,7 +140,7 @@ class VirtualClock:
                     clock.wait(timeout, done=self.is_set)
                 return self.is_set()
 
-        return Event()
+        return Event
 
     # ---- waiting ----
 

@@ -89,10 +89,10 @@ from tests.harness.account import ACCOUNT, BUCKET_NAME, REGION
 from tests.harness.assembly import FAST_CONTEXT, Synthesized, synthesize
 from tests.harness.atomic_dynamodb import atomic_dynamodb
 from tests.harness.iam import IamEnforcement
+from tests.harness.clock import VirtualClock
 from tests.harness.intrinsics import Resolver, getatt_targets
 from tests.harness.lambdas import AsyncInvocation, FunctionSpec, LambdaContext, separate_metric_sets
 from tests.harness.limits import ServiceLimits
-from tests.harness.clock import VirtualClock
 from tests.harness.moto_patches import patch_clock, patch_lambda_invoke, patch_state_hooks, patch_step_functions, utc
 from tests.harness.observe import Run
 from tests.harness.sagemaker_sim import SageMakerSimulator
@@ -147,8 +147,9 @@ class PipelineHarness:
         """Each call signed as the role that makes it in AWS and authorized (tests/harness/iam.py)."""
         self.service_model = ServiceModelCheck()
         """Each call's parameters checked against botocore's model (tests/harness/service_model.py)."""
-        self.clock = VirtualClock()
-        """The emulated world's time: skips ahead while everything waits (tests/harness/clock.py)."""
+        self.clock: VirtualClock = self.simulator.clock
+        """The emulated world's time, the simulator's too: skips ahead while everything waits
+        (tests/harness/clock.py)."""
 
     # ---- lifecycle ----
 
@@ -166,7 +167,6 @@ class PipelineHarness:
         self.limits.install(self._stack)
         self.simulator.on_endpoint_settled = self._on_endpoint_settled
         self.simulator.on_async_notice = self.deliver_sns
-        self.simulator.clock = self.clock
         self._stack.enter_context(self.simulator)
         # moto's interpreter logs every IsPresent miss as an ERROR and every SageMaker task as
         # "unsupported": noise here, since the harness serves those tasks.

@@ -127,7 +127,7 @@ class SageMakerSimulator:
     client_for_role: Optional[Callable[..., Any]] = None
     """(service, role ARN or None for the administrator) -> a boto3 client signed so; None: unsigned (no IAM)."""
     clock: VirtualClock = field(default_factory=VirtualClock)
-    """Whose time training jobs and endpoints take (the harness's: tests/harness/clock.py)."""
+    """Whose time training jobs and endpoints take (a PipelineHarness runs on this one: tests/harness/clock.py)."""
 
     def __post_init__(self) -> None:
         self._start = time.time()
@@ -137,7 +137,7 @@ class SageMakerSimulator:
         self._jobs: dict[str, float] = {}  # name -> ready at
         self._endpoints: dict[str, dict[str, Any]] = {}  # name -> pending operation
         self._stack: Optional[ExitStack] = None
-        self._timers: list[threading.Thread] = []
+        self._settlers: list[threading.Thread] = []
         self._async: dict[str, "_AsyncEndpoint"] = {}
         self._ticker: Optional[threading.Thread] = None
         self._stopping = threading.Event()
@@ -221,9 +221,9 @@ class SageMakerSimulator:
             if not self.clock.wait(self.endpoint_s, done=self._stopping.is_set):
                 settle()
 
-        timer = self.clock.Thread(target=settle_in_time, name=f"settle-{endpoint_name}", daemon=True)
-        self._timers.append(timer)
-        timer.start()
+        settler = self.clock.Thread(target=settle_in_time, name=f"settle-{endpoint_name}", daemon=True)
+        self._settlers.append(settler)
+        settler.start()
 
     # -- training jobs --
 
@@ -741,7 +741,7 @@ class SageMakerSimulator:
 
     def settling(self) -> list[str]:
         """Endpoints whose settling (and its state-change event) is still to come."""
-        return [t.name for t in self._timers if t.is_alive()]
+        return [t.name for t in self._settlers if t.is_alive()]
 
     def unfinished(self) -> int:
         """Accepted asynchronous requests with no notice sent yet, on endpoints that still exist

@@ -34,10 +34,6 @@ def registry_table(resources: dict) -> str:
     return find.only(resources, "AWS::DynamoDB::Table", lambda p: p["KeySchema"] == keyed_by_model, "the model registry")
 
 
-def _listed(value):
-    return value if isinstance(value, list) else [value]
-
-
 MACHINES = {"-train": find.training_machine, "-deploy": find.deploy_machine}
 
 
@@ -153,7 +149,7 @@ def test_state_machines_pass_only_the_sagemaker_roles_and_only_to_sagemaker(reso
         passes = [s for s in policy_statements(resources, machine) if "iam:PassRole" in _actions(s)]
         assert passes, machine
         for statement in passes:
-            assert {"Fn::GetAtt": [ROLES[role](resources), "Arn"]} in _listed(statement["Resource"])
+            assert {"Fn::GetAtt": [ROLES[role](resources), "Arn"]} in find.listed(statement["Resource"])
             assert "*" not in json.dumps(statement["Resource"])
             assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
     # The hosting role is left as written: CDK's CreateModel task adds nothing to it.
@@ -239,8 +235,7 @@ def test_function_environments_are_what_the_handlers_read(resources, monkeypatch
 
 
 def _actions(statement: dict) -> list[str]:
-    actions = statement["Action"]
-    return actions if isinstance(actions, list) else [actions]
+    return find.listed(statement["Action"])
 
 
 def test_quiet_window_and_limits_are_configurable():
