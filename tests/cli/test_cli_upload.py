@@ -154,10 +154,10 @@ def test_an_upload_interrupted_while_staging_leaves_nothing_under_datasets(run, 
     # Given Ctrl-C (a real SIGINT, as the terminal sends it to the main thread) while the third image
     # is going up (the old upload put images straight into datasets/). The upload runs on s3transfer's
     # worker thread; that thread holds the third PutObject until the main thread has taken the
-    # KeyboardInterrupt and cancelled the transfer (the body then refuses reads), so the outcome does
-    # not depend on which thread runs first.
+    # KeyboardInterrupt (and, usually, cancelled the transfer: the body then refuses reads). Whether
+    # that cut-short PutObject still lands depends on the threads' order, as for a real Ctrl-C.
     order = put_order(run.session)
-    interrupted, held = threading.Event(), []
+    interrupted = threading.Event()
 
     def on_sigint(signum, frame):
         interrupted.set()
@@ -178,18 +178,18 @@ def test_an_upload_interrupted_while_staging_leaves_nothing_under_datasets(run, 
             deadline = time.monotonic() + 30
             while not (interrupted.is_set() and cancelled(params["Body"])) and time.monotonic() < deadline:
                 time.sleep(0.005)
-            held.append(cancelled(params["Body"]))
 
     run.session.events.register("before-parameter-build.s3.PutObject", ctrl_c)
     code, out, err = run("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--no-wait")
-    assert interrupted.is_set() and held == [True]
+    assert interrupted.is_set()
     # Then nothing is under datasets/dog/ (no event the pipeline listens to, so no training), and the
     # message counts every staging object that may remain (the one whose call was cut short too) and
     # says they are safe to delete
     assert code == 130
     assert bucket_keys("datasets/") == []
     staged = bucket_keys("uploads/dog/")
-    assert [k.rsplit("/", 1)[1] for k in staged] == ["dog0.jpg", "dog1.jpg"]
+    names = [k.rsplit("/", 1)[1] for k in staged]
+    assert names in (["dog0.jpg", "dog1.jpg"], ["dog0.jpg", "dog1.jpg", "dog2.jpg"])  # the third: cut short
     staging = staged[0].rsplit("/", 1)[0] + "/"
     assert "Interrupted while uploading to the staging area: nothing was written under" in err
     assert "so no training starts" in err and f"s3://{BUCKET}/{staging}" in err and "safe to delete" in err
