@@ -51,6 +51,19 @@ def models_parsed_once():
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def moto_response_names_looked_up_once():
+    """moto's serializer looks up each member's attribute names once per response, not per object
+    (tests/harness/moto_patches.py, `patch_response_keys`; the harness enters it on its own too)."""
+    from contextlib import ExitStack
+
+    from tests.harness.moto_patches import patch_response_keys
+
+    with ExitStack() as stack:
+        patch_response_keys(stack)
+        yield
+
+
 def synth_stack(context: Optional[Mapping[str, Any]] = None, environ: Optional[Mapping[str, str]] = None):
     """The real app with extra context (cdk.json's context applies too); returns the stack.
 

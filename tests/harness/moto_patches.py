@@ -135,6 +135,7 @@ _PARSED_LOCK = threading.Lock()
 def patch_step_functions(stack: ExitStack) -> None:
     """The SageMaker .sync service and the conversions AWS makes that moto's interpreter skips."""
     patch_jsonpath_parse(stack)
+    patch_response_keys(stack)
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_factory as factory,
     )
@@ -262,6 +263,50 @@ def patch_jsonpath_parse(stack: ExitStack) -> None:
 
 
 _MEMOIZED_PARSE: dict[Any, Any] = {}
+
+
+def patch_response_keys(stack: ExitStack) -> None:
+    """moto serializes every response member by member, and for each member of each object asks six
+    alias providers which attribute names to try (`XFormedAttributePicker.get_possible_keys`), then
+    tries each name: for a 25,000-event execution history that is 1.1 million members and most of
+    the test's time. The names depend only on the member's key, its shape and parent shape, and the
+    object's class (and on the object's own `Meta` aliases: objects that have one are asked every
+    time). moto builds a new picker for each response, and botocore's shapes are fixed for the life
+    of that response (`members` / `member` are cached properties), so the picker remembers the names
+    for the response it serializes. For a plain dict (most of what moto's Step Functions returns) the
+    names are tried with `dict.get`, as moto's `get_value` does for a name without a dot."""
+    from moto.core.serialize import XFormedAttributePicker
+    from moto.core.utils import MISSING, get_value
+
+    keys_of, pick = XFormedAttributePicker.get_possible_keys, XFormedAttributePicker.__call__
+    if getattr(keys_of, "remembers", False):  # already in place (the test session's and a harness's)
+        return
+
+    def possible_keys(picker: Any, context: Any) -> Any:
+        obj, shape = context.obj, context.shape
+        if hasattr(obj, "Meta"):
+            return keys_of(picker, context)
+        cache = picker.__dict__.setdefault("_possible_keys", {})
+        key = (context.key, id(shape), id(getattr(shape, "parent", None)), type(obj))
+        names = cache.get(key)
+        if names is None:  # the shape is held with its names: its id stays its own
+            names = cache[key] = (tuple(keys_of(picker, context)), shape)
+        return names[0]
+
+    def picked(picker: Any, context: Any) -> Any:
+        obj = context.obj
+        if type(obj) is not dict or picker.response_transformers:
+            return pick(picker, context)
+        for name in possible_keys(picker, context):
+            value = obj.get(name, MISSING) if "." not in name else get_value(obj, name, MISSING)
+            if value is not MISSING:
+                return value
+        return None
+
+    possible_keys.remembers = True  # type: ignore[attr-defined]
+    possible_keys.moto_s, picked.moto_s = keys_of, pick  # type: ignore[attr-defined]  # for a test to compare
+    stack.enter_context(mock.patch.object(XFormedAttributePicker, "get_possible_keys", possible_keys))
+    stack.enter_context(mock.patch.object(XFormedAttributePicker, "__call__", picked))
 
 
 def patch_clock(stack: ExitStack, clock: VirtualClock) -> None:
