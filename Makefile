@@ -25,9 +25,10 @@ acceptance: $(VENV)/.rehearsal node_modules/.installed
 	@$(PY) -m scripts.acceptance $(ARGS)
 
 ## test: the whole suite, gates included (cdk-nag, cfn-lint, checkov, moto), on two workers
-## (pytest-xdist, one test file per worker at a time); `make test PARALLEL=` runs it serially.
+## (pytest-xdist, one test file per worker at a time, slow tiers first: tests/conftest.py);
+## `make test PARALLEL=` runs it serially.
 TEST_TOOLS := $(VENV)/.dev .venv-checkov/.installed node_modules/.installed $(CHROMIUM)
-PARALLEL ?= -n 2 --dist loadfile
+PARALLEL ?= -n 2 --dist loadfile --no-loadscope-reorder
 test: $(TEST_TOOLS)
 	$(PY) -m pytest $(PARALLEL) $(PYTEST_ARGS)
 

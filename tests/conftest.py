@@ -117,10 +117,23 @@ def tier_of(item: pytest.Item) -> str:
     return "unit"
 
 
+# The order test files start in: the slow tiers first. On two workers (`make test`: xdist hands out
+# whole files, in the collection's order with `--no-loadscope-reorder`) a long file that starts last
+# leaves the other worker idle until it ends; a file of quick unit tests fills the gaps instead.
+_START_ORDER = ("gates", "emulator", "browser", "construct", "unit")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank: dict[Path, int] = {}
     for item in items:
         if not any(item.get_closest_marker(tier) for tier in TIERS):
             item.add_marker(tier_of(item))
+        tier = next(t for t in TIERS if item.get_closest_marker(t))
+        rank[item.path] = min(rank.get(item.path, len(_START_ORDER)), _START_ORDER.index(tier))
+    first = {}
+    for index, item in enumerate(items):
+        first.setdefault(item.path, index)
+    items.sort(key=lambda item: (rank[item.path], first[item.path]))  # stable: each file's tests stay in order
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

@@ -345,16 +345,21 @@ def test_a_stopped_upload_window_does_not_block_the_dataset(synthesized):
     import time
 
     with harness(synthesized) as h:
-        # Given the dataset's waiting execution stopped by an operator before its window closed...
+        # Given the dataset's waiting execution stopped by an operator before its window closed (the
+        # clock held meanwhile: it would otherwise skip the quiet window as soon as the execution
+        # waits in it while this thread waits for the upload's Lambda, before the stop comes)...
+        operator_at_work = [True]
+        h.clock.hold(lambda: operator_at_work[0])
         h.upload("datasets/doppler/dog0.jpg", DOG_PHOTOS["dog0.jpg"])
         (waiting,) = h.executions(h.training_machine_arn)
         sfn = h.client("stepfunctions")
-        for _ in range(50):  # moto cannot stop an execution before its first state has begun
-            events = sfn.get_execution_history(executionArn=waiting["executionArn"])["events"]
-            if any(e["type"] == "WaitStateEntered" for e in events):
-                break
+        deadline = time.monotonic() + 60  # moto cannot stop an execution before its first state has begun
+        while not any(e["type"] == "WaitStateEntered"
+                      for e in sfn.get_execution_history(executionArn=waiting["executionArn"])["events"]):
+            assert time.monotonic() < deadline, "the execution never reached its quiet window"
             time.sleep(0.1)
         sfn.stop_execution(executionArn=waiting["executionArn"])
+        operator_at_work[0] = False
         # ...the next upload opens a new window instead of finding the old one still "active".
         answer = h.upload("datasets/doppler/dog1.jpg", DOG_PHOTOS["dog1.jpg"])
         assert answer["action"] == "restarted"
