@@ -190,9 +190,10 @@ class SageMakerSimulator:
         self._stack.enter_context(
             mock.patch.object(SageMakerRuntimeResponse, "invoke_endpoint_async", invoke_endpoint_async))
         # Asynchronous endpoints run on the ticker below, an actor of the harness's clock: it waits
-        # until its next scale-out or scale-in is due; while requests are queued or running (their
-        # TTLs, time-outs and inference times), the clock runs at its normal rate.
-        self.clock.hold(self._requests_in_flight)
+        # until its next scale-out or scale-in is due. A running request is an actor too, waiting its
+        # inference time (or its invocation timeout) on the clock. While requests are queued (their
+        # TTLs, their start when an instance frees up), the clock runs at its normal rate.
+        self.clock.hold(self._requests_queued)
         self._ticker = self.clock.Thread(target=self._tick_forever, name="sagemaker-async", daemon=True)
         self._ticker.start()
         return self
@@ -560,9 +561,9 @@ class SageMakerSimulator:
         return {"InferenceId": request["inference_id"], "OutputLocation": request["output"],
                 "FailureLocation": request["failure"]}
 
-    def _requests_in_flight(self) -> bool:
+    def _requests_queued(self) -> bool:
         # Read without the lock (the clock calls it holding its own): a snapshot is enough.
-        return any(fleet.queue or fleet.running for fleet in list(self._async.values()))
+        return any(fleet.queue for fleet in list(self._async.values()))
 
     def _next_due(self) -> float:
         """When the ticker must look next: a pending scale-out, an idle instance's scale-in, or
@@ -702,11 +703,11 @@ class SageMakerSimulator:
             error = self.model_error(payload) if self.model_error else None
             if error is None:
                 if self.inference_s > request["timeout_s"]:
-                    time.sleep(request["timeout_s"])
+                    self.clock.sleep(request["timeout_s"])
                     error = (f"Invocation timed out: the model did not answer within InvocationTimeoutSeconds "
                              f"({request['timeout_s']} s)")
                 else:
-                    time.sleep(self.inference_s)
+                    self.clock.sleep(self.inference_s)
                     answer, _ = self._answer(payload, model or "?", request["accept"])
         except Exception as failure:  # what the model container would answer: a 4xx/5xx
             error = f"the simulated model could not read the request ({failure!r})"

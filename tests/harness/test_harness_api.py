@@ -36,18 +36,20 @@ def harness(synthesized, **simulator) -> PipelineHarness:
     return PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(**simulator))
 
 
-def wait_for(condition, timeout_s: float = 30, what: str = "condition"):
+def wait_for(h: PipelineHarness, condition, timeout_s: float = 30, what: str = "condition"):
+    """Poll `condition` every 0.05 s on the harness's clock (skipped when everything else waits too),
+    for at most `timeout_s` real seconds."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
-        time.sleep(0.05)
+        h.clock.wait(0.05)
     raise TimeoutError(what)
 
 
 def finished(h: PipelineHarness, generation_id: str, timeout_s: float = 30) -> dict:
-    return wait_for(lambda: (lambda b: b if b["status"] != "queued" else None)(
+    return wait_for(h, lambda: (lambda b: b if b["status"] != "queued" else None)(
         h.api("GET", f"/generations/{generation_id}").json()), timeout_s, f"generation {generation_id}")
 
 
@@ -130,7 +132,7 @@ def test_fifty_requests_at_zero_instances_start_one_instance_and_each_runs_once(
     with harness(synthesized, scale_out_s=1.5, scale_in_s=0.5, inference_s=0.01) as h:
         model_id = h.train_and_deploy("doppler", PHOTOS)
         # Given the endpoint scaled in to zero instances after its idle time (billing stopped)
-        wait_for(lambda: instances(h) == 0, 10, "scale-in to zero")
+        wait_for(h, lambda: instances(h) == 0, 10, "scale-in to zero")
         assert events(h, "async-scale-in")
         # When 50 generations arrive
         ids, answers = [], []
@@ -160,13 +162,13 @@ def test_requests_during_a_model_update_are_served_by_the_old_then_the_new_model
         old = h.train_and_deploy("doppler", PHOTOS)
         # Given a second model being deployed (the endpoint Updating: SageMaker keeps the old model serving)
         h.upload_dataset("cat", CAT_PHOTOS)
-        wait_for(lambda: h.simulator.count("update_endpoint"), 60, "update started")
+        wait_for(h, lambda: h.simulator.count("update_endpoint"), 60, "update started")
         during = []
         while h.client("sagemaker").describe_endpoint(EndpointName=h.endpoint_name)["EndpointStatus"] == "Updating":
             answer = h.api("POST", "/generations", {"prompt": "during the update", "seed": len(during)})
             assert answer.status == 202, answer.text  # never refused for the endpoint's state
             during.append(answer.json()["id"])
-            time.sleep(0.2)
+            h.clock.wait(0.2)
         h.wait_until_idle(60)
         (new,) = set(h.models()) - {old}
         assert h.live_pointer()["liveModelId"] == new
@@ -255,7 +257,7 @@ def test_a_model_error_and_an_invocation_timeout_end_failed_with_the_reason(synt
 def test_a_request_whose_ttl_passes_in_the_queue_ends_failed_with_the_reason(synthesized):
     with harness(synthesized, scale_out_s=60, scale_in_s=0.3) as h:
         h.train_and_deploy("doppler", PHOTOS)
-        wait_for(lambda: instances(h) == 0, 10, "scale-in to zero")
+        wait_for(h, lambda: instances(h) == 0, 10, "scale-in to zero")
         generation_id = h.api("POST", "/generations", {"prompt": "no instance in time"}).json()["id"]
         (queued,) = h.simulator.async_requests
         assert queued["ttl_s"] == 360 * 60  # as the API sent it (asyncRequestTtlMinutes)
