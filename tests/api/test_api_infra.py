@@ -14,6 +14,7 @@ from stacks.contract import ApiEnv
 from stacks.api.construct import (
     API_GATEWAY_LIMIT_S, OPENAPI_PATH, api_gateway_model_schema, is_public, load_openapi,
 )
+from tests import template_find as find
 from tests.api.lambda_loader import API_CODE, load
 from tests.api.stack_fixture import ENDPOINT_NAME, build
 
@@ -42,9 +43,8 @@ def api_methods(template: Template) -> dict:
 
 
 def function_with_handler(template: Template, handler: str) -> dict:
-    (function,) = [f for f in template.find_resources("AWS::Lambda::Function").values()
-                   if f["Properties"].get("Handler") == handler]
-    return function["Properties"]
+    resources = template.to_json()["Resources"]
+    return resources[find.function(resources, handler)]["Properties"]
 
 
 def test_every_documented_operation_is_a_method_and_nothing_else(key_template):
@@ -230,26 +230,20 @@ def test_generations_table_expires_records_by_ttl_and_indexes_pending_ones(key_t
     })
 
 
-def policy_statements(template: Template, role_prefix: str) -> list[dict]:
-    statements = []
-    for policy in template.find_resources("AWS::IAM::Policy").values():
-        roles = json.dumps(policy["Properties"]["Roles"])
-        if role_prefix in roles:
-            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
-    return statements
+def policy_statements(template: Template, handler: str) -> list[dict]:
+    """The statements of the role the function with `handler` runs with."""
+    resources = template.to_json()["Resources"]
+    return find.statements_of_role(resources, find.role_of(resources, find.function(resources, handler)))
 
 
 def actions_of(statements: list[dict]) -> set[str]:
-    found = set()
-    for s in statements:
-        found.update([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
-    return found
+    return {action for s in statements for action in find.listed(s["Action"])}
 
 
 def test_only_the_api_and_dispatcher_may_send_to_the_endpoint_and_only_to_that_endpoint(key_template):
-    api = policy_statements(key_template, "ApiHandlerRole")
-    dispatch = policy_statements(key_template, "ApiDispatchRole")
-    results = policy_statements(key_template, "ApiResultsRole")
+    api = policy_statements(key_template, "handler.lambda_handler")
+    dispatch = policy_statements(key_template, "dispatch.lambda_handler")
+    results = policy_statements(key_template, "results.lambda_handler")
     for sender in (api, dispatch):
         (invoke,) = [s for s in sender if "sagemaker:InvokeEndpointAsync" in s["Action"]]
         assert json.dumps(invoke["Resource"]).endswith(f':endpoint/{ENDPOINT_NAME.lower()}"]]}}')
@@ -260,7 +254,7 @@ def test_only_the_api_and_dispatcher_may_send_to_the_endpoint_and_only_to_that_e
     assert not any(a.startswith("dynamodb:Delete") for a in actions_of(api + results + dispatch))
     assert "s3:DeleteObject*" not in actions_of(results + dispatch)
     # The API deletes only its own staging objects under uploads/ (tests/api/test_api_datasets.py)
-    (delete,) = [s for s in api if "s3:DeleteObject" in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+    (delete,) = [s for s in api if "s3:DeleteObject" in find.listed(s["Action"])]
     assert json.dumps(delete["Resource"]).endswith('/uploads/*"]]}')
 
 
@@ -317,9 +311,8 @@ def test_browsers_get_cors_preflight_and_cors_headers_on_refusals():
     for response in template.find_resources("AWS::ApiGateway::GatewayResponse").values():
         assert response["Properties"]["ResponseParameters"] == {
             "gatewayresponse.header.Access-Control-Allow-Origin": "'https://studio.example.com'"}
-    (handler,) = [f for f in template.find_resources("AWS::Lambda::Function").values()
-                  if f["Properties"].get("Handler") == "handler.lambda_handler"]
-    assert handler["Properties"]["Environment"]["Variables"]["CORS_ALLOW_ORIGIN"] == "https://studio.example.com"
+    handler = function_with_handler(template, "handler.lambda_handler")
+    assert handler["Environment"]["Variables"]["CORS_ALLOW_ORIGIN"] == "https://studio.example.com"
 
 
 def test_without_cors_there_is_no_preflight(key_template):
@@ -330,7 +323,7 @@ def test_without_cors_there_is_no_preflight(key_template):
 
 
 def test_the_api_reads_the_registry_and_writes_only_the_retrain_claim(key_template):
-    api = policy_statements(key_template, "ApiHandlerRole")
+    api = policy_statements(key_template, "handler.lambda_handler")
     registry = [s for s in api if "Registry" in json.dumps(s["Resource"])]
     # UpdateItem: POST /models/{id}/retrain's conditional claim (tests/api/test_api_input_classes.py)
     assert actions_of(registry) == {"dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem"}

@@ -425,8 +425,9 @@ class PipelineHarness:
         assert self.synthesized is not None
         return f"{self.synthesized.stack_name[:59]}-sd"
 
-    def function_named(self, contains: str) -> FunctionSpec:
-        (match,) = [spec for logical, spec in self.functions.items() if contains in logical]
+    def function_with_handler(self, handler: str) -> FunctionSpec:
+        """The one function whose Handler is `handler` ("module.function")."""
+        (match,) = [spec for spec in self.functions.values() if spec.handler == handler]
         return match
 
     @property
@@ -444,11 +445,11 @@ class PipelineHarness:
     @property
     def results_function(self) -> FunctionSpec:
         """The function subscribed to SageMaker's asynchronous inference notices."""
-        return self.function_named("ApiResults")
+        return self.function_with_handler("results.lambda_handler")
 
     @property
     def dispatch_function(self) -> FunctionSpec:
-        return self.function_named("ApiDispatch")
+        return self.function_with_handler("dispatch.lambda_handler")
 
     @property
     def generations_table(self) -> str:
@@ -524,9 +525,8 @@ class PipelineHarness:
         self.record("api", f"{method.upper()} {path}{'?' + query if query else ''} -> {answer.status}{state}")
         return answer
 
-    def invoke(self, contains: str, payload: Any) -> Any:
+    def invoke(self, spec: FunctionSpec, payload: Any) -> Any:
         """Invoke a pipeline function through moto's Lambda API (which runs it in-process)."""
-        spec = self.function_named(contains)
         response = self.client("lambda").invoke(FunctionName=spec.name, Payload=json.dumps(payload).encode())
         body = json.loads(response["Payload"].read())
         if response.get("FunctionError"):
@@ -601,18 +601,21 @@ class PipelineHarness:
                                f"{message.get('inferenceId')}")
             self._invoke_async(function, event)
 
-    def run_schedule(self, contains: str) -> Any:
-        """Fire a schedule rule's target now, as EventBridge does (the Scheduled Event)."""
+    def run_schedule(self, spec: FunctionSpec) -> Any:
+        """Fire the schedule rule that targets `spec`'s function now, as EventBridge does (the
+        Scheduled Event)."""
         assert self.synthesized is not None
-        (rule,) = [r for logical, r in self.synthesized.resources("AWS::Events::Rule").items()
-                   if contains in logical and "ScheduleExpression" in r["Properties"]]
+        (rule,) = [r for r in self.synthesized.resources("AWS::Events::Rule").values()
+                   if "ScheduleExpression" in r["Properties"]
+                   and any(getatt_targets(t["Arn"]) == {spec.logical_id} for t in r["Properties"]["Targets"])]
         (target,) = rule["Properties"]["Targets"]
         function = self.resolve(target["Arn"]).rsplit(":", 1)[1]
+        assert function == spec.name
         event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
                  "account": ACCOUNT, "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                  "region": REGION, "resources": [], "detail": {}}
-        self.record("eventbridge", f"schedule {contains} -> {function}")
-        return self.invoke(function, event)
+        self.record("eventbridge", f"schedule {rule['Properties']['ScheduleExpression']} -> {function}")
+        return self.invoke(spec, event)
 
     def _on_endpoint_settled(self, endpoint_name: str, status: str) -> None:
         if self.deliver_endpoint_events:

@@ -417,10 +417,7 @@ class SageMakerSimulator:
         def describe_endpoint(backend: Any, endpoint_name: str) -> dict[str, Any]:
             with sim._lock:
                 endpoint = backend.endpoints.get(endpoint_name)
-                pending = sim._endpoints.get(endpoint_name)
-                if endpoint is not None and pending and time.time() >= pending["ready_at"]:
-                    sim._finish_endpoint(backend, endpoint, pending)
-                    del sim._endpoints[endpoint_name]
+                sim._settle_if_due(backend, endpoint)
                 if endpoint is not None:
                     serving = "" if endpoint.endpoint_status in ("Creating", "Failed") else endpoint.endpoint_config_name
                     sim.log("describe", f"{endpoint_name} status={endpoint.endpoint_status} serving={serving}")
@@ -451,6 +448,14 @@ class SageMakerSimulator:
             if not any(o["Key"] == key for o in listing.get("Contents", [])):
                 return f"model data s3://{bucket}/{prefix} has no code/inference.py: the container cannot start"
         return None
+
+    def _settle_if_due(self, backend: Any, endpoint: Any) -> None:
+        """With the lock held: a pending creation or update whose time has come ends now (a read of
+        the endpoint sees it settled even if its settle thread has not run yet)."""
+        pending = self._endpoints.get(endpoint.endpoint_name) if endpoint is not None else None
+        if pending and time.time() >= pending["ready_at"]:
+            self._finish_endpoint(backend, endpoint, pending)
+            del self._endpoints[endpoint.endpoint_name]
 
     def _finish_endpoint(self, backend: Any, endpoint: Any, pending: dict[str, Any]) -> None:
         read_failure = self._read_failures.pop(endpoint.endpoint_name, None)
@@ -523,11 +528,7 @@ class SageMakerSimulator:
         backend = sm_models.sagemaker_backends[runtime.account_id][runtime.region_name]
         with self._lock:
             endpoint = backend.endpoints.get(endpoint_name)
-            if endpoint is not None:
-                pending = self._endpoints.get(endpoint_name)
-                if pending and time.time() >= pending["ready_at"]:
-                    self._finish_endpoint(backend, endpoint, pending)
-                    del self._endpoints[endpoint_name]
+            self._settle_if_due(backend, endpoint)
             self.calls.append(("invoke_endpoint_async", endpoint_name))
             if endpoint is None:
                 self.log("invoke-async-refused", f"{endpoint_name} does not exist")

@@ -210,7 +210,7 @@ def test_an_endpoint_deleted_out_of_band_is_recreated_and_queued_requests_are_th
 
         # And without any request, the periodic check brings a deleted endpoint back too
         h.client("sagemaker").delete_endpoint(EndpointName=h.endpoint_name)
-        assert h.run_schedule("DispatchSchedule")["healing"] is True
+        assert h.run_schedule(h.dispatch_function)["healing"] is True
         h.wait_until_idle(60)
         assert h.client("sagemaker").describe_endpoint(EndpointName=h.endpoint_name)["EndpointStatus"] == "InService"
 

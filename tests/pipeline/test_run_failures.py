@@ -15,7 +15,7 @@ def test_a_terminal_error_after_registration_marks_the_model_failed_and_notifies
     # Given a validation answer without a field the next state reads (a stand-in for any
     # States.Runtime or States.DataLimitExceeded, which no Catch intercepts)...
     with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(), enforce_limits=False) as h:
-        validate = h.function_named("Validate")
+        validate = h.function_with_handler("dataset_tasks.validate")
         h._load_handler(validate)
         real = validate.module.validate
 
