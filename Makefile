@@ -36,7 +36,7 @@ test: $(TEST_TOOLS)
 ## gives every test its tier; README "Tests and verification" says what each holds and how long it takes).
 TIERS := unit construct emulator gates browser
 $(addprefix test-,$(TIERS)): test-%: $(TEST_TOOLS)
-	$(PY) -m pytest -m $* $(PYTEST_ARGS)
+	$(PY) -m pytest -m $* $(PARALLEL) $(PYTEST_ARGS)
 
 synth: $(VENV)/.runtime node_modules/.installed
 	npx --no-install cdk synth --quiet $(ARGS)
