@@ -107,7 +107,12 @@ def listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+def policies_of_role(resources: Resources, role: str) -> list[dict[str, Any]]:
+    """The documents of the IAM policies attached to `role` (a logical id)."""
+    return [v["Properties"]["PolicyDocument"] for v in of_type(resources, "AWS::IAM::Policy").values()
+            if {"Ref": role} in v["Properties"].get("Roles", [])]
+
+
 def statements_of_role(resources: Resources, role: str) -> list[dict[str, Any]]:
     """Every statement of the IAM policies attached to `role` (a logical id)."""
-    return [s for v in of_type(resources, "AWS::IAM::Policy").values() if {"Ref": role} in v["Properties"]["Roles"]
-            for s in v["Properties"]["PolicyDocument"]["Statement"]]
+    return [s for document in policies_of_role(resources, role) for s in document["Statement"]]

@@ -52,9 +52,8 @@ ROLES = {
 
 def policies_of(template: dict, who: str) -> list[dict]:
     resolve = Resolver(template, _Names(template, False), _Names(template, True), "DreamBoothPipeline")
-    role = ROLES[who](template["Resources"])
-    return [resolve(v["Properties"]["PolicyDocument"]) for v in template["Resources"].values()
-            if v["Type"] == "AWS::IAM::Policy" and {"Ref": role} in v["Properties"].get("Roles", [])]
+    resources = template["Resources"]
+    return [resolve(document) for document in find.policies_of_role(resources, ROLES[who](resources))]
 
 
 @pytest.fixture(scope="module")
