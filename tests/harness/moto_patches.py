@@ -287,7 +287,7 @@ def patch_response_keys(stack: ExitStack) -> None:
         if hasattr(obj, "Meta"):
             return keys_of(picker, context)
         cache = picker.__dict__.setdefault("_possible_keys", {})
-        key = (context.key, id(shape), id(getattr(shape, "parent", None)), type(obj))
+        key = (context.key, id(shape), id(getattr(shape, "parent", None)), obj.__class__)
         names = cache.get(key)
         if names is None:  # the shape is held with its names: its id stays its own
             names = cache[key] = (tuple(keys_of(picker, context)), shape)

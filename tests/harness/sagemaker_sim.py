@@ -141,6 +141,7 @@ class SageMakerSimulator:
         self._async: dict[str, "_AsyncEndpoint"] = {}
         self._ticker: Optional[threading.Thread] = None
         self._stopping = threading.Event()
+        self._fleets_changed = threading.Event()  # the ticker's next due time may have moved: look now
         self.async_requests: list[dict[str, Any]] = []
         """Every asynchronous request accepted: inference id, input, model that ran it, outcome."""
         self._read_failures: dict[str, str] = {}  # job or endpoint name -> why SageMaker could not read
@@ -523,6 +524,7 @@ class SageMakerSimulator:
             if keep_queue and previous is not None:
                 fleet.queue, fleet.running = previous.queue, previous.running
             self._async[endpoint_name] = fleet
+        self._fleets_changed.set()
 
     def _invoke_async(self, runtime: Any, endpoint_name: str, headers: dict[str, str]) -> dict[str, str]:
         backend = sm_models.sagemaker_backends[runtime.account_id][runtime.region_name]
@@ -589,7 +591,11 @@ class SageMakerSimulator:
             except Exception as error:  # keep serving; the test sees the outcome in the timeline
                 self.log("async-tick-error", repr(error))
             # Every 20 ms of real time, or at once when the clock reaches the next due time.
-            self.clock.wait(until=self._next_due(), done=self._stopping.is_set, real_s=0.02)
+            # A fleet that started or a request that ended moves the next due time: until the ticker
+            # has looked again, the clock must not jump to a deadline computed before that.
+            self._fleets_changed.clear()
+            self.clock.wait(until=self._next_due(), real_s=0.02,
+                            done=lambda: self._stopping.is_set() or self._fleets_changed.is_set())
 
     def _tick(self) -> None:
         now = time.time()
@@ -704,11 +710,11 @@ class SageMakerSimulator:
             error = self.model_error(payload) if self.model_error else None
             if error is None:
                 if self.inference_s > request["timeout_s"]:
-                    self.clock.sleep(request["timeout_s"])
+                    self.clock.wait(request["timeout_s"], done=self._stopping.is_set)
                     error = (f"Invocation timed out: the model did not answer within InvocationTimeoutSeconds "
                              f"({request['timeout_s']} s)")
                 else:
-                    self.clock.sleep(self.inference_s)
+                    self.clock.wait(self.inference_s, done=self._stopping.is_set)
                     answer, _ = self._answer(payload, model or "?", request["accept"])
         except Exception as failure:  # what the model container would answer: a 4xx/5xx
             error = f"the simulated model could not read the request ({failure!r})"
@@ -717,6 +723,9 @@ class SageMakerSimulator:
             if fleet is not None and request in fleet.running:
                 fleet.running.remove(request)
                 fleet.last_work = time.time()
+        self._fleets_changed.set()
+        if self._stopping.is_set():
+            return  # the harness has exited while this request ran: nothing of it may reach a later test
         if error is None and answer is not None:
             if not self._write(request, request["output"], answer.encode()):
                 return

@@ -37,6 +37,9 @@ def test_moto_answers_the_same_with_its_response_names_looked_up_once():
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         sfn, ddb, s3 = (boto3.client(s, region_name="us-east-1") for s in ("stepfunctions", "dynamodb", "s3"))
         iam, sm = boto3.client("iam"), boto3.client("sagemaker", region_name="us-east-1")
+        sns = boto3.client("sns", region_name="us-east-1")  # its responses have transformers: moto's own path
+        topic = sns.create_topic(Name="t", Attributes={"DisplayName": "d"})["TopicArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint="arn:aws:sqs:us-east-1:123456789012:q")
         machine = sfn.create_state_machine(name="m", roleArn="arn:aws:iam::123456789012:role/r", definition=json.dumps(
             {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"a": [1, {"b": None}]}, "Next": "F"},
                                        "F": {"Type": "Fail", "Error": "E", "Cause": "why"}}}))["stateMachineArn"]
@@ -57,7 +60,9 @@ def test_moto_answers_the_same_with_its_response_names_looked_up_once():
                  lambda: sfn.describe_state_machine(stateMachineArn=machine), lambda: ddb.describe_table(TableName="t"),
                  lambda: ddb.scan(TableName="t"), lambda: s3.list_objects_v2(Bucket="answers"),
                  lambda: s3.head_object(Bucket="answers", Key="k"), lambda: iam.get_role(RoleName="r"),
-                 lambda: sm.describe_model(ModelName="mo"), lambda: sm.list_models()]
+                 lambda: sm.describe_model(ModelName="mo"), lambda: sm.list_models(),
+                 lambda: sns.list_topics(), lambda: sns.get_topic_attributes(TopicArn=topic),
+                 lambda: sns.list_subscriptions_by_topic(TopicArn=topic)]
 
         def answers() -> list:
             out = []

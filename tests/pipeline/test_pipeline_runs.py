@@ -350,16 +350,23 @@ def test_a_stopped_upload_window_does_not_block_the_dataset(synthesized):
         # waits in it while this thread waits for the upload's Lambda, before the stop comes)...
         operator_at_work = [True]
         h.clock.hold(lambda: operator_at_work[0])
-        h.upload("datasets/doppler/dog0.jpg", DOG_PHOTOS["dog0.jpg"])
-        (waiting,) = h.executions(h.training_machine_arn)
-        sfn = h.client("stepfunctions")
-        deadline = time.monotonic() + 60  # moto cannot stop an execution before its first state has begun
-        while not any(e["type"] == "WaitStateEntered"
-                      for e in sfn.get_execution_history(executionArn=waiting["executionArn"])["events"]):
-            assert time.monotonic() < deadline, "the execution never reached its quiet window"
-            time.sleep(0.1)
-        sfn.stop_execution(executionArn=waiting["executionArn"])
-        operator_at_work[0] = False
+        try:
+            h.upload("datasets/doppler/dog0.jpg", DOG_PHOTOS["dog0.jpg"])
+            (waiting,) = h.executions(h.training_machine_arn)
+            sfn = h.client("stepfunctions")
+
+            def history() -> list[str]:
+                return [e["type"] for e in sfn.get_execution_history(executionArn=waiting["executionArn"])["events"]]
+
+            deadline = time.monotonic() + 60  # moto cannot stop an execution before its first state has begun
+            while "WaitStateEntered" not in history():
+                assert time.monotonic() < deadline, "the execution never reached its quiet window"
+                time.sleep(0.1)
+            sfn.stop_execution(executionArn=waiting["executionArn"])
+        finally:
+            operator_at_work[0] = False
+        # (the window is 2 s of real time here: a stop that came after it would not test what this test says)
+        assert "WaitStateExited" not in history(), "the stop came after the quiet window had ended"
         # ...the next upload opens a new window instead of finding the old one still "active".
         answer = h.upload("datasets/doppler/dog1.jpg", DOG_PHOTOS["dog1.jpg"])
         assert answer["action"] == "restarted"
