@@ -125,13 +125,12 @@ _START_ORDER = ("gates", "emulator", "browser", "construct", "unit")
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     rank: dict[Path, int] = {}
-    for item in items:
+    first: dict[Path, int] = {}
+    for index, item in enumerate(items):
         if not any(item.get_closest_marker(tier) for tier in TIERS):
             item.add_marker(tier_of(item))
         tier = next(t for t in TIERS if item.get_closest_marker(t))
         rank[item.path] = min(rank.get(item.path, len(_START_ORDER)), _START_ORDER.index(tier))
-    first = {}
-    for index, item in enumerate(items):
         first.setdefault(item.path, index)
     items.sort(key=lambda item: (rank[item.path], first[item.path]))  # stable: each file's tests stay in order
 

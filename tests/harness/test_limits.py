@@ -22,7 +22,7 @@ from tests.harness.limits import (
     ServiceLimitExceeded,
     ServiceLimits,
 )
-from tests.harness.moto_patches import patch_jsonpath_parse, patch_response_keys
+from tests.harness.moto_patches import patch_jsonpath_parse
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/machine"
@@ -33,8 +33,9 @@ def moto_sfn():
     with ExitStack() as stack:
         stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
         limits = ServiceLimits().install(stack)
-        patch_jsonpath_parse(stack)  # as in PipelineHarness: moto's interpreter parses each path once
-        patch_response_keys(stack)  # and its serializer looks up each member's names once per response
+        # As in PipelineHarness: moto's interpreter parses each path once (its serializer's names are
+        # looked up once per response for the whole session: tests/conftest.py)
+        patch_jsonpath_parse(stack)
         yield boto3.client("stepfunctions", region_name=REGION), limits
 
 
