@@ -54,13 +54,15 @@ def models_parsed_once():
 @pytest.fixture(scope="session", autouse=True)
 def moto_response_names_looked_up_once():
     """moto's serializer looks up each member's attribute names once per response, not per object
-    (tests/harness/moto_patches.py, `patch_response_keys`; the harness enters it on its own too)."""
+    (tests/harness/moto_patches.py, `patch_response_keys`), and a nameless StartExecution gets a
+    UUID as in AWS (`patch_execution_names`); the harness enters both on its own too."""
     from contextlib import ExitStack
 
-    from tests.harness.moto_patches import patch_response_keys
+    from tests.harness.moto_patches import patch_execution_names, patch_response_keys
 
     with ExitStack() as stack:
         patch_response_keys(stack)
+        patch_execution_names(stack)
         yield
 
 

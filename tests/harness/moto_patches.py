@@ -5,6 +5,8 @@ See the docstring of tests/harness/pipeline_harness.py for why each exists:
   (`SageMakerSyncService`), field-name conversion for `states:startExecution` and aws-sdk tasks,
   results handed to the state as JSON, a Wait on a timestamp that waits until that moment, and
   Timestamp* Choice rules that compare RFC 3339 timestamps with fractions.
+- Step Functions: an execution started without a name gets a fresh UUID, as in AWS
+  (`patch_execution_names`; moto names it `None`, so identical nameless starts collapse into one).
 - Lambda: moto's docker-less backend echoes payloads; `patch_lambda_invoke` runs the real handler
   in-process through the harness instead (the harness owns the functions and their threads).
 """
@@ -132,10 +134,32 @@ _PARSED: dict[str, Any] = {}  # definition -> moto's parse of it, for the proces
 _PARSED_LOCK = threading.Lock()
 
 
+def patch_execution_names(stack: ExitStack) -> None:
+    """StartExecution without `name`: AWS names the execution with a UUID, so every nameless start
+    is an execution of its own. moto's executing backend names it `None`: a second identical
+    nameless start answers the first (running) execution, a later one ExecutionAlreadyExists, which
+    hides a double start AWS would run twice (and fails a second start AWS would run)."""
+    import uuid
+
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original = StepFunctionsParserBackend.start_execution
+    if getattr(original, "names_executions", False):  # already in place (the test session's and a harness's)
+        return
+
+    def start_execution(backend: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any) -> Any:
+        return original(backend, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+
+    start_execution.names_executions = True  # type: ignore[attr-defined]
+    start_execution.moto_s = original  # type: ignore[attr-defined]  # for a test to plant moto's own naming
+    stack.enter_context(mock.patch.object(StepFunctionsParserBackend, "start_execution", start_execution))
+
+
 def patch_step_functions(stack: ExitStack) -> None:
     """The SageMaker .sync service and the conversions AWS makes that moto's interpreter skips."""
     patch_jsonpath_parse(stack)
     patch_response_keys(stack)
+    patch_execution_names(stack)
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_factory as factory,
     )

@@ -1,0 +1,81 @@
+"""moto's quirks that would hide a defect, corrected as AWS behaves (tests/harness/moto_patches.py,
+tests/harness/iam.py), and the product's paths they used to hide."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
+from tests.pipeline.conftest import jpeg_bytes
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+PHOTOS = {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}
+CAT_PHOTOS = {f"cat{i}.jpg": jpeg_bytes(600, 600 + i) for i in range(3)}
+CONTEXT = {"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5, "idleMinutes": 1}
+
+
+@pytest.fixture(scope="module")
+def synthesized():
+    return synthesize(CONTEXT)
+
+
+def test_each_nameless_start_is_an_execution_of_its_own_named_with_a_uuid():
+    # Planted defect caught: moto's own naming (`None`): the second identical start answers the
+    # first execution's ARN, and a start after it ended is refused (ExecutionAlreadyExists).
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        machine = sfn.create_state_machine(
+            name="m", roleArn="arn:aws:iam::123456789012:role/r",
+            definition=json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 1, "End": True}}}),
+        )["stateMachineArn"]
+        # Given two identical nameless starts while the first runs, and a third after both ended
+        arns = [sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"] for _ in range(2)]
+        while any(sfn.describe_execution(executionArn=a)["status"] == "RUNNING" for a in arns):
+            time.sleep(0.05)
+        arns.append(sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"])
+        # Then each is its own execution, named with a UUID as in AWS
+        names = [arn.rsplit(":", 1)[-1] for arn in arns]
+        assert len(set(arns)) == 3 and all(UUID.fullmatch(n) for n in names), names
+        assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 3
+        # And a named start is still idempotent while it runs (AWS's rule for the same name and input)
+        named = [sfn.start_execution(stateMachineArn=machine, name="same", input="{}")["executionArn"] for _ in range(2)]
+        assert named[0] == named[1] and named[0].endswith(":same")
+
+
+def test_live_switches_start_one_deployment_each_and_a_doubled_one_changes_nothing(synthesized):
+    # PUT /models/live is the product's one nameless StartExecution (stacks/api/runtime/registry.py).
+    # Planted defect caught: moto's naming: the second switch answers 500 (ExecutionAlreadyExists on
+    # the execution named None), and the doubled start below collapses into one execution.
+    with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(endpoint_s=1)) as h:
+        dog = h.train_and_deploy("doppler", PHOTOS)
+        cat = h.train_and_deploy("cat", CAT_PHOTOS)
+        assert h.live_pointer()["liveModelId"] == cat
+        # When the operator switches back to the first model, then again to the second
+        for model in (dog, cat):
+            answer = h.api("PUT", "/models/live", {"model_id": model})
+            assert answer.status == 202, answer.text
+            h.wait_until_idle(60)
+            assert h.live_pointer()["liveModelId"] == model
+        switches = [r for r in h.deploy_runs() if UUID.fullmatch(r.name)]
+        assert [(r.input["modelId"], r.status) for r in switches] == [(dog, "SUCCEEDED"), (cat, "SUCCEEDED")]
+
+        # Given two switches to the dog model that both passed the API's "no deployment running" check
+        # (a double click racing): each StartExecution is the API's own call, without a name
+        updates = h.simulator.count("update_endpoint")
+        sfn = h.client("stepfunctions")
+        raced = {sfn.start_execution(stateMachineArn=h.deploy_machine_arn, input=json.dumps({"modelId": dog}))
+                 ["executionArn"] for _ in range(2)}
+        h.wait_until_idle(60)
+        # Then AWS runs both, one after the other (the deployment lock); the second finds the model
+        # live on its endpoint and changes nothing: one update, the model live, nothing failed.
+        runs = {r.arn: r for r in h.deploy_runs()}
+        assert len(raced) == 2 and {runs[a].status for a in raced} == {"SUCCEEDED"}
+        assert h.simulator.count("update_endpoint") == updates + 1
+        assert h.live_pointer()["liveModelId"] == dog and h.models()[dog]["status"] == "live"
+        assert h.models()[cat]["status"] == "retired"
