@@ -28,7 +28,8 @@ authorized here:
   (PassRole), `kms:ViaService` and `kms:EncryptionContext:aws:s3:arn` (S3 reads/writes of
   SSE-KMS objects), `aws:RequestTag/<k>` and `aws:TagKeys` (SageMaker creates with Tags),
   `aws:ResourceTag/<k>` and `sagemaker:ResourceTag/<k>` (existing SageMaker models, endpoint
-  configs, endpoints and training jobs, read from moto), `cloudwatch:namespace` (PutMetricData).
+  configs, endpoints and training jobs, read from moto whatever the case of the name: AWS's ARNs
+  are lower case, moto files the name as created), `cloudwatch:namespace` (PutMetricData).
   Any other key is absent, so a condition on it fails (or passes for `...IfExists` / negated
   operators), as AWS treats a key the request does not carry.
 - Extra authorizations AWS makes and moto does not: `iam:PassRole` on the role a SageMaker
@@ -280,8 +281,9 @@ def _resource_tag_context(resource: str, arn: _Arns) -> dict[str, Any]:
 
     if resource == "*" or ":sagemaker:" not in resource:
         return {}
+    backend = sagemaker_backends[arn.account][arn.region]
     try:
-        tags = sagemaker_backends[arn.account][arn.region].list_tags(resource)
+        tags = backend.list_tags(_moto_sagemaker_arn(backend, resource))
     except Exception:  # not created yet (a Create call) or not a taggable kind
         return {}
     context: dict[str, Any] = {}
@@ -292,6 +294,22 @@ def _resource_tag_context(resource: str, arn: _Arns) -> dict[str, Any]:
             value = tag.get("Value") or ""
             context[f"aws:ResourceTag/{tag['Key']}"] = context[f"sagemaker:ResourceTag/{tag['Key']}"] = value
     return context
+
+
+# ARN resource type -> moto's store of that kind (keyed by the name as created).
+_MOTO_SAGEMAKER_STORES = {"model": "_models", "endpoint": "endpoints", "endpoint-config": "endpoint_configs",
+                          "training-job": "training_jobs"}
+
+
+def _moto_sagemaker_arn(backend: Any, resource: str) -> str:
+    """The ARN moto files a SageMaker resource under. SageMaker names are unique whatever their case
+    and AWS writes their ARNs in lower case (what policies match, hence `resource`); moto keys its
+    store by the name as created (`MyDog-...`), so the lower-cased ARN finds no resource and no tags."""
+    prefix, _, path = resource.rpartition(":")
+    kind, _, name = path.partition("/")
+    store = getattr(backend, _MOTO_SAGEMAKER_STORES.get(kind, ""), None) or {}
+    real = next((key for key in store if key.lower() == name.lower()), name)
+    return f"{prefix}:{kind}/{real}"
 
 
 def _function_arn(name: str, arn: _Arns) -> str:

@@ -79,3 +79,23 @@ def test_live_switches_start_one_deployment_each_and_a_doubled_one_changes_nothi
         assert h.simulator.count("update_endpoint") == updates + 1
         assert h.live_pointer()["liveModelId"] == dog and h.models()[dog]["status"] == "live"
         assert h.models()[cat]["status"] == "retired"
+
+
+def test_a_dataset_named_with_capitals_trains_deploys_and_serves(synthesized):
+    # Dataset names may hold capitals (DATASET_NAME in stacks/intake/runtime/dataset_rules.py), and so
+    # the SageMaker names made from them. SageMaker writes its ARNs in lower case; the deploy role's
+    # tag conditions (aws:ResourceTag) read the resource's own tags. Planted defect caught: the
+    # harness looking the tags up in moto by the lower-cased ARN (no tags found) -> AccessDenied at
+    # the first conditioned call and the model never goes live.
+    with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(endpoint_s=1)) as h:
+        model_id = h.train_and_deploy("MyDog", PHOTOS)
+        assert model_id.startswith("MyDog-")
+        assert [r.status for r in h.training_runs()] == ["SUCCEEDED"]
+        assert [r.status for r in h.deploy_runs()] == ["SUCCEEDED"]
+        assert h.models()[model_id]["status"] == "live" and h.live_pointer()["liveModelId"] == model_id
+        tags = h.client("sagemaker").list_tags(ResourceArn=h.client("sagemaker").describe_endpoint_config(
+            EndpointConfigName=model_id)["EndpointConfigArn"])["Tags"]
+        assert tags, "the endpoint config carries the stack's tag the conditions read"
+        answer = h.api("POST", "/generations", {"prompt": "MyDog on a beach", "seed": 1, "wait": 20})
+        assert answer.status == 200 and answer.json()["status"] == "succeeded", answer.text
+        assert answer.json()["model_id"] == model_id
