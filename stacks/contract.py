@@ -16,6 +16,8 @@ MODELS_PREFIX = "models/"
 """A model's artifacts, dataset report and snapshot list: models/<dataset>/<version>/."""
 GENERATED_PREFIX = "generated/"
 """Generated images: generated/<generationId>/<index>.jpg."""
+# API Gateway cuts synchronous integrations at 29 s: the API function answers (or is stopped) before.
+API_GATEWAY_LIMIT_S = 29
 # Where the CLI and the web page stage a dataset's images before committing them into datasets/<name>/:
 # uploads/<name>/<token>/ (outside datasets/, so staging never triggers the pipeline).
 UPLOADS_PREFIX = "uploads/"

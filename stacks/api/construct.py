@@ -35,6 +35,7 @@ from constructs import Construct
 
 from stacks.config import INSTANCE_START_MINUTES, ApiConfig, ServingConfig
 from stacks.contract import (
+    API_GATEWAY_LIMIT_S,
     API_SERVICE,
     DATASETS_PREFIX,
     GENERATED_PREFIX,
@@ -66,8 +67,6 @@ PENDING_INDEX = "pending"
 PENDING_INDEX_KEYS = ("pendingShard", "pendingSince")
 # The dispatcher also runs this often, for a state-change event that never came.
 DISPATCH_INTERVAL = Duration.minutes(5)
-# API Gateway cuts synchronous integrations at 29 s; the API function must answer before.
-API_GATEWAY_LIMIT_S = 29
 API_FUNCTION_MARGIN_S = 3
 # In a gateway response: use API Gateway's own message for the error.
 CONTEXT_MESSAGE = "$context.error.message"

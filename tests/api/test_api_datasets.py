@@ -8,10 +8,14 @@ from __future__ import annotations
 import io
 import json
 import re
+import threading
+from unittest import mock
 
 import pytest
 import requests
+from botocore.client import BaseClient
 
+from stacks.contract import API_GATEWAY_LIMIT_S
 from tests.api.conftest import BUCKET
 from tests.api.lambda_loader import API_CODE, load
 from tests.conftest import ROOT
@@ -140,6 +144,98 @@ def test_commit_never_overwrites_a_dataset_that_appeared_meanwhile(harness):
     assert answer.status == 409
     assert harness.s3.get_object(Bucket=BUCKET, Key="datasets/dog/dog0.jpg")["Body"].read() == b"someone else's"
     assert keys("datasets/dog/") == ["datasets/dog/dog0.jpg"]
+
+
+def held_at(operation: str, key: str):
+    """Hold the first `operation` call on `key` (any client, any thread) until `release` is set."""
+    held, release = threading.Event(), threading.Event()
+    original = BaseClient._make_api_call
+
+    def make_api_call(client, name, params):
+        if name == operation and params.get("Key") == key and not held.is_set():
+            held.set()
+            assert release.wait(20), "never released"
+        return original(client, name, params)
+
+    return held, release, mock.patch.object(BaseClient, "_make_api_call", make_api_call)
+
+
+def test_two_concurrent_commits_of_one_upload_give_one_201_and_one_409_and_lose_nothing(harness):
+    # Planted defect caught: no commit claim (each commit copies on its own): the second commit finds
+    # the first's copies (412) and answers 409, the first then finds the second's, and both stop:
+    # no 201, and datasets/dog/ holds the photos without dataset_info.json (the prompt lost).
+    body = start(harness, PHOTOS).json()
+    post_files(body, PHOTOS)
+    request = {"upload_id": body["upload_id"], "instance_prompt": PROMPT}
+    answers = {}
+    held, release, hold = held_at("CopyObject", "datasets/dog/dog1.jpg")
+    with hold:
+        # Given a first commit held mid-way through its copies
+        first = threading.Thread(target=lambda: answers.update(first=harness.api.call(
+            "POST", "/datasets/dog/commit", request)))
+        first.start()
+        try:
+            assert held.wait(20)
+            # When a second commit of the same upload comes meanwhile (a second click, a client's retry)
+            answers["second"] = harness.api.call("POST", "/datasets/dog/commit", request)
+        finally:
+            release.set()
+            first.join(20)
+    # Then the first commits everything, the second is refused with the reason and changed nothing
+    assert answers["first"].status == 201, answers["first"].text
+    assert answers["second"].status == 409, answers["second"].text
+    assert "being committed by another request" in answers["second"].json()["error"]["message"]
+    assert keys("datasets/dog/") == sorted(["datasets/dog/dataset_info.json"] + [f"datasets/dog/{n}" for n in PHOTOS])
+    for name, data in PHOTOS.items():
+        assert harness.s3.get_object(Bucket=BUCKET, Key=f"datasets/dog/{name}")["Body"].read() == data
+    info = json.loads(harness.s3.get_object(Bucket=BUCKET, Key="datasets/dog/dataset_info.json")["Body"].read())
+    assert info == {"instance_prompt": PROMPT}
+    assert keys("uploads/") == []  # staging and the claim gone
+    # And the same commit replayed after it ended is a 409 that says so, changing nothing
+    again = harness.api.call("POST", "/datasets/dog/commit", request)
+    assert again.status == 409 and "was committed" in again.json()["error"]["message"], again.text
+    assert len(keys("datasets/dog/")) == len(PHOTOS) + 1
+
+
+def test_a_staged_photo_gone_mid_commit_is_a_409_never_a_500(harness):
+    # Planted defect caught: CopyObject's NoSuchKey unhandled -> 500 (staging expired, or removed, meanwhile).
+    body = start(harness, PHOTOS).json()
+    post_files(body, PHOTOS)
+    held, release, hold = held_at("CopyObject", "datasets/dog/dog1.jpg")
+    answers = {}
+    with hold:
+        commit = threading.Thread(target=lambda: answers.update(commit=harness.api.call(
+            "POST", "/datasets/dog/commit", {"upload_id": body["upload_id"], "instance_prompt": PROMPT})))
+        commit.start()
+        try:
+            assert held.wait(20)
+            harness.s3.delete_object(Bucket=BUCKET, Key=body["staging_prefix"] + "dog1.jpg")
+        finally:
+            release.set()
+            commit.join(20)
+    assert answers["commit"].status == 409, answers["commit"].text
+    assert "the staged dog1.jpg is gone" in answers["commit"].json()["error"]["message"]
+    assert "datasets/dog/dataset_info.json" not in keys("datasets/dog/")  # never a dataset without its photos
+    assert keys("uploads/dog/.commit") == []  # the claim released on the refusal too
+
+
+def test_a_commit_claim_left_by_a_stopped_function_is_taken_over_once_stale(harness, monkeypatch):
+    # A claim is stale after API Gateway's limit, which stops the function (COMMIT_CLAIM_STALE_S).
+    datasets, stale_s = harness.api_module.datasets, API_GATEWAY_LIMIT_S
+    body = start(harness, PHOTOS).json()
+    post_files(body, PHOTOS)
+    request = {"upload_id": body["upload_id"], "instance_prompt": PROMPT}
+    # Given a claim whose commit was stopped (API Gateway's 29 s) before it could release it
+    harness.s3.put_object(Bucket=BUCKET, Key="uploads/dog/.commit", Body=b"")
+    claimed_at = harness.s3.head_object(Bucket=BUCKET, Key="uploads/dog/.commit")["LastModified"].timestamp()
+    # Then while it may still be running, a commit is refused
+    monkeypatch.setattr(datasets, "clock", lambda: claimed_at + stale_s - 1)
+    assert harness.api.call("POST", "/datasets/dog/commit", request).status == 409
+    # And once it cannot be, the claim is taken over and the commit goes through
+    monkeypatch.setattr(datasets, "clock", lambda: claimed_at + stale_s + 1)
+    answer = harness.api.call("POST", "/datasets/dog/commit", request)
+    assert answer.status == 201, answer.text
+    assert keys("uploads/") == []
 
 
 def test_commit_of_an_unknown_upload_is_404(harness):

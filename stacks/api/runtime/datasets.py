@@ -16,11 +16,20 @@ symlink that CDK follows, not a copy):
    judge them. Only when all pass are they copied server-side into datasets/<name>/ (conditional
    writes, If-None-Match: *), dataset_info.json last; else every reason is answered and nothing is
    written under datasets/. This upload's staging objects are then deleted either way.
+
+One commit per dataset name at a time: a commit first claims the name with an object under
+uploads/ (a conditional write), and every other commit of that name (a second click, a client's
+retry while the first still runs, another upload of the same name) answers 409 until it ends. Two
+commits copying side by side would otherwise each find some photos already copied by the other,
+both stop with 409 and leave a dataset without its dataset_info.json; one finishing first deleted
+the staging objects under the other (NoSuchKey, a 500). A claim older than the API function can
+run belongs to a commit that died, and is taken over.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -30,6 +39,7 @@ from botocore.exceptions import ClientError
 import dataset_rules as rules
 import spec
 from aws import Clients
+from contract import API_GATEWAY_LIMIT_S, UPLOADS_PREFIX
 from errors import ApiError, BadRequest, Conflict, FieldError, NotFound
 from settings import Settings
 
@@ -40,6 +50,22 @@ COMMIT_SCHEMA = "DatasetCommitRequest"
 S3_WORKERS = 16
 CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
 _TOKEN_CHARS = frozenset("0123456789abcdefTZ-")
+# The API function is stopped before API Gateway's limit: a claim this old has no commit behind it.
+COMMIT_CLAIM_STALE_S = API_GATEWAY_LIMIT_S
+_PRECONDITION_FAILED = ("PreconditionFailed", "412")
+# S3 answers 409 ConditionalRequestConflict to a conditional write racing another write of the key.
+_WRITE_RACED = _PRECONDITION_FAILED + ("ConditionalRequestConflict", "409")
+_GONE = ("NoSuchKey", "404", "NotFound")
+
+
+def commit_claim_key(dataset: str) -> str:
+    """uploads/<name>/.commit: beside the uploads' token folders (a token has no dot), never listed
+    as a staged photo, expired with abandoned staging by the bucket's lifecycle rule."""
+    return f"{UPLOADS_PREFIX}{dataset}/.commit"
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 class DatasetRefused(ApiError):
@@ -75,6 +101,7 @@ class Datasets:
     clients: Clients
     judge: rules.JudgeSettings
     new_token: Callable[[], str] = field(default=rules.new_upload_token)
+    clock: Callable[[], float] = field(default=time.time)
 
     # ---- checks shared by both steps ----
 
@@ -91,10 +118,13 @@ class Datasets:
                 except rules.DatasetError as error:
                     raise _bad(key, str(error)) from None
 
-    def _refuse_if_taken(self, name: str) -> None:
+    def _taken(self, name: str) -> bool:
         answer = self.clients.s3.list_objects_v2(Bucket=self.settings.bucket_name,
                                                  Prefix=f"{rules.DATASETS_PREFIX}{name}/", MaxKeys=1)
-        if answer.get("KeyCount", 0):
+        return bool(answer.get("KeyCount", 0))
+
+    def _refuse_if_taken(self, name: str) -> None:
+        if self._taken(name):
             raise Conflict(f"a dataset named {name!r} already exists; nothing is ever overwritten: "
                            f"choose another name (e.g. {name[:29]}-2)")
 
@@ -154,9 +184,19 @@ class Datasets:
         if not set(token) <= _TOKEN_CHARS:
             raise _bad("upload_id", "is not an upload id answered by POST /datasets")
         self._check_prompts(request)
+        self._claim(name)
+        try:
+            return self._commit(name, token, request)
+        finally:
+            self._release(name)
+
+    def _commit(self, name: str, token: str, request: dict[str, Any]) -> dict[str, Any]:
         prefix = rules.upload_prefix(name, token)
         staged = self._staged(prefix)
         if not staged:
+            if self._taken(name):
+                raise Conflict(f"datasets/{name}/ exists already: this upload ({token}) was committed, or another "
+                               "one took the name; nothing was changed")
             raise NotFound(f"nothing was uploaded for {name!r} under upload {token} (or it expired): "
                            "start again with POST /datasets")
         self._refuse_if_taken(name)
@@ -169,12 +209,49 @@ class Datasets:
             raise DatasetRefused(verdict.reasons, verdict.warnings)
         keys = self._copy(name, prefix, verdict.image_names)
         info_key = f"{rules.DATASETS_PREFIX}{name}/{rules.DATASET_INFO_FILE}"
-        self.clients.s3.put_object(Bucket=self.settings.bucket_name, Key=info_key, Body=info,
-                                   ContentType="application/json", IfNoneMatch="*")
+        try:
+            self.clients.s3.put_object(Bucket=self.settings.bucket_name, Key=info_key, Body=info,
+                                       ContentType="application/json", IfNoneMatch="*")
+        except ClientError as error:
+            if _code(error) not in _PRECONDITION_FAILED:
+                raise
+            raise Conflict(f"{info_key} appeared meanwhile; nothing was overwritten") from None
         self._delete(list(staged), prefix)
         return {"dataset": name, "images": verdict.image_names, "keys": keys + [info_key],
                 "instance_prompt": verdict.instance_prompt, "class_prompt": verdict.class_prompt,
                 "warnings": verdict.warnings}
+
+    def _claim(self, name: str) -> None:
+        """Hold the name for this commit, or answer 409 while another commit of it runs."""
+        bucket, key = self.settings.bucket_name, commit_claim_key(name)
+        busy = Conflict(f"dataset {name!r} is being committed by another request (a second click or a retry); this "
+                        f"one changed nothing: wait for that one's answer, or try again in {COMMIT_CLAIM_STALE_S} s")
+        try:
+            self.clients.s3.put_object(Bucket=bucket, Key=key, Body=b"", IfNoneMatch="*")
+            return
+        except ClientError as error:
+            if _code(error) not in _WRITE_RACED:
+                raise
+        try:
+            held = self.clients.s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if _code(error) not in _GONE:
+                raise
+            raise busy from None  # released just now: that commit ended, its answer says how
+        if self.clock() - held["LastModified"].timestamp() < COMMIT_CLAIM_STALE_S:
+            raise busy
+        try:  # its commit died (the function was stopped): this one takes the claim over
+            self.clients.s3.put_object(Bucket=bucket, Key=key, Body=b"", IfMatch=held["ETag"])
+        except ClientError as error:
+            if _code(error) not in _WRITE_RACED + _GONE:
+                raise
+            raise busy from None  # another commit took it over first
+
+    def _release(self, name: str) -> None:
+        try:
+            self.clients.s3.delete_object(Bucket=self.settings.bucket_name, Key=commit_claim_key(name))
+        except ClientError:
+            pass  # left behind, it is taken over once stale (COMMIT_CLAIM_STALE_S)
 
     def _map(self, function: Callable[[Any], Any], items: list[Any]) -> list[Any]:
         with ThreadPoolExecutor(max_workers=S3_WORKERS) as pool:
@@ -205,8 +282,11 @@ class Datasets:
                 self.clients.s3.copy_object(Bucket=bucket, Key=key, IfNoneMatch="*",
                                             CopySource={"Bucket": bucket, "Key": prefix + image})
             except ClientError as error:
-                if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                if _code(error) in _PRECONDITION_FAILED:
                     raise Conflict(f"{key} appeared meanwhile; nothing was overwritten") from None
+                if _code(error) in _GONE:
+                    raise Conflict(f"the staged {image} is gone (committed or expired meanwhile): nothing was "
+                                   "overwritten; see GET /models, or start again with POST /datasets") from None
                 raise
             return key
 
