@@ -59,8 +59,8 @@ LOCK_RETRY_S = 30
 MAX_CONCURRENT_INVOCATIONS_PER_INSTANCE = 1
 MAX_LOCK_CHECKS = 200
 LOCK_HOLD_MARGIN_S = 600
-# The loops of the chain, by state name, for the history-event budget (sfn_budget.py). Where a loop
-# has two ways round, both are listed; the longer counts.
+# The loops of the chain, by state name, for the history-event budget (sfn_budget.py): a known way
+# round each; the longest way round the loop counts (longest_turn), e.g. the lock's take-over path.
 LOCK_LOOPS = (
     ("AcquireLock", "ReadLock", "IsLockHeld", "DescribeLockOwner", "IsLockHolderRunning",
      "CountLockCheck", "IsLockWaitOver", "WaitForOtherDeployment"),
@@ -102,7 +102,11 @@ class HistoryBudget:
         from stacks.shared import sfn_budget
 
         def turn(loops: tuple[tuple[str, ...], ...]) -> int:
-            return max(sfn_budget.cycle_events(graph, loop) for loop in loops)
+            return sfn_budget.longest_turn(graph, loops)
+
+        unbounded = sfn_budget.unbounded_loops(graph, LOCK_LOOPS + BUSY_LOOPS + POLL_LOOPS)
+        if unbounded:
+            raise ValueError(f"the deploy state machine has loop(s) its history budget does not bound: {unbounded}")
 
         return cls(straight=sfn_budget.straight_events(graph), lock_turn=turn(LOCK_LOOPS),
                    busy_turn=turn(BUSY_LOOPS), poll_turn=turn(POLL_LOOPS))

@@ -21,10 +21,11 @@ from stacks.config import TrainingConfig
 from stacks.contract import METRICS_NAMESPACE, MODELS_PREFIX, PipelineEnv
 from stacks.monitoring.notifications import Notifications
 from stacks.shared.functions import PipelineFunctions
+from stacks.shared import sfn_budget
 from stacks.shared.nag import acknowledge, acknowledge_prefix_grants, arn_prefix
 from stacks.training.jumpstart_lock import JumpStartArtifacts, JumpStartLock
 from stacks.training.roles import SageMakerRoles
-from stacks.training.workflow import TrainingWorkflow
+from stacks.training.workflow import QUIET_WINDOW_LOOPS, TrainingWorkflow
 
 
 class TrainingTasks:
@@ -82,6 +83,7 @@ class Training:
             # Imported by name so that the grant reads `execution:<name>*` rather than a split ARN.
             deploy_state_machine=sfn.StateMachine.from_state_machine_name(scope, "DeployByName", deploy_name),
         )
+        check_history_budget(workflow)
         self.training_state_machine = functions.state_machine("TrainingStateMachine", workflow.definition,
                                                               training_name)
         workflow.grant_training(self.training_state_machine.role)
@@ -103,3 +105,22 @@ class Training:
               for fn in (snapshot_function, validate_function, retrain_function,
                          tasks.explain_function, tasks.package_function)),
         )
+
+
+def check_history_budget(workflow: TrainingWorkflow) -> int:
+    """Refuse a training machine whose longest run would pass 25,000 history events: every state
+    once, the debounce loop at its most turns (one per extension of the quiet window). The training
+    job's `.sync` polls and the deployment's own execution write nothing into this history."""
+    graph = sfn_budget.graph_of(workflow.definition)
+    events = sfn_budget.total_events(graph, workflow.loops)
+    if sfn_budget.fits(events):
+        return events
+    (_, turns), = [loop for loop in workflow.loops if loop[0] is QUIET_WINDOW_LOOPS]
+    turn = sfn_budget.longest_turn(graph, QUIET_WINDOW_LOOPS)
+    room = sfn_budget.HISTORY_EVENT_LIMIT - sfn_budget.HISTORY_EVENT_RESERVE - (events - turn * turns)
+    raise ValueError(
+        f"MAX_QUIET_WINDOW_EXTENSIONS={turns} (stacks/training/workflow.py): a training run whose uploads keep "
+        f"extending the quiet window may go round the debounce loop {turns} times, {turn} history events each, "
+        f"writing up to {events} Step Functions history events; an execution may write "
+        f"{sfn_budget.HISTORY_EVENT_LIMIT} (less {sfn_budget.HISTORY_EVENT_RESERVE} kept for retries). Use "
+        f"MAX_QUIET_WINDOW_EXTENSIONS of at most {max(0, room // turn)}")

@@ -58,7 +58,12 @@ from stacks.registry.construct import str_at as _str
 from stacks.shared.steps import ONWARD, Step
 
 # After this many extensions of the quiet window (uploads that never stop), train on what is there.
+# Each extension is one turn of the debounce loop in the execution's history (sfn_budget.py): the
+# stack checks at synth that the longest run fits Step Functions' 25,000 events.
 MAX_QUIET_WINDOW_EXTENSIONS = 100
+# The debounce loop, by state name, for the history-event budget (a way round it; the longest counts).
+QUIET_WINDOW_LOOPS = (("ReadUploadWindow", "WaitForQuietWindow", "CloseUploadWindow", "WindowWasExtended",
+                       "UploadsKeepComing"),)
 TRAINING_VOLUME_GB = 50
 TRAINING_JOB_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
 # Custom metrics the training state machine publishes itself (aws-sdk PutMetricData, no Lambda).
@@ -159,6 +164,8 @@ class TrainingWorkflow(Construct):
         deploy = Deploy(self, "Deploy", deploy_state_machine)
         retrain = RetrainEntry(self, "Retrain", parts, failure, retrain_function)
 
+        # Every loop of the machine with the most turns it can take (sfn_budget.total_events).
+        self.loops = ((QUIET_WINDOW_LOOPS, debounce.max_extensions),)
         self.definition = (sfn.Choice(self, "IsRetrain")
                            .when(sfn.Condition.is_present("$.retrain"), retrain).otherwise(debounce))
         retrain.then(train)
@@ -274,6 +281,7 @@ class Debounce(Step):
 
     def __init__(self, scope: Construct, construct_id: str, parts: _Parts, quiet_window_s: int) -> None:
         super().__init__(scope, construct_id)
+        self.max_extensions = MAX_QUIET_WINDOW_EXTENSIONS
         # The first upload started this execution: wait one window before reading, so that the
         # rest of a burst of uploads is already recorded and usually no extension is needed.
         start = sfn.Wait(self, "WaitOneQuietWindow", time=sfn.WaitTime.duration(Duration.seconds(quiet_window_s)))
@@ -307,7 +315,7 @@ class Debounce(Step):
                             parameters={"count.$": "States.MathAdd($.extensions.count, 1)"}, result_path="$.extensions")
         close_window.add_catch(extended, errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
         extended.next(self.choice("UploadsKeepComing", [
-            (sfn.Condition.number_greater_than_equals("$.extensions.count", MAX_QUIET_WINDOW_EXTENSIONS), force_close)],
+            (sfn.Condition.number_greater_than_equals("$.extensions.count", self.max_extensions), force_close)],
             otherwise=read_window))
         start.next(read_window).next(wait_quiet).next(close_window)
         self.begin(start)
