@@ -15,10 +15,22 @@ _API_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_ti
 
 # A presigned URL stops working when the credentials that signed it expire. Lambda's own role
 # credentials carry no stated lifetime, so image URLs are signed with a session of the image
-# signer role, taken for SIGNER_SESSION_S (the most AssumeRole gives a role session started
-# from another role's) and used only while it lasts until the URL's stated `expires_at`, which
-# the caller computes before asking for the signer (so imageUrlExpirySeconds may be 3600).
+# signer role, taken for SIGNER_SESSION_S: an hour, the most STS gives a session assumed with a
+# role's credentials (role chaining; the signer role's MaxSessionDuration cannot lengthen it).
+# The rule (docs/api.md, Image URLs): a URL is signed to end at
+# min(now + imageUrlExpirySeconds, session end - SIGNER_MARGIN_S), which the answer states as its
+# `expires_at`, so no URL outlives its credentials. A session is reused while that end is at most
+# signer_slack_s(expiry) short of the full lifetime (a tenth of it, at most SIGNER_SLACK_MAX_S);
+# past that a new one is assumed. So a URL lives at least 90% of imageUrlExpirySeconds, and one
+# AssumeRole serves every URL for about 4 minutes at the 3600 s default, 33 minutes at 1800 s.
 SIGNER_SESSION_S = 3600
+SIGNER_MARGIN_S = 10
+SIGNER_SLACK_MAX_S = 300
+
+
+def signer_slack_s(lifetime_s: int) -> int:
+    """How much shorter than `lifetime_s` a URL may be signed for, to reuse a session."""
+    return min(SIGNER_SLACK_MAX_S, lifetime_s // 10)
 
 
 class Clients:
@@ -30,19 +42,21 @@ class Clients:
         self._signer: Optional[Any] = None
         self._signer_expires = 0.0
 
-    def signing_s3(self, role_arn: str, lifetime_s: int) -> Any:
-        """An S3 client whose credentials stay valid for `lifetime_s` from now (or the function's own
-        browser-facing client when no signer role is configured), on the bucket's regional host."""
+    def signing_s3(self, role_arn: str, lifetime_s: int) -> tuple[Any, int]:
+        """An S3 client on the bucket's regional host and the seconds from now its presigned URLs may
+        be signed for: `lifetime_s`, or a little less near its session's end (the rule above). Without
+        a signer role: the function's own browser-facing client, for `lifetime_s`."""
         if not role_arn:
-            return self.s3_browser
-        if self._signer is None or self._signer_expires - self._clock() < lifetime_s:
+            return self.s3_browser, lifetime_s
+        now = self._clock()
+        if self._signer is None or self._signer_expires - SIGNER_MARGIN_S - now < lifetime_s - signer_slack_s(lifetime_s):
             credentials = self.sts.assume_role(RoleArn=role_arn, RoleSessionName="image-urls",
                                                DurationSeconds=SIGNER_SESSION_S)["Credentials"]
             self._signer = self.browser_s3(
                 aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
                 aws_session_token=credentials["SessionToken"])
             self._signer_expires = credentials["Expiration"].timestamp()
-        return self._signer
+        return self._signer, max(1, min(lifetime_s, int(self._signer_expires - SIGNER_MARGIN_S - now)))
 
     @cached_property
     def sts(self) -> Any:

@@ -13,6 +13,7 @@ States: queued (with `queue_reason`) -> succeeded | failed (with `error`).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
@@ -160,9 +161,16 @@ class Generations:
         }
         if item.get("negativePrompt") is not None:
             parameters["negative_prompt"] = item["negativePrompt"]
-        expires_at = records.iso(self.clock() + self.settings.image_url_expiry_s)
-        images = [self._image(key, item["prompt"], image_seed(seed, index), expires_at)
-                  for index, key in enumerate(item.get("imageKeys") or [])]
+        images = []
+        if item.get("imageKeys"):
+            # One signer and one stated expiry for the answer's URLs (aws.py: a URL never outlives
+            # the credentials that signed it).
+            now = self.clock()
+            signer, expires_in = self.clients.signing_s3(self.settings.image_signer_role_arn,
+                                                         self.settings.image_url_expiry_s)
+            sign = functools.partial(self._presign, signer, expires_in)
+            images = [self._image(sign, key, item["prompt"], image_seed(seed, index), records.iso(now + expires_in))
+                      for index, key in enumerate(item["imageKeys"])]
         body: dict[str, Any] = {
             "id": item["generationId"], "status": status, "prompt": item["prompt"],
             "model_id": item.get("servedModelId") or item["modelId"], "parameters": parameters, "images": images,
@@ -253,19 +261,19 @@ class Generations:
                 return None
             self.sleep(min(POLL_INTERVAL_S, remaining))
 
-    def _image(self, key: str, prompt: str, seed: int, expires_at: str) -> dict[str, Any]:
+    @staticmethod
+    def _image(sign: Callable[..., str], key: str, prompt: str, seed: int, expires_at: str) -> dict[str, Any]:
         name = download_name(prompt, seed)
-        return {"url": self._presign(key), "seed": seed, "expires_at": expires_at, "file_name": name,
+        return {"url": sign(key), "seed": seed, "expires_at": expires_at, "file_name": name,
                 # S3 answers this one with Content-Disposition: attachment, so a browser saves it under
                 # `name` (a link's download attribute does not work across origins).
-                "download_url": self._presign(key, attachment=name)}
+                "download_url": sign(key, attachment=name)}
 
-    def _presign(self, key: str, attachment: Optional[str] = None) -> str:
-        signer = self.clients.signing_s3(self.settings.image_signer_role_arn, self.settings.image_url_expiry_s)
+    def _presign(self, signer: Any, expires_in: int, key: str, attachment: Optional[str] = None) -> str:
         params = {"Bucket": self.settings.bucket_name, "Key": key}
         if attachment:
             params["ResponseContentDisposition"] = f'attachment; filename="{attachment}"'
-        return signer.generate_presigned_url("get_object", Params=params, ExpiresIn=self.settings.image_url_expiry_s)
+        return signer.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
 
     @staticmethod
     def _timings(item: dict[str, Any]) -> dict[str, int]:
