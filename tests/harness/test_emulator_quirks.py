@@ -99,3 +99,35 @@ def test_a_dataset_named_with_capitals_trains_deploys_and_serves(synthesized):
         answer = h.api("POST", "/generations", {"prompt": "MyDog on a beach", "seed": 1, "wait": 20})
         assert answer.status == 200 and answer.json()["status"] == "succeeded", answer.text
         assert answer.json()["model_id"] == model_id
+
+
+def test_path_style_presigned_urls_of_a_dotted_bucket_are_judged_like_virtual_hosted_ones(synthesized):
+    # The URLs the API makes for a dotted (reused) bucket (tests/api/test_bucket_urls.py) reach the
+    # harness's presigned-URL authorization: accepted while valid, refused once expired, as AWS does.
+    import requests
+    from botocore.config import Config
+
+    from tests.harness.pipeline_harness import REGION
+
+    dotted = "photos.example.com"
+    with PipelineHarness(synthesized=synthesized) as h:
+        h.client("s3").create_bucket(Bucket=dotted)
+        h.client("s3").put_object(Bucket=dotted, Key="generated/g/0.jpg", Body=b"jpeg")
+        with h.iam.acting_as(None):
+            s3 = boto3.client("s3", region_name=REGION, endpoint_url=f"https://s3.{REGION}.amazonaws.com",
+                              config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+            url = s3.generate_presigned_url("get_object", Params={"Bucket": dotted, "Key": "generated/g/0.jpg"},
+                                            ExpiresIn=60)
+            post = s3.generate_presigned_post(Bucket=dotted, Key="uploads/dog/t/0.jpg", ExpiresIn=60,
+                                              Conditions=[["content-length-range", 1, 100]])
+        assert url.startswith(f"https://s3.{REGION}.amazonaws.com/{dotted}/generated/g/0.jpg?")
+        assert post["url"] == f"https://s3.{REGION}.amazonaws.com/{dotted}"
+        fetched = requests.get(url, timeout=5)
+        assert (fetched.status_code, fetched.content) == (200, b"jpeg")
+        sent = requests.post(post["url"], data=post["fields"], files={"file": ("0.jpg", b"x" * 10)}, timeout=5)
+        assert sent.status_code == 204, sent.text
+        assert h.client("s3").get_object(Bucket=dotted, Key="uploads/dog/t/0.jpg")["Body"].read() == b"x" * 10
+        # And once the URL's own expiry has passed, it is refused
+        h.iam.expect_denials("presigned URL expired")
+        h.clock.wait(61)
+        assert requests.get(url, timeout=5).status_code == 403

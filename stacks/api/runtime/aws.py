@@ -33,12 +33,31 @@ def signer_slack_s(lifetime_s: int) -> int:
     return min(SIGNER_SLACK_MAX_S, lifetime_s // 10)
 
 
+def addressing_style(bucket: str) -> str:
+    """How browser URLs name the bucket: its regional virtual host (https://<bucket>.s3.<region>.
+    amazonaws.com/), or path-style (https://s3.<region>.amazonaws.com/<bucket>/) for a name with
+    dots, which S3's wildcard certificate (*.s3.<region>.amazonaws.com) does not cover (TLS fails).
+    The pinned botocore makes the same choice for "virtual" over https; it is stated here so that no
+    SDK version can make a dotted virtual host."""
+    return "path" if "." in bucket else "virtual"
+
+
+def bucket_sources(bucket: str, region: str) -> str:
+    """The Content-Security-Policy sources of the URLs browsers get for the bucket: its virtual host,
+    or for a dotted name the bucket's path on the regional host (the presigned POST's URL itself
+    and everything under it)."""
+    if addressing_style(bucket) == "path":
+        return f"https://s3.{region}.amazonaws.com/{bucket} https://s3.{region}.amazonaws.com/{bucket}/"
+    return f"https://{bucket}.s3.{region}.amazonaws.com"
+
+
 class Clients:
     def __init__(self, factory: Callable[..., Any] = boto3.client, clock: Callable[[], float] = time.time,
-                 region: str = "us-east-1"):
+                 region: str = "us-east-1", bucket: str = ""):
         self._factory = factory
         self._clock = clock
         self.region = region  # Settings.region: the function's own
+        self.bucket = bucket  # Settings.bucket_name: how browser URLs name it (addressing_style)
         self._signer: Optional[Any] = None
         self._signer_expires = 0.0
 
@@ -77,14 +96,16 @@ class Clients:
     @cached_property
     def s3_browser(self) -> Any:
         """For the presigned URLs a browser uses (image links, the page's photo uploads): the bucket's
-        regional virtual host (https://<bucket>.s3.<region>.amazonaws.com/), which a new bucket answers
-        at once, where the global host may redirect (307) for a while; the page's CSP allows that host."""
+        regional host (its virtual host, or path-style for a dotted name: `addressing_style`), which a
+        new bucket answers at once, where the global host may redirect (307) for a while; the page's
+        CSP allows exactly that (`bucket_sources`)."""
         return self.browser_s3()
 
     def browser_s3(self, **credentials: Any) -> Any:
-        """A new S3 client on the bucket's regional virtual host (with these credentials, if given)."""
+        """A new S3 client on the bucket's regional host (with these credentials, if given)."""
         return self._factory("s3", region_name=self.region, endpoint_url=f"https://s3.{self.region}.amazonaws.com",
-                             config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}),
+                             config=Config(signature_version="s3v4",
+                                           s3={"addressing_style": addressing_style(self.bucket)}),
                              **credentials)
 
     @cached_property

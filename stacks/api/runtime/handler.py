@@ -40,7 +40,7 @@ cors = (CORSConfig(allow_origin=settings.cors_allow_origin, allow_headers=CORS_A
                    expose_headers=CORS_EXPOSE_HEADERS, max_age=600)
         if settings.cors_allow_origin else None)
 app = APIGatewayRestResolver(cors=cors)
-clients = Clients(region=settings.region)  # each client is created on first use (see scripts/bench_api.py)
+clients = Clients(region=settings.region, bucket=settings.bucket_name)  # each client is created on first use (see scripts/bench_api.py)
 endpoint = EndpointWatcher(lambda: clients.sagemaker, settings.endpoint_name)
 generations = Generations(settings, clients, endpoint)
 registry = Registry(settings, clients, endpoint)

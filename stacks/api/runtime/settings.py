@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
+from aws import bucket_sources
 from contract import INFERENCE_REQUESTS_PREFIX
 from contract import ApiEnv as env
 
@@ -74,8 +75,9 @@ class Settings:
 
     @property
     def upload_origin(self) -> str:
-        """The S3 host of the page's image links and photo uploads (virtual-hosted, regional)."""
-        return f"https://{self.bucket_name}.s3.{self.region}.amazonaws.com"
+        """Where the page's image links and photo uploads go, as CSP sources: the bucket's regional
+        virtual host, or its path on the regional host for a dotted name (aws.bucket_sources)."""
+        return bucket_sources(self.bucket_name, self.region)
 
     def idle_text(self) -> str:
         return f"{self.idle_minutes} minutes" if self.idle_minutes else "a while"
