@@ -88,7 +88,7 @@ def test_spot_training_needs_the_spot_quota_and_the_on_demand_one_for_its_retry(
 
 def test_instance_type_not_offered_in_region(session, quotas, capsys):
     give_sagemaker(quotas)
-    code, report = run(session, capsys, "-c", "endpointInstanceType=ml.p5.48xlarge")
+    code, report = run(session, capsys, "-c", "endpointInstanceType=ml.p4d.24xlarge")
     endpoint = by_name(report)["endpoint instance"]
     assert code == 1 and "not offered in us-east-1" in endpoint["detail"]
     assert "endpointInstanceType" in endpoint["fix"]
