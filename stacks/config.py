@@ -38,6 +38,11 @@ MAX_TRAINING_MINUTES = 28 * 24 * 60
 # How long a spot job may wait for capacity (on top of its run time) before it is trained on demand.
 SPOT_CAPACITY_WAIT_MINUTES = 30
 
+JUMPSTART_LOCK_MAX_AGE_DAYS = 30
+"""A region's entry of the JumpStart lock (stacks/training/jumpstart.lock.json) resolved longer ago than this is
+resolved again from JumpStart's metadata by the next `make deploy` with credentials (JumpStart may have deprecated
+the version or moved an artifact meanwhile)."""
+
 # SageMaker instance families with an NVIDIA GPU large enough for Stable Diffusion 2.1 base that the
 # pinned JumpStart images (stacks/training/jumpstart.lock.json: `...-gpu-py38-cu113-...`) can run on:
 # T4 (g4dn, sm_75), A10G (g5, sm_86), V100 (p3, sm_70), A100 (p4d, sm_80).
