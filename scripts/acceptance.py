@@ -377,8 +377,8 @@ class AwsBackend:
     emulated = False
 
     def __init__(self, session: Any, config: Any, deploy_args: Sequence[str] = (),
-                 run: Optional[Callable[[Sequence[str], dict[str, str]], int]] = None):
-        self.session, self.config, self.deploy_args = session, config, list(deploy_args)
+                 run: Optional[Callable[[Sequence[str], dict[str, str]], int]] = None, root: Path = ROOT):
+        self.session, self.config, self.deploy_args, self.root = session, config, list(deploy_args), root
         self.region = session.region_name or "us-east-1"
         self._run = run
         self._deployment: Any = None
@@ -398,7 +398,7 @@ class AwsBackend:
         except stack_outputs.NotDeployed:
             say(f"stack {self.config.stack_name} is not deployed in {self.region}: deploying it (scripts/deploy.py)")
         code = deploy.deploy([*self.deploy_args, "--require-approval", "never"], self.session,
-                             self._run or deploy._run, dict(os.environ), self.config)
+                             self._run or deploy._run, dict(os.environ), self.config, self.root)
         if code:
             raise RuntimeError(f"the deploy failed (exit {code})")
         self._deployment = self._find()

@@ -163,24 +163,14 @@ JUMPSTART_UNAVAILABLE = 5
 PIP_INSTALL_SDK = [sys.executable, "-m", "pip", "install", "-q", "-r"]
 
 
-def sdk_installed() -> bool:
-    """Whether the SageMaker SDK the lock is resolved with (sagemaker.core) can be imported."""
-    import importlib.util
-
-    importlib.invalidate_caches()
-    try:
-        return importlib.util.find_spec("sagemaker.core") is not None
-    except ModuleNotFoundError:  # no `sagemaker` package at all
-        return False
-
-
 def resolve_jumpstart(session: Any, region: str, run: Runner, environ: dict[str, str], root: Path = ROOT,
-                      *, installed: Callable[[], bool] = sdk_installed) -> Optional[int]:
+                      *, installed: Optional[Callable[[], bool]] = None) -> Optional[int]:
     """The JumpStart step of a deploy (scripts/refresh_jumpstart_lock.py: ensure_region) for `region`: resolve
     the lock when stale, verify its artifacts, write it. None: go on; else the exit code (one line said why)."""
     from scripts import refresh_jumpstart_lock as jumpstart
     from stacks.training.jumpstart_lock import JumpStartLock
 
+    installed = installed or jumpstart.sdk_installed
     lock_path = root / jumpstart.LOCK_FILE.relative_to(jumpstart.ROOT)
     stale = JumpStartLock.load(lock_path).staleness(region, datetime.now(timezone.utc))
     if stale and not installed():

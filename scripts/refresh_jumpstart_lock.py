@@ -48,8 +48,23 @@ IMAGE_FIELDS = ("training_image_uri", "inference_image_uri")
 
 
 class JumpStartUnavailable(RuntimeError):
-    """The model, its version or one of its artifacts cannot be used in the region. The message is one
-    line saying what to do; nothing was written."""
+    """The model, its version or one of its artifacts cannot be used in the region. str(): one line with
+    what was found and what to do (`problem`, `todo`); the lock file was not written."""
+
+    def __init__(self, problem: str, todo: str):
+        super().__init__(f"{problem}: nothing was deployed and the lock file is unchanged. To fix: {todo}")
+        self.problem, self.todo = problem, todo
+
+
+def sdk_installed() -> bool:
+    """Whether the SDK the lock is resolved with (sagemaker.core, requirements-lock.txt) can be imported."""
+    import importlib.util
+
+    importlib.invalidate_caches()
+    try:
+        return importlib.util.find_spec(SDK_MODULE) is not None
+    except ModuleNotFoundError:  # no `sagemaker` package at all
+        return False
 
 
 def default_instance_type() -> str:
@@ -103,7 +118,7 @@ def _resolve(regions: Sequence[str], model_version: str, instance_type: str, mod
                 region=region, model_id=model_id, version=model_version,
                 **({"s3_client": sagemaker_session.s3_client} if sagemaker_session is not None else {}))
             if specs.deprecated:
-                raise JumpStartUnavailable(_deprecated_line(model_id, model_version, specs, region))
+                raise _deprecated(model_id, model_version, specs, region)
             entries[region] = {
                 "training_image_uri": image_uris.retrieve(framework=None, region=region, image_scope="training",
                                                           instance_type=instance_type, **common, **session),
@@ -121,9 +136,21 @@ def _resolve(regions: Sequence[str], model_version: str, instance_type: str, mod
                 raise
             raise JumpStartUnavailable(
                 f"JumpStart does not serve {model_id} version {model_version} for {instance_type} in {region} "
-                f"({_first_sentence(error)}): nothing was written or deployed. Deploy to a region JumpStart serves "
-                f"it in (AWS_REGION), or run `make refresh-lock ARGS=\"--region {region}\"` to move the lock to "
-                "the newest version there") from None
+                f"({_first_sentence(error)})",
+                f"deploy to a region JumpStart serves it in (AWS_REGION), or run "
+                f"`make refresh-lock ARGS=\"--region {region}\"` to move the lock to the newest version there") from None
+        except ClientError as error:
+            # The SDK reads the manifest and specs from jumpstart-cache-prod-<region> with these credentials.
+            code = error.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchBucket", "NoSuchKey", "404"):
+                raise JumpStartUnavailable(f"JumpStart has no metadata in {region} ({code} on jumpstart-cache-prod-"
+                                           f"{region})", "deploy to a region JumpStart serves (AWS_REGION)") from None
+            if code in ("AccessDenied", "403"):
+                raise JumpStartUnavailable(
+                    f"these credentials may not read JumpStart's metadata in {region} ({code})",
+                    f"allow s3:GetObject and s3:ListBucket on arn:aws:s3:::jumpstart-cache-prod-{region} (and /*) "
+                    "for the deploying user") from None
+            raise
     defaults = hyperparameters.retrieve_default(region=regions[0], instance_type=instance_type, **common, **session)
     return {
         "instance_type": instance_type,
@@ -142,15 +169,15 @@ def _first_sentence(error: BaseException) -> str:
     return text.split(". ")[0].rstrip(".")
 
 
-def _deprecated_line(model_id: str, requested: str, specs: Any, region: str) -> str:
-    why = f": {specs.deprecated_message}" if specs.deprecated_message else ""
+def _deprecated(model_id: str, requested: str, specs: Any, region: str) -> JumpStartUnavailable:
+    why = f" ({specs.deprecated_message.strip().rstrip('.')})" if specs.deprecated_message else ""
     if requested == "*":
-        what = ("nothing was written or deployed. JumpStart offers no newer version to move to: deploy to a region "
-                "where it still serves one (AWS_REGION), or keep the endpoint of an earlier deploy")
+        todo = ("JumpStart offers no newer version to move to: deploy to a region where it still serves one "
+                "(AWS_REGION); an endpoint deployed earlier keeps serving")
     else:
-        what = (f"nothing was written or deployed. Move the lock to the newest version JumpStart serves with "
-                f"`make refresh-lock ARGS=\"--region {region}\"`, then deploy again")
-    return f"JumpStart marks {model_id} version {specs.version} deprecated in {region}{why}; {what}"
+        todo = (f"move the lock to the newest version JumpStart serves with `make refresh-lock ARGS=\"--region "
+                f"{region}\"`, then deploy again")
+    return JumpStartUnavailable(f"JumpStart marks {model_id} version {specs.version} deprecated in {region}{why}", todo)
 
 
 def apply(lock: dict[str, Any], resolved: dict[str, Any], now: datetime, by: str) -> dict[str, Any]:
@@ -300,7 +327,7 @@ def verify_artifacts(session: Any, region: str, entry: dict[str, str]) -> list[A
             + [check_image(ecr, name, entry[name]) for name in IMAGE_FIELDS])
 
 
-def missing_line(region: str, missing: Sequence[ArtifactCheck], resolved_now: bool) -> str:
+def _missing(region: str, missing: Sequence[ArtifactCheck], resolved_now: bool) -> JumpStartUnavailable:
     first = missing[0]
     more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
     if resolved_now:
@@ -309,8 +336,8 @@ def missing_line(region: str, missing: Sequence[ArtifactCheck], resolved_now: bo
     else:
         todo = (f"resolve the lock again with `make refresh-lock ARGS=\"--region {region}\"`, then deploy; if it "
                 "stays missing, JumpStart no longer serves the model there: choose another region (AWS_REGION)")
-    return (f"JumpStart artifact {first.field} {first.uri} is missing in {region} ({first.detail}){more}: "
-            f"nothing was deployed. To fix: {todo}")
+    return JumpStartUnavailable(f"JumpStart artifact {first.field} {first.uri} is missing in {region} "
+                                f"({first.detail}){more}", todo)
 
 
 def ensure_region(lock_path: Path, session: Any, region: str, *, now: Optional[datetime] = None,
@@ -342,7 +369,7 @@ def ensure_region(lock_path: Path, session: Any, region: str, *, now: Optional[d
     resolution.checks = verify_artifacts(session, region, data["regions"][region])
     missing = [c for c in resolution.checks if c.status == MISSING]
     if missing:
-        raise JumpStartUnavailable(missing_line(region, missing, resolved_now=bool(stale)))
+        raise _missing(region, missing, resolved_now=bool(stale))
     if stale and write_lock:
         write(lock_path, data)
         resolution.written = True

@@ -347,7 +347,8 @@ def test_a_deprecated_model_stops_the_deploy_with_one_line(project, session, tmp
     assert code == deploy.JUMPSTART_UNAVAILABLE == 5 and run.commands == []
     assert (project / PROJECT_LOCK).read_text() == before
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert "deprecated in us-east-1: This model is deprecated." in line and "nothing was written or deployed" in line
+    assert "deprecated in us-east-1 (This model is deprecated): nothing was deployed and the lock file is unchanged" in line
+    assert "JumpStart offers no newer version" in line
 
 
 def test_a_deprecated_pinned_version_says_to_move_the_lock(project, session, tmp_path, monkeypatch, capsys):

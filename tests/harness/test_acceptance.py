@@ -5,15 +5,22 @@ what the run created) run against moto."""
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime
 
 import boto3
 from moto import mock_aws
 
 from scripts import acceptance
+from stacks.training.jumpstart_lock import LOCK_FILE
+from tests import jumpstart_fixture
+from tests.conftest import ROOT
 from tests.pipeline.conftest import jpeg_bytes
 from tests.quota_harness import QuotaHarness
 from stacks.config import AppConfig
+
+
+PROJECT_LOCK = LOCK_FILE.relative_to(ROOT)
 
 
 def config() -> AppConfig:
@@ -62,10 +69,14 @@ class FakeSession:
 
 
 @mock_aws
-def test_the_aws_backend_deploys_when_the_stack_is_missing_and_copies_the_public_sample(monkeypatch):
+def test_the_aws_backend_deploys_when_the_stack_is_missing_and_copies_the_public_sample(monkeypatch, tmp_path):
     # Given an account whose preflight passes (Service Quotas as moto lacks them, API Gateway's
-    # logging role set), the public sample bucket (as AWS publishes it) and no stack yet
+    # logging role set), JumpStart serving the fixture's model, the public sample bucket (as AWS
+    # publishes it) and no stack yet
     QuotaHarness().install(monkeypatch)
+    jumpstart_fixture.local_metadata(monkeypatch)
+    (tmp_path / PROJECT_LOCK).parent.mkdir(parents=True)
+    shutil.copy(LOCK_FILE, tmp_path / PROJECT_LOCK)
     role = boto3.client("iam").create_role(RoleName="apigw-logs", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     boto3.client("apigateway", region_name="us-east-1").update_account(
         patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": role}])
@@ -77,6 +88,7 @@ def test_the_aws_backend_deploys_when_the_stack_is_missing_and_copies_the_public
     s3.put_object(Bucket="jumpstart-cache-prod-us-east-1", Key=acceptance.SAMPLE_PREFIX + "dataset_info.json",
                   Body=b'{"instance_prompt": "a photo of a Doppler dog"}')
     s3.create_bucket(Bucket="data-bucket")
+    jumpstart_fixture.publish(boto3.Session(region_name="us-east-1"))
     commands = []
 
     def run(command, env):
@@ -90,7 +102,7 @@ def test_the_aws_backend_deploys_when_the_stack_is_missing_and_copies_the_public
                                 "ApiUrl": {"Value": "https://abc.execute-api.us-east-1.amazonaws.com/v1/"}}}))
         return 0
 
-    backend = acceptance.AwsBackend(FakeSession(), config(), run=run)
+    backend = acceptance.AwsBackend(boto3.Session(region_name="us-east-1"), config(), run=run, root=tmp_path)
     said = []
     # When the flow makes sure the stack is there and creates its dataset
     assert backend.ensure_deployed(said.append) is True
@@ -101,8 +113,11 @@ def test_the_aws_backend_deploys_when_the_stack_is_missing_and_copies_the_public
     assert keys[-1] == "datasets/acceptance-20261201100000/dataset_info.json" and len(keys) == 4
     listed = s3.list_objects_v2(Bucket="data-bucket", Prefix="datasets/")["Contents"]
     assert sorted(o["Key"] for o in listed) == sorted(keys)
-    assert acceptance.AwsBackend(FakeSession(), config(), run=run).ensure_deployed(said.append) is False
-    assert s3.list_objects_v2(Bucket="jumpstart-cache-prod-us-east-1")["KeyCount"] == 4  # source untouched
+    assert acceptance.AwsBackend(FakeSession(), config(), run=run, root=tmp_path).ensure_deployed(said.append) is False
+    # The deploy resolved the project's JumpStart lock for the region first
+    assert json.loads((tmp_path / PROJECT_LOCK).read_text())["resolved_regions"]["us-east-1"]["model_version"] == "9.9.1"
+    assert s3.list_objects_v2(Bucket="jumpstart-cache-prod-us-east-1",
+                              Prefix=acceptance.SAMPLE_PREFIX)["KeyCount"] == 4  # source untouched
 
 
 @mock_aws
