@@ -14,6 +14,8 @@ CHROMIUM := /usr/bin/chromium
 ## deploy: with AWS credentials, deploy (quota-aware bucket choice first); without, synthesize offline
 ## and rehearse the whole flow on the emulator (scripts/rehearse.py: needs moto etc., hence .rehearsal).
 ## `make deploy ARGS=--help` prints the deploy command's own help.
+## With credentials it resolves the JumpStart lock for the region first, installing sagemaker-core
+## (requirements-lock.txt) into .venv on demand when the lock needs it (scripts/deploy.py says so).
 deploy: $(VENV)/.rehearsal node_modules/.installed
 	@$(PY) -m scripts.deploy $(ARGS)
 

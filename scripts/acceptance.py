@@ -22,7 +22,11 @@ Never the bucket, the copied photos or the generated images. `--destroy-previous
 later, for an earlier run, from what its report.json recorded (default: the newest report).
 
 What the report is for: the numbers offline tests cannot give (how long a real training and a
-real endpoint creation take, what SageMaker named things, what the run cost).
+real endpoint creation take, what SageMaker named things, what the run cost), and the assumptions
+table: every assumption the offline tests rest on (`assumed_texts`), `confirmed`, `contradicted`
+or `not observed` from what AWS shows (AwsBackend.observe), `emulated` on the emulator. On AWS the
+run also waits for the endpoint to scale in to zero and sends one prompt at zero instances
+(`--no-scaling` skips that).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
 from unittest import mock
 
 from scripts import costs
+from stacks.contract import DEPLOY_MACHINE_SUFFIX, SDK_VERSIONS_LOG_FIELD, TRAINING_MACHINE_SUFFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "acceptance-out"
@@ -49,6 +54,7 @@ SAMPLE_INSTANCE_PROMPT = "a photo of a Doppler dog"  # the sample's own dataset_
 PROMPT_ENDINGS = ("on the sea", "with a hat", "with Donald Trump")  # AWS's JumpStart notebook
 TRAINING_TIMEOUT_S = 4 * 3600
 GENERATE_TIMEOUT_S = 1800
+TRAINING_JOB_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 # No real credentials are ever used by the emulator backend: every AWS call goes to moto.
 EMULATOR_ENV = {
     "AWS_ACCESS_KEY_ID": "emulator", "AWS_SECRET_ACCESS_KEY": "emulator", "AWS_SESSION_TOKEN": "emulator",
@@ -108,10 +114,14 @@ class Report:
     destroyed: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    assumptions: list["Assumption"] = field(default_factory=list)
+    """The assumptions table: what the offline tests rest on, as this run saw it."""
+    started_at: Optional[datetime] = None
 
     def to_dict(self) -> dict[str, Any]:
         body = dict(self.__dict__)
         body["stages"] = [stage.__dict__ for stage in self.stages]
+        body["assumptions"] = [a.__dict__ for a in self.assumptions]
         body["total_seconds"] = round(sum(stage.seconds for stage in self.stages), 1)
         return body
 
@@ -131,6 +141,7 @@ class Backend(Protocol):
     def store(self, key: str, *, copy_from: Optional[tuple[str, str]] = None, body: bytes = b"") -> None: ...
     def sleep(self, seconds: float) -> None: ...
     def destroy_stack(self, say: Callable[[str], None]) -> None: ...
+    def observe(self, report: "Report", config: Any) -> list["Assumption"]: ...  # the assumptions table
 
 
 # ---- the flow ------------------------------------------------------------------------------------
@@ -184,12 +195,14 @@ class _BackendClock:
 
 def run_flow(backend: Backend, plan: Plan, out_dir: Path, *, say: Callable[[str], None] = lambda _t: None,
              photos: Optional[dict[str, bytes]] = None, config: Any = None, poll_s: float = 30.0,
-             training_timeout_s: float = TRAINING_TIMEOUT_S, destroy: bool = False) -> Report:
+             training_timeout_s: float = TRAINING_TIMEOUT_S, destroy: bool = False,
+             measure_scaling: bool = False) -> Report:
     """Deploy if needed, create the dataset, follow it to a live model, generate, report (see module doc)."""
     from scripts.cli.follow import Follower
     from scripts.cli.generation import Generator, save_images
 
-    report = Report(backend=backend.name, emulated=backend.emulated, region=backend.region, dataset=plan.dataset)
+    report = Report(backend=backend.name, emulated=backend.emulated, region=backend.region, dataset=plan.dataset,
+                    started_at=datetime.now(timezone.utc))
     if backend.emulated:
         report.notes.append(EMULATED_NOTE)
     clock = time.monotonic
@@ -223,14 +236,15 @@ def run_flow(backend: Backend, plan: Plan, out_dir: Path, *, say: Callable[[str]
         report.problems.append(f"the model did not go live: {outcome.reason}")
     else:
         generator_clock = _BackendClock(backend)
-        for index, prompt in enumerate(plan.prompts):
-            with _stage(report, f"generate: {prompt}", clock) as stage:
+
+        def generate(stage_name: str, prompt: str, folder: str) -> None:
+            with _stage(report, stage_name, clock) as stage:
                 request = {"prompt": prompt, "num_images": plan.num_images}
                 if plan.seed is not None:
                     request["seed"] = plan.seed
                 generation = Generator(api, timeout_s=GENERATE_TIMEOUT_S, clock=generator_clock, say=say,
                                        poll_s=min(poll_s, 5.0)).run(request)
-                paths = save_images(api, generation, out_dir / f"prompt-{index + 1}")
+                paths = save_images(api, generation, out_dir / folder)
                 stage.detail = f"{generation['status']}, {len(paths)} image(s)"
                 report.images.append({"prompt": prompt, "status": generation["status"], "id": generation["id"],
                                       "files": [str(p.relative_to(out_dir)) for p in paths],
@@ -238,12 +252,43 @@ def run_flow(backend: Backend, plan: Plan, out_dir: Path, *, say: Callable[[str]
                                       "error": generation.get("error")})
                 if generation["status"] != "succeeded":
                     report.problems.append(f"generation of {prompt!r} {generation['status']}: {generation.get('error')}")
+
+        for index, prompt in enumerate(plan.prompts):
+            generate(f"generate: {prompt}", prompt, f"prompt-{index + 1}")
+        if measure_scaling and config is not None and config.serving.idle_minutes and report.endpoint_name:
+            if wait_for_scale_in(backend, report, config, poll_s, clock, say):
+                generate(FROM_ZERO_STAGE, plan.prompts[0], "from-zero")
     report.cost = run_cost(backend, report, config)
+    report.assumptions = backend.observe(report, config)
     if destroy:
         report.destroyed = destroy_created(backend, report, say)
     report.ok = not report.problems
     write_report(report, out_dir)
     return report
+
+
+SCALE_IN_STAGE = "scale-in to zero"
+FROM_ZERO_STAGE = "generate from zero instances"
+
+
+def wait_for_scale_in(backend: Backend, report: Report, config: Any, poll_s: float, clock: Callable[[], float],
+                      say: Callable[[str], None]) -> bool:
+    """After the last generation: how long until the endpoint has no instance (a stage). True: it scaled in."""
+    expected_s = (config.serving.idle_minutes + costs.SCALE_IN_DELAY_MINUTES) * 60
+    say(f"waiting for the endpoint to scale in to zero (the cost model: {expected_s / 60:g} min)")
+    with _stage(report, SCALE_IN_STAGE, clock) as stage:
+        started = clock()
+        while True:
+            described = backend.sagemaker().describe_endpoint(EndpointName=report.endpoint_name)
+            count = sum(v.get("CurrentInstanceCount", 0) for v in described.get("ProductionVariants", []))
+            if count == 0:
+                stage.detail = "no instance left"
+                return True
+            if clock() - started > 3 * expected_s + 600:
+                stage.detail = f"still {count} instance(s): gave up waiting"
+                report.notes.append(f"the endpoint did not scale in to zero within {clock() - started:.0f} s")
+                return False
+            backend.sleep(poll_s)
 
 
 def _phase_stages(report: Report, phases: list[dict[str, Any]], end_s: float) -> None:
@@ -339,12 +384,21 @@ def render_markdown(data: dict[str, Any]) -> str:
                   f"${cost['total_usd']:.2f}; {cost['note']}; prices as of {cost['prices_as_of']}.", ""]
     elif cost:
         lines += [f"Cost: {cost.get('error')}", ""]
+    if data.get("assumptions"):
+        lines += ["## Assumptions the offline tests rest on", "", "| Assumption | Status | What this run saw |",
+                  "|---|---|---|"]
+        lines += [f"| {a['assumed']} | {a['status']} | {_cell(a['observed'])} |" for a in data["assumptions"]]
+        lines.append("")
     for image in data["images"]:
         lines.append(f"- \"{image['prompt']}\": {image['status']}, seeds {image['seeds']}, files {image['files']}")
     lines += [f"- Created: stack {data['created']['stack']}, endpoint {data['created']['endpoint']}"]
     lines += [f"- Removed (--destroy): {item}" for item in data["destroyed"]]
     lines += [f"- Problem: {p}" for p in data["problems"]]
     return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def new_out_dir(root: Path, now: Optional[datetime] = None) -> Path:
@@ -367,6 +421,250 @@ def _write_new(path: Path, data: bytes) -> Path:
     return path
 
 
+# ---- the assumptions table: what the offline tests rest on, as the run saw it ----------------------
+
+CONFIRMED, CONTRADICTED, NOT_OBSERVED, EMULATED = "confirmed", "contradicted", "not observed", "emulated"
+TIME_TOLERANCE = 1.25
+"""A measured time up to this multiple of the cost model's still confirms it."""
+HISTORY_TOLERANCE = 1.5
+"""AWS's events per execution up to this multiple of the emulator's confirm the count (real waits are
+longer than the emulator's, so polling loops go round more often on AWS)."""
+HISTORY_EVENT_LIMIT = 25_000
+MACHINES = {"train": TRAINING_MACHINE_SUFFIX, "deploy": DEPLOY_MACHINE_SUFFIX}
+
+
+@dataclass
+class Assumption:
+    key: str
+    assumed: str
+    status: str
+    """CONFIRMED, CONTRADICTED (observed says what AWS showed), NOT_OBSERVED or EMULATED."""
+    observed: str
+
+
+def assumed_texts(config: Any) -> dict[str, str]:
+    """The table's rows, in order: key -> what the offline tests (and the cost model) assume."""
+    import botocore
+
+    idle = config.serving.idle_minutes if config is not None else "idleMinutes"
+    return {
+        "jumpstart_lock": "the lock's values for the region are what JumpStart's metadata resolves "
+                          "(stacks/training/jumpstart.lock.json)",
+        "training_output_code": "the training output has no code/inference.py, so the packaging step adds "
+                                "JumpStart's (the emulator simulates such an output)",
+        "access_denied": "no function, state machine or training job is denied an AWS call (the emulator's IAM "
+                         "evaluation passes them)",
+        "history_events": f"each execution writes about the history events the emulator counts for the same run "
+                          f"(at most {HISTORY_TOLERANCE:g}x), and fewer than {HISTORY_EVENT_LIMIT:,}",
+        "training_time": f"a training on the sample bills at most {costs.DEFAULT_TRAINING_MINUTES:g} min "
+                         "(the cost model)",
+        "endpoint_creation": f"creating the endpoint takes at most {costs.ENDPOINT_CREATION_MINUTES:g} min "
+                             "(the cost model)",
+        "generation_time": f"one image takes at most {costs.SECONDS_PER_IMAGE:g} s on a running instance, queue "
+                           "and polling included (the cost model)",
+        "scale_in": f"the endpoint is at zero instances {idle} + {costs.SCALE_IN_DELAY_MINUTES:g} min after its last "
+                    "request (idleMinutes + the cost model's scale-in delay)",
+        "scale_out_from_zero": f"a request at zero instances is answered within "
+                               f"{costs.ENDPOINT_CREATION_MINUTES:g} min + {costs.SECONDS_PER_IMAGE:g} s (an instance "
+                               "start, as the cost model counts an endpoint creation)",
+        "sdk_version": f"every function runs with the botocore the tests ran with ({botocore.__version__})",
+    }
+
+
+def _rows(config: Any, found: dict[str, tuple[str, str]]) -> list[Assumption]:
+    """Every row of the table, each with its (status, observed); a row nobody observed says so."""
+    return [Assumption(key, text, *found.get(key, (NOT_OBSERVED, "this run had nothing to observe it with")))
+            for key, text in assumed_texts(config).items()]
+
+
+def compare_time(measured_s: Optional[float], assumed_s: float, what: str, missing: str,
+                 cost: str = "") -> tuple[str, str]:
+    if measured_s is None:
+        return NOT_OBSERVED, missing
+    seen = f"{what} {measured_s / 60:.1f} min ({measured_s:.0f} s), the model assumes {assumed_s / 60:.1f} min{cost}"
+    return (CONFIRMED if measured_s <= assumed_s * TIME_TOLERANCE else CONTRADICTED), seen
+
+
+def stage_seconds(report: Report, name: str) -> Optional[float]:
+    found = [s.seconds for s in report.stages if s.name == name]
+    return sum(found) if found else None
+
+
+def observe_times(report: Report, config: Any) -> dict[str, tuple[str, str]]:
+    """The stage rows: each stage's time (and cost) against the cost model's assumptions."""
+    cost = report.cost or {}
+    billable = cost.get("training_billable_seconds") or stage_seconds(report, "training")
+    hourly = cost.get("endpoint_hourly_usd")
+    generations = [s.seconds for s in report.stages if s.name.startswith("generate: ")]
+    images = len(generations) * max(1, len(report.images[0].get("files", [])) if report.images else 1)
+    deploying = stage_seconds(report, "deploying")
+    found = {
+        "training_time": compare_time(billable, costs.DEFAULT_TRAINING_MINUTES * 60, "training billed",
+                                      "no training ran", f"; ${cost['training_usd']:.2f}" if "training_usd" in cost else ""),
+        "endpoint_creation": compare_time(deploying, costs.ENDPOINT_CREATION_MINUTES * 60, "deploying took",
+                                          "no endpoint was created or updated",
+                                          f"; ${hourly * deploying / 3600:.2f}" if hourly and deploying else ""),
+        "generation_time": compare_time(sum(generations) / images if generations else None, costs.SECONDS_PER_IMAGE,
+                                        "one image took", "nothing was generated"),
+    }
+    scale_in = stage_seconds(report, SCALE_IN_STAGE)
+    scaled = next((s for s in report.stages if s.name == SCALE_IN_STAGE), None)
+    idle_s = (config.serving.idle_minutes if config is not None else 0) * 60
+    if scaled is not None and scaled.detail == "no instance left":
+        found["scale_in"] = compare_time(scale_in, idle_s + costs.SCALE_IN_DELAY_MINUTES * 60, "scale-in took", "")
+    elif scaled is not None:
+        found["scale_in"] = (CONTRADICTED, f"after {scale_in:.0f} s: {scaled.detail}")
+    else:
+        found["scale_in"] = (NOT_OBSERVED, "the run did not wait for scale-in (--no-scaling, idleMinutes 0, or no "
+                                           "model went live)")
+    from_zero = stage_seconds(report, FROM_ZERO_STAGE)
+    found["scale_out_from_zero"] = compare_time(
+        from_zero, costs.ENDPOINT_CREATION_MINUTES * 60 + costs.SECONDS_PER_IMAGE, "the request at zero took",
+        "no request was sent at zero instances")
+    return found
+
+
+def history_counts(sfn: Any, machine_arns: dict[str, str], since: Optional[datetime]) -> dict[str, list[int]]:
+    """machine key -> history event count of each execution started since `since` (GetExecutionHistory)."""
+    counts: dict[str, list[int]] = {}
+    for key, arn in machine_arns.items():
+        for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
+            for execution in page["executions"]:
+                if since is not None and execution["startDate"] < since:
+                    continue
+                pages = sfn.get_paginator("get_execution_history").paginate(
+                    executionArn=execution["executionArn"], PaginationConfig={"PageSize": 1000})
+                counts.setdefault(key, []).append(sum(len(p["events"]) for p in pages))
+    return counts
+
+
+def compare_history(aws: dict[str, list[int]], emulator: Optional[dict[str, list[int]]],
+                    why_no_emulator: str = "") -> tuple[str, str]:
+    if not aws:
+        return NOT_OBSERVED, "no execution of the stack's state machines since the run started"
+    parts, contradicted = [], False
+    for key, found in sorted(aws.items()):
+        emulated = (emulator or {}).get(key)
+        part = f"{key}: AWS {max(found)} events (most of {len(found)} execution(s))"
+        if emulated:
+            part += f", the emulator {max(emulated)}"
+            contradicted |= max(found) > max(emulated) * HISTORY_TOLERANCE
+        contradicted |= max(found) >= HISTORY_EVENT_LIMIT
+        parts.append(part)
+    seen = "; ".join(parts)
+    if emulator is None:
+        return (CONTRADICTED if contradicted else NOT_OBSERVED), f"{seen}; the emulator's figures: {why_no_emulator}"
+    return (CONTRADICTED if contradicted else CONFIRMED), seen
+
+
+def observe_training_output(sagemaker: Any, s3: Any, job_name: Optional[str]) -> tuple[str, str]:
+    """List the model artifact prefix: was code/inference.py there before the packaging step ran?"""
+    if not job_name:
+        return NOT_OBSERVED, "no training job ran"
+    job = sagemaker.describe_training_job(TrainingJobName=job_name)
+    uri = job.get("ModelArtifacts", {}).get("S3ModelArtifacts", "")
+    ended = job.get("TrainingEndTime")
+    if not uri.startswith("s3://"):
+        return NOT_OBSERVED, f"the job names no model artifacts ({uri or 'none'})"
+    bucket, _, prefix = uri[len("s3://"):].partition("/")
+    prefix = prefix.rstrip("/") + "/"
+    listed = [o for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix, PaginationConfig={"MaxItems": 1000}) for o in page.get("Contents", [])]
+    names = sorted(o["Key"][len(prefix):] for o in listed)
+    listing = f"{len(names)} objects under {uri}: {', '.join(names[:8])}{' ...' if len(names) > 8 else ''}"
+    entry = next((o for o in listed if o["Key"] == prefix + "code/inference.py"), None)
+    if entry is None:
+        return CONTRADICTED, f"no code/inference.py, even after the packaging step; {listing}"
+    if ended is not None and entry["LastModified"] <= ended:
+        return CONTRADICTED, (f"the training output has code/inference.py already (written {entry['LastModified']}, "
+                              f"training ended {ended}): the packaging step leaves it; {listing}")
+    return CONFIRMED, f"code/inference.py written after the training ended (by the packaging step); {listing}"
+
+
+def _log_events(logs: Any, group: str, pattern: str, since_ms: int, stream_prefix: Optional[str] = None,
+                most: int = 50) -> list[dict[str, Any]]:
+    kwargs: dict[str, Any] = {"logGroupName": group, "filterPattern": pattern, "startTime": since_ms}
+    if stream_prefix:
+        kwargs["logStreamNamePrefix"] = stream_prefix
+    events: list[dict[str, Any]] = []
+    for page in logs.get_paginator("filter_log_events").paginate(**kwargs, PaginationConfig={"MaxItems": most}):
+        events += page.get("events", [])
+    return events
+
+
+def observe_access_denied(logs: Any, groups: Sequence[str], training_job: Optional[str],
+                          since_ms: int) -> tuple[str, str]:
+    """FilterLogEvents for "AccessDenied" over the stack's log groups and the training job's streams."""
+    from botocore.exceptions import ClientError
+
+    searched, hits, unreadable = [], [], []
+    targets = [(g, None) for g in groups] + ([(TRAINING_JOB_LOG_GROUP, training_job)] if training_job else [])
+    for group, stream in targets:
+        try:
+            events = _log_events(logs, group, '"AccessDenied"', since_ms, stream)
+        except ClientError as error:
+            unreadable.append(f"{group} ({error.response.get('Error', {}).get('Code')})")
+            continue
+        searched.append(group)
+        hits += [f"{group}: {e['message'].strip()[:200]}" for e in events]
+    if hits:
+        return CONTRADICTED, f"{len(hits)} line(s) with AccessDenied: " + " | ".join(hits[:3])
+    if not searched:
+        return NOT_OBSERVED, "no log group could be read: " + ", ".join(unreadable)
+    return CONFIRMED, (f"no AccessDenied in {len(searched)} log group(s)"
+                       + (f"; not readable: {', '.join(unreadable)}" if unreadable else ""))
+
+
+def observe_sdk_versions(logs: Any, groups: Sequence[str], since_ms: int, expected: str) -> tuple[str, str]:
+    """The `sdk_versions` each function logged at its cold starts (stacks/contract.py, log_cold_start)."""
+    from botocore.exceptions import ClientError
+
+    reported: dict[str, set[str]] = {}
+    for group in groups:
+        try:
+            events = _log_events(logs, group, f'"{SDK_VERSIONS_LOG_FIELD}"', since_ms)
+        except ClientError:
+            continue
+        for event in events:
+            try:
+                versions = json.loads(event["message"]).get(SDK_VERSIONS_LOG_FIELD) or {}
+            except (ValueError, AttributeError):
+                continue
+            if versions.get("botocore"):
+                reported.setdefault(group.rsplit("/", 1)[-1], set()).add(versions["botocore"])
+    if not reported:
+        return NOT_OBSERVED, f"no function logged {SDK_VERSIONS_LOG_FIELD} since the run started"
+    seen = "; ".join(f"{name}: botocore {', '.join(sorted(v))}" for name, v in sorted(reported.items()))
+    same = all(v == {expected} for v in reported.values())
+    return (CONFIRMED if same else CONTRADICTED), seen
+
+
+def observe_lock(session: Any, region: str, lock_path: Path) -> tuple[str, str]:
+    """Resolve the region from JumpStart's metadata now (in memory) and compare with the lock."""
+    from scripts import refresh_jumpstart_lock as jumpstart
+    from stacks.training.jumpstart_lock import JumpStartLock
+
+    if not jumpstart.sdk_installed():
+        return NOT_OBSERVED, "the SageMaker SDK is not installed (requirements-lock.txt)"
+    lock = JumpStartLock.load(lock_path)
+    from sagemaker.core.helper.session_helper import Session
+
+    try:
+        resolved = jumpstart.resolve([region], lock.model_version, model_id=lock.model_id,
+                                     sagemaker_session=Session(boto_session=session))
+    except jumpstart.JumpStartUnavailable as error:
+        return CONTRADICTED, error.problem
+    now = resolved["regions"][region]
+    locked = lock.regions.get(region, {})
+    differ = [f"{name}: locked {locked.get(name)}, JumpStart {value}" for name, value in now.items()
+              if locked.get(name) != value]
+    if resolved["model_version"] != lock.model_version:
+        differ.insert(0, f"model_version: locked {lock.model_version}, JumpStart {resolved['model_version']}")
+    if differ:
+        return CONTRADICTED, "; ".join(differ)
+    return CONFIRMED, f"version {lock.model_version}: the {len(now)} URIs as locked"
+
+
 # ---- the two backends ----------------------------------------------------------------------------
 
 
@@ -377,8 +675,10 @@ class AwsBackend:
     emulated = False
 
     def __init__(self, session: Any, config: Any, deploy_args: Sequence[str] = (),
-                 run: Optional[Callable[[Sequence[str], dict[str, str]], int]] = None):
-        self.session, self.config, self.deploy_args = session, config, list(deploy_args)
+                 run: Optional[Callable[[Sequence[str], dict[str, str]], int]] = None, root: Path = ROOT,
+                 emulator_figures: Optional[Callable[[], dict[str, list[int]]]] = None):
+        self.session, self.config, self.deploy_args, self.root = session, config, list(deploy_args), root
+        self._emulator_figures = emulator_figures or (lambda: emulator_history_figures(config))
         self.region = session.region_name or "us-east-1"
         self._run = run
         self._deployment: Any = None
@@ -398,7 +698,7 @@ class AwsBackend:
         except stack_outputs.NotDeployed:
             say(f"stack {self.config.stack_name} is not deployed in {self.region}: deploying it (scripts/deploy.py)")
         code = deploy.deploy([*self.deploy_args, "--require-approval", "never"], self.session,
-                             self._run or deploy._run, dict(os.environ), self.config)
+                             self._run or deploy._run, dict(os.environ), self.config, self.root)
         if code:
             raise RuntimeError(f"the deploy failed (exit {code})")
         self._deployment = self._find()
@@ -428,6 +728,56 @@ class AwsBackend:
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
+
+    def stack_resources(self) -> list[dict[str, Any]]:
+        cloudformation = self.session.client("cloudformation")
+        return [r for page in cloudformation.get_paginator("list_stack_resources").paginate(
+            StackName=self.config.stack_name) for r in page["StackResourceSummaries"]]
+
+    def observe(self, report: Report, config: Any) -> list[Assumption]:
+        """The assumptions table from what AWS shows: logs, histories, listings, JumpStart's metadata."""
+        import botocore
+
+        from stacks.shared.functions import STATE_MACHINE_LOG_PREFIX
+        from stacks.training.jumpstart_lock import LOCK_FILE
+
+        found = observe_times(report, config)
+        since = report.started_at or datetime.now(timezone.utc)
+        since_ms = int(since.timestamp() * 1000)
+        logs = self.session.client("logs")
+
+        def guarded(key: str, observe: Callable[[], tuple[str, str]]) -> None:
+            try:
+                found[key] = observe()
+            except Exception as error:  # one row failing to observe never loses the report
+                found[key] = (NOT_OBSERVED, f"could not observe: {type(error).__name__}: {error}")
+
+        resources: list[dict[str, Any]] = []
+        guarded("stack", lambda: (resources.extend(self.stack_resources()), (CONFIRMED, ""))[1])
+        if found["stack"][0] == NOT_OBSERVED:
+            report.notes.append(f"the stack's resources (log groups, state machines): {found['stack'][1]}")
+        groups = [r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::Logs::LogGroup"]
+        function_groups = [g for g in groups if not g.startswith(STATE_MACHINE_LOG_PREFIX)]
+        machines = {key: r["PhysicalResourceId"] for r in resources
+                    if r["ResourceType"] == "AWS::StepFunctions::StateMachine"
+                    for key, suffix in MACHINES.items() if r["PhysicalResourceId"].endswith(suffix)}
+        guarded("jumpstart_lock", lambda: observe_lock(self.session, self.region,
+                                                       self.root / LOCK_FILE.relative_to(ROOT)))
+        guarded("training_output_code", lambda: observe_training_output(self.sagemaker(), self.s3(),
+                                                                         report.training_job_name))
+        guarded("access_denied", lambda: observe_access_denied(logs, groups, report.training_job_name, since_ms))
+        guarded("sdk_version", lambda: observe_sdk_versions(logs, function_groups, since_ms, botocore.__version__))
+
+        def history() -> tuple[str, str]:
+            aws = history_counts(self.session.client("stepfunctions"), machines, since)
+            try:
+                emulated, why = self._emulator_figures(), ""
+            except Exception as error:  # the comparison needs the emulator (moto): say why it is missing
+                emulated, why = None, f"not computed ({type(error).__name__}: {error})"
+            return compare_history(aws, emulated, why)
+
+        guarded("history_events", history)
+        return _rows(config, found)
 
     def destroy_stack(self, say: Callable[[str], None]) -> None:
         from scripts import deploy
@@ -522,6 +872,27 @@ class EmulatorBackend:
     def destroy_stack(self, say: Callable[[str], None]) -> None:
         raise RuntimeError("the emulator never deploys a stack")
 
+    def history_counts(self) -> dict[str, list[int]]:
+        """Each execution's history event count, per machine (the figures an AWS run compares against)."""
+        runs = {"train": self.harness.training_runs(), "deploy": self.harness.deploy_runs()}
+        return {key: [len(run.events) for run in found] for key, found in runs.items() if found}
+
+    def observe(self, report: Report, config: Any) -> list[Assumption]:
+        """The same table, every row "emulated": what the emulator shows stands in for AWS."""
+        import botocore
+
+        found = {key: (EMULATED, f"emulator: {seen}") for key, (_, seen) in observe_times(report, config).items()}
+        counts = self.history_counts()
+        found.update({
+            "jumpstart_lock": (EMULATED, "the lock is used as committed; JumpStart's metadata is not read"),
+            "training_output_code": (EMULATED, "the simulated training writes no code/; the packaging step adds it"),
+            "access_denied": (EMULATED, "IAM evaluated per role by the harness (tests/harness/iam.py)"),
+            "history_events": (EMULATED, "emulator: " + "; ".join(f"{k}: {max(v)} events (most of {len(v)})"
+                                                                   for k, v in sorted(counts.items()))),
+            "sdk_version": (EMULATED, f"the handlers run in this process: botocore {botocore.__version__}"),
+        })
+        return _rows(config, found)
+
 
 def draw_sample_photos(count: int = 5, label: str = "sample dog") -> dict[str, bytes]:
     """512x512 JPEGs drawn here (shapes and a label), so no user data and no network are needed."""
@@ -560,6 +931,17 @@ def emulator(*, training_s: float = 2.0, endpoint_s: float = 2.0, synthesized: A
             yield EmulatorBackend(h, sample_photos)
 
 
+def emulator_history_figures(config: Any) -> dict[str, list[int]]:
+    """The emulator's history event counts for the acceptance plan, computed now (a run on moto, ~1 min)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="acceptance-emulated-") as scratch, \
+            emulator(sample_photos=draw_sample_photos()) as backend:
+        run_flow(backend, acceptance_plan(backend.region, datetime.now(timezone.utc)), Path(scratch), config=config,
+                 poll_s=1.0, training_timeout_s=300)
+        return backend.history_counts()
+
+
 def main(argv: Optional[Sequence[str]] = None, session: Any = None) -> int:
     from scripts.aws_session import user_session
     from scripts.deploy import context_from, has_credentials
@@ -576,6 +958,9 @@ def main(argv: Optional[Sequence[str]] = None, session: Any = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the run's subfolder "
                                                                        "(default: acceptance-out/)")
     parser.add_argument("--timeout", type=float, default=TRAINING_TIMEOUT_S, help="give up following after S seconds")
+    parser.add_argument("--no-scaling", action="store_true",
+                        help="AWS only: do not wait for the endpoint to scale in to zero and send one request "
+                             "at zero instances (the assumptions table then says the scaling rows were not observed)")
     parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE",
                         help="configuration override, as with cdk -c (repeatable)")
     args = parser.parse_args(argv)
@@ -597,7 +982,7 @@ def main(argv: Optional[Sequence[str]] = None, session: Any = None) -> int:
         say(f"AWS credentials found: running on account resources in {backend.region} (this costs money: "
             "see the report's cost; --destroy removes the endpoint or stack the run created)")
         report = run_flow(backend, acceptance_plan(backend.region, now), out_dir, say=say, config=config,
-                          training_timeout_s=args.timeout, destroy=args.destroy)
+                          training_timeout_s=args.timeout, destroy=args.destroy, measure_scaling=not args.no_scaling)
     else:
         say("No AWS credentials (or --emulator): running the same flow on the emulator (moto + simulated "
             "SageMaker); the report's numbers are the emulator's, not AWS's.")

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -16,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from scripts import choose_bucket
 from scripts.aws_session import JSII_SILENCE, NODE_VERSION_SILENCED, AwsAccessProblem, access_problem, user_session
-from stacks.config import AppConfig, ConfigError
+from stacks.config import JUMPSTART_LOCK_MAX_AGE_DAYS, AppConfig, ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 # --no-notices: the CLI would otherwise try to fetch and print AWS's notices (no network here, and
@@ -32,7 +33,11 @@ USAGE = f"""usage: make deploy [ARGS="[{NO_REHEARSAL}] [-c KEY=VALUE ...] [other
        (or: .venv/bin/python -m scripts.deploy [ARGS...])
 
 With AWS credentials (aws configure, AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, plus
-AWS_REGION): check the configuration, run the account checks the deploy depends on
+AWS_REGION): check the configuration; resolve the JumpStart lock (stacks/training/jumpstart.lock.json)
+for the region from JumpStart's metadata when it was never resolved there or more than
+{JUMPSTART_LOCK_MAX_AGE_DAYS} days ago (the SageMaker SDK, sagemaker-core from requirements-lock.txt, is
+installed into .venv first if missing), refuse a deprecated or unserved model version, check that
+its scripts, model and images exist (S3, ECR) and write the lock; run the account checks the deploy depends on
 (scripts/cli/preflight.py: API Gateway's account-level CloudWatch Logs role, bucket encryption,
 the SageMaker quotas; a failed blocking check stops with its fix, quotas are only reported),
 choose the data bucket (create one, or reuse one when the
@@ -48,13 +53,16 @@ options:
   {NO_REHEARSAL}   offline only: skip the rehearsal (not passed on to cdk)
   {SETUP_ACCOUNT}  when API Gateway has no CloudWatch Logs role, create and set one without asking
                    (a role that is set is never replaced; not passed on to cdk)
-  {SKIP_PREFLIGHT} deploy without running the account checks first (not passed on to cdk)
+  {SKIP_PREFLIGHT} deploy without running the account checks first (the JumpStart step still runs;
+                   not passed on to cdk)
   -c KEY=VALUE     a configuration value (README, Configuration), passed on to cdk
   anything else    passed on to `cdk deploy` / `cdk synth` (see `npx cdk deploy --help`)
 
 Exit codes: 0 done; 1 synth, rehearsal or deploy failed; 2 bad configuration, or AWS credentials,
 profile, region or network not usable (one line says which and how to fix it); 3 no data bucket
-can be used (the account is at its bucket quota); 4 an account check failed (nothing deployed).
+can be used (the account is at its bucket quota); 4 an account check failed (nothing deployed);
+5 the JumpStart model is deprecated or not served in the region, or one of its artifacts is missing
+(one line says what to do; nothing deployed, the lock file unchanged).
 
 Examples:
   make deploy
@@ -151,6 +159,42 @@ def choose_data_bucket(config: AppConfig, session: Any, account: str, region: st
 
 
 PREFLIGHT_FAILED = 4
+JUMPSTART_UNAVAILABLE = 5
+PIP_INSTALL_SDK = [sys.executable, "-m", "pip", "install", "-q", "-r"]
+
+
+def resolve_jumpstart(session: Any, region: str, run: Runner, environ: dict[str, str], root: Path = ROOT,
+                      *, installed: Optional[Callable[[], bool]] = None) -> Optional[int]:
+    """The JumpStart step of a deploy (scripts/refresh_jumpstart_lock.py: ensure_region) for `region`: resolve
+    the lock when stale, verify its artifacts, write it. None: go on; else the exit code (one line said why)."""
+    from scripts import refresh_jumpstart_lock as jumpstart
+    from stacks.training.jumpstart_lock import JumpStartLock
+
+    installed = installed or jumpstart.sdk_installed
+    lock_path = root / jumpstart.LOCK_FILE.relative_to(jumpstart.ROOT)
+    stale = JumpStartLock.load(lock_path).staleness(region, datetime.now(timezone.utc))
+    if stale and not installed():
+        requirements = root / jumpstart.REQUIREMENTS.relative_to(jumpstart.ROOT)
+        print(f"Installing the SageMaker SDK ({requirements.name}: sagemaker-core) into this Python to resolve the "
+              f"JumpStart lock for {region} ({stale}) ...", flush=True)
+        code = run([*PIP_INSTALL_SDK, str(requirements)], environ)
+        if code or not installed():
+            print(f"Could not install the SageMaker SDK (pip exit status {code}): nothing was deployed. Install it "
+                  f"yourself (.venv/bin/python -m pip install -r {requirements.name}) and run again.", file=sys.stderr)
+            return 1
+    try:
+        resolution = jumpstart.ensure_region(lock_path, session, region)
+    except jumpstart.JumpStartUnavailable as error:
+        print(str(error), file=sys.stderr)
+        return JUMPSTART_UNAVAILABLE
+    print(resolution.summary() + ".")
+    for check in resolution.unverified:
+        print(f"  not verified: {check.field} {check.uri} ({check.detail}); the deploy goes on.")
+    if resolution.written:
+        print(f"  Wrote {lock_path.relative_to(root)} (commit it to keep this resolution).")
+    return None
+
+
 
 
 def ask(question: str) -> bool:
@@ -193,6 +237,9 @@ def deploy(
     if not region:
         print("No AWS region set: export AWS_REGION (for example us-east-1) and run again.", file=sys.stderr)
         return 2
+    code = resolve_jumpstart(session, region, run, environ, root)
+    if code is not None:
+        return code
     if not skip_preflight and not run_preflight(session, config, setup_account, confirm):
         return PREFLIGHT_FAILED
     try:

@@ -38,9 +38,28 @@ MAX_TRAINING_MINUTES = 28 * 24 * 60
 # How long a spot job may wait for capacity (on top of its run time) before it is trained on demand.
 SPOT_CAPACITY_WAIT_MINUTES = 30
 
-# SageMaker instance families with an NVIDIA GPU large enough for Stable Diffusion 2.1 base.
-GPU_INSTANCE_FAMILIES = ("g4dn", "g5", "g6", "g6e", "p3", "p4d", "p5")
-_INSTANCE_TYPE = re.compile(r"^ml\.(?P<family>[a-z0-9]+)\.(?P<size>\d*x?large)$")
+JUMPSTART_LOCK_MAX_AGE_DAYS = 30
+"""A region's entry of the JumpStart lock (stacks/training/jumpstart.lock.json) resolved longer ago than this is
+resolved again from JumpStart's metadata by the next `make deploy` with credentials (JumpStart may have deprecated
+the version or moved an artifact meanwhile)."""
+
+# SageMaker instance families with an NVIDIA GPU large enough for Stable Diffusion 2.1 base that the
+# pinned JumpStart images (stacks/training/jumpstart.lock.json: `...-gpu-py38-cu113-...`) can run on:
+# T4 (g4dn, sm_75), A10G (g5, sm_86), V100 (p3, sm_70), A100 (p4d, sm_80).
+PINNED_IMAGE_CUDA = "cu113"
+GPU_INSTANCE_FAMILIES = ("g4dn", "g5", "p3", "p4d")
+# GPU families newer than CUDA 11.3 (which predates Ada and Hopper: CUDA 11.8 first targets sm_89 and
+# sm_90; PyTorch 1.10's cu113 build carries no kernels for them), so the pinned images may not run
+# there; JumpStart does not list them for this model either (../shared/JUMPSTART.md). Refused at
+# synth with this reason; any other family (not a GPU SageMaker can train or host this model on) is
+# refused with the plain rule.
+NEWER_GPU_FAMILIES = {
+    "g6": "NVIDIA L4, Ada, sm_89", "g6e": "NVIDIA L40S, Ada, sm_89", "p5": "NVIDIA H100, Hopper, sm_90",
+    "gr6": "NVIDIA L4, Ada, sm_89", "p5e": "NVIDIA H200, Hopper, sm_90", "p5en": "NVIDIA H200, Hopper, sm_90",
+    "p6-b200": "NVIDIA B200, Blackwell", "p6-b300": "NVIDIA B300, Blackwell", "p6e-gb200": "NVIDIA GB200, Blackwell",
+    "g7e": "NVIDIA RTX PRO 6000, Blackwell",
+}
+_INSTANCE_TYPE = re.compile(r"^ml\.(?P<family>[a-z0-9-]+)\.(?P<size>\d*x?large)$")
 _BUCKET_NAME = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
@@ -246,10 +265,17 @@ class InstanceTypeSetting(Setting):
     @property
     def allowed(self) -> str:
         return (f"a GPU instance type (families {', '.join(GPU_INSTANCE_FAMILIES)}) that botocore's "
-                f"`{self.shape}` list has")
+                f"`{self.shape}` list has; {', '.join(list(NEWER_GPU_FAMILIES)[:3])} and newer are refused (the "
+                "pinned images are CUDA 11.3)")
 
     def parse(self, raw: Any) -> str:
         match = _INSTANCE_TYPE.match(raw) if isinstance(raw, str) else None
+        if match and match.group("family") in NEWER_GPU_FAMILIES:
+            family = match.group("family")
+            raise self.refuse(raw, (
+                f"the pinned JumpStart images are built for CUDA 11.3 ({PINNED_IMAGE_CUDA}), which predates the GPU "
+                f"of {family} ({NEWER_GPU_FAMILIES[family]}): they may not run there. Choose a type of the families "
+                f"{', '.join(GPU_INSTANCE_FAMILIES)}, e.g. ml.g5.2xlarge or ml.g4dn.2xlarge"))
         if not match or match.group("family") not in GPU_INSTANCE_FAMILIES:
             raise self.refuse(raw)
         offered = sagemaker_instance_types(self.shape)

@@ -3,7 +3,8 @@
 Defined once here and imported on both sides, never retyped. Constructs and the CLI import it as
 `stacks.contract`; every Lambda asset carries this very file as `contract.py` (a symlink in each
 `stacks/<capability>/runtime/` folder), which the handlers import as `contract`.
-Plain values only: this module imports nothing, so it runs in any Lambda asset unchanged.
+Plain values only (and `log_cold_start`): this module imports nothing at its top, so it runs in any
+Lambda asset unchanged.
 """
 
 # ---- S3 prefixes of the data bucket ----
@@ -130,3 +131,19 @@ STAGE_TRAINING_ON_DEMAND = "training on demand"  # the retry after a spot stop
 STAGE_RECORDING_TRAINING_START = "recording the training start"
 STAGE_PREPARING_RETRAIN = "preparing the retrain"
 RETRAINABLE_STAGES = (STAGE_TRAINING, STAGE_TRAINING_ON_DEMAND, STAGE_RECORDING_TRAINING_START, STAGE_PREPARING_RETRAIN)
+
+
+# ---- what each function reports about itself (read by the acceptance run, scripts/acceptance.py) ----
+COLD_START_LOG_MESSAGE = "cold start"
+SDK_VERSIONS_LOG_FIELD = "sdk_versions"
+"""The structured log field each function writes once per cold start: {"boto3": ..., "botocore": ...},
+the SDK it really runs with (bundled or the Lambda runtime's)."""
+
+
+def log_cold_start(logger) -> None:  # noqa: ANN001 (a Powertools Logger; not imported here)
+    """One structured line per cold start (each handler module calls it where it creates its logger)."""
+    import boto3
+    import botocore
+
+    logger.info(COLD_START_LOG_MESSAGE,
+                extra={SDK_VERSIONS_LOG_FIELD: {"boto3": boto3.__version__, "botocore": botocore.__version__}})

@@ -41,7 +41,7 @@ def test_environment_from_cdk_variables():
         # GPU families with sizes SageMaker does not have (botocore's enums)
         ("trainingInstanceType", "ml.p3.xlarge", "SageMaker does not offer it (TrainingInstanceType"),
         ("trainingInstanceType", "ml.g5.3xlarge", "g5 sizes it offers: ml.g5.xlarge, ml.g5.2xlarge"),
-        ("endpointInstanceType", "ml.p5.xlarge", "(ProductionVariantInstanceType"),
+        ("endpointInstanceType", "ml.p3.xlarge", "(ProductionVariantInstanceType"),
         ("endpointInstanceType", "ml.g5.3xlarge", "SageMaker does not offer it"),
         ("bucketQuotaMargin", "-1", "whole number from 0"),
         ("generatedExpiryDays", "thirty", "whole number"),
@@ -66,10 +66,38 @@ def test_a_bucket_key_arn_is_kept():
 
 
 @pytest.mark.parametrize("key", ["trainingInstanceType", "endpointInstanceType"])
-@pytest.mark.parametrize("value", ["ml.g4dn.2xlarge", "ml.g5.2xlarge", "ml.p3.2xlarge", "ml.g6.xlarge", "ml.p4d.24xlarge"])
+@pytest.mark.parametrize("value", ["ml.g4dn.2xlarge", "ml.g5.2xlarge", "ml.p3.2xlarge", "ml.p4d.24xlarge"])
 def test_gpu_types_sagemaker_offers_are_accepted(key, value):
     config = load({key: value})
     assert value in (config.training.instance_type, config.serving.instance_type)
+
+
+@pytest.mark.parametrize("key", ["trainingInstanceType", "endpointInstanceType"])
+@pytest.mark.parametrize("value, gpu", [("ml.g6.xlarge", "sm_89"), ("ml.g6e.2xlarge", "sm_89"),
+                                        ("ml.p5.48xlarge", "sm_90"), ("ml.p5en.48xlarge", "sm_90"),
+                                        ("ml.p6-b200.48xlarge", "Blackwell")])
+def test_families_newer_than_the_pinned_cuda_are_refused_with_what_to_choose(key, value, gpu):
+    """The pinned images are CUDA 11.3 (py38-cu113): it predates Ada and Hopper GPUs. SageMaker offers these
+    types (botocore's enums list them), so only this rule stops them at synth."""
+    from stacks.config import sagemaker_instance_types
+
+    shape = "TrainingInstanceType" if key == "trainingInstanceType" else "ProductionVariantInstanceType"
+    assert value in sagemaker_instance_types(shape)
+    with pytest.raises(ConfigError) as raised:
+        load({key: value})
+    message = str(raised.value)
+    assert f"'{key}'" in message and "CUDA 11.3" in message and gpu in message
+    assert "Choose a type of the families g4dn, g5, p3, p4d, e.g. ml.g5.2xlarge" in message
+
+
+def test_the_pinned_images_are_the_cuda_the_family_rule_assumes():
+    """If the lock moves to images built for another CUDA, the allowed families must be looked at again."""
+    from stacks.config import PINNED_IMAGE_CUDA
+    from stacks.training.jumpstart_lock import JumpStartLock
+
+    lock = JumpStartLock.load()
+    images = [entry[field] for entry in lock.regions.values() for field in ("training_image_uri", "inference_image_uri")]
+    assert images and all(f"-{PINNED_IMAGE_CUDA}-" in image for image in images)
 
 
 def test_configured_bucket_wins_over_recorded_decision():

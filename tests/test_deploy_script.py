@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+import shutil
+from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
 from moto import mock_aws
 
 from scripts import deploy
+from scripts import refresh_jumpstart_lock as jumpstart
+from stacks.training.jumpstart_lock import LOCK_FILE, JumpStartLock
+from tests import jumpstart_fixture
+from tests.conftest import ROOT
+from tests.harness.service_model import ServiceModelCheck
 from tests.test_choose_bucket import make_buckets, s3_quota  # noqa: F401 (fixture)
 
 ACCOUNT = "123456789012"  # moto's default account
+PROJECT_LOCK = LOCK_FILE.relative_to(ROOT)
 
 
 class NoCredentials:
@@ -37,8 +45,17 @@ class Recorder:
 
 @pytest.fixture
 def project(tmp_path):
+    """A checkout: cdk.json and the committed JumpStart lock (which a deploy with credentials resolves)."""
     (tmp_path / "cdk.json").write_text(json.dumps({"context": {"stackName": "DreamBoothPipeline"}}))
+    (tmp_path / PROJECT_LOCK).parent.mkdir(parents=True)
+    shutil.copy(LOCK_FILE, tmp_path / PROJECT_LOCK)
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def jumpstart_metadata(monkeypatch):
+    """JumpStart's metadata as the SDK reads it in local mode (tests/fixtures/jumpstart)."""
+    jumpstart_fixture.local_metadata(monkeypatch)
 
 
 @pytest.fixture(autouse=True)
@@ -59,9 +76,11 @@ def set_logging_role(session, name="someone-elses-apigateway-role"):
 
 @pytest.fixture
 def fresh_session():
-    """A new account: API Gateway has no CloudWatch Logs role."""
+    """A new account: API Gateway has no CloudWatch Logs role. JumpStart serves the fixture's artifacts."""
     with mock_aws():
-        yield boto3.Session(region_name="us-east-1")
+        session = boto3.Session(region_name="us-east-1")
+        jumpstart_fixture.publish(session)
+        yield session
 
 
 @pytest.fixture
@@ -79,7 +98,9 @@ def setup_session(monkeypatch):
     published = json.loads(iam_models.aws_managed_policies_data)
     monkeypatch.setattr(iam_models, "aws_managed_policies_data", json.dumps({name: published[name]}))
     with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
-        yield boto3.Session(region_name="us-east-1")
+        session = boto3.Session(region_name="us-east-1")
+        jumpstart_fixture.publish(session)
+        yield session
 
 
 @pytest.fixture
@@ -258,3 +279,160 @@ def test_skip_preflight_deploys_without_the_checks(project, fresh_session, s3_qu
     assert deploy.main(["--skip-preflight"], session=fresh_session, run=run, environ={}, root=project,
                        confirm=never_asked) == 0
     assert run.commands[-1][0][3:] == ["deploy", *deploy.CDK_QUIET] and logging_role(fresh_session) is None
+
+
+# ---- the JumpStart lock, resolved where the truth is (issue 18, item 3) ----------------------------
+
+
+def project_lock(project):
+    return json.loads((project / PROJECT_LOCK).read_text())
+
+
+def resolve_project_lock(project, days_ago, values=None, version="9.9.1"):
+    """The project's lock as an earlier deploy left it: us-east-1 resolved `days_ago` days ago."""
+    resolved = {"instance_type": "ml.g4dn.2xlarge", "model_version": version, "hyperparameters": {"epochs": "7"},
+                "metric_definitions": [], "inference_environment": {"SAGEMAKER_PROGRAM": "inference.py"},
+                "regions": {"us-east-1": values or jumpstart_fixture.artifacts("us-east-1")}}
+    lock = jumpstart.apply(project_lock(project), resolved, datetime.now(timezone.utc) - timedelta(days=days_ago),
+                           "an earlier deploy")
+    jumpstart.write(project / PROJECT_LOCK, lock)
+    return lock
+
+
+class LockAtCdk(Recorder):
+    """Records, with each command, the lock file as it was when the command ran."""
+
+    def __init__(self, project):
+        super().__init__()
+        self.project, self.locks = project, []
+
+    def __call__(self, command, env):
+        self.locks.append(project_lock(self.project))
+        return super().__call__(command, env)
+
+
+def test_an_unresolved_lock_is_resolved_verified_and_written_before_cdk_runs(project, session, s3_quota, capsys):  # noqa: F811
+    # Given the committed lock (last-known values, resolved_at null) and JumpStart's metadata and artifacts
+    s3_quota(100)
+    assert JumpStartLock.load(project / PROJECT_LOCK).staleness("us-east-1", datetime.now(timezone.utc))
+    run = LockAtCdk(project)
+    # When make deploy runs with credentials, every AWS call checked against botocore's model
+    with ServiceModelCheck() as check:
+        assert deploy.main([], session=session, run=run, environ={}, root=project) == 0
+    # Then the region's entry is JumpStart's, recorded as resolved, and written before any cdk command
+    assert check.violations == [] and check.calls > 0
+    lock = project_lock(project)
+    assert lock["regions"]["us-east-1"] == jumpstart_fixture.artifacts("us-east-1")
+    assert lock["model_version"] == "9.9.1" and lock["resolved_regions"]["us-east-1"]["model_version"] == "9.9.1"
+    assert "unresolved" not in lock and "by make deploy" in lock["source"]
+    assert [c[0][3] for c in run.commands] == ["bootstrap", "deploy"]
+    assert all(seen == lock for seen in run.locks)
+    # Regions this deploy did not go to keep their last-known values and stay marked so
+    assert lock["regions"]["eu-west-1"] == json.loads(LOCK_FILE.read_text())["regions"]["eu-west-1"]
+    assert JumpStartLock.load(project / PROJECT_LOCK).staleness("eu-west-1", datetime.now(timezone.utc))
+    out = capsys.readouterr().out
+    assert "JumpStart lock for us-east-1: version 9.9.1, resolved from JumpStart's metadata" in out
+    assert "5 of 5 artifacts found" in out and f"Wrote {PROJECT_LOCK}" in out
+
+
+def test_a_deprecated_model_stops_the_deploy_with_one_line(project, session, tmp_path, monkeypatch, capsys):
+    # Given JumpStart's metadata marks the model's version deprecated
+    jumpstart_fixture.local_metadata(monkeypatch, jumpstart_fixture.metadata_copy(
+        tmp_path, deprecated=True, deprecated_message="This model is deprecated."))
+    before = (project / PROJECT_LOCK).read_text()
+    run = Recorder()
+    # When make deploy runs
+    code = deploy.main([], session=session, run=run, environ={}, root=project)
+    # Then nothing ran, the lock is as it was, and one line says what to do
+    assert code == deploy.JUMPSTART_UNAVAILABLE == 5 and run.commands == []
+    assert (project / PROJECT_LOCK).read_text() == before
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "deprecated in us-east-1 (This model is deprecated): nothing was deployed and the lock file is unchanged" in line
+    assert "JumpStart offers no newer version" in line
+
+
+def test_a_deprecated_pinned_version_says_to_move_the_lock(project, session, tmp_path, monkeypatch, capsys):
+    # Given a lock resolved to 9.9.1 long ago, which JumpStart has deprecated since
+    resolve_project_lock(project, days_ago=45)
+    jumpstart_fixture.local_metadata(monkeypatch, jumpstart_fixture.metadata_copy(tmp_path, deprecated=True))
+    code = deploy.main([], session=session, run=Recorder(), environ={}, root=project)
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert code == 5 and "version 9.9.1 deprecated in us-east-1" in line
+    assert 'make refresh-lock ARGS="--region us-east-1"' in line
+
+
+def test_a_missing_artifact_stops_the_deploy_with_one_line(project, s3_quota, capsys):  # noqa: F811
+    # Given JumpStart's metadata names an inference image the registry does not have
+    with mock_aws():
+        session = boto3.Session(region_name="us-east-1")
+        set_logging_role(session)
+        jumpstart_fixture.publish(session, leave_out=["inference_image_uri"])
+        before = (project / PROJECT_LOCK).read_text()
+        run = Recorder()
+        with ServiceModelCheck() as check:
+            code = deploy.main([], session=session, run=run, environ={}, root=project)
+    assert check.violations == []
+    assert code == 5 and run.commands == [] and (project / PROJECT_LOCK).read_text() == before
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("JumpStart artifact inference_image_uri 763104351884.dkr.ecr.us-east-1.amazonaws.com/"
+                           "huggingface-pytorch-inference:9.9.1-fixture-gpu is missing in us-east-1")
+    assert "nothing was deployed" in line and "AWS_REGION" in line
+
+
+def test_a_region_jumpstart_does_not_serve_stops_the_deploy(project, capsys):
+    # The fixture's metadata has images for us-east-1 and eu-west-1 only
+    with mock_aws():
+        session = boto3.Session(region_name="ap-south-1")
+        code = deploy.main([], session=session, run=Recorder(), environ={}, root=project)
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert code == 5 and "JumpStart does not serve" in line and "in ap-south-1" in line
+
+
+def test_a_fresh_lock_is_not_resolved_again_but_still_verified(project, session, s3_quota, monkeypatch, capsys):  # noqa: F811
+    # Given a lock resolved for us-east-1 a day ago (the SDK is not even needed)
+    s3_quota(100)
+    resolve_project_lock(project, days_ago=1)
+    before = (project / PROJECT_LOCK).read_text()
+    monkeypatch.setattr(jumpstart, "resolve", lambda *a, **k: pytest.fail("resolved a fresh lock"))
+    run = Recorder()
+    assert deploy.main([], session=session, run=run, environ={}, root=project) == 0
+    assert (project / PROJECT_LOCK).read_text() == before and run.commands[-1][0][3] == "deploy"
+    assert "resolved earlier, within the lock's age limit; 5 of 5 artifacts found" in capsys.readouterr().out
+    # And an artifact gone since (the lock is fresh) still stops the next deploy
+    session.client("ecr").batch_delete_image(registryId="763104351884", repositoryName="huggingface-pytorch-training",
+                                             imageIds=[{"imageTag": "9.9.1-fixture-gpu"}])
+    assert deploy.main([], session=session, run=Recorder(), environ={}, root=project) == 5
+    assert "make refresh-lock" in capsys.readouterr().err
+
+
+def test_a_lock_older_than_the_age_limit_is_resolved_again(project, session, s3_quota):  # noqa: F811
+    from stacks.config import JUMPSTART_LOCK_MAX_AGE_DAYS
+
+    s3_quota(100)
+    old = resolve_project_lock(project, days_ago=JUMPSTART_LOCK_MAX_AGE_DAYS + 1)
+    assert deploy.main([], session=session, run=Recorder(), environ={}, root=project) == 0
+    assert project_lock(project)["resolved_regions"]["us-east-1"]["resolved_at"] > \
+        old["resolved_regions"]["us-east-1"]["resolved_at"]
+
+
+def test_the_sdk_is_installed_when_a_stale_lock_needs_it(project, session, s3_quota, capsys):  # noqa: F811
+    s3_quota(100)
+    # A failed install stops with what to do, the lock untouched
+    code = deploy.resolve_jumpstart(session, "us-east-1", lambda c, e: 1, {}, project, installed=lambda: False)
+    assert code == 1 and "Could not install the SageMaker SDK" in capsys.readouterr().err
+    assert project_lock(project)["resolved_at"] is None
+    # One that works is followed by the resolution
+    installed = iter([False, True])
+    run = Recorder()
+    code = deploy.resolve_jumpstart(session, "us-east-1", run, {}, project, installed=lambda: next(installed))
+    assert code is None and project_lock(project)["resolved_regions"]["us-east-1"]
+    (pip, _), = run.commands
+    assert pip[1:] == ["-m", "pip", "install", "-q", "-r", str(project / "requirements-lock.txt")]
+    assert "Installing the SageMaker SDK (requirements-lock.txt: sagemaker-core)" in capsys.readouterr().out
+
+
+def test_offline_the_lock_keeps_its_last_known_values(project):
+    before = (project / PROJECT_LOCK).read_text()
+    assert deploy.main(["--no-rehearsal"], session=NoCredentials(), run=Recorder(), environ={}, root=project) == 0
+    assert (project / PROJECT_LOCK).read_text() == before
+    assert json.loads(before)["resolved_at"] is None

@@ -10,7 +10,10 @@ import pytest
 from moto import mock_aws
 
 from scripts import cli
+from scripts import refresh_jumpstart_lock as jumpstart
 from scripts.choose_bucket import BUCKET_QUOTA_CODE
+from stacks.training.jumpstart_lock import LOCK_FILE
+from tests import jumpstart_fixture
 from tests.quota_harness import QuotaHarness
 
 
@@ -19,10 +22,19 @@ def quotas(monkeypatch):
     return QuotaHarness().install(monkeypatch)
 
 
+@pytest.fixture(autouse=True)
+def jumpstart_metadata(monkeypatch):
+    """JumpStart's metadata as the SDK reads it in local mode (tests/fixtures/jumpstart)."""
+    jumpstart_fixture.local_metadata(monkeypatch)
+
+
 @pytest.fixture
 def fresh_session():
+    """A new account; JumpStart serves the fixture's artifacts in us-east-1."""
     with mock_aws():
-        yield boto3.Session(region_name="us-east-1")
+        session = boto3.Session(region_name="us-east-1")
+        jumpstart_fixture.publish(session)
+        yield session
 
 
 @pytest.fixture
@@ -53,7 +65,7 @@ def test_all_green(session, quotas, capsys):
     give_sagemaker(quotas)
     code, report = run(session, capsys)
     assert code == 0 and report["ok"] is True
-    assert set(by_name(report)) == {"credentials", "region", "s3 bucket", "api gateway logging role",
+    assert set(by_name(report)) == {"credentials", "region", "jumpstart model", "s3 bucket", "api gateway logging role",
                                     "bucket encryption", "training instance", "spot training instance",
                                     "endpoint instance"}
 
@@ -88,7 +100,7 @@ def test_spot_training_needs_the_spot_quota_and_the_on_demand_one_for_its_retry(
 
 def test_instance_type_not_offered_in_region(session, quotas, capsys):
     give_sagemaker(quotas)
-    code, report = run(session, capsys, "-c", "endpointInstanceType=ml.p5.48xlarge")
+    code, report = run(session, capsys, "-c", "endpointInstanceType=ml.p4d.24xlarge")
     endpoint = by_name(report)["endpoint instance"]
     assert code == 1 and "not offered in us-east-1" in endpoint["detail"]
     assert "endpointInstanceType" in endpoint["fix"]
@@ -199,3 +211,46 @@ def test_quota_checks_do_not_block_a_deploy(session, quotas, capsys):
     _, report = run(session, capsys)
     assert by_name(report)["training instance"]["blocks_deploy"] is False
     assert by_name(report)["api gateway logging role"]["ok"] is True
+
+
+def test_the_jumpstart_check_reports_what_a_deploy_would_resolve_and_writes_nothing(session, quotas, capsys):
+    # Given the committed lock (never resolved) and JumpStart serving the fixture's version
+    before = LOCK_FILE.read_text()
+    code, report = run(session, capsys)
+    check = by_name(report)["jumpstart model"]
+    # Then the check resolved it in memory, found every artifact, and left the lock file as it was
+    assert check["ok"] is True and "version 9.9.1, resolved from JumpStart's metadata" in check["detail"]
+    assert "5 of 5 artifacts found" in check["detail"] and "not written (make deploy writes it)" in check["detail"]
+    assert LOCK_FILE.read_text() == before
+
+
+def test_the_jumpstart_check_fails_for_a_deprecated_model_with_the_fix(session, quotas, capsys, tmp_path,
+                                                                         monkeypatch):
+    jumpstart_fixture.local_metadata(monkeypatch, jumpstart_fixture.metadata_copy(
+        tmp_path, deprecated=True, deprecated_message="Deprecated since 2026-11."))
+    code, report = run(session, capsys)
+    check = by_name(report)["jumpstart model"]
+    assert code == 1 and check["ok"] is False and check["blocks_deploy"] is True
+    assert check["detail"].endswith("deprecated in us-east-1 (Deprecated since 2026-11)")
+    assert "AWS_REGION" in check["fix"]
+
+
+def test_the_jumpstart_check_fails_for_a_missing_artifact(quotas, capsys):
+    with mock_aws():
+        session = boto3.Session(region_name="us-east-1")
+        jumpstart_fixture.publish(session, leave_out=["base_model_uri"])
+        code, report = run(session, capsys)
+    check = by_name(report)["jumpstart model"]
+    assert code == 1 and check["ok"] is False
+    assert check["detail"].startswith("JumpStart artifact base_model_uri s3://jumpstart-cache-prod-us-east-1/")
+    assert "HeadObject: 404" in check["detail"]
+
+
+def test_without_the_sdk_the_check_says_how_the_lock_gets_resolved(session, quotas, capsys, monkeypatch):
+    monkeypatch.setattr(jumpstart, "sdk_installed", lambda: False)
+    code, report = run(session, capsys)
+    check = by_name(report)["jumpstart model"]
+    assert check["ok"] is False and check["blocks_deploy"] is False
+    assert "the SageMaker SDK is not installed" in check["detail"] and "make deploy" in check["fix"]
+    # The committed lock's last-known values are not what the fixture's JumpStart serves
+    assert "last-known values: 0 of 5 artifacts found" in check["detail"]

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -30,6 +32,7 @@ SAGEMAKER_SERVICE_CODE = "sagemaker"
 APIGATEWAY_LOGS_ROLE_NAME = "APIGatewayCloudWatchLogs-dreambooth"
 APIGATEWAY_LOGS_POLICY = "policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 APIGATEWAY_CHECK = "api gateway logging role"
+JUMPSTART_CHECK = "jumpstart model"
 
 # Checks whose failure is the caller's AWS set-up (credentials, profile, region): exit code 2, as in
 # every other command; any other failed check is exit code 1.
@@ -70,6 +73,36 @@ def check_region(session: Any, lock: JumpStartLock) -> Check:
             + "; or, with credentials, add it: python -m scripts.refresh_jumpstart_lock --region " + region,
         )
     return Check("region", True, f"{region} (covered by the JumpStart lock file)")
+
+
+def check_jumpstart(session: Any, region: str, lock_path: Optional[Path] = None) -> Check:
+    """What `make deploy` checks before it synthesizes (scripts/refresh_jumpstart_lock.py: ensure_region): the
+    lock resolved for the region from JumpStart's metadata when stale, the version not deprecated, every
+    artifact there. Nothing is written here: the deploy writes the lock."""
+    from scripts import refresh_jumpstart_lock as jumpstart
+
+    lock_path = lock_path or jumpstart.LOCK_FILE
+    stale = JumpStartLock.load(lock_path).staleness(region, datetime.now(timezone.utc))
+    resolve_fix = (f"`make deploy` resolves it (installing the SageMaker SDK first), or `make refresh-lock "
+                   f"ARGS=\"--region {region}\"`")
+    if stale and not jumpstart.sdk_installed():
+        lock = json.loads(lock_path.read_text())
+        entry = lock["regions"].get(region)
+        checks = jumpstart.verify_artifacts(session, region, entry) if entry else []
+        found = sum(c.status == jumpstart.FOUND for c in checks)
+        return Check(JUMPSTART_CHECK, False, f"not resolved ({stale}) and the SageMaker SDK is not installed to "
+                                             f"resolve it; last-known values: {found} of {len(checks)} artifacts found",
+                     resolve_fix, blocks_deploy=False)
+    try:
+        resolution = jumpstart.ensure_region(lock_path, session, region, write_lock=False)
+    except jumpstart.JumpStartUnavailable as error:
+        return Check(JUMPSTART_CHECK, False, error.problem, error.todo)
+    detail = resolution.summary()
+    if resolution.unverified:
+        detail += "; not verified: " + ", ".join(f"{c.field} ({c.detail})" for c in resolution.unverified)
+    if stale:
+        detail += "; not written (make deploy writes it)"
+    return Check(JUMPSTART_CHECK, True, detail)
 
 
 def check_bucket_quota(session: Any, config: AppConfig) -> Check:
@@ -274,9 +307,12 @@ def account_checks(session: Any, config: AppConfig) -> list[Check]:
 
 def run(session: Any, config: AppConfig, lock: JumpStartLock) -> list[Check]:
     credentials, account = check_credentials(session)
-    checks = [credentials, check_region(session, lock)]
+    region = check_region(session, lock)
+    checks = [credentials, region]
     if account is None or not session.region_name:
         return checks
+    if region.ok:
+        checks.append(check_jumpstart(session, session.region_name))
     checks.append(check_bucket_quota(session, config))
     checks.extend(account_checks(session, config))
     return checks

@@ -1,23 +1,28 @@
 """The committed JumpStart lock file: URIs and default hyperparameters, keyed by region.
 
-`stacks/training/jumpstart.lock.json` is written by `scripts/refresh_jumpstart_lock.py`. The stack turns
-its per-region part into a CloudFormation mapping, so one template works in every listed region
-and the values are looked up by `AWS::Region` at deploy time.
+`stacks/training/jumpstart.lock.json` is written by `scripts/refresh_jumpstart_lock.py` (by hand with
+`make refresh-lock`, or by `make deploy` with credentials for the region it deploys to, when
+`staleness` says so). The stack turns its per-region part into a CloudFormation mapping, so one
+template works in every listed region and the values are looked up by `AWS::Region` at deploy time.
+`resolved_regions` records, per region, when and for which model version its entry was read from
+JumpStart's metadata; a region without it holds last-known values.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from aws_cdk import Aws, CfnMapping, Stack, Token
 from constructs import Construct
 
-from stacks.config import ConfigError
+from stacks.config import JUMPSTART_LOCK_MAX_AGE_DAYS, ConfigError
 
 LOCK_FILE = Path(__file__).resolve().with_name("jumpstart.lock.json")
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 # Mapping attribute names (CloudFormation allows only letters and digits) -> lock file fields.
 _MAPPING_FIELDS = {
@@ -43,6 +48,8 @@ class JumpStartLock:
     """The container environment JumpStart's hosting spec sets (SAGEMAKER_PROGRAM, timeouts, ...)."""
     unresolved: tuple[str, ...] = ()
     """Fields holding last-known values not (yet) read from JumpStart's metadata."""
+    resolved_regions: dict[str, dict[str, str]] = field(default_factory=dict)
+    """region -> {"resolved_at", "model_version"}: the regions whose entry JumpStart's metadata gave."""
 
     @classmethod
     def load(cls, path: Path = LOCK_FILE) -> "JumpStartLock":
@@ -59,7 +66,26 @@ class JumpStartLock:
             regions={region: dict(values) for region, values in data["regions"].items()},
             inference_environment={k: str(v) for k, v in data["inference_environment"].items()},
             unresolved=tuple(data.get("unresolved", {}).get("fields", ())),
+            resolved_regions={region: dict(r) for region, r in data.get("resolved_regions", {}).items()},
         )
+
+    def staleness(self, region: str, now: datetime) -> Optional[str]:
+        """Why `region`'s entry must be resolved from JumpStart's metadata before a deploy; None: it is
+        fresh (resolved for the lock's model version less than JUMPSTART_LOCK_MAX_AGE_DAYS ago)."""
+        if region not in self.regions:
+            return f"the lock has no entry for {region}"
+        if self.resolved_at is None or self.unresolved:
+            return "the lock holds last-known values, never resolved from JumpStart's metadata"
+        resolved = self.resolved_regions.get(region)
+        if resolved is None:
+            return f"{region}'s entry holds last-known values, never resolved from JumpStart's metadata"
+        if resolved.get("model_version") != self.model_version:
+            return (f"{region} was resolved for version {resolved.get('model_version')}, the lock is at "
+                    f"{self.model_version}")
+        age = now - datetime.strptime(resolved["resolved_at"], TIMESTAMP_FORMAT).replace(tzinfo=now.tzinfo)
+        if age > timedelta(days=JUMPSTART_LOCK_MAX_AGE_DAYS):
+            return f"{region} was resolved {age.days} days ago (more than {JUMPSTART_LOCK_MAX_AGE_DAYS})"
+        return None
 
 
 class JumpStartArtifacts(Construct):

@@ -5,15 +5,24 @@ what the run created) run against moto."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import re
+import shutil
+import time
+from datetime import datetime, timedelta, timezone
 
 import boto3
 from moto import mock_aws
 
 from scripts import acceptance
+from stacks.training.jumpstart_lock import LOCK_FILE
+from tests import jumpstart_fixture
+from tests.conftest import ROOT
 from tests.pipeline.conftest import jpeg_bytes
 from tests.quota_harness import QuotaHarness
 from stacks.config import AppConfig
+
+
+PROJECT_LOCK = LOCK_FILE.relative_to(ROOT)
 
 
 def config() -> AppConfig:
@@ -50,6 +59,12 @@ def test_without_credentials_the_flow_runs_on_the_emulator_and_says_so(tmp_path,
     assert report["destroyed"] == ["endpoint DreamBoothPipeline-sd (its model and config stay: they cost nothing)"]
     markdown = (run_dir / "report.md").read_text()
     assert "SageMaker is emulated" in markdown and "| training |" in markdown and "Cost (cost model)" in markdown
+    # The assumptions table has every row, each "emulated", with the emulator's own figures
+    rows = {a["key"]: a for a in report["assumptions"]}
+    assert list(rows) == list(acceptance.assumed_texts(config())) and len(rows) == 10
+    assert {a["status"] for a in rows.values()} == {"emulated"}
+    assert re.search(r"deploy: \d+ events .* train: \d+ events", rows["history_events"]["observed"])
+    assert "## Assumptions the offline tests rest on" in markdown and "| emulated |" in markdown
 
 
 class FakeSession:
@@ -62,10 +77,14 @@ class FakeSession:
 
 
 @mock_aws
-def test_the_aws_backend_deploys_when_the_stack_is_missing_and_copies_the_public_sample(monkeypatch):
+def test_the_aws_backend_deploys_when_the_stack_is_missing_and_copies_the_public_sample(monkeypatch, tmp_path):
     # Given an account whose preflight passes (Service Quotas as moto lacks them, API Gateway's
-    # logging role set), the public sample bucket (as AWS publishes it) and no stack yet
+    # logging role set), JumpStart serving the fixture's model, the public sample bucket (as AWS
+    # publishes it) and no stack yet
     QuotaHarness().install(monkeypatch)
+    jumpstart_fixture.local_metadata(monkeypatch)
+    (tmp_path / PROJECT_LOCK).parent.mkdir(parents=True)
+    shutil.copy(LOCK_FILE, tmp_path / PROJECT_LOCK)
     role = boto3.client("iam").create_role(RoleName="apigw-logs", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     boto3.client("apigateway", region_name="us-east-1").update_account(
         patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": role}])
@@ -77,6 +96,7 @@ def test_the_aws_backend_deploys_when_the_stack_is_missing_and_copies_the_public
     s3.put_object(Bucket="jumpstart-cache-prod-us-east-1", Key=acceptance.SAMPLE_PREFIX + "dataset_info.json",
                   Body=b'{"instance_prompt": "a photo of a Doppler dog"}')
     s3.create_bucket(Bucket="data-bucket")
+    jumpstart_fixture.publish(boto3.Session(region_name="us-east-1"))
     commands = []
 
     def run(command, env):
@@ -90,7 +110,7 @@ def test_the_aws_backend_deploys_when_the_stack_is_missing_and_copies_the_public
                                 "ApiUrl": {"Value": "https://abc.execute-api.us-east-1.amazonaws.com/v1/"}}}))
         return 0
 
-    backend = acceptance.AwsBackend(FakeSession(), config(), run=run)
+    backend = acceptance.AwsBackend(boto3.Session(region_name="us-east-1"), config(), run=run, root=tmp_path)
     said = []
     # When the flow makes sure the stack is there and creates its dataset
     assert backend.ensure_deployed(said.append) is True
@@ -101,8 +121,11 @@ def test_the_aws_backend_deploys_when_the_stack_is_missing_and_copies_the_public
     assert keys[-1] == "datasets/acceptance-20261201100000/dataset_info.json" and len(keys) == 4
     listed = s3.list_objects_v2(Bucket="data-bucket", Prefix="datasets/")["Contents"]
     assert sorted(o["Key"] for o in listed) == sorted(keys)
-    assert acceptance.AwsBackend(FakeSession(), config(), run=run).ensure_deployed(said.append) is False
-    assert s3.list_objects_v2(Bucket="jumpstart-cache-prod-us-east-1")["KeyCount"] == 4  # source untouched
+    assert acceptance.AwsBackend(FakeSession(), config(), run=run, root=tmp_path).ensure_deployed(said.append) is False
+    # The deploy resolved the project's JumpStart lock for the region first
+    assert json.loads((tmp_path / PROJECT_LOCK).read_text())["resolved_regions"]["us-east-1"]["model_version"] == "9.9.1"
+    assert s3.list_objects_v2(Bucket="jumpstart-cache-prod-us-east-1",
+                              Prefix=acceptance.SAMPLE_PREFIX)["KeyCount"] == 4  # source untouched
 
 
 @mock_aws
@@ -150,3 +173,159 @@ def test_destroy_previous_removes_what_an_earlier_run_recorded(tmp_path):
     assert acceptance.destroy_previous(backend, path, print) == [
         "endpoint DreamBoothPipeline-sd (its model and config stay: they cost nothing)"]
     assert sagemaker.list_endpoints()["Endpoints"] == []
+
+
+# ---- the assumptions table on AWS (issue 18, item 8): each status from what moto holds ---------------
+
+
+def logged(session, group, *messages):
+    logs = session.client("logs")
+    try:
+        logs.create_log_group(logGroupName=group)
+    except logs.exceptions.ResourceAlreadyExistsException:
+        pass
+    logs.create_log_stream(logGroupName=group, logStreamName=f"s{time.monotonic_ns()}")
+    stream = logs.describe_log_streams(logGroupName=group)["logStreams"][-1]["logStreamName"]
+    now = int(time.time() * 1000)
+    logs.put_log_events(logGroupName=group, logStreamName=stream,
+                        logEvents=[{"timestamp": now, "message": m} for m in messages])
+
+
+def cold_start_line(botocore_version):
+    from stacks.contract import COLD_START_LOG_MESSAGE, SDK_VERSIONS_LOG_FIELD
+
+    return json.dumps({"level": "INFO", "message": COLD_START_LOG_MESSAGE,
+                       SDK_VERSIONS_LOG_FIELD: {"boto3": "1.0", "botocore": botocore_version}})
+
+
+@mock_aws
+def test_the_aws_backend_fills_every_row_from_what_aws_shows(tmp_path, monkeypatch):
+    import botocore
+
+    from scripts import refresh_jumpstart_lock as jumpstart
+    from tests.harness.service_model import ServiceModelCheck
+
+    # Given a deployed stack (a function's log group, the training machine), an execution and cold-start
+    # lines since the run started, and the project's lock as JumpStart resolves it
+    session = boto3.Session(region_name="us-east-1")
+    started = datetime.now(timezone.utc) - timedelta(seconds=5)
+    cloudformation = session.client("cloudformation")
+    cloudformation.create_stack(StackName="DreamBoothPipeline", TemplateBody=json.dumps({"Resources": {
+        "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": "/dreambooth/upload"}},
+        "Machine": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
+            "StateMachineName": "DreamBoothPipeline-train", "RoleArn": "arn:aws:iam::123456789012:role/r",
+            "DefinitionString": json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})}}}}))
+    machine = session.client("stepfunctions").list_state_machines()["stateMachines"][0]["stateMachineArn"]
+    session.client("stepfunctions").start_execution(stateMachineArn=machine)
+    logged(session, "/dreambooth/upload", cold_start_line(botocore.__version__), "an ordinary line")
+    jumpstart_fixture.local_metadata(monkeypatch)
+    (tmp_path / PROJECT_LOCK).parent.mkdir(parents=True)
+    lock = jumpstart.apply(json.loads(LOCK_FILE.read_text()), {
+        "instance_type": "ml.g4dn.2xlarge", "model_version": "9.9.1", "hyperparameters": {}, "metric_definitions": [],
+        "inference_environment": {}, "regions": {"us-east-1": jumpstart_fixture.artifacts("us-east-1")}},
+        datetime.now(timezone.utc), "a test")
+    jumpstart.write(tmp_path / PROJECT_LOCK, lock)
+    report = acceptance.Report(backend="aws", emulated=False, region="us-east-1", dataset="d", started_at=started,
+                               stages=[acceptance.Stage("training", 600.0), acceptance.Stage("deploying", 400.0),
+                                       *[acceptance.Stage(f"generate: p{i}", 30.0) for i in range(3)]],
+                               images=[{"files": ["a.jpg"]}] * 3)
+    backend = acceptance.AwsBackend(session, config(), root=tmp_path, emulator_figures=lambda: {"train": [4]})
+    # When the table is observed (every call checked against botocore's model)
+    with ServiceModelCheck() as check:
+        rows = {a.key: a for a in backend.observe(report, config())}
+    # Then every row is there, each with the status what AWS showed gives it
+    assert check.violations == [] and check.calls >= 5
+    assert list(rows) == list(acceptance.assumed_texts(config()))
+    status = {key: a.status for key, a in rows.items()}
+    assert status == {
+        "jumpstart_lock": "confirmed", "training_output_code": "not observed", "access_denied": "confirmed",
+        "history_events": "confirmed", "training_time": "confirmed", "endpoint_creation": "confirmed",
+        "generation_time": "contradicted", "scale_in": "not observed", "scale_out_from_zero": "not observed",
+        "sdk_version": "confirmed"}, {k: a.observed for k, a in rows.items()}
+    assert rows["generation_time"].observed.startswith("one image took 0.5 min (30 s), the model assumes 0.2 min")
+    assert rows["history_events"].observed == "train: AWS 4 events (most of 1 execution(s)), the emulator 4"
+    assert "no AccessDenied in 1 log group(s)" in rows["access_denied"].observed
+    # And the report shows the table
+    report.assumptions, report.images = list(rows.values()), []
+    markdown = acceptance.render_markdown(report.to_dict())
+    assert "| the lock's values for the region are what JumpStart's metadata resolves" in markdown
+
+
+@mock_aws
+def test_the_log_rows_are_contradicted_by_what_the_logs_hold_and_not_observed_without_them():
+    session = boto3.Session(region_name="us-east-1")
+    logs = session.client("logs")
+    since = int(time.time() * 1000) - 5000
+    logged(session, "/fn/a", 'ClientError: An error occurred (AccessDenied) when calling the PutObject operation',
+           cold_start_line("1.40.0"))
+    logged(session, "/aws/sagemaker/TrainingJobs", "job-1/algo-1 AccessDenied reading s3://jumpstart-cache-prod")
+    status, seen = acceptance.observe_access_denied(logs, ["/fn/a"], "job-1", since)
+    assert status == "contradicted" and "2 line(s) with AccessDenied" in seen and "PutObject" in seen
+    assert acceptance.observe_access_denied(logs, ["/not/there"], None, since)[0] == "not observed"
+    status, seen = acceptance.observe_sdk_versions(logs, ["/fn/a"], since, expected="1.44.8")
+    assert status == "contradicted" and seen == "a: botocore 1.40.0"
+    assert acceptance.observe_sdk_versions(logs, ["/not/there"], since, "1.44.8")[0] == "not observed"
+
+
+class TrainingJobs:
+    """DescribeTrainingJob as SageMaker answers it for a finished job with uncompressed output."""
+
+    def __init__(self, uri, ended):
+        self.uri, self.ended = uri, ended
+
+    def describe_training_job(self, TrainingJobName):
+        return {"TrainingJobName": TrainingJobName, "ModelArtifacts": {"S3ModelArtifacts": self.uri},
+                "TrainingEndTime": self.ended}
+
+
+@mock_aws
+def test_the_training_output_row_lists_the_model_prefix():
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="data")
+    prefix = "models/d/1/job/output/model/"
+    s3.put_object(Bucket="data", Key=prefix + "unet/weights.bin", Body=b"w")
+    uri = f"s3://data/{prefix}"
+    long_ago, later = datetime.now(timezone.utc) - timedelta(hours=1), datetime.now(timezone.utc) + timedelta(hours=1)
+    status, seen = acceptance.observe_training_output(TrainingJobs(uri, long_ago), s3, "job")
+    assert status == "contradicted" and "no code/inference.py" in seen and "unet/weights.bin" in seen
+    s3.put_object(Bucket="data", Key=prefix + "code/inference.py", Body=b"i")
+    # written after the job ended: the packaging step added it (what the offline tests assume)
+    status, seen = acceptance.observe_training_output(TrainingJobs(uri, long_ago), s3, "job")
+    assert status == "confirmed" and "2 objects under" in seen
+    # there before the job ended: the training output has code/ itself
+    assert acceptance.observe_training_output(TrainingJobs(uri, later), s3, "job")[0] == "contradicted"
+    assert acceptance.observe_training_output(TrainingJobs(uri, later), s3, None)[0] == "not observed"
+
+
+def test_the_history_row_compares_with_the_emulators_count():
+    assert acceptance.compare_history({"deploy": [100, 140]}, {"deploy": [120]})[0] == "confirmed"
+    status, seen = acceptance.compare_history({"deploy": [400]}, {"deploy": [120]})
+    assert status == "contradicted" and seen == "deploy: AWS 400 events (most of 1 execution(s)), the emulator 120"
+    assert acceptance.compare_history({}, {"deploy": [120]})[0] == "not observed"
+    assert acceptance.compare_history({"train": [90]}, None, "moto missing") == (
+        "not observed", "train: AWS 90 events (most of 1 execution(s)); the emulator's figures: moto missing")
+    assert acceptance.compare_history({"train": [25_000]}, None)[0] == "contradicted"
+
+
+def test_the_lock_row_is_contradicted_when_jumpstart_resolves_other_values(monkeypatch):
+    from scripts import refresh_jumpstart_lock as jumpstart
+
+    jumpstart_fixture.local_metadata(monkeypatch)
+    session = boto3.Session(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    status, seen = acceptance.observe_lock(session, "us-east-1", LOCK_FILE)  # the committed last-known values
+    assert status == "contradicted" and seen.startswith("model_version: locked *, JumpStart 9.9.1; training_image_uri")
+    monkeypatch.setattr(jumpstart, "sdk_installed", lambda: False)
+    assert acceptance.observe_lock(session, "us-east-1", LOCK_FILE)[0] == "not observed"
+
+
+def test_the_scaling_rows_come_from_the_runs_scaling_stages():
+    idle = config().serving.idle_minutes * 60
+    report = acceptance.Report(backend="aws", emulated=False, region="us-east-1", dataset="d", stages=[
+        acceptance.Stage(acceptance.SCALE_IN_STAGE, idle + 120.0, "no instance left"),
+        acceptance.Stage(acceptance.FROM_ZERO_STAGE, 1200.0)])
+    found = acceptance.observe_times(report, config())
+    assert found["scale_in"][0] == "confirmed"
+    assert found["scale_out_from_zero"][0] == "contradicted" and "the request at zero took 20.0 min" in found[
+        "scale_out_from_zero"][1]
+    report.stages[0].detail = "still 1 instance(s): gave up waiting"
+    assert acceptance.observe_times(report, config())["scale_in"][0] == "contradicted"

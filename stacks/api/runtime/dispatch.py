@@ -9,11 +9,13 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 
 from aws import Clients
+from contract import log_cold_start
 from endpoint import EndpointWatcher
 from pending import Dispatcher
 from settings import Settings
 
 logger = Logger()
+log_cold_start(logger)
 tracer = Tracer()
 
 settings = Settings.from_environ(os.environ)

@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 import dataset_rules
 import spec
 from aws import Clients
-from contract import METRIC_GENERATIONS_REQUESTED
+from contract import METRIC_GENERATIONS_REQUESTED, log_cold_start
 from datasets import Datasets
 from endpoint import EndpointWatcher
 from errors import ApiError, NotFound, Unavailable
@@ -32,6 +32,7 @@ from web import WebPage
 
 settings = Settings.from_environ(os.environ)
 logger = Logger()
+log_cold_start(logger)
 metrics = Metrics()
 # Browsers (the web page) call with x-api-key or SigV4 headers and read Location / Retry-After.
 CORS_ALLOW_HEADERS = ["content-type", "x-api-key", "authorization", "x-amz-date", "x-amz-security-token"]

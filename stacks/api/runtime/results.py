@@ -10,7 +10,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 from aws import Clients
-from contract import METRIC_GENERATIONS_FAILED, METRIC_GENERATIONS_SUCCEEDED
+from contract import METRIC_GENERATIONS_FAILED, METRIC_GENERATIONS_SUCCEEDED, log_cold_start
 from endpoint import EndpointWatcher
 from inference import Notice, Results
 from records import FAILED, SUCCEEDED
@@ -20,6 +20,7 @@ from settings import Settings
 OUTCOME_METRICS = {SUCCEEDED: METRIC_GENERATIONS_SUCCEEDED, FAILED: METRIC_GENERATIONS_FAILED}
 
 logger = Logger()
+log_cold_start(logger)
 tracer = Tracer()
 metrics = Metrics()
 

@@ -16,8 +16,10 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import sagemaker_cleanup
+from contract import log_cold_start
 
 logger = Logger()
+log_cold_start(logger)
 sagemaker = boto3.client("sagemaker")
 sfn = boto3.client("stepfunctions")
 dynamodb = boto3.client("dynamodb")

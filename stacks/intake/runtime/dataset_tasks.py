@@ -17,10 +17,11 @@ from boto3.dynamodb.types import TypeDeserializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import dataset_rules as rules
-from contract import PipelineEnv
+from contract import PipelineEnv, log_cold_start
 import s3_dataset
 
 logger = Logger()
+log_cold_start(logger)
 tracer = Tracer()
 s3 = boto3.client("s3")
 

@@ -14,10 +14,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import dataset_rules as rules
 import debounce
-from contract import PipelineEnv
+from contract import PipelineEnv, log_cold_start
 
 
 logger = Logger()
+log_cold_start(logger)
 tracer = Tracer()
 dynamodb = boto3.client("dynamodb")
 sfn = boto3.client("stepfunctions")

@@ -10,9 +10,10 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import run_failures
-from contract import PipelineEnv
+from contract import PipelineEnv, log_cold_start
 
 logger = Logger()
+log_cold_start(logger)
 tracer = Tracer()
 dynamodb = boto3.client("dynamodb")
 sns = boto3.client("sns")

@@ -11,9 +11,10 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import autoscaling
-from contract import PipelineEnv
+from contract import PipelineEnv, log_cold_start
 
 logger = Logger()
+log_cold_start(logger)
 tracer = Tracer()
 application_autoscaling = boto3.client("application-autoscaling")
 cloudwatch = boto3.client("cloudwatch")

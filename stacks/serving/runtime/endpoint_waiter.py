@@ -13,9 +13,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import endpoint_wait
-from contract import PipelineEnv
+from contract import PipelineEnv, log_cold_start
 
 logger = Logger()
+log_cold_start(logger)
 tracer = Tracer()
 # Written as CloudWatch embedded-metric-format log lines (no PutMetricData call, no extra permission).
 metrics = Metrics()

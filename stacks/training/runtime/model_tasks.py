@@ -10,9 +10,10 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import model_package
-from contract import PipelineEnv
+from contract import PipelineEnv, log_cold_start
 
 logger = Logger()
+log_cold_start(logger)
 tracer = Tracer()
 s3 = boto3.client("s3")
 INFERENCE_SCRIPT_URI = os.environ[PipelineEnv.INFERENCE_SCRIPT_URI]

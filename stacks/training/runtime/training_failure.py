@@ -18,9 +18,10 @@ from typing import Any, Mapping, Optional
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from contract import RETRAINABLE_STAGES, STAGE_TRAINING
+from contract import RETRAINABLE_STAGES, STAGE_TRAINING, log_cold_start
 
 logger = Logger()
+log_cold_start(logger)
 
 MAX_REASON_CHARS = 400
 # Matched against SageMaker's FailureReason, SecondaryStatus and the Step Functions error name.
