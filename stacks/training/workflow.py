@@ -6,8 +6,8 @@ deterministic name `<dataset>-<n>`). Steps: wait until the dataset's quiet windo
 dataset, claim the snapshot (a conditional put: a snapshot already trained on ends the run
 quietly), register the model version, validate the dataset (an invalid one ends the run with a
 notification; no training job is created), train with `createTrainingJob.sync` (output
-uncompressed), add JumpStart's inference code to the output when it lacks it (the packaging
-Lambda, stacks/training/runtime/model_package.py), record the artifact and loss, publish the training metrics (time, billable time, loss) to CloudWatch, and
+model.tar.gz), unpack it to an S3 prefix and add JumpStart's inference code when it lacks it (the
+packaging Lambda, stacks/training/runtime/model_package.py), record the artifact and loss, publish the training metrics (time, billable time, loss) to CloudWatch, and
 run the deploy state machine.
 
 With managed spot training (the default), a job SageMaker stops because spot capacity never came
@@ -102,7 +102,8 @@ class TrainingWorkflow(Construct):
       snapshot_function / validate_function: the dataset Lambdas.
       retrain_function: rebuilds a failed model's snapshot and validation from its staged copy.
       explain_function: turns any failure into {reason, retryable, message} (training_failure.py).
-      package_function: adds code/inference.py to the uncompressed training output ({"modelUri"}).
+      package_function: unpacks the training output ({"modelUri"}: its model.tar.gz) to a prefix and adds
+        code/inference.py to it.
       training_role: role the SageMaker training job runs with.
       training_image / base_model_uri: from the JumpStart lock.
       metric_definitions: regexes SageMaker applies to the training log.
@@ -422,7 +423,7 @@ class RetrainEntry(Step):
 
 
 class Train(Step):
-    """Record the training start and train with `createTrainingJob.sync` (output uncompressed).
+    """Record the training start and train with `createTrainingJob.sync` (output model.tar.gz).
 
     With managed spot training, a job SageMaker stopped for want of spot capacity is recorded,
     notified and trained again at once on demand (job `<name>-od`)."""
@@ -592,9 +593,10 @@ def training_task(scope: Construct, job: TrainingJob, spot_max_wait_s: Optional[
                  "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": job.base_model_uri,
                                                  "S3DataDistributionType": "FullyReplicated"}}},
             ],
-            # Uncompressed: the endpoint serves the output prefix as it is (no multi-GB untar at
-            # every start), and the packaging step can add code/ to it.
-            "OutputDataConfig": {"S3OutputPath.$": "$.snapshot.outputUri", "CompressionType": "NONE"},
+            # SageMaker's default model.tar.gz: the optimized integration is not shown to accept
+            # CompressionType (tests/test_optimized_integration_fields.py); the packaging step unpacks
+            # it into the prefix the endpoint serves as it is (no multi-GB untar at every start).
+            "OutputDataConfig": {"S3OutputPath.$": "$.snapshot.outputUri"},
             "ResourceConfig": {"InstanceCount": 1, "InstanceType": job.instance_type,
                                "VolumeSizeInGB": TRAINING_VOLUME_GB},
             "StoppingCondition": {"MaxRuntimeInSeconds": job.max_runtime_s,
