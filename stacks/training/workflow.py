@@ -77,6 +77,9 @@ SPOT_STOP_PATTERNS = ("*MaxWaitTimeExceeded*", '*"SecondaryStatus":"Interrupted"
                       '*"SecondaryStatus": "Interrupted"*')
 # Name suffix of the on-demand retry of a spot job SageMaker stopped.
 ON_DEMAND_SUFFIX = "-od"
+# The end of the spot training quota's name ("ml.g4dn.2xlarge for spot training job usage"): CreateTrainingJob's
+# ResourceLimitExceeded names the quota it hit ("The account-level service limit '<name>' is 0 Instances ...").
+SPOT_QUOTA_SUFFIX = "for spot training job usage"
 
 @dataclass(frozen=True)
 class TrainingJob:
@@ -425,7 +428,8 @@ class RetrainEntry(Step):
 class Train(Step):
     """Record the training start and train with `createTrainingJob.sync` (output model.tar.gz).
 
-    With managed spot training, a job SageMaker stopped for want of spot capacity is recorded,
+    With managed spot training, a job SageMaker stopped for want of spot capacity, or refused
+    because the spot quota is too low (ResourceLimitExceeded), is recorded (`trainingRetry`),
     notified and trained again at once on demand (job `<name>-od`)."""
 
     def __init__(self, scope: Construct, construct_id: str, parts: _Parts, failure: TrainingFailure,
@@ -448,7 +452,7 @@ class Train(Step):
         if spot_max_wait_s is not None:
             on_demand = training_task(self, job, None, state_id="TrainModelOnDemand", job_suffix=ON_DEMAND_SUFFIX)
             failure.catch(on_demand, STAGE_TRAINING_ON_DEMAND)  # after a spot stop
-            self._catch_spot_stop(parts, failure, train, spot_max_wait_s, on_demand)
+            self._catch_spot_stop(parts, failure, train, spot_max_wait_s, on_demand, job.instance_type)
             self.end(on_demand)
         failure.catch(train, STAGE_TRAINING)
         mark_training.next(train)
@@ -456,29 +460,48 @@ class Train(Step):
         self.end(train)
 
     def _catch_spot_stop(self, parts: _Parts, failure: TrainingFailure, train: sfn.CustomState, max_wait_s: int,
-                         on_demand: sfn.IChainable) -> None:
-        """A spot job stopped for want of capacity: say so, and train the same snapshot on demand."""
+                         on_demand: sfn.IChainable, instance_type: str) -> None:
+        """A spot job stopped for want of capacity, or refused by the spot quota: say so (registry and
+        notice), and train the same snapshot on demand. The spot error stays in `$.onDemandRetry`,
+        so that an on-demand failure on its own quota can name both quotas (training_failure.py)."""
         minutes = max_wait_s // 60
-        spot_stop = parts.registry_update(
-            self, "RecordOnDemandRetry", "SET trainingJobName = :job, trainingRetry = :why, updatedAt = :now",
-            {":job": S(sfn.JsonPath.format("{}" + ON_DEMAND_SUFFIX, sfn.JsonPath.string_at("$.snapshot.trainingJobName"))),
-             ":why": S(f"spot capacity did not come within spotMaxWaitMinutes ({minutes} min): trained on demand")},
-        )
-        spot_stop.add_catch(on_demand, errors=["States.ALL"], result_path=_DISCARD)  # bookkeeping only
-        notify = parts.publish(
-            self, "NotifyOnDemandRetry", "DreamBooth: training again on demand",
-            sfn.JsonPath.format(
+        job = sfn.JsonPath.string_at("$.snapshot.trainingJobName")
+        spot_quota = f"{instance_type} {SPOT_QUOTA_SUFFIX}"
+        capacity = sfn.Pass(self, "SpotCapacityMissing", result_path="$.onDemandRetry", parameters={
+            "why": f"spot capacity did not come within spotMaxWaitMinutes ({minutes} min): trained on demand",
+            "notice": sfn.JsonPath.format(
                 "No spot capacity for training job {} within spotMaxWaitMinutes (" + str(minutes) + " min): "
                 "SageMaker stopped it, and the same photos are now trained on demand (job {}" + ON_DEMAND_SUFFIX
-                + "), at the on-demand price.",
-                sfn.JsonPath.string_at("$.snapshot.trainingJobName"), sfn.JsonPath.string_at("$.snapshot.trainingJobName")),
+                + "), at the on-demand price.", job, job)})
+        quota = sfn.Pass(self, "SpotQuotaRefused", result_path="$.onDemandRetry", parameters={
+            "why": f"the spot training quota ({spot_quota}) refused the job (ResourceLimitExceeded): trained on "
+                   "demand; raise that quota in Service Quotas to train on spot",
+            "notice": sfn.JsonPath.format(
+                # No quotes in the text: moto's States.Format mishandles escaped ones (AWS does not).
+                "SageMaker refused spot training job {}: the account quota \"" + spot_quota + "\" is too low "
+                "(ResourceLimitExceeded; new accounts often have 0). The same photos are now trained on demand "
+                "(job {}" + ON_DEMAND_SUFFIX + "), at the on-demand price. To train on spot next time, raise that "
+                "quota in Service Quotas (SageMaker).", job, job),
+            "spotCause": sfn.JsonPath.string_at("$.error.Cause")})
+        record = parts.registry_update(
+            self, "RecordOnDemandRetry", "SET trainingJobName = :job, trainingRetry = :why, updatedAt = :now",
+            {":job": S(sfn.JsonPath.format("{}" + ON_DEMAND_SUFFIX, job)),
+             ":why": _str("$.onDemandRetry.why")},
         )
+        record.add_catch(on_demand, errors=["States.ALL"], result_path=_DISCARD)  # bookkeeping only
+        notify = parts.publish(self, "NotifyOnDemandRetry", "DreamBooth: training again on demand",
+                               sfn.JsonPath.string_at("$.onDemandRetry.notice"))
         notify.add_catch(on_demand, errors=["States.ALL"], result_path=_DISCARD)
-        spot_stop.next(notify).next(on_demand)
+        record.next(notify).next(on_demand)
+        capacity.next(record)
+        quota.next(record)
+        cause = "$.error.Cause"
         choice = self.choice(
             "WasSpotCapacityMissing",
-            [(sfn.Condition.or_(*(sfn.Condition.string_matches("$.error.Cause", pattern)
-                                  for pattern in SPOT_STOP_PATTERNS)), spot_stop)],
+            [(sfn.Condition.or_(*(sfn.Condition.string_matches(cause, pattern) for pattern in SPOT_STOP_PATTERNS)),
+              capacity),
+             (sfn.Condition.and_(sfn.Condition.string_matches(cause, "*ResourceLimitExceeded*"),
+                                 sfn.Condition.string_matches(cause, f"*{SPOT_QUOTA_SUFFIX}*")), quota)],
             otherwise=sfn.Pass(self, "TrainModelSpotError",
                                parameters={"stage": STAGE_TRAINING, "reason": _error_reason(STAGE_TRAINING)},
                                result_path="$.failure").next(failure))

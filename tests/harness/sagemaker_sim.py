@@ -96,6 +96,19 @@ class RuntimeValidationError(JsonRESTError):
         super().__init__("ValidationError", message)
 
 
+class ResourceLimitExceeded(JsonRESTError):
+    """What CreateTrainingJob answers when the account's quota for the instance type is used up."""
+
+    code = 400
+
+    def __init__(self, quota_name: str, quota: int, requested: int):
+        super().__init__("ResourceLimitExceeded", (
+            f"The account-level service limit '{quota_name}' is {quota} Instances, with current utilization of "
+            f"0 Instances and a request delta of {requested} Instances. Please use AWS Service Quotas to request "
+            "an increase for this quota. If AWS Service Quotas is not available, contact AWS support to request "
+            "an increase for this quota."))
+
+
 def _tarball(files: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
@@ -115,6 +128,11 @@ class SageMakerSimulator:
     stop_training: Optional[str] = None
     """SecondaryStatus of a managed spot job SageMaker stops (status Stopped), e.g. MaxWaitTimeExceeded,
     Interrupted: spot capacity that never came. On-demand jobs are not stopped."""
+    training_quota: Optional[int] = None
+    """Instances of the job's type an on-demand training job may use ("<type> for training job usage");
+    None: enough. A job asking for more is refused with ResourceLimitExceeded, as SageMaker does."""
+    spot_training_quota: Optional[int] = None
+    """The same for managed spot jobs ("<type> for spot training job usage"; 0 on many new accounts)."""
     fail_endpoint_create: Optional[str] = None
     fail_endpoint_update: Optional[str] = None
     output_has_code: bool = False
@@ -245,6 +263,7 @@ class SageMakerSimulator:
         sim = self
 
         def create_training_job(backend: Any, **kwargs: Any) -> Any:
+            sim._check_training_quota(kwargs)
             job = original(backend, **kwargs)
             failure = sim._read_training_inputs(job)
             with sim._lock:
@@ -259,6 +278,16 @@ class SageMakerSimulator:
             return job
 
         return create_training_job
+
+    def _check_training_quota(self, request: dict[str, Any]) -> None:
+        resources = request.get("resource_config") or {}
+        spot = bool(request.get("enable_managed_spot_training"))
+        quota = self.spot_training_quota if spot else self.training_quota
+        count = int(resources.get("InstanceCount", 1))
+        if quota is not None and count > quota:
+            name = f"{resources.get('InstanceType')} for {'spot ' if spot else ''}training job usage"
+            self.log("training-refused", f"{request.get('training_job_name')} {name} = {quota}")
+            raise ResourceLimitExceeded(name, quota, count)
 
     def _describe_training_job(self, original: Any) -> Any:
         sim = self
