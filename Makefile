@@ -88,4 +88,4 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 clean:
-	rm -rf $(VENV) .venv-checkov node_modules cdk.out
+	rm -rf $(VENV) .venv-checkov node_modules cdk.out build

@@ -216,10 +216,12 @@ def test_spot_by_default_sets_the_wait_limit_and_trains_on_demand_after_a_spot_s
     assert train["Parameters"]["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 5400}
     assert train["Catch"][0] == {"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.error",
                                  "Next": "WasSpotCapacityMissing"}
-    (rule,) = states["WasSpotCapacityMissing"]["Choices"]
-    assert {c["StringMatches"] for c in rule["Or"]} == {
+    (stopped, refused) = states["WasSpotCapacityMissing"]["Choices"]
+    assert {c["StringMatches"] for c in stopped["Or"]} == {
         "*MaxWaitTimeExceeded*", '*"SecondaryStatus":"Interrupted"*', '*"SecondaryStatus": "Interrupted"*'}
-    assert rule["Next"] == "RecordOnDemandRetry"
+    # A spot quota too low: CreateTrainingJob's ResourceLimitExceeded names "<type> for spot training job usage".
+    assert {c["StringMatches"] for c in refused["And"]} == {"*ResourceLimitExceeded*", "*for spot training job usage*"}
+    assert states[stopped["Next"]]["Next"] == states[refused["Next"]]["Next"] == "RecordOnDemandRetry"
     retry = states["TrainModelOnDemand"]["Parameters"]
     assert "EnableManagedSpotTraining" not in retry and retry["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600}
     assert retry["TrainingJobName.$"] == "States.Format('{}-od', $.snapshot.trainingJobName)"

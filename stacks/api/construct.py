@@ -50,6 +50,7 @@ from stacks.monitoring.construct import retention
 from stacks.storage.construct import grant_prefix_read
 from stacks.shared.nag import acknowledge, acknowledge_prefix_grants, nag_resource
 from stacks.shared.powertools_layer import powertools_layer
+from stacks.shared.sdk_layer import sdk_layer
 from stacks.shared.runtime import runtime_code
 
 OPENAPI_PATH = Path(__file__).resolve().with_name("openapi.json")
@@ -176,6 +177,7 @@ class InferenceApi(Construct):
         )
 
         self._powertools = powertools_layer(self, "Powertools")
+        self._sdk = sdk_layer(self)  # the pinned boto3 (the stack's one layer, shared with the pipeline)
         # runtime/dataset_rules.py is a symlink to the intake's stacks/intake/runtime/dataset_rules.py (and
         # runtime/openapi.json, runtime/web to this folder's): the asset holds those very files.
         self._code = runtime_code("api")
@@ -335,7 +337,7 @@ class InferenceApi(Construct):
             timeout=timeout,
             memory_size=memory_mb,
             environment=environment,
-            layers=[self._powertools],
+            layers=[self._powertools, self._sdk],
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             role=role,

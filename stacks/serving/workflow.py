@@ -459,10 +459,14 @@ class CreateSageMakerModel(Step):
         stack_tags = [{"Key": STACK_TAG_KEY, "Value": Stack.of(self).stack_name}]
         # CustomState: CDK's SageMakerCreateModel task has no ModelDataSource. The model data is
         # the uncompressed training output (with code/inference.py, see model_package.py),
-        # served as an S3 prefix. IAM in DeployWorkflow.grant_create_model.
+        # served as an S3 prefix. The aws-sdk integration, not the optimized one: it passes the
+        # parameters to CreateModel as they are, while the optimized one validates them against its
+        # own schema when the machine is created, and nothing shows that schema has ModelDataSource
+        # (tests/test_optimized_integration_fields.py). Errors are SageMaker.<Error>; the catch
+        # takes them all. IAM in DeployWorkflow.grant_create_model.
         create_model = failure.catch(sfn.CustomState(self, "CreateModel", state_json={
             "Type": "Task",
-            "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createModel",
+            "Resource": f"arn:{Aws.PARTITION}:states:::aws-sdk:sagemaker:createModel",
             "Parameters": {
                 "ModelName.$": "$.modelId",
                 "ExecutionRoleArn": hosting_role.role_arn,

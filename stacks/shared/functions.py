@@ -1,7 +1,8 @@
 """One small factory for the pipeline's Lambda functions and state machines (every unit builds with it).
 
-Each function: its own role and log group (with retention), the Powertools layer, X-Ray tracing,
-its capability's runtime folder as code (stacks/shared/runtime.py). Each state machine: logs at
+Each function: its own role and log group (with retention), the Powertools layer, the pinned AWS
+SDK's layer (stacks/shared/sdk_layer.py), X-Ray tracing, its capability's runtime folder as code
+(stacks/shared/runtime.py). Each state machine: logs at
 level ALL under /aws/vendedlogs/states/, tracing on.
 """
 
@@ -18,6 +19,7 @@ from stacks.contract import METRICS_NAMESPACE, PIPELINE_SERVICE
 from stacks.shared.nag import acknowledge
 from stacks.shared.powertools_layer import powertools_layer
 from stacks.shared.runtime import runtime_code
+from stacks.shared.sdk_layer import sdk_layer
 
 STATE_MACHINE_LOG_PREFIX = "/aws/vendedlogs/states/"
 """Where Step Functions log groups belong (AWS's recommendation for vended logs)."""
@@ -36,6 +38,7 @@ class PipelineFunctions:
         self.scope = scope
         self.log_retention = log_retention
         self.layer = powertools_layer(scope, "Powertools")
+        self.sdk_layer = sdk_layer(scope)
 
     def function(self, construct_id: str, runtime: str, handler: str, environment: dict[str, str], *,
                  timeout_s: int, description: str, memory_mb: int = 256) -> lambda_.Function:
@@ -51,7 +54,7 @@ class PipelineFunctions:
             architecture=lambda_.Architecture.X86_64,
             handler=handler,
             code=runtime_code(runtime),
-            layers=[self.layer],
+            layers=[self.layer, self.sdk_layer],
             environment={**environment, "POWERTOOLS_SERVICE_NAME": PIPELINE_SERVICE,
                          "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE},
             timeout=Duration.seconds(timeout_s),

@@ -38,11 +38,14 @@ class TrainingTasks:
         self.explain_function = functions.function(
             "ExplainFailure", "training", "training_failure.handler", {}, timeout_s=30,
             description="Turns a training failure into one line and says whether a retrain can help")
-        # After training: JumpStart's inference code into <output>/code/ when the output lacks it.
+        # After training: model.tar.gz unpacked to <output>/model/, JumpStart's inference code into its
+        # code/ when the output lacks it. The whole model streams through (SD 2.1: a few GB): Lambda's
+        # longest timeout, and the memory that gives it more network and CPU for gunzip.
         self.package_function = functions.function(
             "PackageModel", "training", "model_tasks.package",
             {PipelineEnv.INFERENCE_SCRIPT_URI: artifacts.inference_script_uri},
-            timeout_s=300, memory_mb=512, description="Adds JumpStart's inference code to a trained model's output")
+            timeout_s=900, memory_mb=1769,
+            description="Unpacks a trained model's output and adds JumpStart's inference code to it")
         bucket.grant_read(self.package_function, f"{MODELS_PREFIX}*")
         bucket.grant_put(self.package_function, f"{MODELS_PREFIX}*")
         self.package_function.add_to_role_policy(iam.PolicyStatement(

@@ -6,8 +6,8 @@ deterministic name `<dataset>-<n>`). Steps: wait until the dataset's quiet windo
 dataset, claim the snapshot (a conditional put: a snapshot already trained on ends the run
 quietly), register the model version, validate the dataset (an invalid one ends the run with a
 notification; no training job is created), train with `createTrainingJob.sync` (output
-uncompressed), add JumpStart's inference code to the output when it lacks it (the packaging
-Lambda, stacks/training/runtime/model_package.py), record the artifact and loss, publish the training metrics (time, billable time, loss) to CloudWatch, and
+model.tar.gz), unpack it to an S3 prefix and add JumpStart's inference code when it lacks it (the
+packaging Lambda, stacks/training/runtime/model_package.py), record the artifact and loss, publish the training metrics (time, billable time, loss) to CloudWatch, and
 run the deploy state machine.
 
 With managed spot training (the default), a job SageMaker stops because spot capacity never came
@@ -82,6 +82,9 @@ SPOT_STOP_PATTERNS = ("*MaxWaitTimeExceeded*", '*"SecondaryStatus":"Interrupted"
                       '*"SecondaryStatus": "Interrupted"*')
 # Name suffix of the on-demand retry of a spot job SageMaker stopped.
 ON_DEMAND_SUFFIX = "-od"
+# The end of the spot training quota's name ("ml.g4dn.2xlarge for spot training job usage"): CreateTrainingJob's
+# ResourceLimitExceeded names the quota it hit ("The account-level service limit '<name>' is 0 Instances ...").
+SPOT_QUOTA_SUFFIX = "for spot training job usage"
 
 @dataclass(frozen=True)
 class TrainingJob:
@@ -107,7 +110,8 @@ class TrainingWorkflow(Construct):
       snapshot_function / validate_function: the dataset Lambdas.
       retrain_function: rebuilds a failed model's snapshot and validation from its staged copy.
       explain_function: turns any failure into {reason, retryable, message} (training_failure.py).
-      package_function: adds code/inference.py to the uncompressed training output ({"modelUri"}).
+      package_function: unpacks the training output ({"modelUri"}: its model.tar.gz) to a prefix and adds
+        code/inference.py to it.
       training_role: role the SageMaker training job runs with.
       training_image / base_model_uri: from the JumpStart lock.
       metric_definitions: regexes SageMaker applies to the training log.
@@ -430,9 +434,10 @@ class RetrainEntry(Step):
 
 
 class Train(Step):
-    """Record the training start and train with `createTrainingJob.sync` (output uncompressed).
+    """Record the training start and train with `createTrainingJob.sync` (output model.tar.gz).
 
-    With managed spot training, a job SageMaker stopped for want of spot capacity is recorded,
+    With managed spot training, a job SageMaker stopped for want of spot capacity, or refused
+    because the spot quota is too low (ResourceLimitExceeded), is recorded (`trainingRetry`),
     notified and trained again at once on demand (job `<name>-od`)."""
 
     def __init__(self, scope: Construct, construct_id: str, parts: _Parts, failure: TrainingFailure,
@@ -455,7 +460,7 @@ class Train(Step):
         if spot_max_wait_s is not None:
             on_demand = training_task(self, job, None, state_id="TrainModelOnDemand", job_suffix=ON_DEMAND_SUFFIX)
             failure.catch(on_demand, STAGE_TRAINING_ON_DEMAND)  # after a spot stop
-            self._catch_spot_stop(parts, failure, train, spot_max_wait_s, on_demand)
+            self._catch_spot_stop(parts, failure, train, spot_max_wait_s, on_demand, job.instance_type)
             self.end(on_demand)
         failure.catch(train, STAGE_TRAINING)
         mark_training.next(train)
@@ -463,29 +468,48 @@ class Train(Step):
         self.end(train)
 
     def _catch_spot_stop(self, parts: _Parts, failure: TrainingFailure, train: sfn.CustomState, max_wait_s: int,
-                         on_demand: sfn.IChainable) -> None:
-        """A spot job stopped for want of capacity: say so, and train the same snapshot on demand."""
+                         on_demand: sfn.IChainable, instance_type: str) -> None:
+        """A spot job stopped for want of capacity, or refused by the spot quota: say so (registry and
+        notice), and train the same snapshot on demand. The spot error stays in `$.onDemandRetry`,
+        so that an on-demand failure on its own quota can name both quotas (training_failure.py)."""
         minutes = max_wait_s // 60
-        spot_stop = parts.registry_update(
-            self, "RecordOnDemandRetry", "SET trainingJobName = :job, trainingRetry = :why, updatedAt = :now",
-            {":job": S(sfn.JsonPath.format("{}" + ON_DEMAND_SUFFIX, sfn.JsonPath.string_at("$.snapshot.trainingJobName"))),
-             ":why": S(f"spot capacity did not come within spotMaxWaitMinutes ({minutes} min): trained on demand")},
-        )
-        spot_stop.add_catch(on_demand, errors=["States.ALL"], result_path=_DISCARD)  # bookkeeping only
-        notify = parts.publish(
-            self, "NotifyOnDemandRetry", "DreamBooth: training again on demand",
-            sfn.JsonPath.format(
+        job = sfn.JsonPath.string_at("$.snapshot.trainingJobName")
+        spot_quota = f"{instance_type} {SPOT_QUOTA_SUFFIX}"
+        capacity = sfn.Pass(self, "SpotCapacityMissing", result_path="$.onDemandRetry", parameters={
+            "why": f"spot capacity did not come within spotMaxWaitMinutes ({minutes} min): trained on demand",
+            "notice": sfn.JsonPath.format(
                 "No spot capacity for training job {} within spotMaxWaitMinutes (" + str(minutes) + " min): "
                 "SageMaker stopped it, and the same photos are now trained on demand (job {}" + ON_DEMAND_SUFFIX
-                + "), at the on-demand price.",
-                sfn.JsonPath.string_at("$.snapshot.trainingJobName"), sfn.JsonPath.string_at("$.snapshot.trainingJobName")),
+                + "), at the on-demand price.", job, job)})
+        quota = sfn.Pass(self, "SpotQuotaRefused", result_path="$.onDemandRetry", parameters={
+            "why": f"the spot training quota ({spot_quota}) refused the job (ResourceLimitExceeded): trained on "
+                   "demand; raise that quota in Service Quotas to train on spot",
+            "notice": sfn.JsonPath.format(
+                # No quotes in the text: moto's States.Format mishandles escaped ones (AWS does not).
+                "SageMaker refused spot training job {}: the account quota \"" + spot_quota + "\" is too low "
+                "(ResourceLimitExceeded; new accounts often have 0). The same photos are now trained on demand "
+                "(job {}" + ON_DEMAND_SUFFIX + "), at the on-demand price. To train on spot next time, raise that "
+                "quota in Service Quotas (SageMaker).", job, job),
+            "spotCause": sfn.JsonPath.string_at("$.error.Cause")})
+        record = parts.registry_update(
+            self, "RecordOnDemandRetry", "SET trainingJobName = :job, trainingRetry = :why, updatedAt = :now",
+            {":job": S(sfn.JsonPath.format("{}" + ON_DEMAND_SUFFIX, job)),
+             ":why": _str("$.onDemandRetry.why")},
         )
+        record.add_catch(on_demand, errors=["States.ALL"], result_path=_DISCARD)  # bookkeeping only
+        notify = parts.publish(self, "NotifyOnDemandRetry", "DreamBooth: training again on demand",
+                               sfn.JsonPath.string_at("$.onDemandRetry.notice"))
         notify.add_catch(on_demand, errors=["States.ALL"], result_path=_DISCARD)
-        spot_stop.next(notify).next(on_demand)
+        record.next(notify).next(on_demand)
+        capacity.next(record)
+        quota.next(record)
+        cause = "$.error.Cause"
         choice = self.choice(
             "WasSpotCapacityMissing",
-            [(sfn.Condition.or_(*(sfn.Condition.string_matches("$.error.Cause", pattern)
-                                  for pattern in SPOT_STOP_PATTERNS)), spot_stop)],
+            [(sfn.Condition.or_(*(sfn.Condition.string_matches(cause, pattern) for pattern in SPOT_STOP_PATTERNS)),
+              capacity),
+             (sfn.Condition.and_(sfn.Condition.string_matches(cause, "*ResourceLimitExceeded*"),
+                                 sfn.Condition.string_matches(cause, f"*{SPOT_QUOTA_SUFFIX}*")), quota)],
             otherwise=sfn.Pass(self, "TrainModelSpotError",
                                parameters={"stage": STAGE_TRAINING, "reason": _error_reason(STAGE_TRAINING)},
                                result_path="$.failure").next(failure))
@@ -600,9 +624,10 @@ def training_task(scope: Construct, job: TrainingJob, spot_max_wait_s: Optional[
                  "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": job.base_model_uri,
                                                  "S3DataDistributionType": "FullyReplicated"}}},
             ],
-            # Uncompressed: the endpoint serves the output prefix as it is (no multi-GB untar at
-            # every start), and the packaging step can add code/ to it.
-            "OutputDataConfig": {"S3OutputPath.$": "$.snapshot.outputUri", "CompressionType": "NONE"},
+            # SageMaker's default model.tar.gz: the optimized integration is not shown to accept
+            # CompressionType (tests/test_optimized_integration_fields.py); the packaging step unpacks
+            # it into the prefix the endpoint serves as it is (no multi-GB untar at every start).
+            "OutputDataConfig": {"S3OutputPath.$": "$.snapshot.outputUri"},
             "ResourceConfig": {"InstanceCount": 1, "InstanceType": job.instance_type,
                                "VolumeSizeInGB": TRAINING_VOLUME_GB},
             "StoppingCondition": {"MaxRuntimeInSeconds": job.max_runtime_s,

@@ -5,9 +5,9 @@ no UpdateEndpoint. `SageMakerSimulator` patches moto's backend so that:
 
 - training jobs stay InProgress for `training_s` seconds, then complete (with a
   `train_avg_loss` metric, TrainingTimeInSeconds / BillableTimeInSeconds and their output
-  written to S3: a model.tar.gz, or with OutputDataConfig CompressionType NONE the files under
-  `<output>/<job>/output/model/`, with `code/inference.py` among them only when
-  `output_has_code`), fail with `fail_training`, or are stopped by SageMaker with
+  written to S3: `<output>/<job>/output/model.tar.gz`, or with OutputDataConfig CompressionType
+  NONE the same files under `<output>/<job>/output/model/`, with `code/inference.py` among them
+  only when `output_has_code`), fail with `fail_training`, or are stopped by SageMaker with
   `stop_training` as SecondaryStatus (e.g. "MaxWaitTimeExceeded": spot capacity never came);
 - an endpoint serves only a model the JumpStart container could load: uncompressed model data
   (ModelDataSource S3Prefix, CompressionType None) holding `code/inference.py`, with
@@ -58,8 +58,10 @@ can check what served when.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import math
+import tarfile
 import threading
 import time
 import uuid
@@ -94,6 +96,29 @@ class RuntimeValidationError(JsonRESTError):
         super().__init__("ValidationError", message)
 
 
+class ResourceLimitExceeded(JsonRESTError):
+    """What CreateTrainingJob answers when the account's quota for the instance type is used up."""
+
+    code = 400
+
+    def __init__(self, quota_name: str, quota: int, requested: int):
+        super().__init__("ResourceLimitExceeded", (
+            f"The account-level service limit '{quota_name}' is {quota} Instances, with current utilization of "
+            f"0 Instances and a request delta of {requested} Instances. Please use AWS Service Quotas to request "
+            "an increase for this quota. If AWS Service Quotas is not available, contact AWS support to request "
+            "an increase for this quota."))
+
+
+def _tarball(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, body in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            archive.addfile(info, io.BytesIO(body))
+    return buffer.getvalue()
+
+
 @dataclass
 class SageMakerSimulator:
     training_s: float = 0.0
@@ -103,10 +128,15 @@ class SageMakerSimulator:
     stop_training: Optional[str] = None
     """SecondaryStatus of a managed spot job SageMaker stops (status Stopped), e.g. MaxWaitTimeExceeded,
     Interrupted: spot capacity that never came. On-demand jobs are not stopped."""
+    training_quota: Optional[int] = None
+    """Instances of the job's type an on-demand training job may use ("<type> for training job usage");
+    None: enough. A job asking for more is refused with ResourceLimitExceeded, as SageMaker does."""
+    spot_training_quota: Optional[int] = None
+    """The same for managed spot jobs ("<type> for spot training job usage"; 0 on many new accounts)."""
     fail_endpoint_create: Optional[str] = None
     fail_endpoint_update: Optional[str] = None
     output_has_code: bool = False
-    """Whether an uncompressed training output already holds code/inference.py (undocumented for this recipe)."""
+    """Whether the training output already holds code/inference.py (undocumented for this recipe)."""
     region: str = "us-east-1"
     timeline: list[tuple[float, str, str]] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)
@@ -233,6 +263,7 @@ class SageMakerSimulator:
         sim = self
 
         def create_training_job(backend: Any, **kwargs: Any) -> Any:
+            sim._check_training_quota(kwargs)
             job = original(backend, **kwargs)
             failure = sim._read_training_inputs(job)
             with sim._lock:
@@ -247,6 +278,16 @@ class SageMakerSimulator:
             return job
 
         return create_training_job
+
+    def _check_training_quota(self, request: dict[str, Any]) -> None:
+        resources = request.get("resource_config") or {}
+        spot = bool(request.get("enable_managed_spot_training"))
+        quota = self.spot_training_quota if spot else self.training_quota
+        count = int(resources.get("InstanceCount", 1))
+        if quota is not None and count > quota:
+            name = f"{resources.get('InstanceType')} for {'spot ' if spot else ''}training job usage"
+            self.log("training-refused", f"{request.get('training_job_name')} {name} = {quota}")
+            raise ResourceLimitExceeded(name, quota, count)
 
     def _describe_training_job(self, original: Any) -> Any:
         sim = self
@@ -355,19 +396,21 @@ class SageMakerSimulator:
                 {"MetricName": "train_avg_loss", "Value": self.train_loss, "Timestamp": job.creation_time}
             ]
         s3 = self._s3(job.role_arn)  # SageMaker writes the output with the job's role
+        files = {"model_index.json": b"{}", "unet/diffusion_pytorch_model.safetensors": b"simulated weights"}
+        if self.output_has_code:
+            files["code/inference.py"] = b"# simulated inference script from the training output"
+        output = job.output_data_config["S3OutputPath"].rstrip("/")
         if (job.output_data_config or {}).get("CompressionType") == "NONE":
-            output = job.output_data_config["S3OutputPath"].rstrip("/")
             prefix = f"{output}/{job.training_job_name}/output/model/"
             job.model_artifacts = {"S3ModelArtifacts": prefix}
             bucket, _, key = prefix[len("s3://"):].partition("/")
-            files = {"model_index.json": b"{}", "unet/diffusion_pytorch_model.safetensors": b"simulated weights"}
-            if self.output_has_code:
-                files["code/inference.py"] = b"# simulated inference script from the training output"
             for name, body in files.items():
                 s3.put_object(Bucket=bucket, Key=key + name, Body=body)
-        else:
-            bucket, _, key = job.model_artifacts["S3ModelArtifacts"][len("s3://"):].partition("/")
-            s3.put_object(Bucket=bucket, Key=key, Body=b"simulated model")
+        else:  # SageMaker's default: one gzipped tarball of /opt/ml/model, paths relative to it
+            artifact = f"{output}/{job.training_job_name}/output/model.tar.gz"
+            job.model_artifacts = {"S3ModelArtifacts": artifact}
+            bucket, _, key = artifact[len("s3://"):].partition("/")
+            s3.put_object(Bucket=bucket, Key=key, Body=_tarball(files))
         self.log("training-completed", job.training_job_name)
 
     # -- endpoints --

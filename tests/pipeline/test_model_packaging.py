@@ -1,4 +1,4 @@
-"""Serving the uncompressed training output: the packaging step and both kinds of training output."""
+"""Serving the training output as a prefix: the packaging step (unpack model.tar.gz, add code/) and both kinds of output."""
 
 from __future__ import annotations
 
@@ -83,6 +83,46 @@ def test_a_bad_script_tarball_is_refused_and_nothing_is_written(s3, files, messa
     assert keys(s3, "m/") == []
 
 
+def test_a_model_tarball_is_unpacked_beside_it_and_gets_the_code(s3):
+    import model_package
+
+    s3.put_object(Bucket="data", Key="m/output/model.tar.gz", Body=tarball(
+        {"./model_index.json": b"{}", "unet/w.safetensors": b"weights"}))
+    s3.put_object(Bucket="jumpstart", Key="inference.tar.gz", Body=tarball({"inference.py": b"print('serve')"}))
+
+    result = model_package.add_inference_code(s3, "s3://data/m/output/model.tar.gz", "s3://jumpstart/inference.tar.gz")
+
+    assert result == {"modelDataUri": "s3://data/m/output/model/", "added": True, "files": 1}
+    assert keys(s3, "m/output/model/") == ["m/output/model/code/inference.py", "m/output/model/model_index.json",
+                                           "m/output/model/unet/w.safetensors"]
+    assert s3.get_object(Bucket="data", Key="m/output/model/unet/w.safetensors")["Body"].read() == b"weights"
+    # Run again (a retried task): the same objects, nothing else.
+    assert model_package.add_inference_code(s3, "s3://data/m/output/model.tar.gz",
+                                            "s3://jumpstart/inference.tar.gz")["modelDataUri"] == result["modelDataUri"]
+    assert len(keys(s3, "m/output/model/")) == 3
+
+
+def test_a_model_tarball_with_its_own_code_is_only_unpacked(s3):
+    import model_package
+
+    s3.put_object(Bucket="data", Key="m/output/model.tar.gz", Body=tarball(
+        {"code/inference.py": b"trained with it", "model_index.json": b"{}"}))
+
+    result = model_package.add_inference_code(s3, "s3://data/m/output/model.tar.gz", "s3://jumpstart/never-read.tar.gz")
+
+    assert result == {"modelDataUri": "s3://data/m/output/model/", "added": False, "files": 0}
+    assert s3.get_object(Bucket="data", Key="m/output/model/code/inference.py")["Body"].read() == b"trained with it"
+
+
+def test_a_model_tarball_reaching_outside_its_prefix_is_refused(s3):
+    import model_package
+
+    s3.put_object(Bucket="data", Key="m/output/model.tar.gz", Body=tarball({"../../escape.txt": b"x"}))
+    with pytest.raises(model_package.PackagingError, match="unsafe path in the model tarball"):
+        model_package.add_inference_code(s3, "s3://data/m/output/model.tar.gz", "s3://jumpstart/never-read.tar.gz")
+    assert keys(s3, "m/output/model/") == []
+
+
 @pytest.mark.parametrize("output_has_code", [False, True], ids=["output-without-code", "output-with-code"])
 def test_both_kinds_of_training_output_are_deployed_and_serve(synthesized, output_has_code):
     with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(output_has_code=output_has_code)) as h:
@@ -103,7 +143,8 @@ def test_both_kinds_of_training_output_are_deployed_and_serve(synthesized, outpu
         assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
         assert container["Environment"]["MODEL_CACHE_ROOT"] == "/opt/ml/model"
         job = h.client("sagemaker").describe_training_job(TrainingJobName=model_id)
-        assert job["OutputDataConfig"]["CompressionType"] == "NONE"
+        assert "CompressionType" not in job["OutputDataConfig"]  # SageMaker's default tarball, unpacked after
+        assert job["ModelArtifacts"]["S3ModelArtifacts"] == model["artifactUri"].rstrip("/") + ".tar.gz"
         # And it answers.
         answer = h.api("POST", "/generations", {"prompt": "Doppler on the beach", "seed": 7})
         h.wait_until_idle(30)

@@ -91,3 +91,39 @@ def test_an_ordinary_failure_of_a_spot_job_is_not_blamed_on_spot(synthesized):
         assert "CUDA out of memory" in note["message"] and "spot capacity" not in note["message"]
         assert h.models()[failed]["status"] == "failed"
         assert metric_values(h, "TrainingSeconds") == []
+
+
+SPOT_QUOTA = "ml.g4dn.2xlarge for spot training job usage"
+ON_DEMAND_QUOTA = "ml.g4dn.2xlarge for training job usage"
+
+
+def test_a_spot_quota_of_zero_trains_on_demand_and_records_why(synthesized):
+    # Given a new account's spot training quota of 0 (CreateTrainingJob: ResourceLimitExceeded)
+    with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(spot_training_quota=0)) as h:
+        model_id = run(h, PHOTOS)
+
+        # Then the same snapshot is trained on demand, deployed, and the registry and notice say why
+        sagemaker = h.client("sagemaker")
+        assert sagemaker.list_training_jobs(NameContains=model_id)["TrainingJobSummaries"][0]["TrainingJobName"] \
+            == f"{model_id}-od"  # the spot job was never created
+        assert not sagemaker.describe_training_job(TrainingJobName=f"{model_id}-od").get("EnableManagedSpotTraining")
+        model = h.models()[model_id]
+        assert model["status"] == "live" and model["trainingJobName"] == f"{model_id}-od"
+        assert SPOT_QUOTA in model["trainingRetry"] and "ResourceLimitExceeded" in model["trainingRetry"]
+        (note,) = [n for n in h.notifications() if n["subject"] == "DreamBooth: training again on demand"]
+        assert SPOT_QUOTA in note["message"] and f"{model_id}-od" in note["message"]
+        assert "spot capacity" not in note["message"]
+
+
+def test_both_training_quotas_at_zero_fail_saying_which_quotas_to_raise(synthesized):
+    simulator = SageMakerSimulator(spot_training_quota=0, training_quota=0)
+    with PipelineHarness(synthesized=synthesized, simulator=simulator) as h:
+        model_id = run(h, PHOTOS)
+
+        model = h.models()[model_id]
+        assert model["status"] == "failed" and model["retryable"] is True
+        assert SPOT_QUOTA in model["trainingRetry"]
+        (note,) = [n for n in h.notifications() if n["subject"] == "DreamBooth: training failed"]
+        assert f"Raise the SageMaker quotas '{SPOT_QUOTA}' and '{ON_DEMAND_QUOTA}' first" in note["message"]
+        assert f"dreambooth retrain {model_id}" in note["message"]
+        assert h.training_runs()[-1].status == "FAILED"

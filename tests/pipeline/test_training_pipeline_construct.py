@@ -74,7 +74,8 @@ def test_training_uses_the_sync_integration_with_a_gpu_and_a_time_limit(resource
     params = train["Parameters"]
     assert params["ResourceConfig"]["InstanceType"] == "ml.g4dn.2xlarge"
     assert params["StoppingCondition"] == {"MaxRuntimeInSeconds": 7200, "MaxWaitTimeInSeconds": 9000}  # spot by default
-    assert params["OutputDataConfig"] == {"S3OutputPath.$": "$.snapshot.outputUri", "CompressionType": "NONE"}
+    # SageMaker's default model.tar.gz (the packaging step unpacks it): no CompressionType through .sync.
+    assert params["OutputDataConfig"] == {"S3OutputPath.$": "$.snapshot.outputUri"}
     assert {c["ChannelName"] for c in params["InputDataConfig"]} == {"training", "model"}
     # No Lambda pollers and no long fixed waits in either machine.
     for fragment in ("-train", "-deploy"):

@@ -1,4 +1,4 @@
-"""Step Functions task after training: add the inference code the endpoint needs (model_package.py)."""
+"""Step Functions task after training: unpack the output and add the inference code the endpoint needs (model_package.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ INFERENCE_SCRIPT_URI = os.environ[PipelineEnv.INFERENCE_SCRIPT_URI]
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def package(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """{"modelUri": <training output prefix>} -> {"modelDataUri", "added", "files"}."""
+    """{"modelUri": <training output: model.tar.gz, or a prefix>} -> {"modelDataUri" (a prefix), "added", "files"}."""
     result = model_package.add_inference_code(s3, event["modelUri"], INFERENCE_SCRIPT_URI)
     logger.info("model packaged", model_uri=result["modelDataUri"], code_added=result["added"],
                 files=result["files"], script_uri=INFERENCE_SCRIPT_URI)

@@ -32,6 +32,8 @@ TRANSIENT_MARKERS = (
     "ResourceLimitExceeded", "States.Timeout", "Lambda.ServiceException", "Lambda.SdkClientException",
 )
 QUOTA_MARKER = "ResourceLimitExceeded"
+# CreateTrainingJob's ResourceLimitExceeded names the quota: "The account-level service limit '<name>' is 0 ...".
+QUOTA_NAME = re.compile(r"service limit '([^']+)'")
 _SPACE = re.compile(r"\s+")
 
 
@@ -62,6 +64,17 @@ def _one_line(text: str) -> str:
     return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 3] + "..."
 
 
+def _quotas_to_raise(state: Mapping[str, Any], reason: str) -> str:
+    """The quotas the failed jobs hit: this job's, and the spot job's before it when that was refused too."""
+    retry = state.get("onDemandRetry") if isinstance(state.get("onDemandRetry"), Mapping) else {}
+    names: list[str] = []
+    for text in (str(retry.get("spotCause") or ""), reason):
+        names += [name for name in QUOTA_NAME.findall(text) if name not in names]
+    if not names:
+        return "quota named above"
+    return ("quota " if len(names) == 1 else "quotas ") + " and ".join(f"'{name}'" for name in names)
+
+
 def explain(state: Mapping[str, Any]) -> dict[str, Any]:
     """{reason, retryable, message} for the failure chain; never raises on odd input."""
     failure = state.get("failure") if isinstance(state.get("failure"), Mapping) else {}
@@ -85,7 +98,7 @@ def explain(state: Mapping[str, Any]) -> dict[str, Any]:
     if retryable:
         hint = retry_hint(model_id)
         if QUOTA_MARKER in evidence:
-            hint = "Raise the SageMaker quota named above first (Service Quotas). " + hint
+            hint = f"Raise the SageMaker {_quotas_to_raise(state, sagemaker_reason)} first (Service Quotas). " + hint
     else:
         hint = ("Running it again on the same files would fail the same way: fix the cause (e.g. the "
                 f"hyperparameters in dataset_info.json or the instance type), then upload to datasets/{dataset}/ again.")
