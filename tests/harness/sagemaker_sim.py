@@ -47,7 +47,8 @@ With `client_for_role` set (the harness sets it to `IamEnforcement.client`), Sag
 access runs with the job's or the model's execution role, as in AWS: a training job lists and
 reads each input channel (an `S3Prefix` channel is listed with `s3:ListBucket`, then each object
 read) and the `sagemaker_submit_directory` script, and writes its artifact with the training
-role; an endpoint's model data is read with the model's ExecutionRoleArn when the endpoint is
+role (the weights file as a multipart upload, as SageMaker uploads gigabytes: on an SSE-KMS
+bucket each part needs `kms:Decrypt`); an endpoint's model data is read with the model's ExecutionRoleArn when the endpoint is
 created or updated. A refused read fails the job ("ClientError: ... AccessDenied") or the
 endpoint, as SageMaker does.
 
@@ -364,7 +365,13 @@ class SageMakerSimulator:
             if self.output_has_code:
                 files["code/inference.py"] = b"# simulated inference script from the training output"
             for name, body in files.items():
-                s3.put_object(Bucket=bucket, Key=key + name, Body=body)
+                if name.endswith(".safetensors"):  # gigabytes in AWS: SageMaker uploads them in parts
+                    upload = s3.create_multipart_upload(Bucket=bucket, Key=key + name)["UploadId"]
+                    part = s3.upload_part(Bucket=bucket, Key=key + name, UploadId=upload, PartNumber=1, Body=body)
+                    s3.complete_multipart_upload(Bucket=bucket, Key=key + name, UploadId=upload, MultipartUpload={
+                        "Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+                else:
+                    s3.put_object(Bucket=bucket, Key=key + name, Body=body)
         else:
             bucket, _, key = job.model_artifacts["S3ModelArtifacts"][len("s3://"):].partition("/")
             s3.put_object(Bucket=bucket, Key=key, Body=b"simulated model")
