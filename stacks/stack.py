@@ -10,7 +10,7 @@ from constructs import Construct
 from stacks import outputs
 from stacks.config import AppConfig
 from stacks.contract import VARIANT_NAME
-from stacks.storage.construct import DataBucket, grant_bucket_key
+from stacks.storage.construct import DataBucket
 from stacks.api.construct import InferenceApi
 from stacks.monitoring.construct import ApiMetricsSource, Monitoring, manage_function_logs
 from stacks.pipeline import TrainingPipeline
@@ -67,18 +67,9 @@ class DreamBoothStack(Stack):
             api=ApiMetricsSource(stage=self.api.api.deployment_stage, failed_notices=self.api.failed_notices),
             config=config.monitoring,
         )
-        if config.storage.bucket_kms_key_arn:
-            # A reused bucket encrypted with a customer key: each role that reads or writes it.
-            for grantee, reads, writes in (
-                (self.pipeline.snapshot_function, True, False), (self.pipeline.validate_function, True, True),
-                (self.pipeline.roles.training_role, True, True), (self.pipeline.roles.hosting_role, True, True),
-                (self.api.image_signer, True, False),
-                # the web page's dataset uploads (presigned POSTs, the commit's reads and copies) and
-                # the asynchronous requests it stores
-                (self.api.api_function, True, True),
-                (self.api.results_function, True, True), (self.api.dispatch_function, False, True),
-            ):
-                grant_bucket_key(grantee, config.storage.bucket_kms_key_arn, reads=reads, writes=writes)
+        # A reused bucket encrypted with a customer key: its key to each role that reads or writes its
+        # objects, after every grant above.
+        self.data.grant_key_to_object_users(self)
         # Last: CDK's own functions (S3 notifications handler) get a log group with retention too.
         manage_function_logs(self, config.monitoring.log_retention_days)
 

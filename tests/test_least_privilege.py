@@ -41,6 +41,8 @@ ROLES = {
     "hosting": lambda resources: find.role_described(resources, "SageMaker endpoint model"),
     "snapshot": _function_role("dataset_tasks.snapshot"),
     "validate": _function_role("dataset_tasks.validate"),
+    "retrain": _function_role("dataset_tasks.prepare_retrain"),
+    "package": _function_role("model_tasks.package"),
     "cleanup": _function_role("cleanup.handler"),
     "api handler": _function_role("handler.lambda_handler"),
     "api results": _function_role("results.lambda_handler"),
@@ -126,7 +128,8 @@ def test_state_machines_log_under_vendedlogs(template):
 @pytest.mark.parametrize("role, reads, writes", [
     # hosting writes the asynchronous answers; the API handler stages photos, commits them and stores requests
     ("training job", True, True), ("hosting", True, True),
-    ("snapshot", True, False), ("validate", True, True),
+    # snapshot writes models/<dataset>/<version>/snapshot.json; packaging writes the model's code/ under models/
+    ("snapshot", True, True), ("validate", True, True), ("retrain", True, False), ("package", True, True),
     ("image signer", True, False), ("api handler", True, True),
     ("api results", True, True), ("api dispatch", False, True),
 ])
@@ -141,3 +144,38 @@ def test_with_a_bucket_key_each_role_gets_exactly_its_kms_actions_through_s3(kms
 def test_without_a_bucket_key_no_role_gets_kms_on_it(template):
     for role in ("training job", "api results"):
         assert not evaluate(policies_of(template, role), Check("kms:Decrypt", KEY, {"kms:ViaService": "s3.us-east-1.amazonaws.com"}))
+
+
+def _all_documents(template: dict, role: str) -> list[dict]:
+    """Every policy document that applies to `role`: attached AWS::IAM::Policy and ManagedPolicy
+    resources and the role's own inline policies (the stack's derivation reads only the first two)."""
+    resolve = Resolver(template, _Names(template, False), _Names(template, True), "DreamBoothPipeline")
+    resources = template["Resources"]
+    props = resources[role]["Properties"]
+    attached = {a["Ref"] for a in props.get("ManagedPolicyArns", []) if isinstance(a, dict) and "Ref" in a}
+    documents = [p["PolicyDocument"] for p in props.get("Policies", [])]
+    documents += [r["Properties"]["PolicyDocument"] for logical, r in resources.items()
+                  if r["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+                  and ({"Ref": role} in r["Properties"].get("Roles", []) or logical in attached)]
+    return [resolve(d) for d in documents]
+
+
+def test_with_a_bucket_key_every_role_that_reads_or_writes_objects_may_use_it_and_no_other(kms_template):
+    # Whatever grants a role the bucket's objects (CDK bundles, prefix grants, hand-written statements,
+    # policies added after the stack's derivation), it may use the key for exactly that, through S3.
+    objects = "arn:aws:s3:::photos-kms/"
+    via_s3 = {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}
+    users = 0
+    for role in find.of_type(kms_template["Resources"], "AWS::IAM::Role"):
+        documents = _all_documents(kms_template, role)
+        granted = [r for d in documents for st in find.listed(d.get("Statement", [])) if st["Effect"] == "Allow"
+                   for r in find.listed(st.get("Resource", [])) if isinstance(r, str) and r.startswith(objects)]
+        probes = [r.replace("*", "x") for r in granted]
+        reads = any(evaluate(documents, Check("s3:GetObject", probe)) for probe in probes)
+        writes = any(evaluate(documents, Check("s3:PutObject", probe)) for probe in probes)
+        users += reads or writes
+        assert evaluate(documents, Check("kms:Decrypt", KEY, via_s3)) is reads, role
+        assert evaluate(documents, Check("kms:GenerateDataKey", KEY, via_s3)) is writes, role
+        other = KEY.replace("11111111", "22222222")
+        assert not any(evaluate(documents, Check(a, other, via_s3)) for a in ("kms:Decrypt", "kms:GenerateDataKey"))
+    assert users == 10  # the ten of the test above: a new reader or writer is added there too

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Optional
 
 from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Stack, Tags, Validations
@@ -37,9 +38,12 @@ class DataBucket(Construct):
     Attributes:
       bucket: the bucket, the same interface whether it was created or imported.
       created: whether this construct owns the bucket.
+      key_arn: the customer key of a reused SSE-KMS bucket (`bucketKmsKeyArn`), or None.
 
     Methods:
       allow_browser_uploads(origin): a CORS rule for the web page's presigned photo uploads.
+      grant_key_to_object_users(scope): that key, to every role under `scope` that reads or writes
+        the bucket's objects (called by the stack once every grant is made).
     """
 
     def __init__(
@@ -52,6 +56,7 @@ class DataBucket(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.created = existing_bucket_name is None
+        self.key_arn = config.bucket_kms_key_arn
         if existing_bucket_name is not None:
             self.bucket: s3.IBucket = s3.Bucket.from_bucket_name(self, "Bucket", existing_bucket_name)
             # Writes Managed=false into CDK's notification custom resource, which merges the
@@ -106,6 +111,34 @@ class DataBucket(Construct):
         assert isinstance(self.bucket, s3.Bucket)
         self.bucket.add_cors_rule(allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.POST], allowed_origins=[origin],
                                   allowed_headers=["*"], max_age=BROWSER_UPLOAD_CORS_MAX_AGE_S)
+
+    def grant_key_to_object_users(self, scope: Construct) -> None:
+        """With a customer key (`StorageConfig.bucket_kms_key_arn`, a reused SSE-KMS bucket): every
+        policy under `scope` that lets its principals read or write objects of the bucket gets, in
+        the same document, what S3 then needs of that key (`bucket_key_statement`): kms:Decrypt where
+        s3:GetObject is allowed, kms:GenerateDataKey where s3:PutObject is. Without one, nothing.
+
+        Derived from the grants themselves (CDK's grant_read / grant_put, `grant_prefix_read`,
+        hand-written statements alike), so no reader or writer of the bucket can be left without its
+        key. Call it once every grant is made; tests/test_least_privilege.py checks every
+        synthesized role against it.
+        """
+        if not self.key_arn:
+            return
+        objects = self.bucket.arn_for_objects("")
+        for policy in scope.node.find_all():
+            if not isinstance(policy, (iam.Policy, iam.ManagedPolicy)):
+                continue
+            reads = writes = False
+            for statement in policy.document.to_json().get("Statement", []):
+                if statement.get("Effect") != "Allow" or not any(
+                        str(r).startswith(objects) for r in _as_list(statement.get("Resource"))):
+                    continue
+                actions = [str(a).lower() for a in _as_list(statement.get("Action"))]
+                reads = reads or any(fnmatch.fnmatchcase("s3:getobject", a) for a in actions)
+                writes = writes or any(fnmatch.fnmatchcase("s3:putobject", a) for a in actions)
+            if reads or writes:
+                policy.document.add_statements(bucket_key_statement(self.key_arn, reads=reads, writes=writes))
 
     def _annotate_notifications_handler(self) -> None:
         # aws-cdk-lib adds one Lambda per stack that writes the bucket's notification
@@ -178,11 +211,15 @@ def grant_prefix_read(bucket: s3.IBucket, grantee: iam.IGrantable, prefix: str, 
             conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}}))
 
 
-def grant_bucket_key(grantee: iam.IGrantable, key_arn: str, *, reads: bool, writes: bool) -> None:
-    """What a role needs on the customer key of an SSE-KMS bucket, and only through S3:
-    kms:Decrypt to read (and to finish a multipart upload), kms:GenerateDataKey to write."""
+def bucket_key_statement(key_arn: str, *, reads: bool, writes: bool) -> iam.PolicyStatement:
+    """What a principal needs on the customer key of an SSE-KMS bucket, and only through S3:
+    kms:Decrypt to read (and for each part of a multipart upload), kms:GenerateDataKey to write."""
     actions = (["kms:Decrypt"] if reads else []) + (["kms:GenerateDataKey"] if writes else [])
-    grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+    return iam.PolicyStatement(
         actions=actions, resources=[key_arn],
         conditions={"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}},
-    ))
+    )
+
+
+def _as_list(value: object) -> list:
+    return value if isinstance(value, list) else [] if value is None else [value]

@@ -7,10 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from tests.harness.account import BUCKET_KEY_ARN, BUCKET_NAME
+
 STACKS_ROOT = Path(__file__).resolve().parents[2] / "stacks"
 # Settings that make runs quick: a 2 s quiet window, endpoint checks every second (which the
 # history budget allows only with a short endpointMaxWaitMinutes).
 FAST_CONTEXT = {"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5}
+# The stack over the harness's bucket taken over as an existing one whose default encryption is
+# SSE-KMS with a customer key (`-c bucketName=... -c bucketKmsKeyArn=...`); run it with
+# `PipelineHarness(bucket_key_arn=BUCKET_KEY_ARN)`, which encrypts the bucket so.
+KMS_BUCKET_CONTEXT = {"bucketName": BUCKET_NAME, "bucketKmsKeyArn": BUCKET_KEY_ARN}
 
 
 @dataclass

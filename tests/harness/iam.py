@@ -26,7 +26,8 @@ authorized here:
   condition operator this module does not know fails the call (so a gap is seen, not skipped).
 - Condition keys supplied: `s3:prefix`, `s3:delimiter` (ListBucket), `iam:PassedToService`
   (PassRole), `kms:ViaService` and `kms:EncryptionContext:aws:s3:arn` (S3 reads/writes of
-  SSE-KMS objects), `aws:RequestTag/<k>` and `aws:TagKeys` (SageMaker creates with Tags),
+  SSE-KMS objects), `kms:ViaService` and `kms:EncryptionContext:aws:sns:topicArn` (publishes to
+  encrypted topics), `aws:RequestTag/<k>` and `aws:TagKeys` (SageMaker creates with Tags),
   `aws:ResourceTag/<k>` and `sagemaker:ResourceTag/<k>` (existing SageMaker models, endpoint
   configs, endpoints and training jobs, read from moto whatever the case of the name: AWS's ARNs
   are lower case, moto files the name as created), `cloudwatch:namespace` (PutMetricData).
@@ -36,8 +37,18 @@ authorized here:
   CreateTrainingJob / CreateModel passes; the trust policy of a role assumed with AssumeRole;
   a presigned URL is authorized as its signer and refused once its own expiry or its signing
   session's has passed; a presigned POST (browser form) likewise, after its SigV4 signature and
-  its POST policy (expiration, every condition, no field the policy does not cover) are checked; `kms:Decrypt` / `kms:GenerateDataKey` on the bucket
-  key when an object is read / written in a bucket whose default encryption is SSE-KMS.
+  its POST policy (expiration, every condition, no field the policy does not cover) are checked;
+  S3's use of a customer key (SSE-KMS, the object's own key or the bucket's default), as the S3 API
+  reference states it per operation: `kms:Decrypt` to read an object (GetObject, not HeadObject),
+  the source of a CopyObject / UploadPartCopy, and for each UploadPart / UploadPartCopy;
+  `kms:GenerateDataKey` to write one (PutObject, a browser-form POST, the destination of a
+  CopyObject, CreateMultipartUpload), unless the write asks for SSE-S3 itself; the copy source's
+  `s3:GetObject` (moto names every object write PutObject: the request's shape tells them apart);
+  `kms:GenerateDataKey` and `kms:Decrypt` on the topic's key for an SNS Publish to a topic
+  encrypted with a customer key (the AWS-managed aws/s3 and aws/sns keys are not checked: their key
+  policies let the account's principals use them; SageMaker cannot publish with aws/sns at all,
+  which is not modelled); `authorize_role` for what a service checks as a role with no request of
+  the role's own (the managed rule of `createTrainingJob.sync`, see moto_patches.py).
 
 Every refusal is answered as AWS answers it (AccessDenied) and recorded in `denials`; the
 harness fails the test at exit when any refusal was not expected (`expect_denials()`), so a
@@ -319,12 +330,30 @@ def _function_arn(name: str, arn: _Arns) -> str:
     return arn("lambda", f"function:{name}")
 
 
+class KeyLookup:
+    """The customer KMS keys that requests use without naming them (what moto holds; None when
+    none, or when the AWS-managed key is used: its key policy lets every principal of the account
+    use it through its service)."""
+
+    def bucket(self, bucket: str) -> Optional[str]:
+        """The key of a bucket's default encryption (SSE-KMS)."""
+        return None
+
+    def object(self, bucket: str, key: str) -> Optional[str]:
+        """The key an existing object is encrypted with (the bucket's default for one not found)."""
+        return None
+
+    def topic(self, topic_arn: str) -> Optional[str]:
+        """The key an SNS topic is encrypted with (KmsMasterKeyId)."""
+        return None
+
+
 def _required(service: str, operation: str, response: Any, moto_resource: str, arn: _Arns,
-              s3_kms_key: Callable[[str], Optional[str]]) -> list[Check]:
+              keys: KeyLookup) -> list[Check]:
     prefix = _IAM_PREFIX.get(service, service)
     action = f"{prefix}:{_ACTION_NAMES.get(prefix, {}).get(operation, operation)}"
     if prefix == "s3":
-        return _s3(operation, action, response, moto_resource, arn, s3_kms_key)
+        return _s3(operation, action, response, moto_resource, arn, keys)
     if prefix in ("iam", "sts", "sqs"):
         return [Check(action, moto_resource)]
     params = _json_body(response) or _query_params(response)
@@ -349,7 +378,18 @@ def _required(service: str, operation: str, response: Any, moto_resource: str, a
             resource = _token_machine(params["taskToken"], arn) or "*"
         return [Check(action, resource)]
     if prefix == "sns":
-        return [Check(action, params.get("TopicArn") or params.get("TargetArn") or "*")]
+        topic = params.get("TopicArn") or params.get("TargetArn") or "*"
+        checks = [Check(action, topic)]
+        key_arn = keys.topic(topic) if operation in ("Publish", "PublishBatch") else None
+        if key_arn:
+            # A publish to a topic encrypted with a customer key: SNS makes a data key for the
+            # message and reads it back, both as the publisher (SNS developer guide, "Encryption at
+            # rest": kms:GenerateDataKey* and kms:Decrypt). For asynchronous inference notices the
+            # publisher is SageMaker acting with the model's execution role.
+            context = {"kms:ViaService": f"sns.{arn.region}.amazonaws.com",
+                       "kms:EncryptionContext:aws:sns:topicArn": topic}
+            checks += [Check("kms:GenerateDataKey", key_arn, context), Check("kms:Decrypt", key_arn, context)]
+        return checks
     if prefix == "ssm":
         name = str(params.get("Name", ""))
         return [Check(action, arn("ssm", f"parameter{name if name.startswith('/') else '/' + name}") if name else "*")]
@@ -387,8 +427,7 @@ def _token_machine(token: str, arn: _Arns) -> Optional[str]:
     return None
 
 
-def _s3(operation: str, action: str, response: Any, moto_resource: str, arn: _Arns,
-        s3_kms_key: Callable[[str], Optional[str]]) -> list[Check]:
+def _s3(operation: str, action: str, response: Any, moto_resource: str, arn: _Arns, keys: KeyLookup) -> list[Check]:
     query = {k: (v[0] if isinstance(v, list) else v) for k, v in (response.querystring or {}).items()}
     bucket = moto_resource[len("arn:aws:s3:::"):].split("/", 1)[0]
     if action == "s3:ListBucket":
@@ -396,22 +435,60 @@ def _s3(operation: str, action: str, response: Any, moto_resource: str, arn: _Ar
         return [Check(action, f"arn:aws:s3:::{bucket}", context)]
     # moto names a batch delete (POST ?delete) "DeleteObject": each of its keys is authorized in AWS
     if operation == "DeleteObjects" or (response.method == "POST" and "delete" in query):
-        keys = re.findall(r"<Key>(.*?)</Key>", response.body.decode() if isinstance(response.body, bytes) else response.body or "")
-        return [Check("s3:DeleteObject", f"arn:aws:s3:::{bucket}/{k}") for k in keys] or [Check(action, moto_resource)]
+        keys_deleted = re.findall(r"<Key>(.*?)</Key>", response.body.decode() if isinstance(response.body, bytes) else response.body or "")
+        return [Check("s3:DeleteObject", f"arn:aws:s3:::{bucket}/{k}") for k in keys_deleted] or [Check(action, moto_resource)]
     if "versionId" in query and action in ("s3:GetObject", "s3:DeleteObject"):
         action += "Version"
     checks = [Check(action, moto_resource)]
-    if operation == "CopyObject":
-        source = unquote(response.headers.get("x-amz-copy-source", "")).lstrip("/").split("?")[0]
-        checks.append(Check("s3:GetObject", f"arn:aws:s3:::{source}"))
-    key_arn = s3_kms_key(bucket)
-    if key_arn and action in ("s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"):
-        kms_action = "kms:GenerateDataKey" if action == "s3:PutObject" else "kms:Decrypt"
-        checks.append(Check(kms_action, key_arn, {
-            "kms:ViaService": f"s3.{arn.region}.amazonaws.com",
-            "kms:EncryptionContext:aws:s3:arn": [f"arn:aws:s3:::{bucket}", moto_resource],
-        }))
+    object_key = moto_resource[len(f"arn:aws:s3:::{bucket}/"):] if "/" in moto_resource[len("arn:aws:s3:::"):] else ""
+
+    def kms(kms_action: str, key_arn: Optional[str], resource: str) -> None:
+        if key_arn:
+            checks.append(Check(kms_action, key_arn, {
+                "kms:ViaService": f"s3.{arn.region}.amazonaws.com",
+                "kms:EncryptionContext:aws:s3:arn": [f"arn:aws:s3:::{resource.split('/', 1)[0]}",
+                                                     f"arn:aws:s3:::{resource}"],
+            }))
+
+    if action in ("s3:GetObject", "s3:GetObjectVersion"):
+        if response.method != "HEAD":  # HeadObject reads metadata only: no data key is decrypted
+            kms("kms:Decrypt", keys.object(bucket, object_key), f"{bucket}/{object_key}")
+        return checks
+    if action != "s3:PutObject":
+        return checks
+    # moto names every object write PutObject; S3 tells them apart, and so does its KMS use
+    # (S3 API reference: PutObject, CopyObject, CreateMultipartUpload, UploadPart, UploadPartCopy).
+    copy_source = _header(response, "x-amz-copy-source")
+    if copy_source:
+        source, _, version = unquote(copy_source).lstrip("/").partition("?versionId=")
+        checks.append(Check("s3:GetObjectVersion" if version else "s3:GetObject", f"arn:aws:s3:::{source}"))
+        source_bucket, _, source_key = source.partition("/")
+        kms("kms:Decrypt", keys.object(source_bucket, source_key), source)
+    destination = f"{bucket}/{object_key}"
+    if "uploadId" in query and "partNumber" in query:
+        # UploadPart / UploadPartCopy: S3 decrypts the upload's data key to encrypt the part.
+        kms("kms:Decrypt", keys.bucket(bucket), destination)
+    elif "uploadId" not in query:
+        # PutObject (a browser form POST too), CopyObject, CreateMultipartUpload: a new data key.
+        kms("kms:GenerateDataKey", _requested_key(response, arn) or keys.bucket(bucket)
+            if _header(response, "x-amz-server-side-encryption") != "AES256" else None, destination)
     return checks
+
+
+def _header(response: Any, name: str) -> Optional[str]:
+    headers = getattr(response, "headers", None) or {}
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _requested_key(response: Any, arn: _Arns) -> Optional[str]:
+    """The customer key a write names itself (x-amz-server-side-encryption-aws-kms-key-id), as an ARN."""
+    key = _header(response, "x-amz-server-side-encryption-aws-kms-key-id")
+    if not key:
+        return None
+    return key if key.startswith("arn:") else arn("kms", f"key/{key}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -450,6 +527,7 @@ class IamEnforcement:
         self._clients_lock = threading.Lock()
         self._stack = ExitStack()
         self._arn = _Arns(region, account)
+        self._keys = _MotoKeys(self._arn)
 
     # ---- set-up: the template's roles into moto ----
 
@@ -541,6 +619,25 @@ class IamEnforcement:
                 credentials = identity.client_kwargs() if identity else dict(self._admin)
                 self._clients[key] = boto3.client(service, region_name=self.region, config=config, **credentials)
             return self._clients[key]
+
+    def authorize_role(self, role_arn: str, checks: Sequence[Check]) -> list[Denial]:
+        """What a service authorizes as a role without a request of the role's own (Step Functions
+        making sure the managed EventBridge rule of a `.sync` task exists, with the machine's role):
+        evaluated on the role's policies in moto; each refusal recorded as any other, and returned."""
+        from moto.iam.access_control import create_access_key
+
+        credentials = self.role(role_arn).credentials
+        access_key = create_access_key(account_id=self.account, partition="aws",
+                                       access_key_id=credentials["AccessKeyId"],
+                                       headers={"X-Amz-Security-Token": credentials["SessionToken"]})
+        documents = _policy_documents(access_key.collect_policies())
+        refused = []
+        for check in checks:
+            self.checks += 1
+            if not evaluate(documents, check):
+                refused.append(Denial(access_key.arn, check.action, check.resource))
+        self.denials.extend(refused)
+        return refused
 
     def expect_denials(self, *fragments: str) -> None:
         """The test expects refusals whose text contains each fragment (consumed at exit)."""
@@ -645,7 +742,7 @@ class IamEnforcement:
                refuse: Callable[[Denial], None]) -> None:
         documents = _policy_documents(access_key.collect_policies())
         self.checks += 1
-        for check in _required(service, operation, response, resource, self._arn, self._bucket_kms_key):
+        for check in _required(service, operation, response, resource, self._arn, self._keys):
             if not evaluate(documents, check) or (check.action == "sts:AssumeRole" and not self._trusted(access_key, check)):
                 denial = Denial(access_key.arn, check.action, check.resource)
                 self.denials.append(denial)
@@ -800,19 +897,44 @@ class IamEnforcement:
 
         self._check(access_key, "s3", "PutObject", response, object_arn, refuse_check)
 
-    def _bucket_kms_key(self, bucket: str) -> Optional[str]:
-        """The customer key a bucket's default encryption names (SSE-KMS), if any."""
+
+class _MotoKeys(KeyLookup):
+    """`KeyLookup` over moto's S3 and SNS backends."""
+
+    def __init__(self, arn: _Arns):
+        self._arn = arn
+
+    def _key_arn(self, key: Optional[str]) -> Optional[str]:
+        if not key or key.startswith("alias/aws/") or ":alias/aws/" in key:
+            return None  # none, or an AWS-managed key (aws/s3, aws/sns): its key policy lets the account use it
+        return key if key.startswith("arn:") else self._arn("kms", f"key/{key}")
+
+    def bucket(self, bucket: str) -> Optional[str]:
         from moto.s3.models import s3_backends
 
-        found = s3_backends[self.account]["aws"].buckets.get(bucket)
+        found = s3_backends[self._arn.account]["aws"].buckets.get(bucket)
         rules = ((found.encryption or {}).get("Rule") if found is not None else None) or {}
         default = (rules[0] if isinstance(rules, list) else rules).get("ApplyServerSideEncryptionByDefault", {})
         if default.get("SSEAlgorithm") not in ("aws:kms", "aws:kms:dsse"):
             return None
-        key = default.get("KMSMasterKeyID")
-        if not key:
-            return None  # the AWS-managed aws/s3 key: its key policy lets every principal of the account use it
-        return key if key.startswith("arn:") else self._arn("kms", f"key/{key}")
+        return self._key_arn(default.get("KMSMasterKeyID"))
+
+    def object(self, bucket: str, key: str) -> Optional[str]:
+        from moto.s3.models import s3_backends
+
+        found = s3_backends[self._arn.account]["aws"].buckets.get(bucket)
+        stored = found.keys.get(key) if found is not None and key else None
+        if stored is None:
+            return self.bucket(bucket)  # not there (AWS answers NoSuchKey after authorizing): its bucket's default
+        if getattr(stored, "encryption", None) not in ("aws:kms", "aws:kms:dsse"):
+            return None
+        return self._key_arn(getattr(stored, "kms_key_id", None))
+
+    def topic(self, topic_arn: str) -> Optional[str]:
+        from moto.sns.models import sns_backends
+
+        found = sns_backends[self._arn.account][self._arn.region].topics.get(topic_arn)
+        return self._key_arn(found.kms_master_key_id if found is not None else None)
 
 
 def _utc(value: Any) -> Any:

@@ -27,6 +27,19 @@ from tests.harness.account import REGION
 from tests.harness.clock import VirtualClock
 
 
+# The EventBridge rule Step Functions creates in the account, and uses with the machine's role, to
+# learn when a training job of a `createTrainingJob.sync` task ends (Step Functions developer guide,
+# "IAM policies for Amazon SageMaker", Run a Job (.sync)). AWS's name, not the project's.
+SAGEMAKER_TRAINING_MANAGED_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
+MANAGED_RULE_ACTIONS = ("events:PutTargets", "events:PutRule", "events:DescribeRule")
+
+
+# `authorize(role ARN, checks) -> refusals` of the harness running now (its `IamEnforcement.authorize_role`),
+# set by `patch_step_functions`: what Step Functions does as a machine's role beyond a task's own call.
+# Read at call time: moto's parsed definitions, and the task services in them, outlive a harness.
+_authorize_as_role: Optional[Callable[[str, list[Any]], list[Any]]] = None
+
+
 def sagemaker_sync_service_class() -> type:
     from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
@@ -52,6 +65,32 @@ def sagemaker_sync_service_class() -> type:
         def __init__(self) -> None:
             super().__init__()
             self._supported_integration_patterns = {ResourceCondition.WaitForTaskToken, ResourceCondition.Sync}
+
+        def _before_eval_execution(self, env, resource_runtime_part, raw_parameters, state_credentials):
+            super()._before_eval_execution(env=env, resource_runtime_part=resource_runtime_part,
+                                           raw_parameters=raw_parameters, state_credentials=state_credentials)
+            authorize = _authorize_as_role
+            if (authorize is None or self.resource.condition != ResourceCondition.Sync
+                    or self._get_boto_service_action() != "create_training_job"):
+                return
+            from tests.harness.iam import Check
+
+            role = state_credentials.role_arn
+            rule = (f"arn:aws:events:{resource_runtime_part.region}:{resource_runtime_part.account}:"
+                    f"rule/{SAGEMAKER_TRAINING_MANAGED_RULE}")
+            if authorize(role, [Check(action, rule) for action in MANAGED_RULE_ACTIONS]):
+                # Before the job is created. Public reports show AWS refusing this when the state
+                # machine is created or updated (the deploy fails); a run here fails at the task.
+                raise FailureEventException(FailureEvent(
+                    env=env,
+                    error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
+                    event_type=HistoryEventType.TaskFailed,
+                    event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                        resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type(),
+                        error=StatesErrorNameType.StatesTaskFailed.to_name(),
+                        cause=f"'{role}' is not authorized to create managed-rule.",
+                    )),
+                ))
 
         def _build_sync_resolver(self, env, resource_runtime_part, normalised_parameters, state_credentials):
             if self._get_boto_service_action() != "create_training_job":
@@ -155,8 +194,9 @@ def patch_execution_names(stack: ExitStack) -> None:
     stack.enter_context(mock.patch.object(StepFunctionsParserBackend, "start_execution", start_execution))
 
 
-def patch_step_functions(stack: ExitStack) -> None:
-    """The SageMaker .sync service and the conversions AWS makes that moto's interpreter skips."""
+def patch_step_functions(stack: ExitStack, authorize: Optional[Callable[[str, list[Any]], list[Any]]] = None) -> None:
+    """The SageMaker .sync service and the conversions AWS makes that moto's interpreter skips
+    (`authorize`: see `_authorize_as_role`)."""
     patch_jsonpath_parse(stack)
     patch_response_keys(stack)
     patch_execution_names(stack)
@@ -166,6 +206,7 @@ def patch_step_functions(stack: ExitStack) -> None:
 
     original_factory = factory.state_task_service_for
     sync_service = sagemaker_sync_service_class()
+    stack.enter_context(mock.patch(f"{__name__}._authorize_as_role", authorize))
 
     def service_for(service_name: str):
         if service_name == "sagemaker":

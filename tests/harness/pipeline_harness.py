@@ -129,6 +129,10 @@ class PipelineHarness:
     remove_grants: Optional[Callable[[str, dict[str, Any]], bool]] = None
     """Test-only: drop the policy statements this predicate picks (role logical id, statement), to
     plant a missing grant (see tests/harness/iam.py `statements_matching`)."""
+    bucket_key_arn: Optional[str] = None
+    """The bucket's default encryption is SSE-KMS with this customer key, as a reused bucket's may be
+    (`bucketName` = `BUCKET_NAME` and `bucketKmsKeyArn` = this key in the synthesized context;
+    `KMS_BUCKET_CONTEXT`); the key itself is not modelled, only what IAM must allow with it."""
     limits: ServiceLimits = field(default_factory=ServiceLimits)
     enforce_limits: bool = True
     """A run that passes a service limit fails the test (see tests/harness/limits.py)."""
@@ -173,7 +177,7 @@ class PipelineHarness:
         parser_log = logging.getLogger("moto.stepfunctions.parser")
         self._stack.callback(parser_log.setLevel, parser_log.level)
         parser_log.setLevel(logging.CRITICAL)
-        patch_step_functions(self._stack)
+        patch_step_functions(self._stack, authorize=lambda role, checks: self.iam.authorize_role(role, checks))
         patch_clock(self._stack, self.clock)
         patch_lambda_invoke(self._stack, self)
         separate_metric_sets(self._stack)
@@ -294,6 +298,9 @@ class PipelineHarness:
         s3 = self.client("s3")
         s3.create_bucket(Bucket=BUCKET_NAME)
         s3.put_bucket_versioning(Bucket=BUCKET_NAME, VersioningConfiguration={"Status": "Enabled"})
+        if self.bucket_key_arn:
+            s3.put_bucket_encryption(Bucket=BUCKET_NAME, ServerSideEncryptionConfiguration={"Rules": [
+                {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": self.bucket_key_arn}}]})
         self._publish_jumpstart_inference_script(template)
 
         dynamodb = self.client("dynamodb")
@@ -312,8 +319,9 @@ class PipelineHarness:
         subscribed = {self.resolve(sub["Properties"]["TopicArn"])
                       for sub in synth.resources("AWS::SNS::Subscription").values()
                       if sub["Properties"]["Protocol"] == "lambda"}
-        for logical in synth.resources("AWS::SNS::Topic"):
-            sns.create_topic(Name=logical)
+        for logical, topic in synth.resources("AWS::SNS::Topic").items():
+            key = topic.get("Properties", {}).get("KmsMasterKeyId")
+            sns.create_topic(Name=logical, Attributes={"KmsMasterKeyId": self.resolve(key)} if key else {})
             if arns[logical] in subscribed:
                 continue  # delivered to its Lambda subscribers by `deliver_sns`, not read as a notification
             queue_url = sqs.create_queue(QueueName=f"{logical}-inbox")["QueueUrl"]

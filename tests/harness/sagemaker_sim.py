@@ -47,7 +47,8 @@ With `client_for_role` set (the harness sets it to `IamEnforcement.client`), Sag
 access runs with the job's or the model's execution role, as in AWS: a training job lists and
 reads each input channel (an `S3Prefix` channel is listed with `s3:ListBucket`, then each object
 read) and the `sagemaker_submit_directory` script, and writes its artifact with the training
-role; an endpoint's model data is read with the model's ExecutionRoleArn when the endpoint is
+role (the weights file as a multipart upload, as SageMaker uploads gigabytes: on an SSE-KMS
+bucket each part needs `kms:Decrypt`); an endpoint's model data is read with the model's ExecutionRoleArn when the endpoint is
 created or updated. A refused read fails the job ("ClientError: ... AccessDenied") or the
 endpoint, as SageMaker does.
 
@@ -117,6 +118,14 @@ def _tarball(files: dict[str, bytes]) -> bytes:
             info.size = len(body)
             archive.addfile(info, io.BytesIO(body))
     return buffer.getvalue()
+
+
+def _multipart_put(s3: Any, bucket: str, key: str, body: bytes) -> None:
+    """One object written as SageMaker writes gigabytes: a multipart upload (here of one part)."""
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    part = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=1, Body=body)
+    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload,
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
 
 
 @dataclass
@@ -405,12 +414,16 @@ class SageMakerSimulator:
             job.model_artifacts = {"S3ModelArtifacts": prefix}
             bucket, _, key = prefix[len("s3://"):].partition("/")
             for name, body in files.items():
-                s3.put_object(Bucket=bucket, Key=key + name, Body=body)
+                if name.endswith(".safetensors"):  # gigabytes in AWS: SageMaker uploads them in parts
+                    _multipart_put(s3, bucket, key + name, body)
+                else:
+                    s3.put_object(Bucket=bucket, Key=key + name, Body=body)
         else:  # SageMaker's default: one gzipped tarball of /opt/ml/model, paths relative to it
             artifact = f"{output}/{job.training_job_name}/output/model.tar.gz"
             job.model_artifacts = {"S3ModelArtifacts": artifact}
             bucket, _, key = artifact[len("s3://"):].partition("/")
-            s3.put_object(Bucket=bucket, Key=key, Body=_tarball(files))
+            # gigabytes in AWS: SageMaker uploads the tarball in parts (each part needs kms:Decrypt on SSE-KMS)
+            _multipart_put(s3, bucket, key, _tarball(files))
         self.log("training-completed", job.training_job_name)
 
     # -- endpoints --

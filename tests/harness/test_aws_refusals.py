@@ -62,6 +62,44 @@ def test_without_pass_role_the_state_machine_cannot_start_the_training_job(synth
         assert h.simulator.count("create_training_job") == 0
 
 
+def test_without_the_managed_rule_grants_the_training_task_fails_before_any_job(synthesized):
+    # Given the training machine's role without events:PutTargets/PutRule/DescribeRule on the managed rule
+    # createTrainingJob.sync needs (issue 18, item 6), when a dataset is uploaded
+    remove = statements_matching("events:PutRule", resource_contains="StepFunctionsGetEventsForSageMakerTrainingJobsRule")
+    with _training_without(synthesized, remove, "events:") as (h, reason):
+        # Then the task fails as AWS reports it, and no training job was created
+        (run,) = h.training_runs()
+        assert "is not authorized to create managed-rule" in json.dumps(run.events, default=str)
+        assert h.simulator.count("create_training_job") == 0
+        rule = "arn:aws:events:us-east-1:123456789012:rule/StepFunctionsGetEventsForSageMakerTrainingJobsRule"
+        assert sorted(d.action for d in h.iam.denials) == ["events:DescribeRule", "events:PutRule", "events:PutTargets"]
+        assert {d.resource for d in h.iam.denials} == {rule}
+        assert all("TrainingStateMachineRole" in d.principal for d in h.iam.denials)
+
+
+def test_without_its_grant_on_the_topics_key_sagemaker_cannot_send_the_notice(synthesized):
+    # Given the hosting role (SageMaker publishes asynchronous notices with it) without kms:GenerateDataKey /
+    # kms:Decrypt on the key of the inference topics (issue 18, item 6)
+    hosting_key = statements_matching("kms:GenerateDataKey", "kms:Decrypt", resource_contains="NotificationsKey")
+    remove = lambda role, statement: "SageMakerRolesHosting" in role and hosting_key(role, statement)  # noqa: E731
+    with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(training_s=1, endpoint_s=1),
+                         remove_grants=remove) as h:
+        h.iam.expect_denials("kms:GenerateDataKey on arn:aws:kms:")
+        h.train_and_deploy("doppler", PHOTOS)
+        # When a generation runs on the endpoint
+        created = h.api("POST", "/generations", {"prompt": "Doppler on the beach", "seed": 7})
+        assert created.status == 202, created.text
+        h.wait_until_idle(30)
+        # Then the answer is written but its notice is refused: nothing reaches the result function
+        (request,) = h.simulator.async_requests
+        assert request["outcome"] == "lost"
+        assert [e for _, e, _ in h.simulator.timeline if e == "async-notice-refused"]
+        (denial,) = h.iam.denials
+        assert "SageMakerRolesHosting" in denial.principal and denial.action == "kms:GenerateDataKey"
+        assert "NotificationsKey" in denial.resource
+        assert h.api("GET", f"/generations/{created.json()['id']}").json()["status"] == "queued"
+
+
 def test_the_template_grants_what_each_flow_needs_and_the_calls_fit_the_service_model(synthesized):
     with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(training_s=1, endpoint_s=1)) as h:
         model_id = h.train_and_deploy("doppler", PHOTOS)
