@@ -92,11 +92,11 @@ class SageMakerCleanup:
 
     def stop_first(self, rules: Sequence[events.IRule]) -> None:
         """Deletion disables `rules` (the dispatcher's: it re-creates a missing endpoint) before it
-        deletes anything. The custom resource depends on them, so CloudFormation runs the cleanup
-        while they exist and deletes them only after it; only these rules may be disabled."""
+        deletes anything. The custom resource references them (their names), so it depends on them:
+        CloudFormation runs the cleanup while they exist and deletes them only after it. Only these
+        rules may be disabled."""
         resource = self.resource.node.default_child
         assert isinstance(resource, CfnResource)
         resource.add_property_override("DispatchRuleNames", [rule.rule_name for rule in rules])
-        self.resource.node.add_dependency(*rules)
         self.function.add_to_role_policy(iam.PolicyStatement(
             actions=["events:DisableRule"], resources=[rule.rule_arn for rule in rules]))

@@ -11,9 +11,13 @@ registration for such an update fails here as in AWS.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from moto.sagemaker import models as sm_models
 
+from stacks.contract import ApiEnv
+from tests import template_find as find
 from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
 from tests.harness.account import ACCOUNT, REGION
 from tests.harness.test_harness_api import PHOTOS, events, finished, instances, wait_for
@@ -159,3 +163,19 @@ def test_the_periodic_check_repairs_a_lost_registration_but_not_during_a_deploym
         assert registered(h)
         assert h.run_schedule(h.dispatch_function)["autoscaling"] == "registered"
         starts_from_zero_and_scales_back_to_zero(h, 5)
+
+
+def test_the_dispatcher_may_invoke_the_scaling_function_and_nothing_else(synthesized):
+    resources = synthesized.template["Resources"]
+    scaling, dispatch = find.function(resources, "autoscaling_task.handler"), find.function(resources,
+                                                                                          "dispatch.lambda_handler")
+    variables = resources[dispatch]["Properties"]["Environment"]["Variables"]
+    assert variables[ApiEnv.SCALING_FUNCTION_NAME] == {"Ref": scaling}
+    statements = [s for policy in find.of_type(resources, "AWS::IAM::Policy").values()
+                  if policy["Properties"]["Roles"] == [{"Ref": find.role_of(resources, dispatch)}]
+                  for s in policy["Properties"]["PolicyDocument"]["Statement"]]
+    (invoke,) = [s for s in statements if "lambda:InvokeFunction" in json.dumps(s["Action"])]
+    assert invoke["Resource"] == {"Fn::GetAtt": [scaling, "Arn"]}  # not its versions (`:*`)
+    (describe,) = [s for s in statements if "application-autoscaling" in json.dumps(s["Action"])]
+    assert [a for a in describe["Action"] if not a.startswith("xray:")] == [
+        "application-autoscaling:DescribeScalableTargets"]
