@@ -468,7 +468,8 @@ class ModelToDeploy(Step):
 
 
 class CreateSageMakerModel(Step):
-    """The SageMaker model and endpoint config, named after the model id, once per model."""
+    """The SageMaker model and endpoint config, named after the model id, once per model (a recorded
+    config without AsyncInferenceConfig, from an older real-time stack, is made again)."""
 
     def __init__(self, scope: Construct, construct_id: str, parts: _Parts, failure: DeployFailure, *,
                  hosting_role: iam.IRole, inference_image: str, inference_environment: Mapping[str, str],

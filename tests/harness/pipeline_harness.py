@@ -36,7 +36,10 @@ What the harness adds to moto, and says so:
   truncates to whole seconds and wakes early); Timestamp* Choice rules compare RFC 3339
   timestamps with fractions (moto's parse only whole seconds). See `_patch_sfn_integration`.
 - EventBridge schedule rules (the dispatcher's periodic check) match no event: `deliver()` skips
-  them; tests run the scheduled function themselves (`run_schedule`).
+  them; tests run the scheduled function themselves (`run_schedule`). The rules are created in
+  moto's EventBridge; a disabled one delivers nothing.
+- CloudFormation: `delete_stack_cleanup()` sends the cleanup custom resource its Delete request
+  (properties from the template, the response URL answered in-process).
 - SageMaker: durations, failures and UpdateEndpoint come from `SageMakerSimulator`.
 - JumpStart: a placeholder inference script tarball (inference.py, requirements.txt) at the lock's
   `inference_script_uri` for the region, which the packaging step unpacks into a model's code/.
