@@ -31,6 +31,9 @@ INFERENCE_FAILURES_PREFIX = INFERENCE_PREFIX + "failures/"
 # ---- the model registry (modelId partition key) ----
 LIVE_POINTER_ID = "__live__"
 """Registry item that points at the live model (see docs/pipeline.md for the item layout)."""
+STACK_DELETING_ATTRIBUTE = "stackDeletingSince"
+"""Set on the live pointer by the cleanup when the stack is being deleted: from then on nothing
+creates the endpoint again (no deployment runs, the dispatcher and the API do not heal)."""
 # Model statuses, in the order a model normally goes through them.
 STATUS_VALIDATING = "validating"
 STATUS_TRAINING = "training"
@@ -88,6 +91,7 @@ class ApiEnv:
     INVOCATION_TIMEOUT_S = "ASYNC_INVOCATION_TIMEOUT_SECONDS"
     INSTANCE_START_MINUTES = "INSTANCE_START_MINUTES"
     PENDING_INDEX = "PENDING_INDEX_NAME"
+    SCALING_FUNCTION_NAME = "SCALING_FUNCTION_NAME"  # the dispatcher's only
 
 
 class PipelineEnv:

@@ -53,7 +53,10 @@ class DreamBoothStack(Stack):
             success_topic=self.pipeline.inference_success_topic, error_topic=self.pipeline.inference_error_topic,
             log_retention_days=config.monitoring.log_retention_days,
             judge_environment=self.pipeline.judge_environment,
+            scaling_function=self.pipeline.serving.scaling_function,
         )
+        # `cdk destroy`: the cleanup disables the dispatcher's rules before it deletes the endpoint.
+        self.pipeline.cleanup.stop_first(self.api.dispatch_rules)
         # The web page uploads a dataset's photos straight to the bucket (presigned POSTs): a bucket the
         # stack owns lets the page's origin (the API's host) do that; a reused bucket is never
         # reconfigured (README: training from the browser needs that CORS rule added by hand).

@@ -118,6 +118,9 @@ class InferenceApi(Construct):
       judge_environment: how the pipeline judges datasets (the variables dataset_rules.JudgeSettings
         reads); the API's dataset commit (POST /datasets/{name}/commit) judges staged photos with the
         same. Default: none (the training pipeline's `judge_environment` is what the stack passes).
+      scaling_function: the pipeline's function that registers the endpoint's autoscaling; the
+        dispatcher's periodic check invokes it for an InService endpoint that lost its registration.
+        Default: none (no repair).
 
     Attributes:
       api: the RestApi; url: its base URL (stage v1); page_origin: the web page's origin
@@ -150,6 +153,7 @@ class InferenceApi(Construct):
         error_topic: sns.ITopic,
         log_retention_days: int = 30,
         judge_environment: Optional[dict[str, str]] = None,
+        scaling_function: Optional[lambda_.IFunction] = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
@@ -244,8 +248,11 @@ class InferenceApi(Construct):
             description="Re-creates a deleted endpoint of the live model and sends generations it could not queue.",
             timeout=Duration.seconds(120),
             memory_mb=256,
-            environment={**common_env, **async_env, "POWERTOOLS_SERVICE_NAME": "generation-dispatch"},
+            environment={**common_env, **async_env, "POWERTOOLS_SERVICE_NAME": "generation-dispatch",
+                         **({names.SCALING_FUNCTION_NAME: scaling_function.function_name} if scaling_function else {})},
         )
+        if scaling_function is not None:
+            self._grant_scaling_repair(scaling_function)
         self.dispatch_rules = [
             events.Rule(self, "EndpointChanged", description="The endpoint's state changes: send pending generations",
                         event_pattern=events.EventPattern(source=["aws.sagemaker"],
@@ -416,6 +423,20 @@ class InferenceApi(Construct):
         acknowledge_prefix_grants(dispatch.role, bucket, INFERENCE_REQUESTS_PREFIX, reads=False, writes=True)
         acknowledge_prefix_grants(results.role, bucket, INFERENCE_OUTPUTS_PREFIX, reads=False)
         acknowledge_prefix_grants(results.role, bucket, GENERATED_PREFIX, reads=False, writes=True)
+
+    def _grant_scaling_repair(self, scaling_function: lambda_.IFunction) -> None:
+        """The dispatcher looks whether the endpoint's variant is a scalable target and, if not,
+        invokes the scaling function (that one function, not its versions: grant_invoke adds `:*`)."""
+        dispatch = self.dispatch_function
+        dispatch.add_to_role_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"],
+                                                        resources=[scaling_function.function_arn]))
+        dispatch.add_to_role_policy(iam.PolicyStatement(
+            actions=["application-autoscaling:DescribeScalableTargets"], resources=["*"]))
+        Validations.of(dispatch.role).acknowledge(Acknowledgment(
+            id="AwsSolutions-IAM5[Resource::*]",
+            reason="On *: application-autoscaling:DescribeScalableTargets (Application Auto Scaling has no "
+                   "resource-level permissions for it); xray:PutTraceSegments, xray:PutTelemetryRecords (X-Ray "
+                   "tracing supports no resource-level permissions)."))
 
     def _grant_dataset_uploads(self, bucket: s3.IBucket) -> None:
         """Training from the web page (stacks/api/runtime/datasets.py), and nothing more: the presigned POSTs to

@@ -1,18 +1,24 @@
 """Cleanup: on `cdk destroy`, the SageMaker resources the pipeline created at run time.
 
-A custom resource (construct id SageMakerCleanup) whose Delete runs runtime/cleanup.py: stop the
-state machines' executions, deregister the endpoint's autoscaling, delete the endpoint and the
-configs and models this stack tagged. The bucket and its data are never touched.
+A custom resource (construct id SageMakerCleanup) whose Delete runs runtime/cleanup.py: first
+stop what could create the endpoint again (disable the dispatcher's rules, mark the live pointer
+so that no deployment runs and no dispatcher heals, stop the state machines' executions), then
+deregister the endpoint's autoscaling, delete the endpoint and the configs and models this stack
+tagged. The bucket and its data are never touched.
 """
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, CustomResource, Stack
+from typing import Sequence
+
+from aws_cdk import ArnFormat, CfnResource, CustomResource, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_stepfunctions as sfn
 
 from stacks.config import STACK_TAG_KEY
+from stacks.contract import LIVE_POINTER_ID
 from stacks.serving.construct import grant_autoscaling
 from stacks.shared.functions import PipelineFunctions
 from stacks.shared.nag import acknowledge, arn_prefix
@@ -58,6 +64,10 @@ class SageMakerCleanup:
             acknowledge(function.role, "Executions are named at run time; only this state machine's are stopped.",
                         f"AwsSolutions-IAM5[Resource::{arn_prefix(scope, 'states')}execution:{name}:*]")
         registry_table.grant(function, "dynamodb:Scan")
+        # The stack-deleting mark, on the live pointer only.
+        function.add_to_role_policy(iam.PolicyStatement(
+            actions=["dynamodb:UpdateItem"], resources=[registry_table.table_arn],
+            conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [LIVE_POINTER_ID]}}))
         grant_autoscaling(scope, function, endpoint_name, register=False)  # deregisters the endpoint's scalable target
         self.resource = CustomResource(
             scope, "SageMakerCleanup",
@@ -79,3 +89,14 @@ class SageMakerCleanup:
             f"AwsSolutions-IAM5[Resource::{sagemaker_arn}endpoint-config/*]",
             f"AwsSolutions-IAM5[Resource::{sagemaker_arn}model/*]",
         )
+
+    def stop_first(self, rules: Sequence[events.IRule]) -> None:
+        """Deletion disables `rules` (the dispatcher's: it re-creates a missing endpoint) before it
+        deletes anything. The custom resource references them (their names), so it depends on them:
+        CloudFormation runs the cleanup while they exist and deletes them only after it. Only these
+        rules may be disabled."""
+        resource = self.resource.node.default_child
+        assert isinstance(resource, CfnResource)
+        resource.add_property_override("DispatchRuleNames", [rule.rule_name for rule in rules])
+        self.function.add_to_role_policy(iam.PolicyStatement(
+            actions=["events:DisableRule"], resources=[rule.rule_arn for rule in rules]))

@@ -3,8 +3,9 @@
 - `Serving`: the deploy state machine (workflow.py: lock, model, endpoint config, create or update
   the endpoint, wait, go live), the two waiter functions that park a deployment's wait and wake it
   on SageMaker's endpoint state-change event (runtime/endpoint_waiter.py), the autoscaling function
-  that registers the variant's scaling after InService (runtime/autoscaling.py: scale to zero after
-  idleMinutes, and out from zero on a backlog), and the topics SageMaker's asynchronous inference
+  that registers the variant's scaling after InService and on every failure after it removed it for
+  an update (runtime/autoscaling.py: scale to zero after idleMinutes, and out from zero on a backlog;
+  the dispatcher invokes it too, for an endpoint that lost it), and the topics SageMaker's asynchronous inference
   notices go to.
 - `grant_autoscaling`: what registering (or only deregistering) that scaling needs.
 """

@@ -38,6 +38,7 @@ from stacks.config import STACK_TAG_KEY
 from stacks.contract import (
     DEPLOY_LOCK_ID,
     LIVE_POINTER_ID,
+    STACK_DELETING_ATTRIBUTE,
     STATUS_DEPLOYING,
     STATUS_FAILED,
     STATUS_LIVE,
@@ -136,7 +137,9 @@ class DeployWorkflow(Construct):
       lock_owner_arn_pattern: ARN pattern of this state machine's executions (to tell a live
         lock holder from a dead one).
       scaling_function: registers the endpoint variant's autoscaling after InService
-        ({"action": "register"}) and removes it before an UpdateEndpoint ({"action": "deregister"}).
+        ({"action": "register"}), and before an UpdateEndpoint removes it only if SageMaker would
+        refuse the update with it ({"action": "prepare-update"}: an instance type changes); every
+        way a deployment ends after that removal registers it again (`DeployFailure`).
       async_output: where SageMaker writes answers and failures (S3 URIs) and the SNS topics it
         notifies on success and on error (`AsyncOutput`).
       initial_instance_count: instances of a new endpoint config (autoscaling takes over). Default 1.
@@ -167,7 +170,7 @@ class DeployWorkflow(Construct):
         self._hosting_role = hosting_role
         parts = _Parts(registry=registry_table, state=state_table, topic=topic, endpoint_name=endpoint_name)
 
-        failure = DeployFailure(self, "Failure", parts)
+        failure = DeployFailure(self, "Failure", parts, scaling_function=scaling_function)
         lock = DeploymentLock(self, "Lock", parts, failure, retry_s=lock_retry_s(poll_interval_s, max_polls),
                               lock_owner_arn_pattern=lock_owner_arn_pattern)
         model = ModelToDeploy(self, "Model", parts, failure)
@@ -212,7 +215,7 @@ class DeployWorkflow(Construct):
         ))
         role.add_to_principal_policy(iam.PolicyStatement(
             effect=iam.Effect.DENY,
-            actions=["sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint"],
+            actions=["sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint", "sagemaker:DeleteEndpointConfig"],
             resources=[Stack.of(self).format_arn(service="sagemaker", resource="endpoint-config", resource_name="*")],
             conditions={"StringNotEquals": {f"aws:ResourceTag/{STACK_TAG_KEY}": stack_name}},
         ))
@@ -272,11 +275,11 @@ class _Parts:
             result_path="$.endpoint",
         )
 
-    def scaling_task(self, scope: Construct, state_id: str, function: lambda_.IFunction,
-                     action: str) -> tasks.LambdaInvoke:
+    def scaling_task(self, scope: Construct, state_id: str, function: lambda_.IFunction, action: str,
+                     **fields: Any) -> tasks.LambdaInvoke:
         return tasks.LambdaInvoke(
             scope, state_id, lambda_function=function,
-            payload=sfn.TaskInput.from_object({"action": action, "endpointName": self.endpoint_name}),
+            payload=sfn.TaskInput.from_object({"action": action, "endpointName": self.endpoint_name, **fields}),
             result_path=_DISCARD,
         )
 
@@ -286,10 +289,15 @@ class DeployFailure(Step):
     model whose endpoint is being re-created, `__live__` records `endpointError`: the model stays
     live), the lock is released and the run fails. The live model is never touched.
 
+    A run that removed the endpoint's autoscaling for its update (`$.scaling.deregistered`) first
+    registers it again for the config the endpoint runs now (the old one after a refusal or a
+    rollback; once InService, if it is still updating: then the periodic check does it).
+
     Entries: the step itself (needs `$.failure.reason`), `caught_error` (a Catch's `$.error`),
     `fail_with` (a fixed reason)."""
 
-    def __init__(self, scope: Construct, construct_id: str, parts: _Parts) -> None:
+    def __init__(self, scope: Construct, construct_id: str, parts: _Parts, *,
+                 scaling_function: lambda_.IFunction) -> None:
         super().__init__(scope, construct_id)
         self._failed = parts.registry_update(
             self, "MarkFailed",
@@ -323,7 +331,15 @@ class DeployFailure(Step):
                 self, "EndpointNotRestored", error="EndpointNotRestored",
                 cause="See endpointError on the __live__ registry item")))
         )
-        self.begin(self.choice("IsTheLiveModel", [(is_live_model(), live_failed)], otherwise=model_failed))
+        which_model = self.choice("IsTheLiveModel", [(is_live_model(), live_failed)], otherwise=model_failed)
+        # A registration that fails here is left to the periodic check (the error stays in the history).
+        restore_scaling = parts.scaling_task(self, "RestoreAutoscaling", scaling_function, "register")
+        restore_scaling.add_catch(which_model, errors=["States.ALL"], result_path="$.scalingError")
+        restore_scaling.next(which_model)
+        self.begin(self.choice("DidThisRunRemoveAutoscaling", [(
+            sfn.Condition.and_(sfn.Condition.is_present("$.scaling.deregistered"),
+                               sfn.Condition.boolean_equals("$.scaling.deregistered", True)),
+            restore_scaling)], otherwise=which_model))
         self.caught_error = sfn.Pass(
             self,
             "DescribeError",
@@ -416,7 +432,9 @@ class DeploymentLock(Step):
 
 class ModelToDeploy(Step):
     """Read the model and the live pointer: a trained model is marked deploying (the live model,
-    whose endpoint is re-created, keeps its status); an unknown one is refused."""
+    whose endpoint is re-created, keeps its status); an unknown one is refused, and so is every
+    deployment once the stack is being deleted (the cleanup marks the live pointer, then stops the
+    runs it finds: a run that read the pointer before is among them)."""
 
     def __init__(self, scope: Construct, construct_id: str, parts: _Parts, failure: DeployFailure) -> None:
         super().__init__(scope, construct_id)
@@ -440,8 +458,12 @@ class ModelToDeploy(Step):
             .next(parts.release_lock(self, "ReleaseLockUnknownModel", then=sfn.Fail(
                 self, "UnknownModel", error="UnknownModel", cause="no trained model with this modelId in the registry")))
         )
+        stack_deleting = parts.release_lock(self, "ReleaseLockStackDeleting", then=sfn.Fail(
+            self, "StackBeingDeleted", error="StackBeingDeleted",
+            cause="the stack is being deleted: nothing is deployed and the endpoint is not created again"))
         trained = sfn.Condition.is_present("$.model.Item.artifactUri.S")
         self.begin(read_model.next(read_live).next(self.choice("IsModelTrained", [
+            (sfn.Condition.is_present(f"$.live.Item.{STACK_DELETING_ATTRIBUTE}.S"), stack_deleting),
             # The live model keeps its status while its endpoint is re-created.
             (sfn.Condition.and_(trained, is_live_model()), ONWARD),
             (trained, mark_deploying),
@@ -450,7 +472,8 @@ class ModelToDeploy(Step):
 
 
 class CreateSageMakerModel(Step):
-    """The SageMaker model and endpoint config, named after the model id, once per model."""
+    """The SageMaker model and endpoint config, named after the model id, once per model (a recorded
+    config without AsyncInferenceConfig, from an older real-time stack, is made again)."""
 
     def __init__(self, scope: Construct, construct_id: str, parts: _Parts, failure: DeployFailure, *,
                  hosting_role: iam.IRole, inference_image: str, inference_environment: Mapping[str, str],
@@ -514,15 +537,39 @@ class CreateSageMakerModel(Step):
             {":name": _str("$.modelId")},
         ))
         create_model.next(create_config).next(record_names)
+        # A recorded config is reused only if it is asynchronous: one made by an older, real-time
+        # version of the stack cannot serve this endpoint (UpdateEndpoint is refused between the two
+        # kinds). That one is deleted and made again under its name; its SageMaker model is kept.
+        describe_config = tasks.CallAwsService(
+            self, "DescribeRecordedConfig", service="sagemaker", action="describeEndpointConfig",
+            parameters={"EndpointConfigName": sfn.JsonPath.string_at("$.modelId")},
+            iam_resources=[Stack.of(self).format_arn(service="sagemaker", resource="endpoint-config",
+                                                     resource_name="*")],
+            result_selector={"detail.$": "$"}, result_path="$.recordedConfig",
+        )
+        # Not found (deleted out of band): on as before; creating the endpoint reports it.
+        self.catch_onward(describe_config, ["States.TaskFailed"], _DISCARD)
+        delete_real_time = failure.catch(tasks.CallAwsService(
+            self, "DeleteRealTimeConfig", service="sagemaker", action="deleteEndpointConfig",
+            parameters={"EndpointConfigName": sfn.JsonPath.string_at("$.modelId")},
+            iam_resources=[Stack.of(self).format_arn(service="sagemaker", resource="endpoint-config",
+                                                     resource_name="*")],
+            result_path=_DISCARD,
+        ))
+        delete_real_time.next(create_config)
+        describe_config.next(self.choice("IsRecordedConfigAsynchronous", [
+            (sfn.Condition.is_present("$.recordedConfig.detail.AsyncInferenceConfig"), ONWARD)],
+            otherwise=delete_real_time))
         self.begin(self.choice("HasSageMakerModel", [
-            (sfn.Condition.is_present("$.model.Item.endpointConfigName.S"), ONWARD)], otherwise=create_model))
+            (sfn.Condition.is_present("$.model.Item.endpointConfigName.S"), describe_config)], otherwise=create_model))
         self.end(record_names)
 
 
 class Rollout(Step):
     """Put the model's endpoint config on the endpoint and wait until it serves it.
 
-    Create the endpoint, or update it (autoscaling removed first); a busy endpoint is waited for
+    Create the endpoint, or update it (autoscaling removed first where SageMaker requires it, recorded
+    in `$.scaling`); a busy endpoint is waited for
     and a failed one deleted, at most `max_polls` times. Then wait for SageMaker's state-change
     event (a parked task token), checking DescribeEndpoint at least every `poll_interval_s`, at
     most `max_polls` times. Leaves the step once the endpoint serves this model's config."""
@@ -548,8 +595,19 @@ class Rollout(Step):
             endpoint_config_name=sfn.JsonPath.string_at("$.modelId"), result_path=_DISCARD,
         ))
         # An update that changes the instance type fails while the variant is a scalable target:
-        # autoscaling is removed first and registered again once the new config is InService.
-        remove_scaling = failure.catch(parts.scaling_task(self, "RemoveAutoscaling", scaling_function, "deregister"))
+        # only then is autoscaling removed first (a new model alone keeps it), and registered again
+        # on every way the run ends (GoLive, DeployFailure).
+        remove_scaling = tasks.LambdaInvoke(
+            self, "PrepareAutoscalingForUpdate", lambda_function=scaling_function,
+            payload=sfn.TaskInput.from_object({"action": "prepare-update", "endpointName": endpoint_name,
+                                               "endpointConfigName": sfn.JsonPath.string_at("$.modelId")}),
+            result_selector={"deregistered.$": "$.Payload.deregistered"}, result_path="$.scaling",
+        )
+        # It may have removed it before it failed: the failure path registers it again.
+        remove_scaling.add_catch(
+            sfn.Pass(self, "MayHaveRemovedAutoscaling", result=sfn.Result.from_object({"deregistered": True}),
+                     result_path="$.scaling").next(failure.caught_error),
+            errors=["States.ALL"], result_path="$.error")
         remove_scaling.next(update_endpoint)
         delete_failed = failure.catch(tasks.CallAwsService(
             self, "DeleteFailedEndpoint", service="sagemaker", action="deleteEndpoint",

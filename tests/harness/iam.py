@@ -30,7 +30,8 @@ authorized here:
   encrypted topics), `aws:RequestTag/<k>` and `aws:TagKeys` (SageMaker creates with Tags),
   `aws:ResourceTag/<k>` and `sagemaker:ResourceTag/<k>` (existing SageMaker models, endpoint
   configs, endpoints and training jobs, read from moto whatever the case of the name: AWS's ARNs
-  are lower case, moto files the name as created), `cloudwatch:namespace` (PutMetricData).
+  are lower case, moto files the name as created), `cloudwatch:namespace` (PutMetricData),
+  `dynamodb:LeadingKeys` (item requests by `Key` on a table with a partition key only).
   Any other key is absent, so a condition on it fails (or passes for `...IfExists` / negated
   operators), as AWS treats a key the request does not carry.
 - Extra authorizations AWS makes and moto does not: `iam:PassRole` on the role a SageMaker
@@ -367,7 +368,10 @@ def _required(service: str, operation: str, response: Any, moto_resource: str, a
         resource = arn("dynamodb", f"table/{table}") if table else "*"
         if table and params.get("IndexName"):
             resource += f"/index/{params['IndexName']}"
-        return [Check(action, resource)]
+        # dynamodb:LeadingKeys: the partition key value of an item request on a table without a sort key.
+        key = params.get("Key")
+        leading = [next(iter(v.values())) for v in key.values()] if isinstance(key, dict) and len(key) == 1 else []
+        return [Check(action, resource, {"dynamodb:LeadingKeys": leading} if leading else {})]
     if prefix == "lambda":
         parts = urlparse(response.path).path.split("/")
         name = parts[parts.index("functions") + 1] if "functions" in parts else "*"

@@ -36,7 +36,10 @@ What the harness adds to moto, and says so:
   truncates to whole seconds and wakes early); Timestamp* Choice rules compare RFC 3339
   timestamps with fractions (moto's parse only whole seconds). See `_patch_sfn_integration`.
 - EventBridge schedule rules (the dispatcher's periodic check) match no event: `deliver()` skips
-  them; tests run the scheduled function themselves (`run_schedule`).
+  them; tests run the scheduled function themselves (`run_schedule`). The rules are created in
+  moto's EventBridge; a disabled one delivers nothing.
+- CloudFormation: `delete_stack_cleanup()` sends the cleanup custom resource its Delete request
+  (properties from the template, the response URL answered in-process).
 - SageMaker: durations, failures and UpdateEndpoint come from `SageMakerSimulator`.
 - JumpStart: a placeholder inference script tarball (inference.py, requirements.txt) at the lock's
   `inference_script_uri` for the region, which the packaging step unpacks into a model's code/.
@@ -273,8 +276,8 @@ class PipelineHarness:
                 refs[logical] = arns[logical] = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
             elif kind == "AWS::S3::Bucket":
                 refs[logical], arns[logical] = BUCKET_NAME, f"arn:aws:s3:::{BUCKET_NAME}"
-            elif kind == "AWS::Events::Rule":
-                refs[logical] = arns[logical] = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{logical}"
+            elif kind == "AWS::Events::Rule":  # Ref: the rule's name
+                refs[logical], arns[logical] = logical, f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{logical}"
             elif kind == "AWS::Logs::LogGroup":
                 name = props.get("LogGroupName", logical)
                 name = name if isinstance(name, str) else None  # resolved below, once refs exist
@@ -330,6 +333,13 @@ class PipelineHarness:
             self.notification_queues[logical] = queue_url
 
         self._create_jumpstart_objects()
+        # The rules themselves (state ENABLED), so that disabling one stops its deliveries.
+        eventbridge = self.client("events")
+        for logical, resource in synth.resources("AWS::Events::Rule").items():
+            props = resource["Properties"]
+            trigger = {"ScheduleExpression": props["ScheduleExpression"]} if "ScheduleExpression" in props else \
+                {"EventPattern": json.dumps(self.resolve(props["EventPattern"]))}
+            eventbridge.put_rule(Name=logical, State=props.get("State", "ENABLED"), **trigger)
         self.iam.create_roles(template, self.resolve, remove=self.remove_grants)
 
         lambda_ = self.client("lambda")
@@ -562,9 +572,11 @@ class PipelineHarness:
         from moto.events.models import EventPattern
 
         answer = None
-        for rule in self.synthesized.resources("AWS::Events::Rule").values():
+        for logical, rule in self.synthesized.resources("AWS::Events::Rule").items():
             if "EventPattern" not in rule["Properties"]:
                 continue  # a schedule: fires on time, matches no event
+            if not self.rule_enabled(logical):
+                continue
             pattern = self.resolve(rule["Properties"]["EventPattern"])
             if not EventPattern.load(json.dumps(pattern)).matches_event(dict(event)):
                 continue
@@ -613,9 +625,12 @@ class PipelineHarness:
         """Fire the schedule rule that targets `spec`'s function now, as EventBridge does (the
         Scheduled Event)."""
         assert self.synthesized is not None
-        (rule,) = [r for r in self.synthesized.resources("AWS::Events::Rule").values()
-                   if "ScheduleExpression" in r["Properties"]
-                   and any(getatt_targets(t["Arn"]) == {spec.logical_id} for t in r["Properties"]["Targets"])]
+        ((logical, rule),) = [(name, r) for name, r in self.synthesized.resources("AWS::Events::Rule").items()
+                              if "ScheduleExpression" in r["Properties"]
+                              and any(getatt_targets(t["Arn"]) == {spec.logical_id} for t in r["Properties"]["Targets"])]
+        if not self.rule_enabled(logical):
+            self.record("eventbridge", f"schedule {logical} is disabled: nothing runs")
+            return None
         (target,) = rule["Properties"]["Targets"]
         function = self.resolve(target["Arn"]).rsplit(":", 1)[1]
         assert function == spec.name
@@ -624,6 +639,47 @@ class PipelineHarness:
                  "region": REGION, "resources": [], "detail": {}}
         self.record("eventbridge", f"schedule {rule['Properties']['ScheduleExpression']} -> {function}")
         return self.invoke(spec, event)
+
+    def rule_enabled(self, logical_id: str) -> bool:
+        """Whether the EventBridge rule is enabled in moto (a disabled rule delivers nothing)."""
+        try:
+            return self.client("events").describe_rule(Name=logical_id)["State"] == "ENABLED"
+        except self.client("events").exceptions.ResourceNotFoundException:
+            return False  # deleted: nothing delivers
+
+    def delete_stack_cleanup(self) -> dict[str, Any]:
+        """What CloudFormation does first when the stack is deleted: the cleanup custom resource's
+        Delete (its function, with the properties of the template, resolved). Returns the answer it
+        sent to CloudFormation's response URL."""
+        assert self.synthesized is not None
+        ((logical, resource),) = self.synthesized.resources("Custom::DreamBoothSageMakerCleanup").items()
+        properties = {k: self.resolve(v) for k, v in resource["Properties"].items()}
+        function = self.resolve(properties["ServiceToken"]).rsplit(":", 1)[1]
+        answers: list[dict[str, Any]] = []
+
+        class _Answered:
+            status = 200
+
+            def __enter__(self) -> "_Answered":
+                return self
+
+            def __exit__(self, *exc: Any) -> None:
+                return None
+
+        def answer(request: Any, timeout: float) -> _Answered:
+            answers.append(json.loads(request.data))
+            return _Answered()
+
+        event = {"RequestType": "Delete", "ResponseURL": "https://cloudformation-custom-resource-response.harness/",
+                 "StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{self.synthesized.stack_name}/harness",
+                 "RequestId": str(uuid.uuid4()), "LogicalResourceId": logical,
+                 "PhysicalResourceId": f"{function}-sagemaker-cleanup", "ResourceType": resource["Type"],
+                 "ResourceProperties": properties}
+        self.record("cloudformation", f"delete {logical} -> {function}")
+        with mock.patch("urllib.request.urlopen", answer):
+            self.invoke(self.functions[function], event)
+        (sent,) = answers
+        return sent
 
     def _on_endpoint_settled(self, endpoint_name: str, status: str) -> None:
         if self.deliver_endpoint_events:

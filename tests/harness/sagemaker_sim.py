@@ -18,7 +18,11 @@ no UpdateEndpoint. `SageMakerSimulator` patches moto's backend so that:
   "Endpoint State Change" event);
 - UpdateEndpoint exists: the endpoint is Updating for `endpoint_s` seconds while the old config
   keeps serving, then serves the new config, or (with `fail_endpoint_update`) rolls back to the
-  old one, InService with a FailureReason, as SageMaker does;
+  old one, InService with a FailureReason, as SageMaker does. It is refused (ValidationException)
+  between a real-time and an asynchronous config, and while a variant whose instance type changes
+  (or that goes) is a scalable target of Application Auto Scaling; a registration survives an
+  update that keeps the instance type (a model-only change). DeleteEndpoint deregisters the
+  endpoint's scalable targets, as Application Auto Scaling does;
 - The model answers like the JumpStart Stable Diffusion model does for `Accept:
   application/json;jpeg` ({"generated_images": [<base64 JPEG>], "prompt": ...}), but with a
   PLACEHOLDER image: a flat colour with "PLACEHOLDER", the model, prompt and seed written on it
@@ -75,6 +79,7 @@ from unittest import mock
 from urllib.parse import unquote
 
 import boto3
+from moto.applicationautoscaling.models import applicationautoscaling_backends
 from moto.core.exceptions import JsonRESTError
 from moto.sagemaker import models as sm_models
 from moto.sagemaker import responses as sm_responses
@@ -84,6 +89,7 @@ from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 from tests.harness.clock import VirtualClock
 
 ACCOUNT = "123456789012"
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 PLACEHOLDER_ACCEPT = "application/json;jpeg"
 """The only answer format the simulated model produces (the API asks for it)."""
 
@@ -144,6 +150,8 @@ class SageMakerSimulator:
     """The same for managed spot jobs ("<type> for spot training job usage"; 0 on many new accounts)."""
     fail_endpoint_create: Optional[str] = None
     fail_endpoint_update: Optional[str] = None
+    refuse_endpoint_update: Optional[str] = None
+    """SageMaker refuses UpdateEndpoint itself with this message (ValidationException): nothing changes."""
     output_has_code: bool = False
     """Whether the training output already holds code/inference.py (undocumented for this recipe)."""
     region: str = "us-east-1"
@@ -456,6 +464,10 @@ class SageMakerSimulator:
                 raise ValidationError(
                     message=f"Cannot update in-progress endpoint '{endpoint_name}' ({endpoint.endpoint_status}).")
             backend.describe_endpoint_config(endpoint_config_name)  # raises when it does not exist
+            refusal = self.refuse_endpoint_update or self._update_refusal(backend, endpoint, endpoint_config_name)
+            if refusal:
+                self.log("endpoint-update-refused", f"{endpoint_name} {endpoint_config_name}: {refusal}")
+                raise ValidationError(message=refusal)
             failure = self._read_model_data(backend, endpoint_config_name)
             if failure:
                 self._read_failures[endpoint_name] = failure
@@ -467,6 +479,32 @@ class SageMakerSimulator:
         self.log("endpoint-updating", f"{endpoint_name} {endpoint.endpoint_config_name}->{endpoint_config_name}")
         self._settle_later(backend, endpoint_name)
         return endpoint
+
+    def _update_refusal(self, backend: Any, endpoint: Any, config_name: str) -> Optional[str]:
+        """Why SageMaker refuses UpdateEndpoint to `config_name` (None: it takes it): an endpoint
+        cannot switch between real-time and asynchronous configs, and a variant that is a scalable
+        target of Application Auto Scaling cannot change its instance type or go (SageMaker's
+        "Update endpoints that use auto scaling"; a model-only change is allowed)."""
+        old, new = backend.endpoint_configs.get(endpoint.endpoint_config_name), backend.endpoint_configs[config_name]
+        if old is None:
+            return None
+        if bool(old.async_inference_config) != bool(new.async_inference_config):
+            return ("AsyncInferenceConfig cannot be removed from an endpoint" if old.async_inference_config else
+                    "AsyncInferenceConfig cannot be added to an existing real-time endpoint") + \
+                f": {endpoint.endpoint_name} cannot be updated to {config_name}; delete and re-create it"
+        new_types = {v["VariantName"]: v.get("InstanceType") for v in new.production_variants}
+        blocked = [v["VariantName"] for v in old.production_variants
+                   if self.scalable_target(endpoint.endpoint_name, v["VariantName"]) is not None
+                   and new_types.get(v["VariantName"], "removed") != v.get("InstanceType")]
+        if blocked:
+            return (f"The variant(s) \"[{', '.join(blocked)}]\" must be deregistered as scalable targets with AWS "
+                    "Application Auto Scaling before they can be removed or have their instance type updated.")
+        return None
+
+    def scalable_target(self, endpoint_name: str, variant: str = "AllTraffic") -> Optional[Any]:
+        """The variant's scalable target as Application Auto Scaling (moto) holds it, or None."""
+        targets = applicationautoscaling_backends[ACCOUNT][self.region].targets
+        return targets.get(SCALABLE_DIMENSION, {}).get(f"endpoint/{endpoint_name}/variant/{variant}")
 
     def _describe_endpoint(self, original: Any) -> Any:
         sim = self
@@ -545,6 +583,11 @@ class SageMakerSimulator:
         def delete_endpoint(backend: Any, endpoint_name: str) -> None:
             original(backend, endpoint_name)
             sim.calls.append(("delete_endpoint", endpoint_name))
+            # Application Auto Scaling deregisters a deleted endpoint's variants (SageMaker's "Delete
+            # endpoints configured for auto scaling"; AWS does it with the caller's permission, not checked here).
+            targets = applicationautoscaling_backends[ACCOUNT][sim.region].targets.get(SCALABLE_DIMENSION, {})
+            for resource in [r for r in targets if r.startswith(f"endpoint/{endpoint_name}/variant/")]:
+                del targets[resource]
             sim._endpoints.pop(endpoint_name, None)
             with sim._lock:
                 dropped = sim._async.pop(endpoint_name, None)

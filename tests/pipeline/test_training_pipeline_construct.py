@@ -331,9 +331,18 @@ def test_autoscaling_may_create_only_its_service_linked_role(resources):
 def test_deploy_applies_autoscaling_after_in_service_and_removes_it_before_an_update(resources):
     deploy = states(resources, "-deploy")
     assert deploy["CreateEndpointConfig"]["Parameters"]["ProductionVariants"][0]["InitialInstanceCount"] == 1
-    assert deploy["WhatIsTheEndpointDoing"]["Choices"][1]["Next"] == "RemoveAutoscaling"
-    assert deploy["RemoveAutoscaling"]["Next"] == "UpdateEndpoint"
-    assert deploy["RemoveAutoscaling"]["Parameters"]["Payload"] == {"action": "deregister", "endpointName": "DreamBoothPipeline-sd"}
+    assert deploy["WhatIsTheEndpointDoing"]["Choices"][1]["Next"] == "PrepareAutoscalingForUpdate"
+    prepare = deploy["PrepareAutoscalingForUpdate"]
+    assert prepare["Next"] == "UpdateEndpoint" and prepare["ResultPath"] == "$.scaling"
+    assert prepare["Parameters"]["Payload"] == {"action": "prepare-update", "endpointName": "DreamBoothPipeline-sd",
+                                                "endpointConfigName.$": "$.modelId"}
+    # Whatever removed it, every failure registers it again before the run ends
+    (catch,) = prepare["Catch"]
+    assert deploy[catch["Next"]]["Result"] == {"deregistered": True}
+    restore = deploy["DidThisRunRemoveAutoscaling"]["Choices"][0]
+    assert restore["Next"] == "RestoreAutoscaling"
+    assert deploy["RestoreAutoscaling"]["Parameters"]["Payload"]["action"] == "register"
+    assert deploy["RestoreAutoscaling"]["Next"] == deploy["RestoreAutoscaling"]["Catch"][0]["Next"] == "IsTheLiveModel"
     assert deploy["IsNewModelServing"]["Choices"][0]["Next"] == "ApplyAutoscaling"
     assert deploy["ApplyAutoscaling"]["Parameters"]["Payload"]["action"] == "register"
     assert deploy["ApplyAutoscaling"]["Catch"][0]["Next"] == "NotifyAutoscalingFailed"

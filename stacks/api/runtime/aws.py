@@ -117,5 +117,13 @@ class Clients:
         return self._factory("sagemaker-runtime", config=_API_CONFIG)  # InvokeEndpointAsync only queues
 
     @cached_property
+    def application_autoscaling(self) -> Any:
+        return self._factory("application-autoscaling", config=_API_CONFIG)
+
+    @cached_property
+    def lambda_(self) -> Any:
+        return self._factory("lambda", config=_API_CONFIG)
+
+    @cached_property
     def stepfunctions(self) -> Any:
         return self._factory("stepfunctions", config=_API_CONFIG)

@@ -1,5 +1,6 @@
 """Dispatcher function: on the endpoint's state changes and on a schedule, re-create a missing
-endpoint of the live model and send the requests it could not queue (pending.py)."""
+endpoint of the live model, register the autoscaling of an InService endpoint that lost it, and
+send the requests it could not queue (pending.py). Nothing of that once the stack is being deleted."""
 
 from __future__ import annotations
 

@@ -18,6 +18,8 @@ from typing import Any, Callable, Optional
 
 from botocore.exceptions import ClientError
 
+import autoscaling
+
 NONE, CREATING, UPDATING, IN_SERVICE, FAILED = "none", "creating", "updating", "in_service", "failed"
 
 _STATES = {
@@ -130,9 +132,7 @@ class Healer:
         if not state.needs_healing or not self.deploy_state_machine_arn:
             return False
         sfn = self.stepfunctions()
-        running = sfn.list_executions(stateMachineArn=self.deploy_state_machine_arn, statusFilter="RUNNING",
-                                      maxResults=1).get("executions", [])
-        if running:
+        if deployment_running(sfn, self.deploy_state_machine_arn):
             return False  # a deployment is under way: it creates the endpoint if it is missing
         window = int(self.clock()) // HEAL_WINDOW_S
         digest = hashlib.sha256(model_id.encode()).hexdigest()[:16]
@@ -144,3 +144,41 @@ class Healer:
                 raise
             return False
         return True
+
+
+def deployment_running(stepfunctions: Any, deploy_state_machine_arn: str) -> bool:
+    return bool(stepfunctions.list_executions(stateMachineArn=deploy_state_machine_arn, statusFilter="RUNNING",
+                                              maxResults=1).get("executions"))
+
+
+@dataclass
+class ScalingRepair:
+    """Registers the autoscaling of an InService endpoint that has none (a deployment that ended while
+    the endpoint was still updating could not, and a lost registration leaves an endpoint at zero
+    instances that never starts, or one at one that never stops), by invoking the stack's scaling
+    function: never while a deployment runs (it may have removed the registration for its update)."""
+
+    autoscaling: Callable[[], Any]
+    lambda_: Callable[[], Any]
+    stepfunctions: Callable[[], Any]
+    scaling_function: str
+    deploy_state_machine_arn: str
+
+    def repair(self, state: EndpointState) -> Optional[str]:
+        """None (not InService, or no scaling function configured), "registered" (nothing to do),
+        "deployment running" (left to it) or "repaired"."""
+        if state.state != IN_SERVICE or not self.scaling_function:
+            return None
+        targets = self.autoscaling().describe_scalable_targets(
+            ServiceNamespace="sagemaker", ResourceIds=[autoscaling.resource_id(state.name)],
+            ScalableDimension=autoscaling.SCALABLE_DIMENSION)["ScalableTargets"]
+        if targets:
+            return "registered"
+        if self.deploy_state_machine_arn and deployment_running(self.stepfunctions(), self.deploy_state_machine_arn):
+            return "deployment running"
+        answer = self.lambda_().invoke(FunctionName=self.scaling_function, Payload=json.dumps(
+            {"action": "register", "endpointName": state.name}).encode())
+        result = json.loads(answer["Payload"].read() or b"null")
+        if answer.get("FunctionError") or not (isinstance(result, dict) and result.get("registered")):
+            raise RuntimeError(f"the scaling function did not register the endpoint's autoscaling: {result}")
+        return "repaired"

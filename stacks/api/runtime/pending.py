@@ -14,8 +14,8 @@ from typing import Any, Callable, Iterator, Optional
 
 import records
 from aws import Clients
-from contract import LIVE_POINTER_ID
-from endpoint import EndpointWatcher, Healer
+from contract import LIVE_POINTER_ID, STACK_DELETING_ATTRIBUTE
+from endpoint import EndpointWatcher, Healer, ScalingRepair
 from inference import Submitter, error_text, not_accepted
 from records import FAILED, PENDING_SHARD, QUEUED
 from settings import Settings
@@ -51,12 +51,22 @@ class Dispatcher:
     def __post_init__(self) -> None:
         self.submitter = Submitter(self.settings, self.clients)
         self.healer = Healer(lambda: self.clients.stepfunctions, self.settings.deploy_state_machine_arn, self.clock)
+        self.scaling = ScalingRepair(lambda: self.clients.application_autoscaling, lambda: self.clients.lambda_,
+                                     lambda: self.clients.stepfunctions, self.settings.scaling_function_name,
+                                     self.settings.deploy_state_machine_arn)
 
     def run(self) -> dict[str, Any]:
-        live = self._live_model_id()
+        pointer = self._live_pointer()
+        live = pointer.get("liveModelId")
+        live = live if isinstance(live, str) and live else None
         state = self.endpoint.state(fresh=True)
-        healing = bool(live) and self.healer.heal(live, state)
-        summary: dict[str, Any] = {"endpoint": state.state, "healing": healing, "sent": 0, "expired": 0}
+        summary: dict[str, Any] = {"endpoint": state.state, "healing": False, "sent": 0, "expired": 0}
+        if pointer.get(STACK_DELETING_ATTRIBUTE):
+            # The cleanup is deleting the endpoint with the stack: neither heal nor register anything.
+            return {**summary, "stackDeleting": True}
+        summary["healing"] = bool(live) and self.healer.heal(live, state)
+        if live:
+            summary["autoscaling"] = self.scaling.repair(state)
         for item in self._pending():
             if self.clock() - records.parse_iso(item["createdAt"]) > self.settings.request_ttl_s:
                 summary["expired"] += self._expire(item)
@@ -77,11 +87,10 @@ class Dispatcher:
             summary["sent"] += 1
         return summary
 
-    def _live_model_id(self) -> Optional[str]:
+    def _live_pointer(self) -> dict[str, Any]:
         answer = self.clients.dynamodb.get_item(TableName=self.settings.registry_table,
                                                 Key=records.key("modelId", LIVE_POINTER_ID), ConsistentRead=True)
-        live = records.from_item(answer["Item"]).get("liveModelId") if "Item" in answer else None
-        return live if isinstance(live, str) and live else None
+        return records.from_item(answer["Item"]) if "Item" in answer else {}
 
     def _pending(self) -> Iterator[dict[str, Any]]:
         paginator = self.clients.dynamodb.get_paginator("query")

@@ -72,6 +72,8 @@ class Settings:
     """The function's region (Lambda's AWS_REGION): presigned uploads go to the bucket's regional host."""
     upload_url_expiry_s: int = 900
     """Lifetime of the presigned POSTs the web page uploads a dataset's photos with."""
+    scaling_function_name: str = ""
+    """The function that registers the endpoint's autoscaling (the dispatcher repairs a lost one); empty: none."""
 
     @property
     def upload_origin(self) -> str:
@@ -107,5 +109,6 @@ class Settings:
             cors_allow_origin=environ.get(env.CORS_ALLOW_ORIGIN, "").strip(),
             api_auth=_one_of(environ, env.API_AUTH, ("apiKey", "iam")),
             idle_minutes=_positive_int(environ, env.IDLE_MINUTES),
+            scaling_function_name=environ.get(env.SCALING_FUNCTION_NAME, "").strip(),
             region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         )

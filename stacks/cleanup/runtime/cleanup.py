@@ -25,6 +25,7 @@ sfn = boto3.client("stepfunctions")
 dynamodb = boto3.client("dynamodb")
 application_autoscaling = boto3.client("application-autoscaling")
 cloudwatch = boto3.client("cloudwatch")
+eventbridge = boto3.client("events")
 
 
 @logger.inject_lambda_context
@@ -39,6 +40,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> None:
                 endpoint_name=properties["EndpointName"],
                 state_machine_arns=properties["StateMachineArns"],
                 application_autoscaling=application_autoscaling, cloudwatch=cloudwatch,
+                events=eventbridge, dispatch_rule_names=properties.get("DispatchRuleNames", []),
             )
             logger.info("deleted run-time SageMaker resources", **deleted)
             data = {name: ",".join(values)[:1000] for name, values in deleted.items()}

@@ -6,11 +6,13 @@ data bucket is read or deleted.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from botocore.exceptions import ClientError
 
 import autoscaling
+from contract import LIVE_POINTER_ID, STACK_DELETING_ATTRIBUTE
 
 _MISSING = ("Could not find", "does not exist", "not found")
 
@@ -47,16 +49,40 @@ def _ignore_missing(call: Any, **kwargs: Any) -> bool:
         raise
 
 
+def stop_dispatcher(events: Any, dynamodb: Any, *, table: str, rule_names: Iterable[str]) -> list[str]:
+    """Nothing may create the endpoint again once the cleanup deletes it: the dispatcher's rules are
+    disabled (no more runs), and the live pointer says the stack is being deleted (a dispatcher
+    run already under way does not heal, and a deployment refuses to start its work)."""
+    disabled = []
+    for name in rule_names:
+        try:
+            events.disable_rule(Name=name)
+            disabled.append(name)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+    dynamodb.update_item(TableName=table, Key={"modelId": {"S": LIVE_POINTER_ID}},
+                         UpdateExpression="SET #deleting = :now",
+                         ExpressionAttributeNames={"#deleting": STACK_DELETING_ATTRIBUTE},
+                         ExpressionAttributeValues={":now": {"S": datetime.now(timezone.utc).isoformat()}})
+    return disabled
+
+
 def clean_up(sagemaker: Any, sfn: Any, dynamodb: Any, *, table: str, endpoint_name: str,
              state_machine_arns: Iterable[str], application_autoscaling: Any = None,
-             cloudwatch: Any = None) -> dict[str, list[str]]:
-    """Stop pipeline executions, then remove the endpoint's autoscaling and delete the endpoint,
-    its configs and models. Idempotent."""
+             cloudwatch: Any = None, events: Any = None,
+             dispatch_rule_names: Iterable[str] = ()) -> dict[str, list[str]]:
+    """Stop the dispatcher and the pipeline's executions, then remove the endpoint's autoscaling and
+    delete the endpoint, its configs and models. Idempotent."""
+    disabled = stop_dispatcher(events, dynamodb, table=table, rule_names=dispatch_rule_names) \
+        if events is not None else []
     stopped = running_executions(sfn, state_machine_arns)
     for arn in stopped:
         _ignore_missing(sfn.stop_execution, executionArn=arn, cause="Stack is being deleted")
     models, configs = recorded_names(dynamodb, table)
     deleted: dict[str, list[str]] = {"stoppedExecutions": stopped, "endpoints": [], "endpointConfigs": [], "models": []}
+    if events is not None:
+        deleted["disabledRules"] = disabled
     if application_autoscaling is not None and cloudwatch is not None:
         removed = autoscaling.deregister_scaling(application_autoscaling, cloudwatch, endpoint_name)
         deleted["scalableTargets"] = [autoscaling.resource_id(endpoint_name)] if removed else []

@@ -1,8 +1,11 @@
 """Autoscaling of the asynchronous endpoint's variant: from zero instances, and back to zero.
 
-Registered by the deploy state machine once the endpoint serves the new config (and removed before
-an UpdateEndpoint). Application Auto Scaling and CloudWatch do the scaling; nothing here runs
-while the endpoint works:
+Registered by the deploy state machine once the endpoint serves the new config, and again on every
+way a deployment ends after it removed it: removed before an UpdateEndpoint only when the update
+changes what SageMaker refuses for a scalable target (a variant's instance type, or a variant that
+goes; a new model alone is allowed: "Update endpoints that use auto scaling"). The dispatcher's
+periodic check registers it again on an InService endpoint that lost it. Application Auto Scaling
+and CloudWatch do the scaling; nothing here runs while the endpoint works:
 - scalable target: MinCapacity 0 (1 when idleMinutes is 0), MaxCapacity endpointMaxInstances;
 - target tracking on ApproximateBacklogSizePerInstance (queued requests per instance), scale-in
   disabled: more instances for a backlog, never fewer while work is queued;
@@ -121,3 +124,33 @@ def deregister_scaling(autoscaling: Any, cloudwatch: Any, endpoint: str) -> bool
         if _missing(error):
             return False
         raise
+
+
+def variant_types(sagemaker: Any, config_name: str) -> dict[str, str]:
+    """{variant name: instance type} of an endpoint config."""
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
+    return {v["VariantName"]: v.get("InstanceType", "") for v in config["ProductionVariants"]}
+
+
+def update_blocked_by_scaling(sagemaker: Any, endpoint: str, new_config: str) -> str | None:
+    """Why an UpdateEndpoint of `endpoint` to `new_config` needs its scalable targets removed first
+    (SageMaker refuses it for a variant that changes instance type or goes), or None."""
+    current = sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+    old, new = variant_types(sagemaker, current), variant_types(sagemaker, new_config)
+    for variant, instance_type in old.items():
+        if variant not in new:
+            return f"variant {variant} of {current} is not in {new_config}"
+        if new[variant] != instance_type:
+            return f"variant {variant} changes instance type from {instance_type} to {new[variant]}"
+    return None
+
+
+def current_config(sagemaker: Any, endpoint: str) -> tuple[str | None, str | None]:
+    """(EndpointStatus, EndpointConfigName) now; (None, None) when the endpoint does not exist."""
+    try:
+        answer = sagemaker.describe_endpoint(EndpointName=endpoint)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ValidationException":
+            return None, None
+        raise
+    return answer["EndpointStatus"], answer["EndpointConfigName"]

@@ -1,0 +1,181 @@
+"""The endpoint's autoscaling survives every way a deployment ends (SageMaker's "Update endpoints that
+use auto scaling"): removed before an UpdateEndpoint only when the instance type changes, and then
+registered again after success, a refused update, a rolled-back one, one too slow to finish and a
+caught error; the dispatcher's periodic check registers it on an InService endpoint that lost it.
+After each, the endpoint still starts from zero instances on a request and goes back to zero.
+
+The simulator refuses UpdateEndpoint as SageMaker does while the variant is a scalable target and
+its instance type changes (tests/harness/sagemaker_sim.py), so a deployment that kept the
+registration for such an update fails here as in AWS.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from moto.sagemaker import models as sm_models
+
+from stacks.contract import ApiEnv
+from tests import template_find as find
+from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
+from tests.harness.account import ACCOUNT, REGION
+from tests.harness.test_harness_api import PHOTOS, events, finished, instances, wait_for
+from tests.pipeline.conftest import jpeg_bytes
+
+# Polls a minute apart (a parked wait wakes on the endpoint's event before): a deployment gives up
+# after five checks, so the too-slow path costs few history events.
+CONTEXT = {"quietWindowSeconds": 2, "endpointPollSeconds": 60, "endpointMaxWaitMinutes": 5, "idleMinutes": 1}
+OTHER_INSTANCE_TYPE = "ml.g5.2xlarge"
+MORE_PHOTOS = {"dog9.jpg": jpeg_bytes(700, 700)}
+
+
+@pytest.fixture(scope="module")
+def synthesized():
+    return synthesize(CONTEXT)
+
+
+def harness(synthesized, **options) -> PipelineHarness:
+    grants = options.pop("remove_grants", None)
+    return PipelineHarness(synthesized=synthesized, remove_grants=grants, simulator=SageMakerSimulator(
+        endpoint_s=2, scale_out_s=1, scale_in_s=2, inference_s=0.05, **options))
+
+
+def live_config_on_another_instance_type(h: PipelineHarness, config_name: str) -> None:
+    """The endpoint's config as a stack with another `instanceType` made it: the next model's config
+    changes the variant's instance type, which SageMaker refuses while the variant is a scalable target."""
+    config = sm_models.sagemaker_backends[ACCOUNT][REGION].endpoint_configs[config_name]
+    config.production_variants[0]["InstanceType"] = OTHER_INSTANCE_TYPE
+
+
+def registered(h: PipelineHarness) -> bool:
+    return h.simulator.scalable_target(h.endpoint_name) is not None
+
+
+def starts_from_zero_and_scales_back_to_zero(h: PipelineHarness, seed: int) -> None:
+    # Given the endpoint at zero instances after its idle time
+    wait_for(h, lambda: instances(h) == 0, 60, "scale-in to zero")
+    started = len(events(h, "async-instance-started"))
+    # When a generation arrives, an instance starts (scale-out from zero) and serves it
+    answer = h.api("POST", "/generations", {"prompt": "Doppler after the deployment", "seed": seed})
+    assert answer.status == 202, answer.text
+    assert finished(h, answer.json()["id"], 60)["status"] == "succeeded"
+    assert len(events(h, "async-instance-started")) == started + 1
+    # Then, without work, the endpoint goes back to zero instances
+    wait_for(h, lambda: instances(h) == 0, 60, "back to zero after the request")
+
+
+def test_a_model_only_update_keeps_the_registration_throughout(synthesized):
+    with harness(synthesized) as h:
+        h.train_and_deploy("doppler", PHOTOS)
+        assert registered(h)
+        during = []
+        h.when_entering("WaitForEndpoint", lambda: during.append(registered(h)))
+        # When the next model (same instance type) is put on the endpoint
+        second = h.train_and_deploy("doppler", MORE_PHOTOS)
+        assert h.deploy_runs()[-1].status == "SUCCEEDED" and h.live_pointer()["liveModelId"] == second
+        # Then its autoscaling stayed registered while the endpoint updated (AWS allows a model change)
+        assert during == [True]
+        assert "endpoint-update-refused" not in [e for _, e, _ in h.simulator.timeline]
+        starts_from_zero_and_scales_back_to_zero(h, 1)
+
+
+def test_an_instance_type_change_deregisters_first_and_registers_again(synthesized):
+    with harness(synthesized) as h:
+        first = h.train_and_deploy("doppler", PHOTOS)
+        live_config_on_another_instance_type(h, first)
+        during = []
+        h.when_entering("WaitForEndpoint", lambda: during.append(registered(h)))
+        second = h.train_and_deploy("doppler", MORE_PHOTOS)
+        # The update was taken (SageMaker refuses it while the variant is a scalable target)
+        assert h.deploy_runs()[-1].status == "SUCCEEDED" and h.live_pointer()["liveModelId"] == second
+        assert during == [False] and registered(h)
+        starts_from_zero_and_scales_back_to_zero(h, 2)
+
+
+@pytest.mark.parametrize("path", ["refused", "rolled back", "caught error"])
+def test_a_failed_update_registers_the_autoscaling_of_the_config_still_serving(synthesized, path):
+    with harness(synthesized) as h:
+        live = h.train_and_deploy("doppler", PHOTOS)
+        live_config_on_another_instance_type(h, live)
+        if path == "refused":
+            h.simulator.refuse_endpoint_update = "Cannot update endpoint: the account's instance quota is reached"
+        elif path == "rolled back":
+            h.simulator.fail_endpoint_update = "The primary container did not pass the ping health check."
+        else:
+            # the new config deleted out of band as the update is sent: AccessDenied (it has no stack
+            # tag any more), caught like any error of the run
+            def delete_new_config() -> None:
+                sagemaker = h.client("sagemaker")
+                for config in sagemaker.list_endpoint_configs()["EndpointConfigs"]:
+                    if config["EndpointConfigName"] != live:
+                        sagemaker.delete_endpoint_config(EndpointConfigName=config["EndpointConfigName"])
+            h.when_entering("UpdateEndpoint", delete_new_config)
+            h.iam.expect_denials("sagemaker:UpdateEndpoint")
+        # When the deployment of the next model fails after it removed the autoscaling
+        h.train_and_deploy("doppler", MORE_PHOTOS)
+        deploy = h.deploy_runs()[-1]
+        assert deploy.status == "FAILED" and deploy.error == "DeploymentFailed"
+        assert "RestoreAutoscaling" in deploy.entered_states
+        (failed,) = [m for m in h.models().values() if m["status"] == "failed"]
+        assert {"refused": "instance quota", "rolled back": "ping health check",
+                "caught error": "AccessDenied"}[path] in failed["failureReason"]
+        # Then the endpoint still serves the live model's config, and its autoscaling is registered again
+        described = h.client("sagemaker").describe_endpoint(EndpointName=h.endpoint_name)
+        assert described["EndpointConfigName"] == live and h.live_pointer()["liveModelId"] == live
+        assert registered(h)
+        starts_from_zero_and_scales_back_to_zero(h, 3)
+
+
+def test_an_update_too_slow_to_finish_gets_its_autoscaling_from_the_periodic_check(synthesized):
+    with harness(synthesized) as h:
+        live = h.train_and_deploy("doppler", PHOTOS)
+        live_config_on_another_instance_type(h, live)
+        # Given an update that outlasts the deployment's wait (five checks a minute apart)
+        h.simulator.endpoint_s = 400
+        at_the_end = []
+        h.when_entering("IsTheLiveModel", lambda: at_the_end.append((h.client("sagemaker").describe_endpoint(
+            EndpointName=h.endpoint_name)["EndpointStatus"], registered(h))))
+        h.train_and_deploy("doppler", MORE_PHOTOS, timeout_s=120)
+        deploy = h.deploy_runs()[-1]
+        assert deploy.status == "FAILED" and "EndpointTooSlow" in deploy.entered_states
+        assert "RestoreAutoscaling" in deploy.entered_states
+        # While still updating, nothing could be registered (AWS blocks autoscaling during an update)
+        assert at_the_end == [("Updating", False)]
+        # Then once the update ended, the dispatcher (run by the endpoint's state change) registered
+        # the autoscaling of the config the endpoint now runs; its periodic check finds it there
+        assert h.client("sagemaker").describe_endpoint(EndpointName=h.endpoint_name)["EndpointStatus"] == "InService"
+        assert registered(h)
+        assert h.run_schedule(h.dispatch_function)["autoscaling"] == "registered"
+        starts_from_zero_and_scales_back_to_zero(h, 4)
+
+
+def test_the_periodic_check_repairs_a_lost_registration_but_not_during_a_deployment(synthesized):
+    with harness(synthesized) as h:
+        h.train_and_deploy("doppler", PHOTOS)
+        # Given an InService endpoint whose registration was lost (deregistered out of band)
+        h.client("application-autoscaling").deregister_scalable_target(
+            ServiceNamespace="sagemaker", ResourceId=f"endpoint/{h.endpoint_name}/variant/AllTraffic",
+            ScalableDimension="sagemaker:variant:DesiredInstanceCount")
+        wait_for(h, lambda: instances(h) == 1, 5, "one instance")
+        # When the periodic check runs, it registers it again
+        assert h.run_schedule(h.dispatch_function)["autoscaling"] == "repaired"
+        assert registered(h)
+        assert h.run_schedule(h.dispatch_function)["autoscaling"] == "registered"
+        starts_from_zero_and_scales_back_to_zero(h, 5)
+
+
+def test_the_dispatcher_may_invoke_the_scaling_function_and_nothing_else(synthesized):
+    resources = synthesized.template["Resources"]
+    scaling, dispatch = find.function(resources, "autoscaling_task.handler"), find.function(resources,
+                                                                                          "dispatch.lambda_handler")
+    variables = resources[dispatch]["Properties"]["Environment"]["Variables"]
+    assert variables[ApiEnv.SCALING_FUNCTION_NAME] == {"Ref": scaling}
+    statements = [s for policy in find.of_type(resources, "AWS::IAM::Policy").values()
+                  if policy["Properties"]["Roles"] == [{"Ref": find.role_of(resources, dispatch)}]
+                  for s in policy["Properties"]["PolicyDocument"]["Statement"]]
+    (invoke,) = [s for s in statements if "lambda:InvokeFunction" in json.dumps(s["Action"])]
+    assert invoke["Resource"] == {"Fn::GetAtt": [scaling, "Arn"]}  # not its versions (`:*`)
+    (describe,) = [s for s in statements if "application-autoscaling" in json.dumps(s["Action"])]
+    assert [a for a in describe["Action"] if not a.startswith("xray:")] == [
+        "application-autoscaling:DescribeScalableTargets"]
