@@ -35,6 +35,7 @@ import argparse
 import io
 import json
 import os
+import re
 import sys
 import time
 from contextlib import contextmanager
@@ -45,7 +46,9 @@ from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
 from unittest import mock
 
 from scripts import costs
-from stacks.contract import DEPLOY_MACHINE_SUFFIX, SDK_VERSIONS_LOG_FIELD, TRAINING_MACHINE_SUFFIX
+from stacks.contract import (DEPLOY_MACHINE_SUFFIX, PACKAGING_TIMEOUT_S, SDK_VERSIONS_LOG_FIELD,
+                             TRAINING_MACHINE_SUFFIX, PackagedLog)
+from stacks.shared.sfn_budget import HISTORY_EVENT_LIMIT
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "acceptance-out"
@@ -55,6 +58,8 @@ PROMPT_ENDINGS = ("on the sea", "with a hat", "with Donald Trump")  # AWS's Jump
 TRAINING_TIMEOUT_S = 4 * 3600
 GENERATE_TIMEOUT_S = 1800
 TRAINING_JOB_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+ENDPOINT_LOG_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
+"""SageMaker writes an endpoint's container logs to /aws/sagemaker/Endpoints/<endpoint name>."""
 # No real credentials are ever used by the emulator backend: every AWS call goes to moto.
 EMULATOR_ENV = {
     "AWS_ACCESS_KEY_ID": "emulator", "AWS_SECRET_ACCESS_KEY": "emulator", "AWS_SESSION_TOKEN": "emulator",
@@ -429,7 +434,6 @@ TIME_TOLERANCE = 1.25
 HISTORY_TOLERANCE = 1.5
 """AWS's events per execution up to this multiple of the emulator's confirm the count (real waits are
 longer than the emulator's, so polling loops go round more often on AWS)."""
-HISTORY_EVENT_LIMIT = 25_000
 MACHINES = {"train": TRAINING_MACHINE_SUFFIX, "deploy": DEPLOY_MACHINE_SUFFIX}
 
 
@@ -456,6 +460,8 @@ def assumed_texts(config: Any) -> dict[str, str]:
                          "evaluation passes them)",
         "history_events": f"each execution writes about the history events the emulator counts for the same run "
                           f"(at most {HISTORY_TOLERANCE:g}x), and fewer than {HISTORY_EVENT_LIMIT:,}",
+        "packaging_time": f"the packaging step unpacks the trained model within its function's "
+                          f"{PACKAGING_TIMEOUT_S} s timeout",
         "training_time": f"a training on the sample bills at most {costs.DEFAULT_TRAINING_MINUTES:g} min "
                          "(the cost model)",
         "endpoint_creation": f"creating the endpoint takes at most {costs.ENDPOINT_CREATION_MINUTES:g} min "
@@ -557,30 +563,6 @@ def compare_history(aws: dict[str, list[int]], emulator: Optional[dict[str, list
     return (CONTRADICTED if contradicted else CONFIRMED), seen
 
 
-def observe_training_output(sagemaker: Any, s3: Any, job_name: Optional[str]) -> tuple[str, str]:
-    """List the model artifact prefix: was code/inference.py there before the packaging step ran?"""
-    if not job_name:
-        return NOT_OBSERVED, "no training job ran"
-    job = sagemaker.describe_training_job(TrainingJobName=job_name)
-    uri = job.get("ModelArtifacts", {}).get("S3ModelArtifacts", "")
-    ended = job.get("TrainingEndTime")
-    if not uri.startswith("s3://"):
-        return NOT_OBSERVED, f"the job names no model artifacts ({uri or 'none'})"
-    bucket, _, prefix = uri[len("s3://"):].partition("/")
-    prefix = prefix.rstrip("/") + "/"
-    listed = [o for page in s3.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix=prefix, PaginationConfig={"MaxItems": 1000}) for o in page.get("Contents", [])]
-    names = sorted(o["Key"][len(prefix):] for o in listed)
-    listing = f"{len(names)} objects under {uri}: {', '.join(names[:8])}{' ...' if len(names) > 8 else ''}"
-    entry = next((o for o in listed if o["Key"] == prefix + "code/inference.py"), None)
-    if entry is None:
-        return CONTRADICTED, f"no code/inference.py, even after the packaging step; {listing}"
-    if ended is not None and entry["LastModified"] <= ended:
-        return CONTRADICTED, (f"the training output has code/inference.py already (written {entry['LastModified']}, "
-                              f"training ended {ended}): the packaging step leaves it; {listing}")
-    return CONFIRMED, f"code/inference.py written after the training ended (by the packaging step); {listing}"
-
-
 def _log_events(logs: Any, group: str, pattern: str, since_ms: int, stream_prefix: Optional[str] = None,
                 most: int = 50) -> list[dict[str, Any]]:
     kwargs: dict[str, Any] = {"logGroupName": group, "filterPattern": pattern, "startTime": since_ms}
@@ -592,13 +574,86 @@ def _log_events(logs: Any, group: str, pattern: str, since_ms: int, stream_prefi
     return events
 
 
+def packaging_line(logs: Any, groups: Sequence[str], training_output: str,
+                   since_ms: int) -> Optional[tuple[str, dict[str, Any]]]:
+    """(log group, record) of the packaging function's line for `training_output` (PackagedLog), if logged."""
+    from botocore.exceptions import ClientError
+
+    for group in groups:
+        try:
+            events = _log_events(logs, group, f'"{PackagedLog.MESSAGE}"', since_ms)
+        except ClientError:
+            continue
+        for event in events:
+            try:
+                record = json.loads(event["message"])
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get(PackagedLog.TRAINING_OUTPUT) == training_output:
+                return group, record
+    return None
+
+
+def training_output_of(sagemaker: Any, job_name: Optional[str]) -> tuple[Optional[str], str]:
+    """(the job's S3ModelArtifacts, or None with why it is not there)."""
+    if not job_name:
+        return None, "no training job ran"
+    uri = sagemaker.describe_training_job(TrainingJobName=job_name).get("ModelArtifacts", {}).get("S3ModelArtifacts", "")
+    if not uri.startswith("s3://"):
+        return None, f"the job names no model artifacts ({uri or 'none'})"
+    return uri, ""
+
+
+def observe_training_output(logs: Any, groups: Sequence[str], training_output: Optional[str], why_none: str,
+                            since_ms: int) -> tuple[str, str]:
+    """Did the training output (model.tar.gz) hold code/inference.py? The packaging step looked (PackagedLog):
+    its `code_added` says so, without this machine downloading a multi-GB tarball to list it."""
+    if training_output is None:
+        return NOT_OBSERVED, why_none
+    found = packaging_line(logs, groups, training_output, since_ms)
+    if found is None:
+        return NOT_OBSERVED, f"no \"{PackagedLog.MESSAGE}\" line for {training_output} since the run started"
+    group, record = found
+    if record.get(PackagedLog.CODE_ADDED) is True:
+        return CONFIRMED, (f"{training_output} had no code/inference.py: the packaging step added JumpStart's "
+                           f"({record.get('files')} files; {group})")
+    return CONTRADICTED, (f"{training_output} has code/inference.py itself: the packaging step kept it "
+                          f"({PackagedLog.CODE_ADDED}={record.get(PackagedLog.CODE_ADDED)}; {group})")
+
+
+def observe_packaging_time(logs: Any, groups: Sequence[str], training_output: Optional[str], why_none: str,
+                           since_ms: int) -> tuple[str, str]:
+    """The packaging invocation's own Duration (Lambda's REPORT line of the request that logged PackagedLog)
+    against its timeout."""
+    if training_output is None:
+        return NOT_OBSERVED, why_none
+    found = packaging_line(logs, groups, training_output, since_ms)
+    if found is None:
+        return NOT_OBSERVED, (f"no \"{PackagedLog.MESSAGE}\" line for {training_output} since the run started (a "
+                              f"packaging that ran out of time logs \"Task timed out after {PACKAGING_TIMEOUT_S}.00 "
+                              "seconds\" instead: see the training's failure)")
+    group, record = found
+    request = record.get("function_request_id")
+    reports = _log_events(logs, group, f'"REPORT RequestId: {request}"', since_ms) if request else []
+    durations = [float(m.group(1)) / 1000 for e in reports
+                 if (m := re.search(r"\bDuration: ([0-9.]+) ms", e["message"]))]
+    if not durations:
+        return NOT_OBSERVED, f"no Lambda REPORT line for request {request} in {group}"
+    took = max(durations)
+    seen = (f"packaging took {took:.0f} s ({took / PACKAGING_TIMEOUT_S:.0%} of the {PACKAGING_TIMEOUT_S} s timeout) "
+            f"for {training_output}")
+    return (CONFIRMED if took < PACKAGING_TIMEOUT_S else CONTRADICTED), seen
+
+
 def observe_access_denied(logs: Any, groups: Sequence[str], training_job: Optional[str],
-                          since_ms: int) -> tuple[str, str]:
-    """FilterLogEvents for "AccessDenied" over the stack's log groups and the training job's streams."""
+                          since_ms: int, endpoint: Optional[str] = None) -> tuple[str, str]:
+    """FilterLogEvents for "AccessDenied" over the stack's log groups, the training job's streams and the
+    endpoint's container logs (what the model server reads from S3 with the hosting role)."""
     from botocore.exceptions import ClientError
 
     searched, hits, unreadable = [], [], []
-    targets = [(g, None) for g in groups] + ([(TRAINING_JOB_LOG_GROUP, training_job)] if training_job else [])
+    targets = ([(g, None) for g in groups] + ([(TRAINING_JOB_LOG_GROUP, training_job)] if training_job else [])
+               + ([(ENDPOINT_LOG_GROUP_PREFIX + endpoint, None)] if endpoint else []))
     for group, stream in targets:
         try:
             events = _log_events(logs, group, '"AccessDenied"', since_ms, stream)
@@ -763,9 +818,16 @@ class AwsBackend:
                     for key, suffix in MACHINES.items() if r["PhysicalResourceId"].endswith(suffix)}
         guarded("jumpstart_lock", lambda: observe_lock(self.session, self.region,
                                                        self.root / LOCK_FILE.relative_to(ROOT)))
-        guarded("training_output_code", lambda: observe_training_output(self.sagemaker(), self.s3(),
-                                                                         report.training_job_name))
-        guarded("access_denied", lambda: observe_access_denied(logs, groups, report.training_job_name, since_ms))
+        try:
+            training_output, why_none = training_output_of(self.sagemaker(), report.training_job_name)
+        except Exception as error:  # both rows below then say why
+            training_output, why_none = None, f"could not observe: {type(error).__name__}: {error}"
+        guarded("training_output_code", lambda: observe_training_output(logs, function_groups, training_output,
+                                                                         why_none, since_ms))
+        guarded("packaging_time", lambda: observe_packaging_time(logs, function_groups, training_output, why_none,
+                                                                 since_ms))
+        guarded("access_denied", lambda: observe_access_denied(logs, groups, report.training_job_name, since_ms,
+                                                               report.endpoint_name))
         guarded("sdk_version", lambda: observe_sdk_versions(logs, function_groups, since_ms, botocore.__version__))
 
         def history() -> tuple[str, str]:
@@ -886,6 +948,8 @@ class EmulatorBackend:
         found.update({
             "jumpstart_lock": (EMULATED, "the lock is used as committed; JumpStart's metadata is not read"),
             "training_output_code": (EMULATED, "the simulated training writes no code/; the packaging step adds it"),
+            "packaging_time": (EMULATED, "the packaging function ran in this process on the simulated training's "
+                                         "small tarball"),
             "access_denied": (EMULATED, "IAM evaluated per role by the harness (tests/harness/iam.py)"),
             "history_events": (EMULATED, "emulator: " + "; ".join(f"{k}: {max(v)} events (most of {len(v)})"
                                                                    for k, v in sorted(counts.items()))),

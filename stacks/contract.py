@@ -144,6 +144,21 @@ SDK_VERSIONS_LOG_FIELD = "sdk_versions"
 the SDK it really runs with (bundled or the Lambda runtime's)."""
 
 
+class PackagedLog:
+    """The packaging function's line for each training output it packages (training/runtime/model_tasks.py):
+    the acceptance run finds it by the output (the job's S3ModelArtifacts) to see whether that output had
+    code/inference.py, and the Lambda REPORT line of the same request for how long the packaging took."""
+
+    MESSAGE = "model packaged"
+    TRAINING_OUTPUT = "training_output"
+    CODE_ADDED = "code_added"
+    """True: the training output had no code/inference.py, so the step added JumpStart's."""
+
+
+PACKAGING_TIMEOUT_S = 900
+"""The packaging function's timeout (Lambda's longest): the whole trained model streams through it once."""
+
+
 def log_cold_start(logger) -> None:  # noqa: ANN001 (a Powertools Logger; not imported here)
     """One structured line per cold start (each handler module calls it where it creates its logger)."""
     import boto3

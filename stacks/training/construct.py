@@ -18,7 +18,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 
 from stacks.config import TrainingConfig
-from stacks.contract import METRICS_NAMESPACE, MODELS_PREFIX, PipelineEnv
+from stacks.contract import METRICS_NAMESPACE, MODELS_PREFIX, PACKAGING_TIMEOUT_S, PipelineEnv
 from stacks.monitoring.notifications import Notifications
 from stacks.shared.functions import PipelineFunctions
 from stacks.shared import sfn_budget
@@ -44,7 +44,7 @@ class TrainingTasks:
         self.package_function = functions.function(
             "PackageModel", "training", "model_tasks.package",
             {PipelineEnv.INFERENCE_SCRIPT_URI: artifacts.inference_script_uri},
-            timeout_s=900, memory_mb=1769,
+            timeout_s=PACKAGING_TIMEOUT_S, memory_mb=1769,
             description="Unpacks a trained model's output and adds JumpStart's inference code to it")
         bucket.grant_read(self.package_function, f"{MODELS_PREFIX}*")
         bucket.grant_put(self.package_function, f"{MODELS_PREFIX}*")

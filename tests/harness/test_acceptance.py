@@ -226,6 +226,7 @@ def test_the_aws_backend_fills_every_row_from_what_aws_shows(tmp_path, monkeypat
         datetime.now(timezone.utc), "a test")
     jumpstart.write(tmp_path / PROJECT_LOCK, lock)
     report = acceptance.Report(backend="aws", emulated=False, region="us-east-1", dataset="d", started_at=started,
+                               endpoint_name="DreamBoothPipeline-sd",
                                stages=[acceptance.Stage("training", 600.0), acceptance.Stage("deploying", 400.0),
                                        *[acceptance.Stage(f"generate: p{i}", 30.0) for i in range(3)]],
                                images=[{"files": ["a.jpg"]}] * 3)
@@ -238,13 +239,16 @@ def test_the_aws_backend_fills_every_row_from_what_aws_shows(tmp_path, monkeypat
     assert list(rows) == list(acceptance.assumed_texts(config()))
     status = {key: a.status for key, a in rows.items()}
     assert status == {
-        "jumpstart_lock": "confirmed", "training_output_code": "not observed", "access_denied": "confirmed",
+        "jumpstart_lock": "confirmed", "training_output_code": "not observed", "packaging_time": "not observed",
+        "access_denied": "confirmed",
         "history_events": "confirmed", "training_time": "confirmed", "endpoint_creation": "confirmed",
         "generation_time": "contradicted", "scale_in": "not observed", "scale_out_from_zero": "not observed",
         "sdk_version": "confirmed"}, {k: a.observed for k, a in rows.items()}
     assert rows["generation_time"].observed.startswith("one image took 0.5 min (30 s), the model assumes 0.2 min")
     assert rows["history_events"].observed == "train: AWS 4 events (most of 1 execution(s)), the emulator 4"
     assert "no AccessDenied in 1 log group(s)" in rows["access_denied"].observed
+    # The endpoint's container logs were searched too (this one has written none)
+    assert "not readable: /aws/sagemaker/Endpoints/DreamBoothPipeline-sd" in rows["access_denied"].observed
     # And the report shows the table
     report.assumptions, report.images = list(rows.values()), []
     markdown = acceptance.render_markdown(report.to_dict())
@@ -268,33 +272,111 @@ def test_the_log_rows_are_contradicted_by_what_the_logs_hold_and_not_observed_wi
 
 
 class TrainingJobs:
-    """DescribeTrainingJob as SageMaker answers it for a finished job with uncompressed output."""
+    """DescribeTrainingJob as SageMaker answers it for a finished job (its default output: model.tar.gz)."""
 
-    def __init__(self, uri, ended):
-        self.uri, self.ended = uri, ended
+    def __init__(self, uri):
+        self.uri = uri
 
     def describe_training_job(self, TrainingJobName):
-        return {"TrainingJobName": TrainingJobName, "ModelArtifacts": {"S3ModelArtifacts": self.uri},
-                "TrainingEndTime": self.ended}
+        return {"TrainingJobName": TrainingJobName, "ModelArtifacts": {"S3ModelArtifacts": self.uri}}
+
+
+def packaging_log(capsys, s3, training_output):
+    """The real packaging handler (training/runtime/model_tasks.py) run on `training_output`: its log lines."""
+    from tests.api.lambda_loader import load
+    from tests.harness.lambdas import FunctionSpec, LambdaContext
+
+    capsys.readouterr()
+    code = ROOT / "stacks" / "training" / "runtime"
+    module = load(code, "model_tasks", {"INFERENCE_SCRIPT_URI": "s3://jumpstart/inference.tar.gz",
+                                        "POWERTOOLS_LOG_LEVEL": "INFO", "POWERTOOLS_TRACE_DISABLED": "true",
+                                        "AWS_DEFAULT_REGION": "us-east-1"})
+    module.s3 = s3
+    context = LambdaContext(FunctionSpec("package", "Package", code, "model_tasks.package", {}))
+    module.package({"modelUri": training_output}, context)
+    return [line for line in capsys.readouterr().out.splitlines() if line.strip()], context.aws_request_id
+
+
+def tarball(files):
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, body in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            archive.addfile(info, io.BytesIO(body))
+    return buffer.getvalue()
 
 
 @mock_aws
-def test_the_training_output_row_lists_the_model_prefix():
-    s3 = boto3.client("s3", region_name="us-east-1")
-    s3.create_bucket(Bucket="data")
-    prefix = "models/d/1/job/output/model/"
-    s3.put_object(Bucket="data", Key=prefix + "unet/weights.bin", Body=b"w")
-    uri = f"s3://data/{prefix}"
-    long_ago, later = datetime.now(timezone.utc) - timedelta(hours=1), datetime.now(timezone.utc) + timedelta(hours=1)
-    status, seen = acceptance.observe_training_output(TrainingJobs(uri, long_ago), s3, "job")
-    assert status == "contradicted" and "no code/inference.py" in seen and "unet/weights.bin" in seen
-    s3.put_object(Bucket="data", Key=prefix + "code/inference.py", Body=b"i")
-    # written after the job ended: the packaging step added it (what the offline tests assume)
-    status, seen = acceptance.observe_training_output(TrainingJobs(uri, long_ago), s3, "job")
-    assert status == "confirmed" and "2 objects under" in seen
-    # there before the job ended: the training output has code/ itself
-    assert acceptance.observe_training_output(TrainingJobs(uri, later), s3, "job")[0] == "contradicted"
-    assert acceptance.observe_training_output(TrainingJobs(uri, later), s3, None)[0] == "not observed"
+def test_the_training_output_row_reads_what_the_packaging_step_found_in_the_tarball(capsys):
+    # Given a finished job whose output is SageMaker's default model.tar.gz, without code/ (what the
+    # offline tests assume), and the packaging function's log lines for it
+    session = boto3.Session(region_name="us-east-1")
+    s3, logs = session.client("s3"), session.client("logs")
+    for bucket in ("data", "jumpstart"):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket="jumpstart", Key="inference.tar.gz", Body=tarball({"inference.py": b"serve"}))
+    since = int(time.time() * 1000) - 5000
+    uri = "s3://data/models/d/1/job/output/model.tar.gz"
+    s3.put_object(Bucket="data", Key=uri[len("s3://data/"):], Body=tarball({"unet/w.bin": b"w"}))
+    lines, request = packaging_log(capsys, s3, uri)
+    logged(session, "/fn/package", *lines, f"REPORT RequestId: {request}\tDuration: 212345.67 ms\t"
+                                           "Billed Duration: 212346 ms\tMemory Size: 1769 MB")
+    logged(session, "/fn/other", "an ordinary line")
+    groups = ["/fn/other", "/fn/package"]
+    output, why = acceptance.training_output_of(TrainingJobs(uri), "job")
+    assert (output, why) == (uri, "")
+    # Then the row is confirmed from the line for this very output, and the packaging time is measured
+    status, seen = acceptance.observe_training_output(logs, groups, output, why, since)
+    assert status == "confirmed" and seen.startswith(f"{uri} had no code/inference.py: the packaging step added")
+    status, seen = acceptance.observe_packaging_time(logs, groups, output, why, since)
+    assert (status, seen) == ("confirmed", f"packaging took 212 s (24% of the 900 s timeout) for {uri}")
+    # A line for another output is not this run's
+    other = "s3://data/models/d/2/job/output/model.tar.gz"
+    assert acceptance.observe_training_output(logs, groups, other, "", since)[0] == "not observed"
+    # An output with its own code/inference.py contradicts it; a packaging at its timeout too
+    with_code = "s3://data/models/d/3/job/output/model.tar.gz"
+    s3.put_object(Bucket="data", Key=with_code[len("s3://data/"):],
+                  Body=tarball({"unet/w.bin": b"w", "code/inference.py": b"own"}))
+    lines, request = packaging_log(capsys, s3, with_code)
+    logged(session, "/fn/package", *lines, f"REPORT RequestId: {request}\tDuration: 900000.00 ms\tStatus: timeout")
+    status, seen = acceptance.observe_training_output(logs, groups, with_code, "", since)
+    assert status == "contradicted" and "has code/inference.py itself" in seen
+    assert acceptance.observe_packaging_time(logs, groups, with_code, "", since)[0] == "contradicted"
+    # No training job: nothing to observe
+    assert acceptance.training_output_of(TrainingJobs(uri), None) == (None, "no training job ran")
+    assert acceptance.observe_training_output(logs, groups, None, "no training job ran", since) == (
+        "not observed", "no training job ran")
+
+
+@mock_aws
+def test_access_denied_is_searched_in_the_endpoints_container_logs_too():
+    session = boto3.Session(region_name="us-east-1")
+    since = int(time.time() * 1000) - 5000
+    logged(session, "/fn/a", "an ordinary line")
+    logged(session, acceptance.ENDPOINT_LOG_GROUP_PREFIX + "DreamBoothPipeline-sd",
+           "botocore.exceptions.ClientError: An error occurred (AccessDenied) when calling the GetObject operation")
+    status, seen = acceptance.observe_access_denied(session.client("logs"), ["/fn/a"], None, since,
+                                                    "DreamBoothPipeline-sd")
+    assert status == "contradicted" and "/aws/sagemaker/Endpoints/DreamBoothPipeline-sd: botocore" in seen
+
+
+def test_the_history_limit_is_the_one_the_synth_budget_uses():
+    """Declared once (stacks/shared/sfn_budget.py): a second literal would drift from the synth-time check."""
+    import ast
+    import inspect
+
+    from stacks.shared import sfn_budget
+
+    tree = ast.parse(inspect.getsource(acceptance))
+    assigned = [t.id for node in ast.walk(tree) if isinstance(node, (ast.Assign, ast.AnnAssign))
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)]
+    assert "HISTORY_EVENT_LIMIT" not in assigned
+    assert acceptance.HISTORY_EVENT_LIMIT == sfn_budget.HISTORY_EVENT_LIMIT
+    assert f"fewer than {sfn_budget.HISTORY_EVENT_LIMIT:,}" in acceptance.assumed_texts(config())["history_events"]
 
 
 def test_the_history_row_compares_with_the_emulators_count():
