@@ -61,7 +61,8 @@ def test_without_credentials_the_flow_runs_on_the_emulator_and_says_so(tmp_path,
     assert "SageMaker is emulated" in markdown and "| training |" in markdown and "Cost (cost model)" in markdown
     # The assumptions table has every row, each "emulated", with the emulator's own figures
     rows = {a["key"]: a for a in report["assumptions"]}
-    assert list(rows) == list(acceptance.assumed_texts(config())) and len(rows) == 10
+    assert list(rows) == list(acceptance.assumed_texts(config())) and len(rows) == 11
+    assert "small tarball" in rows["packaging_time"]["observed"]
     assert {a["status"] for a in rows.values()} == {"emulated"}
     assert re.search(r"deploy: \d+ events .* train: \d+ events", rows["history_events"]["observed"])
     assert "## Assumptions the offline tests rest on" in markdown and "| emulated |" in markdown
