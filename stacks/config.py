@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping, Optional
 
@@ -43,22 +44,49 @@ JUMPSTART_LOCK_MAX_AGE_DAYS = 30
 resolved again from JumpStart's metadata by the next `make deploy` with credentials (JumpStart may have deprecated
 the version or moved an artifact meanwhile)."""
 
-# SageMaker instance families with an NVIDIA GPU large enough for Stable Diffusion 2.1 base that the
-# pinned JumpStart images (stacks/training/jumpstart.lock.json: `...-gpu-py38-cu113-...`) can run on:
-# T4 (g4dn, sm_75), A10G (g5, sm_86), V100 (p3, sm_70), A100 (p4d, sm_80).
-PINNED_IMAGE_CUDA = "cu113"
-GPU_INSTANCE_FAMILIES = ("g4dn", "g5", "p3", "p4d")
-# GPU families newer than CUDA 11.3 (which predates Ada and Hopper: CUDA 11.8 first targets sm_89 and
-# sm_90; PyTorch 1.10's cu113 build carries no kernels for them), so the pinned images may not run
-# there; JumpStart does not list them for this model either (../shared/JUMPSTART.md). Refused at
-# synth with this reason; any other family (not a GPU SageMaker can train or host this model on) is
-# refused with the plain rule.
-NEWER_GPU_FAMILIES = {
-    "g6": "NVIDIA L4, Ada, sm_89", "g6e": "NVIDIA L40S, Ada, sm_89", "p5": "NVIDIA H100, Hopper, sm_90",
-    "gr6": "NVIDIA L4, Ada, sm_89", "p5e": "NVIDIA H200, Hopper, sm_90", "p5en": "NVIDIA H200, Hopper, sm_90",
-    "p6-b200": "NVIDIA B200, Blackwell", "p6-b300": "NVIDIA B300, Blackwell", "p6e-gb200": "NVIDIA GB200, Blackwell",
-    "g7e": "NVIDIA RTX PRO 6000, Blackwell",
+JUMPSTART_LOCK_FILE = Path(__file__).resolve().parent / "training" / "jumpstart.lock.json"
+"""The JumpStart lock (read by stacks/training/jumpstart_lock.py; its images' CUDA decides the GPU families here)."""
+
+# SageMaker's NVIDIA GPU instance families for Stable Diffusion 2.1 base: each GPU's architecture and the
+# first CUDA (major, minor) that builds for it (NVIDIA's CUDA Toolkit release notes: 11.8 adds Ada, sm_89,
+# and Hopper, sm_90; 12.8 adds Blackwell, sm_100/sm_120). A family is accepted when the lock's images
+# (their `-cuNNN-` tag, stacks/training/jumpstart.lock.json) are built for at least that CUDA: an older
+# build carries no kernels for the GPU. Families not listed (no such GPU) are refused with the plain rule.
+GPU_FAMILIES = {
+    "g4dn": ("NVIDIA T4, Turing, sm_75", (10, 0)), "g5": ("NVIDIA A10G, Ampere, sm_86", (11, 1)),
+    "p3": ("NVIDIA V100, Volta, sm_70", (9, 0)), "p4d": ("NVIDIA A100, Ampere, sm_80", (11, 0)),
+    "g6": ("NVIDIA L4, Ada, sm_89", (11, 8)), "g6e": ("NVIDIA L40S, Ada, sm_89", (11, 8)),
+    "p5": ("NVIDIA H100, Hopper, sm_90", (11, 8)), "gr6": ("NVIDIA L4, Ada, sm_89", (11, 8)),
+    "p5e": ("NVIDIA H200, Hopper, sm_90", (11, 8)), "p5en": ("NVIDIA H200, Hopper, sm_90", (11, 8)),
+    "p6-b200": ("NVIDIA B200, Blackwell, sm_100", (12, 8)), "p6-b300": ("NVIDIA B300, Blackwell, sm_100", (12, 8)),
+    "p6e-gb200": ("NVIDIA GB200, Blackwell, sm_100", (12, 8)), "g7e": ("NVIDIA RTX PRO 6000, Blackwell, sm_120", (12, 8)),
 }
+_CUDA_TAG = re.compile(r"-cu(?P<major>\d+)(?P<minor>\d)-")
+
+
+def lock_images_cuda(lock_file: Optional[Path] = None) -> tuple[int, int]:
+    """The oldest CUDA (major, minor) the lock's images are built for: one template serves every region it
+    lists, so a family must run with the images of all of them."""
+    import json
+
+    lock_file = lock_file or JUMPSTART_LOCK_FILE
+    lock = json.loads(lock_file.read_text())
+    images = [entry[name] for entry in lock["regions"].values() for name in ("training_image_uri", "inference_image_uri")]
+    found = [(int(m.group("major")), int(m.group("minor"))) for image in images if (m := _CUDA_TAG.search(image))]
+    if not images or len(found) < len(images):
+        untagged = next((image for image in images if not _CUDA_TAG.search(image)), "none")
+        raise ConfigError("JumpStart lock", str(lock_file.name), f"an image names no CUDA version (-cuNNN-): {untagged}")
+    return min(found)
+
+
+def families_for(cuda: tuple[int, int]) -> tuple[str, ...]:
+    return tuple(family for family, (_, needs) in GPU_FAMILIES.items() if needs <= cuda)
+
+
+def _cuda_text(cuda: tuple[int, int]) -> str:
+    return f"CUDA {cuda[0]}.{cuda[1]}"
+
+
 _INSTANCE_TYPE = re.compile(r"^ml\.(?P<family>[a-z0-9-]+)\.(?P<size>\d*x?large)$")
 _BUCKET_NAME = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -260,24 +288,28 @@ class InstanceTypeSetting(Setting):
     @property
     def rule(self) -> str:
         return ("expected a SageMaker GPU instance type such as ml.g4dn.2xlarge "
-                f"(families: {', '.join(GPU_INSTANCE_FAMILIES)})")
+                f"(families: {', '.join(families_for(lock_images_cuda()))})")
 
     @property
     def allowed(self) -> str:
-        return (f"a GPU instance type (families {', '.join(GPU_INSTANCE_FAMILIES)}) that botocore's "
-                f"`{self.shape}` list has; {', '.join(list(NEWER_GPU_FAMILIES)[:3])} and newer are refused (the "
-                "pinned images are CUDA 11.3)")
+        cuda = lock_images_cuda()
+        newer = [family for family in GPU_FAMILIES if family not in families_for(cuda)]
+        refused = f"; {', '.join(newer[:3])} and newer are refused" if newer else ""
+        return (f"a GPU instance type (families {', '.join(families_for(cuda))}) that botocore's "
+                f"`{self.shape}` list has{refused} (the pinned images are {_cuda_text(cuda)})")
 
     def parse(self, raw: Any) -> str:
         match = _INSTANCE_TYPE.match(raw) if isinstance(raw, str) else None
-        if match and match.group("family") in NEWER_GPU_FAMILIES:
-            family = match.group("family")
-            raise self.refuse(raw, (
-                f"the pinned JumpStart images are built for CUDA 11.3 ({PINNED_IMAGE_CUDA}), which predates the GPU "
-                f"of {family} ({NEWER_GPU_FAMILIES[family]}): they may not run there. Choose a type of the families "
-                f"{', '.join(GPU_INSTANCE_FAMILIES)}, e.g. ml.g5.2xlarge or ml.g4dn.2xlarge"))
-        if not match or match.group("family") not in GPU_INSTANCE_FAMILIES:
+        family = match.group("family") if match else None
+        if family not in GPU_FAMILIES:
             raise self.refuse(raw)
+        cuda = lock_images_cuda()
+        gpu, needs = GPU_FAMILIES[family]
+        if needs > cuda:
+            raise self.refuse(raw, (
+                f"the JumpStart lock's images are built for {_cuda_text(cuda)}, which predates the GPU of {family} "
+                f"({gpu}: {_cuda_text(needs)} first builds for it): they may not run there. Choose a type of the "
+                f"families {', '.join(families_for(cuda))}, e.g. ml.g5.2xlarge or ml.g4dn.2xlarge"))
         offered = sagemaker_instance_types(self.shape)
         if raw not in offered:
             family = match.group("family")

@@ -1,7 +1,10 @@
 """Typed configuration: defaults, string values from `-c`, and errors naming the key."""
 
+import json
+
 import pytest
 
+from stacks.config import JUMPSTART_LOCK_FILE as COMMITTED_LOCK
 from stacks.config import AppConfig, BucketDecision, ConfigError, bucket_decision_key
 
 
@@ -90,14 +93,39 @@ def test_families_newer_than_the_pinned_cuda_are_refused_with_what_to_choose(key
     assert "Choose a type of the families g4dn, g5, p3, p4d, e.g. ml.g5.2xlarge" in message
 
 
-def test_the_pinned_images_are_the_cuda_the_family_rule_assumes():
-    """If the lock moves to images built for another CUDA, the allowed families must be looked at again."""
-    from stacks.config import PINNED_IMAGE_CUDA
-    from stacks.training.jumpstart_lock import JumpStartLock
+def lock_with_images(tmp_path, *tags):
+    """The committed lock with its regions' images built for `tags` (one per region, in turn)."""
+    lock = json.loads(COMMITTED_LOCK.read_text())
+    for index, entry in enumerate(lock["regions"].values()):
+        for name in ("training_image_uri", "inference_image_uri"):
+            entry[name] = entry[name].replace("-cu113-", f"-{tags[index % len(tags)]}-")
+    path = tmp_path / f"jumpstart-{'-'.join(tags)}.lock.json"
+    path.write_text(json.dumps(lock))
+    return path
 
-    lock = JumpStartLock.load()
-    images = [entry[field] for entry in lock.regions.values() for field in ("training_image_uri", "inference_image_uri")]
-    assert images and all(f"-{PINNED_IMAGE_CUDA}-" in image for image in images)
+
+@pytest.mark.parametrize("key", ["trainingInstanceType", "endpointInstanceType"])
+def test_the_families_follow_the_cuda_of_the_locks_images(key, tmp_path, monkeypatch):
+    """The rule reads the CUDA from the lock's images (as `make deploy` may resolve newer ones), not a copy."""
+    from stacks import config as settings
+
+    # Given a lock whose images JumpStart now builds for CUDA 12.1 in every region
+    monkeypatch.setattr(settings, "JUMPSTART_LOCK_FILE", lock_with_images(tmp_path, "cu121"))
+    # Then Ada and Hopper types are accepted, and Blackwell (first built for by CUDA 12.8) still refused
+    part = "training" if key == "trainingInstanceType" else "serving"
+    for value in ("ml.g6.xlarge", "ml.p5.48xlarge", "ml.g4dn.2xlarge"):
+        assert getattr(load({key: value}), part).instance_type == value
+    with pytest.raises(ConfigError) as raised:
+        load({key: "ml.p6-b200.48xlarge"})
+    assert "built for CUDA 12.1" in str(raised.value) and "CUDA 12.8 first builds for it" in str(raised.value)
+    # One region still at CUDA 11.3: one template serves them all, so the oldest decides
+    monkeypatch.setattr(settings, "JUMPSTART_LOCK_FILE", lock_with_images(tmp_path, "cu121", "cu113"))
+    with pytest.raises(ConfigError, match="built for CUDA 11.3"):
+        load({key: "ml.g6.xlarge"})
+    # An image naming no CUDA cannot be judged: said so, never guessed
+    monkeypatch.setattr(settings, "JUMPSTART_LOCK_FILE", lock_with_images(tmp_path, "gpu"))
+    with pytest.raises(ConfigError, match="an image names no CUDA version"):
+        load({key: "ml.g4dn.2xlarge"})
 
 
 def test_configured_bucket_wins_over_recorded_decision():

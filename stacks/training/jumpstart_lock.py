@@ -19,9 +19,9 @@ from typing import Any, Mapping, Optional
 from aws_cdk import Aws, CfnMapping, Stack, Token
 from constructs import Construct
 
+from stacks.config import JUMPSTART_LOCK_FILE as LOCK_FILE
 from stacks.config import JUMPSTART_LOCK_MAX_AGE_DAYS, ConfigError
 
-LOCK_FILE = Path(__file__).resolve().with_name("jumpstart.lock.json")
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 # Mapping attribute names (CloudFormation allows only letters and digits) -> lock file fields.
