@@ -694,8 +694,9 @@ def observe_sdk_versions(logs: Any, groups: Sequence[str], since_ms: int, expect
     return (CONFIRMED if same else CONTRADICTED), seen
 
 
-def observe_lock(session: Any, region: str, lock_path: Path) -> tuple[str, str]:
-    """Resolve the region from JumpStart's metadata now (in memory) and compare with the lock."""
+def observe_lock(session: Any, region: str, lock_path: Path, config: Any = None) -> tuple[str, str]:
+    """Resolve the region from JumpStart's metadata now (in memory, for the instance types `config` trains and
+    serves on) and compare with the lock."""
     from scripts import refresh_jumpstart_lock as jumpstart
     from stacks.training.jumpstart_lock import JumpStartLock
 
@@ -705,7 +706,8 @@ def observe_lock(session: Any, region: str, lock_path: Path) -> tuple[str, str]:
     from sagemaker.core.helper.session_helper import Session
 
     try:
-        resolved = jumpstart.resolve([region], lock.model_version, model_id=lock.model_id,
+        types = jumpstart.InstanceTypes.of(config) if config is not None else None
+        resolved = jumpstart.resolve([region], lock.model_version, types, model_id=lock.model_id,
                                      sagemaker_session=Session(boto_session=session))
     except jumpstart.JumpStartUnavailable as error:
         return CONTRADICTED, error.problem
@@ -817,7 +819,7 @@ class AwsBackend:
                     if r["ResourceType"] == "AWS::StepFunctions::StateMachine"
                     for key, suffix in MACHINES.items() if r["PhysicalResourceId"].endswith(suffix)}
         guarded("jumpstart_lock", lambda: observe_lock(self.session, self.region,
-                                                       self.root / LOCK_FILE.relative_to(ROOT)))
+                                                       self.root / LOCK_FILE.relative_to(ROOT), config))
         try:
             training_output, why_none = training_output_of(self.sagemaker(), report.training_job_name)
         except Exception as error:  # both rows below then say why

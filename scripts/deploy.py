@@ -164,15 +164,17 @@ PIP_INSTALL_SDK = [sys.executable, "-m", "pip", "install", "-q", "-r"]
 
 
 def resolve_jumpstart(session: Any, region: str, run: Runner, environ: dict[str, str], root: Path = ROOT,
-                      *, installed: Optional[Callable[[], bool]] = None) -> Optional[int]:
-    """The JumpStart step of a deploy (scripts/refresh_jumpstart_lock.py: ensure_region) for `region`: resolve
-    the lock when stale, verify its artifacts, write it. None: go on; else the exit code (one line said why)."""
+                      *, installed: Optional[Callable[[], bool]] = None,
+                      config: Optional[AppConfig] = None) -> Optional[int]:
+    """The JumpStart step of a deploy (scripts/refresh_jumpstart_lock.py: ensure_region) for `region` and the
+    instance types `config` trains and serves on: resolve the lock when stale, check the version is not
+    deprecated, verify its artifacts, write it. None: go on; else the exit code (one line said why)."""
     from scripts import refresh_jumpstart_lock as jumpstart
-    from stacks.training.jumpstart_lock import JumpStartLock
 
     installed = installed or jumpstart.sdk_installed
+    types = jumpstart.InstanceTypes.of(config) if config is not None else jumpstart.InstanceTypes.defaults()
     lock_path = root / jumpstart.LOCK_FILE.relative_to(jumpstart.ROOT)
-    stale = JumpStartLock.load(lock_path).staleness(region, datetime.now(timezone.utc))
+    stale = jumpstart.staleness(lock_path, region, datetime.now(timezone.utc), types)
     if stale and not installed():
         requirements = root / jumpstart.REQUIREMENTS.relative_to(jumpstart.ROOT)
         print(f"Installing the SageMaker SDK ({requirements.name}: sagemaker-core) into this Python to resolve the "
@@ -183,7 +185,7 @@ def resolve_jumpstart(session: Any, region: str, run: Runner, environ: dict[str,
                   f"yourself (.venv/bin/python -m pip install -r {requirements.name}) and run again.", file=sys.stderr)
             return 1
     try:
-        resolution = jumpstart.ensure_region(lock_path, session, region)
+        resolution = jumpstart.ensure_region(lock_path, session, region, instance_types=types)
     except jumpstart.JumpStartUnavailable as error:
         print(str(error), file=sys.stderr)
         return JUMPSTART_UNAVAILABLE
@@ -237,7 +239,7 @@ def deploy(
     if not region:
         print("No AWS region set: export AWS_REGION (for example us-east-1) and run again.", file=sys.stderr)
         return 2
-    code = resolve_jumpstart(session, region, run, environ, root)
+    code = resolve_jumpstart(session, region, run, environ, root, config=config)
     if code is not None:
         return code
     if not skip_preflight and not run_preflight(session, config, setup_account, confirm):

@@ -14,9 +14,10 @@ hosting container's environment, the default hyperparameters and metric definiti
 
 `make deploy` with credentials calls `ensure_region` for the region it deploys to: it resolves that
 region's entry when the lock says it is stale (`JumpStartLock.staleness`: never resolved, or longer
-ago than stacks/config.py's JUMPSTART_LOCK_MAX_AGE_DAYS), for the lock's own model version (`make
-refresh-lock` is what moves the lock to the newest version); refuses a version JumpStart marks
-deprecated or does not serve there; checks that every artifact exists (S3 HeadObject, or
+ago than stacks/config.py's JUMPSTART_LOCK_MAX_AGE_DAYS; or resolved for other instance types than
+the deploy's), for the lock's own model version (`make refresh-lock` is what moves the lock to the
+newest version); refuses a version JumpStart marks deprecated (read from the model's specs at every
+deploy the SDK is installed for, fresh lock or not) or does not serve there; checks that every artifact exists (S3 HeadObject, or
 ListObjectsV2 for a prefix; ECR BatchGetImage, the call a pull makes, for the images) with the
 deployer's credentials; and only then writes the lock.
 """
@@ -67,24 +68,37 @@ def sdk_installed() -> bool:
         return False
 
 
-def default_instance_type() -> str:
-    """The instance type the lock is resolved for: the stack's default training instance
-    (`trainingInstanceType`, declared once in stacks/config.py)."""
-    from stacks.config import TrainingConfig
+@dataclass(frozen=True)
+class InstanceTypes:
+    """What the images are resolved for: the training image for the training instance, the inference
+    image for the endpoint's (JumpStart's specs map instance families to images)."""
 
-    return TrainingConfig.instance_type
+    training: str
+    endpoint: str
+
+    @classmethod
+    def defaults(cls) -> "InstanceTypes":
+        """The stack's defaults (`trainingInstanceType`, `endpointInstanceType`, declared once in stacks/config.py)."""
+        from stacks.config import ServingConfig, TrainingConfig
+
+        return cls(TrainingConfig.instance_type, ServingConfig.instance_type)
+
+    @classmethod
+    def of(cls, config: Any) -> "InstanceTypes":
+        """The types an AppConfig (the deploy's own -c values) trains and serves on."""
+        return cls(config.training.instance_type, config.serving.instance_type)
 
 
-def resolve(regions: Sequence[str], model_version: str, instance_type: Optional[str] = None,
+def resolve(regions: Sequence[str], model_version: str, instance_types: Optional[InstanceTypes] = None,
             model_id: str = MODEL_ID, sagemaker_session: Any = None) -> dict[str, Any]:
-    """Everything the lock holds, resolved through the sagemaker SDK (the images for
-    `instance_type`, by default the stack's default training instance), read with
-    `sagemaker_session`'s credentials (default: the SDK's own session).
+    """Everything the lock holds, resolved through the sagemaker SDK (the images for `instance_types`,
+    by default the stack's defaults), read with `sagemaker_session`'s credentials (default: the SDK's own
+    session).
 
     Raises JumpStartUnavailable when JumpStart marks the version deprecated, or does not serve the
     model (or this version of it) in a region."""
     with _no_wildcard_notice():
-        return _resolve(regions, model_version, instance_type or default_instance_type(), model_id, sagemaker_session)
+        return _resolve(regions, model_version, instance_types or InstanceTypes.defaults(), model_id, sagemaker_session)
 
 
 @contextmanager
@@ -103,57 +117,73 @@ def _no_wildcard_notice() -> Iterator[None]:
         logger.removeFilter(not_wildcard)
 
 
-def _resolve(regions: Sequence[str], model_version: str, instance_type: str, model_id: str,
+@contextmanager
+def _served(model_id: str, model_version: str, region: str, what: str = "") -> Iterator[None]:
+    """The SDK's errors for a model, version or region JumpStart does not serve, as JumpStartUnavailable."""
+    try:
+        yield
+    except JumpStartUnavailable:
+        raise
+    except (KeyError, ValueError) as error:
+        # KeyError: "Unable to find model manifest for ... with version ..."; ValueError: "No training
+        # ECR configuration found ... in <region>" (DeprecatedJumpStartModelError is one too).
+        raise JumpStartUnavailable(
+            f"JumpStart does not serve {model_id} version {model_version}{what} in {region} "
+            f"({_first_sentence(error)})",
+            f"deploy to a region JumpStart serves it in (AWS_REGION), or run "
+            f"`make refresh-lock ARGS=\"--region {region}\"` to move the lock to the newest version there") from None
+    except ClientError as error:
+        # The SDK reads the manifest and specs from jumpstart-cache-prod-<region> with these credentials.
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in ("NoSuchBucket", "NoSuchKey", "404"):
+            raise JumpStartUnavailable(f"JumpStart has no metadata in {region} ({code} on jumpstart-cache-prod-"
+                                       f"{region})", "deploy to a region JumpStart serves (AWS_REGION)") from None
+        if code in ("AccessDenied", "403"):
+            raise JumpStartUnavailable(
+                f"these credentials may not read JumpStart's metadata in {region} ({code})",
+                f"allow s3:GetObject and s3:ListBucket on arn:aws:s3:::jumpstart-cache-prod-{region} (and /*) "
+                "for the deploying user") from None
+        raise
+
+
+def model_specs(region: str, model_id: str, model_version: str, sagemaker_session: Any = None) -> Any:
+    """JumpStart's specs of the model version in `region`; JumpStartUnavailable when deprecated or not served."""
+    from sagemaker.core.jumpstart.accessors import JumpStartModelsAccessor
+
+    with _served(model_id, model_version, region):
+        specs = JumpStartModelsAccessor.get_model_specs(
+            region=region, model_id=model_id, version=model_version,
+            **({"s3_client": sagemaker_session.s3_client} if sagemaker_session is not None else {}))
+    if specs.deprecated:
+        raise _deprecated(model_id, model_version, specs, region)
+    return specs
+
+
+def _resolve(regions: Sequence[str], model_version: str, types: InstanceTypes, model_id: str,
              sagemaker_session: Any) -> dict[str, Any]:
     from sagemaker.core import hyperparameters, image_uris, model_uris, script_uris
-    from sagemaker.core.jumpstart.accessors import JumpStartModelsAccessor
 
     common = dict(model_id=model_id, model_version=model_version)
     session = {"sagemaker_session": sagemaker_session} if sagemaker_session is not None else {}
     entries = {}
     specs = None
     for region in regions:
-        try:
-            specs = JumpStartModelsAccessor.get_model_specs(
-                region=region, model_id=model_id, version=model_version,
-                **({"s3_client": sagemaker_session.s3_client} if sagemaker_session is not None else {}))
-            if specs.deprecated:
-                raise _deprecated(model_id, model_version, specs, region)
+        specs = model_specs(region, model_id, model_version, sagemaker_session)
+        with _served(model_id, model_version, region, f" for {types.training} / {types.endpoint}"):
             entries[region] = {
                 "training_image_uri": image_uris.retrieve(framework=None, region=region, image_scope="training",
-                                                          instance_type=instance_type, **common, **session),
+                                                          instance_type=types.training, **common, **session),
                 "training_script_uri": script_uris.retrieve(region=region, script_scope="training", **common, **session),
                 "base_model_uri": model_uris.retrieve(region=region, model_scope="training", **common, **session),
                 "inference_image_uri": image_uris.retrieve(framework=None, region=region, image_scope="inference",
-                                                           instance_type=instance_type, **common, **session),
+                                                           instance_type=types.endpoint, **common, **session),
                 "inference_script_uri": script_uris.retrieve(region=region, script_scope="inference", **common,
                                                              **session),
             }
-        except (KeyError, ValueError) as error:
-            # KeyError: "Unable to find model manifest for ... with version ..."; ValueError: "No training
-            # ECR configuration found ... in <region>" (DeprecatedJumpStartModelError is one too).
-            if isinstance(error, JumpStartUnavailable):
-                raise
-            raise JumpStartUnavailable(
-                f"JumpStart does not serve {model_id} version {model_version} for {instance_type} in {region} "
-                f"({_first_sentence(error)})",
-                f"deploy to a region JumpStart serves it in (AWS_REGION), or run "
-                f"`make refresh-lock ARGS=\"--region {region}\"` to move the lock to the newest version there") from None
-        except ClientError as error:
-            # The SDK reads the manifest and specs from jumpstart-cache-prod-<region> with these credentials.
-            code = error.response.get("Error", {}).get("Code", "")
-            if code in ("NoSuchBucket", "NoSuchKey", "404"):
-                raise JumpStartUnavailable(f"JumpStart has no metadata in {region} ({code} on jumpstart-cache-prod-"
-                                           f"{region})", "deploy to a region JumpStart serves (AWS_REGION)") from None
-            if code in ("AccessDenied", "403"):
-                raise JumpStartUnavailable(
-                    f"these credentials may not read JumpStart's metadata in {region} ({code})",
-                    f"allow s3:GetObject and s3:ListBucket on arn:aws:s3:::jumpstart-cache-prod-{region} (and /*) "
-                    "for the deploying user") from None
-            raise
-    defaults = hyperparameters.retrieve_default(region=regions[0], instance_type=instance_type, **common, **session)
+    defaults = hyperparameters.retrieve_default(region=regions[0], instance_type=types.training, **common, **session)
     return {
-        "instance_type": instance_type,
+        "training_instance_type": types.training,
+        "endpoint_instance_type": types.endpoint,
         "model_version": specs.version,
         "hyperparameters": {k: str(v) for k, v in defaults.items() if k not in _CONTAINER_HYPERPARAMETERS},
         "metric_definitions": list(specs.metrics or []),
@@ -193,7 +223,8 @@ def apply(lock: dict[str, Any], resolved: dict[str, Any], now: datetime, by: str
         source=(f"resolved with sagemaker.core (JumpStart metadata) for {lock['model_id']} version {version} by {by}; "
                 "a region not in resolved_regions holds last-known values"),
         resolved_at=stamp,
-        training_instance_type=resolved["instance_type"],
+        training_instance_type=resolved["training_instance_type"],
+        endpoint_instance_type=resolved["endpoint_instance_type"],
         hyperparameters=resolved["hyperparameters"],
         metric_definitions=resolved["metric_definitions"] or lock["metric_definitions"],
         inference_environment=resolved["inference_environment"] or lock["inference_environment"],
@@ -202,7 +233,9 @@ def apply(lock: dict[str, Any], resolved: dict[str, Any], now: datetime, by: str
         lock.pop("unresolved", None)  # every model-level field now comes from JumpStart's metadata
     lock["regions"] = {**lock["regions"], **resolved["regions"]}
     lock["resolved_regions"] = {**lock.get("resolved_regions", {}),
-                                **{region: {"resolved_at": stamp, "model_version": version}
+                                **{region: {"resolved_at": stamp, "model_version": version,
+                                            "training_instance_type": resolved["training_instance_type"],
+                                            "endpoint_instance_type": resolved["endpoint_instance_type"]}
                                    for region in resolved["regions"]}}
     return lock
 
@@ -249,6 +282,8 @@ class RegionResolution:
     changed: list[str] = field(default_factory=list)
     """Lock fields whose value the resolution changed (region entry fields and model_version)."""
     written: bool = False
+    deprecation_checked: bool = False
+    """Whether JumpStart's specs were read for this version and region (they need the SageMaker SDK)."""
 
     @property
     def unverified(self) -> list[ArtifactCheck]:
@@ -259,7 +294,9 @@ class RegionResolution:
         what = (f"resolved from JumpStart's metadata ({self.stale})" if self.stale
                 else "resolved earlier, within the lock's age limit")
         changed = f"; changed: {', '.join(self.changed)}" if self.changed else ""
-        return (f"JumpStart lock for {self.region}: version {self.model_version}, {what}{changed}; "
+        deprecation = ("not deprecated" if self.deprecation_checked
+                       else "deprecation not checked (the SageMaker SDK is not installed)")
+        return (f"JumpStart lock for {self.region}: version {self.model_version}, {what}{changed}; {deprecation}; "
                 f"{found} of {len(self.checks)} artifacts found")
 
 
@@ -340,25 +377,42 @@ def _missing(region: str, missing: Sequence[ArtifactCheck], resolved_now: bool) 
                                 f"({first.detail}){more}", todo)
 
 
+def staleness(lock_path: Path, region: str, now: datetime, instance_types: InstanceTypes) -> Optional[str]:
+    """JumpStartLock.staleness, or: the region was resolved for other instance types than these."""
+    from stacks.training.jumpstart_lock import JumpStartLock
+
+    stale = JumpStartLock.load(lock_path).staleness(region, now)
+    if stale:
+        return stale
+    resolved = json.loads(lock_path.read_text()).get("resolved_regions", {}).get(region, {})
+    for kind, wanted in (("training", instance_types.training), ("endpoint", instance_types.endpoint)):
+        was = resolved.get(f"{kind}_instance_type")
+        if was != wanted:
+            return f"{region}'s {kind} image was resolved for {was or 'another instance type'}, the deploy uses {wanted}"
+    return None
+
+
 def ensure_region(lock_path: Path, session: Any, region: str, *, now: Optional[datetime] = None,
-                  write_lock: bool = True, sagemaker_session: Any = None) -> RegionResolution:
-    """Resolve `region` when the lock is stale there, verify its artifacts, then (write_lock) write the lock.
+                  write_lock: bool = True, sagemaker_session: Any = None,
+                  instance_types: Optional[InstanceTypes] = None) -> RegionResolution:
+    """Resolve `region` when the lock is stale there (for `instance_types`, default the stack's defaults),
+    verify its artifacts, then (write_lock) write the lock. A fresh lock's version is still checked against
+    JumpStart's specs for deprecation whenever the SDK is installed (one read per deploy).
 
     Raises JumpStartUnavailable (one line: what to do) for a deprecated or unserved model version or a
     missing artifact; the lock file is left as it was then. The SDK is needed only when the region is stale.
     """
-    from stacks.training.jumpstart_lock import JumpStartLock
-
     now = now or datetime.now(timezone.utc)
+    instance_types = instance_types or InstanceTypes.defaults()
     data = json.loads(lock_path.read_text())
-    stale = JumpStartLock.load(lock_path).staleness(region, now)
+    stale = staleness(lock_path, region, now, instance_types)
     resolution = RegionResolution(region=region, model_version=data["model_version"], stale=stale)
-    if stale:
-        if sagemaker_session is None:
-            from sagemaker.core.helper.session_helper import Session
+    if sagemaker_session is None and (stale or sdk_installed()):
+        from sagemaker.core.helper.session_helper import Session
 
-            sagemaker_session = Session(boto_session=session)
-        resolved = resolve([region], data["model_version"], model_id=data["model_id"],
+        sagemaker_session = Session(boto_session=session)
+    if stale:
+        resolved = resolve([region], data["model_version"], instance_types, model_id=data["model_id"],
                            sagemaker_session=sagemaker_session)
         before = data["regions"].get(region, {})
         resolution.changed = [name for name, value in resolved["regions"][region].items() if before.get(name) != value]
@@ -366,6 +420,12 @@ def ensure_region(lock_path: Path, session: Any, region: str, *, now: Optional[d
             resolution.changed.insert(0, f"model_version {data['model_version']} -> {resolved['model_version']}")
         data = apply(data, resolved, now, "make deploy (scripts/deploy.py)")
         resolution.model_version = data["model_version"]
+        resolution.deprecation_checked = True
+    elif sagemaker_session is not None:
+        # Within the age limit JumpStart may still have deprecated the version since.
+        with _no_wildcard_notice():
+            model_specs(region, data["model_id"], data["model_version"], sagemaker_session)
+        resolution.deprecation_checked = True
     resolution.checks = verify_artifacts(session, region, data["regions"][region])
     missing = [c for c in resolution.checks if c.status == MISSING]
     if missing:

@@ -290,7 +290,8 @@ def project_lock(project):
 
 def resolve_project_lock(project, days_ago, values=None, version="9.9.1"):
     """The project's lock as an earlier deploy left it: us-east-1 resolved `days_ago` days ago."""
-    resolved = {"instance_type": "ml.g4dn.2xlarge", "model_version": version, "hyperparameters": {"epochs": "7"},
+    resolved = {"training_instance_type": "ml.g4dn.2xlarge", "endpoint_instance_type": "ml.g4dn.2xlarge",
+                "model_version": version, "hyperparameters": {"epochs": "7"},
                 "metric_definitions": [], "inference_environment": {"SAGEMAKER_PROGRAM": "inference.py"},
                 "regions": {"us-east-1": values or jumpstart_fixture.artifacts("us-east-1")}}
     lock = jumpstart.apply(project_lock(project), resolved, datetime.now(timezone.utc) - timedelta(days=days_ago),
@@ -397,12 +398,75 @@ def test_a_fresh_lock_is_not_resolved_again_but_still_verified(project, session,
     run = Recorder()
     assert deploy.main([], session=session, run=run, environ={}, root=project) == 0
     assert (project / PROJECT_LOCK).read_text() == before and run.commands[-1][0][3] == "deploy"
-    assert "resolved earlier, within the lock's age limit; 5 of 5 artifacts found" in capsys.readouterr().out
+    assert "resolved earlier, within the lock's age limit; not deprecated; 5 of 5 artifacts found" in \
+        capsys.readouterr().out
     # And an artifact gone since (the lock is fresh) still stops the next deploy
     session.client("ecr").batch_delete_image(registryId="763104351884", repositoryName="huggingface-pytorch-training",
                                              imageIds=[{"imageTag": "9.9.1-fixture-gpu"}])
     assert deploy.main([], session=session, run=Recorder(), environ={}, root=project) == 5
     assert "make refresh-lock" in capsys.readouterr().err
+
+
+def test_a_version_deprecated_since_a_fresh_resolution_stops_the_deploy(project, session, tmp_path, monkeypatch,
+                                                                        capsys):
+    # Given a lock resolved to 9.9.1 yesterday (within the age limit), which JumpStart has deprecated since
+    resolve_project_lock(project, days_ago=1)
+    before = (project / PROJECT_LOCK).read_text()
+    jumpstart_fixture.local_metadata(monkeypatch, jumpstart_fixture.metadata_copy(
+        tmp_path, deprecated=True, deprecated_message="Withdrawn upstream."))
+    monkeypatch.setattr(jumpstart, "resolve", lambda *a, **k: pytest.fail("resolved a fresh lock"))
+    run = Recorder()
+    # When make deploy runs, the lock is not resolved again, but the version's specs are read
+    code = deploy.main([], session=session, run=run, environ={}, root=project)
+    # Then nothing ran and one line says the version is deprecated and what to do
+    assert code == deploy.JUMPSTART_UNAVAILABLE and run.commands == []
+    assert (project / PROJECT_LOCK).read_text() == before
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "version 9.9.1 deprecated in us-east-1 (Withdrawn upstream)" in line
+    assert 'make refresh-lock ARGS="--region us-east-1"' in line
+
+
+def test_without_the_sdk_a_fresh_lock_says_its_deprecation_was_not_checked(project, session, s3_quota, monkeypatch,
+                                                                           capsys):  # noqa: F811
+    s3_quota(100)
+    resolve_project_lock(project, days_ago=1)
+    monkeypatch.setattr(jumpstart, "sdk_installed", lambda: False)
+    assert deploy.main([], session=session, run=Recorder(), environ={}, root=project) == 0
+    assert "deprecation not checked (the SageMaker SDK is not installed)" in capsys.readouterr().out
+
+
+G5_INFERENCE_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-inference:9.9.1-fixture-g5"
+
+
+def g5_hosting_metadata(tmp_path):
+    """JumpStart's metadata with its own inference image for g5 endpoints (specs map families to images)."""
+    spec = json.loads(jumpstart_fixture.SPEC.read_text())
+    hosting = spec["hosting_instance_type_variants"]
+    hosting["regional_aliases"]["us-east-1"]["gpu_ecr_uri_g5"] = G5_INFERENCE_IMAGE
+    hosting["variants"]["g5"] = {"regional_properties": {"image_uri": "$gpu_ecr_uri_g5"}}
+    return jumpstart_fixture.metadata_copy(tmp_path, hosting_instance_type_variants=hosting)
+
+
+def test_each_image_is_resolved_for_the_instance_type_it_runs_on(project, session, s3_quota, tmp_path, monkeypatch):  # noqa: F811
+    # Given JumpStart serves g5 endpoints another inference image, and the deploy serves on g5, trains on g4dn
+    s3_quota(100)
+    jumpstart_fixture.local_metadata(monkeypatch, g5_hosting_metadata(tmp_path))
+    jumpstart_fixture.publish(session, values={"inference_image_uri": G5_INFERENCE_IMAGE})
+    args = ["-c", "endpointInstanceType=ml.g5.2xlarge"]
+    # When make deploy runs
+    assert deploy.main(args, session=session, run=Recorder(), environ={}, root=project) == 0
+    # Then the training image is the g4dn one, the inference image the endpoint's, and the lock says what for
+    lock = project_lock(project)
+    entry = lock["regions"]["us-east-1"]
+    assert entry["training_image_uri"] == jumpstart_fixture.artifacts("us-east-1")["training_image_uri"]
+    assert entry["inference_image_uri"] == G5_INFERENCE_IMAGE
+    assert lock["resolved_regions"]["us-east-1"] | {"resolved_at": None} == {
+        "resolved_at": None, "model_version": "9.9.1", "training_instance_type": "ml.g4dn.2xlarge",
+        "endpoint_instance_type": "ml.g5.2xlarge"}
+    # And a fresh lock resolved for another endpoint type is resolved again for this one
+    resolve_project_lock(project, days_ago=1)
+    assert deploy.main(args, session=session, run=Recorder(), environ={}, root=project) == 0
+    assert project_lock(project)["regions"]["us-east-1"]["inference_image_uri"] == G5_INFERENCE_IMAGE
 
 
 def test_a_lock_older_than_the_age_limit_is_resolved_again(project, session, s3_quota):  # noqa: F811

@@ -75,14 +75,16 @@ def check_region(session: Any, lock: JumpStartLock) -> Check:
     return Check("region", True, f"{region} (covered by the JumpStart lock file)")
 
 
-def check_jumpstart(session: Any, region: str, lock_path: Optional[Path] = None) -> Check:
+def check_jumpstart(session: Any, region: str, lock_path: Optional[Path] = None,
+                    config: Optional[AppConfig] = None) -> Check:
     """What `make deploy` checks before it synthesizes (scripts/refresh_jumpstart_lock.py: ensure_region): the
     lock resolved for the region from JumpStart's metadata when stale, the version not deprecated, every
     artifact there. Nothing is written here: the deploy writes the lock."""
     from scripts import refresh_jumpstart_lock as jumpstart
 
     lock_path = lock_path or jumpstart.LOCK_FILE
-    stale = JumpStartLock.load(lock_path).staleness(region, datetime.now(timezone.utc))
+    types = jumpstart.InstanceTypes.of(config) if config is not None else jumpstart.InstanceTypes.defaults()
+    stale = jumpstart.staleness(lock_path, region, datetime.now(timezone.utc), types)
     resolve_fix = (f"`make deploy` resolves it (installing the SageMaker SDK first), or `make refresh-lock "
                    f"ARGS=\"--region {region}\"`")
     if stale and not jumpstart.sdk_installed():
@@ -94,7 +96,7 @@ def check_jumpstart(session: Any, region: str, lock_path: Optional[Path] = None)
                                              f"resolve it; last-known values: {found} of {len(checks)} artifacts found",
                      resolve_fix, blocks_deploy=False)
     try:
-        resolution = jumpstart.ensure_region(lock_path, session, region, write_lock=False)
+        resolution = jumpstart.ensure_region(lock_path, session, region, write_lock=False, instance_types=types)
     except jumpstart.JumpStartUnavailable as error:
         return Check(JUMPSTART_CHECK, False, error.problem, error.todo)
     detail = resolution.summary()
@@ -312,7 +314,7 @@ def run(session: Any, config: AppConfig, lock: JumpStartLock) -> list[Check]:
     if account is None or not session.region_name:
         return checks
     if region.ok:
-        checks.append(check_jumpstart(session, session.region_name))
+        checks.append(check_jumpstart(session, session.region_name, config=config))
     checks.append(check_bucket_quota(session, config))
     checks.extend(account_checks(session, config))
     return checks

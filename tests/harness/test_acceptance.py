@@ -222,7 +222,7 @@ def test_the_aws_backend_fills_every_row_from_what_aws_shows(tmp_path, monkeypat
     jumpstart_fixture.local_metadata(monkeypatch)
     (tmp_path / PROJECT_LOCK).parent.mkdir(parents=True)
     lock = jumpstart.apply(json.loads(LOCK_FILE.read_text()), {
-        "instance_type": "ml.g4dn.2xlarge", "model_version": "9.9.1", "hyperparameters": {}, "metric_definitions": [],
+        "training_instance_type": "ml.g4dn.2xlarge", "endpoint_instance_type": "ml.g4dn.2xlarge", "model_version": "9.9.1", "hyperparameters": {}, "metric_definitions": [],
         "inference_environment": {}, "regions": {"us-east-1": jumpstart_fixture.artifacts("us-east-1")}},
         datetime.now(timezone.utc), "a test")
     jumpstart.write(tmp_path / PROJECT_LOCK, lock)

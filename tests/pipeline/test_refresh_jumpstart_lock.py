@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from scripts import refresh_jumpstart_lock as refresh
-from stacks.config import TrainingConfig
+from stacks.config import ServingConfig, TrainingConfig
 from stacks.training.jumpstart_lock import LOCK_FILE, JumpStartLock
 from tests.conftest import ROOT
 
@@ -67,7 +67,9 @@ def test_refresh_rewrites_the_lock_from_jumpstart_metadata(local_metadata, tmp_p
     assert lock["regions"]["ap-south-1"] == before["regions"]["ap-south-1"]
     assert lock["project_hyperparameters"] == before["project_hyperparameters"]
     # Each resolved region is recorded with its version and time; the others stay last-known (stale)
-    assert lock["resolved_regions"] == {r: {"resolved_at": "2026-11-25T00:00:00Z", "model_version": "9.9.1"}
+    assert lock["resolved_regions"] == {r: {"resolved_at": "2026-11-25T00:00:00Z", "model_version": "9.9.1",
+                                            "training_instance_type": "ml.g4dn.2xlarge",
+                                            "endpoint_instance_type": "ml.g4dn.2xlarge"}
                                         for r in ("eu-west-1", "us-east-1")}
     # And the stack can read what it wrote.
     loaded = JumpStartLock.load(lock_path)
@@ -77,8 +79,9 @@ def test_refresh_rewrites_the_lock_from_jumpstart_metadata(local_metadata, tmp_p
     assert "never resolved" in loaded.staleness("ap-south-1", when)
 
 
-def test_the_images_are_resolved_for_the_configured_default_training_instance(local_metadata, tmp_path, monkeypatch):
-    """The instance type comes from the settings (trainingInstanceType's default), not a copy in the script."""
+def test_the_images_are_resolved_for_the_configured_default_instance_types(local_metadata, tmp_path, monkeypatch):
+    """The instance types come from the settings (trainingInstanceType's and endpointInstanceType's defaults),
+    not a copy in the script: the training image for the training instance, the inference image for the endpoint's."""
     from sagemaker.core import image_uris
 
     asked, retrieve = [], image_uris.retrieve
@@ -89,13 +92,14 @@ def test_the_images_are_resolved_for_the_configured_default_training_instance(lo
 
     monkeypatch.setattr(image_uris, "retrieve", recording)
     monkeypatch.setattr(TrainingConfig, "instance_type", "ml.g5.2xlarge")
+    monkeypatch.setattr(ServingConfig, "instance_type", "ml.g4dn.xlarge")
     lock_path = tmp_path / "jumpstart.lock.json"
     shutil.copy(LOCK_FILE, lock_path)
 
     lock = refresh.refresh(lock_path, ["us-east-1"], "*")
 
-    assert asked == ["ml.g5.2xlarge", "ml.g5.2xlarge"]  # the training and the inference image
-    assert lock["training_instance_type"] == "ml.g5.2xlarge"
+    assert asked == ["ml.g5.2xlarge", "ml.g4dn.xlarge"]  # the training and the inference image
+    assert lock["training_instance_type"] == "ml.g5.2xlarge" and lock["endpoint_instance_type"] == "ml.g4dn.xlarge"
     assert not hasattr(refresh, "INSTANCE_TYPE")
 
 
