@@ -12,7 +12,7 @@ One flow, two backends:
   and writes a report (report.md and report.json) with each stage's duration, the SageMaker
   training job and endpoint names and the run's cost from the cost model (scripts/costs.py);
 - without credentials (or with --emulator), the same flow on the emulator (EmulatorBackend:
-  the synthesized stack on moto with simulated SageMaker, tests/harness), and the report says so.
+  the synthesized stack on moto with simulated SageMaker, emulator/), and the report says so.
   The offline rehearsal (scripts/rehearse.py, run by `make deploy` without credentials) is this
   flow on the emulator with its own small plan.
 
@@ -63,7 +63,7 @@ EMULATOR_ENV = {
 }
 # Short waits on the emulator; a deployed stack uses the configured values.
 EMULATOR_CONTEXT = {"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5}
-EMULATED_NOTE = ("SageMaker is emulated (tests/harness/sagemaker_sim.py): no training job ran and no model was "
+EMULATED_NOTE = ("SageMaker is emulated (emulator/sagemaker_sim.py): no training job ran and no model was "
                  "loaded; the images are placeholders, and every duration and cost below is the emulator's, "
                  "not AWS's. Run with AWS credentials for the real numbers.")
 
@@ -823,7 +823,7 @@ class HarnessApi:
 
 
 class EmulatorBackend:
-    """The synthesized stack on moto with simulated SageMaker (tests/harness), in this process."""
+    """The synthesized stack on moto with simulated SageMaker (emulator/), in this process."""
 
     name = "emulator"
     emulated = True
@@ -867,7 +867,7 @@ class EmulatorBackend:
         self.harness.upload(key, body)  # put + the EventBridge event S3 would send
 
     def sleep(self, seconds: float) -> None:
-        self.harness.clock.wait(min(seconds, 0.5))  # the emulator's time (tests/harness/clock.py): skipped when all wait
+        self.harness.clock.wait(min(seconds, 0.5))  # the emulator's time (emulator/clock.py): skipped when all wait
 
     def destroy_stack(self, say: Callable[[str], None]) -> None:
         raise RuntimeError("the emulator never deploys a stack")
@@ -886,7 +886,7 @@ class EmulatorBackend:
         found.update({
             "jumpstart_lock": (EMULATED, "the lock is used as committed; JumpStart's metadata is not read"),
             "training_output_code": (EMULATED, "the simulated training writes no code/; the packaging step adds it"),
-            "access_denied": (EMULATED, "IAM evaluated per role by the harness (tests/harness/iam.py)"),
+            "access_denied": (EMULATED, "IAM evaluated per role by the harness (emulator/iam.py)"),
             "history_events": (EMULATED, "emulator: " + "; ".join(f"{k}: {max(v)} events (most of {len(v)})"
                                                                    for k, v in sorted(counts.items()))),
             "sdk_version": (EMULATED, f"the handlers run in this process: botocore {botocore.__version__}"),
@@ -918,7 +918,7 @@ def emulator(*, training_s: float = 2.0, endpoint_s: float = 2.0, synthesized: A
     """Synthesize (into a temporary folder) and create the stack on moto; yield the backend."""
     import tempfile
 
-    from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
+    from emulator import PipelineHarness, SageMakerSimulator, synthesize
 
     with mock.patch.dict(os.environ, EMULATOR_ENV), tempfile.TemporaryDirectory(prefix="emulator-synth-") as scratch:
         os.environ.pop("AWS_PROFILE", None)  # restored when the patch ends

@@ -203,7 +203,7 @@ def test_the_aws_backend_fills_every_row_from_what_aws_shows(tmp_path, monkeypat
     import botocore
 
     from scripts import refresh_jumpstart_lock as jumpstart
-    from tests.harness.service_model import ServiceModelCheck
+    from emulator.service_model import ServiceModelCheck
 
     # Given a deployed stack (a function's log group, the training machine), an execution and cold-start
     # lines since the run started, and the project's lock as JumpStart resolves it
