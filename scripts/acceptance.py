@@ -944,7 +944,7 @@ def emulator_history_figures(config: Any) -> dict[str, list[int]]:
 
 def main(argv: Optional[Sequence[str]] = None, session: Any = None) -> int:
     from scripts.aws_session import user_session
-    from scripts.deploy import context_from, has_credentials
+    from scripts.context import context_from, has_credentials
     from stacks.config import AppConfig
 
     parser = argparse.ArgumentParser(prog="python -m scripts.acceptance", description=__doc__.split("\n\n")[0])
