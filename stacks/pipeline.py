@@ -25,7 +25,7 @@ from stacks.config import NotificationConfig, ServingConfig, TrainingConfig
 from stacks.contract import DEPLOY_MACHINE_SUFFIX, TRAINING_MACHINE_SUFFIX
 from stacks.intake.construct import DatasetTasks, UploadTrigger
 from stacks.monitoring.construct import retention
-from stacks.monitoring.notifications import Notifications
+from stacks.notifications.construct import Notifications
 from stacks.monitoring.run_failures import RunFailureReport
 from stacks.registry.construct import ModelRegistry
 from stacks.serving.construct import Serving
