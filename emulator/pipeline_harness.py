@@ -85,7 +85,7 @@ from unittest import mock
 import boto3
 from moto import mock_aws
 
-from stacks.contract import DEPLOY_MACHINE_SUFFIX, TRAINING_MACHINE_SUFFIX, ApiEnv, PipelineEnv
+from stacks.contract import DEPLOY_MACHINE_SUFFIX, LIVE_POINTER_ID, TRAINING_MACHINE_SUFFIX, ApiEnv, PipelineEnv
 from emulator.api_gateway import Answer, ApiGatewayAdapter
 from emulator.lambda_runtime import load
 from emulator.account import ACCOUNT, BUCKET_NAME, REGION
@@ -786,13 +786,9 @@ class PipelineHarness:
         return {item["modelId"]["S"]: {k: deserialize(v) for k, v in item.items()} for item in items}
 
     def models(self) -> dict[str, dict[str, Any]]:
-        from emulator import LIVE_POINTER_ID
-
         return {k: v for k, v in self.registry().items() if k != LIVE_POINTER_ID}
 
     def live_pointer(self) -> Optional[dict[str, Any]]:
-        from emulator import LIVE_POINTER_ID
-
         return self.registry().get(LIVE_POINTER_ID)
 
     def notifications(self) -> list[dict[str, str]]:
