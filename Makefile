@@ -22,7 +22,7 @@ deploy: $(VENV)/.rehearsal node_modules/.installed
 ## acceptance: the first real run in one command (scripts/acceptance.py): with AWS credentials, deploy if
 ## needed, train on AWS's sample dog photos, generate, write a report; without, the same flow on the emulator.
 ## ARGS="--destroy" removes what the run created (never the bucket or the photos). Offline it runs on the
-## rehearsal's emulator (tests/harness), so it needs what `make deploy` needs (.rehearsal), not the test tools.
+## rehearsal's emulator (emulator/), so it needs what `make deploy` needs (.rehearsal), not the test tools.
 acceptance: $(VENV)/.rehearsal node_modules/.installed
 	@$(PY) -m scripts.acceptance $(ARGS)
 

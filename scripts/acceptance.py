@@ -12,7 +12,7 @@ One flow, two backends:
   and writes a report (report.md and report.json) with each stage's duration, the SageMaker
   training job and endpoint names and the run's cost from the cost model (scripts/costs.py);
 - without credentials (or with --emulator), the same flow on the emulator (EmulatorBackend:
-  the synthesized stack on moto with simulated SageMaker, tests/harness), and the report says so.
+  the synthesized stack on moto with simulated SageMaker, emulator/), and the report says so.
   The offline rehearsal (scripts/rehearse.py, run by `make deploy` without credentials) is this
   flow on the emulator with its own small plan.
 
@@ -68,7 +68,7 @@ EMULATOR_ENV = {
 }
 # Short waits on the emulator; a deployed stack uses the configured values.
 EMULATOR_CONTEXT = {"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5}
-EMULATED_NOTE = ("SageMaker is emulated (tests/harness/sagemaker_sim.py): no training job ran and no model was "
+EMULATED_NOTE = ("SageMaker is emulated (emulator/sagemaker_sim.py): no training job ran and no model was "
                  "loaded; the images are placeholders, and every duration and cost below is the emulator's, "
                  "not AWS's. Run with AWS credentials for the real numbers.")
 
@@ -887,7 +887,7 @@ class HarnessApi:
 
 
 class EmulatorBackend:
-    """The synthesized stack on moto with simulated SageMaker (tests/harness), in this process."""
+    """The synthesized stack on moto with simulated SageMaker (emulator/), in this process."""
 
     name = "emulator"
     emulated = True
@@ -931,7 +931,7 @@ class EmulatorBackend:
         self.harness.upload(key, body)  # put + the EventBridge event S3 would send
 
     def sleep(self, seconds: float) -> None:
-        self.harness.clock.wait(min(seconds, 0.5))  # the emulator's time (tests/harness/clock.py): skipped when all wait
+        self.harness.clock.wait(min(seconds, 0.5))  # the emulator's time (emulator/clock.py): skipped when all wait
 
     def destroy_stack(self, say: Callable[[str], None]) -> None:
         raise RuntimeError("the emulator never deploys a stack")
@@ -952,7 +952,7 @@ class EmulatorBackend:
             "training_output_code": (EMULATED, "the simulated training writes no code/; the packaging step adds it"),
             "packaging_time": (EMULATED, "the packaging function ran in this process on the simulated training's "
                                          "small tarball"),
-            "access_denied": (EMULATED, "IAM evaluated per role by the harness (tests/harness/iam.py)"),
+            "access_denied": (EMULATED, "IAM evaluated per role by the harness (emulator/iam.py)"),
             "history_events": (EMULATED, "emulator: " + "; ".join(f"{k}: {max(v)} events (most of {len(v)})"
                                                                    for k, v in sorted(counts.items()))),
             "sdk_version": (EMULATED, f"the handlers run in this process: botocore {botocore.__version__}"),
@@ -984,7 +984,7 @@ def emulator(*, training_s: float = 2.0, endpoint_s: float = 2.0, synthesized: A
     """Synthesize (into a temporary folder) and create the stack on moto; yield the backend."""
     import tempfile
 
-    from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
+    from emulator import PipelineHarness, SageMakerSimulator, synthesize
 
     with mock.patch.dict(os.environ, EMULATOR_ENV), tempfile.TemporaryDirectory(prefix="emulator-synth-") as scratch:
         os.environ.pop("AWS_PROFILE", None)  # restored when the patch ends
@@ -1010,7 +1010,7 @@ def emulator_history_figures(config: Any) -> dict[str, list[int]]:
 
 def main(argv: Optional[Sequence[str]] = None, session: Any = None) -> int:
     from scripts.aws_session import user_session
-    from scripts.deploy import context_from, has_credentials
+    from scripts.context import context_from, has_credentials
     from stacks.config import AppConfig
 
     parser = argparse.ArgumentParser(prog="python -m scripts.acceptance", description=__doc__.split("\n\n")[0])

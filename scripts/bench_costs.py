@@ -23,7 +23,7 @@ import sys
 from typing import Optional, Sequence
 
 from scripts import costs
-from scripts.deploy import ROOT, context_from
+from scripts.context import ROOT, context_from
 from stacks.config import AppConfig, ConfigError
 
 MANUAL_TRAINING_INSTANCE = "ml.g4dn.16xlarge"

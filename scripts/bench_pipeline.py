@@ -3,7 +3,7 @@
     python -m scripts.bench_pipeline [--training-s 20] [--endpoint-s 30] [--quiet-window-s 10]
                                      [--poll-s <endpointPollSeconds' default>] [--runs 1]
 
-Runs the synthesized state machines on moto (tests/harness) with simulated SageMaker durations
+Runs the synthesized state machines on moto (emulator/) with simulated SageMaker durations
 (SageMaker's endpoint state-change events delivered, unless --lose-endpoint-events),
 uploads a small dataset, and prints for each run:
 - added wall time: from the last upload to the model being live, minus the quiet window, the
@@ -12,7 +12,7 @@ uploads a small dataset, and prints for each run:
 and, because transitions grow with the endpoint's creation time, the count this configuration
 would give for longer (real) endpoint creation times.
 
-Time is the harness's clock (tests/harness/clock.py): what every component reads, so the figures
+Time is the harness's clock (emulator/clock.py): what every component reads, so the figures
 are what AWS would show; the quiet window and the simulated SageMaker durations are skipped rather
 than waited for on the wall clock whenever nothing else runs, so a run takes seconds.
 """
@@ -39,18 +39,19 @@ STATES_PER_POLL = 4
 
 def one_run(training_s: float, endpoint_s: float, quiet_window_s: int, poll_s: int, first: bool,
             events: bool = True) -> dict:
-    from tests.harness import PipelineHarness, SageMakerSimulator
-    from tests.pipeline.conftest import jpeg_bytes
+    from emulator import PipelineHarness, SageMakerSimulator
+    from scripts.acceptance import draw_sample_photos
 
     context = {"quietWindowSeconds": quiet_window_s, "endpointPollSeconds": poll_s}
     simulator = SageMakerSimulator(training_s=training_s, endpoint_s=endpoint_s)
     with PipelineHarness(context=context, simulator=simulator, deliver_endpoint_events=events) as h:
         if not first:  # measure an update: put a first model live, then time the second
-            h.upload_dataset("bench", {f"a{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)})
+            h.upload_dataset("bench", draw_sample_photos(3, label="bench first"))
             h.wait_until_idle(quiet_window_s + training_s + endpoint_s + 120)
             simulator.timeline.clear()
         started = len(h.training_runs()), len(h.deploy_runs())
-        h.upload_dataset("bench", {f"b{i}.jpg": jpeg_bytes(600 + i, 600) for i in range(3)})
+        h.upload_dataset("bench", {f"second-{name}": photo
+                                   for name, photo in draw_sample_photos(3, label="bench second").items()})
         last_upload = time.time()
         h.wait_until_idle(quiet_window_s + training_s + endpoint_s + 120)
         (train,) = h.training_runs()[started[0]:]

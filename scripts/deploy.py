@@ -17,17 +17,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from scripts import choose_bucket
 from scripts.aws_session import JSII_SILENCE, NODE_VERSION_SILENCED, AwsAccessProblem, access_problem, user_session
+from scripts.cli import preflight
+from scripts.context import NO_REHEARSAL, ROOT, SETUP_ACCOUNT, SKIP_PREFLIGHT, context_from, has_credentials
 from stacks.config import JUMPSTART_LOCK_MAX_AGE_DAYS, AppConfig, ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent
 # --no-notices: the CLI would otherwise try to fetch and print AWS's notices (no network here, and
 # noise on a machine that has one); the jsii banner is silenced through the environment (main()).
 CDK = ["npx", "--no-install", "cdk"]
 CDK_QUIET = ["--no-notices"]
-NO_REHEARSAL = "--no-rehearsal"
-SKIP_PREFLIGHT = "--skip-preflight"
-SETUP_ACCOUNT = "--setup-account"
-"""Lets `make deploy` create and set API Gateway's CloudWatch Logs role when none is set."""
 HELP_FLAGS = ("-h", "--help")
 USAGE = f"""usage: make deploy [ARGS="[{NO_REHEARSAL}] [-c KEY=VALUE ...] [other cdk deploy options]"]
        (or: .venv/bin/python -m scripts.deploy [ARGS...])
@@ -81,27 +78,6 @@ Runner = Callable[[Sequence[str], dict[str, str]], int]
 
 def _run(command: Sequence[str], env: dict[str, str]) -> int:
     return subprocess.run(list(command), cwd=ROOT, env=env, check=False).returncode
-
-
-def context_from(args: Sequence[str], root: Path = ROOT) -> dict[str, Any]:
-    """cdk.json's context, then cdk.context.json, then `-c key=value` arguments (as the CLI merges them)."""
-    context: dict[str, Any] = {}
-    for name in ("cdk.json", "cdk.context.json"):
-        path = root / name
-        if path.exists():
-            data = json.loads(path.read_text())
-            context.update(data.get("context", {}) if name == "cdk.json" else data)
-    for flag, value in zip(args, list(args[1:]) + [""]):
-        if flag in ("-c", "--context") and "=" in value:
-            key, _, text = value.partition("=")
-            context[key] = text
-    return context
-
-
-def has_credentials(session: Any) -> bool:
-    """Whether credentials are configured at all. Configured but broken ones (a failing
-    credential_process, an SSO token to renew) raise: that is an access problem, not "offline"."""
-    return session.get_credentials() is not None
 
 
 REHEARSE = [sys.executable, "-m", "scripts.rehearse"]
@@ -209,8 +185,6 @@ def ask(question: str) -> bool:
 def run_preflight(session: Any, config: AppConfig, setup_account: bool,
                   confirm: Callable[[str], bool] = ask) -> bool:
     """The checks a deploy depends on; set up the API Gateway logging role when allowed. True: go on."""
-    from scripts.cli import preflight  # scripts.cli imports this module
-
     checks = preflight.account_checks(session, config)
     missing_role = next((c for c in checks if c.name == preflight.APIGATEWAY_CHECK and not c.ok
                          and "has no CloudWatch Logs role" in c.detail), None)

@@ -4,7 +4,7 @@
 
 1. synthesizes the app (cdk-nag included), with short waits for the rehearsal;
 2. creates the stack's resources on the emulator (moto) from that template, with the test
-   harness (tests/harness: PipelineHarness, SageMakerSimulator);
+   harness (emulator/: PipelineHarness, SageMakerSimulator);
 3. uploads a sample dataset (photos drawn with Pillow at run time, no user data) under
    datasets/rehearsal-sample/, each upload followed by the event S3 would send;
 4. waits while the real training and deployment state machines run with the real Lambda
@@ -43,7 +43,7 @@ INSTANCE_PROMPT = "a photo of sks rehearsal toy"
 GENERATION = {"prompt": f"{INSTANCE_PROMPT} on a beach at sunset", "num_images": 2, "seed": 42}
 # Short waits so the rehearsal takes seconds; a deployed stack uses the configured values.
 REHEARSAL_CONTEXT = acceptance.EMULATOR_CONTEXT
-EMULATED = ("SageMaker is emulated (tests/harness/sagemaker_sim.py): no training job ran and no model "
+EMULATED = ("SageMaker is emulated (emulator/sagemaker_sim.py): no training job ran and no model "
             "was loaded; the images are placeholders drawn by the simulator, not model output.")
 
 

@@ -68,6 +68,11 @@ METRIC_ENDPOINT_TRANSITION_MINUTES = "EndpointTransitionMinutes"
 METRIC_GENERATIONS_REQUESTED = "GenerationsRequested"  # every accepted generation (API_SERVICE)
 METRIC_GENERATIONS_SUCCEEDED = "GenerationsSucceeded"  # from SageMaker's notices (RESULTS_SERVICE)
 METRIC_GENERATIONS_FAILED = "GenerationsFailed"
+# Published by the training state machine itself (aws-sdk PutMetricData, no Lambda; PIPELINE_SERVICE)
+# after each trained model, and read by the dashboard.
+METRIC_TRAINING_SECONDS = "TrainingSeconds"
+METRIC_BILLABLE_SECONDS = "BillableTrainingSeconds"
+METRIC_TRAIN_LOSS = "TrainLoss"
 
 
 class ApiEnv:

@@ -24,12 +24,12 @@ from stacks.cleanup.construct import SageMakerCleanup
 from stacks.config import NotificationConfig, ServingConfig, TrainingConfig
 from stacks.contract import DEPLOY_MACHINE_SUFFIX, TRAINING_MACHINE_SUFFIX
 from stacks.intake.construct import DatasetTasks, UploadTrigger
-from stacks.monitoring.construct import retention
-from stacks.monitoring.notifications import Notifications
 from stacks.monitoring.run_failures import RunFailureReport
+from stacks.notifications.construct import Notifications
 from stacks.registry.construct import ModelRegistry
 from stacks.serving.construct import Serving
 from stacks.shared.functions import PipelineFunctions
+from stacks.shared.logs import retention
 from stacks.training.construct import Training, TrainingTasks
 from stacks.training.jumpstart_lock import JumpStartArtifacts, JumpStartLock
 from stacks.training.roles import SageMakerRoles

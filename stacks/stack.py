@@ -12,8 +12,9 @@ from stacks.config import AppConfig
 from stacks.contract import VARIANT_NAME
 from stacks.storage.construct import DataBucket
 from stacks.api.construct import InferenceApi
-from stacks.monitoring.construct import ApiMetricsSource, Monitoring, manage_function_logs
+from stacks.monitoring.construct import ApiMetricsSource, Monitoring
 from stacks.pipeline import TrainingPipeline
+from stacks.shared.logs import manage_function_logs
 
 
 class DreamBoothStack(Stack):

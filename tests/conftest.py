@@ -54,11 +54,11 @@ def models_parsed_once():
 @pytest.fixture(scope="session", autouse=True)
 def moto_response_names_looked_up_once():
     """moto's serializer looks up each member's attribute names once per response, not per object
-    (tests/harness/moto_patches.py, `patch_response_keys`), and a nameless StartExecution gets a
+    (emulator/moto_patches.py, `patch_response_keys`), and a nameless StartExecution gets a
     UUID as in AWS (`patch_execution_names`); the harness enters both on its own too."""
     from contextlib import ExitStack
 
-    from tests.harness.moto_patches import patch_execution_names, patch_response_keys
+    from emulator.moto_patches import patch_execution_names, patch_response_keys
 
     with ExitStack() as stack:
         patch_response_keys(stack)
@@ -69,10 +69,10 @@ def moto_response_names_looked_up_once():
 def synth_stack(context: Optional[Mapping[str, Any]] = None, environ: Optional[Mapping[str, str]] = None):
     """The real app with extra context (cdk.json's context applies too); returns the stack.
 
-    Synthesized once per distinct context per test run (tests/synthesis.py), so the stack is
+    Synthesized once per distinct context per test run (emulator/synthesis.py), so the stack is
     shared: `Template.from_stack` on it reuses that synthesis. Treat it as read-only.
     """
-    from tests.synthesis import synth
+    from emulator.synthesis import synth
 
     return synth(context, environ).stack
 
@@ -90,8 +90,8 @@ def imported_stack():
 # ---------------------------------------------------------------------------------------------
 # Tiers: every test gets one marker, so that `pytest -m <tier>` runs one tier alone (README).
 #   unit      plain modules and handlers, on moto where they call AWS (no synthesis)
-#   construct CDK assertions on a synthesized template (tests/synthesis.py: one synth per variant)
-#   emulator  the synthesized stack run on moto (tests/harness: state machines, Lambdas, API)
+#   construct CDK assertions on a synthesized template (emulator/synthesis.py: one synth per variant)
+#   emulator  the synthesized stack run on moto (emulator/: state machines, Lambdas, API)
 #   gates     cdk-nag, cfn-lint and checkov over every deployable variant (tests/test_gates.py)
 #   browser   the web page in Chromium (tests/web)
 # A test marked with a tier by hand keeps it.
@@ -138,8 +138,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    from tests.synthesis import synth_count
+    from emulator.synthesis import synth_count
 
     if synth_count():
         terminalreporter.write_line(f"synthesized {synth_count()} context variant(s) of the app, once each "
-                                    "(tests/synthesis.py)")
+                                    "(emulator/synthesis.py)")

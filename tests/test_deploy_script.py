@@ -15,7 +15,7 @@ from scripts import refresh_jumpstart_lock as jumpstart
 from stacks.training.jumpstart_lock import LOCK_FILE, JumpStartLock
 from tests import jumpstart_fixture
 from tests.conftest import ROOT
-from tests.harness.service_model import ServiceModelCheck
+from emulator.service_model import ServiceModelCheck
 from tests.test_choose_bucket import make_buckets, s3_quota  # noqa: F401 (fixture)
 
 ACCOUNT = "123456789012"  # moto's default account

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.synthesis import synth
+from emulator.synthesis import synth
 
 # Each variant synthesizes differently: created or taken-over bucket, access logs on, IAM auth,
 # and as a real deploy synthesizes it, with a concrete account and region (ARNs become literal).
@@ -64,7 +64,7 @@ def checkov(files: list[Path]) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def gates():
     """Each variant synthesized as `cdk synth` does, cdk-nag registered (once per test run, shared
-    with the other tests: tests/synthesis.py). cfn-lint starts on a variant as soon as it is
+    with the other tests: emulator/synthesis.py). cfn-lint starts on a variant as soon as it is
     synthesized, while the next one synthesizes (at most one run per core), and checkov, the longest
     run, once over all of them as soon as the last is there, beside any cfn-lint still queued; the
     tests below wait for the run they read."""

@@ -1,5 +1,5 @@
 """What each role may do, judged on the synthesized policies with the harness's IAM evaluation
-(tests/harness/iam.py): least privilege as behaviour, not as template text."""
+(emulator/iam.py): least privilege as behaviour, not as template text."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from aws_cdk.assertions import Template
 
 from tests import template_find as find
 from tests.conftest import synth_stack
-from tests.harness.iam import Check, evaluate
-from tests.harness.pipeline_harness import Resolver
+from emulator.iam import Check, evaluate
+from emulator.pipeline_harness import Resolver
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555"

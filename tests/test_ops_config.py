@@ -39,7 +39,7 @@ def test_log_retention_must_be_a_cloudwatch_value():
 
 
 def test_every_allowed_retention_has_a_cdk_value():
-    from stacks.monitoring.construct import retention
+    from stacks.shared.logs import retention
 
     assert [retention(days) for days in LOG_RETENTION_DAYS]
 

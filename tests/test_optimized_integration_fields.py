@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import pytest
 
 from tests.optimized_integration_fields import ALLOWED
-from tests.synthesis import synth
+from emulator.synthesis import synth
 from tests.template_find import _all_states, of_type, states
 
 VARIANTS = {

@@ -19,7 +19,7 @@ import pytest
 
 from stacks.shared.sdk_layer import REQUIREMENTS, pinned
 from tests.conftest import ROOT
-from tests.synthesis import synth
+from emulator.synthesis import synth
 from tests.template_find import of_type
 
 LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024  # function and all its layers, unzipped

@@ -7,6 +7,18 @@ the pipeline's own rules and uploads it), follow (follows a training until its m
 generation (asks for images and saves them), progress (the upload's progress bar).
 """
 
-from scripts.cli.commands import main
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["main"]
+
+
+def __getattr__(name: str) -> Any:
+    """`main` (pyproject's `dreambooth`), loaded on first use: importing one part (e.g. preflight, from
+    scripts/deploy.py) loads only that part, not the whole command."""
+    if name == "main":
+        from scripts.cli.commands import main
+
+        return main
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

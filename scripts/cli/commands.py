@@ -25,7 +25,7 @@ from scripts.cli.follow import Clock, Follower, Outcome, elapsed_text
 from scripts.cli.generation import Generator, Saved, TimedOut, save_images
 from scripts.cli.progress import ByteProgress
 from scripts.aws_session import AwsAccessProblem, access_problem, silence_jsii, user_session
-from scripts.deploy import ROOT, context_from
+from scripts.context import ROOT, context_from
 from stacks.config import AppConfig, ConfigError
 
 silence_jsii()  # before preflight or the JumpStart lock import aws_cdk (jsii starts a Node process)

@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from scripts import choose_bucket
 from scripts.aws_session import CREDENTIALS_FIX, REGION_FIX, access_problem
+from scripts.context import SETUP_ACCOUNT
 from stacks.config import AppConfig
 from stacks.training.jumpstart_lock import JumpStartLock
 
@@ -174,8 +175,6 @@ def check_bucket_encryption(s3: Any, bucket: Optional[str], configured_key: Opti
 def _apigateway_role_fix(region: str) -> str:
     trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                                  "Principal": {"Service": "apigateway.amazonaws.com"}}]})
-    from scripts.deploy import SETUP_ACCOUNT
-
     return (f"run `make deploy ARGS={SETUP_ACCOUNT}` (creates the role {APIGATEWAY_LOGS_ROLE_NAME} with AWS's "
             "managed policy AmazonAPIGatewayPushToCloudWatchLogs and sets it for API Gateway in this region; "
             "nothing else changes), or yourself: "

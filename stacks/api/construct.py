@@ -46,7 +46,7 @@ from stacks.contract import (
     UPLOADS_PREFIX,
     ApiEnv,
 )
-from stacks.monitoring.construct import retention
+from stacks.shared.logs import retention
 from stacks.storage.construct import grant_prefix_read
 from stacks.shared.nag import acknowledge, acknowledge_prefix_grants, nag_resource
 from stacks.shared.powertools_layer import powertools_layer

@@ -23,7 +23,7 @@ from aws_cdk import aws_stepfunctions as sfn
 
 from stacks.config import TrainingConfig
 from stacks.contract import DATASETS_PREFIX, MODELS_PREFIX, STAGING_PREFIX, PipelineEnv
-from stacks.monitoring.notifications import Notifications
+from stacks.notifications.construct import Notifications
 from stacks.shared.functions import PipelineFunctions
 from stacks.shared.nag import acknowledge, acknowledge_prefix_grants, arn_prefix
 

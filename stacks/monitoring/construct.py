@@ -1,4 +1,4 @@
-"""Operations: a CloudWatch dashboard, alarms to the notifications topic, and log retention.
+"""Operations: a CloudWatch dashboard, and alarms to the notifications topic.
 
 Where each figure comes from:
 - pipeline runs and failures: Step Functions' own AWS/States metrics of both state machines;
@@ -18,14 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from aws_cdk import ArnFormat, Aws, CfnOutput, CfnResource, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Aws, CfnOutput, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
@@ -34,57 +32,20 @@ from constructs import Construct
 from stacks.config import MonitoringConfig
 from stacks.contract import (
     API_SERVICE,
+    METRIC_BILLABLE_SECONDS,
     METRIC_ENDPOINT_IN_SERVICE,
     METRIC_ENDPOINT_TRANSITION_MINUTES,
     METRIC_GENERATIONS_FAILED,
     METRIC_GENERATIONS_REQUESTED,
     METRIC_GENERATIONS_SUCCEEDED,
+    METRIC_TRAIN_LOSS,
+    METRIC_TRAINING_SECONDS,
     METRICS_NAMESPACE,
     PIPELINE_SERVICE,
     RESULTS_SERVICE,
 )
-from stacks.training.workflow import METRIC_BILLABLE_SECONDS, METRIC_TRAIN_LOSS, METRIC_TRAINING_SECONDS
 
 ALARM_PERIOD = Duration.minutes(5)
-
-_RETENTION = {
-    1: logs.RetentionDays.ONE_DAY, 3: logs.RetentionDays.THREE_DAYS, 5: logs.RetentionDays.FIVE_DAYS,
-    7: logs.RetentionDays.ONE_WEEK, 14: logs.RetentionDays.TWO_WEEKS, 30: logs.RetentionDays.ONE_MONTH,
-    60: logs.RetentionDays.TWO_MONTHS, 90: logs.RetentionDays.THREE_MONTHS, 120: logs.RetentionDays.FOUR_MONTHS,
-    150: logs.RetentionDays.FIVE_MONTHS, 180: logs.RetentionDays.SIX_MONTHS, 365: logs.RetentionDays.ONE_YEAR,
-    400: logs.RetentionDays.THIRTEEN_MONTHS, 545: logs.RetentionDays.EIGHTEEN_MONTHS,
-    731: logs.RetentionDays.TWO_YEARS, 1096: logs.RetentionDays.THREE_YEARS, 1827: logs.RetentionDays.FIVE_YEARS,
-    2192: logs.RetentionDays.SIX_YEARS, 2557: logs.RetentionDays.SEVEN_YEARS, 2922: logs.RetentionDays.EIGHT_YEARS,
-    3288: logs.RetentionDays.NINE_YEARS, 3653: logs.RetentionDays.TEN_YEARS,
-}
-
-
-def retention(days: int) -> logs.RetentionDays:
-    """The CDK enum for a retention in days (MonitoringConfig has already checked the value)."""
-    return _RETENTION[days]
-
-
-def manage_function_logs(scope: Construct, days: int) -> list[logs.LogGroup]:
-    """Give every Lambda function under `scope` that has no log group of its own one with retention.
-
-    CDK's own functions (the S3 notifications handler) would otherwise log to an implicit
-    /aws/lambda/<name> group kept forever. The function's LoggingConfig points at the new group,
-    so CloudFormation creates the group before the function can run.
-    """
-    created = []
-    for construct in scope.node.find_all():
-        if isinstance(construct, lambda_.CfnFunction):
-            if construct.logging_config is not None:
-                continue
-        # CDK writes some of its own handlers as plain CfnResources, never with a LoggingConfig.
-        elif not (isinstance(construct, CfnResource) and construct.cfn_resource_type == "AWS::Lambda::Function"):
-            continue
-        group = logs.LogGroup(construct.node.scope, f"{construct.node.id}Logs", retention=retention(days),
-                              removal_policy=RemovalPolicy.DESTROY)
-        construct.add_property_override("LoggingConfig.LogGroup", group.log_group_name)
-        created.append(group)
-    return created
-
 
 @dataclass(frozen=True)
 class ApiMetricsSource:

@@ -14,7 +14,7 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_stepfunctions as sfn
 
 from stacks.contract import STATUS_DEPLOYING, STATUS_FAILED, STATUS_TRAINING, STATUS_VALIDATING, PipelineEnv
-from stacks.monitoring.notifications import Notifications
+from stacks.notifications.construct import Notifications
 from stacks.shared.functions import PipelineFunctions
 
 

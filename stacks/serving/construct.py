@@ -26,7 +26,7 @@ from constructs import Construct
 
 from stacks.config import ConfigError, ServingConfig
 from stacks.contract import INFERENCE_FAILURES_PREFIX, INFERENCE_OUTPUTS_PREFIX, PipelineEnv
-from stacks.monitoring.notifications import Notifications
+from stacks.notifications.construct import Notifications
 from stacks.serving.workflow import AsyncOutput, DeployWorkflow, HistoryBudget
 from stacks.shared import sfn_budget
 from stacks.shared.functions import PipelineFunctions

@@ -19,7 +19,7 @@ from aws_cdk import aws_stepfunctions as sfn
 
 from stacks.config import TrainingConfig
 from stacks.contract import METRICS_NAMESPACE, MODELS_PREFIX, PACKAGING_TIMEOUT_S, PipelineEnv
-from stacks.monitoring.notifications import Notifications
+from stacks.notifications.construct import Notifications
 from stacks.shared.functions import PipelineFunctions
 from stacks.shared import sfn_budget
 from stacks.shared.nag import acknowledge, acknowledge_prefix_grants, arn_prefix

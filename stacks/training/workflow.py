@@ -44,6 +44,9 @@ from stacks.contract import (
     STAGE_TRAINING,
     STAGE_TRAINING_ON_DEMAND,
     DATASET_ITEM_PREFIX,
+    METRIC_BILLABLE_SECONDS,
+    METRIC_TRAIN_LOSS,
+    METRIC_TRAINING_SECONDS,
     PIPELINE_SERVICE,
     SNAPSHOT_ITEM_PREFIX,
     STATUS_DEPLOYING,
@@ -66,10 +69,6 @@ QUIET_WINDOW_LOOPS = (("ReadUploadWindow", "WaitForQuietWindow", "CloseUploadWin
                        "UploadsKeepComing"),)
 TRAINING_VOLUME_GB = 50
 TRAINING_JOB_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
-# Custom metrics the training state machine publishes itself (aws-sdk PutMetricData, no Lambda).
-METRIC_TRAINING_SECONDS = "TrainingSeconds"
-METRIC_BILLABLE_SECONDS = "BillableTrainingSeconds"
-METRIC_TRAIN_LOSS = "TrainLoss"
 # DescribeTrainingJob's SecondaryStatus of a spot job SageMaker stopped for want of capacity
 # (MaxWaitTimeExceeded) or after interruptions (Interrupted). The .sync task fails with the whole
 # DescribeTrainingJob answer as its Cause (JSON), so the Cause is matched for them, with or

@@ -29,9 +29,9 @@ from moto.core.exceptions import JsonRESTError
 from moto.sagemaker.models import sagemaker_backends
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
-from tests.harness.atomic_dynamodb import atomic_dynamodb
-from tests.api.adapter import ApiGatewayAdapter, lambda_context
-from tests.api.lambda_loader import API_CODE, load
+from emulator.atomic_dynamodb import atomic_dynamodb
+from emulator.api_gateway import ApiGatewayAdapter, lambda_context
+from emulator.lambda_runtime import API_CODE, load
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

@@ -17,7 +17,7 @@ from botocore.client import BaseClient
 
 from stacks.contract import API_GATEWAY_LIMIT_S
 from tests.api.conftest import BUCKET
-from tests.api.lambda_loader import API_CODE, load
+from emulator.lambda_runtime import API_CODE, load
 from tests.conftest import ROOT
 
 PROMPT = "a photo of sks dog"

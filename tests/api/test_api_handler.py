@@ -12,9 +12,9 @@ import pytest
 import requests
 from moto.sagemaker.models import sagemaker_backends
 
-from tests.api.adapter import lambda_context
+from emulator.api_gateway import lambda_context
 from tests.api.conftest import ACCOUNT, BUCKET, ENDPOINT, REGION, create_endpoint
-from tests.api.lambda_loader import API_CODE
+from emulator.lambda_runtime import API_CODE
 
 MODEL = "dog-20261120100000"
 
@@ -407,7 +407,7 @@ def test_answers_carry_cors_headers_for_the_web_page(live):
 
 def test_a_recorded_api_gateway_event_is_handled(live):
     # A full REST proxy event as API Gateway sends it (tests/events), straight to the handler.
-    from tests.api.adapter import lambda_context
+    from emulator.api_gateway import lambda_context
     from tests.conftest import ROOT
 
     live.mode = "defer"

@@ -15,7 +15,7 @@ from stacks.api.construct import (
     API_GATEWAY_LIMIT_S, OPENAPI_PATH, api_gateway_model_schema, is_public, load_openapi,
 )
 from tests import template_find as find
-from tests.api.lambda_loader import API_CODE, load
+from emulator.lambda_runtime import API_CODE, load
 from tests.api.stack_fixture import ENDPOINT_NAME, build
 
 # Non-default limits, so that the assertions prove the template follows the configuration.
@@ -267,7 +267,7 @@ def test_environment_names_match_what_the_handlers_read(key_template):
         settings.Settings.from_environ(plain)  # raises on a missing or malformed variable
     names = ApiEnv
     api_vars = function_with_handler(key_template, "handler.lambda_handler")["Environment"]["Variables"]
-    # The dispatcher's own (set when the stack passes the scaling function: tests/harness/test_autoscaling_paths.py)
+    # The dispatcher's own (set when the stack passes the scaling function: tests/emulator/test_autoscaling_paths.py)
     dispatcher_only = {names.SCALING_FUNCTION_NAME}
     assert {getattr(names, n) for n in dir(names) if n.isupper()} - dispatcher_only <= set(api_vars)
 

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stacks.api.construct import api_gateway_model_schema, load_openapi
-from tests.api.lambda_loader import API_CODE, load
+from emulator.lambda_runtime import API_CODE, load
 
 OPENAPI = load_openapi()
 SPEC_EXAMPLES = int(os.environ.get("SPEC_EXAMPLES", "300"))  # 5000 found no disagreement either

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.api.lambda_loader import API_CODE, load
+from emulator.lambda_runtime import API_CODE, load
 
 REGION = "eu-west-1"
 

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.api.lambda_loader import API_CODE, load
+from emulator.lambda_runtime import API_CODE, load
 
 ROLE = "arn:aws:iam::123456789012:role/ImageSigner"
 T0 = 1_800_000_000.0

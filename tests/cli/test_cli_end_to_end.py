@@ -1,8 +1,8 @@
 """End to end on the offline rehearsal: `dreambooth upload` into the bucket of the synthesized pipeline
-(tests/harness: the real state machines and Lambda handlers on moto, simulated SageMaker), followed
+(emulator/: the real state machines and Lambda handlers on moto, simulated SageMaker), followed
 through the real API handler serving that pipeline's registry, until the model is live.
 
-What stands in for AWS here: the harness (see tests/harness/README.md) and, for S3's EventBridge
+What stands in for AWS here: the harness (see emulator/README.md) and, for S3's EventBridge
 notifications, this test delivering an "Object Created" event for each object the CLI uploaded
 (at the CLI's first wait, as EventBridge would shortly after the uploads).
 """
@@ -16,12 +16,12 @@ import boto3
 import pytest
 
 from scripts import cli
-from tests.api.adapter import ApiGatewayAdapter
+from emulator.api_gateway import ApiGatewayAdapter
 from tests.api.conftest import FUNCTION_ENV
-from tests.api.lambda_loader import API_CODE, load
+from emulator.lambda_runtime import API_CODE, load
 from tests.cli.conftest import API_KEY_VALUE, LocalApi, _serve, create_stack, write_image
-from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
-from tests.harness.pipeline_harness import BUCKET_NAME, REGION
+from emulator import PipelineHarness, SageMakerSimulator, synthesize
+from emulator.pipeline_harness import BUCKET_NAME, REGION
 
 PROMPT = "a photo of sks dog"
 

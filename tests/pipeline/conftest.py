@@ -41,7 +41,7 @@ def jpeg_bytes(width: int = 512, height: int = 512, *, exif_padding: int = 0, pr
 @pytest.fixture(scope="module")
 def synthesized():
     """The app synthesized once per test module with the harness's quick settings."""
-    from tests.harness.pipeline_harness import FAST_CONTEXT, synthesize
+    from emulator.pipeline_harness import FAST_CONTEXT, synthesize
 
     return synthesize(FAST_CONTEXT)
 
@@ -52,6 +52,6 @@ def dog_photos() -> dict[str, bytes]:
 
 def pipeline_harness(synthesized, **simulator):
     """A PipelineHarness over `synthesized`, SageMaker simulated with `simulator`'s settings."""
-    from tests.harness import PipelineHarness, SageMakerSimulator
+    from emulator import PipelineHarness, SageMakerSimulator
 
     return PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(**simulator))

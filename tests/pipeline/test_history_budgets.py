@@ -13,7 +13,7 @@ from stacks.shared import sfn_budget
 from stacks.training import workflow as training_workflow
 from stacks.training.workflow import MAX_QUIET_WINDOW_EXTENSIONS, QUIET_WINDOW_LOOPS
 from tests import template_find as find
-from tests.harness import PipelineHarness, SageMakerSimulator
+from emulator import PipelineHarness, SageMakerSimulator
 from tests.pipeline.conftest import dog_photos
 
 
@@ -47,7 +47,7 @@ def test_the_deploy_budget_counts_the_lock_take_over_path(synthesized):
     # The lock's take-over (DescribeLockOwner fails -> TakeOverLock refused -> CountLockRetry) is its
     # longest turn, longer than either listed way round.
     from stacks.serving.workflow import DeployWorkflow
-    from tests.synthesis import synth
+    from emulator.synthesis import synth
 
     (deploy,) = [c for c in synth().stack.node.find_all() if isinstance(c, DeployWorkflow)]
     graph = sfn_budget.graph_of(deploy.definition)

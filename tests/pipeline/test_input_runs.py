@@ -1,4 +1,4 @@
-"""Odd uploads on the synthesized pipeline (tests/harness, moto's Step Functions): files the
+"""Odd uploads on the synthesized pipeline (emulator/, moto's Step Functions): files the
 pipeline skips cost no training, folder placeholders open no run, cut-off photos are refused
 before any training job, near-miss names are in the notifications, and event keys work in both
 URL-encoded and plain form."""

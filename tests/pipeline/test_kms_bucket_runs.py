@@ -1,6 +1,6 @@
 """The whole pipeline over a reused bucket whose default encryption is SSE-KMS with a customer key
 (`-c bucketName=... -c bucketKmsKeyArn=...`): every S3 read and write of every role is judged
-with the key as S3 uses it (tests/harness/iam.py), so a role without its part of the key fails here
+with the key as S3 uses it (emulator/iam.py), so a role without its part of the key fails here
 as it would fail in AWS. Train from the web page's flow (presigned POSTs, commit), deploy, generate."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
-from tests.harness.account import BUCKET_KEY_ARN
-from tests.harness.assembly import FAST_CONTEXT, KMS_BUCKET_CONTEXT
-from tests.harness.iam import statements_matching
+from emulator import PipelineHarness, SageMakerSimulator, synthesize
+from emulator.account import BUCKET_KEY_ARN
+from emulator.assembly import FAST_CONTEXT, KMS_BUCKET_CONTEXT
+from emulator.iam import statements_matching
 from tests.pipeline.conftest import jpeg_bytes
 
 PHOTOS = {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}

@@ -1,4 +1,4 @@
-"""The pipeline within Step Functions' and Lambda's limits, on the harness (tests/harness/limits.py).
+"""The pipeline within Step Functions' and Lambda's limits, on the harness (emulator/limits.py).
 
 The harness fails any run whose state data passes 256 KiB, whose history passes 25,000 events or
 whose Lambda payloads pass their limits, and lets `States.ALL` catch neither `States.Runtime`
@@ -13,8 +13,8 @@ import json
 from stacks.serving.workflow import HistoryBudget
 from stacks.contract import DEPLOY_LOCK_ID
 from tests import template_find as find
-from tests.harness import PipelineHarness, SageMakerSimulator
-from tests.harness.limits import STATE_LIMIT_BYTES
+from emulator import PipelineHarness, SageMakerSimulator
+from emulator.limits import STATE_LIMIT_BYTES
 from tests.pipeline.conftest import dog_photos, png_bytes
 
 DOG_PHOTOS = dog_photos()
@@ -98,7 +98,7 @@ def events_per_turn(run, first_state: str) -> list[int]:
 
 
 def test_the_history_budget_covers_what_moto_writes_per_loop_turn(synthesized):
-    from tests.harness.limits import ServiceLimits
+    from emulator.limits import ServiceLimits
 
     # Given two deployments at once, the endpoint slow and its events lost (so the first polls
     # every second while the second waits for the lock)...

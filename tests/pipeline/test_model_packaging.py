@@ -10,8 +10,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.harness import PipelineHarness, SageMakerSimulator
-from tests.harness.pipeline_harness import JUMPSTART_INFERENCE_PLACEHOLDER
+from emulator import PipelineHarness, SageMakerSimulator
+from emulator.pipeline_harness import JUMPSTART_INFERENCE_PLACEHOLDER
 from tests.pipeline.conftest import dog_photos
 
 DOG_PHOTOS = dog_photos()

@@ -1,4 +1,4 @@
-"""The synthesized pipeline, run on moto's Step Functions interpreter (tests/harness).
+"""The synthesized pipeline, run on moto's Step Functions interpreter (emulator/).
 
 Each test uploads files as a user would, lets EventBridge's event reach the listener, and waits
 for the state machines to finish; SageMaker's behaviour (durations, failures, UpdateEndpoint)
@@ -13,7 +13,7 @@ from itertools import chain
 import pytest
 
 from tests import template_find as find
-from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
+from emulator import PipelineHarness, SageMakerSimulator, synthesize
 from tests.pipeline.conftest import jpeg_bytes, png_bytes
 from tests.pipeline.conftest import pipeline_harness as harness
 
@@ -159,7 +159,7 @@ def test_endpoint_update_failure_keeps_the_previous_model_live(synthesized):
 
 
 def test_a_live_notice_that_cannot_be_sent_leaves_the_new_model_live(synthesized):
-    from tests.harness.iam import statements_matching
+    from emulator.iam import statements_matching
 
     publish = statements_matching("sns:Publish")
 

@@ -150,7 +150,7 @@ def test_an_uncompressed_model_prefix_is_listed_not_headed():
     from moto import mock_aws
 
     from tests import jumpstart_fixture
-    from tests.harness.service_model import ServiceModelCheck
+    from emulator.service_model import ServiceModelCheck
 
     prefix = "s3://jumpstart-cache-prod-us-east-1/stabilityai-txt2img/artifacts/inference-prepack/v1.0.0/"
     with mock_aws(), ServiceModelCheck() as check:

@@ -1,12 +1,12 @@
-"""Retrain without re-uploading (issue 10, item 6), on the synthesized stack (tests/harness): a
+"""Retrain without re-uploading (issue 10, item 6), on the synthesized stack (emulator/): a
 training that failed for a transient reason runs again on the same staged snapshot through the
 API's POST /models/{id}/retrain; one request starts one retrain; failures that a retry would not
 fix, and invalid datasets, are refused; notifications never carry SageMaker's JSON."""
 
 from __future__ import annotations
 
-from tests.harness import synthesize
-from tests.harness.pipeline_harness import FAST_CONTEXT
+from emulator import synthesize
+from emulator.pipeline_harness import FAST_CONTEXT
 from tests.pipeline.conftest import jpeg_bytes
 from tests.pipeline.conftest import pipeline_harness as harness
 

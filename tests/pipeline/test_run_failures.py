@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 
-from tests.harness import PipelineHarness, SageMakerSimulator
+from emulator import PipelineHarness, SageMakerSimulator
 from tests.pipeline.conftest import dog_photos
 
 DOG_PHOTOS = dog_photos()

@@ -1,4 +1,4 @@
-"""Managed spot training and the training metrics, on the synthesized pipeline (tests/harness).
+"""Managed spot training and the training metrics, on the synthesized pipeline (emulator/).
 
 The stack is synthesized with `spotTraining=true`; SageMaker's behaviour comes from the harness's
 simulator: a completed job, a job SageMaker stops because spot capacity never came
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
+from emulator import PipelineHarness, SageMakerSimulator, synthesize
 from tests.pipeline.conftest import jpeg_bytes
 
 PHOTOS = {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}

@@ -2,7 +2,7 @@
 Chromium driven by Playwright.
 
 - The server (127.0.0.1, a free port, a thread) turns each HTTP request into the API Gateway
-  proxy event of the real handler (tests/api/adapter.py's wsgi_app), against moto through the
+  proxy event of the real handler (emulator/api_gateway.py's wsgi_app), against moto through the
   tests/api fixtures. Like the adapter, it does not check the key: that is API Gateway's job
   (asserted on the template in tests/api/test_api_infra.py); it records the key each request
   carried so that tests can assert the page sends it.
@@ -37,7 +37,7 @@ PHONE = {"width": 390, "height": 844}
 LOCALE, TIME_ZONE = "en-US", "Europe/Paris"
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"  # gitignored
 S3_URLS = "https://*.amazonaws.com/**"
-STAGE = "/prod"  # the stage tests/api/adapter.py writes into requestContext.path
+STAGE = "/prod"  # the stage emulator/api_gateway.py writes into requestContext.path
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageChops, ImageStat
 from playwright.sync_api import expect
 
-from tests.api.adapter import lambda_context
+from emulator.api_gateway import lambda_context
 from tests.api.conftest import ACCOUNT, ENDPOINT, REGION, create_endpoint, jumpstart_answer
 from tests.web.conftest import VIEWPORT, screenshot, screenshot_path
 
@@ -269,9 +269,9 @@ def test_a_failed_generation_shows_the_reason(harness, local_api, page):
 @pytest.fixture
 def iam_api(api_module):
     """The handler as deployed with apiAuth=iam (the page needs no AWS call to say so)."""
-    from tests.api.adapter import ApiGatewayAdapter
+    from emulator.api_gateway import ApiGatewayAdapter
     from tests.api.conftest import FUNCTION_ENV
-    from tests.api.lambda_loader import API_CODE, load
+    from emulator.lambda_runtime import API_CODE, load
     from tests.web.conftest import LocalApi
 
     module = load(API_CODE, "handler", {**FUNCTION_ENV, "API_AUTH": "iam"})

@@ -6,9 +6,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from tests.api.adapter import ApiGatewayAdapter
+from emulator.api_gateway import ApiGatewayAdapter
 from tests.api.conftest import FUNCTION_ENV
-from tests.api.lambda_loader import API_CODE, load
+from emulator.lambda_runtime import API_CODE, load
 
 ROUTES = {"/": "text/html", "/web/app.js": "text/javascript", "/web/app.css": "text/css"}
 

@@ -1,9 +1,9 @@
 """Training from the browser, end to end in Chromium on the emulator: photos dropped on the page go up
 with presigned POSTs to the staging prefix, the API's commit judges them with the pipeline's own
 rules and copies them into datasets/<name>/, and the page follows the real state machines (moto's
-Step Functions, the real Lambda handlers, simulated SageMaker: tests/harness) until the model is live.
+Step Functions, the real Lambda handlers, simulated SageMaker: emulator/) until the model is live.
 
-What stands in for AWS: the harness (tests/harness/README.md); moto's S3 behind Playwright's routing
+What stands in for AWS: the harness (emulator/README.md); moto's S3 behind Playwright's routing
 for the bucket's host (tests/web/conftest.py); and, for S3's EventBridge notifications, this test
 delivering an "Object Created" event for each object the commit wrote, as EventBridge would.
 """
@@ -17,11 +17,11 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.api.adapter import ApiGatewayAdapter
-from tests.api.lambda_loader import load
+from emulator.api_gateway import ApiGatewayAdapter
+from emulator.lambda_runtime import load
 from tests.conftest import ROOT
-from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
-from tests.harness.pipeline_harness import BUCKET_NAME, FAST_CONTEXT
+from emulator import PipelineHarness, SageMakerSimulator, synthesize
+from emulator.pipeline_harness import BUCKET_NAME, FAST_CONTEXT
 from tests.web.conftest import LocalApi
 from tests.web.test_web_page import KEY, save_key
 

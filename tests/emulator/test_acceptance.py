@@ -204,7 +204,7 @@ def test_the_aws_backend_fills_every_row_from_what_aws_shows(tmp_path, monkeypat
     import botocore
 
     from scripts import refresh_jumpstart_lock as jumpstart
-    from tests.harness.service_model import ServiceModelCheck
+    from emulator.service_model import ServiceModelCheck
 
     # Given a deployed stack (a function's log group, the training machine), an execution and cold-start
     # lines since the run started, and the project's lock as JumpStart resolves it
@@ -284,8 +284,8 @@ class TrainingJobs:
 
 def packaging_log(capsys, s3, training_output):
     """The real packaging handler (training/runtime/model_tasks.py) run on `training_output`: its log lines."""
-    from tests.api.lambda_loader import load
-    from tests.harness.lambdas import FunctionSpec, LambdaContext
+    from emulator.lambda_runtime import load
+    from emulator.lambdas import FunctionSpec, LambdaContext
 
     capsys.readouterr()
     code = ROOT / "stacks" / "training" / "runtime"

@@ -9,7 +9,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Mapping
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 API_CODE = ROOT / "stacks" / "api" / "runtime"
 
 

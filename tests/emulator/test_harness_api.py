@@ -17,7 +17,7 @@ import requests
 from botocore.exceptions import ClientError
 from PIL import Image
 
-from tests.harness import PipelineHarness, SageMakerSimulator, placeholder_jpeg, synthesize
+from emulator import PipelineHarness, SageMakerSimulator, placeholder_jpeg, synthesize
 from tests.pipeline.conftest import jpeg_bytes
 
 PHOTOS = {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}

@@ -163,7 +163,7 @@ def _condition_met(operator: str, key: str, expected: Any, context: Mapping[str,
     elif base in ("StringEquals", "StringEqualsIgnoreCase", "StringLike", "ArnEquals", "ArnLike"):
         test = _string_op(base)
     else:
-        raise UnsupportedCondition(f"condition operator {operator} is not evaluated by tests/harness/iam.py")
+        raise UnsupportedCondition(f"condition operator {operator} is not evaluated by emulator/iam.py")
     if key not in context:
         return if_exists or negated
     actual = [str(v) for v in _as_list(context[key])]

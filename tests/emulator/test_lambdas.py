@@ -1,11 +1,11 @@
-"""Each in-process Lambda invocation keeps its own Powertools metrics (tests/harness/lambdas.py)."""
+"""Each in-process Lambda invocation keeps its own Powertools metrics (emulator/lambdas.py)."""
 
 from __future__ import annotations
 
 import threading
 from contextlib import ExitStack
 
-from tests.harness.lambdas import separate_metric_sets
+from emulator.lambdas import separate_metric_sets
 
 
 def test_concurrent_invocations_each_flush_only_their_own_metrics():

@@ -1,5 +1,5 @@
-"""moto's quirks that would hide a defect, corrected as AWS behaves (tests/harness/moto_patches.py,
-tests/harness/iam.py), and the product's paths they used to hide."""
+"""moto's quirks that would hide a defect, corrected as AWS behaves (emulator/moto_patches.py,
+emulator/iam.py), and the product's paths they used to hide."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
+from emulator import PipelineHarness, SageMakerSimulator, synthesize
 from tests.pipeline.conftest import jpeg_bytes
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
@@ -107,7 +107,7 @@ def test_path_style_presigned_urls_of_a_dotted_bucket_are_judged_like_virtual_ho
     import requests
     from botocore.config import Config
 
-    from tests.harness.pipeline_harness import REGION
+    from emulator.pipeline_harness import REGION
 
     dotted = "photos.example.com"
     with PipelineHarness(synthesized=synthesized) as h:

@@ -8,7 +8,7 @@ environment from the template) and both state machines. State machine definition
 environments are taken from the template and only their CloudFormation intrinsics (Ref,
 Fn::GetAtt, Fn::Join, Fn::FindInMap, ...) are resolved to the moto resources; nothing is
 rewritten by hand. `api()` calls the real API function as API Gateway's Lambda proxy
-integration does (tests/api/adapter.py builds the event).
+integration does (emulator/api_gateway.py builds the event).
 
 What the harness adds to moto, and says so:
 - Lambda: moto runs functions in Docker; here moto's docker-less Lambda backend (which only
@@ -22,7 +22,7 @@ What the harness adds to moto, and says so:
   SNS delivers to Lambda: to every function the template subscribes to that topic
   (AWS::SNS::Subscription, protocol lambda), with SNS's event, asynchronously.
 - API Gateway: moto does not execute AWS_PROXY integrations. `api()` builds the REST proxy event
-  (tests/api/adapter.py) and calls the API function's handler in-process; it does not
+  (emulator/api_gateway.py) and calls the API function's handler in-process; it does not
   authenticate, throttle or validate request models (asserted on the template in tests/api).
 - SageMaker runtime: InvokeEndpoint is answered by `SageMakerSimulator` with placeholder JPEGs,
   only while the simulated endpoint serves a model (see sagemaker_sim.py).
@@ -45,7 +45,7 @@ What the harness adds to moto, and says so:
   `inference_script_uri` for the region, which the packaging step unpacks into a model's code/.
 - DynamoDB: moto's conditional writes are not atomic across threads; `atomic_dynamodb`
   serializes its item operations, as DynamoDB serializes writes to an item.
-- Service limits (tests/harness/limits.py): `States.ALL` does not catch `States.Runtime` or
+- Service limits (emulator/limits.py): `States.ALL` does not catch `States.Runtime` or
   `States.DataLimitExceeded` (AWS's rule; moto's catches both), an execution past 25,000 history
   events fails, every state's input and output in each history is checked against 256 KiB, and
   Lambda payloads against 6 MB (sync) / 256 KiB (async). A violation fails the test at
@@ -53,7 +53,7 @@ What the harness adds to moto, and says so:
   `h.limits.violations` for a test to assert on).
 - EventBridge: Step Functions' "Execution Status Change" event is delivered for every execution
   that ended, when `wait_until_idle` finds the pipeline idle (to the run-failure handler's rule).
-- Time: `h.clock` (tests/harness/clock.py). Every clock in the process reads the wall clock plus
+- Time: `h.clock` (emulator/clock.py). Every clock in the process reads the wall clock plus
   an offset that jumps ahead when every thread the harness runs (the test, each execution and
   the threads moto starts for it, each asynchronous invocation, the simulator's settling endpoints
   and its ticker) waits: Wait states, `.sync` polls, retries, task timeouts and tokens end at
@@ -85,21 +85,21 @@ from unittest import mock
 import boto3
 from moto import mock_aws
 
-from stacks.contract import DEPLOY_MACHINE_SUFFIX, TRAINING_MACHINE_SUFFIX, ApiEnv, PipelineEnv
-from tests.api.adapter import Answer, ApiGatewayAdapter
-from tests.api.lambda_loader import load
-from tests.harness.account import ACCOUNT, BUCKET_NAME, REGION
-from tests.harness.assembly import FAST_CONTEXT, Synthesized, synthesize
-from tests.harness.atomic_dynamodb import atomic_dynamodb
-from tests.harness.iam import IamEnforcement
-from tests.harness.clock import VirtualClock
-from tests.harness.intrinsics import Resolver, getatt_targets
-from tests.harness.lambdas import AsyncInvocation, FunctionSpec, LambdaContext, separate_metric_sets
-from tests.harness.limits import ServiceLimits
-from tests.harness.moto_patches import patch_clock, patch_lambda_invoke, patch_state_hooks, patch_step_functions, utc
-from tests.harness.observe import Run
-from tests.harness.sagemaker_sim import SageMakerSimulator
-from tests.harness.service_model import ServiceModelCheck
+from stacks.contract import DEPLOY_MACHINE_SUFFIX, LIVE_POINTER_ID, TRAINING_MACHINE_SUFFIX, ApiEnv, PipelineEnv
+from emulator.api_gateway import Answer, ApiGatewayAdapter
+from emulator.lambda_runtime import load
+from emulator.account import ACCOUNT, BUCKET_NAME, REGION
+from emulator.assembly import FAST_CONTEXT, Synthesized, synthesize
+from emulator.atomic_dynamodb import atomic_dynamodb
+from emulator.iam import IamEnforcement
+from emulator.clock import VirtualClock
+from emulator.intrinsics import Resolver, getatt_targets
+from emulator.lambdas import AsyncInvocation, FunctionSpec, LambdaContext, separate_metric_sets
+from emulator.limits import ServiceLimits
+from emulator.moto_patches import patch_clock, patch_lambda_invoke, patch_state_hooks, patch_step_functions, utc
+from emulator.observe import Run
+from emulator.sagemaker_sim import SageMakerSimulator
+from emulator.service_model import ServiceModelCheck
 
 _ENV_LOCK = threading.RLock()
 _END_EVENTS = {"ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"}
@@ -131,14 +131,14 @@ class PipelineHarness:
     """False simulates lost SageMaker events: deployments then rely on their bounded polling."""
     remove_grants: Optional[Callable[[str, dict[str, Any]], bool]] = None
     """Test-only: drop the policy statements this predicate picks (role logical id, statement), to
-    plant a missing grant (see tests/harness/iam.py `statements_matching`)."""
+    plant a missing grant (see emulator/iam.py `statements_matching`)."""
     bucket_key_arn: Optional[str] = None
     """The bucket's default encryption is SSE-KMS with this customer key, as a reused bucket's may be
     (`bucketName` = `BUCKET_NAME` and `bucketKmsKeyArn` = this key in the synthesized context;
     `KMS_BUCKET_CONTEXT`); the key itself is not modelled, only what IAM must allow with it."""
     limits: ServiceLimits = field(default_factory=ServiceLimits)
     enforce_limits: bool = True
-    """A run that passes a service limit fails the test (see tests/harness/limits.py)."""
+    """A run that passes a service limit fails the test (see emulator/limits.py)."""
 
     def __post_init__(self) -> None:
         self._stack = ExitStack()
@@ -151,12 +151,12 @@ class PipelineHarness:
         self.activity: list[tuple[datetime, str, str]] = []
         """What the harness did on the stack's behalf: (UTC time, component, what happened)."""
         self.iam = IamEnforcement(region=REGION, account=ACCOUNT)
-        """Each call signed as the role that makes it in AWS and authorized (tests/harness/iam.py)."""
+        """Each call signed as the role that makes it in AWS and authorized (emulator/iam.py)."""
         self.service_model = ServiceModelCheck()
-        """Each call's parameters checked against botocore's model (tests/harness/service_model.py)."""
+        """Each call's parameters checked against botocore's model (emulator/service_model.py)."""
         self.clock: VirtualClock = self.simulator.clock
         """The emulated world's time, the simulator's too: skips ahead while everything waits
-        (tests/harness/clock.py)."""
+        (emulator/clock.py)."""
 
     # ---- lifecycle ----
 
@@ -786,13 +786,9 @@ class PipelineHarness:
         return {item["modelId"]["S"]: {k: deserialize(v) for k, v in item.items()} for item in items}
 
     def models(self) -> dict[str, dict[str, Any]]:
-        from tests.harness import LIVE_POINTER_ID
-
         return {k: v for k, v in self.registry().items() if k != LIVE_POINTER_ID}
 
     def live_pointer(self) -> Optional[dict[str, Any]]:
-        from tests.harness import LIVE_POINTER_ID
-
         return self.registry().get(LIVE_POINTER_ID)
 
     def notifications(self) -> list[dict[str, str]]:

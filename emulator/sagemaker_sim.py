@@ -86,7 +86,7 @@ from moto.sagemaker import responses as sm_responses
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
-from tests.harness.clock import VirtualClock
+from emulator.clock import VirtualClock
 
 ACCOUNT = "123456789012"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
@@ -174,7 +174,7 @@ class SageMakerSimulator:
     client_for_role: Optional[Callable[..., Any]] = None
     """(service, role ARN or None for the administrator) -> a boto3 client signed so; None: unsigned (no IAM)."""
     clock: VirtualClock = field(default_factory=VirtualClock)
-    """Whose time training jobs and endpoints take (a PipelineHarness runs on this one: tests/harness/clock.py)."""
+    """Whose time training jobs and endpoints take (a PipelineHarness runs on this one: emulator/clock.py)."""
 
     def __post_init__(self) -> None:
         self._start = time.time()

@@ -22,7 +22,7 @@ What this does not change: the order of events within a run, and every duration 
 reads (a Wait of 2 s still ends 2 s after it began, as read by every clock in the process). Threads
 the harness does not know (none run pipeline code today) are not counted; if one ever did work
 while every actor waited, the clock could skip ahead under it, which is what a slow thread would
-see anyway (tests/harness/README.md, "Time").
+see anyway (emulator/README.md, "Time").
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ caught error; the dispatcher's periodic check registers it on an InService endpo
 After each, the endpoint still starts from zero instances on a request and goes back to zero.
 
 The simulator refuses UpdateEndpoint as SageMaker does while the variant is a scalable target and
-its instance type changes (tests/harness/sagemaker_sim.py), so a deployment that kept the
+its instance type changes (emulator/sagemaker_sim.py), so a deployment that kept the
 registration for such an update fails here as in AWS.
 """
 
@@ -18,9 +18,9 @@ from moto.sagemaker import models as sm_models
 
 from stacks.contract import ApiEnv
 from tests import template_find as find
-from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
-from tests.harness.account import ACCOUNT, REGION
-from tests.harness.test_harness_api import PHOTOS, events, finished, instances, wait_for
+from emulator import PipelineHarness, SageMakerSimulator, synthesize
+from emulator.account import ACCOUNT, REGION
+from tests.emulator.test_harness_api import PHOTOS, events, finished, instances, wait_for
 from tests.pipeline.conftest import jpeg_bytes
 
 # Polls a minute apart (a parked wait wakes on the endpoint's event before): a deployment gives up

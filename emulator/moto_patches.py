@@ -1,6 +1,6 @@
 """What the harness patches into moto, each patch entered on the harness's ExitStack (undone on exit).
 
-See the docstring of tests/harness/pipeline_harness.py for why each exists:
+See the docstring of emulator/pipeline_harness.py for why each exists:
 - Step Functions: the `sagemaker:createTrainingJob.sync` integration moto lacks
   (`SageMakerSyncService`), field-name conversion for `states:startExecution` and aws-sdk tasks,
   results handed to the state as JSON, a Wait on a timestamp that waits until that moment, and
@@ -23,8 +23,8 @@ from unittest import mock
 
 import boto3
 
-from tests.harness.account import REGION
-from tests.harness.clock import VirtualClock
+from emulator.account import REGION
+from emulator.clock import VirtualClock
 
 
 # The EventBridge rule Step Functions creates in the account, and uses with the machine's role, to
@@ -73,7 +73,7 @@ def sagemaker_sync_service_class() -> type:
             if (authorize is None or self.resource.condition != ResourceCondition.Sync
                     or self._get_boto_service_action() != "create_training_job"):
                 return
-            from tests.harness.iam import Check
+            from emulator.iam import Check
 
             role = state_credentials.role_arn
             rule = (f"arn:aws:events:{resource_runtime_part.region}:{resource_runtime_part.account}:"
@@ -95,7 +95,7 @@ def sagemaker_sync_service_class() -> type:
         def _build_sync_resolver(self, env, resource_runtime_part, normalised_parameters, state_credentials):
             if self._get_boto_service_action() != "create_training_job":
                 raise RuntimeError(f"harness: no .sync for {self.resource.resource_arn}")
-            # Looked up at call time: tests/harness/iam.py signs it with the state machine's role.
+            # Looked up at call time: emulator/iam.py signs it with the state machine's role.
             client = boto_client.boto_client_for(service="sagemaker", region=resource_runtime_part.region,
                                                  state_credentials=state_credentials)
             env.stack.pop()  # the CreateTrainingJob answer
@@ -375,7 +375,7 @@ def patch_response_keys(stack: ExitStack) -> None:
 
 
 def patch_clock(stack: ExitStack, clock: VirtualClock) -> None:
-    """Every wait of moto's interpreter on the harness's clock (tests/harness/clock.py): the threads
+    """Every wait of moto's interpreter on the harness's clock (emulator/clock.py): the threads
     it starts for an execution are actors; Wait states, `.sync` polls, retry back-offs, task
     timeouts, task tokens and joins wait on the clock, which skips ahead when all of them wait."""
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl

@@ -1,9 +1,9 @@
 """Offline rehearsal of the stack: the synthesized pipeline and API on moto (see pipeline_harness)."""
 
 from stacks.contract import LIVE_POINTER_ID
-from tests.api.adapter import Answer
-from tests.harness.pipeline_harness import AsyncInvocation, PipelineHarness, Run, synthesize
-from tests.harness.sagemaker_sim import SageMakerSimulator, placeholder_jpeg
+from emulator.api_gateway import Answer
+from emulator.pipeline_harness import AsyncInvocation, PipelineHarness, Run, synthesize
+from emulator.sagemaker_sim import SageMakerSimulator, placeholder_jpeg
 
 __all__ = ["LIVE_POINTER_ID", "Answer", "AsyncInvocation", "PipelineHarness", "Run", "SageMakerSimulator",
            "placeholder_jpeg", "synthesize"]

@@ -1,4 +1,4 @@
-"""The harness's service limits (tests/harness/limits.py), each shown catching a planted defect.
+"""The harness's service limits (emulator/limits.py), each shown catching a planted defect.
 
 The state machines here are small ones written for the purpose and run on moto's interpreter
 with the limits installed, exactly as the pipeline's run in PipelineHarness.
@@ -14,7 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.harness.limits import (
+from emulator.limits import (
     HISTORY_EVENT_LIMIT,
     LAMBDA_ASYNC_LIMIT_BYTES,
     LAMBDA_SYNC_LIMIT_BYTES,
@@ -22,7 +22,7 @@ from tests.harness.limits import (
     ServiceLimitExceeded,
     ServiceLimits,
 )
-from tests.harness.moto_patches import patch_jsonpath_parse
+from emulator.moto_patches import patch_jsonpath_parse
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/machine"

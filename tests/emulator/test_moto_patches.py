@@ -1,4 +1,4 @@
-"""The harness's patches hold wherever moto looks the patched names up (tests/harness/moto_patches.py)."""
+"""The harness's patches hold wherever moto looks the patched names up (emulator/moto_patches.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from unittest import mock
 import boto3
 from moto import mock_aws
 
-from tests.harness import PipelineHarness
-from tests.harness.pipeline_harness import FAST_CONTEXT
+from emulator import PipelineHarness
+from emulator.pipeline_harness import FAST_CONTEXT
 
 
 def test_the_sagemaker_sync_service_is_the_harness_s_wherever_moto_looks_it_up():

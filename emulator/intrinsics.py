@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.harness.account import ACCOUNT, REGION
+from emulator.account import ACCOUNT, REGION
 
 
 class Resolver:

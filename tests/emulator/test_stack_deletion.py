@@ -9,8 +9,8 @@ import json
 
 from stacks.contract import STACK_DELETING_ATTRIBUTE
 from tests import template_find as find
-from tests.harness.test_autoscaling_paths import harness, synthesized  # noqa: F401 (fixture)
-from tests.harness.test_harness_api import PHOTOS
+from tests.emulator.test_autoscaling_paths import harness, synthesized  # noqa: F401 (fixture)
+from tests.emulator.test_harness_api import PHOTOS
 
 
 def dispatch_rules(h) -> list[str]:

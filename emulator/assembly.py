@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from tests.harness.account import BUCKET_KEY_ARN, BUCKET_NAME
+from emulator.account import BUCKET_KEY_ARN, BUCKET_NAME
 
-STACKS_ROOT = Path(__file__).resolve().parents[2] / "stacks"
+STACKS_ROOT = Path(__file__).resolve().parents[1] / "stacks"
 # Settings that make runs quick: a 2 s quiet window, endpoint checks every second (which the
 # history budget allows only with a short endpointMaxWaitMinutes).
 FAST_CONTEXT = {"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5}
@@ -55,10 +55,10 @@ def synthesize(context: Optional[Mapping[str, Any]] = None, outdir: Optional[Pat
     """The real app (cdk.json context + `context`) synthesized, cdk-nag included.
 
     Without `outdir`, each distinct context is synthesized once per process and its cloud assembly
-    shared (tests/synthesis.py): the tests' way. With `outdir`, a fresh synthesis into that folder.
+    shared (emulator/synthesis.py): the tests' way. With `outdir`, a fresh synthesis into that folder.
     """
     from stacks.application import build_app
-    from tests.synthesis import cdk_json_context, synth
+    from emulator.synthesis import cdk_json_context, synth
 
     if outdir is None:
         cached = synth(context)

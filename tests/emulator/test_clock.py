@@ -1,4 +1,4 @@
-"""The emulator's clock skips only time nothing can happen in (tests/harness/clock.py)."""
+"""The emulator's clock skips only time nothing can happen in (emulator/clock.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from tests.harness.clock import VirtualClock
+from emulator.clock import VirtualClock
 
 
 def test_when_every_actor_waits_the_clock_skips_to_the_earliest_deadline():

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 from unittest import mock
 
-from tests.harness.account import ACCOUNT, REGION
+from emulator.account import ACCOUNT, REGION
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The harness sees what AWS would refuse: a missing grant (IAM on moto) and a parameter outside
 botocore's service model. Each run plants one defect and expects the pipeline to fail the way
-it would in AWS; without tests/harness/iam.py and service_model.py these runs would succeed."""
+it would in AWS; without emulator/iam.py and service_model.py these runs would succeed."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
-from tests.harness.pipeline_harness import FAST_CONTEXT
-from tests.harness.iam import Check, evaluate, statements_matching
-from tests.harness.service_model import check_call
+from emulator import PipelineHarness, SageMakerSimulator, synthesize
+from emulator.pipeline_harness import FAST_CONTEXT
+from emulator.iam import Check, evaluate, statements_matching
+from emulator.service_model import check_call
 from tests.pipeline.conftest import jpeg_bytes
 
 PHOTOS = {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}

@@ -11,8 +11,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from stacks.config import STACK_TAG_KEY
-from tests.harness.test_autoscaling_paths import MORE_PHOTOS, harness, synthesized  # noqa: F401 (fixture)
-from tests.harness.test_harness_api import PHOTOS, finished
+from tests.emulator.test_autoscaling_paths import MORE_PHOTOS, harness, synthesized  # noqa: F401 (fixture)
+from tests.emulator.test_harness_api import PHOTOS, finished
 
 
 def real_time_copy(h, config_name: str, new_name: str, *, replace: bool = False) -> None:

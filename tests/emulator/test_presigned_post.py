@@ -9,8 +9,8 @@ import pytest
 import requests
 from botocore.config import Config
 
-from tests.harness import PipelineHarness, synthesize
-from tests.harness.pipeline_harness import BUCKET_NAME, FAST_CONTEXT
+from emulator import PipelineHarness, synthesize
+from emulator.pipeline_harness import BUCKET_NAME, FAST_CONTEXT
 
 KEY = "uploads/dog/abc123/dog0.jpg"
 

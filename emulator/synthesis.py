@@ -5,7 +5,7 @@ many test files need the same variant (the default stack, the harness's quick se
 bucket). `synth(context, environ)` builds and synthesizes each distinct variant once per process,
 into a temporary cloud assembly, and hands the same app, stack and assembly to every caller:
 `tests.conftest.synth_stack` (CDK assertions: `Template.from_stack` reuses the app's synthesis) and
-`tests.harness.synthesize` (the emulator runs read the template and the staged Lambda assets).
+`emulator.synthesize` (the emulator runs read the template and the staged Lambda assets).
 
 The key is the whole context (cdk.json's plus the test's, values as given: `30` and `"30"` are
 different variants) and the environment; callers must treat what they get as read-only.

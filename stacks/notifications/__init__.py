@@ -1,0 +1,1 @@
+"""The notifications topic: training and deployment outcomes, alarms, runs that ended uncaught."""
