@@ -56,6 +56,14 @@ DEPLOY_MACHINE_SUFFIX = "-deploy"
 VARIANT_NAME = "AllTraffic"
 """The endpoint's one production variant (the deploy workflow names it; autoscaling scales it)."""
 
+# ---- SageMaker's quotas (AWS's names, as Service Quotas lists them) ----
+def training_quota_name(instance_type: str, *, spot: bool = False) -> str:
+    """The account's quota of training instances of one type, e.g. "ml.g4dn.2xlarge for spot training
+    job usage": what preflight reads and CreateTrainingJob's ResourceLimitExceeded names in its message
+    ("The account-level service limit '<name>' is 0 Instances ...")."""
+    return f"{instance_type} for {'spot ' if spot else ''}training job usage"
+
+
 # ---- custom metrics ----
 METRICS_NAMESPACE = "DreamBoothPipeline"
 """Namespace of every custom metric of this project (Powertools' POWERTOOLS_METRICS_NAMESPACE)."""

@@ -23,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from scripts import choose_bucket
 from scripts.aws_session import CREDENTIALS_FIX, REGION_FIX, access_problem
 from stacks.config import AppConfig
+from stacks.contract import training_quota_name
 from stacks.training.jumpstart_lock import JumpStartLock
 
 SAGEMAKER_SERVICE_CODE = "sagemaker"
@@ -263,10 +264,9 @@ def _sagemaker_quotas(service_quotas: Any) -> dict[str, float]:
 
 def check_instance_quotas(session: Any, config: AppConfig) -> list[Check]:
     """One check per quota the configuration needs: (name, quota name, instances needed, config key)."""
-    wanted = [("training instance", f"{config.training.instance_type} for training job usage", 1,
-               "trainingInstanceType")]
+    wanted = [("training instance", training_quota_name(config.training.instance_type), 1, "trainingInstanceType")]
     if config.training.spot:  # spot first; the on-demand quota above for the retry without spot capacity
-        wanted.append(("spot training instance", f"{config.training.instance_type} for spot training job usage", 1,
+        wanted.append(("spot training instance", training_quota_name(config.training.instance_type, spot=True), 1,
                        "trainingInstanceType"))
     wanted += [
         # Autoscaling may grow the endpoint to endpointMaxInstances (it starts with one instance).
