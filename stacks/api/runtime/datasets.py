@@ -56,6 +56,10 @@ _PRECONDITION_FAILED = ("PreconditionFailed", "412")
 # S3 answers 409 ConditionalRequestConflict to a conditional write racing another write of the key.
 _WRITE_RACED = _PRECONDITION_FAILED + ("ConditionalRequestConflict", "409")
 _GONE = ("NoSuchKey", "404", "NotFound")
+# HeadObject of a missing key answers 403 to a caller whose s3:ListBucket does not cover the request:
+# the API role's is held to prefixes by an s3:prefix condition, which a HeadObject does not send.
+# With s3:GetObject granted on the key (it is, on uploads/), that 403 can only mean "not there".
+_HEAD_GONE = _GONE + ("403", "Forbidden", "AccessDenied")
 
 
 def commit_claim_key(dataset: str) -> str:
@@ -235,7 +239,7 @@ class Datasets:
         try:
             held = self.clients.s3.head_object(Bucket=bucket, Key=key)
         except ClientError as error:
-            if _code(error) not in _GONE:
+            if _code(error) not in _HEAD_GONE:
                 raise
             raise busy from None  # released just now: that commit ended, its answer says how
         if self.clock() - held["LastModified"].timestamp() < COMMIT_CLAIM_STALE_S:
