@@ -597,13 +597,15 @@ def observe_access_denied(logs: Any, groups: Sequence[str], training_job: Option
     """FilterLogEvents for "AccessDenied" over the stack's log groups and the training job's streams."""
     from botocore.exceptions import ClientError
 
+    from stacks.contract import error_code
+
     searched, hits, unreadable = [], [], []
     targets = [(g, None) for g in groups] + ([(TRAINING_JOB_LOG_GROUP, training_job)] if training_job else [])
     for group, stream in targets:
         try:
             events = _log_events(logs, group, '"AccessDenied"', since_ms, stream)
         except ClientError as error:
-            unreadable.append(f"{group} ({error.response.get('Error', {}).get('Code')})")
+            unreadable.append(f"{group} ({error_code(error)})")
             continue
         searched.append(group)
         hits += [f"{group}: {e['message'].strip()[:200]}" for e in events]

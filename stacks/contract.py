@@ -3,9 +3,18 @@
 Defined once here and imported on both sides, never retyped. Constructs and the CLI import it as
 `stacks.contract`; every Lambda asset carries this very file as `contract.py` (a symlink in each
 `stacks/<capability>/runtime/` folder), which the handlers import as `contract`.
-Plain values only (and `log_cold_start`): this module imports nothing at its top, so it runs in any
-Lambda asset unchanged.
+Plain values only (and three tiny helpers: `error_code`, `training_quota_name`, `log_cold_start`):
+this module imports nothing at its top, so it runs in any Lambda asset unchanged.
 """
+
+
+def error_code(error: BaseException) -> str:
+    """The AWS error code of a botocore ClientError ("NoSuchKey", "ConditionalCheckFailedException",
+    "404" for a HEAD), "" for anything else."""
+    response = getattr(error, "response", None)
+    details = response.get("Error") if isinstance(response, dict) else None
+    return str(details.get("Code") or "") if isinstance(details, dict) else ""
+
 
 # ---- S3 prefixes of the data bucket ----
 DATASETS_PREFIX = "datasets/"
