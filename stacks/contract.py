@@ -42,7 +42,8 @@ LIVE_POINTER_ID = "__live__"
 """Registry item that points at the live model (see docs/pipeline.md for the item layout)."""
 STACK_DELETING_ATTRIBUTE = "stackDeletingSince"
 """Set on the live pointer by the cleanup when the stack is being deleted: from then on nothing
-creates the endpoint again (no deployment runs, the dispatcher and the API do not heal)."""
+creates the endpoint again (the dispatcher neither heals nor registers scaling; a deployment, an
+API heal's included, stops at its start with StackBeingDeleted)."""
 # Model statuses, in the order a model normally goes through them.
 STATUS_VALIDATING = "validating"
 STATUS_TRAINING = "training"
