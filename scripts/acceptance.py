@@ -651,6 +651,8 @@ def observe_access_denied(logs: Any, groups: Sequence[str], training_job: Option
     endpoint's container logs (what the model server reads from S3 with the hosting role)."""
     from botocore.exceptions import ClientError
 
+    from stacks.contract import error_code
+
     searched, hits, unreadable = [], [], []
     targets = ([(g, None) for g in groups] + ([(TRAINING_JOB_LOG_GROUP, training_job)] if training_job else [])
                + ([(ENDPOINT_LOG_GROUP_PREFIX + endpoint, None)] if endpoint else []))
@@ -658,7 +660,7 @@ def observe_access_denied(logs: Any, groups: Sequence[str], training_job: Option
         try:
             events = _log_events(logs, group, '"AccessDenied"', since_ms, stream)
         except ClientError as error:
-            unreadable.append(f"{group} ({error.response.get('Error', {}).get('Code')})")
+            unreadable.append(f"{group} ({error_code(error)})")
             continue
         searched.append(group)
         hits += [f"{group}: {e['message'].strip()[:200]}" for e in events]

@@ -10,6 +10,8 @@ from typing import Optional
 import boto3
 from botocore import exceptions as aws
 
+from stacks.contract import error_code
+
 # JSII (aws-cdk-lib's runtime) prints an 11-line Node end-of-life banner on Node 20 unless this is
 # set; it is set in the process environment so the jsii kernel and `cdk` subprocesses inherit it.
 JSII_SILENCE = "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"
@@ -68,7 +70,7 @@ def access_problem(error: BaseException) -> Optional[str]:
         return (f"cannot reach AWS{' at ' + where if where else ''}: check the network, a proxy, "
                 f"and that the region exists ({REGION_FIX})")
     if isinstance(error, aws.ClientError):
-        code = error.response.get("Error", {}).get("Code", "")
+        code = error_code(error)
         if code in _BAD_CREDENTIAL_CODES:
             message = error.response.get("Error", {}).get("Message", "")
             return f"AWS refused these credentials ({code}: {message}): {CREDENTIALS_FIX}, or refresh them"

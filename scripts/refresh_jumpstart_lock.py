@@ -35,6 +35,8 @@ from typing import Any, Iterator, Optional, Sequence
 
 from botocore.exceptions import ClientError
 
+from stacks.contract import error_code
+
 ROOT = Path(__file__).resolve().parent.parent
 LOCK_FILE = ROOT / "stacks" / "training" / "jumpstart.lock.json"
 MODEL_ID = "model-txt2img-stabilityai-stable-diffusion-v2-1-base"
@@ -134,7 +136,7 @@ def _served(model_id: str, model_version: str, region: str, what: str = "") -> I
             f"`make refresh-lock ARGS=\"--region {region}\"` to move the lock to the newest version there") from None
     except ClientError as error:
         # The SDK reads the manifest and specs from jumpstart-cache-prod-<region> with these credentials.
-        code = error.response.get("Error", {}).get("Code", "")
+        code = error_code(error)
         if code in ("NoSuchBucket", "NoSuchKey", "404"):
             raise JumpStartUnavailable(f"JumpStart has no metadata in {region} ({code} on jumpstart-cache-prod-"
                                        f"{region})", "deploy to a region JumpStart serves (AWS_REGION)") from None
@@ -315,7 +317,7 @@ def check_s3_artifact(s3: Any, name: str, uri: str) -> ArtifactCheck:
             s3.head_object(Bucket=bucket, Key=key)
             return ArtifactCheck(name, uri, FOUND, "HeadObject")
         except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", ""))
+            code = error_code(error)
             if code in ("404", "NoSuchKey", "NotFound"):
                 return ArtifactCheck(name, uri, MISSING, "HeadObject: 404 Not Found")
             if code not in ("403", "AccessDenied", "Forbidden"):
@@ -323,7 +325,7 @@ def check_s3_artifact(s3: Any, name: str, uri: str) -> ArtifactCheck:
     try:
         listed = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
     except ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code", ""))
+        code = error_code(error)
         if code == "NoSuchBucket":
             return ArtifactCheck(name, uri, MISSING, f"ListObjectsV2: bucket {bucket} does not exist")
         if code in ("AccessDenied", "403"):
@@ -343,7 +345,7 @@ def check_image(ecr: Any, name: str, uri: str) -> ArtifactCheck:
     try:
         answer = ecr.batch_get_image(registryId=registry, repositoryName=repository, imageIds=[{"imageTag": tag}])
     except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
+        code = error_code(error)
         if code == "RepositoryNotFoundException":
             return ArtifactCheck(name, uri, MISSING, f"BatchGetImage: repository {repository} not in registry {registry}")
         if code in ("AccessDeniedException", "AccessDenied"):

@@ -3,9 +3,18 @@
 Defined once here and imported on both sides, never retyped. Constructs and the CLI import it as
 `stacks.contract`; every Lambda asset carries this very file as `contract.py` (a symlink in each
 `stacks/<capability>/runtime/` folder), which the handlers import as `contract`.
-Plain values only (and `log_cold_start`): this module imports nothing at its top, so it runs in any
-Lambda asset unchanged.
+Plain values only (and three tiny helpers: `error_code`, `training_quota_name`, `log_cold_start`):
+this module imports nothing at its top, so it runs in any Lambda asset unchanged.
 """
+
+
+def error_code(error: BaseException) -> str:
+    """The AWS error code of a botocore ClientError ("NoSuchKey", "ConditionalCheckFailedException",
+    "404" for a HEAD), "" for anything else."""
+    response = getattr(error, "response", None)
+    details = response.get("Error") if isinstance(response, dict) else None
+    return str(details.get("Code") or "") if isinstance(details, dict) else ""
+
 
 # ---- S3 prefixes of the data bucket ----
 DATASETS_PREFIX = "datasets/"
@@ -33,7 +42,8 @@ LIVE_POINTER_ID = "__live__"
 """Registry item that points at the live model (see docs/pipeline.md for the item layout)."""
 STACK_DELETING_ATTRIBUTE = "stackDeletingSince"
 """Set on the live pointer by the cleanup when the stack is being deleted: from then on nothing
-creates the endpoint again (no deployment runs, the dispatcher and the API do not heal)."""
+creates the endpoint again (the dispatcher neither heals nor registers scaling; a deployment, an
+API heal's included, stops at its start with StackBeingDeleted)."""
 # Model statuses, in the order a model normally goes through them.
 STATUS_VALIDATING = "validating"
 STATUS_TRAINING = "training"
@@ -55,6 +65,14 @@ DEPLOY_MACHINE_SUFFIX = "-deploy"
 
 VARIANT_NAME = "AllTraffic"
 """The endpoint's one production variant (the deploy workflow names it; autoscaling scales it)."""
+
+# ---- SageMaker's quotas (AWS's names, as Service Quotas lists them) ----
+def training_quota_name(instance_type: str, *, spot: bool = False) -> str:
+    """The account's quota of training instances of one type, e.g. "ml.g4dn.2xlarge for spot training
+    job usage": what preflight reads and CreateTrainingJob's ResourceLimitExceeded names in its message
+    ("The account-level service limit '<name>' is 0 Instances ...")."""
+    return f"{instance_type} for {'spot ' if spot else ''}training job usage"
+
 
 # ---- custom metrics ----
 METRICS_NAMESPACE = "DreamBoothPipeline"

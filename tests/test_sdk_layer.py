@@ -8,6 +8,7 @@ function's staged asset and the staged layer) and asserts what it finds.
 
 from __future__ import annotations
 
+import glob
 import json
 import re
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from stacks.shared.runtime import runtime_dir
 from stacks.shared.sdk_layer import REQUIREMENTS, pinned
 from tests.conftest import ROOT
 from emulator.synthesis import synth
@@ -38,6 +40,19 @@ def _size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+def _project_modules() -> set[bytes]:
+    """The contents of every module in the project's Lambda runtime folders."""
+    return {path.read_bytes() for folder in glob.glob(str(runtime_dir("*"))) for path in Path(folder).glob("*.py")}
+
+
+def _runs_project_code(outdir: Path, stack_name: str, properties: dict) -> bool:
+    key = properties.get("Code", {}).get("S3Key")
+    if not isinstance(key, str) or "." not in properties.get("Handler", ""):
+        return False  # inline code (CDK's own handlers)
+    module = _staged(outdir, stack_name, key) / (properties["Handler"].rsplit(".", 1)[0].replace(".", "/") + ".py")
+    return module.is_file() and module.read_bytes() in _project_modules()
+
+
 @pytest.fixture(scope="module")
 def synthesized(created_stack):
     synthesis = synth()
@@ -45,9 +60,10 @@ def synthesized(created_stack):
     resources = template["Resources"]
     (layer_id, layer), = of_type(resources, "AWS::Lambda::LayerVersion").items()
     layer_dir = _staged(synthesis.outdir, synthesis.stack.stack_name, layer["Properties"]["Content"]["S3Key"])
-    # The project's functions: the ones whose code is a staged asset (CDK's own helpers are inline or CDK's).
+    # The project's functions, by their code and handler alone (whatever layers they list): the code is
+    # a staged asset and the handler's module is one of the project's runtime modules, byte for byte.
     functions = {k: v for k, v in of_type(resources, "AWS::Lambda::Function").items()
-                 if "S3Key" in v["Properties"].get("Code", {}) and "Powertools" in json.dumps(v["Properties"].get("Layers"))}
+                 if _runs_project_code(synthesis.outdir, synthesis.stack.stack_name, v["Properties"])}
     return {"layer_id": layer_id, "layer": layer, "layer_dir": layer_dir, "functions": functions,
             "outdir": synthesis.outdir, "stack_name": synthesis.stack.stack_name}
 
@@ -64,6 +80,8 @@ def test_the_tests_run_the_sdk_the_layer_holds():
 
 
 def test_every_project_function_lists_the_sdk_layer(synthesized):
+    # Planted defect caught: a project function built without the factory's layers (none at all): the
+    # old selection (functions listing the Powertools layer) left it out and this test passed.
     assert len(synthesized["functions"]) >= 10
     layer_ref = {"Ref": synthesized["layer_id"]}
     for logical, function in synthesized["functions"].items():

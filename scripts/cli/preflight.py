@@ -24,6 +24,7 @@ from scripts import choose_bucket
 from scripts.aws_session import CREDENTIALS_FIX, REGION_FIX, access_problem
 from scripts.context import SETUP_ACCOUNT
 from stacks.config import AppConfig
+from stacks.contract import error_code, training_quota_name
 from stacks.training.jumpstart_lock import JumpStartLock
 
 SAGEMAKER_SERVICE_CODE = "sagemaker"
@@ -149,9 +150,9 @@ def check_bucket_encryption(s3: Any, bucket: Optional[str], configured_key: Opti
     try:
         rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
     except ClientError as error:
-        if error.response["Error"]["Code"] == "ServerSideEncryptionConfigurationNotFoundError":
+        if error_code(error) == "ServerSideEncryptionConfigurationNotFoundError":
             return Check("bucket encryption", True, f"{bucket}: no default encryption configured (SSE-S3 applies)")
-        if error.response["Error"]["Code"] == "NoSuchBucket":
+        if error_code(error) == "NoSuchBucket":
             # Not this check's finding to block on: `make deploy`'s bucket step stops with its own message.
             return Check("bucket encryption", False, f"bucket {bucket} does not exist",
                          "create it, or drop bucketName to let the stack create one", blocks_deploy=False)
@@ -200,7 +201,7 @@ def check_apigateway_logging_role(session: Any) -> Check:
     try:
         session.client("iam").get_role(RoleName=role_arn.rsplit("/", 1)[-1])
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "NoSuchEntity":
+        if error_code(error) == "NoSuchEntity":
             return Check(APIGATEWAY_CHECK, False,
                          f"API Gateway's CloudWatch Logs role {role_arn} no longer exists (this tool never "
                          "replaces a role someone set)",
@@ -231,7 +232,7 @@ def setup_apigateway_logging_role(session: Any, sleep: Callable[[float], None] =
                         "set by the DreamBooth pipeline's deploy; kept on cdk destroy)",
             Tags=[{"Key": "created-by", "Value": "dreambooth-pipeline"}])["Role"]["Arn"]
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "EntityAlreadyExists":
+        if error_code(error) != "EntityAlreadyExists":
             raise
         role_arn = iam.get_role(RoleName=APIGATEWAY_LOGS_ROLE_NAME)["Role"]["Arn"]
     partition = role_arn.split(":")[1]
@@ -247,7 +248,7 @@ def setup_apigateway_logging_role(session: Any, sleep: Callable[[float], None] =
                     "(account setting; kept when the stack is destroyed).")
         except ClientError as error:
             # A new role takes a few seconds to be usable: API Gateway says it cannot assume it.
-            if error.response.get("Error", {}).get("Code") != "BadRequestException" or attempt == attempts - 1:
+            if error_code(error) != "BadRequestException" or attempt == attempts - 1:
                 raise
             sleep(3)
     raise AssertionError("unreachable")
@@ -264,10 +265,9 @@ def _sagemaker_quotas(service_quotas: Any) -> dict[str, float]:
 
 def check_instance_quotas(session: Any, config: AppConfig) -> list[Check]:
     """One check per quota the configuration needs: (name, quota name, instances needed, config key)."""
-    wanted = [("training instance", f"{config.training.instance_type} for training job usage", 1,
-               "trainingInstanceType")]
+    wanted = [("training instance", training_quota_name(config.training.instance_type), 1, "trainingInstanceType")]
     if config.training.spot:  # spot first; the on-demand quota above for the retry without spot capacity
-        wanted.append(("spot training instance", f"{config.training.instance_type} for spot training job usage", 1,
+        wanted.append(("spot training instance", training_quota_name(config.training.instance_type, spot=True), 1,
                        "trainingInstanceType"))
     wanted += [
         # Autoscaling may grow the endpoint to endpointMaxInstances (it starts with one instance).

@@ -53,6 +53,7 @@ from stacks.contract import (
     STATUS_FAILED,
     STATUS_TRAINING,
     STATUS_VALIDATING,
+    training_quota_name,
 )
 from stacks.registry.construct import DISCARD as _DISCARD
 from stacks.registry.construct import NOW as _NOW
@@ -81,9 +82,6 @@ SPOT_STOP_PATTERNS = ("*MaxWaitTimeExceeded*", '*"SecondaryStatus":"Interrupted"
                       '*"SecondaryStatus": "Interrupted"*')
 # Name suffix of the on-demand retry of a spot job SageMaker stopped.
 ON_DEMAND_SUFFIX = "-od"
-# The end of the spot training quota's name ("ml.g4dn.2xlarge for spot training job usage"): CreateTrainingJob's
-# ResourceLimitExceeded names the quota it hit ("The account-level service limit '<name>' is 0 Instances ...").
-SPOT_QUOTA_SUFFIX = "for spot training job usage"
 
 @dataclass(frozen=True)
 class TrainingJob:
@@ -473,7 +471,7 @@ class Train(Step):
         so that an on-demand failure on its own quota can name both quotas (training_failure.py)."""
         minutes = max_wait_s // 60
         job = sfn.JsonPath.string_at("$.snapshot.trainingJobName")
-        spot_quota = f"{instance_type} {SPOT_QUOTA_SUFFIX}"
+        spot_quota = training_quota_name(instance_type, spot=True)
         capacity = sfn.Pass(self, "SpotCapacityMissing", result_path="$.onDemandRetry", parameters={
             "why": f"spot capacity did not come within spotMaxWaitMinutes ({minutes} min): trained on demand",
             "notice": sfn.JsonPath.format(
@@ -507,8 +505,11 @@ class Train(Step):
             "WasSpotCapacityMissing",
             [(sfn.Condition.or_(*(sfn.Condition.string_matches(cause, pattern) for pattern in SPOT_STOP_PATTERNS)),
               capacity),
-             (sfn.Condition.and_(sfn.Condition.string_matches(cause, "*ResourceLimitExceeded*"),
-                                 sfn.Condition.string_matches(cause, f"*{SPOT_QUOTA_SUFFIX}*")), quota)],
+             # CreateTrainingJob's ResourceLimitExceeded names the quota it hit in SageMaker's own message,
+             # which the Cause carries whatever Step Functions calls the error (AWS's examples show
+             # SageMaker.ResourceLimitExceededException) and whether it wraps the message in the SDK's
+             # "(Service: ...; Error Code: ...)": the quota's name alone decides.
+             (sfn.Condition.string_matches(cause, f"*{spot_quota}*"), quota)],
             otherwise=sfn.Pass(self, "TrainModelSpotError",
                                parameters={"stage": STAGE_TRAINING, "reason": _error_reason(STAGE_TRAINING)},
                                result_path="$.failure").next(failure))

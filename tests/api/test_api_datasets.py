@@ -219,6 +219,36 @@ def test_a_staged_photo_gone_mid_commit_is_a_409_never_a_500(harness):
     assert keys("uploads/dog/.commit") == []  # the claim released on the refusal too
 
 
+def test_a_claim_released_just_before_a_second_commit_reads_it_is_a_409_never_a_500(harness):
+    # Planted defect caught: HeadObject's 403 re-raised (500). In AWS a HeadObject of a key that is
+    # gone answers 403, not 404, to a caller without an s3:ListBucket that covers it: the API role's
+    # is held to prefixes by an s3:prefix condition, which HeadObject does not send. moto answers
+    # 404 whatever the grants, so the test answers as S3 does for that role.
+    from botocore.exceptions import ClientError
+
+    body = start(harness, PHOTOS).json()
+    post_files(body, PHOTOS)
+    request = {"upload_id": body["upload_id"], "instance_prompt": PROMPT}
+    # Given another commit's claim, which it releases between this commit's claim attempt and its read
+    harness.s3.put_object(Bucket=BUCKET, Key="uploads/dog/.commit", Body=b"")
+    original = BaseClient._make_api_call
+
+    def make_api_call(client, name, params):
+        if name == "HeadObject" and params.get("Key") == "uploads/dog/.commit":
+            original(client, "DeleteObject", {"Bucket": BUCKET, "Key": "uploads/dog/.commit"})
+            raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"},
+                               "ResponseMetadata": {"HTTPStatusCode": 403}}, name)
+        return original(client, name, params)
+
+    with mock.patch.object(BaseClient, "_make_api_call", make_api_call):
+        answer = harness.api.call("POST", "/datasets/dog/commit", request)
+    # Then this commit is told another one was under way (its answer says how it went), and changed nothing
+    assert answer.status == 409, answer.text
+    assert "being committed by another request" in answer.json()["error"]["message"]
+    assert keys("datasets/dog/") == []
+    assert keys(body["staging_prefix"]) == sorted(body["staging_prefix"] + n for n in PHOTOS)
+
+
 def test_a_commit_claim_left_by_a_stopped_function_is_taken_over_once_stale(harness, monkeypatch):
     # A claim is stale after API Gateway's limit, which stops the function (COMMIT_CLAIM_STALE_S).
     datasets, stale_s = harness.api_module.datasets, API_GATEWAY_LIMIT_S

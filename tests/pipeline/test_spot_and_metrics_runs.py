@@ -7,6 +7,8 @@ simulator: a completed job, a job SageMaker stops because spot capacity never ca
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
 
 from emulator import PipelineHarness, SageMakerSimulator, synthesize
@@ -97,7 +99,28 @@ SPOT_QUOTA = "ml.g4dn.2xlarge for spot training job usage"
 ON_DEMAND_QUOTA = "ml.g4dn.2xlarge for training job usage"
 
 
-def test_a_spot_quota_of_zero_trains_on_demand_and_records_why(synthesized):
+@pytest.fixture(params=["sdk-wrapper", "bare-message"])
+def refusal_cause(request):
+    """How Step Functions' Cause carries SageMaker's refusal: in the SDK's "(Service: ...; Error Code:
+    ResourceLimitExceeded; ...)" wrapper (the harness's default), or as SageMaker's message alone (not
+    ruled out: AWS documents the error's name, SageMaker.ResourceLimitExceededException, not its Cause).
+    Planted defect caught by the bare form: the spot-quota Choice also requiring the word
+    ResourceLimitExceeded in the Cause (only the wrapper has it): the on-demand retry never runs."""
+    if request.param == "sdk-wrapper":
+        yield
+        return
+    from tests.harness import moto_patches
+
+    wrapped = moto_patches.sagemaker_task_error
+
+    def bare(response):
+        return wrapped(response)[0], response["Error"]["Message"]
+
+    with mock.patch.object(moto_patches, "sagemaker_task_error", bare):
+        yield
+
+
+def test_a_spot_quota_of_zero_trains_on_demand_and_records_why(synthesized, refusal_cause):
     # Given a new account's spot training quota of 0 (CreateTrainingJob: ResourceLimitExceeded)
     with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(spot_training_quota=0)) as h:
         model_id = run(h, PHOTOS)
@@ -115,7 +138,7 @@ def test_a_spot_quota_of_zero_trains_on_demand_and_records_why(synthesized):
         assert "spot capacity" not in note["message"]
 
 
-def test_both_training_quotas_at_zero_fail_saying_which_quotas_to_raise(synthesized):
+def test_both_training_quotas_at_zero_fail_saying_which_quotas_to_raise(synthesized, refusal_cause):
     simulator = SageMakerSimulator(spot_training_quota=0, training_quota=0)
     with PipelineHarness(synthesized=synthesized, simulator=simulator) as h:
         model_id = run(h, PHOTOS)

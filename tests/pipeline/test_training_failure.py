@@ -44,6 +44,16 @@ def test_a_quota_failure_is_retryable_after_raising_the_quota():
     assert result["reason"].startswith("training failed: SageMaker.ResourceLimitExceededException: The account")
 
 
+def test_a_quota_failure_is_known_by_the_quota_named_in_sagemakers_message_alone():
+    # Planted defect caught: a quota known only by the word ResourceLimitExceeded (in the error's
+    # name or the SDK's wrapper): SageMaker's bare message under the generic error name is then a
+    # failure "that would fail the same way", with no hint to raise the quota.
+    cause = "The account-level service limit 'ml.g4dn.2xlarge for training job usage' is 0 Instances"
+    result = training_failure.explain(state(cause, error="SageMaker.AmazonSageMakerException"))
+    assert result["retryable"] is True
+    assert "Raise the SageMaker quota 'ml.g4dn.2xlarge for training job usage' first" in result["message"]
+
+
 def test_a_plain_spot_reason_is_kept_and_retryable():
     cause = json.dumps({**JOB, "TrainingJobStatus": "Stopped", "SecondaryStatus": "MaxWaitTimeExceeded",
                         "FailureReason": None})

@@ -39,7 +39,7 @@ from botocore.exceptions import ClientError
 import dataset_rules as rules
 import spec
 from aws import Clients
-from contract import API_GATEWAY_LIMIT_S, UPLOADS_PREFIX
+from contract import API_GATEWAY_LIMIT_S, UPLOADS_PREFIX, error_code
 from errors import ApiError, BadRequest, Conflict, FieldError, NotFound
 from settings import Settings
 
@@ -56,16 +56,16 @@ _PRECONDITION_FAILED = ("PreconditionFailed", "412")
 # S3 answers 409 ConditionalRequestConflict to a conditional write racing another write of the key.
 _WRITE_RACED = _PRECONDITION_FAILED + ("ConditionalRequestConflict", "409")
 _GONE = ("NoSuchKey", "404", "NotFound")
+# HeadObject of a missing key answers 403 to a caller whose s3:ListBucket does not cover the request:
+# the API role's is held to prefixes by an s3:prefix condition, which a HeadObject does not send.
+# With s3:GetObject granted on the key (it is, on uploads/), that 403 can only mean "not there".
+_HEAD_GONE = _GONE + ("403", "Forbidden", "AccessDenied")
 
 
 def commit_claim_key(dataset: str) -> str:
     """uploads/<name>/.commit: beside the uploads' token folders (a token has no dot), never listed
     as a staged photo, expired with abandoned staging by the bucket's lifecycle rule."""
     return f"{UPLOADS_PREFIX}{dataset}/.commit"
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 class DatasetRefused(ApiError):
@@ -213,7 +213,7 @@ class Datasets:
             self.clients.s3.put_object(Bucket=self.settings.bucket_name, Key=info_key, Body=info,
                                        ContentType="application/json", IfNoneMatch="*")
         except ClientError as error:
-            if _code(error) not in _PRECONDITION_FAILED:
+            if error_code(error) not in _PRECONDITION_FAILED:
                 raise
             raise Conflict(f"{info_key} appeared meanwhile; nothing was overwritten") from None
         self._delete(list(staged), prefix)
@@ -230,12 +230,12 @@ class Datasets:
             self.clients.s3.put_object(Bucket=bucket, Key=key, Body=b"", IfNoneMatch="*")
             return
         except ClientError as error:
-            if _code(error) not in _WRITE_RACED:
+            if error_code(error) not in _WRITE_RACED:
                 raise
         try:
             held = self.clients.s3.head_object(Bucket=bucket, Key=key)
         except ClientError as error:
-            if _code(error) not in _GONE:
+            if error_code(error) not in _HEAD_GONE:
                 raise
             raise busy from None  # released just now: that commit ended, its answer says how
         if self.clock() - held["LastModified"].timestamp() < COMMIT_CLAIM_STALE_S:
@@ -243,7 +243,7 @@ class Datasets:
         try:  # its commit died (the function was stopped): this one takes the claim over
             self.clients.s3.put_object(Bucket=bucket, Key=key, Body=b"", IfMatch=held["ETag"])
         except ClientError as error:
-            if _code(error) not in _WRITE_RACED + _GONE:
+            if error_code(error) not in _WRITE_RACED + _GONE:
                 raise
             raise busy from None  # another commit took it over first
 
@@ -282,9 +282,9 @@ class Datasets:
                 self.clients.s3.copy_object(Bucket=bucket, Key=key, IfNoneMatch="*",
                                             CopySource={"Bucket": bucket, "Key": prefix + image})
             except ClientError as error:
-                if _code(error) in _PRECONDITION_FAILED:
+                if error_code(error) in _PRECONDITION_FAILED:
                     raise Conflict(f"{key} appeared meanwhile; nothing was overwritten") from None
-                if _code(error) in _GONE:
+                if error_code(error) in _GONE:
                     raise Conflict(f"the staged {image} is gone (committed or expired meanwhile): nothing was "
                                    "overwritten; see GET /models, or start again with POST /datasets") from None
                 raise

@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 from botocore.exceptions import ClientError
 
 import autoscaling
+from contract import error_code
 
 NONE, CREATING, UPDATING, IN_SERVICE, FAILED = "none", "creating", "updating", "in_service", "failed"
 
@@ -104,7 +105,7 @@ class EndpointWatcher:
         try:
             answer = self._sagemaker().describe_endpoint(EndpointName=self.name)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ValidationException":
+            if error_code(error) == "ValidationException":
                 return EndpointState(self.name, NONE)
             raise
         status = answer.get("EndpointStatus", "")
@@ -140,7 +141,7 @@ class Healer:
             sfn.start_execution(stateMachineArn=self.deploy_state_machine_arn, name=f"heal-{digest}-{window}",
                                 input=json.dumps({"modelId": model_id}))
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+            if error_code(error) != "ExecutionAlreadyExists":
                 raise
             return False
         return True

@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 import dataset_rules
 import spec
 from aws import Clients
-from contract import METRIC_GENERATIONS_REQUESTED, log_cold_start
+from contract import METRIC_GENERATIONS_REQUESTED, error_code, log_cold_start
 from datasets import Datasets
 from endpoint import EndpointWatcher
 from errors import ApiError, NotFound, Unavailable
@@ -179,7 +179,7 @@ def api_error(error: ApiError) -> Response:
 
 @app.exception_handler(ClientError)
 def aws_error(error: ClientError) -> Response:
-    code = error.response.get("Error", {}).get("Code", "")
+    code = error_code(error)
     if code in THROTTLING_CODES:
         logger.warning("AWS throttled or unavailable", extra={"aws_error_code": code})
         return api_error(Unavailable("a backing AWS service is busy; try again shortly", retry_after_s=2))

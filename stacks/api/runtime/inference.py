@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 
 import records
 from aws import Clients
-from contract import GENERATED_PREFIX
+from contract import GENERATED_PREFIX, error_code
 from records import FAILED, QUEUED, SUCCEEDED
 from settings import Settings
 
@@ -106,8 +106,8 @@ def _s3_location(uri: str) -> tuple[str, str]:
 
 
 def _reason(error: ClientError) -> str:
-    details = error.response.get("Error", {})
-    return f"{details.get('Code', 'Error')}: {details.get('Message', '')}".strip()
+    message = error.response.get("Error", {}).get("Message", "")
+    return f"{error_code(error) or 'Error'}: {message}".strip()
 
 
 @dataclass
@@ -144,7 +144,7 @@ class Submitter:
 
 def not_accepted(error: Optional[ClientError]) -> bool:
     """InvokeEndpointAsync's refusal for an endpoint that does not exist or cannot queue (yet)."""
-    return error is not None and error.response.get("Error", {}).get("Code") in NOT_ACCEPTED
+    return error is not None and error_code(error) in NOT_ACCEPTED
 
 
 def error_text(error: ClientError) -> str:
@@ -200,7 +200,7 @@ class Results:
         except ModelOutputError as error:
             return self._fail(notice.generation_id, str(error))
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if error_code(error) in ("NoSuchKey", "404"):
                 return self._fail(notice.generation_id, f"SageMaker's answer {notice.output_location} is missing")
             raise
         target = image_key(notice.generation_id, notice.index)

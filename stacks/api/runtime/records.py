@@ -13,6 +13,8 @@ from typing import Any, Optional
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from contract import error_code
+
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -76,7 +78,7 @@ def _conditional_update(dynamodb: Any, request: dict[str, Any]) -> Optional[dict
     try:
         return dynamodb.update_item(**request)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+        if error_code(error) == "ConditionalCheckFailedException":
             return None
         raise
 

@@ -22,7 +22,7 @@ import spec
 from aws import Clients
 from endpoint import EndpointWatcher
 from errors import Conflict, NotFound, Unavailable
-from contract import LIVE_POINTER_ID, STATUS_DEPLOYING, STATUS_TRAINING, STATUS_VALIDATING
+from contract import LIVE_POINTER_ID, STATUS_DEPLOYING, STATUS_TRAINING, STATUS_VALIDATING, error_code
 from settings import Settings
 
 SWITCH_SCHEMA = "SwitchLiveRequest"
@@ -147,7 +147,7 @@ class Registry:
                 input=json.dumps({"dataset": item["dataset"], "retrain": {"modelId": model_id, "attempt": attempt}}))
         except ClientError as error:
             self._release_retrain(model_id, attempt, reason)
-            code = error.response.get("Error", {}).get("Code", "error")
+            code = error_code(error) or "error"
             raise Unavailable(f"could not start the retrain ({code}); nothing changed, try again", retry_after_s=5) \
                 from None
         return 202, {"model_id": model_id, "state": "started", "execution_arn": execution["executionArn"],

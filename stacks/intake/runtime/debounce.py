@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from contract import DATASET_ITEM_PREFIX
+from contract import DATASET_ITEM_PREFIX, error_code
 
 ITEM_PREFIX = DATASET_ITEM_PREFIX
 INVALID_NAME_PREFIX = "invalid-name#"
@@ -53,7 +53,7 @@ def record_upload(dynamodb: Any, table: str, dataset: str, now: datetime, quiet_
             ExpressionAttributeValues={":until": {"S": until}, ":dataset": {"S": dataset}},
         )
     except ClientError as error:
-        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+        if error_code(error) != "ConditionalCheckFailedException":
             raise  # a later upload already pushed the window further: nothing to do
     try:
         response = dynamodb.update_item(
@@ -71,7 +71,7 @@ def record_upload(dynamodb: Any, table: str, dataset: str, now: datetime, quiet_
         )
         return int(response["Attributes"]["generation"]["N"])
     except ClientError as error:
-        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+        if error_code(error) != "ConditionalCheckFailedException":
             raise
     # A generation is already open: it covers this upload, because its execution re-reads
     # quietUntil before it closes.
@@ -106,7 +106,7 @@ def start_debounce(dynamodb: Any, sfn: Any, table: str, state_machine_arn: str, 
                                        ":current": {"N": str(generation)}},
         )
     except ClientError as error:
-        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+        if error_code(error) != "ConditionalCheckFailedException":
             raise  # another upload opened it first; starting it again below is harmless
     _start(sfn, state_machine_arn, dataset, generation + 1)
     return "restarted"
@@ -122,7 +122,7 @@ def _start(sfn: Any, state_machine_arn: str, dataset: str, generation: int) -> b
         )
         return True
     except ClientError as error:
-        if error.response["Error"]["Code"] == "ExecutionAlreadyExists":
+        if error_code(error) == "ExecutionAlreadyExists":
             return False
         raise
 
@@ -137,6 +137,6 @@ def first_report_of_invalid_name(dynamodb: Any, table: str, name: str, now: date
         )
         return True
     except ClientError as error:
-        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+        if error_code(error) == "ConditionalCheckFailedException":
             return False
         raise

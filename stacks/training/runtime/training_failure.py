@@ -33,6 +33,7 @@ TRANSIENT_MARKERS = (
 )
 QUOTA_MARKER = "ResourceLimitExceeded"
 # CreateTrainingJob's ResourceLimitExceeded names the quota: "The account-level service limit '<name>' is 0 ...".
+# That message alone tells a quota, whatever Step Functions names the error or wraps the message in.
 QUOTA_NAME = re.compile(r"service limit '([^']+)'")
 _SPACE = re.compile(r"\s+")
 
@@ -92,12 +93,13 @@ def explain(state: Mapping[str, Any]) -> dict[str, Any]:
         prefix = f"{name}: " if name and name not in ("States.TaskFailed",) and not detail.startswith(name) else ""
         reason = f"{stage} failed: {prefix}{detail}"
     evidence = " ".join(filter(None, (name, sagemaker_reason, secondary)))
+    quota = QUOTA_MARKER in evidence or QUOTA_NAME.search(evidence) is not None
     retryable = (bool(model_id) and stage in RETRAINABLE_STAGES
-                 and any(marker in evidence for marker in TRANSIENT_MARKERS))
+                 and (quota or any(marker in evidence for marker in TRANSIENT_MARKERS)))
     reason = _one_line(reason)
     if retryable:
         hint = retry_hint(model_id)
-        if QUOTA_MARKER in evidence:
+        if quota:
             hint = f"Raise the SageMaker {_quotas_to_raise(state, sagemaker_reason)} first (Service Quotas). " + hint
     else:
         hint = ("Running it again on the same files would fail the same way: fix the cause (e.g. the "
