@@ -109,7 +109,7 @@ def refusal_cause(request):
     if request.param == "sdk-wrapper":
         yield
         return
-    from tests.harness import moto_patches
+    from emulator import moto_patches
 
     wrapped = moto_patches.sagemaker_task_error
 
