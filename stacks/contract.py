@@ -55,6 +55,8 @@ DEPLOY_MACHINE_SUFFIX = "-deploy"
 
 VARIANT_NAME = "AllTraffic"
 """The endpoint's one production variant (the deploy workflow names it; autoscaling scales it)."""
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+"""What Application Auto Scaling scales on the variant (its instance count)."""
 
 # ---- custom metrics ----
 METRICS_NAMESPACE = "DreamBoothPipeline"

@@ -86,10 +86,10 @@ from moto.sagemaker import responses as sm_responses
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
+from stacks.contract import SCALABLE_DIMENSION, VARIANT_NAME
 from tests.harness.clock import VirtualClock
 
 ACCOUNT = "123456789012"
-SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 PLACEHOLDER_ACCEPT = "application/json;jpeg"
 """The only answer format the simulated model produces (the API asks for it)."""
 
@@ -501,7 +501,7 @@ class SageMakerSimulator:
                     "Application Auto Scaling before they can be removed or have their instance type updated.")
         return None
 
-    def scalable_target(self, endpoint_name: str, variant: str = "AllTraffic") -> Optional[Any]:
+    def scalable_target(self, endpoint_name: str, variant: str = VARIANT_NAME) -> Optional[Any]:
         """The variant's scalable target as Application Auto Scaling (moto) holds it, or None."""
         targets = applicationautoscaling_backends[ACCOUNT][self.region].targets
         return targets.get(SCALABLE_DIMENSION, {}).get(f"endpoint/{endpoint_name}/variant/{variant}")
@@ -729,7 +729,7 @@ class SageMakerSimulator:
     def _policies(self, endpoint_name: str) -> tuple[Optional[dict[str, Any]], dict[str, dict[str, Any]]]:
         """The variant's scalable target and {metric name: step policy its alarm triggers}."""
         autoscaling = self._own_client("application-autoscaling")
-        resource = f"endpoint/{endpoint_name}/variant/AllTraffic"
+        resource = f"endpoint/{endpoint_name}/variant/{VARIANT_NAME}"
         targets = autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker",
                                                         ResourceIds=[resource])["ScalableTargets"]
         policies = autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker",
