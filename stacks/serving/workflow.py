@@ -722,13 +722,23 @@ class GoLive(Step):
             self, "MarkLive", "SET #status = :live, endpointName = :endpoint, updatedAt = :now REMOVE failureReason",
             {":live": S(STATUS_LIVE), ":endpoint": S(parts.endpoint_name)},
         )
-        point = tasks.DynamoPutItem(
-            self, "PointLiveModel", table=parts.registry,
-            item={"modelId": S(LIVE_POINTER_ID), "liveModelId": _str("$.modelId"),
-                  "endpointName": S(parts.endpoint_name), "endpointConfigName": _str("$.modelId"),
-                  "updatedAt": _str(_NOW)},
+        # An update, not a put: the cleanup may have marked the pointer (stack being deleted) since
+        # this run read it, before it stops the runs it finds; a put would erase the mark and a later
+        # heal would re-create the endpoint as an orphan. A marked pointer ends the run instead.
+        point = tasks.DynamoUpdateItem(
+            self, "PointLiveModel", table=parts.registry, key={"modelId": S(LIVE_POINTER_ID)},
+            update_expression="SET liveModelId = :model, endpointName = :endpoint, endpointConfigName = :model, "
+                              "updatedAt = :now REMOVE endpointError, endpointErrorAt",
+            condition_expression="attribute_not_exists(#deleting)",
+            expression_attribute_names={"#deleting": STACK_DELETING_ATTRIBUTE},
+            expression_attribute_values={":model": _str("$.modelId"), ":endpoint": S(parts.endpoint_name),
+                                         ":now": _str(_NOW)},
             result_path=_DISCARD,
         )
+        point.add_catch(parts.release_lock(self, "ReleaseLockStackDeletedMeanwhile", then=sfn.Fail(
+            self, "StackDeletedMeanwhile", error="StackBeingDeleted",
+            cause="the stack is being deleted: the live pointer keeps its deletion mark")),
+            errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
         live_text = ("Model {} (dataset {}) is live on endpoint {}. Put the phrase \"{}\" in your prompts to get "
                      "your subject, e.g. \"{} on a beach at sunset\".")
         live_values = (sfn.JsonPath.string_at("$.modelId"), sfn.JsonPath.string_at("$.model.Item.dataset.S"),
