@@ -22,7 +22,8 @@ no UpdateEndpoint. `SageMakerSimulator` patches moto's backend so that:
   between a real-time and an asynchronous config, and while a variant whose instance type changes
   (or that goes) is a scalable target of Application Auto Scaling; a registration survives an
   update that keeps the instance type (a model-only change). DeleteEndpoint deregisters the
-  endpoint's scalable targets, as Application Auto Scaling does;
+  endpoint's scalable targets, as Application Auto Scaling does (the caller needs
+  DeregisterScalableTarget for that: the IAM harness checks it);
 - The model answers like the JumpStart Stable Diffusion model does for `Accept:
   application/json;jpeg` ({"generated_images": [<base64 JPEG>], "prompt": ...}), but with a
   PLACEHOLDER image: a flat colour with "PLACEHOLDER", the model, prompt and seed written on it
@@ -584,7 +585,8 @@ class SageMakerSimulator:
             original(backend, endpoint_name)
             sim.calls.append(("delete_endpoint", endpoint_name))
             # Application Auto Scaling deregisters a deleted endpoint's variants (SageMaker's "Delete
-            # endpoints configured for auto scaling"; AWS does it with the caller's permission, not checked here).
+            # endpoints configured for auto scaling"), with the caller's permission: the IAM harness
+            # refuses the DeleteEndpoint of a caller without DeregisterScalableTarget (iam.py).
             targets = applicationautoscaling_backends[ACCOUNT][sim.region].targets.get(SCALABLE_DIMENSION, {})
             for resource in [r for r in targets if r.startswith(f"endpoint/{endpoint_name}/variant/")]:
                 del targets[resource]

@@ -165,6 +165,22 @@ def test_the_periodic_check_repairs_a_lost_registration_but_not_during_a_deploym
         starts_from_zero_and_scales_back_to_zero(h, 5)
 
 
+def test_a_failed_endpoint_still_a_scalable_target_is_deleted_and_made_again(synthesized):
+    with harness(synthesized) as h:
+        h.train_and_deploy("doppler", PHOTOS)
+        assert registered(h)
+        # Given the endpoint Failed while its variant is still a scalable target
+        sm_models.sagemaker_backends[ACCOUNT][REGION].endpoints[h.endpoint_name].endpoint_status = "Failed"
+        # When the next model is deployed, the deployment deletes it (Application Auto Scaling
+        # deregisters the variant with the deployment's permission) and creates it again
+        second = h.train_and_deploy("doppler", MORE_PHOTOS)
+        deploy = h.deploy_runs()[-1]
+        assert deploy.status == "SUCCEEDED", deploy.cause
+        assert "DeleteFailedEndpoint" in deploy.entered_states and h.live_pointer()["liveModelId"] == second
+        assert registered(h)
+        starts_from_zero_and_scales_back_to_zero(h, 7)
+
+
 @pytest.mark.parametrize("partial", ["alarms deleted, then the deregistration failed",
                                      "registration stopped after the target"])
 def test_the_periodic_check_completes_a_half_done_registration(synthesized, partial):
