@@ -511,6 +511,7 @@ class SageMakerSimulator:
         sim = self
 
         def describe_endpoint(backend: Any, endpoint_name: str) -> dict[str, Any]:
+            queue = None
             with sim._lock:
                 endpoint = backend.endpoints.get(endpoint_name)
                 sim._settle_if_due(backend, endpoint)
@@ -521,7 +522,12 @@ class SageMakerSimulator:
                     if queue is not None:
                         for variant in endpoint.production_variants:
                             variant["CurrentInstanceCount"] = queue.instances
-            return original(backend, endpoint_name)
+            answer = original(backend, endpoint_name)
+            if queue is not None:
+                # The endpoint's own asynchronous configuration (DescribeEndpoint's AsyncInferenceConfig),
+                # as it was when it started on its config: a real-time endpoint has none.
+                answer["AsyncInferenceConfig"] = queue.config
+            return answer
 
         return describe_endpoint
 
