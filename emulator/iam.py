@@ -281,10 +281,24 @@ def _sagemaker(operation: str, params: Mapping[str, Any], arn: _Arns) -> list[Ch
         # Tags on create: SageMaker authorizes sagemaker:AddTags on the new resource as well
         # (SageMaker developer guide, "Provide permissions for tagging SageMaker AI resources").
         checks.append(Check("sagemaker:AddTags", resource, context))
+    if operation == "DeleteEndpoint" and _has_scalable_variant(str(params.get("EndpointName", "")), arn):
+        # Application Auto Scaling deregisters the endpoint's scalable variants with the caller's
+        # permission; without it the delete is refused (SageMaker developer guide, "Delete
+        # endpoints configured for auto scaling").
+        checks.append(Check("application-autoscaling:DeregisterScalableTarget", "*"))
     passed = params.get("RoleArn") or params.get("ExecutionRoleArn")
     if passed and operation.startswith("Create"):
         checks.append(Check("iam:PassRole", str(passed), {"iam:PassedToService": "sagemaker.amazonaws.com"}))
     return checks
+
+
+def _has_scalable_variant(endpoint: str, arn: _Arns) -> bool:
+    """Whether a variant of `endpoint` is a scalable target in moto's Application Auto Scaling."""
+    from moto.applicationautoscaling.models import applicationautoscaling_backends
+
+    targets = applicationautoscaling_backends[arn.account][arn.region].targets
+    return any(resource.startswith(f"endpoint/{endpoint}/variant/") for by_resource in targets.values()
+               for resource in by_resource)
 
 
 def _resource_tag_context(resource: str, arn: _Arns) -> dict[str, Any]:

@@ -22,7 +22,8 @@ no UpdateEndpoint. `SageMakerSimulator` patches moto's backend so that:
   between a real-time and an asynchronous config, and while a variant whose instance type changes
   (or that goes) is a scalable target of Application Auto Scaling; a registration survives an
   update that keeps the instance type (a model-only change). DeleteEndpoint deregisters the
-  endpoint's scalable targets, as Application Auto Scaling does;
+  endpoint's scalable targets, as Application Auto Scaling does (the caller needs
+  DeregisterScalableTarget for that: the IAM harness checks it);
 - The model answers like the JumpStart Stable Diffusion model does for `Accept:
   application/json;jpeg` ({"generated_images": [<base64 JPEG>], "prompt": ...}), but with a
   PLACEHOLDER image: a flat colour with "PLACEHOLDER", the model, prompt and seed written on it
@@ -87,9 +88,9 @@ from moto.sagemaker.exceptions import ValidationError
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
 from emulator.clock import VirtualClock
+from stacks.contract import SCALABLE_DIMENSION, VARIANT_NAME
 
 ACCOUNT = "123456789012"
-SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 PLACEHOLDER_ACCEPT = "application/json;jpeg"
 """The only answer format the simulated model produces (the API asks for it)."""
 
@@ -501,7 +502,7 @@ class SageMakerSimulator:
                     "Application Auto Scaling before they can be removed or have their instance type updated.")
         return None
 
-    def scalable_target(self, endpoint_name: str, variant: str = "AllTraffic") -> Optional[Any]:
+    def scalable_target(self, endpoint_name: str, variant: str = VARIANT_NAME) -> Optional[Any]:
         """The variant's scalable target as Application Auto Scaling (moto) holds it, or None."""
         targets = applicationautoscaling_backends[ACCOUNT][self.region].targets
         return targets.get(SCALABLE_DIMENSION, {}).get(f"endpoint/{endpoint_name}/variant/{variant}")
@@ -510,6 +511,7 @@ class SageMakerSimulator:
         sim = self
 
         def describe_endpoint(backend: Any, endpoint_name: str) -> dict[str, Any]:
+            queue = None
             with sim._lock:
                 endpoint = backend.endpoints.get(endpoint_name)
                 sim._settle_if_due(backend, endpoint)
@@ -520,7 +522,12 @@ class SageMakerSimulator:
                     if queue is not None:
                         for variant in endpoint.production_variants:
                             variant["CurrentInstanceCount"] = queue.instances
-            return original(backend, endpoint_name)
+            answer = original(backend, endpoint_name)
+            if queue is not None:
+                # The endpoint's own asynchronous configuration (DescribeEndpoint's AsyncInferenceConfig),
+                # as it was when it started on its config: a real-time endpoint has none.
+                answer["AsyncInferenceConfig"] = queue.config
+            return answer
 
         return describe_endpoint
 
@@ -584,7 +591,8 @@ class SageMakerSimulator:
             original(backend, endpoint_name)
             sim.calls.append(("delete_endpoint", endpoint_name))
             # Application Auto Scaling deregisters a deleted endpoint's variants (SageMaker's "Delete
-            # endpoints configured for auto scaling"; AWS does it with the caller's permission, not checked here).
+            # endpoints configured for auto scaling"), with the caller's permission: the IAM harness
+            # refuses the DeleteEndpoint of a caller without DeregisterScalableTarget (iam.py).
             targets = applicationautoscaling_backends[ACCOUNT][sim.region].targets.get(SCALABLE_DIMENSION, {})
             for resource in [r for r in targets if r.startswith(f"endpoint/{endpoint_name}/variant/")]:
                 del targets[resource]
@@ -729,7 +737,7 @@ class SageMakerSimulator:
     def _policies(self, endpoint_name: str) -> tuple[Optional[dict[str, Any]], dict[str, dict[str, Any]]]:
         """The variant's scalable target and {metric name: step policy its alarm triggers}."""
         autoscaling = self._own_client("application-autoscaling")
-        resource = f"endpoint/{endpoint_name}/variant/AllTraffic"
+        resource = f"endpoint/{endpoint_name}/variant/{VARIANT_NAME}"
         targets = autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker",
                                                         ResourceIds=[resource])["ScalableTargets"]
         policies = autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker",

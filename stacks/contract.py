@@ -65,6 +65,8 @@ DEPLOY_MACHINE_SUFFIX = "-deploy"
 
 VARIANT_NAME = "AllTraffic"
 """The endpoint's one production variant (the deploy workflow names it; autoscaling scales it)."""
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+"""What Application Auto Scaling scales on the variant (its instance count)."""
 
 # ---- SageMaker's quotas (AWS's names, as Service Quotas lists them) ----
 def training_quota_name(instance_type: str, *, spot: bool = False) -> str:

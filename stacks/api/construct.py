@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-from aws_cdk import Acknowledgment, Aws, CfnOutput, Duration, RemovalPolicy, Stack, Token, Validations
+from aws_cdk import Acknowledgment, ArnFormat, Aws, CfnOutput, Duration, RemovalPolicy, Stack, Token, Validations
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -48,7 +48,7 @@ from stacks.contract import (
 )
 from stacks.shared.logs import retention
 from stacks.storage.construct import grant_prefix_read
-from stacks.shared.nag import acknowledge, acknowledge_prefix_grants, nag_resource
+from stacks.shared.nag import acknowledge, acknowledge_prefix_grants, arn_prefix, nag_resource
 from stacks.shared.powertools_layer import powertools_layer
 from stacks.shared.sdk_layer import sdk_layer
 from stacks.shared.runtime import runtime_code
@@ -252,7 +252,7 @@ class InferenceApi(Construct):
                          **({names.SCALING_FUNCTION_NAME: scaling_function.function_name} if scaling_function else {})},
         )
         if scaling_function is not None:
-            self._grant_scaling_repair(scaling_function)
+            self._grant_scaling_repair(scaling_function, endpoint_name)
         self.dispatch_rules = [
             events.Rule(self, "EndpointChanged", description="The endpoint's state changes: send pending generations",
                         event_pattern=events.EventPattern(source=["aws.sagemaker"],
@@ -424,19 +424,30 @@ class InferenceApi(Construct):
         acknowledge_prefix_grants(results.role, bucket, INFERENCE_OUTPUTS_PREFIX, reads=False)
         acknowledge_prefix_grants(results.role, bucket, GENERATED_PREFIX, reads=False, writes=True)
 
-    def _grant_scaling_repair(self, scaling_function: lambda_.IFunction) -> None:
-        """The dispatcher looks whether the endpoint's variant is a scalable target and, if not,
-        invokes the scaling function (that one function, not its versions: grant_invoke adds `:*`)."""
+    def _grant_scaling_repair(self, scaling_function: lambda_.IFunction, endpoint_name: str) -> None:
+        """The dispatcher looks whether the endpoint's variant is a scalable target with its policies
+        and their alarms (autoscaling.missing_parts) and, if any is missing, invokes the scaling
+        function (that one function, not its versions: grant_invoke adds `:*`)."""
         dispatch = self.dispatch_function
         dispatch.add_to_role_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"],
                                                         resources=[scaling_function.function_arn]))
         dispatch.add_to_role_policy(iam.PolicyStatement(
-            actions=["application-autoscaling:DescribeScalableTargets"], resources=["*"]))
+            actions=["application-autoscaling:DescribeScalableTargets",
+                     "application-autoscaling:DescribeScalingPolicies"], resources=["*"]))
+        # The step policies' alarms, `<endpoint>-scale-out-from-zero` and `-scale-in-when-idle`.
+        dispatch.add_to_role_policy(iam.PolicyStatement(
+            actions=["cloudwatch:DescribeAlarms"],
+            resources=[Stack.of(self).format_arn(service="cloudwatch", resource="alarm",
+                                                 resource_name=f"{endpoint_name}-*",
+                                                 arn_format=ArnFormat.COLON_RESOURCE_NAME)]))
+        acknowledge(dispatch.role, "The endpoint's two step-policy alarms, named `<endpoint>-<policy>` by the "
+                                   "scaling function: only read.",
+                    f"AwsSolutions-IAM5[Resource::{arn_prefix(self, 'cloudwatch')}alarm:{endpoint_name}-*]")
         Validations.of(dispatch.role).acknowledge(Acknowledgment(
             id="AwsSolutions-IAM5[Resource::*]",
-            reason="On *: application-autoscaling:DescribeScalableTargets (Application Auto Scaling has no "
-                   "resource-level permissions for it); xray:PutTraceSegments, xray:PutTelemetryRecords (X-Ray "
-                   "tracing supports no resource-level permissions)."))
+            reason="On *: application-autoscaling:DescribeScalableTargets, DescribeScalingPolicies (Application "
+                   "Auto Scaling has no resource-level permissions for them); xray:PutTraceSegments, "
+                   "xray:PutTelemetryRecords (X-Ray tracing supports no resource-level permissions)."))
 
     def _grant_dataset_uploads(self, bucket: s3.IBucket) -> None:
         """Training from the web page (stacks/api/runtime/datasets.py), and nothing more: the presigned POSTs to

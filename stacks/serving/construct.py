@@ -130,6 +130,18 @@ class Serving:
             "whether the lock holder still runs.",
             f"AwsSolutions-IAM5[Resource::{arn_prefix(scope, 'states')}execution:{deploy_name}:*]",
         )
+        # Deleting an endpoint whose variant is a scalable target (a failed one, a real-time one):
+        # Application Auto Scaling deregisters it with the caller's permission, else the delete is
+        # refused (SageMaker developer guide, "Delete endpoints configured for auto scaling").
+        self.deploy_state_machine.add_to_role_policy(iam.PolicyStatement(
+            actions=["application-autoscaling:DeregisterScalableTarget"], resources=["*"]))
+        acknowledge(
+            self.deploy_state_machine.role,
+            "X-Ray tracing, sagemaker:ListTags and cloudwatch:PutMetricData (held to the pipeline's namespace by "
+            "a condition) support no resource-level permissions; application-autoscaling:DeregisterScalableTarget "
+            "(for DeleteEndpoint) has none either (scalable targets get generated ids).",
+            "AwsSolutions-IAM5[Resource::*]",
+        )
         acknowledge(
             self.deploy_state_machine.role,
             "CDK's LambdaInvoke task grants the function and its versions (`<arn>:*`).",

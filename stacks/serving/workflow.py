@@ -71,6 +71,8 @@ BUSY_LOOPS = (
     ("DescribeEndpoint", "WhatIsTheEndpointDoing", "CountBusyWait", "IsBusyWaitOver", "WaitForBusyEndpoint"),
     ("DescribeEndpoint", "WhatIsTheEndpointDoing", "DeleteFailedEndpoint", "CountBusyWait", "IsBusyWaitOver",
      "WaitForBusyEndpoint"),
+    ("DescribeEndpoint", "WhatIsTheEndpointDoing", "DeleteRealTimeEndpoint", "CountBusyWait", "IsBusyWaitOver",
+     "WaitForBusyEndpoint"),
 )
 POLL_LOOPS = (
     ("WaitForEndpoint", "CheckEndpoint", "IsNewModelServing", "CountPoll"),
@@ -539,7 +541,9 @@ class CreateSageMakerModel(Step):
         create_model.next(create_config).next(record_names)
         # A recorded config is reused only if it is asynchronous: one made by an older, real-time
         # version of the stack cannot serve this endpoint (UpdateEndpoint is refused between the two
-        # kinds). That one is deleted and made again under its name; its SageMaker model is kept.
+        # kinds). That one is deleted and made again under its name; its SageMaker model is kept. If
+        # the endpoint still runs it, Rollout sees the endpoint has no AsyncInferenceConfig and
+        # deletes and re-creates it (DeleteEndpointConfig does not stop an endpoint using the config).
         describe_config = tasks.CallAwsService(
             self, "DescribeRecordedConfig", service="sagemaker", action="describeEndpointConfig",
             parameters={"EndpointConfigName": sfn.JsonPath.string_at("$.modelId")},
@@ -579,8 +583,12 @@ class Rollout(Step):
                  poll_interval_s: int, max_polls: int) -> None:
         super().__init__(scope, construct_id)
         endpoint_name = parts.endpoint_name
+        # The endpoint's own AsyncInferenceConfig, not its config's name: a real-time endpoint of an
+        # older stack may run a config whose name was since made again asynchronous (DeleteRealTimeConfig).
+        asynchronous = sfn.Condition.is_present("$.endpoint.detail.AsyncInferenceConfig")
         serves_this_model = sfn.Condition.and_(sfn.Condition.string_equals("$.endpoint.status", "InService"),
-                                               sfn.Condition.string_equals_json_path("$.endpoint.config", "$.modelId"))
+                                               sfn.Condition.string_equals_json_path("$.endpoint.config", "$.modelId"),
+                                               asynchronous)
         in_service = sfn.Condition.string_equals("$.endpoint.status", "InService")
         failed = sfn.Condition.string_equals("$.endpoint.status", "Failed")
 
@@ -614,6 +622,13 @@ class Rollout(Step):
             parameters={"EndpointName": endpoint_name},
             iam_resources=[parts.endpoint_arn()], result_path=_DISCARD,
         ))
+        # UpdateEndpoint cannot turn a real-time endpoint into an asynchronous one: it is deleted
+        # (then created again, as a missing one is) whatever config it runs.
+        delete_real_time = failure.catch(tasks.CallAwsService(
+            self, "DeleteRealTimeEndpoint", service="sagemaker", action="deleteEndpoint",
+            parameters={"EndpointName": endpoint_name},
+            iam_resources=[parts.endpoint_arn()], result_path=_DISCARD,
+        ))
         start_polls = sfn.Pass(self, "StartPolling", result=sfn.Result.from_object({"count": 0}), result_path="$.polls")
         wait_busy = sfn.Wait(self, "WaitForBusyEndpoint", time=sfn.WaitTime.duration(Duration.seconds(poll_interval_s)))
         # Busy (Creating, Updating, OutOfService, ...) or failed and being deleted: wait, at most
@@ -636,11 +651,13 @@ class Rollout(Step):
         describe.add_catch(no_endpoint, errors=["States.TaskFailed"], result_path="$.endpointError")
         describe.next(self.choice("WhatIsTheEndpointDoing", [
             (serves_this_model, ONWARD),
+            (sfn.Condition.and_(in_service, sfn.Condition.not_(asynchronous)), delete_real_time),
             (in_service, remove_scaling),
             (failed, delete_failed),
         ], otherwise=count_busy))
         wait_busy.next(describe)
         delete_failed.next(count_busy)
+        delete_real_time.next(count_busy)
         create_endpoint.next(start_polls)
         update_endpoint.next(start_polls)
 
@@ -722,13 +739,23 @@ class GoLive(Step):
             self, "MarkLive", "SET #status = :live, endpointName = :endpoint, updatedAt = :now REMOVE failureReason",
             {":live": S(STATUS_LIVE), ":endpoint": S(parts.endpoint_name)},
         )
-        point = tasks.DynamoPutItem(
-            self, "PointLiveModel", table=parts.registry,
-            item={"modelId": S(LIVE_POINTER_ID), "liveModelId": _str("$.modelId"),
-                  "endpointName": S(parts.endpoint_name), "endpointConfigName": _str("$.modelId"),
-                  "updatedAt": _str(_NOW)},
+        # An update, not a put: the cleanup may have marked the pointer (stack being deleted) since
+        # this run read it, before it stops the runs it finds; a put would erase the mark and a later
+        # heal would re-create the endpoint as an orphan. A marked pointer ends the run instead.
+        point = tasks.DynamoUpdateItem(
+            self, "PointLiveModel", table=parts.registry, key={"modelId": S(LIVE_POINTER_ID)},
+            update_expression="SET liveModelId = :model, endpointName = :endpoint, endpointConfigName = :model, "
+                              "updatedAt = :now REMOVE endpointError, endpointErrorAt",
+            condition_expression="attribute_not_exists(#deleting)",
+            expression_attribute_names={"#deleting": STACK_DELETING_ATTRIBUTE},
+            expression_attribute_values={":model": _str("$.modelId"), ":endpoint": S(parts.endpoint_name),
+                                         ":now": _str(_NOW)},
             result_path=_DISCARD,
         )
+        point.add_catch(parts.release_lock(self, "ReleaseLockStackDeletedMeanwhile", then=sfn.Fail(
+            self, "StackDeletedMeanwhile", error="StackBeingDeleted",
+            cause="the stack is being deleted: the live pointer keeps its deletion mark")),
+            errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
         live_text = ("Model {} (dataset {}) is live on endpoint {}. Put the phrase \"{}\" in your prompts to get "
                      "your subject, e.g. \"{} on a beach at sunset\".")
         live_values = (sfn.JsonPath.string_at("$.modelId"), sfn.JsonPath.string_at("$.model.Item.dataset.S"),

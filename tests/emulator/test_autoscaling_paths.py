@@ -16,7 +16,7 @@ import json
 import pytest
 from moto.sagemaker import models as sm_models
 
-from stacks.contract import ApiEnv
+from stacks.contract import SCALABLE_DIMENSION, VARIANT_NAME, ApiEnv
 from tests import template_find as find
 from emulator import PipelineHarness, SageMakerSimulator, synthesize
 from emulator.account import ACCOUNT, REGION
@@ -155,14 +155,56 @@ def test_the_periodic_check_repairs_a_lost_registration_but_not_during_a_deploym
         h.train_and_deploy("doppler", PHOTOS)
         # Given an InService endpoint whose registration was lost (deregistered out of band)
         h.client("application-autoscaling").deregister_scalable_target(
-            ServiceNamespace="sagemaker", ResourceId=f"endpoint/{h.endpoint_name}/variant/AllTraffic",
-            ScalableDimension="sagemaker:variant:DesiredInstanceCount")
+            ServiceNamespace="sagemaker", ResourceId=f"endpoint/{h.endpoint_name}/variant/{VARIANT_NAME}",
+            ScalableDimension=SCALABLE_DIMENSION)
         wait_for(h, lambda: instances(h) == 1, 5, "one instance")
         # When the periodic check runs, it registers it again
         assert h.run_schedule(h.dispatch_function)["autoscaling"] == "repaired"
         assert registered(h)
         assert h.run_schedule(h.dispatch_function)["autoscaling"] == "registered"
         starts_from_zero_and_scales_back_to_zero(h, 5)
+
+
+def test_a_failed_endpoint_still_a_scalable_target_is_deleted_and_made_again(synthesized):
+    with harness(synthesized) as h:
+        h.train_and_deploy("doppler", PHOTOS)
+        assert registered(h)
+        # Given the endpoint Failed while its variant is still a scalable target
+        sm_models.sagemaker_backends[ACCOUNT][REGION].endpoints[h.endpoint_name].endpoint_status = "Failed"
+        # When the next model is deployed, the deployment deletes it (Application Auto Scaling
+        # deregisters the variant with the deployment's permission) and creates it again
+        second = h.train_and_deploy("doppler", MORE_PHOTOS)
+        deploy = h.deploy_runs()[-1]
+        assert deploy.status == "SUCCEEDED", deploy.cause
+        assert "DeleteFailedEndpoint" in deploy.entered_states and h.live_pointer()["liveModelId"] == second
+        assert registered(h)
+        starts_from_zero_and_scales_back_to_zero(h, 7)
+
+
+@pytest.mark.parametrize("partial", ["alarms deleted, then the deregistration failed",
+                                     "registration stopped after the target"])
+def test_the_periodic_check_completes_a_half_done_registration(synthesized, partial):
+    with harness(synthesized) as h:
+        h.train_and_deploy("doppler", PHOTOS)
+        # Given the variant still a scalable target, but without the alarms (deregister_scaling
+        # deletes them first) or without its policies and alarms (register_scaling stopped after
+        # RegisterScalableTarget): nothing would start an instance for a request at zero
+        scaling, cloudwatch = h.client("application-autoscaling"), h.client("cloudwatch")
+        target = {"ServiceNamespace": "sagemaker", "ResourceId": f"endpoint/{h.endpoint_name}/variant/{VARIANT_NAME}",
+                  "ScalableDimension": SCALABLE_DIMENSION}
+        if partial.startswith("registration"):
+            for policy in scaling.describe_scaling_policies(**{k: v for k, v in target.items()
+                                                               if k != "ResourceId"},
+                                                            ResourceId=target["ResourceId"])["ScalingPolicies"]:
+                scaling.delete_scaling_policy(PolicyName=policy["PolicyName"], **target)
+        alarms = [a["AlarmName"] for a in cloudwatch.describe_alarms(AlarmNamePrefix=f"{h.endpoint_name}-")["MetricAlarms"]]
+        assert len(alarms) == 2
+        cloudwatch.delete_alarms(AlarmNames=alarms)
+        assert registered(h)
+        # When the periodic check runs, it registers the whole of it again
+        assert h.run_schedule(h.dispatch_function)["autoscaling"] == "repaired"
+        assert h.run_schedule(h.dispatch_function)["autoscaling"] == "registered"
+        starts_from_zero_and_scales_back_to_zero(h, 6)
 
 
 def test_the_dispatcher_may_invoke_the_scaling_function_and_nothing_else(synthesized):
@@ -178,4 +220,6 @@ def test_the_dispatcher_may_invoke_the_scaling_function_and_nothing_else(synthes
     assert invoke["Resource"] == {"Fn::GetAtt": [scaling, "Arn"]}  # not its versions (`:*`)
     (describe,) = [s for s in statements if "application-autoscaling" in json.dumps(s["Action"])]
     assert [a for a in describe["Action"] if not a.startswith("xray:")] == [
-        "application-autoscaling:DescribeScalableTargets"]
+        "application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingPolicies"]
+    (alarms,) = [s for s in statements if "cloudwatch" in json.dumps(s["Action"])]
+    assert alarms["Action"] == "cloudwatch:DescribeAlarms" and "-*" in json.dumps(alarms["Resource"])

@@ -69,3 +69,28 @@ def test_a_recorded_real_time_config_is_made_again_asynchronous_before_it_serves
         assert h.live_pointer()["liveModelId"] == old
         answer = h.api("POST", "/generations", {"prompt": "Doppler again", "seed": 9})
         assert finished(h, answer.json()["id"], 60)["status"] == "succeeded"
+
+
+def test_an_endpoint_still_running_a_real_time_config_is_made_again_asynchronous(synthesized):
+    with harness(synthesized) as h:
+        live = h.train_and_deploy("doppler", PHOTOS)
+        # Given the endpoint as an older, real-time version of the stack left it: running the live
+        # model's config, real-time, under the model's name
+        sagemaker = h.client("sagemaker")
+        sagemaker.delete_endpoint(EndpointName=h.endpoint_name)
+        real_time_copy(h, live, live, replace=True)
+        sagemaker.create_endpoint(EndpointName=h.endpoint_name, EndpointConfigName=live)
+        h.wait_until_idle(30)
+        assert "AsyncInferenceConfig" not in sagemaker.describe_endpoint(EndpointName=h.endpoint_name)
+        # When the live model is deployed again (its config made again asynchronous under the same name)
+        h.client("stepfunctions").start_execution(stateMachineArn=h.deploy_machine_arn,
+                                                  input=json.dumps({"modelId": live}))
+        h.wait_until_idle(90)
+        deploy = h.deploy_runs()[-1]
+        assert deploy.status == "SUCCEEDED", deploy.cause
+        # Then the real-time endpoint was deleted and created again: it runs the asynchronous config
+        assert {"DeleteRealTimeConfig", "DeleteRealTimeEndpoint", "CreateEndpoint"} <= set(deploy.entered_states)
+        described = sagemaker.describe_endpoint(EndpointName=h.endpoint_name)
+        assert described["EndpointConfigName"] == live and "AsyncInferenceConfig" in described
+        answer = h.api("POST", "/generations", {"prompt": "Doppler, asynchronous again", "seed": 10})
+        assert finished(h, answer.json()["id"], 60)["status"] == "succeeded"

@@ -331,7 +331,9 @@ def test_autoscaling_may_create_only_its_service_linked_role(resources):
 def test_deploy_applies_autoscaling_after_in_service_and_removes_it_before_an_update(resources):
     deploy = states(resources, "-deploy")
     assert deploy["CreateEndpointConfig"]["Parameters"]["ProductionVariants"][0]["InitialInstanceCount"] == 1
-    assert deploy["WhatIsTheEndpointDoing"]["Choices"][1]["Next"] == "PrepareAutoscalingForUpdate"
+    # (choice 1: a real-time endpoint, which no update can make asynchronous, is deleted)
+    assert deploy["WhatIsTheEndpointDoing"]["Choices"][1]["Next"] == "DeleteRealTimeEndpoint"
+    assert deploy["WhatIsTheEndpointDoing"]["Choices"][2]["Next"] == "PrepareAutoscalingForUpdate"
     prepare = deploy["PrepareAutoscalingForUpdate"]
     assert prepare["Next"] == "UpdateEndpoint" and prepare["ResultPath"] == "$.scaling"
     assert prepare["Parameters"]["Payload"] == {"action": "prepare-update", "endpointName": "DreamBoothPipeline-sd",

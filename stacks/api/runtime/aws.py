@@ -121,6 +121,10 @@ class Clients:
         return self._factory("application-autoscaling", config=_API_CONFIG)
 
     @cached_property
+    def cloudwatch(self) -> Any:
+        return self._factory("cloudwatch", config=_API_CONFIG)
+
+    @cached_property
     def lambda_(self) -> Any:
         return self._factory("lambda", config=_API_CONFIG)
 

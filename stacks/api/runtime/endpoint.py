@@ -154,12 +154,15 @@ def deployment_running(stepfunctions: Any, deploy_state_machine_arn: str) -> boo
 
 @dataclass
 class ScalingRepair:
-    """Registers the autoscaling of an InService endpoint that has none (a deployment that ended while
-    the endpoint was still updating could not, and a lost registration leaves an endpoint at zero
-    instances that never starts, or one at one that never stops), by invoking the stack's scaling
-    function: never while a deployment runs (it may have removed the registration for its update)."""
+    """Registers the autoscaling of an InService endpoint that has none or only part of it (a
+    deployment that ended while the endpoint was still updating could not register it; a
+    registration or deregistration that failed half way leaves a target without its alarms; a lost
+    registration leaves an endpoint at zero instances that never starts, or one at one that never
+    stops), by invoking the stack's scaling function: never while a deployment runs (it may have
+    removed the registration for its update)."""
 
     autoscaling: Callable[[], Any]
+    cloudwatch: Callable[[], Any]
     lambda_: Callable[[], Any]
     stepfunctions: Callable[[], Any]
     scaling_function: str
@@ -170,10 +173,7 @@ class ScalingRepair:
         "deployment running" (left to it) or "repaired"."""
         if state.state != IN_SERVICE or not self.scaling_function:
             return None
-        targets = self.autoscaling().describe_scalable_targets(
-            ServiceNamespace="sagemaker", ResourceIds=[autoscaling.resource_id(state.name)],
-            ScalableDimension=autoscaling.SCALABLE_DIMENSION)["ScalableTargets"]
-        if targets:
+        if not autoscaling.missing_parts(self.autoscaling(), self.cloudwatch(), state.name):
             return "registered"
         if self.deploy_state_machine_arn and deployment_running(self.stepfunctions(), self.deploy_state_machine_arn):
             return "deployment running"

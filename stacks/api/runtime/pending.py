@@ -51,7 +51,8 @@ class Dispatcher:
     def __post_init__(self) -> None:
         self.submitter = Submitter(self.settings, self.clients)
         self.healer = Healer(lambda: self.clients.stepfunctions, self.settings.deploy_state_machine_arn, self.clock)
-        self.scaling = ScalingRepair(lambda: self.clients.application_autoscaling, lambda: self.clients.lambda_,
+        self.scaling = ScalingRepair(lambda: self.clients.application_autoscaling, lambda: self.clients.cloudwatch,
+                                     lambda: self.clients.lambda_,
                                      lambda: self.clients.stepfunctions, self.settings.scaling_function_name,
                                      self.settings.deploy_state_machine_arn)
 

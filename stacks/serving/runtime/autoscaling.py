@@ -23,9 +23,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from contract import VARIANT_NAME
+from contract import SCALABLE_DIMENSION, VARIANT_NAME
 
-SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 TRACKING_POLICY = "backlog-per-instance"
 FROM_ZERO_POLICY = "scale-out-from-zero"
 IDLE_POLICY = "scale-in-when-idle"
@@ -124,6 +123,26 @@ def deregister_scaling(autoscaling: Any, cloudwatch: Any, endpoint: str) -> bool
         if _missing(error):
             return False
         raise
+
+
+def missing_parts(autoscaling: Any, cloudwatch: Any, endpoint: str) -> list[str]:
+    """What of `register_scaling`'s registration is not there ([] when all is): the scalable target,
+    its policies, their alarms. A registration that stopped half way (the target registered, then
+    an error) or a deregistration that deleted the alarms and then failed leaves a target without
+    the from-zero alarm: an endpoint at zero instances would then never start. The idle policy and
+    alarm are expected when the target's MinCapacity is 0 (idleMinutes > 0)."""
+    resource = resource_id(endpoint)
+    targets = autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource],
+                                                    ScalableDimension=SCALABLE_DIMENSION)["ScalableTargets"]
+    if not targets:
+        return ["scalable target"]
+    policies = [TRACKING_POLICY, FROM_ZERO_POLICY] + ([IDLE_POLICY] if targets[0]["MinCapacity"] == 0 else [])
+    found = {p["PolicyName"] for p in autoscaling.describe_scaling_policies(
+        ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=SCALABLE_DIMENSION,
+        PolicyNames=policies)["ScalingPolicies"]}
+    alarms = [alarm_name(endpoint, policy) for policy in policies if policy != TRACKING_POLICY]
+    present = {a["AlarmName"] for a in cloudwatch.describe_alarms(AlarmNames=alarms)["MetricAlarms"]}
+    return [f"policy {p}" for p in policies if p not in found] + [f"alarm {a}" for a in alarms if a not in present]
 
 
 def variant_types(sagemaker: Any, config_name: str) -> dict[str, str]:
