@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import boto3
@@ -289,8 +290,11 @@ def packaging_log(capsys, s3, training_output):
 
     capsys.readouterr()
     code = ROOT / "stacks" / "training" / "runtime"
+    # A service name of its own: Powertools adds its stdout handler only to a logging.Logger that has
+    # none, and an earlier test's handler of the same name would write to that test's captured stdout.
     module = load(code, "model_tasks", {"INFERENCE_SCRIPT_URI": "s3://jumpstart/inference.tar.gz",
                                         "POWERTOOLS_LOG_LEVEL": "INFO", "POWERTOOLS_TRACE_DISABLED": "true",
+                                        "POWERTOOLS_SERVICE_NAME": f"package-{uuid.uuid4().hex}",
                                         "AWS_DEFAULT_REGION": "us-east-1"})
     module.s3 = s3
     context = LambdaContext(FunctionSpec("package", "Package", code, "model_tasks.package", {}))
