@@ -35,7 +35,7 @@ test: $(TEST_TOOLS)
 	$(PY) -m pytest $(PARALLEL) $(PYTEST_ARGS)
 
 ## test-unit, test-construct, test-emulator, test-gates, test-browser: one tier alone (tests/conftest.py
-## gives every test its tier; README "Tests and verification" says what each holds and how long it takes).
+## gives every test its tier; docs/testing.md says what each holds and how long it takes).
 TIERS := unit construct emulator gates browser
 $(addprefix test-,$(TIERS)): test-%: $(TEST_TOOLS)
 	$(PY) -m pytest -m $* $(PARALLEL) $(PYTEST_ARGS)

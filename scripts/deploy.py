@@ -52,7 +52,7 @@ options:
                    (a role that is set is never replaced; not passed on to cdk)
   {SKIP_PREFLIGHT} deploy without running the account checks first (the JumpStart step still runs;
                    not passed on to cdk)
-  -c KEY=VALUE     a configuration value (README, Configuration), passed on to cdk
+  -c KEY=VALUE     a configuration value (docs/configuration.md), passed on to cdk
   anything else    passed on to `cdk deploy` / `cdk synth` (see `npx cdk deploy --help`)
 
 Exit codes: 0 done; 1 synth, rehearsal or deploy failed; 2 bad configuration, or AWS credentials,

@@ -1,4 +1,4 @@
-"""Write the configuration tables of the README and docs/ from the settings registry.
+"""Write the configuration tables of docs/ (configuration.md: every setting) from the settings registry.
 
     .venv/bin/python -m scripts.settings_table          rewrite the tables in place
     .venv/bin/python -m scripts.settings_table --check  exit 1 when a table differs from the registry
@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 from stacks.config import SETTINGS, Setting
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCUMENTS = ("README.md", "docs/api.md", "docs/pipeline.md")
+DOCUMENTS = ("docs/configuration.md", "docs/api.md", "docs/pipeline.md")
 BLOCK = re.compile(r"(<!-- settings-table: (?P<sections>[a-z ]+) -->\n)(?P<table>.*?)(<!-- /settings-table -->)",
                    re.DOTALL)
 

@@ -1,7 +1,7 @@
 """Typed, frozen settings read once from CDK context.
 
 Each setting (its context key, default, allowed values and meaning) is declared once, as a
-`Setting` on the config dataclass field it fills; the README's and docs' configuration tables are
+`Setting` on the config dataclass field it fills; the configuration tables of docs/ are
 written from them (`python -m scripts.settings_table`). A setting can be overridden in `cdk.json`
 (which carries none by default) or on the command line (`npx cdk deploy -c bucketName=my-bucket`).
 Values given on the command line arrive as strings, so every parser accepts both the typed value
@@ -126,7 +126,7 @@ class Setting:
     """One setting: its cdk context key, default, what it accepts and what it means, declared once.
 
     The config dataclasses below declare each field with `setting(...)`: the field's default, the
-    `from_context` parsing and its error, and the configuration tables of the README and docs/
+    `from_context` parsing and its error, and the configuration tables of docs/
     (`python -m scripts.settings_table`, checked by tests/test_settings_docs.py) all come from it.
     """
 

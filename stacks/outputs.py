@@ -1,7 +1,7 @@
 """Names of the stack's CloudFormation outputs: defined once for the stack (which fixes their logical
 ids, stacks/stack.py) and the CLI (which reads them with DescribeStacks,
 scripts/cli/stack_outputs.py). Plain constants, no CDK import: the CLI loads this without starting jsii.
-The README's "Stack outputs" table lists the same names (tests/cli/test_stack_outputs_template.py).
+The "Stack outputs" table of docs/deploying.md lists the same names (tests/cli/test_stack_outputs_template.py).
 """
 
 BUCKET_NAME = "BucketName"

@@ -88,7 +88,7 @@ def imported_stack():
 
 
 # ---------------------------------------------------------------------------------------------
-# Tiers: every test gets one marker, so that `pytest -m <tier>` runs one tier alone (README).
+# Tiers: every test gets one marker, so that `pytest -m <tier>` runs one tier alone (docs/testing.md).
 #   unit      plain modules and handlers, on moto where they call AWS (no synthesis)
 #   construct CDK assertions on a synthesized template (emulator/synthesis.py: one synth per variant)
 #   emulator  the synthesized stack run on moto (emulator/: state machines, Lambdas, API)

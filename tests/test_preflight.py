@@ -120,7 +120,7 @@ def test_region_outside_the_lock_file(quotas, capsys):
     with mock_aws():
         code, report = run(boto3.Session(region_name="af-south-1"), capsys)
     region = by_name(report)["region"]
-    # A region problem is the caller's set-up: exit 2, as in every command (README, exit codes)
+    # A region problem is the caller's set-up: exit 2, as in every command (docs/cli.md, exit codes)
     assert code == 2 and "not in the JumpStart lock file" in region["detail"]
     assert "us-east-1" in region["fix"]
 

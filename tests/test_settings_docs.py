@@ -26,7 +26,7 @@ def test_each_table_lists_the_sections_its_page_is_about():
     def sections(document):
         return [s for block in settings_table.blocks((ROOT / document).read_text()) for s in block]
 
-    assert sorted(sections("README.md")) == sorted(SETTINGS)
+    assert sorted(sections("docs/configuration.md")) == sorted(SETTINGS)
     assert sections("docs/api.md") == ["api"]
     assert sections("docs/pipeline.md") == ["training", "serving", "notifications"]
 
@@ -39,7 +39,7 @@ def test_a_stale_table_is_rewritten_and_the_check_fails(tmp_path):
     assert settings_table.main(["--check"], root=tmp_path) == 1
     assert settings_table.main([], root=tmp_path) == 0
     assert settings_table.main(["--check"], root=tmp_path) == 0
-    assert "| `apiRateLimit` | `5` |" in (tmp_path / "README.md").read_text()
+    assert "| `apiRateLimit` | `5` |" in (tmp_path / "docs/configuration.md").read_text()
 
 
 def test_cdk_json_carries_only_the_app_and_feature_flags():

@@ -4,7 +4,7 @@ Commands: preflight, cost (before a deploy); upload, status, models, use, retrai
 deployed stack, found from its CloudFormation outputs: BucketName, ApiUrl, ApiKeyId).
 
 As with the AWS CLI, the global options (--profile, --region, --stack, --json, -c) go before or
-after the command. Exit codes: EXIT_CODES below (the README's table; tests/cli check each one).
+after the command. Exit codes: EXIT_CODES below (docs/cli.md's table; tests/cli check each one).
 Progress goes to stderr; results (text, or JSON with --json) to stdout.
 """
 

@@ -65,7 +65,7 @@ class Monitoring(Construct):
       training_state_machine / deploy_state_machine: the pipeline's two state machines.
       endpoint_name / variant_name: the SageMaker endpoint the pipeline creates at run time.
       api: the API stage (and its failed-dispatch queue), or None for no API widgets/alarm.
-      config: thresholds (MonitoringConfig; defaults in the README configuration table).
+      config: thresholds (MonitoringConfig; defaults in docs/configuration.md).
 
     Attributes: dashboard, alarms (name -> Alarm: TrainingFailed, DeployFailed, Api5xxRate,
       EndpointErrors, EndpointStuck).

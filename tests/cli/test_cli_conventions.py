@@ -1,6 +1,6 @@
 """The CLI's conventions, with the AWS CLI as the anchor: global options before or after the command,
 --version, examples at the end of every --help, one line and exit 2 for every credential, profile,
-region and network problem, and each exit code of the README's table.
+region and network problem, and each exit code of docs/cli.md's table.
 
 AWS access problems are real botocore errors: a profile missing from a real config file, no
 credentials at all, a closed port standing in for an unreachable AWS (AWS_ENDPOINT_URL), and a local
@@ -144,9 +144,9 @@ def test_every_help_ends_with_examples_of_that_command(command, capsys):
         assert option in out
 
 
-def test_the_top_help_lists_the_exit_codes_of_the_readme():
-    readme = (ROOT / "README.md").read_text()
-    table = dict(re.findall(r"^\| `(\d+)` \| (.+?) \|$", readme, re.M))
+def test_the_top_help_lists_the_exit_codes_of_the_docs():
+    cli_doc = (ROOT / "docs/cli.md").read_text()
+    table = dict(re.findall(r"^\| `(\d+)` \| (.+?) \|$", cli_doc, re.M))
     assert {int(code) for code in table} == set(EXIT_CODES)
     for code, meaning in EXIT_CODES.items():
         assert table[str(code)] == meaning

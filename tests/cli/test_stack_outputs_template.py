@@ -1,4 +1,4 @@
-"""The stack's outputs: fixed, documented names only, per auth mode, as the CLI and the README name them."""
+"""The stack's outputs: fixed, documented names only, per auth mode, as the CLI and docs/deploying.md name them."""
 
 from __future__ import annotations
 
@@ -25,21 +25,21 @@ def _rest_api_id(template: Template) -> str:
     return next(iter(template.find_resources("AWS::ApiGateway::RestApi")))
 
 
-def readme_outputs() -> dict[str, str]:
-    """The README's "Stack outputs" table: output name -> auth mode ("both", "apiKey" or "iam")."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Stack outputs", 1)[1].split("\n## ", 1)[0]
+def documented_outputs() -> dict[str, str]:
+    """docs/deploying.md's "Stack outputs" table: output name -> auth mode ("both", "apiKey" or "iam")."""
+    document = (ROOT / "docs/deploying.md").read_text()
+    section = document.split("## Stack outputs", 1)[1].split("\n## ", 1)[0]
     return {name: mode for name, mode in re.findall(r"^\| `(\w+)` \| .+? \| `?(\w+)`? \|$", section, re.M)}
 
 
-def test_the_readme_documents_exactly_the_names_the_cli_knows():
-    assert set(readme_outputs()) == set(outputs.ALL)
+def test_the_docs_document_exactly_the_names_the_cli_knows():
+    assert set(documented_outputs()) == set(outputs.ALL)
 
 
 @pytest.mark.parametrize("mode", ["apiKey", "iam"])
-def test_the_template_has_exactly_the_readmes_outputs(mode, key_template, iam_template):
+def test_the_template_has_exactly_the_documented_outputs(mode, key_template, iam_template):
     template = key_template if mode == "apiKey" else iam_template
-    documented = {name for name, modes in readme_outputs().items() if modes in ("both", mode)}
+    documented = {name for name, modes in documented_outputs().items() if modes in ("both", mode)}
     # Nothing else: no hashed ids (ApiEndpoint..., MonitoringDashboardName...) beside the documented ones
     assert set(template.find_outputs("*")) == documented
 
