@@ -23,7 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from contract import VARIANT_NAME
+from dreambooth_shared.contract import VARIANT_NAME
 
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 TRACKING_POLICY = "backlog-per-instance"

@@ -1,8 +1,7 @@
 """Names two sides share: the constructs, the Lambda functions they deploy, and the CLI.
 
-Defined once here and imported on both sides, never retyped. Constructs and the CLI import it as
-`stacks.contract`; every Lambda asset carries this very file as `contract.py` (a symlink in each
-`stacks/<capability>/runtime/` folder), which the handlers import as `contract`.
+Defined once here and imported on both sides, never retyped, as `dreambooth_shared.contract`: the
+constructs and the CLI from the repository, the handlers from their asset, which carries this package.
 Plain values only (and `log_cold_start`): this module imports nothing at its top, so it runs in any
 Lambda asset unchanged.
 """
@@ -129,7 +128,7 @@ class PipelineEnv:
 
 # Failure stages of the training state machine (the `stage` of its failure chain) after which the
 # dataset's staged snapshot exists, so that a retrain has something to train on
-# (stacks/training/workflow.py names them; runtime/training_failure.py reads them).
+# (stacks/training/workflow.py names them; lambda/training/training_failure.py reads them).
 STAGE_TRAINING = "training"
 STAGE_TRAINING_ON_DEMAND = "training on demand"  # the retry after a spot stop
 STAGE_RECORDING_TRAINING_START = "recording the training start"

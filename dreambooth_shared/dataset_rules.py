@@ -19,10 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
-if __package__:  # imported as stacks.intake.runtime.dataset_rules (the CLI)
-    from .contract import DATASETS_PREFIX, STAGING_PREFIX, UPLOADS_PREFIX, PipelineEnv
-else:  # in a Lambda asset, contract.py sits beside this module
-    from contract import DATASETS_PREFIX, STAGING_PREFIX, UPLOADS_PREFIX, PipelineEnv
+from dreambooth_shared.contract import DATASETS_PREFIX, STAGING_PREFIX, UPLOADS_PREFIX, PipelineEnv
 
 DATASET_INFO_FILE = "dataset_info.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")

@@ -45,7 +45,7 @@ from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
 from unittest import mock
 
 from scripts import costs
-from stacks.contract import DEPLOY_MACHINE_SUFFIX, SDK_VERSIONS_LOG_FIELD, TRAINING_MACHINE_SUFFIX
+from dreambooth_shared.contract import DEPLOY_MACHINE_SUFFIX, SDK_VERSIONS_LOG_FIELD, TRAINING_MACHINE_SUFFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "acceptance-out"
@@ -616,7 +616,7 @@ def observe_access_denied(logs: Any, groups: Sequence[str], training_job: Option
 
 
 def observe_sdk_versions(logs: Any, groups: Sequence[str], since_ms: int, expected: str) -> tuple[str, str]:
-    """The `sdk_versions` each function logged at its cold starts (stacks/contract.py, log_cold_start)."""
+    """The `sdk_versions` each function logged at its cold starts (dreambooth_shared/contract.py, log_cold_start)."""
     from botocore.exceptions import ClientError
 
     reported: dict[str, set[str]] = {}

@@ -1,8 +1,8 @@
 """Training from the browser: stage a dataset's photos with presigned POSTs, then commit them.
 
 The same contract as `dreambooth upload` (scripts/cli/dataset_upload.py), with the same module of
-rules (dataset_rules.py: the pipeline's own file, shipped in this function's asset through a
-symlink that CDK follows, not a copy):
+rules (dreambooth_shared/dataset_rules.py: the pipeline's own module, which the build copies into this
+function's asset with the rest of the shared package):
 
 1. POST /datasets: name, prompt phrase and the list of files (name, size). Checked at once with the
    pipeline's rules where they apply before upload (name, prompt, count, file types, sizes); an
@@ -36,10 +36,11 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-import dataset_rules as rules
+from dreambooth_shared import dataset_rules as rules
+from dreambooth_shared.contract import API_GATEWAY_LIMIT_S, UPLOADS_PREFIX
+
 import spec
 from aws import Clients
-from contract import API_GATEWAY_LIMIT_S, UPLOADS_PREFIX
 from errors import ApiError, BadRequest, Conflict, FieldError, NotFound
 from settings import Settings
 

@@ -9,8 +9,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 
+from dreambooth_shared.contract import log_cold_start
+
 from aws import Clients
-from contract import log_cold_start
 from endpoint import EndpointWatcher
 from pending import Dispatcher
 from settings import Settings

@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 from botocore.exceptions import ClientError
 
-import autoscaling
+from dreambooth_shared import autoscaling
 
 NONE, CREATING, UPDATING, IN_SERVICE, FAILED = "none", "creating", "updating", "in_service", "failed"
 

@@ -22,10 +22,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from dreambooth_shared.contract import LIVE_POINTER_ID
+
 import records
 import spec
 from aws import Clients
-from contract import LIVE_POINTER_ID
 from endpoint import CREATING, UPDATING, EndpointState, EndpointWatcher, Healer
 from errors import Conflict, NotFound
 from inference import Submitter, error_text, not_accepted

@@ -18,10 +18,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
-import dataset_rules
+from dreambooth_shared import dataset_rules
+from dreambooth_shared.contract import METRIC_GENERATIONS_REQUESTED, log_cold_start
+
 import spec
 from aws import Clients
-from contract import METRIC_GENERATIONS_REQUESTED, log_cold_start
 from datasets import Datasets
 from endpoint import EndpointWatcher
 from errors import ApiError, NotFound, Unavailable

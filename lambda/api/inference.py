@@ -24,9 +24,10 @@ from typing import Any, Callable, Optional
 
 from botocore.exceptions import ClientError
 
+from dreambooth_shared.contract import GENERATED_PREFIX
+
 import records
 from aws import Clients
-from contract import GENERATED_PREFIX
 from records import FAILED, QUEUED, SUCCEEDED
 from settings import Settings
 

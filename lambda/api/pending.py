@@ -12,9 +12,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
 
+from dreambooth_shared.contract import LIVE_POINTER_ID, STACK_DELETING_ATTRIBUTE
+
 import records
 from aws import Clients
-from contract import LIVE_POINTER_ID, STACK_DELETING_ATTRIBUTE
 from endpoint import EndpointWatcher, Healer, ScalingRepair
 from inference import Submitter, error_text, not_accepted
 from records import FAILED, PENDING_SHARD, QUEUED

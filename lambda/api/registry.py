@@ -17,12 +17,13 @@ from typing import Any, Optional
 
 from botocore.exceptions import ClientError
 
+from dreambooth_shared.contract import LIVE_POINTER_ID, STATUS_DEPLOYING, STATUS_TRAINING, STATUS_VALIDATING
+
 import records
 import spec
 from aws import Clients
 from endpoint import EndpointWatcher
 from errors import Conflict, NotFound, Unavailable
-from contract import LIVE_POINTER_ID, STATUS_DEPLOYING, STATUS_TRAINING, STATUS_VALIDATING
 from settings import Settings
 
 SWITCH_SCHEMA = "SwitchLiveRequest"

@@ -9,8 +9,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
+from dreambooth_shared.contract import METRIC_GENERATIONS_FAILED, METRIC_GENERATIONS_SUCCEEDED, log_cold_start
+
 from aws import Clients
-from contract import METRIC_GENERATIONS_FAILED, METRIC_GENERATIONS_SUCCEEDED, log_cold_start
 from endpoint import EndpointWatcher
 from inference import Notice, Results
 from records import FAILED, SUCCEEDED

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
+from dreambooth_shared.contract import ApiEnv as env
+from dreambooth_shared.contract import INFERENCE_REQUESTS_PREFIX
+
 from aws import bucket_sources
-from contract import INFERENCE_REQUESTS_PREFIX
-from contract import ApiEnv as env
 
 
 class SettingsError(RuntimeError):

@@ -15,8 +15,9 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from dreambooth_shared.contract import log_cold_start
+
 import sagemaker_cleanup
-from contract import log_cold_start
 
 logger = Logger()
 log_cold_start(logger)

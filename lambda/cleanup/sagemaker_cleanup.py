@@ -11,8 +11,8 @@ from typing import Any, Iterable
 
 from botocore.exceptions import ClientError
 
-import autoscaling
-from contract import LIVE_POINTER_ID, STACK_DELETING_ATTRIBUTE
+from dreambooth_shared import autoscaling
+from dreambooth_shared.contract import LIVE_POINTER_ID, STACK_DELETING_ATTRIBUTE
 
 _MISSING = ("Could not find", "does not exist", "not found")
 

@@ -16,8 +16,9 @@ from aws_lambda_powertools import Logger, Tracer
 from boto3.dynamodb.types import TypeDeserializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-import dataset_rules as rules
-from contract import PipelineEnv, log_cold_start
+from dreambooth_shared import dataset_rules as rules
+from dreambooth_shared.contract import PipelineEnv, log_cold_start
+
 import s3_dataset
 
 logger = Logger()

@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from contract import DATASET_ITEM_PREFIX
+from dreambooth_shared.contract import DATASET_ITEM_PREFIX
 
 ITEM_PREFIX = DATASET_ITEM_PREFIX
 INVALID_NAME_PREFIX = "invalid-name#"

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-import dataset_rules as rules
-from contract import MODELS_PREFIX
+from dreambooth_shared import dataset_rules as rules
+from dreambooth_shared.contract import MODELS_PREFIX
 
 # A listing bigger than this is refused: no sensible DreamBooth dataset comes near it. The object
 # list itself never travels through Step Functions (see `store_manifest`).

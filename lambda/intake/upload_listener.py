@@ -12,9 +12,10 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-import dataset_rules as rules
+from dreambooth_shared import dataset_rules as rules
+from dreambooth_shared.contract import PipelineEnv, log_cold_start
+
 import debounce
-from contract import PipelineEnv, log_cold_start
 
 
 logger = Logger()

@@ -9,8 +9,9 @@ import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from dreambooth_shared.contract import PipelineEnv, log_cold_start
+
 import run_failures
-from contract import PipelineEnv, log_cold_start
 
 logger = Logger()
 log_cold_start(logger)

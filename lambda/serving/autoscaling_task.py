@@ -16,8 +16,8 @@ import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-import autoscaling
-from contract import PipelineEnv, log_cold_start
+from dreambooth_shared import autoscaling
+from dreambooth_shared.contract import PipelineEnv, log_cold_start
 
 logger = Logger()
 log_cold_start(logger)

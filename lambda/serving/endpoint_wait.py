@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Optional
 
 from botocore.exceptions import ClientError
 
-from contract import ENDPOINT_WAITER_PREFIX, METRIC_ENDPOINT_IN_SERVICE, METRIC_ENDPOINT_TRANSITION_MINUTES
+from dreambooth_shared.contract import ENDPOINT_WAITER_PREFIX, METRIC_ENDPOINT_IN_SERVICE, METRIC_ENDPOINT_TRANSITION_MINUTES
 
 WAITER_PREFIX = ENDPOINT_WAITER_PREFIX
 # Statuses after which the deployment has something to decide.

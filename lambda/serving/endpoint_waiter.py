@@ -12,8 +12,9 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from dreambooth_shared.contract import PipelineEnv, log_cold_start
+
 import endpoint_wait
-from contract import PipelineEnv, log_cold_start
 
 logger = Logger()
 log_cold_start(logger)

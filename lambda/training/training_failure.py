@@ -18,7 +18,7 @@ from typing import Any, Mapping, Optional
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from contract import RETRAINABLE_STAGES, STAGE_TRAINING, log_cold_start
+from dreambooth_shared.contract import RETRAINABLE_STAGES, STAGE_TRAINING, log_cold_start
 
 logger = Logger()
 log_cold_start(logger)

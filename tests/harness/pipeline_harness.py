@@ -85,7 +85,7 @@ from unittest import mock
 import boto3
 from moto import mock_aws
 
-from stacks.contract import DEPLOY_MACHINE_SUFFIX, TRAINING_MACHINE_SUFFIX, ApiEnv, PipelineEnv
+from dreambooth_shared.contract import DEPLOY_MACHINE_SUFFIX, TRAINING_MACHINE_SUFFIX, ApiEnv, PipelineEnv
 from tests.api.adapter import Answer, ApiGatewayAdapter
 from tests.api.lambda_loader import load
 from tests.harness.account import ACCOUNT, BUCKET_NAME, REGION

@@ -16,7 +16,7 @@ import json
 import pytest
 from moto.sagemaker import models as sm_models
 
-from stacks.contract import ApiEnv
+from dreambooth_shared.contract import ApiEnv
 from tests import template_find as find
 from tests.harness import PipelineHarness, SageMakerSimulator, synthesize
 from tests.harness.account import ACCOUNT, REGION

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from stacks.contract import STACK_DELETING_ATTRIBUTE
+from dreambooth_shared.contract import STACK_DELETING_ATTRIBUTE
 from tests import template_find as find
 from tests.harness.test_autoscaling_paths import harness, synthesized  # noqa: F401 (fixture)
 from tests.harness.test_harness_api import PHOTOS
