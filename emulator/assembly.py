@@ -9,7 +9,7 @@ from typing import Any, Mapping, Optional
 
 from emulator.account import BUCKET_KEY_ARN, BUCKET_NAME
 
-STACKS_ROOT = Path(__file__).resolve().parents[1] / "stacks"
+LAMBDA_DIR = Path(__file__).resolve().parents[1] / "lambda"
 # Settings that make runs quick: a 2 s quiet window, endpoint checks every second (which the
 # history budget allows only with a short endpointMaxWaitMinutes).
 FAST_CONTEXT = {"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5}
@@ -29,15 +29,15 @@ class Synthesized:
         return {k: v for k, v in self.template["Resources"].items() if v["Type"] == type_}
 
     def project_code(self, function_logical_id: str) -> Optional[str]:
-        """Which capability's stacks/<unit>/runtime folder a function's asset is ("intake", "api", ...),
+        """Which capability's lambda/<capability> folder a function's asset is ("intake", "api", ...),
         or None for code CDK adds itself (bucket notifications and the like)."""
         code = self.template["Resources"][function_logical_id]["Properties"].get("Code", {})
         if "S3Key" not in code:
             return None
         staged = {p.name for p in self.asset_dir(function_logical_id).glob("*.py")}
-        for source in sorted(STACKS_ROOT.glob("*/runtime")):
+        for source in sorted(p for p in LAMBDA_DIR.iterdir() if p.is_dir()):
             if staged and staged == {p.name for p in source.glob("*.py")}:
-                return source.parent.name
+                return source.name
         return None
 
     def asset_dir(self, function_logical_id: str) -> Path:

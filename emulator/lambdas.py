@@ -24,7 +24,7 @@ class FunctionSpec:
     handler: str
     environment: dict[str, str]
     source: str = "intake"
-    """The capability (stacks/<unit>/runtime) the function's code comes from."""
+    """The capability (lambda/<capability>) the function's code comes from."""
     role: str = ""
     """Logical id of the function's execution role (its calls are signed as that role)."""
     module: Any = None

@@ -85,7 +85,7 @@ from unittest import mock
 import boto3
 from moto import mock_aws
 
-from stacks.contract import DEPLOY_MACHINE_SUFFIX, LIVE_POINTER_ID, TRAINING_MACHINE_SUFFIX, ApiEnv, PipelineEnv
+from dreambooth_shared.contract import DEPLOY_MACHINE_SUFFIX, LIVE_POINTER_ID, TRAINING_MACHINE_SUFFIX, ApiEnv, PipelineEnv
 from emulator.api_gateway import Answer, ApiGatewayAdapter
 from emulator.lambda_runtime import load
 from emulator.account import ACCOUNT, BUCKET_NAME, REGION

@@ -88,7 +88,7 @@ from moto.sagemaker.exceptions import ValidationError
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
 from emulator.clock import VirtualClock
-from stacks.contract import SCALABLE_DIMENSION, VARIANT_NAME
+from dreambooth_shared.contract import SCALABLE_DIMENSION, VARIANT_NAME
 
 ACCOUNT = "123456789012"
 PLACEHOLDER_ACCEPT = "application/json;jpeg"

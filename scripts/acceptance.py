@@ -46,8 +46,8 @@ from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
 from unittest import mock
 
 from scripts import costs
-from stacks.contract import (DEPLOY_MACHINE_SUFFIX, PACKAGING_TIMEOUT_S, SDK_VERSIONS_LOG_FIELD,
-                             TRAINING_MACHINE_SUFFIX, PackagedLog)
+from dreambooth_shared.contract import (DEPLOY_MACHINE_SUFFIX, PACKAGING_TIMEOUT_S, SDK_VERSIONS_LOG_FIELD,
+                                        TRAINING_MACHINE_SUFFIX, PackagedLog)
 from stacks.shared.sfn_budget import HISTORY_EVENT_LIMIT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -651,7 +651,7 @@ def observe_access_denied(logs: Any, groups: Sequence[str], training_job: Option
     endpoint's container logs (what the model server reads from S3 with the hosting role)."""
     from botocore.exceptions import ClientError
 
-    from stacks.contract import error_code
+    from dreambooth_shared.contract import error_code
 
     searched, hits, unreadable = [], [], []
     targets = ([(g, None) for g in groups] + ([(TRAINING_JOB_LOG_GROUP, training_job)] if training_job else [])
@@ -673,7 +673,7 @@ def observe_access_denied(logs: Any, groups: Sequence[str], training_job: Option
 
 
 def observe_sdk_versions(logs: Any, groups: Sequence[str], since_ms: int, expected: str) -> tuple[str, str]:
-    """The `sdk_versions` each function logged at its cold starts (stacks/contract.py, log_cold_start)."""
+    """The `sdk_versions` each function logged at its cold starts (dreambooth_shared/contract.py, log_cold_start)."""
     from botocore.exceptions import ClientError
 
     reported: dict[str, set[str]] = {}

@@ -10,7 +10,7 @@ from typing import Optional
 import boto3
 from botocore import exceptions as aws
 
-from stacks.contract import error_code
+from dreambooth_shared.contract import error_code
 
 # JSII (aws-cdk-lib's runtime) prints an 11-line Node end-of-life banner on Node 20 unless this is
 # set; it is set in the process environment so the jsii kernel and `cdk` subprocesses inherit it.

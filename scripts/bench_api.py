@@ -45,10 +45,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from stacks.config import INSTANCE_START_MINUTES, ApiConfig, ServingConfig, TrainingConfig
-from stacks.contract import API_SERVICE, LIVE_POINTER_ID, METRICS_NAMESPACE, VARIANT_NAME
+from dreambooth_shared.contract import API_SERVICE, LIVE_POINTER_ID, METRICS_NAMESPACE, VARIANT_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
-CODE = ROOT / "stacks" / "api" / "runtime"
+CODE = ROOT / "lambda" / "api"
+"""The API's function code. Every measurement that imports it runs in a fresh interpreter whose PYTHONPATH names
+the code folder (`code_env`), as the Lambda runtime finds a function's modules; this process never imports it."""
 REGION = "us-east-1"
 ENDPOINT = "bench-sd"
 MODEL = "dog-20261120100000"
@@ -225,10 +227,21 @@ def timed(call: Callable[[], Any], count: int) -> list[float]:
     return samples
 
 
+def code_env(code_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a child interpreter that imports the function code of `code_dir` by plain names."""
+    return {**os.environ, **SAFE_ENV, **FUNCTION_ENV, **extra, "PYTHONPATH": str(code_dir)}
+
+
 def measure_requests(count: int) -> dict[str, tuple[float, float]]:
-    os.environ.update({**SAFE_ENV, **FUNCTION_ENV})
-    sys.path.insert(0, str(CODE))
-    import handler  # noqa: E402  (the environment above must be in place first)
+    """Overhead per request, in a fresh interpreter with the API code (ms percentiles per route)."""
+    out = subprocess.run([sys.executable, "-m", "scripts.bench_api", "--requests-child", "--requests", str(count)],
+                         cwd=ROOT, capture_output=True, text=True, env=code_env(CODE), check=True)
+    return {k: tuple(v) for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+
+
+def requests_child(count: int) -> None:
+    """In a fresh interpreter with the API code: overhead per request (ms percentiles, one JSON line)."""
+    import handler
     import logging
 
     for log_handler in logging.getLogger(handler.logger.name).handlers:  # log lines are formatted, then dropped
@@ -269,7 +282,7 @@ def measure_requests(count: int) -> dict[str, tuple[float, float]]:
         results["POST /generations"] = percentiles(timed(call(post), count))
         results["GET /generations/{id}"] = percentiles(timed(call(get), count))
         sink.truncate(0)
-    return results
+    print(json.dumps(results))
 
 
 def wire(handler, answer) -> None:
@@ -281,9 +294,8 @@ def wire(handler, answer) -> None:
     handler.registry = handler.Registry(handler.settings, clients, handler.endpoint)
 
 
-def generation_child(path: str, code_dir: str, count: int) -> None:
-    """In a fresh interpreter with `code_dir`'s API code: per-generation overhead (ms percentiles, one JSON line)."""
-    sys.path.insert(0, code_dir)
+def generation_child(path: str, count: int) -> None:
+    """In a fresh interpreter with an API code folder: per-generation overhead (ms percentiles, one JSON line)."""
     import handler
     import logging
 
@@ -339,7 +351,6 @@ def measure_generations(count: int, revision: str) -> dict[str, dict[str, tuple[
     """Both paths in this run, each in a fresh interpreter: the real-time API read from git at `revision`."""
     import tempfile
 
-    env = {**os.environ, **SAFE_ENV, **FUNCTION_ENV, "POWERTOOLS_TRACE_DISABLED": "true"}
     with tempfile.TemporaryDirectory(prefix="bench-realtime-") as old:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "lambda/api"],
                                  capture_output=True, check=True).stdout
@@ -347,8 +358,8 @@ def measure_generations(count: int, revision: str) -> dict[str, dict[str, tuple[
         figures = {}
         for path, code in (("realtime", Path(old) / "lambda" / "api"), ("async", CODE)):
             out = subprocess.run([sys.executable, "-m", "scripts.bench_api", "--generation-child", path,
-                                  "--code", str(code), "--requests", str(count)],
-                                 cwd=ROOT, capture_output=True, text=True, env=env, check=True)
+                                  "--requests", str(count)], cwd=ROOT, capture_output=True, text=True,
+                                 env=code_env(code, POWERTOOLS_TRACE_DISABLED="true"), check=True)
             figures[path] = {k: tuple(v) for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
     return figures
 
@@ -365,8 +376,7 @@ def cold_child(side: str) -> None:
         runtime.invoke_endpoint_async(EndpointName=ENDPOINT, ContentType="application/json",
                                       Accept="application/json;jpeg", InputLocation="s3://bench-bucket/r.json")
     else:
-        sys.path.insert(0, str(CODE))
-        import handler
+        import handler  # from CODE, which the parent put on this interpreter's PYTHONPATH
 
         imported = time.perf_counter()
         wire(handler, canned_answers({}))
@@ -379,9 +389,8 @@ def cold_child(side: str) -> None:
 
 
 def measure_cold(runs: int) -> dict[str, dict[str, float]]:
-    env = {**os.environ, **SAFE_ENV, **FUNCTION_ENV}
-
     def once(side: str) -> dict[str, float]:
+        env = code_env(CODE) if side == "handler" else {**os.environ, **SAFE_ENV, **FUNCTION_ENV}
         out = subprocess.run([sys.executable, "-m", "scripts.bench_api", "--cold-child", side], cwd=ROOT,
                              capture_output=True, text=True, env=env, check=True)
         return json.loads(out.stdout.strip().splitlines()[-1])
@@ -403,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"git revision of the real-time API to compare with (default {REALTIME_REVISION})")
     parser.add_argument("--cold-child", choices=["baseline", "handler"], help=argparse.SUPPRESS)
     parser.add_argument("--generation-child", choices=["realtime", "async"], help=argparse.SUPPRESS)
-    parser.add_argument("--code", help=argparse.SUPPRESS)
+    parser.add_argument("--requests-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.cold_child:
         os.environ.update({**SAFE_ENV, **FUNCTION_ENV})
@@ -411,7 +420,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.generation_child:
         os.environ.update({**SAFE_ENV, **FUNCTION_ENV, "POWERTOOLS_TRACE_DISABLED": "true"})
-        generation_child(args.generation_child, args.code, args.requests)
+        generation_child(args.generation_child, args.requests)
+        return 0
+    if args.requests_child:
+        os.environ.update({**SAFE_ENV, **FUNCTION_ENV})
+        requests_child(args.requests)
         return 0
 
     cold = measure_cold(args.imports)

@@ -24,12 +24,7 @@ import math
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Optional, Sequence
-
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 TARGET_ADDED_S = 15.0
 TARGET_TRANSITIONS = 60

@@ -35,7 +35,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 from botocore.exceptions import ClientError
 
-from stacks.contract import error_code
+from dreambooth_shared.contract import error_code
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCK_FILE = ROOT / "stacks" / "training" / "jumpstart.lock.json"

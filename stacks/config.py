@@ -593,7 +593,7 @@ class ApiConfig:
         key="generationTtlDays", default=7, minimum=1, maximum=365,
         description="days a generation record is kept (DynamoDB TTL on `expiresAt`); images follow "
                     "`generatedExpiryDays`"))
-    # At most what the image signer's session outlives (stacks/api/runtime/aws.py, SIGNER_SESSION_S).
+    # At most what the image signer's session outlives (lambda/api/aws.py, SIGNER_SESSION_S).
     image_url_expiry_s: int = setting(IntSetting(
         key="imageUrlExpirySeconds", default=3600, minimum=60, maximum=IMAGE_URL_MAX_EXPIRY_S,
         description="lifetime of the presigned image URLs the API hands out; each image's `expires_at` says when "

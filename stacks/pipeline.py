@@ -22,7 +22,7 @@ from constructs import Construct
 
 from stacks.cleanup.construct import SageMakerCleanup
 from stacks.config import NotificationConfig, ServingConfig, TrainingConfig
-from stacks.contract import DEPLOY_MACHINE_SUFFIX, TRAINING_MACHINE_SUFFIX
+from dreambooth_shared.contract import DEPLOY_MACHINE_SUFFIX, TRAINING_MACHINE_SUFFIX
 from stacks.intake.construct import DatasetTasks, UploadTrigger
 from stacks.monitoring.run_failures import RunFailureReport
 from stacks.notifications.construct import Notifications

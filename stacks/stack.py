@@ -9,7 +9,7 @@ from constructs import Construct
 
 from stacks import outputs
 from stacks.config import AppConfig
-from stacks.contract import VARIANT_NAME
+from dreambooth_shared.contract import VARIANT_NAME
 from stacks.storage.construct import DataBucket
 from stacks.api.construct import InferenceApi
 from stacks.monitoring.construct import ApiMetricsSource, Monitoring

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from stacks.contract import error_code
-from stacks.shared.runtime import runtime_dir
+from dreambooth_shared.contract import error_code
+from stacks.shared.assets import lambda_dir
 from tests.conftest import ROOT
 
 # Where the expression is not retyped (serving's, cleanup's and monitoring's functions: not yet).
-SHARED_BY = [runtime_dir("api"), runtime_dir("training"), runtime_dir("intake"), ROOT / "scripts"]
+SHARED_BY = [lambda_dir("api"), lambda_dir("training"), lambda_dir("intake"), ROOT / "scripts"]
 INLINE = re.compile(r"""\.response(\.get\(\s*["']Error["']|\[\s*["']Error["']\s*\]\s*\[\s*["']Code)""")
 
 

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import sys
 from typing import Optional
 
 import pytest
 from aws_cdk.assertions import Match, Template
 
 from stacks.monitoring import construct as monitoring
-from stacks.contract import VARIANT_NAME
+from dreambooth_shared.contract import VARIANT_NAME
 from tests import template_find as find
-from tests.conftest import ROOT, synth_stack
+from tests.conftest import synth_stack
 
-sys.path.insert(0, str(ROOT / "stacks" / "serving" / "runtime"))
-import endpoint_wait  # noqa: E402  (the Lambda module, as the runtime imports it)
+import endpoint_wait  # the Lambda module (lambda/serving), as the runtime imports it
 
 
 @pytest.fixture(scope="module")

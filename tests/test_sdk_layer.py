@@ -1,15 +1,17 @@
 """The functions in AWS run the AWS SDK the tests run: the pinned boto3 bundled as a layer.
 
-What runs in AWS: each function's code (its runtime folder) with /opt/python before the python3.13
-runtime's own packages on sys.path, /opt/python being the layers' `python/` folders. So the test
-imports boto3 the way a handler does there (a fresh interpreter, nothing else on the path than a
-function's staged asset and the staged layer) and asserts what it finds.
+What runs in AWS: each function's code (its asset: lambda/<capability>/ and the shared package) with
+/opt/python before the python3.13 runtime's own packages on sys.path, /opt/python being the layers'
+`python/` folders. So the test imports boto3 and the shared package the way a handler does there (a fresh
+interpreter, nothing else on the path than a function's staged asset and the staged layer) and asserts
+what it finds.
 """
 
 from __future__ import annotations
 
 import glob
 import json
+import os
 import re
 import subprocess
 import sys
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.shared.runtime import runtime_dir
+from stacks.shared.assets import lambda_dir
 from stacks.shared.sdk_layer import REQUIREMENTS, pinned
 from tests.conftest import ROOT
 from emulator.synthesis import synth
@@ -42,7 +44,7 @@ def _size(folder: Path) -> int:
 
 def _project_modules() -> set[bytes]:
     """The contents of every module in the project's Lambda runtime folders."""
-    return {path.read_bytes() for folder in glob.glob(str(runtime_dir("*"))) for path in Path(folder).glob("*.py")}
+    return {path.read_bytes() for folder in glob.glob(str(lambda_dir("*"))) for path in Path(folder).glob("*.py")}
 
 
 def _runs_project_code(outdir: Path, stack_name: str, properties: dict) -> bool:
@@ -106,9 +108,11 @@ def test_handlers_import_the_pinned_sdk_from_the_layer(synthesized):
     layer_python = synthesized["layer_dir"] / LAMBDA_LAYER_PYTHON_DIR
     probe = (
         "import json, sys, boto3, botocore, botocore.session\n"
+        "import dreambooth_shared.autoscaling, dreambooth_shared.contract, dreambooth_shared.dataset_rules\n"
         "s3 = botocore.session.get_session().get_service_model('s3')\n"
         "print(json.dumps({'boto3': boto3.__version__, 'botocore': botocore.__version__,\n"
         "  'boto3_file': boto3.__file__, 'botocore_file': botocore.__file__,\n"
+        "  'shared_file': dreambooth_shared.__file__,\n"
         "  'copy_if_none_match': 'IfNoneMatch' in s3.operation_model('CopyObject').input_shape.members}))\n"
     )
     checked = set()
@@ -117,14 +121,15 @@ def test_handlers_import_the_pinned_sdk_from_the_layer(synthesized):
         if code_dir in checked:
             continue
         checked.add(code_dir)
-        # Lambda's order: the function's code, then /opt/python; -S -I: no site-packages of this machine.
-        run = subprocess.run(
-            [sys.executable, "-S", "-I", "-c", f"import sys; sys.path[:0] = {[str(code_dir), str(layer_python)]!r}\n"
-             + probe], capture_output=True, text=True)
+        # Lambda's order: the function's code, then /opt/python, and nothing of this machine: -S -s no
+        # site-packages, -P not the working directory, an environment of PYTHONPATH only.
+        run = subprocess.run([sys.executable, "-S", "-s", "-P", "-c", probe], capture_output=True, text=True,
+                             env={"PYTHONPATH": os.pathsep.join([str(code_dir), str(layer_python)])})
         assert run.returncode == 0, f"{logical}'s code cannot import the SDK from the layer: {run.stderr[-600:]}"
         found = json.loads(run.stdout)
         assert Path(found["boto3_file"]).is_relative_to(layer_python), f"{logical} imports boto3 from {found['boto3_file']}"
         assert Path(found["botocore_file"]).is_relative_to(layer_python)
+        assert Path(found["shared_file"]).is_relative_to(code_dir), f"{logical} has no dreambooth_shared of its own"
         assert (found["boto3"], found["botocore"]) == (pinned()["boto3"], pinned()["botocore"])
         # The browser dataset commit's conditional copy exists in the SDK the functions get.
         assert found["copy_if_none_match"]

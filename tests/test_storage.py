@@ -66,9 +66,9 @@ def test_lifecycle_rules(created):
 
 def test_the_cli_and_the_page_stage_uploads_where_the_bucket_expires_abandoned_ones():
     from scripts.cli.dataset_upload import rules, staging_prefix
-    from stacks.contract import DATASETS_PREFIX, UPLOADS_PREFIX
+    from dreambooth_shared.contract import DATASETS_PREFIX, UPLOADS_PREFIX
 
-    # The one definition (stacks/intake/runtime/dataset_rules.py) the CLI and the API's dataset routes use
+    # The one definition (dreambooth_shared/dataset_rules.py) the CLI and the API's dataset routes use
     assert rules().UPLOADS_PREFIX == UPLOADS_PREFIX and not UPLOADS_PREFIX.startswith(DATASETS_PREFIX)
     assert staging_prefix("dog", "t1").startswith(UPLOADS_PREFIX)
 

@@ -445,7 +445,7 @@ def parser() -> argparse.ArgumentParser:
 
     upload = command(
         "upload", "check a folder of photos, upload it as a dataset, follow the training",
-        "Check DIR with the pipeline's own dataset rules (stacks/intake/runtime/dataset_rules.py): a folder the "
+        "Check DIR with the pipeline's own dataset rules (dreambooth_shared/dataset_rules.py): a folder the "
         "pipeline would refuse is refused here and nothing is uploaded; other files are skipped with a "
         "warning. Then upload the images to datasets/NAME/ in the stack's bucket, write dataset_info.json "
         "last, and follow the pipeline until the new model is live (exit 0) or failed (exit 1). A dataset "

@@ -1,7 +1,7 @@
 """`dreambooth upload`: check a local folder with the pipeline's own rules, then upload it.
 
-The rules are not copied: `rules()` is stacks/intake/runtime/dataset_rules.py, the module the
-pipeline's validation Lambda imports, imported from its place in the intake's runtime folder. A folder the
+The rules are not copied: `rules()` is dreambooth_shared/dataset_rules.py, the module the pipeline's
+validation Lambda imports (its asset carries the same package). A folder the
 pipeline would refuse is refused here before anything is uploaded, with the same reasons; files
 the pipeline would skip are skipped here with the same warning (and not uploaded).
 
@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterator, Optional
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
-from stacks.intake.runtime import dataset_rules
+from dreambooth_shared import dataset_rules
 
 RESIZE_PX = 512
 # What an upload can die of (a KeyboardInterrupt included): reported, never a traceback.
@@ -50,7 +50,7 @@ _NO_SIZE_LIMIT = 1 << 62
 
 
 def rules() -> ModuleType:
-    """The pipeline's dataset rules (the Lambda imports the same file as `dataset_rules`)."""
+    """The pipeline's dataset rules (the functions import the same module, `dreambooth_shared.dataset_rules`)."""
     return dataset_rules
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from scripts.cli.api_client import ApiClient, ApiError, ApiUnreachable
-from stacks.contract import (
+from dreambooth_shared.contract import (
     STATUS_DEPLOYING,
     STATUS_FAILED,
     STATUS_LIVE,

@@ -24,7 +24,7 @@ from scripts import choose_bucket
 from scripts.aws_session import CREDENTIALS_FIX, REGION_FIX, access_problem
 from scripts.context import SETUP_ACCOUNT
 from stacks.config import AppConfig
-from stacks.contract import error_code, training_quota_name
+from dreambooth_shared.contract import error_code, training_quota_name
 from stacks.training.jumpstart_lock import JumpStartLock
 
 SAGEMAKER_SERVICE_CODE = "sagemaker"

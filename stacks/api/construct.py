@@ -1,7 +1,7 @@
 """The HTTPS front door: API Gateway REST API + Lambda over the live SageMaker endpoint.
 
 Routes, request models and validation all come from the committed OpenAPI document
-(stacks/api/openapi.json): every documented path becomes an API Gateway method, and every request
+(lambda/api/openapi.json): every documented path becomes an API Gateway method, and every request
 body schema becomes an API Gateway model verbatim (JSON Schema draft 4), the same schema the Lambda
 validates against. The web page's three static files, marked `security: []` in the document, are
 the only methods served without a key or signature. Generations go to the asynchronous SageMaker
@@ -34,7 +34,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.config import INSTANCE_START_MINUTES, ApiConfig, ServingConfig
-from stacks.contract import (
+from dreambooth_shared.contract import (
     API_GATEWAY_LIMIT_S,
     API_SERVICE,
     DATASETS_PREFIX,
@@ -46,14 +46,14 @@ from stacks.contract import (
     UPLOADS_PREFIX,
     ApiEnv,
 )
+from stacks.shared.assets import lambda_code, lambda_dir
 from stacks.shared.logs import retention
 from stacks.storage.construct import grant_prefix_read
 from stacks.shared.nag import acknowledge, acknowledge_prefix_grants, arn_prefix, nag_resource
 from stacks.shared.powertools_layer import powertools_layer
 from stacks.shared.sdk_layer import sdk_layer
-from stacks.shared.runtime import runtime_code
 
-OPENAPI_PATH = Path(__file__).resolve().with_name("openapi.json")
+OPENAPI_PATH = lambda_dir("api") / "openapi.json"
 
 # Powertools for AWS Lambda comes from AWS's public layer (no bundling); same pin as the pipeline.
 RUNTIME = lambda_.Runtime.PYTHON_3_13
@@ -63,7 +63,7 @@ CORS_ALLOW_HEADERS = ["content-type", "x-api-key", "authorization", "x-amz-date"
 GENERATIONS_KEY = "generationId"
 GENERATIONS_TTL_ATTRIBUTE = "expiresAt"
 GENERATED_KEYS = GENERATED_PREFIX + "*"
-# Sparse index of generations the endpoint could not queue yet (stacks/api/runtime/pending.py).
+# Sparse index of generations the endpoint could not queue yet (lambda/api/pending.py).
 PENDING_INDEX = "pending"
 PENDING_INDEX_KEYS = ("pendingShard", "pendingSince")
 # The dispatcher also runs this often, for a state-change event that never came.
@@ -182,9 +182,8 @@ class InferenceApi(Construct):
 
         self._powertools = powertools_layer(self, "Powertools")
         self._sdk = sdk_layer(self)  # the pinned boto3 (the stack's one layer, shared with the pipeline)
-        # runtime/dataset_rules.py is a symlink to the intake's stacks/intake/runtime/dataset_rules.py (and
-        # runtime/openapi.json, runtime/web to this folder's): the asset holds those very files.
-        self._code = runtime_code("api")
+        # lambda/api/ (with openapi.json and web/, which the function serves) and dreambooth_shared/.
+        self._code = lambda_code("api")
         endpoint_arn = self._endpoint_arn(endpoint_name)
         common_env = {
             names.GENERATIONS_TABLE: self.generations_table.table_name,
@@ -192,7 +191,7 @@ class InferenceApi(Construct):
             names.BUCKET_NAME: bucket.bucket_name,
             names.ENDPOINT_NAME: endpoint_name,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-            # Every function's settings require these (runtime/settings.py has no defaults of its own).
+            # Every function's settings require these (lambda/api/settings.py has no defaults of its own).
             names.MAX_WAIT_S: str(config.max_wait_s),
             names.GENERATION_TTL_DAYS: str(config.generation_ttl_days),
             names.IMAGE_URL_EXPIRY_S: str(config.image_url_expiry_s),
@@ -450,7 +449,7 @@ class InferenceApi(Construct):
                    "xray:PutTelemetryRecords (X-Ray tracing supports no resource-level permissions)."))
 
     def _grant_dataset_uploads(self, bucket: s3.IBucket) -> None:
-        """Training from the web page (stacks/api/runtime/datasets.py), and nothing more: the presigned POSTs to
+        """Training from the web page (lambda/api/datasets.py), and nothing more: the presigned POSTs to
         uploads/ are signed with the API function's role (s3:PutObject there); the commit lists the
         staged photos and whether datasets/<name>/ is taken (s3:ListBucket held to those prefixes),
         reads the photos' first bytes and copies them (s3:GetObject under uploads/, s3:PutObject under
@@ -477,7 +476,7 @@ class InferenceApi(Construct):
         api = apigw.RestApi(
             self,
             "Api",
-            description="DreamBooth Pipeline text-to-image API (routes from stacks/api/openapi.json).",
+            description="DreamBooth Pipeline text-to-image API (routes from lambda/api/openapi.json).",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             cloud_watch_role=False,
             api_key_source_type=apigw.ApiKeySourceType.HEADER,
@@ -543,7 +542,7 @@ class InferenceApi(Construct):
     @staticmethod
     def _acknowledge_public_method(method: apigw.Method, verb: str, path: str) -> None:
         reason = (
-            f"{verb.upper()} {path} serves the web page's static files (stacks/api/web), which hold no "
+            f"{verb.upper()} {path} serves the web page's static files (lambda/api/web), which hold no "
             "secret and read no data: the user types the API key into the page, and every data route the "
             "page calls still requires the key (or SigV4). The stage throttle still applies."
         )
@@ -566,7 +565,7 @@ class InferenceApi(Construct):
             rest_api_id=api.rest_api_id,
             content_type="application/json",
             name=name,
-            description=f"components.schemas.{name} of stacks/api/openapi.json",
+            description=f"components.schemas.{name} of lambda/api/openapi.json",
             schema=api_gateway_model_schema(self._openapi, name),
         )
         return apigw.Model.from_model_name(self, f"{name}ModelRef", model.ref)

@@ -1,6 +1,6 @@
 """Cleanup: on `cdk destroy`, the SageMaker resources the pipeline created at run time.
 
-A custom resource (construct id SageMakerCleanup) whose Delete runs runtime/cleanup.py: first
+A custom resource (construct id SageMakerCleanup) whose Delete runs lambda/cleanup/cleanup.py: first
 stop what could create the endpoint again (disable the dispatcher's rules, mark the live pointer
 so that no deployment runs and no dispatcher heals, stop the state machines' executions), then
 deregister the endpoint's autoscaling, delete the endpoint and the configs and models this stack
@@ -18,7 +18,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_stepfunctions as sfn
 
 from stacks.config import STACK_TAG_KEY
-from stacks.contract import LIVE_POINTER_ID
+from dreambooth_shared.contract import LIVE_POINTER_ID
 from stacks.serving.construct import grant_autoscaling
 from stacks.shared.functions import PipelineFunctions
 from stacks.shared.nag import acknowledge, arn_prefix

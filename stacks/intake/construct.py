@@ -3,10 +3,10 @@
 - `DatasetTasks`: the training workflow's first steps, run as Lambda functions over the bucket:
   snapshot (list a dataset and name its snapshot), validate (judge it with dataset_rules.py and
   stage it under datasets/_pipeline/), prepare-retrain (a failed model's inputs from its staged
-  snapshot). How a request's dataset is judged: runtime/dataset_rules.py (the CLI and the API's
-  dataset commit use the same file).
+  snapshot). How a request's dataset is judged: dreambooth_shared/dataset_rules.py (the CLI and the
+  API's dataset commit use the same module).
 - `UploadTrigger`: S3 "Object Created" (EventBridge) -> upload listener (quiet-window debounce,
-  runtime/debounce.py) -> the training state machine.
+  lambda/intake/debounce.py) -> the training state machine.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 
 from stacks.config import TrainingConfig
-from stacks.contract import DATASETS_PREFIX, MODELS_PREFIX, STAGING_PREFIX, PipelineEnv
+from dreambooth_shared.contract import DATASETS_PREFIX, MODELS_PREFIX, STAGING_PREFIX, PipelineEnv
 from stacks.notifications.construct import Notifications
 from stacks.shared.functions import PipelineFunctions
 from stacks.shared.nag import acknowledge, acknowledge_prefix_grants, arn_prefix

@@ -7,7 +7,7 @@ Where each figure comes from:
 - endpoint traffic: SageMaker's AWS/SageMaker metrics (EndpointName + VariantName);
 - endpoint state: `EndpointInService` (1 InService, 0 otherwise) from the endpoint state-change
   handler, and `EndpointTransitionMinutes` from the deployment's wait handler (Powertools
-  Metrics, i.e. EMF log lines; see stacks/serving/runtime/endpoint_waiter.py);
+  Metrics, i.e. EMF log lines; see lambda/serving/endpoint_waiter.py);
 - API: API Gateway's AWS/ApiGateway metrics of the stage (ApiName + Stage);
 - generations: the API's own Powertools metrics (GenerationsRequested: every accepted
   generation; GenerationsSucceeded/Failed from the result function).
@@ -30,7 +30,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.config import MonitoringConfig
-from stacks.contract import (
+from dreambooth_shared.contract import (
     API_SERVICE,
     METRIC_BILLABLE_SECONDS,
     METRIC_ENDPOINT_IN_SERVICE,

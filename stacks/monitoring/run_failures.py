@@ -1,7 +1,7 @@
 """The report of pipeline runs that ended uncaught.
 
 An execution that ends uncaught (States.DataLimitExceeded, States.Runtime, the history limit, a
-timeout) gets its model marked failed and a notification (runtime/run_failures.py), from the
+timeout) gets its model marked failed and a notification (lambda/monitoring/run_failures.py), from the
 Step Functions status-change event.
 """
 
@@ -13,7 +13,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_stepfunctions as sfn
 
-from stacks.contract import STATUS_DEPLOYING, STATUS_FAILED, STATUS_TRAINING, STATUS_VALIDATING, PipelineEnv
+from dreambooth_shared.contract import STATUS_DEPLOYING, STATUS_FAILED, STATUS_TRAINING, STATUS_VALIDATING, PipelineEnv
 from stacks.notifications.construct import Notifications
 from stacks.shared.functions import PipelineFunctions
 

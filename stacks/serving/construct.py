@@ -2,9 +2,9 @@
 
 - `Serving`: the deploy state machine (workflow.py: lock, model, endpoint config, create or update
   the endpoint, wait, go live), the two waiter functions that park a deployment's wait and wake it
-  on SageMaker's endpoint state-change event (runtime/endpoint_waiter.py), the autoscaling function
+  on SageMaker's endpoint state-change event (lambda/serving/endpoint_waiter.py), the autoscaling function
   that registers the variant's scaling after InService and on every failure after it removed it for
-  an update (runtime/autoscaling.py: scale to zero after idleMinutes, and out from zero on a backlog;
+  an update (dreambooth_shared/autoscaling.py: scale to zero after idleMinutes, and out from zero on a backlog;
   the dispatcher invokes it too, for an endpoint that lost it), and the topics SageMaker's asynchronous inference
   notices go to.
 - `grant_autoscaling`: what registering (or only deregistering) that scaling needs.
@@ -25,7 +25,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from stacks.config import ConfigError, ServingConfig
-from stacks.contract import INFERENCE_FAILURES_PREFIX, INFERENCE_OUTPUTS_PREFIX, PipelineEnv
+from dreambooth_shared.contract import INFERENCE_FAILURES_PREFIX, INFERENCE_OUTPUTS_PREFIX, PipelineEnv
 from stacks.notifications.construct import Notifications
 from stacks.serving.workflow import AsyncOutput, DeployWorkflow, HistoryBudget
 from stacks.shared import sfn_budget

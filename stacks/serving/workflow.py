@@ -15,7 +15,7 @@ is InService.
 
 The same input for the model that is live already (`__live__` points at it) re-creates its
 endpoint after it was deleted out of band (the API and its dispatcher start this, see
-stacks/api/runtime/endpoint.py): the model stays `live` throughout, and a failure is recorded on the
+lambda/api/endpoint.py): the model stays `live` throughout, and a failure is recorded on the
 `__live__` pointer (`endpointError`) and notified, never by marking the live model failed.
 """
 
@@ -35,7 +35,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from stacks.config import STACK_TAG_KEY
-from stacks.contract import (
+from dreambooth_shared.contract import (
     DEPLOY_LOCK_ID,
     LIVE_POINTER_ID,
     STACK_DELETING_ATTRIBUTE,

@@ -1,9 +1,9 @@
 """One small factory for the pipeline's Lambda functions and state machines (every unit builds with it).
 
 Each function: its own role and log group (with retention), the Powertools layer, the pinned AWS
-SDK's layer (stacks/shared/sdk_layer.py), X-Ray tracing, its capability's runtime folder as code
-(stacks/shared/runtime.py). Each state machine: logs at
-level ALL under /aws/vendedlogs/states/, tracing on.
+SDK's layer (stacks/shared/sdk_layer.py), X-Ray tracing, its capability's folder lambda/<capability>/ as code,
+with the shared package (stacks/shared/assets.py). Each state machine: logs at level ALL under
+/aws/vendedlogs/states/, tracing on.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from stacks.contract import METRICS_NAMESPACE, PIPELINE_SERVICE
+from dreambooth_shared.contract import METRICS_NAMESPACE, PIPELINE_SERVICE
+from stacks.shared.assets import lambda_code
 from stacks.shared.nag import acknowledge
 from stacks.shared.powertools_layer import powertools_layer
-from stacks.shared.runtime import runtime_code
 from stacks.shared.sdk_layer import sdk_layer
 
 STATE_MACHINE_LOG_PREFIX = "/aws/vendedlogs/states/"
@@ -42,7 +42,7 @@ class PipelineFunctions:
 
     def function(self, construct_id: str, runtime: str, handler: str, environment: dict[str, str], *,
                  timeout_s: int, description: str, memory_mb: int = 256) -> lambda_.Function:
-        """A function running stacks/<runtime>/runtime's `handler`."""
+        """A function running lambda/<runtime>'s `handler`."""
         scope = self.scope
         log_group = logs.LogGroup(scope, f"{construct_id}Logs", retention=self.log_retention,
                                   removal_policy=RemovalPolicy.DESTROY)
@@ -53,7 +53,7 @@ class PipelineFunctions:
             runtime=lambda_.Runtime.PYTHON_3_13,
             architecture=lambda_.Architecture.X86_64,
             handler=handler,
-            code=runtime_code(runtime),
+            code=lambda_code(runtime),
             layers=[self.layer, self.sdk_layer],
             environment={**environment, "POWERTOOLS_SERVICE_NAME": PIPELINE_SERVICE,
                          "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE},

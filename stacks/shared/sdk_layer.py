@@ -23,14 +23,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import jsii
-from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from stacks.shared.runtime import STACKS_DIR
+from stacks.shared.assets import ROOT, locally_built
 
-ROOT = STACKS_DIR.parent
 REQUIREMENTS = ROOT / "requirements-lambda.txt"
 BUILD_DIR = ROOT / "build" / "lambda-sdk"
 LAYER_PYTHON_DIR = "python"
@@ -84,13 +82,9 @@ def build_layer() -> Path:
     return built
 
 
-@jsii.implements(ILocalBundling)
-class _LocalBuild:
-    """CDK's bundling hook: copy the cached build into the asset's output directory."""
-
-    def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:
-        shutil.copytree(build_layer() / LAYER_PYTHON_DIR, Path(output_dir) / LAYER_PYTHON_DIR, dirs_exist_ok=True)
-        return True
+def copy_layer(output_dir: Path) -> None:
+    """The layer's content: the cached build's python/ folder."""
+    shutil.copytree(build_layer() / LAYER_PYTHON_DIR, output_dir / LAYER_PYTHON_DIR, dirs_exist_ok=True)
 
 
 SDK_LAYER_ID = "AwsSdkLayer"
@@ -106,10 +100,7 @@ def sdk_layer(scope: Construct) -> lambda_.ILayerVersion:
     return lambda_.LayerVersion(
         stack, SDK_LAYER_ID,
         # The source folder is never read: the asset's hash is the pins' (layer_hash), its content the build.
-        code=lambda_.Code.from_asset(
-            str(REQUIREMENTS.parent), asset_hash_type=AssetHashType.CUSTOM, asset_hash=layer_hash(),
-            bundling=BundlingOptions(image=DockerImage.from_registry("unused-local-bundling"), local=_LocalBuild()),
-        ),
+        code=locally_built(REQUIREMENTS.parent, copy_layer, asset_hash=layer_hash()),
         compatible_runtimes=[lambda_.Runtime.PYTHON_3_13],
         compatible_architectures=[lambda_.Architecture.X86_64],
         description=f"AWS SDK for the pipeline's functions: boto3 {pins['boto3']}, botocore {pins['botocore']} "

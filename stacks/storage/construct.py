@@ -12,7 +12,7 @@ from constructs import Construct
 
 from stacks.config import PROJECT_TAG_KEY, PROJECT_TAG_VALUE, STACK_TAG_KEY, StorageConfig
 
-from stacks.contract import GENERATED_PREFIX, INFERENCE_PREFIX, UPLOADS_PREFIX
+from dreambooth_shared.contract import GENERATED_PREFIX, INFERENCE_PREFIX, UPLOADS_PREFIX
 
 # The CLI and the web page stage an upload under uploads/ (outside datasets/, so nothing starts) before
 # copying it into place; what is left there is abandoned after this long.

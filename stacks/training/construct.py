@@ -2,8 +2,8 @@
 
 The training state machine (workflow.py: quiet window, snapshot, validation, the JumpStart
 fine-tune with `createTrainingJob.sync`, packaging, then the deploy state machine) and the two
-functions only it runs: ExplainFailure (runtime/training_failure.py: a failed job in one line,
-retryable or not) and PackageModel (runtime/model_package.py: JumpStart's inference code into the
+functions only it runs: ExplainFailure (lambda/training/training_failure.py: a failed job in one line,
+retryable or not) and PackageModel (lambda/training/model_package.py: JumpStart's inference code into the
 model's output when it lacks it). The roles the jobs and the endpoint run with are in roles.py;
 the pinned JumpStart values in jumpstart_lock.py (stacks/training/jumpstart.lock.json).
 """
@@ -18,7 +18,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 
 from stacks.config import TrainingConfig
-from stacks.contract import METRICS_NAMESPACE, MODELS_PREFIX, PACKAGING_TIMEOUT_S, PipelineEnv
+from dreambooth_shared.contract import METRICS_NAMESPACE, MODELS_PREFIX, PACKAGING_TIMEOUT_S, PipelineEnv
 from stacks.notifications.construct import Notifications
 from stacks.shared.functions import PipelineFunctions
 from stacks.shared import sfn_budget

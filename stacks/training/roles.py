@@ -9,7 +9,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.contract import (
+from dreambooth_shared.contract import (
     DATASETS_PREFIX,
     INFERENCE_FAILURES_PREFIX,
     INFERENCE_OUTPUTS_PREFIX,

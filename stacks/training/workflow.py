@@ -7,7 +7,7 @@ dataset, claim the snapshot (a conditional put: a snapshot already trained on en
 quietly), register the model version, validate the dataset (an invalid one ends the run with a
 notification; no training job is created), train with `createTrainingJob.sync` (output
 model.tar.gz), unpack it to an S3 prefix and add JumpStart's inference code when it lacks it (the
-packaging Lambda, stacks/training/runtime/model_package.py), record the artifact and loss, publish the training metrics (time, billable time, loss) to CloudWatch, and
+packaging Lambda, lambda/training/model_package.py), record the artifact and loss, publish the training metrics (time, billable time, loss) to CloudWatch, and
 run the deploy state machine.
 
 With managed spot training (the default), a job SageMaker stops because spot capacity never came
@@ -38,7 +38,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from stacks.contract import (
+from dreambooth_shared.contract import (
     STAGE_PREPARING_RETRAIN,
     STAGE_RECORDING_TRAINING_START,
     STAGE_TRAINING,

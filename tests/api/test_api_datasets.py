@@ -15,7 +15,7 @@ import pytest
 import requests
 from botocore.client import BaseClient
 
-from stacks.contract import API_GATEWAY_LIMIT_S
+from dreambooth_shared.contract import API_GATEWAY_LIMIT_S
 from tests.api.conftest import BUCKET
 from emulator.lambda_runtime import API_CODE, load
 from tests.conftest import ROOT
@@ -55,8 +55,11 @@ PHOTOS = {f"dog{i}.jpg": jpeg(colour=(40 * i, 90, 150)) for i in range(3)}
 
 
 def test_the_api_asset_ships_the_pipelines_own_rules_not_a_copy():
-    link = API_CODE / "dataset_rules.py"
-    assert link.is_symlink() and link.resolve() == (ROOT / "stacks" / "intake" / "runtime" / "dataset_rules.py")
+    # Nothing of the shared package lives in the API's folder: the asset gets the package itself, at synth.
+    assert not (API_CODE / "dataset_rules.py").exists() and not (API_CODE / "dreambooth_shared").exists()
+    datasets = load(API_CODE, "datasets", {})
+    assert datasets.rules.__name__ == "dreambooth_shared.dataset_rules"
+    assert datasets.rules.__file__ == str(ROOT / "dreambooth_shared" / "dataset_rules.py")
 
 
 def test_start_answers_one_presigned_post_per_photo_under_the_staging_prefix(harness):
@@ -275,7 +278,8 @@ def test_commit_of_an_unknown_upload_is_404(harness):
 
 
 def test_the_upload_schema_takes_the_dataset_name_rule_from_the_pipelines_module():
-    rules = load(API_CODE, "dataset_rules", {})
+    from dreambooth_shared import dataset_rules as rules
+
     spec = load(API_CODE, "spec", {})
     assert spec.request_schema("DatasetUploadRequest")["properties"]["dataset"]["pattern"] == rules.DATASET_NAME.pattern
 

@@ -10,7 +10,7 @@ import pytest
 from aws_cdk.assertions import Capture, Match, Template
 
 from stacks.config import INSTANCE_START_MINUTES, ApiConfig, ServingConfig
-from stacks.contract import ApiEnv
+from dreambooth_shared.contract import ApiEnv
 from stacks.api.construct import (
     API_GATEWAY_LIMIT_S, OPENAPI_PATH, api_gateway_model_schema, is_public, load_openapi,
 )
@@ -259,7 +259,7 @@ def test_only_the_api_and_dispatcher_may_send_to_the_endpoint_and_only_to_that_e
 
 
 def test_environment_names_match_what_the_handlers_read(key_template):
-    # The construct names the variables from stacks/contract.py (ApiEnv); the handlers' settings parse them.
+    # The construct names the variables from dreambooth_shared/contract.py (ApiEnv); the handlers' settings parse them.
     settings = load(API_CODE, "settings", {})
     for handler in ("handler.lambda_handler", "results.lambda_handler", "dispatch.lambda_handler"):
         variables = function_with_handler(key_template, handler)["Environment"]["Variables"]
@@ -274,7 +274,7 @@ def test_environment_names_match_what_the_handlers_read(key_template):
 
 def test_every_function_takes_its_settings_from_the_config_and_has_no_defaults_of_its_own(key_template):
     # The values come from the settings registry (stacks/config.py) through the construct only:
-    # stacks/api/runtime/settings.py refuses to start without them instead of assuming a default.
+    # lambda/api/settings.py refuses to start without them instead of assuming a default.
     settings = load(API_CODE, "settings", {})
     names = ApiEnv
     serving = ServingConfig()

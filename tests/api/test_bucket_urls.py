@@ -1,4 +1,4 @@
-"""Browser URLs for the data bucket (stacks/api/runtime/aws.py): its regional virtual host, or
+"""Browser URLs for the data bucket (lambda/api/aws.py): its regional virtual host, or
 path-style for a name with dots (a reused bucket), which S3's wildcard certificate
 *.s3.<region>.amazonaws.com does not cover; the page's CSP allows exactly those URLs."""
 

@@ -1,4 +1,4 @@
-"""The image signer's session (stacks/api/runtime/aws.py): reused until shortly before it could no
+"""The image signer's session (lambda/api/aws.py): reused until shortly before it could no
 longer cover a URL's lifetime, and no URL signed to outlive the credentials that signed it."""
 
 from __future__ import annotations

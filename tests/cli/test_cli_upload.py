@@ -13,9 +13,6 @@ from PIL import Image
 from scripts.cli import dataset_upload
 from tests.api.conftest import BUCKET, REGION
 from tests.cli.conftest import bucket_keys, put_order, write_image
-from tests.conftest import ROOT
-
-INTAKE_RUNTIME = ROOT / "stacks" / "intake" / "runtime"
 
 PROMPT = "a photo of sks dog"
 
@@ -25,16 +22,10 @@ def read_object(key: str) -> bytes:
 
 
 def test_the_cli_uses_the_pipeline_validators_own_module():
-    import sys
+    import s3_dataset  # the validation's module (lambda/intake), as its function imports it
 
-    sys.path.insert(0, str(INTAKE_RUNTIME))
-    try:
-        import dataset_rules as pipeline_rules
-    finally:
-        sys.path.remove(str(INTAKE_RUNTIME))
-    cli_rules = dataset_upload.rules()
-    assert cli_rules.__file__ == pipeline_rules.__file__
-    assert cli_rules.HYPERPARAMETER_RULES.keys() == pipeline_rules.HYPERPARAMETER_RULES.keys()
+    assert dataset_upload.rules() is s3_dataset.rules
+    assert s3_dataset.rules.__name__ == "dreambooth_shared.dataset_rules"
 
 
 def test_a_dataset_the_pipeline_would_refuse_is_refused_and_nothing_is_uploaded(run, photos):
@@ -430,16 +421,16 @@ def test_a_failed_copy_says_how_much_of_the_dataset_is_there(run, photos):
     assert len(bucket_keys("uploads/dog/")) == 3  # left for the user, named in the message
 
 
-def test_what_the_cli_uploads_passes_the_pipelines_own_reading_of_the_bucket(run, photos, monkeypatch):
+def test_what_the_cli_uploads_passes_the_pipelines_own_reading_of_the_bucket(run, photos):
     # Given a folder with its own dataset_info.json, uploaded with --resize
     (photos / "dataset_info.json").write_text(json.dumps({"hyperparameters": {"max_steps": 250}}))
     write_image(photos / "big.png", size=(2000, 1500), fmt="PNG")
     code, body, err = run.json("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--resize", "--no-wait")
     assert code == 0, err
     # When the pipeline's validation reads the bucket as its Lambda does (snapshot, If-Match heads)
-    monkeypatch.syspath_prepend(str(INTAKE_RUNTIME))
-    import dataset_rules as pipeline_rules
-    import s3_dataset
+    import s3_dataset  # lambda/intake (pytest.ini's pythonpath)
+
+    from dreambooth_shared import dataset_rules as pipeline_rules
 
     s3 = boto3.client("s3", region_name=REGION)
     snapshot = s3_dataset.take_snapshot(s3, BUCKET, "dog")

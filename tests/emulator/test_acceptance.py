@@ -194,7 +194,7 @@ def logged(session, group, *messages):
 
 
 def cold_start_line(botocore_version):
-    from stacks.contract import COLD_START_LOG_MESSAGE, SDK_VERSIONS_LOG_FIELD
+    from dreambooth_shared.contract import COLD_START_LOG_MESSAGE, SDK_VERSIONS_LOG_FIELD
 
     return json.dumps({"level": "INFO", "message": COLD_START_LOG_MESSAGE,
                        SDK_VERSIONS_LOG_FIELD: {"boto3": "1.0", "botocore": botocore_version}})

@@ -16,7 +16,7 @@ import json
 import pytest
 from moto.sagemaker import models as sm_models
 
-from stacks.contract import SCALABLE_DIMENSION, VARIANT_NAME, ApiEnv
+from dreambooth_shared.contract import SCALABLE_DIMENSION, VARIANT_NAME, ApiEnv
 from tests import template_find as find
 from emulator import PipelineHarness, SageMakerSimulator, synthesize
 from emulator.account import ACCOUNT, REGION

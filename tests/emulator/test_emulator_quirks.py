@@ -49,7 +49,7 @@ def test_each_nameless_start_is_an_execution_of_its_own_named_with_a_uuid():
 
 
 def test_live_switches_start_one_deployment_each_and_a_doubled_one_changes_nothing(synthesized):
-    # PUT /models/live is the product's one nameless StartExecution (stacks/api/runtime/registry.py).
+    # PUT /models/live is the product's one nameless StartExecution (lambda/api/registry.py).
     # Planted defect caught: moto's naming: the second switch answers 500 (ExecutionAlreadyExists on
     # the execution named None), and the doubled start below collapses into one execution.
     with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(endpoint_s=1)) as h:
@@ -82,7 +82,7 @@ def test_live_switches_start_one_deployment_each_and_a_doubled_one_changes_nothi
 
 
 def test_a_dataset_named_with_capitals_trains_deploys_and_serves(synthesized):
-    # Dataset names may hold capitals (DATASET_NAME in stacks/intake/runtime/dataset_rules.py), and so
+    # Dataset names may hold capitals (DATASET_NAME in dreambooth_shared/dataset_rules.py), and so
     # the SageMaker names made from them. SageMaker writes its ARNs in lower case; the deploy role's
     # tag conditions (aws:ResourceTag) read the resource's own tags. Planted defect caught: the
     # harness looking the tags up in moto by the lower-cased ARN (no tags found) -> AccessDenied at

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from unittest import mock
 
-from stacks.contract import DEPLOY_LOCK_ID, LIVE_POINTER_ID, STACK_DELETING_ATTRIBUTE
+from dreambooth_shared.contract import DEPLOY_LOCK_ID, LIVE_POINTER_ID, STACK_DELETING_ATTRIBUTE
 from tests import template_find as find
 from tests.emulator.test_autoscaling_paths import harness, synthesized  # noqa: F401 (fixture)
 from tests.emulator.test_autoscaling_paths import MORE_PHOTOS

@@ -1,19 +1,16 @@
-"""Pipeline tests import the Lambda code as the runtime does: each pipeline unit's runtime folder on sys.path
-(stacks/<capability>/runtime; their module names do not clash)."""
+"""Pipeline tests import the Lambda code as the runtime does, by plain module names: the pipeline's function
+folders (lambda/<capability>/, their module names do not clash) are on the import path (pytest.ini's pythonpath)."""
 
 from __future__ import annotations
 
 import io
-import sys
 
 import pytest
 
 from tests.conftest import ROOT
 
-RUNTIME_DIRS = [ROOT / "stacks" / unit / "runtime" for unit in ("intake", "training", "serving", "monitoring", "cleanup")]
-for _runtime in RUNTIME_DIRS:
-    if str(_runtime) not in sys.path:
-        sys.path.insert(0, str(_runtime))
+PIPELINE_CAPABILITIES = ("intake", "training", "serving", "monitoring", "cleanup")
+LAMBDA_DIRS = [ROOT / "lambda" / capability for capability in PIPELINE_CAPABILITIES]
 
 
 def png_bytes(width: int = 512, height: int = 512, color=(200, 30, 30)) -> bytes:

@@ -1,4 +1,4 @@
-"""Autoscaling of the asynchronous endpoint (stacks/serving/runtime/autoscaling.py) against moto's
+"""Autoscaling of the asynchronous endpoint (dreambooth_shared/autoscaling.py) against moto's
 Application Auto Scaling and CloudWatch: what is registered, and what deregistering removes."""
 
 from __future__ import annotations
@@ -7,9 +7,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.pipeline.conftest import RUNTIME_DIRS  # noqa: F401 (the runtime folders on sys.path)
-
-import autoscaling  # noqa: E402
+from dreambooth_shared import autoscaling
 
 REGION = "us-east-1"
 ENDPOINT = "Stack-sd"

@@ -9,7 +9,6 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.pipeline.conftest import RUNTIME_DIRS  # noqa: F401 (the runtime folders on sys.path)
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/hosting"
@@ -159,7 +158,7 @@ def test_handler_reports_a_failure_instead_of_hanging_the_stack(cleanup_handler)
 
 def test_clean_up_removes_the_endpoints_autoscaling(aws):
     import sagemaker_cleanup
-    from autoscaling import register_scaling
+    from dreambooth_shared.autoscaling import register_scaling
 
     sagemaker, dynamodb, _ = world()
     sfn = boto3.client("stepfunctions", region_name=REGION)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import dataset_rules as rules
+from dreambooth_shared import dataset_rules as rules
 from tests.pipeline.conftest import jpeg_bytes, png_bytes
 from tests.pipeline.test_dataset_rules import DEFAULTS, good_images, judge
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import dataset_rules as rules
+from dreambooth_shared import dataset_rules as rules
 from tests.pipeline.conftest import jpeg_bytes, png_bytes
 
 DEFAULTS = {"max_steps": "400", "learning_rate": "2e-06", "with_prior_preservation": "False", "seed": "0"}

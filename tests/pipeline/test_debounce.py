@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-import debounce  # from stacks/intake/runtime, which tests/pipeline/conftest.py puts on sys.path
+import debounce  # from lambda/intake (pytest.ini's pythonpath)
 
 T0 = datetime(2026, 11, 25, 10, 0, 0, 250_000, tzinfo=timezone.utc)
 

@@ -11,7 +11,7 @@ import json
 
 
 from stacks.serving.workflow import HistoryBudget
-from stacks.contract import DEPLOY_LOCK_ID
+from dreambooth_shared.contract import DEPLOY_LOCK_ID
 from tests import template_find as find
 from emulator import PipelineHarness, SageMakerSimulator
 from emulator.limits import STATE_LIMIT_BYTES

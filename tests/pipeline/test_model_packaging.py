@@ -29,7 +29,7 @@ def tarball(files: dict[str, bytes]) -> bytes:
 
 @pytest.fixture
 def s3():
-    import model_package  # noqa: F401 (stacks/training/runtime on sys.path, see conftest)
+    import model_package  # noqa: F401 (lambda/training, on pytest.ini's pythonpath)
 
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")

@@ -211,11 +211,11 @@ def test_function_environments_are_what_the_handlers_read(resources, monkeypatch
     import importlib
     import sys
 
-    from tests.pipeline.conftest import RUNTIME_DIRS  # (the runtime folders, on sys.path)
+    from tests.pipeline.conftest import LAMBDA_DIRS  # (on pytest.ini's pythonpath)
 
-    # The pipeline's functions: those whose handler module is in one of its runtime folders.
+    # The pipeline's functions: those whose handler module is in one of its function folders.
     functions = {k: v for k, v in by_type(resources, "AWS::Lambda::Function").items()
-                 if any((d / (v["Properties"]["Handler"].rsplit(".", 1)[0] + ".py")).is_file() for d in RUNTIME_DIRS)}
+                 if any((d / (v["Properties"]["Handler"].rsplit(".", 1)[0] + ".py")).is_file() for d in LAMBDA_DIRS)}
     seen = set()
     for logical, function in functions.items():
         module_name = function["Properties"]["Handler"].rsplit(".", 1)[0]

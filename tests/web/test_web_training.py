@@ -75,9 +75,9 @@ def test_photos_dropped_on_the_page_train_a_model_that_goes_live(synthesized, pa
         # The API function as synthesized: its asset folder, its environment (this pipeline's bucket,
         # registry and judge settings)
         spec = h.api_function
-        staged_rules = spec.code_dir / "dataset_rules.py"
-        assert not staged_rules.is_symlink()  # CDK followed the link: the file itself is in the asset
-        assert staged_rules.read_bytes() == (ROOT / "stacks" / "intake" / "runtime" / "dataset_rules.py").read_bytes()
+        staged_rules = spec.code_dir / "dreambooth_shared" / "dataset_rules.py"
+        assert not staged_rules.is_symlink()  # the build copied the shared package into the asset
+        assert staged_rules.read_bytes() == (ROOT / "dreambooth_shared" / "dataset_rules.py").read_bytes()
         handler = load(spec.code_dir, "handler", {**spec.environment, "POWERTOOLS_TRACE_DISABLED": "true",
                                                   "POWERTOOLS_METRICS_DISABLED": "true"})
         stop = threading.Event()

@@ -1,1 +1,0 @@
-../../intake/runtime/dataset_rules.py

@@ -1,1 +1,0 @@
-../../serving/runtime/autoscaling.py
