@@ -15,6 +15,7 @@ import boto3
 from moto import mock_aws
 
 from scripts import acceptance
+from stacks.shared.assets import lambda_dir
 from stacks.training.jumpstart_lock import LOCK_FILE
 from tests import jumpstart_fixture
 from tests.conftest import ROOT
@@ -284,12 +285,12 @@ class TrainingJobs:
 
 
 def packaging_log(capsys, s3, training_output):
-    """The real packaging handler (training/runtime/model_tasks.py) run on `training_output`: its log lines."""
+    """The real packaging handler (lambda/training/model_tasks.py) run on `training_output`: its log lines."""
     from emulator.lambda_runtime import load
     from emulator.lambdas import FunctionSpec, LambdaContext
 
     capsys.readouterr()
-    code = ROOT / "stacks" / "training" / "runtime"
+    code = lambda_dir("training")
     # A service name of its own: Powertools adds its stdout handler only to a logging.Logger that has
     # none, and an earlier test's handler of the same name would write to that test's captured stdout.
     module = load(code, "model_tasks", {"INFERENCE_SCRIPT_URI": "s3://jumpstart/inference.tar.gz",
