@@ -9,7 +9,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: deploy synth test test-unit test-construct test-emulator test-gates test-browser destroy clean acceptance refresh-lock
+.PHONY: deploy synth test lint format test-unit test-construct test-emulator test-gates test-browser destroy clean acceptance refresh-lock
 
 ## deploy: with AWS credentials, deploy (quota-aware bucket choice first); without, synthesize offline
 ## and rehearse the whole flow on the emulator (scripts/rehearse.py: needs moto etc., hence .rehearsal).
@@ -31,8 +31,17 @@ acceptance: $(VENV)/.rehearsal node_modules/.installed
 ## `make test PARALLEL=` runs it serially.
 TEST_TOOLS := $(VENV)/.dev .venv-checkov/.installed node_modules/.installed $(CHROMIUM)
 PARALLEL ?= -n 2 --dist loadfile --no-loadscope-reorder
-test: $(TEST_TOOLS)
+test: $(TEST_TOOLS) lint
 	$(PY) -m pytest $(PARALLEL) $(PYTEST_ARGS)
+
+## lint: ruff's lint and format check (pyproject.toml [tool.ruff]); `make format` fixes what it can.
+lint: $(VENV)/.dev
+	$(PY) -m ruff check --quiet .
+	$(PY) -m ruff format --check --quiet .
+
+format: $(VENV)/.dev
+	$(PY) -m ruff check --fix --quiet .
+	$(PY) -m ruff format --quiet .
 
 ## test-unit, test-construct, test-emulator, test-gates, test-browser: one tier alone (tests/conftest.py
 ## gives every test its tier; docs/testing.md says what each holds and how long it takes).

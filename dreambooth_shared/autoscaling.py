@@ -42,58 +42,105 @@ def alarm_name(endpoint: str, policy: str) -> str:
     return f"{endpoint}-{policy}"
 
 
-def register_scaling(autoscaling: Any, cloudwatch: Any, endpoint: str, *, max_instances: int,
-                     target_backlog: int, idle_minutes: int) -> dict[str, Any]:
+def register_scaling(
+    autoscaling: Any, cloudwatch: Any, endpoint: str, *, max_instances: int, target_backlog: int, idle_minutes: int
+) -> dict[str, Any]:
     """Scalable target, the three policies and their two alarms. Idempotent (puts replace)."""
-    target = {"ServiceNamespace": "sagemaker", "ResourceId": resource_id(endpoint),
-              "ScalableDimension": SCALABLE_DIMENSION}
+    target = {
+        "ServiceNamespace": "sagemaker",
+        "ResourceId": resource_id(endpoint),
+        "ScalableDimension": SCALABLE_DIMENSION,
+    }
     minimum = 0 if idle_minutes else 1
     autoscaling.register_scalable_target(**target, MinCapacity=minimum, MaxCapacity=max_instances)
     dimensions = [{"Name": "EndpointName", "Value": endpoint}]
     autoscaling.put_scaling_policy(
-        PolicyName=TRACKING_POLICY, PolicyType="TargetTrackingScaling", **target,
+        PolicyName=TRACKING_POLICY,
+        PolicyType="TargetTrackingScaling",
+        **target,
         TargetTrackingScalingPolicyConfiguration={
             "TargetValue": float(target_backlog),
-            "CustomizedMetricSpecification": {"MetricName": "ApproximateBacklogSizePerInstance",
-                                              "Namespace": "AWS/SageMaker", "Dimensions": dimensions,
-                                              "Statistic": "Average"},
+            "CustomizedMetricSpecification": {
+                "MetricName": "ApproximateBacklogSizePerInstance",
+                "Namespace": "AWS/SageMaker",
+                "Dimensions": dimensions,
+                "Statistic": "Average",
+            },
             "DisableScaleIn": True,
             "ScaleOutCooldown": SCALE_OUT_COOLDOWN_S,
         },
     )
     _step_policy_with_alarm(
-        autoscaling, cloudwatch, endpoint, target, FROM_ZERO_POLICY,
-        {"AdjustmentType": "ChangeInCapacity", "MetricAggregationType": "Average", "Cooldown": SCALE_OUT_COOLDOWN_S,
-         "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}]},
+        autoscaling,
+        cloudwatch,
+        endpoint,
+        target,
+        FROM_ZERO_POLICY,
+        {
+            "AdjustmentType": "ChangeInCapacity",
+            "MetricAggregationType": "Average",
+            "Cooldown": SCALE_OUT_COOLDOWN_S,
+            "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}],
+        },
         AlarmDescription=f"Requests queued for {endpoint} with no instance: start one",
-        MetricName="HasBacklogWithoutCapacity", Statistic="Average", EvaluationPeriods=SCALE_OUT_ALARM_PERIODS,
-        ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="missing",
+        MetricName="HasBacklogWithoutCapacity",
+        Statistic="Average",
+        EvaluationPeriods=SCALE_OUT_ALARM_PERIODS,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        TreatMissingData="missing",
     )
-    applied = {"resourceId": resource_id(endpoint), "min": minimum, "max": max_instances,
-               "targetBacklogPerInstance": target_backlog, "idleMinutes": idle_minutes}
+    applied = {
+        "resourceId": resource_id(endpoint),
+        "min": minimum,
+        "max": max_instances,
+        "targetBacklogPerInstance": target_backlog,
+        "idleMinutes": idle_minutes,
+    }
     if not idle_minutes:
         _delete_idle_policy(autoscaling, cloudwatch, endpoint, target)
         return applied
     _step_policy_with_alarm(
-        autoscaling, cloudwatch, endpoint, target, IDLE_POLICY,
-        {"AdjustmentType": "ExactCapacity", "MetricAggregationType": "Maximum",
-         "StepAdjustments": [{"MetricIntervalUpperBound": 0.0, "ScalingAdjustment": 0}]},
+        autoscaling,
+        cloudwatch,
+        endpoint,
+        target,
+        IDLE_POLICY,
+        {
+            "AdjustmentType": "ExactCapacity",
+            "MetricAggregationType": "Maximum",
+            "StepAdjustments": [{"MetricIntervalUpperBound": 0.0, "ScalingAdjustment": 0}],
+        },
         AlarmDescription=f"No request queued or running on {endpoint} for {idle_minutes} minutes: scale to zero",
-        MetricName="ApproximateBacklogSize", Statistic="Maximum", EvaluationPeriods=idle_minutes,
-        ComparisonOperator="LessThanThreshold", TreatMissingData="breaching",
+        MetricName="ApproximateBacklogSize",
+        Statistic="Maximum",
+        EvaluationPeriods=idle_minutes,
+        ComparisonOperator="LessThanThreshold",
+        TreatMissingData="breaching",
     )
     return applied
 
 
-def _step_policy_with_alarm(autoscaling: Any, cloudwatch: Any, endpoint: str, target: dict[str, str], policy: str,
-                            configuration: dict[str, Any], **alarm: Any) -> None:
+def _step_policy_with_alarm(
+    autoscaling: Any,
+    cloudwatch: Any,
+    endpoint: str,
+    target: dict[str, str],
+    policy: str,
+    configuration: dict[str, Any],
+    **alarm: Any,
+) -> None:
     """A step scaling policy, and the alarm on one of the endpoint's metrics (threshold 1) that triggers it."""
-    arn = autoscaling.put_scaling_policy(PolicyName=policy, PolicyType="StepScaling", **target,
-                                         StepScalingPolicyConfiguration=configuration)["PolicyARN"]
+    arn = autoscaling.put_scaling_policy(
+        PolicyName=policy, PolicyType="StepScaling", **target, StepScalingPolicyConfiguration=configuration
+    )["PolicyARN"]
     cloudwatch.put_metric_alarm(
-        AlarmName=alarm_name(endpoint, policy), Namespace="AWS/SageMaker",
-        Dimensions=[{"Name": "EndpointName", "Value": endpoint}], Period=METRIC_PERIOD_S, Threshold=1.0,
-        AlarmActions=[arn], **alarm,
+        AlarmName=alarm_name(endpoint, policy),
+        Namespace="AWS/SageMaker",
+        Dimensions=[{"Name": "EndpointName", "Value": endpoint}],
+        Period=METRIC_PERIOD_S,
+        Threshold=1.0,
+        AlarmActions=[arn],
+        **alarm,
     )
 
 
@@ -116,8 +163,9 @@ def deregister_scaling(autoscaling: Any, cloudwatch: Any, endpoint: str) -> bool
     """Remove the scalable target (with it its policies) and the two alarms. False when there was none."""
     cloudwatch.delete_alarms(AlarmNames=[alarm_name(endpoint, FROM_ZERO_POLICY), alarm_name(endpoint, IDLE_POLICY)])
     try:
-        autoscaling.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource_id(endpoint),
-                                               ScalableDimension=SCALABLE_DIMENSION)
+        autoscaling.deregister_scalable_target(
+            ServiceNamespace="sagemaker", ResourceId=resource_id(endpoint), ScalableDimension=SCALABLE_DIMENSION
+        )
         return True
     except ClientError as error:
         if _missing(error):
@@ -132,14 +180,21 @@ def missing_parts(autoscaling: Any, cloudwatch: Any, endpoint: str) -> list[str]
     the from-zero alarm: an endpoint at zero instances would then never start. The idle policy and
     alarm are expected when the target's MinCapacity is 0 (idleMinutes > 0)."""
     resource = resource_id(endpoint)
-    targets = autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource],
-                                                    ScalableDimension=SCALABLE_DIMENSION)["ScalableTargets"]
+    targets = autoscaling.describe_scalable_targets(
+        ServiceNamespace="sagemaker", ResourceIds=[resource], ScalableDimension=SCALABLE_DIMENSION
+    )["ScalableTargets"]
     if not targets:
         return ["scalable target"]
     policies = [TRACKING_POLICY, FROM_ZERO_POLICY] + ([IDLE_POLICY] if targets[0]["MinCapacity"] == 0 else [])
-    found = {p["PolicyName"] for p in autoscaling.describe_scaling_policies(
-        ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=SCALABLE_DIMENSION,
-        PolicyNames=policies)["ScalingPolicies"]}
+    found = {
+        p["PolicyName"]
+        for p in autoscaling.describe_scaling_policies(
+            ServiceNamespace="sagemaker",
+            ResourceId=resource,
+            ScalableDimension=SCALABLE_DIMENSION,
+            PolicyNames=policies,
+        )["ScalingPolicies"]
+    }
     alarms = [alarm_name(endpoint, policy) for policy in policies if policy != TRACKING_POLICY]
     present = {a["AlarmName"] for a in cloudwatch.describe_alarms(AlarmNames=alarms)["MetricAlarms"]}
     return [f"policy {p}" for p in policies if p not in found] + [f"alarm {a}" for a in alarms if a not in present]

@@ -67,6 +67,7 @@ VARIANT_NAME = "AllTraffic"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 """What Application Auto Scaling scales on the variant (its instance count)."""
 
+
 # ---- SageMaker's quotas (AWS's names, as Service Quotas lists them) ----
 def training_quota_name(instance_type: str, *, spot: bool = False) -> str:
     """The account's quota of training instances of one type, e.g. "ml.g4dn.2xlarge for spot training
@@ -188,5 +189,7 @@ def log_cold_start(logger) -> None:  # noqa: ANN001 (a Powertools Logger; not im
     import boto3
     import botocore
 
-    logger.info(COLD_START_LOG_MESSAGE,
-                extra={SDK_VERSIONS_LOG_FIELD: {"boto3": boto3.__version__, "botocore": botocore.__version__}})
+    logger.info(
+        COLD_START_LOG_MESSAGE,
+        extra={SDK_VERSIONS_LOG_FIELD: {"boto3": boto3.__version__, "botocore": botocore.__version__}},
+    )

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
-from dreambooth_shared.contract import DATASETS_PREFIX, STAGING_PREFIX, UPLOADS_PREFIX, PipelineEnv
+from dreambooth_shared.contract import DATASETS_PREFIX, UPLOADS_PREFIX, PipelineEnv
 
 DATASET_INFO_FILE = "dataset_info.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -41,6 +41,7 @@ def new_upload_token() -> str:
     import time
 
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
+
 
 # Dataset names become part of SageMaker job, model and endpoint-config names
 # (letters, digits, hyphens; at most 63 characters with the 15-character version suffix).
@@ -141,7 +142,7 @@ def shown(value: Any) -> str:
     else:
         text = repr(value)
     if len(text) > _SHOWN_CHARS:
-        text = f"{text[:_SHOWN_CHARS // 2]}... ({len(text)} characters)"
+        text = f"{text[: _SHOWN_CHARS // 2]}... ({len(text)} characters)"
     return safe_text(text)
 
 
@@ -156,8 +157,10 @@ def load_json(data: bytes, what: str = DATASET_INFO_FILE) -> Any:
     except RecursionError:
         raise DatasetError(f"{what} is nested too deeply to be a dataset_info.json: keep it one flat object") from None
     except ValueError as error:
-        raise DatasetError(f"{what} is not valid JSON ({safe_text(str(error))[:200]}): fix it, e.g. "
-                           '{"instance_prompt": "a photo of sks dog"}') from None
+        raise DatasetError(
+            f"{what} is not valid JSON ({safe_text(str(error))[:200]}): fix it, e.g. "
+            '{"instance_prompt": "a photo of sks dog"}'
+        ) from None
 
 
 def _not_a_number(literal: str) -> Any:
@@ -168,7 +171,7 @@ def dataset_name_from_key(key: str) -> Optional[str]:
     """`datasets/<name>/...` -> `<name>`; None for keys outside a dataset folder."""
     if not key.startswith(DATASETS_PREFIX):
         return None
-    rest = key[len(DATASETS_PREFIX):]
+    rest = key[len(DATASETS_PREFIX) :]
     name, slash, file_part = rest.partition("/")
     if not slash or not name or not file_part:
         return None
@@ -206,8 +209,10 @@ def is_folder_placeholder(key: str) -> bool:
 def dataset_name_problem(name: str) -> Optional[str]:
     if DATASET_NAME.match(name):
         return None
-    return (f"folder name {shown(name)} is not allowed: use {DATASET_NAME_RULE}, "
-            "and upload the files again under datasets/<that name>/")
+    return (
+        f"folder name {shown(name)} is not allowed: use {DATASET_NAME_RULE}, "
+        "and upload the files again under datasets/<that name>/"
+    )
 
 
 def check_dataset_name(name: str) -> None:
@@ -232,8 +237,10 @@ def image_info(header: bytes) -> ImageInfo:
         return _png_info(header)
     if header.startswith(b"\xff\xd8\xff"):
         return _jpeg_info(header)
-    raise DatasetError("not a PNG or JPEG image (content does not start with an image signature): "
-                       "save it as .jpg or .png, or remove it")
+    raise DatasetError(
+        "not a PNG or JPEG image (content does not start with an image signature): "
+        "save it as .jpg or .png, or remove it"
+    )
 
 
 def _png_info(data: bytes) -> ImageInfo:
@@ -243,17 +250,17 @@ def _png_info(data: bytes) -> ImageInfo:
     # Every chunk within the bytes read must carry its right CRC.
     position = 8
     while position + 12 <= len(data):
-        (length,) = struct.unpack(">I", data[position: position + 4])
+        (length,) = struct.unpack(">I", data[position : position + 4])
         end = position + 12 + length
         if length > 0x7FFFFFFF:
             raise DatasetError(f"damaged PNG: impossible chunk length; {_REEXPORT}")
         if end > len(data):
             break
-        (crc,) = struct.unpack(">I", data[end - 4: end])
-        if zlib.crc32(data[position + 4: end - 4]) != crc:
-            chunk = data[position + 4: position + 8].decode("latin-1")
+        (crc,) = struct.unpack(">I", data[end - 4 : end])
+        if zlib.crc32(data[position + 4 : end - 4]) != crc:
+            chunk = data[position + 4 : position + 8].decode("latin-1")
             raise DatasetError(f"damaged PNG: chunk {chunk!r} fails its checksum; {_REEXPORT}")
-        if data[position + 4: position + 8] == b"IEND":
+        if data[position + 4 : position + 8] == b"IEND":
             break
         position = end
     return ImageInfo("png", width, height)
@@ -305,7 +312,7 @@ _MB = 1_048_576
 
 
 def size_problem(size: int, limit: int) -> Optional[str]:
-    """"30.0 MB is over the 20 MB limit ..."; in bytes when one decimal would not tell them apart."""
+    """ "30.0 MB is over the 20 MB limit ..."; in bytes when one decimal would not tell them apart."""
     if size <= limit:
         return None
     limit_text = f"{limit / _MB:g} MB"
@@ -313,8 +320,10 @@ def size_problem(size: int, limit: int) -> Optional[str]:
         size_text = f"{size / _MB:.1f} MB"
     else:
         size_text, limit_text = f"{size:,} bytes", f"{limit_text} ({limit:,} bytes)"
-    return (f"{size_text} is over the {limit_text} limit for one image: resize or re-export it smaller "
-            "(dreambooth upload --resize does this), or deploy with a larger maxImageMb")
+    return (
+        f"{size_text} is over the {limit_text} limit for one image: resize or re-export it smaller "
+        "(dreambooth upload --resize does this), or deploy with a larger maxImageMb"
+    )
 
 
 def check_image(file: DatasetFile, limits: Limits) -> ImageInfo:
@@ -357,8 +366,10 @@ def check_prompt(field_name: str, value: Any) -> str:
         raise DatasetError(f"{field_name} contains control characters: retype it as plain text")
     text = " ".join(normalised.split())
     if not MIN_PROMPT_CHARS <= len(text) <= MAX_PROMPT_CHARS:
-        raise DatasetError(f"{field_name} must be {MIN_PROMPT_CHARS}-{MAX_PROMPT_CHARS} characters long "
-                           f"(it has {len(text)}): write e.g. {PROMPT_EXAMPLE}")
+        raise DatasetError(
+            f"{field_name} must be {MIN_PROMPT_CHARS}-{MAX_PROMPT_CHARS} characters long "
+            f"(it has {len(text)}): write e.g. {PROMPT_EXAMPLE}"
+        )
     if not re.search(r"[^\W\d_]", text):
         raise DatasetError(f"{field_name} must contain words: write e.g. {PROMPT_EXAMPLE}")
     return text
@@ -402,8 +413,10 @@ class Rule:
 
     def render(self, name: str, value: Any) -> str:
         """The value as the string SageMaker hyperparameters need; DatasetError when out of range."""
-        problem = DatasetError(f"hyperparameter {name}={shown(value)} is not allowed: expected {self.describe()}; "
-                               "change it or leave it out to use the default")
+        problem = DatasetError(
+            f"hyperparameter {name}={shown(value)} is not allowed: expected {self.describe()}; "
+            "change it or leave it out to use the default"
+        )
         if self.kind is bool:
             if isinstance(value, bool):
                 return "True" if value else "False"
@@ -454,7 +467,7 @@ def check_overrides(raw: Any) -> dict[str, str]:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
-        raise DatasetError("hyperparameters must be a JSON object, e.g. {\"max_steps\": 300}")
+        raise DatasetError('hyperparameters must be a JSON object, e.g. {"max_steps": 300}')
     problems, rendered = [], {}
     for name, value in raw.items():
         rule = HYPERPARAMETER_RULES.get(name)
@@ -488,12 +501,15 @@ def parse_dataset_info(text: bytes) -> DatasetInfo:
 
     Each problem is named with the file and the field (one DatasetError holds them all)."""
     if len(text) > MAX_DATASET_INFO_BYTES:
-        raise DatasetError(f"{DATASET_INFO_FILE} is larger than {MAX_DATASET_INFO_BYTES // 1024} KiB: "
-                           "keep only the prompts and hyperparameters in it")
+        raise DatasetError(
+            f"{DATASET_INFO_FILE} is larger than {MAX_DATASET_INFO_BYTES // 1024} KiB: "
+            "keep only the prompts and hyperparameters in it"
+        )
     data = load_json(text)
     if not isinstance(data, dict):
-        raise DatasetError(f"{DATASET_INFO_FILE} must hold a JSON object, e.g. "
-                           '{"instance_prompt": "a photo of sks dog"}')
+        raise DatasetError(
+            f'{DATASET_INFO_FILE} must hold a JSON object, e.g. {{"instance_prompt": "a photo of sks dog"}}'
+        )
     problems = []
     instance_prompt = class_prompt = None
     try:
@@ -511,7 +527,7 @@ def parse_dataset_info(text: bytes) -> DatasetInfo:
     if isinstance(nested, dict):
         overrides_raw.update(nested)
     elif nested is not None:
-        problems.append("hyperparameters must be a JSON object, e.g. {\"max_steps\": 300}")
+        problems.append('hyperparameters must be a JSON object, e.g. {"max_steps": 300}')
     for key, value in data.items():
         if key not in _INFO_FIELDS:
             overrides_raw[key] = value
@@ -535,12 +551,11 @@ def is_hidden_or_nested(name: str) -> bool:
 def is_training_file(name: str) -> bool:
     """Whether a file (name relative to the dataset folder) can be trained on or configures the
     training: what the snapshot that decides "already trained" is made of."""
-    return name == DATASET_INFO_FILE or (
-        not is_hidden_or_nested(name) and name.lower().endswith(IMAGE_SUFFIXES))
+    return name == DATASET_INFO_FILE or (not is_hidden_or_nested(name) and name.lower().endswith(IMAGE_SUFFIXES))
 
 
 def info_file_hint(name: str) -> Optional[str]:
-    """"did you mean dataset_info.json?" for a near-miss name (dataset-info.json, Dataset_Info.JSON,
+    """ "did you mean dataset_info.json?" for a near-miss name (dataset-info.json, Dataset_Info.JSON,
     dataset_info.json.txt, sub/dataset_info.json), else None."""
     import difflib
 
@@ -548,13 +563,14 @@ def info_file_hint(name: str) -> Optional[str]:
     if base.startswith("._") or name == DATASET_INFO_FILE:
         return None  # macOS resource forks are not misspellings
     letters = re.sub(r"[^a-z0-9]", "", base.lower())
-    near = letters.startswith("datasetinfo") or difflib.SequenceMatcher(
-        None, base.lower(), DATASET_INFO_FILE).ratio() >= 0.85
+    near = (
+        letters.startswith("datasetinfo")
+        or difflib.SequenceMatcher(None, base.lower(), DATASET_INFO_FILE).ratio() >= 0.85
+    )
     if not near:
         return None
     if base == DATASET_INFO_FILE:
-        return (f"did you mean {DATASET_INFO_FILE} in the dataset folder itself? "
-                "Only that one is read: move it up")
+        return f"did you mean {DATASET_INFO_FILE} in the dataset folder itself? Only that one is read: move it up"
     return f"did you mean {DATASET_INFO_FILE}? Only a file named exactly that is read: rename it"
 
 
@@ -605,8 +621,10 @@ def evaluate(
             continue
         try:
             if len(file.name.encode("utf-8")) > MAX_FILE_NAME_BYTES:
-                raise DatasetError(f"the file name is longer than {MAX_FILE_NAME_BYTES} bytes, which the training "
-                                   "job cannot write to its disk: rename the file")
+                raise DatasetError(
+                    f"the file name is longer than {MAX_FILE_NAME_BYTES} bytes, which the training "
+                    "job cannot write to its disk: rename the file"
+                )
             check_image(file, limits)
             image_count += 1
             verdict.image_names.append(file.name)
@@ -615,11 +633,14 @@ def evaluate(
     verdict.image_count = image_count
     folder = f"{DATASETS_PREFIX}{dataset}/"
     if image_count < limits.min_images:
-        verdict.reasons.append(f"{image_count} usable images; at least {limits.min_images} are needed: "
-                               f"add .jpg or .png photos to {folder}")
+        verdict.reasons.append(
+            f"{image_count} usable images; at least {limits.min_images} are needed: add .jpg or .png photos to {folder}"
+        )
     if image_count > limits.max_images:
-        verdict.reasons.append(f"{image_count} images; at most {limits.max_images} are allowed: "
-                               f"remove some from {folder} (or deploy with a larger maxImages)")
+        verdict.reasons.append(
+            f"{image_count} images; at most {limits.max_images} are allowed: "
+            f"remove some from {folder} (or deploy with a larger maxImages)"
+        )
 
     try:
         verdict.instance_prompt = info.instance_prompt or check_prompt(
@@ -634,8 +655,10 @@ def evaluate(
     verdict.hyperparameters = hyperparameters
     if hyperparameters.get("with_prior_preservation") == "True":
         if not verdict.class_prompt:
-            verdict.reasons.append(f"with_prior_preservation needs a class_prompt in {DATASET_INFO_FILE}: "
-                                   'add one such as "a photo of a dog", or turn it off')
+            verdict.reasons.append(
+                f"with_prior_preservation needs a class_prompt in {DATASET_INFO_FILE}: "
+                'add one such as "a photo of a dog", or turn it off'
+            )
         family = training_instance_type.split(".")[1] if training_instance_type.count(".") == 2 else ""
         if family not in _PRIOR_PRESERVATION_FAMILIES:
             verdict.reasons.append(
@@ -681,12 +704,21 @@ class JudgeSettings:
             default_class_prompt=environ[PipelineEnv.DEFAULT_CLASS_PROMPT],
             default_hyperparameters=json.loads(environ[PipelineEnv.DEFAULT_HYPERPARAMETERS]),
             training_instance_type=environ[PipelineEnv.TRAINING_INSTANCE_TYPE],
-            limits=Limits(min_images=int(environ[PipelineEnv.MIN_IMAGES]), max_images=int(environ[PipelineEnv.MAX_IMAGES]),
-                          max_image_bytes=int(environ[PipelineEnv.MAX_IMAGE_BYTES])),
+            limits=Limits(
+                min_images=int(environ[PipelineEnv.MIN_IMAGES]),
+                max_images=int(environ[PipelineEnv.MAX_IMAGES]),
+                max_image_bytes=int(environ[PipelineEnv.MAX_IMAGE_BYTES]),
+            ),
         )
 
     def judge(self, dataset: str, files: Sequence[DatasetFile], read_info: Callable[[], bytes] | None) -> Verdict:
-        return evaluate(dataset, files, read_info=read_info, default_instance_prompt=self.default_instance_prompt,
-                        default_class_prompt=self.default_class_prompt,
-                        default_hyperparameters=self.default_hyperparameters,
-                        training_instance_type=self.training_instance_type, limits=self.limits)
+        return evaluate(
+            dataset,
+            files,
+            read_info=read_info,
+            default_instance_prompt=self.default_instance_prompt,
+            default_class_prompt=self.default_class_prompt,
+            default_hyperparameters=self.default_hyperparameters,
+            training_instance_type=self.training_instance_type,
+            limits=self.limits,
+        )

@@ -5,5 +5,13 @@ from emulator.api_gateway import Answer
 from emulator.pipeline_harness import AsyncInvocation, PipelineHarness, Run, synthesize
 from emulator.sagemaker_sim import SageMakerSimulator, placeholder_jpeg
 
-__all__ = ["LIVE_POINTER_ID", "Answer", "AsyncInvocation", "PipelineHarness", "Run", "SageMakerSimulator",
-           "placeholder_jpeg", "synthesize"]
+__all__ = [
+    "LIVE_POINTER_ID",
+    "Answer",
+    "AsyncInvocation",
+    "PipelineHarness",
+    "Run",
+    "SageMakerSimulator",
+    "placeholder_jpeg",
+    "synthesize",
+]

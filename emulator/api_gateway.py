@@ -36,9 +36,12 @@ RESOURCES = (
 
 def lambda_context(name: str = "api") -> Any:
     return SimpleNamespace(
-        function_name=name, function_version="$LATEST", memory_limit_in_mb=512,
+        function_name=name,
+        function_version="$LATEST",
+        memory_limit_in_mb=512,
         invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
-        aws_request_id=str(uuid.uuid4()), get_remaining_time_in_millis=lambda: 28000,
+        aws_request_id=str(uuid.uuid4()),
+        get_remaining_time_in_millis=lambda: 28000,
     )
 
 
@@ -53,8 +56,13 @@ class Answer:
         return json.loads(self.text)
 
 
-def rest_event(method: str, path: str, body: Optional[bytes | str] = None, headers: Optional[dict] = None,
-               query: Optional[str] = None) -> dict[str, Any]:
+def rest_event(
+    method: str,
+    path: str,
+    body: Optional[bytes | str] = None,
+    headers: Optional[dict] = None,
+    query: Optional[str] = None,
+) -> dict[str, Any]:
     resource, params = path, None
     for template, pattern in RESOURCES:
         match = pattern.match(path)
@@ -75,10 +83,16 @@ def rest_event(method: str, path: str, body: Optional[bytes | str] = None, heade
         "pathParameters": params,
         "stageVariables": None,
         "requestContext": {
-            "resourcePath": resource, "httpMethod": method.upper(), "path": f"/prod{path}", "stage": "prod",
-            "requestId": str(uuid.uuid4()), "accountId": "123456789012", "apiId": "local",
+            "resourcePath": resource,
+            "httpMethod": method.upper(),
+            "path": f"/prod{path}",
+            "stage": "prod",
+            "requestId": str(uuid.uuid4()),
+            "accountId": "123456789012",
+            "apiId": "local",
             "identity": {"sourceIp": "127.0.0.1", "apiKey": "local-key", "userAgent": "adapter"},
-            "requestTimeEpoch": 0, "protocol": "HTTP/1.1",
+            "requestTimeEpoch": 0,
+            "protocol": "HTTP/1.1",
         },
         "body": text,
         "isBase64Encoded": is_b64,
@@ -89,8 +103,9 @@ class ApiGatewayAdapter:
     def __init__(self, handler: Callable[[dict, Any], dict]):
         self.handler = handler
 
-    def call(self, method: str, path: str, body: Any = None, *, headers: Optional[dict] = None,
-             query: Optional[str] = None) -> Answer:
+    def call(
+        self, method: str, path: str, body: Any = None, *, headers: Optional[dict] = None, query: Optional[str] = None
+    ) -> Answer:
         if body is not None and not isinstance(body, (str, bytes)):
             body = json.dumps(body)
         headers = {"content-type": "application/json", **(headers or {})}
@@ -115,8 +130,9 @@ class ApiGatewayAdapter:
                 body = body.decode("utf-8")
             except UnicodeDecodeError:
                 pass  # stays bytes: sent base64-encoded, as API Gateway does for binary bodies
-        result = self.handler(rest_event(environ["REQUEST_METHOD"], path, body, headers,
-                                         environ.get("QUERY_STRING")), lambda_context())
+        result = self.handler(
+            rest_event(environ["REQUEST_METHOD"], path, body, headers, environ.get("QUERY_STRING")), lambda_context()
+        )
         text = result.get("body") or ""
         payload = base64.b64decode(text) if result.get("isBase64Encoded") else text.encode()
         merged = dict(result.get("headers") or {})

@@ -57,8 +57,8 @@ def synthesize(context: Optional[Mapping[str, Any]] = None, outdir: Optional[Pat
     Without `outdir`, each distinct context is synthesized once per process and its cloud assembly
     shared (emulator/synthesis.py): the tests' way. With `outdir`, a fresh synthesis into that folder.
     """
-    from stacks.application import build_app
     from emulator.synthesis import cdk_json_context, synth
+    from stacks.application import build_app
 
     if outdir is None:
         cached = synth(context)

@@ -38,7 +38,7 @@ import time_machine
 # How often (real seconds) a waiting actor checks whether what it waits for happened. Waits end
 # through `done()` (an event set, a thread finished), which does not notify the clock's condition.
 _POLL_S = 0.01
-_DEBUG = bool(__import__('os').environ.get('CLOCK_DEBUG'))
+_DEBUG = bool(__import__("os").environ.get("CLOCK_DEBUG"))
 
 
 class VirtualClock:
@@ -144,8 +144,14 @@ class VirtualClock:
 
     # ---- waiting ----
 
-    def wait(self, seconds: Optional[float] = None, *, until: Optional[float] = None,
-             done: Optional[Callable[[], bool]] = None, real_s: Optional[float] = None) -> bool:
+    def wait(
+        self,
+        seconds: Optional[float] = None,
+        *,
+        until: Optional[float] = None,
+        done: Optional[Callable[[], bool]] = None,
+        real_s: Optional[float] = None,
+    ) -> bool:
         """Wait `seconds` (or until the clock reads `until`; neither: no deadline) or until `done()`;
         `real_s` bounds the wait in real seconds whatever the clock does (a test's poll). Returns
         whether `done()` came true."""
@@ -193,8 +199,10 @@ class VirtualClock:
         if delta > 0:
             if _DEBUG:
                 names = {t.ident: t.name for t in threading.enumerate()}
-                print(f"CLOCKJUMP {delta:.3f}s busy={self._busy} waiting={[names.get(i) for i in self._waiting]}",
-                      flush=True)
+                print(
+                    f"CLOCKJUMP {delta:.3f}s busy={self._busy} waiting={[names.get(i) for i in self._waiting]}",
+                    flush=True,
+                )
             self._coordinates.shift(delta)
             self.skipped += delta
             self.jumps += 1

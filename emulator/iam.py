@@ -66,7 +66,6 @@ authorized on `*` (their IAM actions have no resource types either).
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
 import threading
@@ -88,11 +87,17 @@ _IAM_PREFIX = {"monitoring": "cloudwatch", "execute-api": "execute-api", "states
 _ACTION_NAMES = {
     "lambda": {"Invoke": "InvokeFunction", "InvokeAsync": "InvokeFunction"},
     "s3": {
-        "ListObjects": "ListBucket", "ListObjectsV2": "ListBucket", "ListObjectVersions": "ListBucketVersions",
-        "HeadObject": "GetObject", "HeadBucket": "ListBucket", "CreateMultipartUpload": "PutObject",
-        "UploadPart": "PutObject", "CompleteMultipartUpload": "PutObject",
+        "ListObjects": "ListBucket",
+        "ListObjectsV2": "ListBucket",
+        "ListObjectVersions": "ListBucketVersions",
+        "HeadObject": "GetObject",
+        "HeadBucket": "ListBucket",
+        "CreateMultipartUpload": "PutObject",
+        "UploadPart": "PutObject",
+        "CompleteMultipartUpload": "PutObject",
         "ListMultipartUploads": "ListBucketMultipartUploads",
-        "GetBucketEncryption": "GetEncryptionConfiguration", "PutBucketEncryption": "PutEncryptionConfiguration",
+        "GetBucketEncryption": "GetEncryptionConfiguration",
+        "PutBucketEncryption": "PutEncryptionConfiguration",
         "GetBucketNotificationConfiguration": "GetBucketNotification",
         "PutBucketNotificationConfiguration": "PutBucketNotification",
         "GetBucketLifecycleConfiguration": "GetLifecycleConfiguration",
@@ -129,6 +134,7 @@ class UnsupportedCondition(AssertionError):
 # Policy evaluation (AWS's logic, identity policies only)
 # ---------------------------------------------------------------------------------------------
 
+
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -155,8 +161,13 @@ def _condition_met(operator: str, key: str, expected: Any, context: Mapping[str,
     qualifier, _, operator = operator.rpartition(":")
     if_exists = operator.endswith("IfExists")
     operator = operator[: -len("IfExists")] if if_exists else operator
-    negated = operator in ("StringNotEquals", "StringNotLike", "ArnNotEquals", "ArnNotLike",
-                           "StringNotEqualsIgnoreCase")
+    negated = operator in (
+        "StringNotEquals",
+        "StringNotLike",
+        "ArnNotEquals",
+        "ArnNotLike",
+        "StringNotEqualsIgnoreCase",
+    )
     base = operator.replace("Not", "", 1) if negated else operator
     if base == "Bool":
         test = lambda e, a: str(a).lower() == str(e).lower()  # noqa: E731
@@ -211,6 +222,7 @@ def evaluate(documents: Sequence[Mapping[str, Any]], check: Check) -> bool:
 # What AWS authorizes for a request
 # ---------------------------------------------------------------------------------------------
 
+
 def _json_body(response: Any) -> dict[str, Any]:
     body = response.body
     if isinstance(body, dict):
@@ -258,8 +270,12 @@ class _Arns:
 
 
 def _sagemaker(operation: str, params: Mapping[str, Any], arn: _Arns) -> list[Check]:
-    kinds = (("TrainingJob", "training-job", "TrainingJobName"), ("EndpointConfig", "endpoint-config", "EndpointConfigName"),
-             ("Endpoint", "endpoint", "EndpointName"), ("Model", "model", "ModelName"))
+    kinds = (
+        ("TrainingJob", "training-job", "TrainingJobName"),
+        ("EndpointConfig", "endpoint-config", "EndpointConfigName"),
+        ("Endpoint", "endpoint", "EndpointName"),
+        ("Model", "model", "ModelName"),
+    )
     action = f"sagemaker:{operation}"
     resource = "*"
     if operation in ("AddTags", "ListTags", "DeleteTags"):
@@ -297,8 +313,11 @@ def _has_scalable_variant(endpoint: str, arn: _Arns) -> bool:
     from moto.applicationautoscaling.models import applicationautoscaling_backends
 
     targets = applicationautoscaling_backends[arn.account][arn.region].targets
-    return any(resource.startswith(f"endpoint/{endpoint}/variant/") for by_resource in targets.values()
-               for resource in by_resource)
+    return any(
+        resource.startswith(f"endpoint/{endpoint}/variant/")
+        for by_resource in targets.values()
+        for resource in by_resource
+    )
 
 
 def _resource_tag_context(resource: str, arn: _Arns) -> dict[str, Any]:
@@ -323,8 +342,12 @@ def _resource_tag_context(resource: str, arn: _Arns) -> dict[str, Any]:
 
 
 # ARN resource type -> moto's store of that kind (keyed by the name as created).
-_MOTO_SAGEMAKER_STORES = {"model": "_models", "endpoint": "endpoints", "endpoint-config": "endpoint_configs",
-                          "training-job": "training_jobs"}
+_MOTO_SAGEMAKER_STORES = {
+    "model": "_models",
+    "endpoint": "endpoints",
+    "endpoint-config": "endpoint_configs",
+    "training-job": "training_jobs",
+}
 
 
 def _moto_sagemaker_arn(backend: Any, resource: str) -> str:
@@ -363,8 +386,9 @@ class KeyLookup:
         return None
 
 
-def _required(service: str, operation: str, response: Any, moto_resource: str, arn: _Arns,
-              keys: KeyLookup) -> list[Check]:
+def _required(
+    service: str, operation: str, response: Any, moto_resource: str, arn: _Arns, keys: KeyLookup
+) -> list[Check]:
     prefix = _IAM_PREFIX.get(service, service)
     action = f"{prefix}:{_ACTION_NAMES.get(prefix, {}).get(operation, operation)}"
     if prefix == "s3":
@@ -404,8 +428,10 @@ def _required(service: str, operation: str, response: Any, moto_resource: str, a
             # message and reads it back, both as the publisher (SNS developer guide, "Encryption at
             # rest": kms:GenerateDataKey* and kms:Decrypt). For asynchronous inference notices the
             # publisher is SageMaker acting with the model's execution role.
-            context = {"kms:ViaService": f"sns.{arn.region}.amazonaws.com",
-                       "kms:EncryptionContext:aws:sns:topicArn": topic}
+            context = {
+                "kms:ViaService": f"sns.{arn.region}.amazonaws.com",
+                "kms:EncryptionContext:aws:sns:topicArn": topic,
+            }
             checks += [Check("kms:GenerateDataKey", key_arn, context), Check("kms:Decrypt", key_arn, context)]
         return checks
     if prefix == "ssm":
@@ -415,8 +441,12 @@ def _required(service: str, operation: str, response: Any, moto_resource: str, a
         if "AlarmName" in params:
             return [Check(action, arn("cloudwatch", f"alarm:{params['AlarmName']}"))]
         # Query protocol: AlarmNames.member.N; JSON protocols: one AlarmNames list.
-        names = [n for k, v in params.items() if re.fullmatch(r"AlarmNames(\.member\.\d+)?", k)
-                 for n in (v if isinstance(v, list) else [v])]
+        names = [
+            n
+            for k, v in params.items()
+            if re.fullmatch(r"AlarmNames(\.member\.\d+)?", k)
+            for n in (v if isinstance(v, list) else [v])
+        ]
         if names:
             return [Check(action, arn("cloudwatch", f"alarm:{n}")) for n in names]
         context = {"cloudwatch:namespace": params["Namespace"]} if "Namespace" in params else {}
@@ -447,26 +477,38 @@ def _token_machine(token: str, arn: _Arns) -> Optional[str]:
 
 def _s3(operation: str, action: str, response: Any, moto_resource: str, arn: _Arns, keys: KeyLookup) -> list[Check]:
     query = {k: (v[0] if isinstance(v, list) else v) for k, v in (response.querystring or {}).items()}
-    bucket = moto_resource[len("arn:aws:s3:::"):].split("/", 1)[0]
+    bucket = moto_resource[len("arn:aws:s3:::") :].split("/", 1)[0]
     if action == "s3:ListBucket":
         context = {k: query[q] for k, q in (("s3:prefix", "prefix"), ("s3:delimiter", "delimiter")) if q in query}
         return [Check(action, f"arn:aws:s3:::{bucket}", context)]
     # moto names a batch delete (POST ?delete) "DeleteObject": each of its keys is authorized in AWS
     if operation == "DeleteObjects" or (response.method == "POST" and "delete" in query):
-        keys_deleted = re.findall(r"<Key>(.*?)</Key>", response.body.decode() if isinstance(response.body, bytes) else response.body or "")
-        return [Check("s3:DeleteObject", f"arn:aws:s3:::{bucket}/{k}") for k in keys_deleted] or [Check(action, moto_resource)]
+        keys_deleted = re.findall(
+            r"<Key>(.*?)</Key>", response.body.decode() if isinstance(response.body, bytes) else response.body or ""
+        )
+        return [Check("s3:DeleteObject", f"arn:aws:s3:::{bucket}/{k}") for k in keys_deleted] or [
+            Check(action, moto_resource)
+        ]
     if "versionId" in query and action in ("s3:GetObject", "s3:DeleteObject"):
         action += "Version"
     checks = [Check(action, moto_resource)]
-    object_key = moto_resource[len(f"arn:aws:s3:::{bucket}/"):] if "/" in moto_resource[len("arn:aws:s3:::"):] else ""
+    object_key = moto_resource[len(f"arn:aws:s3:::{bucket}/") :] if "/" in moto_resource[len("arn:aws:s3:::") :] else ""
 
     def kms(kms_action: str, key_arn: Optional[str], resource: str) -> None:
         if key_arn:
-            checks.append(Check(kms_action, key_arn, {
-                "kms:ViaService": f"s3.{arn.region}.amazonaws.com",
-                "kms:EncryptionContext:aws:s3:arn": [f"arn:aws:s3:::{resource.split('/', 1)[0]}",
-                                                     f"arn:aws:s3:::{resource}"],
-            }))
+            checks.append(
+                Check(
+                    kms_action,
+                    key_arn,
+                    {
+                        "kms:ViaService": f"s3.{arn.region}.amazonaws.com",
+                        "kms:EncryptionContext:aws:s3:arn": [
+                            f"arn:aws:s3:::{resource.split('/', 1)[0]}",
+                            f"arn:aws:s3:::{resource}",
+                        ],
+                    },
+                )
+            )
 
     if action in ("s3:GetObject", "s3:GetObjectVersion"):
         if response.method != "HEAD":  # HeadObject reads metadata only: no data key is decrypted
@@ -488,8 +530,13 @@ def _s3(operation: str, action: str, response: Any, moto_resource: str, arn: _Ar
         kms("kms:Decrypt", keys.bucket(bucket), destination)
     elif "uploadId" not in query:
         # PutObject (a browser form POST too), CopyObject, CreateMultipartUpload: a new data key.
-        kms("kms:GenerateDataKey", _requested_key(response, arn) or keys.bucket(bucket)
-            if _header(response, "x-amz-server-side-encryption") != "AES256" else None, destination)
+        kms(
+            "kms:GenerateDataKey",
+            _requested_key(response, arn) or keys.bucket(bucket)
+            if _header(response, "x-amz-server-side-encryption") != "AES256"
+            else None,
+            destination,
+        )
     return checks
 
 
@@ -513,6 +560,7 @@ def _requested_key(response: Any, arn: _Arns) -> Optional[str]:
 # The enforcement
 # ---------------------------------------------------------------------------------------------
 
+
 def _policy_documents(moto_policies: Sequence[Any]) -> list[dict[str, Any]]:
     from moto.iam.access_control import IAMPolicy
 
@@ -526,9 +574,11 @@ class RoleIdentity:
     credentials: dict[str, str]
 
     def client_kwargs(self) -> dict[str, str]:
-        return {"aws_access_key_id": self.credentials["AccessKeyId"],
-                "aws_secret_access_key": self.credentials["SecretAccessKey"],
-                "aws_session_token": self.credentials["SessionToken"]}
+        return {
+            "aws_access_key_id": self.credentials["AccessKeyId"],
+            "aws_secret_access_key": self.credentials["SecretAccessKey"],
+            "aws_session_token": self.credentials["SessionToken"],
+        }
 
 
 class IamEnforcement:
@@ -549,8 +599,12 @@ class IamEnforcement:
 
     # ---- set-up: the template's roles into moto ----
 
-    def create_roles(self, template: Mapping[str, Any], resolve: Callable[[Any], Any],
-                     remove: Optional[Callable[[str, dict[str, Any]], bool]] = None) -> None:
+    def create_roles(
+        self,
+        template: Mapping[str, Any],
+        resolve: Callable[[Any], Any],
+        remove: Optional[Callable[[str, dict[str, Any]], bool]] = None,
+    ) -> None:
         """Create each AWS::IAM::Role with its trust policy and the template's policies on it.
 
         `remove(role_logical_id, statement)` (test-only) drops statements, to plant a missing grant.
@@ -563,7 +617,9 @@ class IamEnforcement:
             if resource["Type"] != "AWS::IAM::Role":
                 continue
             props = resource["Properties"]
-            iam.create_role(RoleName=logical, AssumeRolePolicyDocument=json.dumps(resolve(props["AssumeRolePolicyDocument"])))
+            iam.create_role(
+                RoleName=logical, AssumeRolePolicyDocument=json.dumps(resolve(props["AssumeRolePolicyDocument"]))
+            )
             role_names[logical] = logical
             for index, policy in enumerate(props.get("Policies", [])):
                 self._put(iam, logical, f"{logical}Inline{index}", resolve(policy["PolicyDocument"]), remove)
@@ -581,24 +637,39 @@ class IamEnforcement:
                         # Attached managed policies are put inline: moto evaluates both the same way.
                         self._put(iam, role_logical, logical, resolve(props["PolicyDocument"]), remove)
         for logical in role_names:
-            credentials = sts.assume_role(RoleArn=f"arn:aws:iam::{self.account}:role/{logical}",
-                                          RoleSessionName=logical[:64])["Credentials"]
-            self.roles[logical] = RoleIdentity(logical, f"arn:aws:iam::{self.account}:role/{logical}",
-                                               {k: credentials[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")})
+            credentials = sts.assume_role(
+                RoleArn=f"arn:aws:iam::{self.account}:role/{logical}", RoleSessionName=logical[:64]
+            )["Credentials"]
+            self.roles[logical] = RoleIdentity(
+                logical,
+                f"arn:aws:iam::{self.account}:role/{logical}",
+                {k: credentials[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")},
+            )
         iam.create_user(UserName=ADMIN_USER)
-        iam.put_user_policy(UserName=ADMIN_USER, PolicyName="admin", PolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        iam.put_user_policy(
+            UserName=ADMIN_USER,
+            PolicyName="admin",
+            PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+            ),
+        )
         key = iam.create_access_key(UserName=ADMIN_USER)["AccessKey"]
         self._admin = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
 
     @staticmethod
-    def _put(iam: Any, role: str, name: str, document: dict[str, Any],
-             remove: Optional[Callable[[str, dict[str, Any]], bool]]) -> None:
+    def _put(
+        iam: Any,
+        role: str,
+        name: str,
+        document: dict[str, Any],
+        remove: Optional[Callable[[str, dict[str, Any]], bool]],
+    ) -> None:
         statements = _as_list(document.get("Statement", []))
         if remove is not None:
             statements = [s for s in statements if not remove(role, s)]
-        iam.put_role_policy(RoleName=role, PolicyName=name,
-                            PolicyDocument=json.dumps({**document, "Statement": statements}))
+        iam.put_role_policy(
+            RoleName=role, PolicyName=name, PolicyDocument=json.dumps({**document, "Statement": statements})
+        )
 
     # ---- identities ----
 
@@ -645,9 +716,12 @@ class IamEnforcement:
         from moto.iam.access_control import create_access_key
 
         credentials = self.role(role_arn).credentials
-        access_key = create_access_key(account_id=self.account, partition="aws",
-                                       access_key_id=credentials["AccessKeyId"],
-                                       headers={"X-Amz-Security-Token": credentials["SessionToken"]})
+        access_key = create_access_key(
+            account_id=self.account,
+            partition="aws",
+            access_key_id=credentials["AccessKeyId"],
+            headers={"X-Amz-Security-Token": credentials["SessionToken"]},
+        )
         documents = _policy_documents(access_key.collect_policies())
         refused = []
         for check in checks:
@@ -688,8 +762,9 @@ class IamEnforcement:
         def authorize(response: Any, iam_request_cls: type, resource: str = "*") -> None:
             enforcement._authorize(response, iam_request_cls, resource)
 
-        self._stack.enter_context(mock.patch.object(
-            ActionAuthenticatorMixin, "_authenticate_and_authorize_action", authorize))
+        self._stack.enter_context(
+            mock.patch.object(ActionAuthenticatorMixin, "_authenticate_and_authorize_action", authorize)
+        )
         previous = (settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count)
         settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
         ActionAuthenticatorMixin.request_count = 0
@@ -707,17 +782,19 @@ class IamEnforcement:
         """moto's interpreter signs every task's call with a dummy key; AWS uses the machine's role."""
         import sys
 
-        from moto.stepfunctions.parser.asl.utils import boto_client as boto_client_module
-
         from botocore.config import Config
         from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
+        from moto.stepfunctions.parser.asl.utils import boto_client as boto_client_module
 
         original = boto_client_module.boto_client_for
         enforcement = self
         # moto's own task client configuration (boto_client.py), signed with the machine's role.
-        task_config = Config(parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1},
-                             connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
-                             read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS)
+        task_config = Config(
+            parameter_validation=False,
+            retries={"max_attempts": 0, "total_max_attempts": 1},
+            connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+            read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+        )
 
         def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
             role_arn = getattr(state_credentials, "role_arn", None)
@@ -747,21 +824,41 @@ class IamEnforcement:
         # policies. Its signature recomputation is not used: it disagrees with botocore's for some
         # REST requests with a query (API Gateway's GetApiKey?includeValue=true), which AWS accepts.
         iam_request = iam_request_cls(
-            account_id=response.current_account, method=response.method, path=path, data=response.data,
-            body=response.raw_body, headers=response.headers, action=response._get_action(),
+            account_id=response.current_account,
+            method=response.method,
+            path=path,
+            data=response.data,
+            body=response.raw_body,
+            headers=response.headers,
+            action=response._get_action(),
         )
         service, operation = iam_request._action.split(":", 1)
         if iam_request._action == "sts:GetCallerIdentity":
             return
-        self._check(iam_request._access_key, service, operation, response, resource,
-                    refuse=lambda denial: self._refuse(iam_request, iam_request_cls is IAMRequest, denial))
+        self._check(
+            iam_request._access_key,
+            service,
+            operation,
+            response,
+            resource,
+            refuse=lambda denial: self._refuse(iam_request, iam_request_cls is IAMRequest, denial),
+        )
 
-    def _check(self, access_key: Any, service: str, operation: str, response: Any, resource: str,
-               refuse: Callable[[Denial], None]) -> None:
+    def _check(
+        self,
+        access_key: Any,
+        service: str,
+        operation: str,
+        response: Any,
+        resource: str,
+        refuse: Callable[[Denial], None],
+    ) -> None:
         documents = _policy_documents(access_key.collect_policies())
         self.checks += 1
         for check in _required(service, operation, response, resource, self._arn, self._keys):
-            if not evaluate(documents, check) or (check.action == "sts:AssumeRole" and not self._trusted(access_key, check)):
+            if not evaluate(documents, check) or (
+                check.action == "sts:AssumeRole" and not self._trusted(access_key, check)
+            ):
                 denial = Denial(access_key.arn, check.action, check.resource)
                 self.denials.append(denial)
                 refuse(denial)
@@ -780,7 +877,9 @@ class IamEnforcement:
         trust = json.loads(role.assume_role_policy_document)
         for statement in _as_list(trust.get("Statement", [])):
             principals = _as_list((statement.get("Principal") or {}).get("AWS", []))
-            if statement.get("Effect") == "Allow" and (caller in principals or f"arn:aws:iam::{self.account}:root" in principals):
+            if statement.get("Effect") == "Allow" and (
+                caller in principals or f"arn:aws:iam::{self.account}:root" in principals
+            ):
                 return True
         return False
 
@@ -788,8 +887,9 @@ class IamEnforcement:
     def _refuse(iam_request: Any, generic: bool, denial: Denial) -> None:
         if generic:
             headers = {k.lower(): v for k, v in (getattr(iam_request, "_headers", None) or {}).items()}
-            query = "x-amz-target" not in headers and \
-                headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+            query = "x-amz-target" not in headers and headers.get("content-type", "").startswith(
+                "application/x-www-form-urlencoded"
+            )
             raise _access_denied(denial.principal, f"{denial.action} on {denial.resource}", query_protocol=query)
         iam_request._raise_access_denied()
 
@@ -816,8 +916,9 @@ class IamEnforcement:
         if datetime.now(timezone.utc) > signed_at + timedelta(seconds=int(query.get("X-Amz-Expires", "0"))):
             self.denials.append(Denial(credential.split("/")[0], "s3:GetObject (presigned URL expired)", resource))
             raise S3AccessDeniedError()
-        access_key = self._signer(response, credential.split("/")[0], query.get("X-Amz-Security-Token"),
-                                  "s3:GetObject", resource)
+        access_key = self._signer(
+            response, credential.split("/")[0], query.get("X-Amz-Security-Token"), "s3:GetObject", resource
+        )
 
         def refuse(denial: Denial) -> None:
             raise S3AccessDeniedError()
@@ -835,7 +936,9 @@ class IamEnforcement:
         for session in sts_backends[self.account]["aws"].assumed_roles:
             if session.access_key_id == access_key_id and datetime.now(timezone.utc) > _utc(session.expiration):
                 # A presigned request ends with the credentials that signed it, whatever its own expiry.
-                self.denials.append(Denial(session.arn, f"{action} (presigned request's credentials expired)", resource))
+                self.denials.append(
+                    Denial(session.arn, f"{action} (presigned request's credentials expired)", resource)
+                )
                 raise S3AccessDeniedError()
         headers = dict(response.headers)
         if token:
@@ -858,14 +961,16 @@ class IamEnforcement:
 
         from moto.s3.exceptions import S3AccessDeniedError
 
-        bucket = resource[len("arn:aws:s3:::"):].split("/", 1)[0]
+        bucket = resource[len("arn:aws:s3:::") :].split("/", 1)[0]
         key = form.get("key", "")
         object_arn = f"arn:aws:s3:::{bucket}/{key}"
         credential = form.get("x-amz-credential", "")
         access_key_id = credential.split("/")[0]
 
         def refuse(reason: str) -> None:
-            self.denials.append(Denial(access_key_id or "anonymous", f"s3:PutObject (POST policy: {reason})", object_arn))
+            self.denials.append(
+                Denial(access_key_id or "anonymous", f"s3:PutObject (POST policy: {reason})", object_arn)
+            )
             raise S3AccessDeniedError()
 
         if form.get("x-amz-algorithm") != "AWS4-HMAC-SHA256" or len(credential.split("/")) != 5:
@@ -976,7 +1081,8 @@ def _access_denied(user_arn: str, action: str, *, query_protocol: bool) -> Excep
     request_id = str(uuid.uuid4())
     if query_protocol:
         error.description = error.description.replace(
-            "</ErrorResponse>", f"<RequestId>{request_id}</RequestId></ErrorResponse>")
+            "</ErrorResponse>", f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+        )
     headers = error.get_headers()
     error.get_headers = lambda *args, **kwargs: [*headers, ("x-amzn-RequestId", request_id)]  # type: ignore[method-assign]
     return error
@@ -985,8 +1091,10 @@ def _access_denied(user_arn: str, action: str, *, query_protocol: bool) -> Excep
 def statements_matching(*actions: str, resource_contains: str = "") -> Callable[[str, dict[str, Any]], bool]:
     """A `remove` predicate for `create_roles`: statements granting any of `actions` whose (resolved)
     Resource mentions `resource_contains` (test-only)."""
+
     def remove(role: str, statement: dict[str, Any]) -> bool:
         granted = [a.lower() for a in _as_list(statement.get("Action", []))]
         resources = json.dumps(statement.get("Resource", ""))
         return any(a.lower() in granted for a in actions) and resource_contains in resources
+
     return remove

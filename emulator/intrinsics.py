@@ -15,9 +15,14 @@ class Resolver:
         self.template = template
         self.refs = refs
         self.arns = arns
-        self.pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
-                       "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": stack_name,
-                       "AWS::NoValue": None}
+        self.pseudo = {
+            "AWS::Partition": "aws",
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackName": stack_name,
+            "AWS::NoValue": None,
+        }
 
     def __call__(self, value: Any) -> Any:
         if isinstance(value, list):
@@ -25,7 +30,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 if arg in self.pseudo:
                     return self.pseudo[arg]

@@ -24,7 +24,9 @@ API_CODE = ROOT / "lambda" / "api"
 
 def top_level_names(code_dir: Path) -> set[str]:
     """What `import <name>` finds in `code_dir`: its modules and its packages."""
-    return {p.stem for p in code_dir.glob("*.py")} | {p.name for p in code_dir.iterdir() if (p / "__init__.py").is_file()}
+    return {p.stem for p in code_dir.glob("*.py")} | {
+        p.name for p in code_dir.iterdir() if (p / "__init__.py").is_file()
+    }
 
 
 class _FolderFirst(importlib.abc.MetaPathFinder):
@@ -33,8 +35,9 @@ class _FolderFirst(importlib.abc.MetaPathFinder):
     def __init__(self, code_dir: Path, names: set[str]) -> None:
         self.code_dir, self.names = str(code_dir), names
 
-    def find_spec(self, fullname: str, path: Optional[object] = None,
-                  target: Optional[ModuleType] = None) -> Optional[importlib.machinery.ModuleSpec]:
+    def find_spec(
+        self, fullname: str, path: Optional[object] = None, target: Optional[ModuleType] = None
+    ) -> Optional[importlib.machinery.ModuleSpec]:
         if path is None and fullname in self.names:
             return importlib.machinery.PathFinder.find_spec(fullname, [self.code_dir])
         return None

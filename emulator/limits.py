@@ -108,21 +108,30 @@ class ServiceLimits:
         # (e.g. DynamoDB.AmazonDynamoDBException). Every task reports them as AWS does.
         for state_class in _execution_state_classes():
             if "_from_error" in vars(state_class):
-                stack.enter_context(mock.patch.object(state_class, "_from_error",
-                                                      _terminal_first(vars(state_class)["_from_error"])))
+                stack.enter_context(
+                    mock.patch.object(state_class, "_from_error", _terminal_first(vars(state_class)["_from_error"]))
+                )
 
         limits = self
         original_add_event = EventManager.add_event
 
-        def add_event(manager: Any, context: Any, event_type: Any, event_details: Any = None, *args: Any,
-                      **kwargs: Any) -> int:
+        def add_event(
+            manager: Any, context: Any, event_type: Any, event_details: Any = None, *args: Any, **kwargs: Any
+        ) -> int:
             event_id = original_add_event(manager, context, event_type, event_details, *args, **kwargs)
             kind = str(getattr(event_type, "value", event_type))
             if event_id > limits.event_limit and kind not in _FINAL_EVENTS:
                 if not getattr(manager, "_harness_over_limit", False):
                     manager._harness_over_limit = True
-                    limits._record(Violation("history-events", "a running execution (its history names it)",
-                                             f"event {event_id} ({kind})", event_id, limits.event_limit))
+                    limits._record(
+                        Violation(
+                            "history-events",
+                            "a running execution (its history names it)",
+                            f"event {event_id} ({kind})",
+                            event_id,
+                            limits.event_limit,
+                        )
+                    )
                 # AWS ends the execution: the interpreter turns this into an ExecutionFailed.
                 raise HistoryLimitExceeded(f"more than {limits.event_limit} history events")
             return event_id
@@ -157,8 +166,9 @@ class ServiceLimits:
                         if size > self.largest_state[0]:
                             self.largest_state = (size, execution, f"{state}.{data_field}")
                     if size > self.state_limit:
-                        found.append(Violation("state-size", execution, f"{state} {data_field}", size,
-                                               self.state_limit))
+                        found.append(
+                            Violation("state-size", execution, f"{state} {data_field}", size, self.state_limit)
+                        )
         with self._lock:
             if count > self.most_events[0]:
                 self.most_events = (count, execution)
@@ -175,8 +185,13 @@ class ServiceLimits:
         size = utf8_size(payload) if not isinstance(payload, bytes) else len(payload)
         if size <= limit:
             return None
-        violation = Violation("lambda-request", function, "Event invocation" if asynchronous else
-                              "RequestResponse invocation", size, limit)
+        violation = Violation(
+            "lambda-request",
+            function,
+            "Event invocation" if asynchronous else "RequestResponse invocation",
+            size,
+            limit,
+        )
         self._record(violation)
         return violation
 
@@ -197,9 +212,9 @@ class ServiceLimits:
 
     def raise_if_violated(self) -> None:
         if self.violations:
-            raise ServiceLimitExceeded("AWS would refuse what this run did:\n"
-                                       + "\n".join(f"- {v}" for v in self.violations))
-
+            raise ServiceLimitExceeded(
+                "AWS would refuse what this run did:\n" + "\n".join(f"- {v}" for v in self.violations)
+            )
 
 
 def _execution_state_classes() -> list[type]:

@@ -26,7 +26,6 @@ import boto3
 from emulator.account import REGION
 from emulator.clock import VirtualClock
 
-
 # The EventBridge rule Step Functions creates in the account, and uses with the machine's role, to
 # learn when a training job of a `createTrainingJob.sync` task ends (Step Functions developer guide,
 # "IAM policies for Amazon SageMaker", Run a Job (.sync)). AWS's name, not the project's.
@@ -42,11 +41,11 @@ _authorize_as_role: Optional[Callable[[str, list[Any]], list[Any]]] = None
 
 def sagemaker_sync_service_class() -> type:
     from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
         FailureEvent,
         FailureEventException,
     )
-    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
     from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
     from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
         StatesErrorNameType,
@@ -67,37 +66,52 @@ def sagemaker_sync_service_class() -> type:
             self._supported_integration_patterns = {ResourceCondition.WaitForTaskToken, ResourceCondition.Sync}
 
         def _before_eval_execution(self, env, resource_runtime_part, raw_parameters, state_credentials):
-            super()._before_eval_execution(env=env, resource_runtime_part=resource_runtime_part,
-                                           raw_parameters=raw_parameters, state_credentials=state_credentials)
+            super()._before_eval_execution(
+                env=env,
+                resource_runtime_part=resource_runtime_part,
+                raw_parameters=raw_parameters,
+                state_credentials=state_credentials,
+            )
             authorize = _authorize_as_role
-            if (authorize is None or self.resource.condition != ResourceCondition.Sync
-                    or self._get_boto_service_action() != "create_training_job"):
+            if (
+                authorize is None
+                or self.resource.condition != ResourceCondition.Sync
+                or self._get_boto_service_action() != "create_training_job"
+            ):
                 return
             from emulator.iam import Check
 
             role = state_credentials.role_arn
-            rule = (f"arn:aws:events:{resource_runtime_part.region}:{resource_runtime_part.account}:"
-                    f"rule/{SAGEMAKER_TRAINING_MANAGED_RULE}")
+            rule = (
+                f"arn:aws:events:{resource_runtime_part.region}:{resource_runtime_part.account}:"
+                f"rule/{SAGEMAKER_TRAINING_MANAGED_RULE}"
+            )
             if authorize(role, [Check(action, rule) for action in MANAGED_RULE_ACTIONS]):
                 # Before the job is created. Public reports show AWS refusing this when the state
                 # machine is created or updated (the deploy fails); a run here fails at the task.
-                raise FailureEventException(FailureEvent(
-                    env=env,
-                    error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
-                    event_type=HistoryEventType.TaskFailed,
-                    event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
-                        resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type(),
-                        error=StatesErrorNameType.StatesTaskFailed.to_name(),
-                        cause=f"'{role}' is not authorized to create managed-rule.",
-                    )),
-                ))
+                raise FailureEventException(
+                    FailureEvent(
+                        env=env,
+                        error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
+                        event_type=HistoryEventType.TaskFailed,
+                        event_details=EventDetails(
+                            taskFailedEventDetails=TaskFailedEventDetails(
+                                resource=self._get_sfn_resource(),
+                                resourceType=self._get_sfn_resource_type(),
+                                error=StatesErrorNameType.StatesTaskFailed.to_name(),
+                                cause=f"'{role}' is not authorized to create managed-rule.",
+                            )
+                        ),
+                    )
+                )
 
         def _build_sync_resolver(self, env, resource_runtime_part, normalised_parameters, state_credentials):
             if self._get_boto_service_action() != "create_training_job":
                 raise RuntimeError(f"harness: no .sync for {self.resource.resource_arn}")
             # Looked up at call time: emulator/iam.py signs it with the state machine's role.
-            client = boto_client.boto_client_for(service="sagemaker", region=resource_runtime_part.region,
-                                                 state_credentials=state_credentials)
+            client = boto_client.boto_client_for(
+                service="sagemaker", region=resource_runtime_part.region, state_credentials=state_credentials
+            )
             env.stack.pop()  # the CreateTrainingJob answer
             name = normalised_parameters["TrainingJobName"]
 
@@ -110,15 +124,21 @@ def sagemaker_sync_service_class() -> type:
                 job = json.loads(json.dumps(job, default=json_default))
                 if status == "Completed":
                     return job
-                raise FailureEventException(FailureEvent(
-                    env=env,
-                    error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
-                    event_type=HistoryEventType.TaskFailed,
-                    event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
-                        resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type(),
-                        error=StatesErrorNameType.StatesTaskFailed.to_name(), cause=to_json_str(job),
-                    )),
-                ))
+                raise FailureEventException(
+                    FailureEvent(
+                        env=env,
+                        error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
+                        event_type=HistoryEventType.TaskFailed,
+                        event_details=EventDetails(
+                            taskFailedEventDetails=TaskFailedEventDetails(
+                                resource=self._get_sfn_resource(),
+                                resourceType=self._get_sfn_resource_type(),
+                                error=StatesErrorNameType.StatesTaskFailed.to_name(),
+                                cause=to_json_str(job),
+                            )
+                        ),
+                    )
+                )
 
             return resolve
 
@@ -131,12 +151,17 @@ def sagemaker_sync_service_class() -> type:
                 return super()._from_error(env, ex)
             error, cause = sagemaker_task_error(ex.response)
             return FailureEvent(
-                env=env, error_name=CustomErrorName(error_name=error),
+                env=env,
+                error_name=CustomErrorName(error_name=error),
                 event_type=HistoryEventType.TaskFailed,
-                event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
-                    resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type(),
-                    error=error, cause=cause,
-                )),
+                event_details=EventDetails(
+                    taskFailedEventDetails=TaskFailedEventDetails(
+                        resource=self._get_sfn_resource(),
+                        resourceType=self._get_sfn_resource_type(),
+                        error=error,
+                        cause=cause,
+                    )
+                ),
             )
 
     return SageMakerSyncService
@@ -151,13 +176,21 @@ def sagemaker_task_error(response: dict[str, Any]) -> tuple[str, str]:
     Functions shows other services' refusals; whether SageMaker's is wrapped so is not confirmed, so
     the project must not depend on the wrapper (a test swaps this function for the bare message)."""
     code = str(response.get("Error", {}).get("Code", ""))
-    modeled = {name for name in _client_meta("sagemaker").service_model.shape_names
-               if _client_meta("sagemaker").service_model.shape_for(name).metadata.get("exception")}
-    error = (f"SageMaker.{code}{'' if code.endswith('Exception') else 'Exception'}" if code in modeled
-             else "SageMaker.AmazonSageMakerException")
+    modeled = {
+        name
+        for name in _client_meta("sagemaker").service_model.shape_names
+        if _client_meta("sagemaker").service_model.shape_for(name).metadata.get("exception")
+    }
+    error = (
+        f"SageMaker.{code}{'' if code.endswith('Exception') else 'Exception'}"
+        if code in modeled
+        else "SageMaker.AmazonSageMakerException"
+    )
     meta = response.get("ResponseMetadata", {})
-    cause = (f"{response['Error'].get('Message', '')} (Service: AmazonSageMaker; Status Code: "
-             f"{meta.get('HTTPStatusCode')}; Error Code: {code}; Request ID: {meta.get('RequestId')}; Proxy: null)")
+    cause = (
+        f"{response['Error'].get('Message', '')} (Service: AmazonSageMaker; Status Code: "
+        f"{meta.get('HTTPStatusCode')}; Error Code: {code}; Request ID: {meta.get('RequestId')}; Proxy: null)"
+    )
     return error, cause
 
 
@@ -242,8 +275,13 @@ def patch_step_functions(stack: ExitStack, authorize: Optional[Callable[[str, li
     # ListExecutions on another thread then fails with AttributeError. AWS answers RUNNING.
     from moto.stepfunctions.parser.backend.execution import Execution
 
-    stack.enter_context(mock.patch.object(Execution, "status", property(
-        lambda execution: execution.exec_status.value if execution.exec_status is not None else "RUNNING")))
+    stack.enter_context(
+        mock.patch.object(
+            Execution,
+            "status",
+            property(lambda execution: execution.exec_status.value if execution.exec_status is not None else "RUNNING"),
+        )
+    )
 
     # moto parses a definition (ANTLR, a second or more for ours) at CreateStateMachine and again
     # at every StartExecution. The parsed program holds no execution state (each execution's lives
@@ -301,8 +339,7 @@ def patch_step_functions(stack: ExitStack, authorize: Optional[Callable[[str, li
         # Field names: ASL uses the API's names with a capital first letter (ExecutionArn),
         # boto3 the model's own (executionArn for Step Functions); AWS maps between them.
         model = _client_meta(service._get_boto_service_name())
-        operation = model.service_model.operation_model(
-            model.method_to_api_mapping[service._get_boto_service_action()])
+        operation = model.service_model.operation_model(model.method_to_api_mapping[service._get_boto_service_action()])
         members = {name.lower(): name for name in operation.input_shape.members}
         for key in list(normalised_parameters):
             normalised_parameters[members.get(key.lower(), key)] = normalised_parameters.pop(key)
@@ -310,7 +347,6 @@ def patch_step_functions(stack: ExitStack, authorize: Optional[Callable[[str, li
         env.stack[-1] = pascal_keys(json.loads(json.dumps(env.stack[-1], default=json_default)))
 
     stack.enter_context(mock.patch.object(StateTaskServiceAwsSdk, "_eval_service_task", sdk_eval))
-
 
     # moto's Timestamp* Choice comparisons parse only "...:SSZ" (no fraction), and its own
     # $$.State.EnteredTime is written "...+00:00": AWS compares RFC 3339 timestamps with
@@ -449,8 +485,9 @@ def patch_lambda_invoke(stack: ExitStack, harness: Any) -> None:
     `harness._invoke_in_process` / `harness._invoke_async`, with Lambda's payload limits."""
     from moto.awslambda_simple.models import LambdaSimpleBackend
 
-    def invoke_in_process(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any,
-                          response_headers: Any) -> bytes:
+    def invoke_in_process(
+        backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any
+    ) -> bytes:
         from moto.core.exceptions import JsonRESTError
 
         name = backend.get_function(function_name, qualifier).function_name
@@ -465,9 +502,13 @@ def patch_lambda_invoke(stack: ExitStack, harness: Any) -> None:
         if harness.limits.check_lambda_response(name, result):
             # Lambda replaces a response over 6 MB with this function error.
             response_headers["x-amz-function-error"] = "Unhandled"
-            return json.dumps({"errorType": "Function.ResponseSizeTooLarge",
-                               "errorMessage": "Response payload size exceeded maximum allowed payload size "
-                                               f"({len(result.encode())} bytes)."}).encode()
+            return json.dumps(
+                {
+                    "errorType": "Function.ResponseSizeTooLarge",
+                    "errorMessage": "Response payload size exceeded maximum allowed payload size "
+                    f"({len(result.encode())} bytes).",
+                }
+            ).encode()
         if errored:
             response_headers["x-amz-function-error"] = "Unhandled"
         return result.encode()

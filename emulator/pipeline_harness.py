@@ -85,15 +85,21 @@ from unittest import mock
 import boto3
 from moto import mock_aws
 
-from dreambooth_shared.contract import DEPLOY_MACHINE_SUFFIX, LIVE_POINTER_ID, TRAINING_MACHINE_SUFFIX, ApiEnv, PipelineEnv
-from emulator.api_gateway import Answer, ApiGatewayAdapter
-from emulator.lambda_runtime import load
+from dreambooth_shared.contract import (
+    DEPLOY_MACHINE_SUFFIX,
+    LIVE_POINTER_ID,
+    TRAINING_MACHINE_SUFFIX,
+    ApiEnv,
+    PipelineEnv,
+)
 from emulator.account import ACCOUNT, BUCKET_NAME, REGION
+from emulator.api_gateway import Answer, ApiGatewayAdapter
 from emulator.assembly import FAST_CONTEXT, Synthesized, synthesize
 from emulator.atomic_dynamodb import atomic_dynamodb
-from emulator.iam import IamEnforcement
 from emulator.clock import VirtualClock
+from emulator.iam import IamEnforcement
 from emulator.intrinsics import Resolver, getatt_targets
+from emulator.lambda_runtime import load
 from emulator.lambdas import AsyncInvocation, FunctionSpec, LambdaContext, separate_metric_sets
 from emulator.limits import ServiceLimits
 from emulator.moto_patches import patch_clock, patch_lambda_invoke, patch_state_hooks, patch_step_functions, utc
@@ -109,6 +115,7 @@ JUMPSTART_INFERENCE_PLACEHOLDER = b"# placeholder for JumpStart's inference.py (
 # ---------------------------------------------------------------------------------------------
 # The harness
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass
 class PipelineHarness:
@@ -163,13 +170,26 @@ class PipelineHarness:
     def __enter__(self) -> "PipelineHarness":
         self.synthesized = self.synthesized or synthesize({**FAST_CONTEXT, **self.context})
         self._stack.enter_context(self.clock)
-        self._stack.enter_context(mock.patch.dict(os.environ, {
-            "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_NAMESPACE": "harness", "POWERTOOLS_LOG_LEVEL": "WARNING",
-        }))
-        self._stack.enter_context(mock_aws(config={
-            "stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False},
-        }))
+        self._stack.enter_context(
+            mock.patch.dict(
+                os.environ,
+                {
+                    "AWS_DEFAULT_REGION": REGION,
+                    "AWS_REGION": REGION,
+                    "POWERTOOLS_TRACE_DISABLED": "true",
+                    "POWERTOOLS_METRICS_NAMESPACE": "harness",
+                    "POWERTOOLS_LOG_LEVEL": "WARNING",
+                },
+            )
+        )
+        self._stack.enter_context(
+            mock_aws(
+                config={
+                    "stepfunctions": {"execute_state_machine": True},
+                    "lambda": {"use_docker": False},
+                }
+            )
+        )
         self._stack.enter_context(atomic_dynamodb())
         self.limits.install(self._stack)
         self.simulator.on_endpoint_settled = self._on_endpoint_settled
@@ -221,14 +241,27 @@ class PipelineHarness:
                 if run.status == "RUNNING" or run.arn in announced:
                     continue
                 announced.add(run.arn)
-                self.deliver({
-                    "version": "0", "id": str(uuid.uuid4()), "detail-type": "Step Functions Execution Status Change",
-                    "source": "aws.states", "account": ACCOUNT, "region": REGION,
-                    "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "resources": [run.arn],
-                    "detail": {"executionArn": run.arn, "stateMachineArn": arn, "name": run.name,
-                               "status": run.status, "input": json.dumps(run.input), "error": run.error,
-                               "cause": run.cause},
-                })
+                self.deliver(
+                    {
+                        "version": "0",
+                        "id": str(uuid.uuid4()),
+                        "detail-type": "Step Functions Execution Status Change",
+                        "source": "aws.states",
+                        "account": ACCOUNT,
+                        "region": REGION,
+                        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "resources": [run.arn],
+                        "detail": {
+                            "executionArn": run.arn,
+                            "stateMachineArn": arn,
+                            "name": run.name,
+                            "status": run.status,
+                            "input": json.dumps(run.input),
+                            "error": run.error,
+                            "cause": run.cause,
+                        },
+                    }
+                )
 
     def check_limits(self) -> None:
         """Check every execution's history (state sizes, event count); fail on any violation so far."""
@@ -281,7 +314,10 @@ class PipelineHarness:
             elif kind == "AWS::Logs::LogGroup":
                 name = props.get("LogGroupName", logical)
                 name = name if isinstance(name, str) else None  # resolved below, once refs exist
-                refs[logical], arns[logical] = name or logical, f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name or logical}:*"
+                refs[logical], arns[logical] = (
+                    name or logical,
+                    f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name or logical}:*",
+                )
             elif kind == "AWS::KMS::Key":
                 refs[logical], arns[logical] = logical, f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{logical}"
             elif kind == "AWS::IAM::ManagedPolicy":
@@ -302,33 +338,57 @@ class PipelineHarness:
         s3.create_bucket(Bucket=BUCKET_NAME)
         s3.put_bucket_versioning(Bucket=BUCKET_NAME, VersioningConfiguration={"Status": "Enabled"})
         if self.bucket_key_arn:
-            s3.put_bucket_encryption(Bucket=BUCKET_NAME, ServerSideEncryptionConfiguration={"Rules": [
-                {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": self.bucket_key_arn}}]})
+            s3.put_bucket_encryption(
+                Bucket=BUCKET_NAME,
+                ServerSideEncryptionConfiguration={
+                    "Rules": [
+                        {
+                            "ApplyServerSideEncryptionByDefault": {
+                                "SSEAlgorithm": "aws:kms",
+                                "KMSMasterKeyID": self.bucket_key_arn,
+                            }
+                        }
+                    ]
+                },
+            )
         self._publish_jumpstart_inference_script(template)
 
         dynamodb = self.client("dynamodb")
         for logical, resource in synth.resources("AWS::DynamoDB::Table").items():
             props = resource["Properties"]
-            indexes = {"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]} \
-                if props.get("GlobalSecondaryIndexes") else {}
-            dynamodb.create_table(TableName=logical, KeySchema=props["KeySchema"],
-                                  AttributeDefinitions=props["AttributeDefinitions"], BillingMode="PAY_PER_REQUEST",
-                                  **indexes)
+            indexes = (
+                {"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]}
+                if props.get("GlobalSecondaryIndexes")
+                else {}
+            )
+            dynamodb.create_table(
+                TableName=logical,
+                KeySchema=props["KeySchema"],
+                AttributeDefinitions=props["AttributeDefinitions"],
+                BillingMode="PAY_PER_REQUEST",
+                **indexes,
+            )
             if props.get("TimeToLiveSpecification"):
-                dynamodb.update_time_to_live(TableName=logical, TimeToLiveSpecification=props["TimeToLiveSpecification"])
+                dynamodb.update_time_to_live(
+                    TableName=logical, TimeToLiveSpecification=props["TimeToLiveSpecification"]
+                )
 
         sns, sqs = self.client("sns"), self.client("sqs")
         self.notification_queues: dict[str, str] = {}
-        subscribed = {self.resolve(sub["Properties"]["TopicArn"])
-                      for sub in synth.resources("AWS::SNS::Subscription").values()
-                      if sub["Properties"]["Protocol"] == "lambda"}
+        subscribed = {
+            self.resolve(sub["Properties"]["TopicArn"])
+            for sub in synth.resources("AWS::SNS::Subscription").values()
+            if sub["Properties"]["Protocol"] == "lambda"
+        }
         for logical, topic in synth.resources("AWS::SNS::Topic").items():
             key = topic.get("Properties", {}).get("KmsMasterKeyId")
             sns.create_topic(Name=logical, Attributes={"KmsMasterKeyId": self.resolve(key)} if key else {})
             if arns[logical] in subscribed:
                 continue  # delivered to its Lambda subscribers by `deliver_sns`, not read as a notification
             queue_url = sqs.create_queue(QueueName=f"{logical}-inbox")["QueueUrl"]
-            queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
             sns.subscribe(TopicArn=arns[logical], Protocol="sqs", Endpoint=queue_arn)
             self.notification_queues[logical] = queue_url
 
@@ -337,8 +397,11 @@ class PipelineHarness:
         eventbridge = self.client("events")
         for logical, resource in synth.resources("AWS::Events::Rule").items():
             props = resource["Properties"]
-            trigger = {"ScheduleExpression": props["ScheduleExpression"]} if "ScheduleExpression" in props else \
-                {"EventPattern": json.dumps(self.resolve(props["EventPattern"]))}
+            trigger = (
+                {"ScheduleExpression": props["ScheduleExpression"]}
+                if "ScheduleExpression" in props
+                else {"EventPattern": json.dumps(self.resolve(props["EventPattern"]))}
+            )
             eventbridge.put_rule(Name=logical, State=props.get("State", "ENABLED"), **trigger)
         self.iam.create_roles(template, self.resolve, remove=self.remove_grants)
 
@@ -352,14 +415,21 @@ class PipelineHarness:
             if source is None:
                 continue  # CDK's own helpers (bucket notifications), not the project's code
             code_dir = synth.asset_dir(logical)
-            environment = {k: str(self.resolve(v)) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
+            environment = {
+                k: str(self.resolve(v)) for k, v in props.get("Environment", {}).get("Variables", {}).items()
+            }
             lambda_.create_function(
-                FunctionName=logical, Runtime="python3.12", Role=arns[self._role_of(props)],
-                Handler=props["Handler"], Code={"ZipFile": dummy_zip.getvalue()},
-                Environment={"Variables": environment}, Timeout=int(props.get("Timeout", 30)),
+                FunctionName=logical,
+                Runtime="python3.12",
+                Role=arns[self._role_of(props)],
+                Handler=props["Handler"],
+                Code={"ZipFile": dummy_zip.getvalue()},
+                Environment={"Variables": environment},
+                Timeout=int(props.get("Timeout", 30)),
             )
-            self.functions[logical] = FunctionSpec(logical, logical, code_dir, props["Handler"], environment, source,
-                                                   role=self._role_of(props))
+            self.functions[logical] = FunctionSpec(
+                logical, logical, code_dir, props["Handler"], environment, source, role=self._role_of(props)
+            )
 
         sfn = self.client("stepfunctions")
         self.state_machines: dict[str, str] = {}
@@ -376,7 +446,7 @@ class PipelineHarness:
         (the packaging step unpacks it into a model's code/): inference.py and requirements.txt,
         at the top level as in JumpStart's source-directory tarballs. Placeholder content."""
         (mapping,) = [m for name, m in template.get("Mappings", {}).items() if "JumpStart" in name]
-        bucket, _, key = mapping[REGION]["InferenceScriptUri"][len("s3://"):].partition("/")
+        bucket, _, key = mapping[REGION]["InferenceScriptUri"][len("s3://") :].partition("/")
         archive = io.BytesIO()
         with tarfile.open(fileobj=archive, mode="w:gz") as tar:
             for name, body in (("inference.py", JUMPSTART_INFERENCE_PLACEHOLDER), ("requirements.txt", b"")):
@@ -398,7 +468,7 @@ class PipelineHarness:
         uris = JumpStartLock.load().regions[REGION]
         s3 = self.client("s3")
         for uri in (uris["training_script_uri"], uris["base_model_uri"]):
-            bucket, _, key = uri[len("s3://"):].partition("/")
+            bucket, _, key = uri[len("s3://") :].partition("/")
             if bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
                 s3.create_bucket(Bucket=bucket)
             s3.put_object(Bucket=bucket, Key=key, Body=b"simulated JumpStart artifact")
@@ -410,8 +480,11 @@ class PipelineHarness:
 
     def _machine_named(self, suffix: str) -> str:
         assert self.synthesized is not None
-        (arn,) = [self.arns[k] for k, r in self.synthesized.resources("AWS::StepFunctions::StateMachine").items()
-                  if r["Properties"].get("StateMachineName", "").endswith(suffix)]
+        (arn,) = [
+            self.arns[k]
+            for k, r in self.synthesized.resources("AWS::StepFunctions::StateMachine").items()
+            if r["Properties"].get("StateMachineName", "").endswith(suffix)
+        ]
         return arn
 
     @property
@@ -434,8 +507,11 @@ class PipelineHarness:
     @property
     def state_table(self) -> str:
         """The table the pipeline's functions keep upload windows, locks and parked waits in."""
-        (table,) = {spec.environment[PipelineEnv.STATE_TABLE_NAME] for spec in self.functions.values()
-                    if PipelineEnv.STATE_TABLE_NAME in spec.environment}
+        (table,) = {
+            spec.environment[PipelineEnv.STATE_TABLE_NAME]
+            for spec in self.functions.values()
+            if PipelineEnv.STATE_TABLE_NAME in spec.environment
+        }
         return table
 
     @property
@@ -522,8 +598,15 @@ class PipelineHarness:
 
     # ---- the API, as API Gateway's Lambda proxy integration calls it ----
 
-    def api(self, method: str, path: str, body: Any = None, *, headers: Optional[dict[str, str]] = None,
-            query: Optional[str] = None) -> Answer:
+    def api(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: Optional[dict[str, str]] = None,
+        query: Optional[str] = None,
+    ) -> Answer:
         """Call the real API function with the REST proxy event API Gateway would send.
 
         `body` may be a dict (sent as JSON), str or bytes. A POST /generations sends its requests
@@ -557,12 +640,22 @@ class PipelineHarness:
         """The EventBridge event S3 sends for an object created in the bucket."""
         when = when or datetime.now(timezone.utc)
         return {
-            "version": "0", "id": str(uuid.uuid4()), "detail-type": "Object Created", "source": "aws.s3",
-            "account": ACCOUNT, "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": REGION,
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Object Created",
+            "source": "aws.s3",
+            "account": ACCOUNT,
+            "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": REGION,
             "resources": [f"arn:aws:s3:::{BUCKET_NAME}"],
-            "detail": {"version": "0", "bucket": {"name": BUCKET_NAME},
-                       "object": {"key": key, "size": size, "etag": etag, "sequencer": uuid.uuid4().hex[:18]},
-                       "request-id": uuid.uuid4().hex[:16], "requester": ACCOUNT, "reason": "PutObject"},
+            "detail": {
+                "version": "0",
+                "bucket": {"name": BUCKET_NAME},
+                "object": {"key": key, "size": size, "etag": etag, "sequencer": uuid.uuid4().hex[:18]},
+                "request-id": uuid.uuid4().hex[:16],
+                "requester": ACCOUNT,
+                "reason": "PutObject",
+            },
         }
 
     def deliver(self, event: Mapping[str, Any]) -> Optional[dict[str, Any]]:
@@ -592,12 +685,19 @@ class PipelineHarness:
     def endpoint_event(self, endpoint_name: str, status: str) -> dict[str, Any]:
         """The EventBridge event SageMaker sends when an endpoint changes state."""
         return {
-            "version": "0", "id": str(uuid.uuid4()), "detail-type": "SageMaker Endpoint State Change",
-            "source": "aws.sagemaker", "account": ACCOUNT, "region": REGION,
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "SageMaker Endpoint State Change",
+            "source": "aws.sagemaker",
+            "account": ACCOUNT,
+            "region": REGION,
             "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "resources": [f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{endpoint_name.lower()}"],
-            "detail": {"EndpointName": endpoint_name, "EndpointStatus": status,
-                       "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{endpoint_name.lower()}"},
+            "detail": {
+                "EndpointName": endpoint_name,
+                "EndpointStatus": status,
+                "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{endpoint_name.lower()}",
+            },
         }
 
     def deliver_sns(self, topic_arn: str, message: Mapping[str, Any]) -> None:
@@ -609,34 +709,59 @@ class PipelineHarness:
             if props["Protocol"] != "lambda" or self.resolve(props["TopicArn"]) != topic_arn:
                 continue
             function = self.resolve(props["Endpoint"]).rsplit(":", 1)[1]
-            event = {"Records": [{
-                "EventSource": "aws:sns", "EventVersion": "1.0",
-                "EventSubscriptionArn": f"{topic_arn}:{uuid.uuid4()}",
-                "Sns": {"Type": "Notification", "MessageId": str(uuid.uuid4()), "TopicArn": topic_arn,
-                        "Subject": None, "Message": json.dumps(message),
-                        "Timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-                        "SignatureVersion": "1", "MessageAttributes": {}},
-            }]}
-            self.record("sns", f"{topic_arn.rsplit(':', 1)[1]} -> {function}: {message.get('invocationStatus')} "
-                               f"{message.get('inferenceId')}")
+            event = {
+                "Records": [
+                    {
+                        "EventSource": "aws:sns",
+                        "EventVersion": "1.0",
+                        "EventSubscriptionArn": f"{topic_arn}:{uuid.uuid4()}",
+                        "Sns": {
+                            "Type": "Notification",
+                            "MessageId": str(uuid.uuid4()),
+                            "TopicArn": topic_arn,
+                            "Subject": None,
+                            "Message": json.dumps(message),
+                            "Timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                            "SignatureVersion": "1",
+                            "MessageAttributes": {},
+                        },
+                    }
+                ]
+            }
+            self.record(
+                "sns",
+                f"{topic_arn.rsplit(':', 1)[1]} -> {function}: {message.get('invocationStatus')} "
+                f"{message.get('inferenceId')}",
+            )
             self._invoke_async(function, event)
 
     def run_schedule(self, spec: FunctionSpec) -> Any:
         """Fire the schedule rule that targets `spec`'s function now, as EventBridge does (the
         Scheduled Event)."""
         assert self.synthesized is not None
-        ((logical, rule),) = [(name, r) for name, r in self.synthesized.resources("AWS::Events::Rule").items()
-                              if "ScheduleExpression" in r["Properties"]
-                              and any(getatt_targets(t["Arn"]) == {spec.logical_id} for t in r["Properties"]["Targets"])]
+        ((logical, rule),) = [
+            (name, r)
+            for name, r in self.synthesized.resources("AWS::Events::Rule").items()
+            if "ScheduleExpression" in r["Properties"]
+            and any(getatt_targets(t["Arn"]) == {spec.logical_id} for t in r["Properties"]["Targets"])
+        ]
         if not self.rule_enabled(logical):
             self.record("eventbridge", f"schedule {logical} is disabled: nothing runs")
             return None
         (target,) = rule["Properties"]["Targets"]
         function = self.resolve(target["Arn"]).rsplit(":", 1)[1]
         assert function == spec.name
-        event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
-                 "account": ACCOUNT, "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                 "region": REGION, "resources": [], "detail": {}}
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": ACCOUNT,
+            "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": REGION,
+            "resources": [],
+            "detail": {},
+        }
         self.record("eventbridge", f"schedule {rule['Properties']['ScheduleExpression']} -> {function}")
         return self.invoke(spec, event)
 
@@ -670,11 +795,16 @@ class PipelineHarness:
             answers.append(json.loads(request.data))
             return _Answered()
 
-        event = {"RequestType": "Delete", "ResponseURL": "https://cloudformation-custom-resource-response.harness/",
-                 "StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{self.synthesized.stack_name}/harness",
-                 "RequestId": str(uuid.uuid4()), "LogicalResourceId": logical,
-                 "PhysicalResourceId": f"{function}-sagemaker-cleanup", "ResourceType": resource["Type"],
-                 "ResourceProperties": properties}
+        event = {
+            "RequestType": "Delete",
+            "ResponseURL": "https://cloudformation-custom-resource-response.harness/",
+            "StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{self.synthesized.stack_name}/harness",
+            "RequestId": str(uuid.uuid4()),
+            "LogicalResourceId": logical,
+            "PhysicalResourceId": f"{function}-sagemaker-cleanup",
+            "ResourceType": resource["Type"],
+            "ResourceProperties": properties,
+        }
         self.record("cloudformation", f"delete {logical} -> {function}")
         with mock.patch("urllib.request.urlopen", answer):
             self.invoke(self.functions[function], event)
@@ -727,8 +857,12 @@ class PipelineHarness:
         endpoint, no endpoint still to settle and no asynchronous invocation is running."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            running = [e["executionArn"] for arn in (self.training_machine_arn, self.deploy_machine_arn)
-                       for e in self.executions(arn) if e["status"] == "RUNNING"]
+            running = [
+                e["executionArn"]
+                for arn in (self.training_machine_arn, self.deploy_machine_arn)
+                for e in self.executions(arn)
+                if e["status"] == "RUNNING"
+            ]
             running += [f"{n} asynchronous request(s) at SageMaker"] if (n := self.simulator.unfinished()) else []
             running += [t.name for t in self._async_threads if t.is_alive()]
             running += self.simulator.settling()  # its state-change event may still start a run
@@ -755,19 +889,26 @@ class PipelineHarness:
                 continue
             described = sfn.describe_execution(executionArn=execution["executionArn"])
             pages = sfn.get_paginator("get_execution_history").paginate(
-                executionArn=execution["executionArn"], PaginationConfig={"PageSize": 1000})
+                executionArn=execution["executionArn"], PaginationConfig={"PageSize": 1000}
+            )
             history = [event for page in pages for event in page["events"]]
             ended = described["status"] != "RUNNING" and bool(history) and history[-1]["type"] in _END_EVENTS
             if ended:
                 self.limits.check_history(execution["executionArn"].rsplit(":", 1)[-1], history)
-            result.append(Run(
-                arn=execution["executionArn"], name=execution["executionArn"].rsplit(":", 1)[-1],
-                status=described["status"],
-                input=json.loads(described.get("input") or "{}"),
-                output=json.loads(described["output"]) if described.get("output") else None,
-                error=described.get("error"), cause=described.get("cause"), events=history,
-                started=described["startDate"], stopped=described.get("stopDate"),
-            ))
+            result.append(
+                Run(
+                    arn=execution["executionArn"],
+                    name=execution["executionArn"].rsplit(":", 1)[-1],
+                    status=described["status"],
+                    input=json.loads(described.get("input") or "{}"),
+                    output=json.loads(described["output"]) if described.get("output") else None,
+                    error=described.get("error"),
+                    cause=described.get("cause"),
+                    events=history,
+                    started=described["startDate"],
+                    stopped=described.get("stopDate"),
+                )
+            )
             if ended:
                 self._finished_runs[result[-1].arn] = result[-1]
         return result
@@ -802,8 +943,13 @@ class PipelineHarness:
                     break
                 for message in messages:
                     body = json.loads(message["Body"])
-                    self._received.append({"subject": body.get("Subject", ""), "message": body["Message"],
-                                           "time": body.get("Timestamp", "")})
+                    self._received.append(
+                        {
+                            "subject": body.get("Subject", ""),
+                            "message": body["Message"],
+                            "time": body.get("Timestamp", ""),
+                        }
+                    )
                     sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         return list(self._received)
 
@@ -825,7 +971,7 @@ class PipelineHarness:
                     elif "stateEnteredEventDetails" in event:
                         what = f"state {event['stateEnteredEventDetails'].get('name', '?')}"
                     elif kind in ("ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"):
-                        what = f"execution {run.name} {kind[len('Execution'):].lower()}"
+                        what = f"execution {run.name} {kind[len('Execution') :].lower()}"
                         if kind == "ExecutionFailed" and run.error:
                             what += f" ({run.error})"
                     else:
@@ -835,8 +981,9 @@ class PipelineHarness:
         for offset, event, detail in simulator.timeline:
             if event == "describe" and not describes:
                 continue
-            entries.append((simulator.started_at + timedelta(seconds=offset), "sagemaker (simulated)",
-                            f"{event} {detail}"))
+            entries.append(
+                (simulator.started_at + timedelta(seconds=offset), "sagemaker (simulated)", f"{event} {detail}")
+            )
         for note in self.notifications():
             when = datetime.fromisoformat(note["time"].replace("Z", "+00:00")) if note["time"] else None
             entries.append((when or datetime.now(timezone.utc), "sns", f"notification: {note['subject']}"))

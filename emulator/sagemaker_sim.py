@@ -87,8 +87,8 @@ from moto.sagemaker import responses as sm_responses
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
-from emulator.clock import VirtualClock
 from dreambooth_shared.contract import SCALABLE_DIMENSION, VARIANT_NAME
+from emulator.clock import VirtualClock
 
 ACCOUNT = "123456789012"
 PLACEHOLDER_ACCEPT = "application/json;jpeg"
@@ -110,11 +110,15 @@ class ResourceLimitExceeded(JsonRESTError):
     code = 400
 
     def __init__(self, quota_name: str, quota: int, requested: int):
-        super().__init__("ResourceLimitExceeded", (
-            f"The account-level service limit '{quota_name}' is {quota} Instances, with current utilization of "
-            f"0 Instances and a request delta of {requested} Instances. Please use AWS Service Quotas to request "
-            "an increase for this quota. If AWS Service Quotas is not available, contact AWS support to request "
-            "an increase for this quota."))
+        super().__init__(
+            "ResourceLimitExceeded",
+            (
+                f"The account-level service limit '{quota_name}' is {quota} Instances, with current utilization of "
+                f"0 Instances and a request delta of {requested} Instances. Please use AWS Service Quotas to request "
+                "an increase for this quota. If AWS Service Quotas is not available, contact AWS support to request "
+                "an increase for this quota."
+            ),
+        )
 
 
 def _tarball(files: dict[str, bytes]) -> bytes:
@@ -131,8 +135,9 @@ def _multipart_put(s3: Any, bucket: str, key: str, body: bytes) -> None:
     """One object written as SageMaker writes gigabytes: a multipart upload (here of one part)."""
     upload = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
     part = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=1, Body=body)
-    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload,
-                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]}
+    )
 
 
 @dataclass
@@ -205,8 +210,11 @@ class SageMakerSimulator:
 
     def serving_history(self, endpoint_name: str) -> list[Optional[str]]:
         """The config that served at each DescribeEndpoint the pipeline made (None = nothing served)."""
-        return [detail.split("serving=")[1] or None for _, event, detail in self.timeline
-                if event == "describe" and detail.startswith(endpoint_name + " ")]
+        return [
+            detail.split("serving=")[1] or None
+            for _, event, detail in self.timeline
+            if event == "describe" and detail.startswith(endpoint_name + " ")
+        ]
 
     # ---- patching moto ----
 
@@ -232,12 +240,18 @@ class SageMakerSimulator:
             name = unquote(response.path.rstrip("/").split("/")[-2])
             headers = {k.lower(): v for k, v in response.headers.items()}
             answer = sim._invoke_async(response.sagemakerruntime_backend, name, headers)
-            return 202, {"X-Amzn-SageMaker-OutputLocation": answer["OutputLocation"],
-                         "X-Amzn-SageMaker-FailureLocation": answer["FailureLocation"]}, \
-                json.dumps({"InferenceId": answer["InferenceId"]})
+            return (
+                202,
+                {
+                    "X-Amzn-SageMaker-OutputLocation": answer["OutputLocation"],
+                    "X-Amzn-SageMaker-FailureLocation": answer["FailureLocation"],
+                },
+                json.dumps({"InferenceId": answer["InferenceId"]}),
+            )
 
         self._stack.enter_context(
-            mock.patch.object(SageMakerRuntimeResponse, "invoke_endpoint_async", invoke_endpoint_async))
+            mock.patch.object(SageMakerRuntimeResponse, "invoke_endpoint_async", invoke_endpoint_async)
+        )
         # Asynchronous endpoints run on the ticker below, an actor of the harness's clock: it waits
         # until its next scale-out or scale-in is due. A running request is an actor too, waiting its
         # inference time (or its invocation timeout) on the clock. While requests are queued (their
@@ -256,6 +270,7 @@ class SageMakerSimulator:
 
     def _settle_later(self, backend: Any, endpoint_name: str) -> None:
         """Endpoints settle on their own after `endpoint_s`, and announce it like SageMaker does."""
+
         def settle() -> None:
             with self._lock:
                 endpoint = backend.endpoints.get(endpoint_name)
@@ -314,8 +329,12 @@ class SageMakerSimulator:
             job = backend.training_jobs.get(training_job_name)
             with sim._lock:
                 ready_at = sim._jobs.get(training_job_name)
-                if job is not None and ready_at is not None and job.training_job_status == "InProgress" \
-                        and time.time() >= ready_at:
+                if (
+                    job is not None
+                    and ready_at is not None
+                    and job.training_job_status == "InProgress"
+                    and time.time() >= ready_at
+                ):
                     sim._finish_job(job)
             return original(backend, training_job_name)
 
@@ -341,13 +360,16 @@ class SageMakerSimulator:
         from botocore.exceptions import ClientError
 
         s3 = self._s3(role_arn)
-        bucket, _, key = uri[len("s3://"):].partition("/")
+        bucket, _, key = uri[len("s3://") :].partition("/")
         try:
             if prefix:
-                keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
-                        for o in page.get("Contents", [])]
+                keys = [
+                    o["Key"]
+                    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+                    for o in page.get("Contents", [])
+                ]
                 if not keys:
-                    return f"ClientError: No S3 objects found under S3 URL \"{uri}\""
+                    return f'ClientError: No S3 objects found under S3 URL "{uri}"'
             else:
                 keys = [key]
             for each in keys:
@@ -370,15 +392,16 @@ class SageMakerSimulator:
 
     def _read_model_data(self, backend: Any, config_name: str) -> Optional[str]:
         config = backend.endpoint_configs.get(config_name)
-        for variant in (config.production_variants if config else []):
+        for variant in config.production_variants if config else []:
             model = backend._models.get(variant.get("ModelName"))
             if model is None:
                 continue
             for container in [model.primary_container or {}, *(model.containers or [])]:
                 source = (container.get("ModelDataSource") or {}).get("S3DataSource") or {}
                 if source.get("S3Uri"):
-                    failure = self._read_s3(model.execution_role_arn, source["S3Uri"],
-                                            prefix=source.get("S3DataType") == "S3Prefix")
+                    failure = self._read_s3(
+                        model.execution_role_arn, source["S3Uri"], prefix=source.get("S3DataType") == "S3Prefix"
+                    )
                 elif container.get("ModelDataUrl"):
                     failure = self._read_s3(model.execution_role_arn, container["ModelDataUrl"], prefix=False)
                 else:
@@ -421,7 +444,7 @@ class SageMakerSimulator:
         if (job.output_data_config or {}).get("CompressionType") == "NONE":
             prefix = f"{output}/{job.training_job_name}/output/model/"
             job.model_artifacts = {"S3ModelArtifacts": prefix}
-            bucket, _, key = prefix[len("s3://"):].partition("/")
+            bucket, _, key = prefix[len("s3://") :].partition("/")
             for name, body in files.items():
                 if name.endswith(".safetensors"):  # gigabytes in AWS: SageMaker uploads them in parts
                     _multipart_put(s3, bucket, key + name, body)
@@ -430,7 +453,7 @@ class SageMakerSimulator:
         else:  # SageMaker's default: one gzipped tarball of /opt/ml/model, paths relative to it
             artifact = f"{output}/{job.training_job_name}/output/model.tar.gz"
             job.model_artifacts = {"S3ModelArtifacts": artifact}
-            bucket, _, key = artifact[len("s3://"):].partition("/")
+            bucket, _, key = artifact[len("s3://") :].partition("/")
             # gigabytes in AWS: SageMaker uploads the tarball in parts (each part needs kms:Decrypt on SSE-KMS)
             _multipart_put(s3, bucket, key, _tarball(files))
         self.log("training-completed", job.training_job_name)
@@ -448,8 +471,11 @@ class SageMakerSimulator:
                     sim._read_failures[endpoint_name] = failure
                 sim.calls.append(("create_endpoint", endpoint_config_name))
                 endpoint.endpoint_status = "Creating"
-                sim._endpoints[endpoint_name] = {"kind": "create", "config": endpoint_config_name,
-                                                 "ready_at": time.time() + sim.endpoint_s}
+                sim._endpoints[endpoint_name] = {
+                    "kind": "create",
+                    "config": endpoint_config_name,
+                    "ready_at": time.time() + sim.endpoint_s,
+                }
             sim.log("endpoint-creating", f"{endpoint_name} {endpoint_config_name}")
             sim._settle_later(backend, endpoint_name)
             return endpoint
@@ -463,7 +489,8 @@ class SageMakerSimulator:
                 raise ValidationError(message=f"Could not find endpoint '{endpoint_name}'.")
             if endpoint.endpoint_status != "InService":
                 raise ValidationError(
-                    message=f"Cannot update in-progress endpoint '{endpoint_name}' ({endpoint.endpoint_status}).")
+                    message=f"Cannot update in-progress endpoint '{endpoint_name}' ({endpoint.endpoint_status})."
+                )
             backend.describe_endpoint_config(endpoint_config_name)  # raises when it does not exist
             refusal = self.refuse_endpoint_update or self._update_refusal(backend, endpoint, endpoint_config_name)
             if refusal:
@@ -475,8 +502,11 @@ class SageMakerSimulator:
             self.calls.append(("update_endpoint", endpoint_config_name))
             endpoint.endpoint_status = "Updating"
             endpoint.failure_reason = None
-            self._endpoints[endpoint_name] = {"kind": "update", "config": endpoint_config_name,
-                                              "ready_at": time.time() + self.endpoint_s}
+            self._endpoints[endpoint_name] = {
+                "kind": "update",
+                "config": endpoint_config_name,
+                "ready_at": time.time() + self.endpoint_s,
+            }
         self.log("endpoint-updating", f"{endpoint_name} {endpoint.endpoint_config_name}->{endpoint_config_name}")
         self._settle_later(backend, endpoint_name)
         return endpoint
@@ -490,16 +520,23 @@ class SageMakerSimulator:
         if old is None:
             return None
         if bool(old.async_inference_config) != bool(new.async_inference_config):
-            return ("AsyncInferenceConfig cannot be removed from an endpoint" if old.async_inference_config else
-                    "AsyncInferenceConfig cannot be added to an existing real-time endpoint") + \
-                f": {endpoint.endpoint_name} cannot be updated to {config_name}; delete and re-create it"
+            return (
+                "AsyncInferenceConfig cannot be removed from an endpoint"
+                if old.async_inference_config
+                else "AsyncInferenceConfig cannot be added to an existing real-time endpoint"
+            ) + f": {endpoint.endpoint_name} cannot be updated to {config_name}; delete and re-create it"
         new_types = {v["VariantName"]: v.get("InstanceType") for v in new.production_variants}
-        blocked = [v["VariantName"] for v in old.production_variants
-                   if self.scalable_target(endpoint.endpoint_name, v["VariantName"]) is not None
-                   and new_types.get(v["VariantName"], "removed") != v.get("InstanceType")]
+        blocked = [
+            v["VariantName"]
+            for v in old.production_variants
+            if self.scalable_target(endpoint.endpoint_name, v["VariantName"]) is not None
+            and new_types.get(v["VariantName"], "removed") != v.get("InstanceType")
+        ]
         if blocked:
-            return (f"The variant(s) \"[{', '.join(blocked)}]\" must be deregistered as scalable targets with AWS "
-                    "Application Auto Scaling before they can be removed or have their instance type updated.")
+            return (
+                f'The variant(s) "[{", ".join(blocked)}]" must be deregistered as scalable targets with AWS '
+                "Application Auto Scaling before they can be removed or have their instance type updated."
+            )
         return None
 
     def scalable_target(self, endpoint_name: str, variant: str = VARIANT_NAME) -> Optional[Any]:
@@ -516,7 +553,9 @@ class SageMakerSimulator:
                 endpoint = backend.endpoints.get(endpoint_name)
                 sim._settle_if_due(backend, endpoint)
                 if endpoint is not None:
-                    serving = "" if endpoint.endpoint_status in ("Creating", "Failed") else endpoint.endpoint_config_name
+                    serving = (
+                        "" if endpoint.endpoint_status in ("Creating", "Failed") else endpoint.endpoint_config_name
+                    )
                     sim.log("describe", f"{endpoint_name} status={endpoint.endpoint_status} serving={serving}")
                     queue = sim._async.get(endpoint_name)
                     if queue is not None:
@@ -534,17 +573,19 @@ class SageMakerSimulator:
     def _model_problem(self, backend: Any, config_name: str) -> Optional[str]:
         """Why the JumpStart container could not load the config's model (None: it could)."""
         config = backend.endpoint_configs.get(config_name)
-        for variant in (config.production_variants if config else []):
+        for variant in config.production_variants if config else []:
             model = backend._models.get(variant.get("ModelName"))
             container = (model.primary_container if model else None) or {}
             source = (container.get("ModelDataSource") or {}).get("S3DataSource") or {}
             environment = container.get("Environment") or {}
             if source.get("S3DataType") != "S3Prefix" or source.get("CompressionType") != "None":
                 return "the simulated container loads uncompressed model data only (ModelDataSource S3Prefix)"
-            if environment.get("SAGEMAKER_PROGRAM") != "inference.py" or \
-                    environment.get("SAGEMAKER_SUBMIT_DIRECTORY") != "/opt/ml/model/code":
+            if (
+                environment.get("SAGEMAKER_PROGRAM") != "inference.py"
+                or environment.get("SAGEMAKER_SUBMIT_DIRECTORY") != "/opt/ml/model/code"
+            ):
                 return "SAGEMAKER_PROGRAM/SAGEMAKER_SUBMIT_DIRECTORY do not point at /opt/ml/model/code/inference.py"
-            bucket, _, prefix = source["S3Uri"][len("s3://"):].partition("/")
+            bucket, _, prefix = source["S3Uri"][len("s3://") :].partition("/")
             key = prefix.rstrip("/") + "/code/inference.py"
             listing = self._own_client("s3").list_objects_v2(Bucket=bucket, Prefix=key)
             if not any(o["Key"] == key for o in listing.get("Contents", [])):
@@ -606,7 +647,6 @@ class SageMakerSimulator:
 
         return delete_endpoint
 
-
     # -- asynchronous inference --
 
     def _async_config(self, config_name: str) -> Optional[dict[str, Any]]:
@@ -647,7 +687,8 @@ class SageMakerSimulator:
                 self.log("invoke-async-refused", f"{endpoint_name} status={endpoint.endpoint_status}")
                 raise RuntimeValidationError(
                     f"Endpoint {endpoint_name} cannot take asynchronous requests (status: {endpoint.endpoint_status}"
-                    f"{'' if fleet else ', no AsyncInferenceConfig'}).")
+                    f"{'' if fleet else ', no AsyncInferenceConfig'})."
+                )
             input_location = headers.get("x-amzn-sagemaker-inputlocation")
             if not input_location:
                 raise RuntimeValidationError("InputLocation is required")
@@ -655,21 +696,28 @@ class SageMakerSimulator:
             name = str(uuid.uuid4())
             request = {
                 "inference_id": headers.get("x-amzn-sagemaker-inference-id") or str(uuid.uuid4()),
-                "endpoint": endpoint_name, "input": input_location,
+                "endpoint": endpoint_name,
+                "input": input_location,
                 "accept": headers.get("x-amzn-sagemaker-accept"),
                 "content_type": headers.get("x-amzn-sagemaker-content-type"),
                 "ttl_s": int(headers.get("x-amzn-sagemaker-requestttlseconds") or 21600),
                 "timeout_s": int(headers.get("x-amzn-sagemaker-invocationtimeoutseconds") or 900),
-                "received": time.time(), "received_at": _now_iso(),
+                "received": time.time(),
+                "received_at": _now_iso(),
                 "output": f"{output['S3OutputPath'].rstrip('/')}/{name}.out",
                 "failure": f"{output.get('S3FailurePath', output['S3OutputPath']).rstrip('/')}/{name}-error.out",
-                "model": None, "role": None, "outcome": None,
+                "model": None,
+                "role": None,
+                "outcome": None,
             }
             fleet.queue.append(request)
             self.async_requests.append(request)
         self.log("invoke-async-queued", f"{endpoint_name} {request['inference_id']} backlog={len(fleet.queue)}")
-        return {"InferenceId": request["inference_id"], "OutputLocation": request["output"],
-                "FailureLocation": request["failure"]}
+        return {
+            "InferenceId": request["inference_id"],
+            "OutputLocation": request["output"],
+            "FailureLocation": request["failure"],
+        }
 
     def _requests_queued(self) -> bool:
         # Read without the lock (the clock calls it holding its own): a snapshot is enough.
@@ -701,8 +749,11 @@ class SageMakerSimulator:
             # A fleet that started or a request that ended moves the next due time: until the ticker
             # has looked again, the clock must not jump to a deadline computed before that.
             self._fleets_changed.clear()
-            self.clock.wait(until=self._next_due(), real_s=0.02,
-                            done=lambda: self._stopping.is_set() or self._fleets_changed.is_set())
+            self.clock.wait(
+                until=self._next_due(),
+                real_s=0.02,
+                done=lambda: self._stopping.is_set() or self._fleets_changed.is_set(),
+            )
 
     def _tick(self) -> None:
         now = time.time()
@@ -718,19 +769,27 @@ class SageMakerSimulator:
                     fleet.queue.remove(request)
                     expired.append(request)
                 self._scale(name, fleet, now)
-                slots = fleet.instances * int(fleet.config.get("ClientConfig", {})
-                                              .get("MaxConcurrentInvocationsPerInstance", 1))
-                while fleet.queue and len(fleet.running) < slots and endpoint.endpoint_status in ("InService",
-                                                                                                  "Updating"):
+                slots = fleet.instances * int(
+                    fleet.config.get("ClientConfig", {}).get("MaxConcurrentInvocationsPerInstance", 1)
+                )
+                while (
+                    fleet.queue and len(fleet.running) < slots and endpoint.endpoint_status in ("InService", "Updating")
+                ):
                     request = fleet.queue.popleft()
                     fleet.running.append(request)
                     fleet.last_work = now
                     starts.append((name, request, endpoint.endpoint_config_name))
         for request in expired:
-            request["role"] = self._role_of(self._backend().endpoints[request["endpoint"]].endpoint_config_name
-                                            if request["endpoint"] in self._backend().endpoints else None)
-            self._notify_error(request, "Request expired: the request waited in the queue longer than its "
-                                        f"RequestTTLSeconds ({request['ttl_s']} s)")
+            request["role"] = self._role_of(
+                self._backend().endpoints[request["endpoint"]].endpoint_config_name
+                if request["endpoint"] in self._backend().endpoints
+                else None
+            )
+            self._notify_error(
+                request,
+                "Request expired: the request waited in the queue longer than its "
+                f"RequestTTLSeconds ({request['ttl_s']} s)",
+            )
         for name, request, config_name in starts:
             self.clock.Thread(target=self._run_request, args=(name, request, config_name), daemon=True).start()
 
@@ -738,10 +797,12 @@ class SageMakerSimulator:
         """The variant's scalable target and {metric name: step policy its alarm triggers}."""
         autoscaling = self._own_client("application-autoscaling")
         resource = f"endpoint/{endpoint_name}/variant/{VARIANT_NAME}"
-        targets = autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker",
-                                                        ResourceIds=[resource])["ScalableTargets"]
-        policies = autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker",
-                                                         ResourceId=resource)["ScalingPolicies"]
+        targets = autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource])[
+            "ScalableTargets"
+        ]
+        policies = autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=resource)[
+            "ScalingPolicies"
+        ]
         by_arn = {p["PolicyARN"]: p for p in policies}
         alarms = self._own_client("cloudwatch").describe_alarms()["MetricAlarms"]
         triggered: dict[str, dict[str, Any]] = {}
@@ -776,12 +837,15 @@ class SageMakerSimulator:
             policy = triggered.get("HasBacklogWithoutCapacity")
             if policy and policy["PolicyType"] == "StepScaling" and target["MaxCapacity"] >= 1:
                 fleet.scale_out_at = now + self.scale_out_s
-                self.log("async-scale-out", f"{name} from 0 (backlog {backlog}, alarm "
-                                            f"{policy['alarm']['AlarmName']})")
+                self.log("async-scale-out", f"{name} from 0 (backlog {backlog}, alarm {policy['alarm']['AlarmName']})")
             return
         tracking = target.get("tracking")
-        if (fleet.instances and tracking and fleet.instances < target["MaxCapacity"]
-                and backlog / fleet.instances > tracking["TargetValue"]):
+        if (
+            fleet.instances
+            and tracking
+            and fleet.instances < target["MaxCapacity"]
+            and backlog / fleet.instances > tracking["TargetValue"]
+        ):
             fleet.scale_out_at = now + self.scale_out_s
             self.log("async-scale-out", f"{name} from {fleet.instances} (backlog {backlog})")
             return
@@ -794,8 +858,13 @@ class SageMakerSimulator:
         """After how long without work the last instances stop: only if the idle alarm's
         ExactCapacity-0 step policy exists (None: never, or the policies are not read yet)."""
         idle, target = fleet.triggered.get("ApproximateBacklogSize"), fleet.target
-        if not (idle and target and target["MinCapacity"] == 0 and idle["PolicyType"] == "StepScaling"
-                and idle["StepScalingPolicyConfiguration"].get("AdjustmentType") == "ExactCapacity"):
+        if not (
+            idle
+            and target
+            and target["MinCapacity"] == 0
+            and idle["PolicyType"] == "StepScaling"
+            and idle["StepScalingPolicyConfiguration"].get("AdjustmentType") == "ExactCapacity"
+        ):
             return None
         alarm = idle["alarm"]
         return self.scale_in_s if self.scale_in_s is not None else alarm["EvaluationPeriods"] * alarm["Period"]
@@ -811,15 +880,17 @@ class SageMakerSimulator:
         error: Optional[str] = None
         answer: Optional[str] = None
         try:
-            bucket, _, key = request["input"][len("s3://"):].partition("/")
+            bucket, _, key = request["input"][len("s3://") :].partition("/")
             body = self._s3(request["role"]).get_object(Bucket=bucket, Key=key)["Body"].read()
             payload = json.loads(body)
             error = self.model_error(payload) if self.model_error else None
             if error is None:
                 if self.inference_s > request["timeout_s"]:
                     self.clock.wait(request["timeout_s"], done=self._stopping.is_set)
-                    error = (f"Invocation timed out: the model did not answer within InvocationTimeoutSeconds "
-                             f"({request['timeout_s']} s)")
+                    error = (
+                        f"Invocation timed out: the model did not answer within InvocationTimeoutSeconds "
+                        f"({request['timeout_s']} s)"
+                    )
                 else:
                     self.clock.wait(self.inference_s, done=self._stopping.is_set)
                     answer, _ = self._answer(payload, model or "?", request["accept"])
@@ -837,23 +908,41 @@ class SageMakerSimulator:
             if not self._write(request, request["output"], answer.encode()):
                 return
             self.log("async-invocation-succeeded", f"{endpoint_name} {request['inference_id']} model={model}")
-            self._notice(request, "SuccessTopic", {"invocationStatus": "Completed", "responseParameters": {
-                "contentType": "application/json", "outputLocation": request["output"]}})
+            self._notice(
+                request,
+                "SuccessTopic",
+                {
+                    "invocationStatus": "Completed",
+                    "responseParameters": {"contentType": "application/json", "outputLocation": request["output"]},
+                },
+            )
             if request["outcome"] is None:  # after the notice is on its way: see `unfinished`
                 request["outcome"] = "succeeded"
         else:
-            self._notify_error(request, f"ClientError: Received client error (424) from primary with message "
-                                        f"\"{error}\". See the endpoint's logs for more information."
-                               if error and not error.startswith(("Invocation timed out", "Request expired"))
-                               else error or "no answer")
+            self._notify_error(
+                request,
+                f"ClientError: Received client error (424) from primary with message "
+                f'"{error}". See the endpoint\'s logs for more information.'
+                if error and not error.startswith(("Invocation timed out", "Request expired"))
+                else error or "no answer",
+            )
 
     def _notify_error(self, request: dict[str, Any], reason: str) -> None:
         if not self._write(request, request["failure"], reason.encode()):
             return
         self.log("async-invocation-failed", f"{request['endpoint']} {request['inference_id']}: {reason}")
-        self._notice(request, "ErrorTopic", {"invocationStatus": "Failed", "failureReason": reason,
-                                             "responseParameters": {"contentType": "text/plain; charset=utf-8",
-                                                                    "failureLocation": request["failure"]}})
+        self._notice(
+            request,
+            "ErrorTopic",
+            {
+                "invocationStatus": "Failed",
+                "failureReason": reason,
+                "responseParameters": {
+                    "contentType": "text/plain; charset=utf-8",
+                    "failureLocation": request["failure"],
+                },
+            },
+        )
         if request["outcome"] is None:
             request["outcome"] = "failed"
 
@@ -879,7 +968,7 @@ class SageMakerSimulator:
         the request is lost, as in AWS) when that is refused."""
         from botocore.exceptions import ClientError
 
-        bucket, _, key = location[len("s3://"):].partition("/")
+        bucket, _, key = location[len("s3://") :].partition("/")
         try:
             self._s3(request.get("role")).put_object(Bucket=bucket, Key=key, Body=body)
         except ClientError as error:
@@ -894,11 +983,19 @@ class SageMakerSimulator:
         config = fleet.config if fleet else {}
         topic = config.get("OutputConfig", {}).get("NotificationConfig", {}).get(topic_key)
         notice = {
-            "awsRegion": self.region, "eventTime": _now_iso(), "receivedTime": request["received_at"],
-            "requestParameters": {"contentType": request["content_type"], "endpointName": request["endpoint"],
-                                  "inputLocation": request["input"]},
-            "inferenceId": request["inference_id"], "eventVersion": "1.0", "eventSource": "aws:sagemaker",
-            "eventName": "InferenceResult", **fields,
+            "awsRegion": self.region,
+            "eventTime": _now_iso(),
+            "receivedTime": request["received_at"],
+            "requestParameters": {
+                "contentType": request["content_type"],
+                "endpointName": request["endpoint"],
+                "inputLocation": request["input"],
+            },
+            "inferenceId": request["inference_id"],
+            "eventVersion": "1.0",
+            "eventSource": "aws:sagemaker",
+            "eventName": "InferenceResult",
+            **fields,
         }
         if not topic:
             return
@@ -923,11 +1020,12 @@ class SageMakerSimulator:
         width, height = int(payload.get("width", 512)), int(payload.get("height", 512))
         if not 1 <= count <= PLACEHOLDER_MAX_IMAGES or min(width, height) < 1:
             raise ValueError(f"the simulated model draws 1-{PLACEHOLDER_MAX_IMAGES} images of a positive size per call")
-        images = [placeholder_jpeg(prompt, None if seed is None else seed + i, model, width=width, height=height)
-                  for i in range(count)]
+        images = [
+            placeholder_jpeg(prompt, None if seed is None else seed + i, model, width=width, height=height)
+            for i in range(count)
+        ]
         answer = json.dumps({"generated_images": [base64.b64encode(i).decode() for i in images], "prompt": prompt})
         return answer, "application/json"
-
 
 
 @dataclass

@@ -42,8 +42,13 @@ from botocore.validate import ParamValidator
 def _compiled(pattern: str) -> Optional[re.Pattern[str]]:
     # Java regex spellings: \p{L} (letters) has no single-token Python form; inside a class, \w
     # covers it with \p{N} and _. A UTF-16 surrogate-pair range is every non-BMP character.
-    python = (pattern.replace(r"\p{L}", r"\w").replace(r"\p{Z}", r"\s").replace(r"\p{N}", r"\d")
-              .replace(r"\p{Print}", r"[\x20-\x7E]").replace(r"\uD800\uDC00-\uDBFF\uDFFF", r"\U00010000-\U0010FFFF"))
+    python = (
+        pattern.replace(r"\p{L}", r"\w")
+        .replace(r"\p{Z}", r"\s")
+        .replace(r"\p{N}", r"\d")
+        .replace(r"\p{Print}", r"[\x20-\x7E]")
+        .replace(r"\uD800\uDC00-\uDBFF\uDFFF", r"\U00010000-\U0010FFFF")
+    )
     try:
         return re.compile(python, re.DOTALL)
     except re.error:
@@ -89,14 +94,20 @@ def violations_of(shape: Shape, value: Any, path: str, uncompiled: Optional[set[
             elif compiled.fullmatch(value) is None:
                 problems.append(f"{path}: {_shown(value)} does not match the pattern {metadata['pattern']}")
         if shape.enum and value not in shape.enum:
-            problems.append(f"{path}: {_shown(value)} is not one of {sorted(shape.enum)[:12]}"
-                            f"{'...' if len(shape.enum) > 12 else ''}")
+            problems.append(
+                f"{path}: {_shown(value)} is not one of {sorted(shape.enum)[:12]}"
+                f"{'...' if len(shape.enum) > 12 else ''}"
+            )
         return problems
     if kind == "blob" and isinstance(value, (bytes, str)):
         if "max" in metadata and len(value) > metadata["max"]:
             problems.append(f"{path}: {len(value)} bytes, more than the maximum {metadata['max']}")
         return problems
-    if kind in ("integer", "long", "float", "double") and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if (
+        kind in ("integer", "long", "float", "double")
+        and isinstance(value, (int, float))
+        and not isinstance(value, bool)
+    ):
         if "max" in metadata and value > metadata["max"]:
             problems.append(f"{path}: {value} is more than the maximum {metadata['max']}")
     return problems
@@ -139,8 +150,9 @@ class ServiceModelCheck:
         original = BaseClient._convert_to_request_dict
         check = self
 
-        def convert_to_request_dict(client: Any, api_params: dict[str, Any], operation_model: Any,
-                                    *args: Any, **kwargs: Any) -> Any:
+        def convert_to_request_dict(
+            client: Any, api_params: dict[str, Any], operation_model: Any, *args: Any, **kwargs: Any
+        ) -> Any:
             # After botocore's customizations (before-parameter-build), as its serializer sees them.
             problems = check_call(operation_model, api_params, check.uncompiled)
             service = client.meta.service_model.service_name
@@ -149,8 +161,13 @@ class ServiceModelCheck:
                 found = [f"{service}.{operation_model.name}: {p}" for p in problems]
                 check.violations += found
             if found:
-                raise ClientError({"Error": {"Code": "ValidationException", "Message": "; ".join(found)},
-                                   "ResponseMetadata": {"HTTPStatusCode": 400}}, operation_model.name)
+                raise ClientError(
+                    {
+                        "Error": {"Code": "ValidationException", "Message": "; ".join(found)},
+                        "ResponseMetadata": {"HTTPStatusCode": 400},
+                    },
+                    operation_model.name,
+                )
             return original(client, api_params, operation_model, *args, **kwargs)
 
         self._stack.enter_context(mock.patch.object(BaseClient, "_convert_to_request_dict", convert_to_request_dict))

@@ -45,9 +45,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
 from unittest import mock
 
+from dreambooth_shared.contract import (
+    DEPLOY_MACHINE_SUFFIX,
+    PACKAGING_TIMEOUT_S,
+    SDK_VERSIONS_LOG_FIELD,
+    TRAINING_MACHINE_SUFFIX,
+    PackagedLog,
+)
 from scripts import costs
-from dreambooth_shared.contract import (DEPLOY_MACHINE_SUFFIX, PACKAGING_TIMEOUT_S, SDK_VERSIONS_LOG_FIELD,
-                                        TRAINING_MACHINE_SUFFIX, PackagedLog)
 from stacks.shared.sfn_budget import HISTORY_EVENT_LIMIT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,15 +67,22 @@ ENDPOINT_LOG_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
 """SageMaker writes an endpoint's container logs to /aws/sagemaker/Endpoints/<endpoint name>."""
 # No real credentials are ever used by the emulator backend: every AWS call goes to moto.
 EMULATOR_ENV = {
-    "AWS_ACCESS_KEY_ID": "emulator", "AWS_SECRET_ACCESS_KEY": "emulator", "AWS_SESSION_TOKEN": "emulator",
-    "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
-    "POWERTOOLS_METRICS_DISABLED": "true", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    "AWS_ACCESS_KEY_ID": "emulator",
+    "AWS_SECRET_ACCESS_KEY": "emulator",
+    "AWS_SESSION_TOKEN": "emulator",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
 }
 # Short waits on the emulator; a deployed stack uses the configured values.
 EMULATOR_CONTEXT = {"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5}
-EMULATED_NOTE = ("SageMaker is emulated (emulator/sagemaker_sim.py): no training job ran and no model was "
-                 "loaded; the images are placeholders, and every duration and cost below is the emulator's, "
-                 "not AWS's. Run with AWS credentials for the real numbers.")
+EMULATED_NOTE = (
+    "SageMaker is emulated (emulator/sagemaker_sim.py): no training job ran and no model was "
+    "loaded; the images are placeholders, and every duration and cost below is the emulator's, "
+    "not AWS's. Run with AWS credentials for the real numbers."
+)
 
 
 def sample_source_bucket(region: str) -> str:
@@ -90,8 +102,12 @@ class Plan:
 
 
 def acceptance_plan(region: str, now: datetime) -> Plan:
-    return Plan(dataset=f"acceptance-{now.strftime('%Y%m%d%H%M%S')}", source_bucket=sample_source_bucket(region),
-                prompts=tuple(f"{SAMPLE_INSTANCE_PROMPT} {ending}" for ending in PROMPT_ENDINGS), seed=1)
+    return Plan(
+        dataset=f"acceptance-{now.strftime('%Y%m%d%H%M%S')}",
+        source_bucket=sample_source_bucket(region),
+        prompts=tuple(f"{SAMPLE_INSTANCE_PROMPT} {ending}" for ending in PROMPT_ENDINGS),
+        seed=1,
+    )
 
 
 @dataclass
@@ -158,7 +174,7 @@ def copy_sample(backend: Backend, plan: Plan) -> list[str]:
         raise ValueError("the plan names no source bucket")
     s3 = backend.s3()
     listing = s3.list_objects_v2(Bucket=plan.source_bucket, Prefix=SAMPLE_PREFIX).get("Contents", [])
-    names = sorted(o["Key"][len(SAMPLE_PREFIX):] for o in listing if not o["Key"].endswith("/"))
+    names = sorted(o["Key"][len(SAMPLE_PREFIX) :] for o in listing if not o["Key"].endswith("/"))
     images = [n for n in names if "/" not in n and n.lower().endswith((".jpg", ".jpeg", ".png"))]
     if not images:
         raise RuntimeError(f"no photos under s3://{plan.source_bucket}/{SAMPLE_PREFIX}")
@@ -198,16 +214,30 @@ class _BackendClock:
         self._backend.sleep(seconds)
 
 
-def run_flow(backend: Backend, plan: Plan, out_dir: Path, *, say: Callable[[str], None] = lambda _t: None,
-             photos: Optional[dict[str, bytes]] = None, config: Any = None, poll_s: float = 30.0,
-             training_timeout_s: float = TRAINING_TIMEOUT_S, destroy: bool = False,
-             measure_scaling: bool = False) -> Report:
+def run_flow(
+    backend: Backend,
+    plan: Plan,
+    out_dir: Path,
+    *,
+    say: Callable[[str], None] = lambda _t: None,
+    photos: Optional[dict[str, bytes]] = None,
+    config: Any = None,
+    poll_s: float = 30.0,
+    training_timeout_s: float = TRAINING_TIMEOUT_S,
+    destroy: bool = False,
+    measure_scaling: bool = False,
+) -> Report:
     """Deploy if needed, create the dataset, follow it to a live model, generate, report (see module doc)."""
     from scripts.cli.follow import Follower
     from scripts.cli.generation import Generator, save_images
 
-    report = Report(backend=backend.name, emulated=backend.emulated, region=backend.region, dataset=plan.dataset,
-                    started_at=datetime.now(timezone.utc))
+    report = Report(
+        backend=backend.name,
+        emulated=backend.emulated,
+        region=backend.region,
+        dataset=plan.dataset,
+        started_at=datetime.now(timezone.utc),
+    )
     if backend.emulated:
         report.notes.append(EMULATED_NOTE)
     clock = time.monotonic
@@ -247,16 +277,25 @@ def run_flow(backend: Backend, plan: Plan, out_dir: Path, *, say: Callable[[str]
                 request = {"prompt": prompt, "num_images": plan.num_images}
                 if plan.seed is not None:
                     request["seed"] = plan.seed
-                generation = Generator(api, timeout_s=GENERATE_TIMEOUT_S, clock=generator_clock, say=say,
-                                       poll_s=min(poll_s, 5.0)).run(request)
+                generation = Generator(
+                    api, timeout_s=GENERATE_TIMEOUT_S, clock=generator_clock, say=say, poll_s=min(poll_s, 5.0)
+                ).run(request)
                 paths = save_images(api, generation, out_dir / folder)
                 stage.detail = f"{generation['status']}, {len(paths)} image(s)"
-                report.images.append({"prompt": prompt, "status": generation["status"], "id": generation["id"],
-                                      "files": [str(p.relative_to(out_dir)) for p in paths],
-                                      "seeds": [i["seed"] for i in generation.get("images", [])],
-                                      "error": generation.get("error")})
+                report.images.append(
+                    {
+                        "prompt": prompt,
+                        "status": generation["status"],
+                        "id": generation["id"],
+                        "files": [str(p.relative_to(out_dir)) for p in paths],
+                        "seeds": [i["seed"] for i in generation.get("images", [])],
+                        "error": generation.get("error"),
+                    }
+                )
                 if generation["status"] != "succeeded":
-                    report.problems.append(f"generation of {prompt!r} {generation['status']}: {generation.get('error')}")
+                    report.problems.append(
+                        f"generation of {prompt!r} {generation['status']}: {generation.get('error')}"
+                    )
 
         for index, prompt in enumerate(plan.prompts):
             generate(f"generate: {prompt}", prompt, f"prompt-{index + 1}")
@@ -276,8 +315,9 @@ SCALE_IN_STAGE = "scale-in to zero"
 FROM_ZERO_STAGE = "generate from zero instances"
 
 
-def wait_for_scale_in(backend: Backend, report: Report, config: Any, poll_s: float, clock: Callable[[], float],
-                      say: Callable[[str], None]) -> bool:
+def wait_for_scale_in(
+    backend: Backend, report: Report, config: Any, poll_s: float, clock: Callable[[], float], say: Callable[[str], None]
+) -> bool:
     """After the last generation: how long until the endpoint has no instance (a stage). True: it scaled in."""
     expected_s = (config.serving.idle_minutes + costs.SCALE_IN_DELAY_MINUTES) * 60
     say(f"waiting for the endpoint to scale in to zero (the cost model: {expected_s / 60:g} min)")
@@ -301,8 +341,9 @@ def _phase_stages(report: Report, phases: list[dict[str, Any]], end_s: float) ->
     for current, following in zip(phases, phases[1:] + [{"elapsed_s": end_s}]):
         if current["phase"] in ("live", "failed"):
             continue
-        report.stages.append(Stage(current["phase"], round(following["elapsed_s"] - current["elapsed_s"], 1),
-                                   current.get("detail", "")))
+        report.stages.append(
+            Stage(current["phase"], round(following["elapsed_s"] - current["elapsed_s"], 1), current.get("detail", ""))
+        )
 
 
 def run_cost(backend: Backend, report: Report, config: Any) -> dict[str, Any]:
@@ -319,21 +360,30 @@ def run_cost(backend: Backend, report: Report, config: Any) -> dict[str, Any]:
         except Exception as error:  # the report still gives the timed duration
             report.notes.append(f"DescribeTrainingJob failed ({error}); training billed from the timed duration")
     try:
-        estimate = costs.estimate(pricing, backend.region, config.training.instance_type,
-                                  config.serving.instance_type, (billable_s or training_s) / 60 or None)
+        estimate = costs.estimate(
+            pricing,
+            backend.region,
+            config.training.instance_type,
+            config.serving.instance_type,
+            (billable_s or training_s) / 60 or None,
+        )
     except costs.NoPrice as error:
         return {"error": str(error)}
     endpoint_s = sum(s.seconds for s in report.stages if s.name == "deploying" or s.name.startswith("generate"))
     endpoint_usd = estimate.endpoint_hourly_usd * endpoint_s / 3600
     return {
-        "training_instance_type": estimate.training_instance_type, "training_minutes": round(estimate.training_minutes, 2),
-        "training_billable_seconds": billable_s, "training_usd": round(estimate.training_run_usd, 4),
-        "endpoint_instance_type": estimate.endpoint_instance_type, "endpoint_seconds": round(endpoint_s, 1),
-        "endpoint_usd": round(endpoint_usd, 4), "endpoint_hourly_usd": estimate.endpoint_hourly_usd,
+        "training_instance_type": estimate.training_instance_type,
+        "training_minutes": round(estimate.training_minutes, 2),
+        "training_billable_seconds": billable_s,
+        "training_usd": round(estimate.training_run_usd, 4),
+        "endpoint_instance_type": estimate.endpoint_instance_type,
+        "endpoint_seconds": round(endpoint_s, 1),
+        "endpoint_usd": round(endpoint_usd, 4),
+        "endpoint_hourly_usd": estimate.endpoint_hourly_usd,
         "total_usd": round(estimate.training_run_usd + endpoint_usd, 4),
         "prices_as_of": estimate.prices_as_of,
         "note": "on-demand list prices (scripts/pricing_table.json); the endpoint bills until it is deleted "
-                "(idleMinutes, or --destroy)",
+        "(idleMinutes, or --destroy)",
     }
 
 
@@ -356,8 +406,14 @@ def destroy_previous(backend: Backend, report_path: Path, say: Callable[[str], N
         raise ValueError(f"{report_path} is an emulator run: it created nothing on AWS")
     if data.get("destroyed"):
         return []  # that run already removed what it created
-    report = Report(backend=data["backend"], emulated=False, region=data["region"], dataset=data["dataset"],
-                    endpoint_name=data.get("endpoint_name"), created=dict(data.get("created") or {}))
+    report = Report(
+        backend=data["backend"],
+        emulated=False,
+        region=data["region"],
+        dataset=data["dataset"],
+        endpoint_name=data.get("endpoint_name"),
+        created=dict(data.get("created") or {}),
+    )
     return destroy_created(backend, report, say)
 
 
@@ -377,25 +433,37 @@ def write_report(report: Report, out_dir: Path) -> None:
 def render_markdown(data: dict[str, Any]) -> str:
     lines = [f"# Acceptance run: {'passed' if data['ok'] else 'FAILED'} ({data['backend']}, {data['region']})", ""]
     lines += [f"> {note}" for note in data["notes"]] + ([""] if data["notes"] else [])
-    lines += [f"Dataset `{data['dataset']}`, model `{data['model_id']}`, training job `{data['training_job_name']}`, "
-              f"endpoint `{data['endpoint_name']}`.", "", "| Stage | Seconds | Detail |", "|---|---:|---|"]
+    lines += [
+        f"Dataset `{data['dataset']}`, model `{data['model_id']}`, training job `{data['training_job_name']}`, "
+        f"endpoint `{data['endpoint_name']}`.",
+        "",
+        "| Stage | Seconds | Detail |",
+        "|---|---:|---|",
+    ]
     lines += [f"| {s['name']} | {s['seconds']:.1f} | {s['detail']} |" for s in data["stages"]]
     lines += [f"| total | {data['total_seconds']:.1f} | |", ""]
     cost = data.get("cost") or {}
     if "total_usd" in cost:
-        lines += [f"Cost (cost model): training ${cost['training_usd']:.2f} ({cost['training_minutes']} min on "
-                  f"{cost['training_instance_type']}), endpoint ${cost['endpoint_usd']:.2f} "
-                  f"({cost['endpoint_seconds']:.0f} s on {cost['endpoint_instance_type']}), total "
-                  f"${cost['total_usd']:.2f}; {cost['note']}; prices as of {cost['prices_as_of']}.", ""]
+        lines += [
+            f"Cost (cost model): training ${cost['training_usd']:.2f} ({cost['training_minutes']} min on "
+            f"{cost['training_instance_type']}), endpoint ${cost['endpoint_usd']:.2f} "
+            f"({cost['endpoint_seconds']:.0f} s on {cost['endpoint_instance_type']}), total "
+            f"${cost['total_usd']:.2f}; {cost['note']}; prices as of {cost['prices_as_of']}.",
+            "",
+        ]
     elif cost:
         lines += [f"Cost: {cost.get('error')}", ""]
     if data.get("assumptions"):
-        lines += ["## Assumptions the offline tests rest on", "", "| Assumption | Status | What this run saw |",
-                  "|---|---|---|"]
+        lines += [
+            "## Assumptions the offline tests rest on",
+            "",
+            "| Assumption | Status | What this run saw |",
+            "|---|---|---|",
+        ]
         lines += [f"| {a['assumed']} | {a['status']} | {_cell(a['observed'])} |" for a in data["assumptions"]]
         lines.append("")
     for image in data["images"]:
-        lines.append(f"- \"{image['prompt']}\": {image['status']}, seeds {image['seeds']}, files {image['files']}")
+        lines.append(f'- "{image["prompt"]}": {image["status"]}, seeds {image["seeds"]}, files {image["files"]}')
     lines += [f"- Created: stack {data['created']['stack']}, endpoint {data['created']['endpoint']}"]
     lines += [f"- Removed (--destroy): {item}" for item in data["destroyed"]]
     lines += [f"- Problem: {p}" for p in data["problems"]]
@@ -453,38 +521,41 @@ def assumed_texts(config: Any) -> dict[str, str]:
     idle = config.serving.idle_minutes if config is not None else "idleMinutes"
     return {
         "jumpstart_lock": "the lock's values for the region are what JumpStart's metadata resolves "
-                          "(stacks/training/jumpstart.lock.json)",
+        "(stacks/training/jumpstart.lock.json)",
         "training_output_code": "the training output has no code/inference.py, so the packaging step adds "
-                                "JumpStart's (the emulator simulates such an output)",
+        "JumpStart's (the emulator simulates such an output)",
         "access_denied": "no function, state machine or training job is denied an AWS call (the emulator's IAM "
-                         "evaluation passes them)",
+        "evaluation passes them)",
         "history_events": f"each execution writes about the history events the emulator counts for the same run "
-                          f"(at most {HISTORY_TOLERANCE:g}x), and fewer than {HISTORY_EVENT_LIMIT:,}",
+        f"(at most {HISTORY_TOLERANCE:g}x), and fewer than {HISTORY_EVENT_LIMIT:,}",
         "packaging_time": f"the packaging step unpacks the trained model within its function's "
-                          f"{PACKAGING_TIMEOUT_S} s timeout",
+        f"{PACKAGING_TIMEOUT_S} s timeout",
         "training_time": f"a training on the sample bills at most {costs.DEFAULT_TRAINING_MINUTES:g} min "
-                         "(the cost model)",
+        "(the cost model)",
         "endpoint_creation": f"creating the endpoint takes at most {costs.ENDPOINT_CREATION_MINUTES:g} min "
-                             "(the cost model)",
+        "(the cost model)",
         "generation_time": f"one image takes at most {costs.SECONDS_PER_IMAGE:g} s on a running instance, queue "
-                           "and polling included (the cost model)",
+        "and polling included (the cost model)",
         "scale_in": f"the endpoint is at zero instances {idle} + {costs.SCALE_IN_DELAY_MINUTES:g} min after its last "
-                    "request (idleMinutes + the cost model's scale-in delay)",
+        "request (idleMinutes + the cost model's scale-in delay)",
         "scale_out_from_zero": f"a request at zero instances is answered within "
-                               f"{costs.ENDPOINT_CREATION_MINUTES:g} min + {costs.SECONDS_PER_IMAGE:g} s (an instance "
-                               "start, as the cost model counts an endpoint creation)",
+        f"{costs.ENDPOINT_CREATION_MINUTES:g} min + {costs.SECONDS_PER_IMAGE:g} s (an instance "
+        "start, as the cost model counts an endpoint creation)",
         "sdk_version": f"every function runs with the botocore the tests ran with ({botocore.__version__})",
     }
 
 
 def _rows(config: Any, found: dict[str, tuple[str, str]]) -> list[Assumption]:
     """Every row of the table, each with its (status, observed); a row nobody observed says so."""
-    return [Assumption(key, text, *found.get(key, (NOT_OBSERVED, "this run had nothing to observe it with")))
-            for key, text in assumed_texts(config).items()]
+    return [
+        Assumption(key, text, *found.get(key, (NOT_OBSERVED, "this run had nothing to observe it with")))
+        for key, text in assumed_texts(config).items()
+    ]
 
 
-def compare_time(measured_s: Optional[float], assumed_s: float, what: str, missing: str,
-                 cost: str = "") -> tuple[str, str]:
+def compare_time(
+    measured_s: Optional[float], assumed_s: float, what: str, missing: str, cost: str = ""
+) -> tuple[str, str]:
     if measured_s is None:
         return NOT_OBSERVED, missing
     seen = f"{what} {measured_s / 60:.1f} min ({measured_s:.0f} s), the model assumes {assumed_s / 60:.1f} min{cost}"
@@ -505,13 +576,26 @@ def observe_times(report: Report, config: Any) -> dict[str, tuple[str, str]]:
     images = len(generations) * max(1, len(report.images[0].get("files", [])) if report.images else 1)
     deploying = stage_seconds(report, "deploying")
     found = {
-        "training_time": compare_time(billable, costs.DEFAULT_TRAINING_MINUTES * 60, "training billed",
-                                      "no training ran", f"; ${cost['training_usd']:.2f}" if "training_usd" in cost else ""),
-        "endpoint_creation": compare_time(deploying, costs.ENDPOINT_CREATION_MINUTES * 60, "deploying took",
-                                          "no endpoint was created or updated",
-                                          f"; ${hourly * deploying / 3600:.2f}" if hourly and deploying else ""),
-        "generation_time": compare_time(sum(generations) / images if generations else None, costs.SECONDS_PER_IMAGE,
-                                        "one image took", "nothing was generated"),
+        "training_time": compare_time(
+            billable,
+            costs.DEFAULT_TRAINING_MINUTES * 60,
+            "training billed",
+            "no training ran",
+            f"; ${cost['training_usd']:.2f}" if "training_usd" in cost else "",
+        ),
+        "endpoint_creation": compare_time(
+            deploying,
+            costs.ENDPOINT_CREATION_MINUTES * 60,
+            "deploying took",
+            "no endpoint was created or updated",
+            f"; ${hourly * deploying / 3600:.2f}" if hourly and deploying else "",
+        ),
+        "generation_time": compare_time(
+            sum(generations) / images if generations else None,
+            costs.SECONDS_PER_IMAGE,
+            "one image took",
+            "nothing was generated",
+        ),
     }
     scale_in = stage_seconds(report, SCALE_IN_STAGE)
     scaled = next((s for s in report.stages if s.name == SCALE_IN_STAGE), None)
@@ -521,12 +605,17 @@ def observe_times(report: Report, config: Any) -> dict[str, tuple[str, str]]:
     elif scaled is not None:
         found["scale_in"] = (CONTRADICTED, f"after {scale_in:.0f} s: {scaled.detail}")
     else:
-        found["scale_in"] = (NOT_OBSERVED, "the run did not wait for scale-in (--no-scaling, idleMinutes 0, or no "
-                                           "model went live)")
+        found["scale_in"] = (
+            NOT_OBSERVED,
+            "the run did not wait for scale-in (--no-scaling, idleMinutes 0, or no model went live)",
+        )
     from_zero = stage_seconds(report, FROM_ZERO_STAGE)
     found["scale_out_from_zero"] = compare_time(
-        from_zero, costs.ENDPOINT_CREATION_MINUTES * 60 + costs.SECONDS_PER_IMAGE, "the request at zero took",
-        "no request was sent at zero instances")
+        from_zero,
+        costs.ENDPOINT_CREATION_MINUTES * 60 + costs.SECONDS_PER_IMAGE,
+        "the request at zero took",
+        "no request was sent at zero instances",
+    )
     return found
 
 
@@ -539,13 +628,15 @@ def history_counts(sfn: Any, machine_arns: dict[str, str], since: Optional[datet
                 if since is not None and execution["startDate"] < since:
                     continue
                 pages = sfn.get_paginator("get_execution_history").paginate(
-                    executionArn=execution["executionArn"], PaginationConfig={"PageSize": 1000})
+                    executionArn=execution["executionArn"], PaginationConfig={"PageSize": 1000}
+                )
                 counts.setdefault(key, []).append(sum(len(p["events"]) for p in pages))
     return counts
 
 
-def compare_history(aws: dict[str, list[int]], emulator: Optional[dict[str, list[int]]],
-                    why_no_emulator: str = "") -> tuple[str, str]:
+def compare_history(
+    aws: dict[str, list[int]], emulator: Optional[dict[str, list[int]]], why_no_emulator: str = ""
+) -> tuple[str, str]:
     if not aws:
         return NOT_OBSERVED, "no execution of the stack's state machines since the run started"
     parts, contradicted = [], False
@@ -563,8 +654,9 @@ def compare_history(aws: dict[str, list[int]], emulator: Optional[dict[str, list
     return (CONTRADICTED if contradicted else CONFIRMED), seen
 
 
-def _log_events(logs: Any, group: str, pattern: str, since_ms: int, stream_prefix: Optional[str] = None,
-                most: int = 50) -> list[dict[str, Any]]:
+def _log_events(
+    logs: Any, group: str, pattern: str, since_ms: int, stream_prefix: Optional[str] = None, most: int = 50
+) -> list[dict[str, Any]]:
     kwargs: dict[str, Any] = {"logGroupName": group, "filterPattern": pattern, "startTime": since_ms}
     if stream_prefix:
         kwargs["logStreamNamePrefix"] = stream_prefix
@@ -574,8 +666,9 @@ def _log_events(logs: Any, group: str, pattern: str, since_ms: int, stream_prefi
     return events
 
 
-def packaging_line(logs: Any, groups: Sequence[str], training_output: str,
-                   since_ms: int) -> Optional[tuple[str, dict[str, Any]]]:
+def packaging_line(
+    logs: Any, groups: Sequence[str], training_output: str, since_ms: int
+) -> Optional[tuple[str, dict[str, Any]]]:
     """(log group, record) of the packaging function's line for `training_output` (PackagedLog), if logged."""
     from botocore.exceptions import ClientError
 
@@ -598,55 +691,69 @@ def training_output_of(sagemaker: Any, job_name: Optional[str]) -> tuple[Optiona
     """(the job's S3ModelArtifacts, or None with why it is not there)."""
     if not job_name:
         return None, "no training job ran"
-    uri = sagemaker.describe_training_job(TrainingJobName=job_name).get("ModelArtifacts", {}).get("S3ModelArtifacts", "")
+    uri = (
+        sagemaker.describe_training_job(TrainingJobName=job_name).get("ModelArtifacts", {}).get("S3ModelArtifacts", "")
+    )
     if not uri.startswith("s3://"):
         return None, f"the job names no model artifacts ({uri or 'none'})"
     return uri, ""
 
 
-def observe_training_output(logs: Any, groups: Sequence[str], training_output: Optional[str], why_none: str,
-                            since_ms: int) -> tuple[str, str]:
+def observe_training_output(
+    logs: Any, groups: Sequence[str], training_output: Optional[str], why_none: str, since_ms: int
+) -> tuple[str, str]:
     """Did the training output (model.tar.gz) hold code/inference.py? The packaging step looked (PackagedLog):
     its `code_added` says so, without this machine downloading a multi-GB tarball to list it."""
     if training_output is None:
         return NOT_OBSERVED, why_none
     found = packaging_line(logs, groups, training_output, since_ms)
     if found is None:
-        return NOT_OBSERVED, f"no \"{PackagedLog.MESSAGE}\" line for {training_output} since the run started"
+        return NOT_OBSERVED, f'no "{PackagedLog.MESSAGE}" line for {training_output} since the run started'
     group, record = found
     if record.get(PackagedLog.CODE_ADDED) is True:
-        return CONFIRMED, (f"{training_output} had no code/inference.py: the packaging step added JumpStart's "
-                           f"({record.get('files')} files; {group})")
-    return CONTRADICTED, (f"{training_output} has code/inference.py itself: the packaging step kept it "
-                          f"({PackagedLog.CODE_ADDED}={record.get(PackagedLog.CODE_ADDED)}; {group})")
+        return CONFIRMED, (
+            f"{training_output} had no code/inference.py: the packaging step added JumpStart's "
+            f"({record.get('files')} files; {group})"
+        )
+    return CONTRADICTED, (
+        f"{training_output} has code/inference.py itself: the packaging step kept it "
+        f"({PackagedLog.CODE_ADDED}={record.get(PackagedLog.CODE_ADDED)}; {group})"
+    )
 
 
-def observe_packaging_time(logs: Any, groups: Sequence[str], training_output: Optional[str], why_none: str,
-                           since_ms: int) -> tuple[str, str]:
+def observe_packaging_time(
+    logs: Any, groups: Sequence[str], training_output: Optional[str], why_none: str, since_ms: int
+) -> tuple[str, str]:
     """The packaging invocation's own Duration (Lambda's REPORT line of the request that logged PackagedLog)
     against its timeout."""
     if training_output is None:
         return NOT_OBSERVED, why_none
     found = packaging_line(logs, groups, training_output, since_ms)
     if found is None:
-        return NOT_OBSERVED, (f"no \"{PackagedLog.MESSAGE}\" line for {training_output} since the run started (a "
-                              f"packaging that ran out of time logs \"Task timed out after {PACKAGING_TIMEOUT_S}.00 "
-                              "seconds\" instead: see the training's failure)")
+        return NOT_OBSERVED, (
+            f'no "{PackagedLog.MESSAGE}" line for {training_output} since the run started (a '
+            f'packaging that ran out of time logs "Task timed out after {PACKAGING_TIMEOUT_S}.00 '
+            "seconds\" instead: see the training's failure)"
+        )
     group, record = found
     request = record.get("function_request_id")
     reports = _log_events(logs, group, f'"REPORT RequestId: {request}"', since_ms) if request else []
-    durations = [float(m.group(1)) / 1000 for e in reports
-                 if (m := re.search(r"\bDuration: ([0-9.]+) ms", e["message"]))]
+    durations = [
+        float(m.group(1)) / 1000 for e in reports if (m := re.search(r"\bDuration: ([0-9.]+) ms", e["message"]))
+    ]
     if not durations:
         return NOT_OBSERVED, f"no Lambda REPORT line for request {request} in {group}"
     took = max(durations)
-    seen = (f"packaging took {took:.0f} s ({took / PACKAGING_TIMEOUT_S:.0%} of the {PACKAGING_TIMEOUT_S} s timeout) "
-            f"for {training_output}")
+    seen = (
+        f"packaging took {took:.0f} s ({took / PACKAGING_TIMEOUT_S:.0%} of the {PACKAGING_TIMEOUT_S} s timeout) "
+        f"for {training_output}"
+    )
     return (CONFIRMED if took < PACKAGING_TIMEOUT_S else CONTRADICTED), seen
 
 
-def observe_access_denied(logs: Any, groups: Sequence[str], training_job: Optional[str],
-                          since_ms: int, endpoint: Optional[str] = None) -> tuple[str, str]:
+def observe_access_denied(
+    logs: Any, groups: Sequence[str], training_job: Optional[str], since_ms: int, endpoint: Optional[str] = None
+) -> tuple[str, str]:
     """FilterLogEvents for "AccessDenied" over the stack's log groups, the training job's streams and the
     endpoint's container logs (what the model server reads from S3 with the hosting role)."""
     from botocore.exceptions import ClientError
@@ -654,8 +761,11 @@ def observe_access_denied(logs: Any, groups: Sequence[str], training_job: Option
     from dreambooth_shared.contract import error_code
 
     searched, hits, unreadable = [], [], []
-    targets = ([(g, None) for g in groups] + ([(TRAINING_JOB_LOG_GROUP, training_job)] if training_job else [])
-               + ([(ENDPOINT_LOG_GROUP_PREFIX + endpoint, None)] if endpoint else []))
+    targets = (
+        [(g, None) for g in groups]
+        + ([(TRAINING_JOB_LOG_GROUP, training_job)] if training_job else [])
+        + ([(ENDPOINT_LOG_GROUP_PREFIX + endpoint, None)] if endpoint else [])
+    )
     for group, stream in targets:
         try:
             events = _log_events(logs, group, '"AccessDenied"', since_ms, stream)
@@ -668,8 +778,10 @@ def observe_access_denied(logs: Any, groups: Sequence[str], training_job: Option
         return CONTRADICTED, f"{len(hits)} line(s) with AccessDenied: " + " | ".join(hits[:3])
     if not searched:
         return NOT_OBSERVED, "no log group could be read: " + ", ".join(unreadable)
-    return CONFIRMED, (f"no AccessDenied in {len(searched)} log group(s)"
-                       + (f"; not readable: {', '.join(unreadable)}" if unreadable else ""))
+    return CONFIRMED, (
+        f"no AccessDenied in {len(searched)} log group(s)"
+        + (f"; not readable: {', '.join(unreadable)}" if unreadable else "")
+    )
 
 
 def observe_sdk_versions(logs: Any, groups: Sequence[str], since_ms: int, expected: str) -> tuple[str, str]:
@@ -709,14 +821,18 @@ def observe_lock(session: Any, region: str, lock_path: Path, config: Any = None)
 
     try:
         types = jumpstart.InstanceTypes.of(config) if config is not None else None
-        resolved = jumpstart.resolve([region], lock.model_version, types, model_id=lock.model_id,
-                                     sagemaker_session=Session(boto_session=session))
+        resolved = jumpstart.resolve(
+            [region], lock.model_version, types, model_id=lock.model_id, sagemaker_session=Session(boto_session=session)
+        )
     except jumpstart.JumpStartUnavailable as error:
         return CONTRADICTED, error.problem
     now = resolved["regions"][region]
     locked = lock.regions.get(region, {})
-    differ = [f"{name}: locked {locked.get(name)}, JumpStart {value}" for name, value in now.items()
-              if locked.get(name) != value]
+    differ = [
+        f"{name}: locked {locked.get(name)}, JumpStart {value}"
+        for name, value in now.items()
+        if locked.get(name) != value
+    ]
     if resolved["model_version"] != lock.model_version:
         differ.insert(0, f"model_version: locked {lock.model_version}, JumpStart {resolved['model_version']}")
     if differ:
@@ -733,9 +849,15 @@ class AwsBackend:
     name = "aws"
     emulated = False
 
-    def __init__(self, session: Any, config: Any, deploy_args: Sequence[str] = (),
-                 run: Optional[Callable[[Sequence[str], dict[str, str]], int]] = None, root: Path = ROOT,
-                 emulator_figures: Optional[Callable[[], dict[str, list[int]]]] = None):
+    def __init__(
+        self,
+        session: Any,
+        config: Any,
+        deploy_args: Sequence[str] = (),
+        run: Optional[Callable[[Sequence[str], dict[str, str]], int]] = None,
+        root: Path = ROOT,
+        emulator_figures: Optional[Callable[[], dict[str, list[int]]]] = None,
+    ):
         self.session, self.config, self.deploy_args, self.root = session, config, list(deploy_args), root
         self._emulator_figures = emulator_figures or (lambda: emulator_history_figures(config))
         self.region = session.region_name or "us-east-1"
@@ -756,8 +878,14 @@ class AwsBackend:
             return False
         except stack_outputs.NotDeployed:
             say(f"stack {self.config.stack_name} is not deployed in {self.region}: deploying it (scripts/deploy.py)")
-        code = deploy.deploy([*self.deploy_args, "--require-approval", "never"], self.session,
-                             self._run or deploy._run, dict(os.environ), self.config, self.root)
+        code = deploy.deploy(
+            [*self.deploy_args, "--require-approval", "never"],
+            self.session,
+            self._run or deploy._run,
+            dict(os.environ),
+            self.config,
+            self.root,
+        )
         if code:
             raise RuntimeError(f"the deploy failed (exit {code})")
         self._deployment = self._find()
@@ -780,8 +908,9 @@ class AwsBackend:
     def store(self, key: str, *, copy_from: Optional[tuple[str, str]] = None, body: bytes = b"") -> None:
         # The bucket's EventBridge notification starts the pipeline; If-None-Match: nothing is overwritten.
         if copy_from:
-            self.s3().copy_object(Bucket=self.data_bucket(), Key=key,
-                                  CopySource={"Bucket": copy_from[0], "Key": copy_from[1]})
+            self.s3().copy_object(
+                Bucket=self.data_bucket(), Key=key, CopySource={"Bucket": copy_from[0], "Key": copy_from[1]}
+            )
         else:
             self.s3().put_object(Bucket=self.data_bucket(), Key=key, Body=body, IfNoneMatch="*")
 
@@ -790,8 +919,11 @@ class AwsBackend:
 
     def stack_resources(self) -> list[dict[str, Any]]:
         cloudformation = self.session.client("cloudformation")
-        return [r for page in cloudformation.get_paginator("list_stack_resources").paginate(
-            StackName=self.config.stack_name) for r in page["StackResourceSummaries"]]
+        return [
+            r
+            for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=self.config.stack_name)
+            for r in page["StackResourceSummaries"]
+        ]
 
     def observe(self, report: Report, config: Any) -> list[Assumption]:
         """The assumptions table from what AWS shows: logs, histories, listings, JumpStart's metadata."""
@@ -817,21 +949,32 @@ class AwsBackend:
             report.notes.append(f"the stack's resources (log groups, state machines): {found['stack'][1]}")
         groups = [r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::Logs::LogGroup"]
         function_groups = [g for g in groups if not g.startswith(STATE_MACHINE_LOG_PREFIX)]
-        machines = {key: r["PhysicalResourceId"] for r in resources
-                    if r["ResourceType"] == "AWS::StepFunctions::StateMachine"
-                    for key, suffix in MACHINES.items() if r["PhysicalResourceId"].endswith(suffix)}
-        guarded("jumpstart_lock", lambda: observe_lock(self.session, self.region,
-                                                       self.root / LOCK_FILE.relative_to(ROOT), config))
+        machines = {
+            key: r["PhysicalResourceId"]
+            for r in resources
+            if r["ResourceType"] == "AWS::StepFunctions::StateMachine"
+            for key, suffix in MACHINES.items()
+            if r["PhysicalResourceId"].endswith(suffix)
+        }
+        guarded(
+            "jumpstart_lock",
+            lambda: observe_lock(self.session, self.region, self.root / LOCK_FILE.relative_to(ROOT), config),
+        )
         try:
             training_output, why_none = training_output_of(self.sagemaker(), report.training_job_name)
         except Exception as error:  # both rows below then say why
             training_output, why_none = None, f"could not observe: {type(error).__name__}: {error}"
-        guarded("training_output_code", lambda: observe_training_output(logs, function_groups, training_output,
-                                                                         why_none, since_ms))
-        guarded("packaging_time", lambda: observe_packaging_time(logs, function_groups, training_output, why_none,
-                                                                 since_ms))
-        guarded("access_denied", lambda: observe_access_denied(logs, groups, report.training_job_name, since_ms,
-                                                               report.endpoint_name))
+        guarded(
+            "training_output_code",
+            lambda: observe_training_output(logs, function_groups, training_output, why_none, since_ms),
+        )
+        guarded(
+            "packaging_time", lambda: observe_packaging_time(logs, function_groups, training_output, why_none, since_ms)
+        )
+        guarded(
+            "access_denied",
+            lambda: observe_access_denied(logs, groups, report.training_job_name, since_ms, report.endpoint_name),
+        )
         guarded("sdk_version", lambda: observe_sdk_versions(logs, function_groups, since_ms, botocore.__version__))
 
         def history() -> tuple[str, str]:
@@ -870,8 +1013,13 @@ class HarnessApi:
             return answer.status, payload
         error = (payload or {}).get("error", {})
         retry = answer.headers.get("Retry-After")
-        raise ApiError(answer.status, error.get("message", answer.text), error.get("code", ""),
-                       error.get("fields", []), float(retry) if retry else None)
+        raise ApiError(
+            answer.status,
+            error.get("message", answer.text),
+            error.get("code", ""),
+            error.get("fields", []),
+            float(retry) if retry else None,
+        )
 
     def __getattr__(self, name: str) -> Any:
         # status(), models(), create_generation(), ...: the real client's methods over call() above.
@@ -907,9 +1055,11 @@ class EmulatorBackend:
         s3.create_bucket(Bucket=bucket)
         for name, body in photos.items():
             s3.put_object(Bucket=bucket, Key=SAMPLE_PREFIX + name, Body=body)
-        s3.put_object(Bucket=bucket, Key=SAMPLE_PREFIX + "dataset_info.json",
-                      Body=json.dumps({"instance_prompt": SAMPLE_INSTANCE_PROMPT,
-                                       "class_prompt": "a photo of a dog"}).encode())
+        s3.put_object(
+            Bucket=bucket,
+            Key=SAMPLE_PREFIX + "dataset_info.json",
+            Body=json.dumps({"instance_prompt": SAMPLE_INSTANCE_PROMPT, "class_prompt": "a photo of a dog"}).encode(),
+        )
 
     def ensure_deployed(self, say: Callable[[str], None]) -> bool:
         return False  # the harness created the stack's resources from the template already
@@ -949,16 +1099,26 @@ class EmulatorBackend:
 
         found = {key: (EMULATED, f"emulator: {seen}") for key, (_, seen) in observe_times(report, config).items()}
         counts = self.history_counts()
-        found.update({
-            "jumpstart_lock": (EMULATED, "the lock is used as committed; JumpStart's metadata is not read"),
-            "training_output_code": (EMULATED, "the simulated training writes no code/; the packaging step adds it"),
-            "packaging_time": (EMULATED, "the packaging function ran in this process on the simulated training's "
-                                         "small tarball"),
-            "access_denied": (EMULATED, "IAM evaluated per role by the harness (emulator/iam.py)"),
-            "history_events": (EMULATED, "emulator: " + "; ".join(f"{k}: {max(v)} events (most of {len(v)})"
-                                                                   for k, v in sorted(counts.items()))),
-            "sdk_version": (EMULATED, f"the handlers run in this process: botocore {botocore.__version__}"),
-        })
+        found.update(
+            {
+                "jumpstart_lock": (EMULATED, "the lock is used as committed; JumpStart's metadata is not read"),
+                "training_output_code": (
+                    EMULATED,
+                    "the simulated training writes no code/; the packaging step adds it",
+                ),
+                "packaging_time": (
+                    EMULATED,
+                    "the packaging function ran in this process on the simulated training's small tarball",
+                ),
+                "access_denied": (EMULATED, "IAM evaluated per role by the harness (emulator/iam.py)"),
+                "history_events": (
+                    EMULATED,
+                    "emulator: "
+                    + "; ".join(f"{k}: {max(v)} events (most of {len(v)})" for k, v in sorted(counts.items())),
+                ),
+                "sdk_version": (EMULATED, f"the handlers run in this process: botocore {botocore.__version__}"),
+            }
+        )
         return _rows(config, found)
 
 
@@ -981,8 +1141,13 @@ def draw_sample_photos(count: int = 5, label: str = "sample dog") -> dict[str, b
 
 
 @contextmanager
-def emulator(*, training_s: float = 2.0, endpoint_s: float = 2.0, synthesized: Any = None,
-             sample_photos: Optional[dict[str, bytes]] = None) -> Iterator[EmulatorBackend]:
+def emulator(
+    *,
+    training_s: float = 2.0,
+    endpoint_s: float = 2.0,
+    synthesized: Any = None,
+    sample_photos: Optional[dict[str, bytes]] = None,
+) -> Iterator[EmulatorBackend]:
     """Synthesize (into a temporary folder) and create the stack on moto; yield the backend."""
     import tempfile
 
@@ -992,10 +1157,14 @@ def emulator(*, training_s: float = 2.0, endpoint_s: float = 2.0, synthesized: A
         os.environ.pop("AWS_PROFILE", None)  # restored when the patch ends
         started = time.monotonic()
         synthesized = synthesized or synthesize(EMULATOR_CONTEXT, outdir=Path(scratch))
-        with PipelineHarness(synthesized=synthesized,
-                             simulator=SageMakerSimulator(training_s=training_s, endpoint_s=endpoint_s)) as h:
-            h.record("emulator", f"stack {synthesized.stack_name} synthesized in {time.monotonic() - started:.1f}s "
-                                 f"({len(synthesized.template['Resources'])} resources), created on the emulator")
+        with PipelineHarness(
+            synthesized=synthesized, simulator=SageMakerSimulator(training_s=training_s, endpoint_s=endpoint_s)
+        ) as h:
+            h.record(
+                "emulator",
+                f"stack {synthesized.stack_name} synthesized in {time.monotonic() - started:.1f}s "
+                f"({len(synthesized.template['Resources'])} resources), created on the emulator",
+            )
             yield EmulatorBackend(h, sample_photos)
 
 
@@ -1003,10 +1172,18 @@ def emulator_history_figures(config: Any) -> dict[str, list[int]]:
     """The emulator's history event counts for the acceptance plan, computed now (a run on moto, ~1 min)."""
     import tempfile
 
-    with tempfile.TemporaryDirectory(prefix="acceptance-emulated-") as scratch, \
-            emulator(sample_photos=draw_sample_photos()) as backend:
-        run_flow(backend, acceptance_plan(backend.region, datetime.now(timezone.utc)), Path(scratch), config=config,
-                 poll_s=1.0, training_timeout_s=300)
+    with (
+        tempfile.TemporaryDirectory(prefix="acceptance-emulated-") as scratch,
+        emulator(sample_photos=draw_sample_photos()) as backend,
+    ):
+        run_flow(
+            backend,
+            acceptance_plan(backend.region, datetime.now(timezone.utc)),
+            Path(scratch),
+            config=config,
+            poll_s=1.0,
+            training_timeout_s=300,
+        )
         return backend.history_counts()
 
 
@@ -1017,20 +1194,37 @@ def main(argv: Optional[Sequence[str]] = None, session: Any = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m scripts.acceptance", description=__doc__.split("\n\n")[0])
     parser.add_argument("--emulator", action="store_true", help="run on the emulator even with AWS credentials")
-    parser.add_argument("--destroy", action="store_true",
-                        help="at the end, remove what the run created (endpoint, or the stack it deployed); "
-                             "never the bucket or the photos")
-    parser.add_argument("--destroy-previous", nargs="?", const="latest", metavar="REPORT",
-                        help="run nothing: remove what an earlier run created, from its report.json "
-                             "(default: the newest under --out)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the run's subfolder "
-                                                                       "(default: acceptance-out/)")
+    parser.add_argument(
+        "--destroy",
+        action="store_true",
+        help="at the end, remove what the run created (endpoint, or the stack it deployed); "
+        "never the bucket or the photos",
+    )
+    parser.add_argument(
+        "--destroy-previous",
+        nargs="?",
+        const="latest",
+        metavar="REPORT",
+        help="run nothing: remove what an earlier run created, from its report.json (default: the newest under --out)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="folder for the run's subfolder (default: acceptance-out/)"
+    )
     parser.add_argument("--timeout", type=float, default=TRAINING_TIMEOUT_S, help="give up following after S seconds")
-    parser.add_argument("--no-scaling", action="store_true",
-                        help="AWS only: do not wait for the endpoint to scale in to zero and send one request "
-                             "at zero instances (the assumptions table then says the scaling rows were not observed)")
-    parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE",
-                        help="configuration override, as with cdk -c (repeatable)")
+    parser.add_argument(
+        "--no-scaling",
+        action="store_true",
+        help="AWS only: do not wait for the endpoint to scale in to zero and send one request "
+        "at zero instances (the assumptions table then says the scaling rows were not observed)",
+    )
+    parser.add_argument(
+        "-c",
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="configuration override, as with cdk -c (repeatable)",
+    )
     args = parser.parse_args(argv)
     context_args = [item for pair in args.context for item in ("-c", pair)]
     config = AppConfig.load(context_from(context_args, ROOT).get, dict(os.environ))
@@ -1047,16 +1241,36 @@ def main(argv: Optional[Sequence[str]] = None, session: Any = None) -> int:
     now = datetime.now(timezone.utc)
     if not args.emulator and has_credentials(session):
         backend = AwsBackend(session, config, context_args)
-        say(f"AWS credentials found: running on account resources in {backend.region} (this costs money: "
-            "see the report's cost; --destroy removes the endpoint or stack the run created)")
-        report = run_flow(backend, acceptance_plan(backend.region, now), out_dir, say=say, config=config,
-                          training_timeout_s=args.timeout, destroy=args.destroy, measure_scaling=not args.no_scaling)
+        say(
+            f"AWS credentials found: running on account resources in {backend.region} (this costs money: "
+            "see the report's cost; --destroy removes the endpoint or stack the run created)"
+        )
+        report = run_flow(
+            backend,
+            acceptance_plan(backend.region, now),
+            out_dir,
+            say=say,
+            config=config,
+            training_timeout_s=args.timeout,
+            destroy=args.destroy,
+            measure_scaling=not args.no_scaling,
+        )
     else:
-        say("No AWS credentials (or --emulator): running the same flow on the emulator (moto + simulated "
-            "SageMaker); the report's numbers are the emulator's, not AWS's.")
+        say(
+            "No AWS credentials (or --emulator): running the same flow on the emulator (moto + simulated "
+            "SageMaker); the report's numbers are the emulator's, not AWS's."
+        )
         with emulator(sample_photos=draw_sample_photos()) as backend:
-            report = run_flow(backend, acceptance_plan(backend.region, now), out_dir, say=say, config=config,
-                              poll_s=1.0, training_timeout_s=min(args.timeout, 300), destroy=args.destroy)
+            report = run_flow(
+                backend,
+                acceptance_plan(backend.region, now),
+                out_dir,
+                say=say,
+                config=config,
+                poll_s=1.0,
+                training_timeout_s=min(args.timeout, 300),
+                destroy=args.destroy,
+            )
     print(render_markdown(report.to_dict()), end="")
     print(f"Report: {out_dir / 'report.md'} and report.json", file=sys.stderr)
     return 0 if report.ok else 1

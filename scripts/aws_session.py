@@ -17,14 +17,25 @@ from dreambooth_shared.contract import error_code
 JSII_SILENCE = "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"
 NODE_VERSION_SILENCED = "20"
 
-CREDENTIALS_FIX = "run `aws configure`, pass --profile / set AWS_PROFILE, or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+CREDENTIALS_FIX = (
+    "run `aws configure`, pass --profile / set AWS_PROFILE, or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+)
 REGION_FIX = "pass --region or export AWS_REGION (for example us-east-1)"
 # ClientError codes that mean "the credentials themselves are wrong or expired" (not "not allowed").
-_BAD_CREDENTIAL_CODES = frozenset({
-    "ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException",
-    "SignatureDoesNotMatch", "AuthFailure", "InvalidAccessKeyId", "RequestExpired", "InvalidToken",
-    "TokenRefreshRequired",
-})
+_BAD_CREDENTIAL_CODES = frozenset(
+    {
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "AuthFailure",
+        "InvalidAccessKeyId",
+        "RequestExpired",
+        "InvalidToken",
+        "TokenRefreshRequired",
+    }
+)
 
 
 class AwsAccessProblem(Exception):
@@ -53,22 +64,43 @@ def access_problem(error: BaseException) -> Optional[str]:
     if isinstance(error, AwsAccessProblem):
         return str(error)
     if isinstance(error, aws.ProfileNotFound):
-        return f"AWS profile {error.kwargs.get('profile')!r} not found in ~/.aws/config or ~/.aws/credentials: " \
-               "check --profile / AWS_PROFILE (`aws configure list-profiles`)"
+        return (
+            f"AWS profile {error.kwargs.get('profile')!r} not found in ~/.aws/config or ~/.aws/credentials: "
+            "check --profile / AWS_PROFILE (`aws configure list-profiles`)"
+        )
     if isinstance(error, (aws.NoCredentialsError, aws.PartialCredentialsError)):
         return f"no usable AWS credentials: {CREDENTIALS_FIX}"
-    if isinstance(error, (aws.CredentialRetrievalError, aws.TokenRetrievalError, aws.SSOError,
-                          aws.UnauthorizedSSOTokenError, aws.InvalidConfigError)):
+    if isinstance(
+        error,
+        (
+            aws.CredentialRetrievalError,
+            aws.TokenRetrievalError,
+            aws.SSOError,
+            aws.UnauthorizedSSOTokenError,
+            aws.InvalidConfigError,
+        ),
+    ):
         return f"AWS credentials could not be loaded ({error}): {CREDENTIALS_FIX}, or `aws sso login`"
     if isinstance(error, aws.NoRegionError):
         return f"no AWS region set: {REGION_FIX}"
     if isinstance(error, aws.InvalidRegionError):
         return f"{error.kwargs.get('region_name')!r} is not a valid AWS region name: {REGION_FIX}"
-    if isinstance(error, (aws.EndpointConnectionError, aws.ConnectTimeoutError, aws.ReadTimeoutError,
-                          aws.SSLError, aws.ProxyConnectionError, aws.ConnectionClosedError)):
+    if isinstance(
+        error,
+        (
+            aws.EndpointConnectionError,
+            aws.ConnectTimeoutError,
+            aws.ReadTimeoutError,
+            aws.SSLError,
+            aws.ProxyConnectionError,
+            aws.ConnectionClosedError,
+        ),
+    ):
         where = getattr(error, "kwargs", {}).get("endpoint_url", "")
-        return (f"cannot reach AWS{' at ' + where if where else ''}: check the network, a proxy, "
-                f"and that the region exists ({REGION_FIX})")
+        return (
+            f"cannot reach AWS{' at ' + where if where else ''}: check the network, a proxy, "
+            f"and that the region exists ({REGION_FIX})"
+        )
     if isinstance(error, aws.ClientError):
         code = error_code(error)
         if code in _BAD_CREDENTIAL_CODES:

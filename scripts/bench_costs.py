@@ -40,20 +40,29 @@ def idle_minutes(config: AppConfig, override: Optional[int]) -> int:
 def workflows(config: AppConfig, idle: int) -> list[costs.Workflow]:
     endpoint = config.serving.instance_type
     return [
-        costs.Workflow("this project", config.training.instance_type, endpoint, idle_minutes=idle or None,
-                       spot=config.training.spot),
+        costs.Workflow(
+            "this project",
+            config.training.instance_type,
+            endpoint,
+            idle_minutes=idle or None,
+            spot=config.training.spot,
+        ),
         costs.Workflow("manual workflow", MANUAL_TRAINING_INSTANCE, endpoint, idle_minutes=None),
     ]
 
 
-def render(results: list[costs.WorkflowCost], pricing: costs.Pricing, region: str,
-           fixed: dict[str, float]) -> str:
-    lines = [f"Prices: {region}, list prices as of {pricing.as_of} (scripts/pricing_table.json). "
-             f"One fine-tune + deploy + {results[0].images} images:", ""]
+def render(results: list[costs.WorkflowCost], pricing: costs.Pricing, region: str, fixed: dict[str, float]) -> str:
+    lines = [
+        f"Prices: {region}, list prices as of {pricing.as_of} (scripts/pricing_table.json). "
+        f"One fine-tune + deploy + {results[0].images} images:",
+        "",
+    ]
     for r in results:
-        lines.append(f"{r.workflow.name}: ${r.session_usd:.2f} for the session, then "
-                     f"${r.idle_hourly_usd:.2f} per hour (${r.idle_daily_usd:.2f} per day); "
-                     f"first 24 h ${r.first_day_usd:.2f}")
+        lines.append(
+            f"{r.workflow.name}: ${r.session_usd:.2f} for the session, then "
+            f"${r.idle_hourly_usd:.2f} per hour (${r.idle_daily_usd:.2f} per day); "
+            f"first 24 h ${r.first_day_usd:.2f}"
+        )
         for line in r.lines:
             lines.append(f"  {line.item:22} ${line.usd:6.3f}  {line.detail}")
             lines.append(f"  {'':22}          source: {line.source}")
@@ -62,24 +71,35 @@ def render(results: list[costs.WorkflowCost], pricing: costs.Pricing, region: st
         lines.append("")
     ours, manual = results
     verdict = "met" if ours.session_usd <= SESSION_TARGET_USD else "NOT met"
-    lines.append(f"This project's session: ${ours.session_usd:.2f} (target <= ${SESSION_TARGET_USD:.2f}: {verdict}); "
-                 f"idle ${ours.idle_hourly_usd:.2f} per hour (target $0.00), the manual workflow's endpoint "
-                 f"${manual.idle_hourly_usd:.2f} per hour (${manual.idle_daily_usd * 30:.0f} per 30 days).")
+    lines.append(
+        f"This project's session: ${ours.session_usd:.2f} (target <= ${SESSION_TARGET_USD:.2f}: {verdict}); "
+        f"idle ${ours.idle_hourly_usd:.2f} per hour (target $0.00), the manual workflow's endpoint "
+        f"${manual.idle_hourly_usd:.2f} per hour (${manual.idle_daily_usd * 30:.0f} per 30 days)."
+    )
     total = sum(fixed.values())
     if total:
         items = ", ".join(f"{name.replace('_', ' ')} ${usd:.2f}" for name, usd in fixed.items())
-        lines.append(f"Not GPU, billed whether or not anything runs: ${total:.2f} per month for this stack "
-                     f"({items}; the dashboard and alarms cost nothing while the account stays within "
-                     "CloudWatch's free tier of 3 dashboards and 10 alarms).")
-    lines.append("S3, Lambda, Step Functions, DynamoDB, API Gateway, SNS and CloudWatch alarm evaluations are "
-                 "negligible at these volumes (left out).")
+        lines.append(
+            f"Not GPU, billed whether or not anything runs: ${total:.2f} per month for this stack "
+            f"({items}; the dashboard and alarms cost nothing while the account stays within "
+            "CloudWatch's free tier of 3 dashboards and 10 alarms)."
+        )
+    lines.append(
+        "S3, Lambda, Step Functions, DynamoDB, API Gateway, SNS and CloudWatch alarm evaluations are "
+        "negligible at these volumes (left out)."
+    )
     return "\n".join(lines)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-c", "--context", action="append", metavar="KEY=VALUE",
-                        help="configuration override, as with cdk -c (repeatable)")
+    parser.add_argument(
+        "-c",
+        "--context",
+        action="append",
+        metavar="KEY=VALUE",
+        help="configuration override, as with cdk -c (repeatable)",
+    )
     parser.add_argument("--images", type=int, default=10, help="images generated in the session (default 10)")
     parser.add_argument("--idle-minutes", type=int, help="override idleMinutes (0: never scale in to zero)")
     parser.add_argument("--region", default="us-east-1", help="region to price (default us-east-1)")
@@ -96,8 +116,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     fixed = costs.fixed_monthly_usd()
     if args.json:
-        print(json.dumps({"region": args.region, "prices_as_of": pricing.as_of,
-                          "workflows": [r.to_dict() for r in results], "fixed_monthly_usd": fixed}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "region": args.region,
+                    "prices_as_of": pricing.as_of,
+                    "workflows": [r.to_dict() for r in results],
+                    "fixed_monthly_usd": fixed,
+                },
+                indent=2,
+            )
+        )
     else:
         print(render(results, pricing, args.region, fixed))
     return 0

@@ -32,8 +32,9 @@ TARGET_TRANSITIONS = 60
 STATES_PER_POLL = 4
 
 
-def one_run(training_s: float, endpoint_s: float, quiet_window_s: int, poll_s: int, first: bool,
-            events: bool = True) -> dict:
+def one_run(
+    training_s: float, endpoint_s: float, quiet_window_s: int, poll_s: int, first: bool, events: bool = True
+) -> dict:
     from emulator import PipelineHarness, SageMakerSimulator
     from scripts.acceptance import draw_sample_photos
 
@@ -45,12 +46,13 @@ def one_run(training_s: float, endpoint_s: float, quiet_window_s: int, poll_s: i
             h.wait_until_idle(quiet_window_s + training_s + endpoint_s + 120)
             simulator.timeline.clear()
         started = len(h.training_runs()), len(h.deploy_runs())
-        h.upload_dataset("bench", {f"second-{name}": photo
-                                   for name, photo in draw_sample_photos(3, label="bench second").items()})
+        h.upload_dataset(
+            "bench", {f"second-{name}": photo for name, photo in draw_sample_photos(3, label="bench second").items()}
+        )
         last_upload = time.time()
         h.wait_until_idle(quiet_window_s + training_s + endpoint_s + 120)
-        (train,) = h.training_runs()[started[0]:]
-        (deploy,) = h.deploy_runs()[started[1]:]
+        (train,) = h.training_runs()[started[0] :]
+        (deploy,) = h.deploy_runs()[started[1] :]
         assert (train.status, deploy.status) == ("SUCCEEDED", "SUCCEEDED"), (train.error, deploy.error)
         # Live once the deploy execution has pointed the registry at it and notified (its end).
         live_after_s = deploy.stopped.timestamp() - last_upload
@@ -85,40 +87,59 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--training-s", type=float, default=20.0, help="simulated training job duration")
     parser.add_argument("--endpoint-s", type=float, default=30.0, help="simulated endpoint creation/update duration")
     parser.add_argument("--quiet-window-s", type=int, default=10, help="quiet window (quietWindowSeconds)")
-    parser.add_argument("--poll-s", type=int, default=ServingConfig.endpoint_poll_s,
-                        help=f"DescribeEndpoint interval (endpointPollSeconds; default {ServingConfig.endpoint_poll_s})")
+    parser.add_argument(
+        "--poll-s",
+        type=int,
+        default=ServingConfig.endpoint_poll_s,
+        help=f"DescribeEndpoint interval (endpointPollSeconds; default {ServingConfig.endpoint_poll_s})",
+    )
     parser.add_argument("--runs", type=int, default=1, help="runs of each kind (create, update)")
-    parser.add_argument("--lose-endpoint-events", action="store_true",
-                        help="drop SageMaker's endpoint state-change events (polling alone)")
+    parser.add_argument(
+        "--lose-endpoint-events",
+        action="store_true",
+        help="drop SageMaker's endpoint state-change events (polling alone)",
+    )
     args = parser.parse_args(argv)
 
     events = not args.lose_endpoint_events
-    print(f"Simulated SageMaker: training {args.training_s:g} s, endpoint {args.endpoint_s:g} s; "
-          f"quiet window {args.quiet_window_s} s; endpoint checked on its state-change event "
-          f"{'(delivered)' if events else '(LOST)'} or every {args.poll_s} s")
+    print(
+        f"Simulated SageMaker: training {args.training_s:g} s, endpoint {args.endpoint_s:g} s; "
+        f"quiet window {args.quiet_window_s} s; endpoint checked on its state-change event "
+        f"{'(delivered)' if events else '(LOST)'} or every {args.poll_s} s"
+    )
     results = []
     for first in (True, False):
         for _ in range(args.runs):
             result = one_run(args.training_s, args.endpoint_s, args.quiet_window_s, args.poll_s, first, events)
             results.append(result)
-            print(f"  {result['kind']:6}  live {result['live_after_s']:7.2f} s after the last upload;  "
-                  f"added beyond quiet window + SageMaker: {result['added_s']:6.2f} s;  "
-                  f"state transitions: {result['transitions']} "
-                  f"(training {result['training_transitions']}, deploy {result['deploy_transitions']}, "
-                  f"{result['polls']} endpoint checks)")
+            print(
+                f"  {result['kind']:6}  live {result['live_after_s']:7.2f} s after the last upload;  "
+                f"added beyond quiet window + SageMaker: {result['added_s']:6.2f} s;  "
+                f"state transitions: {result['transitions']} "
+                f"(training {result['training_transitions']}, deploy {result['deploy_transitions']}, "
+                f"{result['polls']} endpoint checks)"
+            )
     worst_added = max(r["added_s"] for r in results)
     worst_transitions = max(r["transitions"] for r in results)
-    print(f"Added wall time: max {worst_added:.2f} s, mean {statistics.mean(r['added_s'] for r in results):.2f} s "
-          f"(target <= {TARGET_ADDED_S:g} s): {'met' if worst_added <= TARGET_ADDED_S else 'NOT met'}")
-    print(f"State transitions per run: max {worst_transitions} (target <= {TARGET_TRANSITIONS}): "
-          f"{'met' if worst_transitions <= TARGET_TRANSITIONS else 'NOT met'}")
-    print(f"Projected transitions per run for longer endpoint creation times (poll {args.poll_s} s, "
-          f"events {'delivered' if events else 'lost'}):")
+    print(
+        f"Added wall time: max {worst_added:.2f} s, mean {statistics.mean(r['added_s'] for r in results):.2f} s "
+        f"(target <= {TARGET_ADDED_S:g} s): {'met' if worst_added <= TARGET_ADDED_S else 'NOT met'}"
+    )
+    print(
+        f"State transitions per run: max {worst_transitions} (target <= {TARGET_TRANSITIONS}): "
+        f"{'met' if worst_transitions <= TARGET_TRANSITIONS else 'NOT met'}"
+    )
+    print(
+        f"Projected transitions per run for longer endpoint creation times (poll {args.poll_s} s, "
+        f"events {'delivered' if events else 'lost'}):"
+    )
     worst = max(results, key=lambda r: r["transitions"])
     for endpoint_s in (60, 300, 600, 900):
         count = projected_transitions(worst, endpoint_s, args.poll_s, events)
-        print(f"  endpoint {endpoint_s:4d} s -> {count} transitions "
-              f"({'within' if count <= TARGET_TRANSITIONS else 'over'} the target)")
+        print(
+            f"  endpoint {endpoint_s:4d} s -> {count} transitions "
+            f"({'within' if count <= TARGET_TRANSITIONS else 'over'} the target)"
+        )
     return 0
 
 

@@ -109,13 +109,13 @@ def decide(
     free = [
         name
         for name, tags in candidates
-        if tags.get(STACK_TAG_KEY) in (None, stack_name)
-        or not _stack_exists(cloudformation, tags[STACK_TAG_KEY])
+        if tags.get(STACK_TAG_KEY) in (None, stack_name) or not _stack_exists(cloudformation, tags[STACK_TAG_KEY])
     ]
     if free:
         chosen = (own or free)[0]
         return BucketDecision(
-            action="reuse", bucket_name=chosen,
+            action="reuse",
+            bucket_name=chosen,
             reason=f"{summary}: reusing {chosen}, left by an earlier deployment of this project",
         )
     raise NoBucketAvailable(

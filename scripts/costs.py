@@ -29,8 +29,13 @@ class Pricing:
     def load(cls, path: Path = PRICING_TABLE) -> "Pricing":
         data = json.loads(path.read_text())
         spot = data.get("spot_training", {})
-        return cls(as_of=data["as_of"], source=data["source"], regions=data["regions"],
-                   spot_savings=float(spot.get("assumed_savings", 0.0)), spot_source=spot.get("source", ""))
+        return cls(
+            as_of=data["as_of"],
+            source=data["source"],
+            regions=data["regions"],
+            spot_savings=float(spot.get("assumed_savings", 0.0)),
+            spot_source=spot.get("source", ""),
+        )
 
     def hourly(self, region: str, use: str, instance_type: str) -> float:
         try:
@@ -60,7 +65,10 @@ class Estimate:
 
 
 def estimate(
-    pricing: Pricing, region: str, training_instance: str, endpoint_instance: str,
+    pricing: Pricing,
+    region: str,
+    training_instance: str,
+    endpoint_instance: str,
     training_minutes: Optional[float] = None,
 ) -> Estimate:
     minutes = DEFAULT_TRAINING_MINUTES if training_minutes is None else training_minutes
@@ -147,10 +155,15 @@ class WorkflowCost:
         return asdict(self)
 
 
-def workflow_cost(pricing: Pricing, region: str, workflow: Workflow, images: int = 10,
-                  seconds_per_image: float = SECONDS_PER_IMAGE,
-                  endpoint_creation_minutes: float = ENDPOINT_CREATION_MINUTES,
-                  scale_in_delay_minutes: float = SCALE_IN_DELAY_MINUTES) -> WorkflowCost:
+def workflow_cost(
+    pricing: Pricing,
+    region: str,
+    workflow: Workflow,
+    images: int = 10,
+    seconds_per_image: float = SECONDS_PER_IMAGE,
+    endpoint_creation_minutes: float = ENDPOINT_CREATION_MINUTES,
+    scale_in_delay_minutes: float = SCALE_IN_DELAY_MINUTES,
+) -> WorkflowCost:
     """Instance time times list price, line by line; everything else (S3, Lambda, ...) is negligible.
 
     The endpoint bills as an asynchronous endpoint does: per instance, from its start until it
@@ -162,38 +175,68 @@ def workflow_cost(pricing: Pricing, region: str, workflow: Workflow, images: int
     hourly = pricing.hourly(region, "hosting", workflow.endpoint_instance_type)
     busy_minutes = endpoint_creation_minutes + images * seconds_per_image / 60
     window = float(workflow.idle_minutes) + scale_in_delay_minutes if workflow.sleeps else 0.0
-    training_price = (f"${on_demand:.3f}/h on demand less {savings:.0%} managed spot savings" if workflow.spot
-                      else f"${on_demand:.3f}/h on demand")
+    training_price = (
+        f"${on_demand:.3f}/h on demand less {savings:.0%} managed spot savings"
+        if workflow.spot
+        else f"${on_demand:.3f}/h on demand"
+    )
     lines = [
-        Line("training", training_usd,
-             f"{workflow.training_instance_type}, {workflow.training_minutes:g} min at {training_price}",
-             f"price: {table}" + (f"; spot savings: {pricing.spot_source}" if workflow.spot else "")
-             + f"; time: {TIMINGS_SOURCE}"),
-        Line("endpoint start", hourly * endpoint_creation_minutes / 60,
-             f"{workflow.endpoint_instance_type}, {endpoint_creation_minutes:g} min at ${hourly:.3f}/h",
-             f"price: {table}; time: \"endpoint creation up to 10 minutes\", {TIMINGS_SOURCE}, billed in full"),
-        Line("images", hourly * images * seconds_per_image / 3600,
-             f"{images} x {seconds_per_image:g} s at ${hourly:.3f}/h",
-             f"price: {table}; time: ~15 s per 512x512 image on g4dn, {TIMINGS_SOURCE}"),
+        Line(
+            "training",
+            training_usd,
+            f"{workflow.training_instance_type}, {workflow.training_minutes:g} min at {training_price}",
+            f"price: {table}"
+            + (f"; spot savings: {pricing.spot_source}" if workflow.spot else "")
+            + f"; time: {TIMINGS_SOURCE}",
+        ),
+        Line(
+            "endpoint start",
+            hourly * endpoint_creation_minutes / 60,
+            f"{workflow.endpoint_instance_type}, {endpoint_creation_minutes:g} min at ${hourly:.3f}/h",
+            f'price: {table}; time: "endpoint creation up to 10 minutes", {TIMINGS_SOURCE}, billed in full',
+        ),
+        Line(
+            "images",
+            hourly * images * seconds_per_image / 3600,
+            f"{images} x {seconds_per_image:g} s at ${hourly:.3f}/h",
+            f"price: {table}; time: ~15 s per 512x512 image on g4dn, {TIMINGS_SOURCE}",
+        ),
     ]
     if workflow.sleeps:
-        lines.append(Line(
-            "idle until scale-in", hourly * window / 60,
-            f"idleMinutes {workflow.idle_minutes:g} + {scale_in_delay_minutes:g} min scale-in delay at ${hourly:.3f}/h",
-            "idleMinutes: the stack's configuration (the idle alarm's one-minute periods); delay: assumed "
-            "(CloudWatch evaluation, scaling, instance stop), not measurable offline"))
+        lines.append(
+            Line(
+                "idle until scale-in",
+                hourly * window / 60,
+                f"idleMinutes {workflow.idle_minutes:g} + {scale_in_delay_minutes:g} min scale-in delay at ${hourly:.3f}/h",
+                "idleMinutes: the stack's configuration (the idle alarm's one-minute periods); delay: assumed "
+                "(CloudWatch evaluation, scaling, instance stop), not measurable offline",
+            )
+        )
     idle_hourly = 0.0 if workflow.sleeps else hourly
-    lines.append(Line("afterwards, per hour", idle_hourly,
-                      "zero instances (asynchronous endpoint scaled in)" if workflow.sleeps else "endpoint left running",
-                      "autoscaling minimum 0 (stacks/config.py)" if workflow.sleeps else f"price: {table}"))
+    lines.append(
+        Line(
+            "afterwards, per hour",
+            idle_hourly,
+            "zero instances (asynchronous endpoint scaled in)" if workflow.sleeps else "endpoint left running",
+            "autoscaling minimum 0 (stacks/config.py)" if workflow.sleeps else f"price: {table}",
+        )
+    )
     session = sum(line.usd for line in lines[:-1])
     fallback = session + (on_demand * workflow.training_minutes / 60 - training_usd)
     elapsed_hours = (workflow.training_minutes + busy_minutes + window) / 60
     first_day = session + idle_hourly * max(0.0, HOURS_PER_DAY - elapsed_hours)
     return WorkflowCost(
-        workflow=workflow, images=images, lines=tuple(lines), training_usd=training_usd, endpoint_hourly_usd=hourly,
-        endpoint_busy_minutes=busy_minutes, idle_window_minutes=window, session_usd=session,
-        on_demand_fallback_usd=fallback, idle_hourly_usd=idle_hourly, idle_daily_usd=idle_hourly * HOURS_PER_DAY,
+        workflow=workflow,
+        images=images,
+        lines=tuple(lines),
+        training_usd=training_usd,
+        endpoint_hourly_usd=hourly,
+        endpoint_busy_minutes=busy_minutes,
+        idle_window_minutes=window,
+        session_usd=session,
+        on_demand_fallback_usd=fallback,
+        idle_hourly_usd=idle_hourly,
+        idle_daily_usd=idle_hourly * HOURS_PER_DAY,
         first_day_usd=first_day,
     )
 

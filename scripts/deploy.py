@@ -5,7 +5,6 @@ USAGE (below) is what `make deploy ARGS=--help` prints.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -83,8 +82,9 @@ def _run(command: Sequence[str], env: dict[str, str]) -> int:
 REHEARSE = [sys.executable, "-m", "scripts.rehearse"]
 
 
-def synth_offline(args: Sequence[str], run: Runner, environ: dict[str, str], config: AppConfig,
-                  rehearse: bool = True) -> int:
+def synth_offline(
+    args: Sequence[str], run: Runner, environ: dict[str, str], config: AppConfig, rehearse: bool = True
+) -> int:
     print("No AWS credentials found: synthesizing offline (no AWS call is made).")
     code = run([*CDK, "synth", "--quiet", *CDK_QUIET, *args], environ)
     if code == 0:
@@ -93,8 +93,10 @@ def synth_offline(args: Sequence[str], run: Runner, environ: dict[str, str], con
             print(f"\nNext, the offline rehearsal (skip it with {NO_REHEARSAL}).", flush=True)
             code = run(REHEARSE, environ)
             if code:
-                print(f"\nThe rehearsal failed (exit status {code}); the templates in cdk.out/ are as synthesized.",
-                      file=sys.stderr)
+                print(
+                    f"\nThe rehearsal failed (exit status {code}); the templates in cdk.out/ are as synthesized.",
+                    file=sys.stderr,
+                )
         print(
             "\nTo deploy, give this shell AWS credentials (aws configure, AWS_PROFILE or the\n"
             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY variables) and a region (AWS_REGION), then\n"
@@ -139,9 +141,16 @@ JUMPSTART_UNAVAILABLE = 5
 PIP_INSTALL_SDK = [sys.executable, "-m", "pip", "install", "-q", "-r"]
 
 
-def resolve_jumpstart(session: Any, region: str, run: Runner, environ: dict[str, str], root: Path = ROOT,
-                      *, installed: Optional[Callable[[], bool]] = None,
-                      config: Optional[AppConfig] = None) -> Optional[int]:
+def resolve_jumpstart(
+    session: Any,
+    region: str,
+    run: Runner,
+    environ: dict[str, str],
+    root: Path = ROOT,
+    *,
+    installed: Optional[Callable[[], bool]] = None,
+    config: Optional[AppConfig] = None,
+) -> Optional[int]:
     """The JumpStart step of a deploy (scripts/refresh_jumpstart_lock.py: ensure_region) for `region` and the
     instance types `config` trains and serves on: resolve the lock when stale, check the version is not
     deprecated, verify its artifacts, write it. None: go on; else the exit code (one line said why)."""
@@ -153,12 +162,18 @@ def resolve_jumpstart(session: Any, region: str, run: Runner, environ: dict[str,
     stale = jumpstart.staleness(lock_path, region, datetime.now(timezone.utc), types)
     if stale and not installed():
         requirements = root / jumpstart.REQUIREMENTS.relative_to(jumpstart.ROOT)
-        print(f"Installing the SageMaker SDK ({requirements.name}: sagemaker-core) into this Python to resolve the "
-              f"JumpStart lock for {region} ({stale}) ...", flush=True)
+        print(
+            f"Installing the SageMaker SDK ({requirements.name}: sagemaker-core) into this Python to resolve the "
+            f"JumpStart lock for {region} ({stale}) ...",
+            flush=True,
+        )
         code = run([*PIP_INSTALL_SDK, str(requirements)], environ)
         if code or not installed():
-            print(f"Could not install the SageMaker SDK (pip exit status {code}): nothing was deployed. Install it "
-                  f"yourself (.venv/bin/python -m pip install -r {requirements.name}) and run again.", file=sys.stderr)
+            print(
+                f"Could not install the SageMaker SDK (pip exit status {code}): nothing was deployed. Install it "
+                f"yourself (.venv/bin/python -m pip install -r {requirements.name}) and run again.",
+                file=sys.stderr,
+            )
             return 1
     try:
         resolution = jumpstart.ensure_region(lock_path, session, region, instance_types=types)
@@ -173,8 +188,6 @@ def resolve_jumpstart(session: Any, region: str, run: Runner, environ: dict[str,
     return None
 
 
-
-
 def ask(question: str) -> bool:
     """Yes/no on a terminal; False when nobody can answer (CI, pipes)."""
     if not sys.stdin.isatty():
@@ -182,22 +195,33 @@ def ask(question: str) -> bool:
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
-def run_preflight(session: Any, config: AppConfig, setup_account: bool,
-                  confirm: Callable[[str], bool] = ask) -> bool:
+def run_preflight(session: Any, config: AppConfig, setup_account: bool, confirm: Callable[[str], bool] = ask) -> bool:
     """The checks a deploy depends on; set up the API Gateway logging role when allowed. True: go on."""
     checks = preflight.account_checks(session, config)
-    missing_role = next((c for c in checks if c.name == preflight.APIGATEWAY_CHECK and not c.ok
-                         and "has no CloudWatch Logs role" in c.detail), None)
-    if missing_role and (setup_account or confirm(
+    missing_role = next(
+        (
+            c
+            for c in checks
+            if c.name == preflight.APIGATEWAY_CHECK and not c.ok and "has no CloudWatch Logs role" in c.detail
+        ),
+        None,
+    )
+    if missing_role and (
+        setup_account
+        or confirm(
             f"{missing_role.detail}.\nCreate the IAM role {preflight.APIGATEWAY_LOGS_ROLE_NAME} and set it as API "
-            f"Gateway's CloudWatch Logs role for {session.region_name} (an account setting, kept after cdk destroy)?")):
+            f"Gateway's CloudWatch Logs role for {session.region_name} (an account setting, kept after cdk destroy)?"
+        )
+    ):
         print(preflight.setup_apigateway_logging_role(session))
         checks = preflight.account_checks(session, config)
     print(preflight.render(checks))
     blocking = [c for c in checks if not c.ok and c.blocks_deploy]
     if blocking:
-        print(f"\nNothing was deployed: fix the failed checks above (or deploy anyway with {SKIP_PREFLIGHT}).",
-              file=sys.stderr)
+        print(
+            f"\nNothing was deployed: fix the failed checks above (or deploy anyway with {SKIP_PREFLIGHT}).",
+            file=sys.stderr,
+        )
         return False
     if any(not c.ok for c in checks):
         print("\nThe stack can be deployed, but trainings or generations will fail until the checks above pass.")
@@ -205,8 +229,16 @@ def run_preflight(session: Any, config: AppConfig, setup_account: bool,
 
 
 def deploy(
-    args: Sequence[str], session: Any, run: Runner, environ: dict[str, str], config: AppConfig, root: Path = ROOT,
-    *, setup_account: bool = False, skip_preflight: bool = False, confirm: Callable[[str], bool] = ask,
+    args: Sequence[str],
+    session: Any,
+    run: Runner,
+    environ: dict[str, str],
+    config: AppConfig,
+    root: Path = ROOT,
+    *,
+    setup_account: bool = False,
+    skip_preflight: bool = False,
+    confirm: Callable[[str], bool] = ask,
 ) -> int:
     account = session.client("sts").get_caller_identity()["Account"]
     region = session.region_name
@@ -256,8 +288,17 @@ def main(
         config = AppConfig.load(context_from(args, root).get, environ)
         if not has_credentials(session):
             return synth_offline(args, run, environ, config, rehearse)
-        return deploy(args, session, run, environ, config, root, setup_account=setup_account,
-                      skip_preflight=skip_preflight, confirm=confirm)
+        return deploy(
+            args,
+            session,
+            run,
+            environ,
+            config,
+            root,
+            setup_account=setup_account,
+            skip_preflight=skip_preflight,
+            confirm=confirm,
+        )
     except (ConfigError, BucketNotUsable) as error:
         print(f"Configuration error: {error}", file=sys.stderr)
         return 2

@@ -91,8 +91,13 @@ class InstanceTypes:
         return cls(config.training.instance_type, config.serving.instance_type)
 
 
-def resolve(regions: Sequence[str], model_version: str, instance_types: Optional[InstanceTypes] = None,
-            model_id: str = MODEL_ID, sagemaker_session: Any = None) -> dict[str, Any]:
+def resolve(
+    regions: Sequence[str],
+    model_version: str,
+    instance_types: Optional[InstanceTypes] = None,
+    model_id: str = MODEL_ID,
+    sagemaker_session: Any = None,
+) -> dict[str, Any]:
     """Everything the lock holds, resolved through the sagemaker SDK (the images for `instance_types`,
     by default the stack's defaults), read with `sagemaker_session`'s credentials (default: the SDK's own
     session).
@@ -130,21 +135,24 @@ def _served(model_id: str, model_version: str, region: str, what: str = "") -> I
         # KeyError: "Unable to find model manifest for ... with version ..."; ValueError: "No training
         # ECR configuration found ... in <region>" (DeprecatedJumpStartModelError is one too).
         raise JumpStartUnavailable(
-            f"JumpStart does not serve {model_id} version {model_version}{what} in {region} "
-            f"({_first_sentence(error)})",
+            f"JumpStart does not serve {model_id} version {model_version}{what} in {region} ({_first_sentence(error)})",
             f"deploy to a region JumpStart serves it in (AWS_REGION), or run "
-            f"`make refresh-lock ARGS=\"--region {region}\"` to move the lock to the newest version there") from None
+            f'`make refresh-lock ARGS="--region {region}"` to move the lock to the newest version there',
+        ) from None
     except ClientError as error:
         # The SDK reads the manifest and specs from jumpstart-cache-prod-<region> with these credentials.
         code = error_code(error)
         if code in ("NoSuchBucket", "NoSuchKey", "404"):
-            raise JumpStartUnavailable(f"JumpStart has no metadata in {region} ({code} on jumpstart-cache-prod-"
-                                       f"{region})", "deploy to a region JumpStart serves (AWS_REGION)") from None
+            raise JumpStartUnavailable(
+                f"JumpStart has no metadata in {region} ({code} on jumpstart-cache-prod-{region})",
+                "deploy to a region JumpStart serves (AWS_REGION)",
+            ) from None
         if code in ("AccessDenied", "403"):
             raise JumpStartUnavailable(
                 f"these credentials may not read JumpStart's metadata in {region} ({code})",
                 f"allow s3:GetObject and s3:ListBucket on arn:aws:s3:::jumpstart-cache-prod-{region} (and /*) "
-                "for the deploying user") from None
+                "for the deploying user",
+            ) from None
         raise
 
 
@@ -154,15 +162,19 @@ def model_specs(region: str, model_id: str, model_version: str, sagemaker_sessio
 
     with _served(model_id, model_version, region):
         specs = JumpStartModelsAccessor.get_model_specs(
-            region=region, model_id=model_id, version=model_version,
-            **({"s3_client": sagemaker_session.s3_client} if sagemaker_session is not None else {}))
+            region=region,
+            model_id=model_id,
+            version=model_version,
+            **({"s3_client": sagemaker_session.s3_client} if sagemaker_session is not None else {}),
+        )
     if specs.deprecated:
         raise _deprecated(model_id, model_version, specs, region)
     return specs
 
 
-def _resolve(regions: Sequence[str], model_version: str, types: InstanceTypes, model_id: str,
-             sagemaker_session: Any) -> dict[str, Any]:
+def _resolve(
+    regions: Sequence[str], model_version: str, types: InstanceTypes, model_id: str, sagemaker_session: Any
+) -> dict[str, Any]:
     from sagemaker.core import hyperparameters, image_uris, model_uris, script_uris
 
     common = dict(model_id=model_id, model_version=model_version)
@@ -173,14 +185,29 @@ def _resolve(regions: Sequence[str], model_version: str, types: InstanceTypes, m
         specs = model_specs(region, model_id, model_version, sagemaker_session)
         with _served(model_id, model_version, region, f" for {types.training} / {types.endpoint}"):
             entries[region] = {
-                "training_image_uri": image_uris.retrieve(framework=None, region=region, image_scope="training",
-                                                          instance_type=types.training, **common, **session),
-                "training_script_uri": script_uris.retrieve(region=region, script_scope="training", **common, **session),
+                "training_image_uri": image_uris.retrieve(
+                    framework=None,
+                    region=region,
+                    image_scope="training",
+                    instance_type=types.training,
+                    **common,
+                    **session,
+                ),
+                "training_script_uri": script_uris.retrieve(
+                    region=region, script_scope="training", **common, **session
+                ),
                 "base_model_uri": model_uris.retrieve(region=region, model_scope="training", **common, **session),
-                "inference_image_uri": image_uris.retrieve(framework=None, region=region, image_scope="inference",
-                                                           instance_type=types.endpoint, **common, **session),
-                "inference_script_uri": script_uris.retrieve(region=region, script_scope="inference", **common,
-                                                             **session),
+                "inference_image_uri": image_uris.retrieve(
+                    framework=None,
+                    region=region,
+                    image_scope="inference",
+                    instance_type=types.endpoint,
+                    **common,
+                    **session,
+                ),
+                "inference_script_uri": script_uris.retrieve(
+                    region=region, script_scope="inference", **common, **session
+                ),
             }
     defaults = hyperparameters.retrieve_default(region=regions[0], instance_type=types.training, **common, **session)
     return {
@@ -190,8 +217,9 @@ def _resolve(regions: Sequence[str], model_version: str, types: InstanceTypes, m
         "hyperparameters": {k: str(v) for k, v in defaults.items() if k not in _CONTAINER_HYPERPARAMETERS},
         "metric_definitions": list(specs.metrics or []),
         # The hosting spec's container environment (SAGEMAKER_PROGRAM, SAGEMAKER_SUBMIT_DIRECTORY, ...).
-        "inference_environment": {v.name: str(v.default) for v in specs.inference_environment_variables
-                                  if v.default is not None},
+        "inference_environment": {
+            v.name: str(v.default) for v in specs.inference_environment_variables if v.default is not None
+        },
         "regions": entries,
     }
 
@@ -204,11 +232,15 @@ def _first_sentence(error: BaseException) -> str:
 def _deprecated(model_id: str, requested: str, specs: Any, region: str) -> JumpStartUnavailable:
     why = f" ({specs.deprecated_message.strip().rstrip('.')})" if specs.deprecated_message else ""
     if requested == "*":
-        todo = ("JumpStart offers no newer version to move to: deploy to a region where it still serves one "
-                "(AWS_REGION); an endpoint deployed earlier keeps serving")
+        todo = (
+            "JumpStart offers no newer version to move to: deploy to a region where it still serves one "
+            "(AWS_REGION); an endpoint deployed earlier keeps serving"
+        )
     else:
-        todo = (f"move the lock to the newest version JumpStart serves with `make refresh-lock ARGS=\"--region "
-                f"{region}\"`, then deploy again")
+        todo = (
+            f'move the lock to the newest version JumpStart serves with `make refresh-lock ARGS="--region '
+            f'{region}"`, then deploy again'
+        )
     return JumpStartUnavailable(f"JumpStart marks {model_id} version {specs.version} deprecated in {region}{why}", todo)
 
 
@@ -222,8 +254,10 @@ def apply(lock: dict[str, Any], resolved: dict[str, Any], now: datetime, by: str
     version = resolved["model_version"]
     lock.update(
         model_version=version,
-        source=(f"resolved with sagemaker.core (JumpStart metadata) for {lock['model_id']} version {version} by {by}; "
-                "a region not in resolved_regions holds last-known values"),
+        source=(
+            f"resolved with sagemaker.core (JumpStart metadata) for {lock['model_id']} version {version} by {by}; "
+            "a region not in resolved_regions holds last-known values"
+        ),
         resolved_at=stamp,
         training_instance_type=resolved["training_instance_type"],
         endpoint_instance_type=resolved["endpoint_instance_type"],
@@ -234,11 +268,18 @@ def apply(lock: dict[str, Any], resolved: dict[str, Any], now: datetime, by: str
     if resolved["inference_environment"]:
         lock.pop("unresolved", None)  # every model-level field now comes from JumpStart's metadata
     lock["regions"] = {**lock["regions"], **resolved["regions"]}
-    lock["resolved_regions"] = {**lock.get("resolved_regions", {}),
-                                **{region: {"resolved_at": stamp, "model_version": version,
-                                            "training_instance_type": resolved["training_instance_type"],
-                                            "endpoint_instance_type": resolved["endpoint_instance_type"]}
-                                   for region in resolved["regions"]}}
+    lock["resolved_regions"] = {
+        **lock.get("resolved_regions", {}),
+        **{
+            region: {
+                "resolved_at": stamp,
+                "model_version": version,
+                "training_instance_type": resolved["training_instance_type"],
+                "endpoint_instance_type": resolved["endpoint_instance_type"],
+            }
+            for region in resolved["regions"]
+        },
+    }
     return lock
 
 
@@ -246,8 +287,9 @@ def write(lock_path: Path, lock: dict[str, Any]) -> None:
     lock_path.write_text(json.dumps(lock, indent=2) + "\n")
 
 
-def refresh(lock_path: Path, regions: Optional[Sequence[str]], model_version: str,
-            now: Optional[datetime] = None) -> dict[str, Any]:
+def refresh(
+    lock_path: Path, regions: Optional[Sequence[str]], model_version: str, now: Optional[datetime] = None
+) -> dict[str, Any]:
     lock = json.loads(lock_path.read_text())
     regions = list(regions or sorted(lock["regions"]))
     resolved = resolve(regions, model_version, model_id=lock["model_id"])
@@ -293,17 +335,25 @@ class RegionResolution:
 
     def summary(self) -> str:
         found = sum(c.status == FOUND for c in self.checks)
-        what = (f"resolved from JumpStart's metadata ({self.stale})" if self.stale
-                else "resolved earlier, within the lock's age limit")
+        what = (
+            f"resolved from JumpStart's metadata ({self.stale})"
+            if self.stale
+            else "resolved earlier, within the lock's age limit"
+        )
         changed = f"; changed: {', '.join(self.changed)}" if self.changed else ""
-        deprecation = ("not deprecated" if self.deprecation_checked
-                       else "deprecation not checked (the SageMaker SDK is not installed)")
-        return (f"JumpStart lock for {self.region}: version {self.model_version}, {what}{changed}; {deprecation}; "
-                f"{found} of {len(self.checks)} artifacts found")
+        deprecation = (
+            "not deprecated"
+            if self.deprecation_checked
+            else "deprecation not checked (the SageMaker SDK is not installed)"
+        )
+        return (
+            f"JumpStart lock for {self.region}: version {self.model_version}, {what}{changed}; {deprecation}; "
+            f"{found} of {len(self.checks)} artifacts found"
+        )
 
 
 def _s3_location(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri[len("s3://"):].partition("/")
+    bucket, _, key = uri[len("s3://") :].partition("/")
     return bucket, key
 
 
@@ -333,8 +383,12 @@ def check_s3_artifact(s3: Any, name: str, uri: str) -> ArtifactCheck:
         raise
     keys = [o["Key"] for o in listed.get("Contents", [])]
     exists = bool(keys) if key.endswith("/") else key in keys
-    return ArtifactCheck(name, uri, FOUND if exists else MISSING,
-                         f"ListObjectsV2 prefix {key}: {'listed' if exists else 'nothing there'}")
+    return ArtifactCheck(
+        name,
+        uri,
+        FOUND if exists else MISSING,
+        f"ListObjectsV2 prefix {key}: {'listed' if exists else 'nothing there'}",
+    )
 
 
 def check_image(ecr: Any, name: str, uri: str) -> ArtifactCheck:
@@ -347,10 +401,16 @@ def check_image(ecr: Any, name: str, uri: str) -> ArtifactCheck:
     except ClientError as error:
         code = error_code(error)
         if code == "RepositoryNotFoundException":
-            return ArtifactCheck(name, uri, MISSING, f"BatchGetImage: repository {repository} not in registry {registry}")
+            return ArtifactCheck(
+                name, uri, MISSING, f"BatchGetImage: repository {repository} not in registry {registry}"
+            )
         if code in ("AccessDeniedException", "AccessDenied"):
-            return ArtifactCheck(name, uri, NOT_VERIFIED, "BatchGetImage denied to these credentials "
-                                                          "(allow ecr:BatchGetImage to check the image)")
+            return ArtifactCheck(
+                name,
+                uri,
+                NOT_VERIFIED,
+                "BatchGetImage denied to these credentials (allow ecr:BatchGetImage to check the image)",
+            )
         raise
     if answer.get("images"):
         return ArtifactCheck(name, uri, FOUND, "BatchGetImage")
@@ -362,21 +422,27 @@ def verify_artifacts(session: Any, region: str, entry: dict[str, str]) -> list[A
     """Every artifact of one region's entry, read with `session`'s credentials."""
     s3 = session.client("s3", region_name=region)
     ecr = session.client("ecr", region_name=region)
-    return ([check_s3_artifact(s3, name, entry[name]) for name in S3_FIELDS]
-            + [check_image(ecr, name, entry[name]) for name in IMAGE_FIELDS])
+    return [check_s3_artifact(s3, name, entry[name]) for name in S3_FIELDS] + [
+        check_image(ecr, name, entry[name]) for name in IMAGE_FIELDS
+    ]
 
 
 def _missing(region: str, missing: Sequence[ArtifactCheck], resolved_now: bool) -> JumpStartUnavailable:
     first = missing[0]
     more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
     if resolved_now:
-        todo = (f"JumpStart's metadata names an artifact it does not serve in {region}: deploy to another region "
-                "(AWS_REGION), or run `make refresh-lock` once JumpStart has fixed it")
+        todo = (
+            f"JumpStart's metadata names an artifact it does not serve in {region}: deploy to another region "
+            "(AWS_REGION), or run `make refresh-lock` once JumpStart has fixed it"
+        )
     else:
-        todo = (f"resolve the lock again with `make refresh-lock ARGS=\"--region {region}\"`, then deploy; if it "
-                "stays missing, JumpStart no longer serves the model there: choose another region (AWS_REGION)")
-    return JumpStartUnavailable(f"JumpStart artifact {first.field} {first.uri} is missing in {region} "
-                                f"({first.detail}){more}", todo)
+        todo = (
+            f'resolve the lock again with `make refresh-lock ARGS="--region {region}"`, then deploy; if it '
+            "stays missing, JumpStart no longer serves the model there: choose another region (AWS_REGION)"
+        )
+    return JumpStartUnavailable(
+        f"JumpStart artifact {first.field} {first.uri} is missing in {region} ({first.detail}){more}", todo
+    )
 
 
 def staleness(lock_path: Path, region: str, now: datetime, instance_types: InstanceTypes) -> Optional[str]:
@@ -390,13 +456,22 @@ def staleness(lock_path: Path, region: str, now: datetime, instance_types: Insta
     for kind, wanted in (("training", instance_types.training), ("endpoint", instance_types.endpoint)):
         was = resolved.get(f"{kind}_instance_type")
         if was != wanted:
-            return f"{region}'s {kind} image was resolved for {was or 'another instance type'}, the deploy uses {wanted}"
+            return (
+                f"{region}'s {kind} image was resolved for {was or 'another instance type'}, the deploy uses {wanted}"
+            )
     return None
 
 
-def ensure_region(lock_path: Path, session: Any, region: str, *, now: Optional[datetime] = None,
-                  write_lock: bool = True, sagemaker_session: Any = None,
-                  instance_types: Optional[InstanceTypes] = None) -> RegionResolution:
+def ensure_region(
+    lock_path: Path,
+    session: Any,
+    region: str,
+    *,
+    now: Optional[datetime] = None,
+    write_lock: bool = True,
+    sagemaker_session: Any = None,
+    instance_types: Optional[InstanceTypes] = None,
+) -> RegionResolution:
     """Resolve `region` when the lock is stale there (for `instance_types`, default the stack's defaults),
     verify its artifacts, then (write_lock) write the lock. A fresh lock's version is still checked against
     JumpStart's specs for deprecation whenever the SDK is installed (one read per deploy).
@@ -414,8 +489,13 @@ def ensure_region(lock_path: Path, session: Any, region: str, *, now: Optional[d
 
         sagemaker_session = Session(boto_session=session)
     if stale:
-        resolved = resolve([region], data["model_version"], instance_types, model_id=data["model_id"],
-                           sagemaker_session=sagemaker_session)
+        resolved = resolve(
+            [region],
+            data["model_version"],
+            instance_types,
+            model_id=data["model_id"],
+            sagemaker_session=sagemaker_session,
+        )
         before = data["regions"].get(region, {})
         resolution.changed = [name for name, value in resolved["regions"][region].items() if before.get(name) != value]
         if resolved["model_version"] != data["model_version"]:
@@ -440,8 +520,11 @@ def ensure_region(lock_path: Path, session: Any, region: str, *, now: Optional[d
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--region", action="append", help="region to resolve (repeatable; default: every "
-                                                          "region already in the lock file)")
+    parser.add_argument(
+        "--region",
+        action="append",
+        help="region to resolve (repeatable; default: every region already in the lock file)",
+    )
     parser.add_argument("--model-version", default="*", help="JumpStart model version (default: the latest)")
     parser.add_argument("--lock", type=Path, default=LOCK_FILE, help="lock file to rewrite")
     args = parser.parse_args(argv)
@@ -449,11 +532,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         lock = refresh(args.lock, args.region, args.model_version)
     except Exception as error:  # the SDK raises plain exceptions for missing credentials/metadata
         print(f"Could not resolve JumpStart metadata: {type(error).__name__}: {error}", file=sys.stderr)
-        print("The lock file was not changed. Give this shell AWS credentials and a network connection.",
-              file=sys.stderr)
+        print(
+            "The lock file was not changed. Give this shell AWS credentials and a network connection.", file=sys.stderr
+        )
         return 1
-    print(f"{args.lock}: {lock['model_id']} {lock['model_version']}, {len(lock['regions'])} regions, "
-          f"resolved at {lock['resolved_at']}")
+    print(
+        f"{args.lock}: {lock['model_id']} {lock['model_version']}, {len(lock['regions'])} regions, "
+        f"resolved at {lock['resolved_at']}"
+    )
     return 0
 
 

@@ -43,8 +43,10 @@ INSTANCE_PROMPT = "a photo of sks rehearsal toy"
 GENERATION = {"prompt": f"{INSTANCE_PROMPT} on a beach at sunset", "num_images": 2, "seed": 42}
 # Short waits so the rehearsal takes seconds; a deployed stack uses the configured values.
 REHEARSAL_CONTEXT = acceptance.EMULATOR_CONTEXT
-EMULATED = ("SageMaker is emulated (emulator/sagemaker_sim.py): no training job ran and no model "
-            "was loaded; the images are placeholders drawn by the simulator, not model output.")
+EMULATED = (
+    "SageMaker is emulated (emulator/sagemaker_sim.py): no training job ran and no model "
+    "was loaded; the images are placeholders drawn by the simulator, not model output."
+)
 
 
 @dataclass
@@ -69,22 +71,40 @@ def sample_photos(count: int = SAMPLE_COUNT) -> dict[str, bytes]:
 new_out_dir = acceptance.new_out_dir
 
 
-def run(out_root: Path = DEFAULT_OUT, *, training_s: float = 2.0, endpoint_s: float = 2.0,
-        synthesized: Any = None, timeout_s: Optional[float] = None) -> Rehearsal:
+def run(
+    out_root: Path = DEFAULT_OUT,
+    *,
+    training_s: float = 2.0,
+    endpoint_s: float = 2.0,
+    synthesized: Any = None,
+    timeout_s: Optional[float] = None,
+) -> Rehearsal:
     """Run the rehearsal (the acceptance flow on the emulator, scripts/acceptance.py) in this process."""
     timeout_s = timeout_s or 120 + training_s + 2 * endpoint_s
     out_dir = new_out_dir(out_root)
-    plan = acceptance.Plan(dataset=DATASET, source_bucket=None, prompts=(GENERATION["prompt"],),
-                           num_images=GENERATION["num_images"], seed=GENERATION["seed"], instance_prompt=INSTANCE_PROMPT)
+    plan = acceptance.Plan(
+        dataset=DATASET,
+        source_bucket=None,
+        prompts=(GENERATION["prompt"],),
+        num_images=GENERATION["num_images"],
+        seed=GENERATION["seed"],
+        instance_prompt=INSTANCE_PROMPT,
+    )
     photos = {**sample_photos(), "dataset_info.json": json.dumps({"instance_prompt": INSTANCE_PROMPT}).encode()}
     with acceptance.emulator(training_s=training_s, endpoint_s=endpoint_s, synthesized=synthesized) as backend:
-        report = acceptance.run_flow(backend, plan, out_dir, photos=photos, poll_s=0.5,
-                                     training_timeout_s=timeout_s)
+        report = acceptance.run_flow(backend, plan, out_dir, photos=photos, poll_s=0.5, training_timeout_s=timeout_s)
         timeline = backend.harness.timeline()
 
     start = timeline[0][0] if timeline else datetime.now(timezone.utc)
-    entries = [{"t": round((when - start).total_seconds(), 3), "at": when.isoformat(timespec="milliseconds"),
-                "component": component, "what": what} for when, component, what in timeline]
+    entries = [
+        {
+            "t": round((when - start).total_seconds(), 3),
+            "at": when.isoformat(timespec="milliseconds"),
+            "component": component,
+            "what": what,
+        }
+        for when, component, what in timeline
+    ]
     total_s = entries[-1]["t"] if entries else 0.0
     problems = list(report.problems)
     saved = [out_dir / name for image in report.images for name in image["files"]]
@@ -105,8 +125,16 @@ def run(out_root: Path = DEFAULT_OUT, *, training_s: float = 2.0, endpoint_s: fl
         summary.append(f"Live model: {report.model_id}.")
     summary.append(f"Saved: {len(saved)} placeholder image(s), the report and the timeline in {_shown(out_dir)}/.")
     summary.extend(f"Problem: {p}" for p in problems)
-    result = Rehearsal(ok=not problems, out_dir=out_dir, timeline=entries, summary=summary, model_id=report.model_id,
-                       generation=report.images[0] if report.images else None, saved=saved, problems=problems)
+    result = Rehearsal(
+        ok=not problems,
+        out_dir=out_dir,
+        timeline=entries,
+        summary=summary,
+        model_id=report.model_id,
+        generation=report.images[0] if report.images else None,
+        saved=saved,
+        problems=problems,
+    )
     _write_new(out_dir / "timeline.json", json.dumps({"timeline": entries, "summary": summary}, indent=1).encode())
     _write_new(out_dir / "timeline.txt", render_text(result).encode())
     return result
@@ -134,12 +162,16 @@ def render_text(result: Rehearsal) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m scripts.rehearse", description=__doc__.split("\n\n")[0],
+        prog="python -m scripts.rehearse",
+        description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Examples:\n  .venv/bin/python -m scripts.rehearse\n  .venv/bin/python -m scripts.rehearse --json "
-               "--out /tmp/rehearsal\n  .venv/bin/python -m scripts.rehearse --training-seconds 5")
+        "--out /tmp/rehearsal\n  .venv/bin/python -m scripts.rehearse --training-seconds 5",
+    )
     parser.add_argument("--json", action="store_true", help="print the timeline and summary as JSON")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the run's subfolder (default: rehearsal-out/)")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="folder for the run's subfolder (default: rehearsal-out/)"
+    )
     parser.add_argument("--training-seconds", type=float, default=2.0, help="simulated training duration")
     parser.add_argument("--endpoint-seconds", type=float, default=2.0, help="simulated endpoint create/update duration")
     args = parser.parse_args(argv)
@@ -148,12 +180,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out} exists and is not a folder")
     if not args.json:
-        print("Offline rehearsal: synthesizing, then running the whole flow on the emulator "
-              "(moto + simulated SageMaker, no AWS account; about a minute)...", flush=True)
+        print(
+            "Offline rehearsal: synthesizing, then running the whole flow on the emulator "
+            "(moto + simulated SageMaker, no AWS account; about a minute)...",
+            flush=True,
+        )
     result = run(args.out, training_s=args.training_seconds, endpoint_s=args.endpoint_seconds)
     if args.json:
-        print(json.dumps({"ok": result.ok, "out_dir": str(result.out_dir), "timeline": result.timeline,
-                          "summary": result.summary}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "ok": result.ok,
+                    "out_dir": str(result.out_dir),
+                    "timeline": result.timeline,
+                    "summary": result.summary,
+                },
+                indent=1,
+            )
+        )
     else:
         print(render_text(result), end="")
     return 0 if result.ok else 1

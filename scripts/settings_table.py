@@ -21,8 +21,9 @@ from stacks.config import SETTINGS, Setting
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = ("docs/configuration.md", "docs/api.md", "docs/pipeline.md")
-BLOCK = re.compile(r"(<!-- settings-table: (?P<sections>[a-z ]+) -->\n)(?P<table>.*?)(<!-- /settings-table -->)",
-                   re.DOTALL)
+BLOCK = re.compile(
+    r"(<!-- settings-table: (?P<sections>[a-z ]+) -->\n)(?P<table>.*?)(<!-- /settings-table -->)", re.DOTALL
+)
 
 
 def _cell(text: str) -> str:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 # Tag put on the bucket this project creates; the deploy-time bucket chooser finds earlier
@@ -53,13 +53,20 @@ JUMPSTART_LOCK_FILE = Path(__file__).resolve().parent / "training" / "jumpstart.
 # (their `-cuNNN-` tag, stacks/training/jumpstart.lock.json) are built for at least that CUDA: an older
 # build carries no kernels for the GPU. Families not listed (no such GPU) are refused with the plain rule.
 GPU_FAMILIES = {
-    "g4dn": ("NVIDIA T4, Turing, sm_75", (10, 0)), "g5": ("NVIDIA A10G, Ampere, sm_86", (11, 1)),
-    "p3": ("NVIDIA V100, Volta, sm_70", (9, 0)), "p4d": ("NVIDIA A100, Ampere, sm_80", (11, 0)),
-    "g6": ("NVIDIA L4, Ada, sm_89", (11, 8)), "g6e": ("NVIDIA L40S, Ada, sm_89", (11, 8)),
-    "p5": ("NVIDIA H100, Hopper, sm_90", (11, 8)), "gr6": ("NVIDIA L4, Ada, sm_89", (11, 8)),
-    "p5e": ("NVIDIA H200, Hopper, sm_90", (11, 8)), "p5en": ("NVIDIA H200, Hopper, sm_90", (11, 8)),
-    "p6-b200": ("NVIDIA B200, Blackwell, sm_100", (12, 8)), "p6-b300": ("NVIDIA B300, Blackwell, sm_100", (12, 8)),
-    "p6e-gb200": ("NVIDIA GB200, Blackwell, sm_100", (12, 8)), "g7e": ("NVIDIA RTX PRO 6000, Blackwell, sm_120", (12, 8)),
+    "g4dn": ("NVIDIA T4, Turing, sm_75", (10, 0)),
+    "g5": ("NVIDIA A10G, Ampere, sm_86", (11, 1)),
+    "p3": ("NVIDIA V100, Volta, sm_70", (9, 0)),
+    "p4d": ("NVIDIA A100, Ampere, sm_80", (11, 0)),
+    "g6": ("NVIDIA L4, Ada, sm_89", (11, 8)),
+    "g6e": ("NVIDIA L40S, Ada, sm_89", (11, 8)),
+    "p5": ("NVIDIA H100, Hopper, sm_90", (11, 8)),
+    "gr6": ("NVIDIA L4, Ada, sm_89", (11, 8)),
+    "p5e": ("NVIDIA H200, Hopper, sm_90", (11, 8)),
+    "p5en": ("NVIDIA H200, Hopper, sm_90", (11, 8)),
+    "p6-b200": ("NVIDIA B200, Blackwell, sm_100", (12, 8)),
+    "p6-b300": ("NVIDIA B300, Blackwell, sm_100", (12, 8)),
+    "p6e-gb200": ("NVIDIA GB200, Blackwell, sm_100", (12, 8)),
+    "g7e": ("NVIDIA RTX PRO 6000, Blackwell, sm_120", (12, 8)),
 }
 _CUDA_TAG = re.compile(r"-cu(?P<major>\d+)(?P<minor>\d)-")
 
@@ -71,11 +78,15 @@ def lock_images_cuda(lock_file: Optional[Path] = None) -> tuple[int, int]:
 
     lock_file = lock_file or JUMPSTART_LOCK_FILE
     lock = json.loads(lock_file.read_text())
-    images = [entry[name] for entry in lock["regions"].values() for name in ("training_image_uri", "inference_image_uri")]
+    images = [
+        entry[name] for entry in lock["regions"].values() for name in ("training_image_uri", "inference_image_uri")
+    ]
     found = [(int(m.group("major")), int(m.group("minor"))) for image in images if (m := _CUDA_TAG.search(image))]
     if not images or len(found) < len(images):
         untagged = next((image for image in images if not _CUDA_TAG.search(image)), "none")
-        raise ConfigError("JumpStart lock", str(lock_file.name), f"an image names no CUDA version (-cuNNN-): {untagged}")
+        raise ConfigError(
+            "JumpStart lock", str(lock_file.name), f"an image names no CUDA version (-cuNNN-): {untagged}"
+        )
     return min(found)
 
 
@@ -95,7 +106,9 @@ _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 IMAGE_URL_MAX_EXPIRY_S = 3600
 """Presigned image URLs live at most this long: the signer's session (one hour, the most STS gives a
 session started from a role's session) must last until the `expires_at` the API states."""
-_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/(mrk-[0-9a-f]{32}|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12})$")
+_KMS_KEY_ARN = re.compile(
+    r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/(mrk-[0-9a-f]{32}|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12})$"
+)
 
 
 # The botocore SageMaker model's enums of what CreateTrainingJob and CreateEndpointConfig accept.
@@ -287,16 +300,20 @@ class InstanceTypeSetting(Setting):
 
     @property
     def rule(self) -> str:
-        return ("expected a SageMaker GPU instance type such as ml.g4dn.2xlarge "
-                f"(families: {', '.join(families_for(lock_images_cuda()))})")
+        return (
+            "expected a SageMaker GPU instance type such as ml.g4dn.2xlarge "
+            f"(families: {', '.join(families_for(lock_images_cuda()))})"
+        )
 
     @property
     def allowed(self) -> str:
         cuda = lock_images_cuda()
         newer = [family for family in GPU_FAMILIES if family not in families_for(cuda)]
         refused = f"; {', '.join(newer[:3])} and newer are refused" if newer else ""
-        return (f"a GPU instance type (families {', '.join(families_for(cuda))}) that botocore's "
-                f"`{self.shape}` list has{refused} (the pinned images are {_cuda_text(cuda)})")
+        return (
+            f"a GPU instance type (families {', '.join(families_for(cuda))}) that botocore's "
+            f"`{self.shape}` list has{refused} (the pinned images are {_cuda_text(cuda)})"
+        )
 
     def parse(self, raw: Any) -> str:
         match = _INSTANCE_TYPE.match(raw) if isinstance(raw, str) else None
@@ -306,16 +323,23 @@ class InstanceTypeSetting(Setting):
         cuda = lock_images_cuda()
         gpu, needs = GPU_FAMILIES[family]
         if needs > cuda:
-            raise self.refuse(raw, (
-                f"the JumpStart lock's images are built for {_cuda_text(cuda)}, which predates the GPU of {family} "
-                f"({gpu}: {_cuda_text(needs)} first builds for it): they may not run there. Choose a type of the "
-                f"families {', '.join(families_for(cuda))}, e.g. ml.g5.2xlarge or ml.g4dn.2xlarge"))
+            raise self.refuse(
+                raw,
+                (
+                    f"the JumpStart lock's images are built for {_cuda_text(cuda)}, which predates the GPU of {family} "
+                    f"({gpu}: {_cuda_text(needs)} first builds for it): they may not run there. Choose a type of the "
+                    f"families {', '.join(families_for(cuda))}, e.g. ml.g5.2xlarge or ml.g4dn.2xlarge"
+                ),
+            )
         offered = sagemaker_instance_types(self.shape)
         if raw not in offered:
             family = match.group("family")
             sizes = [t for t in offered if t.split(".")[1] == family]
-            raise self.refuse(raw, f"SageMaker does not offer it ({self.shape} in botocore's service model); "
-                                   f"{family} sizes it offers: {', '.join(sizes) or 'none'}")
+            raise self.refuse(
+                raw,
+                f"SageMaker does not offer it ({self.shape} in botocore's service model); "
+                f"{family} sizes it offers: {', '.join(sizes) or 'none'}",
+            )
         return raw
 
 
@@ -352,39 +376,83 @@ def _read(section: type, ctx: Context) -> dict[str, Any]:
 _BUCKET_RULE = "an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)"
 
 STACK_NAME = PatternSetting(
-    key="stackName", default="DreamBoothPipeline", pattern=_STACK_NAME,
+    key="stackName",
+    default="DreamBoothPipeline",
+    pattern=_STACK_NAME,
     what="a CloudFormation stack name (letters, digits, hyphens)",
-    description="CloudFormation stack name; run-time resource names derive from it")
+    description="CloudFormation stack name; run-time resource names derive from it",
+)
 
 
 @dataclass(frozen=True)
 class StorageConfig:
     """The data bucket (datasets/, models/, generated/)."""
 
-    bucket_name: Optional[str] = setting(PatternSetting(
-        key="bucketName", default=None, pattern=_BUCKET_NAME, what=_BUCKET_RULE,
-        description="use this existing bucket instead of creating one (never created, deleted or reconfigured)"))
-    bucket_quota_margin: int = setting(IntSetting(
-        key="bucketQuotaMargin", default=2, minimum=0, maximum=1000,
-        description="at deploy, reuse an earlier bucket when no more than this many more buckets could be created"))
-    generated_expiry_days: int = setting(IntSetting(
-        key="generatedExpiryDays", default=30, minimum=0, maximum=3650,
-        description="generated images under `generated/` expire after this many days (`0`: never)"))
-    noncurrent_version_expiry_days: int = setting(IntSetting(
-        key="noncurrentVersionExpiryDays", default=30, minimum=1, maximum=3650,
-        description="overwritten or deleted object versions expire after this many days"))
-    abort_multipart_days: int = setting(IntSetting(
-        key="abortIncompleteUploadDays", default=7, minimum=1, maximum=365,
-        description="incomplete multipart uploads are aborted after this many days"))
-    access_log_bucket_name: Optional[str] = setting(PatternSetting(
-        key="accessLogBucketName", default=None, pattern=_BUCKET_NAME, what=_BUCKET_RULE,
-        description="existing bucket that receives S3 server access logs (prefix `dreambooth-pipeline/`)"))
-    bucket_kms_key_arn: Optional[str] = setting(PatternSetting(
-        key="bucketKmsKeyArn", default=None, pattern=_KMS_KEY_ARN,
-        what="a KMS key ARN (arn:aws:kms:<region>:<account>:key/<key id>)",
-        description="the customer KMS key a reused bucket's default encryption (SSE-KMS) uses: the roles get "
-                    "`kms:Decrypt` (readers) / `kms:GenerateDataKey` (writers) on it, through S3 only "
-                    "(`kms:ViaService`); `dreambooth preflight` stops with this fix when the bucket needs it"))
+    bucket_name: Optional[str] = setting(
+        PatternSetting(
+            key="bucketName",
+            default=None,
+            pattern=_BUCKET_NAME,
+            what=_BUCKET_RULE,
+            description="use this existing bucket instead of creating one (never created, deleted or reconfigured)",
+        )
+    )
+    bucket_quota_margin: int = setting(
+        IntSetting(
+            key="bucketQuotaMargin",
+            default=2,
+            minimum=0,
+            maximum=1000,
+            description="at deploy, reuse an earlier bucket when no more than this many more buckets could be created",
+        )
+    )
+    generated_expiry_days: int = setting(
+        IntSetting(
+            key="generatedExpiryDays",
+            default=30,
+            minimum=0,
+            maximum=3650,
+            description="generated images under `generated/` expire after this many days (`0`: never)",
+        )
+    )
+    noncurrent_version_expiry_days: int = setting(
+        IntSetting(
+            key="noncurrentVersionExpiryDays",
+            default=30,
+            minimum=1,
+            maximum=3650,
+            description="overwritten or deleted object versions expire after this many days",
+        )
+    )
+    abort_multipart_days: int = setting(
+        IntSetting(
+            key="abortIncompleteUploadDays",
+            default=7,
+            minimum=1,
+            maximum=365,
+            description="incomplete multipart uploads are aborted after this many days",
+        )
+    )
+    access_log_bucket_name: Optional[str] = setting(
+        PatternSetting(
+            key="accessLogBucketName",
+            default=None,
+            pattern=_BUCKET_NAME,
+            what=_BUCKET_RULE,
+            description="existing bucket that receives S3 server access logs (prefix `dreambooth-pipeline/`)",
+        )
+    )
+    bucket_kms_key_arn: Optional[str] = setting(
+        PatternSetting(
+            key="bucketKmsKeyArn",
+            default=None,
+            pattern=_KMS_KEY_ARN,
+            what="a KMS key ARN (arn:aws:kms:<region>:<account>:key/<key id>)",
+            description="the customer KMS key a reused bucket's default encryption (SSE-KMS) uses: the roles get "
+            "`kms:Decrypt` (readers) / `kms:GenerateDataKey` (writers) on it, through S3 only "
+            "(`kms:ViaService`); `dreambooth preflight` stops with this fix when the bucket needs it",
+        )
+    )
 
     @classmethod
     def from_context(cls, ctx: Context) -> "StorageConfig":
@@ -395,58 +463,119 @@ class StorageConfig:
 class TrainingConfig:
     """The fine-tuning job and the dataset checks in front of it (used by the training pipeline)."""
 
-    instance_type: str = setting(InstanceTypeSetting(
-        key="trainingInstanceType", default="ml.g4dn.2xlarge", shape=TRAINING_INSTANCE_SHAPE,
-        description="SageMaker GPU instance type for fine-tuning (so `ml.p3.xlarge` or `ml.g5.3xlarge`, "
-                    "which SageMaker does not train on, are refused at synth)"))
-    max_runtime_minutes: int = setting(IntSetting(
-        key="trainingMaxRuntimeMinutes", default=120, minimum=10, maximum=MAX_TRAINING_MINUTES,
-        description="hard stop of one training job (SageMaker StoppingCondition.MaxRuntimeInSeconds)"))
-    spot: bool = setting(BoolSetting(
-        key="spotTraining", default=True,
-        description="train on managed spot capacity (a fraction of the on-demand price); when it does not come "
-                    "within `spotMaxWaitMinutes`, the same photos are trained again on demand at once "
-                    "(see Spot training in docs/pipeline.md)"))
-    spot_max_wait_minutes: int = setting(IntSetting(
-        key="spotMaxWaitMinutes", default=120 + SPOT_CAPACITY_WAIT_MINUTES, minimum=10, maximum=MAX_TRAINING_MINUTES,
-        shown_default=f"`trainingMaxRuntimeMinutes` + {SPOT_CAPACITY_WAIT_MINUTES}",
-        note="at least `trainingMaxRuntimeMinutes`",
-        description="spot only: longest the spot job may take, waiting for capacity included "
-                    "(MaxWaitTimeInSeconds)"))
-    quiet_window_s: int = setting(IntSetting(
-        key="quietWindowSeconds", default=120, minimum=1, maximum=3600,
-        description="training starts once no file has arrived under `datasets/<name>/` for this long"))
-    default_instance_prompt: str = setting(TextSetting(
-        key="defaultInstancePrompt", default="a photo of sks {dataset}", max_length=300,
-        description="prompt used when a dataset has no `dataset_info.json` (`{dataset}` = folder name)"))
-    default_class_prompt: str = setting(TextSetting(
-        key="defaultClassPrompt", default="", max_length=300, allow_empty=True,
-        description="class prompt used when a dataset has no `dataset_info.json` (only needed with prior "
-                    "preservation)"))
-    min_images: int = setting(IntSetting(
-        key="datasetMinImages", default=3, minimum=1, maximum=1000,
-        description="fewest usable images a dataset may have"))
-    max_images: int = setting(IntSetting(
-        key="datasetMaxImages", default=100, minimum=1, maximum=1000, note="at least `datasetMinImages`",
-        description="most usable images a dataset may have"))
-    max_image_mb: int = setting(IntSetting(
-        key="datasetMaxImageMegabytes", default=20, minimum=1, maximum=200,
-        description="largest image accepted, in megabytes"))
+    instance_type: str = setting(
+        InstanceTypeSetting(
+            key="trainingInstanceType",
+            default="ml.g4dn.2xlarge",
+            shape=TRAINING_INSTANCE_SHAPE,
+            description="SageMaker GPU instance type for fine-tuning (so `ml.p3.xlarge` or `ml.g5.3xlarge`, "
+            "which SageMaker does not train on, are refused at synth)",
+        )
+    )
+    max_runtime_minutes: int = setting(
+        IntSetting(
+            key="trainingMaxRuntimeMinutes",
+            default=120,
+            minimum=10,
+            maximum=MAX_TRAINING_MINUTES,
+            description="hard stop of one training job (SageMaker StoppingCondition.MaxRuntimeInSeconds)",
+        )
+    )
+    spot: bool = setting(
+        BoolSetting(
+            key="spotTraining",
+            default=True,
+            description="train on managed spot capacity (a fraction of the on-demand price); when it does not come "
+            "within `spotMaxWaitMinutes`, the same photos are trained again on demand at once "
+            "(see Spot training in docs/pipeline.md)",
+        )
+    )
+    spot_max_wait_minutes: int = setting(
+        IntSetting(
+            key="spotMaxWaitMinutes",
+            default=120 + SPOT_CAPACITY_WAIT_MINUTES,
+            minimum=10,
+            maximum=MAX_TRAINING_MINUTES,
+            shown_default=f"`trainingMaxRuntimeMinutes` + {SPOT_CAPACITY_WAIT_MINUTES}",
+            note="at least `trainingMaxRuntimeMinutes`",
+            description="spot only: longest the spot job may take, waiting for capacity included "
+            "(MaxWaitTimeInSeconds)",
+        )
+    )
+    quiet_window_s: int = setting(
+        IntSetting(
+            key="quietWindowSeconds",
+            default=120,
+            minimum=1,
+            maximum=3600,
+            description="training starts once no file has arrived under `datasets/<name>/` for this long",
+        )
+    )
+    default_instance_prompt: str = setting(
+        TextSetting(
+            key="defaultInstancePrompt",
+            default="a photo of sks {dataset}",
+            max_length=300,
+            description="prompt used when a dataset has no `dataset_info.json` (`{dataset}` = folder name)",
+        )
+    )
+    default_class_prompt: str = setting(
+        TextSetting(
+            key="defaultClassPrompt",
+            default="",
+            max_length=300,
+            allow_empty=True,
+            description="class prompt used when a dataset has no `dataset_info.json` (only needed with prior "
+            "preservation)",
+        )
+    )
+    min_images: int = setting(
+        IntSetting(
+            key="datasetMinImages",
+            default=3,
+            minimum=1,
+            maximum=1000,
+            description="fewest usable images a dataset may have",
+        )
+    )
+    max_images: int = setting(
+        IntSetting(
+            key="datasetMaxImages",
+            default=100,
+            minimum=1,
+            maximum=1000,
+            note="at least `datasetMinImages`",
+            description="most usable images a dataset may have",
+        )
+    )
+    max_image_mb: int = setting(
+        IntSetting(
+            key="datasetMaxImageMegabytes",
+            default=20,
+            minimum=1,
+            maximum=200,
+            description="largest image accepted, in megabytes",
+        )
+    )
 
     @classmethod
     def from_context(cls, ctx: Context) -> "TrainingConfig":
         values = _read(cls, ctx)
         if values["max_images"] < values["min_images"]:
-            raise ConfigError("datasetMaxImages", values["max_images"],
-                              f"expected at least datasetMinImages ({values['min_images']})")
+            raise ConfigError(
+                "datasetMaxImages", values["max_images"], f"expected at least datasetMinImages ({values['min_images']})"
+            )
         max_runtime = values["max_runtime_minutes"]
         if ctx("spotMaxWaitMinutes") is None:
             values["spot_max_wait_minutes"] = min(max_runtime + SPOT_CAPACITY_WAIT_MINUTES, MAX_TRAINING_MINUTES)
         elif values["spot_max_wait_minutes"] < max_runtime:
             # SageMaker refuses MaxWaitTimeInSeconds < MaxRuntimeInSeconds: say so at synth instead.
-            raise ConfigError("spotMaxWaitMinutes", ctx("spotMaxWaitMinutes"),
-                              f"expected at least trainingMaxRuntimeMinutes ({max_runtime}): the wait for spot "
-                              "capacity comes on top of the run time")
+            raise ConfigError(
+                "spotMaxWaitMinutes",
+                ctx("spotMaxWaitMinutes"),
+                f"expected at least trainingMaxRuntimeMinutes ({max_runtime}): the wait for spot "
+                "capacity comes on top of the run time",
+            )
         return cls(**values)
 
 
@@ -469,41 +598,86 @@ SCALE_OUT_ALARM_MINUTES = 2
 class ServingConfig:
     """The asynchronous SageMaker endpoint that serves the live model."""
 
-    instance_type: str = setting(InstanceTypeSetting(
-        key="endpointInstanceType", default="ml.g4dn.2xlarge", shape=ENDPOINT_INSTANCE_SHAPE,
-        description="SageMaker GPU instance type for the endpoint"))
-    endpoint_poll_s: int = setting(IntSetting(
-        key="endpointPollSeconds", default=180, minimum=1, maximum=300,
-        description="longest wait between DescribeEndpoint checks while an endpoint is created or updated; the "
-                    "endpoint's state-change event usually ends it sooner"))
-    endpoint_max_wait_minutes: int = setting(IntSetting(
-        key="endpointMaxWaitMinutes", default=60, minimum=5, maximum=240,
-        note="with `endpointPollSeconds`, within Step Functions' 25,000 history events per execution: synth "
-             "refuses pairs that do not fit (e.g. 2 s with 60 min, 1 s with 240 min) and names the smallest poll "
-             "and largest wait that do",
-        description="a deployment not InService after this long fails; the previous model keeps serving. Also "
-                    "bounds the wait for a busy endpoint (e.g. OutOfService) before an update"))
-    idle_minutes: int = setting(IntSetting(
-        key="idleMinutes", default=10, minimum=0, maximum=MAX_IDLE_MINUTES,
-        description="the endpoint scales in to zero instances (billing stops) after this many minutes without a "
-                    "queued or running request; the next request starts an instance (`0`: keep one instance "
-                    "always)"))
-    max_instances: int = setting(IntSetting(
-        key="endpointMaxInstances", default=1, minimum=1, maximum=MAX_ENDPOINT_INSTANCES,
-        description="autoscaling maximum (`1`: no scaling out beyond one instance)"))
-    target_backlog_per_instance: int = setting(IntSetting(
-        key="endpointTargetBacklogPerInstance", default=2, minimum=1, maximum=1000,
-        description="autoscaling target: queued requests (one per image) per instance "
-                    "(ApproximateBacklogSizePerInstance) above which another instance starts"))
-    request_ttl_minutes: int = setting(IntSetting(
-        key="asyncRequestTtlMinutes", default=MAX_REQUEST_TTL_MINUTES, minimum=1, maximum=MAX_REQUEST_TTL_MINUTES,
-        description="how long SageMaker keeps a request queued (e.g. while an instance starts) before it fails it "
-                    "(RequestTTLSeconds)"))
-    invocation_timeout_s: int = setting(IntSetting(
-        key="asyncInvocationTimeoutSeconds", default=MAX_INVOCATION_TIMEOUT_S, minimum=1,
-        maximum=MAX_INVOCATION_TIMEOUT_S,
-        description="how long the model may work on one image before the request fails "
-                    "(InvocationTimeoutSeconds)"))
+    instance_type: str = setting(
+        InstanceTypeSetting(
+            key="endpointInstanceType",
+            default="ml.g4dn.2xlarge",
+            shape=ENDPOINT_INSTANCE_SHAPE,
+            description="SageMaker GPU instance type for the endpoint",
+        )
+    )
+    endpoint_poll_s: int = setting(
+        IntSetting(
+            key="endpointPollSeconds",
+            default=180,
+            minimum=1,
+            maximum=300,
+            description="longest wait between DescribeEndpoint checks while an endpoint is created or updated; the "
+            "endpoint's state-change event usually ends it sooner",
+        )
+    )
+    endpoint_max_wait_minutes: int = setting(
+        IntSetting(
+            key="endpointMaxWaitMinutes",
+            default=60,
+            minimum=5,
+            maximum=240,
+            note="with `endpointPollSeconds`, within Step Functions' 25,000 history events per execution: synth "
+            "refuses pairs that do not fit (e.g. 2 s with 60 min, 1 s with 240 min) and names the smallest poll "
+            "and largest wait that do",
+            description="a deployment not InService after this long fails; the previous model keeps serving. Also "
+            "bounds the wait for a busy endpoint (e.g. OutOfService) before an update",
+        )
+    )
+    idle_minutes: int = setting(
+        IntSetting(
+            key="idleMinutes",
+            default=10,
+            minimum=0,
+            maximum=MAX_IDLE_MINUTES,
+            description="the endpoint scales in to zero instances (billing stops) after this many minutes without a "
+            "queued or running request; the next request starts an instance (`0`: keep one instance "
+            "always)",
+        )
+    )
+    max_instances: int = setting(
+        IntSetting(
+            key="endpointMaxInstances",
+            default=1,
+            minimum=1,
+            maximum=MAX_ENDPOINT_INSTANCES,
+            description="autoscaling maximum (`1`: no scaling out beyond one instance)",
+        )
+    )
+    target_backlog_per_instance: int = setting(
+        IntSetting(
+            key="endpointTargetBacklogPerInstance",
+            default=2,
+            minimum=1,
+            maximum=1000,
+            description="autoscaling target: queued requests (one per image) per instance "
+            "(ApproximateBacklogSizePerInstance) above which another instance starts",
+        )
+    )
+    request_ttl_minutes: int = setting(
+        IntSetting(
+            key="asyncRequestTtlMinutes",
+            default=MAX_REQUEST_TTL_MINUTES,
+            minimum=1,
+            maximum=MAX_REQUEST_TTL_MINUTES,
+            description="how long SageMaker keeps a request queued (e.g. while an instance starts) before it fails it "
+            "(RequestTTLSeconds)",
+        )
+    )
+    invocation_timeout_s: int = setting(
+        IntSetting(
+            key="asyncInvocationTimeoutSeconds",
+            default=MAX_INVOCATION_TIMEOUT_S,
+            minimum=1,
+            maximum=MAX_INVOCATION_TIMEOUT_S,
+            description="how long the model may work on one image before the request fails (InvocationTimeoutSeconds)",
+        )
+    )
 
     @property
     def min_instances(self) -> int:
@@ -517,9 +691,15 @@ class ServingConfig:
 
 @dataclass(frozen=True)
 class NotificationConfig:
-    email: Optional[str] = setting(PatternSetting(
-        key="notificationEmail", default=None, pattern=_EMAIL, what="an e-mail address",
-        description="e-mail address subscribed to the pipeline's SNS topic (notifications and alarms)"))
+    email: Optional[str] = setting(
+        PatternSetting(
+            key="notificationEmail",
+            default=None,
+            pattern=_EMAIL,
+            what="an e-mail address",
+            description="e-mail address subscribed to the pipeline's SNS topic (notifications and alarms)",
+        )
+    )
 
     @classmethod
     def from_context(cls, ctx: Context) -> "NotificationConfig":
@@ -527,29 +707,76 @@ class NotificationConfig:
 
 
 # The values CloudWatch Logs accepts for a log group's retention (RetentionInDays).
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
-                      2557, 2922, 3288, 3653)
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 
 
 @dataclass(frozen=True)
 class MonitoringConfig:
     """Log retention, the CloudWatch dashboard and the alarms sent to the notifications topic."""
 
-    log_retention_days: int = setting(IntSetting(
-        key="logRetentionDays", default=30, minimum=1, maximum=3653, choices=LOG_RETENTION_DAYS,
-        choices_name="CloudWatch Logs' retention values",
-        description="retention of every log group the stack creates (Lambda, state machines, API access log)"))
-    api_5xx_percent: int = setting(IntSetting(
-        key="alarmApi5xxPercent", default=5, minimum=1, maximum=100,
-        description="alarm when more than this percentage of API requests in 5 minutes answered 5xx"))
-    endpoint_5xx_errors: int = setting(IntSetting(
-        key="alarmEndpoint5xxErrors", default=1, minimum=1, maximum=100000,
-        description="alarm when the endpoint answered at least this many 5xx errors (Invocation5XXErrors) in "
-                    "5 minutes"))
-    endpoint_stuck_minutes: int = setting(IntSetting(
-        key="alarmEndpointStuckMinutes", default=30, minimum=1, maximum=240,
-        note="below `endpointMaxWaitMinutes` (when that is 31 or less, the default is one less than it)",
-        description="alarm when a deployment has waited this long for the endpoint to leave Creating/Updating"))
+    log_retention_days: int = setting(
+        IntSetting(
+            key="logRetentionDays",
+            default=30,
+            minimum=1,
+            maximum=3653,
+            choices=LOG_RETENTION_DAYS,
+            choices_name="CloudWatch Logs' retention values",
+            description="retention of every log group the stack creates (Lambda, state machines, API access log)",
+        )
+    )
+    api_5xx_percent: int = setting(
+        IntSetting(
+            key="alarmApi5xxPercent",
+            default=5,
+            minimum=1,
+            maximum=100,
+            description="alarm when more than this percentage of API requests in 5 minutes answered 5xx",
+        )
+    )
+    endpoint_5xx_errors: int = setting(
+        IntSetting(
+            key="alarmEndpoint5xxErrors",
+            default=1,
+            minimum=1,
+            maximum=100000,
+            description="alarm when the endpoint answered at least this many 5xx errors (Invocation5XXErrors) in "
+            "5 minutes",
+        )
+    )
+    endpoint_stuck_minutes: int = setting(
+        IntSetting(
+            key="alarmEndpointStuckMinutes",
+            default=30,
+            minimum=1,
+            maximum=240,
+            note="below `endpointMaxWaitMinutes` (when that is 31 or less, the default is one less than it)",
+            description="alarm when a deployment has waited this long for the endpoint to leave Creating/Updating",
+        )
+    )
 
     @classmethod
     def from_context(cls, ctx: Context, serving: "ServingConfig") -> "MonitoringConfig":
@@ -558,9 +785,12 @@ class MonitoringConfig:
         if ctx("alarmEndpointStuckMinutes") is None:
             values["endpoint_stuck_minutes"] = min(values["endpoint_stuck_minutes"], limit)
         elif values["endpoint_stuck_minutes"] > limit:
-            raise ConfigError("alarmEndpointStuckMinutes", ctx("alarmEndpointStuckMinutes"),
-                              f"expected at most {limit}: below endpointMaxWaitMinutes "
-                              f"({serving.endpoint_max_wait_minutes}), when the deployment gives up on its own")
+            raise ConfigError(
+                "alarmEndpointStuckMinutes",
+                ctx("alarmEndpointStuckMinutes"),
+                f"expected at most {limit}: below endpointMaxWaitMinutes "
+                f"({serving.endpoint_max_wait_minutes}), when the deployment gives up on its own",
+            )
         return cls(**values)
 
 
@@ -573,37 +803,82 @@ API_MAX_WAIT_LIMIT_S = 25
 class ApiConfig:
     """The HTTPS API (API Gateway REST API in front of the live model)."""
 
-    auth: str = setting(ChoiceSetting(
-        key="apiAuth", default="apiKey", choices=API_AUTH_MODES,
-        description="`apiKey`: an API key with a usage plan (`x-api-key` header); `iam`: SigV4-signed IAM callers"))
-    rate_limit_rps: int = setting(IntSetting(
-        key="apiRateLimit", default=5, minimum=1, maximum=10000,
-        description="steady requests per second allowed (usage plan and stage throttle); beyond it: 429"))
-    burst_limit: int = setting(IntSetting(
-        key="apiBurstLimit", default=10, minimum=1, maximum=5000,
-        description="requests allowed in a burst above the steady rate"))
-    daily_quota: int = setting(IntSetting(
-        key="apiDailyQuota", default=1000, minimum=1, maximum=10_000_000,
-        description="requests per API key per day (apiKey mode only); beyond it: 429 until the next UTC day"))
-    max_wait_s: int = setting(IntSetting(
-        key="apiMaxWaitSeconds", default=20, minimum=0, maximum=API_MAX_WAIT_LIMIT_S,
-        description="longest a `POST /generations` waits for its result before answering 202 (API Gateway ends "
-                    "a request at 29 s)"))
-    generation_ttl_days: int = setting(IntSetting(
-        key="generationTtlDays", default=7, minimum=1, maximum=365,
-        description="days a generation record is kept (DynamoDB TTL on `expiresAt`); images follow "
-                    "`generatedExpiryDays`"))
+    auth: str = setting(
+        ChoiceSetting(
+            key="apiAuth",
+            default="apiKey",
+            choices=API_AUTH_MODES,
+            description="`apiKey`: an API key with a usage plan (`x-api-key` header); `iam`: SigV4-signed IAM callers",
+        )
+    )
+    rate_limit_rps: int = setting(
+        IntSetting(
+            key="apiRateLimit",
+            default=5,
+            minimum=1,
+            maximum=10000,
+            description="steady requests per second allowed (usage plan and stage throttle); beyond it: 429",
+        )
+    )
+    burst_limit: int = setting(
+        IntSetting(
+            key="apiBurstLimit",
+            default=10,
+            minimum=1,
+            maximum=5000,
+            description="requests allowed in a burst above the steady rate",
+        )
+    )
+    daily_quota: int = setting(
+        IntSetting(
+            key="apiDailyQuota",
+            default=1000,
+            minimum=1,
+            maximum=10_000_000,
+            description="requests per API key per day (apiKey mode only); beyond it: 429 until the next UTC day",
+        )
+    )
+    max_wait_s: int = setting(
+        IntSetting(
+            key="apiMaxWaitSeconds",
+            default=20,
+            minimum=0,
+            maximum=API_MAX_WAIT_LIMIT_S,
+            description="longest a `POST /generations` waits for its result before answering 202 (API Gateway ends "
+            "a request at 29 s)",
+        )
+    )
+    generation_ttl_days: int = setting(
+        IntSetting(
+            key="generationTtlDays",
+            default=7,
+            minimum=1,
+            maximum=365,
+            description="days a generation record is kept (DynamoDB TTL on `expiresAt`); images follow "
+            "`generatedExpiryDays`",
+        )
+    )
     # At most what the image signer's session outlives (lambda/api/aws.py, SIGNER_SESSION_S).
-    image_url_expiry_s: int = setting(IntSetting(
-        key="imageUrlExpirySeconds", default=3600, minimum=60, maximum=IMAGE_URL_MAX_EXPIRY_S,
-        description="lifetime of the presigned image URLs the API hands out; each image's `expires_at` says when "
-                    "its URL stops working (at most an hour: they are signed by a one-hour session of the image "
-                    "signer role, see Image URLs in docs/api.md)"))
-    cors_allow_origin: Optional[str] = setting(OriginSetting(
-        key="apiCorsAllowOrigin", default="*",
-        description="origin a web page may call the API from (`*`: any; `none`: no CORS); preflight answers and "
-                    "CORS headers on every answer, API Gateway's refusals included. The key or signature is "
-                    "still required"))
+    image_url_expiry_s: int = setting(
+        IntSetting(
+            key="imageUrlExpirySeconds",
+            default=3600,
+            minimum=60,
+            maximum=IMAGE_URL_MAX_EXPIRY_S,
+            description="lifetime of the presigned image URLs the API hands out; each image's `expires_at` says when "
+            "its URL stops working (at most an hour: they are signed by a one-hour session of the image "
+            "signer role, see Image URLs in docs/api.md)",
+        )
+    )
+    cors_allow_origin: Optional[str] = setting(
+        OriginSetting(
+            key="apiCorsAllowOrigin",
+            default="*",
+            description="origin a web page may call the API from (`*`: any; `none`: no CORS); preflight answers and "
+            "CORS headers on every answer, API Gateway's refusals included. The key or signature is "
+            "still required",
+        )
+    )
 
     @classmethod
     def from_context(cls, ctx: Context) -> "ApiConfig":

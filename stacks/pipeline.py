@@ -20,9 +20,9 @@ from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from dreambooth_shared.contract import DEPLOY_MACHINE_SUFFIX, TRAINING_MACHINE_SUFFIX
 from stacks.cleanup.construct import SageMakerCleanup
 from stacks.config import NotificationConfig, ServingConfig, TrainingConfig
-from dreambooth_shared.contract import DEPLOY_MACHINE_SUFFIX, TRAINING_MACHINE_SUFFIX
 from stacks.intake.construct import DatasetTasks, UploadTrigger
 from stacks.monitoring.run_failures import RunFailureReport
 from stacks.notifications.construct import Notifications
@@ -83,16 +83,24 @@ class TrainingPipeline(Construct):
         self.state_table = registry.state_table
         self.notifications = Notifications(self, notifications)
         self.topic, self.topic_key = self.notifications.topic, self.notifications.key
-        self.roles = SageMakerRoles(self, "SageMakerRoles", bucket=bucket,
-                                    jumpstart_object_arns=self.artifacts.object_arns,
-                                    jumpstart_listing=(self.artifacts.bucket_arn, self.artifacts.listed_prefix),
-                                    endpoint_name=self.endpoint_name)
+        self.roles = SageMakerRoles(
+            self,
+            "SageMakerRoles",
+            bucket=bucket,
+            jumpstart_object_arns=self.artifacts.object_arns,
+            jumpstart_listing=(self.artifacts.bucket_arn, self.artifacts.listed_prefix),
+            endpoint_name=self.endpoint_name,
+        )
         functions = PipelineFunctions(self, log_retention=retention(log_retention_days))
 
         # Intake's dataset functions and training's own tasks, run by the training workflow.
-        self.datasets = DatasetTasks(functions, bucket=bucket, training=training,
-                                     hyperparameters=lock.hyperparameters,
-                                     training_script_uri=self.artifacts.script_uri)
+        self.datasets = DatasetTasks(
+            functions,
+            bucket=bucket,
+            training=training,
+            hyperparameters=lock.hyperparameters,
+            training_script_uri=self.artifacts.script_uri,
+        )
         self.judge_environment = self.datasets.judge_environment
         self.snapshot_function = self.datasets.snapshot_function
         self.validate_function = self.datasets.validate_function
@@ -100,36 +108,68 @@ class TrainingPipeline(Construct):
         self.datasets.grant_bucket(bucket)
 
         # Serving: the deploy state machine, its endpoint waiters and the endpoint's autoscaling.
-        self.serving = Serving(functions, bucket=bucket, registry_table=self.registry_table,
-                               state_table=self.state_table, notifications=self.notifications,
-                               endpoint_name=self.endpoint_name, hosting_role=self.roles.hosting_role,
-                               artifacts=self.artifacts, lock=lock, serving=serving, deploy_name=deploy_name)
+        self.serving = Serving(
+            functions,
+            bucket=bucket,
+            registry_table=self.registry_table,
+            state_table=self.state_table,
+            notifications=self.notifications,
+            endpoint_name=self.endpoint_name,
+            hosting_role=self.roles.hosting_role,
+            artifacts=self.artifacts,
+            lock=lock,
+            serving=serving,
+            deploy_name=deploy_name,
+        )
         self.deploy_state_machine = self.serving.deploy_state_machine
         self.inference_success_topic = self.serving.inference_success_topic
         self.inference_error_topic = self.serving.inference_error_topic
 
         # Training: snapshot -> validation -> fine-tune -> packaging -> the deploy state machine.
-        self.training = Training(functions, registry_table=self.registry_table, state_table=self.state_table,
-                                 notifications=self.notifications,
-                                 dataset_functions=(self.datasets.snapshot_function, self.datasets.validate_function,
-                                                    self.datasets.retrain_function),
-                                 tasks=self.training_tasks, roles=self.roles, artifacts=self.artifacts, lock=lock,
-                                 training=training, training_name=training_name, deploy_name=deploy_name)
+        self.training = Training(
+            functions,
+            registry_table=self.registry_table,
+            state_table=self.state_table,
+            notifications=self.notifications,
+            dataset_functions=(
+                self.datasets.snapshot_function,
+                self.datasets.validate_function,
+                self.datasets.retrain_function,
+            ),
+            tasks=self.training_tasks,
+            roles=self.roles,
+            artifacts=self.artifacts,
+            lock=lock,
+            training=training,
+            training_name=training_name,
+            deploy_name=deploy_name,
+        )
         self.training_state_machine = self.training.training_state_machine
         self.training_state_machine.node.add_dependency(self.deploy_state_machine)
         for machine in (self.training_state_machine, self.deploy_state_machine):
             self.notifications.grant_key(machine.role)
 
         # Intake's trigger: uploads under datasets/ start the training state machine.
-        self.trigger = UploadTrigger(functions, bucket=bucket, state_table=self.state_table,
-                                     training_state_machine=self.training_state_machine, training_name=training_name,
-                                     notifications=self.notifications, quiet_window_s=training.quiet_window_s)
-        self.run_failures = RunFailureReport(functions, registry_table=self.registry_table,
-                                             notifications=self.notifications,
-                                             training_state_machine=self.training_state_machine,
-                                             deploy_state_machine=self.deploy_state_machine)
+        self.trigger = UploadTrigger(
+            functions,
+            bucket=bucket,
+            state_table=self.state_table,
+            training_state_machine=self.training_state_machine,
+            training_name=training_name,
+            notifications=self.notifications,
+            quiet_window_s=training.quiet_window_s,
+        )
+        self.run_failures = RunFailureReport(
+            functions,
+            registry_table=self.registry_table,
+            notifications=self.notifications,
+            training_state_machine=self.training_state_machine,
+            deploy_state_machine=self.deploy_state_machine,
+        )
         # On `cdk destroy`: the SageMaker resources created at run time.
-        self.cleanup = SageMakerCleanup(functions, registry_table=self.registry_table,
-                                        endpoint_name=self.endpoint_name,
-                                        machines=[(self.training_state_machine, training_name),
-                                                  (self.deploy_state_machine, deploy_name)])
+        self.cleanup = SageMakerCleanup(
+            functions,
+            registry_table=self.registry_table,
+            endpoint_name=self.endpoint_name,
+            machines=[(self.training_state_machine, training_name), (self.deploy_state_machine, deploy_name)],
+        )

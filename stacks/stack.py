@@ -7,14 +7,14 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
-from stacks import outputs
-from stacks.config import AppConfig
 from dreambooth_shared.contract import VARIANT_NAME
-from stacks.storage.construct import DataBucket
+from stacks import outputs
 from stacks.api.construct import InferenceApi
+from stacks.config import AppConfig
 from stacks.monitoring.construct import ApiMetricsSource, Monitoring
 from stacks.pipeline import TrainingPipeline
 from stacks.shared.logs import manage_function_logs
+from stacks.storage.construct import DataBucket
 
 
 class DreamBoothStack(Stack):
@@ -36,22 +36,30 @@ class DreamBoothStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
 
-        self.data = DataBucket(
-            self, "Data", config=config.storage, existing_bucket_name=config.existing_bucket_name
-        )
+        self.data = DataBucket(self, "Data", config=config.storage, existing_bucket_name=config.existing_bucket_name)
         # Uploads under datasets/ -> validated JumpStart fine-tune -> model live on the endpoint.
         self.pipeline = TrainingPipeline(
-            self, "Pipeline", bucket=self.data.bucket, training=config.training,
-            serving=config.serving, notifications=config.notifications,
+            self,
+            "Pipeline",
+            bucket=self.data.bucket,
+            training=config.training,
+            serving=config.serving,
+            notifications=config.notifications,
             log_retention_days=config.monitoring.log_retention_days,
         )
         # The HTTPS API serves what the pipeline registers and deploys.
         self.api = InferenceApi(
-            self, "Api", bucket=self.data.bucket, registry_table=self.pipeline.registry_table,
+            self,
+            "Api",
+            bucket=self.data.bucket,
+            registry_table=self.pipeline.registry_table,
             deploy_state_machine=self.pipeline.deploy_state_machine,
             training_state_machine=self.pipeline.training_state_machine,
-            endpoint_name=self.pipeline.endpoint_name, config=config.api, serving=config.serving,
-            success_topic=self.pipeline.inference_success_topic, error_topic=self.pipeline.inference_error_topic,
+            endpoint_name=self.pipeline.endpoint_name,
+            config=config.api,
+            serving=config.serving,
+            success_topic=self.pipeline.inference_success_topic,
+            error_topic=self.pipeline.inference_error_topic,
             log_retention_days=config.monitoring.log_retention_days,
             judge_environment=self.pipeline.judge_environment,
             scaling_function=self.pipeline.serving.scaling_function,
@@ -64,10 +72,14 @@ class DreamBoothStack(Stack):
         self.data.allow_browser_uploads(self.api.page_origin)
         # Dashboard and alarms (to the pipeline's notifications topic) over all of the above.
         self.monitoring = Monitoring(
-            self, "Monitoring", topic=self.pipeline.topic, topic_key=self.pipeline.topic_key,
+            self,
+            "Monitoring",
+            topic=self.pipeline.topic,
+            topic_key=self.pipeline.topic_key,
             training_state_machine=self.pipeline.training_state_machine,
             deploy_state_machine=self.pipeline.deploy_state_machine,
-            endpoint_name=self.pipeline.endpoint_name, variant_name=VARIANT_NAME,
+            endpoint_name=self.pipeline.endpoint_name,
+            variant_name=VARIANT_NAME,
             api=ApiMetricsSource(stage=self.api.api.deployment_stage, failed_notices=self.api.failed_notices),
             config=config.monitoring,
         )
@@ -77,10 +89,18 @@ class DreamBoothStack(Stack):
         # Last: CDK's own functions (S3 notifications handler) get a log group with retention too.
         manage_function_logs(self, config.monitoring.log_retention_days)
 
-        CfnOutput(self, outputs.BUCKET_NAME, value=self.data.bucket.bucket_name,
-                  description="Upload datasets under datasets/<name>/ in this bucket.")
-        CfnOutput(self, outputs.BUCKET_CREATED_BY_STACK, value=str(self.data.created).lower(),
-                  description="false when an existing bucket was reused (it is never modified beyond EventBridge).")
+        CfnOutput(
+            self,
+            outputs.BUCKET_NAME,
+            value=self.data.bucket.bucket_name,
+            description="Upload datasets under datasets/<name>/ in this bucket.",
+        )
+        CfnOutput(
+            self,
+            outputs.BUCKET_CREATED_BY_STACK,
+            value=str(self.data.created).lower(),
+            description="false when an existing bucket was reused (it is never modified beyond EventBridge).",
+        )
         self._stable_output_ids()
 
     # Output name (stacks/outputs.py) -> (construct, its output child). The CLI reads these names with

@@ -141,5 +141,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     from emulator.synthesis import synth_count
 
     if synth_count():
-        terminalreporter.write_line(f"synthesized {synth_count()} context variant(s) of the app, once each "
-                                    "(emulator/synthesis.py)")
+        terminalreporter.write_line(
+            f"synthesized {synth_count()} context variant(s) of the app, once each (emulator/synthesis.py)"
+        )

@@ -63,13 +63,19 @@ def publisher(region: str) -> Any:
     import boto3
 
     credentials = boto3.client("sts", region_name=region).assume_role(
-        RoleArn=f"arn:aws:iam::{PUBLISHER_ACCOUNT}:role/jumpstart-publisher", RoleSessionName="publisher")["Credentials"]
-    return boto3.Session(aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
-                         aws_session_token=credentials["SessionToken"], region_name=region)
+        RoleArn=f"arn:aws:iam::{PUBLISHER_ACCOUNT}:role/jumpstart-publisher", RoleSessionName="publisher"
+    )["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=region,
+    )
 
 
-def publish(session: Any, region: str = "us-east-1", values: dict[str, str] | None = None,
-            leave_out: Iterable[str] = ()) -> dict[str, str]:
+def publish(
+    session: Any, region: str = "us-east-1", values: dict[str, str] | None = None, leave_out: Iterable[str] = ()
+) -> dict[str, str]:
     """Put the artifacts of `values` (default: the fixture's) into moto, except the fields in `leave_out`.
 
     The S3 objects go into a bucket of AWS's account, which moto lets the deployer read as AWS does
@@ -83,10 +89,12 @@ def publish(session: Any, region: str = "us-east-1", values: dict[str, str] | No
         if name in leave_out:
             continue
         if uri.startswith("s3://"):
-            bucket, _, key = uri[len("s3://"):].partition("/")
+            bucket, _, key = uri[len("s3://") :].partition("/")
             try:
-                s3.create_bucket(Bucket=bucket, **({} if region == "us-east-1" else {
-                    "CreateBucketConfiguration": {"LocationConstraint": region}}))
+                s3.create_bucket(
+                    Bucket=bucket,
+                    **({} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}),
+                )
             except (s3.exceptions.BucketAlreadyExists, s3.exceptions.BucketAlreadyOwnedByYou):
                 pass  # published earlier (or by a test, as the sample photos' bucket)
             s3.put_object(Bucket=bucket, Key=(key + "model.safetensors") if key.endswith("/") else key, Body=b"x")
@@ -97,7 +105,11 @@ def publish(session: Any, region: str = "us-east-1", values: dict[str, str] | No
                 ecr.create_repository(registryId=registry, repositoryName=repository)
             except ecr.exceptions.RepositoryAlreadyExistsException:
                 pass
-            ecr.put_image(registryId=registry, repositoryName=repository, imageTag=tag,
-                          imageManifest=json.dumps({"schemaVersion": 2, "tag": tag}),
-                          imageManifestMediaType="application/vnd.docker.distribution.manifest.v2+json")
+            ecr.put_image(
+                registryId=registry,
+                repositoryName=repository,
+                imageTag=tag,
+                imageManifest=json.dumps({"schemaVersion": 2, "tag": tag}),
+                imageManifestMediaType="application/vnd.docker.distribution.manifest.v2+json",
+            )
     return values

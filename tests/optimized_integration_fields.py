@@ -24,8 +24,10 @@ _SNS = "https://docs.aws.amazon.com/step-functions/latest/dg/connect-sns.html"
 _LAMBDA = "https://docs.aws.amazon.com/step-functions/latest/dg/connect-lambda.html"
 _SFN = "https://docs.aws.amazon.com/step-functions/latest/dg/connect-stepfunctions.html"
 _ATTRIBUTE_VALUE = "CDK L2 DynamoAttributeValue emits it (DynamoDB's AttributeValue type)"
-_SPOT = ("AWS (Step Functions team, 2021-09-11) in aws/aws-step-functions-data-science-sdk-python issue #42: "
-         "'The EnableManagedSpotTraining parameter is now supported in CreateTrainingJob'")
+_SPOT = (
+    "AWS (Step Functions team, 2021-09-11) in aws/aws-step-functions-data-science-sdk-python issue #42: "
+    "'The EnableManagedSpotTraining parameter is now supported in CreateTrainingJob'"
+)
 _TRAINING = "CDK L2 SageMakerCreateTrainingJob emits it"
 
 ALLOWED: dict[str, str] = {
@@ -56,7 +58,7 @@ ALLOWED: dict[str, str] = {
     "states:startExecution.sync:2:StateMachineArn": f"{_SFN}; CDK L2 StepFunctionsStartExecution emits it",
     "states:startExecution.sync:2:Name": f"{_SFN}; CDK L2 StepFunctionsStartExecution emits it",
     "states:startExecution.sync:2:Input.**": f"{_SFN} (Input, the child's input); CDK L2 StepFunctionsStartExecution "
-                                             "emits it (with AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID)",
+    "emits it (with AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID)",
     # SageMaker endpoints.
     "sagemaker:createEndpoint:EndpointName": "CDK L2 SageMakerCreateEndpoint emits it",
     "sagemaker:createEndpoint:EndpointConfigName": "CDK L2 SageMakerCreateEndpoint emits it",
@@ -87,5 +89,6 @@ ALLOWED: dict[str, str] = {
     "sagemaker:createTrainingJob.sync:StoppingCondition.MaxWaitTimeInSeconds": (
         f"{_SPOT}; managed spot training is not usable without it (SageMaker requires it with "
         "EnableManagedSpotTraining), so the support stated covers it. Inferred, not stated field by field: "
-        "the first deploy (CreateStateMachine) is what confirms it"),
+        "the first deploy (CreateStateMachine) is what confirms it"
+    ),
 }

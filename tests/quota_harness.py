@@ -22,8 +22,13 @@ class QuotaHarness:
 
     def set(self, service: str, code: str, name: str, value: float) -> None:
         self.quotas.setdefault(service, {})[code] = {
-            "ServiceCode": service, "QuotaCode": code, "QuotaName": name, "Value": float(value),
-            "Unit": "None", "Adjustable": True, "GlobalQuota": service == "s3",
+            "ServiceCode": service,
+            "QuotaCode": code,
+            "QuotaName": name,
+            "Value": float(value),
+            "Unit": "None",
+            "Adjustable": True,
+            "GlobalQuota": service == "s3",
             "QuotaArn": f"arn:aws:servicequotas:us-east-1:123456789012:{service}/{code}",
         }
 

@@ -30,8 +30,9 @@ def only(resources: Resources, type_: str, test: Callable[[Mapping[str, Any]], b
 
 def function(resources: Resources, handler: str) -> str:
     """The Lambda function whose Handler is `handler` ("module.function")."""
-    return only(resources, "AWS::Lambda::Function", lambda p: p.get("Handler") == handler,
-                f"with the handler {handler}")
+    return only(
+        resources, "AWS::Lambda::Function", lambda p: p.get("Handler") == handler, f"with the handler {handler}"
+    )
 
 
 def role_of(resources: Resources, logical: str) -> str:
@@ -44,16 +45,25 @@ def role_of(resources: Resources, logical: str) -> str:
 
 def role_described(resources: Resources, description_start: str) -> str:
     """The role whose Description starts with `description_start`."""
-    return only(resources, "AWS::IAM::Role", lambda p: p.get("Description", "").startswith(description_start),
-                f"described as {description_start!r}...")
+    return only(
+        resources,
+        "AWS::IAM::Role",
+        lambda p: p.get("Description", "").startswith(description_start),
+        f"described as {description_start!r}...",
+    )
 
 
 def role_assumed_by_role(resources: Resources, role: str) -> str:
     """The role that `role` (a logical id) may assume."""
-    return only(resources, "AWS::IAM::Role",
-                lambda p: any(s.get("Principal") == {"AWS": {"Fn::GetAtt": [role, "Arn"]}}
-                              for s in p["AssumeRolePolicyDocument"]["Statement"]),
-                f"assumed by {role}")
+    return only(
+        resources,
+        "AWS::IAM::Role",
+        lambda p: any(
+            s.get("Principal") == {"AWS": {"Fn::GetAtt": [role, "Arn"]}}
+            for s in p["AssumeRolePolicyDocument"]["Statement"]
+        ),
+        f"assumed by {role}",
+    )
 
 
 def definition_text(machine: Mapping[str, Any]) -> str:
@@ -72,9 +82,13 @@ def states(machine: Mapping[str, Any]) -> dict[str, Any]:
 def state_machine(resources: Resources, integration: str) -> str:
     """The state machine with a Task state calling the service integration `integration`
     (the part after "states:::", e.g. "sagemaker:createTrainingJob.sync")."""
+
     def calls(machine: Mapping[str, Any]) -> bool:
-        return any(s.get("Type") == "Task" and str(s.get("Resource", "")).endswith(f":states:::{integration}")
-                   for s in _all_states(states(machine)))
+        return any(
+            s.get("Type") == "Task" and str(s.get("Resource", "")).endswith(f":states:::{integration}")
+            for s in _all_states(states(machine))
+        )
+
     found = [k for k, v in of_type(resources, "AWS::StepFunctions::StateMachine").items() if calls(v)]
     assert len(found) == 1, f"{len(found)} state machines call {integration}: {found}"
     return found[0]
@@ -98,8 +112,9 @@ def deploy_machine(resources: Resources) -> str:
 
 
 def topic(resources: Resources, display_name: str) -> str:
-    return only(resources, "AWS::SNS::Topic", lambda p: p.get("DisplayName") == display_name,
-                f"displayed as {display_name!r}")
+    return only(
+        resources, "AWS::SNS::Topic", lambda p: p.get("DisplayName") == display_name, f"displayed as {display_name!r}"
+    )
 
 
 def listed(value: Any) -> list[Any]:
@@ -109,8 +124,11 @@ def listed(value: Any) -> list[Any]:
 
 def policies_of_role(resources: Resources, role: str) -> list[dict[str, Any]]:
     """The documents of the IAM policies attached to `role` (a logical id)."""
-    return [v["Properties"]["PolicyDocument"] for v in of_type(resources, "AWS::IAM::Policy").values()
-            if {"Ref": role} in v["Properties"].get("Roles", [])]
+    return [
+        v["Properties"]["PolicyDocument"]
+        for v in of_type(resources, "AWS::IAM::Policy").values()
+        if {"Ref": role} in v["Properties"].get("Roles", [])
+    ]
 
 
 def statements_of_role(resources: Resources, role: str) -> list[dict[str, Any]]:

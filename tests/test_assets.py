@@ -35,8 +35,11 @@ def test_each_asset_is_its_capabilitys_folder_and_the_shared_package_without_byt
         out = tmp_path / "out" / capability
         out.mkdir(parents=True)
         assets.copy_function_code(capability, out)
-        assert _files(out) == {"handler.py": f"# {capability}\n".encode(), "dreambooth_shared/__init__.py": b"",
-                               "dreambooth_shared/contract.py": b"X = 1\n"}
+        assert _files(out) == {
+            "handler.py": f"# {capability}\n".encode(),
+            "dreambooth_shared/__init__.py": b"",
+            "dreambooth_shared/contract.py": b"X = 1\n",
+        }
 
 
 def test_every_capability_folder_is_an_asset_and_holds_no_package_marker():
@@ -55,8 +58,12 @@ def test_no_tracked_symlink():
 
 def _edits_the_import_path(tree: ast.AST) -> bool:
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute) and node.attr == "path" and isinstance(node.value, ast.Name)
-                and node.value.id == "sys"):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr == "path"
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "sys"
+        ):
             return True
         if isinstance(node, ast.Attribute) and node.attr == "syspath_prepend":
             return True
@@ -66,8 +73,9 @@ def _edits_the_import_path(tree: ast.AST) -> bool:
 def test_the_import_path_is_set_in_one_place_pytest_ini():
     # No module reads or edits sys.path: tests get theirs from pytest.ini's pythonpath, child interpreters
     # from PYTHONPATH, and tests/api/lambda_loader.py finds a function's folder with a finder of its own.
-    tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files", "*.py"], capture_output=True, text=True,
-                             check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "*.py"], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert [f for f in tracked if _edits_the_import_path(ast.parse((ROOT / f).read_text()))] == []
 
 

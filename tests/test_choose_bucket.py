@@ -15,8 +15,8 @@ from moto import mock_aws
 
 from scripts import choose_bucket
 from scripts.choose_bucket import BUCKET_QUOTA_CODE, NoBucketAvailable, decide
-from tests.quota_harness import QuotaHarness
 from stacks.config import PROJECT_TAG_KEY, PROJECT_TAG_VALUE, STACK_TAG_KEY, bucket_decision_key
+from tests.quota_harness import QuotaHarness
 
 STACK = "DreamBoothPipeline"
 
@@ -53,9 +53,12 @@ def tag_as_project(session, name, stack_name=None):
 
 def run_decide(session, margin=2, stack_name=STACK):
     return decide(
-        stack_name=stack_name, margin=margin,
-        s3=session.client("s3"), service_quotas=session.client("service-quotas"),
-        tagging=session.client("resourcegroupstaggingapi"), cloudformation=session.client("cloudformation"),
+        stack_name=stack_name,
+        margin=margin,
+        s3=session.client("s3"),
+        service_quotas=session.client("service-quotas"),
+        tagging=session.client("resourcegroupstaggingapi"),
+        cloudformation=session.client("cloudformation"),
     )
 
 
@@ -115,7 +118,8 @@ def test_a_live_stack_keeps_its_own_bucket(aws, s3_quota):
     make_buckets(aws, 4)
     tag_as_project(aws, "my-data", stack_name=STACK)
     aws.client("cloudformation").create_stack(
-        StackName=STACK, TemplateBody=json.dumps({"Resources": {"T": {"Type": "AWS::SNS::Topic"}}}),
+        StackName=STACK,
+        TemplateBody=json.dumps({"Resources": {"T": {"Type": "AWS::SNS::Topic"}}}),
     )
     decision = run_decide(aws)
     assert decision.action == "create" and "already owns my-data" in decision.reason

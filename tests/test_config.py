@@ -31,8 +31,9 @@ def test_command_line_strings_are_parsed():
 
 
 def test_environment_from_cdk_variables():
-    config = load({}, {"CDK_DEFAULT_ACCOUNT": "111111111111", "CDK_DEFAULT_REGION": "eu-west-1",
-                       "CDK_DEPLOY_REGION": "us-west-2"})
+    config = load(
+        {}, {"CDK_DEFAULT_ACCOUNT": "111111111111", "CDK_DEFAULT_REGION": "eu-west-1", "CDK_DEPLOY_REGION": "us-west-2"}
+    )
     assert (config.env.account, config.env.region) == ("111111111111", "us-west-2")
 
 
@@ -76,9 +77,16 @@ def test_gpu_types_sagemaker_offers_are_accepted(key, value):
 
 
 @pytest.mark.parametrize("key", ["trainingInstanceType", "endpointInstanceType"])
-@pytest.mark.parametrize("value, gpu", [("ml.g6.xlarge", "sm_89"), ("ml.g6e.2xlarge", "sm_89"),
-                                        ("ml.p5.48xlarge", "sm_90"), ("ml.p5en.48xlarge", "sm_90"),
-                                        ("ml.p6-b200.48xlarge", "Blackwell")])
+@pytest.mark.parametrize(
+    "value, gpu",
+    [
+        ("ml.g6.xlarge", "sm_89"),
+        ("ml.g6e.2xlarge", "sm_89"),
+        ("ml.p5.48xlarge", "sm_90"),
+        ("ml.p5en.48xlarge", "sm_90"),
+        ("ml.p6-b200.48xlarge", "Blackwell"),
+    ],
+)
 def test_families_newer_than_the_pinned_cuda_are_refused_with_what_to_choose(key, value, gpu):
     """The pinned images are CUDA 11.3 (py38-cu113): it predates Ada and Hopper GPUs. SageMaker offers these
     types (botocore's enums list them), so only this rule stops them at synth."""

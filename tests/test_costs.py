@@ -15,8 +15,9 @@ class OfflineSession:
 
 
 def test_estimate_is_price_times_time():
-    pricing = costs.Pricing(as_of="t", source="s", regions={"r": {
-        "training": {"ml.g4dn.2xlarge": 0.9}, "hosting": {"ml.g5.2xlarge": 1.5}}})
+    pricing = costs.Pricing(
+        as_of="t", source="s", regions={"r": {"training": {"ml.g4dn.2xlarge": 0.9}, "hosting": {"ml.g5.2xlarge": 1.5}}}
+    )
     result = costs.estimate(pricing, "r", "ml.g4dn.2xlarge", "ml.g5.2xlarge", training_minutes=40)
     assert result.training_run_usd == pytest.approx(0.6)
     assert (result.endpoint_hourly_usd, result.endpoint_daily_usd) == (1.5, 36.0)
@@ -37,7 +38,11 @@ def test_unpriced_region_is_refused_not_guessed(capsys):
 
 
 def test_text_output_mentions_the_price_date(capsys):
-    assert cli.main(["-c", "endpointInstanceType=ml.g5.2xlarge", "cost", "--training-minutes", "30"],
-                    session=OfflineSession()) == 0
+    assert (
+        cli.main(
+            ["-c", "endpointInstanceType=ml.g5.2xlarge", "cost", "--training-minutes", "30"], session=OfflineSession()
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "prices as of" in out and "30 min on ml.g4dn.2xlarge" in out and "ml.g5.2xlarge" in out

@@ -10,12 +10,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from emulator.service_model import ServiceModelCheck
 from scripts import deploy
 from scripts import refresh_jumpstart_lock as jumpstart
 from stacks.training.jumpstart_lock import LOCK_FILE, JumpStartLock
 from tests import jumpstart_fixture
 from tests.conftest import ROOT
-from emulator.service_model import ServiceModelCheck
 from tests.test_choose_bucket import make_buckets, s3_quota  # noqa: F401 (fixture)
 
 ACCOUNT = "123456789012"  # moto's default account
@@ -70,7 +70,8 @@ def set_logging_role(session, name="someone-elses-apigateway-role"):
     """An account where API Gateway's CloudWatch Logs role was set earlier (by anyone)."""
     arn = session.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     session.client("apigateway").update_account(
-        patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": arn}])
+        patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": arn}]
+    )
     return arn
 
 
@@ -128,9 +129,10 @@ def test_without_credentials_it_synthesizes_rehearses_and_says_what_a_deploy_nee
 
 def test_no_rehearsal_skips_it_and_is_not_passed_to_cdk():
     run = Recorder()
-    assert deploy.main(["--no-rehearsal", "-c", "quietWindowSeconds=5"], session=NoCredentials(), run=run,
-                       environ={}) == 0
-    (synth, _), = run.commands
+    assert (
+        deploy.main(["--no-rehearsal", "-c", "quietWindowSeconds=5"], session=NoCredentials(), run=run, environ={}) == 0
+    )
+    ((synth, _),) = run.commands
     assert synth[-5:] == ["synth", "--quiet", "--no-notices", "-c", "quietWindowSeconds=5"]
     assert "--no-rehearsal" not in synth
 
@@ -178,7 +180,8 @@ def test_at_quota_with_nothing_to_reuse_deploys_nothing(project, session, s3_quo
 def test_explicit_bucket_is_checked_and_no_quota_decision_is_made(project, session):
     session.client("s3").create_bucket(Bucket="my-photos")
     session.client("cloudformation").create_stack(
-        StackName="CDKToolkit", TemplateBody=json.dumps({"Resources": {"T": {"Type": "AWS::SNS::Topic"}}}))
+        StackName="CDKToolkit", TemplateBody=json.dumps({"Resources": {"T": {"Type": "AWS::SNS::Topic"}}})
+    )
     run = Recorder()
     assert deploy.main(["-c", "bucketName=my-photos"], session=session, run=run, environ={}, root=project) == 0
     assert not (project / "cdk.context.json").exists()
@@ -206,8 +209,10 @@ def test_recorded_decision_is_reused_without_asking_again(project, session, s3_q
 
 def test_bad_configuration_fails_before_any_command(capsys, session, project):
     run = Recorder()
-    assert deploy.main(["-c", "trainingInstanceType=ml.t3.medium"], session=session, run=run, environ={},
-                       root=project) == 2
+    assert (
+        deploy.main(["-c", "trainingInstanceType=ml.t3.medium"], session=session, run=run, environ={}, root=project)
+        == 2
+    )
     assert run.commands == [] and "trainingInstanceType" in capsys.readouterr().err
 
 
@@ -216,7 +221,8 @@ def never_asked(question):
 
 
 def test_a_fresh_account_without_the_api_gateway_logging_role_deploys_nothing_and_says_how(
-        project, fresh_session, s3_quota, capsys):  # noqa: F811
+    project, fresh_session, s3_quota, capsys
+):  # noqa: F811
     s3_quota(100)
     run = Recorder()
     code = deploy.main([], session=fresh_session, run=run, environ={}, root=project, confirm=lambda q: False)
@@ -231,8 +237,9 @@ def test_a_fresh_account_without_the_api_gateway_logging_role_deploys_nothing_an
 def test_setup_account_creates_the_role_sets_it_and_deploys(project, setup_session, s3_quota, capsys):  # noqa: F811
     s3_quota(100)
     run = Recorder()
-    code = deploy.main(["--setup-account"], session=setup_session, run=run, environ={}, root=project,
-                       confirm=never_asked)
+    code = deploy.main(
+        ["--setup-account"], session=setup_session, run=run, environ={}, root=project, confirm=never_asked
+    )
     assert code == 0 and [c[0][3] for c in run.commands] == ["bootstrap", "deploy"]
     assert all("--setup-account" not in c[0] for c in run.commands)
     role_arn = logging_role(setup_session)
@@ -248,8 +255,14 @@ def test_setup_account_creates_the_role_sets_it_and_deploys(project, setup_sessi
 def test_consent_at_the_prompt_sets_the_role_up(project, setup_session, s3_quota):  # noqa: F811
     s3_quota(100)
     questions = []
-    code = deploy.main([], session=setup_session, run=Recorder(), environ={}, root=project,
-                       confirm=lambda q: questions.append(q) or True)
+    code = deploy.main(
+        [],
+        session=setup_session,
+        run=Recorder(),
+        environ={},
+        root=project,
+        confirm=lambda q: questions.append(q) or True,
+    )
     assert code == 0 and logging_role(setup_session).endswith("/APIGatewayCloudWatchLogs-dreambooth")
     (question,) = questions
     assert "account setting" in question and "kept after cdk destroy" in question
@@ -258,11 +271,14 @@ def test_consent_at_the_prompt_sets_the_role_up(project, setup_session, s3_quota
 def test_a_role_someone_else_set_is_never_replaced(project, session, s3_quota):  # noqa: F811
     s3_quota(100)
     theirs = logging_role(session)
-    assert deploy.main(["--setup-account"], session=session, run=Recorder(), environ={}, root=project,
-                       confirm=never_asked) == 0
+    assert (
+        deploy.main(["--setup-account"], session=session, run=Recorder(), environ={}, root=project, confirm=never_asked)
+        == 0
+    )
     assert logging_role(session) == theirs
     assert "APIGatewayCloudWatchLogs-dreambooth" not in [
-        r["RoleName"] for r in session.client("iam").list_roles()["Roles"]]
+        r["RoleName"] for r in session.client("iam").list_roles()["Roles"]
+    ]
 
 
 def test_missing_quotas_are_reported_but_do_not_stop_the_deploy(project, session, s3_quota, capsys):  # noqa: F811
@@ -276,8 +292,10 @@ def test_missing_quotas_are_reported_but_do_not_stop_the_deploy(project, session
 def test_skip_preflight_deploys_without_the_checks(project, fresh_session, s3_quota):  # noqa: F811
     s3_quota(100)
     run = Recorder()
-    assert deploy.main(["--skip-preflight"], session=fresh_session, run=run, environ={}, root=project,
-                       confirm=never_asked) == 0
+    assert (
+        deploy.main(["--skip-preflight"], session=fresh_session, run=run, environ={}, root=project, confirm=never_asked)
+        == 0
+    )
     assert run.commands[-1][0][3:] == ["deploy", *deploy.CDK_QUIET] and logging_role(fresh_session) is None
 
 
@@ -290,12 +308,18 @@ def project_lock(project):
 
 def resolve_project_lock(project, days_ago, values=None, version="9.9.1"):
     """The project's lock as an earlier deploy left it: us-east-1 resolved `days_ago` days ago."""
-    resolved = {"training_instance_type": "ml.g4dn.2xlarge", "endpoint_instance_type": "ml.g4dn.2xlarge",
-                "model_version": version, "hyperparameters": {"epochs": "7"},
-                "metric_definitions": [], "inference_environment": {"SAGEMAKER_PROGRAM": "inference.py"},
-                "regions": {"us-east-1": values or jumpstart_fixture.artifacts("us-east-1")}}
-    lock = jumpstart.apply(project_lock(project), resolved, datetime.now(timezone.utc) - timedelta(days=days_ago),
-                           "an earlier deploy")
+    resolved = {
+        "training_instance_type": "ml.g4dn.2xlarge",
+        "endpoint_instance_type": "ml.g4dn.2xlarge",
+        "model_version": version,
+        "hyperparameters": {"epochs": "7"},
+        "metric_definitions": [],
+        "inference_environment": {"SAGEMAKER_PROGRAM": "inference.py"},
+        "regions": {"us-east-1": values or jumpstart_fixture.artifacts("us-east-1")},
+    }
+    lock = jumpstart.apply(
+        project_lock(project), resolved, datetime.now(timezone.utc) - timedelta(days=days_ago), "an earlier deploy"
+    )
     jumpstart.write(project / PROJECT_LOCK, lock)
     return lock
 
@@ -338,8 +362,10 @@ def test_an_unresolved_lock_is_resolved_verified_and_written_before_cdk_runs(pro
 
 def test_a_deprecated_model_stops_the_deploy_with_one_line(project, session, tmp_path, monkeypatch, capsys):
     # Given JumpStart's metadata marks the model's version deprecated
-    jumpstart_fixture.local_metadata(monkeypatch, jumpstart_fixture.metadata_copy(
-        tmp_path, deprecated=True, deprecated_message="This model is deprecated."))
+    jumpstart_fixture.local_metadata(
+        monkeypatch,
+        jumpstart_fixture.metadata_copy(tmp_path, deprecated=True, deprecated_message="This model is deprecated."),
+    )
     before = (project / PROJECT_LOCK).read_text()
     run = Recorder()
     # When make deploy runs
@@ -348,7 +374,10 @@ def test_a_deprecated_model_stops_the_deploy_with_one_line(project, session, tmp
     assert code == deploy.JUMPSTART_UNAVAILABLE == 5 and run.commands == []
     assert (project / PROJECT_LOCK).read_text() == before
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert "deprecated in us-east-1 (This model is deprecated): nothing was deployed and the lock file is unchanged" in line
+    assert (
+        "deprecated in us-east-1 (This model is deprecated): nothing was deployed and the lock file is unchanged"
+        in line
+    )
     assert "JumpStart offers no newer version" in line
 
 
@@ -375,8 +404,10 @@ def test_a_missing_artifact_stops_the_deploy_with_one_line(project, s3_quota, ca
     assert check.violations == []
     assert code == 5 and run.commands == [] and (project / PROJECT_LOCK).read_text() == before
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith("JumpStart artifact inference_image_uri 763104351884.dkr.ecr.us-east-1.amazonaws.com/"
-                           "huggingface-pytorch-inference:9.9.1-fixture-gpu is missing in us-east-1")
+    assert line.startswith(
+        "JumpStart artifact inference_image_uri 763104351884.dkr.ecr.us-east-1.amazonaws.com/"
+        "huggingface-pytorch-inference:9.9.1-fixture-gpu is missing in us-east-1"
+    )
     assert "nothing was deployed" in line and "AWS_REGION" in line
 
 
@@ -398,22 +429,30 @@ def test_a_fresh_lock_is_not_resolved_again_but_still_verified(project, session,
     run = Recorder()
     assert deploy.main([], session=session, run=run, environ={}, root=project) == 0
     assert (project / PROJECT_LOCK).read_text() == before and run.commands[-1][0][3] == "deploy"
-    assert "resolved earlier, within the lock's age limit; not deprecated; 5 of 5 artifacts found" in \
-        capsys.readouterr().out
+    assert (
+        "resolved earlier, within the lock's age limit; not deprecated; 5 of 5 artifacts found"
+        in capsys.readouterr().out
+    )
     # And an artifact gone since (the lock is fresh) still stops the next deploy
-    session.client("ecr").batch_delete_image(registryId="763104351884", repositoryName="huggingface-pytorch-training",
-                                             imageIds=[{"imageTag": "9.9.1-fixture-gpu"}])
+    session.client("ecr").batch_delete_image(
+        registryId="763104351884",
+        repositoryName="huggingface-pytorch-training",
+        imageIds=[{"imageTag": "9.9.1-fixture-gpu"}],
+    )
     assert deploy.main([], session=session, run=Recorder(), environ={}, root=project) == 5
     assert "make refresh-lock" in capsys.readouterr().err
 
 
-def test_a_version_deprecated_since_a_fresh_resolution_stops_the_deploy(project, session, tmp_path, monkeypatch,
-                                                                        capsys):
+def test_a_version_deprecated_since_a_fresh_resolution_stops_the_deploy(
+    project, session, tmp_path, monkeypatch, capsys
+):
     # Given a lock resolved to 9.9.1 yesterday (within the age limit), which JumpStart has deprecated since
     resolve_project_lock(project, days_ago=1)
     before = (project / PROJECT_LOCK).read_text()
-    jumpstart_fixture.local_metadata(monkeypatch, jumpstart_fixture.metadata_copy(
-        tmp_path, deprecated=True, deprecated_message="Withdrawn upstream."))
+    jumpstart_fixture.local_metadata(
+        monkeypatch,
+        jumpstart_fixture.metadata_copy(tmp_path, deprecated=True, deprecated_message="Withdrawn upstream."),
+    )
     monkeypatch.setattr(jumpstart, "resolve", lambda *a, **k: pytest.fail("resolved a fresh lock"))
     run = Recorder()
     # When make deploy runs, the lock is not resolved again, but the version's specs are read
@@ -426,8 +465,9 @@ def test_a_version_deprecated_since_a_fresh_resolution_stops_the_deploy(project,
     assert 'make refresh-lock ARGS="--region us-east-1"' in line
 
 
-def test_without_the_sdk_a_fresh_lock_says_its_deprecation_was_not_checked(project, session, s3_quota, monkeypatch,
-                                                                           capsys):  # noqa: F811
+def test_without_the_sdk_a_fresh_lock_says_its_deprecation_was_not_checked(
+    project, session, s3_quota, monkeypatch, capsys
+):  # noqa: F811
     s3_quota(100)
     resolve_project_lock(project, days_ago=1)
     monkeypatch.setattr(jumpstart, "sdk_installed", lambda: False)
@@ -461,8 +501,11 @@ def test_each_image_is_resolved_for_the_instance_type_it_runs_on(project, sessio
     assert entry["training_image_uri"] == jumpstart_fixture.artifacts("us-east-1")["training_image_uri"]
     assert entry["inference_image_uri"] == G5_INFERENCE_IMAGE
     assert lock["resolved_regions"]["us-east-1"] | {"resolved_at": None} == {
-        "resolved_at": None, "model_version": "9.9.1", "training_instance_type": "ml.g4dn.2xlarge",
-        "endpoint_instance_type": "ml.g5.2xlarge"}
+        "resolved_at": None,
+        "model_version": "9.9.1",
+        "training_instance_type": "ml.g4dn.2xlarge",
+        "endpoint_instance_type": "ml.g5.2xlarge",
+    }
     # And a fresh lock resolved for another endpoint type is resolved again for this one
     resolve_project_lock(project, days_ago=1)
     assert deploy.main(args, session=session, run=Recorder(), environ={}, root=project) == 0
@@ -475,8 +518,10 @@ def test_a_lock_older_than_the_age_limit_is_resolved_again(project, session, s3_
     s3_quota(100)
     old = resolve_project_lock(project, days_ago=JUMPSTART_LOCK_MAX_AGE_DAYS + 1)
     assert deploy.main([], session=session, run=Recorder(), environ={}, root=project) == 0
-    assert project_lock(project)["resolved_regions"]["us-east-1"]["resolved_at"] > \
-        old["resolved_regions"]["us-east-1"]["resolved_at"]
+    assert (
+        project_lock(project)["resolved_regions"]["us-east-1"]["resolved_at"]
+        > old["resolved_regions"]["us-east-1"]["resolved_at"]
+    )
 
 
 def test_the_sdk_is_installed_when_a_stale_lock_needs_it(project, session, s3_quota, capsys):  # noqa: F811
@@ -490,7 +535,7 @@ def test_the_sdk_is_installed_when_a_stale_lock_needs_it(project, session, s3_qu
     run = Recorder()
     code = deploy.resolve_jumpstart(session, "us-east-1", run, {}, project, installed=lambda: next(installed))
     assert code is None and project_lock(project)["resolved_regions"]["us-east-1"]
-    (pip, _), = run.commands
+    ((pip, _),) = run.commands
     assert pip[1:] == ["-m", "pip", "install", "-q", "-r", str(project / "requirements-lock.txt")]
     assert "Installing the SageMaker SDK (requirements-lock.txt: sagemaker-core)" in capsys.readouterr().out
 

@@ -152,16 +152,19 @@ def test_an_unknown_dreambooth_command_fails():
 
 def test_a_missing_python_module_fails():
     assert missing_modules("`.venv/bin/python -m scripts.rehearse` or `python -m scripts.rehearsel`") == [
-        "scripts.rehearsel"]
+        "scripts.rehearsel"
+    ]
 
 
 def test_a_broken_link_or_anchor_fails(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.md").write_text("# A page\n\n## The first run: `make acceptance`\n")
     readme = tmp_path / "README.md"
-    text = ("[ok](docs/a.md) [ok](docs/a.md#the-first-run-make-acceptance) [gone](docs/b.md) "
-            "[no heading](docs/a.md#nowhere) [web](https://example.com) [here](#top)\n\n# Top\n"
-            "```\n[in code](not/checked.md)\n```\n")
+    text = (
+        "[ok](docs/a.md) [ok](docs/a.md#the-first-run-make-acceptance) [gone](docs/b.md) "
+        "[no heading](docs/a.md#nowhere) [web](https://example.com) [here](#top)\n\n# Top\n"
+        "```\n[in code](not/checked.md)\n```\n"
+    )
     readme.write_text(text)
     assert broken_links(readme, text) == ["docs/b.md (no such file)", "docs/a.md#nowhere (no such heading)"]
 

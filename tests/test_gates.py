@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
 from emulator.synthesis import synth
+from tests.conftest import ROOT
 
 # Each variant synthesizes differently: created or taken-over bucket, access logs on, IAM auth,
 # and as a real deploy synthesizes it, with a concrete account and region (ARNs become literal).
@@ -56,9 +56,19 @@ def checkov(files: list[Path]) -> subprocess.CompletedProcess:
     """One run over all the files: checkov's start-up (about 6 s) is paid once, not per template,
     and its JSON names the file of every check, so each finding is still told apart by variant."""
     assert CHECKOV.exists(), f"checkov not installed at {CHECKOV}: run `make test`, which installs it"
-    return run([str(CHECKOV), "--skip-download", "--quiet", "--framework", "cloudformation",
-                "--output", "json", *(arg for f in files for arg in ("-f", str(f)))],
-               env={**os.environ, "BC_SKIP_MAPPING": "TRUE"})
+    return run(
+        [
+            str(CHECKOV),
+            "--skip-download",
+            "--quiet",
+            "--framework",
+            "cloudformation",
+            "--output",
+            "json",
+            *(arg for f in files for arg in ("-f", str(f))),
+        ],
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +142,14 @@ def test_checkov_findings_are_all_fixed_or_reviewed(gates):
     used = set()
     unexplained = []
     for variant, check_id, resource in checkov_failures(gates):
-        match = next((i for i, e in enumerate(exceptions)
-                      if e["check"] == check_id and fnmatch.fnmatch(resource, e["resource"])), None)
+        match = next(
+            (
+                i
+                for i, e in enumerate(exceptions)
+                if e["check"] == check_id and fnmatch.fnmatch(resource, e["resource"])
+            ),
+            None,
+        )
         if match is None:
             unexplained.append(f"{variant}: {check_id} on {resource}")
         else:

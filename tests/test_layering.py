@@ -60,8 +60,10 @@ def _imports(module: str, path: Path) -> Iterator[str]:
 
 def _graph() -> dict[str, set[str]]:
     """Module -> the product modules it imports."""
-    return {module: {name for name in _imports(module, path) if name in SOURCES and name != module}
-            for module, path in SOURCES.items()}
+    return {
+        module: {name for name in _imports(module, path) if name in SOURCES and name != module}
+        for module, path in SOURCES.items()
+    }
 
 
 def _unit(module: str) -> str:
@@ -124,15 +126,23 @@ def test_no_import_circle_between_units():
 
 
 def test_product_code_never_imports_tests():
-    offenders = sorted(f"{module} imports {name}" for module, path in SOURCES.items()
-                       for name in _imports(module, path) if name == "tests" or name.startswith("tests."))
+    offenders = sorted(
+        f"{module} imports {name}"
+        for module, path in SOURCES.items()
+        for name in _imports(module, path)
+        if name == "tests" or name.startswith("tests.")
+    )
     assert offenders == []
 
 
 def test_nothing_but_the_stack_imports_monitoring():
-    offenders = sorted(f"{module} imports {target}" for module, targets in _graph().items() for target in targets
-                       if (target == MONITORING or target.startswith(MONITORING + "."))
-                       and not (module == MONITORING or module.startswith(MONITORING + ".") or module in COMPOSERS))
+    offenders = sorted(
+        f"{module} imports {target}"
+        for module, targets in _graph().items()
+        for target in targets
+        if (target == MONITORING or target.startswith(MONITORING + "."))
+        and not (module == MONITORING or module.startswith(MONITORING + ".") or module in COMPOSERS)
+    )
     assert offenders == []
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from aws_cdk.assertions import Template
 
-from tests import template_find as find
-from tests.conftest import synth_stack
 from emulator.iam import Check, evaluate
 from emulator.pipeline_harness import Resolver
+from tests import template_find as find
+from tests.conftest import synth_stack
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
@@ -26,9 +26,10 @@ class _Names(dict):
         kind = self.template["Resources"][logical]["Type"]
         if not self.arns:
             return logical
-        return {"AWS::S3::Bucket": f"arn:aws:s3:::{logical}",
-                "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT}:role/{logical}"}.get(
-            kind, f"arn:aws:{kind.split('::')[1].lower()}:{REGION}:{ACCOUNT}:{logical}")
+        return {
+            "AWS::S3::Bucket": f"arn:aws:s3:::{logical}",
+            "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT}:role/{logical}",
+        }.get(kind, f"arn:aws:{kind.split('::')[1].lower()}:{REGION}:{ACCOUNT}:{logical}")
 
 
 def _function_role(handler: str):
@@ -107,8 +108,10 @@ def test_cleanup_and_deploy_touch_only_sagemaker_resources_of_this_stack(templat
     config = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/doppler-20260101000000"
     assert evaluate(cleanup, Check("sagemaker:DeleteModel", model, ours))
     assert not evaluate(cleanup, Check("sagemaker:DeleteModel", model))
-    assert not evaluate(cleanup, Check("sagemaker:DeleteEndpointConfig", config,
-                                       {"aws:ResourceTag/dreambooth-pipeline:stack": "OtherStack"}))
+    assert not evaluate(
+        cleanup,
+        Check("sagemaker:DeleteEndpointConfig", config, {"aws:ResourceTag/dreambooth-pipeline:stack": "OtherStack"}),
+    )
     request_tag = {"aws:RequestTag/dreambooth-pipeline:stack": "DreamBoothPipeline"}
     assert evaluate(deploy, Check("sagemaker:CreateModel", model, request_tag))
     assert not evaluate(deploy, Check("sagemaker:CreateModel", model))
@@ -118,21 +121,34 @@ def test_cleanup_and_deploy_touch_only_sagemaker_resources_of_this_stack(templat
 
 def test_state_machines_log_under_vendedlogs(template):
     resources = template["Resources"]
-    groups = [resources[d["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]]["Properties"].get("LogGroupName")
-              for m in find.of_type(resources, "AWS::StepFunctions::StateMachine").values()
-              for d in m["Properties"]["LoggingConfiguration"]["Destinations"]]
-    assert sorted(groups) == ["/aws/vendedlogs/states/DreamBoothPipeline-deploy",
-                              "/aws/vendedlogs/states/DreamBoothPipeline-train"]
+    groups = [
+        resources[d["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]]["Properties"].get("LogGroupName")
+        for m in find.of_type(resources, "AWS::StepFunctions::StateMachine").values()
+        for d in m["Properties"]["LoggingConfiguration"]["Destinations"]
+    ]
+    assert sorted(groups) == [
+        "/aws/vendedlogs/states/DreamBoothPipeline-deploy",
+        "/aws/vendedlogs/states/DreamBoothPipeline-train",
+    ]
 
 
-@pytest.mark.parametrize("role, reads, writes", [
-    # hosting writes the asynchronous answers; the API handler stages photos, commits them and stores requests
-    ("training job", True, True), ("hosting", True, True),
-    # snapshot writes models/<dataset>/<version>/snapshot.json; packaging writes the model's code/ under models/
-    ("snapshot", True, True), ("validate", True, True), ("retrain", True, False), ("package", True, True),
-    ("image signer", True, False), ("api handler", True, True),
-    ("api results", True, True), ("api dispatch", False, True),
-])
+@pytest.mark.parametrize(
+    "role, reads, writes",
+    [
+        # hosting writes the asynchronous answers; the API handler stages photos, commits them and stores requests
+        ("training job", True, True),
+        ("hosting", True, True),
+        # snapshot writes models/<dataset>/<version>/snapshot.json; packaging writes the model's code/ under models/
+        ("snapshot", True, True),
+        ("validate", True, True),
+        ("retrain", True, False),
+        ("package", True, True),
+        ("image signer", True, False),
+        ("api handler", True, True),
+        ("api results", True, True),
+        ("api dispatch", False, True),
+    ],
+)
 def test_with_a_bucket_key_each_role_gets_exactly_its_kms_actions_through_s3(kms_template, role, reads, writes):
     policies = policies_of(kms_template, role)
     via_s3 = {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}
@@ -143,7 +159,9 @@ def test_with_a_bucket_key_each_role_gets_exactly_its_kms_actions_through_s3(kms
 
 def test_without_a_bucket_key_no_role_gets_kms_on_it(template):
     for role in ("training job", "api results"):
-        assert not evaluate(policies_of(template, role), Check("kms:Decrypt", KEY, {"kms:ViaService": "s3.us-east-1.amazonaws.com"}))
+        assert not evaluate(
+            policies_of(template, role), Check("kms:Decrypt", KEY, {"kms:ViaService": "s3.us-east-1.amazonaws.com"})
+        )
 
 
 def _all_documents(template: dict, role: str) -> list[dict]:
@@ -154,9 +172,12 @@ def _all_documents(template: dict, role: str) -> list[dict]:
     props = resources[role]["Properties"]
     attached = {a["Ref"] for a in props.get("ManagedPolicyArns", []) if isinstance(a, dict) and "Ref" in a}
     documents = [p["PolicyDocument"] for p in props.get("Policies", [])]
-    documents += [r["Properties"]["PolicyDocument"] for logical, r in resources.items()
-                  if r["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
-                  and ({"Ref": role} in r["Properties"].get("Roles", []) or logical in attached)]
+    documents += [
+        r["Properties"]["PolicyDocument"]
+        for logical, r in resources.items()
+        if r["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+        and ({"Ref": role} in r["Properties"].get("Roles", []) or logical in attached)
+    ]
     return [resolve(d) for d in documents]
 
 
@@ -168,8 +189,14 @@ def test_with_a_bucket_key_every_role_that_reads_or_writes_objects_may_use_it_an
     users = 0
     for role in find.of_type(kms_template["Resources"], "AWS::IAM::Role"):
         documents = _all_documents(kms_template, role)
-        granted = [r for d in documents for st in find.listed(d.get("Statement", [])) if st["Effect"] == "Allow"
-                   for r in find.listed(st.get("Resource", [])) if isinstance(r, str) and r.startswith(objects)]
+        granted = [
+            r
+            for d in documents
+            for st in find.listed(d.get("Statement", []))
+            if st["Effect"] == "Allow"
+            for r in find.listed(st.get("Resource", []))
+            if isinstance(r, str) and r.startswith(objects)
+        ]
         probes = [r.replace("*", "x") for r in granted]
         reads = any(evaluate(documents, Check("s3:GetObject", probe)) for probe in probes)
         writes = any(evaluate(documents, Check("s3:PutObject", probe)) for probe in probes)

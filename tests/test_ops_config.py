@@ -13,8 +13,11 @@ def test_defaults():
     config = load({})
     assert (config.training.spot, config.training.spot_max_wait_minutes) == (True, 150)
     assert config.monitoring.log_retention_days == 30
-    assert (config.monitoring.api_5xx_percent, config.monitoring.endpoint_5xx_errors,
-            config.monitoring.endpoint_stuck_minutes) == (5, 1, 30)
+    assert (
+        config.monitoring.api_5xx_percent,
+        config.monitoring.endpoint_5xx_errors,
+        config.monitoring.endpoint_stuck_minutes,
+    ) == (5, 1, 30)
 
 
 def test_spot_wait_defaults_to_the_run_time_plus_the_capacity_wait_and_accepts_command_line_strings():
@@ -44,10 +47,16 @@ def test_every_allowed_retention_has_a_cdk_value():
     assert [retention(days) for days in LOG_RETENTION_DAYS]
 
 
-@pytest.mark.parametrize("key, value", [
-    ("spotTraining", "maybe"), ("alarmApi5xxPercent", 0), ("alarmApi5xxPercent", 101),
-    ("alarmEndpoint5xxErrors", "many"), ("alarmEndpointStuckMinutes", 0),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("spotTraining", "maybe"),
+        ("alarmApi5xxPercent", 0),
+        ("alarmApi5xxPercent", 101),
+        ("alarmEndpoint5xxErrors", "many"),
+        ("alarmEndpointStuckMinutes", 0),
+    ],
+)
 def test_bad_values_name_their_key(key, value):
     with pytest.raises(ConfigError) as error:
         load({key: value})

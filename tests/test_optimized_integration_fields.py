@@ -14,9 +14,9 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.optimized_integration_fields import ALLOWED
 from emulator.synthesis import synth
-from tests.template_find import _all_states, of_type, states
+from tests.optimized_integration_fields import ALLOWED
+from tests.template_find import of_type, states
 
 VARIANTS = {
     "spot": {},
@@ -76,8 +76,7 @@ def _named_states(top: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def unvouched(sent: dict[str, set[str]]) -> dict[str, set[str]]:
-    return {field: names for field, names in sent.items()
-            if not any(p.fullmatch(field) for p in PATTERNS.values())}
+    return {field: names for field, names in sent.items() if not any(p.fullmatch(field) for p in PATTERNS.values())}
 
 
 @pytest.fixture(scope="module", params=VARIANTS)
@@ -91,7 +90,8 @@ def test_every_field_sent_through_an_optimized_integration_is_vouched_for(templa
     assert not unvouched(sent), (
         "fields no source vouches for (Step Functions may refuse the state machine): "
         f"{json.dumps({k: sorted(v) for k, v in unvouched(sent).items()}, indent=1)}; add the source to "
-        "tests/optimized_integration_fields.py, or use the aws-sdk: integration, or avoid the field")
+        "tests/optimized_integration_fields.py, or use the aws-sdk: integration, or avoid the field"
+    )
 
 
 def test_the_fields_found_before_the_review_are_gone_or_moved():

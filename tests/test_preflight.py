@@ -65,9 +65,17 @@ def test_all_green(session, quotas, capsys):
     give_sagemaker(quotas)
     code, report = run(session, capsys)
     assert code == 0 and report["ok"] is True
-    assert set(by_name(report)) == {"credentials", "region", "jumpstart model", "s3 bucket", "api gateway logging role",
-                                    "bucket encryption", "training instance", "spot training instance",
-                                    "endpoint instance"}
+    assert set(by_name(report)) == {
+        "credentials",
+        "region",
+        "jumpstart model",
+        "s3 bucket",
+        "api gateway logging role",
+        "bucket encryption",
+        "training instance",
+        "spot training instance",
+        "endpoint instance",
+    }
 
 
 def test_zero_gpu_quota_fails_with_the_fix(session, quotas, capsys):
@@ -147,8 +155,14 @@ def _reused_bucket_with_customer_key(session, *, key_in_rule=lambda key: key["Ke
     key = session.client("kms").create_key()["KeyMetadata"]
     s3 = session.client("s3")
     s3.create_bucket(Bucket="photos-kms")
-    s3.put_bucket_encryption(Bucket="photos-kms", ServerSideEncryptionConfiguration={"Rules": [
-        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_in_rule(key)}}]})
+    s3.put_bucket_encryption(
+        Bucket="photos-kms",
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_in_rule(key)}}
+            ]
+        },
+    )
     return key
 
 
@@ -192,14 +206,19 @@ def test_a_missing_api_gateway_logging_role_fails_with_the_exact_fix(fresh_sessi
     assert code == 1 and role["ok"] is False and role["blocks_deploy"] is True
     assert "CreateStage" in role["detail"]
     assert "make deploy ARGS=--setup-account" in role["fix"]
-    assert "aws apigateway update-account --region us-east-1 --patch-operations op=replace,path=/cloudwatchRoleArn" \
+    assert (
+        "aws apigateway update-account --region us-east-1 --patch-operations op=replace,path=/cloudwatchRoleArn"
         in role["fix"]
+    )
     assert fresh_session.client("apigateway").get_account().get("cloudwatchRoleArn") is None  # changes nothing
 
 
 def test_a_set_role_that_no_longer_exists_is_reported_not_replaced(fresh_session, quotas, capsys):
-    fresh_session.client("apigateway").update_account(patchOperations=[
-        {"op": "replace", "path": "/cloudwatchRoleArn", "value": "arn:aws:iam::123456789012:role/deleted"}])
+    fresh_session.client("apigateway").update_account(
+        patchOperations=[
+            {"op": "replace", "path": "/cloudwatchRoleArn", "value": "arn:aws:iam::123456789012:role/deleted"}
+        ]
+    )
     code, report = run(fresh_session, capsys)
     role = by_name(report)["api gateway logging role"]
     assert role["ok"] is False and "no longer exists" in role["detail"]
@@ -224,10 +243,11 @@ def test_the_jumpstart_check_reports_what_a_deploy_would_resolve_and_writes_noth
     assert LOCK_FILE.read_text() == before
 
 
-def test_the_jumpstart_check_fails_for_a_deprecated_model_with_the_fix(session, quotas, capsys, tmp_path,
-                                                                         monkeypatch):
-    jumpstart_fixture.local_metadata(monkeypatch, jumpstart_fixture.metadata_copy(
-        tmp_path, deprecated=True, deprecated_message="Deprecated since 2026-11."))
+def test_the_jumpstart_check_fails_for_a_deprecated_model_with_the_fix(session, quotas, capsys, tmp_path, monkeypatch):
+    jumpstart_fixture.local_metadata(
+        monkeypatch,
+        jumpstart_fixture.metadata_copy(tmp_path, deprecated=True, deprecated_message="Deprecated since 2026-11."),
+    )
     code, report = run(session, capsys)
     check = by_name(report)["jumpstart model"]
     assert code == 1 and check["ok"] is False and check["blocks_deploy"] is True

@@ -19,12 +19,14 @@ from moto import mock_aws
 
 BUCKET = "existing-photos-bucket"
 EXISTING = {
-    "TopicConfigurations": [{
-        "Id": "users-own-rule",
-        "TopicArn": "arn:aws:sns:us-east-1:123456789012:photo-uploads",
-        "Events": ["s3:ObjectCreated:*"],
-        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "camera/"}]}},
-    }]
+    "TopicConfigurations": [
+        {
+            "Id": "users-own-rule",
+            "TopicArn": "arn:aws:sns:us-east-1:123456789012:photo-uploads",
+            "Events": ["s3:ObjectCreated:*"],
+            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "camera/"}]}},
+        }
+    ]
 }
 
 
@@ -64,8 +66,12 @@ def run_handler(code, props, request_type, url):
     module = types.ModuleType("cdk_notifications_handler")
     exec(compile(code, "cdk_notifications_handler", "exec"), module.__dict__)  # the code CDK ships
     event = {
-        "RequestType": request_type, "ResponseURL": url, "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/DreamBoothPipeline/1",
-        "RequestId": "req-1", "LogicalResourceId": "Notifications", "ResourceProperties": props,
+        "RequestType": request_type,
+        "ResponseURL": url,
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/DreamBoothPipeline/1",
+        "RequestId": "req-1",
+        "LogicalResourceId": "Notifications",
+        "ResourceProperties": props,
     }
     if request_type == "Delete":
         event["PhysicalResourceId"] = "Notifications"

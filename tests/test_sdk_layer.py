@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from emulator.synthesis import synth
 from stacks.shared.assets import lambda_dir
 from stacks.shared.sdk_layer import REQUIREMENTS, pinned
 from tests.conftest import ROOT
-from emulator.synthesis import synth
 from tests.template_find import of_type
 
 LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024  # function and all its layers, unzipped
@@ -60,14 +60,23 @@ def synthesized(created_stack):
     synthesis = synth()
     template = json.loads(synthesis.template_file.read_text())
     resources = template["Resources"]
-    (layer_id, layer), = of_type(resources, "AWS::Lambda::LayerVersion").items()
+    ((layer_id, layer),) = of_type(resources, "AWS::Lambda::LayerVersion").items()
     layer_dir = _staged(synthesis.outdir, synthesis.stack.stack_name, layer["Properties"]["Content"]["S3Key"])
     # The project's functions, by their code and handler alone (whatever layers they list): the code is
     # a staged asset and the handler's module is one of the project's runtime modules, byte for byte.
-    functions = {k: v for k, v in of_type(resources, "AWS::Lambda::Function").items()
-                 if _runs_project_code(synthesis.outdir, synthesis.stack.stack_name, v["Properties"])}
-    return {"layer_id": layer_id, "layer": layer, "layer_dir": layer_dir, "functions": functions,
-            "outdir": synthesis.outdir, "stack_name": synthesis.stack.stack_name}
+    functions = {
+        k: v
+        for k, v in of_type(resources, "AWS::Lambda::Function").items()
+        if _runs_project_code(synthesis.outdir, synthesis.stack.stack_name, v["Properties"])
+    }
+    return {
+        "layer_id": layer_id,
+        "layer": layer,
+        "layer_dir": layer_dir,
+        "functions": functions,
+        "outdir": synthesis.outdir,
+        "stack_name": synthesis.stack.stack_name,
+    }
 
 
 def test_the_layer_pins_the_boto3_of_requirements_txt():
@@ -78,7 +87,8 @@ def test_the_layer_pins_the_boto3_of_requirements_txt():
 def test_the_tests_run_the_sdk_the_layer_holds():
     installed = {name: metadata.version(name) for name in pinned()}
     assert installed == pinned(), (
-        f"the tests run {installed}, the functions get {pinned()} ({REQUIREMENTS.name}): pin one to the other")
+        f"the tests run {installed}, the functions get {pinned()} ({REQUIREMENTS.name}): pin one to the other"
+    )
 
 
 def test_every_project_function_lists_the_sdk_layer(synthesized):
@@ -100,8 +110,9 @@ def test_the_layer_asset_is_named_by_its_pins(synthesized, imported_stack):
     (other_layer,) = of_type(other, "AWS::Lambda::LayerVersion").values()
     assert other_layer["Properties"]["Content"] == synthesized["layer"]["Properties"]["Content"]
     files = [p.relative_to(synthesized["layer_dir"]).as_posix() for p in synthesized["layer_dir"].rglob("*")]
-    assert not [f for f in files if f.endswith(".pyc") or f.startswith(f"{LAMBDA_LAYER_PYTHON_DIR}/bin")], \
+    assert not [f for f in files if f.endswith(".pyc") or f.startswith(f"{LAMBDA_LAYER_PYTHON_DIR}/bin")], (
         "bytecode or console scripts (machine-dependent) in the layer"
+    )
 
 
 def test_handlers_import_the_pinned_sdk_from_the_layer(synthesized):
@@ -123,11 +134,17 @@ def test_handlers_import_the_pinned_sdk_from_the_layer(synthesized):
         checked.add(code_dir)
         # Lambda's order: the function's code, then /opt/python, and nothing of this machine: -S -s no
         # site-packages, -P not the working directory, an environment of PYTHONPATH only.
-        run = subprocess.run([sys.executable, "-S", "-s", "-P", "-c", probe], capture_output=True, text=True,
-                             env={"PYTHONPATH": os.pathsep.join([str(code_dir), str(layer_python)])})
+        run = subprocess.run(
+            [sys.executable, "-S", "-s", "-P", "-c", probe],
+            capture_output=True,
+            text=True,
+            env={"PYTHONPATH": os.pathsep.join([str(code_dir), str(layer_python)])},
+        )
         assert run.returncode == 0, f"{logical}'s code cannot import the SDK from the layer: {run.stderr[-600:]}"
         found = json.loads(run.stdout)
-        assert Path(found["boto3_file"]).is_relative_to(layer_python), f"{logical} imports boto3 from {found['boto3_file']}"
+        assert Path(found["boto3_file"]).is_relative_to(layer_python), (
+            f"{logical} imports boto3 from {found['boto3_file']}"
+        )
         assert Path(found["botocore_file"]).is_relative_to(layer_python)
         assert Path(found["shared_file"]).is_relative_to(code_dir), f"{logical} has no dreambooth_shared of its own"
         assert (found["boto3"], found["botocore"]) == (pinned()["boto3"], pinned()["botocore"])

@@ -19,7 +19,8 @@ def test_the_configuration_tables_are_the_registrys(document):
     assert settings_table.blocks(text), f"{document} has no <!-- settings-table: ... --> block"
     assert settings_table.rewrite(text) == text, (
         f"{document}'s configuration table differs from stacks/config.py: "
-        "run .venv/bin/python -m scripts.settings_table")
+        "run .venv/bin/python -m scripts.settings_table"
+    )
 
 
 def test_each_table_lists_the_sections_its_page_is_about():
@@ -34,8 +35,9 @@ def test_each_table_lists_the_sections_its_page_is_about():
 def test_a_stale_table_is_rewritten_and_the_check_fails(tmp_path):
     for document in settings_table.DOCUMENTS:
         (tmp_path / document).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / document).write_text((ROOT / document).read_text().replace("| `apiRateLimit` | `5` |",
-                                                                                  "| `apiRateLimit` | `50` |"))
+        (tmp_path / document).write_text(
+            (ROOT / document).read_text().replace("| `apiRateLimit` | `5` |", "| `apiRateLimit` | `50` |")
+        )
     assert settings_table.main(["--check"], root=tmp_path) == 1
     assert settings_table.main([], root=tmp_path) == 0
     assert settings_table.main(["--check"], root=tmp_path) == 0

@@ -11,8 +11,14 @@ ids a deployed stack has: change an id only knowing that a deployed stack loses 
 from __future__ import annotations
 
 HOLDS_DATA = (
-    "AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::KMS::Key", "AWS::SNS::Topic", "AWS::SQS::Queue",
-    "AWS::Logs::LogGroup", "AWS::StepFunctions::StateMachine", "AWS::ApiGateway::RestApi",
+    "AWS::S3::Bucket",
+    "AWS::DynamoDB::Table",
+    "AWS::KMS::Key",
+    "AWS::SNS::Topic",
+    "AWS::SQS::Queue",
+    "AWS::Logs::LogGroup",
+    "AWS::StepFunctions::StateMachine",
+    "AWS::ApiGateway::RestApi",
     "AWS::ApiGateway::ApiKey",
 )
 
@@ -67,4 +73,3 @@ def test_the_stack_over_a_reused_bucket_keeps_them_too(imported_stack):
     # The reused bucket is not the stack's: it is referenced by name, never in the template.
     expected = {logical: kind for logical, kind in CREATED_BUCKET.items() if kind != "AWS::S3::Bucket"}
     assert holding_data(imported_stack) == expected
-

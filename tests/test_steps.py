@@ -17,10 +17,18 @@ class _Check(Step):
         inside = sfn.Pass(self, "Inside")
         task = sfn.CustomState(self, "Publish", state_json={"Type": "Task", "Resource": "arn:aws:states:::x"})
         self.catch_onward(task, errors=["States.ALL"], result_path="$.error")
-        self.begin(task.next(self.choice("IsDone", [
-            (sfn.Condition.is_present("$.done"), ONWARD),
-            (sfn.Condition.is_present("$.half"), inside),
-        ], otherwise=sfn.Fail(self, "Neither"))))
+        self.begin(
+            task.next(
+                self.choice(
+                    "IsDone",
+                    [
+                        (sfn.Condition.is_present("$.done"), ONWARD),
+                        (sfn.Condition.is_present("$.half"), inside),
+                    ],
+                    otherwise=sfn.Fail(self, "Neither"),
+                )
+            )
+        )
         self.end(inside)
 
 
@@ -49,6 +57,8 @@ def test_states_keep_their_names_and_every_way_out_reaches_the_next_step():
 
 def test_an_onward_rule_keeps_its_place_among_the_choice_rules():
     choice = _graph()["IsDone"]
-    assert [(rule["Variable"], rule["Next"]) for rule in choice["Choices"]] == [("$.done", "Finished"),
-                                                                               ("$.half", "Inside")]
+    assert [(rule["Variable"], rule["Next"]) for rule in choice["Choices"]] == [
+        ("$.done", "Finished"),
+        ("$.half", "Inside"),
+    ]
     assert choice["Default"] == "Neither"

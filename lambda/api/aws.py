@@ -52,8 +52,13 @@ def bucket_sources(bucket: str, region: str) -> str:
 
 
 class Clients:
-    def __init__(self, factory: Callable[..., Any] = boto3.client, clock: Callable[[], float] = time.time,
-                 region: str = "us-east-1", bucket: str = ""):
+    def __init__(
+        self,
+        factory: Callable[..., Any] = boto3.client,
+        clock: Callable[[], float] = time.time,
+        region: str = "us-east-1",
+        bucket: str = "",
+    ):
         self._factory = factory
         self._clock = clock
         self.region = region  # Settings.region: the function's own
@@ -68,12 +73,17 @@ class Clients:
         if not role_arn:
             return self.s3_browser, lifetime_s
         now = self._clock()
-        if self._signer is None or self._signer_expires - SIGNER_MARGIN_S - now < lifetime_s - signer_slack_s(lifetime_s):
-            credentials = self.sts.assume_role(RoleArn=role_arn, RoleSessionName="image-urls",
-                                               DurationSeconds=SIGNER_SESSION_S)["Credentials"]
+        if self._signer is None or self._signer_expires - SIGNER_MARGIN_S - now < lifetime_s - signer_slack_s(
+            lifetime_s
+        ):
+            credentials = self.sts.assume_role(
+                RoleArn=role_arn, RoleSessionName="image-urls", DurationSeconds=SIGNER_SESSION_S
+            )["Credentials"]
             self._signer = self.browser_s3(
-                aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
-                aws_session_token=credentials["SessionToken"])
+                aws_access_key_id=credentials["AccessKeyId"],
+                aws_secret_access_key=credentials["SecretAccessKey"],
+                aws_session_token=credentials["SessionToken"],
+            )
             self._signer_expires = credentials["Expiration"].timestamp()
         return self._signer, max(1, min(lifetime_s, int(self._signer_expires - SIGNER_MARGIN_S - now)))
 
@@ -89,9 +99,15 @@ class Clients:
     def s3(self) -> Any:
         # Checksums only where S3 requires them: the small request objects and JPEGs go over TLS, and
         # botocore's default CRC32 on every PutObject costs more than the rest of the call's own work.
-        return self._factory("s3", config=Config(signature_version="s3v4", retries={"mode": "standard"},
-                                                 request_checksum_calculation="when_required",
-                                                 response_checksum_validation="when_required"))
+        return self._factory(
+            "s3",
+            config=Config(
+                signature_version="s3v4",
+                retries={"mode": "standard"},
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
+        )
 
     @cached_property
     def s3_browser(self) -> Any:
@@ -103,10 +119,13 @@ class Clients:
 
     def browser_s3(self, **credentials: Any) -> Any:
         """A new S3 client on the bucket's regional host (with these credentials, if given)."""
-        return self._factory("s3", region_name=self.region, endpoint_url=f"https://s3.{self.region}.amazonaws.com",
-                             config=Config(signature_version="s3v4",
-                                           s3={"addressing_style": addressing_style(self.bucket)}),
-                             **credentials)
+        return self._factory(
+            "s3",
+            region_name=self.region,
+            endpoint_url=f"https://s3.{self.region}.amazonaws.com",
+            config=Config(signature_version="s3v4", s3={"addressing_style": addressing_style(self.bucket)}),
+            **credentials,
+        )
 
     @cached_property
     def sagemaker(self) -> Any:

@@ -36,11 +36,10 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from dreambooth_shared import dataset_rules as rules
-from dreambooth_shared.contract import API_GATEWAY_LIMIT_S, UPLOADS_PREFIX, error_code
-
 import spec
 from aws import Clients
+from dreambooth_shared import dataset_rules as rules
+from dreambooth_shared.contract import API_GATEWAY_LIMIT_S, UPLOADS_PREFIX, error_code
 from errors import ApiError, BadRequest, Conflict, FieldError, NotFound
 from settings import Settings
 
@@ -120,14 +119,17 @@ class Datasets:
                     raise _bad(key, str(error)) from None
 
     def _taken(self, name: str) -> bool:
-        answer = self.clients.s3.list_objects_v2(Bucket=self.settings.bucket_name,
-                                                 Prefix=f"{rules.DATASETS_PREFIX}{name}/", MaxKeys=1)
+        answer = self.clients.s3.list_objects_v2(
+            Bucket=self.settings.bucket_name, Prefix=f"{rules.DATASETS_PREFIX}{name}/", MaxKeys=1
+        )
         return bool(answer.get("KeyCount", 0))
 
     def _refuse_if_taken(self, name: str) -> None:
         if self._taken(name):
-            raise Conflict(f"a dataset named {name!r} already exists; nothing is ever overwritten: "
-                           f"choose another name (e.g. {name[:29]}-2)")
+            raise Conflict(
+                f"a dataset named {name!r} already exists; nothing is ever overwritten: "
+                f"choose another name (e.g. {name[:29]}-2)"
+            )
 
     # ---- POST /datasets ----
 
@@ -140,8 +142,9 @@ class Datasets:
         files = request["files"]
         problems: list[FieldError] = []
         if not limits.min_images <= len(files) <= limits.max_images:
-            problems.append(FieldError("files", f"{len(files)} photos; {limits.min_images}-{limits.max_images} "
-                                                "are needed"))
+            problems.append(
+                FieldError("files", f"{len(files)} photos; {limits.min_images}-{limits.max_images} are needed")
+            )
         seen: set[str] = set()
         for index, item in enumerate(files):
             file_name, size = item["name"], item["size"]
@@ -152,12 +155,16 @@ class Datasets:
             elif file_name in seen:
                 problems.append(FieldError(where, f"{file_name}: two files have this name"))
             elif size > limits.max_image_bytes:
-                problems.append(FieldError(where, f"{file_name}: {size / 1_048_576:.1f} MB; at most "
-                                                  f"{limits.max_image_bytes // 1_048_576} MB per photo"))
+                problems.append(
+                    FieldError(
+                        where,
+                        f"{file_name}: {size / 1_048_576:.1f} MB; at most "
+                        f"{limits.max_image_bytes // 1_048_576} MB per photo",
+                    )
+                )
             seen.add(file_name)
         if problems:
-            raise BadRequest("invalid request: " + "; ".join(p.message for p in problems[:10]),
-                             fields=tuple(problems))
+            raise BadRequest("invalid request: " + "; ".join(p.message for p in problems[:10]), fields=tuple(problems))
         self._refuse_if_taken(name)
         token = self.new_token()
         prefix = rules.upload_prefix(name, token)
@@ -166,14 +173,20 @@ class Datasets:
         for item in files:
             content_type = CONTENT_TYPES["." + item["name"].rsplit(".", 1)[-1].lower()]
             post = self.clients.s3_browser.generate_presigned_post(
-                Bucket=self.settings.bucket_name, Key=prefix + item["name"],
+                Bucket=self.settings.bucket_name,
+                Key=prefix + item["name"],
                 Fields={"Content-Type": content_type},
                 Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, limits.max_image_bytes]],
                 ExpiresIn=expiry_s,
             )
             uploads.append({"name": item["name"], "url": post["url"], "fields": post["fields"]})
-        return {"dataset": name, "upload_id": token, "staging_prefix": prefix, "expires_in_s": expiry_s,
-                "uploads": uploads}
+        return {
+            "dataset": name,
+            "upload_id": token,
+            "staging_prefix": prefix,
+            "expires_in_s": expiry_s,
+            "uploads": uploads,
+        }
 
     # ---- POST /datasets/{name}/commit ----
 
@@ -196,14 +209,20 @@ class Datasets:
         staged = self._staged(prefix)
         if not staged:
             if self._taken(name):
-                raise Conflict(f"datasets/{name}/ exists already: this upload ({token}) was committed, or another "
-                               "one took the name; nothing was changed")
-            raise NotFound(f"nothing was uploaded for {name!r} under upload {token} (or it expired): "
-                           "start again with POST /datasets")
+                raise Conflict(
+                    f"datasets/{name}/ exists already: this upload ({token}) was committed, or another "
+                    "one took the name; nothing was changed"
+                )
+            raise NotFound(
+                f"nothing was uploaded for {name!r} under upload {token} (or it expired): "
+                "start again with POST /datasets"
+            )
         self._refuse_if_taken(name)
         info = dataset_info(request["instance_prompt"], request.get("class_prompt"))
-        files = self._map(lambda item: rules.DatasetFile(item[0], item[1], self._header(prefix + item[0], item[1])),
-                          sorted(staged.items()))
+        files = self._map(
+            lambda item: rules.DatasetFile(item[0], item[1], self._header(prefix + item[0], item[1])),
+            sorted(staged.items()),
+        )
         verdict = self.judge.judge(name, files, lambda: info)
         if not verdict.valid:
             self._delete(list(staged), prefix)
@@ -211,22 +230,34 @@ class Datasets:
         keys = self._copy(name, prefix, verdict.image_names)
         info_key = f"{rules.DATASETS_PREFIX}{name}/{rules.DATASET_INFO_FILE}"
         try:
-            self.clients.s3.put_object(Bucket=self.settings.bucket_name, Key=info_key, Body=info,
-                                       ContentType="application/json", IfNoneMatch="*")
+            self.clients.s3.put_object(
+                Bucket=self.settings.bucket_name,
+                Key=info_key,
+                Body=info,
+                ContentType="application/json",
+                IfNoneMatch="*",
+            )
         except ClientError as error:
             if error_code(error) not in _PRECONDITION_FAILED:
                 raise
             raise Conflict(f"{info_key} appeared meanwhile; nothing was overwritten") from None
         self._delete(list(staged), prefix)
-        return {"dataset": name, "images": verdict.image_names, "keys": keys + [info_key],
-                "instance_prompt": verdict.instance_prompt, "class_prompt": verdict.class_prompt,
-                "warnings": verdict.warnings}
+        return {
+            "dataset": name,
+            "images": verdict.image_names,
+            "keys": keys + [info_key],
+            "instance_prompt": verdict.instance_prompt,
+            "class_prompt": verdict.class_prompt,
+            "warnings": verdict.warnings,
+        }
 
     def _claim(self, name: str) -> None:
         """Hold the name for this commit, or answer 409 while another commit of it runs."""
         bucket, key = self.settings.bucket_name, commit_claim_key(name)
-        busy = Conflict(f"dataset {name!r} is being committed by another request (a second click or a retry); this "
-                        f"one changed nothing: wait for that one's answer, or try again in {COMMIT_CLAIM_STALE_S} s")
+        busy = Conflict(
+            f"dataset {name!r} is being committed by another request (a second click or a retry); this "
+            f"one changed nothing: wait for that one's answer, or try again in {COMMIT_CLAIM_STALE_S} s"
+        )
         try:
             self.clients.s3.put_object(Bucket=bucket, Key=key, Body=b"", IfNoneMatch="*")
             return
@@ -260,17 +291,19 @@ class Datasets:
 
     def _staged(self, prefix: str) -> dict[str, int]:
         found: dict[str, int] = {}
-        pages = self.clients.s3.get_paginator("list_objects_v2").paginate(Bucket=self.settings.bucket_name,
-                                                                           Prefix=prefix)
+        pages = self.clients.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.settings.bucket_name, Prefix=prefix
+        )
         for page in pages:
-            found.update({o["Key"][len(prefix):]: o["Size"] for o in page.get("Contents", [])})
+            found.update({o["Key"][len(prefix) :]: o["Size"] for o in page.get("Contents", [])})
         return found
 
     def _header(self, key: str, size: int) -> bytes:
         if size == 0:
             return b""
-        answer = self.clients.s3.get_object(Bucket=self.settings.bucket_name, Key=key,
-                                            Range=f"bytes=0-{rules.HEADER_BYTES - 1}")
+        answer = self.clients.s3.get_object(
+            Bucket=self.settings.bucket_name, Key=key, Range=f"bytes=0-{rules.HEADER_BYTES - 1}"
+        )
         return answer["Body"].read()
 
     def _copy(self, name: str, prefix: str, image_names: list[str]) -> list[str]:
@@ -280,14 +313,17 @@ class Datasets:
             key = f"{rules.DATASETS_PREFIX}{name}/{image}"
             try:
                 # IfNoneMatch: S3 refuses (412) a copy onto an existing key: nothing is overwritten.
-                self.clients.s3.copy_object(Bucket=bucket, Key=key, IfNoneMatch="*",
-                                            CopySource={"Bucket": bucket, "Key": prefix + image})
+                self.clients.s3.copy_object(
+                    Bucket=bucket, Key=key, IfNoneMatch="*", CopySource={"Bucket": bucket, "Key": prefix + image}
+                )
             except ClientError as error:
                 if error_code(error) in _PRECONDITION_FAILED:
                     raise Conflict(f"{key} appeared meanwhile; nothing was overwritten") from None
                 if error_code(error) in _GONE:
-                    raise Conflict(f"the staged {image} is gone (committed or expired meanwhile): nothing was "
-                                   "overwritten; see GET /models, or start again with POST /datasets") from None
+                    raise Conflict(
+                        f"the staged {image} is gone (committed or expired meanwhile): nothing was "
+                        "overwritten; see GET /models, or start again with POST /datasets"
+                    ) from None
                 raise
             return key
 
@@ -295,6 +331,8 @@ class Datasets:
 
     def _delete(self, names: list[str], prefix: str) -> None:
         for start in range(0, len(names), 1000):
-            chunk = names[start:start + 1000]
-            self.clients.s3.delete_objects(Bucket=self.settings.bucket_name,
-                                           Delete={"Objects": [{"Key": prefix + n} for n in chunk], "Quiet": True})
+            chunk = names[start : start + 1000]
+            self.clients.s3.delete_objects(
+                Bucket=self.settings.bucket_name,
+                Delete={"Objects": [{"Key": prefix + n} for n in chunk], "Quiet": True},
+            )

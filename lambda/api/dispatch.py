@@ -9,9 +9,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 
-from dreambooth_shared.contract import log_cold_start
-
 from aws import Clients
+from dreambooth_shared.contract import log_cold_start
 from endpoint import EndpointWatcher
 from pending import Dispatcher
 from settings import Settings
@@ -29,6 +28,8 @@ dispatcher = Dispatcher(settings, clients, EndpointWatcher(lambda: clients.sagem
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: Any) -> dict:
     summary = dispatcher.run()
-    logger.info("pending generations", extra={"trigger": event.get("detail-type") if isinstance(event, dict)
-                                              else None, **summary})
+    logger.info(
+        "pending generations",
+        extra={"trigger": event.get("detail-type") if isinstance(event, dict) else None, **summary},
+    )
     return summary

@@ -78,8 +78,14 @@ class EndpointState:
 
 
 class EndpointWatcher:
-    def __init__(self, sagemaker: Callable[[], Any], name: str, *, ttl_s: float = CACHE_TTL_S,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        sagemaker: Callable[[], Any],
+        name: str,
+        *,
+        ttl_s: float = CACHE_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._sagemaker = sagemaker
         self.name = name
         self._ttl_s = ttl_s
@@ -112,10 +118,15 @@ class EndpointWatcher:
         variants = answer.get("ProductionVariants") or [{}]
         count = variants[0].get("CurrentInstanceCount")
         created = answer.get("CreationTime")
-        return EndpointState(self.name, _STATES.get(status, UPDATING), status, answer.get("FailureReason"),
-                             instances=count if isinstance(count, int) else None,
-                             created_at=created.timestamp() if hasattr(created, "timestamp") else None,
-                             config_name=answer.get("EndpointConfigName"))
+        return EndpointState(
+            self.name,
+            _STATES.get(status, UPDATING),
+            status,
+            answer.get("FailureReason"),
+            instances=count if isinstance(count, int) else None,
+            created_at=created.timestamp() if hasattr(created, "timestamp") else None,
+            config_name=answer.get("EndpointConfigName"),
+        )
 
 
 @dataclass
@@ -138,8 +149,11 @@ class Healer:
         window = int(self.clock()) // HEAL_WINDOW_S
         digest = hashlib.sha256(model_id.encode()).hexdigest()[:16]
         try:
-            sfn.start_execution(stateMachineArn=self.deploy_state_machine_arn, name=f"heal-{digest}-{window}",
-                                input=json.dumps({"modelId": model_id}))
+            sfn.start_execution(
+                stateMachineArn=self.deploy_state_machine_arn,
+                name=f"heal-{digest}-{window}",
+                input=json.dumps({"modelId": model_id}),
+            )
         except ClientError as error:
             if error_code(error) != "ExecutionAlreadyExists":
                 raise
@@ -148,8 +162,11 @@ class Healer:
 
 
 def deployment_running(stepfunctions: Any, deploy_state_machine_arn: str) -> bool:
-    return bool(stepfunctions.list_executions(stateMachineArn=deploy_state_machine_arn, statusFilter="RUNNING",
-                                              maxResults=1).get("executions"))
+    return bool(
+        stepfunctions.list_executions(
+            stateMachineArn=deploy_state_machine_arn, statusFilter="RUNNING", maxResults=1
+        ).get("executions")
+    )
 
 
 @dataclass
@@ -177,8 +194,10 @@ class ScalingRepair:
             return "registered"
         if self.deploy_state_machine_arn and deployment_running(self.stepfunctions(), self.deploy_state_machine_arn):
             return "deployment running"
-        answer = self.lambda_().invoke(FunctionName=self.scaling_function, Payload=json.dumps(
-            {"action": "register", "endpointName": state.name}).encode())
+        answer = self.lambda_().invoke(
+            FunctionName=self.scaling_function,
+            Payload=json.dumps({"action": "register", "endpointName": state.name}).encode(),
+        )
         result = json.loads(answer["Payload"].read() or b"null")
         if answer.get("FunctionError") or not (isinstance(result, dict) and result.get("registered")):
             raise RuntimeError(f"the scaling function did not register the endpoint's autoscaling: {result}")

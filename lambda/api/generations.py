@@ -14,7 +14,6 @@ States: queued (with `queue_reason`) -> succeeded | failed (with `error`).
 from __future__ import annotations
 
 import functools
-import json
 import re
 import secrets
 import time
@@ -22,11 +21,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from dreambooth_shared.contract import LIVE_POINTER_ID
-
 import records
 import spec
 from aws import Clients
+from dreambooth_shared.contract import LIVE_POINTER_ID
 from endpoint import CREATING, UPDATING, EndpointState, EndpointWatcher, Healer
 from errors import Conflict, NotFound
 from inference import Submitter, error_text, not_accepted
@@ -112,8 +110,11 @@ class Generations:
         }
         # Recorded as sent before sending, so that a notice can never arrive before its record;
         # corrected at once when the endpoint does not take the requests.
-        item.update({"submitted": request.num_images, "submittedAt": records.iso(now)} if state.accepts_requests
-                    else pending_fields(0, now))
+        item.update(
+            {"submitted": request.num_images, "submittedAt": records.iso(now)}
+            if state.accepts_requests
+            else pending_fields(0, now)
+        )
         self.clients.dynamodb.put_item(
             TableName=self.settings.generations_table,
             Item=records.to_item(item),
@@ -140,8 +141,10 @@ class Generations:
     def get(self, generation_id: str) -> dict[str, Any]:
         item = self._load(generation_id)
         if item is None:
-            raise NotFound(f"no generation with id {generation_id!r} (records expire after "
-                           f"{self.settings.generation_ttl_days} days)")
+            raise NotFound(
+                f"no generation with id {generation_id!r} (records expire after "
+                f"{self.settings.generation_ttl_days} days)"
+            )
         return self.present(item)
 
     def present(self, item: dict[str, Any], state: Optional[EndpointState] = None) -> dict[str, Any]:
@@ -157,8 +160,12 @@ class Generations:
                 reason = self._queue_reason(item, state)
         seed = int(item["seed"])
         parameters = {
-            "num_images": item["numImages"], "width": item["width"], "height": item["height"],
-            "steps": item["steps"], "guidance_scale": item["guidanceScale"], "seed": seed,
+            "num_images": item["numImages"],
+            "width": item["width"],
+            "height": item["height"],
+            "steps": item["steps"],
+            "guidance_scale": item["guidanceScale"],
+            "seed": seed,
         }
         if item.get("negativePrompt") is not None:
             parameters["negative_prompt"] = item["negativePrompt"]
@@ -167,15 +174,23 @@ class Generations:
             # One signer and one stated expiry for the answer's URLs (aws.py: a URL never outlives
             # the credentials that signed it).
             now = self.clock()
-            signer, expires_in = self.clients.signing_s3(self.settings.image_signer_role_arn,
-                                                         self.settings.image_url_expiry_s)
+            signer, expires_in = self.clients.signing_s3(
+                self.settings.image_signer_role_arn, self.settings.image_url_expiry_s
+            )
             sign = functools.partial(self._presign, signer, expires_in)
-            images = [self._image(sign, key, item["prompt"], image_seed(seed, index), records.iso(now + expires_in))
-                      for index, key in enumerate(item["imageKeys"])]
+            images = [
+                self._image(sign, key, item["prompt"], image_seed(seed, index), records.iso(now + expires_in))
+                for index, key in enumerate(item["imageKeys"])
+            ]
         body: dict[str, Any] = {
-            "id": item["generationId"], "status": status, "prompt": item["prompt"],
-            "model_id": item.get("servedModelId") or item["modelId"], "parameters": parameters, "images": images,
-            "timings": self._timings(item), "created_at": item["createdAt"],
+            "id": item["generationId"],
+            "status": status,
+            "prompt": item["prompt"],
+            "model_id": item.get("servedModelId") or item["modelId"],
+            "parameters": parameters,
+            "images": images,
+            "timings": self._timings(item),
+            "created_at": item["createdAt"],
         }
         if item.get("finishedAt"):
             body["finished_at"] = item["finishedAt"]
@@ -191,14 +206,18 @@ class Generations:
             if state.state == CREATING:
                 return f"the endpoint is being created, usually {start}; the request is sent when it is in service"
             if state.needs_healing:
-                return (f"the endpoint is being re-created from the live model's configuration, usually {start}; "
-                        "the request is sent when it is in service")
+                return (
+                    f"the endpoint is being re-created from the live model's configuration, usually {start}; "
+                    "the request is sent when it is in service"
+                )
             return "waiting to be sent to the endpoint (tried again within minutes)"
         if state.state == UPDATING:
             return "the endpoint is switching models; queued at SageMaker, served as soon as an instance is free"
         if state.instances == 0:
-            return (f"starting an instance, usually {start} (the endpoint scaled to zero after "
-                    f"{self.settings.idle_text()} without work)")
+            return (
+                f"starting an instance, usually {start} (the endpoint scaled to zero after "
+                f"{self.settings.idle_text()} without work)"
+            )
         return "at SageMaker: running, or waiting for a free instance"
 
     def _stale_reason(self, item: dict[str, Any], state: EndpointState) -> Optional[str]:
@@ -211,8 +230,10 @@ class Generations:
             return None
         sent_at = records.parse_iso(item.get("submittedAt") or item["createdAt"])
         if state.created_at is not None and sent_at < state.created_at:
-            return ("the endpoint was deleted while the request was queued at SageMaker, which drops its queue; "
-                    "send it again")
+            return (
+                "the endpoint was deleted while the request was queued at SageMaker, which drops its queue; "
+                "send it again"
+            )
         limit = ttl_s + self.settings.invocation_timeout_s + STALE_GRACE_S
         if now - sent_at > limit:
             return f"no result from SageMaker within {limit // 60} min (request TTL + invocation timeout)"
@@ -222,14 +243,18 @@ class Generations:
         live = pointer.get("liveModelId") if pointer else None
         if requested is None:
             if not live:
-                raise Conflict("no model has been trained and put live yet: upload a dataset under "
-                               "datasets/<name>/ to train one, or deploy a trained one with PUT /models/live")
+                raise Conflict(
+                    "no model has been trained and put live yet: upload a dataset under "
+                    "datasets/<name>/ to train one, or deploy a trained one with PUT /models/live"
+                )
             return live
         if requested == LIVE_POINTER_ID or self._registry_item(requested) is None:
             raise NotFound(f"no model with id {requested!r}")
         if requested != live:
-            raise Conflict(f"model {requested!r} is not the live model (live: {live or 'none'}); the endpoint "
-                           "serves one model at a time: switch with PUT /models/live first")
+            raise Conflict(
+                f"model {requested!r} is not the live model (live: {live or 'none'}); the endpoint "
+                "serves one model at a time: switch with PUT /models/live first"
+            )
         return requested
 
     def _registry_item(self, model_id: str) -> Optional[dict[str, Any]]:
@@ -265,10 +290,15 @@ class Generations:
     @staticmethod
     def _image(sign: Callable[..., str], key: str, prompt: str, seed: int, expires_at: str) -> dict[str, Any]:
         name = download_name(prompt, seed)
-        return {"url": sign(key), "seed": seed, "expires_at": expires_at, "file_name": name,
-                # S3 answers this one with Content-Disposition: attachment, so a browser saves it under
-                # `name` (a link's download attribute does not work across origins).
-                "download_url": sign(key, attachment=name)}
+        return {
+            "url": sign(key),
+            "seed": seed,
+            "expires_at": expires_at,
+            "file_name": name,
+            # S3 answers this one with Content-Disposition: attachment, so a browser saves it under
+            # `name` (a link's download attribute does not work across origins).
+            "download_url": sign(key, attachment=name),
+        }
 
     def _presign(self, signer: Any, expires_in: int, key: str, attachment: Optional[str] = None) -> str:
         params = {"Bucket": self.settings.bucket_name, "Key": key}

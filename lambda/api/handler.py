@@ -18,12 +18,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dreambooth_shared import dataset_rules
-from dreambooth_shared.contract import METRIC_GENERATIONS_REQUESTED, error_code, log_cold_start
-
 import spec
 from aws import Clients
 from datasets import Datasets
+from dreambooth_shared import dataset_rules
+from dreambooth_shared.contract import METRIC_GENERATIONS_REQUESTED, error_code, log_cold_start
 from endpoint import EndpointWatcher
 from errors import ApiError, NotFound, Unavailable
 from generations import GenerationRequest, Generations
@@ -38,27 +37,48 @@ metrics = Metrics()
 # Browsers (the web page) call with x-api-key or SigV4 headers and read Location / Retry-After.
 CORS_ALLOW_HEADERS = ["content-type", "x-api-key", "authorization", "x-amz-date", "x-amz-security-token"]
 CORS_EXPOSE_HEADERS = ["Location", "Retry-After"]
-cors = (CORSConfig(allow_origin=settings.cors_allow_origin, allow_headers=CORS_ALLOW_HEADERS,
-                   expose_headers=CORS_EXPOSE_HEADERS, max_age=600)
-        if settings.cors_allow_origin else None)
+cors = (
+    CORSConfig(
+        allow_origin=settings.cors_allow_origin,
+        allow_headers=CORS_ALLOW_HEADERS,
+        expose_headers=CORS_EXPOSE_HEADERS,
+        max_age=600,
+    )
+    if settings.cors_allow_origin
+    else None
+)
 app = APIGatewayRestResolver(cors=cors)
-clients = Clients(region=settings.region, bucket=settings.bucket_name)  # each client is created on first use (see scripts/bench_api.py)
+clients = Clients(
+    region=settings.region, bucket=settings.bucket_name
+)  # each client is created on first use (see scripts/bench_api.py)
 endpoint = EndpointWatcher(lambda: clients.sagemaker, settings.endpoint_name)
 generations = Generations(settings, clients, endpoint)
 registry = Registry(settings, clients, endpoint)
 datasets = Datasets(settings, clients, dataset_rules.JudgeSettings.from_environ(os.environ))
 page = WebPage(settings.api_auth, upload_origin=settings.upload_origin)  # files read on the first GET /
 
-THROTTLING_CODES = frozenset({
-    "ThrottlingException", "Throttling", "TooManyRequestsException", "ProvisionedThroughputExceededException",
-    "RequestLimitExceeded", "ServiceUnavailable", "InternalServerError", "LimitExceededException",
-})
+THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "ServiceUnavailable",
+        "InternalServerError",
+        "LimitExceededException",
+    }
+)
 _UUID_CHARS = frozenset("0123456789abcdef-")
 
 
 def _json(status: int, body: Any, headers: Optional[dict[str, str]] = None) -> Response:
-    return Response(status_code=status, content_type="application/json",
-                    body=json.dumps(body, separators=(",", ":")), headers=headers or {})
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps(body, separators=(",", ":")),
+        headers=headers or {},
+    )
 
 
 def _request_id() -> Optional[str]:
@@ -84,8 +104,15 @@ def create_generation() -> Response:
     request = GenerationRequest.from_body(_body())
     status, result = generations.create(request)
     metrics.add_metric(name=METRIC_GENERATIONS_REQUESTED, unit=MetricUnit.Count, value=1)
-    logger.info("generation accepted", extra={"generation_id": result["id"], "status": result["status"],
-                                              "model_id": result["model_id"], "num_images": request.num_images})
+    logger.info(
+        "generation accepted",
+        extra={
+            "generation_id": result["id"],
+            "status": result["status"],
+            "model_id": result["model_id"],
+            "num_images": request.num_images,
+        },
+    )
     headers = {"Location": f"/generations/{result['id']}"} if status == 202 else None
     return _json(status, result, headers)
 
@@ -129,8 +156,10 @@ def get_status() -> Response:
 @app.post("/datasets")
 def start_dataset_upload() -> Response:
     result = datasets.start(_body())
-    logger.info("dataset upload started", extra={"dataset": result["dataset"], "upload_id": result["upload_id"],
-                                                 "files": len(result["uploads"])})
+    logger.info(
+        "dataset upload started",
+        extra={"dataset": result["dataset"], "upload_id": result["upload_id"], "files": len(result["uploads"])},
+    )
     return _json(201, result)
 
 
@@ -163,8 +192,12 @@ def get_web_style() -> Response:
 
 def _web(route: str) -> Response:
     page_path = app.current_event.get("requestContext", {}).get("path")
-    return Response(status_code=200, content_type=page.content_type(route), body=page.body(route, page_path),
-                    headers=page.headers(route))
+    return Response(
+        status_code=200,
+        content_type=page.content_type(route),
+        body=page.body(route, page_path),
+        headers=page.headers(route),
+    )
 
 
 @app.not_found

@@ -24,10 +24,9 @@ from typing import Any, Callable, Optional
 
 from botocore.exceptions import ClientError
 
-from dreambooth_shared.contract import GENERATED_PREFIX, error_code
-
 import records
 from aws import Clients
+from dreambooth_shared.contract import GENERATED_PREFIX, error_code
 from records import FAILED, QUEUED, SUCCEEDED
 from settings import Settings
 
@@ -127,12 +126,16 @@ class Submitter:
         for index in range(start, total):
             key = f"{self.settings.request_prefix}{generation_id}/{index}.json"
             try:
-                self.clients.s3.put_object(Bucket=self.settings.bucket_name, Key=key,
-                                           ContentType=REQUEST_CONTENT_TYPE,
-                                           Body=json.dumps(endpoint_payload(item, index)).encode())
+                self.clients.s3.put_object(
+                    Bucket=self.settings.bucket_name,
+                    Key=key,
+                    ContentType=REQUEST_CONTENT_TYPE,
+                    Body=json.dumps(endpoint_payload(item, index)).encode(),
+                )
                 self.clients.sagemaker_runtime.invoke_endpoint_async(
                     EndpointName=item.get("endpointName") or self.settings.endpoint_name,
-                    ContentType=REQUEST_CONTENT_TYPE, Accept=ACCEPT,
+                    ContentType=REQUEST_CONTENT_TYPE,
+                    Accept=ACCEPT,
                     InferenceId=inference_id(generation_id, index, total),
                     InputLocation=f"s3://{self.settings.bucket_name}/{key}",
                     RequestTTLSeconds=self.settings.request_ttl_s,
@@ -176,10 +179,15 @@ class Notice:
             return None
         status = notice.get("invocationStatus")
         response = notice.get("responseParameters") or {}
-        return cls(generation_id=ids[0], index=ids[1], total=ids[2], succeeded=status == "Completed",
-                   output_location=response.get("outputLocation"),
-                   failure_reason=str(notice.get("failureReason") or f"invocation status {status}"),
-                   finished_at=notice.get("eventTime"))
+        return cls(
+            generation_id=ids[0],
+            index=ids[1],
+            total=ids[2],
+            succeeded=status == "Completed",
+            output_location=response.get("outputLocation"),
+            failure_reason=str(notice.get("failureReason") or f"invocation status {status}"),
+            finished_at=notice.get("eventTime"),
+        )
 
 
 @dataclass
@@ -205,13 +213,18 @@ class Results:
                 return self._fail(notice.generation_id, f"SageMaker's answer {notice.output_location} is missing")
             raise
         target = image_key(notice.generation_id, notice.index)
-        self.clients.s3.put_object(Bucket=self.settings.bucket_name, Key=target, Body=image,
-                                   ContentType="image/jpeg",
-                                   Metadata={"generation-id": notice.generation_id, "image": str(notice.index)})
+        self.clients.s3.put_object(
+            Bucket=self.settings.bucket_name,
+            Key=target,
+            Body=image,
+            ContentType="image/jpeg",
+            Metadata={"generation-id": notice.generation_id, "image": str(notice.index)},
+        )
         if notice.total == 1:
             return self._finish(notice.generation_id, [target], "")  # one write for the usual one-image case
         counted = records.update_if(
-            self.clients.dynamodb, TableName=self.settings.generations_table,
+            self.clients.dynamodb,
+            TableName=self.settings.generations_table,
             Key=records.key("generationId", notice.generation_id),
             UpdateExpression="SET images.#n = :key ADD doneCount :one",
             ConditionExpression="#s = :queued AND attribute_not_exists(images.#n)",
@@ -222,8 +235,12 @@ class Results:
             return "ignored"  # finished already, or this image was counted by an earlier delivery
         if int(counted["doneCount"]) < notice.total:
             return QUEUED
-        return self._finish(notice.generation_id, [counted["images"][str(i)] for i in range(notice.total)],
-                            " AND doneCount = :total", total=notice.total)
+        return self._finish(
+            notice.generation_id,
+            [counted["images"][str(i)] for i in range(notice.total)],
+            " AND doneCount = :total",
+            total=notice.total,
+        )
 
     def _finish(self, generation_id: str, keys: list[str], condition: str, **values: Any) -> str:
         """Queued -> succeeded with its image keys (and the model the endpoint serves now)."""
@@ -235,22 +252,31 @@ class Results:
             values[":served"] = served
             expression += ", servedModelId = :served"
         finished = records.update_when(
-            self.clients.dynamodb, TableName=self.settings.generations_table,
-            Key=records.key("generationId", generation_id), UpdateExpression=expression,
-            ConditionExpression="#s = :queued" + condition, ExpressionAttributeNames={"#s": "status"},
+            self.clients.dynamodb,
+            TableName=self.settings.generations_table,
+            Key=records.key("generationId", generation_id),
+            UpdateExpression=expression,
+            ConditionExpression="#s = :queued" + condition,
+            ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues=records.to_item(values),
         )
         return SUCCEEDED if finished else "ignored"
 
     def _fail(self, generation_id: str, reason: str) -> str:
         failed = records.update_when(
-            self.clients.dynamodb, TableName=self.settings.generations_table,
+            self.clients.dynamodb,
+            TableName=self.settings.generations_table,
             Key=records.key("generationId", generation_id),
             UpdateExpression="SET #s = :failed, #e = :reason, finishedAt = :now",
             ConditionExpression="#s = :queued",
             ExpressionAttributeNames={"#s": "status", "#e": "error"},
-            ExpressionAttributeValues=records.to_item({":failed": FAILED, ":queued": QUEUED,
-                                                       ":reason": reason[:MAX_REASON_CHARS],
-                                                       ":now": records.iso(self.clock())}),
+            ExpressionAttributeValues=records.to_item(
+                {
+                    ":failed": FAILED,
+                    ":queued": QUEUED,
+                    ":reason": reason[:MAX_REASON_CHARS],
+                    ":now": records.iso(self.clock()),
+                }
+            ),
         )
         return FAILED if failed else "ignored"

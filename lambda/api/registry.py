@@ -17,11 +17,10 @@ from typing import Any, Optional
 
 from botocore.exceptions import ClientError
 
-from dreambooth_shared.contract import LIVE_POINTER_ID, STATUS_DEPLOYING, STATUS_TRAINING, STATUS_VALIDATING, error_code
-
 import records
 import spec
 from aws import Clients
+from dreambooth_shared.contract import LIVE_POINTER_ID, STATUS_DEPLOYING, STATUS_TRAINING, STATUS_VALIDATING, error_code
 from endpoint import EndpointWatcher
 from errors import Conflict, NotFound, Unavailable
 from settings import Settings
@@ -40,12 +39,20 @@ RETRAIN_EXECUTION_SUFFIX = "_retrain_"
 
 # Registry attribute -> API field, in the order the API shows them.
 _FIELDS = (
-    ("modelId", "model_id"), ("dataset", "dataset"), ("status", "status"),
-    ("instancePrompt", "instance_prompt"), ("classPrompt", "class_prompt"),
-    ("hyperparameters", "hyperparameters"), ("trainingJobName", "training_job_name"),
-    ("artifactUri", "artifact_uri"), ("trainLoss", "train_loss"), ("failureReason", "failure_reason"),
-    ("retryable", "retryable"), ("retrainCount", "retrain_count"),
-    ("createdAt", "created_at"), ("updatedAt", "updated_at"),
+    ("modelId", "model_id"),
+    ("dataset", "dataset"),
+    ("status", "status"),
+    ("instancePrompt", "instance_prompt"),
+    ("classPrompt", "class_prompt"),
+    ("hyperparameters", "hyperparameters"),
+    ("trainingJobName", "training_job_name"),
+    ("artifactUri", "artifact_uri"),
+    ("trainLoss", "train_loss"),
+    ("failureReason", "failure_reason"),
+    ("retryable", "retryable"),
+    ("retrainCount", "retrain_count"),
+    ("createdAt", "created_at"),
+    ("updatedAt", "updated_at"),
 )
 
 
@@ -60,8 +67,17 @@ def present_model(item: dict[str, Any], live_model_id: Optional[str]) -> dict[st
         body.pop("retryable")
     if not isinstance(body.get("retrain_count", 0), int):
         body.pop("retrain_count")
-    for name in ("dataset", "status", "instance_prompt", "class_prompt", "training_job_name",
-                 "artifact_uri", "failure_reason", "created_at", "updated_at"):
+    for name in (
+        "dataset",
+        "status",
+        "instance_prompt",
+        "class_prompt",
+        "training_job_name",
+        "artifact_uri",
+        "failure_reason",
+        "created_at",
+        "updated_at",
+    ):
         if name in body and not isinstance(body[name], str):
             body[name] = str(body[name])
     body["live"] = item["modelId"] == live_model_id
@@ -115,55 +131,85 @@ class Registry:
         status = item.get("status")
         if status != FAILED:
             if status in IN_PROGRESS and item.get("retrainCount"):
-                raise Conflict(f"model {model_id!r} is already being retrained (status: {status}); "
-                               "watch GET /models/{id}")
+                raise Conflict(
+                    f"model {model_id!r} is already being retrained (status: {status}); watch GET /models/{{id}}"
+                )
             raise Conflict(f"model {model_id!r} is {status}, not failed: only a failed training can be retrained")
         reason = str(item.get("failureReason", "no reason recorded"))
         if item.get(RETRYABLE) is not True:
             folder = f"datasets/{item.get('dataset', '<name>')}/"
             if reason.startswith("invalid dataset"):
-                raise Conflict(f"model {model_id!r} was refused as an invalid dataset ({reason}); it is retried only "
-                               f"after it changes: fix the files under {folder} and upload them again")
-            raise Conflict(f"model {model_id!r} failed for a reason a retry would not fix ({reason}): fix the cause, "
-                           f"then upload to {folder} again")
+                raise Conflict(
+                    f"model {model_id!r} was refused as an invalid dataset ({reason}); it is retried only "
+                    f"after it changes: fix the files under {folder} and upload them again"
+                )
+            raise Conflict(
+                f"model {model_id!r} failed for a reason a retry would not fix ({reason}): fix the cause, "
+                f"then upload to {folder} again"
+            )
         attempt = int(item.get("retrainCount") or 0) + 1
         # The claim: of two requests (a double click), one moves the model on; the other gets 409.
         claimed = records.update_if(
-            self.clients.dynamodb, TableName=self.settings.registry_table, Key=records.key("modelId", model_id),
+            self.clients.dynamodb,
+            TableName=self.settings.registry_table,
+            Key=records.key("modelId", model_id),
             UpdateExpression="SET #s = :training, retrainCount = :attempt, lastFailureReason = failureReason, "
-                             "updatedAt = :now REMOVE failureReason, #r",
+            "updatedAt = :now REMOVE failureReason, #r",
             ConditionExpression="#s = :failed AND #r = :true AND "
-                                "(attribute_not_exists(retrainCount) OR retrainCount = :previous)",
+            "(attribute_not_exists(retrainCount) OR retrainCount = :previous)",
             ExpressionAttributeNames={"#s": "status", "#r": RETRYABLE},
-            ExpressionAttributeValues=records.to_item({
-                ":training": TRAINING, ":failed": FAILED, ":true": True, ":attempt": attempt,
-                ":previous": attempt - 1, ":now": records.iso(time.time())}),
+            ExpressionAttributeValues=records.to_item(
+                {
+                    ":training": TRAINING,
+                    ":failed": FAILED,
+                    ":true": True,
+                    ":attempt": attempt,
+                    ":previous": attempt - 1,
+                    ":now": records.iso(time.time()),
+                }
+            ),
         )
         if claimed is None:
             raise Conflict(f"model {model_id!r} is already being retrained; watch GET /models/{{id}}")
         name = f"{model_id}{RETRAIN_EXECUTION_SUFFIX}{attempt}"
         try:
             execution = self.clients.stepfunctions.start_execution(
-                stateMachineArn=self.settings.training_state_machine_arn, name=name,
-                input=json.dumps({"dataset": item["dataset"], "retrain": {"modelId": model_id, "attempt": attempt}}))
+                stateMachineArn=self.settings.training_state_machine_arn,
+                name=name,
+                input=json.dumps({"dataset": item["dataset"], "retrain": {"modelId": model_id, "attempt": attempt}}),
+            )
         except ClientError as error:
             self._release_retrain(model_id, attempt, reason)
             code = error_code(error) or "error"
-            raise Unavailable(f"could not start the retrain ({code}); nothing changed, try again", retry_after_s=5) \
-                from None
-        return 202, {"model_id": model_id, "state": "started", "execution_arn": execution["executionArn"],
-                     "training_job_name": f"{model_id}-r{attempt}"}
+            raise Unavailable(
+                f"could not start the retrain ({code}); nothing changed, try again", retry_after_s=5
+            ) from None
+        return 202, {
+            "model_id": model_id,
+            "state": "started",
+            "execution_arn": execution["executionArn"],
+            "training_job_name": f"{model_id}-r{attempt}",
+        }
 
     def _release_retrain(self, model_id: str, attempt: int, reason: str) -> None:
         """Undo a claim whose execution never started: the model is failed and retryable again."""
         records.update_if(
-            self.clients.dynamodb, TableName=self.settings.registry_table, Key=records.key("modelId", model_id),
+            self.clients.dynamodb,
+            TableName=self.settings.registry_table,
+            Key=records.key("modelId", model_id),
             UpdateExpression="SET #s = :failed, failureReason = :reason, #r = :true, retrainCount = :previous",
             ConditionExpression="retrainCount = :attempt AND #s = :training",
             ExpressionAttributeNames={"#s": "status", "#r": RETRYABLE},
-            ExpressionAttributeValues=records.to_item({
-                ":failed": FAILED, ":reason": reason, ":true": True, ":previous": attempt - 1,
-                ":attempt": attempt, ":training": TRAINING}),
+            ExpressionAttributeValues=records.to_item(
+                {
+                    ":failed": FAILED,
+                    ":reason": reason,
+                    ":true": True,
+                    ":previous": attempt - 1,
+                    ":attempt": attempt,
+                    ":training": TRAINING,
+                }
+            ),
         )
 
     def status(self) -> dict[str, Any]:
@@ -188,7 +234,9 @@ class Registry:
 
     def _pointer(self) -> Optional[dict[str, Any]]:
         answer = self.clients.dynamodb.get_item(
-            TableName=self.settings.registry_table, Key=records.key("modelId", LIVE_POINTER_ID), ConsistentRead=True,
+            TableName=self.settings.registry_table,
+            Key=records.key("modelId", LIVE_POINTER_ID),
+            ConsistentRead=True,
         )
         return records.from_item(answer["Item"]) if "Item" in answer else None
 
@@ -200,8 +248,9 @@ class Registry:
         )
         return records.from_item(answer["Item"]) if "Item" in answer else None
 
-    def _live_model_id(self, items: Optional[list[dict[str, Any]]] = None,
-                       pointer: Optional[dict[str, Any]] = None) -> Optional[str]:
+    def _live_model_id(
+        self, items: Optional[list[dict[str, Any]]] = None, pointer: Optional[dict[str, Any]] = None
+    ) -> Optional[str]:
         if items is not None:
             pointer = next((i for i in items if i["modelId"] == LIVE_POINTER_ID), None)
         elif pointer is None:

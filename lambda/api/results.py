@@ -9,9 +9,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-from dreambooth_shared.contract import METRIC_GENERATIONS_FAILED, METRIC_GENERATIONS_SUCCEEDED, log_cold_start
-
 from aws import Clients
+from dreambooth_shared.contract import METRIC_GENERATIONS_FAILED, METRIC_GENERATIONS_SUCCEEDED, log_cold_start
 from endpoint import EndpointWatcher
 from inference import Notice, Results
 from records import FAILED, SUCCEEDED
@@ -39,12 +38,21 @@ def lambda_handler(event: dict, context: Any) -> dict:
     for record in event.get("Records", []) if isinstance(event, dict) else []:
         notice = Notice.parse((record.get("Sns") or {}).get("Message"))
         if notice is None:
-            logger.warning("not a notice for one of our generations", extra={"topic": record.get("Sns", {}).get("TopicArn")})
+            logger.warning(
+                "not a notice for one of our generations", extra={"topic": record.get("Sns", {}).get("TopicArn")}
+            )
             outcomes.append("ignored")
             continue
         outcome = results.handle(notice)
-        logger.info("inference result", extra={"generation_id": notice.generation_id, "image": notice.index,
-                                                "succeeded": notice.succeeded, "outcome": outcome})
+        logger.info(
+            "inference result",
+            extra={
+                "generation_id": notice.generation_id,
+                "image": notice.index,
+                "succeeded": notice.succeeded,
+                "outcome": outcome,
+            },
+        )
         if outcome in OUTCOME_METRICS:
             metrics.add_metric(name=OUTCOME_METRICS[outcome], unit=MetricUnit.Count, value=1)
         outcomes.append(outcome)

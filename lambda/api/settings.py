@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from dreambooth_shared.contract import ApiEnv as env
-from dreambooth_shared.contract import INFERENCE_REQUESTS_PREFIX
-
 from aws import bucket_sources
+from dreambooth_shared.contract import INFERENCE_REQUESTS_PREFIX
+from dreambooth_shared.contract import ApiEnv as env
 
 
 class SettingsError(RuntimeError):

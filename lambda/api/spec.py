@@ -25,8 +25,22 @@ SPEC: dict = json.loads(SPEC_TEXT)
 
 # Keywords a request schema may use. Annotations are allowed and ignored.
 CHECKED_KEYWORDS = frozenset(
-    {"type", "required", "properties", "additionalProperties", "minLength", "maxLength", "pattern",
-     "minimum", "maximum", "multipleOf", "enum", "items", "minItems", "maxItems"}
+    {
+        "type",
+        "required",
+        "properties",
+        "additionalProperties",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "minimum",
+        "maximum",
+        "multipleOf",
+        "enum",
+        "items",
+        "minItems",
+        "maxItems",
+    }
 )
 ANNOTATIONS = frozenset({"description", "default", "title", "example"})
 
@@ -62,8 +76,7 @@ def _safe(text: str) -> str:
 def parse_json(text: str | bytes | None) -> Any:
     """Parse a request body as strict JSON (NaN and Infinity are not JSON)."""
     if text is None or (isinstance(text, (str, bytes)) and not text.strip()):
-        raise BadRequest("the request body is empty; send a JSON object",
-                         fields=(FieldError("body", "is required"),))
+        raise BadRequest("the request body is empty; send a JSON object", fields=(FieldError("body", "is required"),))
     try:
         return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
     except (ValueError, UnicodeDecodeError, RecursionError) as error:
@@ -98,8 +111,15 @@ def _type_ok(expected: str, value: Any) -> bool:
     raise ValueError(f"unsupported schema type {expected!r}")
 
 
-_ARTICLE = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
-            "object": "a JSON object", "array": "an array", "null": "null"}
+_ARTICLE = {
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "boolean": "true or false",
+    "object": "a JSON object",
+    "array": "an array",
+    "null": "null",
+}
 
 
 def _multiple_of(value: float, divisor: float) -> bool:
@@ -126,8 +146,13 @@ def _check(schema: dict, value: Any, path: str, errors: list[FieldError]) -> Non
         lone = _LONE_SURROGATE.search(value)
         if lone:
             # JSON may escape half a character ("\ud83d"); no store or model accepts it.
-            errors.append(FieldError(field, f"is not valid Unicode: it holds a lone surrogate "
-                                            f"\\u{ord(lone.group()):04x} at character {lone.start() + 1}"))
+            errors.append(
+                FieldError(
+                    field,
+                    f"is not valid Unicode: it holds a lone surrogate "
+                    f"\\u{ord(lone.group()):04x} at character {lone.start() + 1}",
+                )
+            )
             return
         if "minLength" in schema and len(value) < schema["minLength"]:
             errors.append(FieldError(field, f"must be at least {schema['minLength']} character(s) long"))

@@ -20,22 +20,23 @@ BASE_PLACEHOLDER = "{{BASE}}"
 _PAGE_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)*/?")
 
 
-
 def content_security_policy(upload_origin: str) -> str:
     """The page's script and style come from this origin only; no inline script or style. Images are
     presigned S3 URLs (https://<bucket>.s3[.<region>].amazonaws.com/...) or the photos being
     dropped (blob:); fetch() goes to this API, and to the data bucket's host only: the presigned photo
     uploads, and the images "Download all" puts into one zip file."""
-    return "; ".join([
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src https://*.amazonaws.com blob:",
-        f"connect-src 'self' {upload_origin}",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'none'",
-    ])
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src https://*.amazonaws.com blob:",
+            f"connect-src 'self' {upload_origin}",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ ASSETS = {
 
 
 def base_path(page_path: Optional[str]) -> str:
-    """"/v1/" for a page asked for as "/v1" or "/v1/"; "" (links stay relative) when unknown or odd."""
+    """ "/v1/" for a page asked for as "/v1" or "/v1/"; "" (links stay relative) when unknown or odd."""
     if not page_path or not _PAGE_PATH.fullmatch(page_path):
         return ""
     return page_path if page_path.endswith("/") else page_path + "/"
@@ -92,11 +93,13 @@ class WebPage:
             "Cache-Control": "no-cache",
         }
         if route == "/":
-            headers.update({
-                "Content-Security-Policy": self._policy,
-                # Image URLs carry their signature in the query; the page's own URL carries nothing,
-                # but nothing about it needs to leave either.
-                "Referrer-Policy": "no-referrer",
-                "X-Frame-Options": "DENY",
-            })
+            headers.update(
+                {
+                    "Content-Security-Policy": self._policy,
+                    # Image URLs carry their signature in the query; the page's own URL carries nothing,
+                    # but nothing about it needs to leave either.
+                    "Referrer-Policy": "no-referrer",
+                    "X-Frame-Options": "DENY",
+                }
+            )
         return headers

@@ -15,9 +15,8 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dreambooth_shared.contract import log_cold_start
-
 import sagemaker_cleanup
+from dreambooth_shared.contract import log_cold_start
 
 logger = Logger()
 log_cold_start(logger)
@@ -36,12 +35,16 @@ def handler(event: dict[str, Any], context: LambdaContext) -> None:
         if event["RequestType"] == "Delete":
             properties = event["ResourceProperties"]
             deleted = sagemaker_cleanup.clean_up(
-                sagemaker, sfn, dynamodb,
+                sagemaker,
+                sfn,
+                dynamodb,
                 table=properties["RegistryTableName"],
                 endpoint_name=properties["EndpointName"],
                 state_machine_arns=properties["StateMachineArns"],
-                application_autoscaling=application_autoscaling, cloudwatch=cloudwatch,
-                events=eventbridge, dispatch_rule_names=properties.get("DispatchRuleNames", []),
+                application_autoscaling=application_autoscaling,
+                cloudwatch=cloudwatch,
+                events=eventbridge,
+                dispatch_rule_names=properties.get("DispatchRuleNames", []),
             )
             logger.info("deleted run-time SageMaker resources", **deleted)
             data = {name: ",".join(values)[:1000] for name, values in deleted.items()}
@@ -52,16 +55,20 @@ def handler(event: dict[str, Any], context: LambdaContext) -> None:
 
 
 def respond(event: dict[str, Any], context: Any, status: str, reason: str, data: dict[str, str]) -> None:
-    body = json.dumps({
-        "Status": status,
-        "Reason": reason or f"See CloudWatch log stream {getattr(context, 'log_stream_name', '')}",
-        "PhysicalResourceId": event.get("PhysicalResourceId") or f"{os.environ.get('AWS_LAMBDA_FUNCTION_NAME', 'cleanup')}-sagemaker-cleanup",
-        "StackId": event["StackId"],
-        "RequestId": event["RequestId"],
-        "LogicalResourceId": event["LogicalResourceId"],
-        "Data": data,
-    }).encode()
-    request = urllib.request.Request(event["ResponseURL"], data=body, method="PUT",
-                                     headers={"Content-Type": "", "Content-Length": str(len(body))})
+    body = json.dumps(
+        {
+            "Status": status,
+            "Reason": reason or f"See CloudWatch log stream {getattr(context, 'log_stream_name', '')}",
+            "PhysicalResourceId": event.get("PhysicalResourceId")
+            or f"{os.environ.get('AWS_LAMBDA_FUNCTION_NAME', 'cleanup')}-sagemaker-cleanup",
+            "StackId": event["StackId"],
+            "RequestId": event["RequestId"],
+            "LogicalResourceId": event["LogicalResourceId"],
+            "Data": data,
+        }
+    ).encode()
+    request = urllib.request.Request(
+        event["ResponseURL"], data=body, method="PUT", headers={"Content-Type": "", "Content-Length": str(len(body))}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - CloudFormation's pre-signed https URL
         logger.info("answered CloudFormation", status=status, http_status=response.status)

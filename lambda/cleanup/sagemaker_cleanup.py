@@ -61,21 +61,34 @@ def stop_dispatcher(events: Any, dynamodb: Any, *, table: str, rule_names: Itera
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
                 raise
-    dynamodb.update_item(TableName=table, Key={"modelId": {"S": LIVE_POINTER_ID}},
-                         UpdateExpression="SET #deleting = :now",
-                         ExpressionAttributeNames={"#deleting": STACK_DELETING_ATTRIBUTE},
-                         ExpressionAttributeValues={":now": {"S": datetime.now(timezone.utc).isoformat()}})
+    dynamodb.update_item(
+        TableName=table,
+        Key={"modelId": {"S": LIVE_POINTER_ID}},
+        UpdateExpression="SET #deleting = :now",
+        ExpressionAttributeNames={"#deleting": STACK_DELETING_ATTRIBUTE},
+        ExpressionAttributeValues={":now": {"S": datetime.now(timezone.utc).isoformat()}},
+    )
     return disabled
 
 
-def clean_up(sagemaker: Any, sfn: Any, dynamodb: Any, *, table: str, endpoint_name: str,
-             state_machine_arns: Iterable[str], application_autoscaling: Any = None,
-             cloudwatch: Any = None, events: Any = None,
-             dispatch_rule_names: Iterable[str] = ()) -> dict[str, list[str]]:
+def clean_up(
+    sagemaker: Any,
+    sfn: Any,
+    dynamodb: Any,
+    *,
+    table: str,
+    endpoint_name: str,
+    state_machine_arns: Iterable[str],
+    application_autoscaling: Any = None,
+    cloudwatch: Any = None,
+    events: Any = None,
+    dispatch_rule_names: Iterable[str] = (),
+) -> dict[str, list[str]]:
     """Stop the dispatcher and the pipeline's executions, then remove the endpoint's autoscaling and
     delete the endpoint, its configs and models. Idempotent."""
-    disabled = stop_dispatcher(events, dynamodb, table=table, rule_names=dispatch_rule_names) \
-        if events is not None else []
+    disabled = (
+        stop_dispatcher(events, dynamodb, table=table, rule_names=dispatch_rule_names) if events is not None else []
+    )
     stopped = running_executions(sfn, state_machine_arns)
     for arn in stopped:
         _ignore_missing(sfn.stop_execution, executionArn=arn, cause="Stack is being deleted")

@@ -13,13 +13,12 @@ from typing import Any, Mapping
 
 import boto3
 from aws_lambda_powertools import Logger, Tracer
-from boto3.dynamodb.types import TypeDeserializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from dreambooth_shared import dataset_rules as rules
-from dreambooth_shared.contract import PipelineEnv, log_cold_start
+from boto3.dynamodb.types import TypeDeserializer
 
 import s3_dataset
+from dreambooth_shared import dataset_rules as rules
+from dreambooth_shared.contract import PipelineEnv, log_cold_start
 
 logger = Logger()
 log_cold_start(logger)
@@ -41,8 +40,9 @@ class Settings:
 
     def fingerprint(self) -> str:
         """What besides the files decides what a training does: part of the snapshot's identity."""
-        return json.dumps([self.default_instance_prompt, self.default_class_prompt, self.default_hyperparameters],
-                          sort_keys=True)
+        return json.dumps(
+            [self.default_instance_prompt, self.default_class_prompt, self.default_hyperparameters], sort_keys=True
+        )
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
@@ -69,8 +69,11 @@ settings = Settings.from_environ()
 def snapshot(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """{"dataset": name} -> the snapshot: hash, object count, model id, input and output URIs, and the
     key of its object list (stored in S3, out of the state)."""
-    result = s3_dataset.store_manifest(s3, settings.bucket, s3_dataset.take_snapshot(
-        s3, settings.bucket, event["dataset"], settings=settings.fingerprint()))
+    result = s3_dataset.store_manifest(
+        s3,
+        settings.bucket,
+        s3_dataset.take_snapshot(s3, settings.bucket, event["dataset"], settings=settings.fingerprint()),
+    )
     logger.info(
         "dataset snapshot",
         dataset=result["dataset"],
@@ -94,12 +97,28 @@ def validate(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     snapshot = s3_dataset.load_manifest(s3, settings.bucket, event["snapshot"])
     dataset = snapshot["dataset"]
     verdict = judge(snapshot)
-    logger.info("dataset judged", dataset=dataset, valid=verdict.valid, reason=summarize(verdict.reasons, "ok"),
-                image_count=verdict.image_count, warning_count=len(verdict.warnings))
-    report_uri = s3_dataset.store_report(s3, settings.bucket, snapshot, {
-        "dataset": dataset, "modelId": snapshot["modelId"], "snapshotHash": snapshot["snapshotHash"],
-        "valid": verdict.valid, "reasons": verdict.reasons, "warnings": verdict.warnings,
-        "images": verdict.image_names})
+    logger.info(
+        "dataset judged",
+        dataset=dataset,
+        valid=verdict.valid,
+        reason=summarize(verdict.reasons, "ok"),
+        image_count=verdict.image_count,
+        warning_count=len(verdict.warnings),
+    )
+    report_uri = s3_dataset.store_report(
+        s3,
+        settings.bucket,
+        snapshot,
+        {
+            "dataset": dataset,
+            "modelId": snapshot["modelId"],
+            "snapshotHash": snapshot["snapshotHash"],
+            "valid": verdict.valid,
+            "reasons": verdict.reasons,
+            "warnings": verdict.warnings,
+            "images": verdict.image_names,
+        },
+    )
     training_input_uri = ""
     if verdict.valid:
         prompts = {"instance_prompt": verdict.instance_prompt}
@@ -130,8 +149,12 @@ class RetrainRefused(Exception):
 def prepare_retrain(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """{"model": GetItem answer, "retrain": {"modelId", "attempt"}} -> {"snapshot", "validation"}."""
     result = retrain_inputs(event.get("model", {}).get("Item"), event["retrain"])
-    logger.info("retrain prepared", model_id=result["snapshot"]["modelId"],
-                training_job=result["snapshot"]["trainingJobName"], image_count=result["validation"]["imageCount"])
+    logger.info(
+        "retrain prepared",
+        model_id=result["snapshot"]["modelId"],
+        training_job=result["snapshot"]["trainingJobName"],
+        image_count=result["validation"]["imageCount"],
+    )
     return result
 
 
@@ -142,24 +165,31 @@ def retrain_inputs(item: Any, retrain: Mapping[str, Any]) -> dict[str, Any]:
         raise RetrainRefused(f"model {model_id} is not in the registry")
     model = {name: TypeDeserializer().deserialize(value) for name, value in item.items()}
     dataset = str(model["dataset"])
-    version = model_id[len(dataset) + 1:]
+    version = model_id[len(dataset) + 1 :]
     staged = s3_dataset.staged_names(s3, settings.bucket, dataset, version)
     images = [name for name in staged if name != rules.DATASET_INFO_FILE]
     if rules.DATASET_INFO_FILE not in staged or not images:
-        raise RetrainRefused(f"the staged copy of model {model_id}'s snapshot is gone from "
-                             f"{s3_dataset.staging_prefix(dataset, version)}: upload the dataset again")
+        raise RetrainRefused(
+            f"the staged copy of model {model_id}'s snapshot is gone from "
+            f"{s3_dataset.staging_prefix(dataset, version)}: upload the dataset again"
+        )
     hyperparameters = {name: str(value) for name, value in (model.get("hyperparameters") or {}).items()}
     verdict = rules.Verdict(valid=True, hyperparameters=hyperparameters, image_count=len(images))
     return {
         "snapshot": {
-            "dataset": dataset, "snapshotHash": str(model.get("snapshotHash", "")), "version": version,
-            "modelId": model_id, "trainingJobName": f"{model_id}-r{int(retrain['attempt'])}",
+            "dataset": dataset,
+            "snapshotHash": str(model.get("snapshotHash", "")),
+            "version": version,
+            "modelId": model_id,
+            "trainingJobName": f"{model_id}-r{int(retrain['attempt'])}",
             "createdAt": str(model.get("createdAt", "")),
             "outputUri": f"s3://{settings.bucket}/models/{dataset}/{version}/",
         },
         "validation": {
             "trainingInputUri": f"s3://{settings.bucket}/{s3_dataset.staging_prefix(dataset, version)}",
-            "valid": True, "reason": "ok", "warnings": [],
+            "valid": True,
+            "reason": "ok",
+            "warnings": [],
             "warningText": str(model.get("skippedFiles") or "none"),
             "imageCount": len(images),
             "instancePrompt": str(model.get("instancePrompt", "")),

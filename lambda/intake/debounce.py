@@ -83,8 +83,7 @@ def execution_name(dataset: str, generation: int) -> str:
     return f"{dataset}-{generation}"
 
 
-def start_debounce(dynamodb: Any, sfn: Any, table: str, state_machine_arn: str, dataset: str,
-                   generation: int) -> str:
+def start_debounce(dynamodb: Any, sfn: Any, table: str, state_machine_arn: str, dataset: str, generation: int) -> str:
     """Make sure the generation's execution runs. Returns "started", "covered" or "restarted".
 
     "covered": the execution already runs (a duplicate or later upload of the same burst).
@@ -93,7 +92,9 @@ def start_debounce(dynamodb: Any, sfn: Any, table: str, state_machine_arn: str, 
     """
     if _start(sfn, state_machine_arn, dataset, generation):
         return "started"
-    execution_arn = state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + execution_name(dataset, generation)
+    execution_arn = (
+        state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + execution_name(dataset, generation)
+    )
     if sfn.describe_execution(executionArn=execution_arn)["status"] == "RUNNING":
         return "covered"
     try:
@@ -102,8 +103,11 @@ def start_debounce(dynamodb: Any, sfn: Any, table: str, state_machine_arn: str, 
             Key={"pk": {"S": ITEM_PREFIX + dataset}},
             UpdateExpression="SET active = :true, generation = :next",
             ConditionExpression="generation = :current",
-            ExpressionAttributeValues={":true": {"BOOL": True}, ":next": {"N": str(generation + 1)},
-                                       ":current": {"N": str(generation)}},
+            ExpressionAttributeValues={
+                ":true": {"BOOL": True},
+                ":next": {"N": str(generation + 1)},
+                ":current": {"N": str(generation)},
+            },
         )
     except ClientError as error:
         if error_code(error) != "ConditionalCheckFailedException":

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from dreambooth_shared import dataset_rules as rules
-from dreambooth_shared.contract import MODELS_PREFIX
+from dreambooth_shared.contract import MODELS_PREFIX, STAGING_PREFIX
 
 # A listing bigger than this is refused: no sensible DreamBooth dataset comes near it. The object
 # list itself never travels through Step Functions (see `store_manifest`).
@@ -21,8 +21,9 @@ class ManifestChanged(RuntimeError):
     """The stored object list no longer matches the snapshot's hash (someone rewrote it)."""
 
 
-def take_snapshot(s3: Any, bucket: str, dataset: str, now: Optional[datetime] = None,
-                  settings: str = "") -> dict[str, Any]:
+def take_snapshot(
+    s3: Any, bucket: str, dataset: str, now: Optional[datetime] = None, settings: str = ""
+) -> dict[str, Any]:
     """List `datasets/<dataset>/` and name the model version this snapshot would become.
 
     `objects` holds every file (the validation reports the skipped ones); the hash is made of the
@@ -46,8 +47,9 @@ def take_snapshot(s3: Any, bucket: str, dataset: str, now: Optional[datetime] = 
     return {
         "dataset": dataset,
         "snapshotHash": rules.snapshot_hash(
-            ((o["key"], o["etag"], o["size"]) for o in objects if rules.is_training_file(o["key"][len(prefix):])),
-            settings),
+            ((o["key"], o["etag"], o["size"]) for o in objects if rules.is_training_file(o["key"][len(prefix) :])),
+            settings,
+        ),
         "objects": objects,
         "objectCount": len(objects),
         "truncated": truncated,
@@ -71,12 +73,14 @@ def store_manifest(s3: Any, bucket: str, snapshot: dict[str, Any]) -> dict[str, 
     carries the count, the hash and the manifest's key instead.
     """
     key = model_prefix(snapshot["dataset"], snapshot["version"]) + MANIFEST_FILE
-    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(snapshot["objects"]).encode(),
-                  ContentType="application/json")
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(snapshot["objects"]).encode(), ContentType="application/json")
     # The snapshot hash covers only the training files (rules.is_training_file); the manifest's own
     # hash covers every object it lists, so a changed manifest is always noticed.
-    return {**{k: v for k, v in snapshot.items() if k != "objects"}, "manifestKey": key,
-            "manifestHash": _objects_hash(snapshot["objects"])}
+    return {
+        **{k: v for k, v in snapshot.items() if k != "objects"},
+        "manifestKey": key,
+        "manifestHash": _objects_hash(snapshot["objects"]),
+    }
 
 
 def _objects_hash(objects: list[dict[str, Any]]) -> str:
@@ -94,8 +98,7 @@ def load_manifest(s3: Any, bucket: str, snapshot: dict[str, Any]) -> dict[str, A
 def store_report(s3: Any, bucket: str, snapshot: dict[str, Any], report: dict[str, Any]) -> str:
     """Write the full dataset report (every reason and warning) beside the model; return its URI."""
     key = model_prefix(snapshot["dataset"], snapshot["version"]) + REPORT_FILE
-    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(report, indent=2).encode(),
-                  ContentType="application/json")
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(report, indent=2).encode(), ContentType="application/json")
     return f"s3://{bucket}/{key}"
 
 
@@ -131,7 +134,7 @@ def stage(s3: Any, bucket: str, snapshot: dict[str, Any], image_names: list[str]
 
 
 def staging_prefix(dataset: str, version: str) -> str:
-    return f"{rules.STAGING_PREFIX}{dataset}/{version}/"
+    return f"{STAGING_PREFIX}{dataset}/{version}/"
 
 
 def staged_names(s3: Any, bucket: str, dataset: str, version: str) -> list[str]:
@@ -139,23 +142,21 @@ def staged_names(s3: Any, bucket: str, dataset: str, version: str) -> list[str]:
     prefix = staging_prefix(dataset, version)
     names = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        names.extend(item["Key"][len(prefix):] for item in page.get("Contents", []))
+        names.extend(item["Key"][len(prefix) :] for item in page.get("Contents", []))
     return names
 
 
 def read_head(s3: Any, bucket: str, key: str, size: int, etag: str) -> bytes:
     if size == 0:
         return b""
-    response = s3.get_object(
-        Bucket=bucket, Key=key, Range=f"bytes=0-{min(size, rules.HEADER_BYTES) - 1}", IfMatch=etag
-    )
+    response = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{min(size, rules.HEADER_BYTES) - 1}", IfMatch=etag)
     return response["Body"].read()
 
 
 def read_tail(s3: Any, bucket: str, key: str, size: int, etag: str, head: bytes) -> bytes:
     """The last TAIL_BYTES (a suffix range); no second read when the head already holds the file."""
     if len(head) >= size:
-        return head[-rules.TAIL_BYTES:]
+        return head[-rules.TAIL_BYTES :]
     response = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=-{rules.TAIL_BYTES}", IfMatch=etag)
     return response["Body"].read()
 
@@ -168,7 +169,7 @@ def load_files(
     info_bytes: Optional[bytes] = None
     candidates, files = [], []
     for obj in snapshot["objects"]:
-        name = obj["key"][len(prefix):]
+        name = obj["key"][len(prefix) :]
         if name == rules.DATASET_INFO_FILE:
             info_bytes = _read_whole(s3, bucket, obj)
         elif not rules.is_training_file(name):

@@ -12,11 +12,9 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dreambooth_shared import dataset_rules as rules
-from dreambooth_shared.contract import PipelineEnv, log_cold_start
-
 import debounce
-
+from dreambooth_shared import dataset_rules as rules
+from dreambooth_shared.contract import STAGING_PREFIX, PipelineEnv, log_cold_start
 
 logger = Logger()
 log_cold_start(logger)
@@ -56,7 +54,7 @@ def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
 def on_upload(event_key: str, now: datetime) -> dict[str, Any]:
     key = rules.key_from_event(event_key)  # the key as the user wrote it, whichever form the event has
     dataset = rules.dataset_name_from_key(key)
-    if dataset is None or key.startswith(rules.STAGING_PREFIX):
+    if dataset is None or key.startswith(STAGING_PREFIX):
         logger.debug("not a dataset file", key=key)
         return {"action": "ignored", "key": key}
     if rules.is_folder_placeholder(key):
@@ -77,7 +75,8 @@ def on_upload(event_key: str, now: datetime) -> dict[str, Any]:
             )
         return {"action": "rejected", "dataset": dataset, "reason": problem}
     generation = debounce.record_upload(dynamodb, settings.state_table, dataset, now, settings.quiet_window_s)
-    action = debounce.start_debounce(dynamodb, sfn, settings.state_table, settings.state_machine_arn, dataset,
-                                     generation)
+    action = debounce.start_debounce(
+        dynamodb, sfn, settings.state_table, settings.state_machine_arn, dataset, generation
+    )
     logger.info("upload recorded", dataset=dataset, key=key, generation=generation, action=action)
     return {"action": action, "dataset": dataset, "generation": generation}

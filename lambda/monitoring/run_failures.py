@@ -39,13 +39,17 @@ def model_of(registry: Any, table: str, detail: Mapping[str, Any], machines: Mac
         return registry.get_item(TableName=table, Key={"modelId": {"S": model_id}}, ConsistentRead=True).get("Item")
     # The training run records its execution on the model it registers (RegisterModel).
     pages = registry.get_paginator("scan").paginate(
-        TableName=table, FilterExpression="trainingExecution = :arn",
-        ExpressionAttributeValues={":arn": {"S": detail["executionArn"]}}, ConsistentRead=True)
+        TableName=table,
+        FilterExpression="trainingExecution = :arn",
+        ExpressionAttributeValues={":arn": {"S": detail["executionArn"]}},
+        ConsistentRead=True,
+    )
     return next((item for page in pages for item in page.get("Items", [])), None)
 
 
-def on_execution_end(detail: Mapping[str, Any], *, registry: Any, sns: Any, table: str, topic_arn: str,
-                     machines: Machines) -> dict[str, Any]:
+def on_execution_end(
+    detail: Mapping[str, Any], *, registry: Any, sns: Any, table: str, topic_arn: str, machines: Machines
+) -> dict[str, Any]:
     kind = "deployment" if detail["stateMachineArn"] == machines.deploy_arn else "training"
     error = detail.get("error") or detail["status"]
     cause = (detail.get("cause") or "no cause given")[:CAUSE_CHARS]
@@ -54,8 +58,12 @@ def on_execution_end(detail: Mapping[str, Any], *, registry: Any, sns: Any, tabl
     if model is None:
         if kind == "training" and (error in TERMINAL_ERRORS or detail["status"] == "TIMED_OUT"):
             dataset = json.loads(detail.get("input") or "{}").get("dataset", "?")
-            _publish(sns, topic_arn, "DreamBooth: training failed",
-                     f"Dataset {dataset}: {reason}. No model was registered; the live model (if any) is unchanged.")
+            _publish(
+                sns,
+                topic_arn,
+                "DreamBooth: training failed",
+                f"Dataset {dataset}: {reason}. No model was registered; the live model (if any) is unchanged.",
+            )
             return {"action": "notified", "reason": reason}
         return {"action": "none"}
     status = model["status"]["S"]
@@ -64,18 +72,28 @@ def on_execution_end(detail: Mapping[str, Any], *, registry: Any, sns: Any, tabl
     model_id = model["modelId"]["S"]
     try:
         registry.update_item(
-            TableName=table, Key={"modelId": {"S": model_id}},
+            TableName=table,
+            Key={"modelId": {"S": model_id}},
             UpdateExpression="SET #status = :failed, failureReason = :reason",
-            ConditionExpression="#status = :seen", ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":failed": {"S": machines.failed_status}, ":reason": {"S": reason},
-                                       ":seen": {"S": status}})
+            ConditionExpression="#status = :seen",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":failed": {"S": machines.failed_status},
+                ":reason": {"S": reason},
+                ":seen": {"S": status},
+            },
+        )
     except ClientError as failure:
         if failure.response["Error"]["Code"] == "ConditionalCheckFailedException":
             return {"action": "none", "status": "changed meanwhile"}
         raise
     subject = "DreamBooth: deployment failed" if kind == "deployment" else "DreamBooth: training failed"
-    _publish(sns, topic_arn, subject, f"Model {model_id}: {reason}. It is marked failed; the previously live "
-                                      "model (if any) is still serving.")
+    _publish(
+        sns,
+        topic_arn,
+        subject,
+        f"Model {model_id}: {reason}. It is marked failed; the previously live model (if any) is still serving.",
+    )
     return {"action": "marked-failed", "modelId": model_id, "reason": reason}
 
 

@@ -35,8 +35,11 @@ class ScalingSettings:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> "ScalingSettings":
-        return cls(int(environ[PipelineEnv.MAX_INSTANCES]), int(environ[PipelineEnv.TARGET_BACKLOG_PER_INSTANCE]),
-                   int(environ[PipelineEnv.IDLE_MINUTES]))
+        return cls(
+            int(environ[PipelineEnv.MAX_INSTANCES]),
+            int(environ[PipelineEnv.TARGET_BACKLOG_PER_INSTANCE]),
+            int(environ[PipelineEnv.IDLE_MINUTES]),
+        )
 
 
 settings = ScalingSettings.from_environ(os.environ)
@@ -49,16 +52,24 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("action") == "prepare-update":
         reason = autoscaling.update_blocked_by_scaling(sagemaker, endpoint, event["endpointConfigName"])
         removed = bool(reason) and autoscaling.deregister_scaling(application_autoscaling, cloudwatch, endpoint)
-        logger.info("autoscaling before the update", endpoint=endpoint, deregistered=removed,
-                    reason=reason or "the update keeps every variant's instance type")
+        logger.info(
+            "autoscaling before the update",
+            endpoint=endpoint,
+            deregistered=removed,
+            reason=reason or "the update keeps every variant's instance type",
+        )
         return {"deregistered": removed, "reason": reason or ""}
     status, config = autoscaling.current_config(sagemaker, endpoint)
     if status != "InService":
-        logger.warning("autoscaling not registered: the endpoint is not InService", endpoint=endpoint,
-                       status=status)
+        logger.warning("autoscaling not registered: the endpoint is not InService", endpoint=endpoint, status=status)
         return {"registered": False, "endpointStatus": status or "missing"}
     applied = autoscaling.register_scaling(
-        application_autoscaling, cloudwatch, endpoint, max_instances=settings.max_instances,
-        target_backlog=settings.target_backlog, idle_minutes=settings.idle_minutes)
+        application_autoscaling,
+        cloudwatch,
+        endpoint,
+        max_instances=settings.max_instances,
+        target_backlog=settings.target_backlog,
+        idle_minutes=settings.idle_minutes,
+    )
     logger.info("autoscaling registered", endpoint=endpoint, endpointConfig=config, **applied)
     return {"registered": True, "endpointConfigName": config, **applied}

@@ -14,7 +14,11 @@ from typing import Any, Callable, Mapping, Optional
 
 from botocore.exceptions import ClientError
 
-from dreambooth_shared.contract import ENDPOINT_WAITER_PREFIX, METRIC_ENDPOINT_IN_SERVICE, METRIC_ENDPOINT_TRANSITION_MINUTES
+from dreambooth_shared.contract import (
+    ENDPOINT_WAITER_PREFIX,
+    METRIC_ENDPOINT_IN_SERVICE,
+    METRIC_ENDPOINT_TRANSITION_MINUTES,
+)
 
 WAITER_PREFIX = ENDPOINT_WAITER_PREFIX
 # Statuses after which the deployment has something to decide.
@@ -29,8 +33,16 @@ METRIC_TRANSITION_MINUTES = METRIC_ENDPOINT_TRANSITION_MINUTES
 _GONE = ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken")
 
 
-def park(dynamodb: Any, sagemaker: Any, sfn: Any, *, table: str, endpoint: str, token: str,
-         on_described: Optional[Callable[[Mapping[str, Any]], None]] = None) -> bool:
+def park(
+    dynamodb: Any,
+    sagemaker: Any,
+    sfn: Any,
+    *,
+    table: str,
+    endpoint: str,
+    token: str,
+    on_described: Optional[Callable[[Mapping[str, Any]], None]] = None,
+) -> bool:
     """Store the token; wake it at once if the endpoint has already settled. True if woken.
 
     `on_described` receives the DescribeEndpoint answer (for metrics), when there is one.
@@ -49,8 +61,9 @@ def wake(dynamodb: Any, sfn: Any, *, table: str, endpoint: str, status: str) -> 
     """Hand the parked token back when the endpoint settled. True if a deployment was woken."""
     if status not in SETTLED:
         return False
-    item = dynamodb.get_item(TableName=table, Key={"pk": {"S": WAITER_PREFIX + endpoint}},
-                             ConsistentRead=True).get("Item")
+    item = dynamodb.get_item(TableName=table, Key={"pk": {"S": WAITER_PREFIX + endpoint}}, ConsistentRead=True).get(
+        "Item"
+    )
     if not item:
         return False
     return _send(sfn, item["token"]["S"], status)

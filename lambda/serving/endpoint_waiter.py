@@ -12,9 +12,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dreambooth_shared.contract import PipelineEnv, log_cold_start
-
 import endpoint_wait
+from dreambooth_shared.contract import PipelineEnv, log_cold_start
 
 logger = Logger()
 log_cold_start(logger)
@@ -40,8 +39,11 @@ settings = Settings.from_environ()
 
 def _record(description: Mapping[str, Any]) -> None:
     """Endpoint state and, while Creating/Updating, for how long (the "endpoint stuck" alarm)."""
-    metrics.add_metric(name=endpoint_wait.METRIC_IN_SERVICE, unit=MetricUnit.NoUnit,
-                       value=endpoint_wait.in_service(description["EndpointStatus"]))
+    metrics.add_metric(
+        name=endpoint_wait.METRIC_IN_SERVICE,
+        unit=MetricUnit.NoUnit,
+        value=endpoint_wait.in_service(description["EndpointStatus"]),
+    )
     minutes = endpoint_wait.minutes_in_transition(description, datetime.now(timezone.utc))
     if minutes is not None:
         metrics.add_metric(name=endpoint_wait.METRIC_TRANSITION_MINUTES, unit=MetricUnit.NoUnit, value=minutes)
@@ -52,8 +54,15 @@ def _record(description: Mapping[str, Any]) -> None:
 @metrics.log_metrics
 def park(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Step Functions task (waitForTaskToken): {"taskToken", "endpointName"}."""
-    woken = endpoint_wait.park(dynamodb, sagemaker, sfn, table=settings.state_table,
-                               endpoint=event["endpointName"], token=event["taskToken"], on_described=_record)
+    woken = endpoint_wait.park(
+        dynamodb,
+        sagemaker,
+        sfn,
+        table=settings.state_table,
+        endpoint=event["endpointName"],
+        token=event["taskToken"],
+        on_described=_record,
+    )
     logger.info("deployment waiting for its endpoint", endpoint=event["endpointName"], already_settled=woken)
     return {"woken": woken}
 
@@ -64,10 +73,15 @@ def park(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def on_state_change(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """EventBridge "SageMaker Endpoint State Change"."""
     detail = event["detail"]
-    metrics.add_metric(name=endpoint_wait.METRIC_IN_SERVICE, unit=MetricUnit.NoUnit,
-                       value=endpoint_wait.in_service(detail["EndpointStatus"]))
-    woken = endpoint_wait.wake(dynamodb, sfn, table=settings.state_table,
-                               endpoint=detail["EndpointName"], status=detail["EndpointStatus"])
-    logger.info("endpoint state change", endpoint=detail["EndpointName"], status=detail["EndpointStatus"],
-                woke_deployment=woken)
+    metrics.add_metric(
+        name=endpoint_wait.METRIC_IN_SERVICE,
+        unit=MetricUnit.NoUnit,
+        value=endpoint_wait.in_service(detail["EndpointStatus"]),
+    )
+    woken = endpoint_wait.wake(
+        dynamodb, sfn, table=settings.state_table, endpoint=detail["EndpointName"], status=detail["EndpointStatus"]
+    )
+    logger.info(
+        "endpoint state change", endpoint=detail["EndpointName"], status=detail["EndpointStatus"], woke_deployment=woken
+    )
     return {"woken": woken}

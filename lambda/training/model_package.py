@@ -37,7 +37,7 @@ class PackagingError(RuntimeError):
 def split_s3_uri(uri: str) -> tuple[str, str]:
     if not uri.startswith("s3://"):
         raise PackagingError(f"not an S3 URI: {uri}")
-    bucket, _, key = uri[len("s3://"):].partition("/")
+    bucket, _, key = uri[len("s3://") :].partition("/")
     return bucket, key
 
 
@@ -103,8 +103,10 @@ def script_files(tarball: bytes) -> dict[str, bytes]:
     except tarfile.TarError as error:
         raise PackagingError(f"the inference script tarball cannot be read ({error})") from None
     if ENTRY_POINT not in files:
-        raise PackagingError(f"the inference script tarball has no {ENTRY_POINT} at its top level "
-                             f"(files: {', '.join(sorted(files)[:10]) or 'none'})")
+        raise PackagingError(
+            f"the inference script tarball has no {ENTRY_POINT} at its top level "
+            f"(files: {', '.join(sorted(files)[:10]) or 'none'})"
+        )
     return files
 
 
@@ -122,8 +124,9 @@ def add_inference_code(s3: Any, model_uri: str, script_uri: str) -> dict[str, An
     script_bucket, script_key = split_s3_uri(script_uri)
     head = s3.head_object(Bucket=script_bucket, Key=script_key)
     if head["ContentLength"] > MAX_SCRIPT_TARBALL_BYTES:
-        raise PackagingError(f"{script_uri} is {head['ContentLength']} bytes, more than the "
-                             f"{MAX_SCRIPT_TARBALL_BYTES} this step unpacks")
+        raise PackagingError(
+            f"{script_uri} is {head['ContentLength']} bytes, more than the {MAX_SCRIPT_TARBALL_BYTES} this step unpacks"
+        )
     files = script_files(s3.get_object(Bucket=script_bucket, Key=script_key)["Body"].read())
     bucket, prefix = split_s3_uri(model_uri)
     for path, body in sorted(files.items()):

@@ -26,10 +26,24 @@ log_cold_start(logger)
 MAX_REASON_CHARS = 400
 # Matched against SageMaker's FailureReason, SecondaryStatus and the Step Functions error name.
 TRANSIENT_MARKERS = (
-    "CapacityError", "InsufficientCapacity", "InsufficientInstanceCapacity", "capacity",
-    "InternalServerError", "InternalFailure", "InternalError", "ServiceUnavailable", "internal error",
-    "ThrottlingException", "Throttling", "TooManyRequests", "MaxWaitTimeExceeded", "Interrupted",
-    "ResourceLimitExceeded", "States.Timeout", "Lambda.ServiceException", "Lambda.SdkClientException",
+    "CapacityError",
+    "InsufficientCapacity",
+    "InsufficientInstanceCapacity",
+    "capacity",
+    "InternalServerError",
+    "InternalFailure",
+    "InternalError",
+    "ServiceUnavailable",
+    "internal error",
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequests",
+    "MaxWaitTimeExceeded",
+    "Interrupted",
+    "ResourceLimitExceeded",
+    "States.Timeout",
+    "Lambda.ServiceException",
+    "Lambda.SdkClientException",
 )
 QUOTA_MARKER = "ResourceLimitExceeded"
 # CreateTrainingJob's ResourceLimitExceeded names the quota: "The account-level service limit '<name>' is 0 ...".
@@ -39,8 +53,10 @@ _SPACE = re.compile(r"\s+")
 
 
 def retry_hint(model_id: str) -> str:
-    return (f"To run it again on the same files, without uploading them again: dreambooth retrain {model_id} "
-            f"(or POST /models/{model_id}/retrain, or Retry on the web page).")
+    return (
+        f"To run it again on the same files, without uploading them again: dreambooth retrain {model_id} "
+        f"(or POST /models/{model_id}/retrain, or Retry on the web page)."
+    )
 
 
 def _parsed_cause(cause: Any) -> tuple[str, Optional[str]]:
@@ -94,16 +110,21 @@ def explain(state: Mapping[str, Any]) -> dict[str, Any]:
         reason = f"{stage} failed: {prefix}{detail}"
     evidence = " ".join(filter(None, (name, sagemaker_reason, secondary)))
     quota = QUOTA_MARKER in evidence or QUOTA_NAME.search(evidence) is not None
-    retryable = (bool(model_id) and stage in RETRAINABLE_STAGES
-                 and (quota or any(marker in evidence for marker in TRANSIENT_MARKERS)))
+    retryable = (
+        bool(model_id)
+        and stage in RETRAINABLE_STAGES
+        and (quota or any(marker in evidence for marker in TRANSIENT_MARKERS))
+    )
     reason = _one_line(reason)
     if retryable:
         hint = retry_hint(model_id)
         if quota:
             hint = f"Raise the SageMaker {_quotas_to_raise(state, sagemaker_reason)} first (Service Quotas). " + hint
     else:
-        hint = ("Running it again on the same files would fail the same way: fix the cause (e.g. the "
-                f"hyperparameters in dataset_info.json or the instance type), then upload to datasets/{dataset}/ again.")
+        hint = (
+            "Running it again on the same files would fail the same way: fix the cause (e.g. the "
+            f"hyperparameters in dataset_info.json or the instance type), then upload to datasets/{dataset}/ again."
+        )
     message = f"Dataset {dataset}: {reason}. The live model (if any) is unchanged. {hint}"
     return {"reason": reason, "retryable": retryable, "message": message}
 
@@ -111,6 +132,10 @@ def explain(state: Mapping[str, Any]) -> dict[str, Any]:
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = explain(event)
-    logger.info("training failure explained", dataset=event.get("dataset"), retryable=result["retryable"],
-                reason=result["reason"])
+    logger.info(
+        "training failure explained",
+        dataset=event.get("dataset"),
+        retryable=result["retryable"],
+        reason=result["reason"],
+    )
     return result

@@ -50,8 +50,14 @@ class SigV4Signer:
 
 
 class ApiClient:
-    def __init__(self, base_url: str, *, api_key: Optional[str] = None, signer: Optional[SigV4Signer] = None,
-                 http: Optional[requests.Session] = None):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: Optional[str] = None,
+        signer: Optional[SigV4Signer] = None,
+        http: Optional[requests.Session] = None,
+    ):
         self.base_url = base_url.rstrip("/") + "/"
         self.api_key = api_key
         self.signer = signer
@@ -124,8 +130,13 @@ def _error(answer: requests.Response, payload: Any) -> ApiError:
         retry_after_s = None
     error = payload.get("error") if isinstance(payload, dict) else None
     if isinstance(error, dict):
-        return ApiError(answer.status_code, str(error.get("message", "")), str(error.get("code", "")),
-                        list(error.get("fields") or []), retry_after_s)
+        return ApiError(
+            answer.status_code,
+            str(error.get("message", "")),
+            str(error.get("code", "")),
+            list(error.get("fields") or []),
+            retry_after_s,
+        )
     if isinstance(payload, dict) and "message" in payload:  # API Gateway's own answers (403, 429)
         return ApiError(answer.status_code, str(payload["message"]), retry_after_s=retry_after_s)
     return ApiError(answer.status_code, answer.text[:300] or answer.reason or "", retry_after_s=retry_after_s)

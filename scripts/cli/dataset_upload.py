@@ -77,8 +77,11 @@ def settings_from_config(config: Any, lock_hyperparameters: dict[str, str]) -> A
         default_class_prompt=training.default_class_prompt,
         default_hyperparameters=dict(lock_hyperparameters),
         training_instance_type=training.instance_type,
-        limits=r.Limits(min_images=training.min_images, max_images=training.max_images,
-                        max_image_bytes=training.max_image_mb * 1024 * 1024),
+        limits=r.Limits(
+            min_images=training.min_images,
+            max_images=training.max_images,
+            max_image_bytes=training.max_image_mb * 1024 * 1024,
+        ),
     )
 
 
@@ -157,8 +160,15 @@ def _json_number(value: Any) -> Any:
     return str(value)
 
 
-def prepare(directory: Path, dataset: str, *, prompt: Optional[str], class_prompt: Optional[str],
-            settings: Any, resize: bool = False) -> Plan:
+def prepare(
+    directory: Path,
+    dataset: str,
+    *,
+    prompt: Optional[str],
+    class_prompt: Optional[str],
+    settings: Any,
+    resize: bool = False,
+) -> Plan:
     """Judge the folder as the pipeline would; DatasetRefused with every reason when it would refuse it."""
     r = rules()
     if not directory.is_dir():
@@ -174,8 +184,10 @@ def prepare(directory: Path, dataset: str, *, prompt: Optional[str], class_promp
     judge = settings
     if resize:
         # Originals only need to be real images of a usable size; the copies must pass every limit.
-        judge = dataclasses.replace(settings, limits=dataclasses.replace(
-            settings.limits, max_image_bytes=_NO_SIZE_LIMIT, max_side_px=_NO_SIZE_LIMIT))
+        judge = dataclasses.replace(
+            settings,
+            limits=dataclasses.replace(settings.limits, max_image_bytes=_NO_SIZE_LIMIT, max_side_px=_NO_SIZE_LIMIT),
+        )
     verdict = judge.judge(dataset, files, lambda: info)
     if not verdict.valid:
         raise DatasetRefused(verdict.reasons, verdict.warnings)
@@ -190,8 +202,9 @@ def prepare(directory: Path, dataset: str, *, prompt: Optional[str], class_promp
         resized_files = []
         for name, copy in copies:
             with copy.open("rb") as handle:
-                resized_files.append(r.DatasetFile(name=name, size=copy.stat().st_size,
-                                                   header=handle.read(r.HEADER_BYTES)))
+                resized_files.append(
+                    r.DatasetFile(name=name, size=copy.stat().st_size, header=handle.read(r.HEADER_BYTES))
+                )
         verdict = settings.judge(dataset, resized_files, lambda: info)
         if not verdict.valid:
             raise DatasetRefused(verdict.reasons, plan.warnings)
@@ -246,7 +259,7 @@ class StagingIncomplete(Exception):
 def _check_staged(s3: Any, bucket: str, staging: str, plan: Plan) -> None:
     found: dict[str, int] = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=staging):
-        found.update({o["Key"][len(staging):]: o["Size"] for o in page.get("Contents", [])})
+        found.update({o["Key"][len(staging) :]: o["Size"] for o in page.get("Contents", [])})
     wrong = [name for name, path in plan.images if found.get(name) != path.stat().st_size]
     if wrong:
         raise StagingIncomplete(f"{len(wrong)} staged images missing or incomplete, e.g. {wrong[0]}")
@@ -303,7 +316,7 @@ def _delete_staging(s3: Any, bucket: str, keys: list[str]) -> list[str]:
     """Deletes exactly these keys (this run's staging objects); returns those still there."""
     left = []
     for start in range(0, len(keys), 1000):
-        chunk = keys[start:start + 1000]
+        chunk = keys[start : start + 1000]
         try:
             answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})
             left += [error["Key"] for error in answer.get("Errors", [])]
@@ -312,8 +325,15 @@ def _delete_staging(s3: Any, bucket: str, keys: list[str]) -> list[str]:
     return left
 
 
-def upload(plan: Plan, s3: Any, bucket: str, progress: Any, *, say: Callable[[str], None] = lambda _: None,
-           token: Optional[str] = None) -> Uploaded:
+def upload(
+    plan: Plan,
+    s3: Any,
+    bucket: str,
+    progress: Any,
+    *,
+    say: Callable[[str], None] = lambda _: None,
+    token: Optional[str] = None,
+) -> Uploaded:
     """Images to staging, then copied into datasets/<name>/, dataset_info.json last, staging deleted.
 
     Refuses (DatasetExists) a name that already has files, before uploading and again before copying.
@@ -338,8 +358,13 @@ def upload(plan: Plan, s3: Any, bucket: str, progress: Any, *, say: Callable[[st
             with path.open("rb") as handle:
                 content_type = "image/png" if handle.read(4) == b"\x89PNG" else "image/jpeg"
             staged.append(key)  # before the call: an interrupted call may still leave the object
-            s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type},
-                           Callback=lambda sent, _name=name: progress(_name, sent))
+            s3.upload_file(
+                str(path),
+                bucket,
+                key,
+                ExtraArgs={"ContentType": content_type},
+                Callback=lambda sent, _name=name: progress(_name, sent),
+            )
             progress.file_done(name)
         _check_staged(s3, bucket, staging, plan)  # every image is there, whole, before anything is copied
         try:
@@ -356,12 +381,17 @@ def upload(plan: Plan, s3: Any, bucket: str, progress: Any, *, say: Callable[[st
         try:
             for name, _ in plan.images:
                 # IfNoneMatch: S3 refuses (412) a copy onto an existing key: nothing is overwritten.
-                s3.copy_object(Bucket=bucket, Key=prefix + name, CopySource={"Bucket": bucket, "Key": staging + name},
-                               IfNoneMatch="*")
+                s3.copy_object(
+                    Bucket=bucket,
+                    Key=prefix + name,
+                    CopySource={"Bucket": bucket, "Key": staging + name},
+                    IfNoneMatch="*",
+                )
                 keys.append(prefix + name)
             info_key = prefix + rules().DATASET_INFO_FILE
-            s3.put_object(Bucket=bucket, Key=info_key, Body=plan.dataset_info, ContentType="application/json",
-                          IfNoneMatch="*")
+            s3.put_object(
+                Bucket=bucket, Key=info_key, Body=plan.dataset_info, ContentType="application/json", IfNoneMatch="*"
+            )
             keys.append(info_key)
         except UPLOAD_ERRORS as error:
             raise UploadFailed(error, phase="copying", staging=staging, staged=staged, copied=keys) from error

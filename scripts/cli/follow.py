@@ -9,7 +9,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from scripts.cli.api_client import ApiClient, ApiError, ApiUnreachable
 from dreambooth_shared.contract import (
     STATUS_DEPLOYING,
     STATUS_FAILED,
@@ -18,6 +17,7 @@ from dreambooth_shared.contract import (
     STATUS_TRAINING,
     STATUS_VALIDATING,
 )
+from scripts.cli.api_client import ApiClient, ApiError, ApiUnreachable
 
 WAITING = "waiting"  # uploaded; the pipeline waits for quiet, then snapshots (no registry item yet)
 LIVE, FAILED, RETIRED = STATUS_LIVE, STATUS_FAILED, STATUS_RETIRED
@@ -45,8 +45,14 @@ class Outcome:
     phases: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "phase": self.phase, "elapsed_s": round(self.elapsed_s, 1), "model": self.model,
-                "reason": self.reason, "phases": self.phases}
+        return {
+            "ok": self.ok,
+            "phase": self.phase,
+            "elapsed_s": round(self.elapsed_s, 1),
+            "model": self.model,
+            "reason": self.reason,
+            "phases": self.phases,
+        }
 
 
 def elapsed_text(seconds: float) -> str:
@@ -72,8 +78,7 @@ _PHASE_TEXT = {
 
 
 class Follower:
-    def __init__(self, client: ApiClient, *, timeout_s: float, poll_s: float, clock: Clock,
-                 say: Callable[[str], None]):
+    def __init__(self, client: ApiClient, *, timeout_s: float, poll_s: float, clock: Clock, say: Callable[[str], None]):
         self.client, self.timeout_s, self.poll_s, self.clock, self.say = client, timeout_s, poll_s, clock, say
         self.started = clock.monotonic()
         self.phases: list[dict[str, Any]] = []
@@ -109,9 +114,13 @@ class Follower:
             remaining = self.timeout_s - self._elapsed()
             if remaining <= 0:
                 last = self.phases[-1]["phase"] if self.phases else waiting_phase
-                return self._outcome(False, last, None,
-                                     f"timed out after {elapsed_text(self._elapsed())} while {last}; the pipeline "
-                                     "goes on without the CLI: check with `dreambooth status`")
+                return self._outcome(
+                    False,
+                    last,
+                    None,
+                    f"timed out after {elapsed_text(self._elapsed())} while {last}; the pipeline "
+                    "goes on without the CLI: check with `dreambooth status`",
+                )
             self.clock.sleep(min(self.poll_s, remaining))
 
     def _endpoint_detail(self, model: dict[str, Any]) -> str:

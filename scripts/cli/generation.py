@@ -37,16 +37,19 @@ class Saved:
     def to_dict(self) -> dict[str, Any]:
         images = self.generation.get("images") or []
         return {
-            "id": self.generation.get("id"), "status": self.generation.get("status"),
-            "model_id": self.generation.get("model_id"), "prompt": self.generation.get("prompt"),
+            "id": self.generation.get("id"),
+            "status": self.generation.get("status"),
+            "model_id": self.generation.get("model_id"),
+            "prompt": self.generation.get("prompt"),
             "error": self.generation.get("error"),
             "images": [{"path": str(path), "seed": image.get("seed")} for path, image in zip(self.paths, images)],
         }
 
 
 class Generator:
-    def __init__(self, client: ApiClient, *, timeout_s: float, clock: Clock, say: Callable[[str], None],
-                 poll_s: float = POLL_S):
+    def __init__(
+        self, client: ApiClient, *, timeout_s: float, clock: Clock, say: Callable[[str], None], poll_s: float = POLL_S
+    ):
         self.client, self.timeout_s, self.clock, self.say, self.poll_s = client, timeout_s, clock, say, poll_s
         self.started = clock.monotonic()
 
@@ -59,8 +62,7 @@ class Generator:
     def _retry_or_raise(self, error: ApiError) -> None:
         if error.status not in _RETRYABLE:
             raise error
-        wait = min(error.retry_after_s if error.retry_after_s is not None else DEFAULT_RETRY_WAIT_S,
-                   MAX_RETRY_WAIT_S)
+        wait = min(error.retry_after_s if error.retry_after_s is not None else DEFAULT_RETRY_WAIT_S, MAX_RETRY_WAIT_S)
         remaining = self._remaining()
         if remaining <= 0 or wait > remaining:
             raise TimedOut(f"gave up after {elapsed_text(self.clock.monotonic() - self.started)}: {error.message}")
@@ -72,7 +74,8 @@ class Generator:
         while True:
             try:
                 status, body = self.client.create_generation(
-                    {**request, "wait": int(max(0, min(SERVER_WAIT_S, self._remaining())))})
+                    {**request, "wait": int(max(0, min(SERVER_WAIT_S, self._remaining())))}
+                )
                 break
             except ApiError as error:
                 self._retry_or_raise(error)
@@ -81,9 +84,11 @@ class Generator:
         while body["status"] not in TERMINAL:
             remaining = self._remaining()
             if remaining <= 0:
-                raise TimedOut(f"generation {body['id']} still {body['status']} after "
-                               f"{elapsed_text(self.clock.monotonic() - self.started)}; "
-                               f"it goes on: GET /generations/{body['id']}")
+                raise TimedOut(
+                    f"generation {body['id']} still {body['status']} after "
+                    f"{elapsed_text(self.clock.monotonic() - self.started)}; "
+                    f"it goes on: GET /generations/{body['id']}"
+                )
             self.clock.sleep(min(self.poll_s, remaining))
             try:
                 body = self.client.generation(body["id"])

@@ -11,8 +11,15 @@ import threading
 from typing import Optional, TextIO
 
 from rich.console import Console
-from rich.progress import (BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn,
-                           TransferSpeedColumn)
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 FILE_NAME_CHARS = 32
 
@@ -36,8 +43,15 @@ class ByteProgress:
         self._task: Optional[TaskID] = None
         if tty:
             console = Console(file=stream, force_terminal=True, width=width)
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
-                                 TransferSpeedColumn(), TimeRemainingColumn(), console=console, transient=False)
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(binary_units=True),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=False,
+            )
             self._task = self._bar.add_task(f"0/{files} files", total=self.total)
             self._bar.start()
 
@@ -46,8 +60,11 @@ class ByteProgress:
             self.sent += sent
             self._per_file[name] = self._per_file.get(name, 0) + sent
             if self._bar is not None:
-                self._bar.update(self._task, completed=min(self.sent, self.total),
-                                 description=f"{self.done_files}/{self.files} {name[:FILE_NAME_CHARS]}")
+                self._bar.update(
+                    self._task,
+                    completed=min(self.sent, self.total),
+                    description=f"{self.done_files}/{self.files} {name[:FILE_NAME_CHARS]}",
+                )
 
     def file_done(self, name: str) -> None:
         with self._lock:
@@ -55,8 +72,10 @@ class ByteProgress:
             if self._bar is not None:
                 self._bar.update(self._task, description=f"{self.done_files}/{self.files} files")
             else:
-                self.stream.write(f"uploaded {self.done_files}/{self.files} {name} "
-                                  f"({_mb(self._per_file.get(name, 0))}; {_mb(self.sent)} of {_mb(self.total)})\n")
+                self.stream.write(
+                    f"uploaded {self.done_files}/{self.files} {name} "
+                    f"({_mb(self._per_file.get(name, 0))}; {_mb(self.sent)} of {_mb(self.total)})\n"
+                )
                 self.stream.flush()
 
     def say(self, text: str) -> None:

@@ -62,8 +62,10 @@ def find(session: Any, stack_name: str) -> Deployment:
         stacks = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
     except ClientError as error:
         if "does not exist" in str(error):
-            raise NotDeployed(f"stack {stack_name} is not deployed in {region}: run `make deploy` "
-                              "(or pass --stack / -c stackName=..., and check AWS_REGION)") from None
+            raise NotDeployed(
+                f"stack {stack_name} is not deployed in {region}: run `make deploy` "
+                "(or pass --stack / -c stackName=..., and check AWS_REGION)"
+            ) from None
         raise
     stack = stacks[0]
     if stack.get("StackStatus", "").endswith("_IN_PROGRESS") and not stack.get("Outputs"):
@@ -98,5 +100,4 @@ def api_client(session: Any, deployment: Deployment, **options: Any) -> ApiClien
     if credentials is None:
         raise AwsAccessProblem(f"no AWS credentials to sign API requests with (apiAuth=iam): {CREDENTIALS_FIX}")
     match = _API_REGION.search(url)
-    return ApiClient(url, signer=SigV4Signer(credentials, match.group(1) if match else deployment.region),
-                     **options)
+    return ApiClient(url, signer=SigV4Signer(credentials, match.group(1) if match else deployment.region), **options)

@@ -15,7 +15,6 @@ never image bytes (far below Lambda's 6 MB and API Gateway's 10 MB).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Optional
 
 from aws_cdk import Acknowledgment, ArnFormat, Aws, CfnOutput, Duration, RemovalPolicy, Stack, Token, Validations
@@ -33,7 +32,6 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from stacks.config import INSTANCE_START_MINUTES, ApiConfig, ServingConfig
 from dreambooth_shared.contract import (
     API_GATEWAY_LIMIT_S,
     API_SERVICE,
@@ -46,12 +44,13 @@ from dreambooth_shared.contract import (
     UPLOADS_PREFIX,
     ApiEnv,
 )
+from stacks.config import INSTANCE_START_MINUTES, ApiConfig, ServingConfig
 from stacks.shared.assets import lambda_code, lambda_dir
 from stacks.shared.logs import retention
-from stacks.storage.construct import grant_prefix_read
 from stacks.shared.nag import acknowledge, acknowledge_prefix_grants, arn_prefix, nag_resource
 from stacks.shared.powertools_layer import powertools_layer
 from stacks.shared.sdk_layer import sdk_layer
+from stacks.storage.construct import grant_prefix_read
 
 OPENAPI_PATH = lambda_dir("api") / "openapi.json"
 
@@ -83,8 +82,11 @@ def api_gateway_model_schema(openapi: dict[str, Any], name: str) -> dict[str, An
     The request schemas keep to keywords draft 4 and OpenAPI 3.0 share, so the model is the
     schema itself plus the dialect and a title: nothing is rewritten, nothing can drift.
     """
-    return {"$schema": "http://json-schema.org/draft-04/schema#", "title": name,
-            **openapi["components"]["schemas"][name]}
+    return {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "title": name,
+        **openapi["components"]["schemas"][name],
+    }
 
 
 def is_public(operation: dict[str, Any]) -> bool:
@@ -214,7 +216,8 @@ class InferenceApi(Construct):
             timeout=Duration.seconds(min(config.max_wait_s + API_FUNCTION_MARGIN_S, API_GATEWAY_LIMIT_S - 1)),
             memory_mb=512,
             environment={
-                **common_env, **async_env,
+                **common_env,
+                **async_env,
                 "POWERTOOLS_SERVICE_NAME": API_SERVICE,
                 names.TRAINING_STATE_MACHINE_ARN: training_state_machine.state_machine_arn,
                 names.CORS_ALLOW_ORIGIN: config.cors_allow_origin or "",
@@ -222,13 +225,19 @@ class InferenceApi(Construct):
             },
         )
         self.failed_notices = sqs.Queue(
-            self, "FailedNotices", enforce_ssl=True, encryption=sqs.QueueEncryption.SQS_MANAGED,
+            self,
+            "FailedNotices",
+            enforce_ssl=True,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
             retention_period=Duration.days(14),
         )
-        Validations.of(self.failed_notices).acknowledge(Acknowledgment(
-            id="AwsSolutions-SQS3",
-            reason="This queue is the dead-letter queue of the result function and of its SNS subscriptions; "
-                   "a dead-letter queue of its own would only move the same messages again."))
+        Validations.of(self.failed_notices).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SQS3",
+                reason="This queue is the dead-letter queue of the result function and of its SNS subscriptions; "
+                "a dead-letter queue of its own would only move the same messages again.",
+            )
+        )
         self.results_function = self._function(
             "Results",
             handler="results.lambda_handler",
@@ -239,27 +248,41 @@ class InferenceApi(Construct):
             dead_letter_queue=self.failed_notices,  # SNS invokes it asynchronously: Lambda retries twice, then here
         )
         for topic in (success_topic, error_topic):
-            topic.add_subscription(subscriptions.LambdaSubscription(self.results_function,
-                                                                    dead_letter_queue=self.failed_notices))
+            topic.add_subscription(
+                subscriptions.LambdaSubscription(self.results_function, dead_letter_queue=self.failed_notices)
+            )
         self.dispatch_function = self._function(
             "Dispatch",
             handler="dispatch.lambda_handler",
             description="Re-creates a deleted endpoint of the live model and sends generations it could not queue.",
             timeout=Duration.seconds(120),
             memory_mb=256,
-            environment={**common_env, **async_env, "POWERTOOLS_SERVICE_NAME": "generation-dispatch",
-                         **({names.SCALING_FUNCTION_NAME: scaling_function.function_name} if scaling_function else {})},
+            environment={
+                **common_env,
+                **async_env,
+                "POWERTOOLS_SERVICE_NAME": "generation-dispatch",
+                **({names.SCALING_FUNCTION_NAME: scaling_function.function_name} if scaling_function else {}),
+            },
         )
         if scaling_function is not None:
             self._grant_scaling_repair(scaling_function, endpoint_name)
         self.dispatch_rules = [
-            events.Rule(self, "EndpointChanged", description="The endpoint's state changes: send pending generations",
-                        event_pattern=events.EventPattern(source=["aws.sagemaker"],
-                                                          detail_type=["SageMaker Endpoint State Change"],
-                                                          detail={"EndpointName": [endpoint_name]})),
-            events.Rule(self, "DispatchSchedule",
-                        description="Periodic check: re-create a deleted endpoint, send pending generations",
-                        schedule=events.Schedule.rate(DISPATCH_INTERVAL)),
+            events.Rule(
+                self,
+                "EndpointChanged",
+                description="The endpoint's state changes: send pending generations",
+                event_pattern=events.EventPattern(
+                    source=["aws.sagemaker"],
+                    detail_type=["SageMaker Endpoint State Change"],
+                    detail={"EndpointName": [endpoint_name]},
+                ),
+            ),
+            events.Rule(
+                self,
+                "DispatchSchedule",
+                description="Periodic check: re-create a deleted endpoint, send pending generations",
+                schedule=events.Schedule.rate(DISPATCH_INTERVAL),
+            ),
         ]
         for rule in self.dispatch_rules:
             rule.add_target(targets.LambdaFunction(self.dispatch_function, retry_attempts=2))
@@ -283,8 +306,9 @@ class InferenceApi(Construct):
                 self,
                 "InvokePolicy",
                 description="Attach to the users or roles that may call the DreamBooth API (apiAuth=iam).",
-                statements=[iam.PolicyStatement(actions=["execute-api:Invoke"],
-                                                resources=[self.api.arn_for_execute_api()])],
+                statements=[
+                    iam.PolicyStatement(actions=["execute-api:Invoke"], resources=[self.api.arn_for_execute_api()])
+                ],
             )
             Validations.of(self.invoke_policy).acknowledge(
                 Acknowledgment(
@@ -305,8 +329,12 @@ class InferenceApi(Construct):
                 description="Read the key with: aws apigateway get-api-key --include-value --api-key <this id>",
             )
         if self.invoke_policy is not None:
-            CfnOutput(self, "InvokePolicyArn", value=self.invoke_policy.managed_policy_arn,
-                      description="Attach to callers of the API (IAM auth mode).")
+            CfnOutput(
+                self,
+                "InvokePolicyArn",
+                value=self.invoke_policy.managed_policy_arn,
+                description="Attach to callers of the API (IAM auth mode).",
+            )
 
     def _endpoint_arn(self, endpoint_name: str) -> str:
         # SageMaker writes endpoint names in lower case inside ARNs.
@@ -329,8 +357,12 @@ class InferenceApi(Construct):
         )
         # An own role instead of the default one, which carries the AWSLambdaBasicExecutionRole
         # managed policy: this one may write to its own log group only.
-        role = iam.Role(self, f"{construct_id}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                        description=description)
+        role = iam.Role(
+            self,
+            f"{construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=description,
+        )
         log_group.grant_write(role)
         function = lambda_.Function(
             self,
@@ -377,9 +409,13 @@ class InferenceApi(Construct):
         generated/ only and lists nothing."""
         api = self.api_function
         assert api.role is not None
-        signer = iam.Role(self, "ImageSigner", assumed_by=iam.ArnPrincipal(api.role.role_arn),
-                          max_session_duration=Duration.hours(1),
-                          description="Signs the API's presigned image URLs (reads generated/ only)")
+        signer = iam.Role(
+            self,
+            "ImageSigner",
+            assumed_by=iam.ArnPrincipal(api.role.role_arn),
+            max_session_duration=Duration.hours(1),
+            description="Signs the API's presigned image URLs (reads generated/ only)",
+        )
         grant_prefix_read(bucket, signer, GENERATED_PREFIX, listing=False)
         acknowledge_prefix_grants(signer, bucket, GENERATED_PREFIX, reads=False)
         signer.grant_assume_role(api.role)
@@ -400,10 +436,13 @@ class InferenceApi(Construct):
         self.generations_table.grant(dispatch, "dynamodb:UpdateItem")
         dispatch.add_to_role_policy(iam.PolicyStatement(actions=["dynamodb:Query"], resources=[index_arn]))
         for role in (api.role, results.role, dispatch.role):
-            Validations.of(role).acknowledge(Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::<{Stack.of(self).get_logical_id(self.generations_table.node.default_child)}"
-                   ".Arn>/index/*]",
-                reason=f"CDK's Table.grant adds the table's indexes; it has one ({PENDING_INDEX}, pending generations)."))
+            Validations.of(role).acknowledge(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::<{Stack.of(self).get_logical_id(self.generations_table.node.default_child)}"
+                    ".Arn>/index/*]",
+                    reason=f"CDK's Table.grant adds the table's indexes; it has one ({PENDING_INDEX}, pending generations).",
+                )
+            )
         # UpdateItem: the retrain claim on a failed model (POST /models/{id}/retrain).
         registry_table.grant(api, "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem")
         registry_table.grant(dispatch, "dynamodb:GetItem")
@@ -413,9 +452,14 @@ class InferenceApi(Construct):
             bucket.grant_put(sender, f"{INFERENCE_REQUESTS_PREFIX}*")
             deploy_state_machine.grant_start_execution(sender)
             deploy_state_machine.grant(sender, "states:ListExecutions")
-            sender.add_to_role_policy(iam.PolicyStatement(
-                actions=["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpointAsync"], resources=[endpoint_arn]))
-        results.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:DescribeEndpoint"], resources=[endpoint_arn]))
+            sender.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpointAsync"], resources=[endpoint_arn]
+                )
+            )
+        results.add_to_role_policy(
+            iam.PolicyStatement(actions=["sagemaker:DescribeEndpoint"], resources=[endpoint_arn])
+        )
         self._grant_dataset_uploads(bucket)
         # CDK's grant_read / grant_put bundles, on their prefixes only.
         acknowledge_prefix_grants(api.role, bucket, INFERENCE_REQUESTS_PREFIX, reads=False, writes=True)
@@ -428,25 +472,45 @@ class InferenceApi(Construct):
         and their alarms (autoscaling.missing_parts) and, if any is missing, invokes the scaling
         function (that one function, not its versions: grant_invoke adds `:*`)."""
         dispatch = self.dispatch_function
-        dispatch.add_to_role_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"],
-                                                        resources=[scaling_function.function_arn]))
-        dispatch.add_to_role_policy(iam.PolicyStatement(
-            actions=["application-autoscaling:DescribeScalableTargets",
-                     "application-autoscaling:DescribeScalingPolicies"], resources=["*"]))
+        dispatch.add_to_role_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[scaling_function.function_arn])
+        )
+        dispatch.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "application-autoscaling:DescribeScalableTargets",
+                    "application-autoscaling:DescribeScalingPolicies",
+                ],
+                resources=["*"],
+            )
+        )
         # The step policies' alarms, `<endpoint>-scale-out-from-zero` and `-scale-in-when-idle`.
-        dispatch.add_to_role_policy(iam.PolicyStatement(
-            actions=["cloudwatch:DescribeAlarms"],
-            resources=[Stack.of(self).format_arn(service="cloudwatch", resource="alarm",
-                                                 resource_name=f"{endpoint_name}-*",
-                                                 arn_format=ArnFormat.COLON_RESOURCE_NAME)]))
-        acknowledge(dispatch.role, "The endpoint's two step-policy alarms, named `<endpoint>-<policy>` by the "
-                                   "scaling function: only read.",
-                    f"AwsSolutions-IAM5[Resource::{arn_prefix(self, 'cloudwatch')}alarm:{endpoint_name}-*]")
-        Validations.of(dispatch.role).acknowledge(Acknowledgment(
-            id="AwsSolutions-IAM5[Resource::*]",
-            reason="On *: application-autoscaling:DescribeScalableTargets, DescribeScalingPolicies (Application "
-                   "Auto Scaling has no resource-level permissions for them); xray:PutTraceSegments, "
-                   "xray:PutTelemetryRecords (X-Ray tracing supports no resource-level permissions)."))
+        dispatch.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:DescribeAlarms"],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="cloudwatch",
+                        resource="alarm",
+                        resource_name=f"{endpoint_name}-*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        acknowledge(
+            dispatch.role,
+            "The endpoint's two step-policy alarms, named `<endpoint>-<policy>` by the scaling function: only read.",
+            f"AwsSolutions-IAM5[Resource::{arn_prefix(self, 'cloudwatch')}alarm:{endpoint_name}-*]",
+        )
+        Validations.of(dispatch.role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="On *: application-autoscaling:DescribeScalableTargets, DescribeScalingPolicies (Application "
+                "Auto Scaling has no resource-level permissions for them); xray:PutTraceSegments, "
+                "xray:PutTelemetryRecords (X-Ray tracing supports no resource-level permissions).",
+            )
+        )
 
     def _grant_dataset_uploads(self, bucket: s3.IBucket) -> None:
         """Training from the web page (lambda/api/datasets.py), and nothing more: the presigned POSTs to
@@ -457,19 +521,32 @@ class InferenceApi(Construct):
         (s3:DeleteObject under uploads/ only). Nothing under datasets/ is read or deleted."""
         api = self.api_function
         grant_prefix_read(bucket, api, UPLOADS_PREFIX)
-        api.add_to_role_policy(iam.PolicyStatement(
-            actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{DATASETS_PREFIX}*"]}}))
-        api.add_to_role_policy(iam.PolicyStatement(
-            actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{UPLOADS_PREFIX}*"),
-                                                 bucket.arn_for_objects(f"{DATASETS_PREFIX}*")]))
-        api.add_to_role_policy(iam.PolicyStatement(
-            actions=["s3:DeleteObject"], resources=[bucket.arn_for_objects(f"{UPLOADS_PREFIX}*")]))
-        acknowledge(api.role, "Objects are named per dataset and upload at run time: access is limited to the "
-                              "staging prefix uploads/ (put, read, delete) and to datasets/ (put only, conditional "
-                              "writes that never overwrite).",
-                    *(f"AwsSolutions-IAM5[Resource::{nag_resource(api.role, bucket.arn_for_objects(p + '*'))}]"
-                      for p in (UPLOADS_PREFIX, DATASETS_PREFIX)))
+        api.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{DATASETS_PREFIX}*"]}},
+            )
+        )
+        api.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[bucket.arn_for_objects(f"{UPLOADS_PREFIX}*"), bucket.arn_for_objects(f"{DATASETS_PREFIX}*")],
+            )
+        )
+        api.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[bucket.arn_for_objects(f"{UPLOADS_PREFIX}*")])
+        )
+        acknowledge(
+            api.role,
+            "Objects are named per dataset and upload at run time: access is limited to the "
+            "staging prefix uploads/ (put, read, delete) and to datasets/ (put only, conditional "
+            "writes that never overwrite).",
+            *(
+                f"AwsSolutions-IAM5[Resource::{nag_resource(api.role, bucket.arn_for_objects(p + '*'))}]"
+                for p in (UPLOADS_PREFIX, DATASETS_PREFIX)
+            ),
+        )
 
     def _rest_api(self) -> apigw.RestApi:
         config = self.config
@@ -486,8 +563,15 @@ class InferenceApi(Construct):
                 metrics_enabled=True,
                 access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=True, http_method=True, ip=True, protocol=True, request_time=True,
-                    resource_path=True, response_length=True, status=True, user=True,
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
                 ),
                 # Stage-wide ceiling in both auth modes; the usage plan adds per-key limits and quota.
                 throttling_rate_limit=config.rate_limit_rps,
@@ -499,7 +583,9 @@ class InferenceApi(Construct):
                 allow_methods=sorted({verb.upper() for ops in self._openapi["paths"].values() for verb in ops}),
                 allow_headers=CORS_ALLOW_HEADERS,
                 max_age=Duration.minutes(10),
-            ) if config.cors_allow_origin else None,
+            )
+            if config.cors_allow_origin
+            else None,
         )
         validator = apigw.RequestValidator(
             self, "Validator", rest_api=api, validate_request_body=True, validate_request_parameters=True
@@ -510,8 +596,13 @@ class InferenceApi(Construct):
             resource = api.root.resource_for_path(path)
             for verb, operation in operations.items():
                 request_models = None
-                body_ref = (operation.get("requestBody", {}).get("content", {})
-                            .get("application/json", {}).get("schema", {}).get("$ref"))
+                body_ref = (
+                    operation.get("requestBody", {})
+                    .get("content", {})
+                    .get("application/json", {})
+                    .get("schema", {})
+                    .get("$ref")
+                )
                 if body_ref:
                     name = body_ref.rsplit("/", 1)[-1]
                     if name not in models:
@@ -524,8 +615,11 @@ class InferenceApi(Construct):
                     integration,
                     operation_name=operation["operationId"],
                     api_key_required=config.auth == "apiKey" and not public,
-                    authorization_type=(apigw.AuthorizationType.IAM if config.auth == "iam" and not public
-                                        else apigw.AuthorizationType.NONE),
+                    authorization_type=(
+                        apigw.AuthorizationType.IAM
+                        if config.auth == "iam" and not public
+                        else apigw.AuthorizationType.NONE
+                    ),
                     request_validator=validator,
                     request_models=request_models,
                     request_parameters=parameters or None,
@@ -577,26 +671,44 @@ class InferenceApi(Construct):
         def body(code: str, message: str) -> dict[str, str]:
             # $context.error.messageString is API Gateway's message already quoted as a JSON string.
             text = "$context.error.messageString" if message == CONTEXT_MESSAGE else json.dumps(message)
-            return {"application/json": (
-                f'{{"error":{{"code":"{code}","message":{text},"request_id":"$context.requestId"}}}}'
-            )}
+            return {
+                "application/json": (
+                    f'{{"error":{{"code":"{code}","message":{text},"request_id":"$context.requestId"}}}}'
+                )
+            }
 
         responses = (
-            (apigw.ResponseType.BAD_REQUEST_BODY, "400", "BadRequest",
-             "invalid request body: $context.error.validationErrorString"),
-            (apigw.ResponseType.BAD_REQUEST_PARAMETERS, "400", "BadRequest",
-             "invalid request parameters: $context.error.validationErrorString"),
+            (
+                apigw.ResponseType.BAD_REQUEST_BODY,
+                "400",
+                "BadRequest",
+                "invalid request body: $context.error.validationErrorString",
+            ),
+            (
+                apigw.ResponseType.BAD_REQUEST_PARAMETERS,
+                "400",
+                "BadRequest",
+                "invalid request parameters: $context.error.validationErrorString",
+            ),
             (apigw.ResponseType.INVALID_API_KEY, "403", "Forbidden", "missing or invalid API key (x-api-key header)"),
-            (apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, "403", "Forbidden",
-             "missing credentials (x-api-key header or SigV4 signature), or no such route"),
+            (
+                apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN,
+                "403",
+                "Forbidden",
+                "missing credentials (x-api-key header or SigV4 signature), or no such route",
+            ),
             (apigw.ResponseType.ACCESS_DENIED, "403", "Forbidden", CONTEXT_MESSAGE),
             (apigw.ResponseType.INVALID_SIGNATURE, "403", "Forbidden", CONTEXT_MESSAGE),
             (apigw.ResponseType.EXPIRED_TOKEN, "403", "Forbidden", CONTEXT_MESSAGE),
             (apigw.ResponseType.THROTTLED, "429", "TooManyRequests", "rate or burst limit exceeded; slow down"),
             (apigw.ResponseType.QUOTA_EXCEEDED, "429", "TooManyRequests", "daily quota of this API key used up"),
             (apigw.ResponseType.REQUEST_TOO_LARGE, "413", "PayloadTooLarge", "request body too large"),
-            (apigw.ResponseType.INTEGRATION_TIMEOUT, "504", "GatewayTimeout",
-             "the API did not answer in time; a started generation continues: poll GET /generations/{id}"),
+            (
+                apigw.ResponseType.INTEGRATION_TIMEOUT,
+                "504",
+                "GatewayTimeout",
+                "the API did not answer in time; a started generation continues: poll GET /generations/{id}",
+            ),
             (apigw.ResponseType.DEFAULT_4_XX, None, "ClientError", CONTEXT_MESSAGE),
             (apigw.ResponseType.DEFAULT_5_XX, None, "ServerError", "internal error; quote the request id"),
         )
@@ -624,22 +736,32 @@ class InferenceApi(Construct):
 
     def _acknowledge_api(self, api: apigw.RestApi) -> None:
         acknowledgments = [
-            ("AwsSolutions-APIG3",
-             "No WAF web ACL by default: it costs a fixed monthly fee per ACL, and this API already has per-key "
-             "throttling and a daily quota. Associate a web ACL with the v1 stage if the API is exposed widely."),
-            ("AwsSolutions-APIG6",
-             "Execution logging needs the account-wide API Gateway CloudWatch role, which this stack must not "
-             "overwrite; every request is recorded in the stage's JSON access log and traced in X-Ray instead."),
+            (
+                "AwsSolutions-APIG3",
+                "No WAF web ACL by default: it costs a fixed monthly fee per ACL, and this API already has per-key "
+                "throttling and a daily quota. Associate a web ACL with the v1 stage if the API is exposed widely.",
+            ),
+            (
+                "AwsSolutions-APIG6",
+                "Execution logging needs the account-wide API Gateway CloudWatch role, which this stack must not "
+                "overwrite; every request is recorded in the stage's JSON access log and traced in X-Ray instead.",
+            ),
         ]
         acknowledgments.append(
-            ("AwsSolutions-COG4",
-             "No Cognito user pool: callers are scripts, a CLI and a page holding the API key, or IAM principals "
-             "signing with SigV4 (apiAuth=iam); there are no end-user sign-ins to manage."))
+            (
+                "AwsSolutions-COG4",
+                "No Cognito user pool: callers are scripts, a CLI and a page holding the API key, or IAM principals "
+                "signing with SigV4 (apiAuth=iam); there are no end-user sign-ins to manage.",
+            )
+        )
         if self.config.auth == "apiKey":
             acknowledgments.append(
-                ("AwsSolutions-APIG4",
-                 "Callers authenticate with the usage plan's API key (api_key_required on every method but the "
-                 "web page's three static files, acknowledged on those methods); "
-                 "set apiAuth=iam to require SigV4-signed IAM callers instead."))
+                (
+                    "AwsSolutions-APIG4",
+                    "Callers authenticate with the usage plan's API key (api_key_required on every method but the "
+                    "web page's three static files, acknowledged on those methods); "
+                    "set apiAuth=iam to require SigV4-signed IAM callers instead.",
+                )
+            )
         for rule, reason in acknowledgments:
             Validations.of(api).acknowledge(Acknowledgment(id=rule, reason=reason))

@@ -17,8 +17,8 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_stepfunctions as sfn
 
-from stacks.config import STACK_TAG_KEY
 from dreambooth_shared.contract import LIVE_POINTER_ID
+from stacks.config import STACK_TAG_KEY
 from stacks.serving.construct import grant_autoscaling
 from stacks.shared.functions import PipelineFunctions
 from stacks.shared.nag import acknowledge, arn_prefix
@@ -32,45 +32,75 @@ class SageMakerCleanup:
     Attributes: function, resource.
     """
 
-    def __init__(self, functions: PipelineFunctions, *, registry_table: dynamodb.ITable, endpoint_name: str,
-                 machines: list[tuple[sfn.StateMachine, str]]) -> None:
+    def __init__(
+        self,
+        functions: PipelineFunctions,
+        *,
+        registry_table: dynamodb.ITable,
+        endpoint_name: str,
+        machines: list[tuple[sfn.StateMachine, str]],
+    ) -> None:
         scope = functions.scope
         self.function = function = functions.function(
-            "Cleanup", "cleanup", "cleanup.handler", {}, timeout_s=300,
-            description="On stack deletion, deletes the pipeline's SageMaker endpoint, configs and models")
+            "Cleanup",
+            "cleanup",
+            "cleanup.handler",
+            {},
+            timeout_s=300,
+            description="On stack deletion, deletes the pipeline's SageMaker endpoint, configs and models",
+        )
         stack = Stack.of(scope)
-        function.add_to_role_policy(iam.PolicyStatement(
-            actions=["sagemaker:DeleteEndpoint"],
-            resources=[stack.format_arn(service="sagemaker", resource="endpoint",
-                                        resource_name=endpoint_name.lower())],
-        ))
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DeleteEndpoint"],
+                resources=[
+                    stack.format_arn(service="sagemaker", resource="endpoint", resource_name=endpoint_name.lower())
+                ],
+            )
+        )
         # Configs and models are named per model version: only the ones this stack tagged.
-        function.add_to_role_policy(iam.PolicyStatement(
-            actions=["sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"],
-            resources=[
-                stack.format_arn(service="sagemaker", resource="endpoint-config", resource_name="*"),
-                stack.format_arn(service="sagemaker", resource="model", resource_name="*"),
-            ],
-            conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG_KEY}": stack.stack_name}},
-        ))
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"],
+                resources=[
+                    stack.format_arn(service="sagemaker", resource="endpoint-config", resource_name="*"),
+                    stack.format_arn(service="sagemaker", resource="model", resource_name="*"),
+                ],
+                conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG_KEY}": stack.stack_name}},
+            )
+        )
         for machine, name in machines:
-            function.add_to_role_policy(iam.PolicyStatement(
-                actions=["states:ListExecutions"], resources=[machine.state_machine_arn]))
-            function.add_to_role_policy(iam.PolicyStatement(
-                actions=["states:StopExecution"],
-                resources=[stack.format_arn(service="states", resource="execution",
-                                            resource_name=f"{name}:*", arn_format=_COLON_ARN)],
-            ))
-            acknowledge(function.role, "Executions are named at run time; only this state machine's are stopped.",
-                        f"AwsSolutions-IAM5[Resource::{arn_prefix(scope, 'states')}execution:{name}:*]")
+            function.add_to_role_policy(
+                iam.PolicyStatement(actions=["states:ListExecutions"], resources=[machine.state_machine_arn])
+            )
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["states:StopExecution"],
+                    resources=[
+                        stack.format_arn(
+                            service="states", resource="execution", resource_name=f"{name}:*", arn_format=_COLON_ARN
+                        )
+                    ],
+                )
+            )
+            acknowledge(
+                function.role,
+                "Executions are named at run time; only this state machine's are stopped.",
+                f"AwsSolutions-IAM5[Resource::{arn_prefix(scope, 'states')}execution:{name}:*]",
+            )
         registry_table.grant(function, "dynamodb:Scan")
         # The stack-deleting mark, on the live pointer only.
-        function.add_to_role_policy(iam.PolicyStatement(
-            actions=["dynamodb:UpdateItem"], resources=[registry_table.table_arn],
-            conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [LIVE_POINTER_ID]}}))
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem"],
+                resources=[registry_table.table_arn],
+                conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [LIVE_POINTER_ID]}},
+            )
+        )
         grant_autoscaling(scope, function, endpoint_name, register=False)  # deregisters the endpoint's scalable target
         self.resource = CustomResource(
-            scope, "SageMakerCleanup",
+            scope,
+            "SageMakerCleanup",
             service_token=function.function_arn,
             resource_type="Custom::DreamBoothSageMakerCleanup",
             properties={
@@ -98,5 +128,6 @@ class SageMakerCleanup:
         resource = self.resource.node.default_child
         assert isinstance(resource, CfnResource)
         resource.add_property_override("DispatchRuleNames", [rule.rule_name for rule in rules])
-        self.function.add_to_role_policy(iam.PolicyStatement(
-            actions=["events:DisableRule"], resources=[rule.rule_arn for rule in rules]))
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["events:DisableRule"], resources=[rule.rule_arn for rule in rules])
+        )

@@ -24,26 +24,42 @@ class RunFailureReport:
     Attributes: function, rule.
     """
 
-    def __init__(self, functions: PipelineFunctions, *, registry_table: dynamodb.ITable,
-                 notifications: Notifications, training_state_machine: sfn.StateMachine,
-                 deploy_state_machine: sfn.StateMachine) -> None:
+    def __init__(
+        self,
+        functions: PipelineFunctions,
+        *,
+        registry_table: dynamodb.ITable,
+        notifications: Notifications,
+        training_state_machine: sfn.StateMachine,
+        deploy_state_machine: sfn.StateMachine,
+    ) -> None:
         machines = (training_state_machine, deploy_state_machine)
         self.function = function = functions.function(
-            "RunFailures", "monitoring", "run_failure_tasks.handler",
-            {PipelineEnv.REGISTRY_TABLE_NAME: registry_table.table_name, PipelineEnv.TOPIC_ARN: notifications.topic.topic_arn,
-             PipelineEnv.TRAINING_STATE_MACHINE_ARN: training_state_machine.state_machine_arn,
-             PipelineEnv.DEPLOY_STATE_MACHINE_ARN: deploy_state_machine.state_machine_arn,
-             PipelineEnv.TRAINING_STATUSES: f"{STATUS_VALIDATING},{STATUS_TRAINING}", PipelineEnv.DEPLOY_STATUSES: STATUS_DEPLOYING,
-             PipelineEnv.FAILED_STATUS: STATUS_FAILED},
-            timeout_s=60, description="Reports pipeline executions that ended without recording why")
+            "RunFailures",
+            "monitoring",
+            "run_failure_tasks.handler",
+            {
+                PipelineEnv.REGISTRY_TABLE_NAME: registry_table.table_name,
+                PipelineEnv.TOPIC_ARN: notifications.topic.topic_arn,
+                PipelineEnv.TRAINING_STATE_MACHINE_ARN: training_state_machine.state_machine_arn,
+                PipelineEnv.DEPLOY_STATE_MACHINE_ARN: deploy_state_machine.state_machine_arn,
+                PipelineEnv.TRAINING_STATUSES: f"{STATUS_VALIDATING},{STATUS_TRAINING}",
+                PipelineEnv.DEPLOY_STATUSES: STATUS_DEPLOYING,
+                PipelineEnv.FAILED_STATUS: STATUS_FAILED,
+            },
+            timeout_s=60,
+            description="Reports pipeline executions that ended without recording why",
+        )
         registry_table.grant(function, "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem")
         notifications.grant_publish(function.role)
         self.rule = rule = events.Rule(
-            functions.scope, "RunEndedUncaught",
+            functions.scope,
+            "RunEndedUncaught",
             description="Pipeline executions that failed or timed out",
             event_pattern=events.EventPattern(
-                source=["aws.states"], detail_type=["Step Functions Execution Status Change"],
-                detail={"status": ["FAILED", "TIMED_OUT"],
-                        "stateMachineArn": [m.state_machine_arn for m in machines]}),
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={"status": ["FAILED", "TIMED_OUT"], "stateMachineArn": [m.state_machine_arn for m in machines]},
+            ),
         )
         rule.add_target(targets.LambdaFunction(function, retry_attempts=8, max_event_age=Duration.hours(2)))

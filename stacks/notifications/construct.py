@@ -24,12 +24,16 @@ class Notifications:
         # A customer-managed key, not alias/aws/sns: the AWS-managed key's policy cannot be changed
         # and does not let CloudWatch alarms use it, so alarms could never publish to the topic.
         self.key = kms.Key(
-            scope, "NotificationsKey", enable_key_rotation=True, removal_policy=RemovalPolicy.DESTROY,
+            scope,
+            "NotificationsKey",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,
             pending_window=Duration.days(7),
             description="Encrypts the DreamBooth pipeline's notifications topic",
         )
         self.topic = sns.Topic(
-            scope, "Notifications",
+            scope,
+            "Notifications",
             display_name="DreamBooth pipeline",
             enforce_ssl=True,
             master_key=self.key,
@@ -40,8 +44,9 @@ class Notifications:
     def grant_key(self, role: Optional[iam.IRole]) -> None:
         """What a publisher needs on the topic's key (SNS encrypts with a data key made for it)."""
         assert role is not None
-        role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self.key.key_arn]))
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self.key.key_arn])
+        )
 
     def grant_publish(self, role: Optional[iam.IRole]) -> None:
         """sns:Publish on the topic and the two key actions (not grant_publish: it adds kms:GenerateDataKey*)."""

@@ -19,7 +19,6 @@ def str_at(path: str) -> tasks.DynamoAttributeValue:
     return S(sfn.JsonPath.string_at(path))
 
 
-
 class ModelRegistry(Construct):
     """Two on-demand DynamoDB tables with point-in-time recovery.
 

@@ -24,8 +24,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from stacks.config import ConfigError, ServingConfig
 from dreambooth_shared.contract import INFERENCE_FAILURES_PREFIX, INFERENCE_OUTPUTS_PREFIX, PipelineEnv
+from stacks.config import ConfigError, ServingConfig
 from stacks.notifications.construct import Notifications
 from stacks.serving.workflow import AsyncOutput, DeployWorkflow, HistoryBudget
 from stacks.shared import sfn_budget
@@ -47,32 +47,59 @@ class Serving:
     inference_success_topic, inference_error_topic, deploy_state_machine, deploy_name.
     """
 
-    def __init__(self, functions: PipelineFunctions, *, bucket: s3.IBucket, registry_table: dynamodb.ITable,
-                 state_table: dynamodb.ITable, notifications: Notifications, endpoint_name: str,
-                 hosting_role: iam.IRole, artifacts: JumpStartArtifacts, lock: JumpStartLock,
-                 serving: ServingConfig, deploy_name: str) -> None:
+    def __init__(
+        self,
+        functions: PipelineFunctions,
+        *,
+        bucket: s3.IBucket,
+        registry_table: dynamodb.ITable,
+        state_table: dynamodb.ITable,
+        notifications: Notifications,
+        endpoint_name: str,
+        hosting_role: iam.IRole,
+        artifacts: JumpStartArtifacts,
+        lock: JumpStartLock,
+        serving: ServingConfig,
+        deploy_name: str,
+    ) -> None:
         scope = functions.scope
         stack = Stack.of(scope)
         self.deploy_name = deploy_name
-        deploy_arn = stack.format_arn(service="states", resource="stateMachine", resource_name=deploy_name,
-                                      arn_format=_COLON_ARN)
+        deploy_arn = stack.format_arn(
+            service="states", resource="stateMachine", resource_name=deploy_name, arn_format=_COLON_ARN
+        )
         waiter_environment = {PipelineEnv.STATE_TABLE_NAME: state_table.table_name}
         self.park_function = functions.function(
-            "EndpointWaitPark", "serving", "endpoint_waiter.park", waiter_environment,
-            timeout_s=30, description="Parks a deployment's wait for its endpoint")
+            "EndpointWaitPark",
+            "serving",
+            "endpoint_waiter.park",
+            waiter_environment,
+            timeout_s=30,
+            description="Parks a deployment's wait for its endpoint",
+        )
         self.endpoint_event_function = functions.function(
-            "EndpointStateChange", "serving", "endpoint_waiter.on_state_change", waiter_environment, timeout_s=30,
-            description="Wakes the deployment waiting for the endpoint when SageMaker reports a state change")
+            "EndpointStateChange",
+            "serving",
+            "endpoint_waiter.on_state_change",
+            waiter_environment,
+            timeout_s=30,
+            description="Wakes the deployment waiting for the endpoint when SageMaker reports a state change",
+        )
         state_table.grant(self.park_function, "dynamodb:PutItem")
         state_table.grant(self.endpoint_event_function, "dynamodb:GetItem")
-        self.park_function.add_to_role_policy(iam.PolicyStatement(
-            actions=["sagemaker:DescribeEndpoint"],
-            resources=[stack.format_arn(service="sagemaker", resource="endpoint",
-                                        resource_name=endpoint_name.lower())]))
+        self.park_function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeEndpoint"],
+                resources=[
+                    stack.format_arn(service="sagemaker", resource="endpoint", resource_name=endpoint_name.lower())
+                ],
+            )
+        )
         for waiter in (self.park_function, self.endpoint_event_function):
             waiter.add_to_role_policy(iam.PolicyStatement(actions=["states:SendTaskSuccess"], resources=[deploy_arn]))
         self.endpoint_rule = events.Rule(
-            scope, "EndpointStateChanged",
+            scope,
+            "EndpointStateChanged",
             description="SageMaker state changes of the pipeline's endpoint",
             event_pattern=events.EventPattern(
                 source=["aws.sagemaker"],
@@ -80,34 +107,49 @@ class Serving:
                 detail={"EndpointName": [endpoint_name]},
             ),
         )
-        self.endpoint_rule.add_target(targets.LambdaFunction(self.endpoint_event_function, retry_attempts=4,
-                                                             max_event_age=Duration.hours(1)))
+        self.endpoint_rule.add_target(
+            targets.LambdaFunction(self.endpoint_event_function, retry_attempts=4, max_event_age=Duration.hours(1))
+        )
         self.scaling_function = functions.function(
-            "EndpointAutoscaling", "serving", "autoscaling_task.handler",
-            {PipelineEnv.MAX_INSTANCES: str(serving.max_instances),
-             PipelineEnv.TARGET_BACKLOG_PER_INSTANCE: str(serving.target_backlog_per_instance),
-             PipelineEnv.IDLE_MINUTES: str(serving.idle_minutes)},
-            timeout_s=60, description="Registers (or removes) the endpoint variant's autoscaling and its alarms")
+            "EndpointAutoscaling",
+            "serving",
+            "autoscaling_task.handler",
+            {
+                PipelineEnv.MAX_INSTANCES: str(serving.max_instances),
+                PipelineEnv.TARGET_BACKLOG_PER_INSTANCE: str(serving.target_backlog_per_instance),
+                PipelineEnv.IDLE_MINUTES: str(serving.idle_minutes),
+            },
+            timeout_s=60,
+            description="Registers (or removes) the endpoint variant's autoscaling and its alarms",
+        )
         grant_autoscaling(scope, self.scaling_function, endpoint_name, register=True)
         # SageMaker publishes asynchronous inference results with the hosting role.
-        self.inference_success_topic = _inference_topic(scope, "InferenceSucceeded", "succeeded", notifications,
-                                                        hosting_role)
+        self.inference_success_topic = _inference_topic(
+            scope, "InferenceSucceeded", "succeeded", notifications, hosting_role
+        )
         self.inference_error_topic = _inference_topic(scope, "InferenceFailed", "failed", notifications, hosting_role)
         async_output = AsyncOutput(
             output_uri=bucket.s3_url_for_object(INFERENCE_OUTPUTS_PREFIX.rstrip("/")),
             failure_uri=bucket.s3_url_for_object(INFERENCE_FAILURES_PREFIX.rstrip("/")),
-            success_topic=self.inference_success_topic, error_topic=self.inference_error_topic,
+            success_topic=self.inference_success_topic,
+            error_topic=self.inference_error_topic,
         )
         deploy = DeployWorkflow(
-            scope, "Deploy",
-            registry_table=registry_table, state_table=state_table, topic=notifications.topic,
-            endpoint_name=endpoint_name, hosting_role=hosting_role,
-            inference_image=artifacts.inference_image, inference_environment=lock.inference_environment,
+            scope,
+            "Deploy",
+            registry_table=registry_table,
+            state_table=state_table,
+            topic=notifications.topic,
+            endpoint_name=endpoint_name,
+            hosting_role=hosting_role,
+            inference_image=artifacts.inference_image,
+            inference_environment=lock.inference_environment,
             instance_type=serving.instance_type,
-            poll_interval_s=serving.endpoint_poll_s, max_polls=max_polls_for(serving),
+            poll_interval_s=serving.endpoint_poll_s,
+            max_polls=max_polls_for(serving),
             lock_owner_arn_pattern=stack.format_arn(
-                service="states", resource="execution", resource_name=f"{deploy_name}:*",
-                arn_format=_COLON_ARN),
+                service="states", resource="execution", resource_name=f"{deploy_name}:*", arn_format=_COLON_ARN
+            ),
             park_function=self.park_function,
             scaling_function=self.scaling_function,
             async_output=async_output,
@@ -133,8 +175,9 @@ class Serving:
         # Deleting an endpoint whose variant is a scalable target (a failed one, a real-time one):
         # Application Auto Scaling deregisters it with the caller's permission, else the delete is
         # refused (SageMaker developer guide, "Delete endpoints configured for auto scaling").
-        self.deploy_state_machine.add_to_role_policy(iam.PolicyStatement(
-            actions=["application-autoscaling:DeregisterScalableTarget"], resources=["*"]))
+        self.deploy_state_machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["application-autoscaling:DeregisterScalableTarget"], resources=["*"])
+        )
         acknowledge(
             self.deploy_state_machine.role,
             "X-Ray tracing, sagemaker:ListTags and cloudwatch:PutMetricData (held to the pipeline's namespace by "
@@ -145,15 +188,23 @@ class Serving:
         acknowledge(
             self.deploy_state_machine.role,
             "CDK's LambdaInvoke task grants the function and its versions (`<arn>:*`).",
-            *(f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(fn.node.default_child)}.Arn>:*]"
-              for fn in (self.park_function, self.scaling_function)),
+            *(
+                f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(fn.node.default_child)}.Arn>:*]"
+                for fn in (self.park_function, self.scaling_function)
+            ),
         )
 
 
-def _inference_topic(scope: Construct, construct_id: str, outcome: str, notifications: Notifications,
-                     hosting_role: iam.IRole) -> sns.Topic:
-    topic = sns.Topic(scope, construct_id, display_name=f"DreamBooth generations {outcome}", enforce_ssl=True,
-                      master_key=notifications.key)
+def _inference_topic(
+    scope: Construct, construct_id: str, outcome: str, notifications: Notifications, hosting_role: iam.IRole
+) -> sns.Topic:
+    topic = sns.Topic(
+        scope,
+        construct_id,
+        display_name=f"DreamBooth generations {outcome}",
+        enforce_ssl=True,
+        master_key=notifications.key,
+    )
     # Not grant_publish: it adds kms:GenerateDataKey* on the key; the exact two actions are granted below.
     hosting_role.add_to_principal_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=[topic.topic_arn]))
     notifications.grant_key(hosting_role)
@@ -163,8 +214,10 @@ def _inference_topic(scope: Construct, construct_id: str, outcome: str, notifica
 def endpoint_arns(scope: Construct, endpoint_name: str) -> tuple[str, str]:
     """The endpoint's ARN, and its configs' (named per model version at run time)."""
     stack = Stack.of(scope)
-    return (stack.format_arn(service="sagemaker", resource="endpoint", resource_name=endpoint_name.lower()),
-            stack.format_arn(service="sagemaker", resource="endpoint-config", resource_name="*"))
+    return (
+        stack.format_arn(service="sagemaker", resource="endpoint", resource_name=endpoint_name.lower()),
+        stack.format_arn(service="sagemaker", resource="endpoint-config", resource_name="*"),
+    )
 
 
 def grant_autoscaling(scope: Construct, function: lambda_.Function, endpoint_name: str, *, register: bool) -> None:
@@ -173,39 +226,59 @@ def grant_autoscaling(scope: Construct, function: lambda_.Function, endpoint_nam
     endpoint_arn, config_arns = endpoint_arns(scope, endpoint_name)
     actions = ["application-autoscaling:DeregisterScalableTarget"]
     if register:
-        actions += ["application-autoscaling:DescribeScalableTargets",
-                    "application-autoscaling:DescribeScalingPolicies",
-                    "application-autoscaling:DeleteScalingPolicy",
-                    "application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy"]
+        actions += [
+            "application-autoscaling:DescribeScalableTargets",
+            "application-autoscaling:DescribeScalingPolicies",
+            "application-autoscaling:DeleteScalingPolicy",
+            "application-autoscaling:RegisterScalableTarget",
+            "application-autoscaling:PutScalingPolicy",
+        ]
     # Scalable targets get a generated id in their ARN, unknown before registration.
     function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=["*"]))
-    alarms = [stack.format_arn(service="cloudwatch", resource="alarm", resource_name=name, arn_format=_COLON_ARN)
-              for name in (f"TargetTracking-endpoint/{endpoint_name}/*", f"{endpoint_name}-*")]
+    alarms = [
+        stack.format_arn(service="cloudwatch", resource="alarm", resource_name=name, arn_format=_COLON_ARN)
+        for name in (f"TargetTracking-endpoint/{endpoint_name}/*", f"{endpoint_name}-*")
+    ]
     # Deregistering deletes the target's policies and their alarms with the caller's permissions;
     # the step policies' two alarms (scale out from zero, scale in when idle) are ours to delete.
     alarm_actions = ["cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"]
-    findings = [f"AwsSolutions-IAM5[Resource::{arn_prefix(scope, 'cloudwatch')}alarm:TargetTracking-endpoint/"
-                f"{endpoint_name}/*]",
-                f"AwsSolutions-IAM5[Resource::{arn_prefix(scope, 'cloudwatch')}alarm:{endpoint_name}-*]"]
-    reason = ("The target-tracking alarms are named by Application Auto Scaling under this endpoint's prefix, "
-              "the step policies' alarms `<endpoint>-scale-out-from-zero` / `-scale-in-when-idle` by this stack")
+    findings = [
+        f"AwsSolutions-IAM5[Resource::{arn_prefix(scope, 'cloudwatch')}alarm:TargetTracking-endpoint/"
+        f"{endpoint_name}/*]",
+        f"AwsSolutions-IAM5[Resource::{arn_prefix(scope, 'cloudwatch')}alarm:{endpoint_name}-*]",
+    ]
+    reason = (
+        "The target-tracking alarms are named by Application Auto Scaling under this endpoint's prefix, "
+        "the step policies' alarms `<endpoint>-scale-out-from-zero` / `-scale-in-when-idle` by this stack"
+    )
     if register:
         # What Application Auto Scaling checks and does with the caller's permissions when it
         # registers a SageMaker variant and puts its target-tracking alarms.
-        function.add_to_role_policy(iam.PolicyStatement(
-            actions=["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig",
-                     "sagemaker:UpdateEndpointWeightsAndCapacities"],
-            resources=[endpoint_arn, config_arns]))
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:DescribeEndpoint",
+                    "sagemaker:DescribeEndpointConfig",
+                    "sagemaker:UpdateEndpointWeightsAndCapacities",
+                ],
+                resources=[endpoint_arn, config_arns],
+            )
+        )
         alarm_actions.insert(0, "cloudwatch:PutMetricAlarm")
         findings.append(f"AwsSolutions-IAM5[Resource::{arn_prefix(scope, 'sagemaker')}endpoint-config/*]")
         reason += "; endpoint configs are named per model version at run time"
         # The service-linked role Application Auto Scaling uses for SageMaker variants, created
         # on first registration; nothing else may be created.
-        function.add_to_role_policy(iam.PolicyStatement(
-            actions=["iam:CreateServiceLinkedRole"],
-            resources=[f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/aws-service-role/"
-                       f"{AUTOSCALING_SLR_SERVICE}/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"],
-            conditions={"StringLike": {"iam:AWSServiceName": AUTOSCALING_SLR_SERVICE}}))
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["iam:CreateServiceLinkedRole"],
+                resources=[
+                    f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/aws-service-role/"
+                    f"{AUTOSCALING_SLR_SERVICE}/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+                ],
+                conditions={"StringLike": {"iam:AWSServiceName": AUTOSCALING_SLR_SERVICE}},
+            )
+        )
     function.add_to_role_policy(iam.PolicyStatement(actions=alarm_actions, resources=alarms))
     acknowledge(function.role, reason + ".", *findings)
     # The role's one Resource::* acknowledgment (it replaces _function's X-Ray one): every action on *.
@@ -232,14 +305,20 @@ def check_history_budget(deploy: DeployWorkflow, serving: ServingConfig) -> Hist
         return budget
     poll, wait = serving.endpoint_poll_s, serving.endpoint_max_wait_minutes
     least_poll = next((p for p in range(poll, 301) if sfn_budget.fits(budget.total(max_polls_for(serving, p)))), None)
-    most_wait = next((m for m in range(wait, 4, -1)
-                      if sfn_budget.fits(budget.total(max_polls_for(serving, max_wait_minutes=m)))), None)
-    options = [f"endpointPollSeconds of at least {least_poll}" if least_poll else "",
-               f"endpointMaxWaitMinutes of at most {most_wait}" if most_wait else ""]
+    most_wait = next(
+        (m for m in range(wait, 4, -1) if sfn_budget.fits(budget.total(max_polls_for(serving, max_wait_minutes=m)))),
+        None,
+    )
+    options = [
+        f"endpointPollSeconds of at least {least_poll}" if least_poll else "",
+        f"endpointMaxWaitMinutes of at most {most_wait}" if most_wait else "",
+    ]
     raise ConfigError(
-        "endpointPollSeconds", poll,
+        "endpointPollSeconds",
+        poll,
         f"with endpointMaxWaitMinutes={wait} a deployment may check the endpoint {max_polls_for(serving)} times "
         f"(and wait as often for a busy one), writing up to {events} Step Functions history events "
         f"({budget.poll_turn} per check, {budget.busy_turn} per busy wait, {budget.lock_turn} per lock check); an "
         f"execution may write {sfn_budget.HISTORY_EVENT_LIMIT} (less {sfn_budget.HISTORY_EVENT_RESERVE} kept for "
-        "retries). Use " + " or ".join(o for o in options if o))
+        "retries). Use " + " or ".join(o for o in options if o),
+    )

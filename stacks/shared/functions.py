@@ -40,23 +40,41 @@ class PipelineFunctions:
         self.layer = powertools_layer(scope, "Powertools")
         self.sdk_layer = sdk_layer(scope)
 
-    def function(self, construct_id: str, runtime: str, handler: str, environment: dict[str, str], *,
-                 timeout_s: int, description: str, memory_mb: int = 256) -> lambda_.Function:
+    def function(
+        self,
+        construct_id: str,
+        runtime: str,
+        handler: str,
+        environment: dict[str, str],
+        *,
+        timeout_s: int,
+        description: str,
+        memory_mb: int = 256,
+    ) -> lambda_.Function:
         """A function running lambda/<runtime>'s `handler`."""
         scope = self.scope
-        log_group = logs.LogGroup(scope, f"{construct_id}Logs", retention=self.log_retention,
-                                  removal_policy=RemovalPolicy.DESTROY)
-        role = iam.Role(scope, f"{construct_id}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                        description=description)
+        log_group = logs.LogGroup(
+            scope, f"{construct_id}Logs", retention=self.log_retention, removal_policy=RemovalPolicy.DESTROY
+        )
+        role = iam.Role(
+            scope,
+            f"{construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=description,
+        )
         function = lambda_.Function(
-            scope, construct_id,
+            scope,
+            construct_id,
             runtime=lambda_.Runtime.PYTHON_3_13,
             architecture=lambda_.Architecture.X86_64,
             handler=handler,
             code=lambda_code(runtime),
             layers=[self.layer, self.sdk_layer],
-            environment={**environment, "POWERTOOLS_SERVICE_NAME": PIPELINE_SERVICE,
-                         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE},
+            environment={
+                **environment,
+                "POWERTOOLS_SERVICE_NAME": PIPELINE_SERVICE,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            },
             timeout=Duration.seconds(timeout_s),
             memory_size=memory_mb,
             tracing=lambda_.Tracing.ACTIVE,
@@ -86,11 +104,16 @@ class PipelineFunctions:
     def state_machine(self, construct_id: str, definition: sfn.IChainable, name: str) -> sfn.StateMachine:
         # Under /aws/vendedlogs/: CloudWatch Logs' resource policy for vended (service-delivered)
         # logs has a 5,120-character limit that per-group entries outside this prefix exhaust.
-        log_group = logs.LogGroup(self.scope, f"{construct_id}Logs", retention=self.log_retention,
-                                  log_group_name=f"{STATE_MACHINE_LOG_PREFIX}{name}",
-                                  removal_policy=RemovalPolicy.DESTROY)
+        log_group = logs.LogGroup(
+            self.scope,
+            f"{construct_id}Logs",
+            retention=self.log_retention,
+            log_group_name=f"{STATE_MACHINE_LOG_PREFIX}{name}",
+            removal_policy=RemovalPolicy.DESTROY,
+        )
         machine = sfn.StateMachine(
-            self.scope, construct_id,
+            self.scope,
+            construct_id,
             state_machine_name=name,  # the deploy lock tells live lock holders by this name
             definition_body=sfn.DefinitionBody.from_chainable(definition),
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),

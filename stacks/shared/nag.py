@@ -63,12 +63,17 @@ def acknowledge_prefix_grants(
     With reads=False and writes=False only the prefix wildcard itself (`grant_prefix_read`)."""
     findings = []
     if reads:
-        findings += ["AwsSolutions-IAM5[Action::s3:GetBucket*]", "AwsSolutions-IAM5[Action::s3:GetObject*]",
-                     "AwsSolutions-IAM5[Action::s3:List*]"]
+        findings += [
+            "AwsSolutions-IAM5[Action::s3:GetBucket*]",
+            "AwsSolutions-IAM5[Action::s3:GetObject*]",
+            "AwsSolutions-IAM5[Action::s3:List*]",
+        ]
     if writes:
         findings.append("AwsSolutions-IAM5[Action::s3:Abort*]")
-    findings += [f"AwsSolutions-IAM5[Resource::{nag_resource(role, bucket.arn_for_objects(prefix + '*'))}]"
-                 for prefix in prefixes]
+    findings += [
+        f"AwsSolutions-IAM5[Resource::{nag_resource(role, bucket.arn_for_objects(prefix + '*'))}]"
+        for prefix in prefixes
+    ]
     acknowledge(
         role,
         "Access limited to the named key prefixes of the data bucket (objects are named per dataset, "

@@ -22,7 +22,8 @@ POWERTOOLS_RELEASE = "3.37.0"
 def powertools_layer(scope: Construct, construct_id: str) -> lambda_.ILayerVersion:
     """The python3.13 x86_64 Powertools layer in the stack's region."""
     return lambda_.LayerVersion.from_layer_version_arn(
-        scope, construct_id,
+        scope,
+        construct_id,
         f"arn:{Aws.PARTITION}:lambda:{Stack.of(scope).region}:{POWERTOOLS_ACCOUNT}:layer:"
         f"AWSLambdaPowertoolsPythonV3-python313-x86_64:{POWERTOOLS_LAYER_VERSION}",
     )

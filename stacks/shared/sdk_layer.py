@@ -33,8 +33,17 @@ REQUIREMENTS = ROOT / "requirements-lambda.txt"
 BUILD_DIR = ROOT / "build" / "lambda-sdk"
 LAYER_PYTHON_DIR = "python"
 """Where Lambda looks in a layer for Python packages (/opt/python)."""
-PIP_TARGET_ARGS = ("--no-deps", "--no-compile", "--only-binary=:all:", "--platform", "manylinux2014_x86_64",
-                   "--implementation", "cp", "--python-version", "3.13")
+PIP_TARGET_ARGS = (
+    "--no-deps",
+    "--no-compile",
+    "--only-binary=:all:",
+    "--platform",
+    "manylinux2014_x86_64",
+    "--implementation",
+    "cp",
+    "--python-version",
+    "3.13",
+)
 
 
 def pinned() -> dict[str, str]:
@@ -64,9 +73,21 @@ def build_layer() -> Path:
     staging = Path(tempfile.mkdtemp(prefix="building-", dir=BUILD_DIR))
     try:
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             "--target", str(staging / LAYER_PYTHON_DIR), *PIP_TARGET_ARGS, "-r", str(REQUIREMENTS)],
-            check=True, env={**os.environ, "PIP_NO_INPUT": "1"},
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+                str(staging / LAYER_PYTHON_DIR),
+                *PIP_TARGET_ARGS,
+                "-r",
+                str(REQUIREMENTS),
+            ],
+            check=True,
+            env={**os.environ, "PIP_NO_INPUT": "1"},
         )
         # Console scripts carry this machine's interpreter path in their first line: not layer content.
         shutil.rmtree(staging / LAYER_PYTHON_DIR / "bin", ignore_errors=True)
@@ -98,11 +119,12 @@ def sdk_layer(scope: Construct) -> lambda_.ILayerVersion:
         return existing
     pins = pinned()
     return lambda_.LayerVersion(
-        stack, SDK_LAYER_ID,
+        stack,
+        SDK_LAYER_ID,
         # The source folder is never read: the asset's hash is the pins' (layer_hash), its content the build.
         code=locally_built(REQUIREMENTS.parent, copy_layer, asset_hash=layer_hash()),
         compatible_runtimes=[lambda_.Runtime.PYTHON_3_13],
         compatible_architectures=[lambda_.Architecture.X86_64],
         description=f"AWS SDK for the pipeline's functions: boto3 {pins['boto3']}, botocore {pins['botocore']} "
-                    f"(requirements-lambda.txt)",
+        f"(requirements-lambda.txt)",
     )

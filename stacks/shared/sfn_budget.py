@@ -141,8 +141,9 @@ def total_events(graph: Mapping[str, Any], loops: Iterable[tuple[Sequence[Sequen
     loops = list(loops)
     unbounded = unbounded_loops(graph, [cycle for cycles, _ in loops for cycle in cycles])
     if unbounded:
-        raise ValueError(f"loop(s) with no bound on their turns (give each a counted give-up and a budget): "
-                         f"{unbounded}")
+        raise ValueError(
+            f"loop(s) with no bound on their turns (give each a counted give-up and a budget): {unbounded}"
+        )
     return straight_events(graph) + sum(longest_turn(graph, cycles) * turns for cycles, turns in loops)
 
 

@@ -84,8 +84,7 @@ class Step(sfn.StateMachineFragment):
         return step
 
 
-def _add_rules(choice: sfn.Choice, rules: Rules, otherwise: Optional[Target],
-               onward: Optional[sfn.IChainable]) -> None:
+def _add_rules(choice: sfn.Choice, rules: Rules, otherwise: Optional[Target], onward: Optional[sfn.IChainable]) -> None:
     for condition, target in rules:
         choice.when(condition, onward if target is ONWARD else target)
     if otherwise is not None:

@@ -10,9 +10,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.config import PROJECT_TAG_KEY, PROJECT_TAG_VALUE, STACK_TAG_KEY, StorageConfig
-
 from dreambooth_shared.contract import GENERATED_PREFIX, INFERENCE_PREFIX, UPLOADS_PREFIX
+from stacks.config import PROJECT_TAG_KEY, PROJECT_TAG_VALUE, STACK_TAG_KEY, StorageConfig
 
 # The CLI and the web page stage an upload under uploads/ (outside datasets/, so nothing starts) before
 # copying it into place; what is left there is abandoned after this long.
@@ -109,8 +108,12 @@ class DataBucket(Construct):
         if not self.created:
             return
         assert isinstance(self.bucket, s3.Bucket)
-        self.bucket.add_cors_rule(allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.POST], allowed_origins=[origin],
-                                  allowed_headers=["*"], max_age=BROWSER_UPLOAD_CORS_MAX_AGE_S)
+        self.bucket.add_cors_rule(
+            allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.POST],
+            allowed_origins=[origin],
+            allowed_headers=["*"],
+            max_age=BROWSER_UPLOAD_CORS_MAX_AGE_S,
+        )
 
     def grant_key_to_object_users(self, scope: Construct) -> None:
         """With a customer key (`StorageConfig.bucket_kms_key_arn`, a reused SSE-KMS bucket): every
@@ -132,7 +135,8 @@ class DataBucket(Construct):
             reads = writes = False
             for statement in policy.document.to_json().get("Statement", []):
                 if statement.get("Effect") != "Allow" or not any(
-                        str(r).startswith(objects) for r in _as_list(statement.get("Resource"))):
+                    str(r).startswith(objects) for r in _as_list(statement.get("Resource"))
+                ):
                     continue
                 actions = [str(a).lower() for a in _as_list(statement.get("Action"))]
                 reads = reads or any(fnmatch.fnmatchcase("s3:getobject", a) for a in actions)
@@ -203,12 +207,17 @@ def grant_prefix_read(bucket: s3.IBucket, grantee: iam.IGrantable, prefix: str, 
     `<prefix>*` by an `s3:prefix` condition (SageMaker lists an S3Prefix channel or model
     before reading it).
     """
-    grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
-        actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{prefix}*")]))
+    grantee.grant_principal.add_to_principal_policy(
+        iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{prefix}*")])
+    )
     if listing:
-        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
-            actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}}))
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+            )
+        )
 
 
 def bucket_key_statement(key_arn: str, *, reads: bool, writes: bool) -> iam.PolicyStatement:
@@ -216,7 +225,8 @@ def bucket_key_statement(key_arn: str, *, reads: bool, writes: bool) -> iam.Poli
     kms:Decrypt to read (and for each part of a multipart upload), kms:GenerateDataKey to write."""
     actions = (["kms:Decrypt"] if reads else []) + (["kms:GenerateDataKey"] if writes else [])
     return iam.PolicyStatement(
-        actions=actions, resources=[key_arn],
+        actions=actions,
+        resources=[key_arn],
         conditions={"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}},
     )
 

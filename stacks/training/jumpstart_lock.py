@@ -80,8 +80,10 @@ class JumpStartLock:
         if resolved is None:
             return f"{region}'s entry holds last-known values, never resolved from JumpStart's metadata"
         if resolved.get("model_version") != self.model_version:
-            return (f"{region} was resolved for version {resolved.get('model_version')}, the lock is at "
-                    f"{self.model_version}")
+            return (
+                f"{region} was resolved for version {resolved.get('model_version')}, the lock is at "
+                f"{self.model_version}"
+            )
         age = now - datetime.strptime(resolved["resolved_at"], TIMESTAMP_FORMAT).replace(tzinfo=now.tzinfo)
         if age > timedelta(days=JUMPSTART_LOCK_MAX_AGE_DAYS):
             return f"{region} was resolved {age.days} days ago (more than {JUMPSTART_LOCK_MAX_AGE_DAYS})"
@@ -103,7 +105,8 @@ class JumpStartArtifacts(Construct):
         stack_region = Stack.of(self).region
         if not Token.is_unresolved(stack_region) and stack_region not in lock.regions:
             raise ConfigError(
-                "region", stack_region,
+                "region",
+                stack_region,
                 f"the JumpStart lock file has no entry for it (regions: {', '.join(sorted(lock.regions))}); "
                 "run scripts/refresh_jumpstart_lock.py --region " + stack_region,
             )
@@ -125,7 +128,9 @@ class JumpStartArtifacts(Construct):
         self.base_model_uri = self.mapping.find_in_map(region, "BaseModelUri")
         self.inference_image = self.mapping.find_in_map(region, "InferenceImage")
         self.inference_script_uri = self.mapping.find_in_map(region, "InferenceScriptUri")
-        self.inference_script_arn = f"arn:{Aws.PARTITION}:s3:::{self.mapping.find_in_map(region, 'InferenceScriptObject')}"
+        self.inference_script_arn = (
+            f"arn:{Aws.PARTITION}:s3:::{self.mapping.find_in_map(region, 'InferenceScriptObject')}"
+        )
         self.object_arns = [
             f"arn:{Aws.PARTITION}:s3:::{self.mapping.find_in_map(region, 'ScriptObject')}",
             f"arn:{Aws.PARTITION}:s3:::{self.mapping.find_in_map(region, 'BaseModelObject')}",
@@ -138,4 +143,4 @@ def _s3_object(uri: str) -> str:
     """s3://bucket/key -> bucket/key"""
     if not uri.startswith("s3://"):
         raise ValueError(f"not an S3 URI in the JumpStart lock file: {uri}")
-    return uri[len("s3://"):]
+    return uri[len("s3://") :]

@@ -62,10 +62,13 @@ class SageMakerRoles(Construct):
             iam.PolicyStatement(actions=["s3:GetObject"], resources=list(jumpstart_object_arns))
         )
         listed_bucket, listed_key = jumpstart_listing
-        self.training_role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["s3:ListBucket"], resources=[listed_bucket],
-            conditions={"StringEquals": {"s3:prefix": [listed_key]}},
-        ))
+        self.training_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[listed_bucket],
+                conditions={"StringEquals": {"s3:prefix": [listed_key]}},
+            )
+        )
         self._container_basics(self.training_role, "TrainingJobs", "huggingface-pytorch-training")
         acknowledge_prefix_grants(self.training_role, bucket, DATASETS_PREFIX, MODELS_PREFIX, reads=False, writes=True)
 
@@ -81,8 +84,9 @@ class SageMakerRoles(Construct):
         # SageMaker writes an endpoint's container logs to /aws/sagemaker/Endpoints/<endpoint name>.
         self._container_basics(self.hosting_role, f"Endpoints/{endpoint_name}", "huggingface-pytorch-inference")
         acknowledge_prefix_grants(self.hosting_role, bucket, MODELS_PREFIX, INFERENCE_REQUESTS_PREFIX, reads=False)
-        acknowledge_prefix_grants(self.hosting_role, bucket, INFERENCE_OUTPUTS_PREFIX, INFERENCE_FAILURES_PREFIX,
-                                  reads=False, writes=True)
+        acknowledge_prefix_grants(
+            self.hosting_role, bucket, INFERENCE_OUTPUTS_PREFIX, INFERENCE_FAILURES_PREFIX, reads=False, writes=True
+        )
 
     def _container_basics(self, role: iam.Role, log_kind: str, repository: str) -> None:
         role.add_to_principal_policy(

@@ -39,16 +39,16 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from dreambooth_shared.contract import (
-    STAGE_PREPARING_RETRAIN,
-    STAGE_RECORDING_TRAINING_START,
-    STAGE_TRAINING,
-    STAGE_TRAINING_ON_DEMAND,
     DATASET_ITEM_PREFIX,
     METRIC_BILLABLE_SECONDS,
     METRIC_TRAIN_LOSS,
     METRIC_TRAINING_SECONDS,
     PIPELINE_SERVICE,
     SNAPSHOT_ITEM_PREFIX,
+    STAGE_PREPARING_RETRAIN,
+    STAGE_RECORDING_TRAINING_START,
+    STAGE_TRAINING,
+    STAGE_TRAINING_ON_DEMAND,
     STATUS_DEPLOYING,
     STATUS_FAILED,
     STATUS_TRAINING,
@@ -66,8 +66,9 @@ from stacks.shared.steps import ONWARD, Step
 # stack checks at synth that the longest run fits Step Functions' 25,000 events.
 MAX_QUIET_WINDOW_EXTENSIONS = 100
 # The debounce loop, by state name, for the history-event budget (a way round it; the longest counts).
-QUIET_WINDOW_LOOPS = (("ReadUploadWindow", "WaitForQuietWindow", "CloseUploadWindow", "WindowWasExtended",
-                       "UploadsKeepComing"),)
+QUIET_WINDOW_LOOPS = (
+    ("ReadUploadWindow", "WaitForQuietWindow", "CloseUploadWindow", "WindowWasExtended", "UploadsKeepComing"),
+)
 TRAINING_VOLUME_GB = 50
 TRAINING_JOB_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
 # DescribeTrainingJob's SecondaryStatus of a spot job SageMaker stopped for want of capacity
@@ -78,10 +79,14 @@ TRAINING_JOB_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
 # Execution <modelId>_retrain_<n> (the API names it; "_" is never in a dataset name, so it never
 # meets a debounce execution <dataset>-<generation>), training job <modelId>-r<n>.
 RETRAIN_EXECUTION_SUFFIX = "_retrain_"
-SPOT_STOP_PATTERNS = ("*MaxWaitTimeExceeded*", '*"SecondaryStatus":"Interrupted"*',
-                      '*"SecondaryStatus": "Interrupted"*')
+SPOT_STOP_PATTERNS = (
+    "*MaxWaitTimeExceeded*",
+    '*"SecondaryStatus":"Interrupted"*',
+    '*"SecondaryStatus": "Interrupted"*',
+)
 # Name suffix of the on-demand retry of a spot job SageMaker stopped.
 ON_DEMAND_SUFFIX = "-od"
+
 
 @dataclass(frozen=True)
 class TrainingJob:
@@ -151,51 +156,76 @@ class TrainingWorkflow(Construct):
         self._metrics_namespace = metrics_namespace
         self.training_role = training_role
         parts = _Parts(registry=registry_table, state=state_table, topic=topic)
-        job = TrainingJob(role=training_role, image=training_image, base_model_uri=base_model_uri,
-                          metric_definitions=metric_definitions, instance_type=instance_type,
-                          max_runtime_s=max_runtime_s)
+        job = TrainingJob(
+            role=training_role,
+            image=training_image,
+            base_model_uri=base_model_uri,
+            metric_definitions=metric_definitions,
+            instance_type=instance_type,
+            max_runtime_s=max_runtime_s,
+        )
 
         failure = TrainingFailure(self, "Failure", parts, explain_function)
         debounce = Debounce(self, "Debounce", parts, quiet_window_s)
-        intake = SnapshotAndValidate(self, "Intake", parts, failure, snapshot_function=snapshot_function,
-                                     validate_function=validate_function)
+        intake = SnapshotAndValidate(
+            self, "Intake", parts, failure, snapshot_function=snapshot_function, validate_function=validate_function
+        )
         train = Train(self, "Train", parts, failure, job, spot_max_wait_s)
-        record = PackageAndRecord(self, "Record", parts, failure, package_function=package_function,
-                                  metrics_namespace=metrics_namespace)
+        record = PackageAndRecord(
+            self, "Record", parts, failure, package_function=package_function, metrics_namespace=metrics_namespace
+        )
         deploy = Deploy(self, "Deploy", deploy_state_machine)
         retrain = RetrainEntry(self, "Retrain", parts, failure, retrain_function)
 
         # Every loop of the machine with the most turns it can take (sfn_budget.total_events).
         self.loops = ((QUIET_WINDOW_LOOPS, debounce.max_extensions),)
-        self.definition = (sfn.Choice(self, "IsRetrain")
-                           .when(sfn.Condition.is_present("$.retrain"), retrain).otherwise(debounce))
+        self.definition = (
+            sfn.Choice(self, "IsRetrain").when(sfn.Condition.is_present("$.retrain"), retrain).otherwise(debounce)
+        )
         retrain.then(train)
         debounce.then(intake).then(train).then(record).then(deploy)
 
     def grant_training(self, role: iam.IRole) -> None:
         """What the state machine's role needs for `createTrainingJob.sync`."""
         stack = Stack.of(self)
-        role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
-                     "sagemaker:AddTags"],
-            resources=[stack.format_arn(service="sagemaker", resource="training-job", resource_name="*")],
-        ))
-        role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["sagemaker:ListTags"], resources=["*"],
-        ))
-        role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
-            resources=[stack.format_arn(service="events", resource="rule", resource_name=TRAINING_JOB_RULE)],
-        ))
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=[stack.format_arn(service="sagemaker", resource="training-job", resource_name="*")],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:ListTags"],
+                resources=["*"],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                resources=[stack.format_arn(service="events", resource="rule", resource_name=TRAINING_JOB_RULE)],
+            )
+        )
         # PutMetricData has no resource-level permissions; the namespace condition narrows it.
-        role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["cloudwatch:PutMetricData"], resources=["*"],
-            conditions={"StringEquals": {"cloudwatch:namespace": self._metrics_namespace}},
-        ))
-        role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["iam:PassRole"], resources=[self.training_role.role_arn],
-            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-        ))
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": self._metrics_namespace}},
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[self.training_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -206,10 +236,14 @@ class _Parts:
     state: dynamodb.ITable
     topic: sns.ITopic
 
-    def registry_update(self, scope: Construct, state_id: str, expression: str,
-                        values: dict[str, Any]) -> tasks.DynamoUpdateItem:
+    def registry_update(
+        self, scope: Construct, state_id: str, expression: str, values: dict[str, Any]
+    ) -> tasks.DynamoUpdateItem:
         return tasks.DynamoUpdateItem(
-            scope, state_id, table=self.registry, key={"modelId": _str("$.snapshot.modelId")},
+            scope,
+            state_id,
+            table=self.registry,
+            key={"modelId": _str("$.snapshot.modelId")},
             update_expression=expression,
             expression_attribute_names={"#status": "status"} if "#status" in expression else None,
             expression_attribute_values={**values, ":now": _str(_NOW)},
@@ -217,18 +251,19 @@ class _Parts:
         )
 
     def publish(self, scope: Construct, state_id: str, subject: str, message: str) -> tasks.SnsPublish:
-        body = (sfn.TaskInput.from_json_path_at(message) if message.startswith("$.")
-                else sfn.TaskInput.from_text(message))
-        return tasks.SnsPublish(scope, state_id, topic=self.topic, subject=subject, message=body,
-                                result_path=_DISCARD)
+        body = (
+            sfn.TaskInput.from_json_path_at(message) if message.startswith("$.") else sfn.TaskInput.from_text(message)
+        )
+        return tasks.SnsPublish(scope, state_id, topic=self.topic, subject=subject, message=body, result_path=_DISCARD)
 
     def upload_window_key(self) -> dict[str, tasks.DynamoAttributeValue]:
         return {"pk": S(sfn.JsonPath.format(DATASET_ITEM_PREFIX + "{}", sfn.JsonPath.string_at("$.dataset")))}
 
 
 def _error_reason(stage: str) -> str:
-    return sfn.JsonPath.format(stage + " failed: {}: {}", sfn.JsonPath.string_at("$.error.Error"),
-                               sfn.JsonPath.string_at("$.error.Cause"))
+    return sfn.JsonPath.format(
+        stage + " failed: {}: {}", sfn.JsonPath.string_at("$.error.Error"), sfn.JsonPath.string_at("$.error.Cause")
+    )
 
 
 class TrainingFailure(Step):
@@ -236,30 +271,46 @@ class TrainingFailure(Step):
     records it (if the model was registered), it is notified, and the run fails. Needs
     `$.failure.reason`; `catch` sends a state's errors here."""
 
-    def __init__(self, scope: Construct, construct_id: str, parts: _Parts,
-                 explain_function: lambda_.IFunction) -> None:
+    def __init__(self, scope: Construct, construct_id: str, parts: _Parts, explain_function: lambda_.IFunction) -> None:
         super().__init__(scope, construct_id)
         explain = tasks.LambdaInvoke(
-            self, "ExplainFailure", lambda_function=explain_function,  # the whole state is its input
+            self,
+            "ExplainFailure",
+            lambda_function=explain_function,  # the whole state is its input
             payload_response_only=True,
-            result_path="$.failure", retry_on_service_exceptions=True,
+            result_path="$.failure",
+            retry_on_service_exceptions=True,
         )
-        unexplained = sfn.Pass(self, "FailureUnexplained", parameters={
-            "reason.$": "$.failure.reason", "retryable": False,
-            "message.$": "States.Format('Dataset {}: {}. The live model (if any) is unchanged.', "
-                         "$.dataset, $.failure.reason)"}, result_path="$.failure")
+        unexplained = sfn.Pass(
+            self,
+            "FailureUnexplained",
+            parameters={
+                "reason.$": "$.failure.reason",
+                "retryable": False,
+                "message.$": "States.Format('Dataset {}: {}. The live model (if any) is unchanged.', "
+                "$.dataset, $.failure.reason)",
+            },
+            result_path="$.failure",
+        )
         explain.add_catch(unexplained, errors=["States.ALL"], result_path="$.explainError")
         mark = parts.registry_update(
-            self, "MarkTrainingFailed",
+            self,
+            "MarkTrainingFailed",
             "SET #status = :failed, failureReason = :reason, retryable = :retryable, updatedAt = :now",
-            {":failed": S(STATUS_FAILED), ":reason": _str("$.failure.reason"),
-             ":retryable": tasks.DynamoAttributeValue.boolean_from_json_path(sfn.JsonPath.string_at("$.failure.retryable"))},
+            {
+                ":failed": S(STATUS_FAILED),
+                ":reason": _str("$.failure.reason"),
+                ":retryable": tasks.DynamoAttributeValue.boolean_from_json_path(
+                    sfn.JsonPath.string_at("$.failure.retryable")
+                ),
+            },
         )
         notify = parts.publish(self, "NotifyTrainingFailure", "DreamBooth: training failed", "$.failure.message")
         fail = sfn.Fail(self, "TrainingFailed", error="TrainingFailed", cause="see the notification and the registry")
         mark.add_catch(notify, errors=["States.ALL"], result_path=_DISCARD)
-        has_model = self.choice("WasModelRegistered", [(sfn.Condition.is_present("$.snapshot.modelId"), mark)],
-                                otherwise=notify)
+        has_model = self.choice(
+            "WasModelRegistered", [(sfn.Condition.is_present("$.snapshot.modelId"), mark)], otherwise=notify
+        )
         explain.next(has_model)
         unexplained.next(has_model)
         mark.next(notify)
@@ -269,9 +320,14 @@ class TrainingFailure(Step):
     def catch(self, state: Any, stage: str) -> Any:
         """Any error of `state` fails the run; `reason` is the fallback when the explaining Lambda itself fails."""
         state.add_catch(
-            sfn.Pass(state.node.scope, f"{state.node.id}Error", parameters={"stage": stage, "reason": _error_reason(stage)},
-                     result_path="$.failure").next(self),
-            errors=["States.ALL"], result_path="$.error",
+            sfn.Pass(
+                state.node.scope,
+                f"{state.node.id}Error",
+                parameters={"stage": stage, "reason": _error_reason(stage)},
+                result_path="$.failure",
+            ).next(self),
+            errors=["States.ALL"],
+            result_path="$.error",
         )
         return state
 
@@ -287,12 +343,20 @@ class Debounce(Step):
         # rest of a burst of uploads is already recorded and usually no extension is needed.
         start = sfn.Wait(self, "WaitOneQuietWindow", time=sfn.WaitTime.duration(Duration.seconds(quiet_window_s)))
         read_window = tasks.DynamoGetItem(
-            self, "ReadUploadWindow", table=parts.state, consistent_read=True, key=parts.upload_window_key(),
-            result_selector={"quietUntil.$": "$.Item.quietUntil.S"}, result_path="$.window",
+            self,
+            "ReadUploadWindow",
+            table=parts.state,
+            consistent_read=True,
+            key=parts.upload_window_key(),
+            result_selector={"quietUntil.$": "$.Item.quietUntil.S"},
+            result_path="$.window",
         )
         wait_quiet = sfn.Wait(self, "WaitForQuietWindow", time=sfn.WaitTime.timestamp_path("$.window.quietUntil"))
         close_window = tasks.DynamoUpdateItem(
-            self, "CloseUploadWindow", table=parts.state, key=parts.upload_window_key(),
+            self,
+            "CloseUploadWindow",
+            table=parts.state,
+            key=parts.upload_window_key(),
             update_expression="SET active = :false",
             # Unchanged and really over (a Wait may wake a little early): else wait again.
             condition_expression="quietUntil = :waited AND quietUntil <= :now AND generation = :generation",
@@ -301,23 +365,35 @@ class Debounce(Step):
                 ":waited": _str("$.window.quietUntil"),
                 ":now": _str(_NOW),
                 ":generation": tasks.DynamoAttributeValue.number_from_string(
-                    sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.generation"))),
+                    sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.generation"))
+                ),
             },
             result_path=_DISCARD,
         )
         # After MAX_QUIET_WINDOW_EXTENSIONS (uploads that never stop), train on what is there.
         force_close = tasks.DynamoUpdateItem(
-            self, "ForceCloseUploadWindow", table=parts.state, key=parts.upload_window_key(),
+            self,
+            "ForceCloseUploadWindow",
+            table=parts.state,
+            key=parts.upload_window_key(),
             update_expression="SET active = :false",
             expression_attribute_values={":false": tasks.DynamoAttributeValue.from_boolean(False)},
             result_path=_DISCARD,
         )
-        extended = sfn.Pass(self, "WindowWasExtended",
-                            parameters={"count.$": "States.MathAdd($.extensions.count, 1)"}, result_path="$.extensions")
+        extended = sfn.Pass(
+            self,
+            "WindowWasExtended",
+            parameters={"count.$": "States.MathAdd($.extensions.count, 1)"},
+            result_path="$.extensions",
+        )
         close_window.add_catch(extended, errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
-        extended.next(self.choice("UploadsKeepComing", [
-            (sfn.Condition.number_greater_than_equals("$.extensions.count", self.max_extensions), force_close)],
-            otherwise=read_window))
+        extended.next(
+            self.choice(
+                "UploadsKeepComing",
+                [(sfn.Condition.number_greater_than_equals("$.extensions.count", self.max_extensions), force_close)],
+                otherwise=read_window,
+            )
+        )
         start.next(read_window).next(wait_quiet).next(close_window)
         self.begin(start)
         self.end(force_close, close_window)
@@ -328,20 +404,38 @@ class SnapshotAndValidate(Step):
     on ends the run quietly), register the model version, validate the dataset. An invalid one
     ends the run with a notification; no training job is created."""
 
-    def __init__(self, scope: Construct, construct_id: str, parts: _Parts, failure: TrainingFailure, *,
-                 snapshot_function: lambda_.IFunction, validate_function: lambda_.IFunction) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        parts: _Parts,
+        failure: TrainingFailure,
+        *,
+        snapshot_function: lambda_.IFunction,
+        validate_function: lambda_.IFunction,
+    ) -> None:
         super().__init__(scope, construct_id)
         snapshot = tasks.LambdaInvoke(
-            self, "TakeSnapshot", lambda_function=snapshot_function,
+            self,
+            "TakeSnapshot",
+            lambda_function=snapshot_function,
             payload=sfn.TaskInput.from_object({"dataset": sfn.JsonPath.string_at("$.dataset")}),
-            payload_response_only=True, result_path="$.snapshot",
+            payload_response_only=True,
+            result_path="$.snapshot",
             retry_on_service_exceptions=True,
         )
         claim = tasks.DynamoPutItem(
-            self, "ClaimSnapshot", table=parts.state,
+            self,
+            "ClaimSnapshot",
+            table=parts.state,
             item={
-                "pk": S(sfn.JsonPath.format(SNAPSHOT_ITEM_PREFIX + "{}#{}", sfn.JsonPath.string_at("$.dataset"),
-                                            sfn.JsonPath.string_at("$.snapshot.snapshotHash"))),
+                "pk": S(
+                    sfn.JsonPath.format(
+                        SNAPSHOT_ITEM_PREFIX + "{}#{}",
+                        sfn.JsonPath.string_at("$.dataset"),
+                        sfn.JsonPath.string_at("$.snapshot.snapshotHash"),
+                    )
+                ),
                 "modelId": _str("$.snapshot.modelId"),
                 "claimedAt": _str(_NOW),
                 "execution": _str("$$.Execution.Id"),
@@ -349,10 +443,15 @@ class SnapshotAndValidate(Step):
             condition_expression="attribute_not_exists(pk)",
             result_path=_DISCARD,
         )
-        claim.add_catch(sfn.Succeed(self, "SnapshotAlreadyTrained", comment="duplicate or replayed upload events"),
-                        errors=["DynamoDB.ConditionalCheckFailedException"], result_path=_DISCARD)
+        claim.add_catch(
+            sfn.Succeed(self, "SnapshotAlreadyTrained", comment="duplicate or replayed upload events"),
+            errors=["DynamoDB.ConditionalCheckFailedException"],
+            result_path=_DISCARD,
+        )
         register = tasks.DynamoPutItem(
-            self, "RegisterModel", table=parts.registry,
+            self,
+            "RegisterModel",
+            table=parts.registry,
             item={
                 "modelId": _str("$.snapshot.modelId"),
                 "dataset": _str("$.dataset"),
@@ -367,9 +466,12 @@ class SnapshotAndValidate(Step):
             result_path=_DISCARD,
         )
         validate = tasks.LambdaInvoke(
-            self, "ValidateDataset", lambda_function=validate_function,
+            self,
+            "ValidateDataset",
+            lambda_function=validate_function,
             payload=sfn.TaskInput.from_object({"snapshot": sfn.JsonPath.object_at("$.snapshot")}),
-            payload_response_only=True, result_path="$.validation",
+            payload_response_only=True,
+            result_path="$.validation",
             retry_on_service_exceptions=True,
         )
         failure.catch(snapshot, "taking the dataset snapshot")
@@ -377,52 +479,103 @@ class SnapshotAndValidate(Step):
         failure.catch(register, "registering the model")
         failure.catch(validate, "validating the dataset")
 
-        reject = parts.registry_update(
-            self, "MarkInvalid",
-            "SET #status = :failed, failureReason = :reason, imageCount = :images, updatedAt = :now",
-            {":failed": S(STATUS_FAILED),
-             ":reason": S(sfn.JsonPath.format("invalid dataset: {}", sfn.JsonPath.string_at("$.validation.reason"))),
-             ":images": tasks.DynamoAttributeValue.number_from_string(
-                 sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.validation.imageCount")))},
-        ).next(parts.publish(
-            self, "NotifyInvalid", "DreamBooth: dataset rejected, no training started",
-            sfn.JsonPath.format(
-                "Dataset {} was not trained (model {}): {}. Skipped files: {}. Fix the files under "
-                "datasets/{}/ and upload again; nothing was deleted and no GPU time was used.",
-                sfn.JsonPath.string_at("$.dataset"), sfn.JsonPath.string_at("$.snapshot.modelId"),
-                sfn.JsonPath.string_at("$.validation.reason"), sfn.JsonPath.string_at("$.validation.warningText"),
-                sfn.JsonPath.string_at("$.dataset")),
-        )).next(sfn.Fail(self, "DatasetRejected", error="DatasetRejected", cause="see the model's failureReason"))
-        snapshot.next(claim).next(register).next(validate).next(self.choice(
-            "IsDatasetValid", [(sfn.Condition.boolean_equals("$.validation.valid", True), ONWARD)], otherwise=reject))
+        reject = (
+            parts.registry_update(
+                self,
+                "MarkInvalid",
+                "SET #status = :failed, failureReason = :reason, imageCount = :images, updatedAt = :now",
+                {
+                    ":failed": S(STATUS_FAILED),
+                    ":reason": S(
+                        sfn.JsonPath.format("invalid dataset: {}", sfn.JsonPath.string_at("$.validation.reason"))
+                    ),
+                    ":images": tasks.DynamoAttributeValue.number_from_string(
+                        sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.validation.imageCount"))
+                    ),
+                },
+            )
+            .next(
+                parts.publish(
+                    self,
+                    "NotifyInvalid",
+                    "DreamBooth: dataset rejected, no training started",
+                    sfn.JsonPath.format(
+                        "Dataset {} was not trained (model {}): {}. Skipped files: {}. Fix the files under "
+                        "datasets/{}/ and upload again; nothing was deleted and no GPU time was used.",
+                        sfn.JsonPath.string_at("$.dataset"),
+                        sfn.JsonPath.string_at("$.snapshot.modelId"),
+                        sfn.JsonPath.string_at("$.validation.reason"),
+                        sfn.JsonPath.string_at("$.validation.warningText"),
+                        sfn.JsonPath.string_at("$.dataset"),
+                    ),
+                )
+            )
+            .next(sfn.Fail(self, "DatasetRejected", error="DatasetRejected", cause="see the model's failureReason"))
+        )
+        snapshot.next(claim).next(register).next(validate).next(
+            self.choice(
+                "IsDatasetValid", [(sfn.Condition.boolean_equals("$.validation.valid", True), ONWARD)], otherwise=reject
+            )
+        )
         self.begin(snapshot)
 
 
 class RetrainEntry(Step):
     """Registry item -> `$.snapshot` and `$.validation` as the first run had them (staged copy)."""
 
-    def __init__(self, scope: Construct, construct_id: str, parts: _Parts, failure: TrainingFailure,
-                 retrain_function: lambda_.IFunction) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        parts: _Parts,
+        failure: TrainingFailure,
+        retrain_function: lambda_.IFunction,
+    ) -> None:
         super().__init__(scope, construct_id)
         read = tasks.DynamoGetItem(
-            self, "ReadModelToRetrain", table=parts.registry, key={"modelId": _str("$.retrain.modelId")},
-            consistent_read=True, result_path="$.model",
+            self,
+            "ReadModelToRetrain",
+            table=parts.registry,
+            key={"modelId": _str("$.retrain.modelId")},
+            consistent_read=True,
+            result_path="$.model",
         )
         prepare = tasks.LambdaInvoke(
-            self, "PrepareRetrain", lambda_function=retrain_function,
-            payload=sfn.TaskInput.from_object({"model": sfn.JsonPath.object_at("$.model"),
-                                               "retrain": sfn.JsonPath.object_at("$.retrain")}),
-            payload_response_only=True, result_path="$.prepared", retry_on_service_exceptions=True,
+            self,
+            "PrepareRetrain",
+            lambda_function=retrain_function,
+            payload=sfn.TaskInput.from_object(
+                {"model": sfn.JsonPath.object_at("$.model"), "retrain": sfn.JsonPath.object_at("$.retrain")}
+            ),
+            payload_response_only=True,
+            result_path="$.prepared",
+            retry_on_service_exceptions=True,
         )
-        use = sfn.Pass(self, "UseStagedSnapshot", parameters={
-            "dataset.$": "$.dataset", "retrain.$": "$.retrain",
-            "snapshot.$": "$.prepared.snapshot", "validation.$": "$.prepared.validation"})
+        use = sfn.Pass(
+            self,
+            "UseStagedSnapshot",
+            parameters={
+                "dataset.$": "$.dataset",
+                "retrain.$": "$.retrain",
+                "snapshot.$": "$.prepared.snapshot",
+                "validation.$": "$.prepared.validation",
+            },
+        )
         # Before the snapshot is rebuilt, the failure chain still needs the model's id to mark it.
-        failed = sfn.Pass(self, "RetrainPreparationError", parameters={
-            "stage": STAGE_PREPARING_RETRAIN, "reason": _error_reason(STAGE_PREPARING_RETRAIN)},
-            result_path="$.failure",
-        ).next(sfn.Pass(self, "RetrainModelId", parameters={"modelId.$": "$.retrain.modelId"},
-                        result_path="$.snapshot")).next(failure)
+        failed = (
+            sfn.Pass(
+                self,
+                "RetrainPreparationError",
+                parameters={"stage": STAGE_PREPARING_RETRAIN, "reason": _error_reason(STAGE_PREPARING_RETRAIN)},
+                result_path="$.failure",
+            )
+            .next(
+                sfn.Pass(
+                    self, "RetrainModelId", parameters={"modelId.$": "$.retrain.modelId"}, result_path="$.snapshot"
+                )
+            )
+            .next(failure)
+        )
         for state in (read, prepare):
             state.add_catch(failed, errors=["States.ALL"], result_path="$.error")
         read.next(prepare).next(use)
@@ -437,22 +590,36 @@ class Train(Step):
     because the spot quota is too low (ResourceLimitExceeded), is recorded (`trainingRetry`),
     notified and trained again at once on demand (job `<name>-od`)."""
 
-    def __init__(self, scope: Construct, construct_id: str, parts: _Parts, failure: TrainingFailure,
-                 job: TrainingJob, spot_max_wait_s: Optional[int]) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        parts: _Parts,
+        failure: TrainingFailure,
+        job: TrainingJob,
+        spot_max_wait_s: Optional[int],
+    ) -> None:
         super().__init__(scope, construct_id)
-        mark_training = failure.catch(parts.registry_update(
-            self, "MarkTraining",
-            "SET #status = :training, instancePrompt = :instance, classPrompt = :class, hyperparameters = :hp, "
-            "trainingJobName = :job, imageCount = :images, skippedFiles = :skipped, updatedAt = :now",
-            {":training": S(STATUS_TRAINING),
-             ":instance": _str("$.validation.instancePrompt"),
-             ":class": _str("$.validation.classPrompt"),
-             ":hp": tasks.DynamoAttributeValue.map_from_json_path("$.validation.hyperparametersItem"),
-             ":job": _str("$.snapshot.trainingJobName"),
-             ":images": tasks.DynamoAttributeValue.number_from_string(
-                 sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.validation.imageCount"))),
-             ":skipped": _str("$.validation.warningText")},
-        ), STAGE_RECORDING_TRAINING_START)
+        mark_training = failure.catch(
+            parts.registry_update(
+                self,
+                "MarkTraining",
+                "SET #status = :training, instancePrompt = :instance, classPrompt = :class, hyperparameters = :hp, "
+                "trainingJobName = :job, imageCount = :images, skippedFiles = :skipped, updatedAt = :now",
+                {
+                    ":training": S(STATUS_TRAINING),
+                    ":instance": _str("$.validation.instancePrompt"),
+                    ":class": _str("$.validation.classPrompt"),
+                    ":hp": tasks.DynamoAttributeValue.map_from_json_path("$.validation.hyperparametersItem"),
+                    ":job": _str("$.snapshot.trainingJobName"),
+                    ":images": tasks.DynamoAttributeValue.number_from_string(
+                        sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.validation.imageCount"))
+                    ),
+                    ":skipped": _str("$.validation.warningText"),
+                },
+            ),
+            STAGE_RECORDING_TRAINING_START,
+        )
         train = training_task(self, job, spot_max_wait_s)
         if spot_max_wait_s is not None:
             on_demand = training_task(self, job, None, state_id="TrainModelOnDemand", job_suffix=ON_DEMAND_SUFFIX)
@@ -464,38 +631,69 @@ class Train(Step):
         self.begin(mark_training)
         self.end(train)
 
-    def _catch_spot_stop(self, parts: _Parts, failure: TrainingFailure, train: sfn.CustomState, max_wait_s: int,
-                         on_demand: sfn.IChainable, instance_type: str) -> None:
+    def _catch_spot_stop(
+        self,
+        parts: _Parts,
+        failure: TrainingFailure,
+        train: sfn.CustomState,
+        max_wait_s: int,
+        on_demand: sfn.IChainable,
+        instance_type: str,
+    ) -> None:
         """A spot job stopped for want of capacity, or refused by the spot quota: say so (registry and
         notice), and train the same snapshot on demand. The spot error stays in `$.onDemandRetry`,
         so that an on-demand failure on its own quota can name both quotas (training_failure.py)."""
         minutes = max_wait_s // 60
         job = sfn.JsonPath.string_at("$.snapshot.trainingJobName")
         spot_quota = training_quota_name(instance_type, spot=True)
-        capacity = sfn.Pass(self, "SpotCapacityMissing", result_path="$.onDemandRetry", parameters={
-            "why": f"spot capacity did not come within spotMaxWaitMinutes ({minutes} min): trained on demand",
-            "notice": sfn.JsonPath.format(
-                "No spot capacity for training job {} within spotMaxWaitMinutes (" + str(minutes) + " min): "
-                "SageMaker stopped it, and the same photos are now trained on demand (job {}" + ON_DEMAND_SUFFIX
-                + "), at the on-demand price.", job, job)})
-        quota = sfn.Pass(self, "SpotQuotaRefused", result_path="$.onDemandRetry", parameters={
-            "why": f"the spot training quota ({spot_quota}) refused the job (ResourceLimitExceeded): trained on "
-                   "demand; raise that quota in Service Quotas to train on spot",
-            "notice": sfn.JsonPath.format(
-                # No quotes in the text: moto's States.Format mishandles escaped ones (AWS does not).
-                "SageMaker refused spot training job {}: the account quota \"" + spot_quota + "\" is too low "
-                "(ResourceLimitExceeded; new accounts often have 0). The same photos are now trained on demand "
-                "(job {}" + ON_DEMAND_SUFFIX + "), at the on-demand price. To train on spot next time, raise that "
-                "quota in Service Quotas (SageMaker).", job, job),
-            "spotCause": sfn.JsonPath.string_at("$.error.Cause")})
+        capacity = sfn.Pass(
+            self,
+            "SpotCapacityMissing",
+            result_path="$.onDemandRetry",
+            parameters={
+                "why": f"spot capacity did not come within spotMaxWaitMinutes ({minutes} min): trained on demand",
+                "notice": sfn.JsonPath.format(
+                    "No spot capacity for training job {} within spotMaxWaitMinutes (" + str(minutes) + " min): "
+                    "SageMaker stopped it, and the same photos are now trained on demand (job {}"
+                    + ON_DEMAND_SUFFIX
+                    + "), at the on-demand price.",
+                    job,
+                    job,
+                ),
+            },
+        )
+        quota = sfn.Pass(
+            self,
+            "SpotQuotaRefused",
+            result_path="$.onDemandRetry",
+            parameters={
+                "why": f"the spot training quota ({spot_quota}) refused the job (ResourceLimitExceeded): trained on "
+                "demand; raise that quota in Service Quotas to train on spot",
+                "notice": sfn.JsonPath.format(
+                    # No quotes in the text: moto's States.Format mishandles escaped ones (AWS does not).
+                    'SageMaker refused spot training job {}: the account quota "' + spot_quota + '" is too low '
+                    "(ResourceLimitExceeded; new accounts often have 0). The same photos are now trained on demand "
+                    "(job {}" + ON_DEMAND_SUFFIX + "), at the on-demand price. To train on spot next time, raise that "
+                    "quota in Service Quotas (SageMaker).",
+                    job,
+                    job,
+                ),
+                "spotCause": sfn.JsonPath.string_at("$.error.Cause"),
+            },
+        )
         record = parts.registry_update(
-            self, "RecordOnDemandRetry", "SET trainingJobName = :job, trainingRetry = :why, updatedAt = :now",
-            {":job": S(sfn.JsonPath.format("{}" + ON_DEMAND_SUFFIX, job)),
-             ":why": _str("$.onDemandRetry.why")},
+            self,
+            "RecordOnDemandRetry",
+            "SET trainingJobName = :job, trainingRetry = :why, updatedAt = :now",
+            {":job": S(sfn.JsonPath.format("{}" + ON_DEMAND_SUFFIX, job)), ":why": _str("$.onDemandRetry.why")},
         )
         record.add_catch(on_demand, errors=["States.ALL"], result_path=_DISCARD)  # bookkeeping only
-        notify = parts.publish(self, "NotifyOnDemandRetry", "DreamBooth: training again on demand",
-                               sfn.JsonPath.string_at("$.onDemandRetry.notice"))
+        notify = parts.publish(
+            self,
+            "NotifyOnDemandRetry",
+            "DreamBooth: training again on demand",
+            sfn.JsonPath.string_at("$.onDemandRetry.notice"),
+        )
         notify.add_catch(on_demand, errors=["States.ALL"], result_path=_DISCARD)
         record.next(notify).next(on_demand)
         capacity.next(record)
@@ -503,16 +701,26 @@ class Train(Step):
         cause = "$.error.Cause"
         choice = self.choice(
             "WasSpotCapacityMissing",
-            [(sfn.Condition.or_(*(sfn.Condition.string_matches(cause, pattern) for pattern in SPOT_STOP_PATTERNS)),
-              capacity),
-             # CreateTrainingJob's ResourceLimitExceeded names the quota it hit in SageMaker's own message,
-             # which the Cause carries whatever Step Functions calls the error (AWS's examples show
-             # SageMaker.ResourceLimitExceededException) and whether it wraps the message in the SDK's
-             # "(Service: ...; Error Code: ...)": the quota's name alone decides.
-             (sfn.Condition.string_matches(cause, f"*{spot_quota}*"), quota)],
-            otherwise=sfn.Pass(self, "TrainModelSpotError",
-                               parameters={"stage": STAGE_TRAINING, "reason": _error_reason(STAGE_TRAINING)},
-                               result_path="$.failure").next(failure))
+            [
+                (
+                    sfn.Condition.or_(
+                        *(sfn.Condition.string_matches(cause, pattern) for pattern in SPOT_STOP_PATTERNS)
+                    ),
+                    capacity,
+                ),
+                # CreateTrainingJob's ResourceLimitExceeded names the quota it hit in SageMaker's own message,
+                # which the Cause carries whatever Step Functions calls the error (AWS's examples show
+                # SageMaker.ResourceLimitExceededException) and whether it wraps the message in the SDK's
+                # "(Service: ...; Error Code: ...)": the quota's name alone decides.
+                (sfn.Condition.string_matches(cause, f"*{spot_quota}*"), quota),
+            ],
+            otherwise=sfn.Pass(
+                self,
+                "TrainModelSpotError",
+                parameters={"stage": STAGE_TRAINING, "reason": _error_reason(STAGE_TRAINING)},
+                result_path="$.failure",
+            ).next(failure),
+        )
         train.add_catch(choice, errors=["States.TaskFailed"], result_path="$.error")
 
 
@@ -520,32 +728,64 @@ class PackageAndRecord(Step):
     """Add JumpStart's inference code to the output when it lacks it (model_package.py), record
     the artifact and loss, and publish the training metrics (time, billable time, loss)."""
 
-    def __init__(self, scope: Construct, construct_id: str, parts: _Parts, failure: TrainingFailure, *,
-                 package_function: lambda_.IFunction, metrics_namespace: str) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        parts: _Parts,
+        failure: TrainingFailure,
+        *,
+        package_function: lambda_.IFunction,
+        metrics_namespace: str,
+    ) -> None:
         super().__init__(scope, construct_id)
         self._metrics_namespace = metrics_namespace
-        package = failure.catch(tasks.LambdaInvoke(
-            self, "PackageModel", lambda_function=package_function,
-            payload=sfn.TaskInput.from_object({"modelUri": sfn.JsonPath.string_at("$.training.artifactUri")}),
-            payload_response_only=True, result_selector={"modelDataUri.$": "$.modelDataUri", "codeAdded.$": "$.added"},
-            result_path="$.package", retry_on_service_exceptions=True,
-        ), "adding the inference code to the model")
-        record_with_loss = failure.catch(parts.registry_update(
-            self, "RecordTrainedModel",
-            "SET artifactUri = :artifact, trainLoss = :loss, #status = :deploying, updatedAt = :now",
-            {":artifact": _str("$.package.modelDataUri"),
-             ":loss": tasks.DynamoAttributeValue.number_from_string(
-                 sfn.JsonPath.format("{}", sfn.JsonPath.array_get_item(
-                     sfn.JsonPath.list_at("$.training.trainLoss"), 0))),
-             ":deploying": S(STATUS_DEPLOYING)},
-        ), "recording the trained model")
-        record_without_loss = failure.catch(parts.registry_update(
-            self, "RecordTrainedModelWithoutLoss",
-            "SET artifactUri = :artifact, #status = :deploying, updatedAt = :now",
-            {":artifact": _str("$.package.modelDataUri"), ":deploying": S(STATUS_DEPLOYING)},
-        ), "recording the trained model")
-        package.next(self.choice("HasTrainLoss", [
-            (sfn.Condition.is_present("$.training.trainLoss[0]"), record_with_loss)], otherwise=record_without_loss))
+        package = failure.catch(
+            tasks.LambdaInvoke(
+                self,
+                "PackageModel",
+                lambda_function=package_function,
+                payload=sfn.TaskInput.from_object({"modelUri": sfn.JsonPath.string_at("$.training.artifactUri")}),
+                payload_response_only=True,
+                result_selector={"modelDataUri.$": "$.modelDataUri", "codeAdded.$": "$.added"},
+                result_path="$.package",
+                retry_on_service_exceptions=True,
+            ),
+            "adding the inference code to the model",
+        )
+        record_with_loss = failure.catch(
+            parts.registry_update(
+                self,
+                "RecordTrainedModel",
+                "SET artifactUri = :artifact, trainLoss = :loss, #status = :deploying, updatedAt = :now",
+                {
+                    ":artifact": _str("$.package.modelDataUri"),
+                    ":loss": tasks.DynamoAttributeValue.number_from_string(
+                        sfn.JsonPath.format(
+                            "{}", sfn.JsonPath.array_get_item(sfn.JsonPath.list_at("$.training.trainLoss"), 0)
+                        )
+                    ),
+                    ":deploying": S(STATUS_DEPLOYING),
+                },
+            ),
+            "recording the trained model",
+        )
+        record_without_loss = failure.catch(
+            parts.registry_update(
+                self,
+                "RecordTrainedModelWithoutLoss",
+                "SET artifactUri = :artifact, #status = :deploying, updatedAt = :now",
+                {":artifact": _str("$.package.modelDataUri"), ":deploying": S(STATUS_DEPLOYING)},
+            ),
+            "recording the trained model",
+        )
+        package.next(
+            self.choice(
+                "HasTrainLoss",
+                [(sfn.Condition.is_present("$.training.trainLoss[0]"), record_with_loss)],
+                otherwise=record_without_loss,
+            )
+        )
         record_with_loss.next(self._publish_metrics(with_loss=True))
         record_without_loss.next(self._publish_metrics(with_loss=False))
         self.begin(package)
@@ -555,23 +795,41 @@ class PackageAndRecord(Step):
         suffix = "" if with_loss else "WithoutLoss"
         dimensions = [{"Name": "service", "Value": PIPELINE_SERVICE}]
         data = [
-            {"MetricName": METRIC_TRAINING_SECONDS, "Unit": "Seconds", "Dimensions": dimensions,
-             "Value.$": "$.training.seconds"},
-            {"MetricName": METRIC_BILLABLE_SECONDS, "Unit": "Seconds", "Dimensions": dimensions,
-             "Value.$": "$.training.billableSeconds"},
+            {
+                "MetricName": METRIC_TRAINING_SECONDS,
+                "Unit": "Seconds",
+                "Dimensions": dimensions,
+                "Value.$": "$.training.seconds",
+            },
+            {
+                "MetricName": METRIC_BILLABLE_SECONDS,
+                "Unit": "Seconds",
+                "Dimensions": dimensions,
+                "Value.$": "$.training.billableSeconds",
+            },
         ]
         if with_loss:
-            data.append({"MetricName": METRIC_TRAIN_LOSS, "Unit": "None", "Dimensions": dimensions,
-                         "Value.$": "$.training.trainLoss[0]"})
-        publish = sfn.CustomState(self, f"PublishTrainingMetrics{suffix}", state_json={
-            "Type": "Task",
-            "Resource": f"arn:{Aws.PARTITION}:states:::aws-sdk:cloudwatch:putMetricData",
-            "Parameters": {"Namespace": self._metrics_namespace, "MetricData": data},
-            # PutMetricData answers {}: kept beside the training result (a null ResultPath is dropped
-            # from a CustomState's JSON by CDK, which would replace the whole state with {}).
-            "ResultPath": "$.training.metricsPublished",
-            "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "MaxAttempts": 2, "BackoffRate": 2}],
-        })
+            data.append(
+                {
+                    "MetricName": METRIC_TRAIN_LOSS,
+                    "Unit": "None",
+                    "Dimensions": dimensions,
+                    "Value.$": "$.training.trainLoss[0]",
+                }
+            )
+        publish = sfn.CustomState(
+            self,
+            f"PublishTrainingMetrics{suffix}",
+            state_json={
+                "Type": "Task",
+                "Resource": f"arn:{Aws.PARTITION}:states:::aws-sdk:cloudwatch:putMetricData",
+                "Parameters": {"Namespace": self._metrics_namespace, "MetricData": data},
+                # PutMetricData answers {}: kept beside the training result (a null ResultPath is dropped
+                # from a CustomState's JSON by CDK, which would replace the whole state with {}).
+                "ResultPath": "$.training.metricsPublished",
+                "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "MaxAttempts": 2, "BackoffRate": 2}],
+            },
+        )
         self.catch_onward(publish, errors=["States.ALL"], result_path=_DISCARD)
         self.end(publish)
         return publish
@@ -583,65 +841,104 @@ class Deploy(Step):
     def __init__(self, scope: Construct, construct_id: str, deploy_state_machine: sfn.IStateMachine) -> None:
         super().__init__(scope, construct_id)
         deploy = tasks.StepFunctionsStartExecution(
-            self, "DeployModel", state_machine=deploy_state_machine,
+            self,
+            "DeployModel",
+            state_machine=deploy_state_machine,
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
             input=sfn.TaskInput.from_object({"modelId": sfn.JsonPath.string_at("$.snapshot.modelId")}),
             name=sfn.JsonPath.format("deploy-{}", sfn.JsonPath.string_at("$.snapshot.modelId")),
             associate_with_parent=True,
             result_path=_DISCARD,
         )
-        deploy.add_catch(sfn.Fail(self, "DeploymentFailed", error="DeploymentFailed",
-                                  cause="see the deploy execution and the model's failureReason"),
-                         errors=["States.ALL"], result_path="$.error")
+        deploy.add_catch(
+            sfn.Fail(
+                self,
+                "DeploymentFailed",
+                error="DeploymentFailed",
+                cause="see the deploy execution and the model's failureReason",
+            ),
+            errors=["States.ALL"],
+            result_path="$.error",
+        )
         deploy.next(sfn.Succeed(self, "Done"))
         self.begin(deploy)
 
 
-def training_task(scope: Construct, job: TrainingJob, spot_max_wait_s: Optional[int],
-                  state_id: str = "TrainModel", job_suffix: str = "") -> sfn.CustomState:
+def training_task(
+    scope: Construct,
+    job: TrainingJob,
+    spot_max_wait_s: Optional[int],
+    state_id: str = "TrainModel",
+    job_suffix: str = "",
+) -> sfn.CustomState:
     """`createTrainingJob.sync` for the snapshot in the state (IAM in TrainingWorkflow.grant_training)."""
     # CustomState: the L2 SageMakerCreateTrainingJob cannot take the hyperparameter map from
     # the state, and the hyperparameters differ per dataset.
-    name = (f"States.Format('{{}}{job_suffix}', $.snapshot.trainingJobName)" if job_suffix
-            else "$.snapshot.trainingJobName")
-    return sfn.CustomState(scope, state_id, state_json={
-        "Type": "Task",
-        "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createTrainingJob.sync",
-        "Parameters": {
-            "TrainingJobName.$": name,
-            "RoleArn": job.role.role_arn,
-            "AlgorithmSpecification": {
-                "TrainingImage": job.image,
-                "TrainingInputMode": "File",
-                "MetricDefinitions": list(job.metric_definitions),
+    name = (
+        f"States.Format('{{}}{job_suffix}', $.snapshot.trainingJobName)" if job_suffix else "$.snapshot.trainingJobName"
+    )
+    return sfn.CustomState(
+        scope,
+        state_id,
+        state_json={
+            "Type": "Task",
+            "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createTrainingJob.sync",
+            "Parameters": {
+                "TrainingJobName.$": name,
+                "RoleArn": job.role.role_arn,
+                "AlgorithmSpecification": {
+                    "TrainingImage": job.image,
+                    "TrainingInputMode": "File",
+                    "MetricDefinitions": list(job.metric_definitions),
+                },
+                "HyperParameters.$": "$.validation.hyperparameters",
+                "InputDataConfig": [
+                    {
+                        "ChannelName": "training",
+                        "DataSource": {
+                            "S3DataSource": {
+                                "S3DataType": "S3Prefix",
+                                "S3Uri.$": "$.validation.trainingInputUri",
+                                "S3DataDistributionType": "FullyReplicated",
+                            }
+                        },
+                    },
+                    {
+                        "ChannelName": "model",
+                        "ContentType": "application/x-sagemaker-model",
+                        "DataSource": {
+                            "S3DataSource": {
+                                "S3DataType": "S3Prefix",
+                                "S3Uri": job.base_model_uri,
+                                "S3DataDistributionType": "FullyReplicated",
+                            }
+                        },
+                    },
+                ],
+                # SageMaker's default model.tar.gz: the optimized integration is not shown to accept
+                # CompressionType (tests/test_optimized_integration_fields.py); the packaging step unpacks
+                # it into the prefix the endpoint serves as it is (no multi-GB untar at every start).
+                "OutputDataConfig": {"S3OutputPath.$": "$.snapshot.outputUri"},
+                "ResourceConfig": {
+                    "InstanceCount": 1,
+                    "InstanceType": job.instance_type,
+                    "VolumeSizeInGB": TRAINING_VOLUME_GB,
+                },
+                "StoppingCondition": {
+                    "MaxRuntimeInSeconds": job.max_runtime_s,
+                    **({"MaxWaitTimeInSeconds": spot_max_wait_s} if spot_max_wait_s else {}),
+                },
+                **({"EnableManagedSpotTraining": True} if spot_max_wait_s else {}),
+                "Tags": [{"Key": "dreambooth-pipeline:dataset", "Value.$": "$.dataset"}],
             },
-            "HyperParameters.$": "$.validation.hyperparameters",
-            "InputDataConfig": [
-                {"ChannelName": "training",
-                 "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri.$": "$.validation.trainingInputUri",
-                                                 "S3DataDistributionType": "FullyReplicated"}}},
-                {"ChannelName": "model", "ContentType": "application/x-sagemaker-model",
-                 "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": job.base_model_uri,
-                                                 "S3DataDistributionType": "FullyReplicated"}}},
-            ],
-            # SageMaker's default model.tar.gz: the optimized integration is not shown to accept
-            # CompressionType (tests/test_optimized_integration_fields.py); the packaging step unpacks
-            # it into the prefix the endpoint serves as it is (no multi-GB untar at every start).
-            "OutputDataConfig": {"S3OutputPath.$": "$.snapshot.outputUri"},
-            "ResourceConfig": {"InstanceCount": 1, "InstanceType": job.instance_type,
-                               "VolumeSizeInGB": TRAINING_VOLUME_GB},
-            "StoppingCondition": {"MaxRuntimeInSeconds": job.max_runtime_s,
-                                  **({"MaxWaitTimeInSeconds": spot_max_wait_s} if spot_max_wait_s else {})},
-            **({"EnableManagedSpotTraining": True} if spot_max_wait_s else {}),
-            "Tags": [{"Key": "dreambooth-pipeline:dataset", "Value.$": "$.dataset"}],
+            # Keep describeTrainingJob's datetimes out of the state; `trainLoss` is [] without the metric.
+            "ResultSelector": {
+                "artifactUri.$": "$.ModelArtifacts.S3ModelArtifacts",
+                "trainLoss.$": "$.FinalMetricDataList[?(@.MetricName == 'train_avg_loss')].Value",
+                # DescribeTrainingJob leaves these out only for jobs that failed, which never get here.
+                "seconds.$": "$.TrainingTimeInSeconds",
+                "billableSeconds.$": "$.BillableTimeInSeconds",
+            },
+            "ResultPath": "$.training",
         },
-        # Keep describeTrainingJob's datetimes out of the state; `trainLoss` is [] without the metric.
-        "ResultSelector": {
-            "artifactUri.$": "$.ModelArtifacts.S3ModelArtifacts",
-            "trainLoss.$": "$.FinalMetricDataList[?(@.MetricName == 'train_avg_loss')].Value",
-            # DescribeTrainingJob leaves these out only for jobs that failed, which never get here.
-            "seconds.$": "$.TrainingTimeInSeconds",
-            "billableSeconds.$": "$.BillableTimeInSeconds",
-        },
-        "ResultPath": "$.training",
-    })
+    )

@@ -29,8 +29,8 @@ from moto.core.exceptions import JsonRESTError
 from moto.sagemaker.models import sagemaker_backends
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
-from emulator.atomic_dynamodb import atomic_dynamodb
 from emulator.api_gateway import ApiGatewayAdapter, lambda_context
+from emulator.atomic_dynamodb import atomic_dynamodb
 from emulator.lambda_runtime import API_CODE, load
 
 REGION = "us-east-1"
@@ -169,8 +169,11 @@ class Harness:
 
     def put_model(self, model_id: str, status: str = "live", **extra: Any) -> dict:
         item = {
-            "modelId": {"S": model_id}, "status": {"S": status}, "dataset": {"S": model_id.rsplit("-", 1)[0]},
-            "instancePrompt": {"S": "a photo of a Doppler dog"}, "createdAt": {"S": "2026-11-20T10:00:00Z"},
+            "modelId": {"S": model_id},
+            "status": {"S": status},
+            "dataset": {"S": model_id.rsplit("-", 1)[0]},
+            "instancePrompt": {"S": "a photo of a Doppler dog"},
+            "createdAt": {"S": "2026-11-20T10:00:00Z"},
             "updatedAt": {"S": "2026-11-20T11:00:00Z"},
         }
         if status not in ("validating", "training"):
@@ -181,10 +184,15 @@ class Harness:
         return item
 
     def set_live(self, model_id: str) -> None:
-        self.ddb.put_item(TableName=REGISTRY_TABLE, Item={
-            "modelId": {"S": "__live__"}, "liveModelId": {"S": model_id}, "endpointName": {"S": ENDPOINT},
-            "updatedAt": {"S": "2026-11-20T11:00:00Z"},
-        })
+        self.ddb.put_item(
+            TableName=REGISTRY_TABLE,
+            Item={
+                "modelId": {"S": "__live__"},
+                "liveModelId": {"S": model_id},
+                "endpointName": {"S": ENDPOINT},
+                "updatedAt": {"S": "2026-11-20T11:00:00Z"},
+            },
+        )
 
     def live_model(self, model_id: str = "dog-20261120100000") -> str:
         self.put_model(model_id)
@@ -210,19 +218,32 @@ class Harness:
         location = request["output"] if kind == "ok" else request["failure"]
         bucket, _, key = location.removeprefix("s3://").partition("/")
         self.s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
-        notice = {"inferenceId": request["inference_id"], "eventName": "InferenceResult",
-                  "eventTime": "2026-11-25T10:00:20.000Z", "requestParameters": {"endpointName": ENDPOINT}}
+        notice = {
+            "inferenceId": request["inference_id"],
+            "eventName": "InferenceResult",
+            "eventTime": "2026-11-25T10:00:20.000Z",
+            "requestParameters": {"endpointName": ENDPOINT},
+        }
         if kind == "ok":
             notice.update(invocationStatus="Completed", responseParameters={"outputLocation": location})
         else:
-            notice.update(invocationStatus="Failed", responseParameters={"failureLocation": location},
-                          failureReason=f"ClientError: Received client error (424) from primary with message \"{body}\"")
+            notice.update(
+                invocationStatus="Failed",
+                responseParameters={"failureLocation": location},
+                failureReason=f'ClientError: Received client error (424) from primary with message "{body}"',
+            )
         return self.deliver(notice)
 
     def deliver(self, notice: dict) -> dict:
         self.notices.append(notice)
-        event = {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": json.dumps(notice),
-                                                                 "TopicArn": "arn:aws:sns:us-east-1:123:results"}}]}
+        event = {
+            "Records": [
+                {
+                    "EventSource": "aws:sns",
+                    "Sns": {"Message": json.dumps(notice), "TopicArn": "arn:aws:sns:us-east-1:123:results"},
+                }
+            ]
+        }
         return self.results_module.lambda_handler(event, lambda_context("results"))
 
     def answer_deferred(self) -> list[dict]:
@@ -237,25 +258,40 @@ class Harness:
 
 def _create_resources() -> None:
     ddb = boto3.client("dynamodb", region_name=REGION)
-    ddb.create_table(TableName=REGISTRY_TABLE, BillingMode="PAY_PER_REQUEST",
-                     AttributeDefinitions=[{"AttributeName": "modelId", "AttributeType": "S"}],
-                     KeySchema=[{"AttributeName": "modelId", "KeyType": "HASH"}])
     ddb.create_table(
-        TableName=GENERATIONS_TABLE, BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"}
-                              for n in ("generationId", "pendingShard", "pendingSince")],
+        TableName=REGISTRY_TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "modelId", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "modelId", "KeyType": "HASH"}],
+    )
+    ddb.create_table(
+        TableName=GENERATIONS_TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": n, "AttributeType": "S"} for n in ("generationId", "pendingShard", "pendingSince")
+        ],
         KeySchema=[{"AttributeName": "generationId", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[{"IndexName": PENDING_INDEX, "Projection": {"ProjectionType": "ALL"},
-                                 "KeySchema": [{"AttributeName": "pendingShard", "KeyType": "HASH"},
-                                               {"AttributeName": "pendingSince", "KeyType": "RANGE"}]}])
-    ddb.update_time_to_live(TableName=GENERATIONS_TABLE,
-                            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"})
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": PENDING_INDEX,
+                "Projection": {"ProjectionType": "ALL"},
+                "KeySchema": [
+                    {"AttributeName": "pendingShard", "KeyType": "HASH"},
+                    {"AttributeName": "pendingSince", "KeyType": "RANGE"},
+                ],
+            }
+        ],
+    )
+    ddb.update_time_to_live(
+        TableName=GENERATIONS_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"}
+    )
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
     iam = boto3.client("iam", region_name=REGION)
     role = iam.create_role(RoleName="test-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     for name in ("test-deploy", "test-train"):
         boto3.client("stepfunctions", region_name=REGION).create_state_machine(
-            name=name, roleArn=role,
+            name=name,
+            roleArn=role,
             definition=json.dumps({"StartAt": "StandIn", "States": {"StandIn": {"Type": "Pass", "End": True}}}),
         )
 
@@ -264,12 +300,28 @@ def create_endpoint(status_model: str = "dog-20261120100000") -> None:
     """A real (moto) endpoint: moto marks it InService at once."""
     sm = boto3.client("sagemaker", region_name=REGION)
     role = f"arn:aws:iam::{ACCOUNT}:role/test-role"
-    sm.create_model(ModelName=status_model, ExecutionRoleArn=role,
-                    PrimaryContainer={"Image": "123.dkr.ecr.us-east-1.amazonaws.com/x:1"})
-    sm.create_endpoint_config(EndpointConfigName=status_model, ProductionVariants=[{
-        "VariantName": "AllTraffic", "ModelName": status_model, "InitialInstanceCount": 1,
-        "InstanceType": "ml.g4dn.2xlarge"}], AsyncInferenceConfig={"OutputConfig": {
-            "S3OutputPath": f"s3://{BUCKET}/inference/outputs", "S3FailurePath": f"s3://{BUCKET}/inference/failures"}})
+    sm.create_model(
+        ModelName=status_model,
+        ExecutionRoleArn=role,
+        PrimaryContainer={"Image": "123.dkr.ecr.us-east-1.amazonaws.com/x:1"},
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName=status_model,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": status_model,
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.g4dn.2xlarge",
+            }
+        ],
+        AsyncInferenceConfig={
+            "OutputConfig": {
+                "S3OutputPath": f"s3://{BUCKET}/inference/outputs",
+                "S3FailurePath": f"s3://{BUCKET}/inference/failures",
+            }
+        },
+    )
     sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=status_model)
 
 
@@ -284,8 +336,9 @@ def wire(module: Any) -> None:
         module.registry = module.Registry(module.settings, clients, endpoint)
     if hasattr(module, "results"):
         module.endpoint = endpoint
-        module.results = module.Results(module.settings, clients, clock=module.time.time,
-                                        served_model=endpoint.serving_config)
+        module.results = module.Results(
+            module.settings, clients, clock=module.time.time, served_model=endpoint.serving_config
+        )
     if hasattr(module, "dispatcher"):
         module.dispatcher = module.Dispatcher(module.settings, clients, endpoint)
 
@@ -304,20 +357,25 @@ def harness(api_module, results_module, dispatch_module, monkeypatch):
                 raise RuntimeValidationError(f"Endpoint {name} cannot take asynchronous requests")
             bucket, _, key = headers["x-amzn-sagemaker-inputlocation"].removeprefix("s3://").partition("/")
             request = {
-                "endpoint": name, "headers": headers, "inference_id": headers["x-amzn-sagemaker-inference-id"],
+                "endpoint": name,
+                "headers": headers,
+                "inference_id": headers["x-amzn-sagemaker-inference-id"],
                 "payload": json.loads(h.s3.get_object(Bucket=bucket, Key=key)["Body"].read()),
                 "output": f"s3://{BUCKET}/inference/outputs/{uuid.uuid4()}.out",
                 "failure": f"s3://{BUCKET}/inference/failures/{uuid.uuid4()}-error.out",
             }
             h.sent.append(request)
             (h.deferred.append(request) if h.mode == "defer" else h.answer(request))
-            return 202, {"X-Amzn-SageMaker-OutputLocation": request["output"],
-                         "X-Amzn-SageMaker-FailureLocation": request["failure"]}, \
-                json.dumps({"InferenceId": request["inference_id"]})
+            return (
+                202,
+                {
+                    "X-Amzn-SageMaker-OutputLocation": request["output"],
+                    "X-Amzn-SageMaker-FailureLocation": request["failure"],
+                },
+                json.dumps({"InferenceId": request["inference_id"]}),
+            )
 
         monkeypatch.setattr(SageMakerRuntimeResponse, "invoke_endpoint_async", invoke_endpoint_async)
         for module in (api_module, results_module, dispatch_module):
             wire(module)
         yield h
-
-

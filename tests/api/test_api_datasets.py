@@ -16,8 +16,8 @@ import requests
 from botocore.client import BaseClient
 
 from dreambooth_shared.contract import API_GATEWAY_LIMIT_S
-from tests.api.conftest import BUCKET
 from emulator.lambda_runtime import API_CODE, load
+from tests.api.conftest import BUCKET
 from tests.conftest import ROOT
 
 PROMPT = "a photo of sks dog"
@@ -32,15 +32,20 @@ def jpeg(size=(600, 700), colour=(120, 60, 30)) -> bytes:
 
 
 def start(harness, files: dict[str, bytes], name: str = "dog", **extra):
-    body = {"dataset": name, "instance_prompt": PROMPT,
-            "files": [{"name": n, "size": len(b)} for n, b in files.items()], **extra}
+    body = {
+        "dataset": name,
+        "instance_prompt": PROMPT,
+        "files": [{"name": n, "size": len(b)} for n, b in files.items()],
+        **extra,
+    }
     return harness.api.call("POST", "/datasets", body)
 
 
 def post_files(answer: dict, files: dict[str, bytes]) -> None:
     for upload in answer["uploads"]:
-        sent = requests.post(upload["url"], data=upload["fields"],
-                             files={"file": (upload["name"], files[upload["name"]])}, timeout=10)
+        sent = requests.post(
+            upload["url"], data=upload["fields"], files={"file": (upload["name"], files[upload["name"]])}, timeout=10
+        )
         assert sent.status_code in (200, 204), sent.text
 
 
@@ -78,20 +83,26 @@ def test_start_answers_one_presigned_post_per_photo_under_the_staging_prefix(har
     assert keys("uploads/") == [] and keys("datasets/") == []  # nothing written yet
 
 
-@pytest.mark.parametrize("files, name, expected", [
-    ({"a.jpg": b"x", "b.jpg": b"x"}, "dog", "2 photos; 3-100 are needed"),
-    ({**PHOTOS, "notes.gif": b"GIF89a"}, "dog", "notes.gif: only .jpg, .jpeg or .png photos can be used"),
-    ({**PHOTOS, ".DS_Store": b"x"}, "dog", ".DS_Store: only .jpg, .jpeg or .png photos can be used"),
-    (PHOTOS, "-bad-", "must match the pattern"),
-])
+@pytest.mark.parametrize(
+    "files, name, expected",
+    [
+        ({"a.jpg": b"x", "b.jpg": b"x"}, "dog", "2 photos; 3-100 are needed"),
+        ({**PHOTOS, "notes.gif": b"GIF89a"}, "dog", "notes.gif: only .jpg, .jpeg or .png photos can be used"),
+        ({**PHOTOS, ".DS_Store": b"x"}, "dog", ".DS_Store: only .jpg, .jpeg or .png photos can be used"),
+        (PHOTOS, "-bad-", "must match the pattern"),
+    ],
+)
 def test_start_refuses_what_the_pipeline_would_refuse_before_anything_is_uploaded(harness, files, name, expected):
     answer = start(harness, files, name=name)
     assert answer.status == 400 and expected in json.dumps(answer.json())
 
 
 def test_start_refuses_a_photo_above_the_size_limit(harness):
-    body = {"dataset": "dog", "instance_prompt": PROMPT,
-            "files": [{"name": f"d{i}.jpg", "size": 1000} for i in range(3)] + [{"name": "big.jpg", "size": 21 << 20}]}
+    body = {
+        "dataset": "dog",
+        "instance_prompt": PROMPT,
+        "files": [{"name": f"d{i}.jpg", "size": 1000} for i in range(3)] + [{"name": "big.jpg", "size": 21 << 20}],
+    }
     answer = harness.api.call("POST", "/datasets", body)
     assert answer.status == 400 and "big.jpg: 21.0 MB; at most 20 MB per photo" in answer.text
 
@@ -108,8 +119,11 @@ def test_commit_judges_the_staged_photos_then_copies_them_with_dataset_info_last
     post_files(body, PHOTOS)
     assert keys(body["staging_prefix"]) == [body["staging_prefix"] + n for n in sorted(PHOTOS)]
     # When committed
-    answer = harness.api.call("POST", "/datasets/dog/commit", {
-        "upload_id": body["upload_id"], "instance_prompt": PROMPT, "class_prompt": "a photo of a dog"})
+    answer = harness.api.call(
+        "POST",
+        "/datasets/dog/commit",
+        {"upload_id": body["upload_id"], "instance_prompt": PROMPT, "class_prompt": "a photo of a dog"},
+    )
     # Then the photos and dataset_info.json are under datasets/dog/, the staging objects gone
     assert answer.status == 201, answer.text
     result = answer.json()
@@ -127,8 +141,9 @@ def test_commit_refuses_with_every_reason_and_commits_nothing(harness):
     files = {"a.jpg": jpeg(), "b.jpg": jpeg(size=(100, 100)), "c.png": b"this is text, not a PNG"}
     body = start(harness, files).json()
     post_files(body, files)
-    answer = harness.api.call("POST", "/datasets/dog/commit", {"upload_id": body["upload_id"],
-                                                                "instance_prompt": PROMPT})
+    answer = harness.api.call(
+        "POST", "/datasets/dog/commit", {"upload_id": body["upload_id"], "instance_prompt": PROMPT}
+    )
     assert answer.status == 422
     error = answer.json()["error"]
     assert error["code"] == "DatasetRefused"
@@ -142,8 +157,9 @@ def test_commit_never_overwrites_a_dataset_that_appeared_meanwhile(harness):
     body = start(harness, PHOTOS).json()
     post_files(body, PHOTOS)
     harness.s3.put_object(Bucket=BUCKET, Key="datasets/dog/dog0.jpg", Body=b"someone else's")
-    answer = harness.api.call("POST", "/datasets/dog/commit", {"upload_id": body["upload_id"],
-                                                                "instance_prompt": PROMPT})
+    answer = harness.api.call(
+        "POST", "/datasets/dog/commit", {"upload_id": body["upload_id"], "instance_prompt": PROMPT}
+    )
     assert answer.status == 409
     assert harness.s3.get_object(Bucket=BUCKET, Key="datasets/dog/dog0.jpg")["Body"].read() == b"someone else's"
     assert keys("datasets/dog/") == ["datasets/dog/dog0.jpg"]
@@ -174,8 +190,9 @@ def test_two_concurrent_commits_of_one_upload_give_one_201_and_one_409_and_lose_
     held, release, hold = held_at("CopyObject", "datasets/dog/dog1.jpg")
     with hold:
         # Given a first commit held mid-way through its copies
-        first = threading.Thread(target=lambda: answers.update(first=harness.api.call(
-            "POST", "/datasets/dog/commit", request)))
+        first = threading.Thread(
+            target=lambda: answers.update(first=harness.api.call("POST", "/datasets/dog/commit", request))
+        )
         first.start()
         try:
             assert held.wait(20)
@@ -207,8 +224,13 @@ def test_a_staged_photo_gone_mid_commit_is_a_409_never_a_500(harness):
     held, release, hold = held_at("CopyObject", "datasets/dog/dog1.jpg")
     answers = {}
     with hold:
-        commit = threading.Thread(target=lambda: answers.update(commit=harness.api.call(
-            "POST", "/datasets/dog/commit", {"upload_id": body["upload_id"], "instance_prompt": PROMPT})))
+        commit = threading.Thread(
+            target=lambda: answers.update(
+                commit=harness.api.call(
+                    "POST", "/datasets/dog/commit", {"upload_id": body["upload_id"], "instance_prompt": PROMPT}
+                )
+            )
+        )
         commit.start()
         try:
             assert held.wait(20)
@@ -239,8 +261,9 @@ def test_a_claim_released_just_before_a_second_commit_reads_it_is_a_409_never_a_
     def make_api_call(client, name, params):
         if name == "HeadObject" and params.get("Key") == "uploads/dog/.commit":
             original(client, "DeleteObject", {"Bucket": BUCKET, "Key": "uploads/dog/.commit"})
-            raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"},
-                               "ResponseMetadata": {"HTTPStatusCode": 403}}, name)
+            raise ClientError(
+                {"Error": {"Code": "403", "Message": "Forbidden"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, name
+            )
         return original(client, name, params)
 
     with mock.patch.object(BaseClient, "_make_api_call", make_api_call):
@@ -272,8 +295,9 @@ def test_a_commit_claim_left_by_a_stopped_function_is_taken_over_once_stale(harn
 
 
 def test_commit_of_an_unknown_upload_is_404(harness):
-    answer = harness.api.call("POST", "/datasets/dog/commit", {"upload_id": "20261201T000000Z-00000000",
-                                                                "instance_prompt": PROMPT})
+    answer = harness.api.call(
+        "POST", "/datasets/dog/commit", {"upload_id": "20261201T000000Z-00000000", "instance_prompt": PROMPT}
+    )
     assert answer.status == 404 and "start again with POST /datasets" in answer.text
 
 
@@ -288,8 +312,11 @@ def test_the_api_function_has_exactly_the_s3_grants_for_staging_and_commit(creat
     from aws_cdk.assertions import Template
 
     template = Template.from_stack(created_stack)
-    (role_id,) = [logical for logical, role in template.find_resources("AWS::IAM::Role").items()
-                  if "Text-to-image API" in role["Properties"].get("Description", "")]
+    (role_id,) = [
+        logical
+        for logical, role in template.find_resources("AWS::IAM::Role").items()
+        if "Text-to-image API" in role["Properties"].get("Description", "")
+    ]
     policies = template.find_resources("AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": role_id}]}})
     statements = [s for p in policies.values() for s in p["Properties"]["PolicyDocument"]["Statement"]]
 
@@ -298,7 +325,9 @@ def test_the_api_function_has_exactly_the_s3_grants_for_staging_and_commit(creat
         for statement in statements:
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             if action in actions:
-                for resource in statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]:
+                for resource in (
+                    statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                ):
                     found.add(json.dumps(resource))
         return found
 
@@ -307,7 +336,11 @@ def test_the_api_function_has_exactly_the_s3_grants_for_staging_and_commit(creat
 
     assert {prefix_of(r) for r in resources_for("s3:DeleteObject")} == {"/uploads/*"}
     # uploads/ and datasets/: staging and commit; inference/requests/: the asynchronous request objects
-    assert {prefix_of(r) for r in resources_for("s3:PutObject")} == {"/uploads/*", "/datasets/*", "/inference/requests/*"}
+    assert {prefix_of(r) for r in resources_for("s3:PutObject")} == {
+        "/uploads/*",
+        "/datasets/*",
+        "/inference/requests/*",
+    }
     assert {prefix_of(r) for r in resources_for("s3:GetObject")} == {"/uploads/*"}  # image links: the signer role
     listing = [s for s in statements if s["Action"] == "s3:ListBucket"]
     assert sorted(p for s in listing for p in s["Condition"]["StringLike"]["s3:prefix"]) == ["datasets/*", "uploads/*"]

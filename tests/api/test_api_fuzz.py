@@ -19,23 +19,37 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import (
-    content_type_conformance, negative_data_rejection, not_a_server_error, response_headers_conformance,
-    response_schema_conformance, status_code_conformance,
+    content_type_conformance,
+    negative_data_rejection,
+    not_a_server_error,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
 )
 
 from tests.api.conftest import create_endpoint, jumpstart_answer, tiny_jpeg
 
 EXAMPLES_PER_MODE = int(os.environ.get("API_FUZZ_EXAMPLES", "100"))
 MIN_CASES = 500
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 
 
 def fuzz(operation, mode, count):
     checks = CHECKS + ([negative_data_rejection] if mode is GenerationMode.NEGATIVE else [])
 
-    @settings(max_examples=EXAMPLES_PER_MODE, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES_PER_MODE,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case):
         count()
@@ -73,7 +87,9 @@ def test_fuzz_every_operation_against_the_openapi_document(harness, monkeypatch)
 
     # Then no case hit an unhandled exception, every operation was fuzzed, and enough cases ran
     assert unhandled == []
-    operations = {f"{m.upper()} {p}" for p, ops in schema.raw_schema["paths"].items() for m in ops} - {"GET /openapi.json"}
+    operations = {f"{m.upper()} {p}" for p, ops in schema.raw_schema["paths"].items() for m in ops} - {
+        "GET /openapi.json"
+    }
     assert {label.split(" [")[0] for label, n in counts.items() if n} == operations, counts
     assert sum(counts.values()) >= MIN_CASES, counts
     print(f"fuzz: {sum(counts.values())} cases", counts)
@@ -84,9 +100,21 @@ def test_fuzz_every_operation_against_the_openapi_document(harness, monkeypatch)
 HOSTILE_EXAMPLES_PER_ROUTE = int(os.environ.get("API_FUZZ_HOSTILE_EXAMPLES", "100"))
 MIN_HOSTILE_CASES = 1000
 _LONE = st.sampled_from(["\\ud83d", "\\udc00", "\\udfff", "\\ud800\\ud800", "a\\ud83d", "\\ud83d\\ude00"])
-_HUGE = st.one_of(st.integers(min_value=1, max_value=6000).map(lambda n: "9" * n),
-                  st.sampled_from(["1e400", "-1e400", "1e-400", "4294967296", "4294967295.0", "-0",
-                                   "1" + "0" * 5000 + ".5", "123456789012345678901234567890"]))
+_HUGE = st.one_of(
+    st.integers(min_value=1, max_value=6000).map(lambda n: "9" * n),
+    st.sampled_from(
+        [
+            "1e400",
+            "-1e400",
+            "1e-400",
+            "4294967296",
+            "4294967295.0",
+            "-0",
+            "1" + "0" * 5000 + ".5",
+            "123456789012345678901234567890",
+        ]
+    ),
+)
 
 
 def _json_text(value) -> str:
@@ -106,26 +134,48 @@ def _nested(depth: int, leaf: str, kind: str) -> str:
     return ('{"a":' * depth + leaf + "}" * depth) if kind == "object" else ("[" * depth + leaf + "]" * depth)
 
 
-_FIELDS = st.sampled_from(["prompt", "negative_prompt", "num_images", "width", "height", "steps",
-                           "guidance_scale", "seed", "model_id", "wait", "\\ud83d", "x" * 300])
+_FIELDS = st.sampled_from(
+    [
+        "prompt",
+        "negative_prompt",
+        "num_images",
+        "width",
+        "height",
+        "steps",
+        "guidance_scale",
+        "seed",
+        "model_id",
+        "wait",
+        "\\ud83d",
+        "x" * 300,
+    ]
+)
 _BODIES = st.one_of(
     # an object whose fields hold hostile values (with a usable prompt half of the time)
     st.tuples(st.dictionaries(_FIELDS, _hostile_scalar(), max_size=5), st.booleans()).map(
-        lambda pair: "{" + ",".join(
-            ([] if not pair[1] or "prompt" in pair[0] else ['"prompt":"a dog"'])
-            + [f'"{k}":{v}' for k, v in pair[0].items()]) + "}"),
+        lambda pair: (
+            "{"
+            + ",".join(
+                ([] if not pair[1] or "prompt" in pair[0] else ['"prompt":"a dog"'])
+                + [f'"{k}":{v}' for k, v in pair[0].items()]
+            )
+            + "}"
+        )
+    ),
     # deep nesting, as a field's value or as the whole body
     st.tuples(st.integers(1, 20000), st.sampled_from(["object", "list"]), _hostile_scalar(), st.booleans()).map(
-        lambda t: ('{"prompt":"a dog","seed":' + _nested(t[0], t[2], t[1]) + "}") if t[3]
-        else _nested(t[0], t[2], t[1])),
+        lambda t: ('{"prompt":"a dog","seed":' + _nested(t[0], t[2], t[1]) + "}") if t[3] else _nested(t[0], t[2], t[1])
+    ),
     _hostile_scalar(),
     st.binary(max_size=40).map(lambda b: b.decode("latin-1")),
     st.none(),
 )
-_IDS = st.one_of(st.sampled_from(["dog-20261120100000", "cat-20261121000000", "__live__", "%ED%A0%BD", "%00",
-                                  "a" * 300, "..", "%2F", "9" * 400]),
-                 st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="/?#"),
-                         min_size=1, max_size=40))
+_IDS = st.one_of(
+    st.sampled_from(
+        ["dog-20261120100000", "cat-20261121000000", "__live__", "%ED%A0%BD", "%00", "a" * 300, "..", "%2F", "9" * 400]
+    ),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="/?#"), min_size=1, max_size=40),
+)
 
 
 def _routes(schema_paths: dict) -> list[tuple[str, str]]:
@@ -135,8 +185,12 @@ def _routes(schema_paths: dict) -> list[tuple[str, str]]:
 def test_hostile_input_on_every_route_never_gets_a_5xx(harness, monkeypatch):
     # Given a live model, models in other states (one failed for a transient reason), and an endpoint
     model = harness.live_model("dog-20261120100000")
-    harness.put_model("cat-20261121000000", status="failed", retryable={"BOOL": True},
-                      failureReason={"S": "training failed: CapacityError"})
+    harness.put_model(
+        "cat-20261121000000",
+        status="failed",
+        retryable={"BOOL": True},
+        failureReason={"S": "training failed: CapacityError"},
+    )
     harness.put_model("cow-20261122000000", status="training")
     create_endpoint(model)
     harness.queue_results(*[jumpstart_answer(tiny_jpeg())] * 50)
@@ -150,8 +204,13 @@ def test_hostile_input_on_every_route_never_gets_a_5xx(harness, monkeypatch):
         label = f"{method} {template}"
         counts[label] = 0
 
-        @settings(max_examples=HOSTILE_EXAMPLES_PER_ROUTE, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=HOSTILE_EXAMPLES_PER_ROUTE,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(body=_BODIES, identifier=_IDS)
         def run(body, identifier):
             counts[label] += 1

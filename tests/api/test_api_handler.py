@@ -13,8 +13,8 @@ import requests
 from moto.sagemaker.models import sagemaker_backends
 
 from emulator.api_gateway import lambda_context
-from tests.api.conftest import ACCOUNT, BUCKET, ENDPOINT, REGION, create_endpoint
 from emulator.lambda_runtime import API_CODE
+from tests.api.conftest import ACCOUNT, BUCKET, ENDPOINT, REGION, create_endpoint
 
 MODEL = "dog-20261120100000"
 
@@ -38,19 +38,38 @@ def field_errors(answer) -> dict[str, str]:
 
 # --- POST /generations -------------------------------------------------------------------------
 
+
 def test_generation_with_wait_returns_the_finished_result_and_stores_jpegs(live):
     # Given two canned JPEG answers from the endpoint
     images = live.queue_images(2)
     # When a client asks for two images and waits
-    answer = live.api.call("POST", "/generations", {"prompt": "a Doppler dog on a beach", "num_images": 2,
-                                                    "seed": 42, "steps": 30, "width": 640, "height": 384,
-                                                    "negative_prompt": "blurry", "wait": 10})
+    answer = live.api.call(
+        "POST",
+        "/generations",
+        {
+            "prompt": "a Doppler dog on a beach",
+            "num_images": 2,
+            "seed": 42,
+            "steps": 30,
+            "width": 640,
+            "height": 384,
+            "negative_prompt": "blurry",
+            "wait": 10,
+        },
+    )
     # Then the finished generation comes back directly
     assert answer.status == 200, answer.text
     body = answer.json()
     assert body["status"] == "succeeded" and body["model_id"] == MODEL
-    assert body["parameters"] == {"num_images": 2, "width": 640, "height": 384, "steps": 30,
-                                  "guidance_scale": 7.5, "seed": 42, "negative_prompt": "blurry"}
+    assert body["parameters"] == {
+        "num_images": 2,
+        "width": 640,
+        "height": 384,
+        "steps": 30,
+        "guidance_scale": 7.5,
+        "seed": 42,
+        "negative_prompt": "blurry",
+    }
     assert [i["seed"] for i in body["images"]] == [42, 43]
     assert set(body["timings"]) == {"total_ms"}
     # And each image went to generated/<id>/ as the JPEG the model returned
@@ -67,14 +86,19 @@ def test_generation_with_wait_returns_the_finished_result_and_stores_jpegs(live)
     assert [r["headers"]["x-amzn-sagemaker-accept"] for r in sent] == ["application/json;jpeg"] * 2
     assert {r["headers"]["x-amzn-sagemaker-content-type"] for r in sent} == {"application/json"}
     assert [r["inference_id"] for r in sent] == [f"{body['id']}-0-2", f"{body['id']}-1-2"]
-    assert {(r["headers"]["x-amzn-sagemaker-requestttlseconds"],
-             r["headers"]["x-amzn-sagemaker-invocationtimeoutseconds"]) for r in sent} == {("21600", "3600")}
+    assert {
+        (r["headers"]["x-amzn-sagemaker-requestttlseconds"], r["headers"]["x-amzn-sagemaker-invocationtimeoutseconds"])
+        for r in sent
+    } == {("21600", "3600")}
     assert [r["headers"]["x-amzn-sagemaker-inputlocation"] for r in sent] == [
-        f"s3://{BUCKET}/inference/requests/{body['id']}/{i}.json" for i in (0, 1)]
+        f"s3://{BUCKET}/inference/requests/{body['id']}/{i}.json" for i in (0, 1)
+    ]
     payloads = [r["payload"] for r in sent]
     assert [p["seed"] for p in payloads] == [42, 43]
-    assert {(p["num_images_per_prompt"], p["width"], p["height"], p["num_inference_steps"], p["negative_prompt"])
-            for p in payloads} == {(1, 640, 384, 30, "blurry")}
+    assert {
+        (p["num_images_per_prompt"], p["width"], p["height"], p["num_inference_steps"], p["negative_prompt"])
+        for p in payloads
+    } == {(1, 640, 384, 30, "blurry")}
 
 
 def test_generation_without_wait_answers_202_at_once_and_finishes_with_the_notice(live):
@@ -148,12 +172,15 @@ def test_model_error_becomes_a_failed_generation_with_the_reason(live):
     assert body["images"] == []
 
 
-@pytest.mark.parametrize("model_body, reason", [
-    (json.dumps({"generated_images": [[[[0, 0, 0]]]]}), "not a base64 string"),
-    ("<html>oops</html>", "not JSON"),
-    (json.dumps({"predictions": []}), "no generated_images"),
-    (json.dumps({"generated_images": [base64.b64encode(b"\x89PNG\r\n\x1a\n....").decode()]}), "not a JPEG"),
-])
+@pytest.mark.parametrize(
+    "model_body, reason",
+    [
+        (json.dumps({"generated_images": [[[[0, 0, 0]]]]}), "not a base64 string"),
+        ("<html>oops</html>", "not JSON"),
+        (json.dumps({"predictions": []}), "no generated_images"),
+        (json.dumps({"generated_images": [base64.b64encode(b"\x89PNG\r\n\x1a\n....").decode()]}), "not a JPEG"),
+    ],
+)
 def test_unexpected_model_output_fails_the_generation(live, model_body, reason):
     live.queue_results(model_body)
     body = live.api.call("POST", "/generations", {"prompt": "a dog", "wait": 5}).json()
@@ -198,8 +225,11 @@ def test_a_request_queued_on_an_endpoint_deleted_since_reads_as_failed(live):
     generation_id = live.api.call("POST", "/generations", {"prompt": "a dog"}).json()["id"]
     # The endpoint was deleted (its queue with it) and re-created after the request was sent
     live.ddb.update_item(
-        TableName="test-generations", Key={"generationId": {"S": generation_id}},
-        UpdateExpression="SET submittedAt = :t", ExpressionAttributeValues={":t": {"S": "2026-01-01T00:00:00.000Z"}})
+        TableName="test-generations",
+        Key={"generationId": {"S": generation_id}},
+        UpdateExpression="SET submittedAt = :t",
+        ExpressionAttributeValues={":t": {"S": "2026-01-01T00:00:00.000Z"}},
+    )
     body = live.api.call("GET", f"/generations/{generation_id}").json()
     assert body["status"] == "failed" and "endpoint was deleted while the request was queued" in body["error"]
 
@@ -245,10 +275,13 @@ def test_a_missing_endpoint_queues_the_request_and_starts_its_recreation(harness
     assert harness.api.call("GET", f"/generations/{body['id']}").json()["status"] == "succeeded"
 
 
-@pytest.mark.parametrize("status, reason", [
-    ("Creating", "the endpoint is being created"),
-    ("Failed", "being re-created"),
-])
+@pytest.mark.parametrize(
+    "status, reason",
+    [
+        ("Creating", "the endpoint is being created"),
+        ("Failed", "being re-created"),
+    ],
+)
 def test_an_endpoint_that_cannot_queue_keeps_the_request_pending_with_the_reason(live, status, reason):
     set_endpoint_status(status)
     answer = live.api.call("POST", "/generations", {"prompt": "a dog"})
@@ -268,38 +301,49 @@ def test_at_zero_instances_the_reason_says_an_instance_is_starting(live):
     live.mode = "defer"
     sagemaker_backends[ACCOUNT][REGION].endpoints[ENDPOINT].production_variants[0]["CurrentInstanceCount"] = 0
     answer = live.api.call("POST", "/generations", {"prompt": "a dog"})
-    assert answer.json()["queue_reason"] == ("starting an instance, usually up to 10 minutes (the endpoint scaled "
-                                             "to zero after 10 minutes without work)")
+    assert answer.json()["queue_reason"] == (
+        "starting an instance, usually up to 10 minutes (the endpoint scaled to zero after 10 minutes without work)"
+    )
 
 
 def test_response_stays_small_whatever_num_images_is(live):
     live.queue_images(4)
-    answer = live.api.call("POST", "/generations", {"prompt": "a dog", "num_images": 4, "width": 1024,
-                                                    "height": 1024, "wait": 10})
+    answer = live.api.call(
+        "POST", "/generations", {"prompt": "a dog", "num_images": 4, "width": 1024, "height": 1024, "wait": 10}
+    )
     assert answer.json()["status"] == "succeeded" and len(answer.json()["images"]) == 4
     assert len(answer.text.encode()) < 16 * 1024  # URLs, never image bytes
 
 
 # --- bad input ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("body, expected", [
-    ({}, {"prompt": "is required"}),
-    ({"prompt": "   "}, {"prompt": "must match the pattern \\S"}),
-    ({"prompt": "a", "num_images": 5}, {"num_images": "must be at most 4"}),
-    ({"prompt": "a", "num_images": 0}, {"num_images": "must be at least 1"}),
-    ({"prompt": "a", "width": 500}, {"width": "must be a multiple of 8"}),
-    ({"prompt": "a", "height": 2048}, {"height": "must be at most 1024"}),
-    ({"prompt": "a", "steps": "many"}, {"steps": "must be an integer"}),
-    ({"prompt": "a", "num_images": 2.0}, {"num_images": "must be an integer"}),
-    ({"prompt": "a", "guidance_scale": True}, {"guidance_scale": "must be a number"}),
-    ({"prompt": "a", "wait": 30}, {"wait": "must be at most 25"}),
-    ({"prompt": "a", "seed": -1}, {"seed": "must be at least 0"}),
-    ({"prompt": "a", "colour": "red"}, {"colour": "is not an allowed field"}),
-    ({"prompt": 7, "num_images": 9, "model_id": "../etc"},
-     {"prompt": "must be a string", "num_images": "must be at most 4",
-      "model_id": "must match the pattern ^[A-Za-z0-9][A-Za-z0-9._-]*$"}),
-    ([1, 2], {"body": "must be a JSON object"}),
-])
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ({}, {"prompt": "is required"}),
+        ({"prompt": "   "}, {"prompt": "must match the pattern \\S"}),
+        ({"prompt": "a", "num_images": 5}, {"num_images": "must be at most 4"}),
+        ({"prompt": "a", "num_images": 0}, {"num_images": "must be at least 1"}),
+        ({"prompt": "a", "width": 500}, {"width": "must be a multiple of 8"}),
+        ({"prompt": "a", "height": 2048}, {"height": "must be at most 1024"}),
+        ({"prompt": "a", "steps": "many"}, {"steps": "must be an integer"}),
+        ({"prompt": "a", "num_images": 2.0}, {"num_images": "must be an integer"}),
+        ({"prompt": "a", "guidance_scale": True}, {"guidance_scale": "must be a number"}),
+        ({"prompt": "a", "wait": 30}, {"wait": "must be at most 25"}),
+        ({"prompt": "a", "seed": -1}, {"seed": "must be at least 0"}),
+        ({"prompt": "a", "colour": "red"}, {"colour": "is not an allowed field"}),
+        (
+            {"prompt": 7, "num_images": 9, "model_id": "../etc"},
+            {
+                "prompt": "must be a string",
+                "num_images": "must be at most 4",
+                "model_id": "must match the pattern ^[A-Za-z0-9][A-Za-z0-9._-]*$",
+            },
+        ),
+        ([1, 2], {"body": "must be a JSON object"}),
+    ],
+)
 def test_bad_input_gets_400_naming_each_field(live, body, expected):
     answer = live.api.call("POST", "/generations", body)
     assert answer.status == 400
@@ -331,6 +375,7 @@ def test_unexpected_errors_are_500_without_a_trace(live, monkeypatch):
 
 # --- models, live switch, status, document -----------------------------------------------------
 
+
 def test_models_are_listed_newest_first_with_the_live_flag(live):
     live.put_model("cat-20261121000000", status="retired", createdAt={"S": "2026-11-21T00:00:00Z"})
     live.put_model("cow-20261122000000", status="training", createdAt={"S": "2026-11-22T00:00:00Z"})
@@ -348,7 +393,8 @@ def test_switching_the_live_model_runs_the_deployment_state_machine(live):
     answer = live.api.call("PUT", "/models/live", {"model_id": "cat-20261121000000"})
     assert answer.status == 202 and answer.json()["state"] == "started"
     execution = boto3.client("stepfunctions", region_name=REGION).describe_execution(
-        executionArn=answer.json()["execution_arn"])
+        executionArn=answer.json()["execution_arn"]
+    )
     assert json.loads(execution["input"]) == {"modelId": "cat-20261121000000"}
     # A second switch while that deployment runs is refused
     again = live.api.call("PUT", "/models/live", {"model_id": MODEL})
@@ -363,12 +409,15 @@ def test_switching_to_the_model_already_live_starts_nothing(live):
     assert sfn.list_executions(stateMachineArn=machine)["executions"] == []
 
 
-@pytest.mark.parametrize("body, status", [
-    ({"model_id": "ghost-20260101000000"}, 404),
-    ({"model_id": "cow-20261122000000"}, 409),
-    ({"modelId": "x"}, 400),
-    ({}, 400),
-])
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        ({"model_id": "ghost-20260101000000"}, 404),
+        ({"model_id": "cow-20261122000000"}, 409),
+        ({"modelId": "x"}, 400),
+        ({}, 400),
+    ],
+)
 def test_bad_live_switches_are_refused(live, body, status):
     live.put_model("cow-20261122000000", status="training")
     assert live.api.call("PUT", "/models/live", body).status == status

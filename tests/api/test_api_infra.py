@@ -9,13 +9,17 @@ import re
 import pytest
 from aws_cdk.assertions import Capture, Match, Template
 
-from stacks.config import INSTANCE_START_MINUTES, ApiConfig, ServingConfig
 from dreambooth_shared.contract import ApiEnv
-from stacks.api.construct import (
-    API_GATEWAY_LIMIT_S, OPENAPI_PATH, api_gateway_model_schema, is_public, load_openapi,
-)
-from tests import template_find as find
 from emulator.lambda_runtime import API_CODE, load
+from stacks.api.construct import (
+    API_GATEWAY_LIMIT_S,
+    OPENAPI_PATH,
+    api_gateway_model_schema,
+    is_public,
+    load_openapi,
+)
+from stacks.config import INSTANCE_START_MINUTES, ApiConfig, ServingConfig
+from tests import template_find as find
 from tests.api.stack_fixture import ENDPOINT_NAME, build
 
 # Non-default limits, so that the assertions prove the template follows the configuration.
@@ -38,8 +42,11 @@ def iam_template() -> Template:
 
 
 def api_methods(template: Template) -> dict:
-    return {k: v for k, v in template.find_resources("AWS::ApiGateway::Method").items()
-            if v["Properties"]["HttpMethod"] != "OPTIONS"}
+    return {
+        k: v
+        for k, v in template.find_resources("AWS::ApiGateway::Method").items()
+        if v["Properties"]["HttpMethod"] != "OPTIONS"
+    }
 
 
 def function_with_handler(template: Template, handler: str) -> dict:
@@ -50,7 +57,8 @@ def function_with_handler(template: Template, handler: str) -> dict:
 def test_every_documented_operation_is_a_method_and_nothing_else(key_template):
     methods = api_methods(key_template)
     assert sorted(m["Properties"]["OperationName"] for m in methods.values()) == sorted(
-        op["operationId"] for ops in OPENAPI["paths"].values() for op in ops.values())
+        op["operationId"] for ops in OPENAPI["paths"].values() for op in ops.values()
+    )
     assert len(methods) == len(OPERATIONS) == 13
 
 
@@ -75,25 +83,39 @@ def test_api_key_is_required_on_every_method_but_the_web_page(key_template):
 
 def test_usage_plan_carries_rate_burst_and_daily_quota_from_config_and_holds_the_key(key_template):
     plan = Capture()
-    key_template.has_resource_properties("AWS::ApiGateway::UsagePlan", {
-        "Throttle": {"RateLimit": 7, "BurstLimit": 3},
-        "Quota": {"Limit": 123, "Period": "DAY"},
-        "ApiStages": [Match.object_like({"ApiId": Match.any_value(), "Stage": Match.any_value()})],
-    })
+    key_template.has_resource_properties(
+        "AWS::ApiGateway::UsagePlan",
+        {
+            "Throttle": {"RateLimit": 7, "BurstLimit": 3},
+            "Quota": {"Limit": 123, "Period": "DAY"},
+            "ApiStages": [Match.object_like({"ApiId": Match.any_value(), "Stage": Match.any_value()})],
+        },
+    )
     key_template.resource_count_is("AWS::ApiGateway::ApiKey", 1)
-    key_template.has_resource_properties("AWS::ApiGateway::UsagePlanKey", {
-        "KeyType": "API_KEY", "UsagePlanId": {"Ref": plan}, "KeyId": {"Ref": Match.string_like_regexp("ApiApiKey")}})
+    key_template.has_resource_properties(
+        "AWS::ApiGateway::UsagePlanKey",
+        {"KeyType": "API_KEY", "UsagePlanId": {"Ref": plan}, "KeyId": {"Ref": Match.string_like_regexp("ApiApiKey")}},
+    )
     assert plan.as_string() in key_template.find_resources("AWS::ApiGateway::UsagePlan")
 
 
 def test_stage_throttles_and_throttled_requests_get_429(key_template):
-    key_template.has_resource_properties("AWS::ApiGateway::Stage", {
-        "MethodSettings": Match.array_with([Match.object_like({
-            "HttpMethod": "*", "ResourcePath": "/*", "ThrottlingRateLimit": 7, "ThrottlingBurstLimit": 3})]),
-    })
+    key_template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "MethodSettings": Match.array_with(
+                [
+                    Match.object_like(
+                        {"HttpMethod": "*", "ResourcePath": "/*", "ThrottlingRateLimit": 7, "ThrottlingBurstLimit": 3}
+                    )
+                ]
+            ),
+        },
+    )
     for response_type in ("THROTTLED", "QUOTA_EXCEEDED"):
-        key_template.has_resource_properties("AWS::ApiGateway::GatewayResponse", {
-            "ResponseType": response_type, "StatusCode": "429"})
+        key_template.has_resource_properties(
+            "AWS::ApiGateway::GatewayResponse", {"ResponseType": response_type, "StatusCode": "429"}
+        )
 
 
 def test_iam_mode_signs_requests_instead_of_keys(iam_template):
@@ -106,15 +128,25 @@ def test_iam_mode_signs_requests_instead_of_keys(iam_template):
     assert variables["API_AUTH"] == "iam"
     iam_template.resource_count_is("AWS::ApiGateway::UsagePlan", 0)
     iam_template.resource_count_is("AWS::ApiGateway::ApiKey", 0)
-    iam_template.has_resource_properties("AWS::IAM::ManagedPolicy", {"PolicyDocument": {"Statement": [
-        Match.object_like({"Action": "execute-api:Invoke", "Effect": "Allow"})]}})
-    iam_template.has_resource_properties("AWS::ApiGateway::Stage", {"MethodSettings": Match.array_with([
-        Match.object_like({"ThrottlingRateLimit": 9, "ThrottlingBurstLimit": 4})])})
+    iam_template.has_resource_properties(
+        "AWS::IAM::ManagedPolicy",
+        {"PolicyDocument": {"Statement": [Match.object_like({"Action": "execute-api:Invoke", "Effect": "Allow"})]}},
+    )
+    iam_template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "MethodSettings": Match.array_with(
+                [Match.object_like({"ThrottlingRateLimit": 9, "ThrottlingBurstLimit": 4})]
+            )
+        },
+    )
 
 
 def test_request_bodies_are_validated_against_models_equal_to_the_openapi_schemas(key_template):
-    validators = key_template.find_resources("AWS::ApiGateway::RequestValidator", {"Properties": {
-        "ValidateRequestBody": True, "ValidateRequestParameters": True}})
+    validators = key_template.find_resources(
+        "AWS::ApiGateway::RequestValidator",
+        {"Properties": {"ValidateRequestBody": True, "ValidateRequestParameters": True}},
+    )
     assert len(validators) == 1
     (validator_id,) = validators
     models = key_template.find_resources("AWS::ApiGateway::Model")
@@ -126,8 +158,12 @@ def test_request_bodies_are_validated_against_models_equal_to_the_openapi_schema
         schema = dict(props["Schema"])
         assert schema.pop("$schema") == "http://json-schema.org/draft-04/schema#" and schema.pop("title") == name
         assert schema == OPENAPI["components"]["schemas"][name]
-    bodies = {"createGeneration": "GenerationRequest", "switchLiveModel": "SwitchLiveRequest",
-              "startDatasetUpload": "DatasetUploadRequest", "commitDatasetUpload": "DatasetCommitRequest"}
+    bodies = {
+        "createGeneration": "GenerationRequest",
+        "switchLiveModel": "SwitchLiveRequest",
+        "startDatasetUpload": "DatasetUploadRequest",
+        "commitDatasetUpload": "DatasetCommitRequest",
+    }
     for method in api_methods(key_template).values():
         props = method["Properties"]
         assert props["RequestValidatorId"] == {"Ref": validator_id}
@@ -147,13 +183,24 @@ def test_path_ids_are_required_parameters(key_template):
 
 
 def test_api_gateway_refusals_are_json_with_the_right_status(key_template):
-    expected = {"BAD_REQUEST_BODY": "400", "BAD_REQUEST_PARAMETERS": "400", "INVALID_API_KEY": "403",
-                "MISSING_AUTHENTICATION_TOKEN": "403", "ACCESS_DENIED": "403", "THROTTLED": "429",
-                "QUOTA_EXCEEDED": "429", "INTEGRATION_TIMEOUT": "504"}
-    responses = {r["Properties"]["ResponseType"]: r["Properties"]
-                 for r in key_template.find_resources("AWS::ApiGateway::GatewayResponse").values()}
+    expected = {
+        "BAD_REQUEST_BODY": "400",
+        "BAD_REQUEST_PARAMETERS": "400",
+        "INVALID_API_KEY": "403",
+        "MISSING_AUTHENTICATION_TOKEN": "403",
+        "ACCESS_DENIED": "403",
+        "THROTTLED": "429",
+        "QUOTA_EXCEEDED": "429",
+        "INTEGRATION_TIMEOUT": "504",
+    }
+    responses = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in key_template.find_resources("AWS::ApiGateway::GatewayResponse").values()
+    }
     assert {t: responses[t].get("StatusCode") for t in expected} == expected
-    assert "$context.error.validationErrorString" in responses["BAD_REQUEST_BODY"]["ResponseTemplates"]["application/json"]
+    assert (
+        "$context.error.validationErrorString" in responses["BAD_REQUEST_BODY"]["ResponseTemplates"]["application/json"]
+    )
     for response in responses.values():
         template = response["ResponseTemplates"]["application/json"]
         # Once API Gateway fills the variables in, every body is JSON in the Lambda's error shape.
@@ -164,12 +211,17 @@ def test_api_gateway_refusals_are_json_with_the_right_status(key_template):
 
 def test_access_logging_and_tracing_are_on(key_template):
     log_group = Capture()
-    key_template.has_resource_properties("AWS::ApiGateway::Stage", {
-        "StageName": "v1",
-        "TracingEnabled": True,
-        "AccessLogSetting": {"DestinationArn": {"Fn::Join": ["", Match.array_with([{"Ref": log_group}])]},
-                             "Format": Match.string_like_regexp(r"\$context\.requestId.*\$context\.status")},
-    })
+    key_template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "StageName": "v1",
+            "TracingEnabled": True,
+            "AccessLogSetting": {
+                "DestinationArn": {"Fn::Join": ["", Match.array_with([{"Ref": log_group}])]},
+                "Format": Match.string_like_regexp(r"\$context\.requestId.*\$context\.status"),
+            },
+        },
+    )
     assert key_template.to_json()["Resources"][log_group.as_string()]["Type"] == "AWS::Logs::LogGroup"
     for handler in ("handler.lambda_handler", "results.lambda_handler", "dispatch.lambda_handler"):
         assert function_with_handler(key_template, handler)["TracingConfig"] == {"Mode": "Active"}
@@ -197,8 +249,11 @@ def test_result_function_is_subscribed_to_both_notice_topics_with_a_dead_letter_
     for subscription in subscriptions.values():
         props = subscription["Properties"]
         assert props["Protocol"] == "lambda"
-        (function,) = [k for k in resources if resources[k]["Type"] == "AWS::Lambda::Function"
-                       and k == props["Endpoint"]["Fn::GetAtt"][0]]
+        (function,) = [
+            k
+            for k in resources
+            if resources[k]["Type"] == "AWS::Lambda::Function" and k == props["Endpoint"]["Fn::GetAtt"][0]
+        ]
         assert resources[function]["Properties"]["Handler"] == "results.lambda_handler"
         queue = props["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
         assert resources[queue]["Type"] == "AWS::SQS::Queue"
@@ -207,10 +262,14 @@ def test_result_function_is_subscribed_to_both_notice_topics_with_a_dead_letter_
 def test_the_dispatcher_runs_on_endpoint_state_changes_and_on_a_schedule(key_template):
     rules = key_template.find_resources("AWS::Events::Rule")
     patterns = [r["Properties"]["EventPattern"] for r in rules.values() if "EventPattern" in r["Properties"]]
-    assert {"source": ["aws.sagemaker"], "detail-type": ["SageMaker Endpoint State Change"],
-            "detail": {"EndpointName": [ENDPOINT_NAME]}} in patterns
-    assert [r["Properties"]["ScheduleExpression"] for r in rules.values()
-            if "ScheduleExpression" in r["Properties"]] == ["rate(5 minutes)"]
+    assert {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Endpoint State Change"],
+        "detail": {"EndpointName": [ENDPOINT_NAME]},
+    } in patterns
+    assert [
+        r["Properties"]["ScheduleExpression"] for r in rules.values() if "ScheduleExpression" in r["Properties"]
+    ] == ["rate(5 minutes)"]
     dispatch = function_with_handler(key_template, "dispatch.lambda_handler")
     resources = key_template.to_json()["Resources"]
     targets = {t["Arn"]["Fn::GetAtt"][0] for r in rules.values() for t in r["Properties"]["Targets"]}
@@ -219,15 +278,25 @@ def test_the_dispatcher_runs_on_endpoint_state_changes_and_on_a_schedule(key_tem
 
 
 def test_generations_table_expires_records_by_ttl_and_indexes_pending_ones(key_template):
-    key_template.has_resource_properties("AWS::DynamoDB::Table", {
-        "KeySchema": [{"AttributeName": "generationId", "KeyType": "HASH"}],
-        "TimeToLiveSpecification": {"AttributeName": "expiresAt", "Enabled": True},
-        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
-        "BillingMode": "PAY_PER_REQUEST",
-        "GlobalSecondaryIndexes": [{"IndexName": "pending", "Projection": {"ProjectionType": "ALL"},
-                                    "KeySchema": [{"AttributeName": "pendingShard", "KeyType": "HASH"},
-                                                  {"AttributeName": "pendingSince", "KeyType": "RANGE"}]}],
-    })
+    key_template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "KeySchema": [{"AttributeName": "generationId", "KeyType": "HASH"}],
+            "TimeToLiveSpecification": {"AttributeName": "expiresAt", "Enabled": True},
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "BillingMode": "PAY_PER_REQUEST",
+            "GlobalSecondaryIndexes": [
+                {
+                    "IndexName": "pending",
+                    "Projection": {"ProjectionType": "ALL"},
+                    "KeySchema": [
+                        {"AttributeName": "pendingShard", "KeyType": "HASH"},
+                        {"AttributeName": "pendingSince", "KeyType": "RANGE"},
+                    ],
+                }
+            ],
+        },
+    )
 
 
 def policy_statements(template: Template, handler: str) -> list[dict]:
@@ -283,12 +352,32 @@ def test_every_function_takes_its_settings_from_the_config_and_has_no_defaults_o
         plain = {k: v if isinstance(v, str) else "resolved-at-deploy" for k, v in variables.items()}
         parsed = settings.Settings.from_environ(plain)
         assert (parsed.max_wait_s, parsed.generation_ttl_days, parsed.image_url_expiry_s, parsed.api_auth) == (
-            KEY_CONFIG.max_wait_s, KEY_CONFIG.generation_ttl_days, KEY_CONFIG.image_url_expiry_s, KEY_CONFIG.auth)
-        assert (parsed.idle_minutes, parsed.request_ttl_s, parsed.invocation_timeout_s,
-                parsed.instance_start_minutes) == (serving.idle_minutes, serving.request_ttl_minutes * 60,
-                                                   serving.invocation_timeout_s, INSTANCE_START_MINUTES)
-    for name in (names.MAX_WAIT_S, names.GENERATION_TTL_DAYS, names.IMAGE_URL_EXPIRY_S, names.API_AUTH,
-                 names.IDLE_MINUTES, names.REQUEST_TTL_S, names.INVOCATION_TIMEOUT_S, names.INSTANCE_START_MINUTES):
+            KEY_CONFIG.max_wait_s,
+            KEY_CONFIG.generation_ttl_days,
+            KEY_CONFIG.image_url_expiry_s,
+            KEY_CONFIG.auth,
+        )
+        assert (
+            parsed.idle_minutes,
+            parsed.request_ttl_s,
+            parsed.invocation_timeout_s,
+            parsed.instance_start_minutes,
+        ) == (
+            serving.idle_minutes,
+            serving.request_ttl_minutes * 60,
+            serving.invocation_timeout_s,
+            INSTANCE_START_MINUTES,
+        )
+    for name in (
+        names.MAX_WAIT_S,
+        names.GENERATION_TTL_DAYS,
+        names.IMAGE_URL_EXPIRY_S,
+        names.API_AUTH,
+        names.IDLE_MINUTES,
+        names.REQUEST_TTL_S,
+        names.INVOCATION_TIMEOUT_S,
+        names.INSTANCE_START_MINUTES,
+    ):
         with pytest.raises(settings.SettingsError, match=f"{name} is not set"):
             settings.Settings.from_environ({k: v for k, v in plain.items() if k != name})
 
@@ -306,13 +395,17 @@ def test_openapi_document_is_valid_openapi_3():
 def test_browsers_get_cors_preflight_and_cors_headers_on_refusals():
     _, stack = build(ApiConfig(cors_allow_origin="https://studio.example.com"))
     template = Template.from_stack(stack)
-    options = [m for m in template.find_resources("AWS::ApiGateway::Method").values()
-               if m["Properties"]["HttpMethod"] == "OPTIONS"]
+    options = [
+        m
+        for m in template.find_resources("AWS::ApiGateway::Method").values()
+        if m["Properties"]["HttpMethod"] == "OPTIONS"
+    ]
     assert options and all(m["Properties"]["Integration"]["Type"] == "MOCK" for m in options)
     assert "'https://studio.example.com'" in json.dumps(options)
     for response in template.find_resources("AWS::ApiGateway::GatewayResponse").values():
         assert response["Properties"]["ResponseParameters"] == {
-            "gatewayresponse.header.Access-Control-Allow-Origin": "'https://studio.example.com'"}
+            "gatewayresponse.header.Access-Control-Allow-Origin": "'https://studio.example.com'"
+        }
     handler = function_with_handler(template, "handler.lambda_handler")
     assert handler["Environment"]["Variables"]["CORS_ALLOW_ORIGIN"] == "https://studio.example.com"
 
@@ -320,8 +413,11 @@ def test_browsers_get_cors_preflight_and_cors_headers_on_refusals():
 def test_without_cors_there_is_no_preflight(key_template):
     _, stack = build(ApiConfig(cors_allow_origin=None))
     template = Template.from_stack(stack)
-    assert not [m for m in template.find_resources("AWS::ApiGateway::Method").values()
-                if m["Properties"]["HttpMethod"] == "OPTIONS"]
+    assert not [
+        m
+        for m in template.find_resources("AWS::ApiGateway::Method").values()
+        if m["Properties"]["HttpMethod"] == "OPTIONS"
+    ]
 
 
 def test_the_api_reads_the_registry_and_writes_only_the_retrain_claim(key_template):
@@ -331,6 +427,8 @@ def test_the_api_reads_the_registry_and_writes_only_the_retrain_claim(key_templa
     assert actions_of(registry) == {"dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem"}
     variables = function_with_handler(key_template, "handler.lambda_handler")["Environment"]["Variables"]
     serving = ServingConfig()
-    assert (variables["IDLE_MINUTES"], variables["ASYNC_REQUEST_TTL_SECONDS"],
-            variables["ASYNC_INVOCATION_TIMEOUT_SECONDS"]) == (
-        str(serving.idle_minutes), str(serving.request_ttl_minutes * 60), str(serving.invocation_timeout_s))
+    assert (
+        variables["IDLE_MINUTES"],
+        variables["ASYNC_REQUEST_TTL_SECONDS"],
+        variables["ASYNC_INVOCATION_TIMEOUT_SECONDS"],
+    ) == (str(serving.idle_minutes), str(serving.request_ttl_minutes * 60), str(serving.invocation_timeout_s))

@@ -29,10 +29,14 @@ def fields(answer) -> dict[str, str]:
 
 # ---- text and numbers ----
 
+
 @pytest.mark.parametrize("field", ["prompt", "negative_prompt"])
 def test_a_lone_surrogate_in_a_text_field_is_a_400_naming_the_field(live, field):
-    body = '{"prompt": "a dog", "%s": "a photo of a dog \\ud83d"}' % field if field != "prompt" else \
-        '{"prompt": "a photo of a dog \\ud83d"}'
+    body = (
+        '{"prompt": "a dog", "%s": "a photo of a dog \\ud83d"}' % field
+        if field != "prompt"
+        else '{"prompt": "a photo of a dog \\ud83d"}'
+    )
     answer = live.api.call("POST", "/generations", body)
     assert answer.status == 400, answer.text
     assert fields(answer)[field].startswith("is not valid Unicode: it holds a lone surrogate \\ud83d")
@@ -46,8 +50,11 @@ def test_a_lone_surrogate_in_a_field_name_or_model_id_is_a_400_not_a_500(live):
     assert answer.status == 400 and "model_id" in fields(answer)
 
 
-@pytest.mark.parametrize("literal", ["9" * 5000, "-" + "9" * 4400, "1" + "0" * 400 + ".0", "1e400"],
-                         ids=["5000-digits", "minus-4400-digits", "401-digit-float", "1e400"])
+@pytest.mark.parametrize(
+    "literal",
+    ["9" * 5000, "-" + "9" * 4400, "1" + "0" * 400 + ".0", "1e400"],
+    ids=["5000-digits", "minus-4400-digits", "401-digit-float", "1e400"],
+)
 def test_numbers_of_any_length_are_a_400_naming_the_field(live, literal):
     answer = live.api.call("POST", "/generations", '{"prompt": "a dog", "seed": %s}' % literal)
     assert answer.status == 400, answer.text
@@ -60,6 +67,7 @@ def test_deep_nesting_is_a_400(live):
 
 
 # ---- 8. what the API returns it accepts back ----
+
 
 def test_every_seed_a_response_shows_can_be_sent_back(live):
     live.queue_images(4)
@@ -82,13 +90,15 @@ def test_the_seed_maximum_of_the_document_is_the_seed_space(api_module):
 
 # ---- 6. POST /models/{id}/retrain ----
 
+
 def executions():
     return boto3.client("stepfunctions", region_name=REGION).list_executions(stateMachineArn=TRAIN_ARN)["executions"]
 
 
 def test_a_retryable_failure_is_retrained_once_whatever_the_number_of_requests(live):
-    live.put_model(FAILED, status="failed", failureReason={"S": "training failed: CapacityError: none"},
-                   retryable={"BOOL": True})
+    live.put_model(
+        FAILED, status="failed", failureReason={"S": "training failed: CapacityError: none"}, retryable={"BOOL": True}
+    )
     first = live.api.call("POST", f"/models/{FAILED}/retrain")
     assert first.status == 202, first.text
     assert first.json()["training_job_name"] == f"{FAILED}-r1" and first.json()["state"] == "started"
@@ -97,7 +107,8 @@ def test_a_retryable_failure_is_retrained_once_whatever_the_number_of_requests(l
     (execution,) = executions()
     assert execution["name"] == f"{FAILED}_retrain_1"
     described = boto3.client("stepfunctions", region_name=REGION).describe_execution(
-        executionArn=execution["executionArn"])
+        executionArn=execution["executionArn"]
+    )
     assert json.loads(described["input"]) == {"dataset": "cat", "retrain": {"modelId": FAILED, "attempt": 1}}
     model = live.api.call("GET", f"/models/{FAILED}").json()
     assert model["status"] == "training" and model["retrain_count"] == 1 and "failure_reason" not in model
@@ -106,8 +117,9 @@ def test_a_retryable_failure_is_retrained_once_whatever_the_number_of_requests(l
 def test_a_retrain_whose_execution_cannot_start_leaves_the_model_retryable(live, monkeypatch):
     from botocore.exceptions import ClientError
 
-    live.put_model(FAILED, status="failed", failureReason={"S": "training failed: InternalServerError"},
-                   retryable={"BOOL": True})
+    live.put_model(
+        FAILED, status="failed", failureReason={"S": "training failed: InternalServerError"}, retryable={"BOOL": True}
+    )
     client = live.api_module.registry.clients.stepfunctions
 
     def refuse(**_):
@@ -123,12 +135,18 @@ def test_a_retrain_whose_execution_cannot_start_leaves_the_model_retryable(live,
     assert live.api.call("POST", f"/models/{FAILED}/retrain").status == 202
 
 
-@pytest.mark.parametrize("status, extra, message", [
-    ("failed", {"failureReason": {"S": "invalid dataset: 2 usable images"}}, "retried only after it changes"),
-    ("failed", {"failureReason": {"S": "training failed: AlgorithmError"}, "retryable": {"BOOL": False}},
-     "a retry would not fix"),
-    ("retired", {}, "only a failed training can be retrained"),
-])
+@pytest.mark.parametrize(
+    "status, extra, message",
+    [
+        ("failed", {"failureReason": {"S": "invalid dataset: 2 usable images"}}, "retried only after it changes"),
+        (
+            "failed",
+            {"failureReason": {"S": "training failed: AlgorithmError"}, "retryable": {"BOOL": False}},
+            "a retry would not fix",
+        ),
+        ("retired", {}, "only a failed training can be retrained"),
+    ],
+)
 def test_models_a_retrain_cannot_help_are_refused_with_the_way_out(live, status, extra, message):
     live.put_model(FAILED, status=status, **extra)
     answer = live.api.call("POST", f"/models/{FAILED}/retrain")

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stacks.api.construct import api_gateway_model_schema, load_openapi
 from emulator.lambda_runtime import API_CODE, load
+from stacks.api.construct import api_gateway_model_schema, load_openapi
 
 OPENAPI = load_openapi()
 SPEC_EXAMPLES = int(os.environ.get("SPEC_EXAMPLES", "300"))  # 5000 found no disagreement either
@@ -27,17 +27,23 @@ endpoint = load(API_CODE, "endpoint", {})
 
 
 def _ecma_pattern(validator, pattern, instance, schema):
-    if isinstance(instance, str) and not re.search(pattern.replace("$", r"\Z") if pattern.endswith("$") else pattern,
-                                                   instance):
+    if isinstance(instance, str) and not re.search(
+        pattern.replace("$", r"\Z") if pattern.endswith("$") else pattern, instance
+    ):
         yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
 ApiGatewayLike = jsonschema.validators.extend(jsonschema.Draft4Validator, {"pattern": _ecma_pattern})
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-10, 5000), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 5000),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
     st.sampled_from([0, 1, 4, 5, 8, 256, 255, 512, 1024, 1032, 25, 26, 7.5, 1.0, 4294967295, 4294967296]),
-    st.text(max_size=8), st.sampled_from(["", " ", "a", "dog-20261120100000", "-x", "a\n", "a b", "x" * 1001]),
+    st.text(max_size=8),
+    st.sampled_from(["", " ", "a", "dog-20261120100000", "-x", "a\n", "a b", "x" * 1001]),
 )
 values = st.one_of(scalars, st.lists(scalars, max_size=2), st.dictionaries(st.text(max_size=3), scalars, max_size=2))
 
@@ -61,9 +67,10 @@ def bodies(name: str):
     properties = OPENAPI["components"]["schemas"][name]["properties"]
     fields = {key: st.one_of(VALID[key], values) for key in properties}
     required = OPENAPI["components"]["schemas"][name].get("required", [])
-    objects = st.fixed_dictionaries({k: fields[k] for k in required},
-                                    optional={**{k: v for k, v in fields.items() if k not in required},
-                                              "extra": values})
+    objects = st.fixed_dictionaries(
+        {k: fields[k] for k in required},
+        optional={**{k: v for k, v in fields.items() if k not in required}, "extra": values},
+    )
     return st.one_of(objects, st.dictionaries(st.sampled_from([*properties, "extra"]), values, max_size=6), values)
 
 
@@ -133,8 +140,14 @@ def _keywords(schema):
 
 
 def test_defaults_come_from_the_document():
-    assert spec.defaults("GenerationRequest") == {"num_images": 1, "width": 512, "height": 512, "steps": 50,
-                                                  "guidance_scale": 7.5, "wait": 0}
+    assert spec.defaults("GenerationRequest") == {
+        "num_images": 1,
+        "width": 512,
+        "height": 512,
+        "steps": 50,
+        "guidance_scale": 7.5,
+        "wait": 0,
+    }
 
 
 def test_endpoint_state_is_cached_briefly_then_described_again():

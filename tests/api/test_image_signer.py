@@ -29,8 +29,14 @@ class FakeSts:
         key = f"ASIASESSION{len(self.sessions):09d}"
         expiration = datetime.fromtimestamp(self.clock() + DurationSeconds, tz=timezone.utc)
         self.sessions.append((key, expiration.timestamp()))
-        return {"Credentials": {"AccessKeyId": key, "SecretAccessKey": "secret", "SessionToken": "token",
-                                "Expiration": expiration}}
+        return {
+            "Credentials": {
+                "AccessKeyId": key,
+                "SecretAccessKey": "secret",
+                "SessionToken": "token",
+                "Expiration": expiration,
+            }
+        }
 
 
 def clients_at(aws, now: list[float]):
@@ -44,8 +50,9 @@ def clients_at(aws, now: list[float]):
 def sign(clients, lifetime_s: int, now: float) -> tuple[str, float]:
     """One URL as the API signs it: (its access key, the moment it stops working on the handler's clock)."""
     signer, expires_in = clients.signing_s3(ROLE, lifetime_s)
-    url = signer.generate_presigned_url("get_object", Params={"Bucket": "b", "Key": "generated/g/0.jpg"},
-                                        ExpiresIn=expires_in)
+    url = signer.generate_presigned_url(
+        "get_object", Params={"Bucket": "b", "Key": "generated/g/0.jpg"}, ExpiresIn=expires_in
+    )
     query = parse_qs(urlparse(url).query)
     assert int(query["X-Amz-Expires"][0]) == expires_in
     return query["X-Amz-Credential"][0].split("/")[0], now + expires_in

@@ -26,8 +26,7 @@ import boto3
 import pytest
 
 from scripts import cli
-from tests.api.conftest import (BUCKET, REGION, api_module, dispatch_module, harness,  # noqa: F401 (fixtures)
-                               results_module)
+from tests.api.conftest import BUCKET, REGION, api_module, dispatch_module, harness, results_module  # noqa: F401 (fixtures)
 
 STACK = "DreamBoothPipeline"  # stackName's default (stacks/config.py): the CLI's default
 API_KEY_VALUE = "local-test-key-0123456789abcdef"
@@ -77,11 +76,13 @@ class LocalApi:
             allowed = headers.get("x-api-key") == API_KEY_VALUE
         else:
             authorization = headers.get("authorization", "")
-            allowed = authorization.startswith("AWS4-HMAC-SHA256 ") and f"/{REGION}/execute-api/aws4_request" in authorization
+            allowed = (
+                authorization.startswith("AWS4-HMAC-SHA256 ") and f"/{REGION}/execute-api/aws4_request" in authorization
+            )
         if not path.startswith("/v1/") or not allowed:
             start_response("403 Forbidden", [("content-type", "application/json")])
             return [json.dumps({"message": "Forbidden"}).encode()]
-        environ = {**environ, "PATH_INFO": path[len("/v1"):]}
+        environ = {**environ, "PATH_INFO": path[len("/v1") :]}
         return self.app(environ, start_response)
 
 
@@ -118,7 +119,8 @@ def create_stack(outputs: dict[str, str], name: str = STACK) -> None:
 
 def api_key_id() -> str:
     key = boto3.client("apigateway", region_name=REGION).create_api_key(
-        name="dreambooth", value=API_KEY_VALUE, enabled=True)
+        name="dreambooth", value=API_KEY_VALUE, enabled=True
+    )
     return key["id"]
 
 
@@ -144,8 +146,9 @@ def _cli(harness, capsys, auth: str, outputs: Callable[[str], dict[str, str]]): 
 @pytest.fixture
 def run(harness, capsys):  # noqa: F811
     """The CLI against a deployed stack with API key auth (the default)."""
-    yield from _cli(harness, capsys, "apiKey",
-                    lambda url: {"BucketName": BUCKET, "ApiUrl": url, "ApiKeyId": api_key_id()})
+    yield from _cli(
+        harness, capsys, "apiKey", lambda url: {"BucketName": BUCKET, "ApiUrl": url, "ApiKeyId": api_key_id()}
+    )
 
 
 @pytest.fixture
@@ -202,9 +205,13 @@ def put_order(session: Any) -> list[str]:
     events.register("before-parameter-build.s3.PutObject", lambda params, **_: order.append(params["Key"]))
     events.register("before-parameter-build.s3.CreateMultipartUpload", lambda params, **_: order.append(params["Key"]))
     events.register("before-parameter-build.s3.CopyObject", lambda params, **_: order.append("copy " + params["Key"]))
-    events.register("before-parameter-build.s3.DeleteObject", lambda params, **_: order.append("delete " + params["Key"]))
-    events.register("before-parameter-build.s3.DeleteObjects",
-                    lambda params, **_: order.extend("delete " + o["Key"] for o in params["Delete"]["Objects"]))
+    events.register(
+        "before-parameter-build.s3.DeleteObject", lambda params, **_: order.append("delete " + params["Key"])
+    )
+    events.register(
+        "before-parameter-build.s3.DeleteObjects",
+        lambda params, **_: order.extend("delete " + o["Key"] for o in params["Delete"]["Objects"]),
+    )
     return order
 
 

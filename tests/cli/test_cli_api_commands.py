@@ -151,8 +151,12 @@ def test_status_text_and_json(live, harness):
 
 
 def test_models_table_and_json(live, harness):
-    harness.put_model("cat-20261121000000", status="failed", createdAt={"S": "2026-11-21T00:00:00Z"},
-                      failureReason={"S": "invalid dataset: 2 usable images"})
+    harness.put_model(
+        "cat-20261121000000",
+        status="failed",
+        createdAt={"S": "2026-11-21T00:00:00Z"},
+        failureReason={"S": "invalid dataset: 2 usable images"},
+    )
     code, out, _ = live("models")
     assert code == 0
     header, first, second = out.splitlines()
@@ -166,8 +170,9 @@ def test_models_table_and_json(live, harness):
 
 def test_use_switches_the_live_model_and_follows_until_it_serves(live, harness):
     harness.put_model("cat-20261121000000", status="retired")
-    live.clock.at_sleep(1, lambda: harness.put_model("cat-20261121000000", status="deploying",
-                                                     updatedAt={"S": "2026-11-25T10:00:00Z"}))
+    live.clock.at_sleep(
+        1, lambda: harness.put_model("cat-20261121000000", status="deploying", updatedAt={"S": "2026-11-25T10:00:00Z"})
+    )
 
     def switched() -> None:
         harness.put_model("cat-20261121000000", status="live", updatedAt={"S": "2026-11-25T10:09:00Z"})
@@ -184,9 +189,15 @@ def test_use_switches_the_live_model_and_follows_until_it_serves(live, harness):
 def test_use_reports_a_failed_switch_only_once_the_registry_changed(live, harness):
     # Given a model whose earlier deployment had failed (the API lets it be tried again)
     harness.put_model("cat-20261121000000", status="failed", failureReason={"S": "old failure"})
-    live.clock.at_sleep(2, lambda: harness.put_model(
-        "cat-20261121000000", status="failed", failureReason={"S": "CapacityError: no ml.g4dn.2xlarge"},
-        updatedAt={"S": "2026-11-25T10:05:00Z"}))
+    live.clock.at_sleep(
+        2,
+        lambda: harness.put_model(
+            "cat-20261121000000",
+            status="failed",
+            failureReason={"S": "CapacityError: no ml.g4dn.2xlarge"},
+            updatedAt={"S": "2026-11-25T10:05:00Z"},
+        ),
+    )
     code, _, err = live("use", "cat-20261121000000")
     assert code == 1
     assert "Failed: CapacityError: no ml.g4dn.2xlarge" in err and "old failure" not in err
@@ -238,7 +249,9 @@ def test_no_region_is_a_configuration_error(live, monkeypatch, tmp_path, capsys)
 
 
 def test_a_wrong_api_key_is_refused_by_the_gateway_and_exits_1(live):
-    other = boto3.client("apigateway", region_name=REGION).create_api_key(name="x", value="wrong-value-of-twenty-characters", enabled=True)
+    other = boto3.client("apigateway", region_name=REGION).create_api_key(
+        name="x", value="wrong-value-of-twenty-characters", enabled=True
+    )
     create_stack({"BucketName": BUCKET, "ApiUrl": live.url, "ApiKeyId": other["id"]}, name="WrongKey")
     code, _, err = live("--stack", "WrongKey", "models")
     assert code == 1
@@ -300,8 +313,12 @@ def test_generate_waits_long_enough_by_default_for_an_instance_to_start_from_zer
 
 
 def test_retrain_starts_one_retrain_and_follows_until_the_model_is_live(live, harness):
-    harness.put_model("cat-20261121000000", status="failed", retryable={"BOOL": True},
-                      failureReason={"S": "training failed: CapacityError: no ml.g4dn.2xlarge"})
+    harness.put_model(
+        "cat-20261121000000",
+        status="failed",
+        retryable={"BOOL": True},
+        failureReason={"S": "training failed: CapacityError: no ml.g4dn.2xlarge"},
+    )
 
     def trained() -> None:
         harness.put_model("cat-20261121000000", status="live", updatedAt={"S": "2026-11-25T10:30:00Z"})

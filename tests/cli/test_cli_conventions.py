@@ -19,14 +19,16 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 import pytest
 
 from scripts import cli, deploy
-from scripts.cli.commands import EXIT_CODES, EXAMPLES
+from scripts.cli.commands import EXAMPLES, EXIT_CODES
 from tests.api.conftest import REGION, create_endpoint
 from tests.conftest import ROOT
 
 MODEL = "dog-20261120100000"
 COMMANDS = sorted(next(a for a in cli.commands.parser()._actions if a.dest == "command").choices)
-EXPIRED = (b'<ErrorResponse><Error><Type>Sender</Type><Code>ExpiredToken</Code>'
-           b'<Message>The security token included in the request is expired</Message></Error></ErrorResponse>')
+EXPIRED = (
+    b"<ErrorResponse><Error><Type>Sender</Type><Code>ExpiredToken</Code>"
+    b"<Message>The security token included in the request is expired</Message></Error></ErrorResponse>"
+)
 
 
 class _Quiet(WSGIRequestHandler):
@@ -37,6 +39,7 @@ class _Quiet(WSGIRequestHandler):
 @pytest.fixture
 def aws_answering_expired_token():
     """A local stand-in for AWS that refuses every call as AWS refuses expired credentials."""
+
     def app(environ, start_response):
         start_response("403 Forbidden", [("Content-Type", "text/xml")])
         return [EXPIRED]
@@ -86,12 +89,15 @@ def live(run, harness):
     return run
 
 
-@pytest.mark.parametrize("argv", [
-    ["--json", "--stack", "DreamBoothPipeline", "--region", REGION, "status"],
-    ["status", "--json", "--stack", "DreamBoothPipeline", "--region", REGION],
-    ["--json", "status", "--region", REGION],
-    ["--region", REGION, "status", "--json", "-c", "quietWindowSeconds=5"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--json", "--stack", "DreamBoothPipeline", "--region", REGION, "status"],
+        ["status", "--json", "--stack", "DreamBoothPipeline", "--region", REGION],
+        ["--json", "status", "--region", REGION],
+        ["--region", REGION, "status", "--json", "-c", "quietWindowSeconds=5"],
+    ],
+)
 def test_global_options_go_before_or_after_the_command(live, argv):
     code, out, err = live(*argv)
     assert code == 0, err
@@ -102,7 +108,8 @@ def test_region_and_profile_select_the_session(no_aws_config, monkeypatch, capsy
     # Given a real config file with a profile "work" in eu-west-1 and no region anywhere else
     (no_aws_config / "config").write_text("[profile work]\nregion = eu-west-1\n")
     (no_aws_config / "credentials").write_text(
-        "[work]\naws_access_key_id = AKIAEXAMPLEEXAMPLE00\naws_secret_access_key = secret\n")
+        "[work]\naws_access_key_id = AKIAEXAMPLEEXAMPLE00\naws_secret_access_key = secret\n"
+    )
     seen = {}
 
     def cost_region(args, session, clock):
@@ -193,8 +200,7 @@ def test_no_network_is_one_line_and_exit_2(no_aws_config, monkeypatch, capsys):
     assert "cannot reach AWS" in one_line(capsys.readouterr().err)
 
 
-def test_expired_credentials_are_one_line_and_exit_2(no_aws_config, monkeypatch, capsys,
-                                                     aws_answering_expired_token):
+def test_expired_credentials_are_one_line_and_exit_2(no_aws_config, monkeypatch, capsys, aws_answering_expired_token):
     fake_keys(monkeypatch)
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws_answering_expired_token)
     assert cli.main(["status"]) == 2
@@ -241,7 +247,9 @@ def test_the_rehearsals_help_ends_with_examples_too(capsys):
         rehearse.main(["--help"])
     assert done.value.code == 0
     tail = capsys.readouterr().out.rstrip().rsplit("\n\n", 1)[-1].splitlines()
-    assert tail[0] == "Examples:" and all(line.startswith("  .venv/bin/python -m scripts.rehearse") for line in tail[1:])
+    assert tail[0] == "Examples:" and all(
+        line.startswith("  .venv/bin/python -m scripts.rehearse") for line in tail[1:]
+    )
 
 
 def test_make_deploy_passes_args_to_the_deploy_command():
@@ -249,19 +257,24 @@ def test_make_deploy_passes_args_to_the_deploy_command():
     assert re.search(r"^deploy:.*\n\t@?\$\(PY\) -m scripts\.deploy \$\(ARGS\)$", makefile, re.M)
 
 
-@pytest.mark.parametrize("setup, expected", [
-    ("profile", "AWS profile 'work' not found"),
-    ("expired", "AWS refused these credentials (ExpiredToken"),
-    ("network", "cannot reach AWS"),
-])
-def test_deploy_access_problems_are_one_line_and_exit_2(setup, expected, no_aws_config, monkeypatch, capsys,
-                                                        aws_answering_expired_token):
+@pytest.mark.parametrize(
+    "setup, expected",
+    [
+        ("profile", "AWS profile 'work' not found"),
+        ("expired", "AWS refused these credentials (ExpiredToken"),
+        ("network", "cannot reach AWS"),
+    ],
+)
+def test_deploy_access_problems_are_one_line_and_exit_2(
+    setup, expected, no_aws_config, monkeypatch, capsys, aws_answering_expired_token
+):
     if setup == "profile":
         monkeypatch.setenv("AWS_PROFILE", "work")
     else:
         fake_keys(monkeypatch)
-        monkeypatch.setenv("AWS_ENDPOINT_URL",
-                           aws_answering_expired_token if setup == "expired" else "http://127.0.0.1:9")
+        monkeypatch.setenv(
+            "AWS_ENDPOINT_URL", aws_answering_expired_token if setup == "expired" else "http://127.0.0.1:9"
+        )
     commands = []
     code = deploy.main([], run=lambda c, e: commands.append(c) or 0, environ=dict(os.environ))
     assert code == 2 and commands == []
@@ -276,8 +289,14 @@ def test_preflight_prints_no_node_banner(no_aws_config):
     # A real process without JSII_SILENCE_... in its environment: preflight imports aws_cdk (jsii)
     env = {k: v for k, v in os.environ.items() if not k.startswith("JSII_")}
     env.update(AWS_REGION="us-east-1")
-    done = subprocess.run([sys.executable, "-m", "scripts.cli", "preflight"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.cli", "preflight"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr
     assert "credentials  FAIL" in done.stdout
     assert done.stderr == ""  # no banner, no warning

@@ -15,13 +15,13 @@ import time
 import boto3
 import pytest
 
-from scripts import cli
-from emulator.api_gateway import ApiGatewayAdapter
-from tests.api.conftest import FUNCTION_ENV
-from emulator.lambda_runtime import API_CODE, load
-from tests.cli.conftest import API_KEY_VALUE, LocalApi, _serve, create_stack, write_image
 from emulator import PipelineHarness, SageMakerSimulator, synthesize
+from emulator.api_gateway import ApiGatewayAdapter
+from emulator.lambda_runtime import API_CODE, load
 from emulator.pipeline_harness import BUCKET_NAME, REGION
+from scripts import cli
+from tests.api.conftest import FUNCTION_ENV
+from tests.cli.conftest import API_KEY_VALUE, LocalApi, _serve, create_stack, write_image
 
 PROMPT = "a photo of sks dog"
 
@@ -57,24 +57,48 @@ def test_upload_follows_the_real_pipeline_until_the_model_is_live(synthesized, t
     with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(training_s=1, endpoint_s=3)) as h:
         # The API function configured as the stack configures it: this pipeline's registry and endpoint
         boto3.client("dynamodb", region_name=REGION).create_table(
-            TableName="e2e-generations", BillingMode="PAY_PER_REQUEST",
+            TableName="e2e-generations",
+            BillingMode="PAY_PER_REQUEST",
             AttributeDefinitions=[{"AttributeName": "generationId", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "generationId", "KeyType": "HASH"}])
-        api_module = load(API_CODE, "handler", {
-            **FUNCTION_ENV, "GENERATIONS_TABLE": "e2e-generations", "REGISTRY_TABLE": h.registry_table,
-            "BUCKET_NAME": BUCKET_NAME, "ENDPOINT_NAME": h.endpoint_name,
-            "DEPLOY_STATE_MACHINE_ARN": h.deploy_machine_arn,
-        })
+            KeySchema=[{"AttributeName": "generationId", "KeyType": "HASH"}],
+        )
+        api_module = load(
+            API_CODE,
+            "handler",
+            {
+                **FUNCTION_ENV,
+                "GENERATIONS_TABLE": "e2e-generations",
+                "REGISTRY_TABLE": h.registry_table,
+                "BUCKET_NAME": BUCKET_NAME,
+                "ENDPOINT_NAME": h.endpoint_name,
+                "DEPLOY_STATE_MACHINE_ARN": h.deploy_machine_arn,
+            },
+        )
         api = LocalApi(ApiGatewayAdapter(api_module.lambda_handler).wsgi_app)
         server, thread, url = _serve(api)
         try:
             key_id = boto3.client("apigateway", region_name=REGION).create_api_key(
-                name="e2e", value=API_KEY_VALUE, enabled=True)["id"]
+                name="e2e", value=API_KEY_VALUE, enabled=True
+            )["id"]
             create_stack({"BucketName": BUCKET_NAME, "ApiUrl": url, "ApiKeyId": key_id})
             capsys.readouterr()
-            code = cli.main(["--json", "upload", str(folder), "--name", "dog", "--prompt", PROMPT,
-                             "--poll-seconds", "0.3", "--timeout", "120"],
-                            session=boto3.Session(region_name=REGION), clock=RealClock(h, "datasets/dog/"))
+            code = cli.main(
+                [
+                    "--json",
+                    "upload",
+                    str(folder),
+                    "--name",
+                    "dog",
+                    "--prompt",
+                    PROMPT,
+                    "--poll-seconds",
+                    "0.3",
+                    "--timeout",
+                    "120",
+                ],
+                session=boto3.Session(region_name=REGION),
+                clock=RealClock(h, "datasets/dog/"),
+            )
             out, err = capsys.readouterr()
         finally:
             server.shutdown()

@@ -48,7 +48,10 @@ def test_refusal_in_json_lists_every_reason_and_the_skipped_files(run, photos):
     assert body["ok"] is False and body["uploaded"] == []
     assert any(r.startswith("tiny.png: 100x100 is too small") for r in body["reasons"])
     assert any(r.startswith("huge.png: not a PNG or JPEG") for r in body["reasons"])
-    assert "dataset_info.json: instance_prompt must be 3-300 characters long (it has 1): write e.g. \"a photo of sks dog\"" in body["reasons"]
+    assert (
+        'dataset_info.json: instance_prompt must be 3-300 characters long (it has 1): write e.g. "a photo of sks dog"'
+        in body["reasons"]
+    )
     assert body["warnings"] == ["skipped .DS_Store: hidden files are not used"]
     assert bucket_keys() == []
 
@@ -65,18 +68,27 @@ IMAGES = ["dog0.jpg", "dog1.jpg", "dog2.jpg"]
 
 def test_upload_stages_every_image_then_copies_them_then_writes_dataset_info_last(run, photos):
     order = put_order(run.session)
-    code, body, err = run.json("upload", str(photos), "--name", "dog", "--prompt", PROMPT,
-                               "--class-prompt", "a photo of a dog", "--no-wait")
+    code, body, err = run.json(
+        "upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--class-prompt", "a photo of a dog", "--no-wait"
+    )
     assert code == 0, err
     staging = body["staging_prefix"]
     assert staging.startswith("uploads/dog/") and staging.endswith("/") and staging.count("/") == 3
     # Then: every image to staging (outside datasets/, which the pipeline's rule matches), then the
     # copies into datasets/dog/, then dataset_info.json, then this run's staging objects deleted
-    assert order == ([staging + n for n in IMAGES] + [f"copy datasets/dog/{n}" for n in IMAGES]
-                     + ["datasets/dog/dataset_info.json"] + [f"delete {staging}{n}" for n in IMAGES])
-    assert sorted(bucket_keys()) == [f"datasets/dog/{n}" for n in ["dataset_info.json"] + IMAGES]  # .DS_Store stayed home
+    assert order == (
+        [staging + n for n in IMAGES]
+        + [f"copy datasets/dog/{n}" for n in IMAGES]
+        + ["datasets/dog/dataset_info.json"]
+        + [f"delete {staging}{n}" for n in IMAGES]
+    )
+    assert sorted(bucket_keys()) == [
+        f"datasets/dog/{n}" for n in ["dataset_info.json"] + IMAGES
+    ]  # .DS_Store stayed home
     assert json.loads(read_object("datasets/dog/dataset_info.json")) == {
-        "instance_prompt": PROMPT, "class_prompt": "a photo of a dog"}
+        "instance_prompt": PROMPT,
+        "class_prompt": "a photo of a dog",
+    }
     assert read_object("datasets/dog/dog1.jpg") == (photos / "dog1.jpg").read_bytes()
     head = boto3.client("s3", region_name=REGION).head_object(Bucket=BUCKET, Key="datasets/dog/dog1.jpg")
     assert head["ContentType"] == "image/jpeg"  # the copy keeps the staged object's metadata
@@ -90,9 +102,10 @@ def test_copies_and_dataset_info_are_conditional_writes(run, photos):
     # Given a record of the write requests' parameters
     writes = []
     for operation in ("CopyObject", "PutObject"):
-        run.session.events.register(f"before-parameter-build.s3.{operation}",
-                                    lambda params, model, **_: writes.append((model.name, params["Key"],
-                                                                              params.get("IfNoneMatch"))))
+        run.session.events.register(
+            f"before-parameter-build.s3.{operation}",
+            lambda params, model, **_: writes.append((model.name, params["Key"], params.get("IfNoneMatch"))),
+        )
     code, _, err = run("upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--no-wait")
     assert code == 0, err
     # Then every write under datasets/ asks S3 to refuse it if the key exists
@@ -194,8 +207,10 @@ def test_ctrl_c_during_the_copies_finishes_them_and_dataset_info_first(run, phot
 
     # Given Ctrl-C (a real SIGINT) during the first copy into datasets/
     order = put_order(run.session)
-    run.session.events.register("before-parameter-build.s3.CopyObject",
-                                lambda **_: os.kill(os.getpid(), signal.SIGINT) if len(order) == 4 else None)
+    run.session.events.register(
+        "before-parameter-build.s3.CopyObject",
+        lambda **_: os.kill(os.getpid(), signal.SIGINT) if len(order) == 4 else None,
+    )
     code, body, err = run.json("upload", str(photos), "--name", "dog", "--prompt", PROMPT)
     # Then the dataset is complete before the command stops (exit 130, without following)
     assert code == 130
@@ -295,16 +310,18 @@ def test_upload_follows_the_pipeline_until_the_model_is_live(run, harness, photo
 
 def test_upload_reports_a_rejected_dataset_with_the_pipelines_reason(run, harness, photos):
     reason = "invalid dataset: dog1.jpg: damaged JPEG: marker expected"
-    run.clock.at_sleep(1, lambda: harness.put_model(MODEL_ID, status="failed", dataset={"S": "dog"},
-                                                    failureReason={"S": reason}))
+    run.clock.at_sleep(
+        1, lambda: harness.put_model(MODEL_ID, status="failed", dataset={"S": "dog"}, failureReason={"S": reason})
+    )
     code, out, err = run("upload", str(photos), "--name", "dog", "--prompt", PROMPT)
     assert code == 1
     assert f"Failed: {reason}" in err
 
 
 def test_following_stops_at_the_timeout_and_says_the_training_goes_on(run, photos):
-    code, body, err = run.json("upload", str(photos), "--name", "dog", "--prompt", PROMPT,
-                               "--timeout", "100", "--poll-seconds", "30")
+    code, body, err = run.json(
+        "upload", str(photos), "--name", "dog", "--prompt", PROMPT, "--timeout", "100", "--poll-seconds", "30"
+    )
     assert code == 1
     assert body["ok"] is False and body["phase"] == "waiting"
     assert "timed out after 1m40s while waiting" in body["reason"]
@@ -362,7 +379,10 @@ def test_progress_without_a_terminal_is_one_line_per_file_and_plain_messages():
     progress.file_done("b.jpg")
     progress.close()
     assert stream.getvalue().splitlines() == [
-        "uploaded 1/2 a.jpg (1 KB; 1 KB of 2 KB)", "a message", "uploaded 2/2 b.jpg (1 KB; 2 KB of 2 KB)"]
+        "uploaded 1/2 a.jpg (1 KB; 1 KB of 2 KB)",
+        "a message",
+        "uploaded 2/2 b.jpg (1 KB; 2 KB of 2 KB)",
+    ]
     assert "\x1b" not in stream.getvalue() and "\r" not in stream.getvalue()
 
 
@@ -429,16 +449,20 @@ def test_what_the_cli_uploads_passes_the_pipelines_own_reading_of_the_bucket(run
     assert code == 0, err
     # When the pipeline's validation reads the bucket as its Lambda does (snapshot, If-Match heads)
     import s3_dataset  # lambda/intake (pytest.ini's pythonpath)
-
     from dreambooth_shared import dataset_rules as pipeline_rules
 
     s3 = boto3.client("s3", region_name=REGION)
     snapshot = s3_dataset.take_snapshot(s3, BUCKET, "dog")
     files, info = s3_dataset.load_files(s3, BUCKET, snapshot, 20 * 1_048_576)
-    verdict = pipeline_rules.evaluate("dog", files, read_info=lambda: info,
-                                      default_instance_prompt="a photo of sks {dataset}", default_class_prompt="",
-                                      default_hyperparameters={"max_steps": "400"},
-                                      training_instance_type="ml.g4dn.2xlarge")
+    verdict = pipeline_rules.evaluate(
+        "dog",
+        files,
+        read_info=lambda: info,
+        default_instance_prompt="a photo of sks {dataset}",
+        default_class_prompt="",
+        default_hyperparameters={"max_steps": "400"},
+        training_instance_type="ml.g4dn.2xlarge",
+    )
     # Then it accepts the same images with the prompt and overrides the CLI showed
     assert verdict.valid, verdict.reasons
     assert verdict.image_names == body["images"] == ["big.png", "dog0.jpg", "dog1.jpg", "dog2.jpg"]

@@ -48,14 +48,27 @@ def test_api_key_mode_outputs_the_bucket_url_and_key_id_under_stable_names(key_t
     outputs_ = key_template.find_outputs("*")
     key_id = next(iter(key_template.find_resources("AWS::ApiGateway::ApiKey")))
     assert outputs_["ApiKeyId"]["Value"] == {"Ref": key_id}
-    key_template.has_output("ApiUrl", {"Value": {"Fn::Join": ["", Match.array_with([{"Ref": _rest_api_id(key_template)}])]}})
+    key_template.has_output(
+        "ApiUrl", {"Value": {"Fn::Join": ["", Match.array_with([{"Ref": _rest_api_id(key_template)}])]}}
+    )
     dashboard = next(iter(key_template.find_resources("AWS::CloudWatch::Dashboard")))
     assert outputs_["DashboardName"]["Value"] == {"Ref": dashboard}
 
 
 def test_iam_mode_outputs_the_url_and_invoke_policy_and_no_key(iam_template):
     outputs_ = iam_template.find_outputs("*")
-    policy_id = next(iter(iam_template.find_resources("AWS::IAM::ManagedPolicy", {
-        "Properties": {"PolicyDocument": {"Statement": Match.array_with([
-            Match.object_like({"Action": "execute-api:Invoke"})])}}})))
+    policy_id = next(
+        iter(
+            iam_template.find_resources(
+                "AWS::IAM::ManagedPolicy",
+                {
+                    "Properties": {
+                        "PolicyDocument": {
+                            "Statement": Match.array_with([Match.object_like({"Action": "execute-api:Invoke"})])
+                        }
+                    }
+                },
+            )
+        )
+    )
     assert outputs_["InvokePolicyArn"]["Value"] == {"Ref": policy_id}

@@ -15,14 +15,13 @@ import boto3
 from moto import mock_aws
 
 from scripts import acceptance
+from stacks.config import AppConfig
 from stacks.shared.assets import lambda_dir
 from stacks.training.jumpstart_lock import LOCK_FILE
 from tests import jumpstart_fixture
 from tests.conftest import ROOT
 from tests.pipeline.conftest import jpeg_bytes
 from tests.quota_harness import QuotaHarness
-from stacks.config import AppConfig
-
 
 PROJECT_LOCK = LOCK_FILE.relative_to(ROOT)
 
@@ -48,8 +47,10 @@ def test_without_credentials_the_flow_runs_on_the_emulator_and_says_so(tmp_path,
     assert report["backend"] == "emulator" and report["emulated"] is True and report["ok"] is True
     assert report["dataset"].startswith("acceptance-")
     assert [i["prompt"] for i in report["images"]] == [
-        "a photo of a Doppler dog on the sea", "a photo of a Doppler dog with a hat",
-        "a photo of a Doppler dog with Donald Trump"]
+        "a photo of a Doppler dog on the sea",
+        "a photo of a Doppler dog with a hat",
+        "a photo of a Doppler dog with Donald Trump",
+    ]
     for image in report["images"]:
         assert image["status"] == "succeeded" and (run_dir / image["files"][0]).read_bytes()[:3] == b"\xff\xd8\xff"
     stages = [s["name"] for s in report["stages"]]
@@ -90,14 +91,17 @@ def test_the_aws_backend_deploys_when_the_stack_is_missing_and_copies_the_public
     shutil.copy(LOCK_FILE, tmp_path / PROJECT_LOCK)
     role = boto3.client("iam").create_role(RoleName="apigw-logs", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     boto3.client("apigateway", region_name="us-east-1").update_account(
-        patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": role}])
+        patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": role}]
+    )
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="jumpstart-cache-prod-us-east-1")
     for name in ("alvan-nee-1.jpeg", "alvan-nee-2.jpeg", "alvan-nee-3.jpeg"):
-        s3.put_object(Bucket="jumpstart-cache-prod-us-east-1", Key=acceptance.SAMPLE_PREFIX + name,
-                      Body=jpeg_bytes())
-    s3.put_object(Bucket="jumpstart-cache-prod-us-east-1", Key=acceptance.SAMPLE_PREFIX + "dataset_info.json",
-                  Body=b'{"instance_prompt": "a photo of a Doppler dog"}')
+        s3.put_object(Bucket="jumpstart-cache-prod-us-east-1", Key=acceptance.SAMPLE_PREFIX + name, Body=jpeg_bytes())
+    s3.put_object(
+        Bucket="jumpstart-cache-prod-us-east-1",
+        Key=acceptance.SAMPLE_PREFIX + "dataset_info.json",
+        Body=b'{"instance_prompt": "a photo of a Doppler dog"}',
+    )
     s3.create_bucket(Bucket="data-bucket")
     jumpstart_fixture.publish(boto3.Session(region_name="us-east-1"))
     commands = []
@@ -107,10 +111,17 @@ def test_the_aws_backend_deploys_when_the_stack_is_missing_and_copies_the_public
         commands.append(list(command))
         if "deploy" in command:
             boto3.client("cloudformation", region_name="us-east-1").create_stack(
-                StackName="DreamBoothPipeline", TemplateBody=json.dumps({
-                    "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
-                    "Outputs": {"BucketName": {"Value": "data-bucket"},
-                                "ApiUrl": {"Value": "https://abc.execute-api.us-east-1.amazonaws.com/v1/"}}}))
+                StackName="DreamBoothPipeline",
+                TemplateBody=json.dumps(
+                    {
+                        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+                        "Outputs": {
+                            "BucketName": {"Value": "data-bucket"},
+                            "ApiUrl": {"Value": "https://abc.execute-api.us-east-1.amazonaws.com/v1/"},
+                        },
+                    }
+                ),
+            )
         return 0
 
     backend = acceptance.AwsBackend(boto3.Session(region_name="us-east-1"), config(), run=run, root=tmp_path)
@@ -126,23 +137,32 @@ def test_the_aws_backend_deploys_when_the_stack_is_missing_and_copies_the_public
     assert sorted(o["Key"] for o in listed) == sorted(keys)
     assert acceptance.AwsBackend(FakeSession(), config(), run=run, root=tmp_path).ensure_deployed(said.append) is False
     # The deploy resolved the project's JumpStart lock for the region first
-    assert json.loads((tmp_path / PROJECT_LOCK).read_text())["resolved_regions"]["us-east-1"]["model_version"] == "9.9.1"
-    assert s3.list_objects_v2(Bucket="jumpstart-cache-prod-us-east-1",
-                              Prefix=acceptance.SAMPLE_PREFIX)["KeyCount"] == 4  # source untouched
+    assert (
+        json.loads((tmp_path / PROJECT_LOCK).read_text())["resolved_regions"]["us-east-1"]["model_version"] == "9.9.1"
+    )
+    assert (
+        s3.list_objects_v2(Bucket="jumpstart-cache-prod-us-east-1", Prefix=acceptance.SAMPLE_PREFIX)["KeyCount"] == 4
+    )  # source untouched
 
 
 @mock_aws
 def test_destroy_removes_only_what_the_run_created():
     sagemaker = boto3.client("sagemaker", region_name="us-east-1")
-    sagemaker.create_model(ModelName="m", ExecutionRoleArn="arn:aws:iam::123456789012:role/r",
-                           PrimaryContainer={"Image": "i"})
-    sagemaker.create_endpoint_config(EndpointConfigName="m", ProductionVariants=[{
-        "VariantName": "v", "ModelName": "m", "InitialInstanceCount": 1, "InstanceType": "ml.g4dn.2xlarge"}])
+    sagemaker.create_model(
+        ModelName="m", ExecutionRoleArn="arn:aws:iam::123456789012:role/r", PrimaryContainer={"Image": "i"}
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="m",
+        ProductionVariants=[
+            {"VariantName": "v", "ModelName": "m", "InitialInstanceCount": 1, "InstanceType": "ml.g4dn.2xlarge"}
+        ],
+    )
     sagemaker.create_endpoint(EndpointName="DreamBoothPipeline-sd", EndpointConfigName="m")
     commands = []
     backend = acceptance.AwsBackend(FakeSession(), config(), run=lambda c, e: commands.append(list(c)) or 0)
-    report = acceptance.Report(backend="aws", emulated=False, region="us-east-1", dataset="d",
-                               endpoint_name="DreamBoothPipeline-sd")
+    report = acceptance.Report(
+        backend="aws", emulated=False, region="us-east-1", dataset="d", endpoint_name="DreamBoothPipeline-sd"
+    )
     # A run that found both the stack and the endpoint removes nothing
     assert acceptance.destroy_created(backend, report, print) == []
     assert sagemaker.list_endpoints()["Endpoints"]
@@ -160,21 +180,28 @@ def test_destroy_removes_only_what_the_run_created():
 @mock_aws
 def test_destroy_previous_removes_what_an_earlier_run_recorded(tmp_path):
     sagemaker = boto3.client("sagemaker", region_name="us-east-1")
-    sagemaker.create_model(ModelName="m", ExecutionRoleArn="arn:aws:iam::123456789012:role/r",
-                           PrimaryContainer={"Image": "i"})
-    sagemaker.create_endpoint_config(EndpointConfigName="m", ProductionVariants=[{
-        "VariantName": "v", "ModelName": "m", "InitialInstanceCount": 1, "InstanceType": "ml.g4dn.2xlarge"}])
+    sagemaker.create_model(
+        ModelName="m", ExecutionRoleArn="arn:aws:iam::123456789012:role/r", PrimaryContainer={"Image": "i"}
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="m",
+        ProductionVariants=[
+            {"VariantName": "v", "ModelName": "m", "InitialInstanceCount": 1, "InstanceType": "ml.g4dn.2xlarge"}
+        ],
+    )
     sagemaker.create_endpoint(EndpointName="DreamBoothPipeline-sd", EndpointConfigName="m")
     earlier = tmp_path / "20261201T100000Z"
     earlier.mkdir()
-    report = acceptance.Report(backend="aws", emulated=False, region="us-east-1", dataset="d",
-                               endpoint_name="DreamBoothPipeline-sd")
+    report = acceptance.Report(
+        backend="aws", emulated=False, region="us-east-1", dataset="d", endpoint_name="DreamBoothPipeline-sd"
+    )
     report.created["endpoint"] = True
     acceptance.write_report(report, earlier)
     backend = acceptance.AwsBackend(FakeSession(), config(), run=lambda c, e: 0)
     path = acceptance.latest_report(tmp_path)
     assert acceptance.destroy_previous(backend, path, print) == [
-        "endpoint DreamBoothPipeline-sd (its model and config stay: they cost nothing)"]
+        "endpoint DreamBoothPipeline-sd (its model and config stay: they cost nothing)"
+    ]
     assert sagemaker.list_endpoints()["Endpoints"] == []
 
 
@@ -190,49 +217,89 @@ def logged(session, group, *messages):
     logs.create_log_stream(logGroupName=group, logStreamName=f"s{time.monotonic_ns()}")
     stream = logs.describe_log_streams(logGroupName=group)["logStreams"][-1]["logStreamName"]
     now = int(time.time() * 1000)
-    logs.put_log_events(logGroupName=group, logStreamName=stream,
-                        logEvents=[{"timestamp": now, "message": m} for m in messages])
+    logs.put_log_events(
+        logGroupName=group, logStreamName=stream, logEvents=[{"timestamp": now, "message": m} for m in messages]
+    )
 
 
 def cold_start_line(botocore_version):
     from dreambooth_shared.contract import COLD_START_LOG_MESSAGE, SDK_VERSIONS_LOG_FIELD
 
-    return json.dumps({"level": "INFO", "message": COLD_START_LOG_MESSAGE,
-                       SDK_VERSIONS_LOG_FIELD: {"boto3": "1.0", "botocore": botocore_version}})
+    return json.dumps(
+        {
+            "level": "INFO",
+            "message": COLD_START_LOG_MESSAGE,
+            SDK_VERSIONS_LOG_FIELD: {"boto3": "1.0", "botocore": botocore_version},
+        }
+    )
 
 
 @mock_aws
 def test_the_aws_backend_fills_every_row_from_what_aws_shows(tmp_path, monkeypatch):
     import botocore
 
-    from scripts import refresh_jumpstart_lock as jumpstart
     from emulator.service_model import ServiceModelCheck
+    from scripts import refresh_jumpstart_lock as jumpstart
 
     # Given a deployed stack (a function's log group, the training machine), an execution and cold-start
     # lines since the run started, and the project's lock as JumpStart resolves it
     session = boto3.Session(region_name="us-east-1")
     started = datetime.now(timezone.utc) - timedelta(seconds=5)
     cloudformation = session.client("cloudformation")
-    cloudformation.create_stack(StackName="DreamBoothPipeline", TemplateBody=json.dumps({"Resources": {
-        "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": "/dreambooth/upload"}},
-        "Machine": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
-            "StateMachineName": "DreamBoothPipeline-train", "RoleArn": "arn:aws:iam::123456789012:role/r",
-            "DefinitionString": json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})}}}}))
+    cloudformation.create_stack(
+        StackName="DreamBoothPipeline",
+        TemplateBody=json.dumps(
+            {
+                "Resources": {
+                    "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": "/dreambooth/upload"}},
+                    "Machine": {
+                        "Type": "AWS::StepFunctions::StateMachine",
+                        "Properties": {
+                            "StateMachineName": "DreamBoothPipeline-train",
+                            "RoleArn": "arn:aws:iam::123456789012:role/r",
+                            "DefinitionString": json.dumps(
+                                {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+                            ),
+                        },
+                    },
+                }
+            }
+        ),
+    )
     machine = session.client("stepfunctions").list_state_machines()["stateMachines"][0]["stateMachineArn"]
     session.client("stepfunctions").start_execution(stateMachineArn=machine)
     logged(session, "/dreambooth/upload", cold_start_line(botocore.__version__), "an ordinary line")
     jumpstart_fixture.local_metadata(monkeypatch)
     (tmp_path / PROJECT_LOCK).parent.mkdir(parents=True)
-    lock = jumpstart.apply(json.loads(LOCK_FILE.read_text()), {
-        "training_instance_type": "ml.g4dn.2xlarge", "endpoint_instance_type": "ml.g4dn.2xlarge", "model_version": "9.9.1", "hyperparameters": {}, "metric_definitions": [],
-        "inference_environment": {}, "regions": {"us-east-1": jumpstart_fixture.artifacts("us-east-1")}},
-        datetime.now(timezone.utc), "a test")
+    lock = jumpstart.apply(
+        json.loads(LOCK_FILE.read_text()),
+        {
+            "training_instance_type": "ml.g4dn.2xlarge",
+            "endpoint_instance_type": "ml.g4dn.2xlarge",
+            "model_version": "9.9.1",
+            "hyperparameters": {},
+            "metric_definitions": [],
+            "inference_environment": {},
+            "regions": {"us-east-1": jumpstart_fixture.artifacts("us-east-1")},
+        },
+        datetime.now(timezone.utc),
+        "a test",
+    )
     jumpstart.write(tmp_path / PROJECT_LOCK, lock)
-    report = acceptance.Report(backend="aws", emulated=False, region="us-east-1", dataset="d", started_at=started,
-                               endpoint_name="DreamBoothPipeline-sd",
-                               stages=[acceptance.Stage("training", 600.0), acceptance.Stage("deploying", 400.0),
-                                       *[acceptance.Stage(f"generate: p{i}", 30.0) for i in range(3)]],
-                               images=[{"files": ["a.jpg"]}] * 3)
+    report = acceptance.Report(
+        backend="aws",
+        emulated=False,
+        region="us-east-1",
+        dataset="d",
+        started_at=started,
+        endpoint_name="DreamBoothPipeline-sd",
+        stages=[
+            acceptance.Stage("training", 600.0),
+            acceptance.Stage("deploying", 400.0),
+            *[acceptance.Stage(f"generate: p{i}", 30.0) for i in range(3)],
+        ],
+        images=[{"files": ["a.jpg"]}] * 3,
+    )
     backend = acceptance.AwsBackend(session, config(), root=tmp_path, emulator_figures=lambda: {"train": [4]})
     # When the table is observed (every call checked against botocore's model)
     with ServiceModelCheck() as check:
@@ -242,11 +309,18 @@ def test_the_aws_backend_fills_every_row_from_what_aws_shows(tmp_path, monkeypat
     assert list(rows) == list(acceptance.assumed_texts(config()))
     status = {key: a.status for key, a in rows.items()}
     assert status == {
-        "jumpstart_lock": "confirmed", "training_output_code": "not observed", "packaging_time": "not observed",
+        "jumpstart_lock": "confirmed",
+        "training_output_code": "not observed",
+        "packaging_time": "not observed",
         "access_denied": "confirmed",
-        "history_events": "confirmed", "training_time": "confirmed", "endpoint_creation": "confirmed",
-        "generation_time": "contradicted", "scale_in": "not observed", "scale_out_from_zero": "not observed",
-        "sdk_version": "confirmed"}, {k: a.observed for k, a in rows.items()}
+        "history_events": "confirmed",
+        "training_time": "confirmed",
+        "endpoint_creation": "confirmed",
+        "generation_time": "contradicted",
+        "scale_in": "not observed",
+        "scale_out_from_zero": "not observed",
+        "sdk_version": "confirmed",
+    }, {k: a.observed for k, a in rows.items()}
     assert rows["generation_time"].observed.startswith("one image took 0.5 min (30 s), the model assumes 0.2 min")
     assert rows["history_events"].observed == "train: AWS 4 events (most of 1 execution(s)), the emulator 4"
     assert "no AccessDenied in 1 log group(s)" in rows["access_denied"].observed
@@ -263,8 +337,12 @@ def test_the_log_rows_are_contradicted_by_what_the_logs_hold_and_not_observed_wi
     session = boto3.Session(region_name="us-east-1")
     logs = session.client("logs")
     since = int(time.time() * 1000) - 5000
-    logged(session, "/fn/a", 'ClientError: An error occurred (AccessDenied) when calling the PutObject operation',
-           cold_start_line("1.40.0"))
+    logged(
+        session,
+        "/fn/a",
+        "ClientError: An error occurred (AccessDenied) when calling the PutObject operation",
+        cold_start_line("1.40.0"),
+    )
     logged(session, "/aws/sagemaker/TrainingJobs", "job-1/algo-1 AccessDenied reading s3://jumpstart-cache-prod")
     status, seen = acceptance.observe_access_denied(logs, ["/fn/a"], "job-1", since)
     assert status == "contradicted" and "2 line(s) with AccessDenied" in seen and "PutObject" in seen
@@ -293,10 +371,17 @@ def packaging_log(capsys, s3, training_output):
     code = lambda_dir("training")
     # A service name of its own: Powertools adds its stdout handler only to a logging.Logger that has
     # none, and an earlier test's handler of the same name would write to that test's captured stdout.
-    module = load(code, "model_tasks", {"INFERENCE_SCRIPT_URI": "s3://jumpstart/inference.tar.gz",
-                                        "POWERTOOLS_LOG_LEVEL": "INFO", "POWERTOOLS_TRACE_DISABLED": "true",
-                                        "POWERTOOLS_SERVICE_NAME": f"package-{uuid.uuid4().hex}",
-                                        "AWS_DEFAULT_REGION": "us-east-1"})
+    module = load(
+        code,
+        "model_tasks",
+        {
+            "INFERENCE_SCRIPT_URI": "s3://jumpstart/inference.tar.gz",
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_SERVICE_NAME": f"package-{uuid.uuid4().hex}",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        },
+    )
     module.s3 = s3
     context = LambdaContext(FunctionSpec("package", "Package", code, "model_tasks.package", {}))
     module.package({"modelUri": training_output}, context)
@@ -327,10 +412,14 @@ def test_the_training_output_row_reads_what_the_packaging_step_found_in_the_tarb
     s3.put_object(Bucket="jumpstart", Key="inference.tar.gz", Body=tarball({"inference.py": b"serve"}))
     since = int(time.time() * 1000) - 5000
     uri = "s3://data/models/d/1/job/output/model.tar.gz"
-    s3.put_object(Bucket="data", Key=uri[len("s3://data/"):], Body=tarball({"unet/w.bin": b"w"}))
+    s3.put_object(Bucket="data", Key=uri[len("s3://data/") :], Body=tarball({"unet/w.bin": b"w"}))
     lines, request = packaging_log(capsys, s3, uri)
-    logged(session, "/fn/package", *lines, f"REPORT RequestId: {request}\tDuration: 212345.67 ms\t"
-                                           "Billed Duration: 212346 ms\tMemory Size: 1769 MB")
+    logged(
+        session,
+        "/fn/package",
+        *lines,
+        f"REPORT RequestId: {request}\tDuration: 212345.67 ms\tBilled Duration: 212346 ms\tMemory Size: 1769 MB",
+    )
     logged(session, "/fn/other", "an ordinary line")
     groups = ["/fn/other", "/fn/package"]
     output, why = acceptance.training_output_of(TrainingJobs(uri), "job")
@@ -345,8 +434,11 @@ def test_the_training_output_row_reads_what_the_packaging_step_found_in_the_tarb
     assert acceptance.observe_training_output(logs, groups, other, "", since)[0] == "not observed"
     # An output with its own code/inference.py contradicts it; a packaging at its timeout too
     with_code = "s3://data/models/d/3/job/output/model.tar.gz"
-    s3.put_object(Bucket="data", Key=with_code[len("s3://data/"):],
-                  Body=tarball({"unet/w.bin": b"w", "code/inference.py": b"own"}))
+    s3.put_object(
+        Bucket="data",
+        Key=with_code[len("s3://data/") :],
+        Body=tarball({"unet/w.bin": b"w", "code/inference.py": b"own"}),
+    )
     lines, request = packaging_log(capsys, s3, with_code)
     logged(session, "/fn/package", *lines, f"REPORT RequestId: {request}\tDuration: 900000.00 ms\tStatus: timeout")
     status, seen = acceptance.observe_training_output(logs, groups, with_code, "", since)
@@ -355,7 +447,9 @@ def test_the_training_output_row_reads_what_the_packaging_step_found_in_the_tarb
     # No training job: nothing to observe
     assert acceptance.training_output_of(TrainingJobs(uri), None) == (None, "no training job ran")
     assert acceptance.observe_training_output(logs, groups, None, "no training job ran", since) == (
-        "not observed", "no training job ran")
+        "not observed",
+        "no training job ran",
+    )
 
 
 @mock_aws
@@ -363,10 +457,14 @@ def test_access_denied_is_searched_in_the_endpoints_container_logs_too():
     session = boto3.Session(region_name="us-east-1")
     since = int(time.time() * 1000) - 5000
     logged(session, "/fn/a", "an ordinary line")
-    logged(session, acceptance.ENDPOINT_LOG_GROUP_PREFIX + "DreamBoothPipeline-sd",
-           "botocore.exceptions.ClientError: An error occurred (AccessDenied) when calling the GetObject operation")
-    status, seen = acceptance.observe_access_denied(session.client("logs"), ["/fn/a"], None, since,
-                                                    "DreamBoothPipeline-sd")
+    logged(
+        session,
+        acceptance.ENDPOINT_LOG_GROUP_PREFIX + "DreamBoothPipeline-sd",
+        "botocore.exceptions.ClientError: An error occurred (AccessDenied) when calling the GetObject operation",
+    )
+    status, seen = acceptance.observe_access_denied(
+        session.client("logs"), ["/fn/a"], None, since, "DreamBoothPipeline-sd"
+    )
     assert status == "contradicted" and "/aws/sagemaker/Endpoints/DreamBoothPipeline-sd: botocore" in seen
 
 
@@ -378,8 +476,13 @@ def test_the_history_limit_is_the_one_the_synth_budget_uses():
     from stacks.shared import sfn_budget
 
     tree = ast.parse(inspect.getsource(acceptance))
-    assigned = [t.id for node in ast.walk(tree) if isinstance(node, (ast.Assign, ast.AnnAssign))
-                for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)]
+    assigned = [
+        t.id
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Assign, ast.AnnAssign))
+        for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(t, ast.Name)
+    ]
     assert "HISTORY_EVENT_LIMIT" not in assigned
     assert acceptance.HISTORY_EVENT_LIMIT == sfn_budget.HISTORY_EVENT_LIMIT
     assert f"fewer than {sfn_budget.HISTORY_EVENT_LIMIT:,}" in acceptance.assumed_texts(config())["history_events"]
@@ -391,7 +494,9 @@ def test_the_history_row_compares_with_the_emulators_count():
     assert status == "contradicted" and seen == "deploy: AWS 400 events (most of 1 execution(s)), the emulator 120"
     assert acceptance.compare_history({}, {"deploy": [120]})[0] == "not observed"
     assert acceptance.compare_history({"train": [90]}, None, "moto missing") == (
-        "not observed", "train: AWS 90 events (most of 1 execution(s)); the emulator's figures: moto missing")
+        "not observed",
+        "train: AWS 90 events (most of 1 execution(s)); the emulator's figures: moto missing",
+    )
     assert acceptance.compare_history({"train": [25_000]}, None)[0] == "contradicted"
 
 
@@ -408,12 +513,21 @@ def test_the_lock_row_is_contradicted_when_jumpstart_resolves_other_values(monke
 
 def test_the_scaling_rows_come_from_the_runs_scaling_stages():
     idle = config().serving.idle_minutes * 60
-    report = acceptance.Report(backend="aws", emulated=False, region="us-east-1", dataset="d", stages=[
-        acceptance.Stage(acceptance.SCALE_IN_STAGE, idle + 120.0, "no instance left"),
-        acceptance.Stage(acceptance.FROM_ZERO_STAGE, 1200.0)])
+    report = acceptance.Report(
+        backend="aws",
+        emulated=False,
+        region="us-east-1",
+        dataset="d",
+        stages=[
+            acceptance.Stage(acceptance.SCALE_IN_STAGE, idle + 120.0, "no instance left"),
+            acceptance.Stage(acceptance.FROM_ZERO_STAGE, 1200.0),
+        ],
+    )
     found = acceptance.observe_times(report, config())
     assert found["scale_in"][0] == "confirmed"
-    assert found["scale_out_from_zero"][0] == "contradicted" and "the request at zero took 20.0 min" in found[
-        "scale_out_from_zero"][1]
+    assert (
+        found["scale_out_from_zero"][0] == "contradicted"
+        and "the request at zero took 20.0 min" in found["scale_out_from_zero"][1]
+    )
     report.stages[0].detail = "still 1 instance(s): gave up waiting"
     assert acceptance.observe_times(report, config())["scale_in"][0] == "contradicted"

@@ -17,9 +17,9 @@ import pytest
 from moto.sagemaker import models as sm_models
 
 from dreambooth_shared.contract import SCALABLE_DIMENSION, VARIANT_NAME, ApiEnv
-from tests import template_find as find
 from emulator import PipelineHarness, SageMakerSimulator, synthesize
 from emulator.account import ACCOUNT, REGION
+from tests import template_find as find
 from tests.emulator.test_harness_api import PHOTOS, events, finished, instances, wait_for
 from tests.pipeline.conftest import jpeg_bytes
 
@@ -37,8 +37,11 @@ def synthesized():
 
 def harness(synthesized, **options) -> PipelineHarness:
     grants = options.pop("remove_grants", None)
-    return PipelineHarness(synthesized=synthesized, remove_grants=grants, simulator=SageMakerSimulator(
-        endpoint_s=2, scale_out_s=1, scale_in_s=2, inference_s=0.05, **options))
+    return PipelineHarness(
+        synthesized=synthesized,
+        remove_grants=grants,
+        simulator=SageMakerSimulator(endpoint_s=2, scale_out_s=1, scale_in_s=2, inference_s=0.05, **options),
+    )
 
 
 def live_config_on_another_instance_type(h: PipelineHarness, config_name: str) -> None:
@@ -110,6 +113,7 @@ def test_a_failed_update_registers_the_autoscaling_of_the_config_still_serving(s
                 for config in sagemaker.list_endpoint_configs()["EndpointConfigs"]:
                     if config["EndpointConfigName"] != live:
                         sagemaker.delete_endpoint_config(EndpointConfigName=config["EndpointConfigName"])
+
             h.when_entering("UpdateEndpoint", delete_new_config)
             h.iam.expect_denials("sagemaker:UpdateEndpoint")
         # When the deployment of the next model fails after it removed the autoscaling
@@ -118,8 +122,9 @@ def test_a_failed_update_registers_the_autoscaling_of_the_config_still_serving(s
         assert deploy.status == "FAILED" and deploy.error == "DeploymentFailed"
         assert "RestoreAutoscaling" in deploy.entered_states
         (failed,) = [m for m in h.models().values() if m["status"] == "failed"]
-        assert {"refused": "instance quota", "rolled back": "ping health check",
-                "caught error": "AccessDenied"}[path] in failed["failureReason"]
+        assert {"refused": "instance quota", "rolled back": "ping health check", "caught error": "AccessDenied"}[
+            path
+        ] in failed["failureReason"]
         # Then the endpoint still serves the live model's config, and its autoscaling is registered again
         described = h.client("sagemaker").describe_endpoint(EndpointName=h.endpoint_name)
         assert described["EndpointConfigName"] == live and h.live_pointer()["liveModelId"] == live
@@ -134,8 +139,12 @@ def test_an_update_too_slow_to_finish_gets_its_autoscaling_from_the_periodic_che
         # Given an update that outlasts the deployment's wait (five checks a minute apart)
         h.simulator.endpoint_s = 400
         at_the_end = []
-        h.when_entering("IsTheLiveModel", lambda: at_the_end.append((h.client("sagemaker").describe_endpoint(
-            EndpointName=h.endpoint_name)["EndpointStatus"], registered(h))))
+        h.when_entering(
+            "IsTheLiveModel",
+            lambda: at_the_end.append(
+                (h.client("sagemaker").describe_endpoint(EndpointName=h.endpoint_name)["EndpointStatus"], registered(h))
+            ),
+        )
         h.train_and_deploy("doppler", MORE_PHOTOS, timeout_s=120)
         deploy = h.deploy_runs()[-1]
         assert deploy.status == "FAILED" and "EndpointTooSlow" in deploy.entered_states
@@ -155,8 +164,10 @@ def test_the_periodic_check_repairs_a_lost_registration_but_not_during_a_deploym
         h.train_and_deploy("doppler", PHOTOS)
         # Given an InService endpoint whose registration was lost (deregistered out of band)
         h.client("application-autoscaling").deregister_scalable_target(
-            ServiceNamespace="sagemaker", ResourceId=f"endpoint/{h.endpoint_name}/variant/{VARIANT_NAME}",
-            ScalableDimension=SCALABLE_DIMENSION)
+            ServiceNamespace="sagemaker",
+            ResourceId=f"endpoint/{h.endpoint_name}/variant/{VARIANT_NAME}",
+            ScalableDimension=SCALABLE_DIMENSION,
+        )
         wait_for(h, lambda: instances(h) == 1, 5, "one instance")
         # When the periodic check runs, it registers it again
         assert h.run_schedule(h.dispatch_function)["autoscaling"] == "repaired"
@@ -181,8 +192,9 @@ def test_a_failed_endpoint_still_a_scalable_target_is_deleted_and_made_again(syn
         starts_from_zero_and_scales_back_to_zero(h, 7)
 
 
-@pytest.mark.parametrize("partial", ["alarms deleted, then the deregistration failed",
-                                     "registration stopped after the target"])
+@pytest.mark.parametrize(
+    "partial", ["alarms deleted, then the deregistration failed", "registration stopped after the target"]
+)
 def test_the_periodic_check_completes_a_half_done_registration(synthesized, partial):
     with harness(synthesized) as h:
         h.train_and_deploy("doppler", PHOTOS)
@@ -190,14 +202,19 @@ def test_the_periodic_check_completes_a_half_done_registration(synthesized, part
         # deletes them first) or without its policies and alarms (register_scaling stopped after
         # RegisterScalableTarget): nothing would start an instance for a request at zero
         scaling, cloudwatch = h.client("application-autoscaling"), h.client("cloudwatch")
-        target = {"ServiceNamespace": "sagemaker", "ResourceId": f"endpoint/{h.endpoint_name}/variant/{VARIANT_NAME}",
-                  "ScalableDimension": SCALABLE_DIMENSION}
+        target = {
+            "ServiceNamespace": "sagemaker",
+            "ResourceId": f"endpoint/{h.endpoint_name}/variant/{VARIANT_NAME}",
+            "ScalableDimension": SCALABLE_DIMENSION,
+        }
         if partial.startswith("registration"):
-            for policy in scaling.describe_scaling_policies(**{k: v for k, v in target.items()
-                                                               if k != "ResourceId"},
-                                                            ResourceId=target["ResourceId"])["ScalingPolicies"]:
+            for policy in scaling.describe_scaling_policies(
+                **{k: v for k, v in target.items() if k != "ResourceId"}, ResourceId=target["ResourceId"]
+            )["ScalingPolicies"]:
                 scaling.delete_scaling_policy(PolicyName=policy["PolicyName"], **target)
-        alarms = [a["AlarmName"] for a in cloudwatch.describe_alarms(AlarmNamePrefix=f"{h.endpoint_name}-")["MetricAlarms"]]
+        alarms = [
+            a["AlarmName"] for a in cloudwatch.describe_alarms(AlarmNamePrefix=f"{h.endpoint_name}-")["MetricAlarms"]
+        ]
         assert len(alarms) == 2
         cloudwatch.delete_alarms(AlarmNames=alarms)
         assert registered(h)
@@ -209,17 +226,24 @@ def test_the_periodic_check_completes_a_half_done_registration(synthesized, part
 
 def test_the_dispatcher_may_invoke_the_scaling_function_and_nothing_else(synthesized):
     resources = synthesized.template["Resources"]
-    scaling, dispatch = find.function(resources, "autoscaling_task.handler"), find.function(resources,
-                                                                                          "dispatch.lambda_handler")
+    scaling, dispatch = (
+        find.function(resources, "autoscaling_task.handler"),
+        find.function(resources, "dispatch.lambda_handler"),
+    )
     variables = resources[dispatch]["Properties"]["Environment"]["Variables"]
     assert variables[ApiEnv.SCALING_FUNCTION_NAME] == {"Ref": scaling}
-    statements = [s for policy in find.of_type(resources, "AWS::IAM::Policy").values()
-                  if policy["Properties"]["Roles"] == [{"Ref": find.role_of(resources, dispatch)}]
-                  for s in policy["Properties"]["PolicyDocument"]["Statement"]]
+    statements = [
+        s
+        for policy in find.of_type(resources, "AWS::IAM::Policy").values()
+        if policy["Properties"]["Roles"] == [{"Ref": find.role_of(resources, dispatch)}]
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
     (invoke,) = [s for s in statements if "lambda:InvokeFunction" in json.dumps(s["Action"])]
     assert invoke["Resource"] == {"Fn::GetAtt": [scaling, "Arn"]}  # not its versions (`:*`)
     (describe,) = [s for s in statements if "application-autoscaling" in json.dumps(s["Action"])]
     assert [a for a in describe["Action"] if not a.startswith("xray:")] == [
-        "application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingPolicies"]
+        "application-autoscaling:DescribeScalableTargets",
+        "application-autoscaling:DescribeScalingPolicies",
+    ]
     (alarms,) = [s for s in statements if "cloudwatch" in json.dumps(s["Action"])]
     assert alarms["Action"] == "cloudwatch:DescribeAlarms" and "-*" in json.dumps(alarms["Resource"])

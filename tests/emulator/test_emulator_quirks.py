@@ -31,7 +31,8 @@ def test_each_nameless_start_is_an_execution_of_its_own_named_with_a_uuid():
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         sfn = boto3.client("stepfunctions", region_name="us-east-1")
         machine = sfn.create_state_machine(
-            name="m", roleArn="arn:aws:iam::123456789012:role/r",
+            name="m",
+            roleArn="arn:aws:iam::123456789012:role/r",
             definition=json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 1, "End": True}}}),
         )["stateMachineArn"]
         # Given two identical nameless starts while the first runs, and a third after both ended
@@ -44,7 +45,9 @@ def test_each_nameless_start_is_an_execution_of_its_own_named_with_a_uuid():
         assert len(set(arns)) == 3 and all(UUID.fullmatch(n) for n in names), names
         assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 3
         # And a named start is still idempotent while it runs (AWS's rule for the same name and input)
-        named = [sfn.start_execution(stateMachineArn=machine, name="same", input="{}")["executionArn"] for _ in range(2)]
+        named = [
+            sfn.start_execution(stateMachineArn=machine, name="same", input="{}")["executionArn"] for _ in range(2)
+        ]
         assert named[0] == named[1] and named[0].endswith(":same")
 
 
@@ -69,8 +72,12 @@ def test_live_switches_start_one_deployment_each_and_a_doubled_one_changes_nothi
         # (a double click racing): each StartExecution is the API's own call, without a name
         updates = h.simulator.count("update_endpoint")
         sfn = h.client("stepfunctions")
-        raced = {sfn.start_execution(stateMachineArn=h.deploy_machine_arn, input=json.dumps({"modelId": dog}))
-                 ["executionArn"] for _ in range(2)}
+        raced = {
+            sfn.start_execution(stateMachineArn=h.deploy_machine_arn, input=json.dumps({"modelId": dog}))[
+                "executionArn"
+            ]
+            for _ in range(2)
+        }
         h.wait_until_idle(60)
         # Then AWS runs both, one after the other (the deployment lock); the second finds the model
         # live on its endpoint and changes nothing: one update, the model live, nothing failed.
@@ -93,8 +100,9 @@ def test_a_dataset_named_with_capitals_trains_deploys_and_serves(synthesized):
         assert [r.status for r in h.training_runs()] == ["SUCCEEDED"]
         assert [r.status for r in h.deploy_runs()] == ["SUCCEEDED"]
         assert h.models()[model_id]["status"] == "live" and h.live_pointer()["liveModelId"] == model_id
-        tags = h.client("sagemaker").list_tags(ResourceArn=h.client("sagemaker").describe_endpoint_config(
-            EndpointConfigName=model_id)["EndpointConfigArn"])["Tags"]
+        tags = h.client("sagemaker").list_tags(
+            ResourceArn=h.client("sagemaker").describe_endpoint_config(EndpointConfigName=model_id)["EndpointConfigArn"]
+        )["Tags"]
         assert tags, "the endpoint config carries the stack's tag the conditions read"
         answer = h.api("POST", "/generations", {"prompt": "MyDog on a beach", "seed": 1, "wait": 20})
         assert answer.status == 200 and answer.json()["status"] == "succeeded", answer.text
@@ -114,12 +122,18 @@ def test_path_style_presigned_urls_of_a_dotted_bucket_are_judged_like_virtual_ho
         h.client("s3").create_bucket(Bucket=dotted)
         h.client("s3").put_object(Bucket=dotted, Key="generated/g/0.jpg", Body=b"jpeg")
         with h.iam.acting_as(None):
-            s3 = boto3.client("s3", region_name=REGION, endpoint_url=f"https://s3.{REGION}.amazonaws.com",
-                              config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
-            url = s3.generate_presigned_url("get_object", Params={"Bucket": dotted, "Key": "generated/g/0.jpg"},
-                                            ExpiresIn=60)
-            post = s3.generate_presigned_post(Bucket=dotted, Key="uploads/dog/t/0.jpg", ExpiresIn=60,
-                                              Conditions=[["content-length-range", 1, 100]])
+            s3 = boto3.client(
+                "s3",
+                region_name=REGION,
+                endpoint_url=f"https://s3.{REGION}.amazonaws.com",
+                config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+            )
+            url = s3.generate_presigned_url(
+                "get_object", Params={"Bucket": dotted, "Key": "generated/g/0.jpg"}, ExpiresIn=60
+            )
+            post = s3.generate_presigned_post(
+                Bucket=dotted, Key="uploads/dog/t/0.jpg", ExpiresIn=60, Conditions=[["content-length-range", 1, 100]]
+            )
         assert url.startswith(f"https://s3.{REGION}.amazonaws.com/{dotted}/generated/g/0.jpg?")
         assert post["url"] == f"https://s3.{REGION}.amazonaws.com/{dotted}"
         fetched = requests.get(url, timeout=5)

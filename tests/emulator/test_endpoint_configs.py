@@ -23,9 +23,12 @@ def real_time_copy(h, config_name: str, new_name: str, *, replace: bool = False)
     if replace:
         sagemaker.delete_endpoint_config(EndpointConfigName=config_name)
     sagemaker.create_endpoint_config(
-        EndpointConfigName=new_name, Tags=[{"Key": STACK_TAG_KEY, "Value": h.synthesized.stack_name}],
-        ProductionVariants=[{k: variant[k] for k in ("VariantName", "ModelName", "InstanceType",
-                                                     "InitialInstanceCount")}])
+        EndpointConfigName=new_name,
+        Tags=[{"Key": STACK_TAG_KEY, "Value": h.synthesized.stack_name}],
+        ProductionVariants=[
+            {k: variant[k] for k in ("VariantName", "ModelName", "InstanceType", "InitialInstanceCount")}
+        ],
+    )
 
 
 def test_sagemaker_refuses_to_switch_an_endpoint_between_real_time_and_asynchronous(synthesized):
@@ -55,8 +58,9 @@ def test_a_recorded_real_time_config_is_made_again_asynchronous_before_it_serves
         real_time_copy(h, old, old, replace=True)
         assert "AsyncInferenceConfig" not in sagemaker.describe_endpoint_config(EndpointConfigName=old)
         # When it is put back live
-        h.client("stepfunctions").start_execution(stateMachineArn=h.deploy_machine_arn,
-                                                  input=json.dumps({"modelId": old}))
+        h.client("stepfunctions").start_execution(
+            stateMachineArn=h.deploy_machine_arn, input=json.dumps({"modelId": old})
+        )
         h.wait_until_idle(60)
         deploy = h.deploy_runs()[-1]
         assert deploy.status == "SUCCEEDED", deploy.cause
@@ -83,8 +87,9 @@ def test_an_endpoint_still_running_a_real_time_config_is_made_again_asynchronous
         h.wait_until_idle(30)
         assert "AsyncInferenceConfig" not in sagemaker.describe_endpoint(EndpointName=h.endpoint_name)
         # When the live model is deployed again (its config made again asynchronous under the same name)
-        h.client("stepfunctions").start_execution(stateMachineArn=h.deploy_machine_arn,
-                                                  input=json.dumps({"modelId": live}))
+        h.client("stepfunctions").start_execution(
+            stateMachineArn=h.deploy_machine_arn, input=json.dumps({"modelId": live})
+        )
         h.wait_until_idle(90)
         deploy = h.deploy_runs()[-1]
         assert deploy.status == "SUCCEEDED", deploy.cause

@@ -23,8 +23,13 @@ from tests.pipeline.conftest import jpeg_bytes
 PHOTOS = {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}
 CAT_PHOTOS = {f"cat{i}.jpg": jpeg_bytes(600, 600 + i) for i in range(3)}
 INVOCATION_TIMEOUT_S = 2
-CONTEXT = {"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5, "idleMinutes": 1,
-           "asyncInvocationTimeoutSeconds": INVOCATION_TIMEOUT_S}
+CONTEXT = {
+    "quietWindowSeconds": 2,
+    "endpointPollSeconds": 1,
+    "endpointMaxWaitMinutes": 5,
+    "idleMinutes": 1,
+    "asyncInvocationTimeoutSeconds": INVOCATION_TIMEOUT_S,
+}
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +54,14 @@ def wait_for(h: PipelineHarness, condition, timeout_s: float = 30, what: str = "
 
 
 def finished(h: PipelineHarness, generation_id: str, timeout_s: float = 30) -> dict:
-    return wait_for(h, lambda: (lambda b: b if b["status"] != "queued" else None)(
-        h.api("GET", f"/generations/{generation_id}").json()), timeout_s, f"generation {generation_id}")
+    return wait_for(
+        h,
+        lambda: (lambda b: b if b["status"] != "queued" else None)(
+            h.api("GET", f"/generations/{generation_id}").json()
+        ),
+        timeout_s,
+        f"generation {generation_id}",
+    )
 
 
 def instances(h: PipelineHarness) -> int:
@@ -71,8 +82,10 @@ def test_generations_go_through_the_asynchronous_endpoint_and_come_back_as_image
         ttl = h.client("dynamodb").describe_time_to_live(TableName=h.generations_table)
         assert ttl["TimeToLiveDescription"] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expiresAt"}
 
-        model_id = h.train_and_deploy("doppler", {**PHOTOS, "dataset_info.json": json.dumps(
-            {"instance_prompt": "a photo of sks Doppler dog"}).encode()})
+        model_id = h.train_and_deploy(
+            "doppler",
+            {**PHOTOS, "dataset_info.json": json.dumps({"instance_prompt": "a photo of sks Doppler dog"}).encode()},
+        )
         # The endpoint config is an asynchronous one: answers and notices as the issue asks.
         config = h.client("sagemaker").describe_endpoint_config(EndpointConfigName=model_id)
         async_config = config["AsyncInferenceConfig"]
@@ -93,7 +106,8 @@ def test_generations_go_through_the_asynchronous_endpoint_and_come_back_as_image
         sent = [r for r in h.simulator.async_requests if r["inference_id"].startswith(generation_id)]
         assert sorted(r["inference_id"] for r in sent) == [f"{generation_id}-0-2", f"{generation_id}-1-2"]
         assert {(r["accept"], r["ttl_s"], r["timeout_s"]) for r in sent} == {
-            ("application/json;jpeg", 360 * 60, INVOCATION_TIMEOUT_S)}
+            ("application/json;jpeg", 360 * 60, INVOCATION_TIMEOUT_S)
+        }
         stored = h.generation_images(generation_id)
         assert sorted(stored) == [f"generated/{generation_id}/0.jpg", f"generated/{generation_id}/1.jpg"]
         for image, key, seed in zip(body["images"], sorted(stored), (7, 8)):
@@ -108,7 +122,8 @@ def test_generations_go_through_the_asynchronous_endpoint_and_come_back_as_image
             signer = _signing_session(image["url"])
             assert "/ApiImageSigner" in signer.role_arn
             assert signer.expiration.replace(tzinfo=timezone.utc) >= datetime.fromisoformat(
-                image["expires_at"].replace("Z", "+00:00"))
+                image["expires_at"].replace("Z", "+00:00")
+            )
 
         # `wait` answers with the finished generation when the notice comes in time.
         waited = h.api("POST", "/generations", {"prompt": "Doppler in the snow", "seed": 1, "wait": 10})
@@ -147,8 +162,9 @@ def test_fifty_requests_at_zero_instances_start_one_instance_and_each_runs_once(
         results = [finished(h, i) for i in ids]
         # And all 50 are served, by one scale-out from zero, each request run exactly once
         assert Counter(r["status"] for r in results) == {"succeeded": 50}
-        assert [d for d in events(h, "async-scale-out") if "from 0" in d][:1] and \
-            len([d for d in events(h, "async-scale-out") if "from 0" in d]) == 1
+        assert [d for d in events(h, "async-scale-out") if "from 0" in d][:1] and len(
+            [d for d in events(h, "async-scale-out") if "from 0" in d]
+        ) == 1
         runs = Counter(r["inference_id"] for r in h.simulator.async_requests)
         assert len(runs) == 50 and set(runs.values()) == {1}
         assert {r["model"] for r in h.simulator.async_requests} == {model_id}
@@ -185,8 +201,9 @@ def test_requests_during_a_model_update_are_served_by_the_old_then_the_new_model
         # handled after the switch.
         (switched,) = [t for t, e, _ in h.simulator.timeline if e == "endpoint-updated"]
         wrong = [i for i in served if served[i]["model_id"] != ran[i]]
-        assert all(ran[i] == old and served[i]["model_id"] == new and requests_[i]["started_s"] <= switched
-                   for i in wrong), wrong
+        assert all(
+            ran[i] == old and served[i]["model_id"] == new and requests_[i]["started_s"] <= switched for i in wrong
+        ), wrong
 
 
 def test_an_endpoint_deleted_out_of_band_is_recreated_and_queued_requests_are_then_sent(synthesized):
@@ -206,7 +223,10 @@ def test_an_endpoint_deleted_out_of_band_is_recreated_and_queued_requests_are_th
         # The re-created endpoint has its autoscaling again (scale to zero and from zero)
         policies = h.client("application-autoscaling").describe_scaling_policies(ServiceNamespace="sagemaker")
         assert {p["PolicyName"] for p in policies["ScalingPolicies"]} == {
-            "backlog-per-instance", "scale-out-from-zero", "scale-in-when-idle"}
+            "backlog-per-instance",
+            "scale-out-from-zero",
+            "scale-in-when-idle",
+        }
 
         # And without any request, the periodic check brings a deleted endpoint back too
         h.client("sagemaker").delete_endpoint(EndpointName=h.endpoint_name)
@@ -223,8 +243,9 @@ def test_a_failed_recreation_never_marks_the_live_model_failed(synthesized):
         sagemaker.delete_endpoint(EndpointName=h.endpoint_name)
         sagemaker.delete_endpoint_config(EndpointConfigName=model_id)
         # (AWS refuses CreateEndpoint on a config that is gone: it has no stack tag any more)
-        h.iam.expect_denials(f"sagemaker:CreateEndpoint on arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/"
-                             f"{model_id}")
+        h.iam.expect_denials(
+            f"sagemaker:CreateEndpoint on arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{model_id}"
+        )
         answer = h.api("POST", "/generations", {"prompt": "lost", "seed": 1})
         assert answer.status == 202
         h.wait_until_idle(60)

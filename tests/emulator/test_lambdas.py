@@ -21,8 +21,10 @@ def test_concurrent_invocations_each_flush_only_their_own_metrics():
             added.wait()  # both have added before either reads
             seen[name] = sorted(metrics.metric_set)
 
-        threads = [threading.Thread(target=invocation, args=(api, "GenerationsRequested")),
-                   threading.Thread(target=invocation, args=(results, "GenerationsSucceeded"))]
+        threads = [
+            threading.Thread(target=invocation, args=(api, "GenerationsRequested")),
+            threading.Thread(target=invocation, args=(results, "GenerationsSucceeded")),
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -40,8 +40,9 @@ def moto_sfn():
 
 
 def run(sfn, definition: dict, execution_input: dict | None = None, timeout_s: float = 120) -> dict:
-    arn = sfn.create_state_machine(name=f"m{time.monotonic_ns()}", definition=json.dumps(definition),
-                                   roleArn=ROLE)["stateMachineArn"]
+    arn = sfn.create_state_machine(name=f"m{time.monotonic_ns()}", definition=json.dumps(definition), roleArn=ROLE)[
+        "stateMachineArn"
+    ]
     execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps(execution_input or {}))["executionArn"]
     deadline = time.monotonic() + timeout_s
     while (described := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
@@ -54,9 +55,14 @@ def run(sfn, definition: dict, execution_input: dict | None = None, timeout_s: f
 
 def caught_task(result_selector: dict | None = None, resource: str = "aws-sdk:dynamodb:getItem") -> dict:
     """A DynamoDB GetItem task whose every error a `States.ALL` catcher sends to `Caught`."""
-    task = {"Type": "Task", "Resource": f"arn:aws:states:::{resource}",
-            "Parameters": {"TableName": "t", "Key": {"pk": {"S": "big"}}}, "ResultPath": "$.item",
-            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught", "ResultPath": "$.error"}], "End": True}
+    task = {
+        "Type": "Task",
+        "Resource": f"arn:aws:states:::{resource}",
+        "Parameters": {"TableName": "t", "Key": {"pk": {"S": "big"}}},
+        "ResultPath": "$.item",
+        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught", "ResultPath": "$.error"}],
+        "End": True,
+    }
     if result_selector:
         task["ResultSelector"] = result_selector
     return {"StartAt": "Read", "States": {"Read": task, "Caught": {"Type": "Succeed"}}}
@@ -64,9 +70,12 @@ def caught_task(result_selector: dict | None = None, resource: str = "aws-sdk:dy
 
 def big_item(size: int) -> None:
     dynamodb = boto3.client("dynamodb", region_name=REGION)
-    dynamodb.create_table(TableName="t", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                          BillingMode="PAY_PER_REQUEST")
+    dynamodb.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
     dynamodb.put_item(TableName="t", Item={"pk": {"S": "big"}, "data": {"S": "x" * size}})
 
 
@@ -100,7 +109,8 @@ def test_a_catcher_that_names_the_error_still_catches_it(moto_sfn):
     big_item(10)
     definition = caught_task({"owner.$": "$.Item.owner.S"})
     definition["States"]["Read"]["Catch"].insert(
-        0, {"ErrorEquals": ["States.Runtime"], "Next": "Caught", "ResultPath": "$.error"})
+        0, {"ErrorEquals": ["States.Runtime"], "Next": "Caught", "ResultPath": "$.error"}
+    )
 
     assert run(sfn, definition)["status"] == "SUCCEEDED"
 
@@ -110,12 +120,24 @@ def test_state_data_over_256_kib_anywhere_in_a_history_is_reported(moto_sfn):
     # Given what moto does not check itself: a Task's parameters that repeat a 100 KiB input
     # three times (AWS: States.DataLimitExceeded, the input after Parameters is over the quota)...
     text = "y" * (100 * 1024)
-    described = run(sfn, {"StartAt": "Send", "States": {
-        "Send": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:sqs:sendMessage",
-                 "Parameters": {"QueueUrl": "q", "MessageBody.$": "States.Format('{}{}{}', $.text, $.text, $.text)"},
-                 "ResultPath": None,
-                 "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}], "End": True},
-        "Caught": {"Type": "Succeed"}}}, {"text": text})
+    described = run(
+        sfn,
+        {
+            "StartAt": "Send",
+            "States": {
+                "Send": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::aws-sdk:sqs:sendMessage",
+                    "Parameters": {"QueueUrl": "q", "MessageBody.$": "States.Format('{}{}{}', $.text, $.text, $.text)"},
+                    "ResultPath": None,
+                    "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+                    "End": True,
+                },
+                "Caught": {"Type": "Succeed"},
+            },
+        },
+        {"text": text},
+    )
     assert described["status"] == "SUCCEEDED"  # moto let it through
 
     # ...the history check names the state and the field, with the size.
@@ -129,21 +151,33 @@ def test_state_data_over_256_kib_anywhere_in_a_history_is_reported(moto_sfn):
 def test_an_execution_input_over_256_kib_is_reported(moto_sfn):
     sfn, limits = moto_sfn
 
-    described = run(sfn, {"StartAt": "Small", "States": {"Small": {"Type": "Pass", "Result": {}, "End": True}}},
-                    {"text": "y" * STATE_LIMIT_BYTES})
+    described = run(
+        sfn,
+        {"StartAt": "Small", "States": {"Small": {"Type": "Pass", "Result": {}, "End": True}}},
+        {"text": "y" * STATE_LIMIT_BYTES},
+    )
 
     assert described["status"] == "SUCCEEDED"  # moto let it through; AWS refuses StartExecution
     assert [v.detail for v in limits.check_history("planted", described["events"])] == [
-        "ExecutionStarted input", "Small input"]
+        "ExecutionStarted input",
+        "Small input",
+    ]
 
 
 def counting_loop(iterations: int) -> dict:
     """Pass + Choice per iteration: 4 history events each (entered and exited for both)."""
-    return {"StartAt": "Count", "States": {
-        "Count": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.n, 1)"}, "Next": "Again"},
-        "Again": {"Type": "Choice", "Choices": [
-            {"Variable": "$.n", "NumericLessThan": iterations, "Next": "Count"}], "Default": "Done"},
-        "Done": {"Type": "Succeed"}}}
+    return {
+        "StartAt": "Count",
+        "States": {
+            "Count": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.n, 1)"}, "Next": "Again"},
+            "Again": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.n", "NumericLessThan": iterations, "Next": "Count"}],
+                "Default": "Done",
+            },
+            "Done": {"Type": "Succeed"},
+        },
+    }
 
 
 def test_an_execution_past_25000_history_events_fails_and_is_reported(moto_sfn):
@@ -156,7 +190,9 @@ def test_an_execution_past_25000_history_events_fails_and_is_reported(moto_sfn):
     assert len(described["events"]) == HISTORY_EVENT_LIMIT + 1 + 1  # the one refused, then ExecutionFailed
     # The execution ended by the interpreter as a terminal error, and its history is over the limit.
     assert [v.kind for v in limits.check_history("planted", described["events"])] == [
-        "terminal-error", "history-events"]
+        "terminal-error",
+        "history-events",
+    ]
     assert any(v.kind == "history-events" and v.size == HISTORY_EVENT_LIMIT + 1 for v in limits.violations)
 
 

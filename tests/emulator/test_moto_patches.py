@@ -40,29 +40,53 @@ def test_moto_answers_the_same_with_its_response_names_looked_up_once():
         sns = boto3.client("sns", region_name="us-east-1")  # its responses have transformers: moto's own path
         topic = sns.create_topic(Name="t", Attributes={"DisplayName": "d"})["TopicArn"]
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint="arn:aws:sqs:us-east-1:123456789012:q")
-        machine = sfn.create_state_machine(name="m", roleArn="arn:aws:iam::123456789012:role/r", definition=json.dumps(
-            {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"a": [1, {"b": None}]}, "Next": "F"},
-                                       "F": {"Type": "Fail", "Error": "E", "Cause": "why"}}}))["stateMachineArn"]
+        machine = sfn.create_state_machine(
+            name="m",
+            roleArn="arn:aws:iam::123456789012:role/r",
+            definition=json.dumps(
+                {
+                    "StartAt": "P",
+                    "States": {
+                        "P": {"Type": "Pass", "Result": {"a": [1, {"b": None}]}, "Next": "F"},
+                        "F": {"Type": "Fail", "Error": "E", "Cause": "why"},
+                    },
+                }
+            ),
+        )["stateMachineArn"]
         execution = sfn.start_execution(stateMachineArn=machine, name="x", input="{}")["executionArn"]
         while sfn.describe_execution(executionArn=execution)["status"] == "RUNNING":
             time.sleep(0.05)
-        ddb.create_table(TableName="t", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                         BillingMode="PAY_PER_REQUEST")
+        ddb.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
         ddb.put_item(TableName="t", Item={"pk": {"S": "k"}, "m": {"M": {"n": {"N": "1"}, "l": {"L": [{"S": "v"}]}}}})
         s3.create_bucket(Bucket="answers")
         s3.put_object(Bucket="answers", Key="k", Body=b"x", Metadata={"m": "v"})
         iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}", Tags=[{"Key": "k", "Value": "v"}])
-        sm.create_model(ModelName="mo", ExecutionRoleArn="arn:aws:iam::123456789012:role/r",
-                        PrimaryContainer={"Image": "i", "Environment": {"A": "1"}})
-        reads = [lambda: sfn.get_execution_history(executionArn=execution),
-                 lambda: sfn.describe_execution(executionArn=execution), lambda: sfn.list_executions(stateMachineArn=machine),
-                 lambda: sfn.describe_state_machine(stateMachineArn=machine), lambda: ddb.describe_table(TableName="t"),
-                 lambda: ddb.scan(TableName="t"), lambda: s3.list_objects_v2(Bucket="answers"),
-                 lambda: s3.head_object(Bucket="answers", Key="k"), lambda: iam.get_role(RoleName="r"),
-                 lambda: sm.describe_model(ModelName="mo"), lambda: sm.list_models(),
-                 lambda: sns.list_topics(), lambda: sns.get_topic_attributes(TopicArn=topic),
-                 lambda: sns.list_subscriptions_by_topic(TopicArn=topic)]
+        sm.create_model(
+            ModelName="mo",
+            ExecutionRoleArn="arn:aws:iam::123456789012:role/r",
+            PrimaryContainer={"Image": "i", "Environment": {"A": "1"}},
+        )
+        reads = [
+            lambda: sfn.get_execution_history(executionArn=execution),
+            lambda: sfn.describe_execution(executionArn=execution),
+            lambda: sfn.list_executions(stateMachineArn=machine),
+            lambda: sfn.describe_state_machine(stateMachineArn=machine),
+            lambda: ddb.describe_table(TableName="t"),
+            lambda: ddb.scan(TableName="t"),
+            lambda: s3.list_objects_v2(Bucket="answers"),
+            lambda: s3.head_object(Bucket="answers", Key="k"),
+            lambda: iam.get_role(RoleName="r"),
+            lambda: sm.describe_model(ModelName="mo"),
+            lambda: sm.list_models(),
+            lambda: sns.list_topics(),
+            lambda: sns.get_topic_attributes(TopicArn=topic),
+            lambda: sns.list_subscriptions_by_topic(TopicArn=topic),
+        ]
 
         def answers() -> list:
             out = []
@@ -77,8 +101,10 @@ def test_moto_answers_the_same_with_its_response_names_looked_up_once():
             return out
 
         with_names_remembered = answers()
-        with mock.patch.object(Picker, "get_possible_keys", remembered[0].moto_s), \
-                mock.patch.object(Picker, "__call__", remembered[1].moto_s):
+        with (
+            mock.patch.object(Picker, "get_possible_keys", remembered[0].moto_s),
+            mock.patch.object(Picker, "__call__", remembered[1].moto_s),
+        ):
             as_moto_answers = answers()
     assert with_names_remembered == as_moto_answers
     assert len(with_names_remembered[0]["events"]) == 5 and with_names_remembered[9]["PrimaryContainer"]["Environment"]

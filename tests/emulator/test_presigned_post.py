@@ -22,16 +22,28 @@ def synthesized():
 
 def presigned_post(h: PipelineHarness, role: str, key: str = KEY) -> dict:
     with h.iam.acting_as(role):
-        s3 = boto3.client("s3", region_name="us-east-1", endpoint_url="https://s3.us-east-1.amazonaws.com",
-                          config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}))
+        s3 = boto3.client(
+            "s3",
+            region_name="us-east-1",
+            endpoint_url="https://s3.us-east-1.amazonaws.com",
+            config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}),
+        )
         return s3.generate_presigned_post(
-            Bucket=BUCKET_NAME, Key=key, Fields={"Content-Type": "image/jpeg"},
-            Conditions=[{"Content-Type": "image/jpeg"}, ["content-length-range", 1, 1000]], ExpiresIn=600)
+            Bucket=BUCKET_NAME,
+            Key=key,
+            Fields={"Content-Type": "image/jpeg"},
+            Conditions=[{"Content-Type": "image/jpeg"}, ["content-length-range", 1, 1000]],
+            ExpiresIn=600,
+        )
 
 
 def send(post: dict, size: int = 100, **fields: str) -> int:
-    return requests.post(post["url"], data={**post["fields"], **fields},
-                         files={"file": ("dog0.jpg", b"x" * size, "image/jpeg")}, timeout=10).status_code
+    return requests.post(
+        post["url"],
+        data={**post["fields"], **fields},
+        files={"file": ("dog0.jpg", b"x" * size, "image/jpeg")},
+        timeout=10,
+    ).status_code
 
 
 def stored(h: PipelineHarness, key: str) -> bool:
@@ -45,13 +57,16 @@ def test_a_post_signed_by_the_api_role_within_its_policy_is_stored(synthesized):
         assert stored(h, KEY) and h.iam.denials == []
 
 
-@pytest.mark.parametrize("change, refusal", [
-    ({"key": "datasets/dog/dog0.jpg"}, "does not satisfy"),       # another key than the policy's
-    ({"Content-Type": "text/html"}, "does not satisfy"),          # another content type
-    ({"size": 5000}, "content length 5000 outside 1-1000"),       # over the size range
-    ({"x-amz-meta-owner": "me"}, "extra input fields"),           # a field the policy does not cover
-    ({"x-amz-signature": "0" * 64}, "signature does not match"),  # a forged signature
-])
+@pytest.mark.parametrize(
+    "change, refusal",
+    [
+        ({"key": "datasets/dog/dog0.jpg"}, "does not satisfy"),  # another key than the policy's
+        ({"Content-Type": "text/html"}, "does not satisfy"),  # another content type
+        ({"size": 5000}, "content length 5000 outside 1-1000"),  # over the size range
+        ({"x-amz-meta-owner": "me"}, "extra input fields"),  # a field the policy does not cover
+        ({"x-amz-signature": "0" * 64}, "signature does not match"),  # a forged signature
+    ],
+)
 def test_a_post_outside_its_policy_is_refused(synthesized, change, refusal):
     with PipelineHarness(synthesized=synthesized) as h:
         h.iam.expect_denials(refusal)

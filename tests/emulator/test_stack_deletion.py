@@ -10,15 +10,17 @@ from unittest import mock
 
 from dreambooth_shared.contract import DEPLOY_LOCK_ID, LIVE_POINTER_ID, STACK_DELETING_ATTRIBUTE
 from tests import template_find as find
-from tests.emulator.test_autoscaling_paths import harness, synthesized  # noqa: F401 (fixture)
-from tests.emulator.test_autoscaling_paths import MORE_PHOTOS
+from tests.emulator.test_autoscaling_paths import MORE_PHOTOS, harness, synthesized  # noqa: F401 (fixture)
 from tests.emulator.test_harness_api import PHOTOS
 
 
 def dispatch_rules(h) -> list[str]:
     """Logical ids of the rules whose target is the dispatcher."""
-    return [logical for logical, rule in h.synthesized.resources("AWS::Events::Rule").items()
-            if any(h.dispatch_function.logical_id in json.dumps(t["Arn"]) for t in rule["Properties"]["Targets"])]
+    return [
+        logical
+        for logical, rule in h.synthesized.resources("AWS::Events::Rule").items()
+        if any(h.dispatch_function.logical_id in json.dumps(t["Arn"]) for t in rule["Properties"]["Targets"])
+    ]
 
 
 def test_deletion_disables_the_dispatcher_first_and_nothing_recreates_the_endpoint(synthesized):
@@ -53,15 +55,21 @@ def test_deletion_disables_the_dispatcher_first_and_nothing_recreates_the_endpoi
 def test_the_cleanup_may_disable_only_the_dispatchers_rules_and_runs_before_they_go(synthesized):
     template = synthesized.template
     (cleanup,) = synthesized.resources("Custom::DreamBoothSageMakerCleanup").values()
-    rules = [name for name, rule in synthesized.resources("AWS::Events::Rule").items()
-             if "Dispatch" in json.dumps(rule["Properties"]["Targets"])]
+    rules = [
+        name
+        for name, rule in synthesized.resources("AWS::Events::Rule").items()
+        if "Dispatch" in json.dumps(rule["Properties"]["Targets"])
+    ]
     assert len(rules) == 2
     # CloudFormation deletes a resource before what it references (depends on): the cleanup runs
     # while the rules exist
     assert sorted(ref["Ref"] for ref in cleanup["Properties"]["DispatchRuleNames"]) == sorted(rules)
-    statements = [s for policy in find.of_type(template["Resources"], "AWS::IAM::Policy").values()
-                  for s in policy["Properties"]["PolicyDocument"]["Statement"]
-                  if "events:DisableRule" in json.dumps(s["Action"])]
+    statements = [
+        s
+        for policy in find.of_type(template["Resources"], "AWS::IAM::Policy").values()
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "events:DisableRule" in json.dumps(s["Action"])
+    ]
     (statement,) = statements
     assert statement["Action"] == "events:DisableRule"
     assert sorted(r["Fn::GetAtt"][0] for r in statement["Resource"]) == sorted(rules)
@@ -101,9 +109,12 @@ def test_a_deployment_finishing_as_the_stack_is_deleted_keeps_the_deletion_mark(
         def cleanup_marks_the_pointer():
             # The cleanup's first write (stop_dispatcher); it stops the runs it finds only after
             h.client("dynamodb").update_item(
-                TableName=h.registry_table, Key={"modelId": {"S": LIVE_POINTER_ID}},
-                UpdateExpression="SET #deleting = :now", ExpressionAttributeNames={"#deleting": STACK_DELETING_ATTRIBUTE},
-                ExpressionAttributeValues={":now": {"S": "2025-01-01T00:00:00+00:00"}})
+                TableName=h.registry_table,
+                Key={"modelId": {"S": LIVE_POINTER_ID}},
+                UpdateExpression="SET #deleting = :now",
+                ExpressionAttributeNames={"#deleting": STACK_DELETING_ATTRIBUTE},
+                ExpressionAttributeValues={":now": {"S": "2025-01-01T00:00:00+00:00"}},
+            )
 
         # When the cleanup marks the live pointer while the next deployment is about to point it at its model
         h.when_entering("PointLiveModel", cleanup_marks_the_pointer)
@@ -112,5 +123,10 @@ def test_a_deployment_finishing_as_the_stack_is_deleted_keeps_the_deletion_mark(
         # Then the mark stays (no later heal re-creates the endpoint the cleanup deletes), and the run says why it ended
         assert STACK_DELETING_ATTRIBUTE in h.live_pointer()
         assert deploy.status == "FAILED" and deploy.error == "StackBeingDeleted", (deploy.error, deploy.cause)
-        assert h.client("dynamodb").get_item(TableName=h.state_table, Key={"pk": {"S": DEPLOY_LOCK_ID}}).get(
-            "Item", {}).get("owner") is None
+        assert (
+            h.client("dynamodb")
+            .get_item(TableName=h.state_table, Key={"pk": {"S": DEPLOY_LOCK_ID}})
+            .get("Item", {})
+            .get("owner")
+            is None
+        )

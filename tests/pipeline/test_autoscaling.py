@@ -16,14 +16,18 @@ ENDPOINT = "Stack-sd"
 @pytest.fixture
 def clients():
     with mock_aws():
-        yield boto3.client("application-autoscaling", region_name=REGION), boto3.client("cloudwatch", region_name=REGION)
+        yield (
+            boto3.client("application-autoscaling", region_name=REGION),
+            boto3.client("cloudwatch", region_name=REGION),
+        )
 
 
 def registered(clients):
     scaling, cloudwatch = clients
     (target,) = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
-    policies = {p["PolicyName"]: p for p in scaling.describe_scaling_policies(ServiceNamespace="sagemaker")[
-        "ScalingPolicies"]}
+    policies = {
+        p["PolicyName"]: p for p in scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+    }
     alarms = {a["AlarmName"]: a for a in cloudwatch.describe_alarms()["MetricAlarms"]}
     return target, policies, alarms
 
@@ -41,14 +45,22 @@ def test_scales_to_zero_after_the_idle_time_and_from_zero_on_a_backlog(clients):
     # The first instance: +1 when HasBacklogWithoutCapacity has been 1 for two minutes
     from_zero = alarms[f"{ENDPOINT}-scale-out-from-zero"]
     assert (from_zero["MetricName"], from_zero["Threshold"], from_zero["ComparisonOperator"]) == (
-        "HasBacklogWithoutCapacity", 1.0, "GreaterThanOrEqualToThreshold")
+        "HasBacklogWithoutCapacity",
+        1.0,
+        "GreaterThanOrEqualToThreshold",
+    )
     assert from_zero["AlarmActions"] == [policies["scale-out-from-zero"]["PolicyARN"]]
     assert policies["scale-out-from-zero"]["StepScalingPolicyConfiguration"]["StepAdjustments"] == [
-        {"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}]
+        {"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}
+    ]
     # The last instance: exactly 0 after idleMinutes one-minute periods without a request (missing = none)
     idle = alarms[f"{ENDPOINT}-scale-in-when-idle"]
     assert (idle["MetricName"], idle["Period"], idle["EvaluationPeriods"], idle["TreatMissingData"]) == (
-        "ApproximateBacklogSize", 60, 10, "breaching")
+        "ApproximateBacklogSize",
+        60,
+        10,
+        "breaching",
+    )
     assert (idle["Threshold"], idle["ComparisonOperator"]) == (1.0, "LessThanThreshold")
     to_zero = policies["scale-in-when-idle"]["StepScalingPolicyConfiguration"]
     assert to_zero["AdjustmentType"] == "ExactCapacity" and to_zero["StepAdjustments"][0]["ScalingAdjustment"] == 0

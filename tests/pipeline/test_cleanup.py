@@ -9,7 +9,6 @@ import boto3
 import pytest
 from moto import mock_aws
 
-
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/hosting"
 
@@ -21,10 +20,20 @@ def aws():
 
 
 def make_model(sagemaker, name: str) -> None:
-    sagemaker.create_model(ModelName=name, ExecutionRoleArn=ROLE,
-                           PrimaryContainer={"Image": "123.dkr.ecr.us-east-1.amazonaws.com/x:1"})
-    sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
-        "VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.g4dn.2xlarge"}])
+    sagemaker.create_model(
+        ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "123.dkr.ecr.us-east-1.amazonaws.com/x:1"}
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": name,
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.g4dn.2xlarge",
+            }
+        ],
+    )
 
 
 def world():
@@ -32,18 +41,33 @@ def world():
     sagemaker = boto3.client("sagemaker", region_name=REGION)
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     s3 = boto3.client("s3", region_name=REGION)
-    dynamodb.create_table(TableName="registry", KeySchema=[{"AttributeName": "modelId", "KeyType": "HASH"}],
-                          AttributeDefinitions=[{"AttributeName": "modelId", "AttributeType": "S"}],
-                          BillingMode="PAY_PER_REQUEST")
+    dynamodb.create_table(
+        TableName="registry",
+        KeySchema=[{"AttributeName": "modelId", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "modelId", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
     for name in ("dog-20261125000000", "dog-20261126000000", "someone-elses-model"):
         make_model(sagemaker, name)
     for name, status in (("dog-20261125000000", "retired"), ("dog-20261126000000", "live")):
-        dynamodb.put_item(TableName="registry", Item={
-            "modelId": {"S": name}, "status": {"S": status},
-            "sagemakerModelName": {"S": name}, "endpointConfigName": {"S": name}})
+        dynamodb.put_item(
+            TableName="registry",
+            Item={
+                "modelId": {"S": name},
+                "status": {"S": status},
+                "sagemakerModelName": {"S": name},
+                "endpointConfigName": {"S": name},
+            },
+        )
     dynamodb.put_item(TableName="registry", Item={"modelId": {"S": "dog-invalid"}, "status": {"S": "failed"}})
-    dynamodb.put_item(TableName="registry", Item={"modelId": {"S": "__live__"}, "liveModelId": {"S": "dog-20261126000000"},
-                                                  "endpointConfigName": {"S": "dog-20261126000000"}})
+    dynamodb.put_item(
+        TableName="registry",
+        Item={
+            "modelId": {"S": "__live__"},
+            "liveModelId": {"S": "dog-20261126000000"},
+            "endpointConfigName": {"S": "dog-20261126000000"},
+        },
+    )
     sagemaker.create_endpoint(EndpointName="Stack-sd", EndpointConfigName="dog-20261126000000")
     s3.create_bucket(Bucket="photos")
     s3.put_object(Bucket="photos", Key="datasets/dog/1.jpg", Body=b"x")
@@ -57,20 +81,24 @@ def test_clean_up_deletes_endpoint_configs_and_models_recorded_in_the_registry(a
     sagemaker, dynamodb, s3 = world()
     sfn = boto3.client("stepfunctions", region_name=REGION)
 
-    deleted = sagemaker_cleanup.clean_up(sagemaker, sfn, dynamodb, table="registry", endpoint_name="Stack-sd",
-                                         state_machine_arns=[])
+    deleted = sagemaker_cleanup.clean_up(
+        sagemaker, sfn, dynamodb, table="registry", endpoint_name="Stack-sd", state_machine_arns=[]
+    )
 
     assert deleted["endpoints"] == ["Stack-sd"]
     assert deleted["endpointConfigs"] == deleted["models"] == ["dog-20261125000000", "dog-20261126000000"]
     assert sagemaker.list_endpoints()["Endpoints"] == []
     assert [m["ModelName"] for m in sagemaker.list_models()["Models"]] == ["someone-elses-model"]
-    assert [c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]] == ["someone-elses-model"]
+    assert [c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]] == [
+        "someone-elses-model"
+    ]
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="photos")["Contents"])
     assert keys == ["datasets/dog/1.jpg", "models/dog/20261126000000/model.tar.gz"]
 
     # Running it again (a retried delete) finds nothing left and does not fail.
-    again = sagemaker_cleanup.clean_up(sagemaker, sfn, dynamodb, table="registry", endpoint_name="Stack-sd",
-                                       state_machine_arns=[])
+    again = sagemaker_cleanup.clean_up(
+        sagemaker, sfn, dynamodb, table="registry", endpoint_name="Stack-sd", state_machine_arns=[]
+    )
     assert again == {"stoppedExecutions": [], "endpoints": [], "endpointConfigs": [], "models": []}
 
 
@@ -79,12 +107,16 @@ def test_clean_up_stops_running_pipeline_executions_first(aws):
 
     sagemaker, dynamodb, _ = world()
     sfn = boto3.client("stepfunctions", region_name=REGION)
-    machine = sfn.create_state_machine(name="train", roleArn=ROLE, definition=json.dumps(
-        {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}}}))["stateMachineArn"]
+    machine = sfn.create_state_machine(
+        name="train",
+        roleArn=ROLE,
+        definition=json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}}}),
+    )["stateMachineArn"]
     execution = sfn.start_execution(stateMachineArn=machine, name="dog-1")["executionArn"]
 
-    deleted = sagemaker_cleanup.clean_up(sagemaker, sfn, dynamodb, table="registry", endpoint_name="Stack-sd",
-                                         state_machine_arns=[machine])
+    deleted = sagemaker_cleanup.clean_up(
+        sagemaker, sfn, dynamodb, table="registry", endpoint_name="Stack-sd", state_machine_arns=[machine]
+    )
 
     assert deleted["stoppedExecutions"] == [execution]
     assert sfn.describe_execution(executionArn=execution)["status"] == "ABORTED"
@@ -100,9 +132,12 @@ class FakeContext:
 
 def cfn_event(request_type: str) -> dict:
     return {
-        "RequestType": request_type, "ResponseURL": "https://cloudformation-custom-resource-response.example/abc",
-        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/Stack/1", "RequestId": "r1",
-        "LogicalResourceId": "Cleanup", "PhysicalResourceId": "cleanup-1",
+        "RequestType": request_type,
+        "ResponseURL": "https://cloudformation-custom-resource-response.example/abc",
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/Stack/1",
+        "RequestId": "r1",
+        "LogicalResourceId": "Cleanup",
+        "PhysicalResourceId": "cleanup-1",
         "ResourceProperties": {"RegistryTableName": "registry", "EndpointName": "Stack-sd", "StateMachineArns": []},
     }
 
@@ -166,9 +201,16 @@ def test_clean_up_removes_the_endpoints_autoscaling(aws):
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     register_scaling(autoscaling, cloudwatch, "Stack-sd", max_instances=2, target_backlog=2, idle_minutes=10)
     assert len(cloudwatch.describe_alarms()["MetricAlarms"]) == 2
-    deleted = sagemaker_cleanup.clean_up(sagemaker, sfn, dynamodb, table="registry", endpoint_name="Stack-sd",
-                                         state_machine_arns=[], application_autoscaling=autoscaling,
-                                         cloudwatch=cloudwatch)
+    deleted = sagemaker_cleanup.clean_up(
+        sagemaker,
+        sfn,
+        dynamodb,
+        table="registry",
+        endpoint_name="Stack-sd",
+        state_machine_arns=[],
+        application_autoscaling=autoscaling,
+        cloudwatch=cloudwatch,
+    )
     assert deleted["scalableTargets"] == ["endpoint/Stack-sd/variant/AllTraffic"]
     assert autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
     assert cloudwatch.describe_alarms()["MetricAlarms"] == []

@@ -14,14 +14,26 @@ from tests.pipeline.conftest import jpeg_bytes, png_bytes
 DEFAULTS = {"max_steps": "400", "learning_rate": "2e-06", "with_prior_preservation": "False", "seed": "0"}
 
 
-def judge(files, info=None, *, instance_type="ml.g4dn.2xlarge", limits=rules.Limits(), dataset="doppler",
-          default_prompt="a photo of sks {dataset}", default_class=""):
+def judge(
+    files,
+    info=None,
+    *,
+    instance_type="ml.g4dn.2xlarge",
+    limits=rules.Limits(),  # noqa: B008 (frozen)
+    dataset="doppler",
+    default_prompt="a photo of sks {dataset}",
+    default_class="",
+):
     info_bytes = json.dumps(info).encode() if isinstance(info, dict) else info
     return rules.evaluate(
-        dataset, files,
+        dataset,
+        files,
         read_info=(lambda: info_bytes) if info_bytes is not None else None,
-        default_instance_prompt=default_prompt, default_class_prompt=default_class,
-        default_hyperparameters=DEFAULTS, training_instance_type=instance_type, limits=limits,
+        default_instance_prompt=default_prompt,
+        default_class_prompt=default_class,
+        default_hyperparameters=DEFAULTS,
+        training_instance_type=instance_type,
+        limits=limits,
     )
 
 
@@ -34,6 +46,7 @@ def good_images(count: int = 5) -> list[rules.DatasetFile]:
 
 
 # ---- images by content ----
+
 
 def test_png_dimensions_come_from_the_ihdr_chunk():
     assert rules.image_info(png_bytes(640, 480)) == rules.ImageInfo("png", 640, 480)
@@ -81,6 +94,7 @@ def test_arbitrary_bytes_never_crash_the_parser(data):
 
 # ---- files and limits ----
 
+
 def test_unsupported_and_hidden_files_are_skipped_with_a_warning():
     files = good_images(3) + [
         rules.DatasetFile(".DS_Store", 6148),
@@ -90,8 +104,11 @@ def test_unsupported_and_hidden_files_are_skipped_with_a_warning():
     verdict = judge(files)
     assert verdict.valid, verdict.reason
     assert verdict.image_count == 3
-    assert [w.split(":")[0] for w in verdict.warnings] == ["skipped .DS_Store", "skipped nested/dog.jpg",
-                                                           "skipped notes.txt"]
+    assert [w.split(":")[0] for w in verdict.warnings] == [
+        "skipped .DS_Store",
+        "skipped nested/dog.jpg",
+        "skipped notes.txt",
+    ]
 
 
 def test_too_few_images():
@@ -121,6 +138,7 @@ def test_every_problem_is_reported_at_once():
 
 # ---- prompts ----
 
+
 def test_without_dataset_info_the_configured_default_prompt_is_used():
     verdict = judge(good_images())
     assert verdict.valid and verdict.instance_prompt == "a photo of sks doppler"
@@ -133,13 +151,16 @@ def test_dataset_info_prompts_win_and_are_normalised():
     assert (verdict.instance_prompt, verdict.class_prompt) == ("a photo of Doppler dog", "a photo of a dog")
 
 
-@pytest.mark.parametrize("prompt, message", [
-    ("", "must be 3-300 characters"),
-    ("x" * 301, "must be 3-300 characters"),
-    (42, "must be text"),
-    ("1234 5678", "must contain words"),
-    ("a photo\x00of x", "control characters"),
-])
+@pytest.mark.parametrize(
+    "prompt, message",
+    [
+        ("", "must be 3-300 characters"),
+        ("x" * 301, "must be 3-300 characters"),
+        (42, "must be text"),
+        ("1234 5678", "must contain words"),
+        ("a photo\x00of x", "control characters"),
+    ],
+)
 def test_insane_prompts_are_refused(prompt, message):
     verdict = judge(good_images(), {"instance_prompt": prompt})
     assert not verdict.valid and message in verdict.reason
@@ -152,25 +173,39 @@ def test_dataset_info_must_be_a_json_object():
 
 # ---- hyperparameter overrides ----
 
+
 def test_allowed_overrides_are_merged_over_the_defaults_as_strings():
-    verdict = judge(good_images(), {"instance_prompt": "a photo of Doppler dog",
-                                    "hyperparameters": {"max_steps": 250, "learning_rate": 1e-6, "seed": "7"},
-                                    "center_crop": True})
+    verdict = judge(
+        good_images(),
+        {
+            "instance_prompt": "a photo of Doppler dog",
+            "hyperparameters": {"max_steps": 250, "learning_rate": 1e-6, "seed": "7"},
+            "center_crop": True,
+        },
+    )
     assert verdict.valid, verdict.reason
-    assert verdict.hyperparameters == {"max_steps": "250", "learning_rate": "1e-06", "seed": "7",
-                                       "with_prior_preservation": "False", "center_crop": "True"}
+    assert verdict.hyperparameters == {
+        "max_steps": "250",
+        "learning_rate": "1e-06",
+        "seed": "7",
+        "with_prior_preservation": "False",
+        "center_crop": "True",
+    }
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"max_steps": 0}, "max_steps=0 is not allowed: expected a whole number from 1 to 5000"),
-    ({"max_steps": 2.5}, "max_steps=2.5"),
-    ({"learning_rate": 0.5}, "learning_rate=0.5"),
-    ({"learning_rate": "NaN"}, "learning_rate='NaN'"),
-    ({"batch_size": True}, "batch_size=true"),
-    ({"lr_scheduler": "exotic"}, "expected one of constant"),
-    ({"sagemaker_program": "evil.py"}, "'sagemaker_program' cannot be overridden"),
-    ({"with_prior_preservation": "maybe"}, "expected true or false"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"max_steps": 0}, "max_steps=0 is not allowed: expected a whole number from 1 to 5000"),
+        ({"max_steps": 2.5}, "max_steps=2.5"),
+        ({"learning_rate": 0.5}, "learning_rate=0.5"),
+        ({"learning_rate": "NaN"}, "learning_rate='NaN'"),
+        ({"batch_size": True}, "batch_size=true"),
+        ({"lr_scheduler": "exotic"}, "expected one of constant"),
+        ({"sagemaker_program": "evil.py"}, "'sagemaker_program' cannot be overridden"),
+        ({"with_prior_preservation": "maybe"}, "expected true or false"),
+    ],
+)
 def test_overrides_outside_the_allow_list_or_range_are_refused(overrides, message):
     verdict = judge(good_images(), {"hyperparameters": overrides})
     assert not verdict.valid and message in verdict.reason
@@ -180,27 +215,45 @@ def test_prior_preservation_needs_a_class_prompt_and_a_bigger_gpu():
     verdict = judge(good_images(), {"with_prior_preservation": True})
     assert "needs a class_prompt" in verdict.reason
     assert "runs out of GPU memory on ml.g4dn.2xlarge" in verdict.reason
-    ok = judge(good_images(), {"with_prior_preservation": True, "class_prompt": "a photo of a dog"},
-               instance_type="ml.g5.2xlarge")
+    ok = judge(
+        good_images(),
+        {"with_prior_preservation": True, "class_prompt": "a photo of a dog"},
+        instance_type="ml.g5.2xlarge",
+    )
     assert ok.valid, ok.reason
 
 
 # ---- names and snapshots ----
 
-@pytest.mark.parametrize("key, name", [
-    ("datasets/doppler/a.jpg", "doppler"),
-    ("datasets/doppler/sub/a.jpg", "doppler"),
-    ("datasets/a.jpg", None),
-    ("datasets/doppler/", None),
-    ("models/doppler/a.jpg", None),
-])
+
+@pytest.mark.parametrize(
+    "key, name",
+    [
+        ("datasets/doppler/a.jpg", "doppler"),
+        ("datasets/doppler/sub/a.jpg", "doppler"),
+        ("datasets/a.jpg", None),
+        ("datasets/doppler/", None),
+        ("models/doppler/a.jpg", None),
+    ],
+)
 def test_dataset_name_from_key(key, name):
     assert rules.dataset_name_from_key(key) == name
 
 
-@pytest.mark.parametrize("name, ok", [("doppler", True), ("My-Dog-2", True), ("a", True), ("x" * 32, True),
-                                      ("x" * 33, False), ("-dog", False), ("dog_1", False), ("my dog", False),
-                                      ("_pipeline", False)])
+@pytest.mark.parametrize(
+    "name, ok",
+    [
+        ("doppler", True),
+        ("My-Dog-2", True),
+        ("a", True),
+        ("x" * 32, True),
+        ("x" * 33, False),
+        ("-dog", False),
+        ("dog_1", False),
+        ("my dog", False),
+        ("_pipeline", False),
+    ],
+)
 def test_dataset_names(name, ok):
     assert (rules.dataset_name_problem(name) is None) == ok
 

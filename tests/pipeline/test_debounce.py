@@ -17,9 +17,12 @@ T0 = datetime(2026, 11, 25, 10, 0, 0, 250_000, tzinfo=timezone.utc)
 def table():
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(TableName="state", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                            BillingMode="PAY_PER_REQUEST")
+        client.create_table(
+            TableName="state",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
         yield client
 
 
@@ -49,8 +52,12 @@ def test_a_late_event_never_moves_the_window_back(table):
 
 def test_a_closed_window_opens_the_next_generation(table):
     debounce.record_upload(table, "state", "doppler", T0, 120)
-    table.update_item(TableName="state", Key={"pk": {"S": "dataset#doppler"}},
-                      UpdateExpression="SET active = :f", ExpressionAttributeValues={":f": {"BOOL": False}})
+    table.update_item(
+        TableName="state",
+        Key={"pk": {"S": "dataset#doppler"}},
+        UpdateExpression="SET active = :f",
+        ExpressionAttributeValues={":f": {"BOOL": False}},
+    )
     assert debounce.record_upload(table, "state", "doppler", T0.replace(minute=9), 120) == 2
 
 

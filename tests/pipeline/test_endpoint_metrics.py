@@ -10,8 +10,11 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 
 
 def test_minutes_in_transition_count_from_the_last_change():
-    creating = {"EndpointStatus": "Creating", "CreationTime": NOW - timedelta(minutes=50),
-                "LastModifiedTime": NOW - timedelta(minutes=42, seconds=30)}
+    creating = {
+        "EndpointStatus": "Creating",
+        "CreationTime": NOW - timedelta(minutes=50),
+        "LastModifiedTime": NOW - timedelta(minutes=42, seconds=30),
+    }
     assert endpoint_wait.minutes_in_transition(creating, NOW) == 42.5
     updating = {**creating, "EndpointStatus": "Updating"}
     assert endpoint_wait.minutes_in_transition(updating, NOW) == 42.5
@@ -19,8 +22,12 @@ def test_minutes_in_transition_count_from_the_last_change():
 
 def test_settled_endpoints_are_not_in_transition():
     for status in ("InService", "Failed", "OutOfService", "Deleting"):
-        assert endpoint_wait.minutes_in_transition(
-            {"EndpointStatus": status, "LastModifiedTime": NOW - timedelta(hours=3)}, NOW) is None
+        assert (
+            endpoint_wait.minutes_in_transition(
+                {"EndpointStatus": status, "LastModifiedTime": NOW - timedelta(hours=3)}, NOW
+            )
+            is None
+        )
 
 
 def test_in_service_is_one_only_when_serving():

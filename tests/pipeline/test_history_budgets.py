@@ -8,26 +8,35 @@ from unittest import mock
 
 import pytest
 
+from emulator import PipelineHarness, SageMakerSimulator
 from stacks.serving.workflow import BUSY_LOOPS, LOCK_LOOPS, POLL_LOOPS, HistoryBudget
 from stacks.shared import sfn_budget
 from stacks.training import workflow as training_workflow
 from stacks.training.workflow import MAX_QUIET_WINDOW_EXTENSIONS, QUIET_WINDOW_LOOPS
 from tests import template_find as find
-from emulator import PipelineHarness, SageMakerSimulator
 from tests.pipeline.conftest import dog_photos
 
 
 def task(next_: str, catch: str | None = None) -> dict:
-    return {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:getItem", "Next": next_,
-            **({"Catch": [{"ErrorEquals": ["States.ALL"], "Next": catch}]} if catch else {})}
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::dynamodb:getItem",
+        "Next": next_,
+        **({"Catch": [{"ErrorEquals": ["States.ALL"], "Next": catch}]} if catch else {}),
+    }
 
 
 # A: Task -> B: Choice -> A (7 events) or -> C: Task -(catch)-> A (12 events); D: Wait <-> E: Pass, unlisted
-GRAPH = {"States": {
-    "A": task("B"), "B": {"Type": "Choice", "Choices": [{"Next": "C"}], "Default": "A"},
-    "C": task("End", catch="A"), "End": {"Type": "Succeed"},
-    "D": {"Type": "Wait", "Seconds": 1, "Next": "E"}, "E": {"Type": "Pass", "Next": "D"},
-}}
+GRAPH = {
+    "States": {
+        "A": task("B"),
+        "B": {"Type": "Choice", "Choices": [{"Next": "C"}], "Default": "A"},
+        "C": task("End", catch="A"),
+        "End": {"Type": "Succeed"},
+        "D": {"Type": "Wait", "Seconds": 1, "Next": "E"},
+        "E": {"Type": "Pass", "Next": "D"},
+    }
+}
 
 
 def test_the_longest_way_round_a_loop_counts_not_only_the_listed_one():
@@ -46,16 +55,27 @@ def test_a_loop_no_budget_bounds_is_refused():
 def test_the_deploy_budget_counts_the_lock_take_over_path(synthesized):
     # The lock's take-over (DescribeLockOwner fails -> TakeOverLock refused -> CountLockRetry) is its
     # longest turn, longer than either listed way round.
-    from stacks.serving.workflow import DeployWorkflow
     from emulator.synthesis import synth
+    from stacks.serving.workflow import DeployWorkflow
 
     (deploy,) = [c for c in synth().stack.node.find_all() if isinstance(c, DeployWorkflow)]
     graph = sfn_budget.graph_of(deploy.definition)
     budget = HistoryBudget.of(graph)
-    take_over = ("AcquireLock", "ReadLock", "IsLockHeld", "DescribeLockOwner", "IsLockHolderRunning", "TakeOverLock",
-                 "CountLockRetry", "IsLockRetryOver")
-    assert budget.lock_turn == sfn_budget.cycle_events(graph, take_over) > max(
-        sfn_budget.cycle_events(graph, loop) for loop in LOCK_LOOPS)
+    take_over = (
+        "AcquireLock",
+        "ReadLock",
+        "IsLockHeld",
+        "DescribeLockOwner",
+        "IsLockHolderRunning",
+        "TakeOverLock",
+        "CountLockRetry",
+        "IsLockRetryOver",
+    )
+    assert (
+        budget.lock_turn
+        == sfn_budget.cycle_events(graph, take_over)
+        > max(sfn_budget.cycle_events(graph, loop) for loop in LOCK_LOOPS)
+    )
     assert sfn_budget.unbounded_loops(graph, LOCK_LOOPS + BUSY_LOOPS + POLL_LOOPS) == []
 
 
@@ -89,6 +109,7 @@ def test_the_debounce_loop_driven_to_its_force_close_writes_no_more_than_the_syn
     uploads = []
 
     with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator()) as h:
+
         def upload_again() -> None:
             if len(uploads) < MAX_QUIET_WINDOW_EXTENSIONS:
                 uploads.append(h.upload("datasets/doppler/dog0.jpg", photos["dog0.jpg"]))
@@ -109,10 +130,15 @@ def test_the_debounce_loop_driven_to_its_force_close_writes_no_more_than_the_syn
         machine = resources[find.training_machine(resources)]
         graph = json.loads(h.resolve(machine["Properties"]["DefinitionString"]))
         estimate = sfn_budget.total_events(graph, [(QUIET_WINDOW_LOOPS, MAX_QUIET_WINDOW_EXTENSIONS)])
-        entries = [i for i, e in enumerate(run.events)
-                   if e.get("stateEnteredEventDetails", {}).get("name") == "ReadUploadWindow"]
+        entries = [
+            i
+            for i, e in enumerate(run.events)
+            if e.get("stateEnteredEventDetails", {}).get("name") == "ReadUploadWindow"
+        ]
         turns = [b - a for a, b in zip(entries, entries[1:])]
-        print(f"debounce force-close: {len(run.events)} history events measured, synth estimate {estimate}; "
-              f"{max(turns)} per loop turn (budget {sfn_budget.longest_turn(graph, QUIET_WINDOW_LOOPS)})")
+        print(
+            f"debounce force-close: {len(run.events)} history events measured, synth estimate {estimate}; "
+            f"{max(turns)} per loop turn (budget {sfn_budget.longest_turn(graph, QUIET_WINDOW_LOOPS)})"
+        )
         assert max(turns) <= sfn_budget.longest_turn(graph, QUIET_WINDOW_LOOPS)
         assert len(run.events) <= estimate

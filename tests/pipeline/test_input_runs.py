@@ -5,7 +5,6 @@ URL-encoded and plain form."""
 
 from __future__ import annotations
 
-import json
 from urllib.parse import quote_plus
 
 import pytest
@@ -22,9 +21,12 @@ def test_files_the_pipeline_skips_start_no_model_version_and_no_job(synthesized)
         model_id = h.train_and_deploy("dog", DOG_PHOTOS)
         jobs = h.simulator.count("create_training_job")
         # When files the pipeline never trains on arrive, one by one and later
-        for key, body in (("datasets/dog/.DS_Store", b"\0\0\0\1Bud1"), ("datasets/dog/notes.txt", b"good boy"),
-                          ("datasets/dog/raw/dog9.jpg", jpeg_bytes(700, 700)),
-                          ("datasets/dog/dataset-info.json", b'{"instance_prompt": "x"}')):
+        for key, body in (
+            ("datasets/dog/.DS_Store", b"\0\0\0\1Bud1"),
+            ("datasets/dog/notes.txt", b"good boy"),
+            ("datasets/dog/raw/dog9.jpg", jpeg_bytes(700, 700)),
+            ("datasets/dog/dataset-info.json", b'{"instance_prompt": "x"}'),
+        ):
             h.upload(key, body)
             h.wait_until_idle(60)
         # Then no new model version and no training job
@@ -59,8 +61,9 @@ def test_a_cut_off_photo_is_refused_by_name_before_any_training_job(synthesized)
 
 def test_near_miss_names_are_in_the_success_notification(synthesized):
     with harness(synthesized) as h:
-        h.train_and_deploy("dog", {**DOG_PHOTOS, "Dataset_Info.JSON": b'{"instance_prompt": "a photo of sks dog"}',
-                                   "notes.txt": b"hi"})
+        h.train_and_deploy(
+            "dog", {**DOG_PHOTOS, "Dataset_Info.JSON": b'{"instance_prompt": "a photo of sks dog"}', "notes.txt": b"hi"}
+        )
         (note,) = h.notifications()
         assert note["subject"] == "DreamBooth: new model is live"
         assert "skipped Dataset_Info.JSON: did you mean dataset_info.json?" in note["message"]

@@ -28,22 +28,35 @@ def synthesized():
 
 
 def harness(synthesized, **kwargs) -> PipelineHarness:
-    return PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(training_s=1, endpoint_s=1),
-                           bucket_key_arn=BUCKET_KEY_ARN, **kwargs)
+    return PipelineHarness(
+        synthesized=synthesized,
+        simulator=SageMakerSimulator(training_s=1, endpoint_s=1),
+        bucket_key_arn=BUCKET_KEY_ARN,
+        **kwargs,
+    )
 
 
 def train_from_the_page(h: PipelineHarness, dataset: str) -> None:
     """The web page's flow: presigned POSTs to the staging prefix, the commit, then S3's events for
     what the commit wrote under datasets/<dataset>/ (as EventBridge delivers them)."""
-    started = h.api("POST", "/datasets", {"dataset": dataset, "instance_prompt": PROMPT,
-                                          "files": [{"name": n, "size": len(b)} for n, b in PHOTOS.items()]})
+    started = h.api(
+        "POST",
+        "/datasets",
+        {
+            "dataset": dataset,
+            "instance_prompt": PROMPT,
+            "files": [{"name": n, "size": len(b)} for n, b in PHOTOS.items()],
+        },
+    )
     assert started.status == 201, started.text
     for upload in started.json()["uploads"]:
-        sent = requests.post(upload["url"], data=upload["fields"],
-                             files={"file": (upload["name"], PHOTOS[upload["name"]])}, timeout=10)
+        sent = requests.post(
+            upload["url"], data=upload["fields"], files={"file": (upload["name"], PHOTOS[upload["name"]])}, timeout=10
+        )
         assert sent.status_code in (200, 204), sent.text
-    committed = h.api("POST", f"/datasets/{dataset}/commit",
-                      {"upload_id": started.json()["upload_id"], "instance_prompt": PROMPT})
+    committed = h.api(
+        "POST", f"/datasets/{dataset}/commit", {"upload_id": started.json()["upload_id"], "instance_prompt": PROMPT}
+    )
     assert committed.status == 201, committed.text
     s3 = h.client("s3")
     for key in committed.json()["keys"]:
@@ -133,8 +146,9 @@ def test_the_key_is_asked_for_as_s3_asks_for_it_per_operation(synthesized):
         assert [d.action for d in h.iam.denials] == ["kms:Decrypt", "s3:GetObject"]  # a refusal ends the request
         # An object written asking for SSE-S3 itself needs no data key from the bucket's key
         (results,) = [r for r in h.iam.roles if r.startswith("ApiResultsRole")]
-        h.iam.client("s3", results).put_object(Bucket=h.bucket, Key="generated/g/0.jpg", Body=b"x",
-                                               ServerSideEncryption="AES256")
+        h.iam.client("s3", results).put_object(
+            Bucket=h.bucket, Key="generated/g/0.jpg", Body=b"x", ServerSideEncryption="AES256"
+        )
         assert len(h.iam.denials) == 2
 
 

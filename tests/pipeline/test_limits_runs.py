@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 
-
-from stacks.serving.workflow import HistoryBudget
 from dreambooth_shared.contract import DEPLOY_LOCK_ID
-from tests import template_find as find
 from emulator import PipelineHarness, SageMakerSimulator
 from emulator.limits import STATE_LIMIT_BYTES
+from stacks.serving.workflow import HistoryBudget
+from tests import template_find as find
 from tests.pipeline.conftest import dog_photos, png_bytes
 
 DOG_PHOTOS = dog_photos()
@@ -28,8 +27,9 @@ def largest_dataset() -> dict[str, bytes]:
     prefix_len = len("datasets/largest/")
     files = {f"{i:03d}-{'p' * 196}.png": png_bytes(256, 256, (i, 100, 200)) for i in range(100)}
     files |= {f"{i:03d}-{'n' * (1024 - prefix_len - 8)}.txt": b"notes" for i in range(399)}
-    files["dataset_info.json"] = json.dumps({"instance_prompt": LONGEST_PROMPT,
-                                             "class_prompt": LONGEST_PROMPT.replace("Doppler, ", "")}).encode()
+    files["dataset_info.json"] = json.dumps(
+        {"instance_prompt": LONGEST_PROMPT, "class_prompt": LONGEST_PROMPT.replace("Doppler, ", "")}
+    ).encode()
     assert len(files) == 500 and max(len(prefix_len * "x" + name) for name in files) == 1024
     return files
 
@@ -77,9 +77,16 @@ def test_a_lock_released_between_a_failed_acquire_and_its_read_is_acquired(synth
     monkeypatch.setattr(DynamoDBBackend, "update_item", update_item)
     with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator()) as h:
         # Given a lock held by another deployment when this one tries to take it...
-        h.client("dynamodb").put_item(TableName=h.state_table, Item={
-            "pk": {"S": DEPLOY_LOCK_ID}, "modelId": {"S": "other"},
-            "owner": {"S": f"arn:aws:states:us-east-1:123456789012:execution:{h.synthesized.stack_name}-deploy:other"}})
+        h.client("dynamodb").put_item(
+            TableName=h.state_table,
+            Item={
+                "pk": {"S": DEPLOY_LOCK_ID},
+                "modelId": {"S": "other"},
+                "owner": {
+                    "S": f"arn:aws:states:us-east-1:123456789012:execution:{h.synthesized.stack_name}-deploy:other"
+                },
+            },
+        )
 
         model_id = h.train_and_deploy("doppler", DOG_PHOTOS)
 
@@ -103,8 +110,9 @@ def test_the_history_budget_covers_what_moto_writes_per_loop_turn(synthesized):
     # Given two deployments at once, the endpoint slow and its events lost (so the first polls
     # every second while the second waits for the lock)...
     simulator = SageMakerSimulator(endpoint_s=14)
-    with PipelineHarness(synthesized=synthesized, simulator=simulator, deliver_endpoint_events=False,
-                         limits=ServiceLimits()) as h:
+    with PipelineHarness(
+        synthesized=synthesized, simulator=simulator, deliver_endpoint_events=False, limits=ServiceLimits()
+    ) as h:
         for (dog, body), cat in zip(DOG_PHOTOS.items(), ("c0.png", "c1.png", "c2.png")):
             h.upload(f"datasets/doppler/{dog}", body)
             h.upload(f"datasets/whiskers/{cat}", png_bytes(600, 600))
@@ -118,6 +126,8 @@ def test_the_history_budget_covers_what_moto_writes_per_loop_turn(synthesized):
         resources = h.synthesized.template["Resources"]
         deploy = resources[find.deploy_machine(resources)]
         budget = HistoryBudget.of(json.loads(h.resolve(deploy["Properties"]["DefinitionString"])))
-        print(f"moto: {max(polls)} events per poll turn (budget {budget.poll_turn}), {max(locks)} per lock turn "
-              f"(budget {budget.lock_turn})")
+        print(
+            f"moto: {max(polls)} events per poll turn (budget {budget.poll_turn}), {max(locks)} per lock turn "
+            f"(budget {budget.lock_turn})"
+        )
         assert max(polls) <= budget.poll_turn and max(locks) <= budget.lock_turn

@@ -46,14 +46,21 @@ def test_an_output_without_code_gets_jumpstarts_inference_files_under_code(s3):
     import model_package
 
     s3.put_object(Bucket="data", Key="m/output/model/unet/w.safetensors", Body=b"weights")
-    s3.put_object(Bucket="jumpstart", Key="inference.tar.gz", Body=tarball(
-        {"./inference.py": b"print('serve')", "requirements.txt": b"diffusers", "lib/util.py": b"x = 1"}))
+    s3.put_object(
+        Bucket="jumpstart",
+        Key="inference.tar.gz",
+        Body=tarball({"./inference.py": b"print('serve')", "requirements.txt": b"diffusers", "lib/util.py": b"x = 1"}),
+    )
 
     result = model_package.add_inference_code(s3, "s3://data/m/output/model/", "s3://jumpstart/inference.tar.gz")
 
     assert result == {"modelDataUri": "s3://data/m/output/model/", "added": True, "files": 3}
-    assert keys(s3, "m/") == ["m/output/model/code/inference.py", "m/output/model/code/lib/util.py",
-                              "m/output/model/code/requirements.txt", "m/output/model/unet/w.safetensors"]
+    assert keys(s3, "m/") == [
+        "m/output/model/code/inference.py",
+        "m/output/model/code/lib/util.py",
+        "m/output/model/code/requirements.txt",
+        "m/output/model/unet/w.safetensors",
+    ]
     body = s3.get_object(Bucket="data", Key="m/output/model/code/inference.py")["Body"].read()
     assert body == b"print('serve')"
 
@@ -69,11 +76,14 @@ def test_an_output_with_its_own_code_is_left_as_it_is(s3):
     assert s3.get_object(Bucket="data", Key="m/output/model/code/inference.py")["Body"].read() == b"trained with it"
 
 
-@pytest.mark.parametrize("files, message", [
-    ({"../evil.py": b"", "inference.py": b""}, "unsafe path"),
-    ({"/etc/passwd": b"", "inference.py": b""}, "unsafe path"),
-    ({"src/inference.py": b""}, "no inference.py at its top level"),
-])
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        ({"../evil.py": b"", "inference.py": b""}, "unsafe path"),
+        ({"/etc/passwd": b"", "inference.py": b""}, "unsafe path"),
+        ({"src/inference.py": b""}, "no inference.py at its top level"),
+    ],
+)
 def test_a_bad_script_tarball_is_refused_and_nothing_is_written(s3, files, message):
     import model_package
 
@@ -86,27 +96,40 @@ def test_a_bad_script_tarball_is_refused_and_nothing_is_written(s3, files, messa
 def test_a_model_tarball_is_unpacked_beside_it_and_gets_the_code(s3):
     import model_package
 
-    s3.put_object(Bucket="data", Key="m/output/model.tar.gz", Body=tarball(
-        {"./model_index.json": b"{}", "unet/w.safetensors": b"weights"}))
+    s3.put_object(
+        Bucket="data",
+        Key="m/output/model.tar.gz",
+        Body=tarball({"./model_index.json": b"{}", "unet/w.safetensors": b"weights"}),
+    )
     s3.put_object(Bucket="jumpstart", Key="inference.tar.gz", Body=tarball({"inference.py": b"print('serve')"}))
 
     result = model_package.add_inference_code(s3, "s3://data/m/output/model.tar.gz", "s3://jumpstart/inference.tar.gz")
 
     assert result == {"modelDataUri": "s3://data/m/output/model/", "added": True, "files": 1}
-    assert keys(s3, "m/output/model/") == ["m/output/model/code/inference.py", "m/output/model/model_index.json",
-                                           "m/output/model/unet/w.safetensors"]
+    assert keys(s3, "m/output/model/") == [
+        "m/output/model/code/inference.py",
+        "m/output/model/model_index.json",
+        "m/output/model/unet/w.safetensors",
+    ]
     assert s3.get_object(Bucket="data", Key="m/output/model/unet/w.safetensors")["Body"].read() == b"weights"
     # Run again (a retried task): the same objects, nothing else.
-    assert model_package.add_inference_code(s3, "s3://data/m/output/model.tar.gz",
-                                            "s3://jumpstart/inference.tar.gz")["modelDataUri"] == result["modelDataUri"]
+    assert (
+        model_package.add_inference_code(s3, "s3://data/m/output/model.tar.gz", "s3://jumpstart/inference.tar.gz")[
+            "modelDataUri"
+        ]
+        == result["modelDataUri"]
+    )
     assert len(keys(s3, "m/output/model/")) == 3
 
 
 def test_a_model_tarball_with_its_own_code_is_only_unpacked(s3):
     import model_package
 
-    s3.put_object(Bucket="data", Key="m/output/model.tar.gz", Body=tarball(
-        {"code/inference.py": b"trained with it", "model_index.json": b"{}"}))
+    s3.put_object(
+        Bucket="data",
+        Key="m/output/model.tar.gz",
+        Body=tarball({"code/inference.py": b"trained with it", "model_index.json": b"{}"}),
+    )
 
     result = model_package.add_inference_code(s3, "s3://data/m/output/model.tar.gz", "s3://jumpstart/never-read.tar.gz")
 
@@ -138,7 +161,10 @@ def test_both_kinds_of_training_output_are_deployed_and_serve(synthesized, outpu
         # The model serves the uncompressed prefix with the hosting spec's environment.
         container = h.client("sagemaker").describe_model(ModelName=model_id)["PrimaryContainer"]
         assert container["ModelDataSource"]["S3DataSource"] == {
-            "S3Uri": model["artifactUri"], "S3DataType": "S3Prefix", "CompressionType": "None"}
+            "S3Uri": model["artifactUri"],
+            "S3DataType": "S3Prefix",
+            "CompressionType": "None",
+        }
         assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
         assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
         assert container["Environment"]["MODEL_CACHE_ROOT"] == "/opt/ml/model"

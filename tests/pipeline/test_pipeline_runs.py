@@ -12,8 +12,8 @@ from itertools import chain
 
 import pytest
 
-from tests import template_find as find
 from emulator import PipelineHarness, SageMakerSimulator, synthesize
+from tests import template_find as find
 from tests.pipeline.conftest import jpeg_bytes, png_bytes
 from tests.pipeline.conftest import pipeline_harness as harness
 
@@ -28,8 +28,15 @@ def synthesized():
 
 def test_first_model_creates_the_endpoint_and_goes_live(synthesized):
     with harness(synthesized) as h:
-        model_id = h.train_and_deploy("doppler", {**DOG_PHOTOS, "dataset_info.json": json.dumps(
-            {"instance_prompt": "a photo of Doppler dog", "max_steps": 250}).encode()})
+        model_id = h.train_and_deploy(
+            "doppler",
+            {
+                **DOG_PHOTOS,
+                "dataset_info.json": json.dumps(
+                    {"instance_prompt": "a photo of Doppler dog", "max_steps": 250}
+                ).encode(),
+            },
+        )
 
         (train,) = h.training_runs()
         (deploy,) = h.deploy_runs()
@@ -42,8 +49,12 @@ def test_first_model_creates_the_endpoint_and_goes_live(synthesized):
         assert model["instancePrompt"] == "a photo of Doppler dog"
         assert model["hyperparameters"]["max_steps"] == "250"
         assert float(model["trainLoss"]) == pytest.approx(0.0421)
-        assert model["artifactUri"] == (  # uncompressed training output, with code/ added
-            f"s3://{h.bucket}/models/doppler/{model_id[-14:]}/{model_id}/output/model/")
+        assert (
+            model["artifactUri"]
+            == (  # uncompressed training output, with code/ added
+                f"s3://{h.bucket}/models/doppler/{model_id[-14:]}/{model_id}/output/model/"
+            )
+        )
         assert model["sagemakerModelName"] == model["endpointConfigName"] == model_id
         assert h.live_pointer()["liveModelId"] == model_id
         assert h.live_pointer()["endpointName"] == h.endpoint_name
@@ -82,7 +93,7 @@ def test_second_model_updates_the_endpoint_without_a_gap_in_service(synthesized)
         # Every look at the endpoint after the first creation saw a model serving: the old one
         # until the new one was InService.
         history = h.simulator.serving_history(h.endpoint_name)
-        served = history[history.index(first):]
+        served = history[history.index(first) :]
         assert None not in served
         assert served[0] == first and served[-1] == second
         assert served.count(first) >= 2  # polled during the update, old model still serving
@@ -91,8 +102,9 @@ def test_second_model_updates_the_endpoint_without_a_gap_in_service(synthesized)
 
 def test_invalid_dataset_creates_no_training_job(synthesized):
     with harness(synthesized) as h:
-        h.upload_dataset("doppler", {"dog0.jpg": jpeg_bytes(), "notes.jpg": b"not an image",
-                                     ".DS_Store": b"\0\0\0\1Bud1"})
+        h.upload_dataset(
+            "doppler", {"dog0.jpg": jpeg_bytes(), "notes.jpg": b"not an image", ".DS_Store": b"\0\0\0\1Bud1"}
+        )
         h.wait_until_idle(60)
 
         (run,) = h.training_runs()
@@ -111,10 +123,15 @@ def test_invalid_dataset_creates_no_training_job(synthesized):
         # The user's files are untouched.
         keys = [o["Key"] for o in h.client("s3").list_objects_v2(Bucket=h.bucket)["Contents"]]
         assert sorted(k for k in keys if k.startswith("datasets/")) == [
-            "datasets/doppler/.DS_Store", "datasets/doppler/dog0.jpg", "datasets/doppler/notes.jpg"]
+            "datasets/doppler/.DS_Store",
+            "datasets/doppler/dog0.jpg",
+            "datasets/doppler/notes.jpg",
+        ]
         # Beside them, under models/, only what the pipeline judged: the snapshot and the full report.
         assert sorted(k.rsplit("/", 1)[1] for k in keys if not k.startswith("datasets/")) == [
-            "dataset-report.json", "snapshot.json"]
+            "dataset-report.json",
+            "snapshot.json",
+        ]
 
 
 def test_training_failure_leaves_the_live_model_untouched(synthesized):
@@ -139,7 +156,9 @@ def test_training_failure_leaves_the_live_model_untouched(synthesized):
 def test_endpoint_update_failure_keeps_the_previous_model_live(synthesized):
     with harness(synthesized, endpoint_s=1.5) as h:
         live = h.train_and_deploy("doppler", DOG_PHOTOS)
-        h.simulator.fail_endpoint_update = "The primary container for production variant AllTraffic did not pass the ping health check."
+        h.simulator.fail_endpoint_update = (
+            "The primary container for production variant AllTraffic did not pass the ping health check."
+        )
         failed = h.train_and_deploy("doppler", {"dog9.jpg": jpeg_bytes(640, 640)})
 
         deploy = h.deploy_runs()[-1]
@@ -151,7 +170,7 @@ def test_endpoint_update_failure_keeps_the_previous_model_live(synthesized):
         assert f"still serves {live}" in models[failed]["failureReason"]
         assert h.client("sagemaker").describe_endpoint(EndpointName=h.endpoint_name)["EndpointConfigName"] == live
         history = h.simulator.serving_history(h.endpoint_name)
-        assert None not in history[history.index(live):]  # from the first InService on, always served
+        assert None not in history[history.index(live) :]  # from the first InService on, always served
         note = h.notifications()[-1]
         assert note["subject"] == "DreamBooth: deployment failed" and "still serving" in note["message"]
         lock = h.client("dynamodb").get_item(TableName=h.state_table, Key={"pk": {"S": "deploy-lock"}})["Item"]
@@ -170,8 +189,9 @@ def test_a_live_notice_that_cannot_be_sent_leaves_the_new_model_live(synthesized
         return role == deploy_role and publish(role, statement)
 
     # Given a deployment whose "new model is live" notice SNS refuses (after `__live__` moved)...
-    with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(),
-                         remove_grants=deploy_role_cannot_publish) as h:
+    with PipelineHarness(
+        synthesized=synthesized, simulator=SageMakerSimulator(), remove_grants=deploy_role_cannot_publish
+    ) as h:
         h.iam.expect_denials("sns:Publish")
         model_id = h.train_and_deploy("doppler", DOG_PHOTOS)
 
@@ -219,10 +239,17 @@ def test_two_datasets_uploaded_at_once_are_both_trained_and_deployed_one_after_t
         assert sorted(m["status"] for m in models.values()) == ["live", "retired"]
         assert all(run.status == "SUCCEEDED" for run in h.deploy_runs())
         # Serialized: the second endpoint operation started only after the first one finished.
-        ops = [(t, event) for t, event, _ in h.simulator.timeline
-               if event in ("endpoint-creating", "endpoint-updating", "endpoint-in-service", "endpoint-updated")]
-        assert [event for _, event in ops] == ["endpoint-creating", "endpoint-in-service",
-                                               "endpoint-updating", "endpoint-updated"]
+        ops = [
+            (t, event)
+            for t, event, _ in h.simulator.timeline
+            if event in ("endpoint-creating", "endpoint-updating", "endpoint-in-service", "endpoint-updated")
+        ]
+        assert [event for _, event in ops] == [
+            "endpoint-creating",
+            "endpoint-in-service",
+            "endpoint-updating",
+            "endpoint-updated",
+        ]
         assert h.live_pointer()["liveModelId"] == next(k for k, m in models.items() if m["status"] == "live")
 
 
@@ -265,8 +292,9 @@ def test_deploy_state_machine_puts_a_retired_model_back_live(synthesized):
         second = h.train_and_deploy("doppler", {"dog9.jpg": jpeg_bytes(700, 700)})
         creates_before = h.simulator.count("create_training_job")
 
-        h.client("stepfunctions").start_execution(stateMachineArn=h.deploy_machine_arn,
-                                                  input=json.dumps({"modelId": first}))
+        h.client("stepfunctions").start_execution(
+            stateMachineArn=h.deploy_machine_arn, input=json.dumps({"modelId": first})
+        )
         h.wait_until_idle(60)
 
         models = h.models()
@@ -279,8 +307,9 @@ def test_deploy_state_machine_puts_a_retired_model_back_live(synthesized):
 
 def test_unknown_model_id_is_refused_by_the_deploy_state_machine(synthesized):
     with harness(synthesized) as h:
-        h.client("stepfunctions").start_execution(stateMachineArn=h.deploy_machine_arn,
-                                                  input=json.dumps({"modelId": "nope-20260101000000"}))
+        h.client("stepfunctions").start_execution(
+            stateMachineArn=h.deploy_machine_arn, input=json.dumps({"modelId": "nope-20260101000000"})
+        )
         h.wait_until_idle(30)
         (run,) = h.deploy_runs()
         assert run.status == "FAILED" and "UnknownModel" in run.entered_states
@@ -293,11 +322,13 @@ def test_a_lock_left_by_a_dead_deployment_is_taken_over(synthesized):
     with harness(synthesized) as h:
         # Given a lock held by a deploy execution that no longer runs (stopped by an operator)...
         sfn = h.client("stepfunctions")
-        dead = sfn.start_execution(stateMachineArn=h.deploy_machine_arn, name="dead",
-                                   input=json.dumps({"modelId": "ghost"}))["executionArn"]
+        dead = sfn.start_execution(
+            stateMachineArn=h.deploy_machine_arn, name="dead", input=json.dumps({"modelId": "ghost"})
+        )["executionArn"]
         h.wait_until_idle(30)
-        h.client("dynamodb").put_item(TableName=h.state_table, Item={
-            "pk": {"S": "deploy-lock"}, "owner": {"S": dead}, "modelId": {"S": "ghost"}})
+        h.client("dynamodb").put_item(
+            TableName=h.state_table, Item={"pk": {"S": "deploy-lock"}, "owner": {"S": dead}, "modelId": {"S": "ghost"}}
+        )
 
         # ...the next deployment does not wait forever.
         model_id = h.train_and_deploy("doppler", DOG_PHOTOS)
@@ -334,8 +365,9 @@ def test_the_endpoint_event_wakes_the_deployment_and_polling_covers_a_lost_event
         assert time.monotonic() - started < 20
         assert h.deploy_runs()[-1].entered_states.count("CheckEndpoint") == 1
     # ...and when the event is lost, the bounded poll (every 1 s here) finds the endpoint ready.
-    with PipelineHarness(synthesized=synthesized, simulator=SageMakerSimulator(endpoint_s=2),
-                         deliver_endpoint_events=False) as h:
+    with PipelineHarness(
+        synthesized=synthesized, simulator=SageMakerSimulator(endpoint_s=2), deliver_endpoint_events=False
+    ) as h:
         model_id = h.train_and_deploy("doppler", DOG_PHOTOS)
         assert h.models()[model_id]["status"] == "live"
         assert h.deploy_runs()[-1].entered_states.count("CheckEndpoint") >= 2
@@ -363,6 +395,11 @@ def test_a_stopped_upload_window_does_not_block_the_dataset(synthesized):
                 assert time.monotonic() < deadline, "the execution never reached its quiet window"
                 time.sleep(0.1)
             sfn.stop_execution(executionArn=waiting["executionArn"])
+            # moto's execution thread marks it ABORTED a moment after StopExecution answers (until then a
+            # start of the same name and input answers the "running" twin: 'started', not 'restarted')
+            while sfn.describe_execution(executionArn=waiting["executionArn"])["status"] == "RUNNING":
+                assert time.monotonic() < deadline, "the stopped execution never left RUNNING"
+                time.sleep(0.05)
         finally:
             operator_at_work[0] = False
         # (the window is 2 s of real time here: a stop that came after it would not test what this test says)

@@ -47,30 +47,41 @@ def test_refresh_rewrites_the_lock_from_jumpstart_metadata(local_metadata, tmp_p
     assert eu == {
         "training_image_uri": "763104351884.dkr.ecr.eu-west-1.amazonaws.com/huggingface-pytorch-training:9.9.1-fixture-gpu",
         "training_script_uri": "s3://jumpstart-cache-prod-eu-west-1/source-directory-tarballs/stabilityai/"
-                               "transfer_learning/txt2img/fixture/sourcedir.tar.gz",
+        "transfer_learning/txt2img/fixture/sourcedir.tar.gz",
         "base_model_uri": "s3://jumpstart-cache-prod-eu-west-1/stabilityai-training/fixture-train-model.tar.gz",
         "inference_image_uri": "763104351884.dkr.ecr.eu-west-1.amazonaws.com/huggingface-pytorch-inference:9.9.1-fixture-gpu",
         "inference_script_uri": "s3://jumpstart-cache-prod-eu-west-1/source-directory-tarballs/stabilityai/"
-                                "inference/txt2img/fixture/sourcedir.tar.gz",
+        "inference/txt2img/fixture/sourcedir.tar.gz",
     }
     # The hosting spec's environment replaces the last-known one, which was marked unresolved.
     assert before["unresolved"]["fields"] == ["inference_script_uri", "inference_environment"]
-    assert lock["inference_environment"] == {"SAGEMAKER_PROGRAM": "inference.py",
-                                             "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
-                                             "ENDPOINT_SERVER_TIMEOUT": "1234"}
+    assert lock["inference_environment"] == {
+        "SAGEMAKER_PROGRAM": "inference.py",
+        "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+        "ENDPOINT_SERVER_TIMEOUT": "1234",
+    }
     assert "unresolved" not in lock
     # Defaults from the spec, without the container wiring the pipeline sets itself.
-    assert lock["hyperparameters"] == {"epochs": "7", "learning_rate": "3e-06", "with_prior_preservation": "False",
-                                       "seed": "42"}
+    assert lock["hyperparameters"] == {
+        "epochs": "7",
+        "learning_rate": "3e-06",
+        "with_prior_preservation": "False",
+        "seed": "42",
+    }
     assert lock["metric_definitions"] == [{"Name": "train_avg_loss", "Regex": "fixture train_avg_loss=([0-9\\.]+)"}]
     # Regions not asked for and the project's own choices are kept.
     assert lock["regions"]["ap-south-1"] == before["regions"]["ap-south-1"]
     assert lock["project_hyperparameters"] == before["project_hyperparameters"]
     # Each resolved region is recorded with its version and time; the others stay last-known (stale)
-    assert lock["resolved_regions"] == {r: {"resolved_at": "2026-11-25T00:00:00Z", "model_version": "9.9.1",
-                                            "training_instance_type": "ml.g4dn.2xlarge",
-                                            "endpoint_instance_type": "ml.g4dn.2xlarge"}
-                                        for r in ("eu-west-1", "us-east-1")}
+    assert lock["resolved_regions"] == {
+        r: {
+            "resolved_at": "2026-11-25T00:00:00Z",
+            "model_version": "9.9.1",
+            "training_instance_type": "ml.g4dn.2xlarge",
+            "endpoint_instance_type": "ml.g4dn.2xlarge",
+        }
+        for r in ("eu-west-1", "us-east-1")
+    }
     # And the stack can read what it wrote.
     loaded = JumpStartLock.load(lock_path)
     assert loaded.hyperparameters["max_steps"] == "400" and loaded.hyperparameters["seed"] == "42"
@@ -139,8 +150,14 @@ class Refusing:
         from botocore.exceptions import ClientError
 
         def call(**kwargs):
-            raise ClientError({"Error": {"Code": self.code, "Message": "refused"},
-                               "ResponseMetadata": {"HTTPStatusCode": self.status}}, operation)
+            raise ClientError(
+                {
+                    "Error": {"Code": self.code, "Message": "refused"},
+                    "ResponseMetadata": {"HTTPStatusCode": self.status},
+                },
+                operation,
+            )
+
         return call
 
 
@@ -149,8 +166,8 @@ def test_an_uncompressed_model_prefix_is_listed_not_headed():
     import boto3
     from moto import mock_aws
 
-    from tests import jumpstart_fixture
     from emulator.service_model import ServiceModelCheck
+    from tests import jumpstart_fixture
 
     prefix = "s3://jumpstart-cache-prod-us-east-1/stabilityai-txt2img/artifacts/inference-prepack/v1.0.0/"
     with mock_aws(), ServiceModelCheck() as check:
@@ -187,7 +204,9 @@ def test_a_head_object_403_is_settled_by_listing():
         uri = values["training_script_uri"]
         assert refresh.check_s3_artifact(Head403(), "training_script_uri", uri).status == refresh.FOUND
         assert refresh.check_s3_artifact(Head403(), "training_script_uri", uri + ".gone").status == refresh.MISSING
-    assert refresh.check_s3_artifact(Refusing("AccessDenied"), "training_script_uri", uri).status == refresh.NOT_VERIFIED
+    assert (
+        refresh.check_s3_artifact(Refusing("AccessDenied"), "training_script_uri", uri).status == refresh.NOT_VERIFIED
+    )
 
 
 def test_an_image_the_deployer_may_not_read_is_not_verified_rather_than_missing():

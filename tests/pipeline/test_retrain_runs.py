@@ -11,7 +11,9 @@ from tests.pipeline.conftest import jpeg_bytes
 from tests.pipeline.conftest import pipeline_harness as harness
 
 DOG_PHOTOS = {f"dog{i}.jpg": jpeg_bytes(512 + i, 512) for i in range(3)}
-CAPACITY = "CapacityError: Unable to provision requested ML compute capacity. Please retry using a different ML instance type."
+CAPACITY = (
+    "CapacityError: Unable to provision requested ML compute capacity. Please retry using a different ML instance type."
+)
 
 
 def test_a_capacity_failure_is_retrained_on_the_same_snapshot_with_one_request(synthesized):

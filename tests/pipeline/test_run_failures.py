@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-
 from emulator import PipelineHarness, SageMakerSimulator
 from tests.pipeline.conftest import dog_photos
 
@@ -44,8 +43,10 @@ def test_a_training_run_that_dies_before_registering_is_reported(synthesized):
         # An execution started by hand for a dataset with no upload window: ReadUploadWindow's
         # selector finds no item (States.Runtime) before any model is registered.
         h.client("stepfunctions").start_execution(
-            stateMachineArn=h.training_machine_arn, name="manual",
-            input=json.dumps({"dataset": "ghost", "generation": 1, "extensions": {"count": 0}}))
+            stateMachineArn=h.training_machine_arn,
+            name="manual",
+            input=json.dumps({"dataset": "ghost", "generation": 1, "extensions": {"count": 0}}),
+        )
         h.wait_until_idle(30)
 
         (run,) = h.training_runs()

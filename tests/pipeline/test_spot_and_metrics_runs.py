@@ -20,8 +20,15 @@ MAX_WAIT_MINUTES = 300
 
 @pytest.fixture(scope="module")
 def synthesized():
-    return synthesize({"quietWindowSeconds": 2, "endpointPollSeconds": 1, "endpointMaxWaitMinutes": 5, "spotTraining": "true",
-                       "spotMaxWaitMinutes": MAX_WAIT_MINUTES})
+    return synthesize(
+        {
+            "quietWindowSeconds": 2,
+            "endpointPollSeconds": 1,
+            "endpointMaxWaitMinutes": 5,
+            "spotTraining": "true",
+            "spotMaxWaitMinutes": MAX_WAIT_MINUTES,
+        }
+    )
 
 
 def run(h: PipelineHarness, files: dict[str, bytes]) -> str:
@@ -37,10 +44,14 @@ def metric_values(h: PipelineHarness, name: str) -> list[float]:
 
     now = datetime.now(timezone.utc)
     answer = h.client("cloudwatch").get_metric_statistics(
-        Namespace="DreamBoothPipeline", MetricName=name,
+        Namespace="DreamBoothPipeline",
+        MetricName=name,
         Dimensions=[{"Name": "service", "Value": "dreambooth-pipeline"}],
-        StartTime=now - timedelta(hours=1), EndTime=now + timedelta(minutes=5), Period=3600,
-        Statistics=["Maximum", "SampleCount"])
+        StartTime=now - timedelta(hours=1),
+        EndTime=now + timedelta(minutes=5),
+        Period=3600,
+        Statistics=["Maximum", "SampleCount"],
+    )
     return [p["Maximum"] for p in answer["Datapoints"]]
 
 
@@ -50,8 +61,10 @@ def test_a_spot_job_asks_for_spot_with_the_wait_limit_and_publishes_its_metrics(
 
         job = h.client("sagemaker").describe_training_job(TrainingJobName=model_id)
         assert job["EnableManagedSpotTraining"] is True
-        assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 120 * 60,
-                                            "MaxWaitTimeInSeconds": MAX_WAIT_MINUTES * 60}
+        assert job["StoppingCondition"] == {
+            "MaxRuntimeInSeconds": 120 * 60,
+            "MaxWaitTimeInSeconds": MAX_WAIT_MINUTES * 60,
+        }
         assert h.models()[model_id]["status"] == "live"
         # The training state machine published the job's times and loss (aws-sdk PutMetricData).
         assert metric_values(h, "TrainingSeconds") == [1.0]
@@ -84,8 +97,9 @@ def test_spot_capacity_that_never_came_is_trained_again_on_demand(synthesized, s
 
 
 def test_an_ordinary_failure_of_a_spot_job_is_not_blamed_on_spot(synthesized):
-    with PipelineHarness(synthesized=synthesized,
-                         simulator=SageMakerSimulator(fail_training="AlgorithmError: CUDA out of memory")) as h:
+    with PipelineHarness(
+        synthesized=synthesized, simulator=SageMakerSimulator(fail_training="AlgorithmError: CUDA out of memory")
+    ) as h:
         failed = run(h, PHOTOS)
 
         note = h.notifications()[-1]
@@ -127,8 +141,10 @@ def test_a_spot_quota_of_zero_trains_on_demand_and_records_why(synthesized, refu
 
         # Then the same snapshot is trained on demand, deployed, and the registry and notice say why
         sagemaker = h.client("sagemaker")
-        assert sagemaker.list_training_jobs(NameContains=model_id)["TrainingJobSummaries"][0]["TrainingJobName"] \
-            == f"{model_id}-od"  # the spot job was never created
+        assert (
+            sagemaker.list_training_jobs(NameContains=model_id)["TrainingJobSummaries"][0]["TrainingJobName"]
+            == f"{model_id}-od"
+        )  # the spot job was never created
         assert not sagemaker.describe_training_job(TrainingJobName=f"{model_id}-od").get("EnableManagedSpotTraining")
         model = h.models()[model_id]
         assert model["status"] == "live" and model["trainingJobName"] == f"{model_id}-od"

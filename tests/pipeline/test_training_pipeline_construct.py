@@ -31,7 +31,9 @@ by_type = find.of_type
 
 def registry_table(resources: dict) -> str:
     keyed_by_model = [{"AttributeName": "modelId", "KeyType": "HASH"}]
-    return find.only(resources, "AWS::DynamoDB::Table", lambda p: p["KeySchema"] == keyed_by_model, "the model registry")
+    return find.only(
+        resources, "AWS::DynamoDB::Table", lambda p: p["KeySchema"] == keyed_by_model, "the model registry"
+    )
 
 
 MACHINES = {"-train": find.training_machine, "-deploy": find.deploy_machine}
@@ -57,13 +59,19 @@ def policy_statements(resources: dict, role: str) -> list[dict]:
 
 
 def test_uploads_under_datasets_reach_the_listener(template, resources):
-    template.has_resource_properties("AWS::Events::Rule", {
-        "EventPattern": {
-            "source": ["aws.s3"], "detail-type": ["Object Created"],
-            "detail": {"bucket": {"name": [Match.any_value()]}, "object": {"key": [{"prefix": "datasets/"}]}},
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["aws.s3"],
+                "detail-type": ["Object Created"],
+                "detail": {"bucket": {"name": [Match.any_value()]}, "object": {"key": [{"prefix": "datasets/"}]}},
+            },
+            "Targets": [
+                Match.object_like({"RetryPolicy": {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 7200}})
+            ],
         },
-        "Targets": [Match.object_like({"RetryPolicy": {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 7200}})],
-    })
+    )
     listener = resources[find.function(resources, "upload_listener.handler")]
     assert listener["Properties"]["Environment"]["Variables"]["QUIET_WINDOW_SECONDS"] == "120"
 
@@ -85,8 +93,14 @@ def test_training_uses_the_sync_integration_with_a_gpu_and_a_time_limit(resource
 
 
 def _configured() -> dict:
-    stack = synth_stack({"trainingInstanceType": "ml.g5.2xlarge", "endpointInstanceType": "ml.g5.xlarge",
-                         "trainingMaxRuntimeMinutes": 90, "endpointPollSeconds": 15})
+    stack = synth_stack(
+        {
+            "trainingInstanceType": "ml.g5.2xlarge",
+            "endpointInstanceType": "ml.g5.xlarge",
+            "trainingMaxRuntimeMinutes": 90,
+            "endpointPollSeconds": 15,
+        }
+    )
     return Template.from_stack(stack).to_json()["Resources"]
 
 
@@ -113,10 +127,12 @@ def test_endpoint_poll_and_max_wait_reach_every_wait_of_the_deployment(resources
         polls = 60 * 60 // poll
         assert deploy["WaitForEndpoint"]["TimeoutSeconds"] == poll
         assert deploy["PollEndpointInstead"]["Seconds"] == deploy["WaitForBusyEndpoint"]["Seconds"] == poll
-        assert {"Variable": "$.polls.count", "NumericGreaterThanEquals": polls,
-                "Next": "EndpointTooSlow"} in deploy["IsNewModelServing"]["Choices"]
-        assert {"Variable": "$.waits.busy", "NumericGreaterThanEquals": polls,
-                "Next": "EndpointStayedBusy"} in deploy["IsBusyWaitOver"]["Choices"]
+        assert {"Variable": "$.polls.count", "NumericGreaterThanEquals": polls, "Next": "EndpointTooSlow"} in deploy[
+            "IsNewModelServing"
+        ]["Choices"]
+        assert {"Variable": "$.waits.busy", "NumericGreaterThanEquals": polls, "Next": "EndpointStayedBusy"} in deploy[
+            "IsBusyWaitOver"
+        ]["Choices"]
         lock_wait = deploy["WaitForOtherDeployment"]["Seconds"]
         assert lock_wait >= min(poll, 30) and lock_wait * MAX_LOCK_CHECKS >= 2 * poll * polls + LOCK_HOLD_MARGIN_S
 
@@ -128,7 +144,8 @@ def test_jumpstart_values_come_from_the_lock_file_by_region(template):
     assert set(mapping) == set(lock.regions)
     assert mapping["eu-west-1"]["TrainingImage"] == lock.regions["eu-west-1"]["training_image_uri"]
     assert mapping["eu-west-1"]["BaseModelObject"] == (
-        "jumpstart-cache-prod-eu-west-1/stabilityai-training/train-model-txt2img-stabilityai-stable-diffusion-v2-1-base.tar.gz")
+        "jumpstart-cache-prod-eu-west-1/stabilityai-training/train-model-txt2img-stabilityai-stable-diffusion-v2-1-base.tar.gz"
+    )
 
 
 def test_training_role_reads_only_datasets_and_jumpstart_and_writes_only_models(resources):
@@ -160,8 +177,9 @@ def test_state_machines_pass_only_the_sagemaker_roles_and_only_to_sagemaker(reso
 
 def test_sagemaker_containers_may_write_to_the_log_groups_sagemaker_uses(resources, created_stack):
     def log_groups(role: str) -> str:
-        return json.dumps([s["Resource"] for s in policy_statements(resources, role)
-                           if "logs:PutLogEvents" in _actions(s)])
+        return json.dumps(
+            [s["Resource"] for s in policy_statements(resources, role) if "logs:PutLogEvents" in _actions(s)]
+        )
 
     # Training jobs share one group; an endpoint's containers log to a group named after the endpoint.
     assert "log-group:/aws/sagemaker/TrainingJobs:*" in log_groups("training job")
@@ -170,18 +188,25 @@ def test_sagemaker_containers_may_write_to_the_log_groups_sagemaker_uses(resourc
 
 
 def test_state_machines_log_everything_and_are_traced(template):
-    template.resource_properties_count_is("AWS::StepFunctions::StateMachine", {
-        "LoggingConfiguration": Match.object_like({"Level": "ALL", "IncludeExecutionData": True}),
-        "TracingConfiguration": {"Enabled": True},
-    }, 2)
+    template.resource_properties_count_is(
+        "AWS::StepFunctions::StateMachine",
+        {
+            "LoggingConfiguration": Match.object_like({"Level": "ALL", "IncludeExecutionData": True}),
+            "TracingConfiguration": {"Enabled": True},
+        },
+        2,
+    )
 
 
 def test_registry_table_matches_the_api_contract(template, created_stack):
     pipeline = created_stack.pipeline
-    template.has_resource_properties("AWS::DynamoDB::Table", {
-        "KeySchema": [{"AttributeName": "modelId", "KeyType": "HASH"}],
-        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
-    })
+    template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "KeySchema": [{"AttributeName": "modelId", "KeyType": "HASH"}],
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        },
+    )
     assert pipeline.endpoint_name == "DreamBoothPipeline-sd"
     for attribute in ("registry_table", "deploy_state_machine", "training_state_machine", "topic"):
         assert getattr(pipeline, attribute) is not None
@@ -196,11 +221,14 @@ def test_email_subscription_only_when_configured(template):
 
 
 def test_cleanup_custom_resource_targets_the_endpoint_and_the_registry(template, resources):
-    template.has_resource_properties("Custom::DreamBoothSageMakerCleanup", {
-        "EndpointName": "DreamBoothPipeline-sd",
-        "RegistryTableName": {"Ref": registry_table(resources)},
-        "StateMachineArns": Match.any_value(),
-    })
+    template.has_resource_properties(
+        "Custom::DreamBoothSageMakerCleanup",
+        {
+            "EndpointName": "DreamBoothPipeline-sd",
+            "RegistryTableName": {"Ref": registry_table(resources)},
+            "StateMachineArns": Match.any_value(),
+        },
+    )
     statements = policy_statements(resources, _role_of(resources, "cleanup.handler"))
     actions = {a for s in statements for a in _actions(s)}
     assert {"sagemaker:DeleteEndpoint", "sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"} <= actions
@@ -214,8 +242,11 @@ def test_function_environments_are_what_the_handlers_read(resources, monkeypatch
     from tests.pipeline.conftest import LAMBDA_DIRS  # (on pytest.ini's pythonpath)
 
     # The pipeline's functions: those whose handler module is in one of its function folders.
-    functions = {k: v for k, v in by_type(resources, "AWS::Lambda::Function").items()
-                 if any((d / (v["Properties"]["Handler"].rsplit(".", 1)[0] + ".py")).is_file() for d in LAMBDA_DIRS)}
+    functions = {
+        k: v
+        for k, v in by_type(resources, "AWS::Lambda::Function").items()
+        if any((d / (v["Properties"]["Handler"].rsplit(".", 1)[0] + ".py")).is_file() for d in LAMBDA_DIRS)
+    }
     seen = set()
     for logical, function in functions.items():
         module_name = function["Properties"]["Handler"].rsplit(".", 1)[0]
@@ -231,8 +262,16 @@ def test_function_environments_are_what_the_handlers_read(resources, monkeypatch
         seen.add(module_name)
         assert function["Properties"]["Layers"], logical
         assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
-    assert seen == {"dataset_tasks", "model_tasks", "run_failure_tasks", "upload_listener", "cleanup", "endpoint_waiter",
-                    "autoscaling_task", "training_failure"}
+    assert seen == {
+        "dataset_tasks",
+        "model_tasks",
+        "run_failure_tasks",
+        "upload_listener",
+        "cleanup",
+        "endpoint_waiter",
+        "autoscaling_task",
+        "training_failure",
+    }
 
 
 def _actions(statement: dict) -> list[str]:
@@ -249,25 +288,37 @@ def test_quiet_window_and_limits_are_configurable():
 
 
 def test_endpoint_state_changes_wake_the_waiting_deployment(template, resources):
-    template.has_resource_properties("AWS::Events::Rule", {
-        "EventPattern": {"source": ["aws.sagemaker"], "detail-type": ["SageMaker Endpoint State Change"],
-                         "detail": {"EndpointName": ["DreamBoothPipeline-sd"]}},
-    })
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["aws.sagemaker"],
+                "detail-type": ["SageMaker Endpoint State Change"],
+                "detail": {"EndpointName": ["DreamBoothPipeline-sd"]},
+            },
+        },
+    )
     wait = states(resources, "-deploy")["WaitForEndpoint"]
     assert wait["Resource"] == "arn:X:states:::lambda:invoke.waitForTaskToken"
     assert wait["TimeoutSeconds"] == 180  # endpointPollSeconds: the bounded fallback poll
     assert [c["ErrorEquals"] for c in wait["Catch"]] == [["States.Timeout"], ["States.ALL"]]
     for handler in ("endpoint_waiter.park", "endpoint_waiter.on_state_change"):
-        sends = [s for s in policy_statements(resources, _role_of(resources, handler))
-                 if "states:SendTaskSuccess" in _actions(s)]
+        sends = [
+            s
+            for s in policy_statements(resources, _role_of(resources, handler))
+            if "states:SendTaskSuccess" in _actions(s)
+        ]
         (statement,) = sends
         assert "stateMachine:DreamBoothPipeline-deploy" in json.dumps(statement["Resource"])
 
 
 def test_releasing_the_lock_never_changes_how_a_deployment_ends(resources):
     deploy = states(resources, "-deploy")
-    for release, end in (("ReleaseLock", "ModelIsLive"), ("ReleaseLockAfterFailure", "DeploymentFailed"),
-                         ("ReleaseLockUnknownModel", "UnknownModel")):
+    for release, end in (
+        ("ReleaseLock", "ModelIsLive"),
+        ("ReleaseLockAfterFailure", "DeploymentFailed"),
+        ("ReleaseLockUnknownModel", "UnknownModel"),
+    ):
         assert deploy[release]["Next"] == end
         (caught,) = deploy[release]["Catch"]  # the lock was taken over meanwhile
         assert deploy[caught["Next"]]["Next"] == end
@@ -286,21 +337,30 @@ def test_no_function_deletes_the_endpoint_but_the_stack_cleanup(resources):
         actions = {a for s in policy_statements(resources, role) for a in _actions(s)}
         assert ("sagemaker:DeleteEndpoint" in actions) == (handler == "cleanup.handler"), handler
     # The one scheduled rule is the API's dispatch check (it re-creates, never deletes, an endpoint).
-    scheduled = [t["Arn"] for r in by_type(resources, "AWS::Events::Rule").values()
-                 if "ScheduleExpression" in r["Properties"] for t in r["Properties"]["Targets"]]
+    scheduled = [
+        t["Arn"]
+        for r in by_type(resources, "AWS::Events::Rule").values()
+        if "ScheduleExpression" in r["Properties"]
+        for t in r["Properties"]["Targets"]
+    ]
     assert scheduled == [{"Fn::GetAtt": [find.function(resources, "dispatch.lambda_handler"), "Arn"]}]
 
 
 def test_autoscaling_gets_only_what_its_code_calls_and_its_star_is_acknowledged_exactly(created_stack, resources):
     statements = policy_statements(resources, _role_of(resources, "autoscaling_task.handler"))
     on_star = sorted(a for s in statements if s["Resource"] == "*" for a in _actions(s))
-    assert on_star == sorted(["application-autoscaling:DeregisterScalableTarget",
-                              "application-autoscaling:DescribeScalableTargets",
-                              "application-autoscaling:DescribeScalingPolicies",
-                              "application-autoscaling:DeleteScalingPolicy",
-                              "application-autoscaling:RegisterScalableTarget",
-                              "application-autoscaling:PutScalingPolicy",
-                              "xray:PutTelemetryRecords", "xray:PutTraceSegments"])
+    assert on_star == sorted(
+        [
+            "application-autoscaling:DeregisterScalableTarget",
+            "application-autoscaling:DescribeScalableTargets",
+            "application-autoscaling:DescribeScalingPolicies",
+            "application-autoscaling:DeleteScalingPolicy",
+            "application-autoscaling:RegisterScalableTarget",
+            "application-autoscaling:PutScalingPolicy",
+            "xray:PutTelemetryRecords",
+            "xray:PutTraceSegments",
+        ]
+    )
     acknowledged = _acknowledgments(created_stack, _role_of(resources, "autoscaling_task.handler"))
     reason = acknowledged["AwsSolutions-IAM5[Resource::*]"]
     assert set(re.findall(r"[a-z-]+:[A-Z][A-Za-z]+", reason)) == set(on_star), reason
@@ -308,8 +368,11 @@ def test_autoscaling_gets_only_what_its_code_calls_and_its_star_is_acknowledged_
 
 def _acknowledgments(stack, role_logical_id: str) -> dict[str, str]:
     """{finding id: reason} acknowledged on the role (later acknowledgments of an id replace earlier)."""
-    (role,) = [c for c in stack.node.find_all() if isinstance(c, iam.Role)
-               and stack.get_logical_id(c.node.default_child) == role_logical_id]
+    (role,) = [
+        c
+        for c in stack.node.find_all()
+        if isinstance(c, iam.Role) and stack.get_logical_id(c.node.default_child) == role_logical_id
+    ]
     found = {}
     for entry in role.node.metadata:
         if entry.type == "aws:cdk:acknowledged-rules":
@@ -336,8 +399,11 @@ def test_deploy_applies_autoscaling_after_in_service_and_removes_it_before_an_up
     assert deploy["WhatIsTheEndpointDoing"]["Choices"][2]["Next"] == "PrepareAutoscalingForUpdate"
     prepare = deploy["PrepareAutoscalingForUpdate"]
     assert prepare["Next"] == "UpdateEndpoint" and prepare["ResultPath"] == "$.scaling"
-    assert prepare["Parameters"]["Payload"] == {"action": "prepare-update", "endpointName": "DreamBoothPipeline-sd",
-                                                "endpointConfigName.$": "$.modelId"}
+    assert prepare["Parameters"]["Payload"] == {
+        "action": "prepare-update",
+        "endpointName": "DreamBoothPipeline-sd",
+        "endpointConfigName.$": "$.modelId",
+    }
     # Whatever removed it, every failure registers it again before the run ends
     (catch,) = prepare["Catch"]
     assert deploy[catch["Next"]]["Result"] == {"deregistered": True}
@@ -353,11 +419,17 @@ def test_deploy_applies_autoscaling_after_in_service_and_removes_it_before_an_up
 def test_scaling_limits_and_idle_time_come_from_config():
     stack = synth_stack({"idleMinutes": 25, "endpointMaxInstances": 4, "endpointTargetBacklogPerInstance": 9})
     resources = Template.from_stack(stack).to_json()["Resources"]
-    (scaling,) = [f for f in by_type(resources, "AWS::Lambda::Function").values()
-                  if f["Properties"]["Handler"] == "autoscaling_task.handler"]
+    (scaling,) = [
+        f
+        for f in by_type(resources, "AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == "autoscaling_task.handler"
+    ]
     variables = scaling["Properties"]["Environment"]["Variables"]
     assert (variables["IDLE_MINUTES"], variables["MAX_INSTANCES"], variables["TARGET_BACKLOG_PER_INSTANCE"]) == (
-        "25", "4", "9")
+        "25",
+        "4",
+        "9",
+    )
 
 
 def test_the_endpoint_config_is_asynchronous_with_its_outputs_and_notices(resources):
@@ -369,8 +441,11 @@ def test_the_endpoint_config_is_asynchronous_with_its_outputs_and_notices(resour
     output = json.dumps(async_config["OutputConfig"])
     assert "/inference/outputs" in output and "/inference/failures" in output
     notices = async_config["OutputConfig"]["NotificationConfig"]
-    topics = {k for k, r in by_type(resources, "AWS::SNS::Topic").items()
-              if r["Properties"]["DisplayName"].startswith("DreamBooth generations")}
+    topics = {
+        k
+        for k, r in by_type(resources, "AWS::SNS::Topic").items()
+        if r["Properties"]["DisplayName"].startswith("DreamBooth generations")
+    }
     assert set(notices) == {"SuccessTopic", "ErrorTopic"} and len(topics) == 2
     machine = resources[find.deploy_machine(resources)]
     raw = json.dumps(machine["Properties"]["DefinitionString"])
@@ -378,6 +453,8 @@ def test_the_endpoint_config_is_asynchronous_with_its_outputs_and_notices(resour
     # SageMaker writes and notifies with the hosting role: exactly those grants
     hosting = policy_statements(resources, "hosting")
     publish = [s for s in hosting if s["Action"] == "sns:Publish"]
-    assert sorted(r["Ref"] for s in publish for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])) == sorted(topics)
+    assert sorted(
+        r["Ref"] for s in publish for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+    ) == sorted(topics)
     puts = json.dumps([s["Resource"] for s in hosting if "s3:PutObject" in _actions(s)])
     assert "/inference/outputs/*" in puts and "/inference/failures/*" in puts and "/models/" not in puts

@@ -29,8 +29,15 @@ from tests.api.conftest import api_module, dispatch_module, harness, results_mod
 CHROMIUM = Path("/usr/bin/chromium")
 # As the machine notes give them: without the background-networking flags Chromium keeps trying
 # to reach Google's hosts, which this machine's closed network refuses.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 VIEWPORT = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 # The page shows local time (UTC on hover): a time zone other than UTC shows that it converts.
@@ -60,8 +67,9 @@ class LocalApi:
         self.server: WSGIServer = make_server("127.0.0.1", 0, self._staged, handler_class=_QuietHandler)
         self.url = f"http://127.0.0.1:{self.server.server_port}{STAGE}/"
         # shutdown() waits for serve_forever's next poll: 0.5 s at its default, each test.
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.01},
-                                        name="local-api", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, name="local-api", daemon=True
+        )
 
     def _staged(self, environ: dict, start_response: Callable) -> list[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -69,7 +77,7 @@ class LocalApi:
             # What API Gateway answers outside its stages (MISSING_AUTHENTICATION_TOKEN)
             start_response("403 Forbidden", [("Content-Type", "application/json")])
             return [b'{"error":{"code":"Forbidden","message":"no such stage"}}']
-        environ["PATH_INFO"] = path[len(STAGE):] or "/"
+        environ["PATH_INFO"] = path[len(STAGE) :] or "/"
         self.seen.append((environ["REQUEST_METHOD"], environ["PATH_INFO"], environ.get("HTTP_X_API_KEY")))
         return self.app(environ, start_response)
 
@@ -97,7 +105,8 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     assert CHROMIUM.exists(), (
-        f"{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get install chromium)")
+        f"{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get install chromium)"
+    )
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         yield browser
@@ -111,13 +120,19 @@ def serve_s3_from_moto(route) -> None:
     since moto's answer to the forwarded request has none."""
     request = route.request
     if request.method == "POST":  # a presigned POST of a photo (multipart form), sent on to moto's S3
-        answer = requests.post(request.url, data=request.post_data_buffer,
-                               headers={"content-type": request.headers["content-type"]}, timeout=10)
+        answer = requests.post(
+            request.url,
+            data=request.post_data_buffer,
+            headers={"content-type": request.headers["content-type"]},
+            timeout=10,
+        )
     else:
         answer = requests.get(request.url, timeout=5)
-    headers = {"content-type": answer.headers.get("content-type", "application/octet-stream"),
-               # What S3's CORS rule answers for the page's origin (the stack's bucket has it)
-               "access-control-allow-origin": request.headers.get("origin", "*")}
+    headers = {
+        "content-type": answer.headers.get("content-type", "application/octet-stream"),
+        # What S3's CORS rule answers for the page's origin (the stack's bucket has it)
+        "access-control-allow-origin": request.headers.get("origin", "*"),
+    }
     if "content-disposition" in answer.headers:
         headers["content-disposition"] = answer.headers["content-disposition"]
     route.fulfill(status=answer.status_code, body=answer.content, headers=headers)
@@ -133,8 +148,14 @@ def page(browser):
     page.on("pageerror", lambda error: errors.append(str(error)))
     # Chromium logs every non-2xx answer as "Failed to load resource"; the tests assert those
     # answers themselves. Anything else (a script error, a CSP refusal) is collected.
-    page.on("console", lambda message: errors.append(message.text)
-            if message.type == "error" and not message.text.startswith("Failed to load resource") else None)
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and not message.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
     page.errors = errors  # asserted empty by the tests
     yield page
     context.close()

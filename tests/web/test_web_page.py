@@ -150,8 +150,10 @@ def check_gallery_screenshot(page, shot, empty_shot) -> None:
     assert image.format == "PNG" and image.size == (VIEWPORT["width"], VIEWPORT["height"]) == empty.size
     box = page.locator("#gallery-section").bounding_box()
     assert box and box["width"] > 200 and box["height"] > 100
-    region = tuple(round(v) for v in (box["x"], box["y"], box["x"] + box["width"],
-                                      min(box["y"] + box["height"], VIEWPORT["height"])))
+    region = tuple(
+        round(v)
+        for v in (box["x"], box["y"], box["x"] + box["width"], min(box["y"] + box["height"], VIEWPORT["height"]))
+    )
     gallery, before = image.convert("RGB").crop(region), empty.convert("RGB").crop(region)
     # Not blank, and not what the empty page showed there
     assert max(ImageStat.Stat(gallery).stddev) > 10
@@ -270,8 +272,8 @@ def test_a_failed_generation_shows_the_reason(harness, local_api, page):
 def iam_api(api_module):
     """The handler as deployed with apiAuth=iam (the page needs no AWS call to say so)."""
     from emulator.api_gateway import ApiGatewayAdapter
-    from tests.api.conftest import FUNCTION_ENV
     from emulator.lambda_runtime import API_CODE, load
+    from tests.api.conftest import FUNCTION_ENV
     from tests.web.conftest import LocalApi
 
     module = load(API_CODE, "handler", {**FUNCTION_ENV, "API_AUTH": "iam"})
@@ -309,12 +311,17 @@ def test_models_are_listed_and_one_can_be_put_live(harness, local_api, page):
 
     # Then the deployment state machine was started for it, with the key, and the page says so
     expect(page.locator("#switch-result")).to_have_text(
-        "Deploying cat-20261121000000: the endpoint is being updated; the current model serves until it is done.")
+        "Deploying cat-20261121000000: the endpoint is being updated; the current model serves until it is done."
+    )
     assert ("PUT", "/models/live", KEY) in local_api.data_calls()
     (execution,) = boto3.client("stepfunctions", region_name=REGION).list_executions(
-        stateMachineArn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:test-deploy")["executions"]
-    assert json.loads(boto3.client("stepfunctions", region_name=REGION).describe_execution(
-        executionArn=execution["executionArn"])["input"]) == {"modelId": "cat-20261121000000"}
+        stateMachineArn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:test-deploy"
+    )["executions"]
+    assert json.loads(
+        boto3.client("stepfunctions", region_name=REGION).describe_execution(executionArn=execution["executionArn"])[
+            "input"
+        ]
+    ) == {"modelId": "cat-20261121000000"}
     page.locator("#status-section").screenshot(path=str(screenshot_path("status")))
     assert page.errors == []
 
@@ -335,7 +342,8 @@ def test_a_deleted_endpoint_is_recreated_by_the_first_generation_which_waits_for
     expect(page.locator("#progress")).to_contain_text("re-created from the live model's configuration")
     sfn = boto3.client("stepfunctions", region_name=REGION)
     (heal,) = sfn.list_executions(stateMachineArn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:test-deploy")[
-        "executions"]
+        "executions"
+    ]
     assert json.loads(sfn.describe_execution(executionArn=heal["executionArn"])["input"]) == {"modelId": MODEL}
     assert page.errors == []
 
@@ -370,8 +378,12 @@ def test_a_transiently_failed_model_is_retrained_with_one_click(harness, local_a
     # Given a model whose training failed for want of capacity, and one refused as an invalid dataset
     harness.live_model(MODEL)
     create_endpoint(MODEL)
-    harness.put_model("cat-20261121000000", status="failed", retryable={"BOOL": True},
-                      failureReason={"S": "training failed: CapacityError: no ml.g4dn.2xlarge"})
+    harness.put_model(
+        "cat-20261121000000",
+        status="failed",
+        retryable={"BOOL": True},
+        failureReason={"S": "training failed: CapacityError: no ml.g4dn.2xlarge"},
+    )
     harness.put_model("cow-20261122000000", status="failed", failureReason={"S": "invalid dataset: 2 usable images"})
     page.goto(local_api.url)
     save_key(page)
@@ -387,11 +399,13 @@ def test_a_transiently_failed_model_is_retrained_with_one_click(harness, local_a
     # Then one retrain was started, with the key, and the page says so
     expect(page.locator("#switch-result")).to_contain_text("Retraining cat-20261121000000 on the same files")
     machine = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:test-train"
-    (execution,) = boto3.client("stepfunctions", region_name=REGION).list_executions(
-        stateMachineArn=machine)["executions"]
+    (execution,) = boto3.client("stepfunctions", region_name=REGION).list_executions(stateMachineArn=machine)[
+        "executions"
+    ]
     assert execution["name"] == "cat-20261121000000_retrain_1"
     assert [c for c in local_api.data_calls() if c[0] == "POST"] == [
-        ("POST", "/models/cat-20261121000000/retrain", KEY)]
+        ("POST", "/models/cat-20261121000000/retrain", KEY)
+    ]
     # And after the refresh the model is training, with no Retry button
     expect(page.locator('#models tr[data-model="cat-20261121000000"] td').nth(1)).to_have_text("training")
     expect(page.get_by_role("button", name=re.compile(r"^Retry training"))).to_have_count(0)

@@ -7,8 +7,8 @@ from html.parser import HTMLParser
 import pytest
 
 from emulator.api_gateway import ApiGatewayAdapter
-from tests.api.conftest import FUNCTION_ENV
 from emulator.lambda_runtime import API_CODE, load
+from tests.api.conftest import FUNCTION_ENV
 
 ROUTES = {"/": "text/html", "/web/app.js": "text/javascript", "/web/app.css": "text/css"}
 
@@ -55,10 +55,20 @@ def test_the_page_files_are_served_as_shipped(fresh_handler, route, content_type
     assert answer.text == shipped.replace("{{API_AUTH}}", "apiKey").replace("{{BASE}}", "/prod/")
 
 
-@pytest.mark.parametrize("page_path, base", [
-    ("/v1/", "/v1/"), ("/v1", "/v1/"), ("/", "/"), ("/api/v1", "/api/v1/"),
-    (None, ""), ("", ""), ("//evil.example/", ""), ('/v1/"><script>', ""), ("/v1/%2F", ""),
-])
+@pytest.mark.parametrize(
+    "page_path, base",
+    [
+        ("/v1/", "/v1/"),
+        ("/v1", "/v1/"),
+        ("/", "/"),
+        ("/api/v1", "/api/v1/"),
+        (None, ""),
+        ("", ""),
+        ("//evil.example/", ""),
+        ('/v1/"><script>', ""),
+        ("/v1/%2F", ""),
+    ],
+)
 def test_the_page_links_its_files_from_the_folder_it_was_asked_for_by(page_path, base):
     web = load(API_CODE, "web", {})
     assert web.base_path(page_path) == base

@@ -17,11 +17,11 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from emulator import PipelineHarness, SageMakerSimulator, synthesize
 from emulator.api_gateway import ApiGatewayAdapter
 from emulator.lambda_runtime import load
-from tests.conftest import ROOT
-from emulator import PipelineHarness, SageMakerSimulator, synthesize
 from emulator.pipeline_harness import BUCKET_NAME, FAST_CONTEXT
+from tests.conftest import ROOT
 from tests.web.conftest import LocalApi
 from tests.web.test_web_page import KEY, save_key
 
@@ -37,8 +37,10 @@ def photo(colour: tuple[int, int, int], size: tuple[int, int] = (600, 700)) -> b
 
 
 def as_files(photos: dict[str, bytes]) -> list[dict]:
-    return [{"name": name, "mimeType": "image/png" if name.endswith(".png") else "image/jpeg", "buffer": data}
-            for name, data in photos.items()]
+    return [
+        {"name": name, "mimeType": "image/png" if name.endswith(".png") else "image/jpeg", "buffer": data}
+        for name, data in photos.items()
+    ]
 
 
 def train_from_page(page, url: str, photos: dict[str, bytes], dataset: str = "dog") -> None:
@@ -78,8 +80,11 @@ def test_photos_dropped_on_the_page_train_a_model_that_goes_live(synthesized, pa
         staged_rules = spec.code_dir / "dreambooth_shared" / "dataset_rules.py"
         assert not staged_rules.is_symlink()  # the build copied the shared package into the asset
         assert staged_rules.read_bytes() == (ROOT / "dreambooth_shared" / "dataset_rules.py").read_bytes()
-        handler = load(spec.code_dir, "handler", {**spec.environment, "POWERTOOLS_TRACE_DISABLED": "true",
-                                                  "POWERTOOLS_METRICS_DISABLED": "true"})
+        handler = load(
+            spec.code_dir,
+            "handler",
+            {**spec.environment, "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"},
+        )
         stop = threading.Event()
         events = threading.Thread(target=deliver_commit_events, args=(h, "datasets/dog/", stop), daemon=True)
         adapter = ApiGatewayAdapter(handler.lambda_handler)
@@ -128,21 +133,29 @@ def test_photos_dropped_on_the_page_train_a_model_that_goes_live(synthesized, pa
     (model_id,) = [m for m, item in registry.items() if item.get("dataset") == "dog"]
     assert registry[model_id]["status"] == "live" and registry[model_id]["instancePrompt"] == PROMPT
     assert [k for k in keys if k.startswith("datasets/dog/")] == [
-        "datasets/dog/dataset_info.json", "datasets/dog/dog0.jpg", "datasets/dog/dog1.jpg", "datasets/dog/dog2.jpg"]
+        "datasets/dog/dataset_info.json",
+        "datasets/dog/dog0.jpg",
+        "datasets/dog/dog1.jpg",
+        "datasets/dog/dog2.jpg",
+    ]
     assert not [k for k in keys if k.startswith("uploads/")]  # the staging objects were deleted
     assert page.errors == []
 
 
 def test_photos_the_pipeline_would_refuse_show_every_reason_and_commit_nothing(harness, local_api, page):
     # Given three photos: one real, one too small, one that is text named .jpg
-    photos = {"a.jpg": photo((10, 20, 30)), "b.jpg": photo((40, 50, 60), size=(100, 100)),
-              "c.jpg": b"not a photo at all"}
+    photos = {
+        "a.jpg": photo((10, 20, 30)),
+        "b.jpg": photo((40, 50, 60), size=(100, 100)),
+        "c.jpg": b"not a photo at all",
+    }
     train_from_page(page, local_api.url, photos)
 
     # Then every reason the pipeline gives is listed, in its words, with what to do
     alert = page.locator("#train-error")
     expect(alert.locator(".error-title")).to_have_text(
-        "The pipeline would refuse these photos; nothing was added to the dataset.")
+        "The pipeline would refuse these photos; nothing was added to the dataset."
+    )
     reasons = alert.locator("li")
     expect(reasons).to_have_count(3)
     texts = reasons.all_inner_texts()
@@ -172,8 +185,7 @@ def test_a_failed_training_is_shown_with_the_pipelines_reason_and_survives_a_rel
     # When the page is reloaded and the registry then records the dataset's model as failed
     page.reload()
     expect(page.locator('#train-phases li[data-phase="waiting"]')).to_be_visible()
-    harness.put_model("dog-20261201100000", status="failed",
-                      failureReason={"S": "training failed: CUDA out of memory"})
+    harness.put_model("dog-20261201100000", status="failed", failureReason={"S": "training failed: CUDA out of memory"})
     page.clock.run_for(3_000)  # the page looks again every 3 s (not on the wall clock here)
     # Then the page shows the failure with the pipeline's reason and the elapsed time
     failed = page.locator('#train-phases li[data-phase="failed"]')

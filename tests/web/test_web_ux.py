@@ -25,12 +25,24 @@ SCREENSHOT_TIME = "2026-11-25T10:30:00Z"
 # Controls that must be on screen and usable once a key is saved, a model is live and a
 # generation of two images is in the gallery.
 CONTROLS = [
-    ("button", "Forget key"), ("button", "Insert phrase"), ("textbox", "Prompt"), ("textbox", "Negative prompt (optional)"),
-    ("combobox", "Images"), ("combobox", "Size (width × height)"), ("spinbutton", "Steps"), ("spinbutton", "Guidance"),
-    ("spinbutton", "Seed (empty: random)"), ("button", "Generate"), ("button", "Upload and train"),
-    ("textbox", "Dataset name (letters, digits, hyphens)"), ("textbox", "Prompt phrase (a rare word and the kind of thing)"),
-    ("textbox", "Class prompt (optional)"), ("button", "Refresh"), ("button", "Make cat-20261121000000 live"),
-    ("button", f"Prompt idea: {PHRASE} on the sea"), ("button", f"Prompt idea: {PHRASE} with a hat"),
+    ("button", "Forget key"),
+    ("button", "Insert phrase"),
+    ("textbox", "Prompt"),
+    ("textbox", "Negative prompt (optional)"),
+    ("combobox", "Images"),
+    ("combobox", "Size (width × height)"),
+    ("spinbutton", "Steps"),
+    ("spinbutton", "Guidance"),
+    ("spinbutton", "Seed (empty: random)"),
+    ("button", "Generate"),
+    ("button", "Upload and train"),
+    ("textbox", "Dataset name (letters, digits, hyphens)"),
+    ("textbox", "Prompt phrase (a rare word and the kind of thing)"),
+    ("textbox", "Class prompt (optional)"),
+    ("button", "Refresh"),
+    ("button", "Make cat-20261121000000 live"),
+    ("button", f"Prompt idea: {PHRASE} on the sea"),
+    ("button", f"Prompt idea: {PHRASE} with a hat"),
     ("button", f"Prompt idea: {PHRASE} with Donald Trump"),
 ]
 
@@ -77,8 +89,10 @@ def assert_usable(page, role: str, name: str) -> None:
     width = page.evaluate("window.innerWidth")
     assert box and box["x"] >= 0 and box["x"] + box["width"] <= width + 0.5, (name, box, width)
     assert box["width"] >= 24 and box["height"] >= 24, (name, box)  # big enough to tap
-    hit = page.evaluate("([x, y]) => { const e = document.elementFromPoint(x, y); return e && e.closest('button, input, select, textarea, a') ? e.closest('button, input, select, textarea, a').outerHTML : null }",
-                        [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2])
+    hit = page.evaluate(
+        "([x, y]) => { const e = document.elementFromPoint(x, y); return e && e.closest('button, input, select, textarea, a') ? e.closest('button, input, select, textarea, a').outerHTML : null }",
+        [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2],
+    )
     assert hit is not None and hit == control.evaluate("e => e.outerHTML"), (name, hit)
 
 
@@ -90,7 +104,9 @@ def test_every_control_is_visible_and_usable_on_a_phone_and_a_desktop(harness, l
     for role, name in CONTROLS:
         assert_usable(page, role, name)
     for image_control in ("Download all 2 images of", "Reuse the settings of", "Remove “"):
-        assert_usable(page, "button", page.locator(f'button[aria-label^="{image_control}"]').get_attribute("aria-label"))
+        assert_usable(
+            page, "button", page.locator(f'button[aria-label^="{image_control}"]').get_attribute("aria-label")
+        )
     for link in page.locator("figcaption a.button").all():
         assert_usable(page, "link", link.get_attribute("aria-label"))
     assert page.errors == []
@@ -129,7 +145,8 @@ def test_generate_is_disabled_with_a_hint_while_no_model_is_live(harness, local_
     page.goto(local_api.url)
     save_key(page)
     expect(page.locator("#generate-hint")).to_have_text(
-        "No model is live yet: train one below (Train a new model), then generate.")
+        "No model is live yet: train one below (Train a new model), then generate."
+    )
     expect(page.get_by_role("button", name="Generate")).to_be_disabled()
     expect(page.locator("#phrase-box")).to_be_hidden()
     # Once a model is live, Refresh enables it
@@ -229,8 +246,9 @@ def _differs(committed: Path, fresh: Path) -> float:
 
 
 @pytest.mark.parametrize("name, viewport", [("web-desktop", VIEWPORT), ("web-phone", PHONE)])
-def test_the_readme_screenshots_are_made_from_the_emulator_and_current(harness, local_api, page, name, viewport,
-                                                                        tmp_path, monkeypatch):
+def test_the_readme_screenshots_are_made_from_the_emulator_and_current(
+    harness, local_api, page, name, viewport, tmp_path, monkeypatch
+):
     page.set_viewport_size(viewport)
     populated(harness, local_api, page, frozen=True, monkeypatch=monkeypatch)
     page.locator("#prompt").fill("")
