@@ -66,12 +66,16 @@ def role_assumed_by_role(resources: Resources, role: str) -> str:
     )
 
 
+def text(value: Any) -> str:
+    """A string property (literal, or an Fn::Join) with every intrinsic in it replaced by <>, for reading."""
+    if isinstance(value, str):
+        return value
+    return "".join(p if isinstance(p, str) else "<>" for p in value["Fn::Join"][1])
+
+
 def definition_text(machine: Mapping[str, Any]) -> str:
     """A state machine's definition with every intrinsic replaced by <>, for reading."""
-    definition = machine["Properties"]["DefinitionString"]
-    if isinstance(definition, str):
-        return definition
-    return "".join(p if isinstance(p, str) else "<>" for p in definition["Fn::Join"][1])
+    return text(machine["Properties"]["DefinitionString"])
 
 
 def states(machine: Mapping[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
-from aws_cdk import Acknowledgment, ArnFormat, Aws, CfnOutput, Duration, RemovalPolicy, Stack, Token, Validations
+from aws_cdk import Acknowledgment, ArnFormat, Aws, CfnOutput, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -45,6 +45,7 @@ from dreambooth_shared.contract import (
     ApiEnv,
 )
 from stacks.config import INSTANCE_START_MINUTES, ApiConfig, ServingConfig
+from stacks.shared import arns
 from stacks.shared.assets import lambda_code, lambda_dir
 from stacks.shared.logs import retention
 from stacks.shared.nag import acknowledge, acknowledge_prefix_grants, arn_prefix, nag_resource
@@ -186,7 +187,7 @@ class InferenceApi(Construct):
         self._sdk = sdk_layer(self)  # the pinned boto3 (the stack's one layer, shared with the pipeline)
         # lambda/api/ (with openapi.json and web/, which the function serves) and dreambooth_shared/.
         self._code = lambda_code("api")
-        endpoint_arn = self._endpoint_arn(endpoint_name)
+        endpoint_arn = arns.endpoint_arn(self, endpoint_name)
         common_env = {
             names.GENERATIONS_TABLE: self.generations_table.table_name,
             names.REGISTRY_TABLE: registry_table.table_name,
@@ -335,11 +336,6 @@ class InferenceApi(Construct):
                 value=self.invoke_policy.managed_policy_arn,
                 description="Attach to callers of the API (IAM auth mode).",
             )
-
-    def _endpoint_arn(self, endpoint_name: str) -> str:
-        # SageMaker writes endpoint names in lower case inside ARNs.
-        name = endpoint_name if Token.is_unresolved(endpoint_name) else endpoint_name.lower()
-        return f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:endpoint/{name}"
 
     def _function(
         self,

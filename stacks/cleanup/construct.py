@@ -20,6 +20,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from dreambooth_shared.contract import LIVE_POINTER_ID
 from stacks.config import STACK_TAG_KEY
 from stacks.serving.construct import grant_autoscaling
+from stacks.shared import arns
 from stacks.shared.functions import PipelineFunctions
 from stacks.shared.nag import acknowledge, arn_prefix
 
@@ -53,9 +54,7 @@ class SageMakerCleanup:
         function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:DeleteEndpoint"],
-                resources=[
-                    stack.format_arn(service="sagemaker", resource="endpoint", resource_name=endpoint_name.lower())
-                ],
+                resources=[arns.endpoint_arn(scope, endpoint_name)],
             )
         )
         # Configs and models are named per model version: only the ones this stack tagged.
@@ -63,7 +62,7 @@ class SageMakerCleanup:
             iam.PolicyStatement(
                 actions=["sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"],
                 resources=[
-                    stack.format_arn(service="sagemaker", resource="endpoint-config", resource_name="*"),
+                    arns.endpoint_config_arns(scope),
                     stack.format_arn(service="sagemaker", resource="model", resource_name="*"),
                 ],
                 conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG_KEY}": stack.stack_name}},

@@ -28,7 +28,7 @@ from dreambooth_shared.contract import INFERENCE_FAILURES_PREFIX, INFERENCE_OUTP
 from stacks.config import ConfigError, ServingConfig
 from stacks.notifications.construct import Notifications
 from stacks.serving.workflow import AsyncOutput, DeployWorkflow, HistoryBudget
-from stacks.shared import sfn_budget
+from stacks.shared import arns, sfn_budget
 from stacks.shared.functions import PipelineFunctions
 from stacks.shared.nag import acknowledge, arn_prefix
 from stacks.training.jumpstart_lock import JumpStartArtifacts, JumpStartLock
@@ -90,9 +90,7 @@ class Serving:
         self.park_function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:DescribeEndpoint"],
-                resources=[
-                    stack.format_arn(service="sagemaker", resource="endpoint", resource_name=endpoint_name.lower())
-                ],
+                resources=[arns.endpoint_arn(scope, endpoint_name)],
             )
         )
         for waiter in (self.park_function, self.endpoint_event_function):
@@ -211,19 +209,9 @@ def _inference_topic(
     return topic
 
 
-def endpoint_arns(scope: Construct, endpoint_name: str) -> tuple[str, str]:
-    """The endpoint's ARN, and its configs' (named per model version at run time)."""
-    stack = Stack.of(scope)
-    return (
-        stack.format_arn(service="sagemaker", resource="endpoint", resource_name=endpoint_name.lower()),
-        stack.format_arn(service="sagemaker", resource="endpoint-config", resource_name="*"),
-    )
-
-
 def grant_autoscaling(scope: Construct, function: lambda_.Function, endpoint_name: str, *, register: bool) -> None:
     """Application Auto Scaling on the endpoint's variant, and its alarms (register, or only deregister)."""
     stack = Stack.of(scope)
-    endpoint_arn, config_arns = endpoint_arns(scope, endpoint_name)
     actions = ["application-autoscaling:DeregisterScalableTarget"]
     if register:
         actions += [
@@ -261,7 +249,7 @@ def grant_autoscaling(scope: Construct, function: lambda_.Function, endpoint_nam
                     "sagemaker:DescribeEndpointConfig",
                     "sagemaker:UpdateEndpointWeightsAndCapacities",
                 ],
-                resources=[endpoint_arn, config_arns],
+                resources=[arns.endpoint_arn(scope, endpoint_name), arns.endpoint_config_arns(scope)],
             )
         )
         alarm_actions.insert(0, "cloudwatch:PutMetricAlarm")

@@ -49,6 +49,7 @@ from stacks.registry.construct import DISCARD as _DISCARD
 from stacks.registry.construct import NOW as _NOW
 from stacks.registry.construct import S
 from stacks.registry.construct import str_at as _str
+from stacks.shared import arns
 from stacks.shared.steps import ONWARD, Step
 
 # A deployment waiting for another one checks the lock at most MAX_LOCK_CHECKS times, spaced (at
@@ -281,9 +282,7 @@ class DeployWorkflow(Construct):
             iam.PolicyStatement(
                 effect=iam.Effect.DENY,
                 actions=["sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint", "sagemaker:DeleteEndpointConfig"],
-                resources=[
-                    Stack.of(self).format_arn(service="sagemaker", resource="endpoint-config", resource_name="*")
-                ],
+                resources=[arns.endpoint_config_arns(self)],
                 conditions={"StringNotEquals": {f"aws:ResourceTag/{STACK_TAG_KEY}": stack_name}},
             )
         )
@@ -345,9 +344,6 @@ class _Parts:
         release.next(then)
         return release
 
-    def endpoint_arn(self) -> str:
-        return f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:endpoint/{self.endpoint_name.lower()}"
-
     def describe_endpoint(self, scope: Construct, state_id: str) -> tasks.CallAwsService:
         return tasks.CallAwsService(
             scope,
@@ -355,7 +351,7 @@ class _Parts:
             service="sagemaker",
             action="describeEndpoint",
             parameters={"EndpointName": self.endpoint_name},
-            iam_resources=[self.endpoint_arn()],
+            iam_resources=[arns.endpoint_arn(scope, self.endpoint_name)],
             # `detail` keeps the optional fields (FailureReason) for the failure messages: selecting
             # a missing field would stop the execution with an uncatchable States.Runtime error.
             result_selector={"status.$": "$.EndpointStatus", "config.$": "$.EndpointConfigName", "detail.$": "$"},
@@ -788,9 +784,7 @@ class CreateSageMakerModel(Step):
                         },
                     },
                 },
-                iam_resources=[
-                    Stack.of(self).format_arn(service="sagemaker", resource="endpoint-config", resource_name="*")
-                ],
+                iam_resources=[arns.endpoint_config_arns(self)],
                 iam_action="sagemaker:CreateEndpointConfig",
                 result_path=_DISCARD,
             )
@@ -815,9 +809,7 @@ class CreateSageMakerModel(Step):
             service="sagemaker",
             action="describeEndpointConfig",
             parameters={"EndpointConfigName": sfn.JsonPath.string_at("$.modelId")},
-            iam_resources=[
-                Stack.of(self).format_arn(service="sagemaker", resource="endpoint-config", resource_name="*")
-            ],
+            iam_resources=[arns.endpoint_config_arns(self)],
             result_selector={"detail.$": "$"},
             result_path="$.recordedConfig",
         )
@@ -830,9 +822,7 @@ class CreateSageMakerModel(Step):
                 service="sagemaker",
                 action="deleteEndpointConfig",
                 parameters={"EndpointConfigName": sfn.JsonPath.string_at("$.modelId")},
-                iam_resources=[
-                    Stack.of(self).format_arn(service="sagemaker", resource="endpoint-config", resource_name="*")
-                ],
+                iam_resources=[arns.endpoint_config_arns(self)],
                 result_path=_DISCARD,
             )
         )
@@ -944,7 +934,7 @@ class Rollout(Step):
                 service="sagemaker",
                 action="deleteEndpoint",
                 parameters={"EndpointName": endpoint_name},
-                iam_resources=[parts.endpoint_arn()],
+                iam_resources=[arns.endpoint_arn(self, endpoint_name)],
                 result_path=_DISCARD,
             )
         )
@@ -957,7 +947,7 @@ class Rollout(Step):
                 service="sagemaker",
                 action="deleteEndpoint",
                 parameters={"EndpointName": endpoint_name},
-                iam_resources=[parts.endpoint_arn()],
+                iam_resources=[arns.endpoint_arn(self, endpoint_name)],
                 result_path=_DISCARD,
             )
         )
