@@ -39,24 +39,21 @@ from dreambooth_shared.contract import (
     GENERATED_PREFIX,
     INFERENCE_OUTPUTS_PREFIX,
     INFERENCE_REQUESTS_PREFIX,
-    METRICS_NAMESPACE,
     RESULTS_SERVICE,
     UPLOADS_PREFIX,
     ApiEnv,
 )
 from stacks.config import INSTANCE_START_MINUTES, ApiConfig, ServingConfig
 from stacks.shared import arns
-from stacks.shared.assets import lambda_code, lambda_dir
+from stacks.shared.assets import lambda_dir
+from stacks.shared.functions import PipelineFunctions
 from stacks.shared.logs import retention
 from stacks.shared.nag import acknowledge, acknowledge_prefix_grants, arn_prefix, nag_resource
-from stacks.shared.powertools_layer import powertools_layer
-from stacks.shared.sdk_layer import sdk_layer
 from stacks.storage.construct import grant_prefix_read
 
 OPENAPI_PATH = lambda_dir("api") / "openapi.json"
 
 # Powertools for AWS Lambda comes from AWS's public layer (no bundling); same pin as the pipeline.
-RUNTIME = lambda_.Runtime.PYTHON_3_13
 
 STAGE_NAME = "v1"
 CORS_ALLOW_HEADERS = ["content-type", "x-api-key", "authorization", "x-amz-date", "x-amz-security-token"]
@@ -183,17 +180,15 @@ class InferenceApi(Construct):
             sort_key=dynamodb.Attribute(name=PENDING_INDEX_KEYS[1], type=dynamodb.AttributeType.STRING),
         )
 
-        self._powertools = powertools_layer(self, "Powertools")
-        self._sdk = sdk_layer(self)  # the pinned boto3 (the stack's one layer, shared with the pipeline)
-        # lambda/api/ (with openapi.json and web/, which the function serves) and dreambooth_shared/.
-        self._code = lambda_code("api")
+        # Its functions run lambda/api/ (with openapi.json and web/, which the function serves) and
+        # dreambooth_shared/, with the Powertools layer and the stack's one SDK layer (shared with the pipeline).
+        self._functions = PipelineFunctions(self, log_retention=self._log_retention)
         endpoint_arn = arns.endpoint_arn(self, endpoint_name)
         common_env = {
             names.GENERATIONS_TABLE: self.generations_table.table_name,
             names.REGISTRY_TABLE: registry_table.table_name,
             names.BUCKET_NAME: bucket.bucket_name,
             names.ENDPOINT_NAME: endpoint_name,
-            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             # Every function's settings require these (lambda/api/settings.py has no defaults of its own).
             names.MAX_WAIT_S: str(config.max_wait_s),
             names.GENERATION_TTL_DAYS: str(config.generation_ttl_days),
@@ -210,16 +205,17 @@ class InferenceApi(Construct):
             names.PENDING_INDEX: PENDING_INDEX,
             names.DEPLOY_STATE_MACHINE_ARN: deploy_state_machine.state_machine_arn,
         }
-        self.api_function = self._function(
+        self.api_function = self._functions.function(
             "Handler",
-            handler="handler.lambda_handler",
+            "api",
+            "handler.lambda_handler",
             description="Text-to-image API: validates, records, sends and reports generations.",
-            timeout=Duration.seconds(min(config.max_wait_s + API_FUNCTION_MARGIN_S, API_GATEWAY_LIMIT_S - 1)),
+            timeout_s=min(config.max_wait_s + API_FUNCTION_MARGIN_S, API_GATEWAY_LIMIT_S - 1),
             memory_mb=512,
+            service=API_SERVICE,
             environment={
                 **common_env,
                 **async_env,
-                "POWERTOOLS_SERVICE_NAME": API_SERVICE,
                 names.TRAINING_STATE_MACHINE_ARN: training_state_machine.state_machine_arn,
                 names.CORS_ALLOW_ORIGIN: config.cors_allow_origin or "",
                 **(judge_environment or {}),
@@ -239,29 +235,30 @@ class InferenceApi(Construct):
                 "a dead-letter queue of its own would only move the same messages again.",
             )
         )
-        self.results_function = self._function(
+        self.results_function = self._functions.function(
             "Results",
-            handler="results.lambda_handler",
+            "api",
+            "results.lambda_handler",
             description="Turns SageMaker's asynchronous inference notices into images and finished generations.",
-            timeout=Duration.seconds(60),
-            memory_mb=256,
-            environment={**common_env, **async_env, "POWERTOOLS_SERVICE_NAME": RESULTS_SERVICE},
+            timeout_s=60,
+            service=RESULTS_SERVICE,
+            environment={**common_env, **async_env},
             dead_letter_queue=self.failed_notices,  # SNS invokes it asynchronously: Lambda retries twice, then here
         )
         for topic in (success_topic, error_topic):
             topic.add_subscription(
                 subscriptions.LambdaSubscription(self.results_function, dead_letter_queue=self.failed_notices)
             )
-        self.dispatch_function = self._function(
+        self.dispatch_function = self._functions.function(
             "Dispatch",
-            handler="dispatch.lambda_handler",
+            "api",
+            "dispatch.lambda_handler",
             description="Re-creates a deleted endpoint of the live model and sends generations it could not queue.",
-            timeout=Duration.seconds(120),
-            memory_mb=256,
+            timeout_s=120,
+            service="generation-dispatch",
             environment={
                 **common_env,
                 **async_env,
-                "POWERTOOLS_SERVICE_NAME": "generation-dispatch",
                 **({names.SCALING_FUNCTION_NAME: scaling_function.function_name} if scaling_function else {}),
             },
         )
@@ -336,68 +333,6 @@ class InferenceApi(Construct):
                 value=self.invoke_policy.managed_policy_arn,
                 description="Attach to callers of the API (IAM auth mode).",
             )
-
-    def _function(
-        self,
-        construct_id: str,
-        *,
-        handler: str,
-        description: str,
-        timeout: Duration,
-        memory_mb: int,
-        environment: dict[str, str],
-        dead_letter_queue: Optional[sqs.IQueue] = None,
-    ) -> lambda_.Function:
-        log_group = logs.LogGroup(
-            self, f"{construct_id}Logs", retention=self._log_retention, removal_policy=RemovalPolicy.DESTROY
-        )
-        # An own role instead of the default one, which carries the AWSLambdaBasicExecutionRole
-        # managed policy: this one may write to its own log group only.
-        role = iam.Role(
-            self,
-            f"{construct_id}Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=description,
-        )
-        log_group.grant_write(role)
-        function = lambda_.Function(
-            self,
-            construct_id,
-            runtime=RUNTIME,
-            architecture=lambda_.Architecture.X86_64,
-            code=self._code,
-            handler=handler,
-            description=description,
-            timeout=timeout,
-            memory_size=memory_mb,
-            environment=environment,
-            layers=[self._powertools, self._sdk],
-            tracing=lambda_.Tracing.ACTIVE,
-            log_group=log_group,
-            role=role,
-            dead_letter_queue=dead_letter_queue,
-        )
-        # cfn-lint W3005: CDK's Function adds a DependsOn on its role next to the GetAtt of it.
-        function.node.default_child.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
-        Validations.of(function).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-L1",
-                reason=(
-                    "Pinned to python3.13 on purpose: AWS publishes the Powertools layer these functions "
-                    "use (AWSLambdaPowertoolsPythonV3-python313) for it; move both together."
-                ),
-            )
-        )
-        Validations.of(role).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Resource::*]",
-                reason=(
-                    "X-Ray active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no "
-                    "resource-level permissions, so CDK grants them on * (the only wildcard here)."
-                ),
-            )
-        )
-        return function
 
     def _image_signer(self, bucket: s3.IBucket) -> iam.Role:
         """The role whose sessions sign image URLs: the API function assumes it for an hour, so a

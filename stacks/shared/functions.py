@@ -8,10 +8,13 @@ with the shared package (stacks/shared/assets.py). Each state machine: logs at l
 
 from __future__ import annotations
 
+from typing import Optional
+
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -50,12 +53,16 @@ class PipelineFunctions:
         timeout_s: int,
         description: str,
         memory_mb: int = 256,
+        service: str = PIPELINE_SERVICE,
+        dead_letter_queue: Optional[sqs.IQueue] = None,
     ) -> lambda_.Function:
-        """A function running lambda/<runtime>'s `handler`."""
+        """A function running lambda/<runtime>'s `handler`, its Powertools service `service`."""
         scope = self.scope
         log_group = logs.LogGroup(
             scope, f"{construct_id}Logs", retention=self.log_retention, removal_policy=RemovalPolicy.DESTROY
         )
+        # An own role instead of the default one, which carries the AWSLambdaBasicExecutionRole
+        # managed policy: this one may write to its own log group only.
         role = iam.Role(
             scope,
             f"{construct_id}Role",
@@ -72,7 +79,7 @@ class PipelineFunctions:
             layers=[self.layer, self.sdk_layer],
             environment={
                 **environment,
-                "POWERTOOLS_SERVICE_NAME": PIPELINE_SERVICE,
+                "POWERTOOLS_SERVICE_NAME": service,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             },
             timeout=Duration.seconds(timeout_s),
@@ -81,6 +88,7 @@ class PipelineFunctions:
             log_group=log_group,
             role=role,
             description=description,
+            dead_letter_queue=dead_letter_queue,
         )
         log_group.grant_write(role)
         ignore_implied_dependency(function)
@@ -88,8 +96,8 @@ class PipelineFunctions:
             Acknowledgment(
                 id="AwsSolutions-L1",
                 reason=(
-                    "Pinned to python3.13: AWS publishes the Powertools layer this function uses for "
-                    "python3.12 and python3.13 only."
+                    "Pinned to python3.13: AWS publishes the Powertools layer this function uses "
+                    "(AWSLambdaPowertoolsPythonV3-python313) for python3.12 and python3.13 only; move both together."
                 ),
             ),
         )
