@@ -6,7 +6,8 @@ See the docstring of emulator/pipeline_harness.py for why each exists:
   results handed to the state as JSON, a Wait on a timestamp that waits until that moment, and
   Timestamp* Choice rules that compare RFC 3339 timestamps with fractions.
 - Step Functions: an execution started without a name gets a fresh UUID, as in AWS
-  (`patch_execution_names`; moto names it `None`, so identical nameless starts collapse into one).
+  (`patch_execution_names`; moto names it `None`, so identical nameless starts collapse into one),
+  and a stopped one reads ABORTED as soon as StopExecution answers (`patch_stop_execution`).
 - Lambda: moto's docker-less backend echoes payloads; `patch_lambda_invoke` runs the real handler
   in-process through the harness instead (the harness owns the functions and their threads).
 """
@@ -65,6 +66,24 @@ def sagemaker_sync_service_class() -> type:
             super().__init__()
             self._supported_integration_patterns = {ResourceCondition.WaitForTaskToken, ResourceCondition.Sync}
 
+        def _task_failed(self, env, cause: str) -> FailureEventException:
+            """States.TaskFailed with `cause`, as Step Functions reports a failed SageMaker task."""
+            return FailureEventException(
+                FailureEvent(
+                    env=env,
+                    error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
+                    event_type=HistoryEventType.TaskFailed,
+                    event_details=EventDetails(
+                        taskFailedEventDetails=TaskFailedEventDetails(
+                            resource=self._get_sfn_resource(),
+                            resourceType=self._get_sfn_resource_type(),
+                            error=StatesErrorNameType.StatesTaskFailed.to_name(),
+                            cause=cause,
+                        )
+                    ),
+                )
+            )
+
         def _before_eval_execution(self, env, resource_runtime_part, raw_parameters, state_credentials):
             super()._before_eval_execution(
                 env=env,
@@ -89,21 +108,7 @@ def sagemaker_sync_service_class() -> type:
             if authorize(role, [Check(action, rule) for action in MANAGED_RULE_ACTIONS]):
                 # Before the job is created. Public reports show AWS refusing this when the state
                 # machine is created or updated (the deploy fails); a run here fails at the task.
-                raise FailureEventException(
-                    FailureEvent(
-                        env=env,
-                        error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
-                        event_type=HistoryEventType.TaskFailed,
-                        event_details=EventDetails(
-                            taskFailedEventDetails=TaskFailedEventDetails(
-                                resource=self._get_sfn_resource(),
-                                resourceType=self._get_sfn_resource_type(),
-                                error=StatesErrorNameType.StatesTaskFailed.to_name(),
-                                cause=f"'{role}' is not authorized to create managed-rule.",
-                            )
-                        ),
-                    )
-                )
+                raise self._task_failed(env, f"'{role}' is not authorized to create managed-rule.")
 
         def _build_sync_resolver(self, env, resource_runtime_part, normalised_parameters, state_credentials):
             if self._get_boto_service_action() != "create_training_job":
@@ -124,21 +129,7 @@ def sagemaker_sync_service_class() -> type:
                 job = json.loads(json.dumps(job, default=json_default))
                 if status == "Completed":
                     return job
-                raise FailureEventException(
-                    FailureEvent(
-                        env=env,
-                        error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
-                        event_type=HistoryEventType.TaskFailed,
-                        event_details=EventDetails(
-                            taskFailedEventDetails=TaskFailedEventDetails(
-                                resource=self._get_sfn_resource(),
-                                resourceType=self._get_sfn_resource_type(),
-                                error=StatesErrorNameType.StatesTaskFailed.to_name(),
-                                cause=to_json_str(job),
-                            )
-                        ),
-                    )
-                )
+                raise self._task_failed(env, to_json_str(job))
 
             return resolve
 
@@ -243,12 +234,38 @@ def patch_execution_names(stack: ExitStack) -> None:
     stack.enter_context(mock.patch.object(StepFunctionsParserBackend, "start_execution", start_execution))
 
 
+def patch_stop_execution(stack: ExitStack) -> None:
+    """StopExecution: AWS answers once the execution is ABORTED (a DescribeExecution or a start of the
+    same name right after it sees the stop). moto's executing backend marks it ABORTED from the
+    execution's own thread some time later, so a start of the same name and input meanwhile answered
+    the "running" twin (the stopped-window test failed so, 1 run in 4)."""
+    from moto.stepfunctions.parser.api import ExecutionStatus
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+    from moto.stepfunctions.parser.backend.execution import Execution
+
+    original = Execution.stop
+    if getattr(original, "stops_at_once", False):  # already in place (the test session's and a harness's)
+        return
+
+    def stop(execution: Any, stop_date: Any, error: Any, cause: Any) -> None:
+        original(execution, stop_date, error, cause)
+        worker = execution.exec_worker
+        if worker is not None and isinstance(worker.env.program_state(), ProgramStopped):
+            execution.exec_status = ExecutionStatus.ABORTED
+            execution.stop_date = stop_date
+
+    stop.stops_at_once = True  # type: ignore[attr-defined]
+    stop.moto_s = original  # type: ignore[attr-defined]  # for a test to plant moto's own stop
+    stack.enter_context(mock.patch.object(Execution, "stop", stop))
+
+
 def patch_step_functions(stack: ExitStack, authorize: Optional[Callable[[str, list[Any]], list[Any]]] = None) -> None:
     """The SageMaker .sync service and the conversions AWS makes that moto's interpreter skips
     (`authorize`: see `_authorize_as_role`)."""
     patch_jsonpath_parse(stack)
     patch_response_keys(stack)
     patch_execution_names(stack)
+    patch_stop_execution(stack)
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_factory as factory,
     )

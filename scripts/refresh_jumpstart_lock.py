@@ -36,9 +36,9 @@ from typing import Any, Iterator, Optional, Sequence
 from botocore.exceptions import ClientError
 
 from dreambooth_shared.contract import error_code
+from stacks.config import JUMPSTART_LOCK_FILE as LOCK_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCK_FILE = ROOT / "stacks" / "training" / "jumpstart.lock.json"
 MODEL_ID = "model-txt2img-stabilityai-stable-diffusion-v2-1-base"
 # Hyperparameters that wire in the training script: the pipeline sets them itself.
 _CONTAINER_HYPERPARAMETERS = ("sagemaker_program", "sagemaker_submit_directory")

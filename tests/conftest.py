@@ -55,14 +55,16 @@ def models_parsed_once():
 def moto_response_names_looked_up_once():
     """moto's serializer looks up each member's attribute names once per response, not per object
     (emulator/moto_patches.py, `patch_response_keys`), and a nameless StartExecution gets a
-    UUID as in AWS (`patch_execution_names`); the harness enters both on its own too."""
+    UUID as in AWS (`patch_execution_names`) and StopExecution answers once the execution is ABORTED
+    (`patch_stop_execution`); the harness enters both on its own too."""
     from contextlib import ExitStack
 
-    from emulator.moto_patches import patch_execution_names, patch_response_keys
+    from emulator.moto_patches import patch_execution_names, patch_response_keys, patch_stop_execution
 
     with ExitStack() as stack:
         patch_response_keys(stack)
         patch_execution_names(stack)
+        patch_stop_execution(stack)
         yield
 
 

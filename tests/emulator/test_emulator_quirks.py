@@ -51,6 +51,30 @@ def test_each_nameless_start_is_an_execution_of_its_own_named_with_a_uuid():
         assert named[0] == named[1] and named[0].endswith(":same")
 
 
+def test_a_stopped_execution_reads_aborted_as_soon_as_stop_execution_answers():
+    # Planted defect caught: moto's own stop (`moto_s`), which marks the execution ABORTED only from
+    # its thread later: the describe right after the stop still reads RUNNING.
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        machine = sfn.create_state_machine(
+            name="m",
+            roleArn="arn:aws:iam::123456789012:role/r",
+            definition=json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": True}}}),
+        )["stateMachineArn"]
+        # Given an execution waiting in its Wait state
+        arn = sfn.start_execution(stateMachineArn=machine, name="w", input="{}")["executionArn"]
+        deadline = time.monotonic() + 30
+        while "WaitStateEntered" not in [e["type"] for e in sfn.get_execution_history(executionArn=arn)["events"]]:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        # When it is stopped, then it reads ABORTED at once, as in AWS
+        sfn.stop_execution(executionArn=arn)
+        assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
+        # And a start of the same name is refused, not answered by a "running" twin
+        with pytest.raises(sfn.exceptions.ExecutionAlreadyExists):
+            sfn.start_execution(stateMachineArn=machine, name="w", input="{}")
+
+
 def test_live_switches_start_one_deployment_each_and_a_doubled_one_changes_nothing(synthesized):
     # PUT /models/live is the product's one nameless StartExecution (lambda/api/registry.py).
     # Planted defect caught: moto's naming: the second switch answers 500 (ExecutionAlreadyExists on

@@ -395,11 +395,6 @@ def test_a_stopped_upload_window_does_not_block_the_dataset(synthesized):
                 assert time.monotonic() < deadline, "the execution never reached its quiet window"
                 time.sleep(0.1)
             sfn.stop_execution(executionArn=waiting["executionArn"])
-            # moto's execution thread marks it ABORTED a moment after StopExecution answers (until then a
-            # start of the same name and input answers the "running" twin: 'started', not 'restarted')
-            while sfn.describe_execution(executionArn=waiting["executionArn"])["status"] == "RUNNING":
-                assert time.monotonic() < deadline, "the stopped execution never left RUNNING"
-                time.sleep(0.05)
         finally:
             operator_at_work[0] = False
         # (the window is 2 s of real time here: a stop that came after it would not test what this test says)
